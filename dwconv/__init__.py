@@ -1,0 +1,31 @@
+"""dwconv: fast 2-D depthwise convolution for NumPy arrays.
+
+Forward pass and gradients, NHWC and NCHW, every argument form of TensorFlow, Keras, ivy, Chainer
+and MegEngine, computed by OpenMP-parallel kernels with run-time instruction-set dispatch.
+"""
+__version__ = "0.1.0"
+
+from dwconv._config import _select_isa_at_import, show_config, supported_isas, use_isa
+from dwconv._conv import (
+    Gradients,
+    depthwise_conv2d,
+    depthwise_conv2d_backprop_filter,
+    depthwise_conv2d_backprop_input,
+    depthwise_conv2d_grad,
+    output_shape,
+)
+
+__all__ = [
+    "depthwise_conv2d",
+    "depthwise_conv2d_backprop_input",
+    "depthwise_conv2d_backprop_filter",
+    "depthwise_conv2d_grad",
+    "Gradients",
+    "output_shape",
+    "show_config",
+    "supported_isas",
+    "use_isa",
+]
+
+_select_isa_at_import()
+del _select_isa_at_import

@@ -1,0 +1,243 @@
+"""Argument normalization: the one place where dwconv reads what users pass.
+
+Every entry point (forward, gradients, compat layers, dask and cupy backends) turns its arguments
+into a ``Geometry`` here, with the same forms accepted and the same errors raised. Each error names
+the parameter in backticks and shows the offending value, and is raised before anything is
+computed or written.
+"""
+import numbers
+import os
+from collections import namedtuple
+
+import numpy as np
+
+__all__ = ["Geometry", "geometry", "shape_tuple", "as_array", "compute_dtype", "contiguous", "check_bias", "output_array",
+           "resolve_threads"]
+
+_LAYOUTS = {"NHWC": "NHWC", "CHANNELS_LAST": "NHWC", "NCHW": "NCHW", "CHANNELS_FIRST": "NCHW"}
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class Geometry(namedtuple("Geometry", "layout N H W C M kh kw sh sw dh dw pt pb pl pr OH OW")):
+    """Everything a kernel needs to know about one depthwise convolution.
+
+    layout: "NHWC" or "NCHW"; N, H, W, C: the input; M: the channel multiplier; kh, kw: the kernel;
+    sh, sw: strides; dh, dw: dilations; pt, pb, pl, pr: zero padding top, bottom, left, right;
+    OH, OW: the output's spatial size."""
+
+    __slots__ = ()
+
+    def _shape(self, h, w, channels):
+        return (self.N, h, w, channels) if self.layout == "NHWC" else (self.N, channels, h, w)
+
+    @property
+    def input_shape(self):
+        return self._shape(self.H, self.W, self.C)
+
+    @property
+    def output_shape(self):
+        return self._shape(self.OH, self.OW, self.C * self.M)
+
+    @property
+    def filter_shape(self):
+        return (self.kh, self.kw, self.C, self.M)
+
+
+def data_format(value):
+    """'NHWC' or 'NCHW' from any accepted spelling (None means TensorFlow's default, NHWC)."""
+    if value is None:
+        return "NHWC"
+    layout = _LAYOUTS.get(value.upper()) if isinstance(value, str) else None
+    if layout is None:
+        raise ValueError(
+            f"`data_format` must be 'NHWC', 'NCHW', 'channels_last' or 'channels_first', got {value!r}")
+    return layout
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _sequence(value):
+    """A list of the items of a list, tuple or 1-D array; None for anything else."""
+    if isinstance(value, np.ndarray):
+        return value.tolist() if value.ndim >= 1 else None
+    return list(value) if isinstance(value, (list, tuple)) else None
+
+
+def spatial_pair(value, name, layout):
+    """(h, w) positive ints from int | (h, w) | TensorFlow's 4-element form in `layout` order."""
+    expected = "[1, h, w, 1]" if layout == "NHWC" else "[1, 1, h, w]"
+    items = [value] if _is_int(value) else _sequence(value)
+    if items is None or len(items) not in (1, 2, 4) or not all(_is_int(v) for v in items):
+        raise ValueError(f"`{name}` must be a positive int, a pair (h, w) or {expected} for {layout}; "
+                         f"got {value!r}")
+    if len(items) == 4:
+        spatial = (1, 2) if layout == "NHWC" else (2, 3)
+        if any(items[i] != 1 for i in range(4) if i not in spatial):
+            raise ValueError(f"`{name}` in the 4-element form must be {expected} for {layout}: the batch "
+                             f"and channel entries must be 1; got {value!r}")
+        items = [items[i] for i in spatial]
+    h, w = (items[0], items[0]) if len(items) == 1 else items
+    if h < 1 or w < 1:
+        raise ValueError(f"`{name}` must be positive, got {value!r}")
+    return int(h), int(w)
+
+
+def padding_spec(value, layout):
+    """'VALID', 'SAME', or ((top, bottom), (left, right)) from every accepted padding form."""
+    if isinstance(value, str):
+        if value.upper() in ("VALID", "SAME"):
+            return value.upper()
+        raise ValueError(f"`padding` must be 'VALID', 'SAME' or explicit amounts, got {value!r}")
+    if _is_int(value):
+        pairs = [(value, value), (value, value)]
+    else:
+        items = _sequence(value)
+        pairs = None
+        if items is not None and len(items) in (2, 4):
+            if all(_is_int(v) for v in items):
+                pairs = [(v, v) for v in items] if len(items) == 2 else None
+            else:
+                pairs = [_sequence(v) for v in items]
+                if not all(p is not None and len(p) == 2 and all(_is_int(a) for a in p) for p in pairs):
+                    pairs = None
+        if pairs is None:
+            raise ValueError(
+                "`padding` must be 'VALID', 'SAME', an int, (ph, pw), ((top, bottom), (left, right)) or "
+                f"TensorFlow's 4 pairs in data_format order; got {value!r}")
+        if len(pairs) == 4:
+            spatial = (1, 2) if layout == "NHWC" else (2, 3)
+            if any(list(pairs[i]) != [0, 0] for i in range(4) if i not in spatial):
+                raise ValueError(f"`padding` in TensorFlow's explicit form must be [0, 0] for the batch and "
+                                 f"channel dimensions ({layout} order); got {value!r}")
+            pairs = [pairs[i] for i in spatial]
+    if any(a < 0 for p in pairs for a in p):
+        raise ValueError(f"`padding` must be non-negative, got {value!r}")
+    return tuple((int(a), int(b)) for a, b in pairs)
+
+
+def _same_padding(n, k, s, d):
+    """TensorFlow's SAME: output ceil(n/s), the odd pixel of padding at the end."""
+    total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+    return total // 2, total - total // 2
+
+
+def shape_tuple(shape, name, ndims):
+    items = _sequence(shape)
+    if items is None or len(items) not in ndims or not all(_is_int(v) and v >= 0 for v in items):
+        raise ValueError(f"`{name}` must be {' or '.join(map(str, ndims))} non-negative ints, got {shape!r}")
+    return tuple(int(v) for v in items)
+
+
+def geometry(input_shape, filter_shape, strides, padding, data_format_=None, dilations=None,
+             input_name="x", filter_name="filters"):
+    """Validate shapes and arguments together and return the Geometry of the convolution."""
+    layout = data_format(data_format_)
+    if len(input_shape) != 4:
+        raise ValueError(f"`{input_name}` must be 4-D ({', '.join(layout)}), got shape {tuple(input_shape)}")
+    if len(filter_shape) not in (3, 4):
+        raise ValueError(f"`{filter_name}` must be (kh, kw, C, M) or (kh, kw, C), got shape {tuple(filter_shape)}")
+    N, H, W, C = input_shape if layout == "NHWC" else (input_shape[0], *input_shape[2:], input_shape[1])
+    kh, kw, fc = filter_shape[:3]
+    M = filter_shape[3] if len(filter_shape) == 4 else 1
+    if fc != C:
+        raise ValueError(f"`{filter_name}` has {fc} input channels (shape {tuple(filter_shape)}) but "
+                         f"`{input_name}` has {C} (shape {tuple(input_shape)}, {layout})")
+    if kh < 1 or kw < 1:
+        raise ValueError(f"`{filter_name}` must have a kernel of at least 1x1, got shape {tuple(filter_shape)}")
+    sh, sw = spatial_pair(strides, "strides", layout)
+    dh, dw = spatial_pair(1 if dilations is None else dilations, "dilations", layout)
+    pad = padding_spec(padding, layout)
+    if pad == "VALID":
+        pad = ((0, 0), (0, 0))
+    elif pad == "SAME":
+        pad = (_same_padding(H, kh, sh, dh), _same_padding(W, kw, sw, dw))
+    (pt, pb), (pl, pr) = pad
+    eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    if eh > H + pt + pb or ew > W + pl + pr:
+        raise ValueError(
+            f"`{filter_name}`: the kernel {kh}x{kw} with dilations ({dh}, {dw}) spans {eh}x{ew}, larger than "
+            f"the padded input {H + pt + pb}x{W + pl + pr} (`padding`={padding!r})")
+    OH, OW = (H + pt + pb - eh) // sh + 1, (W + pl + pr - ew) // sw + 1
+    return Geometry(layout, N, H, W, C, M, kh, kw, sh, sw, dh, dw, pt, pb, pl, pr, OH, OW)
+
+
+def as_array(value, name):
+    """A float32/float64 ndarray from any array-like, unchanged when it already is one."""
+    if value is None:
+        raise TypeError(f"`{name}` must be an array, got None")
+    if not isinstance(value, np.ndarray):
+        try:
+            value = np.asarray(value)
+        except ValueError as exc:
+            raise ValueError(f"`{name}` must be a rectangular array; got a ragged sequence ({exc})") from None
+    if value.dtype.kind != "f" or value.dtype.itemsize not in (4, 8):
+        raise TypeError(f"`{name}` has dtype {value.dtype}; dwconv computes in float32 or float64")
+    return value
+
+
+def compute_dtype(*arrays):
+    """float64 if any array is float64, else float32."""
+    return np.result_type(*(a.dtype.newbyteorder("=") for a in arrays))
+
+
+def contiguous(array, dtype):
+    """`array` as a C-contiguous, native-endian `dtype` array; a copy only when it is not one already."""
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def check_bias(bias, g, dtype):
+    if bias is None:
+        return None
+    bias = as_array(bias, "bias")
+    if bias.shape != (g.C * g.M,):
+        raise ValueError(f"`bias` must have shape ({g.C * g.M},) (C*M), got {bias.shape}")
+    return contiguous(bias, dtype)
+
+
+def _physical_memory():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def output_array(out, shape, dtype, inputs=(), name="out"):
+    """`out` checked against the result it must hold, or a new array when it is None."""
+    nbytes = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
+    if out is None:
+        memory = _physical_memory()
+        if nbytes > np.iinfo(np.intp).max or (memory is not None and nbytes > memory):
+            raise ValueError(f"the result of shape {shape} would need {nbytes / 2**30:.1f} GiB, more than "
+                             "this machine has")
+        return np.empty(shape, dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"`{name}` must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"`{name}` has shape {out.shape}, expected {tuple(shape)}")
+    if out.dtype != dtype:
+        raise ValueError(f"`{name}` has dtype {out.dtype}, expected {np.dtype(dtype)}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"`{name}` must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError(f"`{name}` is read-only")
+    for label, array in inputs:
+        if np.may_share_memory(out, array):
+            raise ValueError(f"`{name}` overlaps `{label}`; the result must go to separate memory")
+    return out
+
+
+def resolve_threads(num_threads, max_threads):
+    """The thread count for one call: None = OpenMP's default, n > 0, or n < 0 meaning max+1+n."""
+    if num_threads is None:
+        return max_threads
+    if not _is_int(num_threads):
+        raise TypeError(f"`num_threads` must be an int or None, got {num_threads!r}")
+    if num_threads == 0:
+        raise ValueError("`num_threads` must not be 0 (use None for the default, or a negative count "
+                         "to leave cores free)")
+    n = num_threads if num_threads > 0 else max_threads + 1 + num_threads
+    if n < 1:
+        raise ValueError(f"`num_threads`={num_threads} leaves no thread (the maximum is {max_threads})")
+    return int(n)

@@ -1,0 +1,65 @@
+"""Build and run-time configuration: instruction-set level, OpenMP, threads."""
+import os
+import platform
+import sys
+import warnings
+
+import numpy as np
+
+from dwconv import _kernels
+
+__all__ = ["config", "show_config", "use_isa", "supported_isas"]
+
+
+def supported_isas():
+    """The instruction-set levels this CPU runs, from the most portable up."""
+    return _kernels.supported_isas()
+
+
+def use_isa(name):
+    """Run the kernels at instruction-set level `name` ("baseline", "avx2", "avx512") from now on."""
+    if name not in _kernels.ISA_NAMES:
+        raise ValueError(f"`name` must be one of {_kernels.ISA_NAMES}, got {name!r}")
+    if name not in supported_isas():
+        raise ValueError(f"`name`={name!r} is not supported by this CPU (it runs {supported_isas()})")
+    _kernels.set_isa(name)
+
+
+def _select_isa_at_import():
+    """The best level the CPU runs, unless DWCONV_ISA names another."""
+    forced = os.environ.get("DWCONV_ISA", "").strip().lower()
+    if forced:
+        try:
+            use_isa(forced)
+            return
+        except ValueError as exc:
+            warnings.warn(f"DWCONV_ISA ignored: {exc}", RuntimeWarning, stacklevel=3)
+    _kernels.set_isa(supported_isas()[-1])
+
+
+def config():
+    """The configuration in effect, as a dict."""
+    from dwconv import __version__
+
+    return {
+        "version": __version__,
+        "isa": _kernels.active_isa(),
+        "isas_supported": list(supported_isas()),
+        "openmp": _kernels.openmp_enabled(),
+        "threads": _kernels.max_threads(),
+        "compile_flags": _kernels.compile_flags(),
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+    }
+
+
+def show_config():
+    """Print the version, instruction-set level, OpenMP state, thread count and build flags."""
+    c = config()
+    print(f"dwconv {c['version']}")
+    print(f"  instruction set : {c['isa']} (this CPU runs: {', '.join(c['isas_supported'])})")
+    print(f"  OpenMP          : {'on' if c['openmp'] else 'off (serial build)'}")
+    print(f"  threads         : {c['threads']}")
+    print(f"  compile flags   : {c['compile_flags']}")
+    print(f"  numpy {c['numpy']}, Python {c['python']}, {c['machine']}")

@@ -1,0 +1,470 @@
+# cython: language_level=3
+"""Depthwise convolution kernels: scheduling and border handling.
+
+Every function here takes flat C-contiguous buffers and a geometry already validated by
+``dwconv._args``, and runs with the GIL released. Three concerns are kept apart:
+
+* scheduling -- which output rows and channel blocks each thread computes (the ``prange`` loops);
+* borders -- which taps of the kernel land inside the source for each output coordinate. They are
+  worked out once per call and per axis (``Axis``), so no inner loop ever tests a coordinate and no
+  padded copy of the input is ever made;
+* arithmetic -- the micro-kernels of ``_microkernels.h``, chosen per instruction set at import.
+
+The forward pass and the input gradient are the same gather ("each destination pixel sums weighted
+source pixels over its valid taps"); only their axis plans differ. The filter gradient is a
+reduction, computed in fixed chunks and combined in a fixed order so that its result does not depend
+on the number of threads.
+"""
+from cython.parallel cimport prange
+from libc.stdlib cimport malloc, calloc, free
+from libc.string cimport memset
+
+from dwconv._openmp cimport DW_OPENMP, omp_get_max_threads
+
+ctypedef fused floating:
+    float
+    double
+
+cdef extern from "_microkernels.h" nogil:
+    ctypedef struct dw_isa:
+        const char *name
+    const dw_isa dw_isas[]
+    const int dw_isa_count
+    const dw_isa *dw_active
+    bint dw_isa_supported(int level)
+    void dw_set_isa(int level)
+    void dw_taps_float(const float *src, Py_ssize_t src_pix, Py_ssize_t src_c, Py_ssize_t src_a,
+                       Py_ssize_t src_b, const float *w, Py_ssize_t w_c, Py_ssize_t w_a, Py_ssize_t w_b,
+                       const float *bias, float *dst, Py_ssize_t dst_pix, Py_ssize_t dst_c,
+                       Py_ssize_t na, Py_ssize_t nb, Py_ssize_t npix, Py_ssize_t nc, bint accumulate)
+    void dw_taps_double(const double *src, Py_ssize_t src_pix, Py_ssize_t src_c, Py_ssize_t src_a,
+                        Py_ssize_t src_b, const double *w, Py_ssize_t w_c, Py_ssize_t w_a, Py_ssize_t w_b,
+                        const double *bias, double *dst, Py_ssize_t dst_pix, Py_ssize_t dst_c,
+                        Py_ssize_t na, Py_ssize_t nb, Py_ssize_t npix, Py_ssize_t nc, bint accumulate)
+    void dw_dot_float(const float *src, Py_ssize_t src_pix, Py_ssize_t src_c, const float *g,
+                      Py_ssize_t g_pix, Py_ssize_t g_c, float *acc, Py_ssize_t acc_c,
+                      Py_ssize_t npix, Py_ssize_t nc)
+    void dw_dot_double(const double *src, Py_ssize_t src_pix, Py_ssize_t src_c, const double *g,
+                       Py_ssize_t g_pix, Py_ssize_t g_c, double *acc, Py_ssize_t acc_c,
+                       Py_ssize_t npix, Py_ssize_t nc)
+
+cdef extern from *:
+    """
+    #define DW_STR_(x) #x
+    #define DW_STR(x) DW_STR_(x)
+    #ifndef DWCONV_CFLAGS
+    #define DWCONV_CFLAGS unknown
+    #endif
+    static const char *dw_cflags = DW_STR(DWCONV_CFLAGS);
+    """
+    const char *dw_cflags
+
+cdef enum:
+    # NHWC work items cover this many channels: enough for full vectors, few enough that batch 1
+    # with few rows still yields several items per thread.
+    CHANNEL_BLOCK = 64
+    # The filter gradient cuts its reduction into about this many (row chunk x channel block) items,
+    # a number fixed by the problem's shape alone so that the summation order is too.
+    REDUCTION_ITEMS = 32
+
+
+# ----------------------------------------------------------------------------------------------
+# Instruction-set dispatch and build facts
+
+ISA_NAMES = tuple(dw_isas[i].name.decode() for i in range(dw_isa_count))
+
+
+def supported_isas():
+    """The instruction-set levels this CPU runs, from the most portable up."""
+    return tuple(ISA_NAMES[i] for i in range(dw_isa_count) if dw_isa_supported(i))
+
+
+def set_isa(name):
+    """Make ``name`` the level the kernels use from now on (it must be supported)."""
+    dw_set_isa(ISA_NAMES.index(name))
+
+
+def active_isa():
+    return dw_active.name.decode()
+
+
+def openmp_enabled():
+    return bool(DW_OPENMP)
+
+
+def max_threads():
+    """OpenMP's current default thread count (honours OMP_NUM_THREADS and threadpoolctl)."""
+    return omp_get_max_threads()
+
+
+def compile_flags():
+    return dw_cflags.decode()
+
+
+# ----------------------------------------------------------------------------------------------
+# Borders: the valid taps of every destination coordinate along one axis
+
+cdef struct Axis:
+    # Destination coordinate q reads taps tap0[q] + u*tap_step for u < ntaps[q], at source
+    # coordinate src0[q] + u*src_tap_step.
+    Py_ssize_t *tap0
+    Py_ssize_t *ntaps
+    Py_ssize_t *src0
+    Py_ssize_t tap_step, src_tap_step
+    # Destinations grouped into runs sharing their taps: run r covers run_dst0[r] + v*dst_step for
+    # v < run_count[r], and its source advances by src_step per destination.
+    Py_ssize_t *run_dst0
+    Py_ssize_t *run_count
+    Py_ssize_t n_runs, dst_step, src_step
+
+
+cdef inline Py_ssize_t floordiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """a // b for b > 0, rounding towards minus infinity like Python."""
+    return a // b if a >= 0 else -((-a + b - 1) // b)
+
+
+cdef inline Py_ssize_t gcd(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    while b:
+        a, b = b, a % b
+    return a
+
+
+cdef bint axis_alloc(Axis *axis, Py_ssize_t n_dst) noexcept nogil:
+    cdef Py_ssize_t *block = <Py_ssize_t *> malloc(5 * (n_dst + 1) * sizeof(Py_ssize_t))
+    if block == NULL:
+        return False
+    axis.tap0 = block
+    axis.ntaps = block + (n_dst + 1)
+    axis.src0 = block + 2 * (n_dst + 1)
+    axis.run_dst0 = block + 3 * (n_dst + 1)
+    axis.run_count = block + 4 * (n_dst + 1)
+    return True
+
+
+cdef void axis_set(Axis *axis, Py_ssize_t q, Py_ssize_t tap0, Py_ssize_t ntaps, Py_ssize_t src0) noexcept nogil:
+    if ntaps <= 0:
+        tap0, ntaps, src0 = 0, 0, 0  # keeps pointer arithmetic of empty tap sets inside the arrays
+    axis.tap0[q] = tap0
+    axis.ntaps[q] = ntaps
+    axis.src0[q] = src0
+
+
+cdef void axis_forward(Axis *axis, Py_ssize_t n_src, Py_ssize_t n_dst, Py_ssize_t k, Py_ssize_t s,
+                       Py_ssize_t d, Py_ssize_t pad) noexcept nogil:
+    """Output coordinate o reads source o*s - pad + t*d for taps t in [0, k) inside [0, n_src)."""
+    cdef Py_ssize_t o, start, first, end
+    axis.tap_step, axis.src_tap_step, axis.dst_step, axis.src_step = 1, d, 1, s
+    for o in range(n_dst):
+        start = o * s - pad
+        first = 0 if start >= 0 else (-start + d - 1) // d
+        end = min(k, floordiv(n_src - 1 - start, d) + 1)
+        axis_set(axis, o, first, end - first, start + first * d)
+    axis_group_runs(axis, n_dst)
+
+
+cdef void axis_input_grad(Axis *axis, Py_ssize_t n_src, Py_ssize_t n_dst, Py_ssize_t k, Py_ssize_t s,
+                          Py_ssize_t d, Py_ssize_t pad) noexcept nogil:
+    """Input coordinate i receives output gradient y = (i + pad - t*d) / s from every tap t for
+    which that is a whole number in [0, n_src). Such taps form the progression t0 + u*(s/g),
+    g = gcd(s, d), along which y falls by d/g: a gather, found by congruence, with no atomics."""
+    cdef Py_ssize_t i, t, t0, y0, u0, u_end, n_prog
+    cdef Py_ssize_t g = gcd(s, d)
+    cdef Py_ssize_t step = d // g
+    axis.tap_step, axis.src_tap_step, axis.dst_step, axis.src_step = s // g, -step, s, 1
+    for i in range(n_dst):
+        t0 = -1
+        for t in range(min(k, s // g)):
+            if (i + pad - t * d) % s == 0:
+                t0 = t
+                break
+        if t0 < 0:
+            axis_set(axis, i, 0, 0, 0)
+            continue
+        y0 = floordiv(i + pad - t0 * d, s)
+        n_prog = (k - t0 + s // g - 1) // (s // g)
+        u0 = max(0, (y0 - (n_src - 1) + step - 1) // step) if y0 > n_src - 1 else 0
+        u_end = min(n_prog, floordiv(y0, step) + 1)
+        axis_set(axis, i, t0 + u0 * (s // g), u_end - u0, y0 - u0 * step)
+    axis_group_runs(axis, n_dst)
+
+
+cdef void axis_group_runs(Axis *axis, Py_ssize_t n_dst) noexcept nogil:
+    """Group destinations (phase by phase, dst_step apart) whose taps match and whose sources
+    advance regularly, so the micro-kernel gets long runs of identical work."""
+    cdef Py_ssize_t phase, q, prev, r = -1
+    for phase in range(min(axis.dst_step, n_dst)):
+        prev = -1
+        q = phase
+        while q < n_dst:
+            if (prev >= 0 and axis.tap0[q] == axis.tap0[prev] and axis.ntaps[q] == axis.ntaps[prev]
+                    and axis.src0[q] == axis.src0[prev] + axis.src_step):
+                axis.run_count[r] += 1
+            else:
+                r += 1
+                axis.run_dst0[r] = q
+                axis.run_count[r] = 1
+            prev = q
+            q += axis.dst_step
+    axis.n_runs = r + 1
+
+
+cdef void axis_free(Axis *axis) noexcept nogil:
+    free(axis.tap0)
+    axis.tap0 = NULL
+
+
+# ----------------------------------------------------------------------------------------------
+# Arithmetic: one entry per micro-kernel, typed
+
+cdef inline void taps(const floating *src, Py_ssize_t src_pix, Py_ssize_t src_c, Py_ssize_t src_a,
+                      Py_ssize_t src_b, const floating *w, Py_ssize_t w_c, Py_ssize_t w_a,
+                      Py_ssize_t w_b, const floating *bias, floating *dst, Py_ssize_t dst_pix,
+                      Py_ssize_t dst_c, Py_ssize_t na, Py_ssize_t nb, Py_ssize_t npix, Py_ssize_t nc,
+                      bint accumulate) noexcept nogil:
+    if floating is float:
+        dw_taps_float(src, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, dst, dst_pix, dst_c,
+                      na, nb, npix, nc, accumulate)
+    else:
+        dw_taps_double(src, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, dst, dst_pix, dst_c,
+                       na, nb, npix, nc, accumulate)
+
+
+cdef inline void dot(const floating *src, Py_ssize_t src_pix, Py_ssize_t src_c, const floating *g,
+                     Py_ssize_t g_pix, Py_ssize_t g_c, floating *acc, Py_ssize_t acc_c, Py_ssize_t npix,
+                     Py_ssize_t nc) noexcept nogil:
+    if floating is float:
+        dw_dot_float(src, src_pix, src_c, g, g_pix, g_c, acc, acc_c, npix, nc)
+    else:
+        dw_dot_double(src, src_pix, src_c, g, g_pix, g_c, acc, acc_c, npix, nc)
+
+
+# ----------------------------------------------------------------------------------------------
+# Scheduling
+
+cdef inline const floating *offset(const floating *p, Py_ssize_t k) noexcept nogil:
+    """p + k, keeping an absent (NULL) array absent."""
+    if p == NULL:
+        return NULL
+    return p + k
+
+
+cdef struct Dims:
+    # the geometry of one convolution (see dwconv._args.Geometry)
+    Py_ssize_t N, H, W, C, M, kh, kw, sh, sw, dh, dw, pt, pl, OH, OW
+    bint nhwc
+
+
+cdef Dims dims_of(g):
+    cdef Dims d
+    d.N, d.H, d.W, d.C, d.M = g.N, g.H, g.W, g.C, g.M
+    d.kh, d.kw, d.sh, d.sw, d.dh, d.dw, d.pt, d.pl = g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl
+    d.OH, d.OW = g.OH, g.OW
+    d.nhwc = g.layout == "NHWC"
+    return d
+
+
+cdef void gather_nhwc(const floating *src, const floating *w, const floating *bias, floating *dst,
+                      const Axis *rows, const Axis *cols, const Dims *d, bint input_grad,
+                      int n_threads) noexcept nogil:
+    """dst[n, q_h, q_w, :] = sum over the valid taps of w * src, for every destination pixel.
+
+    Forward: src x (C channels) fans out to dst y (C*M channels), channel c*M+m from c.
+    Input gradient: src dy (C*M channels) sums into dst dx (C channels) over m.
+    Work items are (image, destination row, block of input channels)."""
+    cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, kw = d.kw
+    cdef Py_ssize_t src_h = d.OH if input_grad else d.H, src_w = d.OW if input_grad else d.W
+    cdef Py_ssize_t dst_h = d.H if input_grad else d.OH, dst_w = d.W if input_grad else d.OW
+    cdef Py_ssize_t src_ch = CM if input_grad else C, dst_ch = C if input_grad else CM
+    # channel c, multiplier m sits at c*src_cm + m*src_mm in src and at c*dst_cm + m*dst_mm in dst
+    cdef Py_ssize_t src_cm = M if input_grad else 1, src_mm = 1 if input_grad else 0
+    cdef Py_ssize_t dst_cm = 1 if input_grad else M, dst_mm = 0 if input_grad else 1
+    cdef Py_ssize_t n_blocks = (C + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK
+    cdef Py_ssize_t item, row, q_h, c0, nc, r, q_w, m
+    cdef const floating *src_row
+    cdef floating *dst_row
+    for item in prange(d.N * dst_h * n_blocks, nogil=True, schedule="static", num_threads=n_threads):
+        row = item // n_blocks
+        c0 = (item % n_blocks) * CHANNEL_BLOCK
+        nc = min(CHANNEL_BLOCK, C - c0)
+        q_h = row % dst_h
+        src_row = src + ((row // dst_h) * src_h + rows.src0[q_h]) * src_w * src_ch
+        dst_row = dst + row * dst_w * dst_ch
+        for r in range(cols.n_runs):
+            q_w = cols.run_dst0[r]
+            for m in range(M):
+                taps(src_row + cols.src0[q_w] * src_ch + c0 * src_cm + m * src_mm,
+                     cols.src_step * src_ch, src_cm,
+                     rows.src_tap_step * src_w * src_ch, cols.src_tap_step * src_ch,
+                     w + (rows.tap0[q_h] * kw + cols.tap0[q_w]) * CM + c0 * M + m, M,
+                     rows.tap_step * kw * CM, cols.tap_step * CM,
+                     offset(bias, c0 * M + m),
+                     dst_row + q_w * dst_ch + c0 * dst_cm + m * dst_mm, cols.dst_step * dst_ch, dst_cm,
+                     rows.ntaps[q_h], cols.ntaps[q_w], cols.run_count[r], nc, dst_mm == 0 and m > 0)
+
+
+cdef void gather_nchw(const floating *src, const floating *w, const floating *bias, floating *dst,
+                      const Axis *rows, const Axis *cols, const Dims *d, bint input_grad,
+                      int n_threads) noexcept nogil:
+    """The NCHW twin of gather_nhwc: planes instead of interleaved channels, so the micro-kernel
+    vectorises along rows. Work items are (image, input channel, destination row)."""
+    cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, kw = d.kw
+    cdef Py_ssize_t src_h = d.OH if input_grad else d.H, src_w = d.OW if input_grad else d.W
+    cdef Py_ssize_t dst_h = d.H if input_grad else d.OH, dst_w = d.W if input_grad else d.OW
+    cdef Py_ssize_t src_planes = CM if input_grad else C, dst_planes = C if input_grad else CM
+    cdef Py_ssize_t src_cm = M if input_grad else 1, src_mm = 1 if input_grad else 0
+    cdef Py_ssize_t dst_cm = 1 if input_grad else M, dst_mm = 0 if input_grad else 1
+    cdef Py_ssize_t item, n, c, q_h, r, q_w, m, co
+    cdef const floating *src_row
+    cdef floating *dst_row
+    for item in prange(d.N * C * dst_h, nogil=True, schedule="static", num_threads=n_threads):
+        q_h = item % dst_h
+        c = (item // dst_h) % C
+        n = item // (dst_h * C)
+        for m in range(M):
+            co = c * M + m
+            src_row = src + ((n * src_planes + c * src_cm + m * src_mm) * src_h + rows.src0[q_h]) * src_w
+            dst_row = dst + ((n * dst_planes + c * dst_cm + m * dst_mm) * dst_h + q_h) * dst_w
+            for r in range(cols.n_runs):
+                q_w = cols.run_dst0[r]
+                taps(src_row + cols.src0[q_w], cols.src_step, 0,
+                     rows.src_tap_step * src_w, cols.src_tap_step,
+                     w + (rows.tap0[q_h] * kw + cols.tap0[q_w]) * CM + co, 0,
+                     rows.tap_step * kw * CM, cols.tap_step * CM,
+                     offset(bias, co),
+                     dst_row + q_w, cols.dst_step, 0,
+                     rows.ntaps[q_h], cols.ntaps[q_w], cols.run_count[r], 1, dst_mm == 0 and m > 0)
+
+
+cdef gather(const floating[::1] src, const floating[::1] w, const floating *bias, floating[::1] dst,
+            g, bint input_grad, int n_threads):
+    cdef Dims d = dims_of(g)
+    cdef Axis rows, cols
+    cdef const floating *src_data = &src[0] if src.shape[0] else NULL
+    rows.tap0 = cols.tap0 = NULL
+    try:
+        if not (axis_alloc(&rows, d.H if input_grad else d.OH)
+                and axis_alloc(&cols, d.W if input_grad else d.OW)):
+            raise MemoryError()
+        with nogil:
+            if input_grad:
+                axis_input_grad(&rows, d.OH, d.H, d.kh, d.sh, d.dh, d.pt)
+                axis_input_grad(&cols, d.OW, d.W, d.kw, d.sw, d.dw, d.pl)
+            else:
+                axis_forward(&rows, d.H, d.OH, d.kh, d.sh, d.dh, d.pt)
+                axis_forward(&cols, d.W, d.OW, d.kw, d.sw, d.dw, d.pl)
+            if d.nhwc:
+                gather_nhwc(src_data, &w[0], bias, &dst[0], &rows, &cols, &d, input_grad, n_threads)
+            else:
+                gather_nchw(src_data, &w[0], bias, &dst[0], &rows, &cols, &d, input_grad, n_threads)
+    finally:
+        axis_free(&rows)
+        axis_free(&cols)
+
+
+def forward(const floating[::1] x, const floating[::1] w, const floating[::1] bias,
+            floating[::1] y, g, int n_threads):
+    """y = depthwise_conv2d(x, w) + bias for geometry g; all arrays flat, C-ordered, non-empty y."""
+    cdef const floating *bias_data = NULL
+    if bias is not None:
+        bias_data = &bias[0]
+    gather(x, w, bias_data, y, g, False, n_threads)
+
+
+def input_grad(const floating[::1] dy, const floating[::1] w, floating[::1] dx, g, int n_threads):
+    """dx, the gradient of the forward pass with respect to x, from dy (dx non-empty)."""
+    gather(dy, w, <const floating *> NULL, dx, g, True, n_threads)
+
+
+cdef void column_ranges(Py_ssize_t *lo, Py_ssize_t *hi, const Dims *d) noexcept nogil:
+    """For each tap column j, the output columns [lo[j], hi[j]) whose source column is inside x."""
+    cdef Py_ssize_t j
+    for j in range(d.kw):
+        lo[j] = min(d.OW, max(0, -floordiv(j * d.dw - d.pl, d.sw)))
+        hi[j] = max(lo[j], min(d.OW, floordiv(d.W - 1 + d.pl - j * d.dw, d.sw) + 1))
+
+
+cdef void reduce_rows(const floating *x, const floating *dy, floating *partial, const Axis *rows,
+                      const Py_ssize_t *col_lo, const Py_ssize_t *col_hi, Py_ssize_t row0,
+                      Py_ssize_t row1, Py_ssize_t c0, Py_ssize_t nc, const Dims *d) noexcept nogil:
+    """partial[tap, c*M+m] += sum of x * dy over output rows [row0, row1) of all images, for input
+    channels [c0, c0+nc); partial[kh*kw, c*M+m] += the sum of dy (the bias gradient)."""
+    cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, kw = d.kw, W = d.W, OW = d.OW
+    cdef Py_ssize_t row, n, oh, u, i, ih, j, m, co, lo
+    cdef floating *bias_partial = partial + d.kh * kw * CM
+    cdef const floating *x_row
+    cdef const floating *dy_row
+    for row in range(row0, row1):
+        n = row // d.OH
+        oh = row % d.OH
+        for m in range(M):
+            if d.nhwc:
+                dy_row = dy + row * OW * CM + c0 * M + m
+                dot(<const floating *> NULL, 0, 0, dy_row, CM, M, bias_partial + c0 * M + m, M, OW, nc)
+            else:
+                co = c0 * M + m
+                dy_row = dy + ((n * CM + co) * d.OH + oh) * OW
+                dot(<const floating *> NULL, 0, 0, dy_row, 1, 0, bias_partial + co, 0, OW, 1)
+            for u in range(rows.ntaps[oh]):
+                i = rows.tap0[oh] + u
+                ih = rows.src0[oh] + u * rows.src_tap_step
+                x_row = x + ((n * d.H + ih) * W * C + c0) if d.nhwc else x + ((n * C + c0) * d.H + ih) * W
+                for j in range(kw):
+                    lo = col_lo[j]
+                    if d.nhwc:
+                        dot(x_row + (lo * d.sw - d.pl + j * d.dw) * C, d.sw * C, 1, dy_row + lo * CM, CM, M,
+                            partial + (i * kw + j) * CM + c0 * M + m, M, col_hi[j] - lo, nc)
+                    else:
+                        dot(x_row + lo * d.sw - d.pl + j * d.dw, d.sw, 0, dy_row + lo, 1, 0,
+                            partial + (i * kw + j) * CM + c0 * M + m, 0, col_hi[j] - lo, 1)
+
+
+def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw, floating[::1] db,
+                g, int n_threads):
+    """dw (kh*kw*C*M, the filter gradient) and db (C*M, the bias gradient, or None) from x and dy.
+
+    The reduction over images and rows is cut into chunks fixed by the geometry alone; each chunk
+    sums into its own partial buffer, and the partials are added in chunk order: the result is
+    bitwise the same for any number of threads."""
+    cdef Dims d = dims_of(g)
+    cdef Py_ssize_t CM = d.C * d.M, n_taps = d.kh * d.kw
+    cdef Py_ssize_t n_blocks = (d.C + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK if d.nhwc else d.C
+    cdef Py_ssize_t block_size = CHANNEL_BLOCK if d.nhwc else 1
+    cdef Py_ssize_t n_rows = d.N * d.OH
+    cdef Py_ssize_t n_chunks = max(1, min(n_rows, (REDUCTION_ITEMS + n_blocks - 1) // n_blocks))
+    cdef Py_ssize_t chunk_rows = (n_rows + n_chunks - 1) // n_chunks if n_rows else 0
+    cdef Py_ssize_t partial_size = (n_taps + 1) * CM
+    cdef Py_ssize_t item, chunk, c0, e
+    cdef floating total
+    cdef floating *partials = NULL
+    cdef floating *db_data = NULL if db is None else &db[0]
+    cdef Py_ssize_t *col_lo = NULL
+    cdef Axis rows
+    rows.tap0 = NULL
+    if chunk_rows:
+        n_chunks = (n_rows + chunk_rows - 1) // chunk_rows
+    try:
+        partials = <floating *> calloc(n_chunks * partial_size, sizeof(floating))
+        col_lo = <Py_ssize_t *> malloc(2 * d.kw * sizeof(Py_ssize_t))
+        if partials == NULL or col_lo == NULL or not axis_alloc(&rows, d.OH):
+            raise MemoryError()
+        with nogil:
+            axis_forward(&rows, d.H, d.OH, d.kh, d.sh, d.dh, d.pt)
+            column_ranges(col_lo, col_lo + d.kw, &d)
+            for item in prange(n_chunks * n_blocks, schedule="static", num_threads=n_threads):
+                chunk = item // n_blocks
+                c0 = (item % n_blocks) * block_size
+                reduce_rows(&x[0], &dy[0], partials + chunk * partial_size, &rows, col_lo, col_lo + d.kw,
+                            chunk * chunk_rows, min(n_rows, (chunk + 1) * chunk_rows), c0,
+                            min(block_size, d.C - c0), &d)
+            for e in prange(partial_size, schedule="static", num_threads=n_threads):
+                total = 0
+                for chunk in range(n_chunks):
+                    total = total + partials[chunk * partial_size + e]
+                if e < n_taps * CM:
+                    dw[e] = total
+                elif db_data != NULL:
+                    db_data[e - n_taps * CM] = total
+    finally:
+        free(partials)
+        free(col_lo)
+        axis_free(&rows)

@@ -1,0 +1,91 @@
+"""Build dwconv's compiled core.
+
+The kernels are one Cython module, dwconv._kernels, compiled with OpenMP when the compiler has it
+(a serial build from the same source otherwise). Its micro-kernels carry code for every x86-64
+instruction-set level and pick one at import, so the default build stays portable: -O3, never
+-ffast-math, and -march=native only on request.
+
+Environment switches:
+  DWCONV_NO_OPENMP=1  build without OpenMP
+  DWCONV_NATIVE=1     add -march=native (for a build that only runs on this machine)
+  DWCONV_DEBUG=1      Cython bounds checks on, -O1 -g
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import warnings
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+OPENMP_TEST = textwrap.dedent(
+    """
+    #include <omp.h>
+    int main(void) {
+        int n = 0;
+        #pragma omp parallel reduction(+:n)
+        n += 1;
+        return n == omp_get_max_threads() ? 0 : 1;
+    }
+    """
+)
+
+
+def env_flag(name):
+    return os.environ.get(name, "").strip() not in ("", "0")
+
+
+def openmp_flags(compiler):
+    """The compile/link flag that enables OpenMP, or None when a test program does not build."""
+    if env_flag("DWCONV_NO_OPENMP"):
+        return None
+    flag = "/openmp" if compiler.compiler_type == "msvc" else "-fopenmp"
+    tmp = tempfile.mkdtemp()
+    try:
+        source = os.path.join(tmp, "openmp_test.c")
+        with open(source, "w") as f:
+            f.write(OPENMP_TEST)
+        objects = compiler.compile([source], output_dir=tmp, extra_postargs=[flag])
+        compiler.link_executable(objects, os.path.join(tmp, "openmp_test"), extra_postargs=[flag])
+        subprocess.run([os.path.join(tmp, "openmp_test")], check=True, capture_output=True)
+        return flag
+    except Exception as exc:  # any failure means: no usable OpenMP
+        warnings.warn(f"dwconv: the compiler has no usable OpenMP ({exc}); building a serial extension")
+        return None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        omp = openmp_flags(self.compiler)
+        msvc = self.compiler.compiler_type == "msvc"
+        flags = ["/O2"] if msvc else (["-O1", "-g"] if env_flag("DWCONV_DEBUG") else ["-O3"])
+        if env_flag("DWCONV_NATIVE") and not msvc:
+            flags.append("-march=native")
+        if omp:
+            flags.append(omp)
+        for ext in self.extensions:
+            ext.extra_compile_args = flags
+            ext.extra_link_args = [omp] if omp else []
+            ext.define_macros.append(("DWCONV_CFLAGS", " ".join(flags)))
+        super().build_extensions()
+
+
+debug = env_flag("DWCONV_DEBUG")
+extensions = cythonize(
+    [Extension("dwconv._kernels", ["dwconv/_kernels.pyx"], include_dirs=["dwconv"])],
+    compiler_directives={
+        "language_level": 3,
+        "boundscheck": debug,
+        "wraparound": False,
+        "cdivision": True,
+        "initializedcheck": debug,
+    },
+)
+
+setup(ext_modules=extensions, cmdclass={"build_ext": BuildExt})
