@@ -1,154 +1,270 @@
 /* The instruction-set-specific inner loops of dwconv, written once.
  *
- * dwconv/_microkernels.h includes this file once per (instruction-set level, element type), with
- *   DW_T       the element type (float or double)
- *   DW_VBYTES  the vector width in bytes (16 SSE2 / NEON, 32 AVX2, 64 AVX-512)
- *   DW_FN(n)   the name of function n for this level and type
- * defined, inside a region compiled for that level. Everything here is branch-free arithmetic on
- * pointers and strides handed in by the Cython scheduling code; borders never reach this file (the
- * caller clips the tap ranges).
+ * dwconv/_microkernels_level.h includes this file once per (instruction-set level, element type),
+ * inside a region compiled for that level, with
+ *   DW_T           the element type (float or double)
+ *   DW_LANES       lanes per vector (a preprocessor number)
+ *   DW_FN(n)       the name of function n for this level and type
+ * defined. Everything here is arithmetic on pointers and strides handed in by the Cython scheduling
+ * code; borders never reach this file (the caller clips the tap ranges).
  *
  * Strides are in elements and may be negative (the input gradient walks the output gradient
- * backwards). "Channels" is the axis the caller vectorises when it is contiguous (NHWC); when there
- * is one channel and pixels are contiguous (NCHW) the pixel axis is vectorised instead.
+ * backwards). Three vector paths cover the layouts:
+ *   channels -- NHWC, C >= one vector: a vector of channels x a tile of pixels;
+ *   stream   -- NHWC, C below one vector, pixels adjacent: the row as one flat stream, each lane's
+ *               channel (and so its weight) known from its offset;
+ *   pixels   -- NCHW: a vector of neighbouring pixels along a row (stride 1 or 2).
+ * What no path covers runs as plain scalar code.
  */
 
-typedef DW_T DW_FN(vec) __attribute__((vector_size(DW_VBYTES)));
+typedef DW_T DW_FN(vec) __attribute__((vector_size(DW_LANES * sizeof(DW_T))));
 #define DW_VEC DW_FN(vec)
-#define DW_VLEN ((ptrdiff_t)(DW_VBYTES / sizeof(DW_T)))
-/* Output pixels per register tile along the channel path, and vectors per tile along the pixel path. */
-#define DW_PIXEL_TILE 6
-#define DW_VECTOR_TILE 4
+#define DW_VLEN ((ptrdiff_t)DW_LANES)
+#define DW_PIXEL_TILE 6  /* output pixels per register tile on the channel path (at most 6) */
+#define DW_VECTOR_TILE 4 /* vectors per register tile on the stream and pixel paths */
+#define DW_STREAM_TABLE 512 /* largest taps x channels the stream path pre-arranges */
+#define DW_INLINE static inline __attribute__((always_inline))
 
-static inline DW_VEC DW_FN(load)(const DW_T *p)
+DW_INLINE DW_VEC DW_FN(load)(const DW_T *p)
 {
     DW_VEC v;
     memcpy(&v, p, sizeof v); /* an unaligned vector load */
     return v;
 }
 
-static inline void DW_FN(store)(DW_T *p, DW_VEC v) { memcpy(p, &v, sizeof v); }
+DW_INLINE void DW_FN(store)(DW_T *p, DW_VEC v) { memcpy(p, &v, sizeof v); }
 
-static inline DW_VEC DW_FN(broadcast)(DW_T a)
+DW_INLINE DW_VEC DW_FN(broadcast)(DW_T a)
 {
     DW_VEC zero = {0};
     return zero + a;
 }
 
-static inline DW_T DW_FN(horizontal_sum)(DW_VEC v)
+/* The even-indexed elements of p[0 .. 2*DW_VLEN-1]: one vector of a stride-2 row. */
+DW_INLINE DW_VEC DW_FN(load_even)(const DW_T *p)
 {
-    DW_T lanes[DW_VBYTES / sizeof(DW_T)];
+#if defined(__clang__) || __GNUC__ >= 12
+    const DW_VEC lo = DW_FN(load)(p), hi = DW_FN(load)(p + DW_VLEN);
+#if DW_LANES == 16
+    return __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+#elif DW_LANES == 8
+    return __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14);
+#elif DW_LANES == 4
+    return __builtin_shufflevector(lo, hi, 0, 2, 4, 6);
+#else
+    return __builtin_shufflevector(lo, hi, 0, 2);
+#endif
+#else
+    DW_T lanes[DW_LANES];
+    for (int l = 0; l < DW_LANES; l++) lanes[l] = p[2 * l];
+    return DW_FN(load)(lanes);
+#endif
+}
+
+DW_INLINE DW_VEC DW_FN(load_strided)(const DW_T *p, ptrdiff_t stride)
+{
+    return stride == 1 ? DW_FN(load)(p) : DW_FN(load_even)(p);
+}
+
+DW_INLINE DW_T DW_FN(horizontal_sum)(DW_VEC v)
+{
+    DW_T lanes[DW_LANES];
     DW_T sum = 0;
     memcpy(lanes, &v, sizeof v);
-    for (ptrdiff_t l = 0; l < DW_VLEN; l++) sum += lanes[l];
+    for (int l = 0; l < DW_LANES; l++) sum += lanes[l];
     return sum;
 }
 
-/* out[p*out_pix + c*out_c] = start + sum_{a<na, b<nb} w[a*w_a + b*w_b + c*w_c] * in[p*in_pix + a*in_a + b*in_b + c*in_c]
- * for p < npix, c < nc; start = out[...] when accumulate, else bias[c*out_c] (0 when bias is NULL). */
-static void DW_FN(taps)(const DW_T *in, ptrdiff_t in_pix, ptrdiff_t in_c, ptrdiff_t in_a, ptrdiff_t in_b,
-                        const DW_T *w, ptrdiff_t w_c, ptrdiff_t w_a, ptrdiff_t w_b, const DW_T *bias,
-                        DW_T *out, ptrdiff_t out_pix, ptrdiff_t out_c, ptrdiff_t na, ptrdiff_t nb,
-                        ptrdiff_t npix, ptrdiff_t nc, int accumulate)
-{
-    ptrdiff_t c = 0, p;
-    if (in_c == 1 && w_c == 1 && out_c == 1) {
-        /* Channel vectors x a tile of pixels: each weight vector is loaded once per tap and reused
-         * across the tile, the sums stay in registers for all taps. */
-        for (; c + DW_VLEN <= nc; c += DW_VLEN) {
-            DW_VEC start = accumulate ? DW_FN(broadcast)(0) : bias ? DW_FN(load)(bias + c) : DW_FN(broadcast)(0);
-            for (p = 0; p < npix; p += DW_PIXEL_TILE) {
-                const ptrdiff_t tile = npix - p < DW_PIXEL_TILE ? npix - p : DW_PIXEL_TILE;
-                DW_VEC acc[DW_PIXEL_TILE];
-                for (ptrdiff_t t = 0; t < DW_PIXEL_TILE; t++)
-                    acc[t] = t < tile && accumulate ? DW_FN(load)(out + (p + t) * out_pix + c) : start;
-                for (ptrdiff_t a = 0; a < na; a++)
-                    for (ptrdiff_t b = 0; b < nb; b++) {
-                        const DW_VEC wv = DW_FN(load)(w + a * w_a + b * w_b + c);
-                        const DW_T *src = in + p * in_pix + a * in_a + b * in_b + c;
-                        if (tile == DW_PIXEL_TILE)
-                            for (ptrdiff_t t = 0; t < DW_PIXEL_TILE; t++)
-                                acc[t] += wv * DW_FN(load)(src + t * in_pix);
-                        else
-                            for (ptrdiff_t t = 0; t < tile; t++)
-                                acc[t] += wv * DW_FN(load)(src + t * in_pix);
-                    }
-                for (ptrdiff_t t = 0; t < tile; t++) DW_FN(store)(out + (p + t) * out_pix + c, acc[t]);
-            }
-        }
-    } else if (nc == 1 && in_pix == 1 && out_pix == 1) {
-        /* One channel, contiguous pixels: vectors along the row, the weight broadcast per tap. */
-        const DW_T start = accumulate ? 0 : bias ? bias[0] : 0;
-        for (p = 0; npix - p >= DW_VLEN;) {
-            const ptrdiff_t tile = (npix - p) / DW_VLEN < DW_VECTOR_TILE ? (npix - p) / DW_VLEN : DW_VECTOR_TILE;
-            DW_VEC acc[DW_VECTOR_TILE];
-            for (ptrdiff_t t = 0; t < DW_VECTOR_TILE; t++)
-                acc[t] = t < tile && accumulate ? DW_FN(load)(out + p + t * DW_VLEN) : DW_FN(broadcast)(start);
-            for (ptrdiff_t a = 0; a < na; a++)
-                for (ptrdiff_t b = 0; b < nb; b++) {
-                    const DW_VEC wv = DW_FN(broadcast)(w[a * w_a + b * w_b]);
-                    const DW_T *src = in + p + a * in_a + b * in_b;
-                    if (tile == DW_VECTOR_TILE)
-                        for (ptrdiff_t t = 0; t < DW_VECTOR_TILE; t++)
-                            acc[t] += wv * DW_FN(load)(src + t * DW_VLEN);
-                    else
-                        for (ptrdiff_t t = 0; t < tile; t++)
-                            acc[t] += wv * DW_FN(load)(src + t * DW_VLEN);
-                }
-            for (ptrdiff_t t = 0; t < tile; t++) DW_FN(store)(out + p + t * DW_VLEN, acc[t]);
-            p += tile * DW_VLEN;
-        }
-        in += p;
-        out += p;
-        npix -= p;
+/* Expand `body` for each constant tile size 1..6 so that a tile's sums live in registers. */
+#define DW_SWITCH_TILE(tile, body)                                                                     \
+    switch (tile) {                                                                                    \
+    case 1: body(1); break;                                                                            \
+    case 2: body(2); break;                                                                            \
+    case 3: body(3); break;                                                                            \
+    case 4: body(4); break;                                                                            \
+    case 5: body(5); break;                                                                            \
+    default: body(6); break;                                                                           \
     }
-    /* Whatever no vector path covered: remaining channels, or remaining pixels of the row. */
-    for (; c < nc; c++)
-        for (p = 0; p < npix; p++) {
-            DW_T sum = accumulate ? out[p * out_pix + c * out_c] : bias ? bias[c * out_c] : 0;
-            for (ptrdiff_t a = 0; a < na; a++)
-                for (ptrdiff_t b = 0; b < nb; b++)
-                    sum += w[a * w_a + b * w_b + c * w_c] * in[p * in_pix + a * in_a + b * in_b + c * in_c];
-            out[p * out_pix + c * out_c] = sum;
+
+/* channels: dst[t*dst_pix + l] = start + sum_taps w[tap + l] * src[t*src_pix + tap + l], t < tile. */
+DW_INLINE void DW_FN(channel_tile)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_a, ptrdiff_t src_b,
+                                   const DW_T *w, ptrdiff_t w_a, ptrdiff_t w_b, DW_VEC start, int accumulate,
+                                   DW_T *dst, ptrdiff_t dst_pix, ptrdiff_t na, ptrdiff_t nb, const int tile)
+{
+    DW_VEC acc[6];
+    for (int t = 0; t < tile; t++) acc[t] = accumulate ? DW_FN(load)(dst + t * dst_pix) : start;
+    for (ptrdiff_t a = 0; a < na; a++)
+        for (ptrdiff_t b = 0; b < nb; b++) {
+            const DW_VEC wv = DW_FN(load)(w + a * w_a + b * w_b);
+            const DW_T *s = src + a * src_a + b * src_b;
+            for (int t = 0; t < tile; t++) acc[t] += wv * DW_FN(load)(s + t * src_pix);
         }
+    for (int t = 0; t < tile; t++) DW_FN(store)(dst + t * dst_pix, acc[t]);
 }
 
-/* acc[c*acc_c] += sum_{p<npix} in[p*in_pix + c*in_c] * g[p*g_pix + c*g_c]  for c < nc.
- * (in == NULL reads ones: the bias gradient.) The order of the sum depends only on the arguments. */
-static void DW_FN(dot)(const DW_T *in, ptrdiff_t in_pix, ptrdiff_t in_c, const DW_T *g, ptrdiff_t g_pix,
+/* stream: vector t of the tile starts at stream offset t*DW_VLEN and reads its weights from
+ * table + phase[t], where phase = (offset % nc) * taps. */
+DW_INLINE void DW_FN(stream_tile)(const DW_T *src, ptrdiff_t src_a, ptrdiff_t src_b, const DW_VEC *table,
+                                  const DW_VEC *start, const ptrdiff_t *phase, int accumulate, DW_T *dst,
+                                  ptrdiff_t na, ptrdiff_t nb, const int tile)
+{
+    DW_VEC acc[6];
+    for (int t = 0; t < tile; t++) acc[t] = accumulate ? DW_FN(load)(dst + t * DW_VLEN) : start[phase[t] / (na * nb)];
+    for (ptrdiff_t a = 0; a < na; a++)
+        for (ptrdiff_t b = 0; b < nb; b++) {
+            const DW_T *s = src + a * src_a + b * src_b;
+            const DW_VEC *wt = table + a * nb + b;
+            for (int t = 0; t < tile; t++) acc[t] += wt[phase[t]] * DW_FN(load)(s + t * DW_VLEN);
+        }
+    for (int t = 0; t < tile; t++) DW_FN(store)(dst + t * DW_VLEN, acc[t]);
+}
+
+/* pixels: dst[t*DW_VLEN + l] = start + sum_taps w[tap] * src[(t*DW_VLEN + l)*src_pix + tap]. */
+DW_INLINE void DW_FN(pixel_tile)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_a, ptrdiff_t src_b,
+                                 const DW_T *w, ptrdiff_t w_a, ptrdiff_t w_b, DW_T start, int accumulate,
+                                 DW_T *dst, ptrdiff_t na, ptrdiff_t nb, const int tile)
+{
+    DW_VEC acc[6];
+    for (int t = 0; t < tile; t++)
+        acc[t] = accumulate ? DW_FN(load)(dst + t * DW_VLEN) : DW_FN(broadcast)(start);
+    for (ptrdiff_t a = 0; a < na; a++)
+        for (ptrdiff_t b = 0; b < nb; b++) {
+            const DW_VEC wv = DW_FN(broadcast)(w[a * w_a + b * w_b]);
+            const DW_T *s = src + a * src_a + b * src_b;
+            for (int t = 0; t < tile; t++) acc[t] += wv * DW_FN(load_strided)(s + t * DW_VLEN * src_pix, src_pix);
+        }
+    for (int t = 0; t < tile; t++) DW_FN(store)(dst + t * DW_VLEN, acc[t]);
+}
+
+/* dst[p*dst_pix + c*dst_c] = start + sum_{a<na, b<nb} w[a*w_a + b*w_b + c*w_c] * src[p*src_pix + a*src_a + b*src_b + c*src_c]
+ * for p < npix, c < nc; start = dst[...] when accumulate, else bias[c*dst_c] (0 when bias is NULL). */
+static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_c, ptrdiff_t src_a, ptrdiff_t src_b,
+                        const DW_T *w, ptrdiff_t w_c, ptrdiff_t w_a, ptrdiff_t w_b, const DW_T *bias,
+                        DW_T *dst, ptrdiff_t dst_pix, ptrdiff_t dst_c, ptrdiff_t na, ptrdiff_t nb,
+                        ptrdiff_t npix, ptrdiff_t nc, int accumulate)
+{
+    ptrdiff_t c = 0, p = 0;
+    const int unit_channels = src_c == 1 && w_c == 1 && dst_c == 1;
+    if (unit_channels && nc >= DW_VLEN) {
+        for (; c + DW_VLEN <= nc; c += DW_VLEN) {
+            const DW_VEC start = bias && !accumulate ? DW_FN(load)(bias + c) : DW_FN(broadcast)(0);
+            for (p = 0; p < npix; p += DW_PIXEL_TILE) {
+                const ptrdiff_t tile = npix - p < DW_PIXEL_TILE ? npix - p : DW_PIXEL_TILE;
+#define DW_CHANNEL_TILE(n)                                                                               \
+    DW_FN(channel_tile)(src + p * src_pix + c, src_pix, src_a, src_b, w + c, w_a, w_b, start, accumulate,    \
+                        dst + p * dst_pix + c, dst_pix, na, nb, n)
+                DW_SWITCH_TILE(tile, DW_CHANNEL_TILE)
+#undef DW_CHANNEL_TILE
+            }
+        }
+        p = 0;
+    } else if (unit_channels && src_pix == nc && dst_pix == nc && npix * nc >= DW_VLEN && na * nb * nc <= DW_STREAM_TABLE) {
+        /* Weights (and bias) pre-arranged per phase: table[ph*na*nb + tap] lane l = w[tap][(ph+l) % nc]. */
+        DW_VEC table[DW_STREAM_TABLE], start[DW_LANES];
+        const ptrdiff_t n_taps = na * nb, total = npix * nc;
+        ptrdiff_t e, phase[DW_VECTOR_TILE];
+        for (ptrdiff_t ph = 0; ph < nc; ph++) {
+            DW_T lanes[DW_LANES];
+            for (ptrdiff_t a = 0; a < na; a++)
+                for (ptrdiff_t b = 0; b < nb; b++) {
+                    for (int l = 0; l < DW_LANES; l++) lanes[l] = w[a * w_a + b * w_b + (ph + l) % nc];
+                    table[ph * n_taps + a * nb + b] = DW_FN(load)(lanes);
+                }
+            for (int l = 0; l < DW_LANES; l++) lanes[l] = bias && !accumulate ? bias[(ph + l) % nc] : 0;
+            start[ph] = DW_FN(load)(lanes);
+        }
+        for (e = 0; total - e >= DW_VLEN; e += DW_VECTOR_TILE * DW_VLEN) {
+            const ptrdiff_t left = (total - e) / DW_VLEN;
+            const ptrdiff_t tile = left < DW_VECTOR_TILE ? left : DW_VECTOR_TILE;
+            for (int t = 0; t < DW_VECTOR_TILE; t++) phase[t] = ((e + t * DW_VLEN) % nc) * n_taps;
+#define DW_STREAM_TILE(n) DW_FN(stream_tile)(src + e, src_a, src_b, table, start, phase, accumulate, dst + e, na, nb, n)
+            DW_SWITCH_TILE(tile, DW_STREAM_TILE)
+#undef DW_STREAM_TILE
+            if (tile < DW_VECTOR_TILE) {
+                e += tile * DW_VLEN;
+                break;
+            }
+        }
+        /* the last elements, less than a vector */
+        for (c = e % nc; e < total; e++, c = (c + 1 == nc) ? 0 : c + 1) {
+            DW_T sum = accumulate ? dst[e] : bias ? bias[c] : 0;
+            for (ptrdiff_t a = 0; a < na; a++)
+                for (ptrdiff_t b = 0; b < nb; b++) sum += w[a * w_a + b * w_b + c] * src[e + a * src_a + b * src_b];
+            dst[e] = sum;
+        }
+        return;
+    } else if (nc == 1 && dst_pix == 1 && (src_pix == 1 || src_pix == 2)) {
+        const DW_T start = bias && !accumulate ? bias[0] : 0;
+        /* stride 2 reads one element past each vector's last input: stop a vector early */
+        const ptrdiff_t vector_pixels = src_pix == 1 ? npix : npix - 1;
+        for (; vector_pixels - p >= DW_VLEN; p += DW_VECTOR_TILE * DW_VLEN) {
+            const ptrdiff_t left = (vector_pixels - p) / DW_VLEN;
+            const ptrdiff_t tile = left < DW_VECTOR_TILE ? left : DW_VECTOR_TILE;
+#define DW_PIXEL_TILE_S1(n) \
+    DW_FN(pixel_tile)(src + p, 1, src_a, src_b, w, w_a, w_b, start, accumulate, dst + p, na, nb, n)
+#define DW_PIXEL_TILE_S2(n) \
+    DW_FN(pixel_tile)(src + 2 * p, 2, src_a, src_b, w, w_a, w_b, start, accumulate, dst + p, na, nb, n)
+            if (src_pix == 1) {
+                DW_SWITCH_TILE(tile, DW_PIXEL_TILE_S1)
+            } else {
+                DW_SWITCH_TILE(tile, DW_PIXEL_TILE_S2)
+            }
+#undef DW_PIXEL_TILE_S1
+#undef DW_PIXEL_TILE_S2
+            if (tile < DW_VECTOR_TILE) {
+                p += tile * DW_VLEN;
+                break;
+            }
+        }
+    }
+    /* Whatever no vector path covered: remaining channels, or the remaining pixels of a row. */
+    for (; c < nc; c++) {
+        for (ptrdiff_t q = p; q < npix; q++) {
+            DW_T sum = accumulate ? dst[q * dst_pix + c * dst_c] : bias ? bias[c * dst_c] : 0;
+            for (ptrdiff_t a = 0; a < na; a++)
+                for (ptrdiff_t b = 0; b < nb; b++)
+                    sum += w[a * w_a + b * w_b + c * w_c] * src[q * src_pix + a * src_a + b * src_b + c * src_c];
+            dst[q * dst_pix + c * dst_c] = sum;
+        }
+    }
+}
+
+/* acc[c*acc_c] += sum_{p<npix} src[p*src_pix + c*src_c] * g[p*g_pix + c*g_c]  for c < nc.
+ * (src == NULL reads ones: the bias gradient.) The order of the sum depends only on the arguments. */
+static void DW_FN(dot)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_c, const DW_T *g, ptrdiff_t g_pix,
                        ptrdiff_t g_c, DW_T *acc, ptrdiff_t acc_c, ptrdiff_t npix, ptrdiff_t nc)
 {
     ptrdiff_t c = 0, p;
-    if ((in == NULL || in_c == 1) && g_c == 1 && acc_c == 1) {
+    if ((src == NULL || src_c == 1) && g_c == 1 && acc_c == 1) {
         for (; c + DW_VLEN <= nc; c += DW_VLEN) {
             DW_VEC sum0 = DW_FN(broadcast)(0), sum1 = sum0;
             for (p = 0; p + 1 < npix; p += 2) { /* two chains hide the add latency */
                 const DW_VEC g0 = DW_FN(load)(g + p * g_pix + c), g1 = DW_FN(load)(g + (p + 1) * g_pix + c);
-                sum0 += in ? DW_FN(load)(in + p * in_pix + c) * g0 : g0;
-                sum1 += in ? DW_FN(load)(in + (p + 1) * in_pix + c) * g1 : g1;
+                sum0 += src ? DW_FN(load)(src + p * src_pix + c) * g0 : g0;
+                sum1 += src ? DW_FN(load)(src + (p + 1) * src_pix + c) * g1 : g1;
             }
             if (p < npix) {
                 const DW_VEC g0 = DW_FN(load)(g + p * g_pix + c);
-                sum0 += in ? DW_FN(load)(in + p * in_pix + c) * g0 : g0;
+                sum0 += src ? DW_FN(load)(src + p * src_pix + c) * g0 : g0;
             }
             DW_FN(store)(acc + c, DW_FN(load)(acc + c) + (sum0 + sum1));
         }
-    } else if (nc == 1 && (in == NULL || in_pix == 1) && g_pix == 1 && npix >= DW_VLEN) {
+    } else if (nc == 1 && (src == NULL || src_pix == 1) && g_pix == 1 && npix >= DW_VLEN) {
         DW_VEC sum0 = DW_FN(broadcast)(0), sum1 = sum0;
         DW_T tail = 0;
         for (p = 0; p + 2 * DW_VLEN <= npix; p += 2 * DW_VLEN) {
             const DW_VEC g0 = DW_FN(load)(g + p), g1 = DW_FN(load)(g + p + DW_VLEN);
-            sum0 += in ? DW_FN(load)(in + p) * g0 : g0;
-            sum1 += in ? DW_FN(load)(in + p + DW_VLEN) * g1 : g1;
+            sum0 += src ? DW_FN(load)(src + p) * g0 : g0;
+            sum1 += src ? DW_FN(load)(src + p + DW_VLEN) * g1 : g1;
         }
-        for (; p < npix; p++) tail += in ? in[p] * g[p] : g[p];
+        for (; p < npix; p++) tail += src ? src[p] * g[p] : g[p];
         acc[0] += DW_FN(horizontal_sum)(sum0 + sum1) + tail;
         return;
     }
     for (; c < nc; c++) {
         DW_T sum = 0;
         for (p = 0; p < npix; p++)
-            sum += in ? in[p * in_pix + c * in_c] * g[p * g_pix + c * g_c] : g[p * g_pix + c * g_c];
+            sum += src ? src[p * src_pix + c * src_c] * g[p * g_pix + c * g_c] : g[p * g_pix + c * g_c];
         acc[c * acc_c] += sum;
     }
 }
@@ -157,3 +273,6 @@ static void DW_FN(dot)(const DW_T *in, ptrdiff_t in_pix, ptrdiff_t in_c, const D
 #undef DW_VLEN
 #undef DW_PIXEL_TILE
 #undef DW_VECTOR_TILE
+#undef DW_STREAM_TABLE
+#undef DW_INLINE
+#undef DW_SWITCH_TILE

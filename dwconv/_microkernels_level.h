@@ -1,14 +1,18 @@
 /* One instruction-set level of the micro-kernels: the body for float and for double.
  * The includer defines DW_ISA (the level's name) and DW_VBYTES (its vector width); both are consumed. */
 #define DW_T float
+#define DW_LANES (DW_VBYTES / 4)
 #define DW_FN(n) DW_CAT3(n, DW_ISA, f32)
 #include "_microkernels_body.h"
 #undef DW_T
+#undef DW_LANES
 #undef DW_FN
 #define DW_T double
+#define DW_LANES (DW_VBYTES / 8)
 #define DW_FN(n) DW_CAT3(n, DW_ISA, f64)
 #include "_microkernels_body.h"
 #undef DW_T
+#undef DW_LANES
 #undef DW_FN
 #undef DW_ISA
 #undef DW_VBYTES

@@ -1,0 +1,720 @@
+"""Benchmark dwconv against the peer frameworks: ``python -m dwconv bench``.
+
+Design: for every shape of the suite the same float32 data goes to dwconv (NHWC and NCHW) and to
+each installed peer (PyTorch NCHW and channels_last, ONNX Runtime NCHW, TensorFlow NHWC), every
+one given the same number of threads.  The contestants of a shape are timed round-robin: one timed
+batch of repetitions each per round, several rounds, median of the per-call times.  Noise from
+the shared machine then hits everyone alike, so the *ratios* printed are trustworthy even when
+absolute times drift between runs.  Before timing, every contestant's result is compared with
+dwconv's, so a table never compares different computations.
+
+Peers are imported lazily and only when installed; a missing or broken peer is reported in the
+header and never stops the run.
+"""
+
+import argparse
+import collections
+import contextlib
+import functools
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+import dwconv
+
+Shape = collections.namedtuple("Shape", "name H W C k stride pad")
+
+# The suite of shared/PERF-ANCHORS.md: depthwise layers of MobileNetV2, EfficientNet and
+# ConvNeXt at 224x224, and a per-channel 5x5 blur of a 1080p RGB frame.
+SUITE = (
+    Shape("mnv2-112x32-s1", 112, 112, 32, 3, 1, 1),
+    Shape("mnv2-112x96-s2", 112, 112, 96, 3, 2, 1),
+    Shape("mnv2-56x144-s1", 56, 56, 144, 3, 1, 1),
+    Shape("mnv2-28x192-s1", 28, 28, 192, 3, 1, 1),
+    Shape("mnv2-14x576-s1", 14, 14, 576, 3, 1, 1),
+    Shape("mnv2-7x960-s1", 7, 7, 960, 3, 1, 1),
+    Shape("effnet-28x240-k5", 28, 28, 240, 5, 1, 2),
+    Shape("convnext-56x96-k7", 56, 56, 96, 7, 1, 3),
+    Shape("blur-1080p-rgb-k5", 1080, 1920, 3, 5, 1, 2),
+)
+# An image-pipeline blur is never trained, and it would dominate the backward run time.
+FORWARD_ONLY = frozenset({"blur-1080p-rgb-k5"})
+BACKWARD_BATCH = 16
+LAYOUTS = ("NHWC", "NCHW")
+
+# Rounds and timed-batch length: full run, then --quick.  Batches of 20-50 ms are long enough
+# for perf_counter and call overhead to vanish, short enough for many rounds.
+ROUNDS, QUICK_ROUNDS = 7, 3
+BATCH_SECONDS, QUICK_BATCH_SECONDS = 0.03, 0.02
+# Pause before each timed batch: OpenMP and ONNX Runtime worker threads spin for milliseconds
+# after their last job, and on a 2-core machine they would steal cores from the next contestant.
+SETTLE_SECONDS = 0.01
+# Results agree when max |a - b| <= TOLERANCE * max |b|: float32 sums in any order agree far
+# better; a wrong padding, stride or layout disagrees at order 1.
+TOLERANCE = 1e-3
+SEED = 20240601
+# Other processes using more than this many CPUs make the run worth a warning: with every
+# framework's threads spin-waiting on a few cores, timings then swing by 10x and more.
+BUSY_WARNING_CPUS = 0.25
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The data of one benchmark case: input, filter and (backward) upstream gradient."""
+
+    shape: Shape
+    x: np.ndarray  # (N, H, W, C)
+    w: np.ndarray  # (k, k, C, 1): TensorFlow's depthwise filter layout, which dwconv takes
+    g: Optional[np.ndarray]  # (N, Ho, Wo, C), only for backward
+
+    @property
+    def y_shape(self):
+        return _y_shape(self.shape, len(self.x))
+
+
+@dataclass
+class Contestant:
+    """One way of computing a case, called exactly as a user would call it."""
+
+    label: str
+    run: Callable[[], object]
+    # Maps run()'s result to NumPy arrays in dwconv's NHWC / (k, k, C, 1) layouts for the
+    # cross-check; None for a helper timing that computes something else.
+    as_nhwc: Optional[Callable[[object], tuple]]
+
+
+Peer = collections.namedtuple("Peer", "name layout package version forward backward")
+Section = collections.namedtuple("Section", "kind batch")
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _out_size(n, k, stride, pad):
+    return (n + 2 * pad - k) // stride + 1
+
+
+def _nchw(a):
+    return np.ascontiguousarray(a.transpose(0, 3, 1, 2))
+
+
+def _to_nhwc(a, layout):
+    return a if layout == "NHWC" else a.transpose(0, 2, 3, 1)
+
+
+def _oihw(w):
+    """(k, k, C, 1) -> (C, 1, k, k), the filter layout of PyTorch and ONNX."""
+    return np.ascontiguousarray(w.transpose(2, 3, 0, 1))
+
+
+def _y_shape(shape, batch):
+    """NHWC output shape."""
+    return (batch, _out_size(shape.H, shape.k, shape.stride, shape.pad),
+            _out_size(shape.W, shape.k, shape.stride, shape.pad), shape.C)
+
+
+def _make_problem(shape, batch, kind, rng):
+    x = rng.standard_normal((batch, shape.H, shape.W, shape.C), dtype=np.float32)
+    w = rng.standard_normal((shape.k, shape.k, shape.C, 1), dtype=np.float32)
+    g = rng.standard_normal(_y_shape(shape, batch), dtype=np.float32) if kind == "backward" else None
+    return Problem(shape, x, w, g)
+
+
+def _bytes_moved(problem, kind):
+    """Least memory traffic: x read and y written; backward reads x and dy, writes dx."""
+    x_bytes, y_bytes = problem.x.nbytes, 4 * int(np.prod(problem.y_shape))
+    return x_bytes + y_bytes if kind == "forward" else 2 * x_bytes + y_bytes
+
+
+# ----------------------------------------------------------------------------- contestants
+
+
+def _explicit_padding(shape):
+    return ((shape.pad, shape.pad), (shape.pad, shape.pad))
+
+
+def _dwconv_forward(problem, layout, threads):
+    x = problem.x if layout == "NHWC" else _nchw(problem.x)
+    w, s = problem.w, problem.shape
+    padding = _explicit_padding(s)
+
+    def run():
+        return dwconv.depthwise_conv2d(
+            x, w, s.stride, padding, data_format=layout, num_threads=threads
+        )
+
+    return Contestant(f"dwconv {layout}", run, lambda y: (_to_nhwc(y, layout),))
+
+
+def _dwconv_backward(problem, layout, threads):
+    x, g = (problem.x, problem.g) if layout == "NHWC" else (_nchw(problem.x), _nchw(problem.g))
+    w, s = problem.w, problem.shape
+    padding = _explicit_padding(s)
+
+    def run():
+        return dwconv.depthwise_conv2d_grad(
+            x, w, g, s.stride, padding, data_format=layout, num_threads=threads
+        )
+
+    return Contestant(
+        f"dwconv {layout}", run, lambda grads: (_to_nhwc(grads.input, layout), grads.filters)
+    )
+
+
+def _dwconv_forward_helper(problem, layout, threads):
+    """dwconv's forward on a backward case, timed alongside to print backward / forward."""
+    forward = _dwconv_forward(problem, layout, threads)
+    return Contestant(f"dwconv fwd {layout}", forward.run, None)
+
+
+def _torch_tensors(arrays, channels_last):
+    import torch
+
+    tensors = [torch.from_numpy(a) for a in arrays]
+    if channels_last:
+        tensors = [t.contiguous(memory_format=torch.channels_last) for t in tensors]
+    return tensors
+
+
+def _torch_forward(problem, channels_last, label):
+    import torch
+    import torch.nn.functional as F
+
+    x, w = _torch_tensors([_nchw(problem.x), _oihw(problem.w)], channels_last)
+    s = problem.shape
+
+    def run():
+        with torch.no_grad():
+            return F.conv2d(x, w, None, s.stride, s.pad, 1, s.C)
+
+    return Contestant(label, run, lambda y: (y.numpy().transpose(0, 2, 3, 1),))
+
+
+def _torch_backward(problem, channels_last, label):
+    import torch
+
+    x, w, g = _torch_tensors([_nchw(problem.x), _oihw(problem.w), _nchw(problem.g)], channels_last)
+    s = problem.shape
+    stride, pad = [s.stride] * 2, [s.pad] * 2
+
+    # The backward kernel alone, as autograd calls it: timing y.backward() would add a forward.
+    def run():
+        return torch.ops.aten.convolution_backward(
+            g, x, w, None, stride, pad, [1, 1], False, [0, 0], s.C, [True, True, False]
+        )
+
+    def as_nhwc(grads):
+        return grads[0].numpy().transpose(0, 2, 3, 1), grads[1].numpy().transpose(2, 3, 0, 1)
+
+    return Contestant(label, run, as_nhwc)
+
+
+def _onnx_depthwise_model(problem):
+    """A one-node ONNX graph: grouped Conv (group = C) with the filter as an initializer."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    s = problem.shape
+    n, ho, wo, c = problem.y_shape
+    conv = helper.make_node(
+        "Conv", ["x", "w"], ["y"], group=c, kernel_shape=[s.k, s.k],
+        pads=[s.pad] * 4, strides=[s.stride] * 2,
+    )
+    graph = helper.make_graph(
+        [conv], "depthwise",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, c, s.H, s.W])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, c, ho, wo])],
+        initializer=[numpy_helper.from_array(_oihw(problem.w), "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # the IR version opset 17 needs, so older runtimes load it too
+    return model
+
+
+def _ort_forward(problem, threads):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(
+        _onnx_depthwise_model(problem).SerializeToString(), options,
+        providers=["CPUExecutionProvider"],
+    )
+    feed = {"x": _nchw(problem.x)}
+    return Contestant(
+        "ort", lambda: session.run(None, feed), lambda ys: (ys[0].transpose(0, 2, 3, 1),)
+    )
+
+
+def _tf_forward(problem, conv):
+    import tensorflow as tf
+
+    s = problem.shape
+    strides, padding = [1, s.stride, s.stride, 1], [[0, 0], [s.pad, s.pad], [s.pad, s.pad], [0, 0]]
+    x, w = tf.constant(problem.x), tf.constant(problem.w)
+    return Contestant("tf", lambda: conv(x, w, strides, padding), lambda y: (y.numpy(),))
+
+
+def _tf_gradients(x, w, g, strides, pads):
+    """Input and filter gradients, as TF's registered gradient of the depthwise conv computes."""
+    import tensorflow as tf
+
+    options = dict(strides=strides, padding="EXPLICIT", explicit_paddings=pads)
+    dx = tf.raw_ops.DepthwiseConv2dNativeBackpropInput(
+        input_sizes=tf.shape(x), filter=w, out_backprop=g, **options
+    )
+    dw = tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
+        input=x, filter_sizes=tf.shape(w), out_backprop=g, **options
+    )
+    return dx, dw
+
+
+def _tf_backward(problem, gradients):
+    import tensorflow as tf
+
+    s = problem.shape
+    strides, pads = [1, s.stride, s.stride, 1], [0, 0, s.pad, s.pad, s.pad, s.pad, 0, 0]
+    x, w, g = tf.constant(problem.x), tf.constant(problem.w), tf.constant(problem.g)
+    return Contestant(
+        "tf", lambda: gradients(x, w, g, strides, pads),
+        lambda dxdw: (dxdw[0].numpy(), dxdw[1].numpy()),
+    )
+
+
+# ----------------------------------------------------------------------------- peers
+
+
+def _load_torch(threads):
+    import torch
+
+    torch.set_num_threads(threads)
+    return [
+        Peer(name, layout, "torch", torch.__version__,
+             functools.partial(_torch_forward, channels_last=cl, label=name),
+             functools.partial(_torch_backward, channels_last=cl, label=name))
+        for name, layout, cl in (("torch", "NCHW", False), ("torch_cl", "channels_last", True))
+    ]
+
+
+def _load_ort(threads):
+    import onnx  # builds the model ORT runs
+    import onnxruntime
+
+    version = f"{onnxruntime.__version__} (onnx {onnx.__version__})"
+    forward = functools.partial(_ort_forward, threads=threads)
+    return [Peer("ort", "NCHW", "onnxruntime", version, forward, None)]
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """Send file descriptor 2 to /dev/null: C++ libraries log there, below Python's sys.stderr."""
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _load_tf(threads):
+    # TF's import logs info lines to stderr that no TF_CPP_MIN_LOG_LEVEL hides; an import error
+    # still surfaces as the exception that load_peers reports.
+    with _stderr_silenced():
+        import tensorflow as tf
+
+    # Must happen before TF's runtime starts.  One op at a time, as ORT: the backward graph's
+    # two independent ops would otherwise run concurrently on twice the threads.
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    # One tf.function each for the whole run, traced once per shape: a new function per shape
+    # would make TF warn about excessive retracing.
+    conv = tf.function(tf.nn.depthwise_conv2d, jit_compile=False)
+    gradients = tf.function(_tf_gradients, jit_compile=False)
+    return [Peer("tf", "NHWC", "tensorflow", tf.__version__,
+                 functools.partial(_tf_forward, conv=conv),
+                 functools.partial(_tf_backward, gradients=gradients))]
+
+
+PEER_LOADERS = {"torch": _load_torch, "onnxruntime": _load_ort, "tensorflow": _load_tf}
+
+
+def load_peers(threads):
+    """Import every installed peer and set its threads: (peers, {package: why not loaded})."""
+    peers, missing = [], {}
+    for package, load in PEER_LOADERS.items():
+        try:
+            peers += load(threads)
+        except Exception as exc:  # a broken install is as unusable as a missing one
+            missing[package] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return peers, missing
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+def _time_batch(run, reps):
+    """Seconds per call over reps back-to-back calls."""
+    start = time.perf_counter()
+    for _ in range(reps):
+        run()
+    return (time.perf_counter() - start) / reps
+
+
+def _repetitions(run, batch_seconds):
+    """Calls per timed batch so that one batch lasts about batch_seconds."""
+    reps = 1
+    while True:
+        per_call = _time_batch(run, reps)
+        # Estimate from at least a fifth of the target, so timer resolution does not matter.
+        if per_call * reps >= batch_seconds / 5:
+            return max(1, round(batch_seconds / per_call))
+        reps *= 4
+
+
+def _time_round_robin(contestants, rounds, batch_seconds):
+    """Per-call seconds of every round, by label; contestants alternate within each round."""
+    reps = {c.label: _repetitions(c.run, batch_seconds) for c in contestants}
+    samples = {c.label: [] for c in contestants}
+    for _ in range(rounds):
+        for c in contestants:
+            time.sleep(SETTLE_SECONDS)
+            samples[c.label].append(_time_batch(c.run, reps[c.label]))
+    return samples, reps
+
+
+def _max_relative_error(results, reference):
+    if len(results) != len(reference):
+        return np.inf
+    errors = [
+        np.inf if a.shape != b.shape
+        else float(np.max(np.abs(a - b))) / max(float(np.max(np.abs(b))), 1e-30)
+        for a, b in zip(results, reference)
+    ]
+    return max(errors)
+
+
+def _cross_check(contestants, case):
+    """Run every contestant once (also its warm-up) and warn where it disagrees with the first."""
+    reference = contestants[0].as_nhwc(contestants[0].run())
+    for c in contestants[1:]:
+        result = c.run()
+        if c.as_nhwc is None:
+            continue
+        error = _max_relative_error(c.as_nhwc(result), reference)
+        if error > TOLERANCE:
+            print(f"  warning: {c.label} disagrees with {contestants[0].label} on {case} "
+                  f"(max relative error {error:.2g}); its time compares different work")
+
+
+# ----------------------------------------------------------------------------- one section
+
+
+def _contestants(problem, kind, layouts, peers, threads):
+    if kind == "forward":
+        own = [_dwconv_forward(problem, layout, threads) for layout in layouts]
+        return own + [peer.forward(problem) for peer in peers]
+    own = [_dwconv_backward(problem, layout, threads) for layout in layouts]
+    helpers = [_dwconv_forward_helper(problem, layout, threads) for layout in layouts]
+    return own + [peer.backward(problem) for peer in peers] + helpers
+
+
+def _section_shapes(section, args):
+    shapes = [s for s in SUITE if not args.shapes or s.name in args.shapes]
+    if section.kind == "backward":
+        shapes = [s for s in shapes if s.name not in FORWARD_ONLY]
+    if args.quick and section.batch > 1 and not args.shapes:
+        shapes = [s for s in shapes if s.name not in FORWARD_ONLY]  # torch NCHW: ~2 s a call
+    return shapes
+
+
+def _section_peers(section, peers):
+    return [p for p in peers if getattr(p, section.kind) is not None]
+
+
+def _measure_shape(section, shape, args, peers, rng):
+    problem = _make_problem(shape, section.batch, section.kind, rng)
+    contestants = _contestants(problem, section.kind, args.layout, peers, args.threads)
+    _cross_check(contestants, f"{shape.name} batch {section.batch}")
+    samples, reps = _time_round_robin(contestants, args.rounds, args.batch_seconds)
+    medians = {label: statistics.median(times) for label, times in samples.items()}
+    return problem, medians, samples, reps
+
+
+def _best_peer(medians, peers):
+    if not peers:
+        return None, None
+    best = min(peers, key=lambda p: medians[p.name])
+    return best.name, medians[best.name]
+
+
+def _shape_rows(section, shape, problem, medians, peers, layouts):
+    """One comparison row per dwconv layout."""
+    gigabytes = _bytes_moved(problem, section.kind) / 1e9
+    best, best_seconds = _best_peer(medians, peers)
+    rows = []
+    for layout in layouts:
+        seconds = medians[f"dwconv {layout}"]
+        rows.append({
+            "section": section.kind, "batch": section.batch, "shape": shape.name,
+            "layout": layout, "dwconv_ms": 1e3 * seconds, "gb_per_s": gigabytes / seconds,
+            "backward_over_forward": (
+                seconds / medians[f"dwconv fwd {layout}"] if section.kind == "backward" else None
+            ),
+            "peers_ms": {p.name: 1e3 * medians[p.name] for p in peers},
+            "best_peer": best,
+            "ratio": best_seconds / seconds if best else None,
+        })
+    return rows
+
+
+def _measurement_records(section, shape, samples, reps):
+    return [
+        {"section": section.kind, "batch": section.batch, "shape": shape.name,
+         "contestant": label, "reps_per_round": reps[label],
+         "median_ms": 1e3 * statistics.median(times), "round_ms": [1e3 * t for t in times]}
+        for label, times in samples.items()
+    ]
+
+
+# ----------------------------------------------------------------------------- text output
+
+
+def _fmt_ms(ms):
+    """Three decimals below 10 ms, then one decimal fewer per decade."""
+    decimals = max(0, 3 - max(0, int(np.floor(np.log10(ms)))))
+    return f"{ms:.{decimals}f}"
+
+
+def _columns(section, peers):
+    extra = ["bwd/fwd"] if section.kind == "backward" else []
+    best = ["best peer", "ratio"] if peers else []
+    return ["shape", "layout", "dwconv ms", "GB/s"] + extra + [p.name for p in peers] + best
+
+
+def _row_cells(row, section, peers, first_of_shape):
+    extra = [f"{row['backward_over_forward']:.2f}"] if section.kind == "backward" else []
+    # Peer times do not depend on dwconv's layout: shown once per shape.
+    peer_cells = [_fmt_ms(row["peers_ms"][p.name]) if first_of_shape else "" for p in peers]
+    best = [row["best_peer"], f"{row['ratio']:.2f}"] if peers else []
+    return ([row["shape"] if first_of_shape else "", row["layout"], _fmt_ms(row["dwconv_ms"]),
+             f"{row['gb_per_s']:.1f}"] + extra + peer_cells + best)
+
+
+def _widths(columns):
+    return [18, 7] + [max(9, len(c) + 2) for c in columns[2:]]
+
+
+def _print_cells(cells, widths):
+    text = "".join(
+        f"{c:<{w}}" if i < 2 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(cells, widths))
+    )
+    print(text.rstrip(), flush=True)
+
+
+def _section_title(section):
+    what = {"forward": "Forward", "backward": "Backward (input and filter gradients)"}
+    return f"{what[section.kind]}, batch {section.batch}: median ms per call"
+
+
+def _cpu_model():
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _dwconv_config():
+    if not hasattr(dwconv, "show_config"):
+        return None
+    with contextlib.redirect_stdout(io.StringIO()) as text:
+        dwconv.show_config()
+    return text.getvalue()
+
+
+def _busy_cpus(seconds=0.5):
+    """CPUs kept busy by other processes while this one sleeps (Linux /proc/stat; else None)."""
+
+    def idle_and_total():
+        with open("/proc/stat") as stat:
+            ticks = [int(v) for v in stat.readline().split()[1:]]
+        return ticks[3] + ticks[4], sum(ticks)  # idle + iowait, all
+
+    try:
+        idle0, total0 = idle_and_total()
+        time.sleep(seconds)
+        idle1, total1 = idle_and_total()
+    except (OSError, ValueError, IndexError):
+        return None
+    return os.cpu_count() * (1 - (idle1 - idle0) / max(total1 - total0, 1))
+
+
+def machine_info(peers, missing, threads):
+    versions = {"dwconv": getattr(dwconv, "__version__", "unknown"), "numpy": np.__version__,
+                "python": platform.python_version()}
+    versions.update({p.package: p.version for p in peers})
+    return {"cpu": _cpu_model(), "logical_cpus": os.cpu_count(), "platform": platform.platform(),
+            "threads": threads, "versions": versions, "peers_not_loaded": missing,
+            "dwconv_config": _dwconv_config(), "busy_cpus_before_run": _busy_cpus()}
+
+
+def _print_header(info, peers, args):
+    print(f"dwconv benchmark: float32, {info['threads']} threads for every framework, median of "
+          f"{args.rounds} interleaved rounds of ~{1e3 * args.batch_seconds:.0f} ms each")
+    print(f"CPU: {info['cpu']} ({info['logical_cpus']} logical CPUs)")
+    busy = info["busy_cpus_before_run"]
+    if busy is not None and busy > BUSY_WARNING_CPUS:
+        print(f"warning: other processes kept {busy:.1f} of {info['logical_cpus']} CPUs busy just "
+              "before the run: expect slow, noisy times (ratios suffer too)")
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    if peers:
+        print("peers: " + ", ".join(f"{p.name} ({p.layout})" for p in peers))
+    for package, why in info["peers_not_loaded"].items():
+        print(f"not measured: {package} ({why})")
+    print("ratio = best peer time / dwconv time (> 1: dwconv is faster); GB/s counts x read and "
+          "y written (backward: x, dy read and dx written)")
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def _run_section(section, args, peers, rng):
+    """Measure and print one section; returns (comparison rows, raw measurements)."""
+    if section.kind == "backward" and not hasattr(dwconv, "depthwise_conv2d_grad"):
+        print(f"\nBackward, batch {section.batch}: skipped, this dwconv has no "
+              "depthwise_conv2d_grad")
+        return [], []
+    peers = _section_peers(section, peers)
+    print("\n" + _section_title(section))
+    columns = _columns(section, peers)
+    widths = _widths(columns)
+    _print_cells(columns, widths)
+    rows, records = [], []
+    for shape in _section_shapes(section, args):
+        problem, medians, samples, reps = _measure_shape(section, shape, args, peers, rng)
+        shape_rows = _shape_rows(section, shape, problem, medians, peers, args.layout)
+        for i, row in enumerate(shape_rows):
+            _print_cells(_row_cells(row, section, peers, first_of_shape=i == 0), widths)
+        rows += shape_rows
+        records += _measurement_records(section, shape, samples, reps)
+    return rows, records
+
+
+def _sections(args):
+    forward = [Section("forward", batch) for batch in args.batch]
+    return forward + ([Section("backward", BACKWARD_BATCH)] if args.backward else [])
+
+
+RATIO_TICKS = (0.05, 0.1, 0.2, 0.33, 0.5, 0.67, 1, 1.5, 2, 3, 5, 10, 20)
+
+
+def save_plot(rows, path):
+    """Bar chart of the ratio best peer / dwconv per shape, one panel per section."""
+    from matplotlib.figure import Figure  # lazily: only --plot needs matplotlib
+
+    sections = list(dict.fromkeys((r["section"], r["batch"]) for r in rows if r["ratio"]))
+    figure = Figure(figsize=(11, 3.2 * len(sections)), layout="constrained")
+    for ax, (kind, batch) in zip(figure.subplots(len(sections), 1, squeeze=False)[:, 0], sections):
+        ours = [r for r in rows if (r["section"], r["batch"]) == (kind, batch)]
+        shapes = list(dict.fromkeys(r["shape"] for r in ours))
+        layouts = list(dict.fromkeys(r["layout"] for r in ours))
+        width = 0.8 / len(layouts)
+        for i, layout in enumerate(layouts):
+            ratios = {r["shape"]: r["ratio"] for r in ours if r["layout"] == layout}
+            positions = [j + i * width for j, s in enumerate(shapes) if s in ratios]
+            values = [ratios[s] for s in shapes if s in ratios]
+            # Bars grow from 1 (a tie) up or down, on a log scale where 2x and 1/2x look alike.
+            bars = ax.bar(positions, [v - 1 for v in values], width, bottom=1,
+                          label=f"dwconv {layout}")
+            ax.bar_label(bars, [f"{v:.2f}" for v in values], fontsize=7)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_yscale("log")
+        reach = 1.3 * max(max(r["ratio"], 1 / r["ratio"]) for r in ours)
+        ax.set_ylim(1 / reach, reach)  # symmetric about a tie
+        ax.minorticks_off()
+        ticks = [t for t in RATIO_TICKS if 1 / reach <= t <= reach]
+        ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(shapes))], shapes,
+                      rotation=20, ha="right", fontsize=8)
+        ax.set_ylabel("best peer / dwconv")
+        ax.set_title(f"{kind}, batch {batch}  (> 1: dwconv faster)")
+        ax.legend(fontsize=8)
+    figure.savefig(path, dpi=120)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="python -m dwconv bench",
+        description="Time dwconv against PyTorch, ONNX Runtime and TensorFlow on the "
+                    "depthwise-convolution suite, interleaved, and print ratios.",
+    )
+    parser.add_argument("--quick", action="store_true",
+                        help="~20 s run: batch 1 only, fewer rounds, no backward")
+    parser.add_argument("--batch", type=int, nargs="+", help="batch sizes (default: 1 16)")
+    parser.add_argument("--layout", type=str.upper, nargs="+", choices=LAYOUTS,
+                        default=list(LAYOUTS), help="dwconv layouts (default: both)")
+    parser.add_argument("--peers", action=argparse.BooleanOptionalAction,
+                        help="measure the peer frameworks (default: those installed; "
+                             "--peers fails when none is)")
+    parser.add_argument("--backward", action=argparse.BooleanOptionalAction,
+                        help=f"time gradients at batch {BACKWARD_BATCH} "
+                             "(default: yes, except under --quick)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads for dwconv and every peer (default: 2)")
+    parser.add_argument("--shapes", nargs="+", metavar="NAME", choices=[s.name for s in SUITE],
+                        help="only these shapes of the suite")
+    parser.add_argument("--json", metavar="FILE", help="save every measurement and machine info")
+    parser.add_argument("--plot", metavar="FILE.png", help="bar chart of the ratios (matplotlib)")
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error("--threads must be a positive int")
+    if args.batch is not None and min(args.batch) < 1:
+        parser.error("--batch sizes must be positive ints")
+    if args.batch is None:
+        args.batch = [1] if args.quick else [1, 16]
+    if args.backward is None:
+        args.backward = not args.quick
+    args.rounds = QUICK_ROUNDS if args.quick else ROUNDS
+    args.batch_seconds = QUICK_BATCH_SECONDS if args.quick else BATCH_SECONDS
+    return parser, args
+
+
+def main(argv=None):
+    start = time.perf_counter()
+    parser, args = parse_args(sys.argv[1:] if argv is None else argv)
+    peers, missing = load_peers(args.threads) if args.peers is not False else ([], {})
+    if args.peers and not peers:
+        why = "; ".join(f"{package}: {reason}" for package, reason in missing.items())
+        parser.error(f"--peers: no peer framework could be imported ({why}); "
+                     "pip install torch, onnxruntime and onnx, or tensorflow-cpu")
+    info = machine_info(peers, missing, args.threads)
+    _print_header(info, peers, args)
+    rng = np.random.default_rng(SEED)
+    rows, records = [], []
+    for section in _sections(args):
+        section_rows, section_records = _run_section(section, args, peers, rng)
+        rows += section_rows
+        records += section_records
+    print(f"\ntotal run time {time.perf_counter() - start:.0f} s")
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"machine": info, "settings": vars(args),
+                       "comparisons": rows, "measurements": records}, out, indent=1)
+    if args.plot and any(row["ratio"] for row in rows):
+        save_plot(rows, args.plot)
+    elif args.plot:
+        print(f"no plot written to {args.plot}: no peer was measured, so there is no ratio")
+    return 0
