@@ -10,6 +10,7 @@ Environment switches:
   DWCONV_NATIVE=1     add -march=native (for a build that only runs on this machine)
   DWCONV_DEBUG=1      Cython bounds checks on, -O1 -g
 """
+import glob
 import os
 import shutil
 import subprocess
@@ -78,7 +79,8 @@ class BuildExt(build_ext):
 
 debug = env_flag("DWCONV_DEBUG")
 extensions = cythonize(
-    [Extension("dwconv._kernels", ["dwconv/_kernels.pyx"], include_dirs=["dwconv"])],
+    [Extension("dwconv._kernels", ["dwconv/_kernels.pyx"], include_dirs=["dwconv"],
+               depends=["dwconv/_openmp.pxd", *glob.glob("dwconv/_microkernels*.h")])],
     compiler_directives={
         "language_level": 3,
         "boundscheck": debug,

@@ -75,23 +75,22 @@ DW_INLINE DW_T DW_FN(horizontal_sum)(DW_VEC v)
     return sum;
 }
 
-/* Expand `body` for each constant tile size 1..6 so that a tile's sums live in registers. */
-#define DW_SWITCH_TILE(tile, body)                                                                     \
-    switch (tile) {                                                                                    \
-    case 1: body(1); break;                                                                            \
-    case 2: body(2); break;                                                                            \
-    case 3: body(3); break;                                                                            \
-    case 4: body(4); break;                                                                            \
-    case 5: body(5); break;                                                                            \
-    default: body(6); break;                                                                           \
-    }
+/* Advance i (by `unit` per unit of work) while whole units fit below `limit`: first tiles of
+ * `tile_units`, then pairs, then single units, each through a separate constant-size instance of
+ * `kernel` so that a tile's sums stay in registers. */
+#define DW_TILED(i, limit, unit, tile_units, kernel)                                                   \
+    do {                                                                                               \
+        for (; (i) + (tile_units) * (unit) <= (limit); (i) += (tile_units) * (unit)) kernel(tile_units); \
+        for (; (i) + 2 * (unit) <= (limit); (i) += 2 * (unit)) kernel(2);                              \
+        for (; (i) + (unit) <= (limit); (i) += (unit)) kernel(1);                                      \
+    } while (0)
 
 /* channels: dst[t*dst_pix + l] = start + sum_taps w[tap + l] * src[t*src_pix + tap + l], t < tile. */
 DW_INLINE void DW_FN(channel_tile)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_a, ptrdiff_t src_b,
                                    const DW_T *w, ptrdiff_t w_a, ptrdiff_t w_b, DW_VEC start, int accumulate,
                                    DW_T *dst, ptrdiff_t dst_pix, ptrdiff_t na, ptrdiff_t nb, const int tile)
 {
-    DW_VEC acc[6];
+    DW_VEC acc[DW_PIXEL_TILE];
     for (int t = 0; t < tile; t++) acc[t] = accumulate ? DW_FN(load)(dst + t * dst_pix) : start;
     for (ptrdiff_t a = 0; a < na; a++)
         for (ptrdiff_t b = 0; b < nb; b++) {
@@ -102,19 +101,19 @@ DW_INLINE void DW_FN(channel_tile)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t
     for (int t = 0; t < tile; t++) DW_FN(store)(dst + t * dst_pix, acc[t]);
 }
 
-/* stream: vector t of the tile starts at stream offset t*DW_VLEN and reads its weights from
- * table + phase[t], where phase = (offset % nc) * taps. */
+/* stream: vector t of the tile starts at stream offset t*DW_VLEN, whose channel is phase[t]; its
+ * weights for tap k are table[phase[t]*na*nb + k] and its bias start[phase[t]]. */
 DW_INLINE void DW_FN(stream_tile)(const DW_T *src, ptrdiff_t src_a, ptrdiff_t src_b, const DW_VEC *table,
                                   const DW_VEC *start, const ptrdiff_t *phase, int accumulate, DW_T *dst,
                                   ptrdiff_t na, ptrdiff_t nb, const int tile)
 {
-    DW_VEC acc[6];
-    for (int t = 0; t < tile; t++) acc[t] = accumulate ? DW_FN(load)(dst + t * DW_VLEN) : start[phase[t] / (na * nb)];
+    DW_VEC acc[DW_VECTOR_TILE];
+    for (int t = 0; t < tile; t++) acc[t] = accumulate ? DW_FN(load)(dst + t * DW_VLEN) : start[phase[t]];
     for (ptrdiff_t a = 0; a < na; a++)
         for (ptrdiff_t b = 0; b < nb; b++) {
             const DW_T *s = src + a * src_a + b * src_b;
             const DW_VEC *wt = table + a * nb + b;
-            for (int t = 0; t < tile; t++) acc[t] += wt[phase[t]] * DW_FN(load)(s + t * DW_VLEN);
+            for (int t = 0; t < tile; t++) acc[t] += wt[phase[t] * na * nb] * DW_FN(load)(s + t * DW_VLEN);
         }
     for (int t = 0; t < tile; t++) DW_FN(store)(dst + t * DW_VLEN, acc[t]);
 }
@@ -124,7 +123,7 @@ DW_INLINE void DW_FN(pixel_tile)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t s
                                  const DW_T *w, ptrdiff_t w_a, ptrdiff_t w_b, DW_T start, int accumulate,
                                  DW_T *dst, ptrdiff_t na, ptrdiff_t nb, const int tile)
 {
-    DW_VEC acc[6];
+    DW_VEC acc[DW_VECTOR_TILE];
     for (int t = 0; t < tile; t++)
         acc[t] = accumulate ? DW_FN(load)(dst + t * DW_VLEN) : DW_FN(broadcast)(start);
     for (ptrdiff_t a = 0; a < na; a++)
@@ -148,14 +147,12 @@ static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_c, ptr
     if (unit_channels && nc >= DW_VLEN) {
         for (; c + DW_VLEN <= nc; c += DW_VLEN) {
             const DW_VEC start = bias && !accumulate ? DW_FN(load)(bias + c) : DW_FN(broadcast)(0);
-            for (p = 0; p < npix; p += DW_PIXEL_TILE) {
-                const ptrdiff_t tile = npix - p < DW_PIXEL_TILE ? npix - p : DW_PIXEL_TILE;
 #define DW_CHANNEL_TILE(n)                                                                               \
     DW_FN(channel_tile)(src + p * src_pix + c, src_pix, src_a, src_b, w + c, w_a, w_b, start, accumulate,    \
                         dst + p * dst_pix + c, dst_pix, na, nb, n)
-                DW_SWITCH_TILE(tile, DW_CHANNEL_TILE)
+            p = 0;
+            DW_TILED(p, npix, 1, DW_PIXEL_TILE, DW_CHANNEL_TILE);
 #undef DW_CHANNEL_TILE
-            }
         }
         p = 0;
     } else if (unit_channels && src_pix == nc && dst_pix == nc && npix * nc >= DW_VLEN && na * nb * nc <= DW_STREAM_TABLE) {
@@ -173,18 +170,14 @@ static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_c, ptr
             for (int l = 0; l < DW_LANES; l++) lanes[l] = bias && !accumulate ? bias[(ph + l) % nc] : 0;
             start[ph] = DW_FN(load)(lanes);
         }
-        for (e = 0; total - e >= DW_VLEN; e += DW_VECTOR_TILE * DW_VLEN) {
-            const ptrdiff_t left = (total - e) / DW_VLEN;
-            const ptrdiff_t tile = left < DW_VECTOR_TILE ? left : DW_VECTOR_TILE;
-            for (int t = 0; t < DW_VECTOR_TILE; t++) phase[t] = ((e + t * DW_VLEN) % nc) * n_taps;
-#define DW_STREAM_TILE(n) DW_FN(stream_tile)(src + e, src_a, src_b, table, start, phase, accumulate, dst + e, na, nb, n)
-            DW_SWITCH_TILE(tile, DW_STREAM_TILE)
+#define DW_STREAM_TILE(n)                                                                                \
+    do {                                                                                                 \
+        for (int t = 0; t < n; t++) phase[t] = (e + t * DW_VLEN) % nc;                        \
+        DW_FN(stream_tile)(src + e, src_a, src_b, table, start, phase, accumulate, dst + e, na, nb, n);  \
+    } while (0)
+        e = 0;
+        DW_TILED(e, total, DW_VLEN, DW_VECTOR_TILE, DW_STREAM_TILE);
 #undef DW_STREAM_TILE
-            if (tile < DW_VECTOR_TILE) {
-                e += tile * DW_VLEN;
-                break;
-            }
-        }
         /* the last elements, less than a vector */
         for (c = e % nc; e < total; e++, c = (c + 1 == nc) ? 0 : c + 1) {
             DW_T sum = accumulate ? dst[e] : bias ? bias[c] : 0;
@@ -197,25 +190,16 @@ static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_c, ptr
         const DW_T start = bias && !accumulate ? bias[0] : 0;
         /* stride 2 reads one element past each vector's last input: stop a vector early */
         const ptrdiff_t vector_pixels = src_pix == 1 ? npix : npix - 1;
-        for (; vector_pixels - p >= DW_VLEN; p += DW_VECTOR_TILE * DW_VLEN) {
-            const ptrdiff_t left = (vector_pixels - p) / DW_VLEN;
-            const ptrdiff_t tile = left < DW_VECTOR_TILE ? left : DW_VECTOR_TILE;
 #define DW_PIXEL_TILE_S1(n) \
     DW_FN(pixel_tile)(src + p, 1, src_a, src_b, w, w_a, w_b, start, accumulate, dst + p, na, nb, n)
 #define DW_PIXEL_TILE_S2(n) \
     DW_FN(pixel_tile)(src + 2 * p, 2, src_a, src_b, w, w_a, w_b, start, accumulate, dst + p, na, nb, n)
-            if (src_pix == 1) {
-                DW_SWITCH_TILE(tile, DW_PIXEL_TILE_S1)
-            } else {
-                DW_SWITCH_TILE(tile, DW_PIXEL_TILE_S2)
-            }
+        if (src_pix == 1)
+            DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_S1);
+        else
+            DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_S2);
 #undef DW_PIXEL_TILE_S1
 #undef DW_PIXEL_TILE_S2
-            if (tile < DW_VECTOR_TILE) {
-                p += tile * DW_VLEN;
-                break;
-            }
-        }
     }
     /* Whatever no vector path covered: remaining channels, or the remaining pixels of a row. */
     for (; c < nc; c++) {
@@ -275,4 +259,4 @@ static void DW_FN(dot)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_c, cons
 #undef DW_VECTOR_TILE
 #undef DW_STREAM_TABLE
 #undef DW_INLINE
-#undef DW_SWITCH_TILE
+#undef DW_TILED

@@ -1,0 +1,1073 @@
+"""Correctness of ``dwconv.depthwise_conv2d`` (forward pass).
+
+Every numerical expectation comes from the float64 NumPy reference in
+``tests/reference.py`` (or from the seed documents' literal numbers).  dwconv
+is compared with itself only where the contract is bitwise sameness: thread
+counts, ``out=`` versus a fresh result, 3-D versus 4-D filters.
+"""
+
+import copy
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+import dwconv
+from reference import (
+    conv2d_forward,
+    normalize_pair,
+    output_hw,
+    resolve_padding,
+)
+
+FORMATS = ("NHWC", "NCHW")
+STRIDES = (1, 2, 3, (1, 2))
+DILATIONS = (1, 2, (2, 1))
+KERNELS = ((1, 1), (3, 3), (5, 5), (2, 4), (7, 7))
+PADDINGS = ("VALID", "SAME", 1, (1, 2), ((0, 2), (1, 0)), "TF4")
+MULTIPLIERS = (1, 2, 3)
+DTYPES = (np.float32, np.float64)
+
+
+# ---------------------------------------------------------------------------
+# helpers
+
+
+def _is_f32(a):
+    dt = np.asarray(a).dtype
+    return dt.kind == "f" and dt.itemsize == 4
+
+
+def expected_dtype(x, filters):
+    """API: float32 iff both x and filters are float32, else float64."""
+    return np.dtype(np.float32) if _is_f32(x) and _is_f32(filters) else np.dtype(np.float64)
+
+
+def rtol_for(dtype, taps):
+    """Error allowed, relative to sum |x||w| (+|bias|) of each output element.
+
+    float64: 1e-12.  float32: 2e-6 * sqrt(taps + 1); that is above the
+    worst-case bound (taps + 1) * 2**-24 for naive float32 accumulation of up
+    to 49 taps plus bias, and loose enough for any summation order.
+    """
+    if np.dtype(dtype) == np.float64:
+        return 1e-12
+    return 2e-6 * math.sqrt(taps + 1)
+
+
+def assert_conv_close(got, x, filters, strides, padding, data_format, dilations,
+                      bias=None, out_dtype=None):
+    """Compare ``got`` with the reference; ``padding`` is the resolved form.
+
+    Returns the float64 reference result.
+    """
+    x64 = np.asarray(x, dtype=np.float64)
+    w64 = np.asarray(filters, dtype=np.float64)
+    b64 = None if bias is None else np.asarray(bias, dtype=np.float64)
+    ref = conv2d_forward(x64, w64, strides, padding, data_format, dilations, bias=b64)
+    scale = conv2d_forward(np.abs(x64), np.abs(w64), strides, padding, data_format,
+                           dilations, bias=None if b64 is None else np.abs(b64))
+    if out_dtype is None:
+        out_dtype = expected_dtype(x, filters)
+    out_dtype = np.dtype(out_dtype)
+    assert isinstance(got, np.ndarray), type(got)
+    assert got.dtype == out_dtype, (got.dtype, out_dtype)
+    assert got.shape == ref.shape, (got.shape, ref.shape)
+    taps = w64.shape[0] * w64.shape[1]
+    bound = rtol_for(out_dtype, taps) * scale + np.finfo(out_dtype).tiny
+    err = np.abs(got.astype(np.float64) - ref)
+    ok = err <= bound                         # False for NaN
+    if not ok.all():
+        bad = np.argwhere(~ok)
+        first = tuple(bad[0])
+        worst = np.unravel_index(np.argmax(np.where(ok, 0.0, err / bound)), err.shape)
+        raise AssertionError(
+            f"{len(bad)} of {err.size} elements differ from the reference "
+            f"(dtype {out_dtype}, taps {taps}); first bad index {first}: "
+            f"got {got[first]!r}, expected {ref[first]!r}; worst index {worst}: "
+            f"got {got[worst]!r}, expected {ref[worst]!r}, allowed error {bound[worst]:.3g}")
+    return ref
+
+
+def api_pair(value, form, data_format):
+    """Express an int-or-pair value as 0: int (when square), 1: tuple, 2: list,
+    3: TF 4-form in data_format order."""
+    h, w = normalize_pair(value)
+    if form == 0:
+        return h if h == w else (h, w)
+    if form == 1:
+        return (h, w)
+    if form == 2:
+        return [h, w]
+    return [1, h, w, 1] if data_format == "NHWC" else [1, 1, h, w]
+
+
+def tf4_padding(data_format, tb, lr):
+    if data_format == "NHWC":
+        return [[0, 0], list(tb), list(lr), [0, 0]]
+    return [[0, 0], [0, 0], list(tb), list(lr)]
+
+
+def to_format(a_nhwc, data_format):
+    return a_nhwc if data_format == "NHWC" else np.ascontiguousarray(a_nhwc.transpose(0, 3, 1, 2))
+
+
+def make_x(rng, n, h, w, c, data_format, dtype=np.float64):
+    shape = (n, h, w, c) if data_format == "NHWC" else (n, c, h, w)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+# ---------------------------------------------------------------------------
+# the reference itself against the literal TensorFlow definition
+
+
+def _tf_definition(x_nhwc, filters, strides, padding, dilations):
+    """Pure-Python loops over the TF doc formula (zero outside the input)."""
+    N, H, W, C = x_nhwc.shape
+    kh, kw, _, M = filters.shape
+    (t, b), (l, r) = padding
+    sh, sw = strides
+    dh, dw = dilations
+    OH = (H + t + b - (kh - 1) * dh - 1) // sh + 1
+    OW = (W + l + r - (kw - 1) * dw - 1) // sw + 1
+    out = np.zeros((N, OH, OW, C * M))
+    for n_, i, j, k, q in itertools.product(range(N), range(OH), range(OW), range(C), range(M)):
+        s = 0.0
+        for di in range(kh):
+            for dj in range(kw):
+                hi = sh * i + dh * di - t
+                wj = sw * j + dw * dj - l
+                if 0 <= hi < H and 0 <= wj < W:
+                    s += filters[di, dj, k, q] * x_nhwc[n_, hi, wj, k]
+        out[n_, i, j, k * M + q] = s
+    return out
+
+
+@pytest.mark.parametrize("strides, dilations, padding, k", [
+    ((1, 1), (1, 1), ((0, 0), (0, 0)), (3, 3)),
+    ((2, 1), (1, 2), ((1, 2), (0, 1)), (3, 2)),
+    ((1, 3), (2, 1), ((2, 0), (1, 1)), (2, 3)),
+    ((2, 2), (2, 2), ((1, 1), (2, 2)), (3, 3)),
+])
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_reference_matches_tf_definition(strides, dilations, padding, k, data_format):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 7, 8, 2))
+    w = rng.standard_normal(k + (2, 2))
+    want = _tf_definition(x, w, strides, padding, dilations)
+    got = conv2d_forward(to_format(x, data_format), w, strides, padding, data_format, dilations)
+    if data_format == "NCHW":
+        got = got.transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+
+
+def test_reference_same_padding_formula():
+    # TF SAME: out = ceil(n/s); extra padding goes to the bottom/right.
+    assert resolve_padding("SAME", (5, 6), (3, 4), 1, 1) == ((1, 1), (1, 2))
+    assert resolve_padding("SAME", (7, 7), (3, 3), 2, 1) == ((1, 1), (1, 1))
+    assert resolve_padding("SAME", (8, 8), (3, 3), 2, 1) == ((0, 1), (0, 1))
+    assert resolve_padding("SAME", (5, 5), (3, 3), 1, 2) == ((2, 2), (2, 2))
+    assert resolve_padding("SAME", (10, 10), (1, 1), 3, 1) == ((0, 0), (0, 0))
+    assert resolve_padding("SAME", (2, 2), (7, 7), 1, 1) == ((3, 3), (3, 3))
+    assert resolve_padding([[0, 0], [1, 2], [3, 4], [0, 0]], (5, 5), (3, 3), 1, 1, "NHWC") \
+        == ((1, 2), (3, 4))
+    assert resolve_padding([[0, 0], [0, 0], [1, 2], [3, 4]], (5, 5), (3, 3), 1, 1, "NCHW") \
+        == ((1, 2), (3, 4))
+
+
+# ---------------------------------------------------------------------------
+# the big sweep: full product of (format, stride, dilation, kernel, padding);
+# multiplier, dtype, sizes, argument spellings cycle deterministically.
+
+
+SWEEP = list(itertools.product(range(len(FORMATS)), range(len(STRIDES)),
+                               range(len(DILATIONS)), range(len(KERNELS)),
+                               range(len(PADDINGS))))
+
+
+def _sweep_id(case):
+    f, s, d, k, p = case
+    pad = PADDINGS[p]
+    pad = pad if isinstance(pad, str) else str(pad).replace(" ", "")
+    return (f"{FORMATS[f]}-s{STRIDES[s]}-d{DILATIONS[d]}-k{KERNELS[k][0]}x{KERNELS[k][1]}"
+            f"-p{pad}").replace(" ", "")
+
+
+@pytest.mark.parametrize("case", SWEEP, ids=[_sweep_id(c) for c in SWEEP])
+def test_sweep(case):
+    run_sweep_case(case)
+
+
+SWEEP_EXTRAS_CARDINALITY = {"M": 3, "dtype": 2, "N": 2, "C": 4, "extra_h": 5, "extra_w": 6,
+                            "bias": 2, "ivy": 2, "strides_form": 4, "dilations_form": 4}
+
+
+def sweep_extras(case):
+    """Index of each cycled extra for a sweep case.  The formulas are chosen so
+    that every pair of (axis or extra) values occurs together somewhere."""
+    f, s, d, k, p = case
+    return {
+        "M": (p + k + s) % 3,
+        "dtype": (p + d + f + k) % 2,
+        "N": (s + d + p) % 2,
+        "C": (k + 2 * d + p + 3 * f + s) % 4,
+        "extra_h": (p + 2 * s + k + f) % 5,
+        "extra_w": (2 * p + s + 3 * d + 2 * k) % 6,
+        "bias": int((s + k + d + p) % 3 == 0),
+        "ivy": int((s + d + f) % 2 == 0),        # 3-D filters when M == 1
+        "strides_form": (k + p) % 4,
+        "dilations_form": (s + p + 1) % 4,
+    }
+
+
+def test_sweep_covers_all_pairs():
+    card = dict(zip("fsdkp", map(len, (FORMATS, STRIDES, DILATIONS, KERNELS, PADDINGS))))
+    card.update(SWEEP_EXTRAS_CARDINALITY)
+    seen = {}
+    for case in SWEEP:
+        v = dict(zip("fsdkp", case))
+        v.update(sweep_extras(case))
+        for a, b in itertools.combinations(sorted(v), 2):
+            seen.setdefault((a, b), set()).add((v[a], v[b]))
+    for (a, b), got in seen.items():
+        assert len(got) == card[a] * card[b], (a, b, sorted(got))
+
+
+def run_sweep_case(case, **kwargs):
+    f, s, d, k, p = case
+    idx = SWEEP.index(case)
+    rng = np.random.default_rng(1000 + idx)
+    fmt = FORMATS[f]
+    kh, kw = KERNELS[k]
+    sp = normalize_pair(STRIDES[s])
+    dp = normalize_pair(DILATIONS[d])
+
+    e = sweep_extras(case)
+    M = MULTIPLIERS[e["M"]]
+    dtype = DTYPES[e["dtype"]]
+    N = (1, 2)[e["N"]]
+    C = (3, 1, 4, 2)[e["C"]]
+    extra_h, extra_w = e["extra_h"], e["extra_w"]
+    with_bias = bool(e["bias"])
+    ivy_layout = M == 1 and e["ivy"]
+
+    eff_h, eff_w = (kh - 1) * dp[0] + 1, (kw - 1) * dp[1] + 1
+    pad_spec = PADDINGS[p]
+    if pad_spec == "TF4":
+        pad_spec = tf4_padding(fmt, (2, 1), (0, 3))
+    if pad_spec == "SAME":
+        # any size works with SAME; include inputs smaller than the kernel
+        H = max(1, eff_h + 2 * extra_h - 4)
+        W = max(1, eff_w + 2 * extra_w - 5)
+    else:
+        (t, b), (l, r) = resolve_padding(pad_spec, (0, 0), (kh, kw), sp, dp, fmt)
+        H = max(1, eff_h - t - b + extra_h)
+        W = max(1, eff_w - l - r + extra_w)
+
+    x = make_x(rng, N, H, W, C, fmt, dtype)
+    w = rng.standard_normal((kh, kw, C, M)).astype(dtype)
+    if ivy_layout:
+        w = w[..., 0]
+    bias = rng.standard_normal(C * M).astype(dtype) if with_bias else None
+    strides_api = api_pair(STRIDES[s], e["strides_form"], fmt)
+    dil_api = api_pair(DILATIONS[d], e["dilations_form"], fmt)
+
+    got = dwconv.depthwise_conv2d(x, w, strides_api, pad_spec, data_format=fmt,
+                                  dilations=dil_api, bias=bias, **kwargs)
+    pad = resolve_padding(pad_spec, (H, W), (kh, kw), sp, dp, fmt)
+    ref = assert_conv_close(got, x, w, sp, pad, fmt, dp, bias=bias)
+    shape = dwconv.output_shape(x.shape, w.shape, strides_api, pad_spec,
+                                data_format=fmt, dilations=dil_api)
+    assert tuple(shape) == ref.shape
+
+
+# ---------------------------------------------------------------------------
+# channel / width tails (SIMD remainder loops)
+
+
+CHANNEL_COUNTS = [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129]
+
+
+@pytest.mark.parametrize("C", CHANNEL_COUNTS)
+@pytest.mark.parametrize("M", [1, 2])
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_channel_counts(C, M, data_format):
+    run_channel_case(C, M, data_format)
+
+
+def run_channel_case(C, M, data_format, **kwargs):
+    rng = np.random.default_rng(C * 10 + M)
+    for dtype in DTYPES:
+        x = make_x(rng, 2, 6, 5, C, data_format, dtype)
+        w = rng.standard_normal((3, 3, C, M)).astype(dtype)
+        b = rng.standard_normal(C * M).astype(dtype)
+        got = dwconv.depthwise_conv2d(x, w, 1, "SAME", data_format=data_format, bias=b, **kwargs)
+        pad = resolve_padding("SAME", (6, 5), (3, 3), 1, 1)
+        assert_conv_close(got, x, w, (1, 1), pad, data_format, (1, 1), bias=b)
+
+
+WIDTHS = list(range(1, 20)) + [31, 32, 33, 64, 65]
+
+
+@pytest.mark.parametrize("W", WIDTHS)
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_widths(W, data_format):
+    run_width_case(W, data_format)
+
+
+def run_width_case(W, data_format, **kwargs):
+    rng = np.random.default_rng(W)
+    for dtype, s in itertools.product(DTYPES, (1, 2)):
+        x = make_x(rng, 1, 4, W, 3, data_format, dtype)
+        w = rng.standard_normal((3, 3, 3, 2)).astype(dtype)
+        got = dwconv.depthwise_conv2d(x, w, s, "SAME", data_format=data_format, **kwargs)
+        pad = resolve_padding("SAME", (4, W), (3, 3), s, 1)
+        assert_conv_close(got, x, w, (s, s), pad, data_format, (1, 1))
+        got = dwconv.depthwise_conv2d(x, w, s, 1, data_format=data_format, **kwargs)
+        assert_conv_close(got, x, w, (s, s), ((1, 1), (1, 1)), data_format, (1, 1))
+        got = dwconv.depthwise_conv2d(x, w, s, "SAME", data_format=data_format, dilations=(1, 2),
+                                      **kwargs)
+        pad = resolve_padding("SAME", (4, W), (3, 3), s, (1, 2))
+        assert_conv_close(got, x, w, (s, s), pad, data_format, (1, 2))
+
+
+# ---------------------------------------------------------------------------
+# odd sizes
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hw, padding", [
+    ((1, 6), 1),
+    ((6, 1), 1),
+    ((1, 1), 1),
+    ((1, 6), "SAME"),
+    ((6, 1), "SAME"),
+    ((1, 1), "SAME"),
+    ((1, 5), ((1, 1), (0, 0))),
+    ((1, 1), ((2, 0), (0, 2))),
+])
+def test_thin_inputs(hw, padding, dtype, data_format):
+    rng = np.random.default_rng(3)
+    H, W = hw
+    x = make_x(rng, 2, H, W, 3, data_format, dtype)
+    w = rng.standard_normal((3, 3, 3, 2)).astype(dtype)
+    got = dwconv.depthwise_conv2d(x, w, 1, padding, data_format=data_format)
+    pad = resolve_padding(padding, hw, (3, 3), 1, 1)
+    assert_conv_close(got, x, w, (1, 1), pad, data_format, (1, 1))
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_one_by_one_kernel_and_input(data_format):
+    x = np.full((1, 1, 1, 1), 3.0)
+    w = np.full((1, 1, 1, 2), 0.5)
+    got = dwconv.depthwise_conv2d(x, w, data_format=data_format)
+    expected = np.array([1.5, 1.5]).reshape((1, 1, 1, 2) if data_format == "NHWC" else (1, 2, 1, 1))
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_single_channel(data_format, dtype):
+    rng = np.random.default_rng(4)
+    x = make_x(rng, 3, 9, 11, 1, data_format, dtype)
+    for M in (1, 3):
+        w = rng.standard_normal((3, 2, 1, M)).astype(dtype)
+        got = dwconv.depthwise_conv2d(x, w, (2, 1), ((1, 0), (0, 1)), data_format=data_format,
+                                      dilations=(1, 2))
+        assert_conv_close(got, x, w, (2, 1), ((1, 0), (0, 1)), data_format, (1, 2))
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("padding", ["VALID", "SAME", 2])
+def test_empty_batch(data_format, dtype, padding):
+    x = np.zeros((0, 8, 7, 3) if data_format == "NHWC" else (0, 3, 8, 7), dtype=dtype)
+    w = np.ones((3, 3, 3, 2), dtype=dtype)
+    got = dwconv.depthwise_conv2d(x, w, 2, padding, data_format=data_format)
+    pad = resolve_padding(padding, (8, 7), (3, 3), 2, 1)
+    ref = conv2d_forward(x, w, (2, 2), pad, data_format, (1, 1))
+    assert ref.shape[0] == 0 and ref.size == 0
+    assert got.shape == ref.shape
+    assert got.dtype == dtype
+    assert tuple(dwconv.output_shape(x.shape, w.shape, 2, padding, data_format=data_format)) \
+        == ref.shape
+    out = np.empty(ref.shape, dtype=dtype)
+    assert dwconv.depthwise_conv2d(x, w, 2, padding, data_format=data_format, out=out) is out
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("H, W, k, s, padding", [
+    (10, 11, 3, 3, "VALID"),     # 7 % 3, 8 % 3 != 0
+    (10, 11, 3, 3, "SAME"),
+    (9, 13, 2, 4, "VALID"),
+    (9, 13, 4, 4, 1),
+    (7, 7, 3, (2, 3), ((0, 1), (1, 0))),
+    (5, 8, 5, 2, "VALID"),       # exact fit in H -> one output row
+    (5, 5, 5, 3, "VALID"),       # exact fit -> 1x1
+])
+def test_sizes_not_divisible_by_stride(data_format, H, W, k, s, padding):
+    rng = np.random.default_rng(5)
+    for dtype in DTYPES:
+        x = make_x(rng, 2, H, W, 3, data_format, dtype)
+        w = rng.standard_normal((k, k, 3, 2)).astype(dtype)
+        got = dwconv.depthwise_conv2d(x, w, s, padding, data_format=data_format)
+        sp = normalize_pair(s)
+        pad = resolve_padding(padding, (H, W), (k, k), sp, 1)
+        assert_conv_close(got, x, w, sp, pad, data_format, (1, 1))
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("H, W, k, d, padding", [
+    (4, 8, 5, 1, "VALID"),       # kernel taller than input
+    (8, 4, 5, 1, "VALID"),       # kernel wider than input
+    (4, 4, 3, 2, "VALID"),       # dilated kernel (5) larger than input
+    (4, 9, 3, (1, 5), "VALID"),  # dilated only along W: 11 > 9
+    (4, 4, 7, 1, 1),             # 4 + 2 < 7
+    (4, 4, 3, 3, ((1, 1), (0, 0))),
+])
+def test_kernel_larger_than_padded_input_raises(data_format, H, W, k, d, padding):
+    x = np.ones((1, H, W, 2) if data_format == "NHWC" else (1, 2, H, W))
+    w = np.ones((k, k, 2, 1))
+    with pytest.raises(ValueError):
+        dwconv.depthwise_conv2d(x, w, 1, padding, data_format=data_format, dilations=d)
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("strides, dilations", [(1, 1), (2, 1), (1, 2), ((3, 2), (2, 3))])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_padding_wider_than_kernel(data_format, dtype, strides, dilations, with_bias):
+    # border outputs that see no input pixel at all must be exactly the bias
+    # (or 0), and must be written even into a NaN-filled `out`
+    rng = np.random.default_rng(24)
+    x = make_x(rng, 2, 4, 5, 3, data_format, dtype)
+    w = rng.standard_normal((3, 2, 3, 2)).astype(dtype)
+    b = rng.standard_normal(6).astype(dtype) if with_bias else None
+    padding = ((6, 5), (7, 4))
+    sp, dp = normalize_pair(strides), normalize_pair(dilations)
+    shape = tuple(dwconv.output_shape(x.shape, w.shape, strides, padding,
+                                      data_format=data_format, dilations=dilations))
+    out = np.full(shape, np.nan, dtype=dtype)
+    got = dwconv.depthwise_conv2d(x, w, strides, padding, data_format=data_format,
+                                  dilations=dilations, bias=b, out=out)
+    assert got is out
+    ref = assert_conv_close(got, x, w, sp, padding, data_format, dp, bias=b)
+    # the reference itself: the first output row lies wholly in the top padding
+    row0 = ref[:, 0] if data_format == "NHWC" else ref[:, :, 0]
+    want = np.zeros_like(row0) + (0 if b is None else
+                                  (b if data_format == "NHWC" else b[:, None]))
+    np.testing.assert_array_equal(row0, want)
+    np.testing.assert_array_equal(got[:, 0] if data_format == "NHWC" else got[:, :, 0],
+                                  want.astype(dtype))
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_kernel_larger_than_input_but_padding_fits(data_format):
+    rng = np.random.default_rng(6)
+    x = make_x(rng, 1, 3, 2, 2, data_format)
+    w = rng.standard_normal((5, 5, 2, 1))
+    for padding in ("SAME", 2, ((1, 1), (3, 0))):
+        got = dwconv.depthwise_conv2d(x, w, 1, padding, data_format=data_format)
+        pad = resolve_padding(padding, (3, 2), (5, 5), 1, 1)
+        assert_conv_close(got, x, w, (1, 1), pad, data_format, (1, 1))
+
+
+# ---------------------------------------------------------------------------
+# seed documents
+
+
+TF_X = np.array([[1., 2.], [3., 4.], [5., 6.]], dtype=np.float32).reshape((1, 3, 2, 1))
+TF_K = np.array([[1., 2.], [3., 4]], dtype=np.float32).reshape((2, 1, 1, 2))
+
+
+def test_tensorflow_example_valid():
+    got = dwconv.depthwise_conv2d(TF_X, TF_K, strides=[1, 1, 1, 1], padding="VALID")
+    want = np.array([[[[10., 14.], [14., 20.]],
+                      [[18., 26.], [22., 32.]]]], dtype=np.float32)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+    assert_conv_close(got, TF_X, TF_K, (1, 1), ((0, 0), (0, 0)), "NHWC", (1, 1))
+
+
+TF_EXPLICIT_WANT = np.array([[[[0., 0.], [3., 4.], [6., 8.]],
+                              [[0., 0.], [10., 14.], [14., 20.]],
+                              [[0., 0.], [18., 26.], [22., 32.]]]], dtype=np.float32)
+
+
+def test_tensorflow_example_explicit_padding():
+    got = dwconv.depthwise_conv2d(TF_X, TF_K, strides=[1, 1, 1, 1],
+                                  padding=[[0, 0], [1, 0], [1, 0], [0, 0]])
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, TF_EXPLICIT_WANT)
+    ref = conv2d_forward(TF_X, TF_K, (1, 1), ((1, 0), (1, 0)), "NHWC", (1, 1))
+    np.testing.assert_array_equal(ref, TF_EXPLICIT_WANT)
+
+
+def test_tensorflow_examples_nchw():
+    x = TF_X.transpose(0, 3, 1, 2)
+    got = dwconv.depthwise_conv2d(x, TF_K, strides=[1, 1, 1, 1],
+                                  padding=[[0, 0], [0, 0], [1, 0], [1, 0]], data_format="NCHW")
+    np.testing.assert_array_equal(got, TF_EXPLICIT_WANT.transpose(0, 3, 1, 2))
+    got = dwconv.depthwise_conv2d(x, TF_K, 1, "VALID", data_format="NCHW")
+    np.testing.assert_array_equal(
+        got, np.array([[[[10., 14.], [14., 20.]], [[18., 26.], [22., 32.]]]],
+                      dtype=np.float32).transpose(0, 3, 1, 2))
+
+
+def test_tensorflow_definition_channel_order():
+    # output[b, i, j, k * M + q] uses filter[..., k, q] and input channel k
+    x = np.zeros((1, 1, 1, 3))
+    x[..., :] = [1., 10., 100.]
+    w = np.zeros((1, 1, 3, 2))
+    w[0, 0] = [[1., 2.], [3., 4.], [5., 6.]]
+    got = dwconv.depthwise_conv2d(x, w)
+    np.testing.assert_array_equal(got.ravel(), [1., 2., 30., 40., 500., 600.])
+
+
+@pytest.mark.parametrize("x_shape, k, strides, padding, y_shape, use_out", [
+    ((1, 28, 28, 3), 3, (1, 1), "VALID", (1, 26, 26, 3), False),
+    ((1, 32, 32, 3), 5, [2, 2], "SAME", (1, 16, 16, 3), True),
+    ((1, 64, 64, 32), 4, [1, 1], "VALID", (1, 61, 61, 32), True),
+    ((1, 7, 7, 64), 3, [1, 1], "SAME", (1, 7, 7, 64), False),
+    ((1, 128, 128, 3), 3, 2, "SAME", (1, 64, 64, 3), False),
+])
+def test_ivy_examples(x_shape, k, strides, padding, y_shape, use_out):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal((k, k, x_shape[-1])).astype(np.float32)   # ivy layout
+    if use_out:
+        y = np.zeros(y_shape, dtype=np.float32)
+        got = dwconv.depthwise_conv2d(x, w, strides, padding, out=y)
+        assert got is y
+    else:
+        got = dwconv.depthwise_conv2d(x, w, strides, padding)
+    assert got.shape == y_shape
+    sp = normalize_pair(strides)
+    pad = resolve_padding(padding, x_shape[1:3], (k, k), sp, 1)
+    assert_conv_close(got, x, w, sp, pad, "NHWC", (1, 1))
+
+
+IVY_A = np.array([[1., 1., 1.], [1., -8., 1.], [1., 1., 1.]])[..., None]
+IVY_B = np.ones((3, 3))[..., None] / 9.0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("four_d", [False, True])
+def test_ivy_dilated_laplacian(dtype, four_d):
+    x = np.eye(6, 6, dtype=dtype).reshape((1, 6, 6, 1))
+    a, b = IVY_A.astype(dtype), IVY_B.astype(dtype)
+    if four_d:
+        a, b = a[..., None], b[..., None]
+    ya = dwconv.depthwise_conv2d(x, a, 1, "VALID", dilations=2)
+    yb = dwconv.depthwise_conv2d(x, b, 1, "VALID", dilations=2)
+    assert ya.shape == yb.shape == (1, 2, 2, 1)
+    assert ya.dtype == yb.dtype == dtype
+    np.testing.assert_array_equal(ya, np.array([[[[-6.], [0.]], [[0.], [-6.]]]], dtype=dtype))
+    tol = 1e-15 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(yb, np.array([[[[1 / 3], [0.]], [[0.], [1 / 3]]]]),
+                               rtol=tol, atol=tol)
+    # same numbers from the reference
+    np.testing.assert_array_equal(
+        conv2d_forward(x, a, (1, 1), ((0, 0), (0, 0)), "NHWC", (2, 2)).ravel(), [-6, 0, 0, -6])
+    assert_conv_close(yb, x, b, (1, 1), ((0, 0), (0, 0)), "NHWC", (2, 2))
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_keras_example(data_format):
+    rng = np.random.default_rng(9)
+    x = rng.random((4, 10, 10, 12))
+    fmt = "NHWC" if data_format == "channels_last" else "NCHW"
+    x = to_format(x, fmt)
+    w = rng.random((3, 3, 12, 3))       # kernel_size 3, depth_multiplier 3
+    b = rng.random(36)
+    got = dwconv.depthwise_conv2d(x, w, 1, "VALID", data_format=data_format, bias=b)
+    assert got.shape == ((4, 8, 8, 36) if fmt == "NHWC" else (4, 36, 8, 8))
+    assert_conv_close(got, x, w, (1, 1), ((0, 0), (0, 0)), fmt, (1, 1), bias=b)
+
+
+def _chainer_depthwise(x, W, b, stride, pad):
+    """Chainer's CPU algorithm (im2col + per-channel matmul), x NCHW, W (cM, cI, kH, kW)."""
+    n, c, h, w = x.shape
+    D, _, kh, kw = W.shape
+    sy, sx = normalize_pair(stride)
+    ph, pw = normalize_pair(pad)
+    oh = (h + 2 * ph - kh) // sy + 1
+    ow = (w + 2 * pw - kw) // sx + 1
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    col = np.empty((n, c, kh, kw, oh, ow))
+    for ky in range(kh):
+        for kx in range(kw):
+            col[:, :, ky, kx] = xp[:, :, ky:ky + sy * oh:sy, kx:kx + sx * ow:sx]
+    c_ = col.transpose(1, 0, 4, 5, 2, 3).reshape(c, -1, kh * kw)   # (C, B*OH*OW, KY*KX)
+    W_ = W.transpose(1, 2, 3, 0).reshape(c, kh * kw, D)            # (C, KY*KX, D)
+    y = np.matmul(c_, W_)                                           # (C, B*OH*OW, D)
+    y = y.reshape(c, n, oh * ow, D).transpose(1, 0, 3, 2).reshape(n, c * D, oh, ow)
+    if b is not None:
+        y = y + b[None, :, None, None]
+    return y
+
+
+@pytest.mark.parametrize("stride, pad", [(1, 0), (2, 1), ((1, 2), (0, 1))])
+def test_chainer_example(stride, pad):
+    rng = np.random.default_rng(10)
+    x = rng.uniform(0, 1, (2, 3, 4, 7))
+    W = rng.uniform(0, 1, (2, 3, 3, 3))        # (c_M, c_I, kH, kW)
+    b = rng.uniform(0, 1, (6,))
+    filters = W.transpose(2, 3, 1, 0)          # -> (kH, kW, c_I, c_M)
+    want = _chainer_depthwise(x, W, b, stride, pad)
+    if (stride, pad) == (1, 0):
+        assert want.shape == (2, 6, 2, 5)
+    sp, pp = normalize_pair(stride), normalize_pair(pad)
+    padding = ((pp[0],) * 2, (pp[1],) * 2)
+    ref = conv2d_forward(x, filters, sp, padding, "NCHW", (1, 1), bias=b)
+    np.testing.assert_allclose(ref, want, rtol=1e-13, atol=1e-13)   # same channel order
+    got = dwconv.depthwise_conv2d(x, filters, stride, pad, data_format="NCHW", bias=b)
+    assert got.shape == want.shape
+    assert_conv_close(got, x, filters, sp, padding, "NCHW", (1, 1), bias=b)
+
+
+def _megengine_grouped(inp, weight, bias, stride, padding, dilation):
+    """MegEngine Conv2d formula, groups == C: weight (G, Cout/G, Cin/G=1, kh, kw)."""
+    N, C, H, W = inp.shape
+    G, K, _, kh, kw = weight.shape
+    sh, sw = normalize_pair(stride)
+    ph, pw = normalize_pair(padding)
+    dh, dw = normalize_pair(dilation)
+    OH = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    OW = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    xp = np.pad(inp, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    out = np.zeros((N, G * K, OH, OW))
+    for g, k_, i, j in itertools.product(range(G), range(K), range(OH), range(OW)):
+        patch = xp[:, g, i * sh: i * sh + dh * (kh - 1) + 1: dh, j * sw: j * sw + dw * (kw - 1) + 1: dw]
+        out[:, g * K + k_, i, j] = (patch * weight[g, k_, 0]).sum(axis=(1, 2))
+    return out + bias.reshape(1, G * K, 1, 1)
+
+
+@pytest.mark.parametrize("stride, padding, dilation", [(1, 0, 1), (2, 1, 1), (1, (1, 2), 2)])
+def test_megengine_depthwise(stride, padding, dilation):
+    inp = np.arange(0, 96).astype("float32").reshape(2, 3, 4, 4)
+    rng = np.random.default_rng(11)
+    weight = rng.standard_normal((3, 2, 1, 3, 3)).astype(np.float32)   # groups=3, K=2
+    bias = rng.standard_normal((1, 6, 1, 1)).astype(np.float32)
+    want = _megengine_grouped(inp.astype(np.float64), weight.astype(np.float64),
+                              bias.astype(np.float64), stride, padding, dilation)
+    if (stride, padding, dilation) == (1, 0, 1):
+        assert want.shape == (2, 6, 2, 2)
+    filters = weight[:, :, 0].transpose(2, 3, 0, 1)     # -> (kh, kw, C, M)
+    got = dwconv.depthwise_conv2d(inp, filters, stride, padding, data_format="NCHW",
+                                  dilations=dilation, bias=bias.ravel())
+    assert got.dtype == np.float32
+    pp = normalize_pair(padding)
+    pad = ((pp[0],) * 2, (pp[1],) * 2)
+    ref = assert_conv_close(got, inp, filters, normalize_pair(stride), pad, "NCHW",
+                            normalize_pair(dilation), bias=bias.ravel())
+    np.testing.assert_allclose(ref, want, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# argument spellings
+
+
+@pytest.mark.parametrize("data_format, canonical", [
+    ("nhwc", "NHWC"), ("Nchw", "NCHW"), ("channels_last", "NHWC"),
+    ("CHANNELS_FIRST", "NCHW"), ("channels_first", "NCHW"),
+])
+def test_data_format_aliases(data_format, canonical):
+    rng = np.random.default_rng(12)
+    x = make_x(rng, 2, 6, 5, 3, canonical)
+    w = rng.standard_normal((3, 3, 3, 2))
+    got = dwconv.depthwise_conv2d(x, w, 1, "SAME", data_format=data_format)
+    pad = resolve_padding("SAME", (6, 5), (3, 3), 1, 1)
+    assert_conv_close(got, x, w, (1, 1), pad, canonical, (1, 1))
+    assert tuple(dwconv.output_shape(x.shape, w.shape, 1, "SAME", data_format=data_format)) \
+        == got.shape
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_equivalent_spellings_agree_with_reference(data_format):
+    rng = np.random.default_rng(13)
+    x = make_x(rng, 2, 9, 10, 3, data_format)
+    w = rng.standard_normal((3, 2, 3, 2))
+    ref_pad = ((1, 1), (2, 2))
+    pads = [(1, 2), [1, 2], ((1, 1), (2, 2)), [[1, 1], [2, 2]],
+            tf4_padding(data_format, (1, 1), (2, 2))]
+    strides = [(2, 1), [2, 1], api_pair((2, 1), 3, data_format)]
+    dils = [(1, 2), api_pair((1, 2), 3, data_format)]
+    for p, s, d in itertools.product(pads, strides, dils):
+        got = dwconv.depthwise_conv2d(x, w, s, p, data_format=data_format, dilations=d)
+        assert_conv_close(got, x, w, (2, 1), ref_pad, data_format, (1, 2))
+
+
+def test_numpy_integer_scalars_accepted():
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((1, 9, 9, 2))
+    w = rng.standard_normal((3, 3, 2, 1))
+    got = dwconv.depthwise_conv2d(x, w, np.int64(2), np.int32(1), dilations=np.int64(2))
+    assert_conv_close(got, x, w, (2, 2), ((1, 1), (1, 1)), "NHWC", (2, 2))
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_three_dim_filters_equal_m1(data_format):
+    rng = np.random.default_rng(15)
+    x = make_x(rng, 2, 7, 6, 4, data_format)
+    w = rng.standard_normal((3, 3, 4))
+    got3 = dwconv.depthwise_conv2d(x, w, 2, "SAME", data_format=data_format)
+    got4 = dwconv.depthwise_conv2d(x, w[..., None], 2, "SAME", data_format=data_format)
+    np.testing.assert_array_equal(got3, got4)
+    pad = resolve_padding("SAME", (7, 6), (3, 3), 2, 1)
+    assert_conv_close(got3, x, w, (2, 2), pad, data_format, (1, 1))
+    assert tuple(dwconv.output_shape(x.shape, w.shape, 2, "SAME", data_format=data_format)) \
+        == got3.shape
+
+
+# ---------------------------------------------------------------------------
+# awkward inputs (after bottleneck's tests/util.py array generator)
+
+
+def _awkward(a, kind):
+    """Return an array-like equal in value to ``a`` with unusual memory layout."""
+    if kind == "contiguous":
+        return a.copy()
+    if kind == "strided_view":
+        big = np.zeros((a.shape[0], 2 * a.shape[1]) + a.shape[2:], dtype=a.dtype)
+        big[:, ::2] = a
+        v = big[:, ::2]
+        assert not v.flags.c_contiguous
+        return v
+    if kind == "strided_last_axis":
+        big = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)
+        big[..., 1::2] = a
+        return big[..., 1::2]
+    if kind == "fortran":
+        f = np.asfortranarray(a)
+        assert a.ndim == 1 or not f.flags.c_contiguous
+        return f
+    if kind == "negative_strides":
+        rev = np.ascontiguousarray(a[:, ::-1])
+        return rev[:, ::-1]
+    if kind == "negative_last_axis":
+        rev = np.ascontiguousarray(a[..., ::-1])
+        return rev[..., ::-1]
+    if kind == "byteswapped":
+        return a.astype(a.dtype.newbyteorder())
+    if kind == "readonly":
+        r = a.copy()
+        r.setflags(write=False)
+        return r
+    if kind == "transposed_view":
+        # a C-contiguous array of the permuted shape, viewed back to a's shape
+        perm = tuple(reversed(range(a.ndim)))
+        return np.ascontiguousarray(a.transpose(perm)).transpose(perm)
+    if kind == "list":
+        return a.tolist()
+    raise AssertionError(kind)
+
+
+AWKWARD = ["strided_view", "strided_last_axis", "fortran", "negative_strides",
+           "negative_last_axis", "byteswapped", "readonly", "transposed_view", "list"]
+
+
+def _snapshot(a):
+    if isinstance(a, list):
+        return copy.deepcopy(a)
+    return np.array(a, copy=True)
+
+
+def _unchanged(a, snap):
+    if isinstance(a, list):
+        return a == snap
+    return a.dtype == snap.dtype and np.array_equal(a, snap)
+
+
+@pytest.mark.parametrize("which", ["x", "filters", "bias", "all"])
+@pytest.mark.parametrize("kind", AWKWARD)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_awkward_inputs(which, kind, dtype, data_format):
+    if which == "bias" and kind in ("strided_view", "negative_strides"):
+        pytest.skip("1-d bias has no second axis")
+    rng = np.random.default_rng(16)
+    x = make_x(rng, 2, 7, 8, 3, data_format, dtype)
+    w = rng.standard_normal((3, 2, 3, 2)).astype(dtype)
+    b = rng.standard_normal(6).astype(dtype)
+    args = {"x": x, "filters": w, "bias": b}
+    for name in args:
+        if which in (name, "all"):
+            if name == "bias" and kind in ("strided_view", "negative_strides"):
+                continue
+            args[name] = _awkward(args[name], kind)
+    snaps = {k: _snapshot(v) for k, v in args.items()}
+    flags = {k: (v.flags.writeable, v.strides) for k, v in args.items()
+             if isinstance(v, np.ndarray)}
+
+    got = dwconv.depthwise_conv2d(args["x"], args["filters"], (2, 1), ((1, 0), (1, 1)),
+                                  data_format=data_format, dilations=(1, 2),
+                                  bias=args["bias"])
+
+    for k, v in args.items():
+        assert _unchanged(v, snaps[k]), f"`{k}` was modified"
+        if isinstance(v, np.ndarray):
+            assert (v.flags.writeable, v.strides) == flags[k]
+    out_dtype = expected_dtype(args["x"], args["filters"])
+    assert_conv_close(got, x, w, (2, 1), ((1, 0), (1, 1)), data_format, (1, 2),
+                      bias=b, out_dtype=out_dtype)
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_integer_inputs(data_format):
+    # API.md: "float32 if both x and filters are float32, else float64
+    # (float32/float64 mixes compute in float64)".  Whether integer arrays are
+    # in that "else" is not settled by the contract; the two acceptable
+    # behaviours are a correct float64 result, or a TypeError that names the
+    # offending parameter in backticks.  Anything else (wrong numbers, a
+    # float32 or integer result, another exception) fails.
+    rng = np.random.default_rng(17)
+    x = rng.integers(0, 255, size=(1, 6, 6, 2) if data_format == "NHWC" else (1, 2, 6, 6))
+    w = rng.integers(-3, 4, size=(3, 3, 2, 2))
+    for xi, wi, bad in [(x.astype(np.uint8), w.astype(np.int32), "`x`"),
+                        (x, w.astype(np.float32), "`x`"),
+                        (x.astype(np.float32), w, "`filters`")]:
+        try:
+            got = dwconv.depthwise_conv2d(xi, wi, 1, "VALID", data_format=data_format)
+        except TypeError as exc:
+            assert bad in str(exc), str(exc)
+            continue
+        assert_conv_close(got, xi, wi, (1, 1), ((0, 0), (0, 0)), data_format, (1, 1),
+                          out_dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------
+# out= and bias=
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_out_argument(data_format, dtype, with_bias):
+    rng = np.random.default_rng(18)
+    x = make_x(rng, 2, 9, 8, 3, data_format, dtype)
+    w = rng.standard_normal((3, 3, 3, 2)).astype(dtype)
+    b = rng.standard_normal(6).astype(dtype) if with_bias else None
+    shape = tuple(dwconv.output_shape(x.shape, w.shape, 2, "SAME", data_format=data_format))
+    out = np.full(shape, np.nan, dtype=dtype)          # garbage must be overwritten
+    res = dwconv.depthwise_conv2d(x, w, 2, "SAME", data_format=data_format, bias=b, out=out)
+    assert res is out
+    pad = resolve_padding("SAME", (9, 8), (3, 3), 2, 1)
+    assert_conv_close(out, x, w, (2, 2), pad, data_format, (1, 1), bias=b)
+    # calling again into the same buffer gives the same (not accumulated) result
+    first = out.copy()
+    res2 = dwconv.depthwise_conv2d(x, w, 2, "SAME", data_format=data_format, bias=b, out=out)
+    assert res2 is out
+    np.testing.assert_array_equal(out, first)
+    # and matches the freshly allocated result bitwise
+    np.testing.assert_array_equal(
+        dwconv.depthwise_conv2d(x, w, 2, "SAME", data_format=data_format, bias=b), first)
+
+
+def test_out_argument_mixed_dtypes_is_float64():
+    rng = np.random.default_rng(19)
+    x = rng.standard_normal((1, 5, 5, 2)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 2, 1))
+    out = np.zeros((1, 3, 3, 2))
+    assert dwconv.depthwise_conv2d(x, w, out=out) is out
+    assert_conv_close(out, x, w, (1, 1), ((0, 0), (0, 0)), "NHWC", (1, 1))
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bias(data_format, dtype):
+    rng = np.random.default_rng(20)
+    x = make_x(rng, 2, 6, 7, 4, data_format, dtype)
+    w = rng.standard_normal((2, 3, 4, 3)).astype(dtype)
+    b = (10 * rng.standard_normal(12)).astype(dtype)
+    got = dwconv.depthwise_conv2d(x, w, 1, ((1, 0), (2, 1)), data_format=data_format, bias=b)
+    assert_conv_close(got, x, w, (1, 1), ((1, 0), (2, 1)), data_format, (1, 1), bias=b)
+    # bias as a list
+    got_l = dwconv.depthwise_conv2d(x, w, 1, ((1, 0), (2, 1)), data_format=data_format,
+                                    bias=b.tolist())
+    # the output dtype is decided by x and filters alone
+    assert_conv_close(got_l, x, w, (1, 1), ((1, 0), (2, 1)), data_format, (1, 1), bias=b)
+
+
+@pytest.mark.parametrize("xd, wd", [(np.float32, np.float64), (np.float64, np.float32)])
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_mixed_precision_gives_float64(xd, wd, data_format):
+    rng = np.random.default_rng(21)
+    x = make_x(rng, 2, 8, 9, 3, data_format, xd)
+    w = rng.standard_normal((5, 5, 3, 2)).astype(wd)
+    got = dwconv.depthwise_conv2d(x, w, 1, "SAME", data_format=data_format)
+    assert got.dtype == np.float64
+    pad = resolve_padding("SAME", (8, 9), (5, 5), 1, 1)
+    # computed in float64 on the exact float32 values: float64 tolerance applies
+    assert_conv_close(got, x, w, (1, 1), pad, data_format, (1, 1), out_dtype=np.float64)
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_nonfinite_values_propagate_locally(data_format):
+    rng = np.random.default_rng(22)
+    x = rng.standard_normal((1, 9, 9, 2))
+    x[0, 4, 4, 0] = np.nan
+    x[0, 0, 8, 1] = np.inf
+    w = rng.uniform(0.5, 1.5, (3, 3, 2, 2))
+    xf = to_format(x, data_format)
+    got = dwconv.depthwise_conv2d(xf, w, 1, "SAME", data_format=data_format)
+    with np.errstate(invalid="ignore"):
+        ref = conv2d_forward(xf, w, (1, 1), ((1, 1), (1, 1)), data_format, (1, 1))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(ref))
+    finite = np.isfinite(ref)
+    assert finite.sum() > 0.8 * ref.size
+    np.testing.assert_allclose(got[finite], ref[finite], rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# every instruction-set level the CPU runs (dwconv.supported_isas / use_isa
+# are extras beyond API.md: skipped if absent).  The tests above run at the
+# level chosen at import; this re-runs a slice of them at each level.
+
+
+def _isa_levels():
+    try:
+        return list(dwconv.supported_isas())
+    except AttributeError:
+        return []
+
+
+@pytest.fixture(params=_isa_levels() or ["(none)"])
+def isa(request):
+    if not hasattr(dwconv, "use_isa"):
+        pytest.skip("dwconv.use_isa not available")
+    try:
+        before = dwconv._config.config()["isa"]
+    except Exception:
+        before = dwconv.supported_isas()[-1]
+    dwconv.use_isa(request.param)
+    try:
+        yield request.param
+    finally:
+        dwconv.use_isa(before)
+
+
+ISA_SWEEP_SLICE = SWEEP[::7]       # still meets every value of every axis
+
+
+def test_isa_levels(isa):
+    # one thread: the level is what is under test here, and thread-count
+    # independence has its own tests below
+    for case in ISA_SWEEP_SLICE:
+        run_sweep_case(case, num_threads=1)
+    for fmt in FORMATS:
+        for C in CHANNEL_COUNTS:
+            run_channel_case(C, 1 + C % 2, fmt, num_threads=1)
+        for W in WIDTHS:
+            run_width_case(W, fmt, num_threads=1)
+
+
+# ---------------------------------------------------------------------------
+# threads: results must not depend on the thread count
+
+
+THREAD_SHAPES = {                 # name: (N, H, W, C, M, k)
+    "batch4": (4, 37, 41, 24, 2, 5),
+    "wide_channels": (1, 23, 19, 130, 1, 3),
+}
+
+
+def _thread_case(dtype, data_format, shape="batch4"):
+    N, H, W, C, M, k = THREAD_SHAPES[shape]
+    rng = np.random.default_rng(23)
+    x = make_x(rng, N, H, W, C, data_format, dtype)
+    w = rng.standard_normal((k, k, C, M)).astype(dtype)
+    b = rng.standard_normal(C * M).astype(dtype)
+    return x, w, b
+
+
+@pytest.mark.parametrize("shape", list(THREAD_SHAPES))
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("strides, padding, dilations", [
+    (1, "SAME", 1), (2, "VALID", 1), ((1, 2), ((2, 1), (0, 3)), (2, 1)),
+])
+def test_num_threads_bitwise_identical(data_format, dtype, strides, padding, dilations, shape):
+    x, w, b = _thread_case(dtype, data_format, shape)
+    k = w.shape[0]
+    kw = dict(data_format=data_format, dilations=dilations, bias=b)
+    default = dwconv.depthwise_conv2d(x, w, strides, padding, **kw)
+    results = {n: dwconv.depthwise_conv2d(x, w, strides, padding, num_threads=n, **kw)
+               for n in (1, 2, 3, 8, -1)}
+    for n, r in results.items():
+        assert r.dtype == default.dtype
+        assert np.array_equal(r, default), f"num_threads={n} differs from default"
+    out = np.empty_like(default)
+    assert dwconv.depthwise_conv2d(x, w, strides, padding, num_threads=2, out=out, **kw) is out
+    assert np.array_equal(out, default)
+    sp, dp = normalize_pair(strides), normalize_pair(dilations)
+    pad = resolve_padding(padding, x.shape[1:3] if data_format == "NHWC" else x.shape[2:],
+                          (k, k), sp, dp)
+    assert_conv_close(default, x, w, sp, pad, data_format, dp, bias=b)
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_threadpool_limits_bitwise_identical(data_format, dtype):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    x, w, b = _thread_case(dtype, data_format)
+    kw = dict(data_format=data_format, bias=b)
+    default = dwconv.depthwise_conv2d(x, w, 1, "SAME", **kw)
+    with threadpoolctl.threadpool_limits(1):
+        limited = dwconv.depthwise_conv2d(x, w, 1, "SAME", **kw)
+        limited2 = dwconv.depthwise_conv2d(x, w, 1, "SAME", num_threads=2, **kw)
+    assert np.array_equal(limited, default)
+    assert np.array_equal(limited2, default)
+    after = dwconv.depthwise_conv2d(x, w, 1, "SAME", **kw)
+    assert np.array_equal(after, default)
+
+
+# ---------------------------------------------------------------------------
+# output_shape
+
+
+OS_CASES = list(itertools.product(FORMATS, STRIDES, DILATIONS, KERNELS, PADDINGS,
+                                  [(1, 1), (6, 9), (13, 14), (20, 17)]))
+
+
+def test_output_shape_matches_reference():
+    checked = 0
+    for fmt, s, d, k, p, (H, W) in OS_CASES:
+        sp, dp = normalize_pair(s), normalize_pair(d)
+        pad_spec = tf4_padding(fmt, (2, 1), (0, 3)) if p == "TF4" else p
+        pad = resolve_padding(pad_spec, (H, W), k, sp, dp, fmt)
+        in_shape = (2, H, W, 3) if fmt == "NHWC" else (2, 3, H, W)
+        effs = [(kk - 1) * dd + 1 for kk, dd in zip(k, dp)]
+        if H + sum(pad[0]) < effs[0] or W + sum(pad[1]) < effs[1]:
+            continue
+        OH, OW = output_hw((H, W), k, sp, pad, dp)
+        for M, fshape in ((2, k + (3, 2)), (1, k + (3,))):
+            want = (2, OH, OW, 3 * M) if fmt == "NHWC" else (2, 3 * M, OH, OW)
+            got = dwconv.output_shape(in_shape, fshape, s, pad_spec, data_format=fmt,
+                                      dilations=d)
+            assert isinstance(got, tuple)
+            assert all(isinstance(v, int) for v in got), got
+            assert got == want, (fmt, s, d, k, p, (H, W), M, got, want)
+            checked += 1
+    # output_hw is the very function conv2d_forward sizes its result with
+    assert conv2d_forward(np.zeros((1, 9, 8, 2)), np.zeros((3, 2, 2, 2)), (2, 3),
+                          ((1, 0), (0, 2)), "NHWC", (1, 2)).shape == \
+        (1,) + output_hw((9, 8), (3, 2), (2, 3), ((1, 0), (0, 2)), (1, 2)) + (4,)
+    assert checked > 1000
+
+
+def test_output_shape_seed_examples():
+    assert dwconv.output_shape((1, 28, 28, 3), (3, 3, 3), (1, 1), "VALID") == (1, 26, 26, 3)
+    assert dwconv.output_shape((1, 32, 32, 3), (5, 5, 3), [2, 2], "SAME") == (1, 16, 16, 3)
+    assert dwconv.output_shape((1, 64, 64, 32), (4, 4, 32), [1, 1], "VALID") == (1, 61, 61, 32)
+    assert dwconv.output_shape((1, 128, 128, 3), (3, 3, 3), 2, "SAME") == (1, 64, 64, 3)
+    assert dwconv.output_shape((4, 10, 10, 12), (3, 3, 12, 3), 1, "VALID") == (4, 8, 8, 36)
+    assert dwconv.output_shape((2, 3, 4, 7), (3, 3, 3, 2), data_format="NCHW") == (2, 6, 2, 5)
+    assert dwconv.output_shape((1, 3, 2, 1), (2, 1, 1, 2), [1, 1, 1, 1],
+                               [[0, 0], [1, 0], [1, 0], [0, 0]]) == (1, 3, 3, 2)
+    assert dwconv.output_shape((1, 6, 6, 1), (3, 3, 1), 1, "VALID", dilations=2) == (1, 2, 2, 1)
+    assert dwconv.output_shape((0, 8, 7, 3), (3, 3, 3, 2), 2, "SAME") == (0, 4, 4, 6)
