@@ -5,6 +5,7 @@ into a ``Geometry`` here, with the same forms accepted and the same errors raise
 the parameter in backticks and shows the offending value, and is raised before anything is
 computed or written.
 """
+import math
 import numbers
 import os
 from collections import namedtuple
@@ -15,7 +16,18 @@ __all__ = ["Geometry", "geometry", "shape_tuple", "as_array", "compute_dtype", "
            "resolve_threads"]
 
 _LAYOUTS = {"NHWC": "NHWC", "CHANNELS_LAST": "NHWC", "NCHW": "NCHW", "CHANNELS_FIRST": "NCHW"}
-_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
+def _physical_memory():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return np.iinfo(np.intp).max
+
+
+# The largest result dwconv will allocate: addressable, and no larger than the machine's memory.
+_MAX_RESULT_BYTES = min(np.iinfo(np.intp).max, _physical_memory())
 
 
 class Geometry(namedtuple("Geometry", "layout N H W C M kh kw sh sw dh dw pt pb pl pr OH OW")):
@@ -47,7 +59,7 @@ def data_format(value):
     """'NHWC' or 'NCHW' from any accepted spelling (None means TensorFlow's default, NHWC)."""
     if value is None:
         return "NHWC"
-    layout = _LAYOUTS.get(value.upper()) if isinstance(value, str) else None
+    layout = _LAYOUTS.get(value) or _LAYOUTS.get(value.upper()) if isinstance(value, str) else None
     if layout is None:
         raise ValueError(
             f"`data_format` must be 'NHWC', 'NCHW', 'channels_last' or 'channels_first', got {value!r}")
@@ -55,7 +67,7 @@ def data_format(value):
 
 
 def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+    return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)))
 
 
 def _sequence(value):
@@ -67,6 +79,8 @@ def _sequence(value):
 
 def spatial_pair(value, name, layout):
     """(h, w) positive ints from int | (h, w) | TensorFlow's 4-element form in `layout` order."""
+    if type(value) is int and value > 0:
+        return value, value
     expected = "[1, h, w, 1]" if layout == "NHWC" else "[1, 1, h, w]"
     items = [value] if _is_int(value) else _sequence(value)
     if items is None or len(items) not in (1, 2, 4) or not all(_is_int(v) for v in items):
@@ -86,6 +100,8 @@ def spatial_pair(value, name, layout):
 
 def padding_spec(value, layout):
     """'VALID', 'SAME', or ((top, bottom), (left, right)) from every accepted padding form."""
+    if type(value) is int and value >= 0:
+        return ((value, value), (value, value))
     if isinstance(value, str):
         if value.upper() in ("VALID", "SAME"):
             return value.upper()
@@ -178,8 +194,8 @@ def as_array(value, name):
 
 
 def compute_dtype(*arrays):
-    """float64 if any array is float64, else float32."""
-    return np.result_type(*(a.dtype.newbyteorder("=") for a in arrays))
+    """float64 if any of these float32/float64 arrays is float64, else float32 (native byte order)."""
+    return _FLOAT64 if any(a.dtype.itemsize == 8 for a in arrays) else _FLOAT32
 
 
 def contiguous(array, dtype):
@@ -196,19 +212,11 @@ def check_bias(bias, g, dtype):
     return contiguous(bias, dtype)
 
 
-def _physical_memory():
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def output_array(out, shape, dtype, inputs=(), name="out"):
     """`out` checked against the result it must hold, or a new array when it is None."""
-    nbytes = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
     if out is None:
-        memory = _physical_memory()
-        if nbytes > np.iinfo(np.intp).max or (memory is not None and nbytes > memory):
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes > _MAX_RESULT_BYTES:
             raise ValueError(f"the result of shape {shape} would need {nbytes / 2**30:.1f} GiB, more than "
                              "this machine has")
         return np.empty(shape, dtype)

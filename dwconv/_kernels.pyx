@@ -66,6 +66,8 @@ cdef enum:
     # The filter gradient cuts its reduction into about this many (row chunk x channel block) items,
     # a number fixed by the problem's shape alone so that the summation order is too.
     REDUCTION_ITEMS = 32
+    # Below this many multiply-adds a call runs on one thread: waking a second one costs more.
+    SERIAL_WORK = 1 << 18
 
 
 # ----------------------------------------------------------------------------------------------
@@ -248,6 +250,13 @@ cdef inline const floating *offset(const floating *p, Py_ssize_t k) noexcept nog
     return p + k
 
 
+cdef inline int threads_for(const Dims *d, int n_threads) noexcept nogil:
+    """n_threads, or 1 for a convolution too small to be worth sharing."""
+    if d.N * d.C * d.M * d.OH * d.OW * d.kh * d.kw < SERIAL_WORK:
+        return 1
+    return n_threads
+
+
 cdef struct Dims:
     # the geometry of one convolution (see dwconv._args.Geometry)
     Py_ssize_t N, H, W, C, M, kh, kw, sh, sw, dh, dw, pt, pl, OH, OW
@@ -345,6 +354,7 @@ cdef gather(const floating[::1] src, const floating[::1] w, const floating *bias
         if not (axis_alloc(&rows, d.H if input_grad else d.OH)
                 and axis_alloc(&cols, d.W if input_grad else d.OW)):
             raise MemoryError()
+        n_threads = threads_for(&d, n_threads)
         with nogil:
             if input_grad:
                 axis_input_grad(&rows, d.OH, d.H, d.kh, d.sh, d.dh, d.pt)
@@ -447,6 +457,7 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
         col_lo = <Py_ssize_t *> malloc(2 * d.kw * sizeof(Py_ssize_t))
         if partials == NULL or col_lo == NULL or not axis_alloc(&rows, d.OH):
             raise MemoryError()
+        n_threads = threads_for(&d, n_threads)
         with nogil:
             axis_forward(&rows, d.H, d.OH, d.kh, d.sh, d.dh, d.pt)
             column_ranges(col_lo, col_lo + d.kw, &d)
