@@ -101,6 +101,27 @@ DW_INLINE void DW_FN(channel_tile)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t
     for (int t = 0; t < tile; t++) DW_FN(store)(dst + t * dst_pix, acc[t]);
 }
 
+/* channels, when one step along the row moves the source by exactly one tap (stride 1, dilation 1)
+ * and the row has nb = 3, 5 or 7 taps: source pixel u serves taps b = u - t of pixels t, so each
+ * input vector is loaded once per kernel row instead of once per tap. */
+DW_INLINE void DW_FN(channel_tile_dense)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_a, const DW_T *w,
+                                         ptrdiff_t w_a, ptrdiff_t w_b, DW_VEC start, int accumulate, DW_T *dst,
+                                         ptrdiff_t dst_pix, ptrdiff_t na, const int nb, const int tile)
+{
+    DW_VEC acc[DW_PIXEL_TILE], wv[7];
+    for (int t = 0; t < tile; t++) acc[t] = accumulate ? DW_FN(load)(dst + t * dst_pix) : start;
+    for (ptrdiff_t a = 0; a < na; a++) {
+        const DW_T *s = src + a * src_a;
+        for (int b = 0; b < nb; b++) wv[b] = DW_FN(load)(w + a * w_a + b * w_b);
+        for (int u = 0; u < tile + nb - 1; u++) {
+            const DW_VEC x = DW_FN(load)(s + u * src_pix);
+            for (int b = 0; b < nb; b++)
+                if (u - b >= 0 && u - b < tile) acc[u - b] += wv[b] * x;
+        }
+    }
+    for (int t = 0; t < tile; t++) DW_FN(store)(dst + t * dst_pix, acc[t]);
+}
+
 /* stream: vector t of the tile starts at stream offset t*DW_VLEN, whose channel is phase[t]; its
  * weights for tap k are table[phase[t]*na*nb + k] and its bias start[phase[t]]. */
 DW_INLINE void DW_FN(stream_tile)(const DW_T *src, ptrdiff_t src_a, ptrdiff_t src_b, const DW_VEC *table,
@@ -150,9 +171,26 @@ static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_c, ptr
 #define DW_CHANNEL_TILE(n)                                                                               \
     DW_FN(channel_tile)(src + p * src_pix + c, src_pix, src_a, src_b, w + c, w_a, w_b, start, accumulate,    \
                         dst + p * dst_pix + c, dst_pix, na, nb, n)
+#define DW_DENSE_TILE(k, n)                                                                              \
+    DW_FN(channel_tile_dense)(src + p * src_pix + c, src_pix, src_a, w + c, w_a, w_b, start, accumulate,     \
+                              dst + p * dst_pix + c, dst_pix, na, k, n)
+#define DW_DENSE_TILE_3(n) DW_DENSE_TILE(3, n)
+#define DW_DENSE_TILE_5(n) DW_DENSE_TILE(5, n)
+#define DW_DENSE_TILE_7(n) DW_DENSE_TILE(7, n)
             p = 0;
-            DW_TILED(p, npix, 1, DW_PIXEL_TILE, DW_CHANNEL_TILE);
+            if (src_b == src_pix && nb == 3)
+                DW_TILED(p, npix, 1, DW_PIXEL_TILE, DW_DENSE_TILE_3);
+            else if (src_b == src_pix && nb == 5)
+                DW_TILED(p, npix, 1, DW_PIXEL_TILE, DW_DENSE_TILE_5);
+            else if (src_b == src_pix && nb == 7)
+                DW_TILED(p, npix, 1, DW_PIXEL_TILE, DW_DENSE_TILE_7);
+            else
+                DW_TILED(p, npix, 1, DW_PIXEL_TILE, DW_CHANNEL_TILE);
 #undef DW_CHANNEL_TILE
+#undef DW_DENSE_TILE
+#undef DW_DENSE_TILE_3
+#undef DW_DENSE_TILE_5
+#undef DW_DENSE_TILE_7
         }
         p = 0;
     } else if (unit_channels && src_pix == nc && dst_pix == nc && npix * nc >= DW_VLEN && na * nb * nc <= DW_STREAM_TABLE) {
