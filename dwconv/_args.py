@@ -70,6 +70,11 @@ def _is_int(value):
     return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)))
 
 
+def _scalar(value):
+    """The Python value of a 0-d array; anything else unchanged."""
+    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+
+
 def _sequence(value):
     """A list of the items of a list, tuple or 1-D array; None for anything else."""
     if isinstance(value, np.ndarray):
@@ -78,9 +83,10 @@ def _sequence(value):
 
 
 def spatial_pair(value, name, layout):
-    """(h, w) positive ints from int | (h, w) | TensorFlow's 4-element form in `layout` order."""
+    """(h, w) positive ints from int | (h) | (h, w) | TensorFlow's 4-element form in `layout` order."""
     if type(value) is int and value > 0:
         return value, value
+    value = _scalar(value)
     expected = "[1, h, w, 1]" if layout == "NHWC" else "[1, 1, h, w]"
     items = [value] if _is_int(value) else _sequence(value)
     if items is None or len(items) not in (1, 2, 4) or not all(_is_int(v) for v in items):
@@ -102,6 +108,7 @@ def padding_spec(value, layout):
     """'VALID', 'SAME', or ((top, bottom), (left, right)) from every accepted padding form."""
     if type(value) is int and value >= 0:
         return ((value, value), (value, value))
+    value = _scalar(value)
     if isinstance(value, str):
         if value.upper() in ("VALID", "SAME"):
             return value.upper()
@@ -212,13 +219,17 @@ def check_bias(bias, g, dtype):
     return contiguous(bias, dtype)
 
 
-def output_array(out, shape, dtype, inputs=(), name="out"):
-    """`out` checked against the result it must hold, or a new array when it is None."""
+def output_array(out, shape, dtype, inputs=(), origin="x"):
+    """`out` checked against the result it must hold, or a new array when it is None.
+
+    `inputs` are (name, array) pairs `out` must not overlap; `origin` names the argument whose
+    size decides the result's (for the error when it would not fit in memory)."""
+    name = "out"
     if out is None:
         nbytes = math.prod(shape) * dtype.itemsize
         if nbytes > _MAX_RESULT_BYTES:
-            raise ValueError(f"the result of shape {shape} would need {nbytes / 2**30:.1f} GiB, more than "
-                             "this machine has")
+            raise ValueError(f"`{origin}` asks for a result of shape {shape}, which would need "
+                             f"{nbytes / 2**30:.1f} GiB, more than this machine has")
         return np.empty(shape, dtype)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"`{name}` must be a numpy.ndarray, got {type(out).__name__}")
@@ -236,8 +247,13 @@ def output_array(out, shape, dtype, inputs=(), name="out"):
     return out
 
 
+# More threads than CPUs only adds start-up cost (and, far enough, exhausts memory): cap there.
+_THREAD_CAP = max(os.cpu_count() or 1, 1)
+
+
 def resolve_threads(num_threads, max_threads):
-    """The thread count for one call: None = OpenMP's default, n > 0, or n < 0 meaning max+1+n."""
+    """The thread count for one call: None = OpenMP's default, n > 0, or n < 0 meaning max+1+n;
+    at most max(max_threads, the CPU count)."""
     if num_threads is None:
         return max_threads
     if not _is_int(num_threads):
@@ -248,4 +264,4 @@ def resolve_threads(num_threads, max_threads):
     n = num_threads if num_threads > 0 else max_threads + 1 + num_threads
     if n < 1:
         raise ValueError(f"`num_threads`={num_threads} leaves no thread (the maximum is {max_threads})")
-    return int(n)
+    return int(min(n, max(max_threads, _THREAD_CAP)))

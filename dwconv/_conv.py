@@ -87,7 +87,8 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
     grad_output = _grad_output(grad_output, g)
     dtype = _args.compute_dtype(filters, grad_output)
     n_threads = _threads(num_threads)
-    out = _args.output_array(out, g.input_shape, dtype, (("filters", filters), ("grad_output", grad_output)))
+    out = _args.output_array(out, g.input_shape, dtype, (("filters", filters), ("grad_output", grad_output)),
+                             "input_shape")
     if out.size:
         if grad_output.size:
             _kernels.input_grad(_flat(_args.contiguous(grad_output, dtype)),
@@ -118,7 +119,7 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
     grad_output = _grad_output(grad_output, g)
     dtype = _args.compute_dtype(x, grad_output)
     n_threads = _threads(num_threads)
-    out = _args.output_array(out, filter_shape, dtype, (("x", x), ("grad_output", grad_output)))
+    out = _args.output_array(out, filter_shape, dtype, (("x", x), ("grad_output", grad_output)), "filter_shape")
     _filter_and_bias_grad(x, grad_output, g, dtype, out, None, n_threads)
     return out
 
@@ -134,11 +135,13 @@ def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *
     grad_output = _grad_output(grad_output, g)
     dtype = _args.compute_dtype(x, filters, grad_output)
     n_threads = _threads(num_threads)
-    grad_input = np.zeros(g.input_shape, dtype)
+    grad_input = _args.output_array(None, g.input_shape, dtype)
     grad_filters = np.empty(filters.shape, dtype)
     grad_bias = np.empty(g.C * g.M, dtype)
     if grad_input.size and grad_output.size:
         _kernels.input_grad(_flat(_args.contiguous(grad_output, dtype)), _flat(_args.contiguous(filters, dtype)),
                             _flat(grad_input), g, n_threads)
+    else:
+        grad_input.fill(0)
     _filter_and_bias_grad(x, grad_output, g, dtype, grad_filters, grad_bias, n_threads)
     return Gradients(grad_input, grad_filters, grad_bias)

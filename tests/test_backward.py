@@ -1,0 +1,823 @@
+"""Correctness of the gradients: ``depthwise_conv2d_backprop_input``,
+``depthwise_conv2d_backprop_filter`` and ``depthwise_conv2d_grad``.
+
+Numbers are checked four independent ways:
+
+* against the float64 NumPy reference in ``tests/reference.py`` (big sweep);
+* against central finite differences of L = sum(conv(x, w) * dy);
+* through the adjoint identities <conv(x, w), dy> = <x, dL/dx> = <w, dL/dw>;
+* against ``torch.autograd`` when PyTorch is installed.
+
+dwconv is compared with itself only where the contract is bitwise
+reproducibility (thread counts) or the identity of ``out=``.
+"""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+import dwconv
+from reference import (
+    conv2d_backprop_filter,
+    conv2d_backprop_input,
+    conv2d_forward,
+    normalize_pair,
+    output_hw,
+    resolve_padding,
+)
+
+FORMATS = ("NHWC", "NCHW")
+STRIDES = (1, 2, 3, (1, 2))
+DILATIONS = (1, 2, (2, 1))
+KERNELS = ((1, 1), (3, 3), (5, 5), (2, 4), (7, 7))
+PADDINGS = ("VALID", "SAME", 1, (1, 2), ((0, 2), (1, 0)), "TF4")
+MULTIPLIERS = (1, 2, 3)
+DTYPES = (np.float32, np.float64)
+
+
+# ---------------------------------------------------------------------------
+# helpers
+
+
+def to_format(a_nhwc, data_format):
+    return a_nhwc if data_format == "NHWC" else np.ascontiguousarray(a_nhwc.transpose(0, 3, 1, 2))
+
+
+def shape_of(n, h, w, c, data_format):
+    return (n, h, w, c) if data_format == "NHWC" else (n, c, h, w)
+
+
+def hw_of(shape, data_format):
+    return (shape[1], shape[2]) if data_format == "NHWC" else (shape[2], shape[3])
+
+
+def tf4_padding(data_format, tb, lr):
+    if data_format == "NHWC":
+        return [[0, 0], list(tb), list(lr), [0, 0]]
+    return [[0, 0], [0, 0], list(tb), list(lr)]
+
+
+def api_pair(value, form, data_format):
+    """int-or-pair value spelled 0: int (when square), 1: tuple, 2: list, 3: TF 4-form."""
+    h, w = normalize_pair(value)
+    if form == 0:
+        return h if h == w else (h, w)
+    if form == 1:
+        return (h, w)
+    if form == 2:
+        return [h, w]
+    return [1, h, w, 1] if data_format == "NHWC" else [1, 1, h, w]
+
+
+def rtol_for(dtype, terms):
+    """Error allowed relative to the sum of |terms| of each result element.
+
+    ``terms`` is the number of products summed into one element.  The bound
+    (terms + 2) * eps covers naive recursive summation in any order (plus the
+    rounding of the products); the float32 sqrt term keeps small sums from
+    being judged too harshly when the kernel uses FMA or blocked partials.
+    """
+    if np.dtype(dtype) == np.float64:
+        return max(1e-12, (terms + 2) * np.finfo(np.float64).eps)
+    return max(2e-6 * math.sqrt(terms + 1), (terms + 2) * float(np.finfo(np.float32).eps))
+
+
+def assert_close(got, ref, scale, dtype, terms, what):
+    dtype = np.dtype(dtype)
+    assert isinstance(got, np.ndarray), (what, type(got))
+    assert got.dtype == dtype, (what, got.dtype, dtype)
+    assert got.shape == ref.shape, (what, got.shape, ref.shape)
+    bound = rtol_for(dtype, terms) * scale + np.finfo(dtype).tiny
+    err = np.abs(got.astype(np.float64) - ref)
+    ok = err <= bound                       # False for NaN
+    if not ok.all():
+        worst = np.unravel_index(np.argmax(np.where(ok, 0, err - bound + 1)), err.shape)
+        raise AssertionError(
+            f"{what}: {np.count_nonzero(~ok)} of {ok.size} elements off; at {worst}: "
+            f"got {got[worst]!r}, expected {ref[worst]!r}, allowed error {bound[worst]:.3g}")
+
+
+def reference_grads(x, w, dy, strides, padding, data_format, dilations):
+    """Reference gradients and their |.| scales; ``strides``/``dilations`` pairs, padding resolved.
+
+    Returns (gi, gi_scale, gw, gw_scale, gb, gb_scale), all float64; gw has w's shape."""
+    x64 = np.asarray(x, np.float64)
+    w64 = np.asarray(w, np.float64)
+    dy64 = np.asarray(dy, np.float64)
+    args = (strides, padding, data_format, dilations)
+    gi = conv2d_backprop_input(x64.shape, w64, dy64, *args)
+    gi_scale = conv2d_backprop_input(x64.shape, np.abs(w64), np.abs(dy64), *args)
+    gw = conv2d_backprop_filter(x64, w64.shape, dy64, *args)
+    gw_scale = conv2d_backprop_filter(np.abs(x64), w64.shape, np.abs(dy64), *args)
+    axes = (0, 1, 2) if data_format == "NHWC" else (0, 2, 3)
+    gb = dy64.sum(axis=axes)
+    gb_scale = np.abs(dy64).sum(axis=axes)
+    return gi, gi_scale, gw, gw_scale, gb, gb_scale
+
+
+def check_gradients(x, w, dy, strides, padding, data_format, dilations, *,
+                    api_strides=None, api_padding=None, api_dilations=None,
+                    dtype=None, num_threads=1, check_grad=True):
+    """Run the three gradient entry points and compare them with the reference.
+
+    ``strides``/``dilations`` may be any API form; ``padding`` any API form.
+    The api_* overrides pass a different (equivalent) spelling to dwconv.
+    num_threads="mixed" runs the two backprop functions on one thread and
+    ``depthwise_conv2d_grad`` with the default thread count.  The default is one
+    thread: on a busy shared machine every OpenMP wake-up of a tiny problem can
+    cost a scheduler time slice; thread-independence is tested bitwise below."""
+    fmt = data_format.upper() if data_format.upper() in FORMATS else (
+        "NHWC" if data_format.lower() == "channels_last" else "NCHW")
+    sp = normalize_pair(strides, fmt)
+    dp = normalize_pair(dilations, fmt)
+    kh, kw = w.shape[:2]
+    pad = resolve_padding(padding, hw_of(x.shape, fmt), (kh, kw), sp, dp, fmt)
+    s_api = strides if api_strides is None else api_strides
+    p_api = padding if api_padding is None else api_padding
+    d_api = dilations if api_dilations is None else api_dilations
+    if dtype is None:
+        dtype = np.result_type(x.dtype, w.dtype, dy.dtype)
+    one = 1 if num_threads == "mixed" else num_threads
+    many = None if num_threads == "mixed" else num_threads
+    kwargs = dict(data_format=data_format, dilations=d_api, num_threads=one)
+
+    gi, gi_s, gw, gw_s, gb, gb_s = reference_grads(x, w, dy, sp, pad, fmt, dp)
+    N = x.shape[0]
+    OH, OW = hw_of(dy.shape, fmt)
+    M = w.shape[3] if w.ndim == 4 else 1
+    in_terms = kh * kw * M
+    red_terms = max(1, N * OH * OW)
+
+    got_i = dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, s_api, p_api, **kwargs)
+    assert_close(got_i, gi, gi_s, np.result_type(w.dtype, dy.dtype), in_terms,
+                 "backprop_input")
+    got_w = dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, s_api, p_api, **kwargs)
+    assert_close(got_w, gw, gw_s, np.result_type(x.dtype, dy.dtype), red_terms,
+                 "backprop_filter")
+    if check_grad:
+        g = dwconv.depthwise_conv2d_grad(x, w, dy, s_api, p_api, **dict(kwargs, num_threads=many))
+        assert isinstance(g, dwconv.Gradients)
+        assert g.input is g[0] and g.filters is g[1] and g.bias is g[2]
+        assert_close(g.input, gi, gi_s, dtype, in_terms, "grad.input")
+        assert_close(g.filters, gw, gw_s, dtype, red_terms, "grad.filters")
+        assert_close(g.bias, gb, gb_s, dtype, red_terms, "grad.bias")
+    return got_i, got_w
+
+
+def random_case(rng, fmt, N, H, W, C, M, kh, kw, strides, padding, dilations, dtype=np.float64,
+                three_d=False):
+    """x, w, dy for one configuration (dy of the reference output shape)."""
+    sp = normalize_pair(strides, fmt)
+    dp = normalize_pair(dilations, fmt)
+    pad = resolve_padding(padding, (H, W), (kh, kw), sp, dp, fmt)
+    OH, OW = output_hw((H, W), (kh, kw), sp, pad, dp)
+    x = rng.standard_normal(shape_of(N, H, W, C, fmt)).astype(dtype)
+    w = rng.standard_normal((kh, kw, C, M)).astype(dtype)
+    if three_d:
+        assert M == 1
+        w = np.ascontiguousarray(w[..., 0])
+    dy = rng.standard_normal(shape_of(N, OH, OW, C * M, fmt)).astype(dtype)
+    return x, w, dy
+
+
+# ---------------------------------------------------------------------------
+# the sweep: full product of (format, stride, dilation, kernel, padding);
+# multiplier, dtype, sizes, 3-D filters and argument spellings cycle.
+
+
+SWEEP = list(itertools.product(range(len(FORMATS)), range(len(STRIDES)),
+                               range(len(DILATIONS)), range(len(KERNELS)),
+                               range(len(PADDINGS))))
+
+
+def _sweep_id(case):
+    f, s, d, k, p = case
+    pad = PADDINGS[p]
+    pad = pad if isinstance(pad, str) else str(pad)
+    return (f"{FORMATS[f]}-s{STRIDES[s]}-d{DILATIONS[d]}-k{KERNELS[k][0]}x{KERNELS[k][1]}"
+            f"-p{pad}").replace(" ", "")
+
+
+@pytest.mark.parametrize("case", SWEEP, ids=[_sweep_id(c) for c in SWEEP])
+def test_gradient_sweep(case):
+    f, s, d, k, p = case
+    idx = SWEEP.index(case)
+    rng = np.random.default_rng(5000 + idx)
+    fmt = FORMATS[f]
+    kh, kw = KERNELS[k]
+    sp = normalize_pair(STRIDES[s])
+    dp = normalize_pair(DILATIONS[d])
+
+    M = MULTIPLIERS[(p + k + s + d) % 3]
+    dtype = DTYPES[(p + d + f + k + s) % 2]
+    N = (1, 2)[(s + d + p) % 2]
+    C = (3, 1, 4, 2)[(k + d + p + f) % 4]
+    extra_h = (p + 2 * s + k + f) % 5
+    extra_w = (2 * p + s + 3 * d + 2 * k) % 6
+    three_d = M == 1 and (s + d + f) % 2 == 0
+
+    eff_h, eff_w = (kh - 1) * dp[0] + 1, (kw - 1) * dp[1] + 1
+    pad_spec = PADDINGS[p]
+    if pad_spec == "TF4":
+        pad_spec = tf4_padding(fmt, (2, 1), (0, 3))
+    if pad_spec == "SAME":
+        H = max(1, eff_h + 2 * extra_h - 4)       # includes inputs smaller than the kernel
+        W = max(1, eff_w + 2 * extra_w - 5)
+    else:
+        (t, b), (l, r) = resolve_padding(pad_spec, (0, 0), (kh, kw), sp, dp, fmt)
+        H = max(1, eff_h - t - b + extra_h)
+        W = max(1, eff_w - l - r + extra_w)
+
+    x, w, dy = random_case(rng, fmt, N, H, W, C, M, kh, kw, sp, pad_spec, dp, dtype, three_d)
+    check_gradients(x, w, dy, STRIDES[s], pad_spec, fmt, DILATIONS[d],
+                    api_strides=api_pair(STRIDES[s], (k + p) % 4, fmt),
+                    api_dilations=api_pair(DILATIONS[d], (s + p + 1) % 4, fmt),
+                    num_threads="mixed" if idx % 6 == 0 else 1)
+
+
+# ---------------------------------------------------------------------------
+# odd sizes
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hw, k, padding, strides, dilations", [
+    ((1, 7), (3, 3), 1, 1, 1),
+    ((7, 1), (3, 3), "SAME", 1, 1),
+    ((1, 1), (5, 5), "SAME", 1, 1),
+    ((1, 1), (3, 3), 1, 2, 1),
+    ((1, 9), (3, 3), "SAME", 2, (1, 2)),
+    ((1, 1), (1, 1), "VALID", 1, 1),
+    ((2, 1), (3, 2), ((1, 0), (0, 1)), 1, 1),
+    ((1, 4), (2, 3), ((1, 1), (2, 2)), (1, 3), 2),
+])
+def test_thin_inputs(data_format, dtype, hw, k, padding, strides, dilations):
+    rng = np.random.default_rng(11)
+    for M in (1, 2):
+        x, w, dy = random_case(rng, data_format, 2, *hw, 3, M, *k, strides, padding, dilations,
+                               dtype)
+        check_gradients(x, w, dy, strides, padding, data_format, dilations, num_threads="mixed")
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_single_channel(data_format, dtype):
+    rng = np.random.default_rng(12)
+    for M, strides, padding in [(1, 1, "SAME"), (3, 2, "VALID"), (2, (1, 2), ((2, 1), (0, 2)))]:
+        x, w, dy = random_case(rng, data_format, 3, 9, 11, 1, M, 3, 3, strides, padding, 1, dtype)
+        check_gradients(x, w, dy, strides, padding, data_format, 1)
+    x, w, dy = random_case(rng, data_format, 1, 6, 5, 1, 1, 2, 2, 1, "SAME", 1, dtype, three_d=True)
+    check_gradients(x, w, dy, 1, "SAME", data_format, 1)
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("padding", ["VALID", "SAME", 2, ((1, 0), (0, 3))])
+@pytest.mark.parametrize("M", [1, 2])
+def test_empty_batch(data_format, dtype, padding, M):
+    """N = 0: the input gradient is empty, the filter and bias gradients are zeros."""
+    rng = np.random.default_rng(13)
+    x, w, dy = random_case(rng, data_format, 0, 6, 7, 3, M, 3, 3, 2, padding, 1, dtype)
+    assert x.size == 0 and dy.size == 0
+    gi = dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, 2, padding, data_format=data_format)
+    assert gi.shape == x.shape and gi.dtype == dtype
+    gw = dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, 2, padding, data_format=data_format)
+    assert gw.shape == w.shape and gw.dtype == dtype
+    assert np.array_equal(gw, np.zeros(w.shape))
+    g = dwconv.depthwise_conv2d_grad(x, w, dy, 2, padding, data_format=data_format)
+    assert g.input.shape == x.shape and g.input.dtype == dtype
+    assert g.filters.shape == w.shape and g.filters.dtype == dtype
+    assert np.array_equal(g.filters, np.zeros(w.shape))
+    assert g.bias.shape == (3 * M,) and g.bias.dtype == dtype
+    assert np.array_equal(g.bias, np.zeros(3 * M))
+    # out= is written (zeros), not left as it was
+    out = np.full(w.shape, 7.0, dtype)
+    assert dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, 2, padding,
+                                                   data_format=data_format, out=out) is out
+    assert np.array_equal(out, np.zeros(w.shape))
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_empty_channels_and_zero_width_output(data_format):
+    rng = np.random.default_rng(14)
+    # C = 0: everything is empty
+    x, w, dy = random_case(rng, data_format, 2, 5, 5, 0, 2, 3, 3, 1, "SAME", 1)
+    g = dwconv.depthwise_conv2d_grad(x, w, dy, 1, "SAME", data_format=data_format)
+    assert g.input.shape == x.shape and g.filters.shape == w.shape and g.bias.shape == (0,)
+    gw = dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, 1, "SAME", data_format=data_format)
+    assert gw.shape == w.shape
+    gi = dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, 1, "SAME", data_format=data_format)
+    assert gi.shape == x.shape
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("H, W, k, s, d, padding", [
+    (10, 11, 2, 3, 1, "VALID"),
+    (10, 11, 3, 3, 1, "SAME"),
+    (11, 10, 4, (3, 2), 1, 1),
+    (13, 9, 3, 2, 2, "SAME"),
+    (8, 8, 3, 3, (2, 1), ((0, 2), (1, 1))),
+    (17, 19, 5, (2, 3), 1, "VALID"),
+    (9, 9, 1, 3, 1, "VALID"),                 # stride > kernel: input pixels with no gradient
+    (9, 10, 2, (3, 4), 1, 1),
+])
+def test_sizes_not_divisible_by_stride(data_format, dtype, H, W, k, s, d, padding):
+    rng = np.random.default_rng(15)
+    x, w, dy = random_case(rng, data_format, 2, H, W, 3, 2, k, k, s, padding, d, dtype)
+    check_gradients(x, w, dy, s, padding, data_format, d, num_threads="mixed")
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("strides, dilations", [(1, 1), (2, 1), (1, 2), ((3, 2), (2, 3))])
+def test_padding_wider_than_kernel(data_format, dtype, strides, dilations):
+    """Output pixels that see only padding: no filter gradient from them."""
+    rng = np.random.default_rng(16)
+    for k, padding in [((1, 1), 3), ((2, 3), ((4, 0), (1, 5)))]:
+        x, w, dy = random_case(rng, data_format, 2, 5, 4, 3, 2, *k, strides, padding, dilations,
+                               dtype)
+        check_gradients(x, w, dy, strides, padding, data_format, dilations)
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_kernel_larger_than_input_but_padding_fits(data_format):
+    rng = np.random.default_rng(17)
+    x, w, dy = random_case(rng, data_format, 2, 3, 2, 2, 2, 5, 4, 1, ((1, 2), (2, 1)), 1)
+    check_gradients(x, w, dy, 1, ((1, 2), (2, 1)), data_format, 1)
+
+
+CHANNEL_COUNTS = [1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 129]
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_channel_counts(data_format, dtype):
+    """SIMD/channel-block tails of the gradient kernels."""
+    rng = np.random.default_rng(18)
+    for i, C in enumerate(CHANNEL_COUNTS):
+        M = 1 + i % 3
+        strides, padding = [(1, "SAME"), (2, 1), ((1, 2), "VALID")][i % 3]
+        x, w, dy = random_case(rng, data_format, 1 + i % 2, 5, 6, C, M, 3, 3, strides, padding, 1,
+                               dtype)
+        check_gradients(x, w, dy, strides, padding, data_format, 1, check_grad=i % 2 == 0)
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_widths(data_format, dtype):
+    """Width tails (NCHW vectorizes along W)."""
+    rng = np.random.default_rng(19)
+    for i, W in enumerate([1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 40]):
+        strides = (1, 2, 3)[i % 3]
+        padding = ("SAME", 1, ((0, 2), (3, 1)))[i % 3]
+        dil = 2 if (i % 3 != 1 and i % 2 == 0) else 1
+        x, w, dy = random_case(rng, data_format, 1, 4, W, 2, 1 + i % 2, 3, 3, strides, padding,
+                               dil, dtype)
+        check_gradients(x, w, dy, strides, padding, data_format, dil, check_grad=False)
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_three_dim_filters(data_format, dtype):
+    """(kh, kw, C) filters: gradients as for M = 1, filter gradient shaped (kh, kw, C)."""
+    rng = np.random.default_rng(20)
+    x, w, dy = random_case(rng, data_format, 2, 7, 6, 4, 1, 3, 3, 2, "SAME", 1, dtype,
+                           three_d=True)
+    assert w.ndim == 3
+    gi3, gw3 = check_gradients(x, w, dy, 2, "SAME", data_format, 1)
+    assert gw3.shape == (3, 3, 4)
+    gi4 = dwconv.depthwise_conv2d_backprop_input(x.shape, w[..., None], dy, 2, "SAME",
+                                                 data_format=data_format)
+    gw4 = dwconv.depthwise_conv2d_backprop_filter(x, w.shape + (1,), dy, 2, "SAME",
+                                                  data_format=data_format)
+    assert np.array_equal(gi3, gi4)
+    assert np.array_equal(gw3, gw4[..., 0])
+    g = dwconv.depthwise_conv2d_grad(x, w, dy, 2, "SAME", data_format=data_format)
+    assert g.filters.shape == (3, 3, 4)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first", "nhwc", "Nchw"])
+def test_data_format_aliases(data_format):
+    rng = np.random.default_rng(21)
+    fmt = "NHWC" if data_format.lower() in ("channels_last", "nhwc") else "NCHW"
+    x, w, dy = random_case(rng, fmt, 2, 7, 8, 3, 2, 3, 2, 2, "SAME", 1)
+    check_gradients(x, w, dy, 2, "SAME", data_format, 1)
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_bias_gradient(data_format):
+    """Gradients.bias = grad_output summed over batch and space, shape (C*M,)."""
+    rng = np.random.default_rng(22)
+    for dtype, (N, H, W, C, M) in itertools.product(DTYPES, [(1, 5, 5, 3, 1), (3, 8, 7, 4, 3),
+                                                              (2, 1, 1, 2, 2), (4, 20, 30, 70, 1)]):
+        x, w, dy = random_case(rng, data_format, N, H, W, C, M, 3, 3, 1, "SAME", 1, dtype)
+        g = dwconv.depthwise_conv2d_grad(x, w, dy, 1, "SAME", data_format=data_format)
+        axes = (0, 1, 2) if data_format == "NHWC" else (0, 2, 3)
+        ref = dy.astype(np.float64).sum(axis=axes)
+        scale = np.abs(dy.astype(np.float64)).sum(axis=axes)
+        assert_close(g.bias, ref, scale, dtype, N * H * W, "grad.bias")
+
+
+# ---------------------------------------------------------------------------
+# finite differences (float64)
+
+
+FD_CASES = [
+    # fmt, N, H, W, C, M, k, strides, padding, dilations
+    ("NHWC", 2, 7, 6, 3, 1, (3, 3), 1, "VALID", 1),
+    ("NCHW", 2, 7, 6, 3, 2, (3, 3), 2, "SAME", 1),
+    ("NHWC", 1, 9, 8, 2, 3, (3, 2), (2, 1), "SAME", 2),
+    ("NCHW", 2, 8, 9, 2, 2, (2, 3), 1, ((0, 2), (1, 0)), (2, 1)),
+    ("NHWC", 2, 6, 7, 4, 2, (5, 5), 3, ((2, 1), (0, 3)), 1),
+    ("NCHW", 1, 10, 7, 3, 3, (3, 3), (1, 2), 1, 2),
+    ("NHWC", 3, 5, 5, 1, 2, (2, 2), 2, [[0, 0], [1, 0], [0, 1], [0, 0]], 1),
+]
+
+
+@pytest.mark.parametrize("case", FD_CASES, ids=[str(i) for i in range(len(FD_CASES))])
+def test_finite_differences(case):
+    fmt, N, H, W, C, M, (kh, kw), strides, padding, dilations = case
+    rng = np.random.default_rng(30 + FD_CASES.index(case))
+    x, w, dy = random_case(rng, fmt, N, H, W, C, M, kh, kw, strides, padding, dilations)
+
+    def loss(xv, wv):
+        y = dwconv.depthwise_conv2d(xv, wv, strides, padding, data_format=fmt, dilations=dilations,
+                                    num_threads=1)
+        return math.fsum((y * dy).ravel())
+
+    gi = dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, strides, padding, data_format=fmt,
+                                                dilations=dilations)
+    gw = dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, strides, padding,
+                                                 data_format=fmt, dilations=dilations)
+    g = dwconv.depthwise_conv2d_grad(x, w, dy, strides, padding, data_format=fmt,
+                                     dilations=dilations)
+    h = 1e-3
+    for _ in range(8):
+        i = tuple(int(rng.integers(n)) for n in x.shape)
+        xp, xm = x.copy(), x.copy()
+        xp[i] += h
+        xm[i] -= h
+        fd = (loss(xp, w) - loss(xm, w)) / (2 * h)
+        for got in (gi[i], g.input[i]):
+            assert got == pytest.approx(fd, rel=1e-6, abs=1e-8), ("x", i, got, fd)
+    for _ in range(8):
+        i = tuple(int(rng.integers(n)) for n in w.shape)
+        wp, wm = w.copy(), w.copy()
+        wp[i] += h
+        wm[i] -= h
+        fd = (loss(x, wp) - loss(x, wm)) / (2 * h)
+        for got in (gw[i], g.filters[i]):
+            assert got == pytest.approx(fd, rel=1e-6, abs=1e-8), ("w", i, got, fd)
+    # bias: L(b) = sum((conv + b) * dy) is linear in b with slope sum(dy)
+    bias = rng.standard_normal(C * M)
+    for c in range(C * M):
+        bp, bm = bias.copy(), bias.copy()
+        bp[c] += h
+        bm[c] -= h
+        fp = math.fsum((dwconv.depthwise_conv2d(x, w, strides, padding, data_format=fmt,
+                                                dilations=dilations, bias=bp, num_threads=1)
+                        * dy).ravel())
+        fm = math.fsum((dwconv.depthwise_conv2d(x, w, strides, padding, data_format=fmt,
+                                                dilations=dilations, bias=bm, num_threads=1)
+                        * dy).ravel())
+        assert g.bias[c] == pytest.approx((fp - fm) / (2 * h), rel=1e-6, abs=1e-8)
+
+
+# ---------------------------------------------------------------------------
+# adjoint identities (float64)
+
+
+ADJOINT_CASES = FD_CASES + [
+    ("NHWC", 2, 16, 15, 5, 2, (7, 7), 1, "SAME", 1),
+    ("NCHW", 3, 12, 13, 3, 1, (1, 1), 3, "VALID", 1),
+    ("NHWC", 1, 11, 11, 70, 1, (3, 3), (2, 2), "SAME", (1, 2)),
+    ("NCHW", 2, 6, 20, 2, 3, (2, 4), (1, 3), ((3, 0), (2, 2)), (2, 1)),
+]
+
+
+@pytest.mark.parametrize("case", ADJOINT_CASES, ids=[str(i) for i in range(len(ADJOINT_CASES))])
+def test_adjoint_identity(case):
+    fmt, N, H, W, C, M, (kh, kw), strides, padding, dilations = case
+    rng = np.random.default_rng(60 + ADJOINT_CASES.index(case))
+    x, w, dy = random_case(rng, fmt, N, H, W, C, M, kh, kw, strides, padding, dilations)
+    kw_ = dict(data_format=fmt, dilations=dilations)
+    y = dwconv.depthwise_conv2d(x, w, strides, padding, **kw_)
+    gi = dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, strides, padding, **kw_)
+    gw = dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, strides, padding, **kw_)
+    lhs = math.fsum((y * dy).ravel())
+    via_x = math.fsum((x * gi).ravel())
+    via_w = math.fsum((w * gw).ravel())
+    # the scale: <|conv|(|x|, |w|), |dy|>, the sum of |every product| in these dot products
+    sp, dp = normalize_pair(strides, fmt), normalize_pair(dilations, fmt)
+    pad = resolve_padding(padding, (H, W), (kh, kw), sp, dp, fmt)
+    scale = math.fsum((conv2d_forward(np.abs(x), np.abs(w), sp, pad, fmt, dp) * np.abs(dy)).ravel())
+    assert scale > 0
+    assert abs(lhs - via_x) <= 1e-12 * scale, (lhs, via_x, scale)
+    assert abs(lhs - via_w) <= 1e-12 * scale, (lhs, via_w, scale)
+    # and relative to the value itself when there is no heavy cancellation
+    if abs(lhs) > 1e-3 * scale:
+        assert via_x == pytest.approx(lhs, rel=1e-9)
+        assert via_w == pytest.approx(lhs, rel=1e-9)
+
+
+# ---------------------------------------------------------------------------
+# PyTorch autograd
+
+
+TORCH_CASES = [
+    # fmt, N, H, W, C, M, k, strides, (top, bottom, left, right) padding, dilations
+    ("NCHW", 2, 9, 8, 3, 1, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1)),
+    ("NHWC", 2, 9, 8, 3, 2, (3, 3), (2, 2), ((0, 0), (0, 0)), (1, 1)),
+    ("NCHW", 1, 12, 11, 4, 3, (5, 3), (1, 2), ((2, 1), (0, 3)), (2, 1)),
+    ("NHWC", 3, 7, 13, 2, 2, (2, 4), (3, 1), ((1, 0), (2, 2)), (1, 2)),
+    ("NCHW", 2, 15, 15, 5, 2, (7, 7), (2, 3), ((3, 3), (3, 3)), (1, 1)),
+]
+
+
+def _torch_grads(torch, x, w, dy, fmt, strides, pad, dilations):
+    F = torch.nn.functional
+    kh, kw, C, M = w.shape
+    x_nchw = x if fmt == "NCHW" else x.transpose(0, 3, 1, 2)
+    dy_nchw = dy if fmt == "NCHW" else dy.transpose(0, 3, 1, 2)
+    tx = torch.tensor(np.ascontiguousarray(x_nchw), requires_grad=True)
+    tw = torch.tensor(np.ascontiguousarray(w.reshape(kh, kw, C * M).transpose(2, 0, 1)[:, None]),
+                      requires_grad=True)
+    tb = torch.zeros(C * M, dtype=tx.dtype, requires_grad=True)
+    (t, b), (l, r) = pad
+    y = F.conv2d(F.pad(tx, (l, r, t, b)), tw, tb, stride=strides, dilation=dilations, groups=C)
+    y.backward(torch.tensor(np.ascontiguousarray(dy_nchw)))
+    gx = tx.grad.numpy()
+    if fmt == "NHWC":
+        gx = gx.transpose(0, 2, 3, 1)
+    gw = tw.grad.numpy()[:, 0].transpose(1, 2, 0).reshape(kh, kw, C, M)
+    return y.detach().numpy(), gx, gw, tb.grad.numpy()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", TORCH_CASES, ids=[str(i) for i in range(len(TORCH_CASES))])
+def test_against_torch_autograd(case, dtype):
+    torch = pytest.importorskip("torch")
+    fmt, N, H, W, C, M, (kh, kw), strides, pad, dilations = case
+    rng = np.random.default_rng(90 + TORCH_CASES.index(case))
+    x, w, dy = random_case(rng, fmt, N, H, W, C, M, kh, kw, strides, pad, dilations, dtype)
+    ty, tgx, tgw, tgb = _torch_grads(torch, x, w, dy, fmt, strides, pad, dilations)
+    kw_ = dict(data_format=fmt, dilations=dilations)
+    y = dwconv.depthwise_conv2d(x, w, strides, pad, **kw_)
+    y_nchw = y if fmt == "NCHW" else y.transpose(0, 3, 1, 2)
+    assert y_nchw.shape == ty.shape
+    gi = dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, strides, pad, **kw_)
+    gw = dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, strides, pad, **kw_)
+    g = dwconv.depthwise_conv2d_grad(x, w, dy, strides, pad, **kw_)
+    # both sides round; compare within twice the reference tolerance on the |.| scale
+    _, gi_s, _, gw_s, _, gb_s = reference_grads(x, w, dy, strides, pad, fmt, dilations)
+    OH, OW = hw_of(dy.shape, fmt)
+    red = N * OH * OW
+    for got, want, scale, terms, what in [
+            (gi, tgx, gi_s, kh * kw * M, "input"), (g.input, tgx, gi_s, kh * kw * M, "grad.input"),
+            (gw, tgw, gw_s, red, "filters"), (g.filters, tgw, gw_s, red, "grad.filters"),
+            (g.bias, tgb, gb_s, red, "grad.bias")]:
+        assert got.dtype == dtype
+        assert got.shape == want.shape, what
+        err = np.abs(got.astype(np.float64) - want.astype(np.float64))
+        bound = 2 * rtol_for(dtype, terms) * scale + np.finfo(dtype).tiny
+        assert (err <= bound).all(), (what, float(err.max()))
+
+
+# ---------------------------------------------------------------------------
+# threads: bitwise-identical results for any num_threads
+
+
+THREAD_SHAPES = [
+    # N, H, W, C, M, k, strides, padding
+    (1, 64, 64, 8, 1, (3, 3), 1, "SAME"),
+    (4, 33, 35, 70, 1, (3, 3), 1, "SAME"),
+    (1, 40, 37, 5, 2, (5, 5), 2, ((2, 1), (0, 3))),
+    (3, 30, 31, 17, 3, (2, 4), (1, 2), "VALID"),
+    # small and thin: fewer rows / channel blocks than threads or chunks
+    (1, 1, 9, 1, 2, (3, 3), 1, "SAME"),
+    (2, 3, 5, 3, 1, (1, 1), 1, "VALID"),
+    (5, 7, 6, 2, 1, (3, 3), 2, 1),
+    (0, 5, 5, 3, 2, (3, 3), 1, "SAME"),
+]
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("shape", THREAD_SHAPES, ids=[str(i) for i in range(len(THREAD_SHAPES))])
+def test_num_threads_bitwise_identical(data_format, shape):
+    N, H, W, C, M, (kh, kw), strides, padding = shape
+    rng = np.random.default_rng(120 + THREAD_SHAPES.index(shape))
+    x, w, dy = random_case(rng, data_format, N, H, W, C, M, kh, kw, strides, padding, 1,
+                           np.float32)
+    kw_ = dict(data_format=data_format)
+    results = {}
+    for n in (1, 2, None, -1, 3):
+        gi = dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, strides, padding,
+                                                    num_threads=n, **kw_)
+        gw = dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, strides, padding,
+                                                     num_threads=n, **kw_)
+        g = dwconv.depthwise_conv2d_grad(x, w, dy, strides, padding, num_threads=n, **kw_)
+        results[n] = (gi, gw, g.input, g.filters, g.bias)
+    base = results[1]
+    names = ("backprop_input", "backprop_filter", "grad.input", "grad.filters", "grad.bias")
+    for n, res in results.items():
+        for name, a, b in zip(names, res, base):
+            assert np.array_equal(a, b), f"{name}: num_threads={n} differs from num_threads=1"
+    # and the numbers are right
+    if shape is THREAD_SHAPES[0] or shape is THREAD_SHAPES[1]:
+        check_gradients(x, w, dy, strides, padding, data_format, 1, num_threads=2)
+
+
+def test_num_threads_bitwise_identical_float64():
+    rng = np.random.default_rng(130)
+    for fmt in FORMATS:
+        x, w, dy = random_case(rng, fmt, 2, 48, 40, 12, 2, 3, 3, 1, "SAME", 1)
+        a = dwconv.depthwise_conv2d_grad(x, w, dy, 1, "SAME", data_format=fmt, num_threads=1)
+        b = dwconv.depthwise_conv2d_grad(x, w, dy, 1, "SAME", data_format=fmt, num_threads=2)
+        c = dwconv.depthwise_conv2d_grad(x, w, dy, 1, "SAME", data_format=fmt)
+        for u, v, t in zip(a, b, c):
+            assert np.array_equal(u, v) and np.array_equal(u, t)
+
+
+# ---------------------------------------------------------------------------
+# out=, inputs untouched, dtypes
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out_backprop_input(data_format, dtype):
+    rng = np.random.default_rng(140)
+    # stride 3 > kernel 2: some input pixels get no gradient and must be written as 0
+    x, w, dy = random_case(rng, data_format, 2, 10, 11, 3, 2, 2, 2, 3, "VALID", 1, dtype)
+    want = dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, 3, "VALID",
+                                                  data_format=data_format)
+    out = np.full(x.shape, np.nan, dtype)
+    got = dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, 3, "VALID",
+                                                 data_format=data_format, out=out)
+    assert got is out
+    assert np.array_equal(out, want)
+    assert np.count_nonzero(out == 0) > 0
+    check_gradients(x, w, dy, 3, "VALID", data_format, 1, check_grad=False)
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out_backprop_filter(data_format, dtype):
+    rng = np.random.default_rng(141)
+    for three_d, M in [(False, 3), (True, 1)]:
+        x, w, dy = random_case(rng, data_format, 2, 9, 8, 4, M, 3, 3, 2, "SAME", 1, dtype,
+                               three_d=three_d)
+        want = dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, 2, "SAME",
+                                                       data_format=data_format)
+        out = np.full(w.shape, np.nan, dtype)
+        got = dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, 2, "SAME",
+                                                      data_format=data_format, out=out)
+        assert got is out
+        assert np.array_equal(out, want)
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_inputs_not_modified(data_format, dtype):
+    rng = np.random.default_rng(142)
+    x, w, dy = random_case(rng, data_format, 2, 9, 8, 3, 2, 3, 3, 2, ((1, 2), (0, 1)), 2, dtype)
+    snaps = [a.copy() for a in (x, w, dy)]
+    shape = x.shape
+    dwconv.depthwise_conv2d_backprop_input(shape, w, dy, 2, ((1, 2), (0, 1)),
+                                           data_format=data_format, dilations=2)
+    dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, 2, ((1, 2), (0, 1)),
+                                            data_format=data_format, dilations=2)
+    dwconv.depthwise_conv2d_grad(x, w, dy, 2, ((1, 2), (0, 1)), data_format=data_format,
+                                 dilations=2)
+    for a, s in zip((x, w, dy), snaps):
+        assert a.dtype == s.dtype and np.array_equal(a, s)
+    assert x.shape == shape
+
+
+def _awkward(a, kind):
+    if kind == "strided_view":
+        big = np.zeros((a.shape[0], 2 * a.shape[1]) + a.shape[2:], dtype=a.dtype)
+        big[:, ::2] = a
+        return big[:, ::2]
+    if kind == "fortran":
+        return np.asfortranarray(a)
+    if kind == "negative_strides":
+        return np.ascontiguousarray(a[..., ::-1])[..., ::-1]
+    if kind == "byteswapped":
+        return a.astype(a.dtype.newbyteorder())
+    if kind == "readonly":
+        r = a.copy()
+        r.setflags(write=False)
+        return r
+    if kind == "list":
+        return a.tolist()
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["strided_view", "fortran", "negative_strides", "byteswapped",
+                                  "readonly", "list"])
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_awkward_inputs(kind, data_format):
+    """Non-contiguous, byte-swapped, read-only and list inputs give the same gradients."""
+    rng = np.random.default_rng(143)
+    x, w, dy = random_case(rng, data_format, 2, 7, 8, 3, 2, 3, 2, 2, "SAME", 1)
+    kw_ = dict(data_format=data_format)
+    want_i = dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, 2, "SAME", **kw_)
+    want_w = dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, 2, "SAME", **kw_)
+    want = dwconv.depthwise_conv2d_grad(x, w, dy, 2, "SAME", **kw_)
+    ax, aw, ady = (_awkward(a, kind) for a in (x, w, dy))
+    got_i = dwconv.depthwise_conv2d_backprop_input(list(x.shape), aw, ady, 2, "SAME", **kw_)
+    got_w = dwconv.depthwise_conv2d_backprop_filter(ax, list(w.shape), ady, 2, "SAME", **kw_)
+    got = dwconv.depthwise_conv2d_grad(ax, aw, ady, 2, "SAME", **kw_)
+    assert np.array_equal(got_i, want_i) and got_i.dtype == np.float64
+    assert np.array_equal(got_w, want_w) and got_w.dtype == np.float64
+    for u, v in zip(got, want):
+        assert np.array_equal(u, v) and u.dtype == np.float64
+
+
+@pytest.mark.parametrize("spelling", ["tuple", "list", "ndarray", "numpy_ints"])
+def test_shape_argument_spellings(spelling):
+    """input_shape / filter_shape as tuple, list, integer ndarray or numpy integer scalars."""
+    rng = np.random.default_rng(145)
+    x, w, dy = random_case(rng, "NHWC", 2, 7, 8, 3, 2, 3, 2, 2, "SAME", 1)
+    conv = {"tuple": tuple, "list": list, "ndarray": np.array,
+            "numpy_ints": lambda s: tuple(np.int64(v) for v in s)}[spelling]
+    gi = dwconv.depthwise_conv2d_backprop_input(conv(x.shape), w, dy, 2, "SAME", num_threads=1)
+    gw = dwconv.depthwise_conv2d_backprop_filter(x, conv(w.shape), dy, 2, "SAME", num_threads=1)
+    assert gi.shape == x.shape and gw.shape == w.shape
+    check_gradients(x, w, dy, 2, "SAME", "NHWC", 1, check_grad=False)
+    assert np.array_equal(gi, dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, 2, "SAME",
+                                                                      num_threads=1))
+    assert np.array_equal(gw, dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, 2, "SAME",
+                                                                       num_threads=1))
+    assert dwconv.output_shape(conv(x.shape), conv(w.shape), 2, "SAME") == dy.shape
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_mixed_dtypes_compute_in_float64(data_format):
+    rng = np.random.default_rng(144)
+    x, w, dy = random_case(rng, data_format, 2, 8, 7, 3, 2, 3, 3, 1, "SAME", 1, np.float32)
+    x64, w64, dy64 = (a.astype(np.float64) for a in (x, w, dy))
+    kw_ = dict(data_format=data_format)
+    want_i = dwconv.depthwise_conv2d_backprop_input(x.shape, w64, dy64, 1, "SAME", **kw_)
+    want_w = dwconv.depthwise_conv2d_backprop_filter(x64, w.shape, dy64, 1, "SAME", **kw_)
+    want = dwconv.depthwise_conv2d_grad(x64, w64, dy64, 1, "SAME", **kw_)
+    # backprop_input depends on filters and grad_output only
+    for ww, dd in [(w, dy64), (w64, dy)]:
+        gi = dwconv.depthwise_conv2d_backprop_input(x.shape, ww, dd, 1, "SAME", **kw_)
+        assert gi.dtype == np.float64 and np.array_equal(gi, want_i)
+    gi32 = dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, 1, "SAME", **kw_)
+    assert gi32.dtype == np.float32
+    # backprop_filter depends on x and grad_output only
+    for xx, dd in [(x, dy64), (x64, dy)]:
+        gw = dwconv.depthwise_conv2d_backprop_filter(xx, w.shape, dd, 1, "SAME", **kw_)
+        assert gw.dtype == np.float64 and np.array_equal(gw, want_w)
+    gw32 = dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, 1, "SAME", **kw_)
+    assert gw32.dtype == np.float32
+    # grad: float64 if any of the three is
+    for xx, ww, dd in [(x64, w, dy), (x, w64, dy), (x, w, dy64)]:
+        g = dwconv.depthwise_conv2d_grad(xx, ww, dd, 1, "SAME", **kw_)
+        for u, v in zip(g, want):
+            assert u.dtype == np.float64 and np.array_equal(u, v)
+    g32 = dwconv.depthwise_conv2d_grad(x, w, dy, 1, "SAME", **kw_)
+    assert all(a.dtype == np.float32 for a in g32)
+
+
+# ---------------------------------------------------------------------------
+# grad_output of the wrong shape
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("bad", ["spatial", "channels", "batch", "ndim"])
+def test_grad_output_wrong_shape(data_format, bad):
+    rng = np.random.default_rng(150)
+    x, w, dy = random_case(rng, data_format, 2, 9, 8, 3, 2, 3, 3, 2, "SAME", 1)
+    good = dy.shape
+    N, OH, OW, CM = (good if data_format == "NHWC" else
+                     (good[0], good[2], good[3], good[1]))
+    wrong = {"spatial": (N, OH + 1, OW, CM), "channels": (N, OH, OW, CM // 2),
+             "batch": (N + 1, OH, OW, CM)}.get(bad)
+    if wrong is None:
+        wrong_shape = (N, OH, OW)
+    else:
+        wrong_shape = shape_of(*wrong, data_format)
+    bad_dy = np.zeros(wrong_shape)
+
+    def check(excinfo):
+        msg = str(excinfo.value)
+        assert "`grad_output`" in msg
+        assert str(tuple(wrong_shape)) in msg, msg
+        assert str(tuple(good)) in msg, msg
+
+    kw_ = dict(data_format=data_format)
+    with pytest.raises(ValueError) as e:
+        dwconv.depthwise_conv2d_backprop_input(x.shape, w, bad_dy, 2, "SAME", **kw_)
+    check(e)
+    with pytest.raises(ValueError) as e:
+        dwconv.depthwise_conv2d_backprop_filter(x, w.shape, bad_dy, 2, "SAME", **kw_)
+    check(e)
+    with pytest.raises(ValueError) as e:
+        dwconv.depthwise_conv2d_grad(x, w, bad_dy, 2, "SAME", **kw_)
+    check(e)
