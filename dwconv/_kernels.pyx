@@ -287,14 +287,15 @@ cdef void gather_nhwc(const floating *src, const floating *w, const floating *bi
     # channel c, multiplier m sits at c*src_cm + m*src_mm in src and at c*dst_cm + m*dst_mm in dst
     cdef Py_ssize_t src_cm = M if input_grad else 1, src_mm = 1 if input_grad else 0
     cdef Py_ssize_t dst_cm = 1 if input_grad else M, dst_mm = 0 if input_grad else 1
-    cdef Py_ssize_t n_blocks = (C + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK
+    # the last block takes the remainder, so that every block holds whole vectors or all of C
+    cdef Py_ssize_t n_blocks = max(1, C // CHANNEL_BLOCK)
     cdef Py_ssize_t item, row, q_h, c0, nc, r, q_w, m
     cdef const floating *src_row
     cdef floating *dst_row
     for item in prange(d.N * dst_h * n_blocks, nogil=True, schedule="static", num_threads=n_threads):
         row = item // n_blocks
         c0 = (item % n_blocks) * CHANNEL_BLOCK
-        nc = min(CHANNEL_BLOCK, C - c0)
+        nc = C - c0 if item % n_blocks == n_blocks - 1 else CHANNEL_BLOCK
         q_h = row % dst_h
         src_row = src + ((row // dst_h) * src_h + rows.src0[q_h]) * src_w * src_ch
         dst_row = dst + row * dst_w * dst_ch

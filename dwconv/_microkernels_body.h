@@ -166,7 +166,11 @@ static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_c, ptr
     ptrdiff_t c = 0, p = 0;
     const int unit_channels = src_c == 1 && w_c == 1 && dst_c == 1;
     if (unit_channels && nc >= DW_VLEN) {
-        for (; c + DW_VLEN <= nc; c += DW_VLEN) {
+        for (;; c += DW_VLEN) {
+            if (c + DW_VLEN > nc) { /* a last partial vector overlaps the one before, unless it would add twice */
+                if (c == nc || accumulate) break;
+                c = nc - DW_VLEN;
+            }
             const DW_VEC start = bias && !accumulate ? DW_FN(load)(bias + c) : DW_FN(broadcast)(0);
 #define DW_CHANNEL_TILE(n)                                                                               \
     DW_FN(channel_tile)(src + p * src_pix + c, src_pix, src_a, src_b, w + c, w_a, w_b, start, accumulate,    \
@@ -215,6 +219,11 @@ static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_c, ptr
     } while (0)
         e = 0;
         DW_TILED(e, total, DW_VLEN, DW_VECTOR_TILE, DW_STREAM_TILE);
+        if (e < total && !accumulate) { /* the last partial vector overlaps the one before */
+            e = total - DW_VLEN;
+            DW_STREAM_TILE(1);
+            e = total;
+        }
 #undef DW_STREAM_TILE
         /* the last elements, less than a vector */
         for (c = e % nc; e < total; e++, c = (c + 1 == nc) ? 0 : c + 1) {
@@ -236,6 +245,14 @@ static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_c, ptr
             DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_S1);
         else
             DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_S2);
+        if (p < vector_pixels && vector_pixels >= DW_VLEN && !accumulate) { /* overlap, as above */
+            p = vector_pixels - DW_VLEN;
+            if (src_pix == 1)
+                DW_PIXEL_TILE_S1(1);
+            else
+                DW_PIXEL_TILE_S2(1);
+            p = vector_pixels;
+        }
 #undef DW_PIXEL_TILE_S1
 #undef DW_PIXEL_TILE_S2
     }

@@ -54,9 +54,12 @@ LAYOUTS = ("NHWC", "NCHW")
 # for perf_counter and call overhead to vanish, short enough for many rounds.
 ROUNDS, QUICK_ROUNDS = 7, 3
 BATCH_SECONDS, QUICK_BATCH_SECONDS = 0.03, 0.02
-# Pause before each timed batch: OpenMP and ONNX Runtime worker threads spin for milliseconds
-# after their last job, and on a 2-core machine they would steal cores from the next contestant.
-SETTLE_SECONDS = 0.01
+# Pause after each timed batch while the contestant's idle worker threads still spin: on a
+# 2-core machine they would steal a core from the next contestant, whose own threads then wait
+# at every barrier for a time slice (measured: 10x slower and worse).  libgomp (dwconv, PyTorch)
+# spins ~10 ms after its last parallel region, ONNX Runtime's pool ~100 ms after its last run.
+SPIN_DOWN_SECONDS = 0.02
+ORT_SPIN_DOWN_SECONDS = 0.15
 # Results agree when max |a - b| <= TOLERANCE * max |b|: float32 sums in any order agree far
 # better; a wrong padding, stride or layout disagrees at order 1.
 TOLERANCE = 1e-3
@@ -89,6 +92,7 @@ class Contestant:
     # Maps run()'s result to NumPy arrays in dwconv's NHWC / (k, k, C, 1) layouts for the
     # cross-check; None for a helper timing that computes something else.
     as_nhwc: Optional[Callable[[object], tuple]]
+    spin_down: float = SPIN_DOWN_SECONDS
 
 
 Peer = collections.namedtuple("Peer", "name layout package version forward backward")
@@ -251,7 +255,8 @@ def _ort_forward(problem, threads):
     )
     feed = {"x": _nchw(problem.x)}
     return Contestant(
-        "ort", lambda: session.run(None, feed), lambda ys: (ys[0].transpose(0, 2, 3, 1),)
+        "ort", lambda: session.run(None, feed), lambda ys: (ys[0].transpose(0, 2, 3, 1),),
+        spin_down=ORT_SPIN_DOWN_SECONDS,
     )
 
 
@@ -385,12 +390,14 @@ def _repetitions(run, batch_seconds):
 
 def _time_round_robin(contestants, rounds, batch_seconds):
     """Per-call seconds of every round, by label; contestants alternate within each round."""
-    reps = {c.label: _repetitions(c.run, batch_seconds) for c in contestants}
-    samples = {c.label: [] for c in contestants}
+    reps, samples = {}, {c.label: [] for c in contestants}
+    for c in contestants:
+        reps[c.label] = _repetitions(c.run, batch_seconds)
+        time.sleep(c.spin_down)
     for _ in range(rounds):
         for c in contestants:
-            time.sleep(SETTLE_SECONDS)
             samples[c.label].append(_time_batch(c.run, reps[c.label]))
+            time.sleep(c.spin_down)
     return samples, reps
 
 
