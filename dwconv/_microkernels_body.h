@@ -178,22 +178,39 @@ static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_c, ptr
 #define DW_DENSE_TILE(k, n)                                                                              \
     DW_FN(channel_tile_dense)(src + p * src_pix + c, src_pix, src_a, w + c, w_a, w_b, start, accumulate,     \
                               dst + p * dst_pix + c, dst_pix, na, k, n)
+#define DW_DENSE_CASE(k)                                                                                 \
+    case k:                                                                                              \
+        DW_TILED(p, npix, 1, DW_PIXEL_TILE, DW_DENSE_TILE_##k);                                          \
+        break;
+#define DW_DENSE_TILE_1(n) DW_DENSE_TILE(1, n)
+#define DW_DENSE_TILE_2(n) DW_DENSE_TILE(2, n)
 #define DW_DENSE_TILE_3(n) DW_DENSE_TILE(3, n)
+#define DW_DENSE_TILE_4(n) DW_DENSE_TILE(4, n)
 #define DW_DENSE_TILE_5(n) DW_DENSE_TILE(5, n)
+#define DW_DENSE_TILE_6(n) DW_DENSE_TILE(6, n)
 #define DW_DENSE_TILE_7(n) DW_DENSE_TILE(7, n)
             p = 0;
-            if (src_b == src_pix && nb == 3)
-                DW_TILED(p, npix, 1, DW_PIXEL_TILE, DW_DENSE_TILE_3);
-            else if (src_b == src_pix && nb == 5)
-                DW_TILED(p, npix, 1, DW_PIXEL_TILE, DW_DENSE_TILE_5);
-            else if (src_b == src_pix && nb == 7)
-                DW_TILED(p, npix, 1, DW_PIXEL_TILE, DW_DENSE_TILE_7);
-            else
+            /* each case knows nb at compile time, so its tap loops unroll fully */
+            switch (src_b == src_pix || nb == 1 ? nb : 0) {
+                DW_DENSE_CASE(1)
+                DW_DENSE_CASE(2)
+                DW_DENSE_CASE(3)
+                DW_DENSE_CASE(4)
+                DW_DENSE_CASE(5)
+                DW_DENSE_CASE(6)
+                DW_DENSE_CASE(7)
+            default:
                 DW_TILED(p, npix, 1, DW_PIXEL_TILE, DW_CHANNEL_TILE);
+            }
 #undef DW_CHANNEL_TILE
 #undef DW_DENSE_TILE
+#undef DW_DENSE_CASE
+#undef DW_DENSE_TILE_1
+#undef DW_DENSE_TILE_2
 #undef DW_DENSE_TILE_3
+#undef DW_DENSE_TILE_4
 #undef DW_DENSE_TILE_5
+#undef DW_DENSE_TILE_6
 #undef DW_DENSE_TILE_7
         }
         p = 0;

@@ -64,8 +64,8 @@ ORT_SPIN_DOWN_SECONDS = 0.15
 # better; a wrong padding, stride or layout disagrees at order 1.
 TOLERANCE = 1e-3
 SEED = 20240601
-# Other processes using more than this many CPUs make the run worth a warning: with every
-# framework's threads spin-waiting on a few cores, timings then swing by 10x and more.
+# Other processes using more than this many CPUs on average make a run or a shape worth a
+# warning: OpenMP teams then wait at every barrier for a preempted thread, 10x slower and more.
 BUSY_WARNING_CPUS = 0.25
 
 
@@ -260,38 +260,43 @@ def _ort_forward(problem, threads):
     )
 
 
-def _tf_forward(problem, conv):
+# The TF contestants build one tf.function per shape with strides and padding closed over:
+# passing them as Python arguments costs ~1 ms a call in tf.function's argument handling.
+
+
+def _tf_forward(problem):
     import tensorflow as tf
 
     s = problem.shape
     strides, padding = [1, s.stride, s.stride, 1], [[0, 0], [s.pad, s.pad], [s.pad, s.pad], [0, 0]]
+    conv = tf.function(
+        lambda x, w: tf.nn.depthwise_conv2d(x, w, strides, padding), jit_compile=False
+    )
     x, w = tf.constant(problem.x), tf.constant(problem.w)
-    return Contestant("tf", lambda: conv(x, w, strides, padding), lambda y: (y.numpy(),))
+    return Contestant("tf", lambda: conv(x, w), lambda y: (y.numpy(),))
 
 
-def _tf_gradients(x, w, g, strides, pads):
-    """Input and filter gradients, as TF's registered gradient of the depthwise conv computes."""
-    import tensorflow as tf
-
-    options = dict(strides=strides, padding="EXPLICIT", explicit_paddings=pads)
-    dx = tf.raw_ops.DepthwiseConv2dNativeBackpropInput(
-        input_sizes=tf.shape(x), filter=w, out_backprop=g, **options
-    )
-    dw = tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
-        input=x, filter_sizes=tf.shape(w), out_backprop=g, **options
-    )
-    return dx, dw
-
-
-def _tf_backward(problem, gradients):
+def _tf_backward(problem):
     import tensorflow as tf
 
     s = problem.shape
-    strides, pads = [1, s.stride, s.stride, 1], [0, 0, s.pad, s.pad, s.pad, s.pad, 0, 0]
+    options = dict(strides=[1, s.stride, s.stride, 1], padding="EXPLICIT",
+                   explicit_paddings=[0, 0, s.pad, s.pad, s.pad, s.pad, 0, 0])
+
+    @tf.function(jit_compile=False)
+    def gradients(x, w, g):
+        """Input and filter gradients: the two kernels of TF's registered gradient."""
+        dx = tf.raw_ops.DepthwiseConv2dNativeBackpropInput(
+            input_sizes=tf.shape(x), filter=w, out_backprop=g, **options
+        )
+        dw = tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
+            input=x, filter_sizes=tf.shape(w), out_backprop=g, **options
+        )
+        return dx, dw
+
     x, w, g = tf.constant(problem.x), tf.constant(problem.w), tf.constant(problem.g)
     return Contestant(
-        "tf", lambda: gradients(x, w, g, strides, pads),
-        lambda dxdw: (dxdw[0].numpy(), dxdw[1].numpy()),
+        "tf", lambda: gradients(x, w, g), lambda dxdw: (dxdw[0].numpy(), dxdw[1].numpy())
     )
 
 
@@ -343,13 +348,7 @@ def _load_tf(threads):
     # two independent ops would otherwise run concurrently on twice the threads.
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    # One tf.function each for the whole run, traced once per shape: a new function per shape
-    # would make TF warn about excessive retracing.
-    conv = tf.function(tf.nn.depthwise_conv2d, jit_compile=False)
-    gradients = tf.function(_tf_gradients, jit_compile=False)
-    return [Peer("tf", "NHWC", "tensorflow", tf.__version__,
-                 functools.partial(_tf_forward, conv=conv),
-                 functools.partial(_tf_backward, gradients=gradients))]
+    return [Peer("tf", "NHWC", "tensorflow", tf.__version__, _tf_forward, _tf_backward)]
 
 
 PEER_LOADERS = {"torch": _load_torch, "onnxruntime": _load_ort, "tensorflow": _load_tf}
@@ -367,6 +366,33 @@ def load_peers(threads):
 
 
 # ----------------------------------------------------------------------------- timing
+
+
+def _cpu_snapshot():
+    """(CPU seconds used by all processes, by this one, wall time); None without /proc/stat."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    own = os.times()
+    busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle, iowait
+    return busy, own.user + own.system, time.perf_counter()
+
+
+def _other_cpus(since):
+    """CPUs kept busy on average by other processes since the snapshot; None if unknown."""
+    now = _cpu_snapshot()
+    if since is None or now is None:
+        return None
+    return max(0.0, (now[0] - since[0]) - (now[1] - since[1])) / (now[2] - since[2])
+
+
+def _other_cpus_while_idle(seconds=0.5):
+    snapshot = _cpu_snapshot()
+    time.sleep(seconds)
+    return _other_cpus(snapshot)
+
 
 
 def _time_batch(run, reps):
@@ -454,9 +480,10 @@ def _measure_shape(section, shape, args, peers, rng):
     problem = _make_problem(shape, section.batch, section.kind, rng)
     contestants = _contestants(problem, section.kind, args.layout, peers, args.threads)
     _cross_check(contestants, f"{shape.name} batch {section.batch}")
+    snapshot = _cpu_snapshot()
     samples, reps = _time_round_robin(contestants, args.rounds, args.batch_seconds)
     medians = {label: statistics.median(times) for label, times in samples.items()}
-    return problem, medians, samples, reps
+    return problem, medians, samples, reps, _other_cpus(snapshot)
 
 
 def _best_peer(medians, peers):
@@ -466,7 +493,7 @@ def _best_peer(medians, peers):
     return best.name, medians[best.name]
 
 
-def _shape_rows(section, shape, problem, medians, peers, layouts):
+def _shape_rows(section, shape, problem, medians, peers, layouts, other_cpus):
     """One comparison row per dwconv layout."""
     gigabytes = _bytes_moved(problem, section.kind) / 1e9
     best, best_seconds = _best_peer(medians, peers)
@@ -482,6 +509,7 @@ def _shape_rows(section, shape, problem, medians, peers, layouts):
             "peers_ms": {p.name: 1e3 * medians[p.name] for p in peers},
             "best_peer": best,
             "ratio": best_seconds / seconds if best else None,
+            "other_cpus_meanwhile": other_cpus,
         })
     return rows
 
@@ -552,39 +580,22 @@ def _dwconv_config():
     return text.getvalue()
 
 
-def _busy_cpus(seconds=0.5):
-    """CPUs kept busy by other processes while this one sleeps (Linux /proc/stat; else None)."""
-
-    def idle_and_total():
-        with open("/proc/stat") as stat:
-            ticks = [int(v) for v in stat.readline().split()[1:]]
-        return ticks[3] + ticks[4], sum(ticks)  # idle + iowait, all
-
-    try:
-        idle0, total0 = idle_and_total()
-        time.sleep(seconds)
-        idle1, total1 = idle_and_total()
-    except (OSError, ValueError, IndexError):
-        return None
-    return os.cpu_count() * (1 - (idle1 - idle0) / max(total1 - total0, 1))
-
-
 def machine_info(peers, missing, threads):
     versions = {"dwconv": getattr(dwconv, "__version__", "unknown"), "numpy": np.__version__,
                 "python": platform.python_version()}
     versions.update({p.package: p.version for p in peers})
     return {"cpu": _cpu_model(), "logical_cpus": os.cpu_count(), "platform": platform.platform(),
             "threads": threads, "versions": versions, "peers_not_loaded": missing,
-            "dwconv_config": _dwconv_config(), "busy_cpus_before_run": _busy_cpus()}
+            "dwconv_config": _dwconv_config(), "other_cpus_before_run": _other_cpus_while_idle()}
 
 
 def _print_header(info, peers, args):
     print(f"dwconv benchmark: float32, {info['threads']} threads for every framework, median of "
           f"{args.rounds} interleaved rounds of ~{1e3 * args.batch_seconds:.0f} ms each")
     print(f"CPU: {info['cpu']} ({info['logical_cpus']} logical CPUs)")
-    busy = info["busy_cpus_before_run"]
-    if busy is not None and busy > BUSY_WARNING_CPUS:
-        print(f"warning: other processes kept {busy:.1f} of {info['logical_cpus']} CPUs busy just "
+    others = info["other_cpus_before_run"]
+    if others is not None and others > BUSY_WARNING_CPUS:
+        print(f"warning: other processes kept {others:.1f} of {info['logical_cpus']} CPUs busy just "
               "before the run: expect slow, noisy times (ratios suffer too)")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
     if peers:
@@ -611,10 +622,12 @@ def _run_section(section, args, peers, rng):
     _print_cells(columns, widths)
     rows, records = [], []
     for shape in _section_shapes(section, args):
-        problem, medians, samples, reps = _measure_shape(section, shape, args, peers, rng)
-        shape_rows = _shape_rows(section, shape, problem, medians, peers, args.layout)
+        problem, medians, samples, reps, others = _measure_shape(section, shape, args, peers, rng)
+        shape_rows = _shape_rows(section, shape, problem, medians, peers, args.layout, others)
         for i, row in enumerate(shape_rows):
             _print_cells(_row_cells(row, section, peers, first_of_shape=i == 0), widths)
+        if others is not None and others > BUSY_WARNING_CPUS:
+            print(f"  ^ other processes used {others:.1f} CPUs meanwhile: times unreliable")
         rows += shape_rows
         records += _measurement_records(section, shape, samples, reps)
     return rows, records
