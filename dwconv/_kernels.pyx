@@ -33,14 +33,16 @@ cdef extern from "_microkernels.h" nogil:
     const dw_isa *dw_active
     bint dw_isa_supported(int level)
     void dw_set_isa(int level)
-    void dw_taps_float(const float *src, Py_ssize_t src_pix, Py_ssize_t src_c, Py_ssize_t src_a,
-                       Py_ssize_t src_b, const float *w, Py_ssize_t w_c, Py_ssize_t w_a, Py_ssize_t w_b,
-                       const float *bias, float *dst, Py_ssize_t dst_pix, Py_ssize_t dst_c,
-                       Py_ssize_t na, Py_ssize_t nb, Py_ssize_t npix, Py_ssize_t nc, bint accumulate)
-    void dw_taps_double(const double *src, Py_ssize_t src_pix, Py_ssize_t src_c, Py_ssize_t src_a,
-                        Py_ssize_t src_b, const double *w, Py_ssize_t w_c, Py_ssize_t w_a, Py_ssize_t w_b,
-                        const double *bias, double *dst, Py_ssize_t dst_pix, Py_ssize_t dst_c,
-                        Py_ssize_t na, Py_ssize_t nb, Py_ssize_t npix, Py_ssize_t nc, bint accumulate)
+    void dw_taps_float(const float *src, Py_ssize_t src_row, Py_ssize_t src_pix, Py_ssize_t src_c,
+                       Py_ssize_t src_a, Py_ssize_t src_b, const float *w, Py_ssize_t w_c, Py_ssize_t w_a,
+                       Py_ssize_t w_b, const float *bias, float *dst, Py_ssize_t dst_row, Py_ssize_t dst_pix,
+                       Py_ssize_t dst_c, Py_ssize_t na, Py_ssize_t nb, Py_ssize_t nrows, Py_ssize_t npix,
+                       Py_ssize_t nc, bint accumulate)
+    void dw_taps_double(const double *src, Py_ssize_t src_row, Py_ssize_t src_pix, Py_ssize_t src_c,
+                        Py_ssize_t src_a, Py_ssize_t src_b, const double *w, Py_ssize_t w_c, Py_ssize_t w_a,
+                        Py_ssize_t w_b, const double *bias, double *dst, Py_ssize_t dst_row, Py_ssize_t dst_pix,
+                        Py_ssize_t dst_c, Py_ssize_t na, Py_ssize_t nb, Py_ssize_t nrows, Py_ssize_t npix,
+                        Py_ssize_t nc, bint accumulate)
     void dw_dot_float(const float *src, Py_ssize_t src_pix, Py_ssize_t src_c, const float *g,
                       Py_ssize_t g_pix, Py_ssize_t g_c, float *acc, Py_ssize_t acc_c,
                       Py_ssize_t npix, Py_ssize_t nc)
@@ -66,6 +68,8 @@ cdef enum:
     # The filter gradient cuts its reduction into about this many (row chunk x channel block) items,
     # a number fixed by the problem's shape alone so that the summation order is too.
     REDUCTION_ITEMS = 32
+    # NCHW work items cover at most this many rows of a plane that share their taps.
+    ROW_PIECE = 8
     # Below this many multiply-adds a call runs on one thread: waking a second one costs more.
     SERIAL_WORK = 1 << 18
 
@@ -218,17 +222,17 @@ cdef void axis_free(Axis *axis) noexcept nogil:
 # ----------------------------------------------------------------------------------------------
 # Arithmetic: one entry per micro-kernel, typed
 
-cdef inline void taps(const floating *src, Py_ssize_t src_pix, Py_ssize_t src_c, Py_ssize_t src_a,
-                      Py_ssize_t src_b, const floating *w, Py_ssize_t w_c, Py_ssize_t w_a,
-                      Py_ssize_t w_b, const floating *bias, floating *dst, Py_ssize_t dst_pix,
-                      Py_ssize_t dst_c, Py_ssize_t na, Py_ssize_t nb, Py_ssize_t npix, Py_ssize_t nc,
-                      bint accumulate) noexcept nogil:
+cdef inline void taps(const floating *src, Py_ssize_t src_row, Py_ssize_t src_pix, Py_ssize_t src_c,
+                      Py_ssize_t src_a, Py_ssize_t src_b, const floating *w, Py_ssize_t w_c, Py_ssize_t w_a,
+                      Py_ssize_t w_b, const floating *bias, floating *dst, Py_ssize_t dst_row,
+                      Py_ssize_t dst_pix, Py_ssize_t dst_c, Py_ssize_t na, Py_ssize_t nb, Py_ssize_t nrows,
+                      Py_ssize_t npix, Py_ssize_t nc, bint accumulate) noexcept nogil:
     if floating is float:
-        dw_taps_float(src, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, dst, dst_pix, dst_c,
-                      na, nb, npix, nc, accumulate)
+        dw_taps_float(src, src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, dst, dst_row, dst_pix,
+                      dst_c, na, nb, nrows, npix, nc, accumulate)
     else:
-        dw_taps_double(src, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, dst, dst_pix, dst_c,
-                       na, nb, npix, nc, accumulate)
+        dw_taps_double(src, src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, dst, dst_row, dst_pix,
+                       dst_c, na, nb, nrows, npix, nc, accumulate)
 
 
 cdef inline void dot(const floating *src, Py_ssize_t src_pix, Py_ssize_t src_c, const floating *g,
@@ -302,47 +306,64 @@ cdef void gather_nhwc(const floating *src, const floating *w, const floating *bi
         for r in range(cols.n_runs):
             q_w = cols.run_dst0[r]
             for m in range(M):
-                taps(src_row + cols.src0[q_w] * src_ch + c0 * src_cm + m * src_mm,
+                taps(src_row + cols.src0[q_w] * src_ch + c0 * src_cm + m * src_mm, 0,
                      cols.src_step * src_ch, src_cm,
                      rows.src_tap_step * src_w * src_ch, cols.src_tap_step * src_ch,
                      w + (rows.tap0[q_h] * kw + cols.tap0[q_w]) * CM + c0 * M + m, M,
                      rows.tap_step * kw * CM, cols.tap_step * CM,
                      offset(bias, c0 * M + m),
-                     dst_row + q_w * dst_ch + c0 * dst_cm + m * dst_mm, cols.dst_step * dst_ch, dst_cm,
-                     rows.ntaps[q_h], cols.ntaps[q_w], cols.run_count[r], nc, dst_mm == 0 and m > 0)
+                     dst_row + q_w * dst_ch + c0 * dst_cm + m * dst_mm, 0, cols.dst_step * dst_ch, dst_cm,
+                     rows.ntaps[q_h], cols.ntaps[q_w], 1, cols.run_count[r], nc, dst_mm == 0 and m > 0)
 
 
 cdef void gather_nchw(const floating *src, const floating *w, const floating *bias, floating *dst,
-                      const Axis *rows, const Axis *cols, const Dims *d, bint input_grad,
-                      int n_threads) noexcept nogil:
+                      const Axis *rows, const Axis *cols, const Py_ssize_t *pieces, Py_ssize_t n_pieces,
+                      const Dims *d, bint input_grad, int n_threads) noexcept nogil:
     """The NCHW twin of gather_nhwc: planes instead of interleaved channels, so the micro-kernel
-    vectorises along rows. Work items are (image, input channel, destination row)."""
+    vectorises along rows. Work items are (image, input channel, piece of a row run), a piece being
+    up to ROW_PIECE destination rows that share their taps (pieces[2k] its first row, pieces[2k+1]
+    its row count)."""
     cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, kw = d.kw
     cdef Py_ssize_t src_h = d.OH if input_grad else d.H, src_w = d.OW if input_grad else d.W
     cdef Py_ssize_t dst_h = d.H if input_grad else d.OH, dst_w = d.W if input_grad else d.OW
     cdef Py_ssize_t src_planes = CM if input_grad else C, dst_planes = C if input_grad else CM
     cdef Py_ssize_t src_cm = M if input_grad else 1, src_mm = 1 if input_grad else 0
     cdef Py_ssize_t dst_cm = 1 if input_grad else M, dst_mm = 0 if input_grad else 1
-    cdef Py_ssize_t item, n, c, q_h, r, q_w, m, co
+    cdef Py_ssize_t item, n, c, k, q_h, r, q_w, m, co
     cdef const floating *src_row
     cdef floating *dst_row
-    for item in prange(d.N * C * dst_h, nogil=True, schedule="static", num_threads=n_threads):
-        q_h = item % dst_h
-        c = (item // dst_h) % C
-        n = item // (dst_h * C)
+    for item in prange(d.N * C * n_pieces, nogil=True, schedule="static", num_threads=n_threads):
+        k = item % n_pieces
+        c = (item // n_pieces) % C
+        n = item // (n_pieces * C)
+        q_h = pieces[2 * k]
         for m in range(M):
             co = c * M + m
             src_row = src + ((n * src_planes + c * src_cm + m * src_mm) * src_h + rows.src0[q_h]) * src_w
             dst_row = dst + ((n * dst_planes + c * dst_cm + m * dst_mm) * dst_h + q_h) * dst_w
             for r in range(cols.n_runs):
                 q_w = cols.run_dst0[r]
-                taps(src_row + cols.src0[q_w], cols.src_step, 0,
+                taps(src_row + cols.src0[q_w], rows.src_step * src_w, cols.src_step, 0,
                      rows.src_tap_step * src_w, cols.src_tap_step,
                      w + (rows.tap0[q_h] * kw + cols.tap0[q_w]) * CM + co, 0,
                      rows.tap_step * kw * CM, cols.tap_step * CM,
                      offset(bias, co),
-                     dst_row + q_w, cols.dst_step, 0,
-                     rows.ntaps[q_h], cols.ntaps[q_w], cols.run_count[r], 1, dst_mm == 0 and m > 0)
+                     dst_row + q_w, rows.dst_step * dst_w, cols.dst_step, 0,
+                     rows.ntaps[q_h], cols.ntaps[q_w], pieces[2 * k + 1], cols.run_count[r], 1,
+                     dst_mm == 0 and m > 0)
+
+
+cdef Py_ssize_t cut_runs(const Axis *axis, Py_ssize_t *pieces) noexcept nogil:
+    """Cut the runs of `axis` into pieces of at most ROW_PIECE destinations; return their count."""
+    cdef Py_ssize_t r, v, n = 0
+    for r in range(axis.n_runs):
+        v = 0
+        while v < axis.run_count[r]:
+            pieces[2 * n] = axis.run_dst0[r] + v * axis.dst_step
+            pieces[2 * n + 1] = min(<Py_ssize_t> ROW_PIECE, axis.run_count[r] - v)
+            n += 1
+            v += ROW_PIECE
+    return n
 
 
 cdef gather(const floating[::1] src, const floating[::1] w, const floating *bias, floating[::1] dst,
@@ -350,10 +371,13 @@ cdef gather(const floating[::1] src, const floating[::1] w, const floating *bias
     cdef Dims d = dims_of(g)
     cdef Axis rows, cols
     cdef const floating *src_data = &src[0] if src.shape[0] else NULL
+    cdef Py_ssize_t dst_h = d.H if input_grad else d.OH
+    cdef Py_ssize_t *pieces = NULL
+    cdef Py_ssize_t n_pieces
     rows.tap0 = cols.tap0 = NULL
     try:
-        if not (axis_alloc(&rows, d.H if input_grad else d.OH)
-                and axis_alloc(&cols, d.W if input_grad else d.OW)):
+        pieces = <Py_ssize_t *> malloc(2 * dst_h * sizeof(Py_ssize_t))
+        if not (pieces != NULL and axis_alloc(&rows, dst_h) and axis_alloc(&cols, d.W if input_grad else d.OW)):
             raise MemoryError()
         n_threads = threads_for(&d, n_threads)
         with nogil:
@@ -366,8 +390,11 @@ cdef gather(const floating[::1] src, const floating[::1] w, const floating *bias
             if d.nhwc:
                 gather_nhwc(src_data, &w[0], bias, &dst[0], &rows, &cols, &d, input_grad, n_threads)
             else:
-                gather_nchw(src_data, &w[0], bias, &dst[0], &rows, &cols, &d, input_grad, n_threads)
+                n_pieces = cut_runs(&rows, pieces)
+                gather_nchw(src_data, &w[0], bias, &dst[0], &rows, &cols, pieces, n_pieces, &d, input_grad,
+                            n_threads)
     finally:
+        free(pieces)
         axis_free(&rows)
         axis_free(&cols)
 

@@ -36,22 +36,24 @@
 DW_TARGET_BEGIN_AVX2
 #define DW_ISA avx2
 #define DW_VBYTES 32
+#define DW_NARROWER baseline
 #include "_microkernels_level.h"
 DW_TARGET_END
 
 DW_TARGET_BEGIN_AVX512
 #define DW_ISA avx512
 #define DW_VBYTES 64
+#define DW_NARROWER avx2
 #include "_microkernels_level.h"
 DW_TARGET_END
 #endif
 
-typedef void (*dw_taps_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t,
-                               ptrdiff_t, ptrdiff_t, const float *, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
-                               ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
-typedef void (*dw_taps_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t,
-                               ptrdiff_t, ptrdiff_t, const double *, double *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
-                               ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
+typedef void (*dw_taps_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *,
+                               ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *, float *, ptrdiff_t, ptrdiff_t,
+                               ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
+typedef void (*dw_taps_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, const double *,
+                               ptrdiff_t, ptrdiff_t, ptrdiff_t, const double *, double *, ptrdiff_t, ptrdiff_t,
+                               ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
 typedef void (*dw_dot_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, float *,
                               ptrdiff_t, ptrdiff_t, ptrdiff_t);
 typedef void (*dw_dot_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, double *,

@@ -156,14 +156,75 @@ DW_INLINE void DW_FN(pixel_tile)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t s
     for (int t = 0; t < tile; t++) DW_FN(store)(dst + t * DW_VLEN, acc[t]);
 }
 
-/* dst[p*dst_pix + c*dst_c] = start + sum_{a<na, b<nb} w[a*w_a + b*w_b + c*w_c] * src[p*src_pix + a*src_a + b*src_b + c*src_c]
- * for p < npix, c < nc; start = dst[...] when accumulate, else bias[c*dst_c] (0 when bias is NULL). */
-static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_c, ptrdiff_t src_a, ptrdiff_t src_b,
-                        const DW_T *w, ptrdiff_t w_c, ptrdiff_t w_a, ptrdiff_t w_b, const DW_T *bias,
-                        DW_T *dst, ptrdiff_t dst_pix, ptrdiff_t dst_c, ptrdiff_t na, ptrdiff_t nb,
-                        ptrdiff_t npix, ptrdiff_t nc, int accumulate)
+/* stream: dst[e] = start + sum_taps w[tap + e % nc] * src[e + tap] for e < total, the row of a few
+ * (nc) channels taken as one flat stream (src and dst pixels adjacent). A function of its own so
+ * that its weight table is on the stack only when it runs. */
+static void DW_FN(stream)(const DW_T *src, ptrdiff_t src_a, ptrdiff_t src_b, const DW_T *w, ptrdiff_t w_a,
+                          ptrdiff_t w_b, const DW_T *bias, DW_T *dst, ptrdiff_t na, ptrdiff_t nb, ptrdiff_t total,
+                          ptrdiff_t nc, int accumulate)
 {
-    ptrdiff_t c = 0, p = 0;
+    /* Weights (and bias) pre-arranged per phase: table[ph*na*nb + tap] lane l = w[tap][(ph+l) % nc]. */
+    DW_VEC table[DW_STREAM_TABLE], start[DW_LANES];
+    const ptrdiff_t n_taps = na * nb;
+    ptrdiff_t e, phase[DW_VECTOR_TILE];
+    for (ptrdiff_t ph = 0; ph < nc; ph++) {
+        DW_T lanes[DW_LANES];
+        for (ptrdiff_t a = 0; a < na; a++)
+            for (ptrdiff_t b = 0; b < nb; b++) {
+                for (int l = 0; l < DW_LANES; l++) lanes[l] = w[a * w_a + b * w_b + (ph + l) % nc];
+                table[ph * n_taps + a * nb + b] = DW_FN(load)(lanes);
+            }
+        for (int l = 0; l < DW_LANES; l++) lanes[l] = bias && !accumulate ? bias[(ph + l) % nc] : 0;
+        start[ph] = DW_FN(load)(lanes);
+    }
+#define DW_STREAM_TILE(n)                                                                                \
+    do {                                                                                                 \
+        for (int t = 0; t < n; t++) phase[t] = (e + t * DW_VLEN) % nc;                                   \
+        DW_FN(stream_tile)(src + e, src_a, src_b, table, start, phase, accumulate, dst + e, na, nb, n);  \
+    } while (0)
+    e = 0;
+    DW_TILED(e, total, DW_VLEN, DW_VECTOR_TILE, DW_STREAM_TILE);
+    if (e < total && !accumulate) { /* the last partial vector overlaps the one before */
+        e = total - DW_VLEN;
+        DW_STREAM_TILE(1);
+        e = total;
+    }
+#undef DW_STREAM_TILE
+    /* the last elements, less than a vector */
+    for (ptrdiff_t c = e % nc; e < total; e++, c = (c + 1 == nc) ? 0 : c + 1) {
+        DW_T sum = accumulate ? dst[e] : bias ? bias[c] : 0;
+        for (ptrdiff_t a = 0; a < na; a++)
+            for (ptrdiff_t b = 0; b < nb; b++) sum += w[a * w_a + b * w_b + c] * src[e + a * src_a + b * src_b];
+        dst[e] = sum;
+    }
+}
+
+/* The scalar form of DW_FN(taps) for one row, channels [c0, nc) and pixels [p0, npix): whatever no
+ * vector path covers. */
+DW_INLINE void DW_FN(scalar_row)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_c, ptrdiff_t src_a, ptrdiff_t src_b,
+                                 const DW_T *w, ptrdiff_t w_c, ptrdiff_t w_a, ptrdiff_t w_b, const DW_T *bias,
+                                 DW_T *dst, ptrdiff_t dst_pix, ptrdiff_t dst_c, ptrdiff_t na, ptrdiff_t nb,
+                                 ptrdiff_t p0, ptrdiff_t npix, ptrdiff_t c0, ptrdiff_t nc, int accumulate)
+{
+    for (ptrdiff_t c = c0; c < nc; c++)
+        for (ptrdiff_t q = p0; q < npix; q++) {
+            DW_T sum = accumulate ? dst[q * dst_pix + c * dst_c] : bias ? bias[c * dst_c] : 0;
+            for (ptrdiff_t a = 0; a < na; a++)
+                for (ptrdiff_t b = 0; b < nb; b++)
+                    sum += w[a * w_a + b * w_b + c * w_c] * src[q * src_pix + a * src_a + b * src_b + c * src_c];
+            dst[q * dst_pix + c * dst_c] = sum;
+        }
+}
+
+/* dst[r*dst_row + p*dst_pix + c*dst_c] = start + sum_{a<na, b<nb} w[a*w_a + b*w_b + c*w_c] * src[r*src_row + p*src_pix + a*src_a + b*src_b + c*src_c]
+ * for r < nrows, p < npix, c < nc: a block of destination pixels that share their taps.
+ * start = dst[...] when accumulate, else bias[c*dst_c] (0 when bias is NULL). */
+static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_row, ptrdiff_t src_pix, ptrdiff_t src_c, ptrdiff_t src_a,
+                        ptrdiff_t src_b, const DW_T *w, ptrdiff_t w_c, ptrdiff_t w_a, ptrdiff_t w_b, const DW_T *bias,
+                        DW_T *dst, ptrdiff_t dst_row, ptrdiff_t dst_pix, ptrdiff_t dst_c, ptrdiff_t na, ptrdiff_t nb,
+                        ptrdiff_t nrows, ptrdiff_t npix, ptrdiff_t nc, int accumulate)
+{
+    ptrdiff_t c = 0, p, r;
     const int unit_channels = src_c == 1 && w_c == 1 && dst_c == 1;
     if (unit_channels && nc >= DW_VLEN) {
         for (;; c += DW_VLEN) {
@@ -173,11 +234,11 @@ static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_c, ptr
             }
             const DW_VEC start = bias && !accumulate ? DW_FN(load)(bias + c) : DW_FN(broadcast)(0);
 #define DW_CHANNEL_TILE(n)                                                                               \
-    DW_FN(channel_tile)(src + p * src_pix + c, src_pix, src_a, src_b, w + c, w_a, w_b, start, accumulate,    \
-                        dst + p * dst_pix + c, dst_pix, na, nb, n)
+    DW_FN(channel_tile)(src + r * src_row + p * src_pix + c, src_pix, src_a, src_b, w + c, w_a, w_b, start,  \
+                        accumulate, dst + r * dst_row + p * dst_pix + c, dst_pix, na, nb, n)
 #define DW_DENSE_TILE(k, n)                                                                              \
-    DW_FN(channel_tile_dense)(src + p * src_pix + c, src_pix, src_a, w + c, w_a, w_b, start, accumulate,     \
-                              dst + p * dst_pix + c, dst_pix, na, k, n)
+    DW_FN(channel_tile_dense)(src + r * src_row + p * src_pix + c, src_pix, src_a, w + c, w_a, w_b, start,   \
+                              accumulate, dst + r * dst_row + p * dst_pix + c, dst_pix, na, k, n)
 #define DW_DENSE_CASE(k)                                                                                 \
     case k:                                                                                              \
         DW_TILED(p, npix, 1, DW_PIXEL_TILE, DW_DENSE_TILE_##k);                                          \
@@ -189,18 +250,20 @@ static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_c, ptr
 #define DW_DENSE_TILE_5(n) DW_DENSE_TILE(5, n)
 #define DW_DENSE_TILE_6(n) DW_DENSE_TILE(6, n)
 #define DW_DENSE_TILE_7(n) DW_DENSE_TILE(7, n)
-            p = 0;
-            /* each case knows nb at compile time, so its tap loops unroll fully */
-            switch (src_b == src_pix || nb == 1 ? nb : 0) {
-                DW_DENSE_CASE(1)
-                DW_DENSE_CASE(2)
-                DW_DENSE_CASE(3)
-                DW_DENSE_CASE(4)
-                DW_DENSE_CASE(5)
-                DW_DENSE_CASE(6)
-                DW_DENSE_CASE(7)
-            default:
-                DW_TILED(p, npix, 1, DW_PIXEL_TILE, DW_CHANNEL_TILE);
+            for (r = 0; r < nrows; r++) {
+                p = 0;
+                /* each case knows nb at compile time, so its tap loops unroll fully */
+                switch (src_b == src_pix || nb == 1 ? nb : 0) {
+                    DW_DENSE_CASE(1)
+                    DW_DENSE_CASE(2)
+                    DW_DENSE_CASE(3)
+                    DW_DENSE_CASE(4)
+                    DW_DENSE_CASE(5)
+                    DW_DENSE_CASE(6)
+                    DW_DENSE_CASE(7)
+                default:
+                    DW_TILED(p, npix, 1, DW_PIXEL_TILE, DW_CHANNEL_TILE);
+                }
             }
 #undef DW_CHANNEL_TILE
 #undef DW_DENSE_TILE
@@ -213,76 +276,57 @@ static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_c, ptr
 #undef DW_DENSE_TILE_6
 #undef DW_DENSE_TILE_7
         }
-        p = 0;
+        if (c == nc) return;
     } else if (unit_channels && src_pix == nc && dst_pix == nc && npix * nc >= DW_VLEN && na * nb * nc <= DW_STREAM_TABLE) {
-        /* Weights (and bias) pre-arranged per phase: table[ph*na*nb + tap] lane l = w[tap][(ph+l) % nc]. */
-        DW_VEC table[DW_STREAM_TABLE], start[DW_LANES];
-        const ptrdiff_t n_taps = na * nb, total = npix * nc;
-        ptrdiff_t e, phase[DW_VECTOR_TILE];
-        for (ptrdiff_t ph = 0; ph < nc; ph++) {
-            DW_T lanes[DW_LANES];
-            for (ptrdiff_t a = 0; a < na; a++)
-                for (ptrdiff_t b = 0; b < nb; b++) {
-                    for (int l = 0; l < DW_LANES; l++) lanes[l] = w[a * w_a + b * w_b + (ph + l) % nc];
-                    table[ph * n_taps + a * nb + b] = DW_FN(load)(lanes);
-                }
-            for (int l = 0; l < DW_LANES; l++) lanes[l] = bias && !accumulate ? bias[(ph + l) % nc] : 0;
-            start[ph] = DW_FN(load)(lanes);
-        }
-#define DW_STREAM_TILE(n)                                                                                \
-    do {                                                                                                 \
-        for (int t = 0; t < n; t++) phase[t] = (e + t * DW_VLEN) % nc;                        \
-        DW_FN(stream_tile)(src + e, src_a, src_b, table, start, phase, accumulate, dst + e, na, nb, n);  \
-    } while (0)
-        e = 0;
-        DW_TILED(e, total, DW_VLEN, DW_VECTOR_TILE, DW_STREAM_TILE);
-        if (e < total && !accumulate) { /* the last partial vector overlaps the one before */
-            e = total - DW_VLEN;
-            DW_STREAM_TILE(1);
-            e = total;
-        }
-#undef DW_STREAM_TILE
-        /* the last elements, less than a vector */
-        for (c = e % nc; e < total; e++, c = (c + 1 == nc) ? 0 : c + 1) {
-            DW_T sum = accumulate ? dst[e] : bias ? bias[c] : 0;
-            for (ptrdiff_t a = 0; a < na; a++)
-                for (ptrdiff_t b = 0; b < nb; b++) sum += w[a * w_a + b * w_b + c] * src[e + a * src_a + b * src_b];
-            dst[e] = sum;
-        }
+        for (r = 0; r < nrows; r++)
+            DW_FN(stream)(src + r * src_row, src_a, src_b, w, w_a, w_b, bias, dst + r * dst_row, na, nb, npix * nc, nc,
+                          accumulate);
         return;
-    } else if (nc == 1 && dst_pix == 1 && (src_pix == 1 || src_pix == 2)) {
+    }
+#ifdef DW_NARROWER
+    /* Too few channels, or too short a row, for this level's vectors: a narrower level's may fit. */
+    if ((unit_channels && nc < DW_VLEN && nc >= DW_VLEN / 2) ||
+        (nc == 1 && dst_pix == 1 && (src_pix == 1 || src_pix == 2) && npix - (src_pix - 1) < DW_VLEN &&
+         npix - (src_pix - 1) >= DW_VLEN / 2)) {
+        DW_NARROWER_FN(taps)(src, src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, dst, dst_row, dst_pix,
+                             dst_c, na, nb, nrows, npix, nc, accumulate);
+        return;
+    }
+#endif
+    if (nc == 1 && dst_pix == 1 && (src_pix == 1 || src_pix == 2)) {
         const DW_T start = bias && !accumulate ? bias[0] : 0;
         /* stride 2 reads one element past each vector's last input: stop a vector early */
         const ptrdiff_t vector_pixels = src_pix == 1 ? npix : npix - 1;
-#define DW_PIXEL_TILE_S1(n) \
-    DW_FN(pixel_tile)(src + p, 1, src_a, src_b, w, w_a, w_b, start, accumulate, dst + p, na, nb, n)
-#define DW_PIXEL_TILE_S2(n) \
-    DW_FN(pixel_tile)(src + 2 * p, 2, src_a, src_b, w, w_a, w_b, start, accumulate, dst + p, na, nb, n)
-        if (src_pix == 1)
-            DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_S1);
-        else
-            DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_S2);
-        if (p < vector_pixels && vector_pixels >= DW_VLEN && !accumulate) { /* overlap, as above */
-            p = vector_pixels - DW_VLEN;
+#define DW_PIXEL_TILE_S1(n)                                                                              \
+    DW_FN(pixel_tile)(src + r * src_row + p, 1, src_a, src_b, w, w_a, w_b, start, accumulate, dst + r * dst_row + p, \
+                      na, nb, n)
+#define DW_PIXEL_TILE_S2(n)                                                                              \
+    DW_FN(pixel_tile)(src + r * src_row + 2 * p, 2, src_a, src_b, w, w_a, w_b, start, accumulate,          \
+                      dst + r * dst_row + p, na, nb, n)
+        for (r = 0; r < nrows; r++) {
+            p = 0;
             if (src_pix == 1)
-                DW_PIXEL_TILE_S1(1);
+                DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_S1);
             else
-                DW_PIXEL_TILE_S2(1);
-            p = vector_pixels;
+                DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_S2);
+            if (p < vector_pixels && vector_pixels >= DW_VLEN && !accumulate) { /* overlap, as above */
+                p = vector_pixels - DW_VLEN;
+                if (src_pix == 1)
+                    DW_PIXEL_TILE_S1(1);
+                else
+                    DW_PIXEL_TILE_S2(1);
+                p = vector_pixels;
+            }
+            DW_FN(scalar_row)(src + r * src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias,
+                              dst + r * dst_row, dst_pix, dst_c, na, nb, p, npix, 0, 1, accumulate);
         }
 #undef DW_PIXEL_TILE_S1
 #undef DW_PIXEL_TILE_S2
+        return;
     }
-    /* Whatever no vector path covered: remaining channels, or the remaining pixels of a row. */
-    for (; c < nc; c++) {
-        for (ptrdiff_t q = p; q < npix; q++) {
-            DW_T sum = accumulate ? dst[q * dst_pix + c * dst_c] : bias ? bias[c * dst_c] : 0;
-            for (ptrdiff_t a = 0; a < na; a++)
-                for (ptrdiff_t b = 0; b < nb; b++)
-                    sum += w[a * w_a + b * w_b + c * w_c] * src[q * src_pix + a * src_a + b * src_b + c * src_c];
-            dst[q * dst_pix + c * dst_c] = sum;
-        }
-    }
+    for (r = 0; r < nrows; r++)
+        DW_FN(scalar_row)(src + r * src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, dst + r * dst_row,
+                          dst_pix, dst_c, na, nb, 0, npix, c, nc, accumulate);
 }
 
 /* acc[c*acc_c] += sum_{p<npix} src[p*src_pix + c*src_c] * g[p*g_pix + c*g_c]  for c < nc.

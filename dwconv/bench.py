@@ -128,8 +128,9 @@ def _y_shape(shape, batch):
 def _make_problem(shape, batch, kind, rng):
     x = rng.standard_normal((batch, shape.H, shape.W, shape.C), dtype=np.float32)
     w = rng.standard_normal((shape.k, shape.k, shape.C, 1), dtype=np.float32)
-    g = rng.standard_normal(_y_shape(shape, batch), dtype=np.float32) if kind == "backward" else None
-    return Problem(shape, x, w, g)
+    if kind == "forward":
+        return Problem(shape, x, w, None)
+    return Problem(shape, x, w, rng.standard_normal(_y_shape(shape, batch), dtype=np.float32))
 
 
 def _bytes_moved(problem, kind):
@@ -394,7 +395,6 @@ def _other_cpus_while_idle(seconds=0.5):
     return _other_cpus(snapshot)
 
 
-
 def _time_batch(run, reps):
     """Seconds per call over reps back-to-back calls."""
     start = time.perf_counter()
@@ -595,8 +595,8 @@ def _print_header(info, peers, args):
     print(f"CPU: {info['cpu']} ({info['logical_cpus']} logical CPUs)")
     others = info["other_cpus_before_run"]
     if others is not None and others > BUSY_WARNING_CPUS:
-        print(f"warning: other processes kept {others:.1f} of {info['logical_cpus']} CPUs busy just "
-              "before the run: expect slow, noisy times (ratios suffer too)")
+        print(f"warning: other processes kept {others:.1f} of {info['logical_cpus']} CPUs busy "
+              "just before the run: expect slow, noisy times (ratios suffer too)")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
     if peers:
         print("peers: " + ", ".join(f"{p.name} ({p.layout})" for p in peers))
