@@ -139,21 +139,36 @@ DW_INLINE void DW_FN(stream_tile)(const DW_T *src, ptrdiff_t src_a, ptrdiff_t sr
     for (int t = 0; t < tile; t++) DW_FN(store)(dst + t * DW_VLEN, acc[t]);
 }
 
-/* pixels: dst[t*DW_VLEN + l] = start + sum_taps w[tap] * src[(t*DW_VLEN + l)*src_pix + tap]. */
-DW_INLINE void DW_FN(pixel_tile)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_a, ptrdiff_t src_b,
+/* Every other element from p on, as one vector: the lanes of a stride-2 row. */
+DW_INLINE void DW_FN(store_even)(DW_T *p, DW_VEC v)
+{
+    DW_T lanes[DW_LANES];
+    memcpy(lanes, &v, sizeof v);
+    for (int l = 0; l < DW_LANES; l++) p[2 * l] = lanes[l];
+}
+
+/* pixels: dst[(t*DW_VLEN + l)*dst_pix] = start + sum_taps w[tap] * src[(t*DW_VLEN + l)*src_pix + tap],
+ * src_pix and dst_pix each 1 or 2 (stride-2 forward rows read every other pixel; stride-2 input
+ * gradients write every other pixel). */
+DW_INLINE void DW_FN(pixel_tile)(const DW_T *src, const int src_pix, ptrdiff_t src_a, ptrdiff_t src_b,
                                  const DW_T *w, ptrdiff_t w_a, ptrdiff_t w_b, DW_T start, int accumulate,
-                                 DW_T *dst, ptrdiff_t na, ptrdiff_t nb, const int tile)
+                                 DW_T *dst, const int dst_pix, ptrdiff_t na, ptrdiff_t nb, const int tile)
 {
     DW_VEC acc[DW_VECTOR_TILE];
     for (int t = 0; t < tile; t++)
-        acc[t] = accumulate ? DW_FN(load)(dst + t * DW_VLEN) : DW_FN(broadcast)(start);
+        acc[t] = accumulate ? DW_FN(load_strided)(dst + t * DW_VLEN * dst_pix, dst_pix) : DW_FN(broadcast)(start);
     for (ptrdiff_t a = 0; a < na; a++)
         for (ptrdiff_t b = 0; b < nb; b++) {
             const DW_VEC wv = DW_FN(broadcast)(w[a * w_a + b * w_b]);
             const DW_T *s = src + a * src_a + b * src_b;
             for (int t = 0; t < tile; t++) acc[t] += wv * DW_FN(load_strided)(s + t * DW_VLEN * src_pix, src_pix);
         }
-    for (int t = 0; t < tile; t++) DW_FN(store)(dst + t * DW_VLEN, acc[t]);
+    for (int t = 0; t < tile; t++) {
+        if (dst_pix == 1)
+            DW_FN(store)(dst + t * DW_VLEN, acc[t]);
+        else
+            DW_FN(store_even)(dst + t * DW_VLEN * 2, acc[t]);
+    }
 }
 
 /* stream: dst[e] = start + sum_taps w[tap + e % nc] * src[e + tap] for e < total, the row of a few
@@ -283,45 +298,52 @@ static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_row, ptrdiff_t src_pix, p
                           accumulate);
         return;
     }
+    /* The pixel path takes stride 1 or 2 on one side: a stride-2 side reads (or, accumulating,
+     * loads) one element past each vector's last, so its last vector stops a pixel early. */
+    const int pixel_path = nc == 1 && (((src_pix == 1 || src_pix == 2) && dst_pix == 1) || (src_pix == 1 && dst_pix == 2));
+    const ptrdiff_t vector_pixels = npix - (src_pix == 2 || dst_pix == 2);
 #ifdef DW_NARROWER
     /* Too few channels, or too short a row, for this level's vectors: a narrower level's may fit. */
     if ((unit_channels && nc < DW_VLEN && nc >= DW_VLEN / 2) ||
-        (nc == 1 && dst_pix == 1 && (src_pix == 1 || src_pix == 2) && npix - (src_pix - 1) < DW_VLEN &&
-         npix - (src_pix - 1) >= DW_VLEN / 2)) {
+        (pixel_path && vector_pixels < DW_VLEN && vector_pixels >= DW_VLEN / 2)) {
         DW_NARROWER_FN(taps)(src, src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, dst, dst_row, dst_pix,
                              dst_c, na, nb, nrows, npix, nc, accumulate);
         return;
     }
 #endif
-    if (nc == 1 && dst_pix == 1 && (src_pix == 1 || src_pix == 2)) {
+    if (pixel_path) {
         const DW_T start = bias && !accumulate ? bias[0] : 0;
-        /* stride 2 reads one element past each vector's last input: stop a vector early */
-        const ptrdiff_t vector_pixels = src_pix == 1 ? npix : npix - 1;
-#define DW_PIXEL_TILE_S1(n)                                                                              \
-    DW_FN(pixel_tile)(src + r * src_row + p, 1, src_a, src_b, w, w_a, w_b, start, accumulate, dst + r * dst_row + p, \
-                      na, nb, n)
-#define DW_PIXEL_TILE_S2(n)                                                                              \
-    DW_FN(pixel_tile)(src + r * src_row + 2 * p, 2, src_a, src_b, w, w_a, w_b, start, accumulate,          \
-                      dst + r * dst_row + p, na, nb, n)
+#define DW_PIXEL_TILE_AT(sp, dp, n)                                                                      \
+    DW_FN(pixel_tile)(src + r * src_row + p * sp, sp, src_a, src_b, w, w_a, w_b, start, accumulate,        \
+                      dst + r * dst_row + p * dp, dp, na, nb, n)
+#define DW_PIXEL_TILE_11(n) DW_PIXEL_TILE_AT(1, 1, n)
+#define DW_PIXEL_TILE_21(n) DW_PIXEL_TILE_AT(2, 1, n)
+#define DW_PIXEL_TILE_12(n) DW_PIXEL_TILE_AT(1, 2, n)
         for (r = 0; r < nrows; r++) {
             p = 0;
-            if (src_pix == 1)
-                DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_S1);
+            if (src_pix == 2)
+                DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_21);
+            else if (dst_pix == 2)
+                DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_12);
             else
-                DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_S2);
+                DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_11);
             if (p < vector_pixels && vector_pixels >= DW_VLEN && !accumulate) { /* overlap, as above */
                 p = vector_pixels - DW_VLEN;
-                if (src_pix == 1)
-                    DW_PIXEL_TILE_S1(1);
+                if (src_pix == 2)
+                    DW_PIXEL_TILE_21(1);
+                else if (dst_pix == 2)
+                    DW_PIXEL_TILE_12(1);
                 else
-                    DW_PIXEL_TILE_S2(1);
+                    DW_PIXEL_TILE_11(1);
                 p = vector_pixels;
             }
             DW_FN(scalar_row)(src + r * src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias,
                               dst + r * dst_row, dst_pix, dst_c, na, nb, p, npix, 0, 1, accumulate);
         }
-#undef DW_PIXEL_TILE_S1
-#undef DW_PIXEL_TILE_S2
+#undef DW_PIXEL_TILE_AT
+#undef DW_PIXEL_TILE_11
+#undef DW_PIXEL_TILE_21
+#undef DW_PIXEL_TILE_12
         return;
     }
     for (r = 0; r < nrows; r++)
