@@ -50,6 +50,13 @@ cdef extern from "_microkernels.h" nogil:
                        Py_ssize_t g_pix, Py_ssize_t g_c, double *acc, Py_ssize_t acc_c,
                        Py_ssize_t npix, Py_ssize_t nc)
 
+    void dw_dot_taps_float(const float *src, Py_ssize_t src_pix, Py_ssize_t src_tap, const float *g,
+                           Py_ssize_t g_pix, float *acc, Py_ssize_t acc_tap, Py_ssize_t ntap, Py_ssize_t npix,
+                           Py_ssize_t nc)
+    void dw_dot_taps_double(const double *src, Py_ssize_t src_pix, Py_ssize_t src_tap, const double *g,
+                            Py_ssize_t g_pix, double *acc, Py_ssize_t acc_tap, Py_ssize_t ntap, Py_ssize_t npix,
+                            Py_ssize_t nc)
+
 cdef extern from *:
     """
     #define DW_STR_(x) #x
@@ -244,6 +251,15 @@ cdef inline void dot(const floating *src, Py_ssize_t src_pix, Py_ssize_t src_c, 
         dw_dot_double(src, src_pix, src_c, g, g_pix, g_c, acc, acc_c, npix, nc)
 
 
+cdef inline void dot_taps(const floating *src, Py_ssize_t src_pix, Py_ssize_t src_tap, const floating *g,
+                          Py_ssize_t g_pix, floating *acc, Py_ssize_t acc_tap, Py_ssize_t ntap, Py_ssize_t npix,
+                          Py_ssize_t nc) noexcept nogil:
+    if floating is float:
+        dw_dot_taps_float(src, src_pix, src_tap, g, g_pix, acc, acc_tap, ntap, npix, nc)
+    else:
+        dw_dot_taps_double(src, src_pix, src_tap, g, g_pix, acc, acc_tap, ntap, npix, nc)
+
+
 # ----------------------------------------------------------------------------------------------
 # Scheduling
 
@@ -421,14 +437,32 @@ cdef void column_ranges(Py_ssize_t *lo, Py_ssize_t *hi, const Dims *d) noexcept 
         hi[j] = max(lo[j], min(d.OW, floordiv(d.W - 1 + d.pl - j * d.dw, d.sw) + 1))
 
 
+cdef inline void reduce_columns(const floating *x_row, const floating *dy_row, floating *acc, Py_ssize_t j,
+                                Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t nc, const Dims *d) noexcept nogil:
+    """acc += the products of tap column j over output columns [lo, hi) of one row (one channel
+    block and multiplier in NHWC, one channel in NCHW; pointers already offset to them)."""
+    cdef Py_ssize_t CM = d.C * d.M
+    if hi <= lo:
+        return
+    if d.nhwc:
+        dot(x_row + (lo * d.sw - d.pl + j * d.dw) * d.C, d.sw * d.C, 1, dy_row + lo * CM, CM, d.M, acc, d.M,
+            hi - lo, nc)
+    else:
+        dot(x_row + lo * d.sw - d.pl + j * d.dw, d.sw, 0, dy_row + lo, 1, 0, acc, 0, hi - lo, 1)
+
+
 cdef void reduce_rows(const floating *x, const floating *dy, floating *partial, const Axis *rows,
                       const Py_ssize_t *col_lo, const Py_ssize_t *col_hi, Py_ssize_t row0,
                       Py_ssize_t row1, Py_ssize_t c0, Py_ssize_t nc, const Dims *d) noexcept nogil:
     """partial[tap, c*M+m] += sum of x * dy over output rows [row0, row1) of all images, for input
     channels [c0, c0+nc); partial[kh*kw, c*M+m] += the sum of dy (the bias gradient)."""
     cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, kw = d.kw, W = d.W, OW = d.OW
-    cdef Py_ssize_t row, n, oh, u, i, ih, j, m, co, lo
+    cdef Py_ssize_t row, n, oh, u, i, ih, j, m, co
+    cdef Py_ssize_t all_lo = 0, all_hi = OW  # the output columns where every tap column is inside x
     cdef floating *bias_partial = partial + d.kh * kw * CM
+    for j in range(kw):
+        all_lo = max(all_lo, col_lo[j])
+        all_hi = min(all_hi, col_hi[j])
     cdef const floating *x_row
     cdef const floating *dy_row
     for row in range(row0, row1):
@@ -446,14 +480,19 @@ cdef void reduce_rows(const floating *x, const floating *dy, floating *partial, 
                 i = rows.tap0[oh] + u
                 ih = rows.src0[oh] + u * rows.src_tap_step
                 x_row = x + ((n * d.H + ih) * W * C + c0) if d.nhwc else x + ((n * C + c0) * d.H + ih) * W
-                for j in range(kw):
-                    lo = col_lo[j]
-                    if d.nhwc:
-                        dot(x_row + (lo * d.sw - d.pl + j * d.dw) * C, d.sw * C, 1, dy_row + lo * CM, CM, M,
-                            partial + (i * kw + j) * CM + c0 * M + m, M, col_hi[j] - lo, nc)
-                    else:
-                        dot(x_row + lo * d.sw - d.pl + j * d.dw, d.sw, 0, dy_row + lo, 1, 0,
-                            partial + (i * kw + j) * CM + c0 * M + m, 0, col_hi[j] - lo, 1)
+                if d.nhwc and M == 1 and kw <= 7 and all_lo < all_hi:
+                    # the columns every tap of the row reads: all taps at once, then each tap's edges
+                    dot_taps(x_row + (all_lo * d.sw - d.pl) * C, d.sw * C, d.dw * C, dy_row + all_lo * CM, CM,
+                             partial + i * kw * CM + c0, CM, kw, all_hi - all_lo, nc)
+                    for j in range(kw):
+                        reduce_columns(x_row, dy_row, partial + (i * kw + j) * CM + c0 * M + m, j, col_lo[j],
+                                       all_lo, nc, d)
+                        reduce_columns(x_row, dy_row, partial + (i * kw + j) * CM + c0 * M + m, j, all_hi,
+                                       col_hi[j], nc, d)
+                else:
+                    for j in range(kw):
+                        reduce_columns(x_row, dy_row, partial + (i * kw + j) * CM + c0 * M + m, j, col_lo[j],
+                                       col_hi[j], nc, d)
 
 
 def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw, floating[::1] db,

@@ -59,15 +59,24 @@ typedef void (*dw_dot_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, const float *
 typedef void (*dw_dot_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, double *,
                               ptrdiff_t, ptrdiff_t, ptrdiff_t);
 
+typedef void (*dw_dot_taps_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, float *, ptrdiff_t,
+                                   ptrdiff_t, ptrdiff_t, ptrdiff_t);
+typedef void (*dw_dot_taps_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t, double *,
+                                   ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t);
+
 typedef struct {
     const char *name;
     dw_taps_f32_fn taps_f32;
     dw_taps_f64_fn taps_f64;
     dw_dot_f32_fn dot_f32;
     dw_dot_f64_fn dot_f64;
+    dw_dot_taps_f32_fn dot_taps_f32;
+    dw_dot_taps_f64_fn dot_taps_f64;
 } dw_isa;
 
-#define DW_ISA_ENTRY(isa) {#isa, taps_##isa##_f32, taps_##isa##_f64, dot_##isa##_f32, dot_##isa##_f64}
+#define DW_ISA_ENTRY(isa)                                                                                \
+    {#isa, taps_##isa##_f32, taps_##isa##_f64, dot_##isa##_f32, dot_##isa##_f64, dot_taps_##isa##_f32,       \
+     dot_taps_##isa##_f64}
 
 /* Levels from the most portable up. */
 static const dw_isa dw_isas[] = {
@@ -97,5 +106,7 @@ static void dw_set_isa(int i) { dw_active = &dw_isas[i]; }
 #define dw_taps_double(...) dw_active->taps_f64(__VA_ARGS__)
 #define dw_dot_float(...) dw_active->dot_f32(__VA_ARGS__)
 #define dw_dot_double(...) dw_active->dot_f64(__VA_ARGS__)
+#define dw_dot_taps_float(...) dw_active->dot_taps_f32(__VA_ARGS__)
+#define dw_dot_taps_double(...) dw_active->dot_taps_f64(__VA_ARGS__)
 
 #endif

@@ -391,6 +391,45 @@ static void DW_FN(dot)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_c, cons
     }
 }
 
+/* dot_taps for a constant number of taps: their sums stay in registers across the pixels. */
+DW_INLINE void DW_FN(dot_taps_vector)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_tap, const DW_T *g,
+                                      ptrdiff_t g_pix, DW_T *acc, ptrdiff_t acc_tap, ptrdiff_t npix, const int ntap)
+{
+    DW_VEC sum[7];
+    for (int j = 0; j < ntap; j++) sum[j] = DW_FN(broadcast)(0);
+    for (ptrdiff_t p = 0; p < npix; p++) {
+        const DW_VEC gv = DW_FN(load)(g + p * g_pix);
+        for (int j = 0; j < ntap; j++) sum[j] += DW_FN(load)(src + p * src_pix + j * src_tap) * gv;
+    }
+    for (int j = 0; j < ntap; j++) DW_FN(store)(acc + j * acc_tap, DW_FN(load)(acc + j * acc_tap) + sum[j]);
+}
+
+/* acc[j*acc_tap + c] += sum_{p<npix} src[p*src_pix + j*src_tap + c] * g[p*g_pix + c]  for j < ntap <= 7,
+ * c < nc: the filter gradient of one kernel row, each g vector loaded once for all its taps. */
+static void DW_FN(dot_taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_tap, const DW_T *g, ptrdiff_t g_pix,
+                            DW_T *acc, ptrdiff_t acc_tap, ptrdiff_t ntap, ptrdiff_t npix, ptrdiff_t nc)
+{
+    ptrdiff_t c = 0;
+    for (; c + DW_VLEN <= nc; c += DW_VLEN) {
+#define DW_DOT_TAPS_CASE(k)                                                                              \
+    case k:                                                                                              \
+        DW_FN(dot_taps_vector)(src + c, src_pix, src_tap, g + c, g_pix, acc + c, acc_tap, npix, k);        \
+        break;
+        switch (ntap) {
+            DW_DOT_TAPS_CASE(1)
+            DW_DOT_TAPS_CASE(2)
+            DW_DOT_TAPS_CASE(3)
+            DW_DOT_TAPS_CASE(4)
+            DW_DOT_TAPS_CASE(5)
+            DW_DOT_TAPS_CASE(6)
+            DW_DOT_TAPS_CASE(7)
+        }
+#undef DW_DOT_TAPS_CASE
+    }
+    for (ptrdiff_t j = 0; j < ntap; j++)
+        DW_FN(dot)(src + j * src_tap + c, src_pix, 1, g + c, g_pix, 1, acc + j * acc_tap + c, 1, npix, nc - c);
+}
+
 #undef DW_VEC
 #undef DW_VLEN
 #undef DW_PIXEL_TILE
