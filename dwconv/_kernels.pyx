@@ -35,12 +35,12 @@ cdef extern from "_microkernels.h" nogil:
     void dw_set_isa(int level)
     void dw_taps_float(const float *src, Py_ssize_t src_row, Py_ssize_t src_pix, Py_ssize_t src_c,
                        Py_ssize_t src_a, Py_ssize_t src_b, const float *w, Py_ssize_t w_c, Py_ssize_t w_a,
-                       Py_ssize_t w_b, const float *bias, float *dst, Py_ssize_t dst_row, Py_ssize_t dst_pix,
+                       Py_ssize_t w_b, const float *bias, Py_ssize_t bias_c, float *dst, Py_ssize_t dst_row, Py_ssize_t dst_pix,
                        Py_ssize_t dst_c, Py_ssize_t na, Py_ssize_t nb, Py_ssize_t nrows, Py_ssize_t npix,
                        Py_ssize_t nc, bint accumulate)
     void dw_taps_double(const double *src, Py_ssize_t src_row, Py_ssize_t src_pix, Py_ssize_t src_c,
                         Py_ssize_t src_a, Py_ssize_t src_b, const double *w, Py_ssize_t w_c, Py_ssize_t w_a,
-                        Py_ssize_t w_b, const double *bias, double *dst, Py_ssize_t dst_row, Py_ssize_t dst_pix,
+                        Py_ssize_t w_b, const double *bias, Py_ssize_t bias_c, double *dst, Py_ssize_t dst_row, Py_ssize_t dst_pix,
                         Py_ssize_t dst_c, Py_ssize_t na, Py_ssize_t nb, Py_ssize_t nrows, Py_ssize_t npix,
                         Py_ssize_t nc, bint accumulate)
     void dw_dot_float(const float *src, Py_ssize_t src_pix, Py_ssize_t src_c, const float *g,
@@ -75,8 +75,10 @@ cdef enum:
     # The filter gradient cuts its reduction into about this many (row chunk x channel block) items,
     # a number fixed by the problem's shape alone so that the summation order is too.
     REDUCTION_ITEMS = 32
-    # NCHW work items cover at most this many rows of a plane that share their taps.
+    # NCHW work items cover at most this many rows of a plane that share their taps, in this many
+    # planes: enough work per micro-kernel call even for the 7x7 planes of late network layers.
     ROW_PIECE = 8
+    PLANE_BLOCK = 16
     # Below this many multiply-adds a call runs on one thread: waking a second one costs more.
     SERIAL_WORK = 1 << 18
 
@@ -231,14 +233,14 @@ cdef void axis_free(Axis *axis) noexcept nogil:
 
 cdef inline void taps(const floating *src, Py_ssize_t src_row, Py_ssize_t src_pix, Py_ssize_t src_c,
                       Py_ssize_t src_a, Py_ssize_t src_b, const floating *w, Py_ssize_t w_c, Py_ssize_t w_a,
-                      Py_ssize_t w_b, const floating *bias, floating *dst, Py_ssize_t dst_row,
+                      Py_ssize_t w_b, const floating *bias, Py_ssize_t bias_c, floating *dst, Py_ssize_t dst_row,
                       Py_ssize_t dst_pix, Py_ssize_t dst_c, Py_ssize_t na, Py_ssize_t nb, Py_ssize_t nrows,
                       Py_ssize_t npix, Py_ssize_t nc, bint accumulate) noexcept nogil:
     if floating is float:
-        dw_taps_float(src, src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, dst, dst_row, dst_pix,
+        dw_taps_float(src, src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, bias_c, dst, dst_row, dst_pix,
                       dst_c, na, nb, nrows, npix, nc, accumulate)
     else:
-        dw_taps_double(src, src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, dst, dst_row, dst_pix,
+        dw_taps_double(src, src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, bias_c, dst, dst_row, dst_pix,
                        dst_c, na, nb, nrows, npix, nc, accumulate)
 
 
@@ -327,7 +329,7 @@ cdef void gather_nhwc(const floating *src, const floating *w, const floating *bi
                      rows.src_tap_step * src_w * src_ch, cols.src_tap_step * src_ch,
                      w + (rows.tap0[q_h] * kw + cols.tap0[q_w]) * CM + c0 * M + m, M,
                      rows.tap_step * kw * CM, cols.tap_step * CM,
-                     offset(bias, c0 * M + m),
+                     offset(bias, c0 * M + m), M,
                      dst_row + q_w * dst_ch + c0 * dst_cm + m * dst_mm, 0, cols.dst_step * dst_ch, dst_cm,
                      rows.ntaps[q_h], cols.ntaps[q_w], 1, cols.run_count[r], nc, dst_mm == 0 and m > 0)
 
@@ -336,37 +338,37 @@ cdef void gather_nchw(const floating *src, const floating *w, const floating *bi
                       const Axis *rows, const Axis *cols, const Py_ssize_t *pieces, Py_ssize_t n_pieces,
                       const Dims *d, bint input_grad, int n_threads) noexcept nogil:
     """The NCHW twin of gather_nhwc: planes instead of interleaved channels, so the micro-kernel
-    vectorises along rows. Work items are (image, input channel, piece of a row run), a piece being
-    up to ROW_PIECE destination rows that share their taps (pieces[2k] its first row, pieces[2k+1]
-    its row count)."""
+    vectorises along rows. Work items are (image, block of PLANE_BLOCK input channels, piece of a
+    row run), a piece being up to ROW_PIECE destination rows that share their taps (pieces[2k] its
+    first row, pieces[2k+1] its row count)."""
     cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, kw = d.kw
     cdef Py_ssize_t src_h = d.OH if input_grad else d.H, src_w = d.OW if input_grad else d.W
     cdef Py_ssize_t dst_h = d.H if input_grad else d.OH, dst_w = d.W if input_grad else d.OW
     cdef Py_ssize_t src_planes = CM if input_grad else C, dst_planes = C if input_grad else CM
     cdef Py_ssize_t src_cm = M if input_grad else 1, src_mm = 1 if input_grad else 0
     cdef Py_ssize_t dst_cm = 1 if input_grad else M, dst_mm = 0 if input_grad else 1
-    cdef Py_ssize_t item, n, c, k, q_h, r, q_w, m, co
+    cdef Py_ssize_t n_blocks = (C + PLANE_BLOCK - 1) // PLANE_BLOCK
+    cdef Py_ssize_t item, n, c0, k, q_h, r, q_w, m
     cdef const floating *src_row
     cdef floating *dst_row
-    for item in prange(d.N * C * n_pieces, nogil=True, schedule="static", num_threads=n_threads):
+    for item in prange(d.N * n_blocks * n_pieces, nogil=True, schedule="static", num_threads=n_threads):
         k = item % n_pieces
-        c = (item // n_pieces) % C
-        n = item // (n_pieces * C)
+        c0 = (item // n_pieces) % n_blocks * PLANE_BLOCK
+        n = item // (n_pieces * n_blocks)
         q_h = pieces[2 * k]
         for m in range(M):
-            co = c * M + m
-            src_row = src + ((n * src_planes + c * src_cm + m * src_mm) * src_h + rows.src0[q_h]) * src_w
-            dst_row = dst + ((n * dst_planes + c * dst_cm + m * dst_mm) * dst_h + q_h) * dst_w
+            src_row = src + ((n * src_planes + c0 * src_cm + m * src_mm) * src_h + rows.src0[q_h]) * src_w
+            dst_row = dst + ((n * dst_planes + c0 * dst_cm + m * dst_mm) * dst_h + q_h) * dst_w
             for r in range(cols.n_runs):
                 q_w = cols.run_dst0[r]
-                taps(src_row + cols.src0[q_w], rows.src_step * src_w, cols.src_step, 0,
+                taps(src_row + cols.src0[q_w], rows.src_step * src_w, cols.src_step, src_cm * src_h * src_w,
                      rows.src_tap_step * src_w, cols.src_tap_step,
-                     w + (rows.tap0[q_h] * kw + cols.tap0[q_w]) * CM + co, 0,
+                     w + (rows.tap0[q_h] * kw + cols.tap0[q_w]) * CM + c0 * M + m, M,
                      rows.tap_step * kw * CM, cols.tap_step * CM,
-                     offset(bias, co),
-                     dst_row + q_w, rows.dst_step * dst_w, cols.dst_step, 0,
-                     rows.ntaps[q_h], cols.ntaps[q_w], pieces[2 * k + 1], cols.run_count[r], 1,
-                     dst_mm == 0 and m > 0)
+                     offset(bias, c0 * M + m), M,
+                     dst_row + q_w, rows.dst_step * dst_w, cols.dst_step, dst_cm * dst_h * dst_w,
+                     rows.ntaps[q_h], cols.ntaps[q_w], pieces[2 * k + 1], cols.run_count[r],
+                     min(<Py_ssize_t> PLANE_BLOCK, C - c0), dst_mm == 0 and m > 0)
 
 
 cdef Py_ssize_t cut_runs(const Axis *axis, Py_ssize_t *pieces) noexcept nogil:

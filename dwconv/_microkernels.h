@@ -49,10 +49,10 @@ DW_TARGET_END
 #endif
 
 typedef void (*dw_taps_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *,
-                               ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *, float *, ptrdiff_t, ptrdiff_t,
+                               ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, float *, ptrdiff_t, ptrdiff_t,
                                ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
 typedef void (*dw_taps_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, const double *,
-                               ptrdiff_t, ptrdiff_t, ptrdiff_t, const double *, double *, ptrdiff_t, ptrdiff_t,
+                               ptrdiff_t, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t, double *, ptrdiff_t, ptrdiff_t,
                                ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
 typedef void (*dw_dot_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, float *,
                               ptrdiff_t, ptrdiff_t, ptrdiff_t);

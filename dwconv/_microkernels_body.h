@@ -218,12 +218,12 @@ static void DW_FN(stream)(const DW_T *src, ptrdiff_t src_a, ptrdiff_t src_b, con
  * vector path covers. */
 DW_INLINE void DW_FN(scalar_row)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_c, ptrdiff_t src_a, ptrdiff_t src_b,
                                  const DW_T *w, ptrdiff_t w_c, ptrdiff_t w_a, ptrdiff_t w_b, const DW_T *bias,
-                                 DW_T *dst, ptrdiff_t dst_pix, ptrdiff_t dst_c, ptrdiff_t na, ptrdiff_t nb,
-                                 ptrdiff_t p0, ptrdiff_t npix, ptrdiff_t c0, ptrdiff_t nc, int accumulate)
+                                 ptrdiff_t bias_c, DW_T *dst, ptrdiff_t dst_pix, ptrdiff_t dst_c, ptrdiff_t na,
+                                 ptrdiff_t nb, ptrdiff_t p0, ptrdiff_t npix, ptrdiff_t c0, ptrdiff_t nc, int accumulate)
 {
     for (ptrdiff_t c = c0; c < nc; c++)
         for (ptrdiff_t q = p0; q < npix; q++) {
-            DW_T sum = accumulate ? dst[q * dst_pix + c * dst_c] : bias ? bias[c * dst_c] : 0;
+            DW_T sum = accumulate ? dst[q * dst_pix + c * dst_c] : bias ? bias[c * bias_c] : 0;
             for (ptrdiff_t a = 0; a < na; a++)
                 for (ptrdiff_t b = 0; b < nb; b++)
                     sum += w[a * w_a + b * w_b + c * w_c] * src[q * src_pix + a * src_a + b * src_b + c * src_c];
@@ -233,10 +233,10 @@ DW_INLINE void DW_FN(scalar_row)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t s
 
 /* dst[r*dst_row + p*dst_pix + c*dst_c] = start + sum_{a<na, b<nb} w[a*w_a + b*w_b + c*w_c] * src[r*src_row + p*src_pix + a*src_a + b*src_b + c*src_c]
  * for r < nrows, p < npix, c < nc: a block of destination pixels that share their taps.
- * start = dst[...] when accumulate, else bias[c*dst_c] (0 when bias is NULL). */
+ * start = dst[...] when accumulate, else bias[c*bias_c] (0 when bias is NULL). */
 static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_row, ptrdiff_t src_pix, ptrdiff_t src_c, ptrdiff_t src_a,
                         ptrdiff_t src_b, const DW_T *w, ptrdiff_t w_c, ptrdiff_t w_a, ptrdiff_t w_b, const DW_T *bias,
-                        DW_T *dst, ptrdiff_t dst_row, ptrdiff_t dst_pix, ptrdiff_t dst_c, ptrdiff_t na, ptrdiff_t nb,
+                        ptrdiff_t bias_c, DW_T *dst, ptrdiff_t dst_row, ptrdiff_t dst_pix, ptrdiff_t dst_c, ptrdiff_t na, ptrdiff_t nb,
                         ptrdiff_t nrows, ptrdiff_t npix, ptrdiff_t nc, int accumulate)
 {
     ptrdiff_t c = 0, p, r;
@@ -298,47 +298,50 @@ static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_row, ptrdiff_t src_pix, p
                           accumulate);
         return;
     }
-    /* The pixel path takes stride 1 or 2 on one side: a stride-2 side reads (or, accumulating,
-     * loads) one element past each vector's last, so its last vector stops a pixel early. */
-    const int pixel_path = nc == 1 && (((src_pix == 1 || src_pix == 2) && dst_pix == 1) || (src_pix == 1 && dst_pix == 2));
+    /* The pixel path (NCHW planes, channel by channel) takes stride 1 or 2 on one side: a stride-2
+     * side reads (or, accumulating, loads) one element past each vector's last, so its last vector
+     * stops a pixel early. */
+    const int pixel_path = ((src_pix == 1 || src_pix == 2) && dst_pix == 1) || (src_pix == 1 && dst_pix == 2);
     const ptrdiff_t vector_pixels = npix - (src_pix == 2 || dst_pix == 2);
 #ifdef DW_NARROWER
     /* Too few channels, or too short a row, for this level's vectors: a narrower level's may fit. */
     if ((unit_channels && nc < DW_VLEN && nc >= DW_VLEN / 2) ||
         (pixel_path && vector_pixels < DW_VLEN && vector_pixels >= DW_VLEN / 2)) {
-        DW_NARROWER_FN(taps)(src, src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, dst, dst_row, dst_pix,
-                             dst_c, na, nb, nrows, npix, nc, accumulate);
+        DW_NARROWER_FN(taps)(src, src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, bias_c, dst, dst_row,
+                             dst_pix, dst_c, na, nb, nrows, npix, nc, accumulate);
         return;
     }
 #endif
     if (pixel_path) {
-        const DW_T start = bias && !accumulate ? bias[0] : 0;
 #define DW_PIXEL_TILE_AT(sp, dp, n)                                                                      \
-    DW_FN(pixel_tile)(src + r * src_row + p * sp, sp, src_a, src_b, w, w_a, w_b, start, accumulate,        \
-                      dst + r * dst_row + p * dp, dp, na, nb, n)
+    DW_FN(pixel_tile)(src + c * src_c + r * src_row + p * sp, sp, src_a, src_b, w + c * w_c, w_a, w_b, start, \
+                      accumulate, dst + c * dst_c + r * dst_row + p * dp, dp, na, nb, n)
 #define DW_PIXEL_TILE_11(n) DW_PIXEL_TILE_AT(1, 1, n)
 #define DW_PIXEL_TILE_21(n) DW_PIXEL_TILE_AT(2, 1, n)
 #define DW_PIXEL_TILE_12(n) DW_PIXEL_TILE_AT(1, 2, n)
-        for (r = 0; r < nrows; r++) {
-            p = 0;
-            if (src_pix == 2)
-                DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_21);
-            else if (dst_pix == 2)
-                DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_12);
-            else
-                DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_11);
-            if (p < vector_pixels && vector_pixels >= DW_VLEN && !accumulate) { /* overlap, as above */
-                p = vector_pixels - DW_VLEN;
+        for (c = 0; c < nc; c++) {
+            const DW_T start = bias && !accumulate ? bias[c * bias_c] : 0;
+            for (r = 0; r < nrows; r++) {
+                p = 0;
                 if (src_pix == 2)
-                    DW_PIXEL_TILE_21(1);
+                    DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_21);
                 else if (dst_pix == 2)
-                    DW_PIXEL_TILE_12(1);
+                    DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_12);
                 else
-                    DW_PIXEL_TILE_11(1);
-                p = vector_pixels;
+                    DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_11);
+                if (p < vector_pixels && vector_pixels >= DW_VLEN && !accumulate) { /* overlap, as above */
+                    p = vector_pixels - DW_VLEN;
+                    if (src_pix == 2)
+                        DW_PIXEL_TILE_21(1);
+                    else if (dst_pix == 2)
+                        DW_PIXEL_TILE_12(1);
+                    else
+                        DW_PIXEL_TILE_11(1);
+                    p = vector_pixels;
+                }
+                DW_FN(scalar_row)(src + r * src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, bias_c,
+                                  dst + r * dst_row, dst_pix, dst_c, na, nb, p, npix, c, c + 1, accumulate);
             }
-            DW_FN(scalar_row)(src + r * src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias,
-                              dst + r * dst_row, dst_pix, dst_c, na, nb, p, npix, 0, 1, accumulate);
         }
 #undef DW_PIXEL_TILE_AT
 #undef DW_PIXEL_TILE_11
@@ -347,8 +350,8 @@ static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_row, ptrdiff_t src_pix, p
         return;
     }
     for (r = 0; r < nrows; r++)
-        DW_FN(scalar_row)(src + r * src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, dst + r * dst_row,
-                          dst_pix, dst_c, na, nb, 0, npix, c, nc, accumulate);
+        DW_FN(scalar_row)(src + r * src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, bias_c,
+                          dst + r * dst_row, dst_pix, dst_c, na, nb, 0, npix, c, nc, accumulate);
 }
 
 /* acc[c*acc_c] += sum_{p<npix} src[p*src_pix + c*src_c] * g[p*g_pix + c*g_c]  for c < nc.
