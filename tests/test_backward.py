@@ -821,3 +821,26 @@ def test_grad_output_wrong_shape(data_format, bad):
     with pytest.raises(ValueError) as e:
         dwconv.depthwise_conv2d_grad(x, w, bad_dy, 2, "SAME", **kw_)
     check(e)
+
+
+# ---------------------------------------------------------------------------
+# every instruction-set level the CPU runs: the vector tails again, and a slice of the sweep
+
+
+@pytest.fixture(params=list(dwconv.supported_isas()))
+def isa_level(request):
+    best = dwconv.supported_isas()[-1]
+    dwconv.use_isa(request.param)
+    try:
+        yield request.param
+    finally:
+        dwconv.use_isa(best)
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_isa_levels(isa_level, data_format):
+    for dtype in DTYPES:
+        test_channel_counts(data_format, dtype)
+        test_widths(data_format, dtype)
+    for case in SWEEP[FORMATS.index(data_format)::11]:
+        test_gradient_sweep(case)
