@@ -24,6 +24,13 @@ typedef DW_T DW_FN(vec) __attribute__((vector_size(DW_LANES * sizeof(DW_T))));
 #define DW_VECTOR_TILE 4 /* vectors per register tile on the stream and pixel paths */
 #define DW_STREAM_TABLE 512 /* largest taps x channels the stream path pre-arranges */
 #define DW_INLINE static inline __attribute__((always_inline))
+/* Loops with compile-time trip counts in the tiles below must unroll completely, or their sums
+ * leave the registers; GCC's own limits stop short of the 7-tap rows. */
+#if defined(__clang__)
+#define DW_UNROLL _Pragma("unroll")
+#else
+#define DW_UNROLL _Pragma("GCC unroll 16")
+#endif
 
 DW_INLINE DW_VEC DW_FN(load)(const DW_T *p)
 {
@@ -96,6 +103,7 @@ DW_INLINE void DW_FN(channel_tile)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t
         for (ptrdiff_t b = 0; b < nb; b++) {
             const DW_VEC wv = DW_FN(load)(w + a * w_a + b * w_b);
             const DW_T *s = src + a * src_a + b * src_b;
+            DW_UNROLL
             for (int t = 0; t < tile; t++) acc[t] += wv * DW_FN(load)(s + t * src_pix);
         }
     for (int t = 0; t < tile; t++) DW_FN(store)(dst + t * dst_pix, acc[t]);
@@ -112,9 +120,12 @@ DW_INLINE void DW_FN(channel_tile_dense)(const DW_T *src, ptrdiff_t src_pix, ptr
     for (int t = 0; t < tile; t++) acc[t] = accumulate ? DW_FN(load)(dst + t * dst_pix) : start;
     for (ptrdiff_t a = 0; a < na; a++) {
         const DW_T *s = src + a * src_a;
+        DW_UNROLL
         for (int b = 0; b < nb; b++) wv[b] = DW_FN(load)(w + a * w_a + b * w_b);
+        DW_UNROLL
         for (int u = 0; u < tile + nb - 1; u++) {
             const DW_VEC x = DW_FN(load)(s + u * src_pix);
+            DW_UNROLL
             for (int b = 0; b < nb; b++)
                 if (u - b >= 0 && u - b < tile) acc[u - b] += wv[b] * x;
         }
@@ -402,6 +413,7 @@ DW_INLINE void DW_FN(dot_taps_vector)(const DW_T *src, ptrdiff_t src_pix, ptrdif
     for (int j = 0; j < ntap; j++) sum[j] = DW_FN(broadcast)(0);
     for (ptrdiff_t p = 0; p < npix; p++) {
         const DW_VEC gv = DW_FN(load)(g + p * g_pix);
+        DW_UNROLL
         for (int j = 0; j < ntap; j++) sum[j] += DW_FN(load)(src + p * src_pix + j * src_tap) * gv;
     }
     for (int j = 0; j < ntap; j++) DW_FN(store)(acc + j * acc_tap, DW_FN(load)(acc + j * acc_tap) + sum[j]);
@@ -439,4 +451,5 @@ static void DW_FN(dot_taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_ta
 #undef DW_VECTOR_TILE
 #undef DW_STREAM_TABLE
 #undef DW_INLINE
+#undef DW_UNROLL
 #undef DW_TILED
