@@ -225,6 +225,26 @@ static void DW_FN(stream)(const DW_T *src, ptrdiff_t src_a, ptrdiff_t src_b, con
     }
 }
 
+/* The vectors of one row on the pixel path, with source and destination steps sp, dp (1 or 2) and,
+ * when kb is not 0, nb == kb known at compile time; returns how many pixels it covered. */
+DW_INLINE ptrdiff_t DW_FN(pixel_row)(const DW_T *src, ptrdiff_t src_a, ptrdiff_t src_b, const DW_T *w, ptrdiff_t w_a,
+                                     ptrdiff_t w_b, DW_T start, int accumulate, DW_T *dst, ptrdiff_t na, ptrdiff_t nb,
+                                     ptrdiff_t vector_pixels, const int sp, const int dp, const int kb)
+{
+    ptrdiff_t p = 0;
+#define DW_PIXEL_TILE_N(n)                                                                               \
+    DW_FN(pixel_tile)(src + p * sp, sp, src_a, src_b, w, w_a, w_b, start, accumulate, dst + p * dp, dp, na,      \
+                      kb ? kb : nb, n)
+    DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_N);
+    if (p < vector_pixels && vector_pixels >= DW_VLEN && !accumulate) { /* overlap, as on the other paths */
+        p = vector_pixels - DW_VLEN;
+        DW_PIXEL_TILE_N(1);
+        p = vector_pixels;
+    }
+#undef DW_PIXEL_TILE_N
+    return p;
+}
+
 /* The scalar form of DW_FN(taps) for one row, channels [c0, nc) and pixels [p0, npix): whatever no
  * vector path covers. */
 DW_INLINE void DW_FN(scalar_row)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_c, ptrdiff_t src_a, ptrdiff_t src_b,
@@ -324,40 +344,39 @@ static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_row, ptrdiff_t src_pix, p
     }
 #endif
     if (pixel_path) {
-#define DW_PIXEL_TILE_AT(sp, dp, n)                                                                      \
-    DW_FN(pixel_tile)(src + c * src_c + r * src_row + p * sp, sp, src_a, src_b, w + c * w_c, w_a, w_b, start, \
-                      accumulate, dst + c * dst_c + r * dst_row + p * dp, dp, na, nb, n)
-#define DW_PIXEL_TILE_11(n) DW_PIXEL_TILE_AT(1, 1, n)
-#define DW_PIXEL_TILE_21(n) DW_PIXEL_TILE_AT(2, 1, n)
-#define DW_PIXEL_TILE_12(n) DW_PIXEL_TILE_AT(1, 2, n)
+        /* 3-, 5- and 7-wide rows at each pair of steps get their own compiled instance */
+        const int kind = (src_pix == 2 ? 10 : dst_pix == 2 ? 20 : 0) + (nb == 3 || nb == 5 || nb == 7 ? (int)nb : 0);
         for (c = 0; c < nc; c++) {
             const DW_T start = bias && !accumulate ? bias[c * bias_c] : 0;
             for (r = 0; r < nrows; r++) {
-                p = 0;
-                if (src_pix == 2)
-                    DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_21);
-                else if (dst_pix == 2)
-                    DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_12);
-                else
-                    DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_11);
-                if (p < vector_pixels && vector_pixels >= DW_VLEN && !accumulate) { /* overlap, as above */
-                    p = vector_pixels - DW_VLEN;
-                    if (src_pix == 2)
-                        DW_PIXEL_TILE_21(1);
-                    else if (dst_pix == 2)
-                        DW_PIXEL_TILE_12(1);
-                    else
-                        DW_PIXEL_TILE_11(1);
-                    p = vector_pixels;
+                const DW_T *s = src + c * src_c + r * src_row;
+                DW_T *d = dst + c * dst_c + r * dst_row;
+#define DW_PIXEL_CASE(code, sp, dp, kb)                                                                  \
+    case code:                                                                                           \
+        p = DW_FN(pixel_row)(s, src_a, src_b, w + c * w_c, w_a, w_b, start, accumulate, d, na, nb, vector_pixels, \
+                             sp, dp, kb);                                                                \
+        break;
+                switch (kind) {
+                    DW_PIXEL_CASE(0, 1, 1, 0)
+                    DW_PIXEL_CASE(3, 1, 1, 3)
+                    DW_PIXEL_CASE(5, 1, 1, 5)
+                    DW_PIXEL_CASE(7, 1, 1, 7)
+                    DW_PIXEL_CASE(10, 2, 1, 0)
+                    DW_PIXEL_CASE(13, 2, 1, 3)
+                    DW_PIXEL_CASE(15, 2, 1, 5)
+                    DW_PIXEL_CASE(17, 2, 1, 7)
+                    DW_PIXEL_CASE(20, 1, 2, 0)
+                    DW_PIXEL_CASE(23, 1, 2, 3)
+                    DW_PIXEL_CASE(25, 1, 2, 5)
+                    DW_PIXEL_CASE(27, 1, 2, 7)
+                default:
+                    p = 0; /* not reached: kind is one of the cases */
                 }
+#undef DW_PIXEL_CASE
                 DW_FN(scalar_row)(src + r * src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, bias_c,
                                   dst + r * dst_row, dst_pix, dst_c, na, nb, p, npix, c, c + 1, accumulate);
             }
         }
-#undef DW_PIXEL_TILE_AT
-#undef DW_PIXEL_TILE_11
-#undef DW_PIXEL_TILE_21
-#undef DW_PIXEL_TILE_12
         return;
     }
     for (r = 0; r < nrows; r++)
