@@ -225,31 +225,36 @@ def check_bias(bias, g, dtype):
     return contiguous(bias, dtype)
 
 
-# Results start on a cache line (NumPy only promises 16 bytes): a vector store that straddles two
-# lines costs two. Small results are not worth the extra step.
+# A vector load or store that straddles two cache lines costs two. NumPy only promises 16-byte
+# alignment, so a result is placed at the same offset from a line as the array the kernels read
+# along with it (`align_like`, when that is read in place): the kernels can then align both (see
+# _microkernels_body.h). Small results are not worth the extra step.
 _ALIGNMENT, _ALIGN_FROM_BYTES = 64, 1 << 16
 
 
-def _aligned_empty(shape, dtype, nbytes):
+def _aligned_empty(shape, dtype, nbytes, offset):
+    """An empty array whose data starts `offset` bytes past a cache-line boundary."""
     if nbytes < _ALIGN_FROM_BYTES:
         return np.empty(shape, dtype)
-    raw = np.empty(nbytes + _ALIGNMENT, np.uint8)
-    start = -raw.ctypes.data % _ALIGNMENT
+    raw = np.empty(nbytes + 2 * _ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % _ALIGNMENT + offset
     return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
-def output_array(out, shape, dtype, inputs=(), origin="x"):
+def output_array(out, shape, dtype, inputs=(), origin="x", align_like=None):
     """`out` checked against the result it must hold, or a new array when it is None.
 
     `inputs` are (name, array) pairs `out` must not overlap; `origin` names the argument whose
-    size decides the result's (for the error when it would not fit in memory)."""
+    size decides the result's (for the error when it would not fit in memory); a new array starts
+    at the same offset from a cache line as `align_like`."""
     name = "out"
     if out is None:
         nbytes = math.prod(shape) * dtype.itemsize
         if nbytes > _MAX_RESULT_BYTES:
             raise ValueError(f"`{origin}` asks for a result of shape {shape}, which would need "
                              f"{nbytes / 2**30:.1f} GiB, more than this machine has")
-        return _aligned_empty(shape, dtype, nbytes)
+        offset = 0 if align_like is None else align_like.ctypes.data % _ALIGNMENT
+        return _aligned_empty(shape, dtype, nbytes, offset)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"`{name}` must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != tuple(shape):

@@ -61,10 +61,11 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
     dtype = _args.compute_dtype(x, filters)
     bias = _args.check_bias(bias, g, dtype)
     n_threads = _threads(num_threads)
-    out = _args.output_array(out, g.output_shape, dtype, (("x", x), ("filters", filters), ("bias", bias)))
+    out = _args.output_array(out, g.output_shape, dtype, (("x", x), ("filters", filters), ("bias", bias)),
+                             align_like=x)
     if out.size:
-        _kernels.forward(_flat(_args.contiguous(x, dtype)), _flat(_args.contiguous(filters, dtype)),
-                         bias, _flat(out), g, n_threads)
+        _kernels.forward(_flat(_args.contiguous(x, dtype)), _flat(_args.contiguous(filters, dtype)), bias,
+                         _flat(out), g, n_threads)
     return out
 
 
@@ -88,14 +89,18 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
     dtype = _args.compute_dtype(filters, grad_output)
     n_threads = _threads(num_threads)
     out = _args.output_array(out, g.input_shape, dtype, (("filters", filters), ("grad_output", grad_output)),
-                             "input_shape")
-    if out.size:
-        if grad_output.size:
-            _kernels.input_grad(_flat(_args.contiguous(grad_output, dtype)),
-                                _flat(_args.contiguous(filters, dtype)), _flat(out), g, n_threads)
-        else:
-            out.fill(0)
+                             "input_shape", align_like=grad_output)
+    _input_grad_into(out, grad_output, filters, g, dtype, n_threads)
     return out
+
+
+def _input_grad_into(out, grad_output, filters, g, dtype, n_threads):
+    """Write the input gradient for `grad_output` into `out`."""
+    if out.size and grad_output.size:
+        _kernels.input_grad(_flat(_args.contiguous(grad_output, dtype)), _flat(_args.contiguous(filters, dtype)),
+                            _flat(out), g, n_threads)
+    else:
+        out.fill(0)
 
 
 def _filter_and_bias_grad(x, grad_output, g, dtype, out_filters, out_bias, n_threads):
@@ -135,13 +140,9 @@ def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *
     grad_output = _grad_output(grad_output, g)
     dtype = _args.compute_dtype(x, filters, grad_output)
     n_threads = _threads(num_threads)
-    grad_input = _args.output_array(None, g.input_shape, dtype)
+    grad_input = _args.output_array(None, g.input_shape, dtype, align_like=grad_output)
     grad_filters = np.empty(filters.shape, dtype)
     grad_bias = np.empty(g.C * g.M, dtype)
-    if grad_input.size and grad_output.size:
-        _kernels.input_grad(_flat(_args.contiguous(grad_output, dtype)), _flat(_args.contiguous(filters, dtype)),
-                            _flat(grad_input), g, n_threads)
-    else:
-        grad_input.fill(0)
+    _input_grad_into(grad_input, grad_output, filters, g, dtype, n_threads)
     _filter_and_bias_grad(x, grad_output, g, dtype, grad_filters, grad_bias, n_threads)
     return Gradients(grad_input, grad_filters, grad_bias)

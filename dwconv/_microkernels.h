@@ -9,6 +9,7 @@
 #define DWCONV_MICROKERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #define DW_CAT3_(a, b, c) a##_##b##_##c

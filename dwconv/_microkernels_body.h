@@ -20,7 +20,8 @@
 typedef DW_T DW_FN(vec) __attribute__((vector_size(DW_LANES * sizeof(DW_T))));
 #define DW_VEC DW_FN(vec)
 #define DW_VLEN ((ptrdiff_t)DW_LANES)
-#define DW_PIXEL_TILE 6  /* output pixels per register tile on the channel path (at most 6) */
+/* output pixels per register tile on the channel path: as many as the registers hold */
+#define DW_PIXEL_TILE (DW_VBYTES == 64 ? 12 : 6)
 #define DW_VECTOR_TILE 4 /* vectors per register tile on the stream and pixel paths */
 #define DW_STREAM_TABLE 512 /* largest taps x channels the stream path pre-arranges */
 #define DW_INLINE static inline __attribute__((always_inline))
@@ -273,7 +274,14 @@ static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_row, ptrdiff_t src_pix, p
     ptrdiff_t c = 0, p, r;
     const int unit_channels = src_c == 1 && w_c == 1 && dst_c == 1;
     if (unit_channels && nc >= DW_VLEN) {
-        for (;; c += DW_VLEN) {
+        /* An unaligned vector load costs two when it straddles cache lines: after a first vector at
+         * channel 0, continue from the channel where the source is vector-aligned (its pixels all
+         * are when the pixel stride is a whole number of vectors), overlapping the first. With
+         * both ends unaligned that pays from four vectors of channels on. */
+        const size_t misalign = (uintptr_t)src % sizeof(DW_VEC);
+        const ptrdiff_t shift = misalign && misalign % sizeof(DW_T) == 0 && !accumulate && nc >= 4 * DW_VLEN
+                                ? (ptrdiff_t)((sizeof(DW_VEC) - misalign) / sizeof(DW_T)) : 0;
+        for (;; c = c == 0 && shift ? shift : c + DW_VLEN) {
             if (c + DW_VLEN > nc) { /* a last partial vector overlaps the one before, unless it would add twice */
                 if (c == nc || accumulate) break;
                 c = nc - DW_VLEN;
