@@ -675,6 +675,30 @@ def save_plot(rows, path):
     figure.savefig(path, dpi=120)
 
 
+def markdown_tables(saved):
+    """Markdown tables (one per section) of the comparisons in a results file saved by --json."""
+    rows = saved["comparisons"]
+    lines = [f"Measured with `python -m dwconv bench`: {saved['machine']['cpu']}, "
+             f"{saved['machine']['threads']} threads for every framework, float32; "
+             "ratio = best peer's time / dwconv's (> 1: dwconv is faster)."]
+    for section, batch in dict.fromkeys((row["section"], row["batch"]) for row in rows):
+        backward = section == "backward"
+        lines += ["", f"**{section.capitalize()}, batch {batch}** (ms)", "",
+                  "| shape | layout | dwconv | best peer | peer ms | ratio |" + (" bwd/fwd |" if backward else ""),
+                  "|---|---|---|---|---|---|" + ("---|" if backward else "")]
+        for row in rows:
+            if (row["section"], row["batch"]) != (section, batch):
+                continue
+            peer = row["best_peer"] or "-"
+            peer_ms = row["peers_ms"].get(row["best_peer"]) if row["best_peer"] else None
+            cells = [row["shape"], row["layout"], _fmt_ms(row["dwconv_ms"]), peer,
+                     _fmt_ms(peer_ms) if peer_ms else "-", f"{row['ratio']:.2f}" if row["ratio"] else "-"]
+            if backward:
+                cells.append(f"{row['backward_over_forward']:.2f}" if row["backward_over_forward"] else "-")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="python -m dwconv bench",
@@ -698,6 +722,8 @@ def parse_args(argv):
                         help="only these shapes of the suite")
     parser.add_argument("--json", metavar="FILE", help="save every measurement and machine info")
     parser.add_argument("--plot", metavar="FILE.png", help="bar chart of the ratios (matplotlib)")
+    parser.add_argument("--markdown", metavar="FILE.json",
+                        help="measure nothing: print the results saved in FILE.json as Markdown tables")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error("--threads must be a positive int")
@@ -715,6 +741,10 @@ def parse_args(argv):
 def main(argv=None):
     start = time.perf_counter()
     parser, args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.markdown:
+        with open(args.markdown) as saved:
+            print(markdown_tables(json.load(saved)))
+        return 0
     peers, missing = load_peers(args.threads) if args.peers is not False else ([], {})
     if args.peers and not peers:
         why = "; ".join(f"{package}: {reason}" for package, reason in missing.items())
