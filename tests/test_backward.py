@@ -27,22 +27,13 @@ from reference import (
     output_hw,
     resolve_padding,
 )
+from sweep import (DILATIONS, DTYPES, FORMATS, KERNELS, MULTIPLIERS, PADDINGS, STRIDES, SWEEP, api_pair,
+                   sweep_id, tf4_padding)
 
-FORMATS = ("NHWC", "NCHW")
-STRIDES = (1, 2, 3, (1, 2))
-DILATIONS = (1, 2, (2, 1))
-KERNELS = ((1, 1), (3, 3), (5, 5), (2, 4), (7, 7))
-PADDINGS = ("VALID", "SAME", 1, (1, 2), ((0, 2), (1, 0)), "TF4")
-MULTIPLIERS = (1, 2, 3)
-DTYPES = (np.float32, np.float64)
 
 
 # ---------------------------------------------------------------------------
 # helpers
-
-
-def to_format(a_nhwc, data_format):
-    return a_nhwc if data_format == "NHWC" else np.ascontiguousarray(a_nhwc.transpose(0, 3, 1, 2))
 
 
 def shape_of(n, h, w, c, data_format):
@@ -51,24 +42,6 @@ def shape_of(n, h, w, c, data_format):
 
 def hw_of(shape, data_format):
     return (shape[1], shape[2]) if data_format == "NHWC" else (shape[2], shape[3])
-
-
-def tf4_padding(data_format, tb, lr):
-    if data_format == "NHWC":
-        return [[0, 0], list(tb), list(lr), [0, 0]]
-    return [[0, 0], [0, 0], list(tb), list(lr)]
-
-
-def api_pair(value, form, data_format):
-    """int-or-pair value spelled 0: int (when square), 1: tuple, 2: list, 3: TF 4-form."""
-    h, w = normalize_pair(value)
-    if form == 0:
-        return h if h == w else (h, w)
-    if form == 1:
-        return (h, w)
-    if form == 2:
-        return [h, w]
-    return [1, h, w, 1] if data_format == "NHWC" else [1, 1, h, w]
 
 
 def rtol_for(dtype, terms):
@@ -187,20 +160,8 @@ def random_case(rng, fmt, N, H, W, C, M, kh, kw, strides, padding, dilations, dt
 # multiplier, dtype, sizes, 3-D filters and argument spellings cycle.
 
 
-SWEEP = list(itertools.product(range(len(FORMATS)), range(len(STRIDES)),
-                               range(len(DILATIONS)), range(len(KERNELS)),
-                               range(len(PADDINGS))))
 
-
-def _sweep_id(case):
-    f, s, d, k, p = case
-    pad = PADDINGS[p]
-    pad = pad if isinstance(pad, str) else str(pad)
-    return (f"{FORMATS[f]}-s{STRIDES[s]}-d{DILATIONS[d]}-k{KERNELS[k][0]}x{KERNELS[k][1]}"
-            f"-p{pad}").replace(" ", "")
-
-
-@pytest.mark.parametrize("case", SWEEP, ids=[_sweep_id(c) for c in SWEEP])
+@pytest.mark.parametrize("case", SWEEP, ids=[sweep_id(c) for c in SWEEP])
 def test_gradient_sweep(case):
     f, s, d, k, p = case
     idx = SWEEP.index(case)

@@ -20,14 +20,9 @@ from reference import (
     output_hw,
     resolve_padding,
 )
+from sweep import (DILATIONS, DTYPES, FORMATS, KERNELS, MULTIPLIERS, PADDINGS, STRIDES, SWEEP, api_pair,
+                   sweep_id, tf4_padding, to_format)
 
-FORMATS = ("NHWC", "NCHW")
-STRIDES = (1, 2, 3, (1, 2))
-DILATIONS = (1, 2, (2, 1))
-KERNELS = ((1, 1), (3, 3), (5, 5), (2, 4), (7, 7))
-PADDINGS = ("VALID", "SAME", 1, (1, 2), ((0, 2), (1, 0)), "TF4")
-MULTIPLIERS = (1, 2, 3)
-DTYPES = (np.float32, np.float64)
 
 
 # ---------------------------------------------------------------------------
@@ -88,29 +83,6 @@ def assert_conv_close(got, x, filters, strides, padding, data_format, dilations,
             f"got {got[first]!r}, expected {ref[first]!r}; worst index {worst}: "
             f"got {got[worst]!r}, expected {ref[worst]!r}, allowed error {bound[worst]:.3g}")
     return ref
-
-
-def api_pair(value, form, data_format):
-    """Express an int-or-pair value as 0: int (when square), 1: tuple, 2: list,
-    3: TF 4-form in data_format order."""
-    h, w = normalize_pair(value)
-    if form == 0:
-        return h if h == w else (h, w)
-    if form == 1:
-        return (h, w)
-    if form == 2:
-        return [h, w]
-    return [1, h, w, 1] if data_format == "NHWC" else [1, 1, h, w]
-
-
-def tf4_padding(data_format, tb, lr):
-    if data_format == "NHWC":
-        return [[0, 0], list(tb), list(lr), [0, 0]]
-    return [[0, 0], [0, 0], list(tb), list(lr)]
-
-
-def to_format(a_nhwc, data_format):
-    return a_nhwc if data_format == "NHWC" else np.ascontiguousarray(a_nhwc.transpose(0, 3, 1, 2))
 
 
 def make_x(rng, n, h, w, c, data_format, dtype=np.float64):
@@ -181,20 +153,8 @@ def test_reference_same_padding_formula():
 # multiplier, dtype, sizes, argument spellings cycle deterministically.
 
 
-SWEEP = list(itertools.product(range(len(FORMATS)), range(len(STRIDES)),
-                               range(len(DILATIONS)), range(len(KERNELS)),
-                               range(len(PADDINGS))))
 
-
-def _sweep_id(case):
-    f, s, d, k, p = case
-    pad = PADDINGS[p]
-    pad = pad if isinstance(pad, str) else str(pad).replace(" ", "")
-    return (f"{FORMATS[f]}-s{STRIDES[s]}-d{DILATIONS[d]}-k{KERNELS[k][0]}x{KERNELS[k][1]}"
-            f"-p{pad}").replace(" ", "")
-
-
-@pytest.mark.parametrize("case", SWEEP, ids=[_sweep_id(c) for c in SWEEP])
+@pytest.mark.parametrize("case", SWEEP, ids=[sweep_id(c) for c in SWEEP])
 def test_sweep(case):
     run_sweep_case(case)
 
