@@ -12,8 +12,8 @@ from collections import namedtuple
 
 import numpy as np
 
-__all__ = ["Geometry", "geometry", "shape_tuple", "as_array", "compute_dtype", "contiguous", "check_bias", "output_array",
-           "resolve_threads"]
+__all__ = ["Geometry", "geometry", "shape_tuple", "as_array", "compute_dtype", "contiguous", "check_bias",
+           "output_array", "resolve_threads"]
 
 _LAYOUTS = {"NHWC": "NHWC", "CHANNELS_LAST": "NHWC", "NCHW": "NCHW", "CHANNELS_FIRST": "NCHW"}
 _FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)

@@ -16,8 +16,7 @@ reduction, computed in fixed chunks and combined in a fixed order so that its re
 on the number of threads.
 """
 from cython.parallel cimport prange
-from libc.stdlib cimport malloc, calloc, free
-from libc.string cimport memset
+from libc.stdlib cimport calloc, free, malloc
 
 from dwconv._openmp cimport DW_OPENMP, omp_get_max_threads
 
@@ -35,21 +34,20 @@ cdef extern from "_microkernels.h" nogil:
     void dw_set_isa(int level)
     void dw_taps_float(const float *src, Py_ssize_t src_row, Py_ssize_t src_pix, Py_ssize_t src_c,
                        Py_ssize_t src_a, Py_ssize_t src_b, const float *w, Py_ssize_t w_c, Py_ssize_t w_a,
-                       Py_ssize_t w_b, const float *bias, Py_ssize_t bias_c, float *dst, Py_ssize_t dst_row, Py_ssize_t dst_pix,
-                       Py_ssize_t dst_c, Py_ssize_t na, Py_ssize_t nb, Py_ssize_t nrows, Py_ssize_t npix,
-                       Py_ssize_t nc, bint accumulate)
+                       Py_ssize_t w_b, const float *bias, Py_ssize_t bias_c, float *dst, Py_ssize_t dst_row,
+                       Py_ssize_t dst_pix, Py_ssize_t dst_c, Py_ssize_t na, Py_ssize_t nb, Py_ssize_t nrows,
+                       Py_ssize_t npix, Py_ssize_t nc, bint accumulate)
     void dw_taps_double(const double *src, Py_ssize_t src_row, Py_ssize_t src_pix, Py_ssize_t src_c,
                         Py_ssize_t src_a, Py_ssize_t src_b, const double *w, Py_ssize_t w_c, Py_ssize_t w_a,
-                        Py_ssize_t w_b, const double *bias, Py_ssize_t bias_c, double *dst, Py_ssize_t dst_row, Py_ssize_t dst_pix,
-                        Py_ssize_t dst_c, Py_ssize_t na, Py_ssize_t nb, Py_ssize_t nrows, Py_ssize_t npix,
-                        Py_ssize_t nc, bint accumulate)
+                        Py_ssize_t w_b, const double *bias, Py_ssize_t bias_c, double *dst, Py_ssize_t dst_row,
+                        Py_ssize_t dst_pix, Py_ssize_t dst_c, Py_ssize_t na, Py_ssize_t nb, Py_ssize_t nrows,
+                        Py_ssize_t npix, Py_ssize_t nc, bint accumulate)
     void dw_dot_float(const float *src, Py_ssize_t src_pix, Py_ssize_t src_c, const float *g,
                       Py_ssize_t g_pix, Py_ssize_t g_c, float *acc, Py_ssize_t acc_c,
                       Py_ssize_t npix, Py_ssize_t nc)
     void dw_dot_double(const double *src, Py_ssize_t src_pix, Py_ssize_t src_c, const double *g,
                        Py_ssize_t g_pix, Py_ssize_t g_c, double *acc, Py_ssize_t acc_c,
                        Py_ssize_t npix, Py_ssize_t nc)
-
     void dw_dot_taps_float(const float *src, Py_ssize_t src_pix, Py_ssize_t src_tap, const float *g,
                            Py_ssize_t g_pix, float *acc, Py_ssize_t acc_tap, Py_ssize_t ntap, Py_ssize_t npix,
                            Py_ssize_t nc)
@@ -233,15 +231,15 @@ cdef void axis_free(Axis *axis) noexcept nogil:
 
 cdef inline void taps(const floating *src, Py_ssize_t src_row, Py_ssize_t src_pix, Py_ssize_t src_c,
                       Py_ssize_t src_a, Py_ssize_t src_b, const floating *w, Py_ssize_t w_c, Py_ssize_t w_a,
-                      Py_ssize_t w_b, const floating *bias, Py_ssize_t bias_c, floating *dst, Py_ssize_t dst_row,
-                      Py_ssize_t dst_pix, Py_ssize_t dst_c, Py_ssize_t na, Py_ssize_t nb, Py_ssize_t nrows,
-                      Py_ssize_t npix, Py_ssize_t nc, bint accumulate) noexcept nogil:
+                      Py_ssize_t w_b, const floating *bias, Py_ssize_t bias_c, floating *dst,
+                      Py_ssize_t dst_row, Py_ssize_t dst_pix, Py_ssize_t dst_c, Py_ssize_t na, Py_ssize_t nb,
+                      Py_ssize_t nrows, Py_ssize_t npix, Py_ssize_t nc, bint accumulate) noexcept nogil:
     if floating is float:
-        dw_taps_float(src, src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, bias_c, dst, dst_row, dst_pix,
-                      dst_c, na, nb, nrows, npix, nc, accumulate)
+        dw_taps_float(src, src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, bias_c, dst,
+                      dst_row, dst_pix, dst_c, na, nb, nrows, npix, nc, accumulate)
     else:
-        dw_taps_double(src, src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, bias_c, dst, dst_row, dst_pix,
-                       dst_c, na, nb, nrows, npix, nc, accumulate)
+        dw_taps_double(src, src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, bias_c, dst,
+                       dst_row, dst_pix, dst_c, na, nb, nrows, npix, nc, accumulate)
 
 
 cdef inline void dot(const floating *src, Py_ssize_t src_pix, Py_ssize_t src_c, const floating *g,
@@ -272,13 +270,6 @@ cdef inline const floating *offset(const floating *p, Py_ssize_t k) noexcept nog
     return p + k
 
 
-cdef inline int threads_for(const Dims *d, int n_threads) noexcept nogil:
-    """n_threads, or 1 for a convolution too small to be worth sharing."""
-    if d.N * d.C * d.M * d.OH * d.OW * d.kh * d.kw < SERIAL_WORK:
-        return 1
-    return n_threads
-
-
 cdef struct Dims:
     # the geometry of one convolution (see dwconv._args.Geometry)
     Py_ssize_t N, H, W, C, M, kh, kw, sh, sw, dh, dw, pt, pl, OH, OW
@@ -292,6 +283,13 @@ cdef Dims dims_of(g):
     d.OH, d.OW = g.OH, g.OW
     d.nhwc = g.layout == "NHWC"
     return d
+
+
+cdef inline int threads_for(const Dims *d, int n_threads) noexcept nogil:
+    """n_threads, or 1 for a convolution too small to be worth sharing."""
+    if d.N * d.C * d.M * d.OH * d.OW * d.kh * d.kw < SERIAL_WORK:
+        return 1
+    return n_threads
 
 
 cdef void gather_nhwc(const floating *src, const floating *w, const floating *bias, floating *dst,
