@@ -3,8 +3,10 @@
  * dwconv/_microkernels_level.h includes this file once per (instruction-set level, element type),
  * inside a region compiled for that level, with
  *   DW_T           the element type (float or double)
+ *   DW_VBYTES      the level's vector width in bytes
  *   DW_LANES       lanes per vector (a preprocessor number)
  *   DW_FN(n)       the name of function n for this level and type
+ *   DW_NARROWER_FN(n)  the same function of the next narrower level (where there is one)
  * defined. Everything here is arithmetic on pointers and strides handed in by the Cython scheduling
  * code; borders never reach this file (the caller clips the tap ranges).
  *
@@ -14,7 +16,8 @@
  *   stream   -- NHWC, C below one vector, pixels adjacent: the row as one flat stream, each lane's
  *               channel (and so its weight) known from its offset;
  *   pixels   -- NCHW: a vector of neighbouring pixels along a row (stride 1 or 2).
- * What no path covers runs as plain scalar code.
+ * Rows too short, or channels too few, for this level's vectors go to the narrower level; what no
+ * path covers runs as plain scalar code. The filter gradient's reductions (dot, dot_taps) follow.
  */
 
 typedef DW_T DW_FN(vec) __attribute__((vector_size(DW_LANES * sizeof(DW_T))));
