@@ -156,8 +156,7 @@ def shape_tuple(shape, name, ndims):
 def geometry(input_shape, filter_shape, strides, padding, data_format_=None, dilations=None,
              input_name="x", filter_name="filters"):
     """Validate shapes and arguments together and return the Geometry of the convolution."""
-    layout = _LAYOUTS.get(data_format_) if type(data_format_) is str else None
-    layout = layout or data_format(data_format_)
+    layout = data_format(data_format_)
     if len(input_shape) != 4:
         raise ValueError(f"`{input_name}` must be 4-D ({', '.join(layout)}), got shape {tuple(input_shape)}")
     if len(filter_shape) not in (3, 4):
@@ -170,11 +169,9 @@ def geometry(input_shape, filter_shape, strides, padding, data_format_=None, dil
                          f"`{input_name}` has {C} (shape {tuple(input_shape)}, {layout})")
     if kh < 1 or kw < 1:
         raise ValueError(f"`{filter_name}` must have a kernel of at least 1x1, got shape {tuple(filter_shape)}")
-    # plain ints and strings, the common case, skip the general parsers
-    sh, sw = (strides, strides) if type(strides) is int and strides > 0 else spatial_pair(strides, "strides", layout)
-    dh, dw = ((dilations, dilations) if type(dilations) is int and dilations > 0 else
-              spatial_pair(1 if dilations is None else dilations, "dilations", layout))
-    pad = padding if padding == "SAME" or padding == "VALID" else padding_spec(padding, layout)
+    sh, sw = spatial_pair(strides, "strides", layout)
+    dh, dw = spatial_pair(1 if dilations is None else dilations, "dilations", layout)
+    pad = padding_spec(padding, layout)
     if pad == "VALID":
         pad = ((0, 0), (0, 0))
     elif pad == "SAME":

@@ -1031,3 +1031,15 @@ def test_output_shape_seed_examples():
                                [[0, 0], [1, 0], [1, 0], [0, 0]]) == (1, 3, 3, 2)
     assert dwconv.output_shape((1, 6, 6, 1), (3, 3, 1), 1, "VALID", dilations=2) == (1, 2, 2, 1)
     assert dwconv.output_shape((0, 8, 7, 3), (3, 3, 3, 2), 2, "SAME") == (0, 4, 4, 6)
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_arguments_as_numpy_arrays(data_format):
+    """strides, dilations and padding given as NumPy arrays (as loaded from a saved config)."""
+    rng = np.random.default_rng(29)
+    x = make_x(rng, 1, 9, 8, 3, data_format)
+    w = rng.standard_normal((3, 3, 3, 1))
+    tf4 = np.array(tf4_padding(data_format, (1, 2), (0, 1)))
+    got = dwconv.depthwise_conv2d(x, w, np.array([2, 1]), tf4, data_format=data_format,
+                                  dilations=np.array(1))
+    assert_conv_close(got, x, w, (2, 1), ((1, 2), (0, 1)), data_format, (1, 1))
