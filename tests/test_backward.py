@@ -398,6 +398,19 @@ FD_CASES = [
 ]
 
 
+def check_central_differences(rng, a, loss_of, analytic, label, h=1e-3):
+    """At 8 random entries of `a`, each array in `analytic` matches the central difference of
+    `loss_of` (a function of a perturbed copy of `a`)."""
+    for _ in range(8):
+        i = tuple(int(rng.integers(n)) for n in a.shape)
+        ap, am = a.copy(), a.copy()
+        ap[i] += h
+        am[i] -= h
+        fd = (loss_of(ap) - loss_of(am)) / (2 * h)
+        for grad in analytic:
+            assert grad[i] == pytest.approx(fd, rel=1e-6, abs=1e-8), (label, i, grad[i], fd)
+
+
 @pytest.mark.parametrize("case", FD_CASES, ids=[str(i) for i in range(len(FD_CASES))])
 def test_finite_differences(case):
     fmt, N, H, W, C, M, (kh, kw), strides, padding, dilations = case
@@ -415,24 +428,10 @@ def test_finite_differences(case):
                                                  data_format=fmt, dilations=dilations)
     g = dwconv.depthwise_conv2d_grad(x, w, dy, strides, padding, data_format=fmt,
                                      dilations=dilations)
+    check_central_differences(rng, x, lambda xv: loss(xv, w), (gi, g.input), "x")
+    check_central_differences(rng, w, lambda wv: loss(x, wv), (gw, g.filters), "w")
+    # bias: L(b) = sum((conv + b) * dy) is linear in b with slope sum(dy); every entry
     h = 1e-3
-    for _ in range(8):
-        i = tuple(int(rng.integers(n)) for n in x.shape)
-        xp, xm = x.copy(), x.copy()
-        xp[i] += h
-        xm[i] -= h
-        fd = (loss(xp, w) - loss(xm, w)) / (2 * h)
-        for got in (gi[i], g.input[i]):
-            assert got == pytest.approx(fd, rel=1e-6, abs=1e-8), ("x", i, got, fd)
-    for _ in range(8):
-        i = tuple(int(rng.integers(n)) for n in w.shape)
-        wp, wm = w.copy(), w.copy()
-        wp[i] += h
-        wm[i] -= h
-        fd = (loss(x, wp) - loss(x, wm)) / (2 * h)
-        for got in (gw[i], g.filters[i]):
-            assert got == pytest.approx(fd, rel=1e-6, abs=1e-8), ("w", i, got, fd)
-    # bias: L(b) = sum((conv + b) * dy) is linear in b with slope sum(dy)
     bias = rng.standard_normal(C * M)
     for c in range(C * M):
         bp, bm = bias.copy(), bias.copy()
