@@ -8,7 +8,8 @@ instruction-set level and pick one at import, so the default build stays portabl
 Environment switches:
   DWCONV_NO_OPENMP=1  build without OpenMP
   DWCONV_NATIVE=1     add -march=native (for a build that only runs on this machine)
-  DWCONV_DEBUG=1      Cython bounds checks on, -O1 -g
+  DWCONV_DEBUG=1      Cython bounds checks and the micro-kernels' bounds assertions on (dwconv/_bounds.h),
+                      -O1 -g
 """
 import glob
 import os
@@ -65,7 +66,7 @@ class BuildExt(build_ext):
     def build_extensions(self):
         omp = openmp_flags(self.compiler)
         msvc = self.compiler.compiler_type == "msvc"
-        flags = ["/O2"] if msvc else (["-O1", "-g"] if env_flag("DWCONV_DEBUG") else ["-O3"])
+        flags = ["/O2"] if msvc else (["-O1", "-g", "-DDWCONV_DEBUG"] if env_flag("DWCONV_DEBUG") else ["-O3"])
         if env_flag("DWCONV_NATIVE") and not msvc:
             flags.append("-march=native")
         if omp:
@@ -80,7 +81,7 @@ class BuildExt(build_ext):
 debug = env_flag("DWCONV_DEBUG")
 extensions = cythonize(
     [Extension("dwconv._kernels", ["dwconv/_kernels.pyx"], include_dirs=["dwconv"],
-               depends=["dwconv/_openmp.pxd", *glob.glob("dwconv/_microkernels*.h")])],
+               depends=["dwconv/_openmp.pxd", "dwconv/_bounds.h", *glob.glob("dwconv/_microkernels*.h")])],
     compiler_directives={
         "language_level": 3,
         "boundscheck": debug,

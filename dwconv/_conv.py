@@ -3,7 +3,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from dwconv import _args, _kernels
+from dwconv import _args, _fork, _kernels
 
 __all__ = ["depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_conv2d_backprop_filter",
            "depthwise_conv2d_grad", "output_shape", "Gradients"]
@@ -17,7 +17,8 @@ def _flat(array):
 
 
 def _threads(num_threads):
-    return _args.resolve_threads(num_threads, _kernels.max_threads())
+    n_threads = _args.resolve_threads(num_threads, _kernels.max_threads())
+    return 1 if _fork.serial_only else n_threads
 
 
 def output_shape(input_shape, filter_shape, strides=1, padding="VALID", *, data_format="NHWC",

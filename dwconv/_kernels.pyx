@@ -20,7 +20,7 @@ from cython.parallel cimport prange
 from libc.math cimport M_SQRT1_2, erf, erff, exp, expf, tanh, tanhf
 from libc.stdlib cimport calloc, free, malloc
 
-from dwconv._openmp cimport DW_OPENMP, omp_get_max_threads
+from dwconv._openmp cimport DW_OPENMP, dw_release_threads, omp_get_max_threads
 
 from dwconv._args import ACTIVATIONS, PADDING_MODES
 
@@ -58,6 +58,12 @@ cdef extern from "_microkernels.h" nogil:
     void dw_dot_taps_double(const double *src, Py_ssize_t src_pix, Py_ssize_t src_tap, const double *g,
                             Py_ssize_t g_pix, double *acc, Py_ssize_t acc_tap, Py_ssize_t ntap, Py_ssize_t npix,
                             Py_ssize_t nc)
+
+# Debug builds (DWCONV_DEBUG) wrap every micro-kernel in a check that what it reads and writes lies
+# inside the buffers registered here for the call; in release builds these are empty macros.
+cdef extern from "_bounds.h" nogil:
+    void dw_bounds_add(const void *begin, Py_ssize_t nbytes, bint writable)
+    void dw_bounds_remove(const void *begin, Py_ssize_t nbytes, bint writable)
 
 cdef extern from *:
     """
@@ -119,6 +125,12 @@ def active_isa():
 
 def openmp_enabled():
     return bool(DW_OPENMP)
+
+
+def release_threads():
+    """Shut down the calling thread's OpenMP thread pool, so that a process forked next starts
+    without a stale one (see dwconv._fork); 0 on success, nonzero when the runtime cannot."""
+    return dw_release_threads()
 
 
 def max_threads():
@@ -591,12 +603,30 @@ cdef Py_ssize_t cut_runs(const Axis *axis, Py_ssize_t *pieces) noexcept nogil:
     return n
 
 
+cdef inline void watch_one(bint on, const void *begin, Py_ssize_t nbytes, bint writable) noexcept nogil:
+    if on:
+        dw_bounds_add(begin, nbytes, writable)
+    else:
+        dw_bounds_remove(begin, nbytes, writable)
+
+
+cdef inline void watch(bint on, const floating *read1, Py_ssize_t n1, const floating *read2, Py_ssize_t n2,
+                const floating *read3, Py_ssize_t n3, floating *written, Py_ssize_t n_written) noexcept nogil:
+    """Debug builds: register (on) or retire the buffers one kernel's micro-kernels may read and the
+    one they write, sizes in elements (see _bounds.h). Release builds: nothing."""
+    watch_one(on, read1, n1 * sizeof(floating), False)
+    watch_one(on, read2, n2 * sizeof(floating), False)
+    watch_one(on, read3, n3 * sizeof(floating), False)
+    watch_one(on, written, n_written * sizeof(floating), True)
+
+
 cdef gather(const floating[::1] src, const floating[::1] w, const floating *bias, floating[::1] dst,
             g, const Border *border, int act, bint input_grad, int n_threads):
     cdef Dims d = dims_of(g)
     cdef Axis rows, cols
     cdef const floating *src_data = &src[0] if src.shape[0] else NULL
     cdef Py_ssize_t dst_h = d.H if input_grad else d.OH
+    cdef Py_ssize_t n_bias = d.C * d.M if bias != NULL else 0
     cdef Py_ssize_t *pieces = NULL
     cdef Py_ssize_t n_pieces
     rows.tap0 = cols.tap0 = NULL
@@ -606,6 +636,7 @@ cdef gather(const floating[::1] src, const floating[::1] w, const floating *bias
             raise MemoryError()
         n_threads = threads_for(&d, n_threads)
         with nogil:
+            watch(True, src_data, src.shape[0], &w[0], w.shape[0], bias, n_bias, &dst[0], dst.shape[0])
             if input_grad:
                 axis_input_grad(&rows, d.OH, d.H, d.kh, d.sh, d.dh, d.pt)
                 axis_input_grad(&cols, d.OW, d.W, d.kw, d.sw, d.dw, d.pl)
@@ -619,6 +650,7 @@ cdef gather(const floating[::1] src, const floating[::1] w, const floating *bias
                 n_pieces = cut_runs(&rows, pieces)
                 gather_nchw(src_data, &w[0], bias, &dst[0], &rows, &cols, pieces, n_pieces, border, act, &d,
                             input_grad, n_threads)
+            watch(False, src_data, src.shape[0], &w[0], w.shape[0], bias, n_bias, &dst[0], dst.shape[0])
     finally:
         free(pieces)
         axis_free(&rows)
@@ -769,6 +801,7 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
             raise MemoryError()
         n_threads = threads_for(&d, n_threads)
         with nogil:
+            watch(True, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, partials, n_chunks * partial_size)
             axis_forward(&rows, d.H, d.OH, d.kh, d.sh, d.dh, d.pt)
             column_ranges(col_lo, col_lo + d.kw, &d)
             for item in prange(n_chunks * n_blocks, schedule="static", num_threads=n_threads):
@@ -777,6 +810,7 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
                 reduce_rows(&x[0], &dy[0], partials + chunk * partial_size, &rows, col_lo, col_lo + d.kw,
                             chunk * chunk_rows, min(n_rows, (chunk + 1) * chunk_rows), c0,
                             min(block_size, d.C - c0), &d)
+            watch(False, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, partials, n_chunks * partial_size)
             for e in prange(partial_size, schedule="static", num_threads=n_threads):
                 total = 0
                 for chunk in range(n_chunks):

@@ -1,0 +1,167 @@
+/* Bounds assertions around the micro-kernels, compiled in only by the debug build (DWCONV_DEBUG=1
+ * defines the DWCONV_DEBUG macro). The release build gets empty macros and the plain dispatch of
+ * _microkernels.h: it pays nothing.
+ *
+ * The Cython code registers each buffer it hands to the micro-kernels for the duration of a call
+ * (dw_bounds_add / dw_bounds_remove), and every micro-kernel entry point is wrapped: before it
+ * runs, the first and the last element it reads and writes, worked out from its counts and strides
+ * as its comment in _microkernels_body.h defines them, must lie inside one registered buffer (a
+ * writable one for what it writes). Otherwise the process aborts with a message naming the
+ * micro-kernel, the argument and the offending range, before anything is touched.
+ *
+ * Concurrent calls share one registry, so an access is accepted inside any live buffer: an overrun
+ * goes unnoticed only if it falls wholly inside another call's buffer.
+ */
+#ifndef DWCONV_BOUNDS_H
+#define DWCONV_BOUNDS_H
+
+#include "_microkernels.h"
+
+#ifndef DWCONV_DEBUG
+
+#define DW_BOUNDS_CHECKED 0
+#define dw_bounds_add(begin, nbytes, writable) ((void)0)
+#define dw_bounds_remove(begin, nbytes, writable) ((void)0)
+
+#else
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define DW_BOUNDS_CHECKED 1
+
+typedef struct {
+    const char *begin, *end;
+    int writable;
+} dw_buffer;
+
+enum { DW_MAX_BUFFERS = 4096 };
+static dw_buffer dw_buffers[DW_MAX_BUFFERS];
+static int dw_n_buffers;
+static char dw_buffers_busy; /* a spin lock: the registry is touched a few times per call */
+
+static void dw_buffers_lock(void)
+{
+    while (__atomic_test_and_set(&dw_buffers_busy, __ATOMIC_ACQUIRE)) {
+    }
+}
+
+static void dw_buffers_unlock(void) { __atomic_clear(&dw_buffers_busy, __ATOMIC_RELEASE); }
+
+static void dw_bounds_fail(const char *what, const void *begin, const void *end)
+{
+    fprintf(stderr, "dwconv: bounds check failed: %s [%p, %p)\n", what, begin, end);
+    fflush(stderr);
+    abort();
+}
+
+static void dw_bounds_add(const void *begin, ptrdiff_t nbytes, int writable)
+{
+    dw_buffers_lock();
+    if (dw_n_buffers == DW_MAX_BUFFERS) dw_bounds_fail("registry full, adding", begin, (const char *)begin + nbytes);
+    dw_buffers[dw_n_buffers].begin = (const char *)begin;
+    dw_buffers[dw_n_buffers].end = (const char *)begin + nbytes;
+    dw_buffers[dw_n_buffers].writable = writable;
+    dw_n_buffers++;
+    dw_buffers_unlock();
+}
+
+static void dw_bounds_remove(const void *begin, ptrdiff_t nbytes, int writable)
+{
+    dw_buffers_lock();
+    for (int i = dw_n_buffers - 1; i >= 0; i--)
+        if (dw_buffers[i].begin == (const char *)begin && dw_buffers[i].end == (const char *)begin + nbytes &&
+            dw_buffers[i].writable == writable) {
+            dw_buffers[i] = dw_buffers[--dw_n_buffers];
+            dw_buffers_unlock();
+            return;
+        }
+    dw_bounds_fail("removing a buffer never added", begin, (const char *)begin + nbytes);
+}
+
+/* Abort unless the elements base[sum_k i_k*stride[k]], i_k < count[k], all lie in one registered
+ * buffer (a writable one when `writes`). No element is accessed when a count is 0. */
+static void dw_bounds_check(const char *what, const void *base, size_t elsize, int writes, int n,
+                            const ptrdiff_t *count, const ptrdiff_t *stride)
+{
+    ptrdiff_t lo = 0, hi = 0;
+    for (int k = 0; k < n; k++) {
+        if (count[k] <= 0) return;
+        const ptrdiff_t span = (count[k] - 1) * stride[k];
+        if (span < 0) lo += span; else hi += span;
+    }
+    const char *first = (const char *)base + lo * (ptrdiff_t)elsize;
+    const char *end = (const char *)base + (hi + 1) * (ptrdiff_t)elsize;
+    int inside = 0;
+    dw_buffers_lock();
+    for (int i = 0; i < dw_n_buffers && !inside; i++)
+        inside = dw_buffers[i].begin <= first && end <= dw_buffers[i].end && (dw_buffers[i].writable || !writes);
+    dw_buffers_unlock();
+    if (!inside) {
+        char message[160];
+        snprintf(message, sizeof message, "%s elements [%td, %td] of %p %s", what, lo, hi, base,
+                 writes ? "written outside every writable buffer of the call" : "read outside every buffer of the call");
+        dw_bounds_fail(message, first, end);
+    }
+}
+
+#define DW_CHECK(what, base, T, writes, ...)                                                             \
+    do {                                                                                                 \
+        const ptrdiff_t dw_counts_strides_[] = {__VA_ARGS__};                                            \
+        const int dw_n_ = (int)(sizeof dw_counts_strides_ / sizeof dw_counts_strides_[0] / 2);           \
+        dw_bounds_check(what, base, sizeof(T), writes, dw_n_, dw_counts_strides_, dw_counts_strides_ + dw_n_); \
+    } while (0)
+
+/* The checking twin of each dispatched entry point, for element type T (suffix f32 or f64); the
+ * index formulas are those of the micro-kernels' comments. Arguments: counts first, then strides. */
+#define DW_CHECKED_KERNELS(T, sfx)                                                                       \
+    static void dw_checked_taps_##sfx(const T *src, ptrdiff_t src_row, ptrdiff_t src_pix, ptrdiff_t src_c,  \
+                                      ptrdiff_t src_a, ptrdiff_t src_b, const T *w, ptrdiff_t w_c, ptrdiff_t w_a, \
+                                      ptrdiff_t w_b, const T *bias, ptrdiff_t bias_c, T *dst, ptrdiff_t dst_row, \
+                                      ptrdiff_t dst_pix, ptrdiff_t dst_c, ptrdiff_t na, ptrdiff_t nb,           \
+                                      ptrdiff_t nrows, ptrdiff_t npix, ptrdiff_t nc, int accumulate)           \
+    {                                                                                                    \
+        DW_CHECK("taps: src", src, T, 0, nrows, npix, na, nb, nc, src_row, src_pix, src_a, src_b, src_c); \
+        DW_CHECK("taps: w", w, T, 0, nrows * npix, na, nb, nc, 0, w_a, w_b, w_c);                        \
+        if (bias && !accumulate) DW_CHECK("taps: bias", bias, T, 0, nrows * npix, nc, 0, bias_c);        \
+        DW_CHECK("taps: dst", dst, T, 1, nrows, npix, nc, dst_row, dst_pix, dst_c);                      \
+        dw_active->taps_##sfx(src, src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, bias_c, dst, \
+                              dst_row, dst_pix, dst_c, na, nb, nrows, npix, nc, accumulate);             \
+    }                                                                                                    \
+    static void dw_checked_dot_##sfx(const T *src, ptrdiff_t src_pix, ptrdiff_t src_c, const T *g,       \
+                                     ptrdiff_t g_pix, ptrdiff_t g_c, T *acc, ptrdiff_t acc_c, ptrdiff_t npix, \
+                                     ptrdiff_t nc)                                                       \
+    {                                                                                                    \
+        if (src) DW_CHECK("dot: src", src, T, 0, npix, nc, src_pix, src_c);                              \
+        DW_CHECK("dot: g", g, T, 0, npix, nc, g_pix, g_c);                                               \
+        DW_CHECK("dot: acc", acc, T, 1, nc, acc_c);                                                      \
+        dw_active->dot_##sfx(src, src_pix, src_c, g, g_pix, g_c, acc, acc_c, npix, nc);                  \
+    }                                                                                                    \
+    static void dw_checked_dot_taps_##sfx(const T *src, ptrdiff_t src_pix, ptrdiff_t src_tap, const T *g, \
+                                          ptrdiff_t g_pix, T *acc, ptrdiff_t acc_tap, ptrdiff_t ntap,      \
+                                          ptrdiff_t npix, ptrdiff_t nc)                                  \
+    {                                                                                                    \
+        DW_CHECK("dot_taps: src", src, T, 0, npix, ntap, nc, src_pix, src_tap, 1);                       \
+        DW_CHECK("dot_taps: g", g, T, 0, ntap, npix, nc, 0, g_pix, 1);                                   \
+        DW_CHECK("dot_taps: acc", acc, T, 1, ntap, nc, acc_tap, 1);                                      \
+        dw_active->dot_taps_##sfx(src, src_pix, src_tap, g, g_pix, acc, acc_tap, ntap, npix, nc);        \
+    }
+
+DW_CHECKED_KERNELS(float, f32)
+DW_CHECKED_KERNELS(double, f64)
+
+#undef dw_taps_float
+#undef dw_taps_double
+#undef dw_dot_float
+#undef dw_dot_double
+#undef dw_dot_taps_float
+#undef dw_dot_taps_double
+#define dw_taps_float dw_checked_taps_f32
+#define dw_taps_double dw_checked_taps_f64
+#define dw_dot_float dw_checked_dot_f32
+#define dw_dot_double dw_checked_dot_f64
+#define dw_dot_taps_float dw_checked_dot_taps_f32
+#define dw_dot_taps_double dw_checked_dot_taps_f64
+
+#endif /* DWCONV_DEBUG */
+#endif /* DWCONV_BOUNDS_H */
