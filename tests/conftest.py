@@ -4,11 +4,16 @@ Its presence (together with the *absence* of ``tests/__init__.py``) keeps pytest
 "prepend" import mode putting this directory on ``sys.path``, so the test modules can simply do
 ``from reference import ...`` to reach the NumPy reference in ``tests/reference.py``.
 
-It also registers the hypothesis profiles of the fuzz tests (tests/test_fuzz.py): "ci", bounded,
+It holds the fixture running a test at every instruction-set level the CPU has, and registers
+the hypothesis profiles of the fuzz tests (tests/test_fuzz.py): "ci", bounded,
 by default; "long" with ``DWCONV_FUZZ=long``, for long local runs. Hypothesis is optional: without
 it the fuzz tests skip.
 """
 import os
+
+import pytest
+
+import dwconv
 
 try:
     from hypothesis import settings
@@ -20,3 +25,14 @@ if settings is not None:
     settings.register_profile("ci", max_examples=150, deadline=None, print_blob=True)
     settings.register_profile("long", max_examples=20_000, deadline=None, print_blob=True)
     settings.load_profile("long" if os.environ.get("DWCONV_FUZZ", "").strip().lower() == "long" else "ci")
+
+
+@pytest.fixture(params=list(dwconv.supported_isas()))
+def isa_level(request):
+    """Run the test at each instruction-set level, then go back to the one before."""
+    before = dwconv._config.config()["isa"]
+    dwconv.use_isa(request.param)
+    try:
+        yield request.param
+    finally:
+        dwconv.use_isa(before)

@@ -7,19 +7,14 @@ timeout, and the whole process group, forked workers included, is killed.
 """
 
 import os
-import signal
-import subprocess
-import sys
 
 import pytest
 
 import dwconv
+from fresh_python import fresh_python
 
 if not hasattr(os, "fork"):
     pytest.skip("no fork on this platform", allow_module_level=True)
-
-TESTS = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(TESTS)
 
 SCENARIO = r"""
 import multiprocessing, sys, threading
@@ -82,29 +77,14 @@ print("ok")
 """
 
 
-def run(scenario, timeout):
-    """Run SCENARIO: whether it finished within `timeout` seconds, and its output."""
-    env = dict(os.environ, OMP_NUM_THREADS="4",
-               PYTHONPATH=os.pathsep.join([ROOT, TESTS] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    proc = subprocess.Popen([sys.executable, "-c", SCENARIO, scenario], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the forked workers too
-        return False, proc.communicate()[0]
-    assert proc.returncode == 0, output[-3000:]
-    return True, output
-
-
 @pytest.mark.parametrize("scenario", ["release", "busy-parent", "fallback"])
 def test_forked_workers_run_dwconv(scenario):
     """release: the pool is shut down before the fork, and the workers run on pools of their own;
     busy-parent: the same while another thread of the parent is inside the kernels;
     fallback: a runtime that cannot shut the pool down: the workers run on one thread."""
-    finished, output = run(scenario, timeout=120)
-    assert finished, f"{scenario}: hung after fork; output: {output[-3000:]}"
-    assert output.strip().endswith("ok"), output[-3000:]
+    run = fresh_python(SCENARIO, scenario, timeout=120, OMP_NUM_THREADS="4")
+    assert run.finished, f"{scenario}: hung after fork; output: {run.stdout[-3000:]}"
+    assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stderr[-3000:]
 
 
 def _gnu_openmp():
@@ -119,5 +99,5 @@ def _gnu_openmp():
 def test_the_hang_is_real():
     """Without dwconv/_fork.py's protection a forked worker of GNU OpenMP hangs: the tests above
     can fail."""
-    finished, output = run("unprotected", timeout=10)
-    assert not finished and "forked" in output, output[-3000:]
+    run = fresh_python(SCENARIO, "unprotected", timeout=10, OMP_NUM_THREADS="4")
+    assert not run.finished and "forked" in run.stdout, (run.stdout[-3000:], run.stderr[-3000:])

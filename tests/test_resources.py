@@ -8,7 +8,6 @@ large call instead, in a fresh interpreter.
 
 import ast
 import os
-import subprocess
 import sys
 import tracemalloc
 
@@ -16,20 +15,17 @@ import numpy as np
 import pytest
 
 import dwconv
+from fresh_python import fresh_python
 from sweep import to_format
 
-TESTS = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(TESTS)
 LINUX = sys.platform.startswith("linux")
 
 
 def run_python(code):
-    """The stdout of `code` run in a fresh interpreter (this checkout's dwconv)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout
+    """The output of `code` run in a fresh interpreter."""
+    run = fresh_python(code)
+    assert run.finished and run.returncode == 0, run.stderr[-3000:]
+    return run.stdout
 
 
 # ---------------------------------------------------------------------------

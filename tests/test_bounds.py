@@ -1,0 +1,45 @@
+"""The debug build's bounds assertions (DWCONV_DEBUG=1, dwconv/_bounds.h) catch an overrun.
+
+The kernels are handed buffers one element shorter than the geometry says, as a scheduling bug
+would: the debug build must abort with a message before the micro-kernel touches memory outside
+them. (Run in a subprocess; a release build would corrupt memory, so these tests skip there.)
+"""
+
+import signal
+
+import pytest
+
+from dwconv import _kernels
+from fresh_python import fresh_python
+
+pytestmark = pytest.mark.skipif("-DDWCONV_DEBUG" not in _kernels.compile_flags(),
+                                reason="needs the debug build (DWCONV_DEBUG=1)")
+
+OVERRUN = r"""
+import sys
+import numpy as np
+from dwconv import _args, _kernels
+
+fmt, short = sys.argv[1], sys.argv[2]
+x = np.ones((1, 6, 7, 40) if fmt == "NHWC" else (1, 40, 6, 7), np.float32).reshape(-1)
+w = np.ones((3, 3, 40, 1), np.float32).reshape(-1)
+g = _args.geometry((1, 6, 7, 40) if fmt == "NHWC" else (1, 40, 6, 7), (3, 3, 40, 1), 1, 1, fmt)
+y = np.zeros(6 * 7 * 40, np.float32)
+dy = np.ones(6 * 7 * 40, np.float32)
+dw = np.zeros(9 * 40, np.float32)
+if short == "x":
+    _kernels.forward(x[:-1], w, None, y, g, None, 1)
+elif short == "y":
+    _kernels.forward(x, w, None, y[:-1], g, None, 1)
+else:  # the filter gradient reading one element past the output gradient
+    _kernels.filter_grad(x, dy[:-1], dw, None, g, 1)
+print("no abort")
+"""
+
+
+@pytest.mark.parametrize("fmt", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("short", ["x", "y", "dy"])
+def test_overrun_aborts(fmt, short):
+    run = fresh_python(OVERRUN, fmt, short, timeout=120)
+    assert run.returncode == -signal.SIGABRT, (run.returncode, run.stdout, run.stderr[-2000:])
+    assert "dwconv: bounds check failed" in run.stderr, run.stderr[-2000:]
