@@ -229,7 +229,7 @@ def result_dtype(dtype, data, *others):
             requested = np.dtype(dtype)
         except TypeError:
             requested = None
-        if requested not in _FLOATS:
+        if requested is None or requested not in _FLOATS:  # (None would compare equal to float64)
             raise TypeError(f"`dtype` must be float16, float32 or float64, got {dtype!r}")
         dtype = requested
     return dtype, _FLOAT64 if dtype == _FLOAT64 else _FLOAT32

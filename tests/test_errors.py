@@ -686,3 +686,30 @@ def test_argument_error_before_out_error():
     check_raises("input", ValueError, esc("`padding` must be non-negative"), b, padding=-1, out=out)
     check_raises("filter", ValueError, esc("`data_format` must be"), b, data_format="X", out=out)
     assert (out == SENTINEL).all()
+
+
+# ---------------------------------------------------------------------------
+# padding_mode and dtype, in every function that takes them: before anything is written
+
+
+@pytest.mark.parametrize("fn", COMPUTE)
+@pytest.mark.parametrize("kwargs, exc, pattern", [
+    (dict(padding_mode="mirror"), ValueError, esc("`padding_mode` must be one of 'zeros'", "got 'mirror'")),
+    (dict(padding_mode=None), ValueError, esc("`padding_mode` must be one of", "got None")),
+    (dict(padding_mode="Zeros"), ValueError, esc("`padding_mode` must be one of", "got 'Zeros'")),
+    (dict(dtype=np.int32), TypeError, esc("`dtype` must be float16, float32 or float64, got")),
+    (dict(dtype="bogus"), TypeError, esc("`dtype` must be float16, float32 or float64, got 'bogus'")),
+    (dict(dtype=np.complex64), TypeError, esc("`dtype` must be float16, float32 or float64, got")),
+])
+def test_feature_arguments(fn, kwargs, exc, pattern):
+    check_raises(fn, exc, pattern, **kwargs)
+
+
+@pytest.mark.parametrize("fn", WITH_OUT)
+def test_out_of_another_dtype_than_requested(fn):
+    """`out` must have the dtype `dtype=` asks for."""
+    b = base()
+    shape = {"forward": b.dy.shape, "input": b.x.shape, "filter": b.w.shape}[fn]
+    out = np.full(shape, SENTINEL, np.float64)
+    check_raises(fn, ValueError, esc("`out` has dtype float64, expected float16"), b, dtype=np.float16, out=out)
+    assert (out == SENTINEL).all()
