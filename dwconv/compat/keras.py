@@ -206,7 +206,8 @@ class NonNeg(Constraint):
 
 class _Norm(Constraint):
     def _norms(self, w):
-        return np.sqrt(np.sum(np.square(w), axis=self.axis, keepdims=True))
+        axis = tuple(self.axis) if isinstance(self.axis, list) else self.axis     # a list in Keras configs
+        return np.sqrt(np.sum(np.square(w), axis=axis, keepdims=True))
 
 
 class MaxNorm(_Norm):
