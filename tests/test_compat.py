@@ -590,7 +590,7 @@ def megengine_reference(inp, weight, bias, stride, padding, dilation, mode="zero
 def test_megengine_seed_example_is_refused_as_dense():
     with pytest.raises(ValueError, match=r"dwconv is a depthwise convolution library.*Set `groups` to "
                                          r"in_channels \(3\) and `out_channels` to a multiple of it"):
-        m = M.Conv2d(in_channels=3, out_channels=1, kernel_size=3)  # noqa: F841
+        M.Conv2d(in_channels=3, out_channels=1, kernel_size=3)
 
 
 def test_megengine_seed_example_depthwise():
