@@ -222,9 +222,8 @@ def result_dtype(dtype, data, *others):
     `dtype` when given; else float64 if any array is, float16 if a `data` array is (its
     parameters may be float32 master weights, as in mixed precision), else float32."""
     if dtype is None:
-        kinds = {a.dtype.newbyteorder("=") for a in (*data, *others)}
-        dtype = _FLOAT64 if _FLOAT64 in kinds else _FLOAT16 if any(
-            a.dtype.newbyteorder("=") == _FLOAT16 for a in data) else _FLOAT32
+        sizes = [a.dtype.itemsize if a.dtype.kind == "f" else 4 for a in (*data, *others)]
+        dtype = _FLOAT64 if 8 in sizes else _FLOAT16 if 2 in sizes[:len(data)] else _FLOAT32
     else:
         try:
             requested = np.dtype(dtype)
