@@ -65,7 +65,7 @@ def convert_filters(w, source, target, *, in_channels=None):
         raise ValueError(f"`w` must have shape {shape} for source={source!r}, got {w.shape}")
     C = w.shape[_CHANNEL_AXIS[source]]
     if in_channels is not None:
-        if not _args._is_int(in_channels) or in_channels < 1 or (
+        if not _args.is_int(in_channels) or in_channels < 1 or (
                 C % in_channels if source == "torch" else C != in_channels):
             raise ValueError(f"`in_channels`={in_channels!r} does not fit `w` of shape {w.shape} "
                              f"in the {source!r} layout {shape}")

@@ -398,7 +398,7 @@ class DepthwiseConv2D:
         self.dilation_rate = _args.spatial_pair(dilation_rate, "dilation_rate", layout)
         _args.padding_spec(padding, layout)
         self.padding = padding.lower() if isinstance(padding, str) else padding
-        if not _args._is_int(depth_multiplier) or depth_multiplier < 1:
+        if not _args.is_int(depth_multiplier) or depth_multiplier < 1:
             raise ValueError(f"`depth_multiplier` must be a positive int, got {depth_multiplier!r}")
         self.depth_multiplier = int(depth_multiplier)
         self.activation = _activation(activation)

@@ -46,7 +46,7 @@ class Conv2d:
         self.conv_mode = _choice(conv_mode, "conv_mode", _CONV_MODES)
         self.compute_mode = _choice(compute_mode, "compute_mode", _COMPUTE_MODES)
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if not _args._is_int(value) or value < 1:
+            if not _args.is_int(value) or value < 1:
                 raise ValueError(f"`{name}` must be a positive int, got {value!r}")
         if groups != in_channels or out_channels % in_channels:
             raise ValueError(
