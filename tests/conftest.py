@@ -22,7 +22,7 @@ except ImportError:
 
 if settings is not None:
     # no deadline: a call's time depends on the drawn shapes and on the machine's load
-    settings.register_profile("ci", max_examples=150, deadline=None, print_blob=True)
+    settings.register_profile("ci", max_examples=300, deadline=None, print_blob=True)
     settings.register_profile("long", max_examples=20_000, deadline=None, print_blob=True)
     settings.load_profile("long" if os.environ.get("DWCONV_FUZZ", "").strip().lower() == "long" else "ci")
 

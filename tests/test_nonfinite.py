@@ -13,6 +13,9 @@ reference's for the finite values plus, for each non-finite one, its product wit
 each tap pairs it with, where there is one (found by feeding the reference indicator arrays).
 """
 
+import itertools
+from collections import namedtuple
+
 import numpy as np
 import pytest
 
@@ -34,19 +37,24 @@ def assert_same_ieee(got, ref, rtol):
     np.testing.assert_allclose(got[finite], ref[finite], rtol=rtol, atol=rtol)
 
 
-def setup(fmt, geometry, dtype, M=2):
+Case = namedtuple("Case", "x w dy kwargs args mode rtol")
+
+
+@pytest.fixture(params=list(itertools.product(["NHWC", "NCHW"], MODES, GEOMETRIES, [np.float32, np.float64])),
+                ids=lambda p: f"{p[0]}-{p[1]}-s{p[2][0]}-d{p[2][1]}-p{p[2][2]}-{np.dtype(p[3])}".replace(" ", ""))
+def case(request):
+    """Finite x, filters (M = 2) and grad_output, the keyword arguments of the calls and the reference's."""
+    fmt, mode, (strides, dilations, padding), dtype = request.param
     rng = np.random.default_rng(0)
-    strides, dilations, padding = geometry
     x = rng.standard_normal((2, 9, 11, 20))
-    w = rng.standard_normal((3, 3, 20, M))
+    w = rng.standard_normal((3, 3, 20, 2))
     w[np.abs(w) < 0.1] = 0.5  # no zero weight: 0 * Inf would be NaN on both sides, but says less
     pad = resolve_padding(padding, (9, 11), (3, 3), strides, dilations)
     s, d = (strides, strides), (dilations, dilations)
-    y_shape = conv2d_forward(x[:1], w, s, pad, "NHWC", d).shape
-    dy = rng.standard_normal((2, *y_shape[1:]))
-    args = (s, pad, fmt, d)
-    return (to_format(x, fmt).astype(dtype), w.astype(dtype), to_format(dy, fmt).astype(dtype),
-            dict(strides=strides, padding=padding, data_format=fmt, dilations=dilations), args)
+    dy = rng.standard_normal(conv2d_forward(x, w, s, pad, "NHWC", d).shape)
+    return Case(to_format(x, fmt).astype(dtype), w.astype(dtype), to_format(dy, fmt).astype(dtype),
+                dict(strides=strides, padding=padding, data_format=fmt, dilations=dilations, padding_mode=mode),
+                (s, pad, fmt, d), mode, 1e-4 if dtype == np.float32 else 1e-10)
 
 
 def poison(a, fmt):
@@ -59,34 +67,23 @@ def poison(a, fmt):
     return a
 
 
-@pytest.mark.parametrize("fmt", ["NHWC", "NCHW"])
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("geometry", GEOMETRIES)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_nonfinite_input(isa_level, fmt, mode, geometry, dtype):
+def test_nonfinite_input(isa_level, case):
     """Non-finite pixels of x: into the forward output and the filter gradient."""
-    x, w, dy, kwargs, args = setup(fmt, geometry, dtype)
-    x = poison(x, fmt)
-    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    x, w, dy, kwargs, args, mode, rtol = case
+    x = poison(x, kwargs["data_format"])
     with np.errstate(invalid="ignore"):
         ref_y = conv2d_forward(x, w, *args, padding_mode=mode)
         ref_dw = conv2d_backprop_filter(x, w.shape, dy, *args, padding_mode=mode)
-    assert_same_ieee(dwconv.depthwise_conv2d(x, w, padding_mode=mode, **kwargs), ref_y, rtol)
-    assert_same_ieee(dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, padding_mode=mode, **kwargs), ref_dw,
-                     rtol)
-    assert_same_ieee(dwconv.depthwise_conv2d_grad(x, w, dy, padding_mode=mode, **kwargs).filters, ref_dw, rtol)
+    assert_same_ieee(dwconv.depthwise_conv2d(x, w, **kwargs), ref_y, rtol)
+    assert_same_ieee(dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, **kwargs), ref_dw, rtol)
+    assert_same_ieee(dwconv.depthwise_conv2d_grad(x, w, dy, **kwargs).filters, ref_dw, rtol)
     assert np.isfinite(ref_y).sum() > 0.5 * ref_y.size  # the non-finite values stayed local
 
 
-@pytest.mark.parametrize("fmt", ["NHWC", "NCHW"])
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("geometry", GEOMETRIES)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_nonfinite_output_gradient(isa_level, fmt, mode, geometry, dtype):
+def test_nonfinite_output_gradient(isa_level, case):
     """Non-finite pixels of grad_output: into the input, filter and bias gradients."""
-    x, w, dy, kwargs, args = setup(fmt, geometry, dtype)
-    dy = poison(dy, fmt)
-    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    x, w, dy, kwargs, args, mode, rtol = case
+    dy = poison(dy, kwargs["data_format"])
     with np.errstate(invalid="ignore"):
         ref_dx = conv2d_backprop_input(x.shape, w, dy, *args, padding_mode=mode)
         ref_dw = conv2d_backprop_filter(x, w.shape, np.where(np.isfinite(dy), dy, 0), *args, padding_mode=mode)
@@ -96,13 +93,10 @@ def test_nonfinite_output_gradient(isa_level, fmt, mode, geometry, dtype):
             indicator[index] = 1
             pairing = conv2d_backprop_filter(np.sign(x), w.shape, indicator, *args, padding_mode=mode)
             ref_dw = ref_dw + np.where(pairing != 0, dy[index] * pairing, 0)
-    axes = (0, 1, 2) if fmt == "NHWC" else (0, 2, 3)
-    ref_db = dy.astype(np.float64).sum(axis=axes)
-    assert_same_ieee(dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, padding_mode=mode, **kwargs), ref_dx,
-                     rtol)
-    assert_same_ieee(dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, padding_mode=mode, **kwargs), ref_dw,
-                     rtol)
-    grads = dwconv.depthwise_conv2d_grad(x, w, dy, padding_mode=mode, **kwargs)
+    ref_db = dy.astype(np.float64).sum(axis=(0, 1, 2) if kwargs["data_format"] == "NHWC" else (0, 2, 3))
+    assert_same_ieee(dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, **kwargs), ref_dx, rtol)
+    assert_same_ieee(dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, **kwargs), ref_dw, rtol)
+    grads = dwconv.depthwise_conv2d_grad(x, w, dy, **kwargs)
     assert_same_ieee(grads.input, ref_dx, rtol)
     assert_same_ieee(grads.filters, ref_dw, rtol)
     assert_same_ieee(grads.bias, ref_db, rtol)
