@@ -292,6 +292,27 @@ def run_width_case(W, data_format, **kwargs):
         assert_conv_close(got, x, w, (s, s), pad, data_format, (1, 2))
 
 
+# NCHW planes up to 32 columns wide take a packed path (blocks of 64 channels, bands of rows),
+# wider ones the path along rows: every stride and dilation on both sides of that width, with a
+# channel block and its remainder, a multiplier, and rows enough for several bands.
+PLANE_WIDTHS = (9, 32, 33)
+
+
+@pytest.mark.parametrize("W", PLANE_WIDTHS)
+@pytest.mark.parametrize("strides", STRIDES)
+@pytest.mark.parametrize("dilations", DILATIONS)
+def test_nchw_plane_widths(W, strides, dilations):
+    rng = np.random.default_rng(W)
+    C, M = (130, 1) if W % 2 else (70, 2)
+    sp, dp = normalize_pair(strides), normalize_pair(dilations)
+    x = make_x(rng, 2, 40, W, C, "NCHW", np.float32)
+    w = rng.standard_normal((3, 3, C, M)).astype(np.float32)
+    bias = rng.standard_normal(C * M).astype(np.float32)
+    got = dwconv.depthwise_conv2d(x, w, strides, "SAME", data_format="NCHW", dilations=dilations, bias=bias)
+    pad = resolve_padding("SAME", (40, W), (3, 3), sp, dp)
+    assert_conv_close(got, x, w, sp, pad, "NCHW", dp, bias=bias)
+
+
 # ---------------------------------------------------------------------------
 # odd sizes
 
