@@ -85,13 +85,16 @@ cdef enum:
     # planes: enough work per micro-kernel call even for the 7x7 planes of late network layers.
     ROW_PIECE = 8
     PLANE_BLOCK = 16
-    # NCHW planes at most this wide take the packed path instead (gather_nchw_packed): vectors along
-    # their rows would be mostly empty, and their borders a large share of the work.
-    PACKED_WIDTH = 32
+    # NCHW convolutions with outputs at most this wide take the packed path instead
+    # (gather_nchw_packed): vectors along their rows would be partly empty or, at stride 2, need
+    # shuffles, and borders would be a large share of the work. (By instruction count the packed
+    # path costs a third to a half of the other at widths 7 to 56, and as much at width 112.)
+    PACKED_WIDTH = 64
     # A packed work item covers this many channels (the last block also the remainder) and about
-    # this many destination pixels of each plane, so that its scratch buffers stay in cache.
+    # this many destination pixels of each plane: its scratch buffers stay in L2, and bands tall
+    # enough that the source rows shared with the next band are repacked rarely.
     PACKED_CHANNELS = 64
-    PACKED_PIXELS = 256
+    PACKED_PIXELS = 512
     # Below this many multiply-adds a call runs on one thread: waking a second one costs more.
     SERIAL_WORK = 1 << 18
 
@@ -741,7 +744,7 @@ cdef gather(const floating[::1] src, const floating[::1] w, const floating *bias
     cdef Py_ssize_t dst_h = d.H if input_grad else d.OH
     cdef Py_ssize_t *pieces = NULL
     cdef Py_ssize_t n_pieces
-    cdef bint packed = not d.nhwc and d.W <= PACKED_WIDTH
+    cdef bint packed = not d.nhwc and d.OW <= PACKED_WIDTH
     cdef Packing pack
     rows.tap0 = cols.tap0 = NULL
     pack.scratch = NULL

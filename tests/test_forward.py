@@ -292,18 +292,17 @@ def run_width_case(W, data_format, **kwargs):
         assert_conv_close(got, x, w, (s, s), pad, data_format, (1, 2))
 
 
-# NCHW planes up to 32 columns wide take a packed path (blocks of 64 channels, bands of rows),
+# NCHW outputs up to 64 columns wide take a packed path (blocks of 64 channels, bands of rows),
 # wider ones the path along rows: every stride and dilation on both sides of that width, with a
-# channel block and its remainder, a multiplier, and rows enough for several bands.
-PLANE_WIDTHS = (9, 32, 33)
+# channel block and its remainder, multipliers, and rows enough for several bands.
+PLANES = [(9, 130, 1), (64, 130, 2), (200, 70, 2)]  # (W, C, M)
 
 
-@pytest.mark.parametrize("W", PLANE_WIDTHS)
+@pytest.mark.parametrize("W, C, M", PLANES)
 @pytest.mark.parametrize("strides", STRIDES)
 @pytest.mark.parametrize("dilations", DILATIONS)
-def test_nchw_plane_widths(W, strides, dilations):
+def test_nchw_plane_widths(W, C, M, strides, dilations):
     rng = np.random.default_rng(W)
-    C, M = (130, 1) if W % 2 else (70, 2)
     sp, dp = normalize_pair(strides), normalize_pair(dilations)
     x = make_x(rng, 2, 40, W, C, "NCHW", np.float32)
     w = rng.standard_normal((3, 3, C, M)).astype(np.float32)
