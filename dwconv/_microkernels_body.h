@@ -17,7 +17,8 @@
  *               channel (and so its weight) known from its offset;
  *   pixels   -- NCHW: a vector of neighbouring pixels along a row (stride 1 or 2).
  * Rows too short, or channels too few, for this level's vectors go to the narrower level; what no
- * path covers runs as plain scalar code. The filter gradient's reductions (dot, dot_taps) follow.
+ * path covers runs as plain scalar code. The filter gradient's reductions (dot, dot_taps) follow,
+ * then the transposition that packs narrow NCHW planes for the channel path (transpose).
  */
 
 typedef DW_T DW_FN(vec) __attribute__((vector_size(DW_LANES * sizeof(DW_T))));
@@ -474,6 +475,89 @@ static void DW_FN(dot_taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_ta
     for (ptrdiff_t j = 0; j < ntap; j++)
         DW_FN(dot)(src + j * src_tap + c, src_pix, 1, g + c, g_pix, 1, acc + j * acc_tap + c, 1, npix, nc - c);
 }
+
+/* Lane lists for the register transpose: the stage of block size s maps vectors a, b (rows i and i + s
+ * of a tile, i without bit s) to these lanes of a and b concatenated. */
+#ifndef DW_LANES_2
+#define DW_SWAP_LO(s, j) (((j) & (s)) ? DW_LANES + (j) - (s) : (j))
+#define DW_SWAP_HI(s, j) (((j) & (s)) ? DW_LANES + (j) : (j) + (s))
+#define DW_LANES_2(F, s) F(s, 0), F(s, 1)
+#define DW_LANES_4(F, s) DW_LANES_2(F, s), F(s, 2), F(s, 3)
+#define DW_LANES_8(F, s) DW_LANES_4(F, s), F(s, 4), F(s, 5), F(s, 6), F(s, 7)
+#define DW_LANES_16(F, s) DW_LANES_8(F, s), F(s, 8), F(s, 9), F(s, 10), F(s, 11), F(s, 12), F(s, 13), F(s, 14), F(s, 15)
+#endif
+
+#if defined(__clang__) || __GNUC__ >= 12
+#define DW_TRANSPOSE_IN_REGISTERS 1
+#if DW_LANES == 16
+#define DW_LANE_LIST DW_LANES_16
+#elif DW_LANES == 8
+#define DW_LANE_LIST DW_LANES_8
+#elif DW_LANES == 4
+#define DW_LANE_LIST DW_LANES_4
+#else
+#define DW_LANE_LIST DW_LANES_2
+#endif
+
+/* The DW_VLEN x DW_VLEN tile v transposed in registers, in log2(DW_VLEN) stages: the stage of size s
+ * swaps the off-diagonal s x s blocks of every 2s x 2s block. */
+DW_INLINE void DW_FN(transpose_tile)(DW_VEC *v)
+{
+#define DW_SWAP_STAGE(s)                                                                                 \
+    DW_UNROLL                                                                                            \
+    for (int i = 0; i < DW_LANES; i++)                                                                   \
+        if (!(i & (s))) {                                                                                \
+            const DW_VEC a = v[i], b = v[i + (s)];                                                       \
+            v[i] = __builtin_shufflevector(a, b, DW_LANE_LIST(DW_SWAP_LO, s));                           \
+            v[i + (s)] = __builtin_shufflevector(a, b, DW_LANE_LIST(DW_SWAP_HI, s));                     \
+        }
+    DW_SWAP_STAGE(1)
+#if DW_LANES >= 4
+    DW_SWAP_STAGE(2)
+#endif
+#if DW_LANES >= 8
+    DW_SWAP_STAGE(4)
+#endif
+#if DW_LANES >= 16
+    DW_SWAP_STAGE(8)
+#endif
+#undef DW_SWAP_STAGE
+}
+#undef DW_LANE_LIST
+#endif
+
+/* dst[a*dst_a + b] = src[b*src_b + a] for a < na, b < nb: planes (NCHW) to channel-interleaved pixels
+ * and back, for the NCHW packed path. Square tiles of a vector's lanes go through registers, the last
+ * tile along each side overlapping the one before (a copy may write an element twice). */
+static void DW_FN(transpose)(const DW_T *src, ptrdiff_t src_b, DW_T *dst, ptrdiff_t dst_a, ptrdiff_t na, ptrdiff_t nb)
+{
+#ifdef DW_TRANSPOSE_IN_REGISTERS
+    if (na >= DW_VLEN && nb >= DW_VLEN) {
+        DW_VEC v[DW_LANES];
+        for (ptrdiff_t b_next = 0; b_next < nb; b_next += DW_VLEN) {
+            const ptrdiff_t b = b_next + DW_VLEN <= nb ? b_next : nb - DW_VLEN;
+            for (ptrdiff_t a_next = 0; a_next < na; a_next += DW_VLEN) {
+                const ptrdiff_t a = a_next + DW_VLEN <= na ? a_next : na - DW_VLEN;
+                DW_UNROLL
+                for (int i = 0; i < DW_LANES; i++) v[i] = DW_FN(load)(src + (b + i) * src_b + a);
+                DW_FN(transpose_tile)(v);
+                DW_UNROLL
+                for (int i = 0; i < DW_LANES; i++) DW_FN(store)(dst + (a + i) * dst_a + b, v[i]);
+            }
+        }
+        return;
+    }
+#endif
+#ifdef DW_NARROWER
+    if (na >= DW_VLEN / 2 && nb >= DW_VLEN / 2) {
+        DW_NARROWER_FN(transpose)(src, src_b, dst, dst_a, na, nb);
+        return;
+    }
+#endif
+    for (ptrdiff_t b = 0; b < nb; b++)
+        for (ptrdiff_t a = 0; a < na; a++) dst[a * dst_a + b] = src[b * src_b + a];
+}
+#undef DW_TRANSPOSE_IN_REGISTERS
 
 #undef DW_VEC
 #undef DW_VLEN

@@ -292,6 +292,26 @@ def run_width_case(W, data_format, **kwargs):
         assert_conv_close(got, x, w, (s, s), pad, data_format, (1, 2))
 
 
+# NCHW outputs up to 64 columns wide take a packed path (blocks of 64 channels, bands of rows),
+# wider ones the path along rows: every stride and dilation on both sides of that width, with a
+# channel block and its remainder, multipliers, and rows enough for several bands.
+PLANES = [(9, 130, 1), (64, 130, 2), (200, 70, 2)]  # (W, C, M)
+
+
+@pytest.mark.parametrize("W, C, M", PLANES)
+@pytest.mark.parametrize("strides", STRIDES)
+@pytest.mark.parametrize("dilations", DILATIONS)
+def test_nchw_plane_widths(W, C, M, strides, dilations):
+    rng = np.random.default_rng(W)
+    sp, dp = normalize_pair(strides), normalize_pair(dilations)
+    x = make_x(rng, 2, 40, W, C, "NCHW", np.float32)
+    w = rng.standard_normal((3, 3, C, M)).astype(np.float32)
+    bias = rng.standard_normal(C * M).astype(np.float32)
+    got = dwconv.depthwise_conv2d(x, w, strides, "SAME", data_format="NCHW", dilations=dilations, bias=bias)
+    pad = resolve_padding("SAME", (40, W), (3, 3), sp, dp)
+    assert_conv_close(got, x, w, sp, pad, "NCHW", dp, bias=bias)
+
+
 # ---------------------------------------------------------------------------
 # odd sizes
 
