@@ -12,11 +12,19 @@ from collections import namedtuple
 
 import numpy as np
 
-__all__ = ["Geometry", "geometry", "shape_tuple", "as_array", "compute_dtype", "contiguous", "check_bias",
-           "output_array", "resolve_threads"]
+__all__ = ["Geometry", "geometry", "shape_tuple", "as_array", "result_dtype", "contiguous", "check_bias",
+           "activation", "output_array", "resolve_threads", "PADDING_MODES", "ACTIVATIONS"]
 
 _LAYOUTS = {"NHWC": "NHWC", "CHANNELS_LAST": "NHWC", "NCHW": "NCHW", "CHANNELS_FIRST": "NCHW"}
-_FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
+_FLOAT16, _FLOAT32, _FLOAT64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
+_FLOATS = (_FLOAT16, _FLOAT32, _FLOAT64)
+# Integer images are computed in float32 (every uint16/int16 value is exact there; int32 rounds
+# beyond 2**24, as it would in any float32 framework).
+_INTEGERS = tuple(np.dtype(t) for t in (np.uint8, np.uint16, np.int16, np.int32))
+
+# How a padded coordinate outside the input finds its value: PyTorch's names, numpy.pad's modes.
+PADDING_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+ACTIVATIONS = ("relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "hard_swish")
 
 
 def _physical_memory():
@@ -30,12 +38,12 @@ def _physical_memory():
 _MAX_RESULT_BYTES = min(np.iinfo(np.intp).max, _physical_memory())
 
 
-class Geometry(namedtuple("Geometry", "layout N H W C M kh kw sh sw dh dw pt pb pl pr OH OW")):
+class Geometry(namedtuple("Geometry", "layout N H W C M kh kw sh sw dh dw pt pb pl pr OH OW mode")):
     """Everything a kernel needs to know about one depthwise convolution.
 
     layout: "NHWC" or "NCHW"; N, H, W, C: the input; M: the channel multiplier; kh, kw: the kernel;
-    sh, sw: strides; dh, dw: dilations; pt, pb, pl, pr: zero padding top, bottom, left, right;
-    OH, OW: the output's spatial size."""
+    sh, sw: strides; dh, dw: dilations; pt, pb, pl, pr: padding top, bottom, left, right;
+    OH, OW: the output's spatial size; mode: what the padding holds, a key of PADDING_MODES."""
 
     __slots__ = ()
 
@@ -153,10 +161,17 @@ def shape_tuple(shape, name, ndims):
     return tuple(int(v) for v in items)
 
 
+def padding_mode(value):
+    if not (isinstance(value, str) and value in PADDING_MODES):
+        raise ValueError(f"`padding_mode` must be one of {', '.join(map(repr, PADDING_MODES))}, got {value!r}")
+    return value
+
+
 def geometry(input_shape, filter_shape, strides, padding, data_format_=None, dilations=None,
-             input_name="x", filter_name="filters"):
+             input_name="x", filter_name="filters", padding_mode_="zeros"):
     """Validate shapes and arguments together and return the Geometry of the convolution."""
     layout = data_format(data_format_)
+    mode = padding_mode(padding_mode_)
     if len(input_shape) != 4:
         raise ValueError(f"`{input_name}` must be 4-D ({', '.join(layout)}), got shape {tuple(input_shape)}")
     if len(filter_shape) not in (3, 4):
@@ -183,11 +198,11 @@ def geometry(input_shape, filter_shape, strides, padding, data_format_=None, dil
             f"`{filter_name}`: the kernel {kh}x{kw} with dilations ({dh}, {dw}) spans {eh}x{ew}, larger than "
             f"the padded input {H + pt + pb}x{W + pl + pr} (`padding`={padding!r})")
     OH, OW = (H + pt + pb - eh) // sh + 1, (W + pl + pr - ew) // sw + 1
-    return Geometry(layout, N, H, W, C, M, kh, kw, sh, sw, dh, dw, pt, pb, pl, pr, OH, OW)
+    return Geometry(layout, N, H, W, C, M, kh, kw, sh, sw, dh, dw, pt, pb, pl, pr, OH, OW, mode)
 
 
 def as_array(value, name):
-    """A float32/float64 ndarray from any array-like, unchanged when it already is one."""
+    """A float or integer-image ndarray from any array-like, unchanged when it already is one."""
     if value is None:
         raise TypeError(f"`{name}` must be an array, got None")
     if not isinstance(value, np.ndarray):
@@ -195,22 +210,43 @@ def as_array(value, name):
             value = np.asarray(value)
         except ValueError as exc:
             raise ValueError(f"`{name}` must be a rectangular array; got a ragged sequence ({exc})") from None
-    if value.dtype.kind != "f" or value.dtype.itemsize not in (4, 8):
-        raise TypeError(f"`{name}` has dtype {value.dtype}; dwconv computes in float32 or float64")
+    if value.dtype.newbyteorder("=") not in _FLOATS + _INTEGERS:
+        raise TypeError(f"`{name}` has dtype {value.dtype}; dwconv takes float16, float32, float64 or "
+                        "integer images (uint8, uint16, int16, int32)")
     return value
 
 
-def compute_dtype(*arrays):
-    """float64 if any of these float32/float64 arrays is float64, else float32 (native byte order)."""
-    for a in arrays:
-        if a.dtype.itemsize == 8:
-            return _FLOAT64
-    return _FLOAT32
+def result_dtype(dtype, data, *others):
+    """The result's dtype and the dtype the kernels compute in (float32 or float64).
+
+    `dtype` when given; else float64 if any array is, float16 if a `data` array is (its
+    parameters may be float32 master weights, as in mixed precision), else float32."""
+    if dtype is None:
+        kinds = {a.dtype.newbyteorder("=") for a in (*data, *others)}
+        dtype = _FLOAT64 if _FLOAT64 in kinds else _FLOAT16 if any(
+            a.dtype.newbyteorder("=") == _FLOAT16 for a in data) else _FLOAT32
+    else:
+        try:
+            requested = np.dtype(dtype)
+        except TypeError:
+            requested = None
+        if requested not in _FLOATS:
+            raise TypeError(f"`dtype` must be float16, float32 or float64, got {dtype!r}")
+        dtype = requested
+    return dtype, _FLOAT64 if dtype == _FLOAT64 else _FLOAT32
 
 
 def contiguous(array, dtype):
     """`array` as a C-contiguous, native-endian `dtype` array; a copy only when it is not one already."""
     return np.ascontiguousarray(array, dtype=dtype)
+
+
+def activation(value):
+    """None, one of ACTIVATIONS, or a callable applied to the result."""
+    if value is None or callable(value) or (isinstance(value, str) and value in ACTIVATIONS):
+        return value
+    raise ValueError(f"`activation` must be None, a callable or one of {', '.join(map(repr, ACTIVATIONS))}; "
+                     f"got {value!r}")
 
 
 def check_bias(bias, g, dtype):

@@ -29,15 +29,36 @@ def output_shape(input_shape, filter_shape, strides=1, padding="VALID", *, data_
     return g.output_shape
 
 
+def _computed_into(out, compute_dtype, kernel):
+    """Run `kernel(target)` on a flat `compute_dtype` view of `out`, or, when `out` holds a narrower
+    dtype (float16), on a scratch array that is then rounded into `out`."""
+    if out.dtype == compute_dtype:
+        kernel(_flat(out))
+    else:
+        scratch = np.empty(out.shape, compute_dtype)
+        kernel(_flat(scratch))
+        np.copyto(out, scratch, casting="same_kind")
+
+
+def _apply(activation, out):
+    """Write `activation(out)` (a user's callable) back into `out`."""
+    result = np.asarray(activation(out))
+    if result.shape != out.shape:
+        raise ValueError(f"`activation` returned shape {result.shape} for an output of shape {out.shape}")
+    out[...] = result
+    return out
+
+
 def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHWC", dilations=1,
-                     bias=None, out=None, num_threads=None):
+                     bias=None, padding_mode="zeros", activation=None, dtype=None, out=None, num_threads=None):
     """2-D depthwise convolution (cross-correlation, as in TensorFlow and PyTorch).
 
     Parameters
     ----------
     x : array_like, 4-D
         ``(N, H, W, C)`` for ``data_format="NHWC"`` / ``"channels_last"``, ``(N, C, H, W)`` for
-        ``"NCHW"`` / ``"channels_first"``. float32 or float64.
+        ``"NCHW"`` / ``"channels_first"``. float16, float32, float64, or an integer image (uint8,
+        uint16, int16, int32; computed in float32).
     filters : array_like
         ``(kh, kw, C, M)`` (TensorFlow layout, M = channel multiplier) or ``(kh, kw, C)`` (M = 1).
     strides, dilations : int, (h, w), or TensorFlow's 4-element form for ``data_format``.
@@ -45,6 +66,14 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
         TensorFlow's explicit 4 pairs in ``data_format`` order.
     bias : array_like, (C*M,), optional
         Added to every output pixel, inside the kernel.
+    padding_mode : "zeros", "reflect", "replicate" or "circular"
+        What the padding holds (PyTorch's names; ``numpy.pad``'s constant, reflect, edge, wrap).
+        No padded copy is made: the taps that fall in the padding read the pixels they mirror.
+    activation : None, "relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "hard_swish" or callable
+        Applied after the bias; the named ones inside the kernel, a callable to the result.
+    dtype : float16, float32 or float64, optional
+        The result's dtype. By default float64 if any input is float64, float16 if ``x`` is
+        float16 (accumulated in float32), else float32.
     out : ndarray, optional
         C-contiguous, writeable, of the result's exact shape and dtype; written and returned.
     num_threads : int, optional
@@ -53,20 +82,23 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
     Returns
     -------
     ndarray with C*M channels in ``data_format``: channel ``c*M + m`` is input channel c filtered
-    by ``filters[:, :, c, m]``. float32 when ``x`` and ``filters`` are float32, else float64.
+    by ``filters[:, :, c, m]``.
     """
     x = _args.as_array(x, "x")
     filters = _args.as_array(filters, "filters")
-    g = _args.geometry(x.shape, filters.shape, strides, padding, data_format, dilations)
-    dtype = _args.compute_dtype(x, filters)
-    bias = _args.check_bias(bias, g, dtype)
+    g = _args.geometry(x.shape, filters.shape, strides, padding, data_format, dilations,
+                       padding_mode_=padding_mode)
+    activation = _args.activation(activation)
+    dtype, compute = _args.result_dtype(dtype, (x,), filters)
+    bias = _args.check_bias(bias, g, compute)
     n_threads = _threads(num_threads)
     out = _args.output_array(out, g.output_shape, dtype, (("x", x), ("filters", filters), ("bias", bias)),
                              align_like=x)
     if out.size:
-        _kernels.forward(_flat(_args.contiguous(x, dtype)), _flat(_args.contiguous(filters, dtype)), bias,
-                         _flat(out), g, n_threads)
-    return out
+        x, filters = _flat(_args.contiguous(x, compute)), _flat(_args.contiguous(filters, compute))
+        fused = None if callable(activation) else activation
+        _computed_into(out, compute, lambda y: _kernels.forward(x, filters, bias, y, g, fused, n_threads))
+    return _apply(activation, out) if callable(activation) else out
 
 
 def _grad_output(grad_output, g):
@@ -78,71 +110,82 @@ def _grad_output(grad_output, g):
 
 
 def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1, padding="VALID", *,
-                                    data_format="NHWC", dilations=1, out=None, num_threads=None):
+                                    data_format="NHWC", dilations=1, padding_mode="zeros", dtype=None, out=None,
+                                    num_threads=None):
     """The gradient of ``depthwise_conv2d`` with respect to ``x``, shaped ``input_shape``.
 
-    Arguments as for ``depthwise_conv2d`` (TensorFlow's order: shape, filters, output gradient)."""
+    Arguments as for ``depthwise_conv2d`` (TensorFlow's order: shape, filters, output gradient);
+    ``grad_output`` is the gradient of the output before any activation."""
     filters = _args.as_array(filters, "filters")
     g = _args.geometry(_args.shape_tuple(input_shape, "input_shape", (4,)), filters.shape, strides, padding,
-                       data_format, dilations, "input_shape")
+                       data_format, dilations, "input_shape", padding_mode_=padding_mode)
     grad_output = _grad_output(grad_output, g)
-    dtype = _args.compute_dtype(filters, grad_output)
+    dtype, compute = _args.result_dtype(dtype, (grad_output,), filters)
     n_threads = _threads(num_threads)
     out = _args.output_array(out, g.input_shape, dtype, (("filters", filters), ("grad_output", grad_output)),
                              "input_shape", align_like=grad_output)
-    _input_grad_into(out, grad_output, filters, g, dtype, n_threads)
+    _input_grad_into(out, grad_output, filters, g, compute, n_threads)
     return out
 
 
-def _input_grad_into(out, grad_output, filters, g, dtype, n_threads):
+def _input_grad_into(out, grad_output, filters, g, compute, n_threads):
     """Write the input gradient for `grad_output` into `out`."""
     if out.size and grad_output.size:
-        _kernels.input_grad(_flat(_args.contiguous(grad_output, dtype)), _flat(_args.contiguous(filters, dtype)),
-                            _flat(out), g, n_threads)
+        grad_output = _flat(_args.contiguous(grad_output, compute))
+        filters = _flat(_args.contiguous(filters, compute))
+        _computed_into(out, compute, lambda dx: _kernels.input_grad(grad_output, filters, dx, g, n_threads))
     else:
         out.fill(0)
 
 
-def _filter_and_bias_grad(x, grad_output, g, dtype, out_filters, out_bias, n_threads):
+def _filter_and_bias_grad(x, grad_output, g, compute, out_filters, out_bias, n_threads):
     if out_filters.size:
         if x.size and grad_output.size:
-            _kernels.filter_grad(_flat(_args.contiguous(x, dtype)), _flat(_args.contiguous(grad_output, dtype)),
-                                 _flat(out_filters), out_bias, g, n_threads)
+            x = _flat(_args.contiguous(x, compute))
+            grad_output = _flat(_args.contiguous(grad_output, compute))
+            bias = None if out_bias is None else np.empty(out_bias.shape, compute)
+            _computed_into(out_filters, compute,
+                           lambda dw: _kernels.filter_grad(x, grad_output, dw, bias, g, n_threads))
+            if out_bias is not None:
+                np.copyto(out_bias, bias, casting="same_kind")
             return
         out_filters.fill(0)
     if out_bias is not None:
-        np.sum(grad_output, axis=(0, 1, 2) if g.layout == "NHWC" else (0, 2, 3), out=out_bias)
+        np.sum(grad_output, axis=(0, 1, 2) if g.layout == "NHWC" else (0, 2, 3), out=out_bias, dtype=compute)
 
 
 def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, padding="VALID", *,
-                                     data_format="NHWC", dilations=1, out=None, num_threads=None):
+                                     data_format="NHWC", dilations=1, padding_mode="zeros", dtype=None, out=None,
+                                     num_threads=None):
     """The gradient of ``depthwise_conv2d`` with respect to ``filters``, shaped ``filter_shape``
     (``(kh, kw, C, M)`` or ``(kh, kw, C)``). Bitwise the same for any ``num_threads``."""
     x = _args.as_array(x, "x")
     filter_shape = _args.shape_tuple(filter_shape, "filter_shape", (3, 4))
-    g = _args.geometry(x.shape, filter_shape, strides, padding, data_format, dilations, "x", "filter_shape")
+    g = _args.geometry(x.shape, filter_shape, strides, padding, data_format, dilations, "x", "filter_shape",
+                       padding_mode_=padding_mode)
     grad_output = _grad_output(grad_output, g)
-    dtype = _args.compute_dtype(x, grad_output)
+    dtype, compute = _args.result_dtype(dtype, (x, grad_output))
     n_threads = _threads(num_threads)
     out = _args.output_array(out, filter_shape, dtype, (("x", x), ("grad_output", grad_output)), "filter_shape")
-    _filter_and_bias_grad(x, grad_output, g, dtype, out, None, n_threads)
+    _filter_and_bias_grad(x, grad_output, g, compute, out, None, n_threads)
     return out
 
 
 def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *, data_format="NHWC",
-                          dilations=1, num_threads=None):
+                          dilations=1, padding_mode="zeros", dtype=None, num_threads=None):
     """All three gradients of ``depthwise_conv2d``: ``Gradients(input, filters, bias)``.
 
     The filter and bias gradients come from one pass over ``x`` and ``grad_output``."""
     x = _args.as_array(x, "x")
     filters = _args.as_array(filters, "filters")
-    g = _args.geometry(x.shape, filters.shape, strides, padding, data_format, dilations)
+    g = _args.geometry(x.shape, filters.shape, strides, padding, data_format, dilations,
+                       padding_mode_=padding_mode)
     grad_output = _grad_output(grad_output, g)
-    dtype = _args.compute_dtype(x, filters, grad_output)
+    dtype, compute = _args.result_dtype(dtype, (x, grad_output), filters)
     n_threads = _threads(num_threads)
     grad_input = _args.output_array(None, g.input_shape, dtype, align_like=grad_output)
     grad_filters = np.empty(filters.shape, dtype)
     grad_bias = np.empty(g.C * g.M, dtype)
-    _input_grad_into(grad_input, grad_output, filters, g, dtype, n_threads)
-    _filter_and_bias_grad(x, grad_output, g, dtype, grad_filters, grad_bias, n_threads)
+    _input_grad_into(grad_input, grad_output, filters, g, compute, n_threads)
+    _filter_and_bias_grad(x, grad_output, g, compute, grad_filters, grad_bias, n_threads)
     return Gradients(grad_input, grad_filters, grad_bias)

@@ -7,7 +7,8 @@ Every function here takes flat C-contiguous buffers and a geometry already valid
 * scheduling -- which output rows and channel blocks each thread computes (the ``prange`` loops);
 * borders -- which taps of the kernel land inside the source for each output coordinate. They are
   worked out once per call and per axis (``Axis``), so no inner loop ever tests a coordinate and no
-  padded copy of the input is ever made;
+  padded copy of the input is ever made. Padding modes other than zeros add the taps that land in
+  the padding afterwards, pixel by pixel over the border pixels only (``Border``);
 * arithmetic -- the micro-kernels of ``_microkernels.h``, chosen per instruction set at import.
 
 The forward pass and the input gradient are the same gather ("each destination pixel sums weighted
@@ -16,9 +17,12 @@ reduction, computed in fixed chunks and combined in a fixed order so that its re
 on the number of threads.
 """
 from cython.parallel cimport prange
+from libc.math cimport M_SQRT1_2, erf, erff, exp, expf, tanh, tanhf
 from libc.stdlib cimport calloc, free, malloc
 
 from dwconv._openmp cimport DW_OPENMP, omp_get_max_threads
+
+from dwconv._args import ACTIVATIONS, PADDING_MODES
 
 ctypedef fused floating:
     float
@@ -79,6 +83,14 @@ cdef enum:
     PLANE_BLOCK = 16
     # Below this many multiply-adds a call runs on one thread: waking a second one costs more.
     SERIAL_WORK = 1 << 18
+
+# padding modes, in the order of dwconv._args.PADDING_MODES
+cdef enum:
+    ZEROS, REFLECT, REPLICATE, CIRCULAR
+
+# activations: none, then the order of dwconv._args.ACTIVATIONS
+cdef enum:
+    IDENTITY, RELU, RELU6, SIGMOID, TANH, GELU, SILU, HARD_SWISH
 
 
 # ----------------------------------------------------------------------------------------------
@@ -261,19 +273,13 @@ cdef inline void dot_taps(const floating *src, Py_ssize_t src_pix, Py_ssize_t sr
 
 
 # ----------------------------------------------------------------------------------------------
-# Scheduling
-
-cdef inline const floating *offset(const floating *p, Py_ssize_t k) noexcept nogil:
-    """p + k, keeping an absent (NULL) array absent."""
-    if p == NULL:
-        return NULL
-    return p + k
-
+# The geometry, as the nogil code reads it
 
 cdef struct Dims:
     # the geometry of one convolution (see dwconv._args.Geometry)
     Py_ssize_t N, H, W, C, M, kh, kw, sh, sw, dh, dw, pt, pl, OH, OW
     bint nhwc
+    int mode
 
 
 cdef Dims dims_of(g):
@@ -282,7 +288,199 @@ cdef Dims dims_of(g):
     d.kh, d.kw, d.sh, d.sw, d.dh, d.dw, d.pt, d.pl = g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl
     d.OH, d.OW = g.OH, g.OW
     d.nhwc = g.layout == "NHWC"
+    d.mode = tuple(PADDING_MODES).index(g.mode)
     return d
+
+
+# ----------------------------------------------------------------------------------------------
+# Borders in other padding modes: the taps that land in the padding, output pixel by output pixel
+
+cdef inline Py_ssize_t padded_source(Py_ssize_t p, Py_ssize_t n, int mode) noexcept nogil:
+    """The input coordinate whose value padded coordinate p (outside [0, n)) holds, as in numpy.pad
+    with modes reflect, edge and wrap (any distance from the input, so any padding is valid)."""
+    cdef Py_ssize_t period
+    if mode == REPLICATE:
+        return 0 if p < 0 else n - 1
+    if mode == CIRCULAR:
+        return p - floordiv(p, n) * n
+    if n == 1:
+        return 0
+    period = 2 * (n - 1)  # reflection about the first and the last element repeats with this period
+    p = p - floordiv(p, period) * period
+    return period - p if p >= n else p
+
+
+cdef struct Border:
+    # Along each axis, for output coordinate o and tap t: whether the tap falls in the padding
+    # (*_outside[o*k + t]) and the source coordinate it reads (*_src[o*k + t], mapped by the mode
+    # when outside). Every pixel of a border row has taps in the padding; in other rows only the
+    # pixels of the border columns do.
+    Py_ssize_t *row_src
+    Py_ssize_t *col_src
+    Py_ssize_t *border_cols
+    Py_ssize_t n_border_cols
+    char *row_outside
+    char *col_outside
+    char *row_border
+
+
+cdef void border_axis(Py_ssize_t *src, char *outside, char *border, Py_ssize_t n_src, Py_ssize_t n_dst,
+                      Py_ssize_t k, Py_ssize_t s, Py_ssize_t d, Py_ssize_t pad, int mode) noexcept nogil:
+    cdef Py_ssize_t o, t, p
+    for o in range(n_dst):
+        border[o] = False
+        for t in range(k):
+            p = o * s - pad + t * d
+            outside[o * k + t] = p < 0 or p >= n_src
+            src[o * k + t] = padded_source(p, n_src, mode) if outside[o * k + t] else p
+            border[o] = border[o] or outside[o * k + t]
+
+
+cdef bint border_init(Border *b, const Dims *d) noexcept nogil:
+    """Fill in `b` for geometry `d` (one allocation, released by border_free); False when out of memory."""
+    cdef Py_ssize_t n_src = d.OH * d.kh + d.OW * d.kw, o
+    cdef char *block = <char *> malloc((n_src + d.OW) * sizeof(Py_ssize_t) + n_src + d.OH + d.OW)
+    cdef char *col_border
+    if block == NULL:
+        return False
+    b.row_src = <Py_ssize_t *> block
+    b.col_src = b.row_src + d.OH * d.kh
+    b.border_cols = b.col_src + d.OW * d.kw
+    b.row_outside = block + (n_src + d.OW) * sizeof(Py_ssize_t)
+    b.col_outside = b.row_outside + d.OH * d.kh
+    b.row_border = b.col_outside + d.OW * d.kw
+    col_border = b.row_border + d.OH
+    border_axis(b.row_src, b.row_outside, b.row_border, d.H, d.OH, d.kh, d.sh, d.dh, d.pt, d.mode)
+    border_axis(b.col_src, b.col_outside, col_border, d.W, d.OW, d.kw, d.sw, d.dw, d.pl, d.mode)
+    b.n_border_cols = 0
+    for o in range(d.OW):
+        if col_border[o]:
+            b.border_cols[b.n_border_cols] = o
+            b.n_border_cols += 1
+    return True
+
+
+cdef void border_free(Border *b) noexcept nogil:
+    free(b.row_src)
+    b.row_src = NULL
+
+
+cdef inline Py_ssize_t pixel_at(const Dims *d, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w, Py_ssize_t h_size,
+                                Py_ssize_t w_size, Py_ssize_t channels) noexcept nogil:
+    """The offset of channel 0 of pixel (n, h, w) in an image batch of this size and layout."""
+    if d.nhwc:
+        return ((n * h_size + h) * w_size + w) * channels
+    return (n * channels * h_size + h) * w_size + w
+
+
+cdef enum:
+    # what border_pixel adds up: the forward output, the input gradient, the filter gradient
+    ADD_TO_OUTPUT, ADD_TO_SOURCE, ADD_TO_FILTER
+
+
+cdef void border_pixel(int op, floating *x, floating *w, floating *y, const Border *b, const Dims *d,
+                       Py_ssize_t n, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t c0, Py_ssize_t nc) noexcept nogil:
+    """For the taps of output pixel (n, oh, ow) that fall in the padding, input channels [c0, c0+nc):
+    ADD_TO_OUTPUT  y += w * x   (forward);
+    ADD_TO_SOURCE  x += w * y   (input gradient: x is dx, y is dy, summed over the multiplier);
+    ADD_TO_FILTER  w += y * x   (filter gradient: w is dW, y is dy)."""
+    cdef Py_ssize_t M = d.M, CM = d.C * d.M, kh = d.kh, kw = d.kw, i, j, c, m
+    cdef Py_ssize_t x_c = 1 if d.nhwc else d.H * d.W, y_c = 1 if d.nhwc else d.OH * d.OW
+    cdef floating *y_pix = y + pixel_at(d, n, oh, ow, d.OH, d.OW, CM) + c0 * M * y_c
+    cdef floating *x_pix
+    cdef floating *w_tap
+    for i in range(kh):
+        for j in range(kw):
+            if not (b.row_outside[oh * kh + i] or b.col_outside[ow * kw + j]):
+                continue
+            x_pix = x + pixel_at(d, n, b.row_src[oh * kh + i], b.col_src[ow * kw + j], d.H, d.W, d.C) + c0 * x_c
+            w_tap = w + (i * kw + j) * CM + c0 * M
+            if op == ADD_TO_OUTPUT:
+                for c in range(nc):
+                    for m in range(M):
+                        y_pix[(c * M + m) * y_c] += w_tap[c * M + m] * x_pix[c * x_c]
+            elif op == ADD_TO_SOURCE:
+                for c in range(nc):
+                    for m in range(M):
+                        x_pix[c * x_c] += w_tap[c * M + m] * y_pix[(c * M + m) * y_c]
+            else:
+                for c in range(nc):
+                    for m in range(M):
+                        w_tap[c * M + m] += y_pix[(c * M + m) * y_c] * x_pix[c * x_c]
+
+
+cdef void border_rows(int op, floating *x, floating *w, floating *y, const Border *b, const Dims *d,
+                      Py_ssize_t n, Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t c0, Py_ssize_t nc) noexcept nogil:
+    """border_pixel over the border pixels of output rows [oh0, oh1) of image n."""
+    cdef Py_ssize_t oh, ow, k
+    for oh in range(oh0, oh1):
+        if b.row_border[oh]:
+            for ow in range(d.OW):
+                border_pixel(op, x, w, y, b, d, n, oh, ow, c0, nc)
+        else:
+            for k in range(b.n_border_cols):
+                border_pixel(op, x, w, y, b, d, n, oh, b.border_cols[k], c0, nc)
+
+
+# ----------------------------------------------------------------------------------------------
+# Activations, applied to each block of output right after it is computed, while it is in cache
+
+cdef inline floating exp_(floating v) noexcept nogil:
+    if floating is float:
+        return expf(v)
+    else:
+        return exp(v)
+
+
+cdef void activate(floating *p, Py_ssize_t count, int act) noexcept nogil:
+    """p[:count] = act(p[:count]); NaN stays NaN."""
+    cdef Py_ssize_t i
+    cdef floating v
+    for i in range(count):
+        v = p[i]
+        if act == RELU:
+            p[i] = 0 if v < 0 else v
+        elif act == RELU6:
+            p[i] = 0 if v < 0 else 6 if v > 6 else v
+        elif act == SIGMOID:
+            p[i] = 1 / (1 + exp_(-v))
+        elif act == TANH:
+            p[i] = tanhf(v) if floating is float else tanh(v)
+        elif act == GELU:
+            p[i] = 0.5 * v * (1 + (erff(v * <float> M_SQRT1_2) if floating is float else erf(v * M_SQRT1_2)))
+        elif act == SILU:
+            p[i] = v / (1 + exp_(-v))
+        elif act == HARD_SWISH:
+            p[i] = v * (0 if v < -3 else 6 if v > 3 else v + 3) / 6
+
+
+cdef void finish_outputs(const floating *x, const floating *w, floating *y, const Border *border, int act,
+                         const Dims *d, Py_ssize_t n, Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t c0,
+                         Py_ssize_t nc) noexcept nogil:
+    """Complete forward output rows [oh0, oh1) of image n, input channels [c0, c0+nc), once their
+    in-bounds taps are summed: add the taps in the padding (modes other than zeros), then activate."""
+    cdef Py_ssize_t CM = d.C * d.M, oh, ow, co
+    if border != NULL:
+        border_rows(ADD_TO_OUTPUT, <floating *> x, <floating *> w, y, border, d, n, oh0, oh1, c0, nc)
+    if act == IDENTITY:
+        return
+    if d.nhwc:
+        for oh in range(oh0, oh1):
+            for ow in range(d.OW):
+                activate(y + ((n * d.OH + oh) * d.OW + ow) * CM + c0 * d.M, nc * d.M, act)
+    else:
+        for co in range(c0 * d.M, (c0 + nc) * d.M):
+            activate(y + ((n * CM + co) * d.OH + oh0) * d.OW, (oh1 - oh0) * d.OW, act)
+
+
+# ----------------------------------------------------------------------------------------------
+# Scheduling
+
+cdef inline const floating *offset(const floating *p, Py_ssize_t k) noexcept nogil:
+    """p + k, keeping an absent (NULL) array absent."""
+    if p == NULL:
+        return NULL
+    return p + k
 
 
 cdef inline int threads_for(const Dims *d, int n_threads) noexcept nogil:
@@ -293,11 +491,12 @@ cdef inline int threads_for(const Dims *d, int n_threads) noexcept nogil:
 
 
 cdef void gather_nhwc(const floating *src, const floating *w, const floating *bias, floating *dst,
-                      const Axis *rows, const Axis *cols, const Dims *d, bint input_grad,
-                      int n_threads) noexcept nogil:
+                      const Axis *rows, const Axis *cols, const Border *border, int act, const Dims *d,
+                      bint input_grad, int n_threads) noexcept nogil:
     """dst[n, q_h, q_w, :] = sum over the valid taps of w * src, for every destination pixel.
 
-    Forward: src x (C channels) fans out to dst y (C*M channels), channel c*M+m from c.
+    Forward: src x (C channels) fans out to dst y (C*M channels), channel c*M+m from c, and each
+    item's outputs are finished (border taps of other padding modes, activation) while in cache.
     Input gradient: src dy (C*M channels) sums into dst dx (C channels) over m.
     Work items are (image, destination row, block of input channels)."""
     cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, kw = d.kw
@@ -330,11 +529,14 @@ cdef void gather_nhwc(const floating *src, const floating *w, const floating *bi
                      offset(bias, c0 * M + m), M,
                      dst_row + q_w * dst_ch + c0 * dst_cm + m * dst_mm, 0, cols.dst_step * dst_ch, dst_cm,
                      rows.ntaps[q_h], cols.ntaps[q_w], 1, cols.run_count[r], nc, dst_mm == 0 and m > 0)
+        if not input_grad:
+            finish_outputs(src, w, dst, border, act, d, row // dst_h, q_h, q_h + 1, c0, nc)
 
 
 cdef void gather_nchw(const floating *src, const floating *w, const floating *bias, floating *dst,
                       const Axis *rows, const Axis *cols, const Py_ssize_t *pieces, Py_ssize_t n_pieces,
-                      const Dims *d, bint input_grad, int n_threads) noexcept nogil:
+                      const Border *border, int act, const Dims *d, bint input_grad,
+                      int n_threads) noexcept nogil:
     """The NCHW twin of gather_nhwc: planes instead of interleaved channels, so the micro-kernel
     vectorises along rows. Work items are (image, block of PLANE_BLOCK input channels, piece of a
     row run), a piece being up to ROW_PIECE destination rows that share their taps (pieces[2k] its
@@ -367,6 +569,9 @@ cdef void gather_nchw(const floating *src, const floating *w, const floating *bi
                      dst_row + q_w, rows.dst_step * dst_w, cols.dst_step, dst_cm * dst_h * dst_w,
                      rows.ntaps[q_h], cols.ntaps[q_w], pieces[2 * k + 1], cols.run_count[r],
                      min(<Py_ssize_t> PLANE_BLOCK, C - c0), dst_mm == 0 and m > 0)
+        if not input_grad:  # forward rows of a piece are consecutive (dst_step 1)
+            finish_outputs(src, w, dst, border, act, d, n, q_h, q_h + pieces[2 * k + 1], c0,
+                           min(<Py_ssize_t> PLANE_BLOCK, C - c0))
 
 
 cdef Py_ssize_t cut_runs(const Axis *axis, Py_ssize_t *pieces) noexcept nogil:
@@ -383,7 +588,7 @@ cdef Py_ssize_t cut_runs(const Axis *axis, Py_ssize_t *pieces) noexcept nogil:
 
 
 cdef gather(const floating[::1] src, const floating[::1] w, const floating *bias, floating[::1] dst,
-            g, bint input_grad, int n_threads):
+            g, const Border *border, int act, bint input_grad, int n_threads):
     cdef Dims d = dims_of(g)
     cdef Axis rows, cols
     cdef const floating *src_data = &src[0] if src.shape[0] else NULL
@@ -404,29 +609,62 @@ cdef gather(const floating[::1] src, const floating[::1] w, const floating *bias
                 axis_forward(&rows, d.H, d.OH, d.kh, d.sh, d.dh, d.pt)
                 axis_forward(&cols, d.W, d.OW, d.kw, d.sw, d.dw, d.pl)
             if d.nhwc:
-                gather_nhwc(src_data, &w[0], bias, &dst[0], &rows, &cols, &d, input_grad, n_threads)
+                gather_nhwc(src_data, &w[0], bias, &dst[0], &rows, &cols, border, act, &d, input_grad,
+                            n_threads)
             else:
                 n_pieces = cut_runs(&rows, pieces)
-                gather_nchw(src_data, &w[0], bias, &dst[0], &rows, &cols, pieces, n_pieces, &d, input_grad,
-                            n_threads)
+                gather_nchw(src_data, &w[0], bias, &dst[0], &rows, &cols, pieces, n_pieces, border, act, &d,
+                            input_grad, n_threads)
     finally:
         free(pieces)
         axis_free(&rows)
         axis_free(&cols)
 
 
+cdef class Borders:
+    """The Border plan of a geometry whose padding mode is not zeros (`plan` NULL for zeros)."""
+    cdef Border border
+    cdef const Border *plan
+
+    def __cinit__(self, g):
+        cdef Dims d = dims_of(g)
+        self.plan = NULL
+        if d.mode != ZEROS:
+            if not border_init(&self.border, &d):
+                raise MemoryError()
+            self.plan = &self.border
+
+    def __dealloc__(self):
+        if self.plan != NULL:
+            border_free(&self.border)
+
+
 def forward(const floating[::1] x, const floating[::1] w, const floating[::1] bias,
-            floating[::1] y, g, int n_threads):
-    """y = depthwise_conv2d(x, w) + bias for geometry g; all arrays flat, C-ordered, non-empty y."""
+            floating[::1] y, g, activation, int n_threads):
+    """y = activation(depthwise_conv2d(x, w) + bias) for geometry g; all arrays flat, C-ordered,
+    non-empty y; `activation` None or a name from dwconv._args.ACTIVATIONS."""
     cdef const floating *bias_data = NULL
+    cdef int act = IDENTITY if activation is None else ACTIVATIONS.index(activation) + 1
     if bias is not None:
         bias_data = &bias[0]
-    gather(x, w, bias_data, y, g, False, n_threads)
+    cdef Borders borders = Borders(g)
+    gather(x, w, bias_data, y, g, borders.plan, act, False, n_threads)
 
 
 def input_grad(const floating[::1] dy, const floating[::1] w, floating[::1] dx, g, int n_threads):
-    """dx, the gradient of the forward pass with respect to x, from dy (dx non-empty)."""
-    gather(dy, w, <const floating *> NULL, dx, g, True, n_threads)
+    """dx, the gradient of the forward pass with respect to x, from dy (dx non-empty). In padding
+    modes other than zeros, the gradient reaching the padding then flows to the pixels it copies."""
+    cdef Dims d = dims_of(g)
+    cdef Borders borders = Borders(g)
+    cdef Py_ssize_t item, n_blocks = (d.C + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK
+    gather(dy, w, <const floating *> NULL, dx, g, NULL, IDENTITY, True, n_threads)
+    if borders.plan == NULL:
+        return
+    with nogil:
+        for item in prange(d.N * n_blocks, schedule="static", num_threads=threads_for(&d, n_threads)):
+            border_rows(ADD_TO_SOURCE, &dx[0], <floating *> &w[0], <floating *> &dy[0], borders.plan, &d,
+                        item // n_blocks, 0, d.OH, item % n_blocks * CHANNEL_BLOCK,
+                        min(<Py_ssize_t> CHANNEL_BLOCK, d.C - item % n_blocks * CHANNEL_BLOCK))
 
 
 cdef void column_ranges(Py_ssize_t *lo, Py_ssize_t *hi, const Dims *d) noexcept nogil:
@@ -510,8 +748,9 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
     cdef Py_ssize_t n_chunks = max(1, min(n_rows, (REDUCTION_ITEMS + n_blocks - 1) // n_blocks))
     cdef Py_ssize_t chunk_rows = (n_rows + n_chunks - 1) // n_chunks if n_rows else 0
     cdef Py_ssize_t partial_size = (n_taps + 1) * CM
-    cdef Py_ssize_t item, chunk, c0, e
+    cdef Py_ssize_t item, chunk, c0, e, n
     cdef floating total
+    cdef Borders borders = Borders(g)
     cdef floating *partials = NULL
     cdef floating *db_data = NULL if db is None else &db[0]
     cdef Py_ssize_t *col_lo = NULL
@@ -542,6 +781,14 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
                     dw[e] = total
                 elif db_data != NULL:
                     db_data[e - n_taps * CM] = total
+            if borders.plan != NULL:
+                # each item owns a block of channels and visits images and pixels in a fixed order
+                for item in prange((d.C + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK, schedule="static",
+                                   num_threads=n_threads):
+                    for n in range(d.N):
+                        border_rows(ADD_TO_FILTER, <floating *> &x[0], &dw[0], <floating *> &dy[0], borders.plan,
+                                    &d, n, 0, d.OH, item * CHANNEL_BLOCK,
+                                    min(<Py_ssize_t> CHANNEL_BLOCK, d.C - item * CHANNEL_BLOCK))
     finally:
         free(partials)
         free(col_lo)

@@ -29,7 +29,13 @@ __all__ = [
     "conv2d_forward",
     "conv2d_backprop_input",
     "conv2d_backprop_filter",
+    "activate",
+    "PADDING_MODES",
+    "ACTIVATIONS",
 ]
+
+# padding_mode name -> numpy.pad mode
+PADDING_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
 # ---------------------------------------------------------------------------
@@ -128,16 +134,32 @@ def _filters4(filters):
     return w
 
 
-def _pad(x_nhwc, padding):
+def _pad(x_nhwc, padding, padding_mode="zeros"):
     (t, b), (l, r) = padding
-    return np.pad(x_nhwc, ((0, 0), (t, b), (l, r), (0, 0)))
+    return np.pad(x_nhwc, ((0, 0), (t, b), (l, r), (0, 0)), mode=PADDING_MODES[padding_mode])
+
+
+def _fold(buf, in_hw, padding, padding_mode):
+    """The adjoint of _pad: add each padded pixel's gradient into the input pixel it copies.
+
+    np.pad applied to the coordinates themselves says which input pixel each padded one copies."""
+    (t, b), (l, r) = padding
+    H, W = in_hw
+    if padding_mode == "zeros":
+        return buf[:, t: t + H, l: l + W, :]
+    rows = np.pad(np.arange(H), (t, b), mode=PADDING_MODES[padding_mode])
+    cols = np.pad(np.arange(W), (l, r), mode=PADDING_MODES[padding_mode])
+    out = np.zeros((buf.shape[0], H, W, buf.shape[3]), dtype=np.float64)
+    np.add.at(out, (slice(None), rows[:, None], cols[None, :]), buf)
+    return out
 
 
 # ---------------------------------------------------------------------------
 # forward
 
 
-def conv2d_forward(x, filters, strides, padding, data_format, dilations, bias=None):
+def conv2d_forward(x, filters, strides, padding, data_format, dilations, bias=None,
+                   padding_mode="zeros"):
     """Depthwise conv forward in float64; returns data_format layout."""
     x = _to_nhwc(np.asarray(x, dtype=np.float64), data_format)
     w = _filters4(filters)
@@ -148,7 +170,7 @@ def conv2d_forward(x, filters, strides, padding, data_format, dilations, bias=No
     sh, sw = strides
     dh, dw = dilations
     OH, OW = output_hw((H, W), (kh, kw), strides, padding, dilations)
-    xp = _pad(x, padding)
+    xp = _pad(x, padding, padding_mode)
     acc = np.zeros((N, OH, OW, C, M), dtype=np.float64)
     for i in range(kh):
         for j in range(kw):
@@ -166,11 +188,11 @@ def conv2d_forward(x, filters, strides, padding, data_format, dilations, bias=No
 
 
 def conv2d_backprop_input(input_shape, filters, grad_output, strides, padding,
-                          data_format, dilations):
+                          data_format, dilations, padding_mode="zeros"):
     """d(sum(forward * grad_output)) / dx in float64, shape ``input_shape``.
 
     Scatter-add of grad_output * w into a zero buffer the size of the padded
-    input, then crop the padding away.
+    input, then fold the padding back onto the pixels it copies (crop it for zeros).
     """
     fmt = normalize_format(data_format)
     input_shape = tuple(int(s) for s in input_shape)
@@ -195,12 +217,12 @@ def conv2d_backprop_input(input_shape, filters, grad_output, strides, padding,
         for j in range(kw):
             buf[:, i * dh: i * dh + (OH - 1) * sh + 1: sh,
                    j * dw: j * dw + (OW - 1) * sw + 1: sw, :] += (g * w[i, j]).sum(axis=-1)
-    gx = buf[:, t: t + H, l: l + W, :]
+    gx = _fold(buf, (H, W), padding, padding_mode)
     return np.ascontiguousarray(_from_nhwc(gx, fmt))
 
 
 def conv2d_backprop_filter(x, filter_shape, grad_output, strides, padding,
-                           data_format, dilations):
+                           data_format, dilations, padding_mode="zeros"):
     """d(sum(forward * grad_output)) / dfilters in float64, shape ``filter_shape``.
 
     ``filter_shape`` is (kh, kw, C, M) or (kh, kw, C) (then M must be 1).
@@ -220,7 +242,7 @@ def conv2d_backprop_filter(x, filter_shape, grad_output, strides, padding,
     if g.shape != (N, OH, OW, C * M):
         raise ValueError("grad_output shape mismatch")
     g = g.reshape(N, OH, OW, C, M)
-    xp = _pad(x, padding)
+    xp = _pad(x, padding, padding_mode)
     gw = np.zeros((kh, kw, C, M), dtype=np.float64)
     for i in range(kh):
         for j in range(kw):
@@ -228,3 +250,28 @@ def conv2d_backprop_filter(x, filter_shape, grad_output, strides, padding,
                         j * dw: j * dw + (OW - 1) * sw + 1: sw, :]
             gw[i, j] = (win[..., None] * g).sum(axis=(0, 1, 2))
     return gw.reshape(filter_shape)
+
+
+# ---------------------------------------------------------------------------
+# activations, from their definitions
+
+
+def _erf(v):
+    from math import erf
+    return np.vectorize(erf, otypes=[np.float64])(v)
+
+
+ACTIVATIONS = {
+    "relu": lambda v: np.maximum(v, 0),
+    "relu6": lambda v: np.clip(v, 0, 6),
+    "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
+    "tanh": np.tanh,
+    "gelu": lambda v: 0.5 * v * (1 + _erf(v / np.sqrt(2))),
+    "silu": lambda v: v / (1 + np.exp(-v)),
+    "hard_swish": lambda v: v * np.clip(v + 3, 0, 6) / 6,
+}
+
+
+def activate(y, name):
+    """`name`d activation of float64 `y` (None: unchanged)."""
+    return y if name is None else ACTIVATIONS[name](np.asarray(y, dtype=np.float64))

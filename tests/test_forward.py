@@ -776,29 +776,6 @@ def test_awkward_inputs(which, kind, dtype, data_format):
                       bias=b, out_dtype=out_dtype)
 
 
-@pytest.mark.parametrize("data_format", FORMATS)
-def test_integer_inputs(data_format):
-    # API.md: "float32 if both x and filters are float32, else float64
-    # (float32/float64 mixes compute in float64)".  Whether integer arrays are
-    # in that "else" is not settled by the contract; the two acceptable
-    # behaviours are a correct float64 result, or a TypeError that names the
-    # offending parameter in backticks.  Anything else (wrong numbers, a
-    # float32 or integer result, another exception) fails.
-    rng = np.random.default_rng(17)
-    x = rng.integers(0, 255, size=(1, 6, 6, 2) if data_format == "NHWC" else (1, 2, 6, 6))
-    w = rng.integers(-3, 4, size=(3, 3, 2, 2))
-    for xi, wi, bad in [(x.astype(np.uint8), w.astype(np.int32), "`x`"),
-                        (x, w.astype(np.float32), "`x`"),
-                        (x.astype(np.float32), w, "`filters`")]:
-        try:
-            got = dwconv.depthwise_conv2d(xi, wi, 1, "VALID", data_format=data_format)
-        except TypeError as exc:
-            assert bad in str(exc), str(exc)
-            continue
-        assert_conv_close(got, xi, wi, (1, 1), ((0, 0), (0, 0)), data_format, (1, 1),
-                          out_dtype=np.float64)
-
-
 # ---------------------------------------------------------------------------
 # out= and bias=
 

@@ -1,0 +1,269 @@
+"""Padding modes, float16 and integer images, ``dtype=`` and fused activations.
+
+Every expectation comes from ``tests/reference.py``: its padding modes pad with ``numpy.pad``
+(modes reflect / edge / wrap) and fold the gradient back with ``np.add.at``; its activations are
+written from their definitions.
+"""
+
+import numpy as np
+import pytest
+
+import dwconv
+from reference import (ACTIVATIONS, activate, conv2d_backprop_filter, conv2d_backprop_input, conv2d_forward,
+                       normalize_pair, resolve_padding)
+from sweep import to_format
+
+MODES = ("zeros", "reflect", "replicate", "circular")
+
+# (H, W, kernel, strides, dilations, padding): padding wider than the image (reflect and wrap then
+# fold more than once), SAME with strides, dilation reaching past a 1-pixel image, asymmetric pads
+GEOMETRIES = [
+    (7, 9, (3, 3), 1, 1, 1),
+    (8, 8, (5, 5), 2, 1, "SAME"),
+    (6, 11, (3, 5), (1, 2), (2, 1), ((2, 1), (3, 0))),
+    (5, 5, (7, 7), 1, 1, 3),
+    (4, 6, (3, 3), 3, 2, ((6, 5), (7, 2))),
+    (1, 1, (3, 3), 1, 1, 1),
+    (2, 3, (2, 4), 1, (2, 2), ((3, 3), (4, 1))),
+    (9, 7, (1, 1), 2, 1, ((1, 1), (2, 2))),
+]
+
+
+def case(rng, fmt, H, W, kernel, C=5, M=2, N=2, dtype=np.float64):
+    x = to_format(rng.standard_normal((N, H, W, C)), fmt).astype(dtype)
+    w = rng.standard_normal((*kernel, C, M)).astype(dtype)
+    return x, w
+
+
+def assert_close(got, ref, scale, dtype, taps, lipschitz=1.0):
+    """|got - ref| within the accumulation error of `dtype` (relative to `scale`, the result for
+    |x| and |w|), magnified by at most `lipschitz` through an activation, plus the rounding of
+    the result into `dtype`."""
+    dtype = np.dtype(dtype)
+    assert got.dtype == dtype and got.shape == ref.shape, (got.dtype, got.shape, dtype, ref.shape)
+    accumulate = 1e-12 if dtype == np.float64 else 2e-6 * np.sqrt(taps + 1)
+    bound = lipschitz * accumulate * scale + np.finfo(dtype).eps / 2 * np.abs(ref) + np.finfo(dtype).tiny
+    err = np.abs(got.astype(np.float64) - ref)
+    assert (err <= bound).all(), f"max error {err.max():.3g}, worst excess {(err - bound).max():.3g}"
+
+
+def reference(x, w, strides, padding, fmt, dilations, mode, bias=None, activation=None):
+    pad = resolve_padding(padding, x.shape[1:3] if fmt == "NHWC" else x.shape[2:], w.shape[:2],
+                          normalize_pair(strides), normalize_pair(dilations))
+    args = (normalize_pair(strides), pad, fmt, normalize_pair(dilations))
+    ref = activate(conv2d_forward(x, w, *args, bias=bias, padding_mode=mode), activation)
+    scale = conv2d_forward(np.abs(x), np.abs(w), *args, bias=None if bias is None else np.abs(bias),
+                           padding_mode=mode)
+    return ref, scale, args
+
+
+@pytest.mark.parametrize("fmt", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=lambda g: f"{g[0]}x{g[1]}-k{g[2]}-s{g[3]}-d{g[4]}-p{g[5]}")
+def test_padding_modes(fmt, mode, geometry):
+    """Forward and both gradients of every padding mode, against numpy.pad and its adjoint."""
+    H, W, kernel, strides, dilations, padding = geometry
+    rng = np.random.default_rng([GEOMETRIES.index(geometry), MODES.index(mode), fmt == "NCHW"])
+    x, w = case(rng, fmt, H, W, kernel)
+    bias = rng.standard_normal(w.shape[2] * w.shape[3])
+    kwargs = dict(data_format=fmt, dilations=dilations, padding_mode=mode)
+    ref, scale, args = reference(x, w, strides, padding, fmt, dilations, mode, bias=bias)
+    taps = kernel[0] * kernel[1]
+    assert_close(dwconv.depthwise_conv2d(x, w, strides, padding, bias=bias, **kwargs), ref, scale, np.float64, taps)
+
+    dy = rng.standard_normal(ref.shape)
+    grads = dwconv.depthwise_conv2d_grad(x, w, dy, strides, padding, **kwargs)
+    ref_dx = conv2d_backprop_input(x.shape, w, dy, *args, padding_mode=mode)
+    ref_dw = conv2d_backprop_filter(x, w.shape, dy, *args, padding_mode=mode)
+    dx_scale = conv2d_backprop_input(x.shape, np.abs(w), np.abs(dy), *args, padding_mode=mode)
+    dw_scale = conv2d_backprop_filter(np.abs(x), w.shape, np.abs(dy), *args, padding_mode=mode)
+    for got in (grads.input, dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, strides, padding, **kwargs)):
+        assert_close(got, ref_dx, dx_scale, np.float64, ref.size)
+    for got in (grads.filters, dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, strides, padding, **kwargs)):
+        assert_close(got, ref_dw, dw_scale, np.float64, ref.size)
+
+
+@pytest.mark.parametrize("fmt", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("mode", MODES[1:])
+def test_padding_modes_threaded_and_wide(fmt, mode):
+    """Big enough to run on several threads, with channel blocks of 64 and a remainder."""
+    rng = np.random.default_rng(5)
+    x, w = case(rng, fmt, 30, 37, (5, 5), C=70, M=1, N=3, dtype=np.float32)
+    ref, scale, args = reference(x, w, 2, "SAME", fmt, 1, mode)
+    for threads in (1, 2):
+        got = dwconv.depthwise_conv2d(x, w, 2, "SAME", data_format=fmt, padding_mode=mode, num_threads=threads)
+        assert_close(got, ref, scale, np.float32, 25)
+    dy = rng.standard_normal(ref.shape).astype(np.float32)
+    dx = [dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, 2, "SAME", data_format=fmt, padding_mode=mode,
+                                                 num_threads=t) for t in (1, 2)]
+    dw = [dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, 2, "SAME", data_format=fmt, padding_mode=mode,
+                                                  num_threads=t) for t in (1, 2)]
+    assert_close(dx[0], conv2d_backprop_input(x.shape, w, dy, *args, padding_mode=mode),
+                 conv2d_backprop_input(x.shape, np.abs(w), np.abs(dy), *args, padding_mode=mode), np.float32, 25)
+    assert_close(dw[0], conv2d_backprop_filter(x, w.shape, dy, *args, padding_mode=mode),
+                 conv2d_backprop_filter(np.abs(x), w.shape, np.abs(dy), *args, padding_mode=mode), np.float32,
+                 dy.size)
+    np.testing.assert_array_equal(dx[0], dx[1])
+    np.testing.assert_array_equal(dw[0], dw[1])  # the filter gradient is bitwise thread-independent
+
+
+def test_valid_padding_ignores_the_mode():
+    rng = np.random.default_rng(1)
+    x, w = case(rng, "NHWC", 6, 6, (3, 3))
+    results = [dwconv.depthwise_conv2d(x, w, padding="VALID", padding_mode=m) for m in MODES]
+    for got in results[1:]:
+        np.testing.assert_array_equal(got, results[0])
+
+
+# ---------------------------------------------------------------------------
+# dtypes
+
+
+@pytest.mark.parametrize("fmt", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("w_dtype", [np.float16, np.float32])
+def test_float16(fmt, w_dtype):
+    """float16 data gives a float16 result accumulated in float32: within float16 rounding of the
+    exact result, forward and gradients."""
+    rng = np.random.default_rng(3)
+    x, w = case(rng, fmt, 12, 10, (3, 3), C=20, M=2)
+    x, w = x.astype(np.float16), w.astype(w_dtype)
+    bias = rng.standard_normal(40).astype(np.float16)
+    ref, scale, args = reference(x, w, 1, "SAME", fmt, 1, "reflect", bias=bias)
+    got = dwconv.depthwise_conv2d(x, w, 1, "SAME", data_format=fmt, bias=bias, padding_mode="reflect")
+    assert_close(got, ref, scale, np.float16, 9)
+
+    dy = rng.standard_normal(ref.shape).astype(np.float16)
+    grads = dwconv.depthwise_conv2d_grad(x, w, dy, 1, "SAME", data_format=fmt, padding_mode="reflect")
+    assert_close(grads.input, conv2d_backprop_input(x.shape, w, dy, *args, padding_mode="reflect"),
+                 conv2d_backprop_input(x.shape, np.abs(w), np.abs(dy), *args, padding_mode="reflect"),
+                 np.float16, 9)
+    assert_close(grads.filters, conv2d_backprop_filter(x, w.shape, dy, *args, padding_mode="reflect"),
+                 conv2d_backprop_filter(np.abs(x), w.shape, np.abs(dy), *args, padding_mode="reflect"),
+                 np.float16, dy.size)
+    axes = (0, 1, 2) if fmt == "NHWC" else (0, 2, 3)
+    assert grads.bias.dtype == np.float16
+    np.testing.assert_allclose(grads.bias, dy.astype(np.float64).sum(axis=axes), rtol=1e-3, atol=1e-2)
+
+
+def test_float16_accumulates_in_float32():
+    """Summing 49 float16 products in float16 would lose the small terms; float32 keeps them."""
+    x = np.full((1, 7, 7, 1), 1.0, np.float16)
+    w = np.full((7, 7, 1), 2.0 ** -11, np.float16)
+    w[0, 0, 0] = 1.0
+    got = dwconv.depthwise_conv2d(x, w)
+    assert got.dtype == np.float16
+    assert got.item() == np.float16(1 + 48 * 2.0 ** -11)
+
+
+@pytest.mark.parametrize("fmt", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("x_dtype", [np.uint8, np.uint16, np.int16, np.int32])
+@pytest.mark.parametrize("dtype", [None, np.float16, np.float32, np.float64])
+def test_integer_images(fmt, x_dtype, dtype):
+    """Integer images compute in float32 (float64 when asked for) with a float32 result by default."""
+    rng = np.random.default_rng(4)
+    info = np.iinfo(x_dtype)
+    x = to_format(rng.integers(max(info.min, -1000), min(info.max, 1000), (2, 9, 8, 3), endpoint=True),
+                  fmt).astype(x_dtype)
+    w = rng.standard_normal((3, 3, 3)).astype(np.float32)
+    ref, scale, _ = reference(x, w, 2, "SAME", fmt, 1, "replicate")
+    got = dwconv.depthwise_conv2d(x, w, 2, "SAME", data_format=fmt, padding_mode="replicate", dtype=dtype)
+    assert_close(got, ref, scale, np.float32 if dtype is None else dtype, 9)
+
+
+def test_default_result_dtypes():
+    x32, x16, w32, w64 = (np.ones((1, 4, 4, 2), t) for t in (np.float32, np.float16, np.float32, np.float64))
+    w32, w64 = w32[0, :3, :3], w64[0, :3, :3]
+    assert dwconv.depthwise_conv2d(x32, w32).dtype == np.float32
+    assert dwconv.depthwise_conv2d(x32, w64).dtype == np.float64
+    assert dwconv.depthwise_conv2d(x16, w32).dtype == np.float16  # mixed precision: weights kept in float32
+    assert dwconv.depthwise_conv2d(x16, w64).dtype == np.float64
+    assert dwconv.depthwise_conv2d(x16.astype(np.uint8), w32).dtype == np.float32
+    assert dwconv.depthwise_conv2d(x32, w32, dtype="float16").dtype == np.float16
+
+
+def test_float16_out_argument():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 5, 5, 2)).astype(np.float16)
+    w = rng.standard_normal((3, 3, 2)).astype(np.float16)
+    out = np.full((1, 3, 3, 2), np.nan, np.float16)
+    assert dwconv.depthwise_conv2d(x, w, out=out) is out
+    ref, scale, _ = reference(x, w, 1, "VALID", "NHWC", 1, "zeros")
+    assert_close(out, ref, scale, np.float16, 9)
+
+
+# ---------------------------------------------------------------------------
+# activations
+
+# the largest slope of each activation, which bounds how far it magnifies an error
+SLOPES = {"relu": 1, "relu6": 1, "sigmoid": 0.25, "tanh": 1, "gelu": 1.13, "silu": 1.1, "hard_swish": 1.5}
+
+
+@pytest.mark.parametrize("fmt", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_activations(fmt, dtype, activation):
+    """Each named activation, after the bias, on values spread over its interesting range, with a
+    padding mode whose border taps are added before activating."""
+    rng = np.random.default_rng(7)
+    x, w = case(rng, fmt, 11, 13, (3, 3), C=70, M=1, dtype=dtype)
+    x *= 3
+    bias = rng.standard_normal(70).astype(dtype)
+    for mode in ("zeros", "circular"):
+        ref, scale, _ = reference(x, w, 1, 1, fmt, 1, mode, bias=bias, activation=activation)
+        got = dwconv.depthwise_conv2d(x, w, 1, 1, data_format=fmt, bias=bias, padding_mode=mode,
+                                      activation=activation)
+        assert_close(got, ref, scale, dtype, 10, SLOPES[activation])
+
+
+def test_activation_keeps_nan():
+    x = np.full((1, 3, 3, 1), np.nan)
+    for activation in ACTIVATIONS:
+        assert np.isnan(dwconv.depthwise_conv2d(x, np.ones((1, 1, 1)), activation=activation)).all()
+
+
+def test_callable_activation():
+    rng = np.random.default_rng(8)
+    x, w = case(rng, "NCHW", 6, 6, (3, 3), dtype=np.float32)
+    out = np.empty((2, 10, 4, 4), np.float32)
+    got = dwconv.depthwise_conv2d(x, w, data_format="NCHW", activation=np.square, out=out)
+    ref, scale, _ = reference(x, w, 1, "VALID", "NCHW", 1, "zeros")
+    assert got is out
+    np.testing.assert_allclose(got, ref ** 2, rtol=1e-4, atol=1e-5)
+
+
+def test_callable_activation_of_the_wrong_shape():
+    with pytest.raises(ValueError, match=r"`activation` returned shape \(3,\)"):
+        dwconv.depthwise_conv2d(np.ones((1, 4, 4, 1)), np.ones((3, 3, 1)), activation=lambda y: np.ones(3))
+
+
+# ---------------------------------------------------------------------------
+# bad arguments
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(padding_mode="mirror"), ValueError, "`padding_mode` must be one of 'zeros', 'reflect', 'replicate', "
+                                              "'circular', got 'mirror'"),
+    (dict(padding_mode=None), ValueError, "`padding_mode` must be one of"),
+    (dict(activation="softmax"), ValueError, "`activation` must be None, a callable or one of 'relu'"),
+    (dict(activation=3), ValueError, "got 3"),
+    (dict(dtype=np.int32), TypeError, "`dtype` must be float16, float32 or float64, got <class 'numpy.int32'>"),
+    (dict(dtype="complex"), TypeError, "`dtype` must be float16, float32 or float64, got 'complex'"),
+])
+def test_bad_feature_arguments(kwargs, error, message):
+    x, w = np.ones((1, 4, 4, 1)), np.ones((3, 3, 1))
+    out = np.full((1, 4, 4, 1), 7.0)
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
+        dwconv.depthwise_conv2d(x, w, padding=1, out=out, **kwargs)
+    assert (out == 7).all()
+
+
+@pytest.mark.parametrize("fn", ["backprop_input", "backprop_filter", "grad"])
+def test_gradients_check_the_mode(fn):
+    x, w, dy = np.ones((1, 4, 4, 1)), np.ones((3, 3, 1)), np.ones((1, 4, 4, 1))
+    call = {"backprop_input": lambda: dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, 1, 1, padding_mode="x"),
+            "backprop_filter": lambda: dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, 1, 1,
+                                                                               padding_mode="x"),
+            "grad": lambda: dwconv.depthwise_conv2d_grad(x, w, dy, 1, 1, padding_mode="x")}[fn]
+    with pytest.raises(ValueError, match="`padding_mode` must be one of"):
+        call()
+
