@@ -25,11 +25,8 @@ from dwconv import _args, _conv
 
 __all__ = ["depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_conv2d_backprop_filter"]
 
-_NUMPY_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
-
-
 def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHWC", dilations=1,
-                     bias=None, padding_mode="zeros", activation=None):
+                     bias=None, padding_mode="zeros", activation=None, dtype=None):
     """``dwconv.depthwise_conv2d`` of a dask array: a lazy dask array equal to the in-memory result.
 
     ``x`` is a ``dask.array.Array`` (anything else is wrapped as one chunk); ``filters`` and ``bias``
@@ -40,10 +37,10 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
     filters = _args.as_array(filters, "filters")
     _args.as_array(_virtual(x), "x")
     g = _args.geometry(x.shape, filters.shape, strides, padding, data_format, dilations,
-                       padding_mode=padding_mode)
-    dtype = _args.compute_dtype(_virtual(x), filters)
-    bias = _args.check_bias(bias, g, dtype)
+                       padding_mode_=padding_mode)
     activation = _args.activation(activation)
+    dtype, compute = _args.result_dtype(dtype, (_virtual(x),), filters)
+    bias = _args.check_bias(bias, g, compute)
     filters = filters.reshape(g.filter_shape)
     index = _index(g.layout)
     rows = _output_bounds(x.chunks[index.index("h")], g.sh, g.OH)
@@ -56,11 +53,11 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
         _forward_block, index, *arrays, token="depthwise_conv2d",
         adjust_chunks={"h": _sizes(rows), "w": _sizes(cols), "c": lambda c: c * g.M},
         concatenate=True, align_arrays=False, meta=np.empty((0,) * 4, dtype),
-        strides=(g.sh, g.sw), dilations=(g.dh, g.dw), data_format=g.layout, activation=activation)
+        strides=(g.sh, g.sw), dilations=(g.dh, g.dw), data_format=g.layout, activation=activation, dtype=dtype)
 
 
 def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1, padding="VALID", *,
-                                    data_format="NHWC", dilations=1, padding_mode="zeros"):
+                                    data_format="NHWC", dilations=1, padding_mode="zeros", dtype=None):
     """``dwconv.depthwise_conv2d_backprop_input`` of a dask ``grad_output``: a lazy dask array.
 
     Each chunk of the padded input's gradient comes from the output-gradient rows and columns whose
@@ -69,9 +66,9 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
     filters = _args.as_array(filters, "filters")
     grad_output = _as_dask(grad_output)
     g = _args.geometry(_args.shape_tuple(input_shape, "input_shape", (4,)), filters.shape, strides, padding,
-                       data_format, dilations, "input_shape", padding_mode=padding_mode)
+                       data_format, dilations, "input_shape", padding_mode_=padding_mode)
     _conv._grad_output(_virtual(grad_output), g)
-    dtype = _args.compute_dtype(filters, _virtual(grad_output))
+    dtype, compute = _args.result_dtype(dtype, (_virtual(grad_output),), filters)
     filters = filters.reshape(g.filter_shape)
     index = _index(g.layout)
     h, w, c = (index.index(axis) for axis in "hwc")
@@ -94,15 +91,15 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
         token="depthwise_conv2d_backprop_input",
         adjust_chunks={"h": tuple(n * g.sh for n in _sizes(rows)), "w": tuple(n * g.sw for n in _sizes(cols)),
                        "c": lambda n: n // g.M},
-        concatenate=True, align_arrays=False, meta=np.empty((0,) * 4, dtype),
-        halo=halo, strides=(g.sh, g.sw), dilations=(g.dh, g.dw), data_format=g.layout,
+        concatenate=True, align_arrays=False, meta=np.empty((0,) * 4, compute),
+        dtype=compute, halo=halo, strides=(g.sh, g.sw), dilations=(g.dh, g.dw), data_format=g.layout,
         padding=((halo[0] * g.sh, max(eh - g.sh, 0)), (halo[1] * g.sw, max(ew - g.sw, 0))))
-    return _fold_padding(_fold_padding(padded_grad, h, g.H, g.pt, g.pb, g.mode),
-                         w, g.W, g.pl, g.pr, g.mode)
+    grad = _fold_padding(_fold_padding(padded_grad, h, g.H, g.pt, g.pb, g.mode), w, g.W, g.pl, g.pr, g.mode)
+    return grad.astype(dtype)
 
 
 def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, padding="VALID", *,
-                                     data_format="NHWC", dilations=1, padding_mode="zeros"):
+                                     data_format="NHWC", dilations=1, padding_mode="zeros", dtype=None):
     """``dwconv.depthwise_conv2d_backprop_filter`` of dask ``x`` and ``grad_output``: a lazy dask array.
 
     One partial gradient per output-gradient chunk (from the input slab it reads), summed by dask's
@@ -112,9 +109,9 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
     _args.as_array(_virtual(x), "x")
     filter_shape = _args.shape_tuple(filter_shape, "filter_shape", (3, 4))
     g = _args.geometry(x.shape, filter_shape, strides, padding, data_format, dilations, "x", "filter_shape",
-                       padding_mode=padding_mode)
+                       padding_mode_=padding_mode)
     _conv._grad_output(_virtual(grad_output), g)
-    dtype = _args.compute_dtype(_virtual(x), _virtual(grad_output))
+    dtype, compute = _args.result_dtype(dtype, (_virtual(x), _virtual(grad_output)))
     index = _index(g.layout)
     n, h, w, c = (index.index(axis) for axis in "nhwc")
     grad_output = grad_output.rechunk({n: x.chunks[n], c: tuple(k * g.M for k in x.chunks[c])})
@@ -123,9 +120,9 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
     partial = da.blockwise(
         _filter_grad_block, "nhwijcm", _input_slabs(x, g, index, rows, cols), index, grad_output, index,
         token="depthwise_conv2d_backprop_filter", new_axes={"i": g.kh, "j": g.kw, "m": g.M},
-        adjust_chunks={"n": 1, "h": 1, "w": 1}, align_arrays=False, meta=np.empty((0,) * 7, dtype),
-        kernel=(g.kh, g.kw), strides=(g.sh, g.sw), dilations=(g.dh, g.dw), data_format=g.layout)
-    total = partial.sum(axis=(0, 1, 2), dtype=dtype)
+        adjust_chunks={"n": 1, "h": 1, "w": 1}, align_arrays=False, meta=np.empty((0,) * 7, compute),
+        kernel=(g.kh, g.kw), strides=(g.sh, g.sw), dilations=(g.dh, g.dw), data_format=g.layout, dtype=compute)
+    total = partial.sum(axis=(0, 1, 2)).astype(dtype)
     return total if len(filter_shape) == 4 else total[..., 0]
 
 
@@ -240,7 +237,7 @@ def _padding_runs(n, before, after, mode):
     if mode == "zeros":
         source = np.pad(np.arange(n), (before, after), constant_values=-1)
     else:
-        source = np.pad(np.arange(n), (before, after), mode=_NUMPY_PAD_MODES[mode])
+        source = np.pad(np.arange(n), (before, after), mode=_args.PADDING_MODES[mode])
     runs = []
     for first, end in ((0, before), (before + n, before + n + after)):
         start = first
