@@ -19,6 +19,8 @@ from collections import namedtuple
 
 import dask.array as da
 import numpy as np
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
 
 import dwconv
 from dwconv import _args, _conv
@@ -53,7 +55,8 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
         _forward_block, index, *arrays, token="depthwise_conv2d",
         adjust_chunks={"h": _sizes(rows), "w": _sizes(cols), "c": lambda c: c * g.M},
         concatenate=True, align_arrays=False, meta=np.empty((0,) * 4, dtype),
-        strides=(g.sh, g.sw), dilations=(g.dh, g.dw), data_format=g.layout, activation=activation, dtype=dtype)
+        strides=(g.sh, g.sw), dilations=(g.dh, g.dw), data_format=g.layout, activation=activation,
+        result_dtype=dtype)
 
 
 def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1, padding="VALID", *,
@@ -84,15 +87,14 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
     extended = da.pad(grad_output, pad_width, mode="constant")
     rows = _bounds(_chunk_starts(grad_output.chunks[h]), padded_rows)
     cols = _bounds(_chunk_starts(grad_output.chunks[w]), padded_cols)
-    slabs = _slabs(_slabs(extended, h, [(a, b + halo[0]) for a, b in rows]),
-                   w, [(a, b + halo[1]) for a, b in cols])
+    slabs = _slabs(extended, h, w, [(a, b + halo[0]) for a, b in rows], [(a, b + halo[1]) for a, b in cols])
     padded_grad = da.blockwise(
         _input_grad_block, index, slabs, index, _channel_sliced(filters, grad_output.chunks[c], g.M), "ijcm",
         token="depthwise_conv2d_backprop_input",
         adjust_chunks={"h": tuple(n * g.sh for n in _sizes(rows)), "w": tuple(n * g.sw for n in _sizes(cols)),
                        "c": lambda n: n // g.M},
         concatenate=True, align_arrays=False, meta=np.empty((0,) * 4, compute),
-        dtype=compute, halo=halo, strides=(g.sh, g.sw), dilations=(g.dh, g.dw), data_format=g.layout,
+        result_dtype=compute, halo=halo, strides=(g.sh, g.sw), dilations=(g.dh, g.dw), data_format=g.layout,
         padding=((halo[0] * g.sh, max(eh - g.sh, 0)), (halo[1] * g.sw, max(ew - g.sw, 0))))
     grad = _fold_padding(_fold_padding(padded_grad, h, g.H, g.pt, g.pb, g.mode), w, g.W, g.pl, g.pr, g.mode)
     return grad.astype(dtype)
@@ -121,18 +123,21 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
         _filter_grad_block, "nhwijcm", _input_slabs(x, g, index, rows, cols), index, grad_output, index,
         token="depthwise_conv2d_backprop_filter", new_axes={"i": g.kh, "j": g.kw, "m": g.M},
         adjust_chunks={"n": 1, "h": 1, "w": 1}, align_arrays=False, meta=np.empty((0,) * 7, compute),
-        kernel=(g.kh, g.kw), strides=(g.sh, g.sw), dilations=(g.dh, g.dw), data_format=g.layout, dtype=compute)
+        kernel=(g.kh, g.kw), strides=(g.sh, g.sw), dilations=(g.dh, g.dw), data_format=g.layout,
+        result_dtype=compute)
     total = partial.sum(axis=(0, 1, 2)).astype(dtype)
     return total if len(filter_shape) == 4 else total[..., 0]
 
 
 # -- the work of one chunk: an in-memory call with explicit ("VALID"-style) padding amounts --------
 
-def _forward_block(x, filters, bias=None, **arguments):
-    return dwconv.depthwise_conv2d(x, filters, padding="VALID", bias=bias, **arguments)
+# (blockwise keeps `dtype=` for itself: the blocks get theirs as `result_dtype`)
+
+def _forward_block(x, filters, bias=None, *, result_dtype, **arguments):
+    return dwconv.depthwise_conv2d(x, filters, padding="VALID", bias=bias, dtype=result_dtype, **arguments)
 
 
-def _input_grad_block(grad_output, filters, *, halo, strides, data_format, **arguments):
+def _input_grad_block(grad_output, filters, *, halo, strides, data_format, result_dtype, **arguments):
     """The gradient of the padded-input rows and columns this chunk of outputs (and its `halo` of
     earlier ones) reaches, `strides` rows and columns per output row and column."""
     multiplier = filters.shape[3]
@@ -143,16 +148,16 @@ def _input_grad_block(grad_output, filters, *, halo, strides, data_format, **arg
         n, channels, rows, cols = grad_output.shape
         input_shape = (n, channels // multiplier, (rows - halo[0]) * strides[0], (cols - halo[1]) * strides[1])
     return dwconv.depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides,
-                                                  data_format=data_format, **arguments)
+                                                  data_format=data_format, dtype=result_dtype, **arguments)
 
 
-def _filter_grad_block(x, grad_output, *, kernel, data_format, **arguments):
+def _filter_grad_block(x, grad_output, *, kernel, data_format, result_dtype, **arguments):
     """This chunk's share of the filter gradient, with three leading axes of one for the batch, row
     and column chunk it sums over."""
     channels = x.shape[data_format.index("C")]
     multiplier = grad_output.shape[data_format.index("C")] // channels
     grad = dwconv.depthwise_conv2d_backprop_filter(x, kernel + (channels, multiplier), grad_output, padding="VALID",
-                                                   data_format=data_format, **arguments)
+                                                   data_format=data_format, dtype=result_dtype, **arguments)
     return grad[None, None, None]
 
 
@@ -208,13 +213,55 @@ def _channel_sliced(filters, channel_chunks, multiplier=1):
     return da.from_array(filters, chunks=filters.shape[:2] + (chunks,) + filters.shape[3:])
 
 
+def _along(axis, index):
+    """An index that applies `index` along `axis` and takes everything along the others."""
+    return (slice(None),) * axis + (index,)
+
+
 def _take(array, axis, index):
-    return array[(slice(None),) * axis + (index,)]
+    return array[_along(axis, index)]
 
 
-def _slabs(array, axis, bounds):
-    """`array` cut into one chunk per (start, stop) in `bounds` along `axis`; the slabs may overlap."""
-    return da.concatenate([_take(array, axis, slice(a, b)).rechunk({axis: b - a}) for a, b in bounds], axis)
+def _slabs(array, h, w, rows, cols):
+    """`array` cut into one chunk per region `rows[k]` x `cols[l]` ((start, stop) pairs along axes `h`
+    and `w`; the regions may overlap), each gathered in one task from the chunks it overlaps."""
+    name = "slabs-" + tokenize(array, h, w, rows, cols)
+    row_pieces = [_pieces(array.chunks[h], start, stop) for start, stop in rows]
+    col_pieces = [_pieces(array.chunks[w], start, stop) for start, stop in cols]
+    numblocks = list(array.numblocks)
+    numblocks[h], numblocks[w] = len(rows), len(cols)
+    graph = {}
+    for index in np.ndindex(*numblocks):
+        keys = [[_key(array.name, index, {h: i, w: j}) for j, _ in col_pieces[index[w]]]
+                for i, _ in row_pieces[index[h]]]
+        graph[(name, *index)] = (_gather, keys, [piece for _, piece in row_pieces[index[h]]],
+                                 [piece for _, piece in col_pieces[index[w]]], h, w)
+    chunks = list(array.chunks)
+    chunks[h], chunks[w] = _sizes(rows), _sizes(cols)
+    return da.Array(HighLevelGraph.from_collections(name, graph, dependencies=[array]), name, tuple(chunks),
+                    meta=np.empty((0,) * array.ndim, array.dtype))
+
+
+def _key(name, index, replaced):
+    """The key of chunk `index` of array `name`, with the chunk numbers along some axes `replaced`."""
+    return (name, *(replaced.get(axis, i) for axis, i in enumerate(index)))
+
+
+def _pieces(chunks, start, stop):
+    """(chunk number, slice in that chunk) of the chunks that [start, stop) overlaps."""
+    edges = np.cumsum((0,) + chunks).tolist()
+    return [(i, slice(max(start, lo) - lo, min(stop, hi) - lo))
+            for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])) if lo < stop and start < hi and lo < hi]
+
+
+def _gather(blocks, row_slices, col_slices, h, w):
+    """One array from a grid of chunks (rows along axis `h`, columns along `w`), each sliced first."""
+    def piece(block, rows, cols):
+        index = [slice(None)] * block.ndim
+        index[h], index[w] = rows, cols
+        return block[tuple(index)]
+    return np.concatenate([np.concatenate([piece(block, rows, cols) for block, cols in zip(row, col_slices)], w)
+                           for row, rows in zip(blocks, row_slices)], h)
 
 
 def _input_slabs(x, g, index, rows, cols):
@@ -222,13 +269,13 @@ def _input_slabs(x, g, index, rows, cols):
     h, w = index.index("h"), index.index("w")
     padded = _pad(_pad(x, h, g.H, g.pt, g.pb, g.mode), w, g.W, g.pl, g.pr, g.mode)
     eh, ew = _span(g.kh, g.dh), _span(g.kw, g.dw)
-    slabs = _slabs(padded, h, [(a * g.sh, (b - 1) * g.sh + eh) for a, b in rows])
-    return _slabs(slabs, w, [(a * g.sw, (b - 1) * g.sw + ew) for a, b in cols])
+    return _slabs(padded, h, w, [(a * g.sh, (b - 1) * g.sh + eh) for a, b in rows],
+                  [(a * g.sw, (b - 1) * g.sw + ew) for a, b in cols])
 
 
-# Padded positions [start, stop) that read zeros (lo is None) or the axis positions [lo, hi), in
-# order or reversed.
-_Run = namedtuple("_Run", "start stop lo hi reverse")
+# Padded positions [start, stop) that read zeros (lo is None) or the axis positions [lo, hi): in
+# order (step 1), reversed (step -1), or one position repeated (step 0, hi = lo + 1).
+_Run = namedtuple("_Run", "start stop lo hi step")
 
 
 def _padding_runs(n, before, after, mode):
@@ -244,8 +291,8 @@ def _padding_runs(n, before, after, mode):
         for stop in range(first + 1, end + 1):
             if stop == end or not _one_run(source[start:stop + 1]):
                 lo, hi = sorted((int(source[start]), int(source[stop - 1])))
-                runs.append(_Run(start, stop, None, None, False) if lo < 0 else
-                            _Run(start, stop, lo, hi + 1, bool(source[stop - 1] < source[start])))
+                step = int(source[start + 1] - source[start]) if stop - start > 1 else 1
+                runs.append(_Run(start, stop, None, None, 0) if lo < 0 else _Run(start, stop, lo, hi + 1, step))
                 start = stop
     return runs
 
@@ -254,22 +301,21 @@ def _one_run(source):
     if (source < 0).any():
         return bool((source < 0).all())
     steps = np.diff(source)
-    return bool((steps == 1).all() or (steps == -1).all())
-
-
-def _reversed(array, axis, reverse):
-    return _take(array, axis, slice(None, None, -1)) if reverse else array
+    return bool(steps[0] in (-1, 0, 1) and (steps == steps[0]).all())
 
 
 def _pad(x, axis, n, before, after, mode):
     """`x` padded along `axis` (of length `n`) as numpy.pad does in `mode`, lazily."""
     pieces = {True: [], False: []}
     for run in _padding_runs(n, before, after, mode):
+        length = run.stop - run.start
         if run.lo is None:
-            chunks = x.chunks[:axis] + ((run.stop - run.start,),) + x.chunks[axis + 1:]
+            chunks = x.chunks[:axis] + ((length,),) + x.chunks[axis + 1:]
             piece = da.zeros(tuple(map(sum, chunks)), dtype=x.dtype, chunks=chunks)
+        elif run.step == 0:
+            piece = da.repeat(_take(x, axis, slice(run.lo, run.hi)), length, axis)
         else:
-            piece = _reversed(_take(x, axis, slice(run.lo, run.hi)), axis, run.reverse)
+            piece = _take(x, axis, slice(run.lo, run.hi))[_along(axis, slice(None, None, run.step))]
         pieces[run.start < before].append(piece)
     return da.concatenate(pieces[True] + [x] + pieces[False], axis) if before + after else x
 
@@ -280,7 +326,8 @@ def _fold_padding(padded_grad, axis, n, before, after, mode):
     grad = _take(padded_grad, axis, slice(before, before + n))
     for run in _padding_runs(n, before, after, mode):
         if run.lo is not None:
-            piece = _reversed(_take(padded_grad, axis, slice(run.start, run.stop)), axis, run.reverse)
+            piece = _take(padded_grad, axis, slice(run.start, run.stop))
+            piece = piece.sum(axis, keepdims=True) if run.step == 0 else piece[_along(axis, slice(None, None, run.step))]
             parts = [_take(grad, axis, slice(0, run.lo)), _take(grad, axis, slice(run.lo, run.hi)) + piece,
                      _take(grad, axis, slice(run.hi, n))]
             grad = da.concatenate([part for part in parts if part.shape[axis]], axis)
