@@ -1,0 +1,334 @@
+"""Depthwise convolution of dask arrays: images and batches larger than memory, on one machine or a
+``dask.distributed`` cluster, with results equal to one in-memory call.
+
+The input may be chunked along batch, height, width and channels. Every output chunk is computed by
+the in-memory function from the slab of (padded) input it reads: the slab's halo comes from the
+kernel, the dilation and the stride, and output chunks start on stride-aligned input rows and
+columns, so strided results are exact. Chunks smaller than the halo simply make slabs that span
+several of them. Channel chunks take the matching slices of the filters and bias (depthwise
+channels are independent).
+
+Arguments are checked by ``dwconv._args`` exactly as for the in-memory functions, when the graph is
+built; nothing is computed before ``.compute()``. The padding modes are applied lazily with
+``numpy.pad``'s index semantics, so the kernels see only "VALID" problems.
+
+Each chunk runs on OpenMP's default thread count: a ``dask.distributed`` worker starts with
+``OMP_NUM_THREADS=1``, so a cluster with one thread per core uses each core once.
+"""
+from collections import namedtuple
+
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+
+import dwconv
+from dwconv import _args, _conv
+
+__all__ = ["depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_conv2d_backprop_filter"]
+
+def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHWC", dilations=1,
+                     bias=None, padding_mode="zeros", activation=None, dtype=None):
+    """``dwconv.depthwise_conv2d`` of a dask array: a lazy dask array equal to the in-memory result.
+
+    ``x`` is a ``dask.array.Array`` (anything else is wrapped as one chunk); ``filters`` and ``bias``
+    are small in-memory arrays. Arguments as for ``dwconv.depthwise_conv2d``. Output chunks follow
+    the input's (divided by the stride); channel chunk ``c`` becomes ``c * M`` output channels. A
+    callable ``activation`` is applied chunk by chunk, so it must be elementwise."""
+    x = _as_dask(x)
+    filters = _args.as_array(filters, "filters")
+    _args.as_array(_virtual(x), "x")
+    g = _args.geometry(x.shape, filters.shape, strides, padding, data_format, dilations,
+                       padding_mode_=padding_mode)
+    activation = _args.activation(activation)
+    dtype, compute = _args.result_dtype(dtype, (_virtual(x),), filters)
+    bias = _args.check_bias(bias, g, compute)
+    filters = filters.reshape(g.filter_shape)
+    index = _index(g.layout)
+    rows = _output_bounds(x.chunks[index.index("h")], g.sh, g.OH)
+    cols = _output_bounds(x.chunks[index.index("w")], g.sw, g.OW)
+    channel_chunks = x.chunks[index.index("c")]
+    arrays = [_input_slabs(x, g, index, rows, cols), index, _channel_sliced(filters, channel_chunks), "ijcm"]
+    if bias is not None:
+        arrays += [da.from_array(bias, chunks=(tuple(c * g.M for c in channel_chunks),)), "c"]
+    return da.blockwise(
+        _forward_block, index, *arrays, token="depthwise_conv2d",
+        adjust_chunks={"h": _sizes(rows), "w": _sizes(cols), "c": lambda c: c * g.M},
+        concatenate=True, align_arrays=False, meta=np.empty((0,) * 4, dtype),
+        strides=(g.sh, g.sw), dilations=(g.dh, g.dw), data_format=g.layout, activation=activation,
+        result_dtype=dtype)
+
+
+def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1, padding="VALID", *,
+                                    data_format="NHWC", dilations=1, padding_mode="zeros", dtype=None):
+    """``dwconv.depthwise_conv2d_backprop_input`` of a dask ``grad_output``: a lazy dask array.
+
+    Each chunk of the padded input's gradient comes from the output-gradient rows and columns whose
+    windows reach it (the chunk's halo); the padding is then folded back onto the input as the
+    transpose of ``padding_mode``."""
+    filters = _args.as_array(filters, "filters")
+    grad_output = _as_dask(grad_output)
+    g = _args.geometry(_args.shape_tuple(input_shape, "input_shape", (4,)), filters.shape, strides, padding,
+                       data_format, dilations, "input_shape", padding_mode_=padding_mode)
+    _conv._grad_output(_virtual(grad_output), g)
+    dtype, compute = _args.result_dtype(dtype, (_virtual(grad_output),), filters)
+    filters = filters.reshape(g.filter_shape)
+    index = _index(g.layout)
+    h, w, c = (index.index(axis) for axis in "hwc")
+    grad_output = grad_output.rechunk({c: _whole_groups(grad_output.chunks[c], g.M)})
+    # Output rows i reach padded rows i*sh .. i*sh + eh - 1: the padded rows of the chunk starting at
+    # output row o are reached from rows o - halo on. Zero rows before the first and after the last
+    # output row make every chunk's problem the same, and cover the whole padded input.
+    eh, ew = _span(g.kh, g.dh), _span(g.kw, g.dw)
+    halo = ((eh - 1) // g.sh, (ew - 1) // g.sw)
+    padded_rows, padded_cols = -(-(g.H + g.pt + g.pb) // g.sh), -(-(g.W + g.pl + g.pr) // g.sw)
+    pad_width = [(0, 0)] * 4
+    pad_width[h], pad_width[w] = (halo[0], padded_rows - g.OH), (halo[1], padded_cols - g.OW)
+    extended = da.pad(grad_output, pad_width, mode="constant")
+    rows = _bounds(_chunk_starts(grad_output.chunks[h]), padded_rows)
+    cols = _bounds(_chunk_starts(grad_output.chunks[w]), padded_cols)
+    slabs = _slabs(extended, h, w, [(a, b + halo[0]) for a, b in rows], [(a, b + halo[1]) for a, b in cols])
+    padded_grad = da.blockwise(
+        _input_grad_block, index, slabs, index, _channel_sliced(filters, grad_output.chunks[c], g.M), "ijcm",
+        token="depthwise_conv2d_backprop_input",
+        adjust_chunks={"h": tuple(n * g.sh for n in _sizes(rows)), "w": tuple(n * g.sw for n in _sizes(cols)),
+                       "c": lambda n: n // g.M},
+        concatenate=True, align_arrays=False, meta=np.empty((0,) * 4, compute),
+        result_dtype=compute, halo=halo, strides=(g.sh, g.sw), dilations=(g.dh, g.dw), data_format=g.layout,
+        padding=((halo[0] * g.sh, max(eh - g.sh, 0)), (halo[1] * g.sw, max(ew - g.sw, 0))))
+    grad = _fold_padding(_fold_padding(padded_grad, h, g.H, g.pt, g.pb, g.mode), w, g.W, g.pl, g.pr, g.mode)
+    return grad.astype(dtype)
+
+
+def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, padding="VALID", *,
+                                     data_format="NHWC", dilations=1, padding_mode="zeros", dtype=None):
+    """``dwconv.depthwise_conv2d_backprop_filter`` of dask ``x`` and ``grad_output``: a lazy dask array.
+
+    One partial gradient per output-gradient chunk (from the input slab it reads), summed by dask's
+    tree reduction."""
+    x = _as_dask(x)
+    grad_output = _as_dask(grad_output)
+    _args.as_array(_virtual(x), "x")
+    filter_shape = _args.shape_tuple(filter_shape, "filter_shape", (3, 4))
+    g = _args.geometry(x.shape, filter_shape, strides, padding, data_format, dilations, "x", "filter_shape",
+                       padding_mode_=padding_mode)
+    _conv._grad_output(_virtual(grad_output), g)
+    dtype, compute = _args.result_dtype(dtype, (_virtual(x), _virtual(grad_output)))
+    index = _index(g.layout)
+    n, h, w, c = (index.index(axis) for axis in "nhwc")
+    grad_output = grad_output.rechunk({n: x.chunks[n], c: tuple(k * g.M for k in x.chunks[c])})
+    rows = _bounds(_chunk_starts(grad_output.chunks[h]), g.OH)
+    cols = _bounds(_chunk_starts(grad_output.chunks[w]), g.OW)
+    partial = da.blockwise(
+        _filter_grad_block, "nhwijcm", _input_slabs(x, g, index, rows, cols), index, grad_output, index,
+        token="depthwise_conv2d_backprop_filter", new_axes={"i": g.kh, "j": g.kw, "m": g.M},
+        adjust_chunks={"n": 1, "h": 1, "w": 1}, align_arrays=False, meta=np.empty((0,) * 7, compute),
+        kernel=(g.kh, g.kw), strides=(g.sh, g.sw), dilations=(g.dh, g.dw), data_format=g.layout,
+        result_dtype=compute)
+    total = partial.sum(axis=(0, 1, 2)).astype(dtype)
+    return total if len(filter_shape) == 4 else total[..., 0]
+
+
+# -- the work of one chunk: an in-memory call with explicit ("VALID"-style) padding amounts --------
+
+# (blockwise keeps `dtype=` for itself: the blocks get theirs as `result_dtype`)
+
+def _forward_block(x, filters, bias=None, *, result_dtype, **arguments):
+    return dwconv.depthwise_conv2d(x, filters, padding="VALID", bias=bias, dtype=result_dtype, **arguments)
+
+
+def _input_grad_block(grad_output, filters, *, halo, strides, data_format, result_dtype, **arguments):
+    """The gradient of the padded-input rows and columns this chunk of outputs (and its `halo` of
+    earlier ones) reaches, `strides` rows and columns per output row and column."""
+    multiplier = filters.shape[3]
+    if data_format == "NHWC":
+        n, rows, cols, channels = grad_output.shape
+        input_shape = (n, (rows - halo[0]) * strides[0], (cols - halo[1]) * strides[1], channels // multiplier)
+    else:
+        n, channels, rows, cols = grad_output.shape
+        input_shape = (n, channels // multiplier, (rows - halo[0]) * strides[0], (cols - halo[1]) * strides[1])
+    return dwconv.depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides,
+                                                  data_format=data_format, dtype=result_dtype, **arguments)
+
+
+def _filter_grad_block(x, grad_output, *, kernel, data_format, result_dtype, **arguments):
+    """This chunk's share of the filter gradient, with three leading axes of one for the batch, row
+    and column chunk it sums over."""
+    channels = x.shape[data_format.index("C")]
+    multiplier = grad_output.shape[data_format.index("C")] // channels
+    grad = dwconv.depthwise_conv2d_backprop_filter(x, kernel + (channels, multiplier), grad_output, padding="VALID",
+                                                   data_format=data_format, dtype=result_dtype, **arguments)
+    return grad[None, None, None]
+
+
+# -- the graph ---------------------------------------------------------------------------------------
+
+def _as_dask(array):
+    return array if isinstance(array, da.Array) else da.asarray(array)
+
+
+def _virtual(array):
+    """An ndarray with the shape and dtype of dask `array` and no memory, for dwconv._args to check."""
+    return np.broadcast_to(np.zeros((), array.dtype), array.shape)
+
+
+def _index(layout):
+    """blockwise's index letters for the axes of an image in `layout`."""
+    return layout.lower()
+
+
+def _span(kernel, dilation):
+    return (kernel - 1) * dilation + 1
+
+
+def _sizes(bounds):
+    return tuple(int(b - a) for a, b in bounds)
+
+
+def _chunk_starts(chunks):
+    return np.cumsum((0,) + chunks)[:-1]
+
+
+def _bounds(starts, stop):
+    """(start, stop) of chunks starting at `starts` (empty ones dropped), the last one ending at `stop`."""
+    edges = np.unique(np.r_[starts, stop])
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+
+
+def _output_bounds(input_chunks, stride, n_out):
+    """Output chunks for an input axis chunked as `input_chunks`: each starts at the first output whose
+    window starts in its input chunk (so that with stride 1 and "SAME" they are the input's chunks)."""
+    return _bounds(np.minimum(-(-_chunk_starts(input_chunks) // stride), n_out), n_out)
+
+
+def _whole_groups(chunks, multiplier):
+    """`chunks` of C*M output channels moved to multiples of M, so that each holds whole input channels."""
+    edges = np.cumsum((0,) + chunks) // multiplier * multiplier
+    return tuple(int(n) for n in np.diff(np.unique(edges)))
+
+
+def _channel_sliced(filters, channel_chunks, multiplier=1):
+    """The filters as a dask array whose channel chunks match `channel_chunks` (of C * multiplier)."""
+    chunks = tuple(n // multiplier for n in channel_chunks)
+    return da.from_array(filters, chunks=filters.shape[:2] + (chunks,) + filters.shape[3:])
+
+
+def _along(axis, index):
+    """An index that applies `index` along `axis` and takes everything along the others."""
+    return (slice(None),) * axis + (index,)
+
+
+def _take(array, axis, index):
+    return array[_along(axis, index)]
+
+
+def _slabs(array, h, w, rows, cols):
+    """`array` cut into one chunk per region `rows[k]` x `cols[l]` ((start, stop) pairs along axes `h`
+    and `w`; the regions may overlap), each gathered in one task from the chunks it overlaps."""
+    name = "slabs-" + tokenize(array, h, w, rows, cols)
+    row_pieces = [_pieces(array.chunks[h], start, stop) for start, stop in rows]
+    col_pieces = [_pieces(array.chunks[w], start, stop) for start, stop in cols]
+    numblocks = list(array.numblocks)
+    numblocks[h], numblocks[w] = len(rows), len(cols)
+    graph = {}
+    for index in np.ndindex(*numblocks):
+        keys = [[_key(array.name, index, {h: i, w: j}) for j, _ in col_pieces[index[w]]]
+                for i, _ in row_pieces[index[h]]]
+        graph[(name, *index)] = (_gather, keys, [piece for _, piece in row_pieces[index[h]]],
+                                 [piece for _, piece in col_pieces[index[w]]], h, w)
+    chunks = list(array.chunks)
+    chunks[h], chunks[w] = _sizes(rows), _sizes(cols)
+    return da.Array(HighLevelGraph.from_collections(name, graph, dependencies=[array]), name, tuple(chunks),
+                    meta=np.empty((0,) * array.ndim, array.dtype))
+
+
+def _key(name, index, replaced):
+    """The key of chunk `index` of array `name`, with the chunk numbers along some axes `replaced`."""
+    return (name, *(replaced.get(axis, i) for axis, i in enumerate(index)))
+
+
+def _pieces(chunks, start, stop):
+    """(chunk number, slice in that chunk) of the chunks that [start, stop) overlaps."""
+    edges = np.cumsum((0,) + chunks).tolist()
+    return [(i, slice(max(start, lo) - lo, min(stop, hi) - lo))
+            for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])) if lo < stop and start < hi and lo < hi]
+
+
+def _gather(blocks, row_slices, col_slices, h, w):
+    """One array from a grid of chunks (rows along axis `h`, columns along `w`), each sliced first."""
+    def piece(block, rows, cols):
+        index = [slice(None)] * block.ndim
+        index[h], index[w] = rows, cols
+        return block[tuple(index)]
+    return np.concatenate([np.concatenate([piece(block, rows, cols) for block, cols in zip(row, col_slices)], w)
+                           for row, rows in zip(blocks, row_slices)], h)
+
+
+def _input_slabs(x, g, index, rows, cols):
+    """The padded input cut into the slabs that the chunks of outputs (`rows` x `cols`) read."""
+    h, w = index.index("h"), index.index("w")
+    padded = _pad(_pad(x, h, g.H, g.pt, g.pb, g.mode), w, g.W, g.pl, g.pr, g.mode)
+    eh, ew = _span(g.kh, g.dh), _span(g.kw, g.dw)
+    return _slabs(padded, h, w, [(a * g.sh, (b - 1) * g.sh + eh) for a, b in rows],
+                  [(a * g.sw, (b - 1) * g.sw + ew) for a, b in cols])
+
+
+# Padded positions [start, stop) that read zeros (lo is None) or the axis positions [lo, hi): in
+# order (step 1), reversed (step -1), or one position repeated (step 0, hi = lo + 1).
+_Run = namedtuple("_Run", "start stop lo hi step")
+
+
+def _padding_runs(n, before, after, mode):
+    """The padding of an axis of length `n` as `_Run`s, before and after it, in order: numpy.pad
+    says where each position reads from."""
+    if mode == "zeros":
+        source = np.pad(np.arange(n), (before, after), constant_values=-1)
+    else:
+        source = np.pad(np.arange(n), (before, after), mode=_args.PADDING_MODES[mode])
+    runs = []
+    for first, end in ((0, before), (before + n, before + n + after)):
+        start = first
+        for stop in range(first + 1, end + 1):
+            if stop == end or not _one_run(source[start:stop + 1]):
+                lo, hi = sorted((int(source[start]), int(source[stop - 1])))
+                step = int(source[start + 1] - source[start]) if stop - start > 1 else 1
+                runs.append(_Run(start, stop, None, None, 0) if lo < 0 else _Run(start, stop, lo, hi + 1, step))
+                start = stop
+    return runs
+
+
+def _one_run(source):
+    if (source < 0).any():
+        return bool((source < 0).all())
+    steps = np.diff(source)
+    return bool(steps[0] in (-1, 0, 1) and (steps == steps[0]).all())
+
+
+def _pad(x, axis, n, before, after, mode):
+    """`x` padded along `axis` (of length `n`) as numpy.pad does in `mode`, lazily."""
+    pieces = {True: [], False: []}
+    for run in _padding_runs(n, before, after, mode):
+        length = run.stop - run.start
+        if run.lo is None:
+            chunks = x.chunks[:axis] + ((length,),) + x.chunks[axis + 1:]
+            piece = da.zeros(tuple(map(sum, chunks)), dtype=x.dtype, chunks=chunks)
+        elif run.step == 0:
+            piece = da.repeat(_take(x, axis, slice(run.lo, run.hi)), length, axis)
+        else:
+            piece = _take(x, axis, slice(run.lo, run.hi))[_along(axis, slice(None, None, run.step))]
+        pieces[run.start < before].append(piece)
+    return da.concatenate(pieces[True] + [x] + pieces[False], axis) if before + after else x
+
+
+def _fold_padding(padded_grad, axis, n, before, after, mode):
+    """The transpose of `_pad`: the gradient of the padded axis summed onto the positions it was read
+    from (the padding's own positions dropped for zeros)."""
+    grad = _take(padded_grad, axis, slice(before, before + n))
+    for run in _padding_runs(n, before, after, mode):
+        if run.lo is not None:
+            piece = _take(padded_grad, axis, slice(run.start, run.stop))
+            piece = piece.sum(axis, keepdims=True) if run.step == 0 else piece[_along(axis, slice(None, None, run.step))]
+            parts = [_take(grad, axis, slice(0, run.lo)), _take(grad, axis, slice(run.lo, run.hi)) + piece,
+                     _take(grad, axis, slice(run.hi, n))]
+            grad = da.concatenate([part for part in parts if part.shape[axis]], axis)
+    return grad

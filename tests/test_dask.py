@@ -1,0 +1,238 @@
+"""dwconv.dask on a two-process LocalCluster: chunked results equal the in-memory call and the NumPy
+reference for random layouts, strides, dilations, padding forms and modes, multipliers and uneven
+chunks; graphs stay lazy until computed; errors are the core's."""
+import itertools
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("dask")
+distributed = pytest.importorskip("dask.distributed")
+
+import dask  # noqa: E402
+import dask.array as da  # noqa: E402
+
+import dwconv  # noqa: E402
+import dwconv.dask  # noqa: E402
+from reference import (activate, conv2d_backprop_filter, conv2d_backprop_input, conv2d_forward,  # noqa: E402
+                       normalize_pair, resolve_padding)
+from sweep import tf4_padding, to_format  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+MODES = ("zeros", "reflect", "replicate", "circular")
+PADDING_FORMS = ("VALID", "SAME", "int", "pair", "pairs", "TF4")
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+def uneven_chunks(rng, n):
+    """Random chunk sizes for an axis of length n, often down to a single element."""
+    cuts = np.unique(rng.integers(1, n, size=rng.integers(1, 3))) if n > 1 else []
+    return tuple(np.diff(np.r_[0, cuts, n]).tolist())
+
+
+def chunked(rng, array):
+    return da.from_array(array, chunks=tuple(uneven_chunks(rng, n) for n in array.shape))
+
+
+def padding_of(form, rng, fmt):
+    t, b, l, r = rng.integers(0, 4, size=4).tolist()
+    return {"VALID": "VALID", "SAME": "SAME", "int": t, "pair": (t, l), "pairs": ((t, b), (l, r)),
+            "TF4": tf4_padding(fmt, (t, b), (l, r))}[form]
+
+
+def random_case(seed, mode, form):
+    rng = np.random.default_rng(seed)
+    fmt = ("NHWC", "NCHW")[seed % 2]
+    N, C, M = rng.integers(1, 3), rng.integers(1, 5), rng.integers(1, 4)
+    kernel = tuple(rng.integers(1, 5, size=2).tolist())
+    strides = tuple(rng.integers(1, 4, size=2).tolist())
+    dilations = tuple(rng.integers(1, 3, size=2).tolist())
+    H, W = rng.integers(7, 13, size=2)
+    padding = padding_of(form, rng, fmt)
+    x = to_format(rng.standard_normal((N, H, W, C)), fmt)
+    filters = rng.standard_normal(kernel + (C, M))
+    if M == 1 and seed % 3 == 0:
+        filters = filters[..., 0]                      # the (kh, kw, C) form
+    args = dict(strides=strides, padding=padding, data_format=fmt, dilations=dilations, padding_mode=mode)
+    return rng, x, filters, rng.standard_normal(C * M), args
+
+
+def reference_args(x, filters, args):
+    fmt = args["data_format"]
+    hw = x.shape[1:3] if fmt == "NHWC" else x.shape[2:]
+    strides, dilations = normalize_pair(args["strides"]), normalize_pair(args["dilations"])
+    pad = resolve_padding(args["padding"], hw, filters.shape[:2], strides, dilations, fmt)
+    return dict(strides=strides, padding=pad, data_format=fmt, dilations=dilations,
+                padding_mode=args["padding_mode"])
+
+
+@pytest.mark.parametrize("seed, mode, form", [(seed, mode, form) for seed, (mode, form) in
+                                              enumerate(itertools.product(MODES, PADDING_FORMS))])
+def test_equals_single_call_and_reference(client, seed, mode, form):
+    rng, x, filters, bias, args = random_case(seed, mode, form)
+    ref = reference_args(x, filters, args)
+    y = dwconv.depthwise_conv2d(x, filters, bias=bias, **args)
+    grad_output = rng.standard_normal(y.shape)
+    dx, dy = chunked(rng, x), chunked(rng, grad_output)
+
+    lazy = (dwconv.dask.depthwise_conv2d(dx, filters, bias=bias, **args),
+            dwconv.dask.depthwise_conv2d_backprop_input(x.shape, filters, dy, **args),
+            dwconv.dask.depthwise_conv2d_backprop_filter(dx, filters.shape, dy, **args))
+    got = dask.compute(*lazy)
+    single = (y, dwconv.depthwise_conv2d_backprop_input(x.shape, filters, grad_output, **args),
+              dwconv.depthwise_conv2d_backprop_filter(x, filters.shape, grad_output, **args))
+    expected = (conv2d_forward(x, filters, bias=bias, **ref),
+                conv2d_backprop_input(x.shape, filters, grad_output, **ref),
+                conv2d_backprop_filter(x, filters.shape, grad_output, **ref))
+    for result, array, one, reference in zip(got, lazy, single, expected):
+        assert result.shape == array.shape == one.shape and result.dtype == array.dtype == one.dtype
+        np.testing.assert_allclose(result, one, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(result, reference, rtol=1e-12, atol=1e-12)
+
+
+def test_output_chunks_follow_the_input_and_the_stride(client):
+    x = np.random.default_rng(1).standard_normal((2, 40, 30, 6)).astype(np.float32)
+    dx = da.from_array(x, chunks=(1, (10, 18, 12), (7, 23), (4, 2)))
+    w = np.ones((3, 3, 6, 2), np.float32)
+    same = dwconv.dask.depthwise_conv2d(dx, w, padding="SAME")
+    assert same.chunks == ((1, 1), (10, 18, 12), (7, 23), (8, 4))
+    strided = dwconv.dask.depthwise_conv2d(dx, w, strides=2, padding="SAME")
+    assert strided.chunks == ((1, 1), (5, 9, 6), (4, 11), (8, 4))
+    np.testing.assert_allclose(strided.compute(), dwconv.depthwise_conv2d(x, w, strides=2, padding="SAME"),
+                               rtol=1e-6, atol=1e-5)
+
+
+def test_chunks_smaller_than_the_halo(client):
+    """One-pixel chunks under a 5x5 kernel dilated by 2: slabs span many chunks."""
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((1, 1, 10, 11)), rng.standard_normal((5, 5, 1, 1))
+    dx = da.from_array(x, chunks=(1, 1, 1, (1, 1, 9)))
+    args = dict(padding="SAME", data_format="NCHW", dilations=2, padding_mode="circular")
+    y = dwconv.dask.depthwise_conv2d(dx, w, **args)
+    np.testing.assert_allclose(y.compute(), dwconv.depthwise_conv2d(x, w, **args), rtol=1e-12, atol=1e-12)
+    dy = da.from_array(rng.standard_normal(y.shape), chunks=(1, 1, 1, 2))
+    np.testing.assert_allclose(dwconv.dask.depthwise_conv2d_backprop_input(x.shape, w, dy, **args).compute(),
+                               dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy.compute(), **args),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "relu6", np.tanh])
+def test_activation_dtypes_and_integer_images(client, activation):
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, size=(2, 17, 13, 3), dtype=np.uint8)
+    w, bias = rng.standard_normal((3, 3, 3, 2)).astype(np.float32) / 100, rng.standard_normal(6)
+    dx = da.from_array(x, chunks=(1, (5, 12), (9, 4), (1, 2)))
+    for dtype in (None, np.float16, np.float64):
+        args = dict(padding=1, padding_mode="reflect", bias=bias, activation=activation, dtype=dtype)
+        got = dwconv.dask.depthwise_conv2d(dx, w, **args)
+        one = dwconv.depthwise_conv2d(x, w, **args)
+        assert got.dtype == one.dtype
+        np.testing.assert_allclose(got.compute(), one, rtol=1e-3 if dtype == np.float16 else 1e-6, atol=1e-6)
+    name = activation if isinstance(activation, str) else "tanh"
+    reference = activate(conv2d_forward(x, w, (1, 1), ((1, 1), (1, 1)), "NHWC", (1, 1), bias, "reflect"), name)
+    np.testing.assert_allclose(got.compute(), reference, rtol=1e-9, atol=1e-9)
+
+
+def test_float16_gradients_accumulate_like_the_core(client):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1, 20, 20, 4)).astype(np.float16)
+    dy = rng.standard_normal((1, 20, 20, 4)).astype(np.float16)
+    w = rng.standard_normal((3, 3, 4)).astype(np.float32)
+    args = dict(padding="SAME", padding_mode="replicate")
+    dx_, ddy = da.from_array(x, chunks=(1, 6, 7, 3)), da.from_array(dy, chunks=(1, 5, 20, 4))
+    for lazy, one in [(dwconv.dask.depthwise_conv2d_backprop_input(x.shape, w, ddy, **args),
+                       dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, **args)),
+                      (dwconv.dask.depthwise_conv2d_backprop_filter(dx_, w.shape, ddy, **args),
+                       dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, **args))]:
+        assert lazy.dtype == one.dtype == np.float16
+        # both round a float32 sum once: at most one float16 unit in the last place apart
+        np.testing.assert_allclose(lazy.compute().astype(np.float32), one.astype(np.float32), rtol=2**-10)
+
+
+def _unreachable(block):
+    raise AssertionError("computed before .compute()")
+
+
+def test_lazy_until_computed(client, monkeypatch):
+    """Building the graphs computes nothing: no chunk of the input is read and no kernel runs."""
+    source = da.zeros((1, 12, 12, 2), chunks=6).map_blocks(_unreachable, dtype=np.float32)
+    for name in ("depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_conv2d_backprop_filter"):
+        monkeypatch.setattr(dwconv, name, _unreachable)
+    w = np.ones((3, 3, 2, 2), np.float32)
+    y = dwconv.dask.depthwise_conv2d(source, w, padding="SAME", padding_mode="reflect")
+    dx = dwconv.dask.depthwise_conv2d_backprop_input(source.shape, w, y, padding="SAME", padding_mode="reflect")
+    dw = dwconv.dask.depthwise_conv2d_backprop_filter(source, w.shape, y, padding="SAME", padding_mode="reflect")
+    assert all(isinstance(a, da.Array) for a in (y, dx, dw))
+    with pytest.raises(AssertionError, match="computed before"):
+        dw.compute(scheduler="sync")
+
+
+# Bad arguments for each function: the dask functions must raise exactly what the core raises.
+BAD = [
+    dict(strides=0), dict(strides=(1, 2, 3)), dict(dilations=[2, 1, 1, 1]), dict(padding="FULL"),
+    dict(padding=-1), dict(padding=((1, 2), (3,))), dict(data_format="NWHC"), dict(padding_mode="mirror"),
+    dict(filters=np.ones((3, 3, 4))), dict(filters=np.ones((9, 9, 2)), padding="VALID"), dict(x=np.ones((2, 5, 5, 2), np.int64)),
+    dict(x=np.ones((5, 5, 2))), dict(grad_output=np.ones((2, 3, 3, 2))), dict(bias=np.ones(3)),
+    dict(activation="swish"), dict(dtype=np.int32), dict(filter_shape=(3, -3, 2)),
+]
+
+
+@pytest.mark.parametrize("fn", ["forward", "input", "filter"])
+@pytest.mark.parametrize("bad", BAD, ids=lambda bad: "-".join(map(str, bad)))
+def test_errors_are_the_cores(fn, bad):
+    given = dict(x=np.ones((2, 5, 5, 2)), filters=np.ones((3, 3, 2)), grad_output=np.ones((2, 5, 5, 2)),
+                 filter_shape=(3, 3, 2), strides=1, padding="SAME", data_format="NHWC", dilations=1,
+                 padding_mode="zeros")
+    given.update(bad)
+    x, filters, grad_output, filter_shape = (given.pop(k) for k in ("x", "filters", "grad_output", "filter_shape"))
+    extra = {k: given.pop(k) for k in ("bias", "activation") if k in given}
+    if fn != "forward" and extra:
+        pytest.skip("forward-only argument")
+    calls = {"forward": lambda mod, lazy: mod.depthwise_conv2d(lazy(x), filters, **given, **extra),
+             "input": lambda mod, lazy: mod.depthwise_conv2d_backprop_input(x.shape, filters, lazy(grad_output),
+                                                                            **given),
+             "filter": lambda mod, lazy: mod.depthwise_conv2d_backprop_filter(lazy(x), filter_shape,
+                                                                              lazy(grad_output), **given)}
+    try:
+        calls[fn](dwconv, lambda a: a)
+    except (ValueError, TypeError) as core:
+        with pytest.raises(type(core)) as chunked_error:
+            calls[fn](dwconv.dask, lambda a: da.from_array(a, chunks=2))
+        assert str(chunked_error.value) == str(core)
+    else:                                   # not an error for this function: not for dask either
+        calls[fn](dwconv.dask, lambda a: da.from_array(a, chunks=2))
+
+
+def test_import_dwconv_does_not_import_dask():
+    code = "import sys, dwconv; assert not any(m == 'dask' or m.startswith('dask.') for m in sys.modules)"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_example_runs_and_writes_the_edges(tmp_path):
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import dask_blur
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    out = tmp_path / "edges.npy"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT)] + sys.path))
+    subprocess.run([sys.executable, str(ROOT / "examples" / "dask_blur.py"), "--size", "70", "--channels", "2",
+                    "--chunk", "25", "--out", str(out)], cwd=tmp_path, env=env, check=True, capture_output=True)
+    image = dask_blur.synthetic_image(70, 2, 25).compute(scheduler="sync")
+    blur = np.repeat(dask_blur.gaussian()[:, :, None], 2, axis=2)
+    args = dict(strides=(1, 1), padding=((3, 3), (3, 3)), data_format="NHWC", dilations=(1, 1))
+    blurred = conv2d_forward(image, blur, padding_mode="reflect", **args)
+    gradients = conv2d_forward(blurred, dask_blur.edge_filters(2), padding_mode="replicate",
+                               **dict(args, padding=((1, 1), (1, 1))))
+    expected = np.hypot(gradients[..., 0::2], gradients[..., 1::2])
+    np.testing.assert_allclose(np.load(out), expected, rtol=1e-4, atol=1e-4)
