@@ -14,6 +14,7 @@ from dwconv._conv import (
     depthwise_conv2d_grad,
     output_shape,
 )
+from dwconv._filters import convert_filters
 
 __all__ = [
     "depthwise_conv2d",
@@ -22,6 +23,7 @@ __all__ = [
     "depthwise_conv2d_grad",
     "Gradients",
     "output_shape",
+    "convert_filters",
     "show_config",
     "supported_isas",
     "use_isa",

@@ -13,7 +13,7 @@ from collections import namedtuple
 import numpy as np
 
 __all__ = ["Geometry", "geometry", "shape_tuple", "as_array", "result_dtype", "contiguous", "check_bias",
-           "activation", "output_array", "resolve_threads", "PADDING_MODES", "ACTIVATIONS"]
+           "activation", "output_array", "resolve_threads", "is_int", "PADDING_MODES", "ACTIVATIONS"]
 
 _LAYOUTS = {"NHWC": "NHWC", "CHANNELS_LAST": "NHWC", "NCHW": "NCHW", "CHANNELS_FIRST": "NCHW"}
 _FLOAT16, _FLOAT32, _FLOAT64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
@@ -74,7 +74,7 @@ def data_format(value):
     return layout
 
 
-def _is_int(value):
+def is_int(value):
     return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)))
 
 
@@ -96,8 +96,8 @@ def spatial_pair(value, name, layout):
         return value, value
     value = _scalar(value)
     expected = "[1, h, w, 1]" if layout == "NHWC" else "[1, 1, h, w]"
-    items = [value] if _is_int(value) else _sequence(value)
-    if items is None or len(items) not in (1, 2, 4) or not all(_is_int(v) for v in items):
+    items = [value] if is_int(value) else _sequence(value)
+    if items is None or len(items) not in (1, 2, 4) or not all(is_int(v) for v in items):
         raise ValueError(f"`{name}` must be a positive int, a pair (h, w) or {expected} for {layout}; "
                          f"got {value!r}")
     if len(items) == 4:
@@ -121,17 +121,17 @@ def padding_spec(value, layout):
         if value.upper() in ("VALID", "SAME"):
             return value.upper()
         raise ValueError(f"`padding` must be 'VALID', 'SAME' or explicit amounts, got {value!r}")
-    if _is_int(value):
+    if is_int(value):
         pairs = [(value, value), (value, value)]
     else:
         items = _sequence(value)
         pairs = None
         if items is not None and len(items) in (2, 4):
-            if all(_is_int(v) for v in items):
+            if all(is_int(v) for v in items):
                 pairs = [(v, v) for v in items] if len(items) == 2 else None
             else:
                 pairs = [_sequence(v) for v in items]
-                if not all(p is not None and len(p) == 2 and all(_is_int(a) for a in p) for p in pairs):
+                if not all(p is not None and len(p) == 2 and all(is_int(a) for a in p) for p in pairs):
                     pairs = None
         if pairs is None:
             raise ValueError(
@@ -156,7 +156,7 @@ def _same_padding(n, k, s, d):
 
 def shape_tuple(shape, name, ndims):
     items = _sequence(shape)
-    if items is None or len(items) not in ndims or not all(_is_int(v) and v >= 0 for v in items):
+    if items is None or len(items) not in ndims or not all(is_int(v) and v >= 0 for v in items):
         raise ValueError(f"`{name}` must be {' or '.join(map(str, ndims))} non-negative ints, got {shape!r}")
     return tuple(int(v) for v in items)
 
@@ -223,9 +223,8 @@ def result_dtype(dtype, data, *others):
     `dtype` when given; else float64 if any array is, float16 if a `data` array is (its
     parameters may be float32 master weights, as in mixed precision), else float32."""
     if dtype is None:
-        kinds = {a.dtype.newbyteorder("=") for a in (*data, *others)}
-        dtype = _FLOAT64 if _FLOAT64 in kinds else _FLOAT16 if any(
-            a.dtype.newbyteorder("=") == _FLOAT16 for a in data) else _FLOAT32
+        sizes = [a.dtype.itemsize if a.dtype.kind == "f" else 4 for a in (*data, *others)]
+        dtype = _FLOAT64 if 8 in sizes else _FLOAT16 if 2 in sizes[:len(data)] else _FLOAT32
     else:
         try:
             requested = np.dtype(dtype)
@@ -317,7 +316,7 @@ def resolve_threads(num_threads, max_threads):
     at most max(max_threads, the CPU count)."""
     if num_threads is None:
         return max_threads
-    if not _is_int(num_threads):
+    if not is_int(num_threads):
         raise TypeError(f"`num_threads` must be an int or None, got {num_threads!r}")
     if num_threads == 0:
         raise ValueError("`num_threads` must not be 0 (use None for the default, or a negative count "

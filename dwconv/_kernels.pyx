@@ -88,9 +88,13 @@ cdef enum:
 cdef enum:
     ZEROS, REFLECT, REPLICATE, CIRCULAR
 
+MODE_CODES = {name: code for code, name in enumerate(PADDING_MODES)}
+
 # activations: none, then the order of dwconv._args.ACTIVATIONS
 cdef enum:
     IDENTITY, RELU, RELU6, SIGMOID, TANH, GELU, SILU, HARD_SWISH
+
+ACTIVATION_CODES = {name: code for code, name in enumerate((None, *ACTIVATIONS))}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -288,7 +292,7 @@ cdef Dims dims_of(g):
     d.kh, d.kw, d.sh, d.sw, d.dh, d.dw, d.pt, d.pl = g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl
     d.OH, d.OW = g.OH, g.OW
     d.nhwc = g.layout == "NHWC"
-    d.mode = tuple(PADDING_MODES).index(g.mode)
+    d.mode = MODE_CODES[g.mode]
     return d
 
 
@@ -644,7 +648,7 @@ def forward(const floating[::1] x, const floating[::1] w, const floating[::1] bi
     """y = activation(depthwise_conv2d(x, w) + bias) for geometry g; all arrays flat, C-ordered,
     non-empty y; `activation` None or a name from dwconv._args.ACTIVATIONS."""
     cdef const floating *bias_data = NULL
-    cdef int act = IDENTITY if activation is None else ACTIVATIONS.index(activation) + 1
+    cdef int act = ACTIVATION_CODES[activation]
     if bias is not None:
         bias_data = &bias[0]
     cdef Borders borders = Borders(g)
