@@ -89,7 +89,11 @@ def _device_arrays(**named):
             + ", ".join(f"`{name}` is a {_kind(given[name])} (host)" for name in host) + "; "
             + ", ".join(f"`{name}` is a {_kind(given[name])} (GPU)" for name in gpu)
             + ". Pass all arrays on one side (cupy.asarray / cupy.asnumpy).")
-    import cupy
+    try:
+        import cupy
+    except ImportError as exc:
+        raise ImportError(f"dwconv runs GPU arrays with CuPy, which does not import ({exc}); "
+                          "install it with `pip install dwconv[cuda]`") from exc
 
     arrays = {}
     for name, value in given.items():
@@ -260,10 +264,11 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
 def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *, data_format="NHWC", dilations=1,
                           padding_mode="zeros", dtype=None, num_threads=None):
     """``dwconv.depthwise_conv2d_grad`` for GPU arrays: ``Gradients(input, filters, bias)``."""
-    import cupy
     from dwconv._conv import Gradients
 
     x, filters, grad_output = _device_arrays(x=x, filters=filters, grad_output=grad_output)
+    import cupy
+
     x, filters = _args.as_array(x, "x"), _args.as_array(filters, "filters")
     g = _args.geometry(x.shape, filters.shape, strides, padding, data_format, dilations, padding_mode_=padding_mode)
     grad_output = _grad_output(grad_output, g)

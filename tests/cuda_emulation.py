@@ -67,8 +67,9 @@ static void thread_main() {
 // 0 on success, 1 where the threads of a block disagree about a barrier.
 extern "C" int launch(unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, void **args) {
     const int threads = bx * by * bz;
-    const size_t stack = 1 << 16;
-    std::vector<char> stacks(stack * threads);
+    const size_t stack = 1 << 15;
+    static std::vector<char> stacks;  // kept between launches: allocating and zeroing them dominated
+    if (stacks.size() < stack * threads) stacks.resize(stack * threads);
     fibers.assign(threads, ucontext_t());
     launch_args = args;
     gridDim = {gx, gy, gz};

@@ -257,3 +257,9 @@ def test_show_config_reports_the_gpu(capsys):
     dwconv.show_config()
     line = next(line for line in capsys.readouterr().out.splitlines() if "CuPy" in line)
     assert ("no GPU" in line) or ("GPU(s)" in line) or ("not usable" in line)
+
+
+def test_gpu_arrays_without_cupy_say_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # what `import cupy` meets when it is not installed
+    with pytest.raises(ImportError, match=r"pip install dwconv\[cuda\]"):
+        dwconv.depthwise_conv2d(FakeGPUArray(), FakeGPUArray())
