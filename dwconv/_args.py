@@ -202,10 +202,11 @@ def geometry(input_shape, filter_shape, strides, padding, data_format_=None, dil
 
 
 def as_array(value, name):
-    """A float or integer-image ndarray from any array-like, unchanged when it already is one."""
+    """A float or integer-image ndarray from any array-like, unchanged when it already is one (or a
+    GPU array: the CuPy path checks its dtype here too)."""
     if value is None:
         raise TypeError(f"`{name}` must be an array, got None")
-    if not isinstance(value, np.ndarray):
+    if not isinstance(value, np.ndarray) and not hasattr(value, "__cuda_array_interface__"):
         try:
             value = np.asarray(value)
         except ValueError as exc:
@@ -236,8 +237,11 @@ def result_dtype(dtype, data, *others):
 
 
 def contiguous(array, dtype):
-    """`array` as a C-contiguous, native-endian `dtype` array; a copy only when it is not one already."""
-    return np.ascontiguousarray(array, dtype=dtype)
+    """`array` as a C-contiguous, native-endian `dtype` array; a copy only when it is not one already.
+    A GPU array stays on its device (CuPy's astype)."""
+    if isinstance(array, np.ndarray):
+        return np.ascontiguousarray(array, dtype=dtype)
+    return array.astype(dtype, order="C", copy=False)
 
 
 def activation(value):

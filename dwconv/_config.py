@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from dwconv import _kernels
+from dwconv import _cupy, _kernels
 
 __all__ = ["config", "show_config", "use_isa", "supported_isas"]
 
@@ -51,6 +51,7 @@ def config():
         "numpy": np.__version__,
         "python": sys.version.split()[0],
         "machine": platform.machine(),
+        "cupy": _cupy.available()[2],
     }
 
 
@@ -63,3 +64,4 @@ def show_config():
     print(f"  threads         : {c['threads']}")
     print(f"  compile flags   : {c['compile_flags']}")
     print(f"  numpy {c['numpy']}, Python {c['python']}, {c['machine']}")
+    print(f"  GPU (CuPy)      : {c['cupy']}")

@@ -3,7 +3,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from dwconv import _args, _fork, _kernels
+from dwconv import _args, _cupy, _fork, _kernels
 
 __all__ = ["depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_conv2d_backprop_filter",
            "depthwise_conv2d_grad", "output_shape", "Gradients"]
@@ -85,6 +85,8 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
     ndarray with C*M channels in ``data_format``: channel ``c*M + m`` is input channel c filtered
     by ``filters[:, :, c, m]``.
     """
+    if _cupy.wants_gpu(x, filters, bias, out):  # CuPy (or other CUDA) arrays: the same call on the GPU
+        return _cupy.depthwise_conv2d(**locals())
     x = _args.as_array(x, "x")
     filters = _args.as_array(filters, "filters")
     g = _args.geometry(x.shape, filters.shape, strides, padding, data_format, dilations,
@@ -117,6 +119,8 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
 
     Arguments as for ``depthwise_conv2d`` (TensorFlow's order: shape, filters, output gradient);
     ``grad_output`` is the gradient of the output before any activation."""
+    if _cupy.wants_gpu(filters, grad_output, out):  # CuPy (or other CUDA) arrays: the same call on the GPU
+        return _cupy.depthwise_conv2d_backprop_input(**locals())
     filters = _args.as_array(filters, "filters")
     g = _args.geometry(_args.shape_tuple(input_shape, "input_shape", (4,)), filters.shape, strides, padding,
                        data_format, dilations, "input_shape", padding_mode_=padding_mode)
@@ -160,6 +164,8 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
                                      num_threads=None):
     """The gradient of ``depthwise_conv2d`` with respect to ``filters``, shaped ``filter_shape``
     (``(kh, kw, C, M)`` or ``(kh, kw, C)``). Bitwise the same for any ``num_threads``."""
+    if _cupy.wants_gpu(x, grad_output, out):  # CuPy (or other CUDA) arrays: the same call on the GPU
+        return _cupy.depthwise_conv2d_backprop_filter(**locals())
     x = _args.as_array(x, "x")
     filter_shape = _args.shape_tuple(filter_shape, "filter_shape", (3, 4))
     g = _args.geometry(x.shape, filter_shape, strides, padding, data_format, dilations, "x", "filter_shape",
@@ -177,6 +183,8 @@ def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *
     """All three gradients of ``depthwise_conv2d``: ``Gradients(input, filters, bias)``.
 
     The filter and bias gradients come from one pass over ``x`` and ``grad_output``."""
+    if _cupy.wants_gpu(x, filters, grad_output):  # CuPy (or other CUDA) arrays: the same call on the GPU
+        return _cupy.depthwise_conv2d_grad(**locals())
     x = _args.as_array(x, "x")
     filters = _args.as_array(filters, "filters")
     g = _args.geometry(x.shape, filters.shape, strides, padding, data_format, dilations,

@@ -1,0 +1,265 @@
+"""The GPU path (``dwconv._cupy``): CuPy arrays in and out, CUDA kernels.
+
+The kernels are checked against the float64 NumPy reference on two devices, through the same
+public functions and the same Python code:
+
+* ``gpu``: CuPy on a real GPU, the kernels compiled by NVRTC (skipped without CuPy or a GPU);
+* ``emulated``: the same kernel source compiled by the host C++ compiler and run on the CPU by
+  ``tests/cuda_emulation.py`` (skipped without a compiler), so that a machine without a GPU
+  still runs every kernel, barrier included.
+
+Then, without a GPU: NVRTC compiles every specialization (when CuPy finds NVRTC), the dispatch
+refuses host arrays mixed with GPU arrays, and ``import dwconv`` does not import CuPy.
+"""
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import dwconv
+from cuda_emulation import EmulatedArray, emulated_cupy
+from dwconv import _cupy
+from reference import activate, conv2d_backprop_filter, conv2d_backprop_input, conv2d_forward, normalize_pair, \
+    resolve_padding
+from sweep import DILATIONS, FORMATS, KERNELS, MULTIPLIERS, PADDINGS, STRIDES, SWEEP, api_pair, sweep_id, \
+    tf4_padding, to_format
+from test_features import assert_close
+
+MODES = ("zeros", "reflect", "replicate", "circular")
+ACTIVATIONS = (None, "relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "hard_swish")
+LIPSCHITZ = 1.5  # of every activation above (hard_swish's slope reaches 1.5)
+
+
+def _gpu_device():
+    cupy = pytest.importorskip("cupy")
+    usable, gpu, why = _cupy.available()
+    if not gpu:
+        pytest.skip(why)
+    return types.SimpleNamespace(name="gpu", put=cupy.asarray, get=cupy.asnumpy, tanh=cupy.tanh)
+
+
+def _emulated_device(monkeypatch):
+    fake = emulated_cupy()
+    if fake is None:
+        pytest.skip("no C++ compiler to run the CUDA kernels on the CPU")
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    return types.SimpleNamespace(name="emulated", put=EmulatedArray, get=fake.asnumpy,
+                                 tanh=lambda a: EmulatedArray(np.tanh(a.array)))
+
+
+@pytest.fixture(params=["gpu", "emulated"])
+def device(request, monkeypatch):
+    """Puts NumPy arrays on the device (`put`), brings results back (`get`)."""
+    _cupy._kernel.cache_clear()  # compiled by one device, unusable by the other
+    yield _gpu_device() if request.param == "gpu" else _emulated_device(monkeypatch)
+    _cupy._kernel.cache_clear()
+
+
+def reference_results(x, w, bias, dy, strides, padding, fmt, dilations, mode, activation):
+    """The forward (activated) and gradient results of the reference, each with its |x|,|w| scale."""
+    sp, dp = normalize_pair(strides, fmt), normalize_pair(dilations, fmt)
+    hw = x.shape[1:3] if fmt == "NHWC" else x.shape[2:]
+    args = (sp, resolve_padding(padding, hw, w.shape[:2], sp, dp, fmt), fmt, dp)
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    y = conv2d_forward(x, w, *args, bias=bias, padding_mode=mode)
+    results = {"y": (activate(y, activation),
+                     conv2d_forward(abs(x), abs(w), *args, bias=None if bias is None else abs(bias), padding_mode=mode))}
+    if dy is not None:
+        dy = dy.astype(np.float64)
+        results["dx"] = (conv2d_backprop_input(x.shape, w, dy, *args, padding_mode=mode),
+                         conv2d_backprop_input(x.shape, abs(w), abs(dy), *args, padding_mode=mode))
+        results["dw"] = (conv2d_backprop_filter(x, w.shape, dy, *args, padding_mode=mode),
+                         conv2d_backprop_filter(abs(x), w.shape, abs(dy), *args, padding_mode=mode))
+        axes = (0, 1, 2) if fmt == "NHWC" else (0, 2, 3)
+        results["db"] = dy.sum(axis=axes), abs(dy).sum(axis=axes)
+    return results
+
+
+def check_all(device, x, w, bias, dy, strides, padding, fmt, dilations, mode="zeros", activation=None,
+              dtype=None):
+    """Forward and every gradient function on the device, against the reference."""
+    kwargs = dict(data_format=fmt, dilations=dilations, padding_mode=mode, dtype=dtype)
+    ref = reference_results(x, w, None if bias is None else bias.astype(np.float64), dy, strides, padding, fmt,
+                            dilations, mode, activation)
+    put = device.put
+    y = dwconv.depthwise_conv2d(put(x), put(w), strides, padding, bias=None if bias is None else put(bias),
+                                activation=activation, **kwargs)
+    result_dtype = y.dtype
+    taps = w.shape[0] * w.shape[1]
+    assert_close(device.get(y), *ref["y"], result_dtype, taps, LIPSCHITZ)
+    terms = dy.size
+    grads = dwconv.depthwise_conv2d_grad(put(x), put(w), put(dy), strides, padding, **kwargs)
+    dx = dwconv.depthwise_conv2d_backprop_input(x.shape, put(w), put(dy), strides, padding, **kwargs)
+    dw = dwconv.depthwise_conv2d_backprop_filter(put(x), w.shape, put(dy), strides, padding, **kwargs)
+    in_terms = w.size // w.shape[2]  # kh * kw * M products per input gradient element
+    for got, (want, scale), count in [(grads.input, ref["dx"], in_terms), (dx, ref["dx"], in_terms),
+                                      (grads.filters, ref["dw"], terms), (dw, ref["dw"], terms),
+                                      (grads.bias, ref["db"], terms)]:
+        assert_close(device.get(got), want.reshape(got.shape), scale.reshape(got.shape), got.dtype, count)
+
+
+@pytest.mark.parametrize("case", SWEEP, ids=[sweep_id(c) for c in SWEEP])
+def test_sweep(device, case):
+    """The shared grid (every layout, stride, dilation, kernel, padding form), with the multiplier,
+    dtype, bias, padding mode, activation and argument spellings cycling over it."""
+    f, s, d, k, p = case
+    index = SWEEP.index(case)
+    rng = np.random.default_rng(9000 + index)
+    fmt, (kh, kw) = FORMATS[f], KERNELS[k]
+    dh, dw = normalize_pair(DILATIONS[d])
+    M, C, N = MULTIPLIERS[(p + k + s) % 3], (3, 1, 4, 2)[(k + d + p + f) % 4], (1, 2)[(s + d + p) % 2]
+    dtype = (np.float32, np.float64, np.float16)[(p + d + f + k) % 3]
+    padding = tf4_padding(fmt, (2, 1), (0, 3)) if PADDINGS[p] == "TF4" else PADDINGS[p]
+    if padding == "SAME":  # sizes below the kernel's included
+        H, W = max(1, (kh - 1) * dh + 2 * ((p + k) % 5) - 3), max(1, (kw - 1) * dw + (s + 3 * d) % 6 - 2)
+    else:
+        (t, b), (l, r) = resolve_padding(padding, (0, 0), (kh, kw), (1, 1), (dh, dw), fmt)
+        H, W = max(1, (kh - 1) * dh + 1 - t - b + (p + 2 * s + k) % 5), max(1, (kw - 1) * dw + 1 - l - r + (s + d) % 6)
+    x = to_format(rng.standard_normal((N, H, W, C)), fmt).astype(dtype)
+    w = rng.standard_normal((kh, kw, C, M)).astype(dtype)
+    if M == 1 and index % 2:
+        w = w[..., 0]
+    bias = rng.standard_normal(C * M).astype(dtype) if index % 3 else None
+    strides = api_pair(STRIDES[s], (k + p) % 4, fmt)
+    y_shape = dwconv.output_shape(x.shape, w.shape, strides, padding, data_format=fmt, dilations=DILATIONS[d])
+    dy = rng.standard_normal(y_shape).astype(dtype)
+    check_all(device, x, w, bias, dy, strides, padding, fmt, api_pair(DILATIONS[d], (s + p + 1) % 4, fmt),
+              mode=MODES[index % 4], activation=ACTIVATIONS[index % 8])
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("mode", MODES)
+def test_padding_wider_than_the_image(device, fmt, mode):
+    """Reflect and wrap fold the padding more than once; a 1-pixel image; a dilated stride-2 kernel."""
+    rng = np.random.default_rng(MODES.index(mode))
+    for H, W, padding in [(3, 4, ((6, 5), (7, 2))), (1, 2, ((2, 3), (4, 1)))]:
+        x = to_format(rng.standard_normal((2, H, W, 3)), fmt)
+        w = rng.standard_normal((3, 3, 3, 2))
+        y_shape = dwconv.output_shape(x.shape, w.shape, 2, padding, data_format=fmt, dilations=2)
+        check_all(device, x, w, rng.standard_normal(6), rng.standard_normal(y_shape), 2, padding, fmt, 2, mode)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_mixed_dtypes(device, fmt):
+    """float16 data with float32 filters (float16 results, float32 accumulation), integer images
+    (computed in float32), and dtype= choosing the result."""
+    rng = np.random.default_rng(4)
+    x = to_format(rng.standard_normal((2, 9, 8, 5)), fmt)
+    w = rng.standard_normal((3, 3, 5, 2))
+    dy = rng.standard_normal(dwconv.output_shape(x.shape, w.shape, 1, "SAME", data_format=fmt))
+    f16, f32 = np.float16, np.float32
+    check_all(device, x.astype(f16), w.astype(f32), w[0, 0].ravel().astype(f32), dy.astype(f16), 1, "SAME", fmt, 1,
+              "reflect", "gelu")
+    check_all(device, x.astype(f32), w.astype(f32), None, dy.astype(f32), 1, "SAME", fmt, 1, dtype=f16)
+    check_all(device, x.astype(f16), w.astype(f16), None, dy.astype(f16), 1, "SAME", fmt, 1, dtype=np.float64)
+    image = rng.integers(0, 256, x.shape).astype(np.uint8)
+    y = dwconv.depthwise_conv2d(device.put(image), device.put(w.astype(f32)), 1, "SAME", data_format=fmt)
+    assert y.dtype == f32
+    ref, scale = reference_results(image, w.astype(f32), None, None, 1, "SAME", fmt, 1, "zeros", None)["y"]
+    assert_close(device.get(y), ref, scale, f32, 9)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_filter_gradient_is_deterministic(device, fmt):
+    """Large enough for the pixels to be split over blocks: the same bits on every run."""
+    rng = np.random.default_rng(8)
+    x = to_format(rng.standard_normal((2, 72, 70, 3)), fmt).astype(np.float32)
+    w = rng.standard_normal((3, 3, 3, 1)).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    first, second = (dwconv.depthwise_conv2d_backprop_filter(device.put(x), w.shape, device.put(dy), 1, 1,
+                                                             data_format=fmt, padding_mode="circular")
+                     for _ in range(2))
+    np.testing.assert_array_equal(device.get(first), device.get(second))
+    ref, scale = reference_results(x, w, None, dy, 1, 1, fmt, 1, "circular", None)["dw"]
+    assert_close(device.get(first), ref, scale, np.float32, dy.size)
+
+
+def test_out_and_callable_activation(device):
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((1, 6, 7, 4)), rng.standard_normal((3, 3, 4))
+    out = device.put(np.empty((1, 4, 5, 4)))
+    y = dwconv.depthwise_conv2d(device.put(x), device.put(w), out=out, activation=device.tanh)
+    assert y is out
+    ref, scale = reference_results(x, w, None, None, 1, "VALID", "NHWC", 1, "zeros", "tanh")["y"]
+    assert_close(device.get(y), ref, scale, np.float64, 9)
+    with pytest.raises(ValueError, match="`out` has shape"):
+        dwconv.depthwise_conv2d(device.put(x), device.put(w), out=device.put(np.empty((1, 4, 5, 3))))
+    with pytest.raises(ValueError, match="`out` overlaps `x`"):
+        x_on_device = device.put(np.empty((1, 4, 5, 4)))
+        dwconv.depthwise_conv2d(x_on_device, device.put(w[:1, :1]), out=x_on_device)
+    with pytest.raises(ValueError, match="`padding_mode`"):  # the CPU's argument checks, on the GPU path
+        dwconv.depthwise_conv2d(device.put(x), device.put(w), padding_mode="mirror")
+
+
+# ----------------------------------------------------------------------------------------------
+# Without a GPU
+
+
+def test_nvrtc_compiles_every_specialization():
+    """Every kernel specialization through NVRTC to PTX for a recent architecture."""
+    compiler = pytest.importorskip("cupy.cuda.compiler")
+    try:
+        from cupy_backends.cuda.libs import nvrtc
+
+        nvrtc.getVersion()
+        program_class = compiler._NVRTCProgram
+    except Exception as exc:  # NVRTC's library missing, or CuPy's internals changed
+        pytest.skip(f"NVRTC not usable: {exc}")
+    f16, f32, f64 = (np.dtype(t) for t in (np.float16, np.float32, np.float64))
+    names = {t: _cupy._CUDA_TYPES[t] for t in (f16, f32, f64)}
+    kernels = [f"{kernel}<{names[a]}, {names[b]}, {names[acc]}, {layout}>"
+               for kernel in ("forward", "input_grad", "filter_grad_partials") for layout in ("true", "false")
+               for a, b, acc in [(f16, f16, f32), (f16, f32, f32), (f32, f16, f32), (f32, f32, f32), (f64, f64, f64)]]
+    kernels += [f"sum_partials<{names[t]}, {names[acc]}>" for t, acc in [(f16, f32), (f32, f32), (f64, f64)]]
+    program = program_class(_cupy.SOURCE, "dwconv.cu", (), (), name_expressions=kernels, method="ptx")
+    ptx, mapping = program.compile(_cupy.OPTIONS + ("-arch=compute_80", "--device-as-default-execution-space"))
+    assert set(mapping) == set(kernels) and len(ptx) > 0
+
+
+class FakeGPUArray:
+    """Claims to be in GPU memory; enough for the dispatch to send it to the GPU path."""
+
+    __cuda_array_interface__ = {"shape": (1, 3, 3, 2), "typestr": "<f4", "data": (0, False), "version": 3}
+
+
+@pytest.mark.parametrize("call, host, gpu", [
+    (lambda h, d: dwconv.depthwise_conv2d(h, d), "x", "filters"),
+    (lambda h, d: dwconv.depthwise_conv2d(d, d, bias=h), "bias", "x"),
+    (lambda h, d: dwconv.depthwise_conv2d_backprop_input((1, 3, 3, 2), h, d), "filters", "grad_output"),
+    (lambda h, d: dwconv.depthwise_conv2d_backprop_filter(d, (1, 1, 2), h), "grad_output", "x"),
+    (lambda h, d: dwconv.depthwise_conv2d_grad(h, h, d), "x", "grad_output"),
+])
+def test_mixed_host_and_gpu_arrays_are_a_type_error(call, host, gpu):
+    with pytest.raises(TypeError) as error:
+        call(np.ones((1, 3, 3, 2), np.float32), FakeGPUArray())
+    message = str(error.value)
+    assert f"`{host}` is a numpy.ndarray (host)" in message
+    assert f"`{gpu}` is a test_cupy.FakeGPUArray (GPU)" in message
+
+
+def test_wants_gpu_looks_at_types_only():
+    assert not _cupy.wants_gpu(np.ones(3), [1.0], None, 2.0, np.float32(1))
+    assert _cupy.wants_gpu(np.ones(3), FakeGPUArray())
+    torch = pytest.importorskip("torch")
+    assert not _cupy.wants_gpu(torch.ones(3))  # a CPU tensor's DLPack device is the CPU
+
+
+def test_import_and_cpu_calls_do_not_import_cupy():
+    code = ("import sys, numpy as np, dwconv; dwconv.depthwise_conv2d(np.ones((1, 3, 3, 1)), np.ones((3, 3, 1))); "
+            "print('cupy' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_show_config_reports_the_gpu(capsys):
+    dwconv.show_config()
+    line = next(line for line in capsys.readouterr().out.splitlines() if "CuPy" in line)
+    assert ("no GPU" in line) or ("GPU(s)" in line) or ("not usable" in line)
+
+
+def test_gpu_arrays_without_cupy_say_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # what `import cupy` meets when it is not installed
+    with pytest.raises(ImportError, match=r"pip install dwconv\[cuda\]"):
+        dwconv.depthwise_conv2d(FakeGPUArray(), FakeGPUArray())
