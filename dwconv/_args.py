@@ -192,6 +192,10 @@ def geometry(input_shape, filter_shape, strides, padding, data_format_=None, dil
     elif pad == "SAME":
         pad = (_same_padding(H, kh, sh, dh), _same_padding(W, kw, sw, dw))
     (pt, pb), (pl, pr) = pad
+    for axis, size, amount in (("height", H, pt + pb), ("width", W, pl + pr)):
+        if mode != "zeros" and size == 0 and amount:
+            raise ValueError(f"`padding_mode`={mode!r} cannot pad the empty {axis} of `{input_name}` (shape "
+                             f"{tuple(input_shape)}): there are no values to repeat; use 'zeros'")
     eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
     if eh > H + pt + pb or ew > W + pl + pr:
         raise ValueError(

@@ -268,6 +268,15 @@ def test_empty_kernel(fn):
                                      "shape (0, 3, 3, 2)"), w=np.ones((0, 3, 3, 2)))
 
 
+@pytest.mark.parametrize("fn", COMPUTE)
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize("axis, shape", [("height", (1, 0, 3, 3)), ("width", (1, 4, 0, 3))])
+def test_padding_mode_on_empty_axis(fn, mode, axis, shape):
+    """Only zeros can pad an axis with no values; the others would read outside the image."""
+    check_raises(fn, ValueError, esc(f"`padding_mode`={mode!r} cannot pad the empty {axis} of `{X_NAME[fn]}`",
+                                     f"{shape}"), x=np.ones(shape), padding=2, padding_mode=mode)
+
+
 # ---------------------------------------------------------------------------
 # shapes of x / filters
 

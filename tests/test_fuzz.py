@@ -72,7 +72,8 @@ def convolutions(draw):
     dtype = draw(st.sampled_from((None,) + FLOATS))
     M = draw(st.integers(1, 4))
     return dict(
-        N=draw(st.sampled_from([1, 2, 3] * 3 + [0])), H=H,  # an empty batch one time in ten W=W, C=draw(CHANNELS), M=M, kernel=(kh, kw),
+        N=draw(st.sampled_from([1, 2, 3] * 3 + [0])),  # an empty batch one time in ten
+        H=H, W=W, C=draw(CHANNELS), M=M, kernel=(kh, kw),
         filter_3d=M == 1 and draw(st.booleans()),
         strides=draw(st.sampled_from([(sh, sw), [1, sh, sw, 1] if data_format == "NHWC" else [1, 1, sh, sw]])),
         dilations=(dh, dw), padding=padding_argument(form, (pv, ph), data_format), data_format=data_format,
