@@ -12,8 +12,9 @@ from collections import namedtuple
 
 import numpy as np
 
-__all__ = ["Geometry", "geometry", "shape_tuple", "as_array", "result_dtype", "contiguous", "check_bias",
-           "activation", "output_array", "resolve_threads", "is_int", "PADDING_MODES", "ACTIVATIONS"]
+__all__ = ["Geometry", "geometry", "shape_tuple", "as_array", "grad_output", "result_dtype", "contiguous",
+           "check_bias", "activation", "apply_activation", "output_array", "resolve_threads", "is_int", "Call",
+           "forward_call", "input_grad_call", "filter_grad_call", "grad_call", "PADDING_MODES", "ACTIVATIONS"]
 
 _LAYOUTS = {"NHWC": "NHWC", "CHANNELS_LAST": "NHWC", "NCHW": "NCHW", "CHANNELS_FIRST": "NCHW"}
 _FLOAT16, _FLOAT32, _FLOAT64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
@@ -221,6 +222,24 @@ def as_array(value, name):
     return value
 
 
+def grad_output(value, g):
+    """`value` as the gradient of the forward output of geometry `g`: an array of exactly its shape."""
+    value = as_array(value, "grad_output")
+    if value.shape != g.output_shape:
+        raise ValueError(f"`grad_output` has shape {value.shape} but the forward output for these "
+                         f"arguments has shape {g.output_shape}")
+    return value
+
+
+def apply_activation(activation, out, asarray=np.asarray):
+    """Write `activation(out)` (a user's callable) back into `out`; `asarray` is the array module's."""
+    result = asarray(activation(out))
+    if result.shape != out.shape:
+        raise ValueError(f"`activation` returned shape {result.shape} for an output of shape {out.shape}")
+    out[...] = result
+    return out
+
+
 def result_dtype(dtype, data, *others):
     """The result's dtype and the dtype the kernels compute in (float32 or float64).
 
@@ -270,6 +289,55 @@ def check_bias(bias, g, dtype):
 # along with it (`align_like`, when that is read in place): the kernels can then align both (see
 # _microkernels_body.h). Small results are not worth the extra step.
 _ALIGNMENT, _ALIGN_FROM_BYTES = 64, 1 << 16
+
+
+# The checked arguments of one call, which each backend (NumPy, CuPy, dask) reads: its geometry, its
+# arrays, the result's `shape` and `dtype`, and the dtype the kernels `compute` in.
+Call = namedtuple("Call", "g shape dtype compute x filters grad_output bias activation", defaults=(None,) * 5)
+
+
+def forward_call(x, filters, strides, padding, data_format_, dilations, padding_mode_, bias, activation_, dtype):
+    """The checked arguments of ``depthwise_conv2d``."""
+    x, filters = as_array(x, "x"), as_array(filters, "filters")
+    g = geometry(x.shape, filters.shape, strides, padding, data_format_, dilations, padding_mode_=padding_mode_)
+    activation_ = activation(activation_)
+    dtype, compute = result_dtype(dtype, (x,), filters)
+    return Call(g, g.output_shape, dtype, compute, x, filters, bias=check_bias(bias, g, compute),
+                activation=activation_)
+
+
+def input_grad_call(input_shape, filters, grad_output_, strides, padding, data_format_, dilations, padding_mode_,
+                    dtype):
+    """The checked arguments of ``depthwise_conv2d_backprop_input``."""
+    filters = as_array(filters, "filters")
+    g = geometry(shape_tuple(input_shape, "input_shape", (4,)), filters.shape, strides, padding, data_format_,
+                 dilations, "input_shape", padding_mode_=padding_mode_)
+    grad_output_ = grad_output(grad_output_, g)
+    dtype, compute = result_dtype(dtype, (grad_output_,), filters)
+    return Call(g, g.input_shape, dtype, compute, filters=filters, grad_output=grad_output_)
+
+
+def filter_grad_call(x, filter_shape, grad_output_, strides, padding, data_format_, dilations, padding_mode_,
+                     dtype):
+    """The checked arguments of ``depthwise_conv2d_backprop_filter``; the result's shape is
+    `filter_shape` as given, 3-D or 4-D."""
+    x = as_array(x, "x")
+    filter_shape = shape_tuple(filter_shape, "filter_shape", (3, 4))
+    g = geometry(x.shape, filter_shape, strides, padding, data_format_, dilations, "x", "filter_shape",
+                 padding_mode_=padding_mode_)
+    grad_output_ = grad_output(grad_output_, g)
+    dtype, compute = result_dtype(dtype, (x, grad_output_))
+    return Call(g, filter_shape, dtype, compute, x, grad_output=grad_output_)
+
+
+def grad_call(x, filters, grad_output_, strides, padding, data_format_, dilations, padding_mode_, dtype):
+    """The checked arguments of ``depthwise_conv2d_grad`` (whose results have the shapes of `x`,
+    `filters` and the bias)."""
+    x, filters = as_array(x, "x"), as_array(filters, "filters")
+    g = geometry(x.shape, filters.shape, strides, padding, data_format_, dilations, padding_mode_=padding_mode_)
+    grad_output_ = grad_output(grad_output_, g)
+    dtype, compute = result_dtype(dtype, (x, grad_output_), filters)
+    return Call(g, None, dtype, compute, x, filters, grad_output_)
 
 
 def _aligned_empty(shape, dtype, nbytes, offset):

@@ -41,15 +41,6 @@ def _computed_into(out, compute_dtype, kernel):
         np.copyto(out, scratch, casting="same_kind")
 
 
-def _apply(activation, out):
-    """Write `activation(out)` (a user's callable) back into `out`."""
-    result = np.asarray(activation(out))
-    if result.shape != out.shape:
-        raise ValueError(f"`activation` returned shape {result.shape} for an output of shape {out.shape}")
-    out[...] = result
-    return out
-
-
 def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHWC", dilations=1,
                      bias=None, padding_mode="zeros", activation=None, dtype=None, out=None, num_threads=None):
     """2-D depthwise convolution (cross-correlation, as in TensorFlow and PyTorch).
@@ -87,29 +78,16 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
     """
     if _cupy.wants_gpu(x, filters, bias, out):  # CuPy (or other CUDA) arrays: the same call on the GPU
         return _cupy.depthwise_conv2d(**locals())
-    x = _args.as_array(x, "x")
-    filters = _args.as_array(filters, "filters")
-    g = _args.geometry(x.shape, filters.shape, strides, padding, data_format, dilations,
-                       padding_mode_=padding_mode)
-    activation = _args.activation(activation)
-    dtype, compute = _args.result_dtype(dtype, (x,), filters)
-    bias = _args.check_bias(bias, g, compute)
+    c = _args.forward_call(x, filters, strides, padding, data_format, dilations, padding_mode, bias, activation,
+                           dtype)
     n_threads = _threads(num_threads)
-    out = _args.output_array(out, g.output_shape, dtype, (("x", x), ("filters", filters), ("bias", bias)),
-                             align_like=x)
+    out = _args.output_array(out, c.shape, c.dtype, (("x", c.x), ("filters", c.filters), ("bias", c.bias)),
+                             align_like=c.x)
     if out.size:
-        x, filters = _flat(_args.contiguous(x, compute)), _flat(_args.contiguous(filters, compute))
-        fused = None if callable(activation) else activation
-        _computed_into(out, compute, lambda y: _kernels.forward(x, filters, bias, y, g, fused, n_threads))
-    return _apply(activation, out) if callable(activation) else out
-
-
-def _grad_output(grad_output, g):
-    grad_output = _args.as_array(grad_output, "grad_output")
-    if grad_output.shape != g.output_shape:
-        raise ValueError(f"`grad_output` has shape {grad_output.shape} but the forward output for these "
-                         f"arguments has shape {g.output_shape}")
-    return grad_output
+        x, filters = _flat(_args.contiguous(c.x, c.compute)), _flat(_args.contiguous(c.filters, c.compute))
+        fused = None if callable(c.activation) else c.activation
+        _computed_into(out, c.compute, lambda y: _kernels.forward(x, filters, c.bias, y, c.g, fused, n_threads))
+    return _args.apply_activation(c.activation, out) if callable(c.activation) else out
 
 
 def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1, padding="VALID", *,
@@ -121,15 +99,12 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
     ``grad_output`` is the gradient of the output before any activation."""
     if _cupy.wants_gpu(filters, grad_output, out):  # CuPy (or other CUDA) arrays: the same call on the GPU
         return _cupy.depthwise_conv2d_backprop_input(**locals())
-    filters = _args.as_array(filters, "filters")
-    g = _args.geometry(_args.shape_tuple(input_shape, "input_shape", (4,)), filters.shape, strides, padding,
-                       data_format, dilations, "input_shape", padding_mode_=padding_mode)
-    grad_output = _grad_output(grad_output, g)
-    dtype, compute = _args.result_dtype(dtype, (grad_output,), filters)
+    c = _args.input_grad_call(input_shape, filters, grad_output, strides, padding, data_format, dilations,
+                              padding_mode, dtype)
     n_threads = _threads(num_threads)
-    out = _args.output_array(out, g.input_shape, dtype, (("filters", filters), ("grad_output", grad_output)),
-                             "input_shape", align_like=grad_output)
-    _input_grad_into(out, grad_output, filters, g, compute, n_threads)
+    out = _args.output_array(out, c.shape, c.dtype, (("filters", c.filters), ("grad_output", c.grad_output)),
+                             "input_shape", align_like=c.grad_output)
+    _input_grad_into(out, c.grad_output, c.filters, c.g, c.compute, n_threads)
     return out
 
 
@@ -166,15 +141,11 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
     (``(kh, kw, C, M)`` or ``(kh, kw, C)``). Bitwise the same for any ``num_threads``."""
     if _cupy.wants_gpu(x, grad_output, out):  # CuPy (or other CUDA) arrays: the same call on the GPU
         return _cupy.depthwise_conv2d_backprop_filter(**locals())
-    x = _args.as_array(x, "x")
-    filter_shape = _args.shape_tuple(filter_shape, "filter_shape", (3, 4))
-    g = _args.geometry(x.shape, filter_shape, strides, padding, data_format, dilations, "x", "filter_shape",
-                       padding_mode_=padding_mode)
-    grad_output = _grad_output(grad_output, g)
-    dtype, compute = _args.result_dtype(dtype, (x, grad_output))
+    c = _args.filter_grad_call(x, filter_shape, grad_output, strides, padding, data_format, dilations,
+                               padding_mode, dtype)
     n_threads = _threads(num_threads)
-    out = _args.output_array(out, filter_shape, dtype, (("x", x), ("grad_output", grad_output)), "filter_shape")
-    _filter_and_bias_grad(x, grad_output, g, compute, out, None, n_threads)
+    out = _args.output_array(out, c.shape, c.dtype, (("x", c.x), ("grad_output", c.grad_output)), "filter_shape")
+    _filter_and_bias_grad(c.x, c.grad_output, c.g, c.compute, out, None, n_threads)
     return out
 
 
@@ -185,16 +156,10 @@ def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *
     The filter and bias gradients come from one pass over ``x`` and ``grad_output``."""
     if _cupy.wants_gpu(x, filters, grad_output):  # CuPy (or other CUDA) arrays: the same call on the GPU
         return _cupy.depthwise_conv2d_grad(**locals())
-    x = _args.as_array(x, "x")
-    filters = _args.as_array(filters, "filters")
-    g = _args.geometry(x.shape, filters.shape, strides, padding, data_format, dilations,
-                       padding_mode_=padding_mode)
-    grad_output = _grad_output(grad_output, g)
-    dtype, compute = _args.result_dtype(dtype, (x, grad_output), filters)
+    c = _args.grad_call(x, filters, grad_output, strides, padding, data_format, dilations, padding_mode, dtype)
     n_threads = _threads(num_threads)
-    grad_input = _args.output_array(None, g.input_shape, dtype, align_like=grad_output)
-    grad_filters = np.empty(filters.shape, dtype)
-    grad_bias = np.empty(g.C * g.M, dtype)
-    _input_grad_into(grad_input, grad_output, filters, g, compute, n_threads)
-    _filter_and_bias_grad(x, grad_output, g, compute, grad_filters, grad_bias, n_threads)
-    return Gradients(grad_input, grad_filters, grad_bias)
+    grads = Gradients(_args.output_array(None, c.g.input_shape, c.dtype, align_like=c.grad_output),
+                      np.empty(c.filters.shape, c.dtype), np.empty(c.g.C * c.g.M, c.dtype))
+    _input_grad_into(grads.input, c.grad_output, c.filters, c.g, c.compute, n_threads)
+    _filter_and_bias_grad(c.x, c.grad_output, c.g, c.compute, grads.filters, grads.bias, n_threads)
+    return grads

@@ -150,45 +150,28 @@ def _blocks(total):
     return max(1, min(-(-total // _THREADS), _MAX_BLOCKS))
 
 
-def _apply(activation, out):
-    """Write `activation(out)` (a user's callable) back into `out`."""
-    import cupy
-
-    result = cupy.asarray(activation(out))
-    if result.shape != out.shape:
-        raise ValueError(f"`activation` returned shape {result.shape} for an output of shape {out.shape}")
-    out[...] = result
-    return out
-
-
 def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHWC", dilations=1, bias=None,
                      padding_mode="zeros", activation=None, dtype=None, out=None, num_threads=None):
     """``dwconv.depthwise_conv2d`` for GPU arrays."""
     x, filters, bias, out = _device_arrays(x=x, filters=filters, bias=bias, out=out)
-    x, filters = _args.as_array(x, "x"), _args.as_array(filters, "filters")
-    g = _args.geometry(x.shape, filters.shape, strides, padding, data_format, dilations, padding_mode_=padding_mode)
-    activation = _args.activation(activation)
-    dtype, compute = _args.result_dtype(dtype, (x,), filters)
-    bias = _args.check_bias(bias, g, compute)
+    import cupy  # (after the check for host arrays, which needs no CuPy)
+
+    c = _args.forward_call(x, filters, strides, padding, data_format, dilations, padding_mode, bias, activation,
+                           dtype)
     _check_threads(num_threads)
-    dims = _dims(g)
-    with x.device:
-        y = _output(out, g.output_shape, dtype, {"x": x, "filters": filters, "bias": bias})
+    g, compute = c.g, c.compute
+    with c.x.device:
+        y = _output(out, c.shape, c.dtype, {"x": c.x, "filters": c.filters, "bias": c.bias})
         if y.size:
-            x = _args.contiguous(x, _storage(x.dtype, compute))
-            w = _args.contiguous(filters, compute)
-            kernel = _kernel("forward", x.dtype, dtype, compute, g.layout)
+            x = _args.contiguous(c.x, _storage(c.x.dtype, compute))
+            w = _args.contiguous(c.filters, compute)
+            kernel = _kernel("forward", x.dtype, c.dtype, compute, g.layout)
             groups = g.N * g.C * g.M * (g.OH * -(-g.OW // PIXELS) if g.layout == "NHWC" else g.OW * -(-g.OH // PIXELS))
-            fused = _ACTIVATION_CODES[None if callable(activation) else activation]
+            fused = _ACTIVATION_CODES[None if callable(c.activation) else c.activation]
             kernel((_blocks(groups),), (_THREADS,),  # without a bias, the kernel is given w in its place, unread
-                   (x, w, w if bias is None else bias, np.int32(bias is not None), y, *dims, np.int32(fused)))
-    return _apply(activation, y) if callable(activation) else y
-
-
-def _grad_output(grad_output, g):
-    from dwconv._conv import _grad_output as checked
-
-    return checked(grad_output, g)
+                   (x, w, w if c.bias is None else c.bias, np.int32(c.bias is not None), y, *_dims(g),
+                    np.int32(fused)))
+    return _args.apply_activation(c.activation, y, cupy.asarray) if callable(c.activation) else y
 
 
 def _input_grad_into(dx, grad_output, filters, g, compute):
@@ -231,15 +214,12 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
                                     num_threads=None):
     """``dwconv.depthwise_conv2d_backprop_input`` for GPU arrays."""
     filters, grad_output, out = _device_arrays(filters=filters, grad_output=grad_output, out=out)
-    filters = _args.as_array(filters, "filters")
-    g = _args.geometry(_args.shape_tuple(input_shape, "input_shape", (4,)), filters.shape, strides, padding,
-                       data_format, dilations, "input_shape", padding_mode_=padding_mode)
-    grad_output = _grad_output(grad_output, g)
-    dtype, compute = _args.result_dtype(dtype, (grad_output,), filters)
+    c = _args.input_grad_call(input_shape, filters, grad_output, strides, padding, data_format, dilations,
+                              padding_mode, dtype)
     _check_threads(num_threads)
-    with grad_output.device:
-        dx = _output(out, g.input_shape, dtype, {"filters": filters, "grad_output": grad_output})
-        _input_grad_into(dx, grad_output, filters, g, compute)
+    with c.grad_output.device:
+        dx = _output(out, c.shape, c.dtype, {"filters": c.filters, "grad_output": c.grad_output})
+        _input_grad_into(dx, c.grad_output, c.filters, c.g, c.compute)
     return dx
 
 
@@ -248,16 +228,12 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
                                      num_threads=None):
     """``dwconv.depthwise_conv2d_backprop_filter`` for GPU arrays; bitwise the same on every run."""
     x, grad_output, out = _device_arrays(x=x, grad_output=grad_output, out=out)
-    x = _args.as_array(x, "x")
-    filter_shape = _args.shape_tuple(filter_shape, "filter_shape", (3, 4))
-    g = _args.geometry(x.shape, filter_shape, strides, padding, data_format, dilations, "x", "filter_shape",
-                       padding_mode_=padding_mode)
-    grad_output = _grad_output(grad_output, g)
-    dtype, compute = _args.result_dtype(dtype, (x, grad_output))
+    c = _args.filter_grad_call(x, filter_shape, grad_output, strides, padding, data_format, dilations,
+                               padding_mode, dtype)
     _check_threads(num_threads)
-    with x.device:
-        dw = _output(out, filter_shape, dtype, {"x": x, "grad_output": grad_output})
-        _filter_grad_into(dw, None, x, grad_output, g, compute)
+    with c.x.device:
+        dw = _output(out, c.shape, c.dtype, {"x": c.x, "grad_output": c.grad_output})
+        _filter_grad_into(dw, None, c.x, c.grad_output, c.g, c.compute)
     return dw
 
 
@@ -267,18 +243,15 @@ def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *
     from dwconv._conv import Gradients
 
     x, filters, grad_output = _device_arrays(x=x, filters=filters, grad_output=grad_output)
-    import cupy
+    import cupy  # (after the check for host arrays, which needs no CuPy)
 
-    x, filters = _args.as_array(x, "x"), _args.as_array(filters, "filters")
-    g = _args.geometry(x.shape, filters.shape, strides, padding, data_format, dilations, padding_mode_=padding_mode)
-    grad_output = _grad_output(grad_output, g)
-    dtype, compute = _args.result_dtype(dtype, (x, grad_output), filters)
+    c = _args.grad_call(x, filters, grad_output, strides, padding, data_format, dilations, padding_mode, dtype)
     _check_threads(num_threads)
-    with x.device:
-        grads = Gradients(cupy.empty(g.input_shape, dtype), cupy.empty(filters.shape, dtype),
-                          cupy.empty(g.C * g.M, dtype))
-        _input_grad_into(grads.input, grad_output, filters, g, compute)
-        _filter_grad_into(grads.filters, grads.bias, x, grad_output, g, compute)
+    with c.x.device:
+        grads = Gradients(cupy.empty(c.g.input_shape, c.dtype), cupy.empty(c.filters.shape, c.dtype),
+                          cupy.empty(c.g.C * c.g.M, c.dtype))
+        _input_grad_into(grads.input, c.grad_output, c.filters, c.g, c.compute)
+        _filter_grad_into(grads.filters, grads.bias, c.x, c.grad_output, c.g, c.compute)
     return grads
 
 

@@ -23,9 +23,10 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 import dwconv
-from dwconv import _args, _conv
+from dwconv import _args
 
 __all__ = ["depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_conv2d_backprop_filter"]
+
 
 def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHWC", dilations=1,
                      bias=None, padding_mode="zeros", activation=None, dtype=None):
@@ -36,14 +37,10 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
     the input's (divided by the stride); channel chunk ``c`` becomes ``c * M`` output channels. A
     callable ``activation`` is applied chunk by chunk, so it must be elementwise."""
     x = _as_dask(x)
-    filters = _args.as_array(filters, "filters")
-    _args.as_array(_virtual(x), "x")
-    g = _args.geometry(x.shape, filters.shape, strides, padding, data_format, dilations,
-                       padding_mode_=padding_mode)
-    activation = _args.activation(activation)
-    dtype, compute = _args.result_dtype(dtype, (_virtual(x),), filters)
-    bias = _args.check_bias(bias, g, compute)
-    filters = filters.reshape(g.filter_shape)
+    call = _args.forward_call(_virtual(x), filters, strides, padding, data_format, dilations, padding_mode, bias,
+                           activation, dtype)
+    g, bias, dtype, activation = call.g, call.bias, call.dtype, call.activation
+    filters = call.filters.reshape(g.filter_shape)
     index = _index(g.layout)
     rows = _output_bounds(x.chunks[index.index("h")], g.sh, g.OH)
     cols = _output_bounds(x.chunks[index.index("w")], g.sw, g.OW)
@@ -66,13 +63,11 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
     Each chunk of the padded input's gradient comes from the output-gradient rows and columns whose
     windows reach it (the chunk's halo); the padding is then folded back onto the input as the
     transpose of ``padding_mode``."""
-    filters = _args.as_array(filters, "filters")
     grad_output = _as_dask(grad_output)
-    g = _args.geometry(_args.shape_tuple(input_shape, "input_shape", (4,)), filters.shape, strides, padding,
-                       data_format, dilations, "input_shape", padding_mode_=padding_mode)
-    _conv._grad_output(_virtual(grad_output), g)
-    dtype, compute = _args.result_dtype(dtype, (_virtual(grad_output),), filters)
-    filters = filters.reshape(g.filter_shape)
+    call = _args.input_grad_call(input_shape, filters, _virtual(grad_output), strides, padding, data_format, dilations,
+                              padding_mode, dtype)
+    g, dtype, compute = call.g, call.dtype, call.compute
+    filters = call.filters.reshape(g.filter_shape)
     index = _index(g.layout)
     h, w, c = (index.index(axis) for axis in "hwc")
     grad_output = grad_output.rechunk({c: _whole_groups(grad_output.chunks[c], g.M)})
@@ -108,12 +103,9 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
     tree reduction."""
     x = _as_dask(x)
     grad_output = _as_dask(grad_output)
-    _args.as_array(_virtual(x), "x")
-    filter_shape = _args.shape_tuple(filter_shape, "filter_shape", (3, 4))
-    g = _args.geometry(x.shape, filter_shape, strides, padding, data_format, dilations, "x", "filter_shape",
-                       padding_mode_=padding_mode)
-    _conv._grad_output(_virtual(grad_output), g)
-    dtype, compute = _args.result_dtype(dtype, (_virtual(x), _virtual(grad_output)))
+    call = _args.filter_grad_call(_virtual(x), filter_shape, _virtual(grad_output), strides, padding, data_format,
+                               dilations, padding_mode, dtype)
+    g, dtype, compute = call.g, call.dtype, call.compute
     index = _index(g.layout)
     n, h, w, c = (index.index(axis) for axis in "nhwc")
     grad_output = grad_output.rechunk({n: x.chunks[n], c: tuple(k * g.M for k in x.chunks[c])})
@@ -126,7 +118,7 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
         kernel=(g.kh, g.kw), strides=(g.sh, g.sw), dilations=(g.dh, g.dw), data_format=g.layout,
         result_dtype=compute)
     total = partial.sum(axis=(0, 1, 2)).astype(dtype)
-    return total if len(filter_shape) == 4 else total[..., 0]
+    return total.reshape(call.shape)
 
 
 # -- the work of one chunk: an in-memory call with explicit ("VALID"-style) padding amounts --------
