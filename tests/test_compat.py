@@ -19,6 +19,7 @@ from dwconv.compat import megengine as M
 from dwconv.compat import tensorflow as tf
 from reference import (ACTIVATIONS, activate, conv2d_backprop_filter, conv2d_backprop_input, conv2d_forward,
                        normalize_pair, resolve_padding)
+from sweep import IVY_SEED_EXAMPLES
 
 
 def printed(fn):
@@ -424,13 +425,7 @@ def test_keras_bad_use():
 # ---------------------------------------------------------------------------
 # ivy
 
-@pytest.mark.parametrize("x_shape, k, strides, padding, y_shape, use_out", [
-    ((1, 28, 28, 3), 3, (1, 1), 'VALID', (1, 26, 26, 3), False),
-    ((1, 32, 32, 3), 5, [2, 2], 'SAME', (1, 16, 16, 3), True),
-    ((1, 64, 64, 32), 4, [1, 1], 'VALID', (1, 61, 61, 32), True),
-    ((1, 7, 7, 64), 3, [1, 1], 'SAME', (1, 7, 7, 64), False),
-    ((1, 128, 128, 3), 3, 2, 'SAME', (1, 64, 64, 3), False),
-])
+@pytest.mark.parametrize("x_shape, k, strides, padding, y_shape, use_out", IVY_SEED_EXAMPLES)
 def test_ivy_seed_array_examples(x_shape, k, strides, padding, y_shape, use_out):
     rng = np.random.default_rng(13)
     x = rng.normal(0, 1, x_shape).astype(np.float32)          # ivy.random_normal(mean=0, std=1, shape=...)

@@ -20,8 +20,8 @@ from reference import (
     output_hw,
     resolve_padding,
 )
-from sweep import (DILATIONS, DTYPES, FORMATS, KERNELS, MULTIPLIERS, PADDINGS, STRIDES, SWEEP, api_pair,
-                   sweep_id, tf4_padding, to_format)
+from sweep import (DILATIONS, DTYPES, FORMATS, IVY_SEED_EXAMPLES, KERNELS, MULTIPLIERS, PADDINGS, STRIDES, SWEEP,
+                   api_pair, sweep_id, tf4_padding, to_format)
 
 
 
@@ -507,13 +507,7 @@ def test_tensorflow_definition_channel_order():
     np.testing.assert_array_equal(got.ravel(), [1., 2., 30., 40., 500., 600.])
 
 
-@pytest.mark.parametrize("x_shape, k, strides, padding, y_shape, use_out", [
-    ((1, 28, 28, 3), 3, (1, 1), "VALID", (1, 26, 26, 3), False),
-    ((1, 32, 32, 3), 5, [2, 2], "SAME", (1, 16, 16, 3), True),
-    ((1, 64, 64, 32), 4, [1, 1], "VALID", (1, 61, 61, 32), True),
-    ((1, 7, 7, 64), 3, [1, 1], "SAME", (1, 7, 7, 64), False),
-    ((1, 128, 128, 3), 3, 2, "SAME", (1, 64, 64, 3), False),
-])
+@pytest.mark.parametrize("x_shape, k, strides, padding, y_shape, use_out", IVY_SEED_EXAMPLES)
 def test_ivy_examples(x_shape, k, strides, padding, y_shape, use_out):
     rng = np.random.default_rng(8)
     x = rng.standard_normal(x_shape).astype(np.float32)
