@@ -5,12 +5,16 @@ into a ``Geometry`` here, with the same forms accepted and the same errors raise
 the parameter in backticks and shows the offending value, and is raised before anything is
 computed or written.
 """
+import functools
 import math
 import numbers
 import os
 from collections import namedtuple
 
 import numpy as np
+
+from dwconv import _kernels
+from dwconv._names import ACTIVATIONS, PADDING_MODES
 
 __all__ = ["Geometry", "geometry", "shape_tuple", "as_array", "grad_output", "result_dtype", "contiguous",
            "check_bias", "activation", "apply_activation", "output_array", "resolve_threads", "is_int", "Call",
@@ -22,10 +26,6 @@ _FLOATS = (_FLOAT16, _FLOAT32, _FLOAT64)
 # Integer images are computed in float32 (every uint16/int16 value is exact there; int32 rounds
 # beyond 2**24, as it would in any float32 framework).
 _INTEGERS = tuple(np.dtype(t) for t in (np.uint8, np.uint16, np.int16, np.int32))
-
-# How a padded coordinate outside the input finds its value: PyTorch's names, numpy.pad's modes.
-PADDING_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
-ACTIVATIONS = ("relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "hard_swish")
 
 
 def _physical_memory():
@@ -168,9 +168,27 @@ def padding_mode(value):
     return value
 
 
+# Argument types whose values a cache may stand for: no bools, floats or numpy scalars among them,
+# which compare equal to ints and would share their entries, valid or not.
+_PLAIN = frozenset((int, str, type(None)))
+
+
 def geometry(input_shape, filter_shape, strides, padding, data_format_=None, dilations=None,
              input_name="x", filter_name="filters", padding_mode_="zeros"):
-    """Validate shapes and arguments together and return the Geometry of the convolution."""
+    """Validate shapes and arguments together and return the Geometry of the convolution.
+
+    The shapes are tuples of ints (an array's, or from `shape_tuple`). The common case, plain int
+    and string arguments, is cached: a training loop asks for the same geometry on every step."""
+    arguments = (input_shape, filter_shape, strides, padding, data_format_, dilations, input_name, filter_name,
+                 padding_mode_)
+    if (type(strides) in _PLAIN and type(padding) in _PLAIN and type(dilations) in _PLAIN
+            and type(data_format_) in _PLAIN and type(padding_mode_) in _PLAIN):
+        return _cached_geometry(*arguments)
+    return _geometry(*arguments)
+
+
+def _geometry(input_shape, filter_shape, strides, padding, data_format_, dilations, input_name, filter_name,
+              padding_mode_):
     layout = data_format(data_format_)
     mode = padding_mode(padding_mode_)
     if len(input_shape) != 4:
@@ -193,10 +211,10 @@ def geometry(input_shape, filter_shape, strides, padding, data_format_=None, dil
     elif pad == "SAME":
         pad = (_same_padding(H, kh, sh, dh), _same_padding(W, kw, sw, dw))
     (pt, pb), (pl, pr) = pad
-    for axis, size, amount in (("height", H, pt + pb), ("width", W, pl + pr)):
-        if mode != "zeros" and size == 0 and amount:
-            raise ValueError(f"`padding_mode`={mode!r} cannot pad the empty {axis} of `{input_name}` (shape "
-                             f"{tuple(input_shape)}): there are no values to repeat; use 'zeros'")
+    if mode != "zeros" and (H == 0 and pt + pb or W == 0 and pl + pr):
+        axis = "height" if H == 0 and pt + pb else "width"
+        raise ValueError(f"`padding_mode`={mode!r} cannot pad the empty {axis} of `{input_name}` (shape "
+                         f"{tuple(input_shape)}): there are no values to repeat; use 'zeros'")
     eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
     if eh > H + pt + pb or ew > W + pl + pr:
         raise ValueError(
@@ -204,6 +222,9 @@ def geometry(input_shape, filter_shape, strides, padding, data_format_=None, dil
             f"the padded input {H + pt + pb}x{W + pl + pr} (`padding`={padding!r})")
     OH, OW = (H + pt + pb - eh) // sh + 1, (W + pl + pr - ew) // sw + 1
     return Geometry(layout, N, H, W, C, M, kh, kw, sh, sw, dh, dw, pt, pb, pl, pr, OH, OW, mode)
+
+
+_cached_geometry = functools.lru_cache(maxsize=1024)(_geometry)
 
 
 def as_array(value, name):
@@ -302,8 +323,7 @@ def forward_call(x, filters, strides, padding, data_format_, dilations, padding_
     g = geometry(x.shape, filters.shape, strides, padding, data_format_, dilations, padding_mode_=padding_mode_)
     activation_ = activation(activation_)
     dtype, compute = result_dtype(dtype, (x,), filters)
-    return Call(g, g.output_shape, dtype, compute, x, filters, bias=check_bias(bias, g, compute),
-                activation=activation_)
+    return Call(g, g.output_shape, dtype, compute, x, filters, None, check_bias(bias, g, compute), activation_)
 
 
 def input_grad_call(input_shape, filters, grad_output_, strides, padding, data_format_, dilations, padding_mode_,
@@ -314,7 +334,7 @@ def input_grad_call(input_shape, filters, grad_output_, strides, padding, data_f
                  dilations, "input_shape", padding_mode_=padding_mode_)
     grad_output_ = grad_output(grad_output_, g)
     dtype, compute = result_dtype(dtype, (grad_output_,), filters)
-    return Call(g, g.input_shape, dtype, compute, filters=filters, grad_output=grad_output_)
+    return Call(g, g.input_shape, dtype, compute, None, filters, grad_output_)
 
 
 def filter_grad_call(x, filter_shape, grad_output_, strides, padding, data_format_, dilations, padding_mode_,
@@ -327,7 +347,7 @@ def filter_grad_call(x, filter_shape, grad_output_, strides, padding, data_forma
                  padding_mode_=padding_mode_)
     grad_output_ = grad_output(grad_output_, g)
     dtype, compute = result_dtype(dtype, (x, grad_output_))
-    return Call(g, filter_shape, dtype, compute, x, grad_output=grad_output_)
+    return Call(g, filter_shape, dtype, compute, x, None, grad_output_)
 
 
 def grad_call(x, filters, grad_output_, strides, padding, data_format_, dilations, padding_mode_, dtype):
@@ -345,8 +365,7 @@ def _aligned_empty(shape, dtype, nbytes, offset):
     if nbytes < _ALIGN_FROM_BYTES:
         return np.empty(shape, dtype)
     raw = np.empty(nbytes + 2 * _ALIGNMENT, np.uint8)
-    start = -raw.ctypes.data % _ALIGNMENT + offset
-    return raw[start:start + nbytes].view(dtype).reshape(shape)
+    return np.ndarray(shape, dtype, raw, -_kernels.data_address(raw) % _ALIGNMENT + offset)
 
 
 def output_array(out, shape, dtype, inputs=(), origin="x", align_like=None):
@@ -361,7 +380,7 @@ def output_array(out, shape, dtype, inputs=(), origin="x", align_like=None):
         if nbytes > _MAX_RESULT_BYTES:
             raise ValueError(f"`{origin}` asks for a result of shape {shape}, which would need "
                              f"{nbytes / 2**30:.1f} GiB, more than this machine has")
-        offset = 0 if align_like is None else align_like.ctypes.data % _ALIGNMENT
+        offset = 0 if align_like is None or not align_like.size else _kernels.data_address(align_like) % _ALIGNMENT
         return _aligned_empty(shape, dtype, nbytes, offset)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"`{name}` must be a numpy.ndarray, got {type(out).__name__}")

@@ -125,6 +125,18 @@ def test_spatial_pair_not_positive(fn, name, value):
 
 
 @pytest.mark.parametrize("fn", FUNCS)
+@pytest.mark.parametrize("name, valid, invalid", [("strides", 1, True), ("strides", 2, 2.0), ("dilations", 2, 2.0)])
+def test_cached_geometry_does_not_answer_for_equal_invalid_values(fn, name, valid, invalid):
+    """Plain int arguments are cached; a value equal to a cached one (True == 1, 2.0 == 2) but
+    not an int must still be refused."""
+    b = base()
+    x, w = b.x, b.w
+    dy = np.ones(dwconv.output_shape(x.shape, w.shape, **{name: valid}))
+    call(fn, x, w, dy, **{name: valid})
+    check_raises(fn, ValueError, esc(f"`{name}` must be a positive int"), b, dy=dy, **{name: invalid})
+
+
+@pytest.mark.parametrize("fn", FUNCS)
 @pytest.mark.parametrize("name", ["strides", "dilations"])
 @pytest.mark.parametrize("value", [1.5, True, False, "2", None, (1, 1.5), (2.0, 2), (True, 1),
                                    np.float64(2.0), "22"],
