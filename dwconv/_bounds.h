@@ -145,6 +145,13 @@ static void dw_bounds_check(const char *what, const void *base, size_t elsize, i
         DW_CHECK("dot_taps: g", g, T, 0, ntap, npix, nc, 0, g_pix, 1);                                   \
         DW_CHECK("dot_taps: acc", acc, T, 1, ntap, nc, acc_tap, 1);                                      \
         dw_active->dot_taps_##sfx(src, src_pix, src_tap, g, g_pix, acc, acc_tap, ntap, npix, nc);        \
+    }                                                                                                    \
+    static void dw_checked_transpose_##sfx(const T *src, ptrdiff_t src_b, T *dst, ptrdiff_t dst_a, ptrdiff_t na, \
+                                           ptrdiff_t nb)                                                 \
+    {                                                                                                    \
+        DW_CHECK("transpose: src", src, T, 0, nb, na, src_b, 1);                                         \
+        DW_CHECK("transpose: dst", dst, T, 1, na, nb, dst_a, 1);                                         \
+        dw_active->transpose_##sfx(src, src_b, dst, dst_a, na, nb);                                      \
     }
 
 DW_CHECKED_KERNELS(float, f32)
@@ -156,12 +163,16 @@ DW_CHECKED_KERNELS(double, f64)
 #undef dw_dot_double
 #undef dw_dot_taps_float
 #undef dw_dot_taps_double
+#undef dw_transpose_float
+#undef dw_transpose_double
 #define dw_taps_float dw_checked_taps_f32
 #define dw_taps_double dw_checked_taps_f64
 #define dw_dot_float dw_checked_dot_f32
 #define dw_dot_double dw_checked_dot_f64
 #define dw_dot_taps_float dw_checked_dot_taps_f32
 #define dw_dot_taps_double dw_checked_dot_taps_f64
+#define dw_transpose_float dw_checked_transpose_f32
+#define dw_transpose_double dw_checked_transpose_f64
 
 #endif /* DWCONV_DEBUG */
 #endif /* DWCONV_BOUNDS_H */

@@ -690,6 +690,15 @@ cdef bint packing_init(Packing *pack, const floating *w, const floating *bias, c
     return pack.scratch != NULL and pack.w_mc != NULL
 
 
+cdef void packing_watch(bint on, const Packing *pack, const Dims *d, const void *w, size_t elsize,
+                        int n_threads) noexcept nogil:
+    """Debug builds: register (on) or retire the buffers packing_init allocated, which the
+    micro-kernels read (the rearranged filter) and write (the scratch)."""
+    watch_one(on, pack.scratch, n_threads * (pack.src_size + pack.dst_size) * elsize, True)
+    if pack.w_mc != w:
+        watch_one(on, pack.w_mc, (d.kh * d.kw + 1) * d.C * d.M * elsize, False)
+
+
 cdef void packing_free(Packing *pack, const void *w) noexcept nogil:
     free(pack.scratch)
     if pack.w_mc != w:
@@ -807,9 +816,11 @@ cdef gather(const floating[::1] src, const floating[::1] w, const floating *bias
             else:
                 axis_forward(&rows, d.H, d.OH, d.kh, d.sh, d.dh, d.pt)
                 axis_forward(&cols, d.W, d.OW, d.kw, d.sw, d.dw, d.pl)
-            if packed and not packing_init(&pack, &w[0], bias, &rows, &d, input_grad, n_threads):
-                with gil:
-                    raise MemoryError()
+            if packed:
+                if not packing_init(&pack, &w[0], bias, &rows, &d, input_grad, n_threads):
+                    with gil:
+                        raise MemoryError()
+                packing_watch(True, &pack, &d, &w[0], sizeof(floating), n_threads)
             if d.nhwc:
                 gather_nhwc(src_data, &w[0], bias, &dst[0], &rows, &cols, border, act, &d, input_grad,
                             n_threads)
@@ -821,6 +832,8 @@ cdef gather(const floating[::1] src, const floating[::1] w, const floating *bias
                 gather_nchw(src_data, &w[0], bias, &dst[0], &rows, &cols, pieces, n_pieces, border, act, &d,
                             input_grad, n_threads)
             watch(False, src_data, src.shape[0], &w[0], w.shape[0], bias, n_bias, &dst[0], dst.shape[0])
+            if packed:
+                packing_watch(False, &pack, &d, &w[0], sizeof(floating), n_threads)
     finally:
         free(pieces)
         packing_free(&pack, &w[0])

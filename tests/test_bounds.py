@@ -20,12 +20,13 @@ import sys
 import numpy as np
 from dwconv import _args, _kernels
 
-fmt, short = sys.argv[1], sys.argv[2]
-x = np.ones((1, 6, 7, 40) if fmt == "NHWC" else (1, 40, 6, 7), np.float32).reshape(-1)
+fmt, width, short = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+shape = (1, 6, width, 40) if fmt == "NHWC" else (1, 40, 6, width)
+x = np.ones(shape, np.float32).reshape(-1)
 w = np.ones((3, 3, 40, 1), np.float32).reshape(-1)
-g = _args.geometry((1, 6, 7, 40) if fmt == "NHWC" else (1, 40, 6, 7), (3, 3, 40, 1), 1, 1, fmt)
-y = np.zeros(6 * 7 * 40, np.float32)
-dy = np.ones(6 * 7 * 40, np.float32)
+g = _args.geometry(shape, (3, 3, 40, 1), 1, 1, fmt)
+y = np.zeros(x.size, np.float32)
+dy = np.ones(x.size, np.float32)
 dw = np.zeros(9 * 40, np.float32)
 if short == "x":
     _kernels.forward(x[:-1], w, None, y, g, None, 1)
@@ -37,9 +38,10 @@ print("no abort")
 """
 
 
-@pytest.mark.parametrize("fmt", ["NHWC", "NCHW"])
+# NCHW planes 7 wide take the packed path (planes transposed into scratch), 70 wide the plain one
+@pytest.mark.parametrize("fmt, width", [("NHWC", 7), ("NCHW", 7), ("NCHW", 70)])
 @pytest.mark.parametrize("short", ["x", "y", "dy"])
-def test_overrun_aborts(fmt, short):
-    run = fresh_python(OVERRUN, fmt, short, timeout=120)
+def test_overrun_aborts(fmt, width, short):
+    run = fresh_python(OVERRUN, fmt, str(width), short, timeout=120)
     assert run.returncode == -signal.SIGABRT, (run.returncode, run.stdout, run.stderr[-2000:])
     assert "dwconv: bounds check failed" in run.stderr, run.stderr[-2000:]
