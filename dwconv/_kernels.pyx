@@ -909,15 +909,16 @@ cdef inline void reduce_columns(const floating *x_row, const floating *dy_row, f
         dot(x_row + lo * d.sw - d.pl + j * d.dw, d.sw, 0, dy_row + lo, 1, 0, acc, 0, hi - lo, 1)
 
 
-cdef void reduce_rows(const floating *x, const floating *dy, floating *partial, const Axis *rows,
-                      const Py_ssize_t *col_lo, const Py_ssize_t *col_hi, Py_ssize_t row0,
+cdef void reduce_rows(const floating *x, const floating *dy, floating *partial, Py_ssize_t partial_tap,
+                      const Axis *rows, const Py_ssize_t *col_lo, const Py_ssize_t *col_hi, Py_ssize_t row0,
                       Py_ssize_t row1, Py_ssize_t c0, Py_ssize_t nc, const Dims *d) noexcept nogil:
-    """partial[tap, c*M+m] += sum of x * dy over output rows [row0, row1) of all images, for input
-    channels [c0, c0+nc); partial[kh*kw, c*M+m] += the sum of dy (the bias gradient)."""
+    """partial[tap*partial_tap + c*M+m] += sum of x * dy over output rows [row0, row1) of all
+    images, for input channels [c0, c0+nc); partial[kh*kw*partial_tap + c*M+m] += the sum of dy
+    (the bias gradient)."""
     cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, kw = d.kw, W = d.W, OW = d.OW
     cdef Py_ssize_t row, n, oh, u, i, ih, j, m, co
     cdef Py_ssize_t all_lo = 0, all_hi = OW  # the output columns where every tap column is inside x
-    cdef floating *bias_partial = partial + d.kh * kw * CM
+    cdef floating *bias_partial = partial + d.kh * kw * partial_tap
     for j in range(kw):
         all_lo = max(all_lo, col_lo[j])
         all_hi = min(all_hi, col_hi[j])
@@ -941,16 +942,41 @@ cdef void reduce_rows(const floating *x, const floating *dy, floating *partial, 
                 if d.nhwc and M == 1 and kw <= 7 and all_lo < all_hi:
                     # the columns every tap of the row reads: all taps at once, then each tap's edges
                     dot_taps(x_row + (all_lo * d.sw - d.pl) * C, d.sw * C, d.dw * C, dy_row + all_lo * CM, CM,
-                             partial + i * kw * CM + c0, CM, kw, all_hi - all_lo, nc)
+                             partial + i * kw * partial_tap + c0, partial_tap, kw, all_hi - all_lo, nc)
                     for j in range(kw):
-                        reduce_columns(x_row, dy_row, partial + (i * kw + j) * CM + c0 * M + m, j, col_lo[j],
-                                       all_lo, nc, d)
-                        reduce_columns(x_row, dy_row, partial + (i * kw + j) * CM + c0 * M + m, j, all_hi,
-                                       col_hi[j], nc, d)
+                        reduce_columns(x_row, dy_row, partial + (i * kw + j) * partial_tap + c0 * M + m, j,
+                                       col_lo[j], all_lo, nc, d)
+                        reduce_columns(x_row, dy_row, partial + (i * kw + j) * partial_tap + c0 * M + m, j,
+                                       all_hi, col_hi[j], nc, d)
                 else:
                     for j in range(kw):
-                        reduce_columns(x_row, dy_row, partial + (i * kw + j) * CM + c0 * M + m, j, col_lo[j],
-                                       col_hi[j], nc, d)
+                        reduce_columns(x_row, dy_row, partial + (i * kw + j) * partial_tap + c0 * M + m, j,
+                                       col_lo[j], col_hi[j], nc, d)
+
+
+cdef void reduce_packed(const floating *x, const floating *dy, floating *partial, const Axis *rows,
+                        const Py_ssize_t *col_lo, const Py_ssize_t *col_hi, const Packing *pack, Py_ssize_t unit0,
+                        Py_ssize_t unit1, Py_ssize_t c0, Py_ssize_t nc, const Dims *d) noexcept nogil:
+    """reduce_rows for narrow NCHW planes (M = 1), whose rows are too short for vectors along them:
+    for each unit (image, band of output rows) in [unit0, unit1), the source rows the band reads
+    and its output-gradient rows are transposed, for channels [c0, c0+nc), into the thread's scratch
+    in channel-interleaved order, and reduced there as NHWC rows are."""
+    cdef Py_ssize_t unit, n, q0, q1
+    cdef Span span
+    cdef Dims band = d[0]  # a band as one NHWC image of nc channels
+    band.nhwc, band.N, band.C = True, 1, nc
+    cdef floating *packed_x = <floating *> pack.scratch + threadid() * (pack.src_size + pack.dst_size)
+    cdef floating *packed_dy = packed_x + pack.src_size
+    for unit in range(unit0, unit1):
+        n = unit // pack.n_bands
+        q0 = unit % pack.n_bands * pack.band_rows
+        q1 = min(d.OH, q0 + pack.band_rows)
+        span = band_sources(rows, q0, q1)
+        transpose(x + ((n * d.C + c0) * d.H + span.lo) * d.W, d.H * d.W, packed_x, nc, (span.hi - span.lo) * d.W, nc)
+        transpose(dy + ((n * d.C + c0) * d.OH + q0) * d.OW, d.OH * d.OW, packed_dy, nc, (q1 - q0) * d.OW, nc)
+        # the scratch holds rows span.lo.. and q0.. of the image: shift the bases to its row 0
+        reduce_rows(packed_x - span.lo * d.W * nc, packed_dy - q0 * d.OW * nc, partial + c0, d.C * d.M, rows,
+                    col_lo, col_hi, q0, q1, 0, nc, &band)
 
 
 def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw, floating[::1] db,
@@ -959,16 +985,18 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
 
     The reduction over images and rows is cut into chunks fixed by the geometry alone; each chunk
     sums into its own partial buffer, and the partials are added in chunk order: the result is
-    bitwise the same for any number of threads."""
+    bitwise the same for any number of threads. Narrow NCHW planes are reduced in units of
+    (image, band of rows) packed as NHWC (reduce_packed), other geometries in units of rows."""
     cdef Dims d = dims_of(g)
     cdef Py_ssize_t CM = d.C * d.M, n_taps = d.kh * d.kw
-    cdef Py_ssize_t n_blocks = (d.C + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK if d.nhwc else d.C
-    cdef Py_ssize_t block_size = CHANNEL_BLOCK if d.nhwc else 1
-    cdef Py_ssize_t n_rows = d.N * d.OH
-    cdef Py_ssize_t n_chunks = max(1, min(n_rows, (REDUCTION_ITEMS + n_blocks - 1) // n_blocks))
-    cdef Py_ssize_t chunk_rows = (n_rows + n_chunks - 1) // n_chunks if n_rows else 0
+    cdef bint packed = not d.nhwc and d.OW <= PACKED_WIDTH and d.M == 1
+    cdef Py_ssize_t block_size = PACKED_CHANNELS if packed else CHANNEL_BLOCK if d.nhwc else 1
+    cdef Py_ssize_t n_blocks = max(1, d.C // block_size) if packed else (d.C + block_size - 1) // block_size
+    cdef Packing pack
+    cdef Py_ssize_t n_units = d.N * d.OH
+    cdef Py_ssize_t n_chunks, chunk_units
     cdef Py_ssize_t partial_size = (n_taps + 1) * CM
-    cdef Py_ssize_t item, chunk, c0, e, n
+    cdef Py_ssize_t item, chunk, c0, e, n, unit0, unit1
     cdef floating total
     cdef Borders borders = Borders(g)
     cdef floating *partials = NULL
@@ -976,24 +1004,45 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
     cdef Py_ssize_t *col_lo = NULL
     cdef Axis rows
     rows.tap0 = NULL
-    if chunk_rows:
-        n_chunks = (n_rows + chunk_rows - 1) // chunk_rows
+    pack.scratch = NULL
+    pack.w_mc = NULL
     try:
-        partials = <floating *> calloc(n_chunks * partial_size, sizeof(floating))
         col_lo = <Py_ssize_t *> malloc(2 * d.kw * sizeof(Py_ssize_t))
-        if partials == NULL or col_lo == NULL or not axis_alloc(&rows, d.OH):
+        if col_lo == NULL or not axis_alloc(&rows, d.OH):
             raise MemoryError()
         n_threads = threads_for(&d, n_threads)
+        axis_forward(&rows, d.H, d.OH, d.kh, d.sh, d.dh, d.pt)
+        column_ranges(col_lo, col_lo + d.kw, &d)
+        # (M = 1: no filter to rearrange; packing_init is handed dw only as the filter it keeps)
+        if packed and not packing_init(&pack, &dw[0], <const floating *> NULL, &rows, &d, False, n_threads):
+            raise MemoryError()
+        if packed:
+            n_units = d.N * pack.n_bands
+        # chunks of units, fixed by the geometry alone; each item is (chunk, block of channels)
+        n_chunks = max(1, min(n_units, (REDUCTION_ITEMS + n_blocks - 1) // n_blocks))
+        chunk_units = (n_units + n_chunks - 1) // n_chunks if n_units else 0
+        if chunk_units:
+            n_chunks = (n_units + chunk_units - 1) // chunk_units
+        partials = <floating *> calloc(n_chunks * partial_size, sizeof(floating))
+        if partials == NULL:
+            raise MemoryError()
         with nogil:
             watch(True, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, partials, n_chunks * partial_size)
-            axis_forward(&rows, d.H, d.OH, d.kh, d.sh, d.dh, d.pt)
-            column_ranges(col_lo, col_lo + d.kw, &d)
+            if packed:
+                packing_watch(True, &pack, &d, &dw[0], sizeof(floating), n_threads)
             for item in prange(n_chunks * n_blocks, schedule="static", num_threads=n_threads):
                 chunk = item // n_blocks
                 c0 = (item % n_blocks) * block_size
-                reduce_rows(&x[0], &dy[0], partials + chunk * partial_size, &rows, col_lo, col_lo + d.kw,
-                            chunk * chunk_rows, min(n_rows, (chunk + 1) * chunk_rows), c0,
-                            min(block_size, d.C - c0), &d)
+                unit0, unit1 = chunk * chunk_units, min(n_units, (chunk + 1) * chunk_units)
+                if packed:
+                    reduce_packed(&x[0], &dy[0], partials + chunk * partial_size, &rows, col_lo, col_lo + d.kw,
+                                  &pack, unit0, unit1, c0, d.C - c0 if item % n_blocks == n_blocks - 1 else block_size,
+                                  &d)
+                else:
+                    reduce_rows(&x[0], &dy[0], partials + chunk * partial_size, CM, &rows, col_lo, col_lo + d.kw,
+                                unit0, unit1, c0, min(block_size, d.C - c0), &d)
+            if packed:
+                packing_watch(False, &pack, &d, &dw[0], sizeof(floating), n_threads)
             watch(False, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, partials, n_chunks * partial_size)
             for e in prange(partial_size, schedule="static", num_threads=n_threads):
                 total = 0
@@ -1014,4 +1063,5 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
     finally:
         free(partials)
         free(col_lo)
+        packing_free(&pack, &dw[0])
         axis_free(&rows)
