@@ -353,6 +353,21 @@ def test_nchw_plane_widths(W, C, M, strides, dilations):
     check_gradients(x, w, dy, strides, "SAME", "NCHW", dilations, check_grad=False)
 
 
+@pytest.mark.parametrize("H, kh", [(1, 1), (3, 3)])
+@pytest.mark.parametrize("M", [1, 2])
+def test_nhwc_one_row_split_into_channel_blocks(H, kh, M):
+    """NHWC work items are rows of all channels; a single output row, big enough for two threads,
+    is cut into channel blocks (here 64 and a remainder of 136) so that both get one."""
+    rng = np.random.default_rng(H * 10 + M)
+    x, w, dy = random_case(rng, "NHWC", 1, H, 600, 200, M, kh, 5, 1, "VALID", 1, np.float32)
+    assert dy.shape[1] == 1
+    for num_threads in (1, 2):
+        check_gradients(x, w, dy, 1, "VALID", "NHWC", 1, num_threads=num_threads, check_grad=False)
+        got = dwconv.depthwise_conv2d(x, w, num_threads=num_threads)
+        np.testing.assert_allclose(got, conv2d_forward(x, w, (1, 1), ((0, 0), (0, 0)), "NHWC", (1, 1)),
+                                   rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("data_format", FORMATS)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_three_dim_filters(data_format, dtype):
