@@ -340,11 +340,11 @@ def test_widths(data_format, dtype):
         check_gradients(x, w, dy, strides, padding, data_format, dil, check_grad=False)
 
 
-@pytest.mark.parametrize("W, C, M", [(9, 130, 1), (40, 70, 1), (64, 130, 2), (200, 70, 2)])
+@pytest.mark.parametrize("W, C, M", [(9, 300, 1), (40, 70, 1), (64, 300, 2), (200, 70, 2)])
 @pytest.mark.parametrize("strides", STRIDES)
 @pytest.mark.parametrize("dilations", DILATIONS)
 def test_nchw_plane_widths(W, C, M, strides, dilations):
-    """NCHW outputs up to 64 columns wide take a packed path (blocks of 64 channels, bands of
+    """NCHW outputs up to 64 columns wide take a packed path (blocks of 128 channels, bands of
     rows; for the filter gradient when M = 1), wider ones the path along rows: both sides, with a
     channel block and its remainder, and planes of one band and of several (40 columns: bands of
     12 rows)."""

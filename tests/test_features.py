@@ -86,9 +86,10 @@ def test_padding_modes(fmt, mode, geometry):
 @pytest.mark.parametrize("fmt", ["NHWC", "NCHW"])
 @pytest.mark.parametrize("mode", MODES[1:])
 def test_padding_modes_threaded_and_wide(fmt, mode):
-    """Big enough to run on several threads, with channel blocks of 64 and a remainder."""
+    """Big enough to run on several threads, with channel blocks and a remainder (64-channel blocks
+    for the NHWC borders, 128 on the packed NCHW path)."""
     rng = np.random.default_rng(5)
-    x, w = case(rng, fmt, 30, 37, (5, 5), C=70, M=1, N=3, dtype=np.float32)
+    x, w = case(rng, fmt, 30, 37, (5, 5), C=270, M=1, N=3, dtype=np.float32)
     ref, scale, args = reference(x, w, 2, "SAME", fmt, 1, mode)
     for threads in (1, 2):
         got = dwconv.depthwise_conv2d(x, w, 2, "SAME", data_format=fmt, padding_mode=mode, num_threads=threads)

@@ -292,10 +292,10 @@ def run_width_case(W, data_format, **kwargs):
         assert_conv_close(got, x, w, (s, s), pad, data_format, (1, 2))
 
 
-# NCHW outputs up to 64 columns wide take a packed path (blocks of 64 channels, bands of rows),
+# NCHW outputs up to 64 columns wide take a packed path (blocks of 128 channels, bands of rows),
 # wider ones the path along rows: every stride and dilation on both sides of that width, with a
 # channel block and its remainder, multipliers, and rows enough for several bands.
-PLANES = [(9, 130, 1), (64, 130, 2), (200, 70, 2)]  # (W, C, M)
+PLANES = [(9, 300, 1), (64, 300, 2), (200, 70, 2)]  # (W, C, M)
 
 
 @pytest.mark.parametrize("W, C, M", PLANES)
