@@ -593,7 +593,11 @@ def test_megengine_seed_example_depthwise():
     inp = np.arange(0, 96).astype("float32").reshape(2, 3, 4, 4)     # mge.tensor(...)
     oup = m(inp)
     assert oup.shape == (2, 3, 2, 2)
-    np.testing.assert_allclose(oup, megengine_reference(inp, m.weight, m.bias, 1, 0, 1), rtol=1e-5)
+    # the weights are drawn unseeded, as in MegEngine: bound the error by float32 rounding of the
+    # 9 products and the bias (an output near 0 can be a sum of terms near 100, so no rtol holds)
+    scale = megengine_reference(inp, np.abs(m.weight), np.abs(m.bias), 1, 0, 1)
+    error = np.abs(oup - megengine_reference(inp, m.weight, m.bias, 1, 0, 1))
+    assert (error <= 11 * np.finfo(np.float32).eps * scale).all(), (error.max(), scale.max())
 
 
 @pytest.mark.parametrize("stride, padding, dilation, mode, conv_mode", [
