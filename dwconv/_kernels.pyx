@@ -1017,10 +1017,10 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
         n_threads = threads_for(&d, n_threads)
         axis_forward(&rows, d.H, d.OH, d.kh, d.sh, d.dh, d.pt)
         column_ranges(col_lo, col_lo + d.kw, &d)
-        # (M = 1: no filter to rearrange; packing_init is handed dw only as the filter it keeps)
-        if packed and not packing_init(&pack, &dw[0], <const floating *> NULL, &rows, &d, False, n_threads):
-            raise MemoryError()
         if packed:
+            # (M = 1: no filter to rearrange; packing_init is handed dw only as the filter it keeps)
+            if not packing_init(&pack, &dw[0], <const floating *> NULL, &rows, &d, False, n_threads):
+                raise MemoryError()
             n_units = d.N * pack.n_bands
         # chunks of units, fixed by the geometry alone; each item is (chunk, block of channels)
         n_chunks = max(1, min(n_units, (REDUCTION_ITEMS + n_blocks - 1) // n_blocks))

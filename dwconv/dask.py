@@ -38,7 +38,7 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
     callable ``activation`` is applied chunk by chunk, so it must be elementwise."""
     x = _as_dask(x)
     call = _args.forward_call(_virtual(x), filters, strides, padding, data_format, dilations, padding_mode, bias,
-                           activation, dtype)
+                              activation, dtype)
     g, bias, dtype, activation = call.g, call.bias, call.dtype, call.activation
     filters = call.filters.reshape(g.filter_shape)
     index = _index(g.layout)
@@ -64,8 +64,8 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
     windows reach it (the chunk's halo); the padding is then folded back onto the input as the
     transpose of ``padding_mode``."""
     grad_output = _as_dask(grad_output)
-    call = _args.input_grad_call(input_shape, filters, _virtual(grad_output), strides, padding, data_format, dilations,
-                              padding_mode, dtype)
+    call = _args.input_grad_call(input_shape, filters, _virtual(grad_output), strides, padding, data_format,
+                                 dilations, padding_mode, dtype)
     g, dtype, compute = call.g, call.dtype, call.compute
     filters = call.filters.reshape(g.filter_shape)
     index = _index(g.layout)
@@ -104,7 +104,7 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
     x = _as_dask(x)
     grad_output = _as_dask(grad_output)
     call = _args.filter_grad_call(_virtual(x), filter_shape, _virtual(grad_output), strides, padding, data_format,
-                               dilations, padding_mode, dtype)
+                                  dilations, padding_mode, dtype)
     g, dtype, compute = call.g, call.dtype, call.compute
     index = _index(g.layout)
     n, h, w, c = (index.index(axis) for axis in "nhwc")
