@@ -81,7 +81,7 @@ class BuildExt(build_ext):
 debug = env_flag("DWCONV_DEBUG")
 extensions = cythonize(
     [Extension("dwconv._kernels", ["dwconv/_kernels.pyx"], include_dirs=["dwconv"],
-               depends=["dwconv/_openmp.pxd", "dwconv/_bounds.h", *glob.glob("dwconv/_microkernels*.h")])],
+               depends=["dwconv/_openmp.pxd", *glob.glob("dwconv/*.h"), *glob.glob("dwconv/*.pxi")])],
     compiler_directives={
         "language_level": 3,
         "boundscheck": debug,

@@ -1069,3 +1069,6 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
         free(col_lo)
         packing_free(&pack, &dw[0])
         axis_free(&rows)
+
+
+include "_machine.pxi"

@@ -1,0 +1,1 @@
+# The machine's limits, measured: what the benchmark reads kernel efficiency against.
