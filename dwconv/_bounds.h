@@ -152,6 +152,19 @@ static void dw_bounds_check(const char *what, const void *base, size_t elsize, i
         DW_CHECK("transpose: src", src, T, 0, nb, na, src_b, 1);                                         \
         DW_CHECK("transpose: dst", dst, T, 1, na, nb, dst_a, 1);                                         \
         dw_active->transpose_##sfx(src, src_b, dst, dst_a, na, nb);                                      \
+    }                                                                                                    \
+    static void dw_checked_row_##sfx(const T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t kh,   \
+                                     ptrdiff_t kw, ptrdiff_t sw, ptrdiff_t dw, const T *w, ptrdiff_t w_tap,  \
+                                     const T *bias, T *dst, ptrdiff_t dst_pix, ptrdiff_t npix, ptrdiff_t nc) \
+    {                                                                                                    \
+        /* a stride-2 plane reads one element past each vector's last pixel */                           \
+        const ptrdiff_t past = nc == 1 && sw == 2;                                                       \
+        for (ptrdiff_t a = 0; a < kh; a++)                                                               \
+            DW_CHECK("row: rows[a]", rows[a] + off, T, 0, npix, kw, nc + past, sw * src_pix, dw * src_pix, 1); \
+        DW_CHECK("row: w", w, T, 0, kh * kw, nc, w_tap, 1);                                              \
+        if (bias) DW_CHECK("row: bias", bias, T, 0, nc, 1);                                              \
+        DW_CHECK("row: dst", dst, T, 1, npix, nc, dst_pix, 1);                                           \
+        dw_active->row_##sfx(rows, off, src_pix, kh, kw, sw, dw, w, w_tap, bias, dst, dst_pix, npix, nc);  \
     }
 
 DW_CHECKED_KERNELS(float, f32)
@@ -165,6 +178,10 @@ DW_CHECKED_KERNELS(double, f64)
 #undef dw_dot_taps_double
 #undef dw_transpose_float
 #undef dw_transpose_double
+#undef dw_row_float
+#undef dw_row_double
+#define dw_row_float dw_checked_row_f32
+#define dw_row_double dw_checked_row_f64
 #define dw_taps_float dw_checked_taps_f32
 #define dw_taps_double dw_checked_taps_f64
 #define dw_dot_float dw_checked_dot_f32

@@ -20,6 +20,7 @@ from cpython.buffer cimport PyBUF_STRIDED_RO, PyBuffer_Release, PyObject_GetBuff
 from cython.parallel cimport prange, threadid
 from libc.math cimport M_SQRT1_2, erf, erff, exp, expf, tanh, tanhf
 from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcpy, memset
 
 from dwconv._openmp cimport DW_OPENMP, dw_release_threads, omp_get_max_threads
 
@@ -63,6 +64,12 @@ cdef extern from "_microkernels.h" nogil:
                             Py_ssize_t nb)
     void dw_transpose_double(const double *src, Py_ssize_t src_b, double *dst, Py_ssize_t dst_a, Py_ssize_t na,
                              Py_ssize_t nb)
+    void dw_row_float(const float *const *rows, Py_ssize_t off, Py_ssize_t src_pix, Py_ssize_t kh, Py_ssize_t kw,
+                      Py_ssize_t sw, Py_ssize_t dw, const float *w, Py_ssize_t w_tap, const float *bias, float *dst,
+                      Py_ssize_t dst_pix, Py_ssize_t npix, Py_ssize_t nc)
+    void dw_row_double(const double *const *rows, Py_ssize_t off, Py_ssize_t src_pix, Py_ssize_t kh, Py_ssize_t kw,
+                       Py_ssize_t sw, Py_ssize_t dw, const double *w, Py_ssize_t w_tap, const double *bias,
+                       double *dst, Py_ssize_t dst_pix, Py_ssize_t npix, Py_ssize_t nc)
 
 # Debug builds (DWCONV_DEBUG) wrap every micro-kernel in a check that what it reads and writes lies
 # inside the buffers registered here for the call; in release builds these are empty macros.
@@ -863,18 +870,6 @@ cdef class Borders:
             border_free(&self.border)
 
 
-def forward(const floating[::1] x, const floating[::1] w, const floating[::1] bias,
-            floating[::1] y, g, activation, int n_threads):
-    """y = activation(depthwise_conv2d(x, w) + bias) for geometry g; all arrays flat, C-ordered,
-    non-empty y; `activation` None or a name from dwconv._args.ACTIVATIONS."""
-    cdef const floating *bias_data = NULL
-    cdef int act = ACTIVATION_CODES[activation]
-    if bias is not None:
-        bias_data = &bias[0]
-    cdef Borders borders = Borders(g)
-    gather(x, w, bias_data, y, g, borders.plan, act, False, n_threads)
-
-
 def input_grad(const floating[::1] dy, const floating[::1] w, floating[::1] dx, g, int n_threads):
     """dx, the gradient of the forward pass with respect to x, from dy (dx non-empty). In padding
     modes other than zeros, the gradient reaching the padding then flows to the pixels it copies."""
@@ -1071,4 +1066,6 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
         axis_free(&rows)
 
 
+include "_rings.pxi"
+include "_forward.pxi"
 include "_machine.pxi"

@@ -6,6 +6,7 @@
 #define DW_FN(n) DW_CAT3(n, DW_ISA, f32)
 #define DW_NARROWER_FN(n) DW_CAT3(n, DW_NARROWER, f32)
 #include "_microkernels_body.h"
+#include "_microkernels_row.h"
 #undef DW_T
 #undef DW_LANES
 #undef DW_FN
@@ -15,6 +16,7 @@
 #define DW_FN(n) DW_CAT3(n, DW_ISA, f64)
 #define DW_NARROWER_FN(n) DW_CAT3(n, DW_NARROWER, f64)
 #include "_microkernels_body.h"
+#include "_microkernels_row.h"
 #undef DW_T
 #undef DW_LANES
 #undef DW_FN

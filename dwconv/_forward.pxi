@@ -1,0 +1,214 @@
+# The forward pass: scheduling of work items over rings (_rings.pxi) and the `row` micro-kernel.
+#
+# A work item is (image, block of channels, band of output rows). Its thread fills a ring with the
+# source rows of the band as it goes down it, and computes each output row in one micro-kernel call.
+# Three plans, by layout and plane width:
+#   NHWC          rings of pixels; the output row is written in place;
+#   narrow NCHW   (output at most PACKED_WIDTH wide: too short for vectors along the row) source rows
+#                 transposed once each into a ring of pixels; the band's output goes to the thread's
+#                 scratch and is transposed back into the planes;
+#   wide NCHW     one ring per plane, vectors along the row.
+
+cdef enum:
+    # Threads get about this many items each, so that uneven items still balance.
+    ITEMS_PER_THREAD = 4
+    # NHWC rings are cut into channel blocks above this size (bytes), to stay in L2.
+    RING_BYTES = 1 << 18
+    # Channel blocks are whole multiples of this many channels (whole vectors at every level).
+    LANE_BLOCK = 16
+
+
+cdef inline void row(const floating *const *rows, Py_ssize_t off, Py_ssize_t src_pix, const Dims *d,
+                     const floating *w, Py_ssize_t w_tap, const floating *bias, floating *dst,
+                     Py_ssize_t dst_pix, Py_ssize_t nc) noexcept nogil:
+    if floating is float:
+        dw_row_float(rows, off, src_pix, d.kh, d.kw, d.sw, d.dw, w, w_tap, bias, dst, dst_pix, d.OW, nc)
+    else:
+        dw_row_double(rows, off, src_pix, d.kh, d.kw, d.sw, d.dw, w, w_tap, bias, dst, dst_pix, d.OW, nc)
+
+
+cdef struct Plan:
+    int kind  # the ring's layout: RING_PIXELS (NHWC), RING_PACKED (narrow NCHW), RING_PLANE (wide NCHW)
+    Py_ssize_t block, n_blocks, band_rows, n_bands
+    # narrow NCHW: each thread's scratch of one band's output, and the filter (and bias) with their
+    # channels multiplier-major (kh, kw, M, C), as the ring's lanes are
+    Py_ssize_t out_bytes
+    void *scratch
+    const void *w_mc
+    const void *bias_mc
+
+
+cdef inline Py_ssize_t ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return (a + b - 1) // b
+
+
+cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const Dims *d, int n_threads) noexcept nogil:
+    """Choose the plan's work items for geometry d (allocations released by plan_free); False when
+    out of memory. Each image gets enough items for the threads to share (rows first: a band shares
+    its ring's rows; channel blocks where rows run short or the ring would leave L2)."""
+    cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, wanted, max_blocks, ring_bytes, tap, c, m
+    cdef floating *w_mc
+    plan.scratch = NULL
+    plan.w_mc, plan.bias_mc = w, bias
+    plan.out_bytes = 0
+    wanted = 1 if n_threads == 1 else ceil_div(ITEMS_PER_THREAD * n_threads, d.N)  # items per image
+    if d.nhwc:
+        plan.kind = RING_PIXELS
+        max_blocks = max(1, C // LANE_BLOCK)
+        ring_bytes = ((d.kh - 1) * d.dh + 1) * ((d.OW - 1) * d.sw + (d.kw - 1) * d.dw + 1) * CM * sizeof(floating)
+        plan.n_blocks = min(max_blocks, ceil_div(ring_bytes, RING_BYTES))
+        plan.n_bands = max(1, min(ceil_div(wanted, plan.n_blocks), ceil_div(d.OH, 2)))  # bands of 2 rows or more
+        plan.n_blocks = max(plan.n_blocks, min(max_blocks, ceil_div(wanted, plan.n_bands)))
+        plan.block = C // plan.n_blocks // LANE_BLOCK * LANE_BLOCK if plan.n_blocks > 1 else C
+    elif d.OW <= PACKED_WIDTH:
+        plan.kind = RING_PACKED
+        plan.n_blocks = max(1, C // PACKED_CHANNELS)
+        plan.block = PACKED_CHANNELS if plan.n_blocks > 1 else C
+        plan.n_bands = max(ceil_div(wanted, plan.n_blocks), ceil_div(d.OH * d.OW, PACKED_PIXELS))
+    else:
+        plan.kind = RING_PLANE
+        plan.n_blocks = ceil_div(C, PLANE_BLOCK)
+        plan.block = PLANE_BLOCK
+        plan.n_bands = ceil_div(wanted, plan.n_blocks)
+    plan.band_rows = ceil_div(d.OH, min(d.OH, plan.n_bands))
+    plan.n_bands = ceil_div(d.OH, plan.band_rows)
+    if plan.kind != RING_PACKED:
+        return True
+    # the last block is the largest: C - (n_blocks - 1) * block channels
+    plan.out_bytes = round_up(plan.band_rows * d.OW * (C - (plan.n_blocks - 1) * plan.block) * M * sizeof(floating),
+                              RING_ALIGN)
+    plan.scratch = malloc(RING_ALIGN + n_threads * plan.out_bytes)
+    if M > 1:
+        w_mc = <floating *> malloc((d.kh * d.kw + 1) * CM * sizeof(floating))
+        plan.w_mc = w_mc
+        if w_mc != NULL:
+            for tap in range(d.kh * d.kw):
+                for c in range(C):
+                    for m in range(M):
+                        w_mc[tap * CM + m * C + c] = w[tap * CM + c * M + m]
+            if bias != NULL:
+                plan.bias_mc = w_mc + d.kh * d.kw * CM
+                for c in range(C):
+                    for m in range(M):
+                        w_mc[d.kh * d.kw * CM + m * C + c] = bias[c * M + m]
+    return plan.scratch != NULL and plan.w_mc != NULL
+
+
+cdef void plan_free(Plan *plan, const void *w) noexcept nogil:
+    free(plan.scratch)
+    if plan.w_mc != w:
+        free(<void *> plan.w_mc)
+    plan.scratch = plan.w_mc = NULL
+
+
+cdef inline char *plan_scratch(const Plan *plan, int tid) noexcept nogil:
+    """Thread `tid`'s scratch for a band's output (narrow NCHW)."""
+    return <char *> round_up(<Py_ssize_t> plan.scratch, RING_ALIGN) + tid * plan.out_bytes
+
+
+cdef void plan_watch(bint on, const Plan *plan, const Dims *d, const void *w, size_t elsize, int n_threads) noexcept nogil:
+    """Debug builds: register (on) or retire the plan's scratch and rearranged filter."""
+    if plan.scratch != NULL:
+        watch_one(on, plan_scratch(plan, 0), n_threads * plan.out_bytes, True)
+    if plan.w_mc != w:
+        watch_one(on, plan.w_mc, (d.kh * d.kw + 1) * d.C * d.M * elsize, False)
+
+
+cdef void activate_outputs(floating *y, int act, const Dims *d, Py_ssize_t n, Py_ssize_t oh0, Py_ssize_t oh1,
+                           Py_ssize_t c0, Py_ssize_t nc) noexcept nogil:
+    """Apply the activation to output rows [oh0, oh1) of image n, input channels [c0, c0+nc), while
+    they are in cache."""
+    cdef Py_ssize_t CM = d.C * d.M, oh, ow, co
+    if act == IDENTITY:
+        return
+    if d.nhwc:
+        for oh in range(oh0, oh1):
+            for ow in range(d.OW):
+                activate(y + ((n * d.OH + oh) * d.OW + ow) * CM + c0 * d.M, nc * d.M, act)
+    else:
+        for co in range(c0 * d.M, (c0 + nc) * d.M):
+            activate(y + ((n * CM + co) * d.OH + oh0) * d.OW, (oh1 - oh0) * d.OW, act)
+
+
+cdef void forward_item(const floating *x, const floating *w, const floating *bias, floating *y, Ring *ring,
+                       const Plan *plan, int act, const Dims *d, Py_ssize_t item, int tid) noexcept nogil:
+    cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, OW = d.OW
+    cdef Py_ssize_t n = item // (plan.n_blocks * plan.n_bands)
+    cdef Py_ssize_t c0 = item // plan.n_bands % plan.n_blocks * plan.block
+    cdef Py_ssize_t nc = C - c0 if c0 == (plan.n_blocks - 1) * plan.block else plan.block
+    cdef Py_ssize_t q0 = item % plan.n_bands * plan.band_rows
+    cdef Py_ssize_t q1 = min(d.OH, q0 + plan.band_rows)
+    cdef Py_ssize_t q, m, c
+    cdef const floating **rows
+    cdef const floating *w_mc = <const floating *> plan.w_mc
+    cdef const floating *bias_mc = <const floating *> plan.bias_mc
+    cdef floating *out
+    if plan.kind == RING_PIXELS:
+        ring_reset(ring, tid)
+        for q in range(q0, q1):
+            rows = ring_rows(ring, tid, x, d, n, q, c0, nc)
+            row(rows, 0, nc * M, d, w + c0 * M, CM, offset(bias, c0 * M), y + ((n * d.OH + q) * OW * C + c0) * M,
+                CM, nc * M)
+            activate_outputs(y, act, d, n, q, q + 1, c0, nc)
+    elif plan.kind == RING_PACKED:
+        ring_reset(ring, tid)
+        out = <floating *> plan_scratch(plan, tid)
+        for q in range(q0, q1):
+            rows = ring_rows(ring, tid, x, d, n, q, c0, nc)
+            for m in range(M):
+                row(rows, m * nc, nc * M, d, w_mc + m * C + c0, CM, offset(bias_mc, m * C + c0),
+                    out + (q - q0) * OW * nc * M + m * nc, nc * M, nc)
+        for m in range(M):
+            transpose(out + m * nc, nc * M, y + ((n * CM + c0 * M + m) * d.OH + q0) * OW, M * d.OH * OW, nc,
+                      (q1 - q0) * OW)
+        activate_outputs(y, act, d, n, q0, q1, c0, nc)
+    else:
+        for c in range(c0, c0 + nc):
+            ring_reset(ring, tid)
+            for q in range(q0, q1):
+                rows = ring_rows(ring, tid, x, d, n, q, c, 1)
+                for m in range(M):
+                    row(rows, 0, 1, d, w + c * M + m, CM, offset(bias, c * M + m),
+                        y + ((n * CM + c * M + m) * d.OH + q) * OW, 1, 1)
+        activate_outputs(y, act, d, n, q0, q1, c0, nc)
+
+
+def forward(const floating[::1] x, const floating[::1] w, const floating[::1] bias,
+            floating[::1] y, g, activation, int n_threads):
+    """y = activation(depthwise_conv2d(x, w) + bias) for geometry g; all arrays flat, C-ordered,
+    non-empty y; `activation` None or a name from dwconv._args.ACTIVATIONS."""
+    cdef Dims d = dims_of(g)
+    cdef int act = ACTIVATION_CODES[activation]
+    cdef const floating *bias_data = NULL if bias is None else &bias[0]
+    cdef const floating *x_data = &x[0] if x.shape[0] else NULL
+    cdef Py_ssize_t n_bias = 0 if bias is None else bias.shape[0], item, n_items
+    cdef Plan plan
+    cdef Ring ring
+    cdef int tid
+    plan.scratch = NULL
+    plan.w_mc = NULL
+    ring.memory = NULL
+    ring.zeros = NULL
+    ring.held = NULL
+    ring.pointers = NULL
+    n_threads = threads_for(&d, n_threads)
+    try:
+        with nogil:
+            if not plan_init(&plan, &w[0], bias_data, &d, n_threads) or not ring_init(
+                    &ring, plan.kind, 1 if plan.kind == RING_PLANE else plan.block * d.M if plan.n_blocks == 1
+                    else max(plan.block, d.C - (plan.n_blocks - 1) * plan.block) * d.M, &d, sizeof(floating),
+                    n_threads):
+                with gil:
+                    raise MemoryError()
+            n_items = d.N * plan.n_blocks * plan.n_bands
+            watch(True, x_data, x.shape[0], &w[0], w.shape[0], bias_data, n_bias, &y[0], y.shape[0])
+            ring_watch(True, &ring, &d, n_threads)
+            plan_watch(True, &plan, &d, &w[0], sizeof(floating), n_threads)
+            for item in prange(n_items, schedule="static", num_threads=n_threads):
+                forward_item(x_data, &w[0], bias_data, &y[0], &ring, &plan, act, &d, item, threadid())
+            plan_watch(False, &plan, &d, &w[0], sizeof(floating), n_threads)
+            ring_watch(False, &ring, &d, n_threads)
+            watch(False, x_data, x.shape[0], &w[0], w.shape[0], bias_data, n_bias, &y[0], y.shape[0])
+    finally:
+        plan_free(&plan, &w[0])
+        ring_free(&ring)

@@ -1,0 +1,299 @@
+/* The forward's micro-kernel: one output row from the source rows of a ring (see _rings.pxi).
+ *
+ * Included by _microkernels_level.h after _microkernels_body.h, once per (instruction-set level,
+ * element type), with the same macros defined (DW_T, DW_VBYTES, DW_LANES, DW_FN, DW_NARROWER_FN).
+ *
+ * A ring row holds every column its taps read, the padding already filled in, so no tap is ever
+ * clipped: every output pixel of a row runs the same code, and the last tile of a row overlaps
+ * the one before instead of shrinking. Three vector paths:
+ *   channels -- nc >= one vector: a vector of lanes x a tile of pixels;
+ *   plane    -- nc == 1 (an NCHW plane): a tile of vectors of neighbouring pixels (stride 1 or 2);
+ *   stream   -- 1 < nc < one vector, stride 1: the row as one flat stream, each lane's channel
+ *               (and so its weight) known from its offset.
+ * What no path covers goes to the narrower level, or runs as plain scalar code.
+ */
+
+typedef DW_T DW_FN(rvec) __attribute__((vector_size(DW_LANES * sizeof(DW_T))));
+#define DW_VEC DW_FN(rvec)
+#define DW_VLEN ((ptrdiff_t)DW_LANES)
+#define DW_INLINE static inline __attribute__((always_inline))
+/* Output pixels per register tile on the channel path: accumulators, kw <= 7 weights and one input
+ * vector fit the 16 (AVX2) or 32 (AVX-512) vector registers. */
+#define DW_ROW_TILE (DW_VBYTES == 64 ? 12 : 6)
+#define DW_ROW_MAX_KW 7     /* widest kernel row with a register-resident tile of its own */
+#define DW_ROW_MAX_STRIDE 2 /* widest stride whose tile loads each source pixel once */
+#define DW_PLANE_TILE 4     /* vectors per register tile on the plane and stream paths */
+#define DW_ROW_TABLE 512    /* largest taps x channels the stream path pre-arranges */
+/* Loops with compile-time trip counts must unroll completely, or their sums leave the registers:
+ * the longest is the dense tile's source loop, (tile - 1) * stride + kw iterations. */
+#define DW_ROW_UNROLL_LIMIT 64
+_Static_assert((DW_ROW_TILE - 1) * DW_ROW_MAX_STRIDE + DW_ROW_MAX_KW <= DW_ROW_UNROLL_LIMIT,
+               "the dense tile's source loop must unroll completely");
+_Static_assert(DW_ROW_TILE <= DW_ROW_UNROLL_LIMIT, "the pixel loops must unroll completely");
+#if defined(__clang__)
+#define DW_ROW_UNROLL _Pragma("unroll")
+#else
+#define DW_ROW_UNROLL _Pragma("GCC unroll 64")
+#endif
+
+DW_INLINE DW_VEC DW_FN(rload)(const DW_T *p)
+{
+    DW_VEC v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+DW_INLINE void DW_FN(rstore)(DW_T *p, DW_VEC v) { memcpy(p, &v, sizeof v); }
+
+DW_INLINE DW_VEC DW_FN(rbroadcast)(DW_T a)
+{
+    DW_VEC zero = {0};
+    return zero + a;
+}
+
+/* channels, kernel rows of kw taps and stride sw known at compile time, dilation 1: source pixel u
+ * of the tile serves tap b of output pixel t when u = t*sw + b, so each source vector is loaded
+ * once per kernel row. */
+DW_INLINE void DW_FN(row_tile_dense)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t pix, ptrdiff_t kh,
+                                     const DW_T *w, ptrdiff_t w_tap, DW_VEC start, DW_T *dst, ptrdiff_t dst_pix,
+                                     const int kw, const int sw, const int tile)
+{
+    DW_VEC acc[DW_ROW_TILE], wv[DW_ROW_MAX_KW];
+    DW_ROW_UNROLL
+    for (int t = 0; t < tile; t++) acc[t] = start;
+    for (ptrdiff_t a = 0; a < kh; a++) {
+        const DW_T *s = rows[a] + off;
+        DW_ROW_UNROLL
+        for (int b = 0; b < kw; b++) wv[b] = DW_FN(rload)(w + (a * kw + b) * w_tap);
+        DW_ROW_UNROLL
+        for (int u = 0; u < (tile - 1) * sw + kw; u++) {
+            const DW_VEC x = DW_FN(rload)(s + u * pix);
+            DW_ROW_UNROLL
+            for (int b = 0; b < kw; b++)
+                if (u >= b && (u - b) % sw == 0 && (u - b) / sw < tile) acc[(u - b) / sw] += wv[b] * x;
+        }
+    }
+    DW_ROW_UNROLL
+    for (int t = 0; t < tile; t++) DW_FN(rstore)(dst + t * dst_pix, acc[t]);
+}
+
+/* channels, any kernel width, stride and dilation: one load per tap and pixel. */
+DW_INLINE void DW_FN(row_tile_any)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t src_tap,
+                                   ptrdiff_t kh, ptrdiff_t kw, const DW_T *w, ptrdiff_t w_tap, DW_VEC start, DW_T *dst,
+                                   ptrdiff_t dst_pix, const int tile)
+{
+    DW_VEC acc[DW_ROW_TILE];
+    DW_ROW_UNROLL
+    for (int t = 0; t < tile; t++) acc[t] = start;
+    for (ptrdiff_t a = 0; a < kh; a++)
+        for (ptrdiff_t b = 0; b < kw; b++) {
+            const DW_VEC wv = DW_FN(rload)(w + (a * kw + b) * w_tap);
+            const DW_T *s = rows[a] + off + b * src_tap;
+            DW_ROW_UNROLL
+            for (int t = 0; t < tile; t++) acc[t] += wv * DW_FN(rload)(s + t * src_pix);
+        }
+    DW_ROW_UNROLL
+    for (int t = 0; t < tile; t++) DW_FN(rstore)(dst + t * dst_pix, acc[t]);
+}
+
+/* The cases of a switch over tile sizes 1..DW_ROW_TILE, each calling TILE(n) with n constant. */
+#define DW_TILE_CASE(n, TILE) \
+    case n:                   \
+        TILE(n);              \
+        break;
+#if DW_ROW_TILE == 12
+#define DW_TILE_CASES(TILE)                                                                              \
+    DW_TILE_CASE(1, TILE) DW_TILE_CASE(2, TILE) DW_TILE_CASE(3, TILE) DW_TILE_CASE(4, TILE)              \
+    DW_TILE_CASE(5, TILE) DW_TILE_CASE(6, TILE) DW_TILE_CASE(7, TILE) DW_TILE_CASE(8, TILE)              \
+    DW_TILE_CASE(9, TILE) DW_TILE_CASE(10, TILE) DW_TILE_CASE(11, TILE) DW_TILE_CASE(12, TILE)
+#else
+_Static_assert(DW_ROW_TILE == 6, "DW_TILE_CASES lists every tile size up to DW_ROW_TILE");
+#define DW_TILE_CASES(TILE)                                                                              \
+    DW_TILE_CASE(1, TILE) DW_TILE_CASE(2, TILE) DW_TILE_CASE(3, TILE) DW_TILE_CASE(4, TILE)              \
+    DW_TILE_CASE(5, TILE) DW_TILE_CASE(6, TILE)
+#endif
+
+/* The channel path over one row with a dense tile of constant (kw, sw), or the general tile when
+ * kw == 0: tiles of equal size (as large as the registers allow), the last overlapping. */
+DW_INLINE void DW_FN(row_channels)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t src_tap,
+                                   ptrdiff_t kh, ptrdiff_t nkw, const DW_T *w, ptrdiff_t w_tap, DW_VEC start,
+                                   DW_T *dst, ptrdiff_t dst_pix, ptrdiff_t npix, const int kw, const int sw)
+{
+    const ptrdiff_t n_tiles = (npix + DW_ROW_TILE - 1) / DW_ROW_TILE;
+    const int tile = (int)((npix + n_tiles - 1) / n_tiles);
+    for (ptrdiff_t o = 0;; o += tile) {
+        if (o + tile > npix) o = npix - tile;
+#define DW_ROW_TILE_N(n)                                                                                 \
+    do {                                                                                                 \
+        if (kw)                                                                                          \
+            DW_FN(row_tile_dense)(rows, off + o * src_pix, src_tap, kh, w, w_tap, start, dst + o * dst_pix, \
+                                  dst_pix, kw, sw, n);                                                   \
+        else                                                                                             \
+            DW_FN(row_tile_any)(rows, off + o * src_pix, src_pix, src_tap, kh, nkw, w, w_tap, start,        \
+                                dst + o * dst_pix, dst_pix, n);                                          \
+    } while (0)
+        switch (tile) { DW_TILE_CASES(DW_ROW_TILE_N) }
+#undef DW_ROW_TILE_N
+        if (o + tile >= npix) break;
+    }
+}
+
+/* The even-indexed elements of p[0 .. 2*DW_VLEN-1]: one vector of a stride-2 row. */
+DW_INLINE DW_VEC DW_FN(rload_even)(const DW_T *p)
+{
+#if defined(__clang__) || __GNUC__ >= 12
+    const DW_VEC lo = DW_FN(rload)(p), hi = DW_FN(rload)(p + DW_VLEN);
+#if DW_LANES == 16
+    return __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+#elif DW_LANES == 8
+    return __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14);
+#elif DW_LANES == 4
+    return __builtin_shufflevector(lo, hi, 0, 2, 4, 6);
+#else
+    return __builtin_shufflevector(lo, hi, 0, 2);
+#endif
+#else
+    DW_T lanes[DW_LANES];
+    for (int l = 0; l < DW_LANES; l++) lanes[l] = p[2 * l];
+    return DW_FN(rload)(lanes);
+#endif
+}
+
+/* plane: `tile` vectors of neighbouring output pixels, stride sw (1 or 2) known at compile time
+ * (a stride-2 vector reads one element past its last source pixel: the ring leaves room). */
+DW_INLINE void DW_FN(plane_tile)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_tap, ptrdiff_t kh, ptrdiff_t kw,
+                                 const DW_T *w, ptrdiff_t w_tap, DW_T start, DW_T *dst, const int sw, const int tile)
+{
+    DW_VEC acc[DW_PLANE_TILE];
+    for (int t = 0; t < tile; t++) acc[t] = DW_FN(rbroadcast)(start);
+    for (ptrdiff_t a = 0; a < kh; a++)
+        for (ptrdiff_t b = 0; b < kw; b++) {
+            const DW_VEC wv = DW_FN(rbroadcast)(w[(a * kw + b) * w_tap]);
+            const DW_T *s = rows[a] + off + b * src_tap;
+            for (int t = 0; t < tile; t++)
+                acc[t] += wv * (sw == 1 ? DW_FN(rload)(s + t * DW_VLEN) : DW_FN(rload_even)(s + 2 * t * DW_VLEN));
+        }
+    for (int t = 0; t < tile; t++) DW_FN(rstore)(dst + t * DW_VLEN, acc[t]);
+}
+
+DW_INLINE void DW_FN(row_plane)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_tap, ptrdiff_t kh, ptrdiff_t kw,
+                                const DW_T *w, ptrdiff_t w_tap, DW_T start, DW_T *dst, ptrdiff_t npix, const int sw)
+{
+    ptrdiff_t o = 0;
+    for (; o + DW_PLANE_TILE * DW_VLEN <= npix; o += DW_PLANE_TILE * DW_VLEN)
+        DW_FN(plane_tile)(rows, off + o * sw, src_tap, kh, kw, w, w_tap, start, dst + o, sw, DW_PLANE_TILE);
+    for (; o < npix; o += DW_VLEN) {
+        if (o + DW_VLEN > npix) o = npix - DW_VLEN; /* the last vector overlaps the one before */
+        DW_FN(plane_tile)(rows, off + o * sw, src_tap, kh, kw, w, w_tap, start, dst + o, sw, 1);
+    }
+}
+
+/* stream: dst[e] = start + sum_taps w[tap + e % nc] * src[e + tap] for e < total, where the taps
+ * read rows[a] + b*src_tap. Weights (and bias) pre-arranged per phase: table[ph*n_taps + tap] lane
+ * l = w[tap][(ph + l) % nc]. */
+static void DW_FN(row_stream)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_tap, ptrdiff_t kh, ptrdiff_t kw,
+                              const DW_T *w, ptrdiff_t w_tap, const DW_T *bias, DW_T *dst, ptrdiff_t total, ptrdiff_t nc)
+{
+    DW_VEC table[DW_ROW_TABLE], start[DW_LANES];
+    const ptrdiff_t n_taps = kh * kw;
+    DW_T lanes[DW_LANES];
+    for (ptrdiff_t ph = 0; ph < nc; ph++) {
+        for (ptrdiff_t k = 0; k < n_taps; k++) {
+            for (int l = 0; l < DW_LANES; l++) lanes[l] = w[k * w_tap + (ph + l) % nc];
+            table[ph * n_taps + k] = DW_FN(rload)(lanes);
+        }
+        for (int l = 0; l < DW_LANES; l++) lanes[l] = bias ? bias[(ph + l) % nc] : 0;
+        start[ph] = DW_FN(rload)(lanes);
+    }
+    for (ptrdiff_t e = 0; e < total; e += DW_PLANE_TILE * DW_VLEN) {
+        if (e + DW_PLANE_TILE * DW_VLEN > total) e = total - DW_PLANE_TILE * DW_VLEN; /* overlap */
+        ptrdiff_t phase[DW_PLANE_TILE];
+        DW_VEC acc[DW_PLANE_TILE];
+        for (int t = 0; t < DW_PLANE_TILE; t++) {
+            phase[t] = (e + t * DW_VLEN) % nc;
+            acc[t] = start[phase[t]];
+        }
+        for (ptrdiff_t a = 0; a < kh; a++)
+            for (ptrdiff_t b = 0; b < kw; b++) {
+                const DW_T *s = rows[a] + off + b * src_tap + e;
+                const DW_VEC *wt = table + a * kw + b;
+                for (int t = 0; t < DW_PLANE_TILE; t++) acc[t] += wt[phase[t] * n_taps] * DW_FN(rload)(s + t * DW_VLEN);
+            }
+        for (int t = 0; t < DW_PLANE_TILE; t++) DW_FN(rstore)(dst + e + t * DW_VLEN, acc[t]);
+    }
+}
+
+/* dst[o*dst_pix + c] = bias[c] + sum_{a<kh, b<kw} w[(a*kw + b)*w_tap + c] * rows[a][off + (o*sw + b*dw)*src_pix + c]
+ * for o < npix, c < nc (bias NULL: 0). The rows hold pixels of src_pix elements; dst must not
+ * overlap them. */
+static void DW_FN(row)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t kh, ptrdiff_t kw,
+                       ptrdiff_t sw, ptrdiff_t dw, const DW_T *w, ptrdiff_t w_tap, const DW_T *bias, DW_T *dst,
+                       ptrdiff_t dst_pix, ptrdiff_t npix, ptrdiff_t nc)
+{
+    const ptrdiff_t src_tap = dw * src_pix;
+    if (nc >= DW_VLEN) {
+        for (ptrdiff_t c = 0; c < nc; c += DW_VLEN) {
+            if (c + DW_VLEN > nc) c = nc - DW_VLEN; /* the last vector overlaps the one before */
+            const DW_VEC start = bias ? DW_FN(rload)(bias + c) : DW_FN(rbroadcast)(0);
+#define DW_ROW_DENSE(k, s) \
+    DW_FN(row_channels)(rows, off + c, sw * src_pix, src_tap, kh, kw, w + c, w_tap, start, dst + c, dst_pix, npix, k, s)
+#define DW_ROW_DENSE_CASES(s)                                                                            \
+    case 1 + 8 * (s): DW_ROW_DENSE(1, s); break;                                                         \
+    case 2 + 8 * (s): DW_ROW_DENSE(2, s); break;                                                         \
+    case 3 + 8 * (s): DW_ROW_DENSE(3, s); break;                                                         \
+    case 4 + 8 * (s): DW_ROW_DENSE(4, s); break;                                                         \
+    case 5 + 8 * (s): DW_ROW_DENSE(5, s); break;                                                         \
+    case 6 + 8 * (s): DW_ROW_DENSE(6, s); break;                                                         \
+    case 7 + 8 * (s): DW_ROW_DENSE(7, s); break;
+            _Static_assert(DW_ROW_MAX_KW == 7 && DW_ROW_MAX_STRIDE == 2, "the cases below list every dense tile");
+            switch (dw == 1 && kw <= DW_ROW_MAX_KW && sw <= DW_ROW_MAX_STRIDE ? kw + 8 * sw : 0) {
+                DW_ROW_DENSE_CASES(1)
+                DW_ROW_DENSE_CASES(2)
+            default:
+                DW_ROW_DENSE(0, 1);
+            }
+#undef DW_ROW_DENSE
+#undef DW_ROW_DENSE_CASES
+        }
+        return;
+    }
+    if (nc == 1 && src_pix == 1 && dst_pix == 1 && sw <= 2 && npix >= DW_VLEN) {
+        const DW_T start = bias ? bias[0] : 0;
+        if (sw == 1)
+            DW_FN(row_plane)(rows, off, src_tap, kh, kw, w, w_tap, start, dst, npix, 1);
+        else
+            DW_FN(row_plane)(rows, off, src_tap, kh, kw, w, w_tap, start, dst, npix, 2);
+        return;
+    }
+    if (nc > 1 && sw == 1 && src_pix == nc && dst_pix == nc && npix * nc >= DW_PLANE_TILE * DW_VLEN &&
+        kh * kw * nc <= DW_ROW_TABLE) {
+        DW_FN(row_stream)(rows, off, src_tap, kh, kw, w, w_tap, bias, dst, npix * nc, nc);
+        return;
+    }
+#ifdef DW_NARROWER
+    /* Too few lanes, or too short a row, for this level's vectors: a narrower level's may fit. */
+    DW_NARROWER_FN(row)(rows, off, src_pix, kh, kw, sw, dw, w, w_tap, bias, dst, dst_pix, npix, nc);
+#else
+    for (ptrdiff_t o = 0; o < npix; o++)
+        for (ptrdiff_t c = 0; c < nc; c++) {
+            DW_T sum = bias ? bias[c] : 0;
+            for (ptrdiff_t a = 0; a < kh; a++)
+                for (ptrdiff_t b = 0; b < kw; b++)
+                    sum += w[(a * kw + b) * w_tap + c] * rows[a][off + o * sw * src_pix + b * src_tap + c];
+            dst[o * dst_pix + c] = sum;
+        }
+#endif
+}
+
+#undef DW_VEC
+#undef DW_VLEN
+#undef DW_INLINE
+#undef DW_ROW_TILE
+#undef DW_ROW_MAX_KW
+#undef DW_ROW_MAX_STRIDE
+#undef DW_PLANE_TILE
+#undef DW_ROW_TABLE
+#undef DW_ROW_UNROLL_LIMIT
+#undef DW_ROW_UNROLL
+#undef DW_TILE_CASE
+#undef DW_TILE_CASES

@@ -1,0 +1,150 @@
+# Rings of source rows: each source row an output row reads, copied once into a 64-byte aligned
+# buffer with its padding columns filled in (zeros, or the pixels the padding mode mirrors), and
+# reused by the following output rows. Rows above and below the image point at one shared zero row
+# (zeros mode) or hold the row they mirror. An output row is then one uniform run of the `row`
+# micro-kernel, with no tap to clip and no border code.
+#
+# Three layouts of a ring row, one per kind of work:
+#   RING_PIXELS  NHWC: pixels of nc*M lanes, lane c*M + m holding input channel c0 + c;
+#   RING_PACKED  NCHW planes transposed to pixels of nc*M lanes, lane m*nc + c holding channel c0 + c;
+#   RING_PLANE   one NCHW plane: pixels of one element.
+
+cdef enum:
+    RING_PIXELS, RING_PACKED, RING_PLANE
+    # Ring rows start on cache lines, so that vectors of lanes aligned to their pixels are too.
+    RING_ALIGN = 64
+
+
+cdef struct Ring:
+    # Per thread, `slots` rows of `row_size` elements, slot s holding padded source row held[s]
+    # (-1: none), and kh row pointers for the output row at hand; one zero row for every thread.
+    # A padded row holds `width` pixels of (up to) `pix` elements: padded column p is source column
+    # p - pl. (A block of nc channels has pixels of nc*M elements, one element for a plane.)
+    int kind
+    bint direct  # rows read in place from the source (one NHWC block of all channels, no padding columns)
+    Py_ssize_t slots, width, pix, row_size, elsize
+    char *memory
+    char *rows
+    char *zeros
+    Py_ssize_t *held
+    void **pointers
+
+
+cdef inline Py_ssize_t round_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return (a + b - 1) // b * b
+
+
+cdef bint ring_init(Ring *ring, int kind, Py_ssize_t lanes, const Dims *d, size_t elsize, int n_threads) noexcept nogil:
+    """Fill in `ring` for rows of `lanes` elements per pixel (released by ring_free); False when out
+    of memory."""
+    cdef Py_ssize_t zero_size
+    ring.kind, ring.pix, ring.elsize = kind, lanes, elsize
+    ring.slots = (d.kh - 1) * d.dh + 1  # the rows one output row spans
+    ring.width = (d.OW - 1) * d.sw + (d.kw - 1) * d.dw + 1
+    ring.direct = kind == RING_PIXELS and d.M == 1 and lanes == d.C and d.pl == 0 and ring.width <= d.W
+    # (a stride-2 plane vector reads one element past its last pixel: one more element per row)
+    ring.row_size = round_up((ring.width * lanes + 1) * elsize, RING_ALIGN) // elsize
+    zero_size = ring.row_size * elsize
+    ring.memory = <char *> malloc(RING_ALIGN + (0 if ring.direct else n_threads * ring.slots * zero_size))
+    ring.zeros = <char *> calloc(zero_size, 1)
+    ring.held = <Py_ssize_t *> malloc(n_threads * ring.slots * sizeof(Py_ssize_t))
+    ring.pointers = <void **> malloc(n_threads * d.kh * sizeof(void *))
+    ring.rows = <char *> round_up(<Py_ssize_t> ring.memory, RING_ALIGN)
+    return ring.memory != NULL and ring.zeros != NULL and ring.held != NULL and ring.pointers != NULL
+
+
+cdef void ring_free(Ring *ring) noexcept nogil:
+    free(ring.memory)
+    free(ring.zeros)
+    free(ring.held)
+    free(ring.pointers)
+    ring.memory = NULL
+    ring.zeros = NULL
+    ring.held = NULL
+    ring.pointers = NULL
+
+
+cdef void ring_watch(bint on, const Ring *ring, const Dims *d, int n_threads) noexcept nogil:
+    """Debug builds: register (on) or retire the ring's rows, which the micro-kernels read."""
+    watch_one(on, ring.zeros, ring.row_size * ring.elsize, False)
+    if not ring.direct:
+        watch_one(on, ring.rows, n_threads * ring.slots * ring.row_size * ring.elsize, False)
+
+
+cdef inline void ring_reset(Ring *ring, int tid) noexcept nogil:
+    """Forget what thread `tid`'s slots hold (a new image or block of channels)."""
+    cdef Py_ssize_t s
+    for s in range(ring.slots):
+        ring.held[tid * ring.slots + s] = -1
+
+
+cdef void copy_columns(const Ring *ring, floating *dst, const floating *x, const Dims *d, Py_ssize_t n,
+                       Py_ssize_t r, Py_ssize_t col0, Py_ssize_t ncols, Py_ssize_t c0, Py_ssize_t nc) noexcept nogil:
+    """Source columns [col0, col0+ncols) of row r of image n, channels [c0, c0+nc), to consecutive
+    ring pixels from dst on, in the ring's layout."""
+    cdef Py_ssize_t C = d.C, M = d.M, p, c, m
+    cdef const floating *src
+    if ring.kind == RING_PIXELS:
+        src = x + ((n * d.H + r) * d.W + col0) * C + c0
+        if M == 1 and nc == C:
+            memcpy(dst, src, ncols * C * sizeof(floating))
+        elif M == 1:
+            for p in range(ncols):
+                memcpy(dst + p * nc, src + p * C, nc * sizeof(floating))
+        else:
+            for p in range(ncols):
+                for c in range(nc):
+                    for m in range(M):
+                        dst[(p * nc + c) * M + m] = src[p * C + c]
+    else:
+        src = x + ((n * C + c0) * d.H + r) * d.W + col0
+        if ring.kind == RING_PLANE:
+            memcpy(dst, src, ncols * sizeof(floating))
+        else:
+            for m in range(M):
+                transpose(src, d.H * d.W, dst + m * nc, nc * M, ncols, nc)
+
+
+cdef void fill_slot(const Ring *ring, floating *slot, const floating *x, const Dims *d, Py_ssize_t n,
+                    Py_ssize_t r, Py_ssize_t c0, Py_ssize_t nc) noexcept nogil:
+    """Padded row from source row r (inside the image) of image n, channels [c0, c0+nc)."""
+    cdef Py_ssize_t pix = 1 if ring.kind == RING_PLANE else nc * d.M, first = min(d.pl, ring.width), last = min(ring.width, d.pl + d.W), p
+    if last > first:
+        copy_columns(ring, slot + first * pix, x, d, n, r, first - d.pl, last - first, c0, nc)
+    if d.mode == ZEROS:
+        memset(slot, 0, first * pix * sizeof(floating))
+        if ring.width > last:
+            memset(slot + last * pix, 0, (ring.width - last) * pix * sizeof(floating))
+        return
+    for p in range(first):
+        copy_columns(ring, slot + p * pix, x, d, n, r, padded_source(p - d.pl, d.W, d.mode), 1, c0, nc)
+    for p in range(last, ring.width):
+        copy_columns(ring, slot + p * pix, x, d, n, r, padded_source(p - d.pl, d.W, d.mode), 1, c0, nc)
+
+
+cdef const floating **ring_rows(Ring *ring, int tid, const floating *x, const Dims *d, Py_ssize_t n, Py_ssize_t q,
+                                Py_ssize_t c0, Py_ssize_t nc) noexcept nogil:
+    """The kh rows output row q of image n reads (channels [c0, c0+nc)), filling the slots of
+    thread `tid` that do not hold them yet."""
+    cdef const floating **pointers = <const floating **> ring.pointers + tid * d.kh
+    cdef Py_ssize_t *held = ring.held + tid * ring.slots
+    cdef Py_ssize_t a, p, r, slot
+    cdef floating *slot_row
+    for a in range(d.kh):
+        p = q * d.sh + a * d.dh  # padded row
+        r = p - d.pt
+        if r < 0 or r >= d.H:
+            if d.mode == ZEROS:
+                pointers[a] = <const floating *> ring.zeros
+                continue
+            r = padded_source(r, d.H, d.mode)
+        if ring.direct:
+            pointers[a] = x + (n * d.H + r) * d.W * d.C
+            continue
+        slot = p % ring.slots
+        slot_row = <floating *> (ring.rows + ((tid * ring.slots + slot) * ring.row_size) * ring.elsize)
+        if held[slot] != p:
+            fill_slot(ring, slot_row, x, d, n, r, c0, nc)
+            held[slot] = p
+        pointers[a] = slot_row
+    return pointers
