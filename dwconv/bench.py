@@ -10,6 +10,10 @@ dwconv's, so a table never compares different computations.
 
 Peers are imported lazily and only when installed; a missing or broken peer is reported in the
 header and never stops the run.
+
+The header also gives the machine's limits, measured at the start (FMA peak and copy bandwidth, for
+1 thread and for the run's threads; dwconv/_machine.pxi), and every dwconv row its GFLOP/s and GB/s
+as a percentage of them: how far a kernel is from being bound by arithmetic or by memory.
 """
 
 import argparse
@@ -29,6 +33,7 @@ from typing import Callable, Optional
 import numpy as np
 
 import dwconv
+from dwconv import _kernels
 
 Shape = collections.namedtuple("Shape", "name H W C k stride pad")
 
@@ -67,6 +72,14 @@ SEED = 20240601
 # Other processes using more than this many CPUs on average make a run or a shape worth a
 # warning: OpenMP teams then wait at every barrier for a preempted thread, 10x slower and more.
 BUSY_WARNING_CPUS = 0.25
+# The machine's limits in the header (dwconv/_machine.pxi): copies of a buffer far larger than any
+# cache (DRAM), and of one whose copy (source and destination: 8 MB) outgrows every core's L2 but
+# stays in the L3, even in the share of it a VM gets (on 2 vCPUs of a 32 MB L3, 14 MB copies ran at
+# DRAM speed, 4 MB ones at 3x that); the short L3 copy gets more tries.  The FMA peak is measured
+# for PEAK_SECONDS per thread count (full run, then --quick).
+DRAM_COPY_BYTES = 256 << 20
+L3_COPY_BYTES, L3_COPY_TRIES = 4 << 20, 10
+PEAK_SECONDS, QUICK_PEAK_SECONDS = 0.3, 0.1
 
 
 @dataclass(frozen=True)
@@ -110,6 +123,11 @@ def _nchw(a):
     return np.ascontiguousarray(a.transpose(0, 3, 1, 2))
 
 
+def _in_layout(a, layout):
+    """An NHWC array in dwconv's `layout`."""
+    return a if layout == "NHWC" else _nchw(a)
+
+
 def _to_nhwc(a, layout):
     return a if layout == "NHWC" else a.transpose(0, 2, 3, 1)
 
@@ -139,6 +157,14 @@ def _bytes_moved(problem, kind):
     return x_bytes + y_bytes if kind == "forward" else 2 * x_bytes + y_bytes
 
 
+def _flops(problem, kind):
+    """2 flops per multiply-add: k*k for each of the N*OH*OW*C outputs (multiplier 1).  Backward: as
+    many for the input gradient and again for the filter gradient (the bias gradient's sums of dy
+    are negligible beside them)."""
+    forward = 2 * int(np.prod(problem.y_shape)) * problem.shape.k ** 2
+    return forward if kind == "forward" else 2 * forward
+
+
 # ----------------------------------------------------------------------------- contestants
 
 
@@ -147,8 +173,7 @@ def _explicit_padding(shape):
 
 
 def _dwconv_forward(problem, layout, threads):
-    x = problem.x if layout == "NHWC" else _nchw(problem.x)
-    w, s = problem.w, problem.shape
+    x, w, s = _in_layout(problem.x, layout), problem.w, problem.shape
     padding = _explicit_padding(s)
 
     def run():
@@ -160,7 +185,7 @@ def _dwconv_forward(problem, layout, threads):
 
 
 def _dwconv_backward(problem, layout, threads):
-    x, g = (problem.x, problem.g) if layout == "NHWC" else (_nchw(problem.x), _nchw(problem.g))
+    x, g = _in_layout(problem.x, layout), _in_layout(problem.g, layout)
     w, s = problem.w, problem.shape
     padding = _explicit_padding(s)
 
@@ -178,6 +203,34 @@ def _dwconv_forward_helper(problem, layout, threads):
     """dwconv's forward on a backward case, timed alongside to print backward / forward."""
     forward = _dwconv_forward(problem, layout, threads)
     return Contestant(f"dwconv fwd {layout}", forward.run, None)
+
+
+def _dwconv_input_grad_helper(problem, layout, threads):
+    """dwconv's input gradient alone on a backward case, timed alongside to print its share."""
+    g, w, s = _in_layout(problem.g, layout), problem.w, problem.shape
+    input_shape = _in_layout(problem.x, layout).shape
+    padding = _explicit_padding(s)
+
+    def run():
+        return dwconv.depthwise_conv2d_backprop_input(
+            input_shape, w, g, s.stride, padding, data_format=layout, num_threads=threads
+        )
+
+    return Contestant(f"dwconv dx {layout}", run, None)
+
+
+def _dwconv_filter_grad_helper(problem, layout, threads):
+    """dwconv's filter gradient alone on a backward case, timed alongside to print its share."""
+    x, g = _in_layout(problem.x, layout), _in_layout(problem.g, layout)
+    w_shape, s = problem.w.shape, problem.shape
+    padding = _explicit_padding(s)
+
+    def run():
+        return dwconv.depthwise_conv2d_backprop_filter(
+            x, w_shape, g, s.stride, padding, data_format=layout, num_threads=threads
+        )
+
+    return Contestant(f"dwconv dW {layout}", run, None)
 
 
 def _torch_tensors(arrays, channels_last):
@@ -464,7 +517,11 @@ def _contestants(problem, kind, layouts, peers, threads):
         own = [_dwconv_forward(problem, layout, threads) for layout in layouts]
         return own + [peer.forward(problem) for peer in peers]
     own = [_dwconv_backward(problem, layout, threads) for layout in layouts]
-    helpers = [_dwconv_forward_helper(problem, layout, threads) for layout in layouts]
+    helpers = [
+        helper(problem, layout, threads)
+        for helper in (_dwconv_forward_helper, _dwconv_input_grad_helper, _dwconv_filter_grad_helper)
+        for layout in layouts
+    ]
     return own + [peer.backward(problem) for peer in peers] + helpers
 
 
@@ -498,19 +555,33 @@ def _best_peer(medians, peers):
     return best.name, medians[best.name]
 
 
-def _shape_rows(section, shape, problem, medians, peers, layouts, other_cpus):
-    """One comparison row per dwconv layout."""
-    gigabytes = _bytes_moved(problem, section.kind) / 1e9
+def _copy_reference(nbytes):
+    """Which copy bandwidth a row moving nbytes compares with: the L3 copy's when it moves no more
+    than that copy did (its bytes read + written), else the DRAM copy's."""
+    return "L3" if nbytes <= 2 * L3_COPY_BYTES else "DRAM"
+
+
+def _shape_rows(section, shape, problem, medians, peers, layouts, other_cpus, limits):
+    """One comparison row per dwconv layout; `limits` are the machine's at the run's threads."""
+    nbytes = _bytes_moved(problem, section.kind)
+    gigaflops = _flops(problem, section.kind) / 1e9
+    reference = _copy_reference(nbytes)
+    backward = section.kind == "backward"
     best, best_seconds = _best_peer(medians, peers)
     rows = []
     for layout in layouts:
         seconds = medians[f"dwconv {layout}"]
+        gb_per_s, gflop_per_s = nbytes / 1e9 / seconds, gigaflops / seconds
         rows.append({
             "section": section.kind, "batch": section.batch, "shape": shape.name,
-            "layout": layout, "dwconv_ms": 1e3 * seconds, "gb_per_s": gigabytes / seconds,
-            "backward_over_forward": (
-                seconds / medians[f"dwconv fwd {layout}"] if section.kind == "backward" else None
-            ),
+            "layout": layout, "dwconv_ms": 1e3 * seconds, "gb_per_s": gb_per_s,
+            "gflop_per_s": gflop_per_s,
+            "pct_of_peak": 100 * gflop_per_s / limits["fma_peak_gflops"],
+            "pct_of_copy_bw": 100 * gb_per_s / limits[f"{reference.lower()}_copy_gb_per_s"],
+            "copy_bw_reference": reference,
+            "backward_over_forward": seconds / medians[f"dwconv fwd {layout}"] if backward else None,
+            "dx_ms": 1e3 * medians[f"dwconv dx {layout}"] if backward else None,
+            "dw_ms": 1e3 * medians[f"dwconv dW {layout}"] if backward else None,
             "peers_ms": {p.name: 1e3 * medians[p.name] for p in peers},
             "best_peer": best,
             "ratio": best_seconds / seconds if best else None,
@@ -537,23 +608,39 @@ def _fmt_ms(ms):
     return f"{ms:.{decimals}f}"
 
 
+def _fmt_pct(pct):
+    """One decimal below 10 %, none above."""
+    return f"{pct:.1f}" if pct < 10 else f"{pct:.0f}"
+
+
+def _fmt_copy_pct(row):
+    """% of the copy bandwidth, and which one: "41 L3", "63 DRAM"."""
+    return f"{_fmt_pct(row['pct_of_copy_bw'])} {row['copy_bw_reference']}"
+
+
 def _columns(section, peers):
-    extra = ["bwd/fwd"] if section.kind == "backward" else []
+    gradients = ["dx ms", "dW ms", "bwd/fwd"] if section.kind == "backward" else []
+    efficiency = ["GFLOP/s", "% peak", "GB/s", "% copy bw"]
     best = ["best peer", "ratio"] if peers else []
-    return ["shape", "layout", "dwconv ms", "GB/s"] + extra + [p.name for p in peers] + best
+    return ["shape", "layout", "dwconv ms"] + gradients + efficiency + [p.name for p in peers] + best
 
 
 def _row_cells(row, section, peers, first_of_shape):
-    extra = [f"{row['backward_over_forward']:.2f}"] if section.kind == "backward" else []
+    gradients = [
+        _fmt_ms(row["dx_ms"]), _fmt_ms(row["dw_ms"]), f"{row['backward_over_forward']:.2f}"
+    ] if section.kind == "backward" else []
+    efficiency = [f"{row['gflop_per_s']:.1f}", _fmt_pct(row["pct_of_peak"]),
+                  f"{row['gb_per_s']:.1f}", _fmt_copy_pct(row)]
     # Peer times do not depend on dwconv's layout: shown once per shape.
     peer_cells = [_fmt_ms(row["peers_ms"][p.name]) if first_of_shape else "" for p in peers]
     best = [row["best_peer"], f"{row['ratio']:.2f}"] if peers else []
-    return ([row["shape"] if first_of_shape else "", row["layout"], _fmt_ms(row["dwconv_ms"]),
-             f"{row['gb_per_s']:.1f}"] + extra + peer_cells + best)
+    return ([row["shape"] if first_of_shape else "", row["layout"], _fmt_ms(row["dwconv_ms"])]
+            + gradients + efficiency + peer_cells + best)
 
 
 def _widths(columns):
-    return [18, 7] + [max(9, len(c) + 2) for c in columns[2:]]
+    # One space between columns: the backward table with three peers stays within 130 columns.
+    return [18, 7] + [max(7, len(c) + 1) for c in columns[2:]]
 
 
 def _print_cells(cells, widths):
@@ -585,17 +672,49 @@ def _dwconv_config():
     return text.getvalue()
 
 
-def machine_info(peers, missing, threads):
+def machine_limits(threads, peak_seconds):
+    """FMA peak and copy bandwidths (dwconv/_machine.pxi) of 1 thread and of `threads` threads,
+    the peak at the instruction-set level the kernels use."""
+    by_threads = {}
+    for n in sorted({1, threads}):
+        by_threads[str(n)] = {  # str: the keys a JSON file gives back
+            "fma_peak_gflops": _kernels.fma_peak_gflops(n, peak_seconds),
+            "dram_copy_gb_per_s": _kernels.copy_bandwidth(DRAM_COPY_BYTES, n),
+            "l3_copy_gb_per_s": _kernels.copy_bandwidth(L3_COPY_BYTES, n, L3_COPY_TRIES),
+        }
+    return {"isa": _kernels.active_isa(), "dram_copy_bytes": DRAM_COPY_BYTES,
+            "l3_copy_bytes": L3_COPY_BYTES, "by_threads": by_threads}
+
+
+def machine_info(peers, missing, threads, peak_seconds):
     versions = {"dwconv": getattr(dwconv, "__version__", "unknown"), "numpy": np.__version__,
                 "python": platform.python_version()}
     versions.update({p.package: p.version for p in peers})
     return {"cpu": _cpu_model(), "logical_cpus": os.cpu_count(), "platform": platform.platform(),
             "threads": threads, "versions": versions, "peers_not_loaded": missing,
-            "dwconv_config": _dwconv_config(), "other_cpus_before_run": _other_cpus_while_idle()}
+            "dwconv_config": _dwconv_config(), "other_cpus_before_run": _other_cpus_while_idle(),
+            "limits": machine_limits(threads, peak_seconds)}
+
+
+def _threads_text(n):
+    return f"{n} thread" + ("" if int(n) == 1 else "s")
+
+
+def _print_limits(limits, threads):
+    print(f"machine limits, measured at the kernels' instruction set ({limits['isa']}); copies count "
+          "bytes read + written:")
+    for n, figures in limits["by_threads"].items():
+        print(f"  {_threads_text(n):<10} FMA peak {figures['fma_peak_gflops']:6.1f} GFLOP/s   copy "
+              f"{figures['dram_copy_gb_per_s']:5.1f} GB/s DRAM ({limits['dram_copy_bytes'] >> 20} MB), "
+              f"{figures['l3_copy_gb_per_s']:5.1f} GB/s L3 ({limits['l3_copy_bytes'] >> 20} MB)")
+    print("GFLOP/s counts 2 flops per multiply-add (backward: input and filter gradients); "
+          f"% peak: of the FMA peak of {_threads_text(threads)}")
+    print(f"% copy bw: of the copy bandwidth of {_threads_text(threads)}, L3's for rows moving at most "
+          f"{2 * limits['l3_copy_bytes'] >> 20} MB (as much as the L3 copy), else DRAM's")
 
 
 def _print_header(info, peers, args):
-    print(f"dwconv benchmark: float32, {info['threads']} threads for every framework, median of "
+    print(f"dwconv benchmark: float32, {_threads_text(info['threads'])} for every framework, median of "
           f"{args.rounds} interleaved rounds of ~{1e3 * args.batch_seconds:.0f} ms each")
     print(f"CPU: {info['cpu']} ({info['logical_cpus']} logical CPUs)")
     others = info["other_cpus_before_run"]
@@ -609,13 +728,15 @@ def _print_header(info, peers, args):
         print(f"not measured: {package} ({why})")
     print("ratio = best peer time / dwconv time (> 1: dwconv is faster); GB/s counts x read and "
           "y written (backward: x, dy read and dx written)")
+    _print_limits(info["limits"], info["threads"])
 
 
 # ----------------------------------------------------------------------------- driver
 
 
-def _run_section(section, args, peers, rng):
-    """Measure and print one section; returns (comparison rows, raw measurements)."""
+def _run_section(section, args, peers, rng, limits):
+    """Measure and print one section; returns (comparison rows, raw measurements).  `limits` are the
+    machine's at the run's threads (machine_limits)."""
     if section.kind == "backward" and not hasattr(dwconv, "depthwise_conv2d_grad"):
         print(f"\nBackward, batch {section.batch}: skipped, this dwconv has no "
               "depthwise_conv2d_grad")
@@ -628,7 +749,7 @@ def _run_section(section, args, peers, rng):
     rows, records = [], []
     for shape in _section_shapes(section, args):
         problem, medians, samples, reps, others = _measure_shape(section, shape, args, peers, rng)
-        shape_rows = _shape_rows(section, shape, problem, medians, peers, args.layout, others)
+        shape_rows = _shape_rows(section, shape, problem, medians, peers, args.layout, others, limits)
         for i, row in enumerate(shape_rows):
             _print_cells(_row_cells(row, section, peers, first_of_shape=i == 0), widths)
         if others is not None and others > BUSY_WARNING_CPUS:
@@ -680,27 +801,50 @@ def save_plot(rows, path):
     figure.savefig(path, dpi=120)
 
 
+def _markdown_cells(row):
+    """A saved row's Markdown cells by column; fields that an older file lacks give no cell."""
+    peer = row["best_peer"]
+    cells = {"shape": row["shape"], "layout": row["layout"], "dwconv": _fmt_ms(row["dwconv_ms"])}
+    if row.get("dx_ms"):
+        cells.update({"dx": _fmt_ms(row["dx_ms"]), "dW": _fmt_ms(row["dw_ms"])})
+    cells.update({"best peer": peer or "-",
+                  "peer ms": _fmt_ms(row["peers_ms"][peer]) if peer else "-",
+                  "ratio": f"{row['ratio']:.2f}" if row["ratio"] else "-"})
+    if row["backward_over_forward"]:
+        cells["bwd/fwd"] = f"{row['backward_over_forward']:.2f}"
+    if "gflop_per_s" in row:
+        cells.update({"GFLOP/s": f"{row['gflop_per_s']:.1f}", "% peak": _fmt_pct(row["pct_of_peak"])})
+    cells["GB/s"] = f"{row['gb_per_s']:.1f}"
+    if "pct_of_copy_bw" in row:
+        cells["% copy bw"] = _fmt_copy_pct(row)
+    return cells
+
+
+def _markdown_limits(machine):
+    """The sentence on the machine's limits, for a file that has them."""
+    limits = machine["limits"]
+    figures = limits["by_threads"][str(machine["threads"])]
+    return (f"Machine limits at {_threads_text(machine['threads'])}, measured: FMA peak "
+            f"{figures['fma_peak_gflops']:.0f} GFLOP/s ({limits['isa']}), copy bandwidth "
+            f"{figures['dram_copy_gb_per_s']:.1f} GB/s DRAM, {figures['l3_copy_gb_per_s']:.1f} GB/s L3 "
+            "(bytes read + written); % peak and % copy bw compare GFLOP/s (2 per multiply-add) and GB/s "
+            f"with them, the L3 figure for rows moving at most {2 * limits['l3_copy_bytes'] >> 20} MB.")
+
+
 def markdown_tables(saved):
     """Markdown tables (one per section) of the comparisons in a results file saved by --json."""
-    rows = saved["comparisons"]
-    lines = [f"Measured with `python -m dwconv bench`: {saved['machine']['cpu']}, "
-             f"{saved['machine']['threads']} threads for every framework, float32; "
+    rows, machine = saved["comparisons"], saved["machine"]
+    lines = [f"Measured with `python -m dwconv bench`: {machine['cpu']}, "
+             f"{machine['threads']} threads for every framework, float32; "
              "ratio = best peer's time / dwconv's (> 1: dwconv is faster)."]
+    if "limits" in machine:
+        lines.append(_markdown_limits(machine))
     for section, batch in dict.fromkeys((row["section"], row["batch"]) for row in rows):
-        backward = section == "backward"
+        cells = [_markdown_cells(row) for row in rows if (row["section"], row["batch"]) == (section, batch)]
+        columns = list(dict.fromkeys(column for row_cells in cells for column in row_cells))
         lines += ["", f"**{section.capitalize()}, batch {batch}** (ms)", "",
-                  "| shape | layout | dwconv | best peer | peer ms | ratio |" + (" bwd/fwd |" if backward else ""),
-                  "|---|---|---|---|---|---|" + ("---|" if backward else "")]
-        for row in rows:
-            if (row["section"], row["batch"]) != (section, batch):
-                continue
-            peer = row["best_peer"] or "-"
-            peer_ms = row["peers_ms"].get(row["best_peer"]) if row["best_peer"] else None
-            cells = [row["shape"], row["layout"], _fmt_ms(row["dwconv_ms"]), peer,
-                     _fmt_ms(peer_ms) if peer_ms else "-", f"{row['ratio']:.2f}" if row["ratio"] else "-"]
-            if backward:
-                cells.append(f"{row['backward_over_forward']:.2f}" if row["backward_over_forward"] else "-")
-            lines.append("| " + " | ".join(cells) + " |")
+                  "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(c.get(column, "-") for column in columns) + " |" for c in cells]
     return "\n".join(lines)
 
 
@@ -740,6 +884,7 @@ def parse_args(argv):
         args.backward = not args.quick
     args.rounds = QUICK_ROUNDS if args.quick else ROUNDS
     args.batch_seconds = QUICK_BATCH_SECONDS if args.quick else BATCH_SECONDS
+    args.peak_seconds = QUICK_PEAK_SECONDS if args.quick else PEAK_SECONDS
     return parser, args
 
 
@@ -755,12 +900,14 @@ def main(argv=None):
         why = "; ".join(f"{package}: {reason}" for package, reason in missing.items())
         parser.error(f"--peers: no peer framework could be imported ({why}); "
                      "pip install torch, onnxruntime and onnx, or tensorflow-cpu")
-    info = machine_info(peers, missing, args.threads)
+    info = machine_info(peers, missing, args.threads, args.peak_seconds)
     _print_header(info, peers, args)
     rng = np.random.default_rng(SEED)
     rows, records = [], []
     for section in _sections(args):
-        section_rows, section_records = _run_section(section, args, peers, rng)
+        section_rows, section_records = _run_section(
+            section, args, peers, rng, info["limits"]["by_threads"][str(args.threads)]
+        )
         rows += section_rows
         records += section_records
     print(f"\ntotal run time {time.perf_counter() - start:.0f} s")

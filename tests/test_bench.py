@@ -1,12 +1,50 @@
 """The benchmark runner (``python -m dwconv bench``): a short run saves its measurements, and the
 saved file renders as the README's Markdown tables. (Speed itself is measured by the runner, never
-asserted here.)"""
+asserted here: only that every figure is there, positive, and of a sane order of magnitude.)"""
 
 import json
 
-from dwconv import bench
+import pytest
 
-SHAPE = "mnv2-7x960-s1"
+from dwconv import _kernels, bench
+
+SHAPE = "mnv2-7x960-s1"  # 7x7 pixels, 960 channels, 3x3 filter, stride 1, padding 1
+THREADS = 2  # the runner's default
+
+
+def shape_flops(batch, kind):
+    """2 flops per multiply-add of SHAPE, counted here from its dimensions; backward twice."""
+    forward = 2 * batch * 7 * 7 * 960 * 3 * 3
+    return forward if kind == "forward" else 2 * forward
+
+
+def shape_bytes(batch, kind):
+    """x read and y written (as large: stride 1, same padding); backward x, dy read and dx written."""
+    plane = 4 * batch * 7 * 7 * 960
+    return 2 * plane if kind == "forward" else 3 * plane
+
+
+def check_limits(limits, threads):
+    assert limits["isa"] == _kernels.active_isa()
+    assert set(limits["by_threads"]) == {"1", str(threads)}
+    for n, figures in limits["by_threads"].items():
+        assert 1 < figures["fma_peak_gflops"] / int(n) < 1000  # per core
+        assert 0.5 < figures["dram_copy_gb_per_s"] < 1000
+        assert 0.5 < figures["l3_copy_gb_per_s"] < 1000
+
+
+def check_efficiency(row, limits):
+    """GFLOP/s and both percentages recomputed from the row's time and the run's limits."""
+    seconds = row["dwconv_ms"] / 1e3
+    figures = limits["by_threads"][str(THREADS)]
+    assert row["gflop_per_s"] == pytest.approx(shape_flops(row["batch"], row["section"]) / seconds / 1e9)
+    assert row["pct_of_peak"] == pytest.approx(100 * row["gflop_per_s"] / figures["fma_peak_gflops"])
+    assert row["gb_per_s"] == pytest.approx(shape_bytes(row["batch"], row["section"]) / seconds / 1e9)
+    # The L3 copy's figure is the reference for rows moving at most as much as that copy did.
+    reference = "L3" if shape_bytes(row["batch"], row["section"]) <= 2 * limits["l3_copy_bytes"] else "DRAM"
+    assert row["copy_bw_reference"] == reference
+    copy_gb_per_s = figures[f"{reference.lower()}_copy_gb_per_s"]
+    assert row["pct_of_copy_bw"] == pytest.approx(100 * row["gb_per_s"] / copy_gb_per_s)
 
 
 def test_quick_run_saves_every_contestant_and_renders_markdown(tmp_path, capsys):
@@ -14,6 +52,7 @@ def test_quick_run_saves_every_contestant_and_renders_markdown(tmp_path, capsys)
     assert bench.main(["--quick", "--no-peers", "--shapes", SHAPE, "--json", str(saved)]) == 0
     printed = capsys.readouterr().out
     assert SHAPE in printed and "NHWC" in printed and "NCHW" in printed
+    assert "FMA peak" in printed and "GFLOP/s" in printed and "% copy bw" in printed
 
     results = json.loads(saved.read_text())
     measured = {(m["section"], m["batch"], m["shape"], m["contestant"]) for m in results["measurements"]}
@@ -21,7 +60,77 @@ def test_quick_run_saves_every_contestant_and_renders_markdown(tmp_path, capsys)
     for m in results["measurements"]:
         assert m["reps_per_round"] >= 1 and len(m["round_ms"]) >= 1
         assert 0 < min(m["round_ms"]) <= m["median_ms"] <= max(m["round_ms"])
+    limits = results["machine"]["limits"]
+    check_limits(limits, THREADS)
+    for row in results["comparisons"]:
+        check_efficiency(row, limits)
+        assert row["dx_ms"] is None and row["dw_ms"] is None
 
     assert bench.main(["--markdown", str(saved)]) == 0
     table = capsys.readouterr().out
+    assert "FMA peak" in table
+    columns = "| shape | layout | dwconv | best peer | peer ms | ratio | GFLOP/s | % peak | GB/s | % copy bw |"
+    assert columns in table
     assert f"| {SHAPE} | NHWC |" in table and f"| {SHAPE} | NCHW |" in table
+
+
+def test_markdown_renders_a_file_saved_before_the_efficiency_columns(tmp_path, capsys):
+    saved = tmp_path / "results.json"
+    argv = ["--quick", "--no-peers", "--shapes", SHAPE, "--layout", "NHWC", "--json", str(saved)]
+    assert bench.main(argv) == 0
+    results = json.loads(saved.read_text())
+    del results["machine"]["limits"]
+    for row in results["comparisons"]:
+        for key in ("gflop_per_s", "pct_of_peak", "pct_of_copy_bw", "copy_bw_reference", "dx_ms", "dw_ms"):
+            del row[key]
+    saved.write_text(json.dumps(results))
+    capsys.readouterr()
+
+    assert bench.main(["--markdown", str(saved)]) == 0
+    table = capsys.readouterr().out
+    assert "| shape | layout | dwconv | best peer | peer ms | ratio | GB/s |" in table
+    assert f"| {SHAPE} | NHWC |" in table and "FMA peak" not in table
+
+
+def test_backward_run_times_each_gradient_alone(tmp_path, capsys):
+    saved = tmp_path / "results.json"
+    argv = ["--quick", "--no-peers", "--backward", "--shapes", SHAPE, "--batch", "1", "--json", str(saved)]
+    assert bench.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "dx ms" in printed and "dW ms" in printed
+
+    results = json.loads(saved.read_text())
+    backward = [row for row in results["comparisons"] if row["section"] == "backward"]
+    assert {row["layout"] for row in backward} == {"NHWC", "NCHW"}
+    for row in backward:
+        check_efficiency(row, results["machine"]["limits"])
+        assert row["dx_ms"] > 0 and row["dw_ms"] > 0 and row["backward_over_forward"] > 0
+    measured = {m["contestant"] for m in results["measurements"] if m["section"] == "backward"}
+    assert measured == {f"dwconv {what}{layout}" for what in ("", "fwd ", "dx ", "dW ")
+                        for layout in ("NHWC", "NCHW")}
+
+    assert bench.main(["--markdown", str(saved)]) == 0
+    table = capsys.readouterr().out
+    assert "| shape | layout | dwconv | dx | dW | best peer | peer ms | ratio | bwd/fwd | GFLOP/s |" in table
+
+
+def test_machine_limits_measured_briefly_are_sane():
+    for isa in _kernels.supported_isas():
+        if isa in _kernels.PEAK_ISAS:
+            assert 1 < _kernels.fma_peak_gflops(1, 0.02, isa) < 1000
+    assert 1 < _kernels.fma_peak_gflops(2, 0.02) < 2000
+    with pytest.raises(ValueError, match="no FMA peak or copy loop"):
+        _kernels.fma_peak_gflops(1, 0.02, "no-such-level")
+    for n_threads in (1, 2):
+        assert 0.5 < _kernels.copy_bandwidth(4 << 20, n_threads) < 1000
+    # A size that splits into uneven parts, with a tail below one vector, is copied (and timed) too.
+    assert _kernels.copy_bandwidth(129, 2, 1) > 0
+    with pytest.raises(ValueError):
+        _kernels.copy_bandwidth(0, 1)
+
+
+def test_one_thread_limits_are_the_per_core_figures(monkeypatch):
+    monkeypatch.setattr(bench, "DRAM_COPY_BYTES", 4 << 20)
+    limits = bench.machine_limits(1, 0.02)
+    check_limits(limits, 1)
+    assert limits["dram_copy_bytes"] == 4 << 20
