@@ -675,6 +675,7 @@ def _dwconv_config():
 def machine_limits(threads, peak_seconds):
     """FMA peak and copy bandwidths (dwconv/_machine.pxi) of 1 thread and of `threads` threads,
     the peak at the instruction-set level the kernels use."""
+    snapshot = _cpu_snapshot()
     by_threads = {}
     for n in sorted({1, threads}):
         by_threads[str(n)] = {  # str: the keys a JSON file gives back
@@ -683,7 +684,8 @@ def machine_limits(threads, peak_seconds):
             "l3_copy_gb_per_s": _kernels.copy_bandwidth(L3_COPY_BYTES, n, L3_COPY_TRIES),
         }
     return {"isa": _kernels.active_isa(), "dram_copy_bytes": DRAM_COPY_BYTES,
-            "l3_copy_bytes": L3_COPY_BYTES, "by_threads": by_threads}
+            "l3_copy_bytes": L3_COPY_BYTES, "by_threads": by_threads,
+            "other_cpus_meanwhile": _other_cpus(snapshot)}
 
 
 def machine_info(peers, missing, threads, peak_seconds):
@@ -707,6 +709,9 @@ def _print_limits(limits, threads):
         print(f"  {_threads_text(n):<10} FMA peak {figures['fma_peak_gflops']:6.1f} GFLOP/s   copy "
               f"{figures['dram_copy_gb_per_s']:5.1f} GB/s DRAM ({limits['dram_copy_bytes'] >> 20} MB), "
               f"{figures['l3_copy_gb_per_s']:5.1f} GB/s L3 ({limits['l3_copy_bytes'] >> 20} MB)")
+    others = limits["other_cpus_meanwhile"]
+    if others is not None and others > BUSY_WARNING_CPUS:
+        print(f"  ^ other processes used {others:.1f} CPUs meanwhile: limits unreliable, and so the % columns")
     print("GFLOP/s counts 2 flops per multiply-add (backward: input and filter gradients); "
           f"% peak: of the FMA peak of {_threads_text(threads)}")
     print(f"% copy bw: of the copy bandwidth of {_threads_text(threads)}, L3's for rows moving at most "

@@ -27,6 +27,7 @@ def shape_bytes(batch, kind):
 def check_limits(limits, threads):
     assert limits["isa"] == _kernels.active_isa()
     assert set(limits["by_threads"]) == {"1", str(threads)}
+    assert limits["other_cpus_meanwhile"] is None or limits["other_cpus_meanwhile"] >= 0
     for n, figures in limits["by_threads"].items():
         assert 1 < figures["fma_peak_gflops"] / int(n) < 1000  # per core
         assert 0.5 < figures["dram_copy_gb_per_s"] < 1000
