@@ -18,12 +18,16 @@ typedef DW_T DW_FN(rvec) __attribute__((vector_size(DW_LANES * sizeof(DW_T))));
 #define DW_VLEN ((ptrdiff_t)DW_LANES)
 #define DW_INLINE static inline __attribute__((always_inline))
 /* Output pixels per register tile on the channel path: accumulators, kw <= 7 weights and one input
- * vector fit the 16 (AVX2) or 32 (AVX-512) vector registers. */
-#define DW_ROW_TILE (DW_VBYTES == 64 ? 12 : 6)
+ * vector fit the 16 (AVX2) or 32 (AVX-512) vector registers, and there are enough independent sums
+ * (two FMA pipes of 4-5 cycles' latency want 8 or more) to keep the FMA pipes busy. */
+#define DW_ROW_TILE (DW_VBYTES == 64 ? 12 : 8)
 #define DW_ROW_MAX_KW 7     /* widest kernel row with a register-resident tile of its own */
 #define DW_ROW_MAX_STRIDE 2 /* widest stride whose tile loads each source pixel once */
-#define DW_PLANE_TILE 4     /* vectors per register tile on the plane and stream paths */
+#define DW_PLANE_TILE 8     /* vectors per register tile on the plane and stream paths (8 sums in flight) */
 #define DW_ROW_TABLE 512    /* largest taps x channels the stream path pre-arranges */
+/* Dense tiles for float only: each is compiled for every (kw, stride, tile size), and double is
+ * there for accuracy rather than speed (it halves the build time). */
+#define DW_ROW_DENSE_TILES (DW_LANES * 4 == DW_VBYTES)
 /* Loops with compile-time trip counts must unroll completely, or their sums leave the registers:
  * the longest is the dense tile's source loop, (tile - 1) * stride + kw iterations. */
 #define DW_ROW_UNROLL_LIMIT 64
@@ -51,17 +55,18 @@ DW_INLINE DW_VEC DW_FN(rbroadcast)(DW_T a)
     return zero + a;
 }
 
-/* channels, kernel rows of kw taps and stride sw known at compile time, dilation 1: source pixel u
- * of the tile serves tap b of output pixel t when u = t*sw + b, so each source vector is loaded
- * once per kernel row. */
-DW_INLINE void DW_FN(row_tile_dense)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t pix, ptrdiff_t kh,
+/* channels, a kw x kw kernel and stride sw known at compile time, dilation 1: source pixel u of the
+ * tile serves tap b of output pixel t when u = t*sw + b, so each source vector is loaded once per
+ * kernel row. */
+DW_INLINE void DW_FN(row_tile_dense)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t pix,
                                      const DW_T *w, ptrdiff_t w_tap, DW_VEC start, DW_T *dst, ptrdiff_t dst_pix,
                                      const int kw, const int sw, const int tile)
 {
     DW_VEC acc[DW_ROW_TILE], wv[DW_ROW_MAX_KW];
     DW_ROW_UNROLL
     for (int t = 0; t < tile; t++) acc[t] = start;
-    for (ptrdiff_t a = 0; a < kh; a++) {
+    DW_ROW_UNROLL
+    for (int a = 0; a < kw; a++) {
         const DW_T *s = rows[a] + off;
         DW_ROW_UNROLL
         for (int b = 0; b < kw; b++) wv[b] = DW_FN(rload)(w + (a * kw + b) * w_tap);
@@ -107,35 +112,77 @@ DW_INLINE void DW_FN(row_tile_any)(const DW_T *const *rows, ptrdiff_t off, ptrdi
     DW_TILE_CASE(5, TILE) DW_TILE_CASE(6, TILE) DW_TILE_CASE(7, TILE) DW_TILE_CASE(8, TILE)              \
     DW_TILE_CASE(9, TILE) DW_TILE_CASE(10, TILE) DW_TILE_CASE(11, TILE) DW_TILE_CASE(12, TILE)
 #else
-_Static_assert(DW_ROW_TILE == 6, "DW_TILE_CASES lists every tile size up to DW_ROW_TILE");
+_Static_assert(DW_ROW_TILE == 8, "DW_TILE_CASES lists every tile size up to DW_ROW_TILE");
 #define DW_TILE_CASES(TILE)                                                                              \
     DW_TILE_CASE(1, TILE) DW_TILE_CASE(2, TILE) DW_TILE_CASE(3, TILE) DW_TILE_CASE(4, TILE)              \
-    DW_TILE_CASE(5, TILE) DW_TILE_CASE(6, TILE)
+    DW_TILE_CASE(5, TILE) DW_TILE_CASE(6, TILE) DW_TILE_CASE(7, TILE) DW_TILE_CASE(8, TILE)
 #endif
 
 /* The channel path over one row with a dense tile of constant (kw, sw), or the general tile when
- * kw == 0: tiles of equal size (as large as the registers allow), the last overlapping. */
+ * kw == 0: tiles of equal size (as large as the registers allow), the last overlapping, each over
+ * every vector of lanes (the last overlapping too). */
 DW_INLINE void DW_FN(row_channels)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t src_tap,
-                                   ptrdiff_t kh, ptrdiff_t nkw, const DW_T *w, ptrdiff_t w_tap, DW_VEC start,
-                                   DW_T *dst, ptrdiff_t dst_pix, ptrdiff_t npix, const int kw, const int sw)
+                                   ptrdiff_t kh, ptrdiff_t nkw, const DW_T *w, ptrdiff_t w_tap, const DW_T *bias,
+                                   DW_T *dst, ptrdiff_t dst_pix, ptrdiff_t npix, ptrdiff_t nc, const int kw, const int sw)
 {
     const ptrdiff_t n_tiles = (npix + DW_ROW_TILE - 1) / DW_ROW_TILE;
     const int tile = (int)((npix + n_tiles - 1) / n_tiles);
     for (ptrdiff_t o = 0;; o += tile) {
         if (o + tile > npix) o = npix - tile;
+        for (ptrdiff_t c = 0; c < nc; c += DW_VLEN) {
+            if (c + DW_VLEN > nc) c = nc - DW_VLEN;
+            const DW_VEC start = bias ? DW_FN(rload)(bias + c) : DW_FN(rbroadcast)(0);
 #define DW_ROW_TILE_N(n)                                                                                 \
     do {                                                                                                 \
         if (kw)                                                                                          \
-            DW_FN(row_tile_dense)(rows, off + o * src_pix, src_tap, kh, w, w_tap, start, dst + o * dst_pix, \
-                                  dst_pix, kw, sw, n);                                                   \
+            DW_FN(row_tile_dense)(rows, off + o * src_pix + c, src_tap, w + c, w_tap, start,            \
+                                  dst + o * dst_pix + c, dst_pix, kw, sw, n);                            \
         else                                                                                             \
-            DW_FN(row_tile_any)(rows, off + o * src_pix, src_pix, src_tap, kh, nkw, w, w_tap, start,        \
-                                dst + o * dst_pix, dst_pix, n);                                          \
+            DW_FN(row_tile_any)(rows, off + o * src_pix + c, src_pix, src_tap, kh, nkw, w + c, w_tap, start, \
+                                dst + o * dst_pix + c, dst_pix, n);                                      \
     } while (0)
-        switch (tile) { DW_TILE_CASES(DW_ROW_TILE_N) }
+            switch (tile) { DW_TILE_CASES(DW_ROW_TILE_N) }
 #undef DW_ROW_TILE_N
+        }
         if (o + tile >= npix) break;
     }
+}
+
+/* One function per (k, sw) of the channel path (square k x k kernels; k 0: the general tile), each
+ * compiled apart so that its tiles get the registers to themselves (inlined into one, they spilled). */
+typedef void (*DW_FN(row_channels_fn))(const DW_T *const *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                                       const DW_T *, ptrdiff_t, const DW_T *, DW_T *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
+#define DW_ROW_CHANNELS(k, s)                                                                            \
+    static __attribute__((noinline)) void DW_FN(row_channels_##k##_##s)(                                 \
+        const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t src_tap, ptrdiff_t kh, ptrdiff_t nkw, \
+        const DW_T *w, ptrdiff_t w_tap, const DW_T *bias, DW_T *dst, ptrdiff_t dst_pix, ptrdiff_t npix, ptrdiff_t nc) \
+    {                                                                                                    \
+        DW_FN(row_channels)(rows, off, src_pix, src_tap, kh, nkw, w, w_tap, bias, dst, dst_pix, npix, nc, k, s); \
+    }
+DW_ROW_CHANNELS(0, 1)
+#if DW_ROW_DENSE_TILES
+DW_ROW_CHANNELS(1, 1) DW_ROW_CHANNELS(2, 1) DW_ROW_CHANNELS(3, 1) DW_ROW_CHANNELS(4, 1)
+DW_ROW_CHANNELS(5, 1) DW_ROW_CHANNELS(6, 1) DW_ROW_CHANNELS(7, 1)
+DW_ROW_CHANNELS(1, 2) DW_ROW_CHANNELS(2, 2) DW_ROW_CHANNELS(3, 2) DW_ROW_CHANNELS(4, 2)
+DW_ROW_CHANNELS(5, 2) DW_ROW_CHANNELS(6, 2) DW_ROW_CHANNELS(7, 2)
+#endif
+#undef DW_ROW_CHANNELS
+
+/* The channel-path function for these (kw, sw, dw). */
+static DW_FN(row_channels_fn) DW_FN(row_channels_for)(ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sw, ptrdiff_t dw)
+{
+#if DW_ROW_DENSE_TILES
+    _Static_assert(DW_ROW_MAX_KW == 7 && DW_ROW_MAX_STRIDE == 2, "the table below lists every dense tile");
+    static const DW_FN(row_channels_fn) dense[2][7] = {
+        {DW_FN(row_channels_1_1), DW_FN(row_channels_2_1), DW_FN(row_channels_3_1), DW_FN(row_channels_4_1),
+         DW_FN(row_channels_5_1), DW_FN(row_channels_6_1), DW_FN(row_channels_7_1)},
+        {DW_FN(row_channels_1_2), DW_FN(row_channels_2_2), DW_FN(row_channels_3_2), DW_FN(row_channels_4_2),
+         DW_FN(row_channels_5_2), DW_FN(row_channels_6_2), DW_FN(row_channels_7_2)}};
+    if (kh == kw && dw == 1 && kw <= DW_ROW_MAX_KW && sw <= DW_ROW_MAX_STRIDE) return dense[sw - 1][kw - 1];
+#else
+    (void)kh, (void)kw, (void)sw, (void)dw;
+#endif
+    return DW_FN(row_channels_0_1);
 }
 
 /* The even-indexed elements of p[0 .. 2*DW_VLEN-1]: one vector of a stride-2 row. */
@@ -232,29 +279,8 @@ static void DW_FN(row)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix
 {
     const ptrdiff_t src_tap = dw * src_pix;
     if (nc >= DW_VLEN) {
-        for (ptrdiff_t c = 0; c < nc; c += DW_VLEN) {
-            if (c + DW_VLEN > nc) c = nc - DW_VLEN; /* the last vector overlaps the one before */
-            const DW_VEC start = bias ? DW_FN(rload)(bias + c) : DW_FN(rbroadcast)(0);
-#define DW_ROW_DENSE(k, s) \
-    DW_FN(row_channels)(rows, off + c, sw * src_pix, src_tap, kh, kw, w + c, w_tap, start, dst + c, dst_pix, npix, k, s)
-#define DW_ROW_DENSE_CASES(s)                                                                            \
-    case 1 + 8 * (s): DW_ROW_DENSE(1, s); break;                                                         \
-    case 2 + 8 * (s): DW_ROW_DENSE(2, s); break;                                                         \
-    case 3 + 8 * (s): DW_ROW_DENSE(3, s); break;                                                         \
-    case 4 + 8 * (s): DW_ROW_DENSE(4, s); break;                                                         \
-    case 5 + 8 * (s): DW_ROW_DENSE(5, s); break;                                                         \
-    case 6 + 8 * (s): DW_ROW_DENSE(6, s); break;                                                         \
-    case 7 + 8 * (s): DW_ROW_DENSE(7, s); break;
-            _Static_assert(DW_ROW_MAX_KW == 7 && DW_ROW_MAX_STRIDE == 2, "the cases below list every dense tile");
-            switch (dw == 1 && kw <= DW_ROW_MAX_KW && sw <= DW_ROW_MAX_STRIDE ? kw + 8 * sw : 0) {
-                DW_ROW_DENSE_CASES(1)
-                DW_ROW_DENSE_CASES(2)
-            default:
-                DW_ROW_DENSE(0, 1);
-            }
-#undef DW_ROW_DENSE
-#undef DW_ROW_DENSE_CASES
-        }
+        DW_FN(row_channels_for)(kh, kw, sw, dw)(rows, off, sw * src_pix, src_tap, kh, kw, w, w_tap, bias, dst, dst_pix,
+                                            npix, nc);
         return;
     }
     if (nc == 1 && src_pix == 1 && dst_pix == 1 && sw <= 2 && npix >= DW_VLEN) {
@@ -293,6 +319,7 @@ static void DW_FN(row)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix
 #undef DW_ROW_MAX_STRIDE
 #undef DW_PLANE_TILE
 #undef DW_ROW_TABLE
+#undef DW_ROW_DENSE_TILES
 #undef DW_ROW_UNROLL_LIMIT
 #undef DW_ROW_UNROLL
 #undef DW_TILE_CASE
