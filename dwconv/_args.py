@@ -305,10 +305,9 @@ def check_bias(bias, g, dtype):
     return contiguous(bias, dtype)
 
 
-# A vector load or store that straddles two cache lines costs two. NumPy only promises 16-byte
-# alignment, so a result is placed at the same offset from a line as the array the kernels read
-# along with it (`align_like`, when that is read in place): the kernels can then align both (see
-# _microkernels_body.h). Small results are not worth the extra step.
+# A vector store that straddles two cache lines costs two, and a streaming store needs an aligned
+# address. NumPy only promises 16-byte alignment, so results start on a cache line (the forward's
+# inputs are copied into aligned rings: see _rings.pxi). Small results are not worth the extra step.
 _ALIGNMENT, _ALIGN_FROM_BYTES = 64, 1 << 16
 
 
@@ -360,28 +359,27 @@ def grad_call(x, filters, grad_output_, strides, padding, data_format_, dilation
     return Call(g, None, dtype, compute, x, filters, grad_output_)
 
 
-def _aligned_empty(shape, dtype, nbytes, offset):
-    """An empty array whose data starts `offset` bytes past a cache-line boundary."""
+def _aligned_empty(shape, dtype, nbytes):
+    """An empty array whose data starts on a cache line."""
     if nbytes < _ALIGN_FROM_BYTES:
         return np.empty(shape, dtype)
-    raw = np.empty(nbytes + 2 * _ALIGNMENT, np.uint8)
-    return np.ndarray(shape, dtype, raw, -_kernels.data_address(raw) % _ALIGNMENT + offset)
+    raw = np.empty(nbytes + _ALIGNMENT, np.uint8)
+    return np.ndarray(shape, dtype, raw, -_kernels.data_address(raw) % _ALIGNMENT)
 
 
-def output_array(out, shape, dtype, inputs=(), origin="x", align_like=None):
+def output_array(out, shape, dtype, inputs=(), origin="x"):
     """`out` checked against the result it must hold, or a new array when it is None.
 
     `inputs` are (name, array) pairs `out` must not overlap; `origin` names the argument whose
     size decides the result's (for the error when it would not fit in memory); a new array starts
-    at the same offset from a cache line as `align_like`."""
+    on a cache line."""
     name = "out"
     if out is None:
         nbytes = math.prod(shape) * dtype.itemsize
         if nbytes > _MAX_RESULT_BYTES:
             raise ValueError(f"`{origin}` asks for a result of shape {shape}, which would need "
                              f"{nbytes / 2**30:.1f} GiB, more than this machine has")
-        offset = 0 if align_like is None or not align_like.size else _kernels.data_address(align_like) % _ALIGNMENT
-        return _aligned_empty(shape, dtype, nbytes, offset)
+        return _aligned_empty(shape, dtype, nbytes)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"`{name}` must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != tuple(shape):

@@ -155,7 +155,7 @@ static void dw_bounds_check(const char *what, const void *base, size_t elsize, i
     }                                                                                                    \
     static void dw_checked_row_##sfx(const T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t kh,   \
                                      ptrdiff_t kw, ptrdiff_t sw, ptrdiff_t dw, const T *w, ptrdiff_t w_tap,  \
-                                     const T *bias, T *dst, ptrdiff_t dst_pix, ptrdiff_t npix, ptrdiff_t nc) \
+                                     const T *bias, T *dst, ptrdiff_t dst_pix, ptrdiff_t npix, ptrdiff_t nc, int nt) \
     {                                                                                                    \
         /* a stride-2 plane reads one element past each vector's last pixel */                           \
         const ptrdiff_t past = nc == 1 && sw == 2;                                                       \
@@ -164,7 +164,7 @@ static void dw_bounds_check(const char *what, const void *base, size_t elsize, i
         DW_CHECK("row: w", w, T, 0, kh * kw, nc, w_tap, 1);                                              \
         if (bias) DW_CHECK("row: bias", bias, T, 0, nc, 1);                                              \
         DW_CHECK("row: dst", dst, T, 1, npix, nc, dst_pix, 1);                                           \
-        dw_active->row_##sfx(rows, off, src_pix, kh, kw, sw, dw, w, w_tap, bias, dst, dst_pix, npix, nc);  \
+        dw_active->row_##sfx(rows, off, src_pix, kh, kw, sw, dw, w, w_tap, bias, dst, dst_pix, npix, nc, nt); \
     }
 
 DW_CHECKED_KERNELS(float, f32)

@@ -81,8 +81,7 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
     c = _args.forward_call(x, filters, strides, padding, data_format, dilations, padding_mode, bias, activation,
                            dtype)
     n_threads = _threads(num_threads)
-    out = _args.output_array(out, c.shape, c.dtype, (("x", c.x), ("filters", c.filters), ("bias", c.bias)),
-                             align_like=c.x)
+    out = _args.output_array(out, c.shape, c.dtype, (("x", c.x), ("filters", c.filters), ("bias", c.bias)))
     if out.size:
         x, filters = _flat(_args.contiguous(c.x, c.compute)), _flat(_args.contiguous(c.filters, c.compute))
         fused = None if callable(c.activation) else c.activation
@@ -103,7 +102,7 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
                               padding_mode, dtype)
     n_threads = _threads(num_threads)
     out = _args.output_array(out, c.shape, c.dtype, (("filters", c.filters), ("grad_output", c.grad_output)),
-                             "input_shape", align_like=c.grad_output)
+                             "input_shape")
     _input_grad_into(out, c.grad_output, c.filters, c.g, c.compute, n_threads)
     return out
 
@@ -158,7 +157,7 @@ def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *
         return _cupy.depthwise_conv2d_grad(**locals())
     c = _args.grad_call(x, filters, grad_output, strides, padding, data_format, dilations, padding_mode, dtype)
     n_threads = _threads(num_threads)
-    grads = Gradients(_args.output_array(None, c.g.input_shape, c.dtype, align_like=c.grad_output),
+    grads = Gradients(_args.output_array(None, c.g.input_shape, c.dtype),
                       np.empty(c.filters.shape, c.dtype), np.empty(c.g.C * c.g.M, c.dtype))
     _input_grad_into(grads.input, c.grad_output, c.filters, c.g, c.compute, n_threads)
     _filter_and_bias_grad(c.x, c.grad_output, c.g, c.compute, grads.filters, grads.bias, n_threads)

@@ -20,15 +20,41 @@ cdef enum:
 
 cdef inline void row(const floating *const *rows, Py_ssize_t off, Py_ssize_t src_pix, const Dims *d,
                      const floating *w, Py_ssize_t w_tap, const floating *bias, floating *dst,
-                     Py_ssize_t dst_pix, Py_ssize_t nc) noexcept nogil:
+                     Py_ssize_t dst_pix, Py_ssize_t nc, bint streaming) noexcept nogil:
     if floating is float:
-        dw_row_float(rows, off, src_pix, d.kh, d.kw, d.sw, d.dw, w, w_tap, bias, dst, dst_pix, d.OW, nc)
+        dw_row_float(rows, off, src_pix, d.kh, d.kw, d.sw, d.dw, w, w_tap, bias, dst, dst_pix, d.OW, nc, streaming)
     else:
-        dw_row_double(rows, off, src_pix, d.kh, d.kw, d.sw, d.dw, w, w_tap, bias, dst, dst_pix, d.OW, nc)
+        dw_row_double(rows, off, src_pix, d.kh, d.kw, d.sw, d.dw, w, w_tap, bias, dst, dst_pix, d.OW, nc, streaming)
+
+
+def _last_level_cache_bytes():
+    """The size of the CPU's last-level cache (glibc's sysconf; 32 MiB where it does not say)."""
+    for name in ("SC_LEVEL3_CACHE_SIZE", "SC_LEVEL2_CACHE_SIZE"):
+        try:
+            size = os.sysconf(name)
+        except (ValueError, OSError):
+            continue
+        if size > 0:
+            return size
+    return 32 << 20
+
+
+# Results larger than this are written with streaming stores: larger than half the last-level
+# cache, they would not be found there by the next layer anyway, and ordinary stores would first
+# read every line in.
+cdef Py_ssize_t STREAMING_BYTES = _last_level_cache_bytes() // 2
+
+
+def set_streaming_bytes(Py_ssize_t nbytes):
+    """Stream results larger than `nbytes` from now on (tests and benchmarks); returns the old limit."""
+    global STREAMING_BYTES
+    old, STREAMING_BYTES = STREAMING_BYTES, nbytes
+    return old
 
 
 cdef struct Plan:
     int kind  # the ring's layout: RING_PIXELS (NHWC), RING_PACKED (narrow NCHW), RING_PLANE (wide NCHW)
+    bint streaming  # results written with streaming stores
     Py_ssize_t block, n_blocks, band_rows, n_bands
     # narrow NCHW: each thread's scratch of one band's output, and the filter (and bias) with their
     # channels multiplier-major (kh, kw, M, C), as the ring's lanes are
@@ -42,7 +68,8 @@ cdef inline Py_ssize_t ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b
 
 
-cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const Dims *d, int n_threads) noexcept nogil:
+cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const Dims *d, int act,
+                    int n_threads) noexcept nogil:
     """Choose the plan's work items for geometry d (allocations released by plan_free); False when
     out of memory. Each image gets enough items for the threads to share (rows first: a band shares
     its ring's rows; channel blocks where rows run short or the ring would leave L2)."""
@@ -72,6 +99,9 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         plan.n_bands = ceil_div(wanted, plan.n_blocks)
     plan.band_rows = ceil_div(d.OH, min(d.OH, plan.n_bands))
     plan.n_bands = ceil_div(d.OH, plan.band_rows)
+    # (an activation rereads the rows, and narrow NCHW results go through the thread's scratch)
+    plan.streaming = (act == IDENTITY and plan.kind != RING_PACKED
+                      and d.N * d.OH * d.OW * d.C * d.M * sizeof(floating) > STREAMING_BYTES)
     if plan.kind != RING_PACKED:
         return True
     # the last block is the largest: C - (n_blocks - 1) * block channels
@@ -148,7 +178,7 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
         for q in range(q0, q1):
             rows = ring_rows(ring, tid, x, d, n, q, c0, nc)
             row(rows, 0, nc * M, d, w + c0 * M, CM, offset(bias, c0 * M), y + ((n * d.OH + q) * OW * C + c0) * M,
-                CM, nc * M)
+                CM, nc * M, plan.streaming)
             activate_outputs(y, act, d, n, q, q + 1, c0, nc)
     elif plan.kind == RING_PACKED:
         ring_reset(ring, tid)
@@ -157,7 +187,7 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
             rows = ring_rows(ring, tid, x, d, n, q, c0, nc)
             for m in range(M):
                 row(rows, m * nc, nc * M, d, w_mc + m * C + c0, CM, offset(bias_mc, m * C + c0),
-                    out + (q - q0) * OW * nc * M + m * nc, nc * M, nc)
+                    out + (q - q0) * OW * nc * M + m * nc, nc * M, nc, False)
         for m in range(M):
             transpose(out + m * nc, nc * M, y + ((n * CM + c0 * M + m) * d.OH + q0) * OW, M * d.OH * OW, nc,
                       (q1 - q0) * OW)
@@ -169,7 +199,7 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
                 rows = ring_rows(ring, tid, x, d, n, q, c, 1)
                 for m in range(M):
                     row(rows, 0, 1, d, w + c * M + m, CM, offset(bias, c * M + m),
-                        y + ((n * CM + c * M + m) * d.OH + q) * OW, 1, 1)
+                        y + ((n * CM + c * M + m) * d.OH + q) * OW, 1, 1, plan.streaming)
         activate_outputs(y, act, d, n, q0, q1, c0, nc)
 
 
@@ -194,7 +224,7 @@ def forward(const floating[::1] x, const floating[::1] w, const floating[::1] bi
     n_threads = threads_for(&d, n_threads)
     try:
         with nogil:
-            if not plan_init(&plan, &w[0], bias_data, &d, n_threads) or not ring_init(
+            if not plan_init(&plan, &w[0], bias_data, &d, act, n_threads) or not ring_init(
                     &ring, plan.kind, 1 if plan.kind == RING_PLANE else plan.block * d.M if plan.n_blocks == 1
                     else max(plan.block, d.C - (plan.n_blocks - 1) * plan.block) * d.M, &d, sizeof(floating),
                     n_threads):

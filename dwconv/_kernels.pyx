@@ -5,17 +5,19 @@ Every function here takes flat C-contiguous buffers and a geometry already valid
 ``dwconv._args``, and runs with the GIL released. Three concerns are kept apart:
 
 * scheduling -- which output rows and channel blocks each thread computes (the ``prange`` loops);
-* borders -- which taps of the kernel land inside the source for each output coordinate. They are
-  worked out once per call and per axis (``Axis``), so no inner loop ever tests a coordinate and no
-  padded copy of the input is ever made. Padding modes other than zeros add the taps that land in
-  the padding afterwards, pixel by pixel over the border pixels only (``Border``);
+* borders -- the forward pass reads rings of source rows with their padding filled in
+  (``_rings.pxi``, scheduled by ``_forward.pxi``), so every output row is one uniform run. The
+  gradients work out, once per call and per axis (``Axis``), which taps of the kernel land inside
+  the source for each coordinate, so no inner loop tests a coordinate; padding modes other than
+  zeros add the taps that land in the padding afterwards, over the border pixels only (``Border``);
 * arithmetic -- the micro-kernels of ``_microkernels.h``, chosen per instruction set at import.
 
-The forward pass and the input gradient are the same gather ("each destination pixel sums weighted
-source pixels over its valid taps"); only their axis plans differ. The filter gradient is a
-reduction, computed in fixed chunks and combined in a fixed order so that its result does not depend
-on the number of threads.
+The input gradient is a gather ("each input pixel sums weighted output-gradient pixels over its
+valid taps"). The filter gradient is a reduction, computed in fixed chunks and combined in a fixed
+order so that its result does not depend on the number of threads.
 """
+import os
+
 from cpython.buffer cimport PyBUF_STRIDED_RO, PyBuffer_Release, PyObject_GetBuffer
 from cython.parallel cimport prange, threadid
 from libc.math cimport M_SQRT1_2, erf, erff, exp, expf, tanh, tanhf
@@ -66,10 +68,10 @@ cdef extern from "_microkernels.h" nogil:
                              Py_ssize_t nb)
     void dw_row_float(const float *const *rows, Py_ssize_t off, Py_ssize_t src_pix, Py_ssize_t kh, Py_ssize_t kw,
                       Py_ssize_t sw, Py_ssize_t dw, const float *w, Py_ssize_t w_tap, const float *bias, float *dst,
-                      Py_ssize_t dst_pix, Py_ssize_t npix, Py_ssize_t nc)
+                      Py_ssize_t dst_pix, Py_ssize_t npix, Py_ssize_t nc, bint streaming)
     void dw_row_double(const double *const *rows, Py_ssize_t off, Py_ssize_t src_pix, Py_ssize_t kh, Py_ssize_t kw,
                        Py_ssize_t sw, Py_ssize_t dw, const double *w, Py_ssize_t w_tap, const double *bias,
-                       double *dst, Py_ssize_t dst_pix, Py_ssize_t npix, Py_ssize_t nc)
+                       double *dst, Py_ssize_t dst_pix, Py_ssize_t npix, Py_ssize_t nc, bint streaming)
 
 # Debug builds (DWCONV_DEBUG) wrap every micro-kernel in a check that what it reads and writes lies
 # inside the buffers registered here for the call; in release builds these are empty macros.
@@ -433,14 +435,13 @@ cdef inline Py_ssize_t pixel_at(const Dims *d, Py_ssize_t n, Py_ssize_t h, Py_ss
 
 
 cdef enum:
-    # what border_pixel adds up: the forward output, the input gradient, the filter gradient
-    ADD_TO_OUTPUT, ADD_TO_SOURCE, ADD_TO_FILTER
+    # what border_pixel adds up: the input gradient, the filter gradient
+    ADD_TO_SOURCE, ADD_TO_FILTER
 
 
 cdef void border_pixel(int op, floating *x, floating *w, floating *y, const Border *b, const Dims *d,
                        Py_ssize_t n, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t c0, Py_ssize_t nc) noexcept nogil:
     """For the taps of output pixel (n, oh, ow) that fall in the padding, input channels [c0, c0+nc):
-    ADD_TO_OUTPUT  y += w * x   (forward);
     ADD_TO_SOURCE  x += w * y   (input gradient: x is dx, y is dy, summed over the multiplier);
     ADD_TO_FILTER  w += y * x   (filter gradient: w is dW, y is dy)."""
     cdef Py_ssize_t M = d.M, CM = d.C * d.M, kh = d.kh, kw = d.kw, i, j, c, m
@@ -454,11 +455,7 @@ cdef void border_pixel(int op, floating *x, floating *w, floating *y, const Bord
                 continue
             x_pix = x + pixel_at(d, n, b.row_src[oh * kh + i], b.col_src[ow * kw + j], d.H, d.W, d.C) + c0 * x_c
             w_tap = w + (i * kw + j) * CM + c0 * M
-            if op == ADD_TO_OUTPUT:
-                for c in range(nc):
-                    for m in range(M):
-                        y_pix[(c * M + m) * y_c] += w_tap[c * M + m] * x_pix[c * x_c]
-            elif op == ADD_TO_SOURCE:
+            if op == ADD_TO_SOURCE:
                 for c in range(nc):
                     for m in range(M):
                         x_pix[c * x_c] += w_tap[c * M + m] * y_pix[(c * M + m) * y_c]
@@ -513,25 +510,6 @@ cdef void activate(floating *p, Py_ssize_t count, int act) noexcept nogil:
             p[i] = v * (0 if v < -3 else 6 if v > 3 else v + 3) / 6
 
 
-cdef void finish_outputs(const floating *x, const floating *w, floating *y, const Border *border, int act,
-                         const Dims *d, Py_ssize_t n, Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t c0,
-                         Py_ssize_t nc) noexcept nogil:
-    """Complete forward output rows [oh0, oh1) of image n, input channels [c0, c0+nc), once their
-    in-bounds taps are summed: add the taps in the padding (modes other than zeros), then activate."""
-    cdef Py_ssize_t CM = d.C * d.M, oh, ow, co
-    if border != NULL:
-        border_rows(ADD_TO_OUTPUT, <floating *> x, <floating *> w, y, border, d, n, oh0, oh1, c0, nc)
-    if act == IDENTITY:
-        return
-    if d.nhwc:
-        for oh in range(oh0, oh1):
-            for ow in range(d.OW):
-                activate(y + ((n * d.OH + oh) * d.OW + ow) * CM + c0 * d.M, nc * d.M, act)
-    else:
-        for co in range(c0 * d.M, (c0 + nc) * d.M):
-            activate(y + ((n * CM + co) * d.OH + oh0) * d.OW, (oh1 - oh0) * d.OW, act)
-
-
 # ----------------------------------------------------------------------------------------------
 # Scheduling
 
@@ -549,99 +527,74 @@ cdef inline int threads_for(const Dims *d, int n_threads) noexcept nogil:
     return n_threads
 
 
-cdef void gather_nhwc(const floating *src, const floating *w, const floating *bias, floating *dst,
-                      const Axis *rows, const Axis *cols, const Border *border, int act, const Dims *d,
-                      bint input_grad, int n_threads) noexcept nogil:
-    """dst[n, q_h, q_w, :] = sum over the valid taps of w * src, for every destination pixel.
-
-    Forward: src x (C channels) fans out to dst y (C*M channels), channel c*M+m from c, and each
-    item's outputs are finished (border taps of other padding modes, activation) while in cache.
-    Input gradient: src dy (C*M channels) sums into dst dx (C channels) over m.
-    Work items are (image, destination row, block of input channels)."""
+cdef void gather_nhwc(const floating *dy, const floating *w, floating *dx, const Axis *rows, const Axis *cols,
+                      const Dims *d, int n_threads) noexcept nogil:
+    """dx[n, i_h, i_w, c] = sum over m and the valid taps of w * dy, for every input pixel: dy's
+    C*M channels (channel c*M+m from c) sum into dx's C. Work items are (image, input row, block of
+    input channels)."""
     cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, kw = d.kw
-    cdef Py_ssize_t src_h = d.OH if input_grad else d.H, src_w = d.OW if input_grad else d.W
-    cdef Py_ssize_t dst_h = d.H if input_grad else d.OH, dst_w = d.W if input_grad else d.OW
-    cdef Py_ssize_t src_ch = CM if input_grad else C, dst_ch = C if input_grad else CM
-    # channel c, multiplier m sits at c*src_cm + m*src_mm in src and at c*dst_cm + m*dst_mm in dst
-    cdef Py_ssize_t src_cm = M if input_grad else 1, src_mm = 1 if input_grad else 0
-    cdef Py_ssize_t dst_cm = 1 if input_grad else M, dst_mm = 0 if input_grad else 1
     # as many blocks as it takes to give every thread an item; the last takes the remainder
-    cdef Py_ssize_t n_blocks = max(1, min(C // CHANNEL_BLOCK, (n_threads + d.N * dst_h - 1) // max(1, d.N * dst_h)))
+    cdef Py_ssize_t n_blocks = max(1, min(C // CHANNEL_BLOCK, (n_threads + d.N * d.H - 1) // max(1, d.N * d.H)))
     cdef Py_ssize_t block = C // n_blocks // CHANNEL_BLOCK * CHANNEL_BLOCK
     cdef Py_ssize_t item, row, q_h, c0, nc, r, q_w, m
-    cdef const floating *src_row
-    cdef floating *dst_row
-    for item in prange(d.N * dst_h * n_blocks, nogil=True, schedule="static", num_threads=n_threads):
+    cdef const floating *dy_row
+    cdef floating *dx_row
+    for item in prange(d.N * d.H * n_blocks, nogil=True, schedule="static", num_threads=n_threads):
         row = item // n_blocks
         c0 = (item % n_blocks) * block
         nc = C - c0 if item % n_blocks == n_blocks - 1 else block
-        q_h = row % dst_h
-        src_row = src + ((row // dst_h) * src_h + rows.src0[q_h]) * src_w * src_ch
-        dst_row = dst + row * dst_w * dst_ch
+        q_h = row % d.H
+        dy_row = dy + ((row // d.H) * d.OH + rows.src0[q_h]) * d.OW * CM
+        dx_row = dx + row * d.W * C
         for r in range(cols.n_runs):
             q_w = cols.run_dst0[r]
             for m in range(M):
-                taps(src_row + cols.src0[q_w] * src_ch + c0 * src_cm + m * src_mm, 0,
-                     cols.src_step * src_ch, src_cm,
-                     rows.src_tap_step * src_w * src_ch, cols.src_tap_step * src_ch,
+                taps(dy_row + cols.src0[q_w] * CM + c0 * M + m, 0, cols.src_step * CM, M,
+                     rows.src_tap_step * d.OW * CM, cols.src_tap_step * CM,
                      w + (rows.tap0[q_h] * kw + cols.tap0[q_w]) * CM + c0 * M + m, M,
-                     rows.tap_step * kw * CM, cols.tap_step * CM,
-                     offset(bias, c0 * M + m), M,
-                     dst_row + q_w * dst_ch + c0 * dst_cm + m * dst_mm, 0, cols.dst_step * dst_ch, dst_cm,
-                     rows.ntaps[q_h], cols.ntaps[q_w], 1, cols.run_count[r], nc, dst_mm == 0 and m > 0)
-        if not input_grad:
-            finish_outputs(src, w, dst, border, act, d, row // dst_h, q_h, q_h + 1, c0, nc)
+                     rows.tap_step * kw * CM, cols.tap_step * CM, NULL, 0,
+                     dx_row + q_w * C + c0, 0, cols.dst_step * C, 1,
+                     rows.ntaps[q_h], cols.ntaps[q_w], 1, cols.run_count[r], nc, m > 0)
 
 
-cdef void gather_nchw(const floating *src, const floating *w, const floating *bias, floating *dst,
-                      const Axis *rows, const Axis *cols, const Py_ssize_t *pieces, Py_ssize_t n_pieces,
-                      const Border *border, int act, const Dims *d, bint input_grad,
-                      int n_threads) noexcept nogil:
+cdef void gather_nchw(const floating *dy, const floating *w, floating *dx, const Axis *rows, const Axis *cols,
+                      const Py_ssize_t *pieces, Py_ssize_t n_pieces, const Dims *d, int n_threads) noexcept nogil:
     """The NCHW twin of gather_nhwc: planes instead of interleaved channels, so the micro-kernel
     vectorises along rows. Work items are (image, block of PLANE_BLOCK input channels, piece of a
-    row run), a piece being up to ROW_PIECE destination rows that share their taps (pieces[2k] its
-    first row, pieces[2k+1] its row count)."""
+    row run), a piece being up to ROW_PIECE input rows that share their taps (pieces[2k] its first
+    row, pieces[2k+1] its row count)."""
     cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, kw = d.kw
-    cdef Py_ssize_t src_h = d.OH if input_grad else d.H, src_w = d.OW if input_grad else d.W
-    cdef Py_ssize_t dst_h = d.H if input_grad else d.OH, dst_w = d.W if input_grad else d.OW
-    cdef Py_ssize_t src_planes = CM if input_grad else C, dst_planes = C if input_grad else CM
-    cdef Py_ssize_t src_cm = M if input_grad else 1, src_mm = 1 if input_grad else 0
-    cdef Py_ssize_t dst_cm = 1 if input_grad else M, dst_mm = 0 if input_grad else 1
     cdef Py_ssize_t n_blocks = (C + PLANE_BLOCK - 1) // PLANE_BLOCK
     cdef Py_ssize_t item, n, c0, k, q_h, r, q_w, m
-    cdef const floating *src_row
-    cdef floating *dst_row
+    cdef const floating *dy_row
+    cdef floating *dx_row
     for item in prange(d.N * n_blocks * n_pieces, nogil=True, schedule="static", num_threads=n_threads):
         k = item % n_pieces
         c0 = (item // n_pieces) % n_blocks * PLANE_BLOCK
         n = item // (n_pieces * n_blocks)
         q_h = pieces[2 * k]
         for m in range(M):
-            src_row = src + ((n * src_planes + c0 * src_cm + m * src_mm) * src_h + rows.src0[q_h]) * src_w
-            dst_row = dst + ((n * dst_planes + c0 * dst_cm + m * dst_mm) * dst_h + q_h) * dst_w
+            dy_row = dy + ((n * CM + c0 * M + m) * d.OH + rows.src0[q_h]) * d.OW
+            dx_row = dx + ((n * C + c0) * d.H + q_h) * d.W
             for r in range(cols.n_runs):
                 q_w = cols.run_dst0[r]
-                taps(src_row + cols.src0[q_w], rows.src_step * src_w, cols.src_step, src_cm * src_h * src_w,
-                     rows.src_tap_step * src_w, cols.src_tap_step,
+                taps(dy_row + cols.src0[q_w], rows.src_step * d.OW, cols.src_step, M * d.OH * d.OW,
+                     rows.src_tap_step * d.OW, cols.src_tap_step,
                      w + (rows.tap0[q_h] * kw + cols.tap0[q_w]) * CM + c0 * M + m, M,
-                     rows.tap_step * kw * CM, cols.tap_step * CM,
-                     offset(bias, c0 * M + m), M,
-                     dst_row + q_w, rows.dst_step * dst_w, cols.dst_step, dst_cm * dst_h * dst_w,
+                     rows.tap_step * kw * CM, cols.tap_step * CM, NULL, 0,
+                     dx_row + q_w, rows.dst_step * d.W, cols.dst_step, d.H * d.W,
                      rows.ntaps[q_h], cols.ntaps[q_w], pieces[2 * k + 1], cols.run_count[r],
-                     min(<Py_ssize_t> PLANE_BLOCK, C - c0), dst_mm == 0 and m > 0)
-        if not input_grad:  # forward rows of a piece are consecutive (dst_step 1)
-            finish_outputs(src, w, dst, border, act, d, n, q_h, q_h + pieces[2 * k + 1], c0,
-                           min(<Py_ssize_t> PLANE_BLOCK, C - c0))
+                     min(<Py_ssize_t> PLANE_BLOCK, C - c0), m > 0)
 
 
 cdef struct Packing:
-    # The plan of gather_nchw_packed: work items cover `band_rows` destination rows, and read at most
-    # `src_rows` source rows; each thread's scratch holds `src_size` source elements, then `dst_size`
-    # destination ones. The filter (and bias) has its channels multiplier-major, (kh, kw, M, C).
+    # The plan of gather_nchw_packed and reduce_packed: work items cover `band_rows` destination
+    # rows, and read at most `src_rows` source rows; each thread's scratch holds `src_size` source
+    # elements, then `dst_size` destination ones. The filter has its channels multiplier-major,
+    # (kh, kw, M, C).
     Py_ssize_t band_rows, n_bands, src_rows, src_size, dst_size
     void *scratch
     const void *w_mc
-    const void *bias_mc
 
 
 cdef struct Span:
@@ -664,8 +617,8 @@ cdef Span band_sources(const Axis *rows, Py_ssize_t q0, Py_ssize_t q1) noexcept 
     return span
 
 
-cdef bint packing_init(Packing *pack, const floating *w, const floating *bias, const Axis *rows,
-                       const Dims *d, bint input_grad, int n_threads) noexcept nogil:
+cdef bint packing_init(Packing *pack, const floating *w, const Axis *rows, const Dims *d, bint input_grad,
+                       int n_threads) noexcept nogil:
     """Fill in `pack` (allocations released by packing_free); False when out of memory. The source
     or destination with C*M planes is packed multiplier-major too (lane m*nc + c of a block of nc
     channels), so that every micro-kernel call reads and writes unit-stride channels."""
@@ -684,20 +637,15 @@ cdef bint packing_init(Packing *pack, const floating *w, const floating *bias, c
     pack.src_size = pack.src_rows * src_w * block * (M if input_grad else 1)
     pack.dst_size = pack.band_rows * dst_w * block * (1 if input_grad else M)
     pack.scratch = malloc(n_threads * (pack.src_size + pack.dst_size) * sizeof(floating))
-    pack.w_mc, pack.bias_mc = w, bias
+    pack.w_mc = w
     if M > 1:
-        w_mc = <floating *> malloc((n_taps + 1) * CM * sizeof(floating))
+        w_mc = <floating *> malloc(n_taps * CM * sizeof(floating))
         pack.w_mc = w_mc
         if w_mc != NULL:
             for tap in range(n_taps):
                 for c in range(C):
                     for m in range(M):
                         w_mc[tap * CM + m * C + c] = w[tap * CM + c * M + m]
-            if bias != NULL:
-                pack.bias_mc = w_mc + n_taps * CM
-                for c in range(C):
-                    for m in range(M):
-                        w_mc[n_taps * CM + m * C + c] = bias[c * M + m]
     return pack.scratch != NULL and pack.w_mc != NULL
 
 
@@ -707,7 +655,7 @@ cdef void packing_watch(bint on, const Packing *pack, const Dims *d, const void 
     micro-kernels read (the rearranged filter) and write (the scratch)."""
     watch_one(on, pack.scratch, n_threads * (pack.src_size + pack.dst_size) * elsize, True)
     if pack.w_mc != w:
-        watch_one(on, pack.w_mc, (d.kh * d.kw + 1) * d.C * d.M * elsize, False)
+        watch_one(on, pack.w_mc, d.kh * d.kw * d.C * d.M * elsize, False)
 
 
 cdef void packing_free(Packing *pack, const void *w) noexcept nogil:
@@ -717,57 +665,43 @@ cdef void packing_free(Packing *pack, const void *w) noexcept nogil:
     pack.scratch = pack.w_mc = NULL
 
 
-cdef void gather_nchw_packed(const floating *src, const floating *w, floating *dst, const Axis *rows,
-                             const Axis *cols, const Packing *pack, const Border *border, int act, const Dims *d,
-                             bint input_grad, int n_threads) noexcept nogil:
+cdef void gather_nchw_packed(const floating *dy, const floating *w, floating *dx, const Axis *rows,
+                             const Axis *cols, const Packing *pack, const Dims *d, int n_threads) noexcept nogil:
     """gather_nchw for narrow planes, whose rows are too short for vectors along them: each work
-    item transposes its block of planes (the source rows it reads) into its thread's scratch in
-    channel-interleaved order, runs the channel micro-kernel there row by row as gather_nhwc does,
-    and transposes the result back into the planes. Work items are (image, block of input
-    channels, band of destination rows)."""
+    item transposes its block of planes (the dy rows it reads) into its thread's scratch in
+    channel-interleaved order (lane m*nc + c), runs the channel micro-kernel there row by row as
+    gather_nhwc does, and transposes the result back into the planes. Work items are (image, block
+    of input channels, band of input rows)."""
     cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, kw = d.kw
-    cdef Py_ssize_t src_h = d.OH if input_grad else d.H, src_w = d.OW if input_grad else d.W
-    cdef Py_ssize_t dst_h = d.H if input_grad else d.OH, dst_w = d.W if input_grad else d.OW
-    cdef Py_ssize_t src_planes = CM if input_grad else C, dst_planes = C if input_grad else CM
-    # multipliers per channel on each side: the C*M planes pack to lanes m*nc + c
-    cdef Py_ssize_t src_m = M if input_grad else 1, dst_m = 1 if input_grad else M
     cdef Py_ssize_t n_blocks = max(1, C // PACKED_CHANNELS), n_bands = pack.n_bands
     cdef Py_ssize_t item, n, c0, nc, q0, q1, q, r, q_w, m
     cdef Span src_rows
     cdef const floating *w_mc = <const floating *> pack.w_mc
-    cdef const floating *bias_mc = <const floating *> pack.bias_mc
-    cdef floating *packed_src
-    cdef floating *packed_dst
+    cdef floating *packed_dy
+    cdef floating *packed_dx
     for item in prange(d.N * n_blocks * n_bands, nogil=True, schedule="static", num_threads=n_threads):
         n = item // (n_blocks * n_bands)
         c0 = item // n_bands % n_blocks * PACKED_CHANNELS
         nc = C - c0 if c0 == (n_blocks - 1) * PACKED_CHANNELS else PACKED_CHANNELS
         q0 = item % n_bands * pack.band_rows
-        q1 = min(dst_h, q0 + pack.band_rows)
+        q1 = min(d.H, q0 + pack.band_rows)
         src_rows = band_sources(rows, q0, q1)
-        packed_src = <floating *> pack.scratch + threadid() * (pack.src_size + pack.dst_size)
-        packed_dst = packed_src + pack.src_size
-        for m in range(src_m):
-            transpose(src + ((n * src_planes + c0 * src_m + m) * src_h + src_rows.lo) * src_w,
-                      src_m * src_h * src_w, packed_src + m * nc, nc * src_m, (src_rows.hi - src_rows.lo) * src_w, nc)
+        packed_dy = <floating *> pack.scratch + threadid() * (pack.src_size + pack.dst_size)
+        packed_dx = packed_dy + pack.src_size
+        for m in range(M):
+            transpose(dy + ((n * CM + c0 * M + m) * d.OH + src_rows.lo) * d.OW, M * d.OH * d.OW,
+                      packed_dy + m * nc, nc * M, (src_rows.hi - src_rows.lo) * d.OW, nc)
         for q in range(q0, q1):
             for r in range(cols.n_runs):
                 q_w = cols.run_dst0[r]
                 for m in range(M):
-                    taps(packed_src + ((rows.src0[q] - src_rows.lo) * src_w + cols.src0[q_w]) * nc * src_m
-                         + (m * nc if input_grad else 0), 0, cols.src_step * nc * src_m, 1,
-                         rows.src_tap_step * src_w * nc * src_m, cols.src_tap_step * nc * src_m,
+                    taps(packed_dy + ((rows.src0[q] - src_rows.lo) * d.OW + cols.src0[q_w]) * nc * M + m * nc, 0,
+                         cols.src_step * nc * M, 1, rows.src_tap_step * d.OW * nc * M, cols.src_tap_step * nc * M,
                          w_mc + (rows.tap0[q] * kw + cols.tap0[q_w]) * CM + m * C + c0, 1,
-                         rows.tap_step * kw * CM, cols.tap_step * CM,
-                         offset(bias_mc, m * C + c0), 1,
-                         packed_dst + ((q - q0) * dst_w + q_w) * nc * dst_m + (0 if input_grad else m * nc), 0,
-                         cols.dst_step * nc * dst_m, 1,
-                         rows.ntaps[q], cols.ntaps[q_w], 1, cols.run_count[r], nc, input_grad and m > 0)
-        for m in range(dst_m):
-            transpose(packed_dst + m * nc, nc * dst_m, dst + ((n * dst_planes + c0 * dst_m + m) * dst_h + q0) * dst_w,
-                      dst_m * dst_h * dst_w, nc, (q1 - q0) * dst_w)
-        if not input_grad:
-            finish_outputs(src, w, dst, border, act, d, n, q0, q1, c0, nc)
+                         rows.tap_step * kw * CM, cols.tap_step * CM, NULL, 0,
+                         packed_dx + ((q - q0) * d.W + q_w) * nc, 0, cols.dst_step * nc, 1,
+                         rows.ntaps[q], cols.ntaps[q_w], 1, cols.run_count[r], nc, m > 0)
+        transpose(packed_dx, nc, dx + ((n * C + c0) * d.H + q0) * d.W, d.H * d.W, nc, (q1 - q0) * d.W)
 
 
 cdef Py_ssize_t cut_runs(const Axis *axis, Py_ssize_t *pieces) noexcept nogil:
@@ -800,13 +734,11 @@ cdef inline void watch(bint on, const floating *read1, Py_ssize_t n1, const floa
     watch_one(on, written, n_written * sizeof(floating), True)
 
 
-cdef gather(const floating[::1] src, const floating[::1] w, const floating *bias, floating[::1] dst,
-            g, const Border *border, int act, bint input_grad, int n_threads):
+cdef gather_input_grad(const floating[::1] dy, const floating[::1] w, floating[::1] dx, g, int n_threads):
+    """dx from dy, the taps inside the image (the padding's share is added by input_grad)."""
     cdef Dims d = dims_of(g)
     cdef Axis rows, cols
-    cdef const floating *src_data = &src[0] if src.shape[0] else NULL
-    cdef Py_ssize_t dst_h = d.H if input_grad else d.OH
-    cdef Py_ssize_t n_bias = d.C * d.M if bias != NULL else 0
+    cdef const floating *dy_data = &dy[0] if dy.shape[0] else NULL
     cdef Py_ssize_t *pieces = NULL
     cdef Py_ssize_t n_pieces
     cdef bint packed = not d.nhwc and d.OW <= PACKED_WIDTH
@@ -815,34 +747,27 @@ cdef gather(const floating[::1] src, const floating[::1] w, const floating *bias
     pack.scratch = NULL
     pack.w_mc = NULL
     try:
-        pieces = <Py_ssize_t *> malloc(2 * dst_h * sizeof(Py_ssize_t))
-        if not (pieces != NULL and axis_alloc(&rows, dst_h) and axis_alloc(&cols, d.W if input_grad else d.OW)):
+        pieces = <Py_ssize_t *> malloc(2 * d.H * sizeof(Py_ssize_t))
+        if not (pieces != NULL and axis_alloc(&rows, d.H) and axis_alloc(&cols, d.W)):
             raise MemoryError()
         n_threads = threads_for(&d, n_threads)
         with nogil:
-            watch(True, src_data, src.shape[0], &w[0], w.shape[0], bias, n_bias, &dst[0], dst.shape[0])
-            if input_grad:
-                axis_input_grad(&rows, d.OH, d.H, d.kh, d.sh, d.dh, d.pt)
-                axis_input_grad(&cols, d.OW, d.W, d.kw, d.sw, d.dw, d.pl)
-            else:
-                axis_forward(&rows, d.H, d.OH, d.kh, d.sh, d.dh, d.pt)
-                axis_forward(&cols, d.W, d.OW, d.kw, d.sw, d.dw, d.pl)
+            watch(True, dy_data, dy.shape[0], &w[0], w.shape[0], NULL, 0, &dx[0], dx.shape[0])
+            axis_input_grad(&rows, d.OH, d.H, d.kh, d.sh, d.dh, d.pt)
+            axis_input_grad(&cols, d.OW, d.W, d.kw, d.sw, d.dw, d.pl)
             if packed:
-                if not packing_init(&pack, &w[0], bias, &rows, &d, input_grad, n_threads):
+                if not packing_init(&pack, &w[0], &rows, &d, True, n_threads):
                     with gil:
                         raise MemoryError()
                 packing_watch(True, &pack, &d, &w[0], sizeof(floating), n_threads)
             if d.nhwc:
-                gather_nhwc(src_data, &w[0], bias, &dst[0], &rows, &cols, border, act, &d, input_grad,
-                            n_threads)
+                gather_nhwc(dy_data, &w[0], &dx[0], &rows, &cols, &d, n_threads)
             elif packed:
-                gather_nchw_packed(src_data, &w[0], &dst[0], &rows, &cols, &pack, border, act, &d, input_grad,
-                                   n_threads)
+                gather_nchw_packed(dy_data, &w[0], &dx[0], &rows, &cols, &pack, &d, n_threads)
             else:
                 n_pieces = cut_runs(&rows, pieces)
-                gather_nchw(src_data, &w[0], bias, &dst[0], &rows, &cols, pieces, n_pieces, border, act, &d,
-                            input_grad, n_threads)
-            watch(False, src_data, src.shape[0], &w[0], w.shape[0], bias, n_bias, &dst[0], dst.shape[0])
+                gather_nchw(dy_data, &w[0], &dx[0], &rows, &cols, pieces, n_pieces, &d, n_threads)
+            watch(False, dy_data, dy.shape[0], &w[0], w.shape[0], NULL, 0, &dx[0], dx.shape[0])
             if packed:
                 packing_watch(False, &pack, &d, &w[0], sizeof(floating), n_threads)
     finally:
@@ -876,7 +801,7 @@ def input_grad(const floating[::1] dy, const floating[::1] w, floating[::1] dx, 
     cdef Dims d = dims_of(g)
     cdef Borders borders = Borders(g)
     cdef Py_ssize_t item, n_blocks = (d.C + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK
-    gather(dy, w, <const floating *> NULL, dx, g, NULL, IDENTITY, True, n_threads)
+    gather_input_grad(dy, w, dx, g, n_threads)
     if borders.plan == NULL:
         return
     with nogil:
@@ -1014,7 +939,7 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
         column_ranges(col_lo, col_lo + d.kw, &d)
         if packed:
             # (M = 1: no filter to rearrange; packing_init is handed dw only as the filter it keeps)
-            if not packing_init(&pack, &dw[0], <const floating *> NULL, &rows, &d, False, n_threads):
+            if not packing_init(&pack, &dw[0], &rows, &d, False, n_threads):
                 raise MemoryError()
             n_units = d.N * pack.n_bands
         # chunks of units, fixed by the geometry alone; each item is (chunk, block of channels)

@@ -17,6 +17,7 @@
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define DW_X86 1
+#include <immintrin.h> /* streaming stores; the target regions below enable each level's */
 #endif
 
 #if defined(__clang__)
@@ -66,9 +67,9 @@ typedef void (*dw_dot_taps_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, const d
                                    ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t);
 
 typedef void (*dw_row_f32_fn)(const float *const *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
-                              const float *, ptrdiff_t, const float *, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
+                              const float *, ptrdiff_t, const float *, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
 typedef void (*dw_row_f64_fn)(const double *const *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
-                              const double *, ptrdiff_t, const double *, double *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
+                              const double *, ptrdiff_t, const double *, double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
 
 typedef void (*dw_transpose_f32_fn)(const float *, ptrdiff_t, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
 typedef void (*dw_transpose_f64_fn)(const double *, ptrdiff_t, double *, ptrdiff_t, ptrdiff_t, ptrdiff_t);

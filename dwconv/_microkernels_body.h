@@ -114,30 +114,6 @@ DW_INLINE void DW_FN(channel_tile)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t
     for (int t = 0; t < tile; t++) DW_FN(store)(dst + t * dst_pix, acc[t]);
 }
 
-/* channels, when one step along the row moves the source by exactly one tap (stride 1, dilation 1)
- * and the row has nb = 3, 5 or 7 taps: source pixel u serves taps b = u - t of pixels t, so each
- * input vector is loaded once per kernel row instead of once per tap. */
-DW_INLINE void DW_FN(channel_tile_dense)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_a, const DW_T *w,
-                                         ptrdiff_t w_a, ptrdiff_t w_b, DW_VEC start, int accumulate, DW_T *dst,
-                                         ptrdiff_t dst_pix, ptrdiff_t na, const int nb, const int tile)
-{
-    DW_VEC acc[DW_PIXEL_TILE], wv[7];
-    for (int t = 0; t < tile; t++) acc[t] = accumulate ? DW_FN(load)(dst + t * dst_pix) : start;
-    for (ptrdiff_t a = 0; a < na; a++) {
-        const DW_T *s = src + a * src_a;
-        DW_UNROLL
-        for (int b = 0; b < nb; b++) wv[b] = DW_FN(load)(w + a * w_a + b * w_b);
-        DW_UNROLL
-        for (int u = 0; u < tile + nb - 1; u++) {
-            const DW_VEC x = DW_FN(load)(s + u * src_pix);
-            DW_UNROLL
-            for (int b = 0; b < nb; b++)
-                if (u - b >= 0 && u - b < tile) acc[u - b] += wv[b] * x;
-        }
-    }
-    for (int t = 0; t < tile; t++) DW_FN(store)(dst + t * dst_pix, acc[t]);
-}
-
 /* stream: vector t of the tile starts at stream offset t*DW_VLEN, whose channel is phase[t]; its
  * weights for tap k are table[phase[t]*na*nb + k] and its bias start[phase[t]]. */
 DW_INLINE void DW_FN(stream_tile)(const DW_T *src, ptrdiff_t src_a, ptrdiff_t src_b, const DW_VEC *table,
@@ -163,10 +139,9 @@ DW_INLINE void DW_FN(store_even)(DW_T *p, DW_VEC v)
     for (int l = 0; l < DW_LANES; l++) p[2 * l] = lanes[l];
 }
 
-/* pixels: dst[(t*DW_VLEN + l)*dst_pix] = start + sum_taps w[tap] * src[(t*DW_VLEN + l)*src_pix + tap],
- * src_pix and dst_pix each 1 or 2 (stride-2 forward rows read every other pixel; stride-2 input
- * gradients write every other pixel). */
-DW_INLINE void DW_FN(pixel_tile)(const DW_T *src, const int src_pix, ptrdiff_t src_a, ptrdiff_t src_b,
+/* pixels: dst[(t*DW_VLEN + l)*dst_pix] = start + sum_taps w[tap] * src[t*DW_VLEN + l + tap], dst_pix
+ * 1 or 2 (stride-2 input gradients write every other pixel). */
+DW_INLINE void DW_FN(pixel_tile)(const DW_T *src, ptrdiff_t src_a, ptrdiff_t src_b,
                                  const DW_T *w, ptrdiff_t w_a, ptrdiff_t w_b, DW_T start, int accumulate,
                                  DW_T *dst, const int dst_pix, ptrdiff_t na, ptrdiff_t nb, const int tile)
 {
@@ -177,7 +152,7 @@ DW_INLINE void DW_FN(pixel_tile)(const DW_T *src, const int src_pix, ptrdiff_t s
         for (ptrdiff_t b = 0; b < nb; b++) {
             const DW_VEC wv = DW_FN(broadcast)(w[a * w_a + b * w_b]);
             const DW_T *s = src + a * src_a + b * src_b;
-            for (int t = 0; t < tile; t++) acc[t] += wv * DW_FN(load_strided)(s + t * DW_VLEN * src_pix, src_pix);
+            for (int t = 0; t < tile; t++) acc[t] += wv * DW_FN(load)(s + t * DW_VLEN);
         }
     for (int t = 0; t < tile; t++) {
         if (dst_pix == 1)
@@ -230,16 +205,15 @@ static void DW_FN(stream)(const DW_T *src, ptrdiff_t src_a, ptrdiff_t src_b, con
     }
 }
 
-/* The vectors of one row on the pixel path, with source and destination steps sp, dp (1 or 2) and,
- * when kb is not 0, nb == kb known at compile time; returns how many pixels it covered. */
+/* The vectors of one row on the pixel path, with destination step dp (1 or 2) and, when kb is not
+ * 0, nb == kb known at compile time; returns how many pixels it covered. */
 DW_INLINE ptrdiff_t DW_FN(pixel_row)(const DW_T *src, ptrdiff_t src_a, ptrdiff_t src_b, const DW_T *w, ptrdiff_t w_a,
                                      ptrdiff_t w_b, DW_T start, int accumulate, DW_T *dst, ptrdiff_t na, ptrdiff_t nb,
-                                     ptrdiff_t vector_pixels, const int sp, const int dp, const int kb)
+                                     ptrdiff_t vector_pixels, const int dp, const int kb)
 {
     ptrdiff_t p = 0;
 #define DW_PIXEL_TILE_N(n)                                                                               \
-    DW_FN(pixel_tile)(src + p * sp, sp, src_a, src_b, w, w_a, w_b, start, accumulate, dst + p * dp, dp, na,      \
-                      kb ? kb : nb, n)
+    DW_FN(pixel_tile)(src + p, src_a, src_b, w, w_a, w_b, start, accumulate, dst + p * dp, dp, na, kb ? kb : nb, n)
     DW_TILED(p, vector_pixels, DW_VLEN, DW_VECTOR_TILE, DW_PIXEL_TILE_N);
     if (p < vector_pixels && vector_pixels >= DW_VLEN && !accumulate) { /* overlap, as on the other paths */
         p = vector_pixels - DW_VLEN;
@@ -294,45 +268,11 @@ static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_row, ptrdiff_t src_pix, p
 #define DW_CHANNEL_TILE(n)                                                                               \
     DW_FN(channel_tile)(src + r * src_row + p * src_pix + c, src_pix, src_a, src_b, w + c, w_a, w_b, start,  \
                         accumulate, dst + r * dst_row + p * dst_pix + c, dst_pix, na, nb, n)
-#define DW_DENSE_TILE(k, n)                                                                              \
-    DW_FN(channel_tile_dense)(src + r * src_row + p * src_pix + c, src_pix, src_a, w + c, w_a, w_b, start,   \
-                              accumulate, dst + r * dst_row + p * dst_pix + c, dst_pix, na, k, n)
-#define DW_DENSE_CASE(k)                                                                                 \
-    case k:                                                                                              \
-        DW_TILED(p, npix, 1, DW_PIXEL_TILE, DW_DENSE_TILE_##k);                                          \
-        break;
-#define DW_DENSE_TILE_1(n) DW_DENSE_TILE(1, n)
-#define DW_DENSE_TILE_2(n) DW_DENSE_TILE(2, n)
-#define DW_DENSE_TILE_3(n) DW_DENSE_TILE(3, n)
-#define DW_DENSE_TILE_4(n) DW_DENSE_TILE(4, n)
-#define DW_DENSE_TILE_5(n) DW_DENSE_TILE(5, n)
-#define DW_DENSE_TILE_6(n) DW_DENSE_TILE(6, n)
-#define DW_DENSE_TILE_7(n) DW_DENSE_TILE(7, n)
             for (r = 0; r < nrows; r++) {
                 p = 0;
-                /* each case knows nb at compile time, so its tap loops unroll fully */
-                switch (src_b == src_pix || nb == 1 ? nb : 0) {
-                    DW_DENSE_CASE(1)
-                    DW_DENSE_CASE(2)
-                    DW_DENSE_CASE(3)
-                    DW_DENSE_CASE(4)
-                    DW_DENSE_CASE(5)
-                    DW_DENSE_CASE(6)
-                    DW_DENSE_CASE(7)
-                default:
-                    DW_TILED(p, npix, 1, DW_PIXEL_TILE, DW_CHANNEL_TILE);
-                }
+                DW_TILED(p, npix, 1, DW_PIXEL_TILE, DW_CHANNEL_TILE);
             }
 #undef DW_CHANNEL_TILE
-#undef DW_DENSE_TILE
-#undef DW_DENSE_CASE
-#undef DW_DENSE_TILE_1
-#undef DW_DENSE_TILE_2
-#undef DW_DENSE_TILE_3
-#undef DW_DENSE_TILE_4
-#undef DW_DENSE_TILE_5
-#undef DW_DENSE_TILE_6
-#undef DW_DENSE_TILE_7
         }
         if (c == nc) return;
     } else if (unit_channels && src_pix == nc && dst_pix == nc && npix * nc >= DW_VLEN && na * nb * nc <= DW_STREAM_TABLE) {
@@ -341,11 +281,11 @@ static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_row, ptrdiff_t src_pix, p
                           accumulate);
         return;
     }
-    /* The pixel path (NCHW planes, channel by channel) takes stride 1 or 2 on one side: a stride-2
-     * side reads (or, accumulating, loads) one element past each vector's last, so its last vector
-     * stops a pixel early. */
-    const int pixel_path = ((src_pix == 1 || src_pix == 2) && dst_pix == 1) || (src_pix == 1 && dst_pix == 2);
-    const ptrdiff_t vector_pixels = npix - (src_pix == 2 || dst_pix == 2);
+    /* The pixel path (NCHW planes, channel by channel) writes pixels 1 or 2 apart: a stride-2
+     * destination is loaded, when accumulating, one element past each vector's last, so its last
+     * vector stops a pixel early. */
+    const int pixel_path = src_pix == 1 && (dst_pix == 1 || dst_pix == 2);
+    const ptrdiff_t vector_pixels = npix - (dst_pix == 2);
 #ifdef DW_NARROWER
     /* Too few channels, or too short a row, for this level's vectors: a narrower level's may fit. */
     if ((unit_channels && nc < DW_VLEN && nc >= DW_VLEN / 2) ||
@@ -356,31 +296,27 @@ static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_row, ptrdiff_t src_pix, p
     }
 #endif
     if (pixel_path) {
-        /* 3-, 5- and 7-wide rows at each pair of steps get their own compiled instance */
-        const int kind = (src_pix == 2 ? 10 : dst_pix == 2 ? 20 : 0) + (nb == 3 || nb == 5 || nb == 7 ? (int)nb : 0);
+        /* 3-, 5- and 7-wide rows at each destination step get their own compiled instance */
+        const int kind = (dst_pix == 2 ? 20 : 0) + (nb == 3 || nb == 5 || nb == 7 ? (int)nb : 0);
         for (c = 0; c < nc; c++) {
             const DW_T start = bias && !accumulate ? bias[c * bias_c] : 0;
             for (r = 0; r < nrows; r++) {
                 const DW_T *s = src + c * src_c + r * src_row;
                 DW_T *d = dst + c * dst_c + r * dst_row;
-#define DW_PIXEL_CASE(code, sp, dp, kb)                                                                  \
+#define DW_PIXEL_CASE(code, dp, kb)                                                                      \
     case code:                                                                                           \
         p = DW_FN(pixel_row)(s, src_a, src_b, w + c * w_c, w_a, w_b, start, accumulate, d, na, nb, vector_pixels, \
-                             sp, dp, kb);                                                                \
+                             dp, kb);                                                                    \
         break;
                 switch (kind) {
-                    DW_PIXEL_CASE(0, 1, 1, 0)
-                    DW_PIXEL_CASE(3, 1, 1, 3)
-                    DW_PIXEL_CASE(5, 1, 1, 5)
-                    DW_PIXEL_CASE(7, 1, 1, 7)
-                    DW_PIXEL_CASE(10, 2, 1, 0)
-                    DW_PIXEL_CASE(13, 2, 1, 3)
-                    DW_PIXEL_CASE(15, 2, 1, 5)
-                    DW_PIXEL_CASE(17, 2, 1, 7)
-                    DW_PIXEL_CASE(20, 1, 2, 0)
-                    DW_PIXEL_CASE(23, 1, 2, 3)
-                    DW_PIXEL_CASE(25, 1, 2, 5)
-                    DW_PIXEL_CASE(27, 1, 2, 7)
+                    DW_PIXEL_CASE(0, 1, 0)
+                    DW_PIXEL_CASE(3, 1, 3)
+                    DW_PIXEL_CASE(5, 1, 5)
+                    DW_PIXEL_CASE(7, 1, 7)
+                    DW_PIXEL_CASE(20, 2, 0)
+                    DW_PIXEL_CASE(23, 2, 3)
+                    DW_PIXEL_CASE(25, 2, 5)
+                    DW_PIXEL_CASE(27, 2, 7)
                 default:
                     p = 0; /* not reached: kind is one of the cases */
                 }

@@ -25,9 +25,10 @@ typedef DW_T DW_FN(rvec) __attribute__((vector_size(DW_LANES * sizeof(DW_T))));
 #define DW_ROW_MAX_STRIDE 2 /* widest stride whose tile loads each source pixel once */
 #define DW_PLANE_TILE 8     /* vectors per register tile on the plane and stream paths (8 sums in flight) */
 #define DW_ROW_TABLE 512    /* largest taps x channels the stream path pre-arranges */
+#define DW_ROW_FLOAT (DW_LANES * 4 == DW_VBYTES)
 /* Dense tiles for float only: each is compiled for every (kw, stride, tile size), and double is
  * there for accuracy rather than speed (it halves the build time). */
-#define DW_ROW_DENSE_TILES (DW_LANES * 4 == DW_VBYTES)
+#define DW_ROW_DENSE_TILES DW_ROW_FLOAT
 /* Loops with compile-time trip counts must unroll completely, or their sums leave the registers:
  * the longest is the dense tile's source loop, (tile - 1) * stride + kw iterations. */
 #define DW_ROW_UNROLL_LIMIT 64
@@ -49,6 +50,33 @@ DW_INLINE DW_VEC DW_FN(rload)(const DW_T *p)
 
 DW_INLINE void DW_FN(rstore)(DW_T *p, DW_VEC v) { memcpy(p, &v, sizeof v); }
 
+/* An output store, streaming (past the caches) when `nt` and the address allows it: for results
+ * much larger than the caches, whose lines would otherwise be read in before being overwritten. */
+DW_INLINE void DW_FN(rstore_out)(DW_T *p, DW_VEC v, int nt)
+{
+#ifdef DW_X86
+    if (nt && (uintptr_t)p % sizeof v == 0) {
+#if DW_VBYTES == 64 && DW_ROW_FLOAT
+        _mm512_stream_ps(p, (__m512)v);
+#elif DW_VBYTES == 64
+        _mm512_stream_pd(p, (__m512d)v);
+#elif DW_VBYTES == 32 && DW_ROW_FLOAT
+        _mm256_stream_ps(p, (__m256)v);
+#elif DW_VBYTES == 32
+        _mm256_stream_pd(p, (__m256d)v);
+#elif DW_ROW_FLOAT
+        _mm_stream_ps(p, (__m128)v);
+#else
+        _mm_stream_pd(p, (__m128d)v);
+#endif
+        return;
+    }
+#else
+    (void)nt;
+#endif
+    DW_FN(rstore)(p, v);
+}
+
 DW_INLINE DW_VEC DW_FN(rbroadcast)(DW_T a)
 {
     DW_VEC zero = {0};
@@ -59,7 +87,7 @@ DW_INLINE DW_VEC DW_FN(rbroadcast)(DW_T a)
  * tile serves tap b of output pixel t when u = t*sw + b, so each source vector is loaded once per
  * kernel row. */
 DW_INLINE void DW_FN(row_tile_dense)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t pix,
-                                     const DW_T *w, ptrdiff_t w_tap, DW_VEC start, DW_T *dst, ptrdiff_t dst_pix,
+                                     const DW_T *w, ptrdiff_t w_tap, DW_VEC start, DW_T *dst, ptrdiff_t dst_pix, int nt,
                                      const int kw, const int sw, const int tile)
 {
     DW_VEC acc[DW_ROW_TILE], wv[DW_ROW_MAX_KW];
@@ -79,13 +107,13 @@ DW_INLINE void DW_FN(row_tile_dense)(const DW_T *const *rows, ptrdiff_t off, ptr
         }
     }
     DW_ROW_UNROLL
-    for (int t = 0; t < tile; t++) DW_FN(rstore)(dst + t * dst_pix, acc[t]);
+    for (int t = 0; t < tile; t++) DW_FN(rstore_out)(dst + t * dst_pix, acc[t], nt);
 }
 
 /* channels, any kernel width, stride and dilation: one load per tap and pixel. */
 DW_INLINE void DW_FN(row_tile_any)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t src_tap,
                                    ptrdiff_t kh, ptrdiff_t kw, const DW_T *w, ptrdiff_t w_tap, DW_VEC start, DW_T *dst,
-                                   ptrdiff_t dst_pix, const int tile)
+                                   ptrdiff_t dst_pix, int nt, const int tile)
 {
     DW_VEC acc[DW_ROW_TILE];
     DW_ROW_UNROLL
@@ -98,7 +126,7 @@ DW_INLINE void DW_FN(row_tile_any)(const DW_T *const *rows, ptrdiff_t off, ptrdi
             for (int t = 0; t < tile; t++) acc[t] += wv * DW_FN(rload)(s + t * src_pix);
         }
     DW_ROW_UNROLL
-    for (int t = 0; t < tile; t++) DW_FN(rstore)(dst + t * dst_pix, acc[t]);
+    for (int t = 0; t < tile; t++) DW_FN(rstore_out)(dst + t * dst_pix, acc[t], nt);
 }
 
 /* The cases of a switch over tile sizes 1..DW_ROW_TILE, each calling TILE(n) with n constant. */
@@ -123,7 +151,8 @@ _Static_assert(DW_ROW_TILE == 8, "DW_TILE_CASES lists every tile size up to DW_R
  * every vector of lanes (the last overlapping too). */
 DW_INLINE void DW_FN(row_channels)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t src_tap,
                                    ptrdiff_t kh, ptrdiff_t nkw, const DW_T *w, ptrdiff_t w_tap, const DW_T *bias,
-                                   DW_T *dst, ptrdiff_t dst_pix, ptrdiff_t npix, ptrdiff_t nc, const int kw, const int sw)
+                                   DW_T *dst, ptrdiff_t dst_pix, ptrdiff_t npix, ptrdiff_t nc, int nt, const int kw,
+                                   const int sw)
 {
     const ptrdiff_t n_tiles = (npix + DW_ROW_TILE - 1) / DW_ROW_TILE;
     const int tile = (int)((npix + n_tiles - 1) / n_tiles);
@@ -136,10 +165,10 @@ DW_INLINE void DW_FN(row_channels)(const DW_T *const *rows, ptrdiff_t off, ptrdi
     do {                                                                                                 \
         if (kw)                                                                                          \
             DW_FN(row_tile_dense)(rows, off + o * src_pix + c, src_tap, w + c, w_tap, start,            \
-                                  dst + o * dst_pix + c, dst_pix, kw, sw, n);                            \
+                                  dst + o * dst_pix + c, dst_pix, nt, kw, sw, n);                        \
         else                                                                                             \
             DW_FN(row_tile_any)(rows, off + o * src_pix + c, src_pix, src_tap, kh, nkw, w + c, w_tap, start, \
-                                dst + o * dst_pix + c, dst_pix, n);                                      \
+                                dst + o * dst_pix + c, dst_pix, nt, n);                                  \
     } while (0)
             switch (tile) { DW_TILE_CASES(DW_ROW_TILE_N) }
 #undef DW_ROW_TILE_N
@@ -151,13 +180,14 @@ DW_INLINE void DW_FN(row_channels)(const DW_T *const *rows, ptrdiff_t off, ptrdi
 /* One function per (k, sw) of the channel path (square k x k kernels; k 0: the general tile), each
  * compiled apart so that its tiles get the registers to themselves (inlined into one, they spilled). */
 typedef void (*DW_FN(row_channels_fn))(const DW_T *const *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
-                                       const DW_T *, ptrdiff_t, const DW_T *, DW_T *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
+                                       const DW_T *, ptrdiff_t, const DW_T *, DW_T *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
 #define DW_ROW_CHANNELS(k, s)                                                                            \
     static __attribute__((noinline)) void DW_FN(row_channels_##k##_##s)(                                 \
         const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t src_tap, ptrdiff_t kh, ptrdiff_t nkw, \
-        const DW_T *w, ptrdiff_t w_tap, const DW_T *bias, DW_T *dst, ptrdiff_t dst_pix, ptrdiff_t npix, ptrdiff_t nc) \
+        const DW_T *w, ptrdiff_t w_tap, const DW_T *bias, DW_T *dst, ptrdiff_t dst_pix, ptrdiff_t npix, ptrdiff_t nc, \
+        int nt)                                                                                          \
     {                                                                                                    \
-        DW_FN(row_channels)(rows, off, src_pix, src_tap, kh, nkw, w, w_tap, bias, dst, dst_pix, npix, nc, k, s); \
+        DW_FN(row_channels)(rows, off, src_pix, src_tap, kh, nkw, w, w_tap, bias, dst, dst_pix, npix, nc, nt, k, s); \
     }
 DW_ROW_CHANNELS(0, 1)
 #if DW_ROW_DENSE_TILES
@@ -209,7 +239,8 @@ DW_INLINE DW_VEC DW_FN(rload_even)(const DW_T *p)
 /* plane: `tile` vectors of neighbouring output pixels, stride sw (1 or 2) known at compile time
  * (a stride-2 vector reads one element past its last source pixel: the ring leaves room). */
 DW_INLINE void DW_FN(plane_tile)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_tap, ptrdiff_t kh, ptrdiff_t kw,
-                                 const DW_T *w, ptrdiff_t w_tap, DW_T start, DW_T *dst, const int sw, const int tile)
+                                 const DW_T *w, ptrdiff_t w_tap, DW_T start, DW_T *dst, int nt, const int sw,
+                                 const int tile)
 {
     DW_VEC acc[DW_PLANE_TILE];
     for (int t = 0; t < tile; t++) acc[t] = DW_FN(rbroadcast)(start);
@@ -220,18 +251,18 @@ DW_INLINE void DW_FN(plane_tile)(const DW_T *const *rows, ptrdiff_t off, ptrdiff
             for (int t = 0; t < tile; t++)
                 acc[t] += wv * (sw == 1 ? DW_FN(rload)(s + t * DW_VLEN) : DW_FN(rload_even)(s + 2 * t * DW_VLEN));
         }
-    for (int t = 0; t < tile; t++) DW_FN(rstore)(dst + t * DW_VLEN, acc[t]);
+    for (int t = 0; t < tile; t++) DW_FN(rstore_out)(dst + t * DW_VLEN, acc[t], nt);
 }
 
 DW_INLINE void DW_FN(row_plane)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_tap, ptrdiff_t kh, ptrdiff_t kw,
-                                const DW_T *w, ptrdiff_t w_tap, DW_T start, DW_T *dst, ptrdiff_t npix, const int sw)
+                                const DW_T *w, ptrdiff_t w_tap, DW_T start, DW_T *dst, ptrdiff_t npix, int nt, const int sw)
 {
     ptrdiff_t o = 0;
     for (; o + DW_PLANE_TILE * DW_VLEN <= npix; o += DW_PLANE_TILE * DW_VLEN)
-        DW_FN(plane_tile)(rows, off + o * sw, src_tap, kh, kw, w, w_tap, start, dst + o, sw, DW_PLANE_TILE);
+        DW_FN(plane_tile)(rows, off + o * sw, src_tap, kh, kw, w, w_tap, start, dst + o, nt, sw, DW_PLANE_TILE);
     for (; o < npix; o += DW_VLEN) {
         if (o + DW_VLEN > npix) o = npix - DW_VLEN; /* the last vector overlaps the one before */
-        DW_FN(plane_tile)(rows, off + o * sw, src_tap, kh, kw, w, w_tap, start, dst + o, sw, 1);
+        DW_FN(plane_tile)(rows, off + o * sw, src_tap, kh, kw, w, w_tap, start, dst + o, nt, sw, 1);
     }
 }
 
@@ -239,7 +270,8 @@ DW_INLINE void DW_FN(row_plane)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_
  * read rows[a] + b*src_tap. Weights (and bias) pre-arranged per phase: table[ph*n_taps + tap] lane
  * l = w[tap][(ph + l) % nc]. */
 static void DW_FN(row_stream)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_tap, ptrdiff_t kh, ptrdiff_t kw,
-                              const DW_T *w, ptrdiff_t w_tap, const DW_T *bias, DW_T *dst, ptrdiff_t total, ptrdiff_t nc)
+                              const DW_T *w, ptrdiff_t w_tap, const DW_T *bias, DW_T *dst, ptrdiff_t total, ptrdiff_t nc,
+                              int nt)
 {
     DW_VEC table[DW_ROW_TABLE], start[DW_LANES];
     const ptrdiff_t n_taps = kh * kw;
@@ -266,48 +298,47 @@ static void DW_FN(row_stream)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t 
                 const DW_VEC *wt = table + a * kw + b;
                 for (int t = 0; t < DW_PLANE_TILE; t++) acc[t] += wt[phase[t] * n_taps] * DW_FN(rload)(s + t * DW_VLEN);
             }
-        for (int t = 0; t < DW_PLANE_TILE; t++) DW_FN(rstore)(dst + e + t * DW_VLEN, acc[t]);
+        for (int t = 0; t < DW_PLANE_TILE; t++) DW_FN(rstore_out)(dst + e + t * DW_VLEN, acc[t], nt);
     }
 }
 
 /* dst[o*dst_pix + c] = bias[c] + sum_{a<kh, b<kw} w[(a*kw + b)*w_tap + c] * rows[a][off + (o*sw + b*dw)*src_pix + c]
  * for o < npix, c < nc (bias NULL: 0). The rows hold pixels of src_pix elements; dst must not
- * overlap them. */
+ * overlap them. With `nt`, aligned vectors of dst are written with streaming stores. */
 static void DW_FN(row)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t kh, ptrdiff_t kw,
                        ptrdiff_t sw, ptrdiff_t dw, const DW_T *w, ptrdiff_t w_tap, const DW_T *bias, DW_T *dst,
-                       ptrdiff_t dst_pix, ptrdiff_t npix, ptrdiff_t nc)
+                       ptrdiff_t dst_pix, ptrdiff_t npix, ptrdiff_t nc, int nt)
 {
     const ptrdiff_t src_tap = dw * src_pix;
     if (nc >= DW_VLEN) {
         DW_FN(row_channels_for)(kh, kw, sw, dw)(rows, off, sw * src_pix, src_tap, kh, kw, w, w_tap, bias, dst, dst_pix,
-                                            npix, nc);
-        return;
-    }
-    if (nc == 1 && src_pix == 1 && dst_pix == 1 && sw <= 2 && npix >= DW_VLEN) {
+                                                npix, nc, nt);
+    } else if (nc == 1 && src_pix == 1 && dst_pix == 1 && sw <= 2 && npix >= DW_VLEN) {
         const DW_T start = bias ? bias[0] : 0;
         if (sw == 1)
-            DW_FN(row_plane)(rows, off, src_tap, kh, kw, w, w_tap, start, dst, npix, 1);
+            DW_FN(row_plane)(rows, off, src_tap, kh, kw, w, w_tap, start, dst, npix, nt, 1);
         else
-            DW_FN(row_plane)(rows, off, src_tap, kh, kw, w, w_tap, start, dst, npix, 2);
-        return;
-    }
-    if (nc > 1 && sw == 1 && src_pix == nc && dst_pix == nc && npix * nc >= DW_PLANE_TILE * DW_VLEN &&
-        kh * kw * nc <= DW_ROW_TABLE) {
-        DW_FN(row_stream)(rows, off, src_tap, kh, kw, w, w_tap, bias, dst, npix * nc, nc);
-        return;
-    }
+            DW_FN(row_plane)(rows, off, src_tap, kh, kw, w, w_tap, start, dst, npix, nt, 2);
+    } else if (nc > 1 && sw == 1 && src_pix == nc && dst_pix == nc && npix * nc >= DW_PLANE_TILE * DW_VLEN &&
+               kh * kw * nc <= DW_ROW_TABLE) {
+        DW_FN(row_stream)(rows, off, src_tap, kh, kw, w, w_tap, bias, dst, npix * nc, nc, nt);
+    } else {
 #ifdef DW_NARROWER
-    /* Too few lanes, or too short a row, for this level's vectors: a narrower level's may fit. */
-    DW_NARROWER_FN(row)(rows, off, src_pix, kh, kw, sw, dw, w, w_tap, bias, dst, dst_pix, npix, nc);
+        /* Too few lanes, or too short a row, for this level's vectors: a narrower level's may fit. */
+        DW_NARROWER_FN(row)(rows, off, src_pix, kh, kw, sw, dw, w, w_tap, bias, dst, dst_pix, npix, nc, nt);
 #else
-    for (ptrdiff_t o = 0; o < npix; o++)
-        for (ptrdiff_t c = 0; c < nc; c++) {
-            DW_T sum = bias ? bias[c] : 0;
-            for (ptrdiff_t a = 0; a < kh; a++)
-                for (ptrdiff_t b = 0; b < kw; b++)
-                    sum += w[(a * kw + b) * w_tap + c] * rows[a][off + o * sw * src_pix + b * src_tap + c];
-            dst[o * dst_pix + c] = sum;
-        }
+        for (ptrdiff_t o = 0; o < npix; o++)
+            for (ptrdiff_t c = 0; c < nc; c++) {
+                DW_T sum = bias ? bias[c] : 0;
+                for (ptrdiff_t a = 0; a < kh; a++)
+                    for (ptrdiff_t b = 0; b < kw; b++)
+                        sum += w[(a * kw + b) * w_tap + c] * rows[a][off + o * sw * src_pix + b * src_tap + c];
+                dst[o * dst_pix + c] = sum;
+            }
+#endif
+    }
+#ifdef DW_X86
+    if (nt) _mm_sfence(); /* streamed results reach memory before any later store (the end of the call) */
 #endif
 }
 
@@ -320,6 +351,7 @@ static void DW_FN(row)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix
 #undef DW_PLANE_TILE
 #undef DW_ROW_TABLE
 #undef DW_ROW_DENSE_TILES
+#undef DW_ROW_FLOAT
 #undef DW_ROW_UNROLL_LIMIT
 #undef DW_ROW_UNROLL
 #undef DW_TILE_CASE
