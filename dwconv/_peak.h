@@ -56,6 +56,13 @@ static int dw_peak_supported(int level)
     return level == 0;
 }
 
+/* Pins a value to this point of the program: the compiler must assume that the empty asm reads and
+ * rewrites it, and any memory, and keep it in order with the caller's calls. The FMA loops pass
+ * their seed through it on entry and their sum on exit, so their work stays between the caller's
+ * timer readings (a serial build had inlined a loop, which has no side effects, and moved it past
+ * the closing reading). */
+#define DW_PEAK_OPAQUE(v) __asm__ volatile("" : "+m"(v) : : "memory")
+
 #define DW_PEAK_BASELINE_CHAINS 12
 #define DW_PEAK_AVX2_CHAINS 12
 #define DW_PEAK_AVX512_CHAINS 16
@@ -65,6 +72,7 @@ typedef float dw_peak_vec4 __attribute__((vector_size(16)));
 static float dw_peak_baseline(int64_t iterations, float seed)
 {
     dw_peak_vec4 acc[DW_PEAK_BASELINE_CHAINS];
+    DW_PEAK_OPAQUE(seed);
     const dw_peak_vec4 zero = {0};
     const dw_peak_vec4 a = zero + (1.0f - 1e-6f), b = zero + 1e-3f;
     for (int c = 0; c < DW_PEAK_BASELINE_CHAINS; c++) acc[c] = zero + seed * (float)(c + 1);
@@ -75,6 +83,7 @@ static float dw_peak_baseline(int64_t iterations, float seed)
     float sum = 0.0f;
     for (int c = 0; c < DW_PEAK_BASELINE_CHAINS; c++)
         for (int l = 0; l < 4; l++) sum += acc[c][l];
+    DW_PEAK_OPAQUE(sum);
     return sum;
 }
 
@@ -82,6 +91,7 @@ static float dw_peak_baseline(int64_t iterations, float seed)
 __attribute__((target("avx2,fma"))) static float dw_peak_avx2(int64_t iterations, float seed)
 {
     __m256 acc[DW_PEAK_AVX2_CHAINS];
+    DW_PEAK_OPAQUE(seed);
     const __m256 a = _mm256_set1_ps(1.0f - 1e-6f), b = _mm256_set1_ps(1e-3f);
     for (int c = 0; c < DW_PEAK_AVX2_CHAINS; c++) acc[c] = _mm256_set1_ps(seed * (float)(c + 1));
     for (int64_t i = 0; i < iterations; i++) {
@@ -93,12 +103,14 @@ __attribute__((target("avx2,fma"))) static float dw_peak_avx2(int64_t iterations
         _mm256_storeu_ps(lanes, acc[c]);
         for (int l = 0; l < 8; l++) sum += lanes[l];
     }
+    DW_PEAK_OPAQUE(sum);
     return sum;
 }
 
 __attribute__((target("avx512f,avx2,fma"))) static float dw_peak_avx512(int64_t iterations, float seed)
 {
     __m512 acc[DW_PEAK_AVX512_CHAINS];
+    DW_PEAK_OPAQUE(seed);
     const __m512 a = _mm512_set1_ps(1.0f - 1e-6f), b = _mm512_set1_ps(1e-3f);
     for (int c = 0; c < DW_PEAK_AVX512_CHAINS; c++) acc[c] = _mm512_set1_ps(seed * (float)(c + 1));
     for (int64_t i = 0; i < iterations; i++) {
@@ -110,6 +122,7 @@ __attribute__((target("avx512f,avx2,fma"))) static float dw_peak_avx512(int64_t 
         _mm512_storeu_ps(lanes, acc[c]);
         for (int l = 0; l < 16; l++) sum += lanes[l];
     }
+    DW_PEAK_OPAQUE(sum);
     return sum;
 }
 #endif
