@@ -22,6 +22,7 @@
 #define DW_BOUNDS_CHECKED 0
 #define dw_bounds_add(begin, nbytes, writable) ((void)0)
 #define dw_bounds_remove(begin, nbytes, writable) ((void)0)
+#define dw_bounds_span(what, begin, nbytes, writes) ((void)0)
 
 #else
 
@@ -103,6 +104,14 @@ static void dw_bounds_check(const char *what, const void *base, size_t elsize, i
                  writes ? "written outside every writable buffer of the call" : "read outside every buffer of the call");
         dw_bounds_fail(message, first, end);
     }
+}
+
+/* Abort unless bytes [begin, begin + nbytes) lie in one registered buffer (a writable one when
+ * `writes`): for the copies the Cython code makes itself (the forward's rings). */
+static void dw_bounds_span(const char *what, const void *begin, ptrdiff_t nbytes, int writes)
+{
+    const ptrdiff_t count[1] = {nbytes}, stride[1] = {1};
+    dw_bounds_check(what, begin, 1, writes, 1, count, stride);
 }
 
 #define DW_CHECK(what, base, T, writes, ...)                                                             \

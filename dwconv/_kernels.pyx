@@ -78,6 +78,7 @@ cdef extern from "_microkernels.h" nogil:
 cdef extern from "_bounds.h" nogil:
     void dw_bounds_add(const void *begin, Py_ssize_t nbytes, bint writable)
     void dw_bounds_remove(const void *begin, Py_ssize_t nbytes, bint writable)
+    void dw_bounds_span(const char *what, const void *begin, Py_ssize_t nbytes, bint writes)
 
 cdef extern from *:
     """

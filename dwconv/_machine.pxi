@@ -54,6 +54,9 @@ def fma_peak_gflops(int n_threads, double seconds=0.1, isa=None):
     # vector units up (AVX-512 units start slowly on some CPUs).
     cdef int64_t iterations = 1 << 10
     while fma_seconds(level, iterations, 1) < 1e-3:
+        # 2^30 iterations take a second or more: a loop still this fast runs outside the timed region
+        if iterations > 1 << 30:
+            raise RuntimeError("the FMA peak loop takes no time: the compiler moved it out of the timing")
         iterations *= 2
     per_iteration = min([fma_seconds(level, iterations, 1) for _ in range(3)]) / iterations
     iterations = max(1, <int64_t> (seconds / 3 / per_iteration))

@@ -243,27 +243,52 @@ DW_INLINE void DW_FN(plane_tile)(const DW_T *const *rows, ptrdiff_t off, ptrdiff
                                  const int tile)
 {
     DW_VEC acc[DW_PLANE_TILE];
+    DW_ROW_UNROLL
     for (int t = 0; t < tile; t++) acc[t] = DW_FN(rbroadcast)(start);
     for (ptrdiff_t a = 0; a < kh; a++)
         for (ptrdiff_t b = 0; b < kw; b++) {
             const DW_VEC wv = DW_FN(rbroadcast)(w[(a * kw + b) * w_tap]);
             const DW_T *s = rows[a] + off + b * src_tap;
+            DW_ROW_UNROLL
             for (int t = 0; t < tile; t++)
                 acc[t] += wv * (sw == 1 ? DW_FN(rload)(s + t * DW_VLEN) : DW_FN(rload_even)(s + 2 * t * DW_VLEN));
         }
+    DW_ROW_UNROLL
     for (int t = 0; t < tile; t++) DW_FN(rstore_out)(dst + t * DW_VLEN, acc[t], nt);
 }
 
+/* The plane path over one row: tiles of equal numbers of vectors (the last overlapping). */
 DW_INLINE void DW_FN(row_plane)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_tap, ptrdiff_t kh, ptrdiff_t kw,
                                 const DW_T *w, ptrdiff_t w_tap, DW_T start, DW_T *dst, ptrdiff_t npix, int nt, const int sw)
 {
-    ptrdiff_t o = 0;
-    for (; o + DW_PLANE_TILE * DW_VLEN <= npix; o += DW_PLANE_TILE * DW_VLEN)
-        DW_FN(plane_tile)(rows, off + o * sw, src_tap, kh, kw, w, w_tap, start, dst + o, nt, sw, DW_PLANE_TILE);
-    for (; o < npix; o += DW_VLEN) {
-        if (o + DW_VLEN > npix) o = npix - DW_VLEN; /* the last vector overlaps the one before */
-        DW_FN(plane_tile)(rows, off + o * sw, src_tap, kh, kw, w, w_tap, start, dst + o, nt, sw, 1);
+    const ptrdiff_t n_vectors = npix / DW_VLEN; /* (npix >= DW_VLEN) */
+    const ptrdiff_t n_tiles = (n_vectors + DW_PLANE_TILE - 1) / DW_PLANE_TILE;
+    const int tile = (int)((n_vectors + n_tiles - 1) / n_tiles);
+    for (ptrdiff_t o = 0;; o += tile * DW_VLEN) {
+        if (o + tile * DW_VLEN > npix) o = npix - tile * DW_VLEN;
+#define DW_PLANE_TILE_N(n) DW_FN(plane_tile)(rows, off + o * sw, src_tap, kh, kw, w, w_tap, start, dst + o, nt, sw, n)
+        _Static_assert(DW_PLANE_TILE == 8, "the cases below list every plane tile size");
+        switch (tile) {
+            DW_TILE_CASE(1, DW_PLANE_TILE_N) DW_TILE_CASE(2, DW_PLANE_TILE_N) DW_TILE_CASE(3, DW_PLANE_TILE_N)
+            DW_TILE_CASE(4, DW_PLANE_TILE_N) DW_TILE_CASE(5, DW_PLANE_TILE_N) DW_TILE_CASE(6, DW_PLANE_TILE_N)
+            DW_TILE_CASE(7, DW_PLANE_TILE_N) DW_TILE_CASE(8, DW_PLANE_TILE_N)
+        }
+#undef DW_PLANE_TILE_N
+        if (o + tile * DW_VLEN >= npix) break;
     }
+}
+
+/* One function per stride of the plane path, compiled apart from `row` as the channel path is. */
+static __attribute__((noinline)) void DW_FN(row_plane_1)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_tap, ptrdiff_t kh, ptrdiff_t kw,
+                               const DW_T *w, ptrdiff_t w_tap, DW_T start, DW_T *dst, ptrdiff_t npix, int nt)
+{
+    DW_FN(row_plane)(rows, off, src_tap, kh, kw, w, w_tap, start, dst, npix, nt, 1);
+}
+
+static __attribute__((noinline)) void DW_FN(row_plane_2)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_tap, ptrdiff_t kh, ptrdiff_t kw,
+                               const DW_T *w, ptrdiff_t w_tap, DW_T start, DW_T *dst, ptrdiff_t npix, int nt)
+{
+    DW_FN(row_plane)(rows, off, src_tap, kh, kw, w, w_tap, start, dst, npix, nt, 2);
 }
 
 /* stream: dst[e] = start + sum_taps w[tap + e % nc] * src[e + tap] for e < total, where the taps
@@ -314,11 +339,8 @@ static void DW_FN(row)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix
         DW_FN(row_channels_for)(kh, kw, sw, dw)(rows, off, sw * src_pix, src_tap, kh, kw, w, w_tap, bias, dst, dst_pix,
                                                 npix, nc, nt);
     } else if (nc == 1 && src_pix == 1 && dst_pix == 1 && sw <= 2 && npix >= DW_VLEN) {
-        const DW_T start = bias ? bias[0] : 0;
-        if (sw == 1)
-            DW_FN(row_plane)(rows, off, src_tap, kh, kw, w, w_tap, start, dst, npix, nt, 1);
-        else
-            DW_FN(row_plane)(rows, off, src_tap, kh, kw, w, w_tap, start, dst, npix, nt, 2);
+        (sw == 1 ? DW_FN(row_plane_1) : DW_FN(row_plane_2))(rows, off, src_tap, kh, kw, w, w_tap, bias ? bias[0] : 0, dst,
+                                                             npix, nt);
     } else if (nc > 1 && sw == 1 && src_pix == nc && dst_pix == nc && npix * nc >= DW_PLANE_TILE * DW_VLEN &&
                kh * kw * nc <= DW_ROW_TABLE) {
         DW_FN(row_stream)(rows, off, src_tap, kh, kw, w, w_tap, bias, dst, npix * nc, nc, nt);

@@ -65,10 +65,11 @@ cdef void ring_free(Ring *ring) noexcept nogil:
 
 
 cdef void ring_watch(bint on, const Ring *ring, const Dims *d, int n_threads) noexcept nogil:
-    """Debug builds: register (on) or retire the ring's rows, which the micro-kernels read."""
+    """Debug builds: register (on) or retire the ring's rows, which the micro-kernels read and
+    fill_slot writes."""
     watch_one(on, ring.zeros, ring.row_size * ring.elsize, False)
     if not ring.direct:
-        watch_one(on, ring.rows, n_threads * ring.slots * ring.row_size * ring.elsize, False)
+        watch_one(on, ring.rows, n_threads * ring.slots * ring.row_size * ring.elsize, True)
 
 
 cdef inline void ring_reset(Ring *ring, int tid) noexcept nogil:
@@ -82,10 +83,13 @@ cdef void copy_columns(const Ring *ring, floating *dst, const floating *x, const
                        Py_ssize_t r, Py_ssize_t col0, Py_ssize_t ncols, Py_ssize_t c0, Py_ssize_t nc) noexcept nogil:
     """Source columns [col0, col0+ncols) of row r of image n, channels [c0, c0+nc), to consecutive
     ring pixels from dst on, in the ring's layout."""
-    cdef Py_ssize_t C = d.C, M = d.M, p, c, m
+    cdef Py_ssize_t C = d.C, M = d.M, pix = 1 if ring.kind == RING_PLANE else nc * d.M, p, c, m
     cdef const floating *src
+    # debug builds: what the copies below read and write, checked (transpose checks itself)
+    dw_bounds_span("copy_columns: ring", dst, ncols * pix * sizeof(floating), True)
     if ring.kind == RING_PIXELS:
         src = x + ((n * d.H + r) * d.W + col0) * C + c0
+        dw_bounds_span("copy_columns: x", src, ((ncols - 1) * C + nc) * sizeof(floating), False)
         if M == 1 and nc == C:
             memcpy(dst, src, ncols * C * sizeof(floating))
         elif M == 1:
@@ -99,6 +103,7 @@ cdef void copy_columns(const Ring *ring, floating *dst, const floating *x, const
     else:
         src = x + ((n * C + c0) * d.H + r) * d.W + col0
         if ring.kind == RING_PLANE:
+            dw_bounds_span("copy_columns: x", src, ncols * sizeof(floating), False)
             memcpy(dst, src, ncols * sizeof(floating))
         else:
             for m in range(M):

@@ -917,6 +917,37 @@ def test_isa_levels(isa):
             run_width_case(W, fmt, num_threads=1)
 
 
+# The forward's ring paths on every level: the dense tile of each square kernel up to 7x7 at
+# strides 1 and 2 and the general tile past them (NHWC, and narrow NCHW planes, which are packed
+# into the same pixels), vectors along wide NCHW planes, the flat stream of a few channels; rows
+# of several tiles with an overlapping last one, lanes with an overlapping last vector; results
+# stored plainly and with streaming stores (forced on for these small results).
+RING_CASES = [  # (data_format, H, W, C, M)
+    ("NHWC", 9, 29, 19, 1),
+    ("NHWC", 6, 11, 5, 2),
+    ("NCHW", 7, 23, 19, 1),
+    ("NCHW", 5, 70, 2, 2),
+    ("NHWC", 5, 40, 3, 1),
+]
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
+@pytest.mark.parametrize("data_format, H, W, C, M", RING_CASES)
+def test_ring_paths(isa, data_format, H, W, C, M, streaming):
+    rng = np.random.default_rng(H * W + C)
+    x = make_x(rng, 2, H, W, C, data_format, np.float32)
+    before = dwconv._kernels.set_streaming_bytes(0 if streaming else 1 << 60)
+    try:
+        for k, s in itertools.product(range(1, 9), (1, 2)):
+            w = rng.standard_normal((k, k, C, M)).astype(np.float32)
+            b = rng.standard_normal(C * M).astype(np.float32)
+            got = dwconv.depthwise_conv2d(x, w, s, "SAME", data_format=data_format, bias=b, num_threads=1)
+            pad = resolve_padding("SAME", (H, W), (k, k), (s, s), (1, 1))
+            assert_conv_close(got, x, w, (s, s), pad, data_format, (1, 1), bias=b)
+    finally:
+        dwconv._kernels.set_streaming_bytes(before)
+
+
 # ---------------------------------------------------------------------------
 # threads: results must not depend on the thread count
 
