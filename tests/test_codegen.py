@@ -6,7 +6,7 @@ accumulators: every multiply-add then becomes a load, a multiply-add and a store
 the kernel runs several times slower while every result stays right. No timing test sees that
 reliably on a shared machine, but the generated code shows it: this test disassembles the forward's
 dense tile functions of the built extension and bounds their vector stores to the stack against
-their multiply-adds. (Measured with GCC 14: at most 6% when the tiles unroll, from set-up code
+their multiply-adds. (Measured with GCC 12: at most 6% when the tiles unroll, from set-up code
 outside the hot loops of the stride-2 tiles; 11% to 86% when the unroll limit is 8.)
 """
 
