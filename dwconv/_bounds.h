@@ -174,6 +174,13 @@ static void dw_bounds_span(const char *what, const void *begin, ptrdiff_t nbytes
         if (bias) DW_CHECK("row: bias", bias, T, 0, nc, 1);                                              \
         DW_CHECK("row: dst", dst, T, 1, npix, nc, dst_pix, 1);                                           \
         dw_active->row_##sfx(rows, off, src_pix, kh, kw, sw, dw, w, w_tap, bias, dst, dst_pix, npix, nc, nt); \
+    }                                                                                                    \
+    static void dw_checked_copy_##sfx(T *dst, ptrdiff_t dst_pix, const T *src, ptrdiff_t src_pix, ptrdiff_t npix, \
+                                      ptrdiff_t nc)                                                      \
+    {                                                                                                    \
+        DW_CHECK("copy: src", src, T, 0, npix, nc, src_pix, 1);                                          \
+        DW_CHECK("copy: dst", dst, T, 1, npix, nc, dst_pix, 1);                                          \
+        dw_active->copy_##sfx(dst, dst_pix, src, src_pix, npix, nc);                                     \
     }
 
 DW_CHECKED_KERNELS(float, f32)
@@ -189,6 +196,10 @@ DW_CHECKED_KERNELS(double, f64)
 #undef dw_transpose_double
 #undef dw_row_float
 #undef dw_row_double
+#undef dw_copy_float
+#undef dw_copy_double
+#define dw_copy_float dw_checked_copy_f32
+#define dw_copy_double dw_checked_copy_f64
 #define dw_row_float dw_checked_row_f32
 #define dw_row_double dw_checked_row_f64
 #define dw_taps_float dw_checked_taps_f32

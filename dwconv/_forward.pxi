@@ -10,12 +10,15 @@
 #   wide NCHW     one ring per plane, vectors along the row.
 
 cdef enum:
-    # Threads get about this many items each, so that uneven items still balance.
-    ITEMS_PER_THREAD = 4
+    # Threads get about this many items each, so that uneven items still balance (more cost more:
+    # each item refills its ring).
+    ITEMS_PER_THREAD = 2
     # NHWC rings are cut into channel blocks above this size (bytes), to stay in L2.
     RING_BYTES = 1 << 18
-    # Channel blocks are whole multiples of this many channels (whole vectors at every level).
+    # Channel blocks are whole multiples of this many channels (whole vectors at every level), and
+    # hold at least MIN_BLOCK channels.
     LANE_BLOCK = 16
+    MIN_BLOCK = 64
 
 
 cdef inline void row(const floating *const *rows, Py_ssize_t off, Py_ssize_t src_pix, const Dims *d,
@@ -80,13 +83,14 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     plan.out_bytes = 0
     wanted = 1 if n_threads == 1 else ceil_div(ITEMS_PER_THREAD * n_threads, d.N)  # items per image
     if d.nhwc:
+        # Channel blocks first: unlike bands, they copy no source row twice.
         plan.kind = RING_PIXELS
-        max_blocks = max(1, C // LANE_BLOCK)
         ring_bytes = ((d.kh - 1) * d.dh + 1) * ((d.OW - 1) * d.sw + (d.kw - 1) * d.dw + 1) * CM * sizeof(floating)
-        plan.n_blocks = min(max_blocks, ceil_div(ring_bytes, RING_BYTES))
+        max_blocks = max(1, C // MIN_BLOCK)
+        plan.n_blocks = min(max_blocks, max(wanted, ceil_div(ring_bytes, RING_BYTES)))
+        plan.block = round_up(ceil_div(C, plan.n_blocks), LANE_BLOCK) if plan.n_blocks > 1 else C
+        plan.n_blocks = ceil_div(C, plan.block)
         plan.n_bands = max(1, min(ceil_div(wanted, plan.n_blocks), ceil_div(d.OH, 2)))  # bands of 2 rows or more
-        plan.n_blocks = max(plan.n_blocks, min(max_blocks, ceil_div(wanted, plan.n_bands)))
-        plan.block = C // plan.n_blocks // LANE_BLOCK * LANE_BLOCK if plan.n_blocks > 1 else C
     elif d.OW <= PACKED_WIDTH:
         plan.kind = RING_PACKED
         plan.n_blocks = max(1, C // PACKED_CHANNELS)

@@ -66,6 +66,10 @@ cdef extern from "_microkernels.h" nogil:
                             Py_ssize_t nb)
     void dw_transpose_double(const double *src, Py_ssize_t src_b, double *dst, Py_ssize_t dst_a, Py_ssize_t na,
                              Py_ssize_t nb)
+    void dw_copy_float(float *dst, Py_ssize_t dst_pix, const float *src, Py_ssize_t src_pix, Py_ssize_t npix,
+                       Py_ssize_t nc)
+    void dw_copy_double(double *dst, Py_ssize_t dst_pix, const double *src, Py_ssize_t src_pix, Py_ssize_t npix,
+                        Py_ssize_t nc)
     void dw_row_float(const float *const *rows, Py_ssize_t off, Py_ssize_t src_pix, Py_ssize_t kh, Py_ssize_t kw,
                       Py_ssize_t sw, Py_ssize_t dw, const float *w, Py_ssize_t w_tap, const float *bias, float *dst,
                       Py_ssize_t dst_pix, Py_ssize_t npix, Py_ssize_t nc, bint streaming)

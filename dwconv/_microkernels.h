@@ -71,6 +71,9 @@ typedef void (*dw_row_f32_fn)(const float *const *, ptrdiff_t, ptrdiff_t, ptrdif
 typedef void (*dw_row_f64_fn)(const double *const *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                               const double *, ptrdiff_t, const double *, double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
 
+typedef void (*dw_copy_f32_fn)(float *, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
+typedef void (*dw_copy_f64_fn)(double *, ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
+
 typedef void (*dw_transpose_f32_fn)(const float *, ptrdiff_t, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
 typedef void (*dw_transpose_f64_fn)(const double *, ptrdiff_t, double *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
 
@@ -86,11 +89,14 @@ typedef struct {
     dw_transpose_f64_fn transpose_f64;
     dw_row_f32_fn row_f32;
     dw_row_f64_fn row_f64;
+    dw_copy_f32_fn copy_f32;
+    dw_copy_f64_fn copy_f64;
 } dw_isa;
 
 #define DW_ISA_ENTRY(isa)                                                                                \
     {#isa, taps_##isa##_f32, taps_##isa##_f64, dot_##isa##_f32, dot_##isa##_f64, dot_taps_##isa##_f32,       \
-     dot_taps_##isa##_f64, transpose_##isa##_f32, transpose_##isa##_f64, row_##isa##_f32, row_##isa##_f64}
+     dot_taps_##isa##_f64, transpose_##isa##_f32, transpose_##isa##_f64, row_##isa##_f32, row_##isa##_f64, \
+     copy_##isa##_f32, copy_##isa##_f64}
 
 /* Levels from the most portable up. */
 static const dw_isa dw_isas[] = {
@@ -126,5 +132,7 @@ static void dw_set_isa(int i) { dw_active = &dw_isas[i]; }
 #define dw_transpose_double(...) dw_active->transpose_f64(__VA_ARGS__)
 #define dw_row_float(...) dw_active->row_f32(__VA_ARGS__)
 #define dw_row_double(...) dw_active->row_f64(__VA_ARGS__)
+#define dw_copy_float(...) dw_active->copy_f32(__VA_ARGS__)
+#define dw_copy_double(...) dw_active->copy_f64(__VA_ARGS__)
 
 #endif

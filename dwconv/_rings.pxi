@@ -79,23 +79,27 @@ cdef inline void ring_reset(Ring *ring, int tid) noexcept nogil:
         ring.held[tid * ring.slots + s] = -1
 
 
+cdef inline void copy(floating *dst, Py_ssize_t dst_pix, const floating *src, Py_ssize_t src_pix, Py_ssize_t npix,
+                      Py_ssize_t nc) noexcept nogil:
+    if floating is float:
+        dw_copy_float(dst, dst_pix, src, src_pix, npix, nc)
+    else:
+        dw_copy_double(dst, dst_pix, src, src_pix, npix, nc)
+
+
 cdef void copy_columns(const Ring *ring, floating *dst, const floating *x, const Dims *d, Py_ssize_t n,
                        Py_ssize_t r, Py_ssize_t col0, Py_ssize_t ncols, Py_ssize_t c0, Py_ssize_t nc) noexcept nogil:
     """Source columns [col0, col0+ncols) of row r of image n, channels [c0, c0+nc), to consecutive
     ring pixels from dst on, in the ring's layout."""
-    cdef Py_ssize_t C = d.C, M = d.M, pix = 1 if ring.kind == RING_PLANE else nc * d.M, p, c, m
+    cdef Py_ssize_t C = d.C, M = d.M, p, c, m
     cdef const floating *src
-    # debug builds: what the copies below read and write, checked (transpose checks itself)
-    dw_bounds_span("copy_columns: ring", dst, ncols * pix * sizeof(floating), True)
     if ring.kind == RING_PIXELS:
         src = x + ((n * d.H + r) * d.W + col0) * C + c0
-        dw_bounds_span("copy_columns: x", src, ((ncols - 1) * C + nc) * sizeof(floating), False)
-        if M == 1 and nc == C:
-            memcpy(dst, src, ncols * C * sizeof(floating))
-        elif M == 1:
-            for p in range(ncols):
-                memcpy(dst + p * nc, src + p * C, nc * sizeof(floating))
-        else:
+        if M == 1:
+            copy(dst, nc, src, C, ncols, nc)
+        else:  # (debug builds: the copy micro-kernel checks itself; this loop is checked here)
+            dw_bounds_span("copy_columns: x", src, ((ncols - 1) * C + nc) * sizeof(floating), False)
+            dw_bounds_span("copy_columns: ring", dst, ncols * nc * M * sizeof(floating), True)
             for p in range(ncols):
                 for c in range(nc):
                     for m in range(M):
@@ -103,8 +107,7 @@ cdef void copy_columns(const Ring *ring, floating *dst, const floating *x, const
     else:
         src = x + ((n * C + c0) * d.H + r) * d.W + col0
         if ring.kind == RING_PLANE:
-            dw_bounds_span("copy_columns: x", src, ncols * sizeof(floating), False)
-            memcpy(dst, src, ncols * sizeof(floating))
+            copy(dst, ncols, src, ncols, 1, ncols)
         else:
             for m in range(M):
                 transpose(src, d.H * d.W, dst + m * nc, nc * M, ncols, nc)
