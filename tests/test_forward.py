@@ -918,14 +918,16 @@ def test_isa_levels(isa):
 
 
 # The forward's ring paths on every level: the dense tile of each square kernel up to 7x7 at
-# strides 1 and 2 and the general tile past them (NHWC, and narrow NCHW planes, which are packed
-# into the same pixels), vectors along wide NCHW planes, the flat stream of a few channels; rows
+# strides 1 and 2 and the general tile past them (NHWC, and NCHW planes of many channels or few
+# pixels, which are packed into the same pixels), vectors along wide NCHW planes of few channels,
+# the flat stream of a few channels; rows
 # of several tiles with an overlapping last one, lanes with an overlapping last vector; results
 # stored plainly and with streaming stores (forced on for these small results).
 RING_CASES = [  # (data_format, H, W, C, M)
     ("NHWC", 9, 29, 19, 1),
     ("NHWC", 6, 11, 5, 2),
     ("NCHW", 7, 23, 19, 1),
+    ("NCHW", 5, 70, 19, 1),
     ("NCHW", 5, 70, 2, 2),
     ("NHWC", 5, 40, 3, 1),
 ]
