@@ -13,8 +13,7 @@
  * What no path covers goes to the narrower level, or runs as plain scalar code.
  */
 
-typedef DW_T DW_FN(rvec) __attribute__((vector_size(DW_LANES * sizeof(DW_T))));
-#define DW_VEC DW_FN(rvec)
+#define DW_VEC DW_FN(vec) /* and its load, store, broadcast and load_even, from _microkernels_body.h */
 #define DW_VLEN ((ptrdiff_t)DW_LANES)
 #define DW_INLINE static inline __attribute__((always_inline))
 /* Output pixels per register tile on the channel path: accumulators, kw <= 7 weights and one input
@@ -41,18 +40,9 @@ _Static_assert(DW_ROW_TILE <= DW_ROW_UNROLL_LIMIT, "the pixel loops must unroll 
 #define DW_ROW_UNROLL _Pragma("GCC unroll 64")
 #endif
 
-DW_INLINE DW_VEC DW_FN(rload)(const DW_T *p)
-{
-    DW_VEC v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-DW_INLINE void DW_FN(rstore)(DW_T *p, DW_VEC v) { memcpy(p, &v, sizeof v); }
-
 /* An output store, streaming (past the caches) when `nt` and the address allows it: for results
  * much larger than the caches, whose lines would otherwise be read in before being overwritten. */
-DW_INLINE void DW_FN(rstore_out)(DW_T *p, DW_VEC v, int nt)
+DW_INLINE void DW_FN(store_out)(DW_T *p, DW_VEC v, int nt)
 {
 #ifdef DW_X86
     if (nt && (uintptr_t)p % sizeof v == 0) {
@@ -74,13 +64,7 @@ DW_INLINE void DW_FN(rstore_out)(DW_T *p, DW_VEC v, int nt)
 #else
     (void)nt;
 #endif
-    DW_FN(rstore)(p, v);
-}
-
-DW_INLINE DW_VEC DW_FN(rbroadcast)(DW_T a)
-{
-    DW_VEC zero = {0};
-    return zero + a;
+    DW_FN(store)(p, v);
 }
 
 /* channels, a kw x kw kernel and stride sw known at compile time, dilation 1: source pixel u of the
@@ -97,17 +81,17 @@ DW_INLINE void DW_FN(row_tile_dense)(const DW_T *const *rows, ptrdiff_t off, ptr
     for (int a = 0; a < kw; a++) {
         const DW_T *s = rows[a] + off;
         DW_ROW_UNROLL
-        for (int b = 0; b < kw; b++) wv[b] = DW_FN(rload)(w + (a * kw + b) * w_tap);
+        for (int b = 0; b < kw; b++) wv[b] = DW_FN(load)(w + (a * kw + b) * w_tap);
         DW_ROW_UNROLL
         for (int u = 0; u < (tile - 1) * sw + kw; u++) {
-            const DW_VEC x = DW_FN(rload)(s + u * pix);
+            const DW_VEC x = DW_FN(load)(s + u * pix);
             DW_ROW_UNROLL
             for (int b = 0; b < kw; b++)
                 if (u >= b && (u - b) % sw == 0 && (u - b) / sw < tile) acc[(u - b) / sw] += wv[b] * x;
         }
     }
     DW_ROW_UNROLL
-    for (int t = 0; t < tile; t++) DW_FN(rstore_out)(dst + t * dst_pix, acc[t], nt);
+    for (int t = 0; t < tile; t++) DW_FN(store_out)(dst + t * dst_pix, acc[t], nt);
 }
 
 /* channels, any kernel width, stride and dilation: one load per tap and pixel. */
@@ -120,13 +104,13 @@ DW_INLINE void DW_FN(row_tile_any)(const DW_T *const *rows, ptrdiff_t off, ptrdi
     for (int t = 0; t < tile; t++) acc[t] = start;
     for (ptrdiff_t a = 0; a < kh; a++)
         for (ptrdiff_t b = 0; b < kw; b++) {
-            const DW_VEC wv = DW_FN(rload)(w + (a * kw + b) * w_tap);
+            const DW_VEC wv = DW_FN(load)(w + (a * kw + b) * w_tap);
             const DW_T *s = rows[a] + off + b * src_tap;
             DW_ROW_UNROLL
-            for (int t = 0; t < tile; t++) acc[t] += wv * DW_FN(rload)(s + t * src_pix);
+            for (int t = 0; t < tile; t++) acc[t] += wv * DW_FN(load)(s + t * src_pix);
         }
     DW_ROW_UNROLL
-    for (int t = 0; t < tile; t++) DW_FN(rstore_out)(dst + t * dst_pix, acc[t], nt);
+    for (int t = 0; t < tile; t++) DW_FN(store_out)(dst + t * dst_pix, acc[t], nt);
 }
 
 /* The cases of a switch over tile sizes 1..DW_ROW_TILE, each calling TILE(n) with n constant. */
@@ -160,7 +144,7 @@ DW_INLINE void DW_FN(row_channels)(const DW_T *const *rows, ptrdiff_t off, ptrdi
         if (o + tile > npix) o = npix - tile;
         for (ptrdiff_t c = 0; c < nc; c += DW_VLEN) {
             if (c + DW_VLEN > nc) c = nc - DW_VLEN;
-            const DW_VEC start = bias ? DW_FN(rload)(bias + c) : DW_FN(rbroadcast)(0);
+            const DW_VEC start = bias ? DW_FN(load)(bias + c) : DW_FN(broadcast)(0);
 #define DW_ROW_TILE_N(n)                                                                                 \
     do {                                                                                                 \
         if (kw)                                                                                          \
@@ -215,27 +199,6 @@ static DW_FN(row_channels_fn) DW_FN(row_channels_for)(ptrdiff_t kh, ptrdiff_t kw
     return DW_FN(row_channels_0_1);
 }
 
-/* The even-indexed elements of p[0 .. 2*DW_VLEN-1]: one vector of a stride-2 row. */
-DW_INLINE DW_VEC DW_FN(rload_even)(const DW_T *p)
-{
-#if defined(__clang__) || __GNUC__ >= 12
-    const DW_VEC lo = DW_FN(rload)(p), hi = DW_FN(rload)(p + DW_VLEN);
-#if DW_LANES == 16
-    return __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-#elif DW_LANES == 8
-    return __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14);
-#elif DW_LANES == 4
-    return __builtin_shufflevector(lo, hi, 0, 2, 4, 6);
-#else
-    return __builtin_shufflevector(lo, hi, 0, 2);
-#endif
-#else
-    DW_T lanes[DW_LANES];
-    for (int l = 0; l < DW_LANES; l++) lanes[l] = p[2 * l];
-    return DW_FN(rload)(lanes);
-#endif
-}
-
 /* plane: `tile` vectors of neighbouring output pixels, stride sw (1 or 2) known at compile time
  * (a stride-2 vector reads one element past its last source pixel: the ring leaves room). */
 DW_INLINE void DW_FN(plane_tile)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_tap, ptrdiff_t kh, ptrdiff_t kw,
@@ -244,17 +207,17 @@ DW_INLINE void DW_FN(plane_tile)(const DW_T *const *rows, ptrdiff_t off, ptrdiff
 {
     DW_VEC acc[DW_PLANE_TILE];
     DW_ROW_UNROLL
-    for (int t = 0; t < tile; t++) acc[t] = DW_FN(rbroadcast)(start);
+    for (int t = 0; t < tile; t++) acc[t] = DW_FN(broadcast)(start);
     for (ptrdiff_t a = 0; a < kh; a++)
         for (ptrdiff_t b = 0; b < kw; b++) {
-            const DW_VEC wv = DW_FN(rbroadcast)(w[(a * kw + b) * w_tap]);
+            const DW_VEC wv = DW_FN(broadcast)(w[(a * kw + b) * w_tap]);
             const DW_T *s = rows[a] + off + b * src_tap;
             DW_ROW_UNROLL
             for (int t = 0; t < tile; t++)
-                acc[t] += wv * (sw == 1 ? DW_FN(rload)(s + t * DW_VLEN) : DW_FN(rload_even)(s + 2 * t * DW_VLEN));
+                acc[t] += wv * (sw == 1 ? DW_FN(load)(s + t * DW_VLEN) : DW_FN(load_even)(s + 2 * t * DW_VLEN));
         }
     DW_ROW_UNROLL
-    for (int t = 0; t < tile; t++) DW_FN(rstore_out)(dst + t * DW_VLEN, acc[t], nt);
+    for (int t = 0; t < tile; t++) DW_FN(store_out)(dst + t * DW_VLEN, acc[t], nt);
 }
 
 /* The plane path over one row: tiles of equal numbers of vectors (the last overlapping). */
@@ -304,10 +267,10 @@ static void DW_FN(row_stream)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t 
     for (ptrdiff_t ph = 0; ph < nc; ph++) {
         for (ptrdiff_t k = 0; k < n_taps; k++) {
             for (int l = 0; l < DW_LANES; l++) lanes[l] = w[k * w_tap + (ph + l) % nc];
-            table[ph * n_taps + k] = DW_FN(rload)(lanes);
+            table[ph * n_taps + k] = DW_FN(load)(lanes);
         }
         for (int l = 0; l < DW_LANES; l++) lanes[l] = bias ? bias[(ph + l) % nc] : 0;
-        start[ph] = DW_FN(rload)(lanes);
+        start[ph] = DW_FN(load)(lanes);
     }
     for (ptrdiff_t e = 0; e < total; e += DW_PLANE_TILE * DW_VLEN) {
         if (e + DW_PLANE_TILE * DW_VLEN > total) e = total - DW_PLANE_TILE * DW_VLEN; /* overlap */
@@ -321,9 +284,9 @@ static void DW_FN(row_stream)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t 
             for (ptrdiff_t b = 0; b < kw; b++) {
                 const DW_T *s = rows[a] + off + b * src_tap + e;
                 const DW_VEC *wt = table + a * kw + b;
-                for (int t = 0; t < DW_PLANE_TILE; t++) acc[t] += wt[phase[t] * n_taps] * DW_FN(rload)(s + t * DW_VLEN);
+                for (int t = 0; t < DW_PLANE_TILE; t++) acc[t] += wt[phase[t] * n_taps] * DW_FN(load)(s + t * DW_VLEN);
             }
-        for (int t = 0; t < DW_PLANE_TILE; t++) DW_FN(rstore_out)(dst + e + t * DW_VLEN, acc[t], nt);
+        for (int t = 0; t < DW_PLANE_TILE; t++) DW_FN(store_out)(dst + e + t * DW_VLEN, acc[t], nt);
     }
 }
 
@@ -344,16 +307,16 @@ static void DW_FN(copy)(DW_T *dst, ptrdiff_t dst_pix, const DW_T *src, ptrdiff_t
             continue;
         }
         for (; c + 4 * DW_VLEN <= nc; c += 4 * DW_VLEN) {
-            const DW_VEC v0 = DW_FN(rload)(s + c), v1 = DW_FN(rload)(s + c + DW_VLEN);
-            const DW_VEC v2 = DW_FN(rload)(s + c + 2 * DW_VLEN), v3 = DW_FN(rload)(s + c + 3 * DW_VLEN);
-            DW_FN(rstore)(d + c, v0);
-            DW_FN(rstore)(d + c + DW_VLEN, v1);
-            DW_FN(rstore)(d + c + 2 * DW_VLEN, v2);
-            DW_FN(rstore)(d + c + 3 * DW_VLEN, v3);
+            const DW_VEC v0 = DW_FN(load)(s + c), v1 = DW_FN(load)(s + c + DW_VLEN);
+            const DW_VEC v2 = DW_FN(load)(s + c + 2 * DW_VLEN), v3 = DW_FN(load)(s + c + 3 * DW_VLEN);
+            DW_FN(store)(d + c, v0);
+            DW_FN(store)(d + c + DW_VLEN, v1);
+            DW_FN(store)(d + c + 2 * DW_VLEN, v2);
+            DW_FN(store)(d + c + 3 * DW_VLEN, v3);
             __asm__ volatile("" ::: "memory"); /* or GCC turns the loop back into a call to memcpy */
         }
-        for (; c + DW_VLEN <= nc; c += DW_VLEN) DW_FN(rstore)(d + c, DW_FN(rload)(s + c));
-        if (c < nc) DW_FN(rstore)(d + nc - DW_VLEN, DW_FN(rload)(s + nc - DW_VLEN)); /* overlapping the last */
+        for (; c + DW_VLEN <= nc; c += DW_VLEN) DW_FN(store)(d + c, DW_FN(load)(s + c));
+        if (c < nc) DW_FN(store)(d + nc - DW_VLEN, DW_FN(load)(s + nc - DW_VLEN)); /* overlapping the last */
     }
 }
 

@@ -88,43 +88,30 @@ static float dw_peak_baseline(int64_t iterations, float seed)
 }
 
 #ifdef DW_PEAK_X86
-__attribute__((target("avx2,fma"))) static float dw_peak_avx2(int64_t iterations, float seed)
-{
-    __m256 acc[DW_PEAK_AVX2_CHAINS];
-    DW_PEAK_OPAQUE(seed);
-    const __m256 a = _mm256_set1_ps(1.0f - 1e-6f), b = _mm256_set1_ps(1e-3f);
-    for (int c = 0; c < DW_PEAK_AVX2_CHAINS; c++) acc[c] = _mm256_set1_ps(seed * (float)(c + 1));
-    for (int64_t i = 0; i < iterations; i++) {
-#pragma GCC unroll 16
-        for (int c = 0; c < DW_PEAK_AVX2_CHAINS; c++) acc[c] = _mm256_fmadd_ps(acc[c], a, b);
+/* The FMA loop of one x86 level: its vector type, intrinsics (set1, fmadd, storeu) and lanes. */
+#define DW_PEAK_FMA_LOOP(name, features, chains, vec, set1, fmadd, storeu, lanes)                       \
+    __attribute__((target(features))) static float name(int64_t iterations, float seed)               \
+    {                                                                                                  \
+        vec acc[chains];                                                                               \
+        DW_PEAK_OPAQUE(seed);                                                                          \
+        const vec a = set1(1.0f - 1e-6f), b = set1(1e-3f);                                             \
+        for (int c = 0; c < chains; c++) acc[c] = set1(seed * (float)(c + 1));                         \
+        for (int64_t i = 0; i < iterations; i++) {                                                     \
+            _Pragma("GCC unroll 16") for (int c = 0; c < chains; c++) acc[c] = fmadd(acc[c], a, b);    \
+        }                                                                                              \
+        float out[lanes], sum = 0.0f;                                                                  \
+        for (int c = 0; c < chains; c++) {                                                             \
+            storeu(out, acc[c]);                                                                       \
+            for (int l = 0; l < lanes; l++) sum += out[l];                                             \
+        }                                                                                              \
+        DW_PEAK_OPAQUE(sum);                                                                           \
+        return sum;                                                                                    \
     }
-    float lanes[8], sum = 0.0f;
-    for (int c = 0; c < DW_PEAK_AVX2_CHAINS; c++) {
-        _mm256_storeu_ps(lanes, acc[c]);
-        for (int l = 0; l < 8; l++) sum += lanes[l];
-    }
-    DW_PEAK_OPAQUE(sum);
-    return sum;
-}
 
-__attribute__((target("avx512f,avx2,fma"))) static float dw_peak_avx512(int64_t iterations, float seed)
-{
-    __m512 acc[DW_PEAK_AVX512_CHAINS];
-    DW_PEAK_OPAQUE(seed);
-    const __m512 a = _mm512_set1_ps(1.0f - 1e-6f), b = _mm512_set1_ps(1e-3f);
-    for (int c = 0; c < DW_PEAK_AVX512_CHAINS; c++) acc[c] = _mm512_set1_ps(seed * (float)(c + 1));
-    for (int64_t i = 0; i < iterations; i++) {
-#pragma GCC unroll 16
-        for (int c = 0; c < DW_PEAK_AVX512_CHAINS; c++) acc[c] = _mm512_fmadd_ps(acc[c], a, b);
-    }
-    float lanes[16], sum = 0.0f;
-    for (int c = 0; c < DW_PEAK_AVX512_CHAINS; c++) {
-        _mm512_storeu_ps(lanes, acc[c]);
-        for (int l = 0; l < 16; l++) sum += lanes[l];
-    }
-    DW_PEAK_OPAQUE(sum);
-    return sum;
-}
+DW_PEAK_FMA_LOOP(dw_peak_avx2, "avx2,fma", DW_PEAK_AVX2_CHAINS, __m256, _mm256_set1_ps, _mm256_fmadd_ps,
+                 _mm256_storeu_ps, 8)
+DW_PEAK_FMA_LOOP(dw_peak_avx512, "avx512f,avx2,fma", DW_PEAK_AVX512_CHAINS, __m512, _mm512_set1_ps,
+                 _mm512_fmadd_ps, _mm512_storeu_ps, 16)
 #endif
 
 /* Flops one iteration of level's loop performs: 2 per multiply-add and lane. */
