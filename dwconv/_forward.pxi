@@ -62,6 +62,7 @@ cdef struct Plan:
     int kind  # the ring's layout: RING_PIXELS (NHWC), RING_PACKED or RING_PLANE (NCHW)
     bint streaming  # results written with streaming stores
     Py_ssize_t block, n_blocks, band_rows, n_bands
+    Py_ssize_t max_block  # channels in the largest block (the last is the largest or the smallest)
     # packed NCHW: each thread's scratch of one band's output, and the filter (and bias) with their
     # channels multiplier-major (kh, kw, M, C), as the ring's lanes are
     Py_ssize_t out_bytes
@@ -79,7 +80,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     """Choose the plan's work items for geometry d (allocations released by plan_free); False when
     out of memory. Each image gets enough items for the threads to share (rows first: a band shares
     its ring's rows; channel blocks where rows run short or the ring would leave L2)."""
-    cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, wanted, max_blocks, ring_bytes, tap, c, m
+    cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, n_taps = d.kh * d.kw, wanted, max_blocks, ring_bytes
     cdef floating *w_mc
     plan.scratch = NULL
     plan.w_mc, plan.bias_mc = w, bias
@@ -104,6 +105,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         plan.n_blocks = ceil_div(C, PLANE_BLOCK)
         plan.block = PLANE_BLOCK
         plan.n_bands = ceil_div(wanted, plan.n_blocks)
+    plan.max_block = max(plan.block, C - (plan.n_blocks - 1) * plan.block)
     plan.band_rows = ceil_div(d.OH, min(d.OH, plan.n_bands))
     plan.n_bands = ceil_div(d.OH, plan.band_rows)
     # (an activation rereads the rows, and packed NCHW results go through the thread's scratch)
@@ -111,23 +113,16 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
                       and d.N * d.OH * d.OW * d.C * d.M * sizeof(floating) > STREAMING_BYTES)
     if plan.kind != RING_PACKED:
         return True
-    # the last block is the largest: C - (n_blocks - 1) * block channels
-    plan.out_bytes = round_up(plan.band_rows * d.OW * (C - (plan.n_blocks - 1) * plan.block) * M * sizeof(floating),
-                              RING_ALIGN)
+    plan.out_bytes = round_up(plan.band_rows * d.OW * plan.max_block * M * sizeof(floating), RING_ALIGN)
     plan.scratch = malloc(RING_ALIGN + n_threads * plan.out_bytes)
     if M > 1:
-        w_mc = <floating *> malloc((d.kh * d.kw + 1) * CM * sizeof(floating))
+        w_mc = <floating *> malloc((n_taps + 1) * CM * sizeof(floating))
         plan.w_mc = w_mc
         if w_mc != NULL:
-            for tap in range(d.kh * d.kw):
-                for c in range(C):
-                    for m in range(M):
-                        w_mc[tap * CM + m * C + c] = w[tap * CM + c * M + m]
+            multiplier_major(w_mc, w, n_taps, C, M)
             if bias != NULL:
-                plan.bias_mc = w_mc + d.kh * d.kw * CM
-                for c in range(C):
-                    for m in range(M):
-                        w_mc[d.kh * d.kw * CM + m * C + c] = bias[c * M + m]
+                plan.bias_mc = w_mc + n_taps * CM
+                multiplier_major(w_mc + n_taps * CM, bias, 1, C, M)
     return plan.scratch != NULL and plan.w_mc != NULL
 
 
@@ -221,7 +216,6 @@ def forward(const floating[::1] x, const floating[::1] w, const floating[::1] bi
     cdef Py_ssize_t n_bias = 0 if bias is None else bias.shape[0], item, n_items
     cdef Plan plan
     cdef Ring ring
-    cdef int tid
     plan.scratch = NULL
     plan.w_mc = NULL
     ring.memory = NULL
@@ -232,8 +226,7 @@ def forward(const floating[::1] x, const floating[::1] w, const floating[::1] bi
     try:
         with nogil:
             if not plan_init(&plan, &w[0], bias_data, &d, act, n_threads) or not ring_init(
-                    &ring, plan.kind, 1 if plan.kind == RING_PLANE else plan.block * d.M if plan.n_blocks == 1
-                    else max(plan.block, d.C - (plan.n_blocks - 1) * plan.block) * d.M, &d, sizeof(floating),
+                    &ring, plan.kind, 1 if plan.kind == RING_PLANE else plan.max_block * d.M, &d, sizeof(floating),
                     n_threads):
                 with gil:
                     raise MemoryError()

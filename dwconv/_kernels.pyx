@@ -22,7 +22,7 @@ from cpython.buffer cimport PyBUF_STRIDED_RO, PyBuffer_Release, PyObject_GetBuff
 from cython.parallel cimport prange, threadid
 from libc.math cimport M_SQRT1_2, erf, erff, exp, expf, tanh, tanhf
 from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 
 from dwconv._openmp cimport DW_OPENMP, dw_release_threads, omp_get_max_threads
 
@@ -624,12 +624,23 @@ cdef Span band_sources(const Axis *rows, Py_ssize_t q0, Py_ssize_t q1) noexcept 
     return span
 
 
+cdef void multiplier_major(floating *dst, const floating *src, Py_ssize_t n_rows, Py_ssize_t C,
+                           Py_ssize_t M) noexcept nogil:
+    """dst[row, m, c] = src[row, c, m] for rows of C*M elements: a filter (rows its taps; its bias
+    a row more) laid out as packed lanes m*nc + c are."""
+    cdef Py_ssize_t row, c, m
+    for row in range(n_rows):
+        for c in range(C):
+            for m in range(M):
+                dst[(row * M + m) * C + c] = src[(row * C + c) * M + m]
+
+
 cdef bint packing_init(Packing *pack, const floating *w, const Axis *rows, const Dims *d, bint input_grad,
                        int n_threads) noexcept nogil:
     """Fill in `pack` (allocations released by packing_free); False when out of memory. The source
     or destination with C*M planes is packed multiplier-major too (lane m*nc + c of a block of nc
     channels), so that every micro-kernel call reads and writes unit-stride channels."""
-    cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, n_taps = d.kh * d.kw, band, tap, c, m
+    cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, n_taps = d.kh * d.kw, band
     cdef Span span
     cdef Py_ssize_t src_w = d.OW if input_grad else d.W, dst_w = d.W if input_grad else d.OW
     cdef Py_ssize_t dst_h = d.H if input_grad else d.OH
@@ -649,10 +660,7 @@ cdef bint packing_init(Packing *pack, const floating *w, const Axis *rows, const
         w_mc = <floating *> malloc(n_taps * CM * sizeof(floating))
         pack.w_mc = w_mc
         if w_mc != NULL:
-            for tap in range(n_taps):
-                for c in range(C):
-                    for m in range(M):
-                        w_mc[tap * CM + m * C + c] = w[tap * CM + c * M + m]
+            multiplier_major(w_mc, w, n_taps, C, M)
     return pack.scratch != NULL and pack.w_mc != NULL
 
 

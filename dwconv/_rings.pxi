@@ -18,11 +18,11 @@ cdef enum:
 cdef struct Ring:
     # Per thread, `slots` rows of `row_size` elements, slot s holding padded source row held[s]
     # (-1: none), and kh row pointers for the output row at hand; one zero row for every thread.
-    # A padded row holds `width` pixels of (up to) `pix` elements: padded column p is source column
-    # p - pl. (A block of nc channels has pixels of nc*M elements, one element for a plane.)
+    # A padded row holds `width` pixels: padded column p is source column p - pl. (A block of nc
+    # channels has pixels of nc*M elements, a plane pixels of one; row_size fits the largest.)
     int kind
     bint direct  # rows read in place from the source (one NHWC block of all channels, no padding columns)
-    Py_ssize_t slots, width, pix, row_size, elsize
+    Py_ssize_t slots, width, row_size, elsize
     char *memory
     char *rows
     char *zeros
@@ -38,7 +38,7 @@ cdef bint ring_init(Ring *ring, int kind, Py_ssize_t lanes, const Dims *d, size_
     """Fill in `ring` for rows of `lanes` elements per pixel (released by ring_free); False when out
     of memory."""
     cdef Py_ssize_t zero_size
-    ring.kind, ring.pix, ring.elsize = kind, lanes, elsize
+    ring.kind, ring.elsize = kind, elsize
     ring.slots = (d.kh - 1) * d.dh + 1  # the rows one output row spans
     ring.width = (d.OW - 1) * d.sw + (d.kw - 1) * d.dw + 1
     ring.direct = kind == RING_PIXELS and d.M == 1 and lanes == d.C and d.pl == 0 and ring.width <= d.W
