@@ -6,14 +6,12 @@ from libc.string cimport memset
 from time import perf_counter
 
 cdef extern from "_peak.h" nogil:
-    const int dw_peak_levels
-    bint dw_peak_supported(int level)
     int64_t dw_peak_flops_per_iteration(int level)
     float dw_peak_fma(int level, int64_t iterations, float seed)
     void dw_peak_copy(int level, char *dst, const char *src, size_t n)
 
-# The levels of _peak.h's loops, named and ordered as the micro-kernels' (ISA_NAMES).
-PEAK_ISAS = ("baseline", "avx2", "avx512")[:dw_peak_levels]
+# _peak.h has a loop for each level of the micro-kernels.
+PEAK_ISAS = ISA_NAMES
 
 
 cdef int peak_level(isa) except -1:
@@ -22,7 +20,7 @@ cdef int peak_level(isa) except -1:
     isa = active_isa() if isa is None else isa
     if isa not in PEAK_ISAS:
         raise ValueError(f"no FMA peak or copy loop for the level {isa!r}; there are {PEAK_ISAS}")
-    if not dw_peak_supported(PEAK_ISAS.index(isa)):
+    if not dw_isa_supported(PEAK_ISAS.index(isa)):
         raise ValueError(f"this CPU does not run {isa}")
     return PEAK_ISAS.index(isa)
 

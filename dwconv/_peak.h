@@ -30,31 +30,8 @@
 #ifndef DWCONV_PEAK_H
 #define DWCONV_PEAK_H
 
-#include <stddef.h>
-#include <stdint.h>
-#include <string.h>
-
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#define DW_PEAK_X86 1
-#include <immintrin.h>
-#endif
-
-/* Number of levels this build has, and whether this CPU (and OS) runs level i. */
-#ifdef DW_PEAK_X86
-static const int dw_peak_levels = 3;
-#else
-static const int dw_peak_levels = 1;
-#endif
-
-static int dw_peak_supported(int level)
-{
-#ifdef DW_PEAK_X86
-    __builtin_cpu_init();
-    if (level == 1) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (level == 2) return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#endif
-    return level == 0;
-}
+/* The levels, and whether this CPU runs one, are the micro-kernels' (dw_isas, dw_isa_supported). */
+#include "_microkernels.h"
 
 /* Pins a value to this point of the program: the compiler must assume that the empty asm reads and
  * rewrites it, and any memory, and keep it in order with the caller's calls. The FMA loops pass
@@ -87,7 +64,7 @@ static float dw_peak_baseline(int64_t iterations, float seed)
     return sum;
 }
 
-#ifdef DW_PEAK_X86
+#ifdef DW_X86
 /* The FMA loop of one x86 level: its vector type, intrinsics (set1, fmadd, storeu) and lanes. */
 #define DW_PEAK_FMA_LOOP(name, features, chains, vec, set1, fmadd, storeu, lanes)                       \
     __attribute__((target(features))) static float name(int64_t iterations, float seed)               \
@@ -122,10 +99,10 @@ static int64_t dw_peak_flops_per_iteration(int level)
     return 2 * 4 * DW_PEAK_BASELINE_CHAINS;
 }
 
-/* Level must be supported (dw_peak_supported). */
+/* Level must be supported (dw_isa_supported). */
 static float dw_peak_fma(int level, int64_t iterations, float seed)
 {
-#ifdef DW_PEAK_X86
+#ifdef DW_X86
     if (level == 1) return dw_peak_avx2(iterations, seed);
     if (level == 2) return dw_peak_avx512(iterations, seed);
 #endif
@@ -155,15 +132,15 @@ static float dw_peak_fma(int level, int64_t iterations, float seed)
     }
 
 DW_PEAK_COPY(dw_peak_copy_baseline, 16, )
-#ifdef DW_PEAK_X86
+#ifdef DW_X86
 DW_PEAK_COPY(dw_peak_copy_avx2, 32, __attribute__((target("avx2,fma"))))
 DW_PEAK_COPY(dw_peak_copy_avx512, 64, __attribute__((target("avx512f,avx2,fma"))))
 #endif
 
-/* Level must be supported (dw_peak_supported). */
+/* Level must be supported (dw_isa_supported). */
 static void dw_peak_copy(int level, char *dst, const char *src, size_t n)
 {
-#ifdef DW_PEAK_X86
+#ifdef DW_X86
     if (level == 1) {
         dw_peak_copy_avx2(dst, src, n);
         return;
