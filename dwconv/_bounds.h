@@ -175,6 +175,18 @@ static void dw_bounds_span(const char *what, const void *begin, ptrdiff_t nbytes
         DW_CHECK("row: dst", dst, T, 1, npix, nc, dst_pix, 1);                                           \
         dw_active->row_##sfx(rows, off, src_pix, kh, kw, sw, dw, w, w_tap, bias, dst, dst_pix, npix, nc, nt); \
     }                                                                                                    \
+    static void dw_checked_plane_rows_##sfx(const T *const *rows, ptrdiff_t off, ptrdiff_t kh, ptrdiff_t kw,     \
+                                            ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dw, const T *w, ptrdiff_t w_tap, const T *bias, T *dst,   \
+                                            ptrdiff_t dst_row, ptrdiff_t npix, int nt)                   \
+    {                                                                                                    \
+        /* (a stride-2 vector reads one element past its last pixel) */                                  \
+        for (ptrdiff_t i = 0; i < (DW_PLANE_ROWS - 1) * sh + kh; i++)                                    \
+            DW_CHECK("plane_rows: rows[i]", rows[i] + off, T, 0, npix, kw, 1 + (sw == 2), sw, dw, 1);     \
+        DW_CHECK("plane_rows: w", w, T, 0, kh * kw, w_tap);                                              \
+        if (bias) DW_CHECK("plane_rows: bias", bias, T, 0, 1, 1);                                        \
+        DW_CHECK("plane_rows: dst", dst, T, 1, DW_PLANE_ROWS, npix, dst_row, 1);                         \
+        dw_active->plane_rows_##sfx(rows, off, kh, kw, sh, sw, dw, w, w_tap, bias, dst, dst_row, npix, nt);      \
+    }                                                                                                    \
     static void dw_checked_copy_##sfx(T *dst, ptrdiff_t dst_pix, const T *src, ptrdiff_t src_pix, ptrdiff_t npix, \
                                       ptrdiff_t nc)                                                      \
     {                                                                                                    \
@@ -197,8 +209,12 @@ DW_CHECKED_KERNELS(double, f64)
 #undef dw_row_float
 #undef dw_row_double
 #undef dw_copy_float
+#undef dw_plane_rows_float
+#undef dw_plane_rows_double
 #undef dw_copy_double
 #define dw_copy_float dw_checked_copy_f32
+#define dw_plane_rows_float dw_checked_plane_rows_f32
+#define dw_plane_rows_double dw_checked_plane_rows_f64
 #define dw_copy_double dw_checked_copy_f64
 #define dw_row_float dw_checked_row_f32
 #define dw_row_double dw_checked_row_f64

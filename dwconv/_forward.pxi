@@ -22,6 +22,20 @@ cdef enum:
     # hold at least MIN_BLOCK channels.
     LANE_BLOCK = 16
     MIN_BLOCK = 64
+    # Packed NCHW blocks hold about this many elements per source row (channels x plane width, in
+    # LANE_BLOCK to PACKED_CHANNELS channels): each channel's row is a stream of its own, and past
+    # a few dozen streams from DRAM the prefetchers fall behind (measured at batch 16, 16 channels
+    # against 128: mnv2-112x32 and mnv2-56x144 1.3-1.5x faster, mnv2-28x192 at 32 channels 1.2x;
+    # the 7- and 14-pixel planes keep their 128 and 64).
+    PACKED_ROW_LANES = 1024
+
+
+cdef inline void plane_rows(const floating *const *rows, const Dims *d, const floating *w, Py_ssize_t w_tap,
+                            const floating *bias, floating *dst, bint streaming) noexcept nogil:
+    if floating is float:
+        dw_plane_rows_float(rows, 0, d.kh, d.kw, d.sh, d.sw, d.dw, w, w_tap, bias, dst, d.OW, d.OW, streaming)
+    else:
+        dw_plane_rows_double(rows, 0, d.kh, d.kw, d.sh, d.sw, d.dw, w, w_tap, bias, dst, d.OW, d.OW, streaming)
 
 
 cdef inline void row(const floating *const *rows, Py_ssize_t off, Py_ssize_t src_pix, const Dims *d,
@@ -62,6 +76,7 @@ cdef struct Plan:
     int kind  # the ring's layout: RING_PIXELS (NHWC), RING_PACKED or RING_PLANE (NCHW)
     bint streaming  # results written with streaming stores
     Py_ssize_t block, n_blocks, band_rows, n_bands
+    Py_ssize_t out_rows  # output rows per micro-kernel call (several: NCHW planes of dilation 1)
     Py_ssize_t max_block  # channels in the largest block (the last is the largest or the smallest)
     # packed NCHW: each thread's scratch of one band's output, and the filter (and bias) with their
     # channels multiplier-major (kh, kw, M, C), as the ring's lanes are
@@ -80,11 +95,12 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     """Choose the plan's work items for geometry d (allocations released by plan_free); False when
     out of memory. Each image gets enough items for the threads to share (rows first: a band shares
     its ring's rows; channel blocks where rows run short or the ring would leave L2)."""
-    cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, n_taps = d.kh * d.kw, wanted, max_blocks, ring_bytes
+    cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, n_taps = d.kh * d.kw, wanted, max_blocks, ring_bytes, block
     cdef floating *w_mc
     plan.scratch = NULL
     plan.w_mc, plan.bias_mc = w, bias
     plan.out_bytes = 0
+    plan.out_rows = 1
     wanted = 1 if n_threads == 1 else ceil_div(ITEMS_PER_THREAD * n_threads, d.N)  # items per image
     if d.nhwc:
         # Channel blocks first: unlike bands, they copy no source row twice.
@@ -97,14 +113,18 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         plan.n_bands = max(1, min(ceil_div(wanted, plan.n_blocks), ceil_div(d.OH, 2)))  # bands of 2 rows or more
     elif d.OW <= PACKED_WIDTH or C >= LANE_BLOCK:
         plan.kind = RING_PACKED
-        plan.n_blocks = max(1, C // PACKED_CHANNELS)
-        plan.block = PACKED_CHANNELS if plan.n_blocks > 1 else C
+        block = min(PACKED_CHANNELS, max(LANE_BLOCK, PACKED_ROW_LANES // d.OW // LANE_BLOCK * LANE_BLOCK))
+        plan.n_blocks = max(1, C // block)
+        plan.block = block if plan.n_blocks > 1 else C
         plan.n_bands = max(ceil_div(wanted, plan.n_blocks), ceil_div(d.OH * d.OW, PACKED_PIXELS))
     else:
         plan.kind = RING_PLANE
         plan.n_blocks = ceil_div(C, PLANE_BLOCK)
         plan.block = PLANE_BLOCK
         plan.n_bands = ceil_div(wanted, plan.n_blocks)
+        if d.dh == 1 and d.OH >= DW_PLANE_ROWS:
+            plan.out_rows = DW_PLANE_ROWS
+            plan.n_bands = min(plan.n_bands, d.OH // DW_PLANE_ROWS)  # bands of whole calls
     plan.max_block = max(plan.block, C - (plan.n_blocks - 1) * plan.block)
     plan.band_rows = ceil_div(d.OH, min(d.OH, plan.n_bands))
     plan.n_bands = ceil_div(d.OH, plan.band_rows)
@@ -178,7 +198,7 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
     if plan.kind == RING_PIXELS:
         ring_reset(ring, tid)
         for q in range(q0, q1):
-            rows = ring_rows(ring, tid, x, d, n, q, c0, nc)
+            rows = ring_rows(ring, tid, x, d, n, q, 1, c0, nc)
             row(rows, 0, nc * M, d, w + c0 * M, CM, offset(bias, c0 * M), y + ((n * d.OH + q) * OW * C + c0) * M,
                 CM, nc * M, plan.streaming)
             activate_outputs(y, act, d, n, q, q + 1, c0, nc)
@@ -186,7 +206,7 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
         ring_reset(ring, tid)
         out = <floating *> plan_scratch(plan, tid)
         for q in range(q0, q1):
-            rows = ring_rows(ring, tid, x, d, n, q, c0, nc)
+            rows = ring_rows(ring, tid, x, d, n, q, 1, c0, nc)
             for m in range(M):
                 row(rows, m * nc, nc * M, d, w_mc + m * C + c0, CM, offset(bias_mc, m * C + c0),
                     out + (q - q0) * OW * nc * M + m * nc, nc * M, nc, False)
@@ -197,11 +217,21 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
     else:
         for c in range(c0, c0 + nc):
             ring_reset(ring, tid)
-            for q in range(q0, q1):
-                rows = ring_rows(ring, tid, x, d, n, q, c, 1)
+            q = q0
+            while q < q1:
+                if q1 - q0 >= plan.out_rows > 1:  # (the band's last call overlapping the one before)
+                    q = min(q, q1 - plan.out_rows)
+                    rows = ring_rows(ring, tid, x, d, n, q, plan.out_rows, c, 1)
+                    for m in range(M):
+                        plane_rows(rows, d, w + c * M + m, CM, offset(bias, c * M + m),
+                                   y + ((n * CM + c * M + m) * d.OH + q) * OW, plan.streaming)
+                    q += plan.out_rows
+                    continue
+                rows = ring_rows(ring, tid, x, d, n, q, 1, c, 1)
                 for m in range(M):
                     row(rows, 0, 1, d, w + c * M + m, CM, offset(bias, c * M + m),
                         y + ((n * CM + c * M + m) * d.OH + q) * OW, 1, 1, plan.streaming)
+                q += 1
         activate_outputs(y, act, d, n, q0, q1, c0, nc)
 
 
@@ -220,14 +250,13 @@ def forward(const floating[::1] x, const floating[::1] w, const floating[::1] bi
     plan.w_mc = NULL
     ring.memory = NULL
     ring.zeros = NULL
-    ring.held = NULL
-    ring.pointers = NULL
+    ring.book_memory = NULL
     n_threads = threads_for(&d, n_threads)
     try:
         with nogil:
             if not plan_init(&plan, &w[0], bias_data, &d, act, n_threads) or not ring_init(
-                    &ring, plan.kind, 1 if plan.kind == RING_PLANE else plan.max_block * d.M, &d, sizeof(floating),
-                    n_threads):
+                    &ring, plan.kind, 1 if plan.kind == RING_PLANE else plan.max_block * d.M, plan.out_rows, &d,
+                    sizeof(floating), n_threads):
                 with gil:
                     raise MemoryError()
             n_items = d.N * plan.n_blocks * plan.n_bands

@@ -37,6 +37,7 @@ cdef extern from "_microkernels.h" nogil:
         const char *name
     const dw_isa dw_isas[]
     const int dw_isa_count
+    enum: DW_PLANE_ROWS
     const dw_isa *dw_active
     bint dw_isa_supported(int level)
     void dw_set_isa(int level)
@@ -70,6 +71,12 @@ cdef extern from "_microkernels.h" nogil:
                        Py_ssize_t nc)
     void dw_copy_double(double *dst, Py_ssize_t dst_pix, const double *src, Py_ssize_t src_pix, Py_ssize_t npix,
                         Py_ssize_t nc)
+    void dw_plane_rows_float(const float *const *rows, Py_ssize_t off, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                             Py_ssize_t sw, Py_ssize_t dw, const float *w, Py_ssize_t w_tap, const float *bias, float *dst, Py_ssize_t dst_row,
+                             Py_ssize_t npix, bint streaming)
+    void dw_plane_rows_double(const double *const *rows, Py_ssize_t off, Py_ssize_t kh, Py_ssize_t kw,
+                              Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dw, const double *w, Py_ssize_t w_tap, const double *bias, double *dst, Py_ssize_t dst_row,
+                              Py_ssize_t npix, bint streaming)
     void dw_row_float(const float *const *rows, Py_ssize_t off, Py_ssize_t src_pix, Py_ssize_t kh, Py_ssize_t kw,
                       Py_ssize_t sw, Py_ssize_t dw, const float *w, Py_ssize_t w_tap, const float *bias, float *dst,
                       Py_ssize_t dst_pix, Py_ssize_t npix, Py_ssize_t nc, bint streaming)

@@ -30,6 +30,10 @@
 #define DW_TARGET_END _Pragma("GCC pop_options")
 #endif
 
+/* Output rows per call of the plane-rows micro-kernel, at every level (the forward's rings hold the
+ * source rows of this many output rows of an NCHW plane). */
+#define DW_PLANE_ROWS 4
+
 #define DW_ISA baseline
 #define DW_VBYTES 16
 #include "_microkernels_level.h"
@@ -71,6 +75,13 @@ typedef void (*dw_row_f32_fn)(const float *const *, ptrdiff_t, ptrdiff_t, ptrdif
 typedef void (*dw_row_f64_fn)(const double *const *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                               const double *, ptrdiff_t, const double *, double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
 
+typedef void (*dw_plane_rows_f32_fn)(const float *const *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                                     ptrdiff_t, const float *,
+                                     ptrdiff_t, const float *, float *, ptrdiff_t, ptrdiff_t, int);
+typedef void (*dw_plane_rows_f64_fn)(const double *const *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                                     ptrdiff_t, const double *,
+                                     ptrdiff_t, const double *, double *, ptrdiff_t, ptrdiff_t, int);
+
 typedef void (*dw_copy_f32_fn)(float *, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
 typedef void (*dw_copy_f64_fn)(double *, ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
 
@@ -89,6 +100,8 @@ typedef struct {
     dw_transpose_f64_fn transpose_f64;
     dw_row_f32_fn row_f32;
     dw_row_f64_fn row_f64;
+    dw_plane_rows_f32_fn plane_rows_f32;
+    dw_plane_rows_f64_fn plane_rows_f64;
     dw_copy_f32_fn copy_f32;
     dw_copy_f64_fn copy_f64;
 } dw_isa;
@@ -96,7 +109,7 @@ typedef struct {
 #define DW_ISA_ENTRY(isa)                                                                                \
     {#isa, taps_##isa##_f32, taps_##isa##_f64, dot_##isa##_f32, dot_##isa##_f64, dot_taps_##isa##_f32,       \
      dot_taps_##isa##_f64, transpose_##isa##_f32, transpose_##isa##_f64, row_##isa##_f32, row_##isa##_f64, \
-     copy_##isa##_f32, copy_##isa##_f64}
+     plane_rows_##isa##_f32, plane_rows_##isa##_f64, copy_##isa##_f32, copy_##isa##_f64}
 
 /* Levels from the most portable up. */
 static const dw_isa dw_isas[] = {
@@ -132,6 +145,8 @@ static void dw_set_isa(int i) { dw_active = &dw_isas[i]; }
 #define dw_transpose_double(...) dw_active->transpose_f64(__VA_ARGS__)
 #define dw_row_float(...) dw_active->row_f32(__VA_ARGS__)
 #define dw_row_double(...) dw_active->row_f64(__VA_ARGS__)
+#define dw_plane_rows_float(...) dw_active->plane_rows_f32(__VA_ARGS__)
+#define dw_plane_rows_double(...) dw_active->plane_rows_f64(__VA_ARGS__)
 #define dw_copy_float(...) dw_active->copy_f32(__VA_ARGS__)
 #define dw_copy_double(...) dw_active->copy_f64(__VA_ARGS__)
 

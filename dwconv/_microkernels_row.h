@@ -23,6 +23,7 @@
 #define DW_ROW_MAX_KW 7     /* widest kernel row with a register-resident tile of its own */
 #define DW_ROW_MAX_STRIDE 2 /* widest stride whose tile loads each source pixel once */
 #define DW_PLANE_TILE 8     /* vectors per register tile on the plane and stream paths (8 sums in flight) */
+#define DW_PLANE_VECS 2     /* vectors per row of the plane-rows tile (x DW_PLANE_ROWS rows: 8 sums) */
 #define DW_ROW_TABLE 512    /* largest taps x channels the stream path pre-arranges */
 #define DW_ROW_FLOAT (DW_LANES * 4 == DW_VBYTES)
 /* Dense tiles for float only: each is compiled for every (kw, stride, tile size), and double is
@@ -254,6 +255,84 @@ static __attribute__((noinline)) void DW_FN(row_plane_2)(const DW_T *const *rows
     DW_FN(row_plane)(rows, off, src_tap, kh, kw, w, w_tap, start, dst, npix, nt, 2);
 }
 
+/* plane rows: DW_PLANE_ROWS output rows (dst_row apart) of a k x k kernel, stride sw, dilation 1,
+ * each a tile of `tile` vectors. Output row j's tap row a is source row j*sw + a, so each source
+ * vector, loaded once, serves every output row whose taps cover it (up to k of them) with its
+ * weight from wt, the taps broadcast once per call. */
+DW_INLINE void DW_FN(plane_rows_tile)(const DW_T *const *rows, ptrdiff_t off, const DW_VEC *wt, DW_VEC start, DW_T *dst,
+                                      ptrdiff_t dst_row, int nt, const int k, const int sw, const int tile)
+{
+    DW_VEC acc[DW_PLANE_ROWS][DW_PLANE_VECS];
+    DW_ROW_UNROLL
+    for (int j = 0; j < DW_PLANE_ROWS; j++) {
+        DW_ROW_UNROLL
+        for (int v = 0; v < tile; v++) acc[j][v] = start;
+    }
+    DW_ROW_UNROLL
+    for (int i = 0; i < (DW_PLANE_ROWS - 1) * sw + k; i++) {
+        const DW_T *s = rows[i] + off;
+        DW_ROW_UNROLL
+        for (int b = 0; b < k; b++) {
+            DW_VEC x[DW_PLANE_VECS];
+            DW_ROW_UNROLL
+            for (int v = 0; v < tile; v++)
+                x[v] = sw == 1 ? DW_FN(load)(s + b + v * DW_VLEN) : DW_FN(load_even)(s + b + 2 * v * DW_VLEN);
+            DW_ROW_UNROLL
+            for (int j = 0; j < DW_PLANE_ROWS; j++)
+                if (i - j * sw >= 0 && i - j * sw < k) {
+                    const DW_VEC wv = wt[(i - j * sw) * k + b];
+                    DW_ROW_UNROLL
+                    for (int v = 0; v < tile; v++) acc[j][v] += wv * x[v];
+                }
+        }
+    }
+    DW_ROW_UNROLL
+    for (int j = 0; j < DW_PLANE_ROWS; j++) {
+        DW_ROW_UNROLL
+        for (int v = 0; v < tile; v++) DW_FN(store_out)(dst + j * dst_row + v * DW_VLEN, acc[j][v], nt);
+    }
+}
+
+/* The plane-rows path over DW_PLANE_ROWS rows (npix >= DW_VLEN): tiles of up to DW_PLANE_VECS
+ * vectors, all of one size, the last overlapping. */
+DW_INLINE void DW_FN(plane_rows_dense)(const DW_T *const *rows, ptrdiff_t off, const DW_T *w, ptrdiff_t w_tap,
+                                       DW_T bias, DW_T *dst, ptrdiff_t dst_row, ptrdiff_t npix, int nt, const int k,
+                                       const int sw)
+{
+    DW_VEC wt[DW_ROW_MAX_KW * DW_ROW_MAX_KW];
+    const DW_VEC start = DW_FN(broadcast)(bias);
+    for (int t = 0; t < k * k; t++) wt[t] = DW_FN(broadcast)(w[t * w_tap]);
+    const ptrdiff_t n_vectors = npix / DW_VLEN;
+    const ptrdiff_t n_tiles = (n_vectors + DW_PLANE_VECS - 1) / DW_PLANE_VECS;
+    const int tile = (int)((n_vectors + n_tiles - 1) / n_tiles);
+    _Static_assert(DW_PLANE_VECS == 2, "the calls below cover every tile size");
+    for (ptrdiff_t o = 0;; o += tile * DW_VLEN) {
+        if (o + tile * DW_VLEN > npix) o = npix - tile * DW_VLEN;
+        if (tile == 2)
+            DW_FN(plane_rows_tile)(rows, off + o * sw, wt, start, dst + o, dst_row, nt, k, sw, 2);
+        else
+            DW_FN(plane_rows_tile)(rows, off + o * sw, wt, start, dst + o, dst_row, nt, k, sw, 1);
+        if (o + tile * DW_VLEN >= npix) break;
+    }
+}
+
+typedef void (*DW_FN(plane_rows_fn))(const DW_T *const *, ptrdiff_t, const DW_T *, ptrdiff_t, DW_T, DW_T *, ptrdiff_t,
+                                     ptrdiff_t, int);
+#define DW_PLANE_ROWS_DENSE(k, s)                                                                        \
+    static __attribute__((noinline)) void DW_FN(plane_rows_##k##_##s)(                                   \
+        const DW_T *const *rows, ptrdiff_t off, const DW_T *w, ptrdiff_t w_tap, DW_T bias, DW_T *dst,      \
+        ptrdiff_t dst_row, ptrdiff_t npix, int nt)                                                       \
+    {                                                                                                    \
+        DW_FN(plane_rows_dense)(rows, off, w, w_tap, bias, dst, dst_row, npix, nt, k, s);                \
+    }
+#if DW_ROW_DENSE_TILES
+DW_PLANE_ROWS_DENSE(1, 1) DW_PLANE_ROWS_DENSE(2, 1) DW_PLANE_ROWS_DENSE(3, 1) DW_PLANE_ROWS_DENSE(4, 1)
+DW_PLANE_ROWS_DENSE(5, 1) DW_PLANE_ROWS_DENSE(6, 1) DW_PLANE_ROWS_DENSE(7, 1)
+DW_PLANE_ROWS_DENSE(1, 2) DW_PLANE_ROWS_DENSE(2, 2) DW_PLANE_ROWS_DENSE(3, 2) DW_PLANE_ROWS_DENSE(4, 2)
+DW_PLANE_ROWS_DENSE(5, 2) DW_PLANE_ROWS_DENSE(6, 2) DW_PLANE_ROWS_DENSE(7, 2)
+#endif
+#undef DW_PLANE_ROWS_DENSE
+
 /* stream: dst[e] = start + sum_taps w[tap + e % nc] * src[e + tap] for e < total, where the taps
  * read rows[a] + b*src_tap. Weights (and bias) pre-arranged per phase: table[ph*n_taps + tap] lane
  * l = w[tap][(ph + l) % nc]. */
@@ -357,6 +436,34 @@ static void DW_FN(row)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix
 #endif
 }
 
+/* DW_PLANE_ROWS output rows of one plane (pixels of one element), dilation 1 down the plane:
+ * dst[j*dst_row + o] = bias[0] + sum_{a<kh, b<kw} w[(a*kw + b)*w_tap] * rows[j*sh + a][off + o*sw + b*dw]
+ * for j < DW_PLANE_ROWS, o < npix (bias NULL: 0); rows holds (DW_PLANE_ROWS - 1)*sh + kh source rows.
+ * Square kernels up to DW_ROW_MAX_KW, of equal strides up to DW_ROW_MAX_STRIDE and dilation 1, load
+ * each source vector once for all the output rows; the rest run row by row. */
+static void DW_FN(plane_rows)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh,
+                              ptrdiff_t sw, ptrdiff_t dw, const DW_T *w, ptrdiff_t w_tap, const DW_T *bias, DW_T *dst,
+                              ptrdiff_t dst_row, ptrdiff_t npix, int nt)
+{
+#if DW_ROW_DENSE_TILES
+    _Static_assert(DW_ROW_MAX_KW == 7 && DW_ROW_MAX_STRIDE == 2, "the table below lists every dense tile");
+    static const DW_FN(plane_rows_fn) dense[2][7] = {
+        {DW_FN(plane_rows_1_1), DW_FN(plane_rows_2_1), DW_FN(plane_rows_3_1), DW_FN(plane_rows_4_1),
+         DW_FN(plane_rows_5_1), DW_FN(plane_rows_6_1), DW_FN(plane_rows_7_1)},
+        {DW_FN(plane_rows_1_2), DW_FN(plane_rows_2_2), DW_FN(plane_rows_3_2), DW_FN(plane_rows_4_2),
+         DW_FN(plane_rows_5_2), DW_FN(plane_rows_6_2), DW_FN(plane_rows_7_2)}};
+    if (kh == kw && kw <= DW_ROW_MAX_KW && sh == sw && sw <= DW_ROW_MAX_STRIDE && dw == 1 && npix >= DW_VLEN) {
+        dense[sw - 1][kw - 1](rows, off, w, w_tap, bias ? bias[0] : 0, dst, dst_row, npix, nt);
+#ifdef DW_X86
+        if (nt) _mm_sfence();
+#endif
+        return;
+    }
+#endif
+    for (ptrdiff_t j = 0; j < DW_PLANE_ROWS; j++)
+        DW_FN(row)(rows + j * sh, off, 1, kh, kw, sw, dw, w, w_tap, bias, dst + j * dst_row, 1, npix, 1, nt);
+}
+
 #undef DW_VEC
 #undef DW_VLEN
 #undef DW_INLINE
@@ -364,6 +471,7 @@ static void DW_FN(row)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix
 #undef DW_ROW_MAX_KW
 #undef DW_ROW_MAX_STRIDE
 #undef DW_PLANE_TILE
+#undef DW_PLANE_VECS
 #undef DW_ROW_TABLE
 #undef DW_ROW_DENSE_TILES
 #undef DW_ROW_FLOAT

@@ -17,29 +17,34 @@ cdef enum:
 
 cdef struct Ring:
     # Per thread, `slots` rows of `row_size` elements, slot s holding padded source row held[s]
-    # (-1: none), and kh row pointers for the output row at hand; one zero row for every thread.
+    # (-1: none), and `span` row pointers for the output rows at hand (`out_rows` of them: kh
+    # pointers for one, (out_rows - 1)*sh + kh consecutive rows for several, with dilation 1); one
+    # zero row for every thread. Each thread's held[] and pointers lie on cache lines of their own
+    # (`books`, book_size bytes apart): shared lines would bounce between the cores at every call.
     # A padded row holds `width` pixels: padded column p is source column p - pl. (A block of nc
     # channels has pixels of nc*M elements, a plane pixels of one; row_size fits the largest.)
     int kind
     bint direct  # rows read in place from the source (one NHWC block of all channels, no padding columns)
-    Py_ssize_t slots, width, row_size, elsize
+    Py_ssize_t slots, span, width, row_size, elsize, book_size
     char *memory
     char *rows
     char *zeros
-    Py_ssize_t *held
-    void **pointers
+    char *book_memory
+    char *books
 
 
 cdef inline Py_ssize_t round_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b * b
 
 
-cdef bint ring_init(Ring *ring, int kind, Py_ssize_t lanes, const Dims *d, size_t elsize, int n_threads) noexcept nogil:
-    """Fill in `ring` for rows of `lanes` elements per pixel (released by ring_free); False when out
-    of memory."""
+cdef bint ring_init(Ring *ring, int kind, Py_ssize_t lanes, Py_ssize_t out_rows, const Dims *d, size_t elsize,
+                    int n_threads) noexcept nogil:
+    """Fill in `ring` for rows of `lanes` elements per pixel, read by `out_rows` output rows at a
+    time (several only with dilation 1; released by ring_free); False when out of memory."""
     cdef Py_ssize_t zero_size
     ring.kind, ring.elsize = kind, elsize
-    ring.slots = (d.kh - 1) * d.dh + 1  # the rows one output row spans
+    ring.slots = (out_rows - 1) * d.sh + (d.kh - 1) * d.dh + 1  # the rows the output rows span
+    ring.span = (out_rows - 1) * d.sh + d.kh
     ring.width = (d.OW - 1) * d.sw + (d.kw - 1) * d.dw + 1
     ring.direct = kind == RING_PIXELS and d.M == 1 and lanes == d.C and d.pl == 0 and ring.width <= d.W
     # (a stride-2 plane vector reads one element past its last pixel: one more element per row)
@@ -47,21 +52,20 @@ cdef bint ring_init(Ring *ring, int kind, Py_ssize_t lanes, const Dims *d, size_
     zero_size = ring.row_size * elsize
     ring.memory = <char *> malloc(RING_ALIGN + (0 if ring.direct else n_threads * ring.slots * zero_size))
     ring.zeros = <char *> calloc(zero_size, 1)
-    ring.held = <Py_ssize_t *> malloc(n_threads * ring.slots * sizeof(Py_ssize_t))
-    ring.pointers = <void **> malloc(n_threads * d.kh * sizeof(void *))
+    ring.book_size = round_up(ring.slots * sizeof(Py_ssize_t) + ring.span * sizeof(void *), RING_ALIGN)
+    ring.book_memory = <char *> malloc(RING_ALIGN + n_threads * ring.book_size)
     ring.rows = <char *> round_up(<Py_ssize_t> ring.memory, RING_ALIGN)
-    return ring.memory != NULL and ring.zeros != NULL and ring.held != NULL and ring.pointers != NULL
+    ring.books = <char *> round_up(<Py_ssize_t> ring.book_memory, RING_ALIGN)
+    return ring.memory != NULL and ring.zeros != NULL and ring.book_memory != NULL
 
 
 cdef void ring_free(Ring *ring) noexcept nogil:
     free(ring.memory)
     free(ring.zeros)
-    free(ring.held)
-    free(ring.pointers)
+    free(ring.book_memory)
     ring.memory = NULL
     ring.zeros = NULL
-    ring.held = NULL
-    ring.pointers = NULL
+    ring.book_memory = NULL
 
 
 cdef void ring_watch(bint on, const Ring *ring, const Dims *d, int n_threads) noexcept nogil:
@@ -72,11 +76,17 @@ cdef void ring_watch(bint on, const Ring *ring, const Dims *d, int n_threads) no
         watch_one(on, ring.rows, n_threads * ring.slots * ring.row_size * ring.elsize, True)
 
 
+cdef inline Py_ssize_t *ring_held(const Ring *ring, int tid) noexcept nogil:
+    """Thread `tid`'s held[] (its row pointers follow)."""
+    return <Py_ssize_t *> (ring.books + tid * ring.book_size)
+
+
 cdef inline void ring_reset(Ring *ring, int tid) noexcept nogil:
     """Forget what thread `tid`'s slots hold (a new image or block of channels)."""
+    cdef Py_ssize_t *held = ring_held(ring, tid)
     cdef Py_ssize_t s
     for s in range(ring.slots):
-        ring.held[tid * ring.slots + s] = -1
+        held[s] = -1
 
 
 cdef inline void copy(floating *dst, Py_ssize_t dst_pix, const floating *src, Py_ssize_t src_pix, Py_ssize_t npix,
@@ -131,15 +141,19 @@ cdef void fill_slot(const Ring *ring, floating *slot, const floating *x, const D
 
 
 cdef const floating **ring_rows(Ring *ring, int tid, const floating *x, const Dims *d, Py_ssize_t n, Py_ssize_t q,
-                                Py_ssize_t c0, Py_ssize_t nc) noexcept nogil:
-    """The kh rows output row q of image n reads (channels [c0, c0+nc)), filling the slots of
+                                Py_ssize_t out_rows, Py_ssize_t c0, Py_ssize_t nc) noexcept nogil:
+    """The rows that output rows [q, q+out_rows) of image n read (channels [c0, c0+nc)): kh rows
+    for one, (out_rows - 1)*sh + kh consecutive rows for several (dilation 1); filling the slots of
     thread `tid` that do not hold them yet."""
-    cdef const floating **pointers = <const floating **> ring.pointers + tid * d.kh
-    cdef Py_ssize_t *held = ring.held + tid * ring.slots
-    cdef Py_ssize_t a, p, r, slot
+    cdef Py_ssize_t *held = ring_held(ring, tid)
+    cdef const floating **pointers = <const floating **> (held + ring.slots)
+    cdef Py_ssize_t a, p, r, slot = q * d.sh % ring.slots - d.dh  # (one division per call, not one per row)
     cdef floating *slot_row
-    for a in range(d.kh):
-        p = q * d.sh + a * d.dh  # padded row
+    for a in range((out_rows - 1) * d.sh + d.kh):
+        p = q * d.sh + a * d.dh  # padded row, held in slot p % slots
+        slot += d.dh
+        if slot >= ring.slots:
+            slot -= ring.slots
         r = p - d.pt
         if r < 0 or r >= d.H:
             if d.mode == ZEROS:
@@ -149,7 +163,6 @@ cdef const floating **ring_rows(Ring *ring, int tid, const floating *x, const Di
         if ring.direct:
             pointers[a] = x + (n * d.H + r) * d.W * d.C
             continue
-        slot = p % ring.slots
         slot_row = <floating *> (ring.rows + ((tid * ring.slots + slot) * ring.row_size) * ring.elsize)
         if held[slot] != p:
             fill_slot(ring, slot_row, x, d, n, r, c0, nc)

@@ -919,7 +919,8 @@ def test_isa_levels(isa):
 
 # The forward's ring paths on every level: the dense tile of each square kernel up to 7x7 at
 # strides 1 and 2 and the general tile past them (NHWC, and NCHW planes of many channels or few
-# pixels, which are packed into the same pixels), vectors along wide NCHW planes of few channels,
+# pixels, which are packed into the same pixels), vectors along wide NCHW planes of few channels
+# (several output rows per call, the last call of a band overlapping, and planes of fewer rows),
 # the flat stream of a few channels; rows
 # of several tiles with an overlapping last one, lanes with an overlapping last vector; results
 # stored plainly and with streaming stores (forced on for these small results).
@@ -957,6 +958,7 @@ def test_ring_paths(isa, data_format, H, W, C, M, streaming):
 THREAD_SHAPES = {                 # name: (N, H, W, C, M, k)
     "batch4": (4, 37, 41, 24, 2, 5),
     "wide_channels": (1, 23, 19, 130, 1, 3),
+    "wide_planes": (3, 21, 70, 3, 1, 5),  # NCHW: several rows per call, bands cut by the thread count
 }
 
 
