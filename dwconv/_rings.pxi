@@ -23,9 +23,16 @@ cdef struct Ring:
     # (`books`, book_size bytes apart): shared lines would bounce between the cores at every call.
     # A padded row holds `width` pixels: padded column p is source column p - pl. (A block of nc
     # channels has pixels of nc*M elements, a plane pixels of one; row_size fits the largest.)
+    #
+    # NHWC with one filter per channel (M 1) reads in place: output pixels [o_lo, o_hi), whose taps
+    # all fall inside the image, read their rows straight from x (span more pointers follow the
+    # slots'), and the slots hold only the padded columns [0, head_end) and [tail_start, width)
+    # that the pixels before and after read (no slots at all when there are none): it saves a copy
+    # of every source row (at stride 2, two per output row).
     int kind
-    bint direct  # rows read in place from the source (one NHWC block of all channels, no padding columns)
-    Py_ssize_t slots, span, width, row_size, elsize, book_size
+    bint in_place, slotted
+    Py_ssize_t o_lo, o_hi, head_end, tail_start
+    Py_ssize_t slots, span, width, row_size, zero_size, elsize, book_size
     char *memory
     char *rows
     char *zeros
@@ -37,22 +44,33 @@ cdef inline Py_ssize_t round_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b * b
 
 
-cdef bint ring_init(Ring *ring, int kind, Py_ssize_t lanes, Py_ssize_t out_rows, const Dims *d, size_t elsize,
-                    int n_threads) noexcept nogil:
+cdef bint ring_init(Ring *ring, int kind, Py_ssize_t lanes, Py_ssize_t out_rows, bint in_place, const Dims *d,
+                    size_t elsize, int n_threads) noexcept nogil:
     """Fill in `ring` for rows of `lanes` elements per pixel, read by `out_rows` output rows at a
-    time (several only with dilation 1; released by ring_free); False when out of memory."""
-    cdef Py_ssize_t zero_size
+    time (several only with dilation 1), in place where it can (NHWC, M 1) and `in_place` asks;
+    released by ring_free. False when out of memory."""
+    cdef Py_ssize_t last
     ring.kind, ring.elsize = kind, elsize
     ring.slots = (out_rows - 1) * d.sh + (d.kh - 1) * d.dh + 1  # the rows the output rows span
     ring.span = (out_rows - 1) * d.sh + d.kh
     ring.width = (d.OW - 1) * d.sw + (d.kw - 1) * d.dw + 1
-    ring.direct = kind == RING_PIXELS and d.M == 1 and lanes == d.C and d.pl == 0 and ring.width <= d.W
+    ring.in_place = False
+    ring.head_end, ring.tail_start = ring.width, ring.width
+    if in_place and kind == RING_PIXELS and d.M == 1:
+        ring.o_lo = min(d.OW, (d.pl + d.sw - 1) // d.sw)
+        last = d.pl + d.W - 1 - (d.kw - 1) * d.dw  # the last padded column an inner pixel may start at
+        ring.o_hi = min(d.OW, last // d.sw + 1) if last >= 0 else 0
+        ring.in_place = ring.o_hi > ring.o_lo
+        if ring.in_place:
+            ring.head_end = (ring.o_lo - 1) * d.sw + (d.kw - 1) * d.dw + 1 if ring.o_lo > 0 else 0
+            ring.tail_start = ring.o_hi * d.sw if ring.o_hi < d.OW else ring.width
+    ring.slotted = ring.head_end > 0 or ring.tail_start < ring.width
     # (a stride-2 plane vector reads one element past its last pixel: one more element per row)
     ring.row_size = round_up((ring.width * lanes + 1) * elsize, RING_ALIGN) // elsize
-    zero_size = ring.row_size * elsize
-    ring.memory = <char *> malloc(RING_ALIGN + (0 if ring.direct else n_threads * ring.slots * zero_size))
-    ring.zeros = <char *> calloc(zero_size, 1)
-    ring.book_size = round_up(ring.slots * sizeof(Py_ssize_t) + ring.span * sizeof(void *), RING_ALIGN)
+    ring.zero_size = max(ring.row_size, d.W * d.C if ring.in_place else 0) * elsize
+    ring.memory = <char *> malloc(RING_ALIGN + (n_threads * ring.slots * ring.row_size * elsize if ring.slotted else 0))
+    ring.zeros = <char *> calloc(ring.zero_size, 1)
+    ring.book_size = round_up(ring.slots * sizeof(Py_ssize_t) + 2 * ring.span * sizeof(void *), RING_ALIGN)
     ring.book_memory = <char *> malloc(RING_ALIGN + n_threads * ring.book_size)
     ring.rows = <char *> round_up(<Py_ssize_t> ring.memory, RING_ALIGN)
     ring.books = <char *> round_up(<Py_ssize_t> ring.book_memory, RING_ALIGN)
@@ -71,8 +89,8 @@ cdef void ring_free(Ring *ring) noexcept nogil:
 cdef void ring_watch(bint on, const Ring *ring, const Dims *d, int n_threads) noexcept nogil:
     """Debug builds: register (on) or retire the ring's rows, which the micro-kernels read and
     fill_slot writes."""
-    watch_one(on, ring.zeros, ring.row_size * ring.elsize, False)
-    if not ring.direct:
+    watch_one(on, ring.zeros, ring.zero_size, False)
+    if ring.slotted:
         watch_one(on, ring.rows, n_threads * ring.slots * ring.row_size * ring.elsize, True)
 
 
@@ -123,30 +141,44 @@ cdef void copy_columns(const Ring *ring, floating *dst, const floating *x, const
                 transpose(src, d.H * d.W, dst + m * nc, nc * M, ncols, nc)
 
 
-cdef void fill_slot(const Ring *ring, floating *slot, const floating *x, const Dims *d, Py_ssize_t n,
-                    Py_ssize_t r, Py_ssize_t c0, Py_ssize_t nc) noexcept nogil:
-    """Padded row from source row r (inside the image) of image n, channels [c0, c0+nc)."""
-    cdef Py_ssize_t pix = 1 if ring.kind == RING_PLANE else nc * d.M, first = min(d.pl, ring.width), last = min(ring.width, d.pl + d.W), p
+cdef void fill_columns(const Ring *ring, floating *slot, const floating *x, const Dims *d, Py_ssize_t n,
+                       Py_ssize_t r, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t p0, Py_ssize_t p1) noexcept nogil:
+    """Padded columns [p0, p1) of a slot from source row r (inside the image) of image n, channels
+    [c0, c0+nc)."""
+    cdef Py_ssize_t pix = 1 if ring.kind == RING_PLANE else nc * d.M, p
+    cdef Py_ssize_t first = min(max(d.pl, p0), p1), last = max(min(d.pl + d.W, p1), first)
     if last > first:
         copy_columns(ring, slot + first * pix, x, d, n, r, first - d.pl, last - first, c0, nc)
     if d.mode == ZEROS:
-        memset(slot, 0, first * pix * sizeof(floating))
-        if ring.width > last:
-            memset(slot + last * pix, 0, (ring.width - last) * pix * sizeof(floating))
+        memset(slot + p0 * pix, 0, (first - p0) * pix * sizeof(floating))
+        memset(slot + last * pix, 0, (p1 - last) * pix * sizeof(floating))
         return
-    for p in range(first):
+    for p in range(p0, first):
         copy_columns(ring, slot + p * pix, x, d, n, r, padded_source(p - d.pl, d.W, d.mode), 1, c0, nc)
-    for p in range(last, ring.width):
+    for p in range(last, p1):
         copy_columns(ring, slot + p * pix, x, d, n, r, padded_source(p - d.pl, d.W, d.mode), 1, c0, nc)
+
+
+cdef void fill_slot(const Ring *ring, floating *slot, const floating *x, const Dims *d, Py_ssize_t n,
+                    Py_ssize_t r, Py_ssize_t c0, Py_ssize_t nc) noexcept nogil:
+    """The padded row from source row r (inside the image) of image n, channels [c0, c0+nc): the
+    columns that are read from the slot."""
+    if not ring.in_place:
+        fill_columns(ring, slot, x, d, n, r, c0, nc, 0, ring.width)
+        return
+    fill_columns(ring, slot, x, d, n, r, c0, nc, 0, ring.head_end)
+    fill_columns(ring, slot, x, d, n, r, c0, nc, max(ring.head_end, ring.tail_start), ring.width)
 
 
 cdef const floating **ring_rows(Ring *ring, int tid, const floating *x, const Dims *d, Py_ssize_t n, Py_ssize_t q,
                                 Py_ssize_t out_rows, Py_ssize_t c0, Py_ssize_t nc) noexcept nogil:
     """The rows that output rows [q, q+out_rows) of image n read (channels [c0, c0+nc)): kh rows
     for one, (out_rows - 1)*sh + kh consecutive rows for several (dilation 1); filling the slots of
-    thread `tid` that do not hold them yet."""
+    thread `tid` that do not hold them yet. When the ring reads in place, the rows of x (from
+    channel 0) follow, from pointer span on."""
     cdef Py_ssize_t *held = ring_held(ring, tid)
     cdef const floating **pointers = <const floating **> (held + ring.slots)
+    cdef const floating **sources = pointers + ring.span
     cdef Py_ssize_t a, p, r, slot = q * d.sh % ring.slots - d.dh  # (one division per call, not one per row)
     cdef floating *slot_row
     for a in range((out_rows - 1) * d.sh + d.kh):
@@ -157,11 +189,12 @@ cdef const floating **ring_rows(Ring *ring, int tid, const floating *x, const Di
         r = p - d.pt
         if r < 0 or r >= d.H:
             if d.mode == ZEROS:
-                pointers[a] = <const floating *> ring.zeros
+                pointers[a] = sources[a] = <const floating *> ring.zeros
                 continue
             r = padded_source(r, d.H, d.mode)
-        if ring.direct:
-            pointers[a] = x + (n * d.H + r) * d.W * d.C
+        if ring.in_place:
+            sources[a] = x + (n * d.H + r) * d.W * d.C
+        if not ring.slotted:
             continue
         slot_row = <floating *> (ring.rows + ((tid * ring.slots + slot) * ring.row_size) * ring.elsize)
         if held[slot] != p:
