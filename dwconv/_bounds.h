@@ -156,11 +156,11 @@ static void dw_bounds_span(const char *what, const void *begin, ptrdiff_t nbytes
         dw_active->dot_taps_##sfx(src, src_pix, src_tap, g, g_pix, acc, acc_tap, ntap, npix, nc);        \
     }                                                                                                    \
     static void dw_checked_transpose_##sfx(const T *src, ptrdiff_t src_b, T *dst, ptrdiff_t dst_a, ptrdiff_t na, \
-                                           ptrdiff_t nb)                                                 \
+                                           ptrdiff_t nb, int nt)                                                 \
     {                                                                                                    \
         DW_CHECK("transpose: src", src, T, 0, nb, na, src_b, 1);                                         \
         DW_CHECK("transpose: dst", dst, T, 1, na, nb, dst_a, 1);                                         \
-        dw_active->transpose_##sfx(src, src_b, dst, dst_a, na, nb);                                      \
+        dw_active->transpose_##sfx(src, src_b, dst, dst_a, na, nb, nt);                                      \
     }                                                                                                    \
     static void dw_checked_row_##sfx(const T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t kh,   \
                                      ptrdiff_t kw, ptrdiff_t sw, ptrdiff_t dw, const T *w, ptrdiff_t w_tap,  \

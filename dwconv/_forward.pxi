@@ -2,15 +2,15 @@
 #
 # A work item is (image, block of channels, band of output rows). Its thread fills a ring with the
 # source rows of the band as it goes down it, and computes each output row in one micro-kernel call.
-# Three plans, by layout, plane width and channel count:
+# Three plans, by layout and plane width:
 #   NHWC          rings of pixels; the output row is written in place;
-#   packed NCHW   source rows transposed once each into a ring of pixels; the band's output goes to
-#                 the thread's scratch and is transposed back into the planes. For narrow planes
-#                 (output at most PACKED_WIDTH wide: too short for vectors along the row) and for
-#                 any with LANE_BLOCK channels or more (measured: mnv2-112x32 2.5x faster than along
-#                 the rows, whose tap weights are broadcast one by one);
-#   wide planes   few channels: one ring per plane, vectors along the row (a 1080p RGB blur 3.8x
-#                 faster than packed).
+#   packed NCHW   narrow planes (output at most PACKED_WIDTH wide: too short for vectors along the
+#                 row): source rows transposed once each into a ring of pixels; the band's output
+#                 goes to the thread's scratch and is transposed back into the planes;
+#   wide planes   one ring per plane, several output rows per call with vectors along the rows,
+#                 each source vector loaded once for all of them (measured against packed, at any
+#                 channel count: mnv2-112x32 1.2x faster at batch 1, 1.3x at batch 16; a 1080p
+#                 RGB blur 3.8x).
 
 cdef enum:
     # Threads get about this many items each, so that uneven items still balance (more cost more:
@@ -25,8 +25,8 @@ cdef enum:
     # Packed NCHW blocks hold about this many elements per source row (channels x plane width, in
     # LANE_BLOCK to PACKED_CHANNELS channels): each channel's row is a stream of its own, and past
     # a few dozen streams from DRAM the prefetchers fall behind (measured at batch 16, 16 channels
-    # against 128: mnv2-112x32 and mnv2-56x144 1.3-1.5x faster, mnv2-28x192 at 32 channels 1.2x;
-    # the 7- and 14-pixel planes keep their 128 and 64).
+    # against 128: mnv2-56x144 1.3-1.5x faster, mnv2-28x192 at 32 channels 1.2x; the 7- and
+    # 14-pixel planes keep their 128 and 64).
     PACKED_ROW_LANES = 1024
 
 
@@ -118,7 +118,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         plan.block = round_up(ceil_div(C, plan.n_blocks), LANE_BLOCK) if plan.n_blocks > 1 else C
         plan.n_blocks = ceil_div(C, plan.block)
         plan.n_bands = max(1, min(ceil_div(wanted, plan.n_blocks), ceil_div(d.OH, 2)))  # bands of 2 rows or more
-    elif d.OW <= PACKED_WIDTH or C >= LANE_BLOCK:
+    elif d.OW <= PACKED_WIDTH:
         plan.kind = RING_PACKED
         block = min(PACKED_CHANNELS, max(LANE_BLOCK, PACKED_ROW_LANES // d.OW // LANE_BLOCK * LANE_BLOCK))
         plan.n_blocks = max(1, C // block)
@@ -135,9 +135,9 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     plan.max_block = max(plan.block, C - (plan.n_blocks - 1) * plan.block)
     plan.band_rows = ceil_div(d.OH, min(d.OH, plan.n_bands))
     plan.n_bands = ceil_div(d.OH, plan.band_rows)
-    # (an activation rereads the rows, and packed NCHW results go through the thread's scratch)
-    plan.streaming = (act == IDENTITY and plan.kind != RING_PACKED
-                      and d.N * d.OH * d.OW * d.C * d.M * sizeof(floating) > STREAMING_BYTES)
+    # (an activation rereads the rows; packed NCHW results stream from the thread's scratch into
+    # the planes)
+    plan.streaming = act == IDENTITY and d.N * d.OH * d.OW * d.C * d.M * sizeof(floating) > STREAMING_BYTES
     if plan.kind != RING_PACKED:
         return True
     plan.out_bytes = round_up(plan.band_rows * d.OW * plan.max_block * M * sizeof(floating), RING_ALIGN)

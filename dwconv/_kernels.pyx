@@ -64,9 +64,9 @@ cdef extern from "_microkernels.h" nogil:
                             Py_ssize_t g_pix, double *acc, Py_ssize_t acc_tap, Py_ssize_t ntap, Py_ssize_t npix,
                             Py_ssize_t nc)
     void dw_transpose_float(const float *src, Py_ssize_t src_b, float *dst, Py_ssize_t dst_a, Py_ssize_t na,
-                            Py_ssize_t nb)
+                            Py_ssize_t nb, bint streaming)
     void dw_transpose_double(const double *src, Py_ssize_t src_b, double *dst, Py_ssize_t dst_a, Py_ssize_t na,
-                             Py_ssize_t nb)
+                             Py_ssize_t nb, bint streaming)
     void dw_copy_float(float *dst, Py_ssize_t dst_pix, const float *src, Py_ssize_t src_pix, Py_ssize_t npix,
                        Py_ssize_t nc)
     void dw_copy_double(double *dst, Py_ssize_t dst_pix, const double *src, Py_ssize_t src_pix, Py_ssize_t npix,
@@ -340,11 +340,11 @@ cdef inline void dot_taps(const floating *src, Py_ssize_t src_pix, Py_ssize_t sr
 
 
 cdef inline void transpose(const floating *src, Py_ssize_t src_b, floating *dst, Py_ssize_t dst_a, Py_ssize_t na,
-                           Py_ssize_t nb) noexcept nogil:
+                           Py_ssize_t nb, bint streaming=False) noexcept nogil:
     if floating is float:
-        dw_transpose_float(src, src_b, dst, dst_a, na, nb)
+        dw_transpose_float(src, src_b, dst, dst_a, na, nb, streaming)
     else:
-        dw_transpose_double(src, src_b, dst, dst_a, na, nb)
+        dw_transpose_double(src, src_b, dst, dst_a, na, nb, streaming)
 
 
 # ----------------------------------------------------------------------------------------------

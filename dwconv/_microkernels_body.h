@@ -412,6 +412,36 @@ static void DW_FN(dot_taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_ta
         DW_FN(dot)(src + j * src_tap + c, src_pix, 1, g + c, g_pix, 1, acc + j * acc_tap + c, 1, npix, nc - c);
 }
 
+#define DW_STORE_FLOAT (DW_LANES * 4 == DW_VBYTES)
+/* An output store, streaming (past the caches) when `nt` and the address allows it: for results
+ * much larger than the caches, whose lines would otherwise be read in before being overwritten. */
+DW_INLINE void DW_FN(store_out)(DW_T *p, DW_VEC v, int nt)
+{
+#ifdef DW_X86
+    if (nt && (uintptr_t)p % sizeof v == 0) {
+#if DW_VBYTES == 64 && DW_STORE_FLOAT
+        _mm512_stream_ps(p, (__m512)v);
+#elif DW_VBYTES == 64
+        _mm512_stream_pd(p, (__m512d)v);
+#elif DW_VBYTES == 32 && DW_STORE_FLOAT
+        _mm256_stream_ps(p, (__m256)v);
+#elif DW_VBYTES == 32
+        _mm256_stream_pd(p, (__m256d)v);
+#elif DW_STORE_FLOAT
+        _mm_stream_ps(p, (__m128)v);
+#else
+        _mm_stream_pd(p, (__m128d)v);
+#endif
+        return;
+    }
+#else
+    (void)nt;
+#endif
+    DW_FN(store)(p, v);
+}
+
+#undef DW_STORE_FLOAT
+
 /* Lane lists for the register transpose: the stage of block size s maps vectors a, b (rows i and i + s
  * of a tile, i without bit s) to these lanes of a and b concatenated. */
 #ifndef DW_LANES_2
@@ -465,7 +495,8 @@ DW_INLINE void DW_FN(transpose_tile)(DW_VEC *v)
 /* dst[a*dst_a + b] = src[b*src_b + a] for a < na, b < nb: planes (NCHW) to channel-interleaved pixels
  * and back, for the NCHW packed path. Square tiles of a vector's lanes go through registers, the last
  * tile along each side overlapping the one before (a copy may write an element twice). */
-static void DW_FN(transpose)(const DW_T *src, ptrdiff_t src_b, DW_T *dst, ptrdiff_t dst_a, ptrdiff_t na, ptrdiff_t nb)
+static void DW_FN(transpose)(const DW_T *src, ptrdiff_t src_b, DW_T *dst, ptrdiff_t dst_a, ptrdiff_t na, ptrdiff_t nb,
+                             int nt)
 {
 #ifdef DW_TRANSPOSE_IN_REGISTERS
     if (na >= DW_VLEN && nb >= DW_VLEN) {
@@ -478,15 +509,18 @@ static void DW_FN(transpose)(const DW_T *src, ptrdiff_t src_b, DW_T *dst, ptrdif
                 for (int i = 0; i < DW_LANES; i++) v[i] = DW_FN(load)(src + (b + i) * src_b + a);
                 DW_FN(transpose_tile)(v);
                 DW_UNROLL
-                for (int i = 0; i < DW_LANES; i++) DW_FN(store)(dst + (a + i) * dst_a + b, v[i]);
+                for (int i = 0; i < DW_LANES; i++) DW_FN(store_out)(dst + (a + i) * dst_a + b, v[i], nt);
             }
         }
+#ifdef DW_X86
+        if (nt) _mm_sfence(); /* streamed results reach memory before any later store */
+#endif
         return;
     }
 #endif
 #ifdef DW_NARROWER
     if (na >= DW_VLEN / 2 && nb >= DW_VLEN / 2) {
-        DW_NARROWER_FN(transpose)(src, src_b, dst, dst_a, na, nb);
+        DW_NARROWER_FN(transpose)(src, src_b, dst, dst_a, na, nb, nt);
         return;
     }
 #endif

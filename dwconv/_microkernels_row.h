@@ -41,33 +41,6 @@ _Static_assert(DW_ROW_TILE <= DW_ROW_UNROLL_LIMIT, "the pixel loops must unroll 
 #define DW_ROW_UNROLL _Pragma("GCC unroll 64")
 #endif
 
-/* An output store, streaming (past the caches) when `nt` and the address allows it: for results
- * much larger than the caches, whose lines would otherwise be read in before being overwritten. */
-DW_INLINE void DW_FN(store_out)(DW_T *p, DW_VEC v, int nt)
-{
-#ifdef DW_X86
-    if (nt && (uintptr_t)p % sizeof v == 0) {
-#if DW_VBYTES == 64 && DW_ROW_FLOAT
-        _mm512_stream_ps(p, (__m512)v);
-#elif DW_VBYTES == 64
-        _mm512_stream_pd(p, (__m512d)v);
-#elif DW_VBYTES == 32 && DW_ROW_FLOAT
-        _mm256_stream_ps(p, (__m256)v);
-#elif DW_VBYTES == 32
-        _mm256_stream_pd(p, (__m256d)v);
-#elif DW_ROW_FLOAT
-        _mm_stream_ps(p, (__m128)v);
-#else
-        _mm_stream_pd(p, (__m128d)v);
-#endif
-        return;
-    }
-#else
-    (void)nt;
-#endif
-    DW_FN(store)(p, v);
-}
-
 /* channels, a kw x kw kernel and stride sw known at compile time, dilation 1: source pixel u of the
  * tile serves tap b of output pixel t when u = t*sw + b, so each source vector is loaded once per
  * kernel row. */

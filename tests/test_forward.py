@@ -918,8 +918,8 @@ def test_isa_levels(isa):
 
 
 # The forward's ring paths on every level: the dense tile of each square kernel up to 7x7 at
-# strides 1 and 2 and the general tile past them (NHWC, and NCHW planes of many channels or few
-# pixels, which are packed into the same pixels), vectors along wide NCHW planes of few channels
+# strides 1 and 2 and the general tile past them (NHWC, read in place or from full ring rows, and
+# narrow NCHW planes, which are packed into the same pixels), vectors along wide NCHW planes
 # (several output rows per call, the last call of a band overlapping, and planes of fewer rows),
 # the flat stream of a few channels; rows
 # of several tiles with an overlapping last one, lanes with an overlapping last vector; results
