@@ -35,6 +35,19 @@
 _Static_assert((DW_ROW_TILE - 1) * DW_ROW_MAX_STRIDE + DW_ROW_MAX_KW <= DW_ROW_UNROLL_LIMIT,
                "the dense tile's source loop must unroll completely");
 _Static_assert(DW_ROW_TILE <= DW_ROW_UNROLL_LIMIT, "the pixel loops must unroll completely");
+/* The (k, stride) of every dense tile, for X(k, s): the functions of the channel and plane-rows
+ * paths are compiled, and listed in their tables, from this one list. */
+_Static_assert(DW_ROW_MAX_KW == 7 && DW_ROW_MAX_STRIDE == 2, "DW_DENSE_SHAPES lists every dense tile");
+#define DW_DENSE_STRIDE(X, s) X(1, s) X(2, s) X(3, s) X(4, s) X(5, s) X(6, s) X(7, s)
+#define DW_DENSE_SHAPES(X) DW_DENSE_STRIDE(X, 1) DW_DENSE_STRIDE(X, 2)
+/* The table of those functions, fn##_k_s at [s - 1][k - 1]. */
+#define DW_DENSE_ENTRY(fn, k, s) DW_FN(fn##_##k##_##s),
+#define DW_DENSE_TABLE(fn) {{DW_DENSE_ENTRY(fn, 1, 1) DW_DENSE_ENTRY(fn, 2, 1) DW_DENSE_ENTRY(fn, 3, 1) \
+                              DW_DENSE_ENTRY(fn, 4, 1) DW_DENSE_ENTRY(fn, 5, 1) DW_DENSE_ENTRY(fn, 6, 1) \
+                              DW_DENSE_ENTRY(fn, 7, 1)},                                                \
+                             {DW_DENSE_ENTRY(fn, 1, 2) DW_DENSE_ENTRY(fn, 2, 2) DW_DENSE_ENTRY(fn, 3, 2) \
+                              DW_DENSE_ENTRY(fn, 4, 2) DW_DENSE_ENTRY(fn, 5, 2) DW_DENSE_ENTRY(fn, 6, 2) \
+                              DW_DENSE_ENTRY(fn, 7, 2)}}
 #if defined(__clang__)
 #define DW_ROW_UNROLL _Pragma("unroll")
 #else
@@ -149,10 +162,7 @@ typedef void (*DW_FN(row_channels_fn))(const DW_T *const *, ptrdiff_t, ptrdiff_t
     }
 DW_ROW_CHANNELS(0, 1)
 #if DW_ROW_DENSE_TILES
-DW_ROW_CHANNELS(1, 1) DW_ROW_CHANNELS(2, 1) DW_ROW_CHANNELS(3, 1) DW_ROW_CHANNELS(4, 1)
-DW_ROW_CHANNELS(5, 1) DW_ROW_CHANNELS(6, 1) DW_ROW_CHANNELS(7, 1)
-DW_ROW_CHANNELS(1, 2) DW_ROW_CHANNELS(2, 2) DW_ROW_CHANNELS(3, 2) DW_ROW_CHANNELS(4, 2)
-DW_ROW_CHANNELS(5, 2) DW_ROW_CHANNELS(6, 2) DW_ROW_CHANNELS(7, 2)
+DW_DENSE_SHAPES(DW_ROW_CHANNELS)
 #endif
 #undef DW_ROW_CHANNELS
 
@@ -160,12 +170,7 @@ DW_ROW_CHANNELS(5, 2) DW_ROW_CHANNELS(6, 2) DW_ROW_CHANNELS(7, 2)
 static DW_FN(row_channels_fn) DW_FN(row_channels_for)(ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sw, ptrdiff_t dw)
 {
 #if DW_ROW_DENSE_TILES
-    _Static_assert(DW_ROW_MAX_KW == 7 && DW_ROW_MAX_STRIDE == 2, "the table below lists every dense tile");
-    static const DW_FN(row_channels_fn) dense[2][7] = {
-        {DW_FN(row_channels_1_1), DW_FN(row_channels_2_1), DW_FN(row_channels_3_1), DW_FN(row_channels_4_1),
-         DW_FN(row_channels_5_1), DW_FN(row_channels_6_1), DW_FN(row_channels_7_1)},
-        {DW_FN(row_channels_1_2), DW_FN(row_channels_2_2), DW_FN(row_channels_3_2), DW_FN(row_channels_4_2),
-         DW_FN(row_channels_5_2), DW_FN(row_channels_6_2), DW_FN(row_channels_7_2)}};
+    static const DW_FN(row_channels_fn) dense[DW_ROW_MAX_STRIDE][DW_ROW_MAX_KW] = DW_DENSE_TABLE(row_channels);
     if (kh == kw && dw == 1 && kw <= DW_ROW_MAX_KW && sw <= DW_ROW_MAX_STRIDE) return dense[sw - 1][kw - 1];
 #else
     (void)kh, (void)kw, (void)sw, (void)dw;
@@ -299,10 +304,7 @@ typedef void (*DW_FN(plane_rows_fn))(const DW_T *const *, ptrdiff_t, const DW_T 
         DW_FN(plane_rows_dense)(rows, off, w, w_tap, bias, dst, dst_row, npix, nt, k, s);                \
     }
 #if DW_ROW_DENSE_TILES
-DW_PLANE_ROWS_DENSE(1, 1) DW_PLANE_ROWS_DENSE(2, 1) DW_PLANE_ROWS_DENSE(3, 1) DW_PLANE_ROWS_DENSE(4, 1)
-DW_PLANE_ROWS_DENSE(5, 1) DW_PLANE_ROWS_DENSE(6, 1) DW_PLANE_ROWS_DENSE(7, 1)
-DW_PLANE_ROWS_DENSE(1, 2) DW_PLANE_ROWS_DENSE(2, 2) DW_PLANE_ROWS_DENSE(3, 2) DW_PLANE_ROWS_DENSE(4, 2)
-DW_PLANE_ROWS_DENSE(5, 2) DW_PLANE_ROWS_DENSE(6, 2) DW_PLANE_ROWS_DENSE(7, 2)
+DW_DENSE_SHAPES(DW_PLANE_ROWS_DENSE)
 #endif
 #undef DW_PLANE_ROWS_DENSE
 
@@ -419,12 +421,7 @@ static void DW_FN(plane_rows)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t 
                               ptrdiff_t dst_row, ptrdiff_t npix, int nt)
 {
 #if DW_ROW_DENSE_TILES
-    _Static_assert(DW_ROW_MAX_KW == 7 && DW_ROW_MAX_STRIDE == 2, "the table below lists every dense tile");
-    static const DW_FN(plane_rows_fn) dense[2][7] = {
-        {DW_FN(plane_rows_1_1), DW_FN(plane_rows_2_1), DW_FN(plane_rows_3_1), DW_FN(plane_rows_4_1),
-         DW_FN(plane_rows_5_1), DW_FN(plane_rows_6_1), DW_FN(plane_rows_7_1)},
-        {DW_FN(plane_rows_1_2), DW_FN(plane_rows_2_2), DW_FN(plane_rows_3_2), DW_FN(plane_rows_4_2),
-         DW_FN(plane_rows_5_2), DW_FN(plane_rows_6_2), DW_FN(plane_rows_7_2)}};
+    static const DW_FN(plane_rows_fn) dense[DW_ROW_MAX_STRIDE][DW_ROW_MAX_KW] = DW_DENSE_TABLE(plane_rows);
     if (kh == kw && kw <= DW_ROW_MAX_KW && sh == sw && sw <= DW_ROW_MAX_STRIDE && dw == 1 && npix >= DW_VLEN) {
         dense[sw - 1][kw - 1](rows, off, w, w_tap, bias ? bias[0] : 0, dst, dst_row, npix, nt);
 #ifdef DW_X86
@@ -452,3 +449,7 @@ static void DW_FN(plane_rows)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t 
 #undef DW_ROW_UNROLL
 #undef DW_TILE_CASE
 #undef DW_TILE_CASES
+#undef DW_DENSE_STRIDE
+#undef DW_DENSE_SHAPES
+#undef DW_DENSE_ENTRY
+#undef DW_DENSE_TABLE
