@@ -28,6 +28,9 @@ cdef enum:
     # against 128: mnv2-56x144 1.3-1.5x faster, mnv2-28x192 at 32 channels 1.2x; the 7- and
     # 14-pixel planes keep their 128 and 64).
     PACKED_ROW_LANES = 1024
+    # NHWC rows read in place compute their edge pixels apart, in tiles of 1-3 pixels whose few
+    # sums wait on the FMA latency: rows narrower than this are copied whole instead.
+    IN_PLACE_MIN_WIDTH = 16
 
 
 cdef inline void plane_rows(const floating *const *rows, const Dims *d, const floating *w, Py_ssize_t w_tap,
@@ -107,7 +110,8 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     # In place only while x is in cache: from DRAM, the rings' sequential copies bring the rows in
     # faster than the micro-kernel's reads (measured at batch 16, in place 1.2-2x slower; at batch
     # 1, mnv2-112x96-s2 15% faster).
-    plan.in_place = d.nhwc and d.M == 1 and d.N * d.H * d.W * d.C * sizeof(floating) <= STREAMING_BYTES
+    plan.in_place = (d.nhwc and d.M == 1 and d.N * d.H * d.W * d.C * sizeof(floating) <= STREAMING_BYTES
+                     and d.OW >= IN_PLACE_MIN_WIDTH)
     wanted = 1 if n_threads == 1 else ceil_div(ITEMS_PER_THREAD * n_threads, d.N)  # items per image
     if d.nhwc:
         # Channel blocks first: unlike bands, they copy no source row twice.
