@@ -20,38 +20,53 @@
 #include <immintrin.h> /* streaming stores; the target regions below enable each level's */
 #endif
 
+/* A region of functions compiled for the target features `f` (a string), as one level needs. */
+#define DW_PRAGMA(x) _Pragma(#x)
 #if defined(__clang__)
-#define DW_TARGET_BEGIN_AVX2 _Pragma("clang attribute push(__attribute__((target(\"avx2,fma\"))), apply_to = function)")
-#define DW_TARGET_BEGIN_AVX512 _Pragma("clang attribute push(__attribute__((target(\"avx512f,avx2,fma\"))), apply_to = function)")
+#define DW_TARGET_BEGIN(f) DW_PRAGMA(clang attribute push(__attribute__((target(f))), apply_to = function))
 #define DW_TARGET_END _Pragma("clang attribute pop")
 #else
-#define DW_TARGET_BEGIN_AVX2 _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma\")")
-#define DW_TARGET_BEGIN_AVX512 _Pragma("GCC push_options") _Pragma("GCC target(\"avx512f,avx2,fma\")")
+#define DW_TARGET_BEGIN(f) _Pragma("GCC push_options") DW_PRAGMA(GCC target(f))
 #define DW_TARGET_END _Pragma("GCC pop_options")
+#endif
+#ifdef DW_X86
+/* Whether this CPU (and its OS, which the compiler's check includes) has `feature`. */
+#define DW_CPU_HAS(feature) (__builtin_cpu_init(), __builtin_cpu_supports(feature))
 #endif
 
 /* Output rows per call of the plane-rows micro-kernel, at every level (the forward's rings hold the
  * source rows of this many output rows of an NCHW plane). */
 #define DW_PLANE_ROWS 4
 
+/* The levels, from the most portable up. Each block names its level (DW_ISA), gives its vector
+ * width (DW_VBYTES) and the level below it (DW_NARROWER), compiles the micro-kernels for it inside
+ * its target region, and says whether a CPU runs it (dw_supported_<level>); a new level is one
+ * block here and one line in dw_isas below. */
+
+/* baseline: what the build targets (SSE2 on x86-64), 16-byte vectors. */
 #define DW_ISA baseline
 #define DW_VBYTES 16
 #include "_microkernels_level.h"
+static int dw_supported_baseline(void) { return 1; }
 
 #ifdef DW_X86
-DW_TARGET_BEGIN_AVX2
+/* AVX2 and FMA: 32-byte vectors, 16 registers. */
+DW_TARGET_BEGIN("avx2,fma")
 #define DW_ISA avx2
 #define DW_VBYTES 32
 #define DW_NARROWER baseline
 #include "_microkernels_level.h"
 DW_TARGET_END
+static int dw_supported_avx2(void) { return DW_CPU_HAS("avx2") && DW_CPU_HAS("fma"); }
 
-DW_TARGET_BEGIN_AVX512
+/* AVX-512 F: 64-byte vectors, 32 registers. */
+DW_TARGET_BEGIN("avx512f,avx2,fma")
 #define DW_ISA avx512
 #define DW_VBYTES 64
 #define DW_NARROWER avx2
 #include "_microkernels_level.h"
 DW_TARGET_END
+static int dw_supported_avx512(void) { return dw_supported_avx2() && DW_CPU_HAS("avx512f"); }
 #endif
 
 typedef void (*dw_taps_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *,
@@ -90,6 +105,7 @@ typedef void (*dw_transpose_f64_fn)(const double *, ptrdiff_t, double *, ptrdiff
 
 typedef struct {
     const char *name;
+    int (*supported)(void);
     dw_taps_f32_fn taps_f32;
     dw_taps_f64_fn taps_f64;
     dw_dot_f32_fn dot_f32;
@@ -107,11 +123,11 @@ typedef struct {
 } dw_isa;
 
 #define DW_ISA_ENTRY(isa)                                                                                \
-    {#isa, taps_##isa##_f32, taps_##isa##_f64, dot_##isa##_f32, dot_##isa##_f64, dot_taps_##isa##_f32,       \
-     dot_taps_##isa##_f64, transpose_##isa##_f32, transpose_##isa##_f64, row_##isa##_f32, row_##isa##_f64, \
-     plane_rows_##isa##_f32, plane_rows_##isa##_f64, copy_##isa##_f32, copy_##isa##_f64}
+    {#isa, dw_supported_##isa, taps_##isa##_f32, taps_##isa##_f64, dot_##isa##_f32, dot_##isa##_f64,       \
+     dot_taps_##isa##_f32, dot_taps_##isa##_f64, transpose_##isa##_f32, transpose_##isa##_f64,            \
+     row_##isa##_f32, row_##isa##_f64, plane_rows_##isa##_f32, plane_rows_##isa##_f64, copy_##isa##_f32,  \
+     copy_##isa##_f64}
 
-/* Levels from the most portable up. */
 static const dw_isa dw_isas[] = {
     DW_ISA_ENTRY(baseline),
 #ifdef DW_X86
@@ -122,16 +138,7 @@ static const dw_isa dw_isas[] = {
 static const int dw_isa_count = (int)(sizeof dw_isas / sizeof dw_isas[0]);
 static const dw_isa *dw_active = &dw_isas[0];
 
-/* Whether this CPU (and its OS, which the compiler's check includes) runs level i. */
-static int dw_isa_supported(int i)
-{
-#ifdef DW_X86
-    __builtin_cpu_init();
-    if (i == 1) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (i == 2) return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#endif
-    return i == 0;
-}
+static int dw_isa_supported(int i) { return dw_isas[i].supported(); }
 
 static void dw_set_isa(int i) { dw_active = &dw_isas[i]; }
 
