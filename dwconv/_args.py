@@ -26,6 +26,7 @@ _FLOATS = (_FLOAT16, _FLOAT32, _FLOAT64)
 # Integer images are computed in float32 (every uint16/int16 value is exact there; int32 rounds
 # beyond 2**24, as it would in any float32 framework).
 _INTEGERS = tuple(np.dtype(t) for t in (np.uint8, np.uint16, np.int16, np.int32))
+_ACCEPTED = frozenset(_FLOATS + _INTEGERS)  # in native byte order
 
 
 def _physical_memory():
@@ -237,7 +238,8 @@ def as_array(value, name):
             value = np.asarray(value)
         except ValueError as exc:
             raise ValueError(f"`{name}` must be a rectangular array; got a ragged sequence ({exc})") from None
-    if value.dtype.newbyteorder("=") not in _FLOATS + _INTEGERS:
+    dtype = value.dtype
+    if dtype not in _ACCEPTED and dtype.newbyteorder("=") not in _ACCEPTED:
         raise TypeError(f"`{name}` has dtype {value.dtype}; dwconv takes float16, float32, float64 or "
                         "integer images (uint8, uint16, int16, int32)")
     return value
