@@ -5,8 +5,9 @@
 # Three plans, by layout and plane width:
 #   NHWC          rings of pixels; the output row is written in place;
 #   packed NCHW   narrow planes (output at most PACKED_WIDTH wide: too short for vectors along the
-#                 row): source rows transposed once each into a ring of pixels; the band's output
-#                 goes to the thread's scratch and is transposed back into the planes;
+#                 row) unless x is large and the kernel small: source rows transposed once each
+#                 into a ring of pixels; the band's output goes to the thread's scratch and is
+#                 transposed back into the planes;
 #   wide planes   one ring per plane, several output rows per call with vectors along the rows,
 #                 each source vector loaded once for all of them (measured against packed, at any
 #                 channel count: mnv2-112x32 1.2x faster at batch 1, 1.3x at batch 16; a 1080p
@@ -28,6 +29,15 @@ cdef enum:
     # against 128: mnv2-56x144 1.3-1.5x faster, mnv2-28x192 at 32 channels 1.2x; the 7- and
     # 14-pixel planes keep their 128 and 64).
     PACKED_ROW_LANES = 1024
+    # Narrow planes take the plane path too when x is larger than LARGE_PLANES_BYTES (beyond the
+    # cores' L2 caches: the packed path's transposes then wait on a stream per channel), at stride 1,
+    # kernels up to LARGE_PLANES_MAX_KW wide and planes at least LARGE_PLANES_MIN_WIDTH wide
+    # (measured at batch 16: mnv2-56x144 and mnv2-28x192 1.3-1.4x faster, effnet-28x240-k5 1.14x;
+    # 14-pixel planes, stride 2 and 7x7 kernels 1.2-1.5x slower; at batch 1, in cache, the packed
+    # path is 1.6-2x faster).
+    LARGE_PLANES_BYTES = 4 << 20
+    LARGE_PLANES_MAX_KW = 5
+    LARGE_PLANES_MIN_WIDTH = 16
     # NHWC rows read in place compute their edge pixels apart, in tiles of 1-3 pixels whose few
     # sums wait on the FMA latency: rows narrower than this are copied whole instead.
     IN_PLACE_MIN_WIDTH = 16
@@ -122,7 +132,9 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         plan.block = round_up(ceil_div(C, plan.n_blocks), LANE_BLOCK) if plan.n_blocks > 1 else C
         plan.n_blocks = ceil_div(C, plan.block)
         plan.n_bands = max(1, min(ceil_div(wanted, plan.n_blocks), ceil_div(d.OH, 2)))  # bands of 2 rows or more
-    elif d.OW <= PACKED_WIDTH:
+    elif d.OW <= PACKED_WIDTH and not (d.N * d.C * d.H * d.W * sizeof(floating) > LARGE_PLANES_BYTES and d.sh == 1
+                                        and d.sw == 1 and d.kw <= LARGE_PLANES_MAX_KW
+                                        and d.OW >= LARGE_PLANES_MIN_WIDTH):
         plan.kind = RING_PACKED
         block = min(PACKED_CHANNELS, max(LANE_BLOCK, PACKED_ROW_LANES // d.OW // LANE_BLOCK * LANE_BLOCK))
         plan.n_blocks = max(1, C // block)

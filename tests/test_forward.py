@@ -293,8 +293,10 @@ def run_width_case(W, data_format, **kwargs):
 
 
 # NCHW outputs up to 64 columns wide take a packed path (blocks of 128 channels, bands of rows),
-# wider ones the path along rows: every stride and dilation on both sides of that width, with a
-# channel block and its remainder, multipliers, and rows enough for several bands.
+# wider ones the path along rows, and so do outputs 16 to 64 wide of an x over 4 MiB at stride 1
+# (the second case, 6 MiB, at strides 1; its other strides and the first case stay packed): every
+# stride and dilation on both sides of that width, with a channel block and its remainder,
+# multipliers, and rows enough for several bands.
 PLANES = [(9, 300, 1), (64, 300, 2), (200, 70, 2)]  # (W, C, M)
 
 
