@@ -3,7 +3,8 @@
 Design: for every shape of the suite the same float32 data goes to dwconv (NHWC and NCHW) and to
 each installed peer (PyTorch NCHW and channels_last, ONNX Runtime NCHW, TensorFlow NHWC), every
 one given the same number of threads.  The contestants of a shape are timed round-robin: one timed
-batch of repetitions each per round, several rounds, median of the per-call times.  Noise from
+batch of repetitions each per round, in an order rotated from round to round, several rounds,
+median of the per-call times.  Noise from
 the shared machine then hits everyone alike, so the *ratios* printed are trustworthy even when
 absolute times drift between runs.  Before timing, every contestant's result is compared with
 dwconv's, so a table never compares different computations.
@@ -472,14 +473,24 @@ def _repetitions(run, batch_seconds):
         reps *= 4
 
 
+def _round_order(contestants, r):
+    """Round r's order: the list rotated by r.  Whoever goes first after the others' batches meets
+    whatever they leave behind (measured: dwconv NHWC, always first, ran 3x slower in about half
+    the runs of one shape with TensorFlow and ONNX Runtime loaded, and at its own speed alone);
+    rotated, that falls on each contestant in a few rounds, which the median leaves out."""
+    k = r % len(contestants)
+    return contestants[k:] + contestants[:k]
+
+
 def _time_round_robin(contestants, rounds, batch_seconds):
-    """Per-call seconds of every round, by label; contestants alternate within each round."""
+    """Per-call seconds of every round, by label; contestants alternate within each round, in an
+    order rotated from round to round."""
     reps, samples = {}, {c.label: [] for c in contestants}
     for c in contestants:
         reps[c.label] = _repetitions(c.run, batch_seconds)
         time.sleep(c.spin_down)
-    for _ in range(rounds):
-        for c in contestants:
+    for r in range(rounds):
+        for c in _round_order(contestants, r):
             samples[c.label].append(_time_batch(c.run, reps[c.label]))
             time.sleep(c.spin_down)
     return samples, reps

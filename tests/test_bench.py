@@ -135,3 +135,20 @@ def test_one_thread_limits_are_the_per_core_figures(monkeypatch):
     limits = bench.machine_limits(1, 0.02)
     check_limits(limits, 1)
     assert limits["dram_copy_bytes"] == 4 << 20
+
+
+def test_round_robin_rotates_who_goes_first():
+    """Each contestant opens as many rounds as every other, and every round times each of them
+    once: the one that goes first after the others' batches meets what they leave behind."""
+    calls = []
+    contestants = [bench.Contestant(label, lambda label=label: calls.append(label), None, spin_down=0)
+                   for label in "abc"]
+    samples, reps = bench._time_round_robin(contestants, rounds=6, batch_seconds=1e-4)
+    assert {label: len(times) for label, times in samples.items()} == {"a": 6, "b": 6, "c": 6}
+    timed = calls[len(calls) - sum(6 * reps[label] for label in "abc"):]  # after the repetition estimates
+    rounds, start = [], 0
+    for _ in range(6):
+        first = timed[start]
+        rounds.append(first)
+        start += sum(reps[label] for label in "abc")
+    assert sorted(rounds) == ["a", "a", "b", "b", "c", "c"]
