@@ -474,10 +474,9 @@ def _repetitions(run, batch_seconds):
 
 
 def _round_order(contestants, r):
-    """Round r's order: the list rotated by r.  Whoever goes first after the others' batches meets
-    whatever they leave behind (measured: dwconv NHWC, always first, ran 3x slower in about half
-    the runs of one shape with TensorFlow and ONNX Runtime loaded, and at its own speed alone);
-    rotated, that falls on each contestant in a few rounds, which the median leaves out."""
+    """Round r's order: the list rotated by r, so that whatever one contestant's batch leaves behind
+    for the next falls on each of them in turn, in a few rounds the median leaves out, rather than
+    on the same one in every round."""
     k = r % len(contestants)
     return contestants[k:] + contestants[:k]
 
@@ -486,6 +485,10 @@ def _time_round_robin(contestants, rounds, batch_seconds):
     """Per-call seconds of every round, by label; contestants alternate within each round, in an
     order rotated from round to round."""
     reps, samples = {}, {c.label: [] for c in contestants}
+    # The cross-check has just run every contestant: let their threads stop spinning first, or the
+    # first estimate meets them (measured: a 0.3 ms dwconv call estimated at ~10 ms, so 3 calls per
+    # batch, each batch then timing mostly the wake-up after the pause: 0.6-4.4 ms per call).
+    time.sleep(max(c.spin_down for c in contestants))
     for c in contestants:
         reps[c.label] = _repetitions(c.run, batch_seconds)
         time.sleep(c.spin_down)

@@ -152,3 +152,16 @@ def test_round_robin_rotates_who_goes_first():
         rounds.append(first)
         start += sum(reps[label] for label in "abc")
     assert sorted(rounds) == ["a", "a", "b", "b", "c", "c"]
+
+
+def test_round_robin_waits_for_spinning_threads_before_estimating(monkeypatch):
+    """The cross-check has just run every contestant: the repetition estimates start only after
+    the longest spin-down, or the first one meets the others' spinning threads."""
+    events = []
+    monkeypatch.setattr(bench.time, "sleep", lambda seconds: events.append(("sleep", seconds)))
+    contestants = [bench.Contestant(label, lambda label=label: events.append(("run", label)), None,
+                                    spin_down=spin_down)
+                   for label, spin_down in (("a", 0.02), ("b", 0.15), ("c", 0.02))]
+    bench._time_round_robin(contestants, rounds=1, batch_seconds=1e-4)
+    assert events[0] == ("sleep", 0.15)
+    assert events[1] == ("run", "a")
