@@ -240,7 +240,7 @@ def as_array(value, name):
             raise ValueError(f"`{name}` must be a rectangular array; got a ragged sequence ({exc})") from None
     dtype = value.dtype
     if dtype not in _ACCEPTED and dtype.newbyteorder("=") not in _ACCEPTED:
-        raise TypeError(f"`{name}` has dtype {value.dtype}; dwconv takes float16, float32, float64 or "
+        raise TypeError(f"`{name}` has dtype {dtype}; dwconv takes float16, float32, float64 or "
                         "integer images (uint8, uint16, int16, int32)")
     return value
 

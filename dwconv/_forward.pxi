@@ -112,6 +112,9 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     out of memory. Each image gets enough items for the threads to share (rows first: a band shares
     its ring's rows; channel blocks where rows run short or the ring would leave L2)."""
     cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, n_taps = d.kh * d.kw, wanted, max_blocks, ring_bytes, block
+    cdef Py_ssize_t x_bytes = d.N * d.H * d.W * d.C * sizeof(floating)
+    cdef bint large_planes = (x_bytes > LARGE_PLANES_BYTES and d.sh == 1 and d.sw == 1
+                              and d.kw <= LARGE_PLANES_MAX_KW and d.OW >= LARGE_PLANES_MIN_WIDTH)
     cdef floating *w_mc
     plan.scratch = NULL
     plan.w_mc, plan.bias_mc = w, bias
@@ -120,8 +123,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     # In place only while x is in cache: from DRAM, the rings' sequential copies bring the rows in
     # faster than the micro-kernel's reads (measured at batch 16, in place 1.2-2x slower; at batch
     # 1, mnv2-112x96-s2 15% faster).
-    plan.in_place = (d.nhwc and d.M == 1 and d.N * d.H * d.W * d.C * sizeof(floating) <= STREAMING_BYTES
-                     and d.OW >= IN_PLACE_MIN_WIDTH)
+    plan.in_place = d.nhwc and d.M == 1 and x_bytes <= STREAMING_BYTES and d.OW >= IN_PLACE_MIN_WIDTH
     wanted = 1 if n_threads == 1 else ceil_div(ITEMS_PER_THREAD * n_threads, d.N)  # items per image
     if d.nhwc:
         # Channel blocks first: unlike bands, they copy no source row twice.
@@ -132,9 +134,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         plan.block = round_up(ceil_div(C, plan.n_blocks), LANE_BLOCK) if plan.n_blocks > 1 else C
         plan.n_blocks = ceil_div(C, plan.block)
         plan.n_bands = max(1, min(ceil_div(wanted, plan.n_blocks), ceil_div(d.OH, 2)))  # bands of 2 rows or more
-    elif d.OW <= PACKED_WIDTH and not (d.N * d.C * d.H * d.W * sizeof(floating) > LARGE_PLANES_BYTES and d.sh == 1
-                                        and d.sw == 1 and d.kw <= LARGE_PLANES_MAX_KW
-                                        and d.OW >= LARGE_PLANES_MIN_WIDTH):
+    elif d.OW <= PACKED_WIDTH and not large_planes:
         plan.kind = RING_PACKED
         block = min(PACKED_CHANNELS, max(LANE_BLOCK, PACKED_ROW_LANES // d.OW // LANE_BLOCK * LANE_BLOCK))
         plan.n_blocks = max(1, C // block)

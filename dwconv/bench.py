@@ -4,9 +4,8 @@ Design: for every shape of the suite the same float32 data goes to dwconv (NHWC 
 each installed peer (PyTorch NCHW and channels_last, ONNX Runtime NCHW, TensorFlow NHWC), every
 one given the same number of threads.  The contestants of a shape are timed round-robin: one timed
 batch of repetitions each per round, in an order rotated from round to round, several rounds,
-median of the per-call times.  Noise from
-the shared machine then hits everyone alike, so the *ratios* printed are trustworthy even when
-absolute times drift between runs.  Before timing, every contestant's result is compared with
+median of the per-call times.  Noise from the shared machine then hits everyone alike, so the
+*ratios* printed are trustworthy even when absolute times drift between runs.  Before timing, every contestant's result is compared with
 dwconv's, so a table never compares different computations.
 
 Peers are imported lazily and only when installed; a missing or broken peer is reported in the

@@ -145,13 +145,10 @@ def test_round_robin_rotates_who_goes_first():
                    for label in "abc"]
     samples, reps = bench._time_round_robin(contestants, rounds=6, batch_seconds=1e-4)
     assert {label: len(times) for label, times in samples.items()} == {"a": 6, "b": 6, "c": 6}
-    timed = calls[len(calls) - sum(6 * reps[label] for label in "abc"):]  # after the repetition estimates
-    rounds, start = [], 0
-    for _ in range(6):
-        first = timed[start]
-        rounds.append(first)
-        start += sum(reps[label] for label in "abc")
-    assert sorted(rounds) == ["a", "a", "b", "b", "c", "c"]
+    per_round = sum(reps.values())
+    timed = calls[len(calls) - 6 * per_round:]  # after the repetition estimates
+    firsts = [timed[r * per_round] for r in range(6)]
+    assert sorted(firsts) == ["a", "a", "b", "b", "c", "c"]
 
 
 def test_round_robin_waits_for_spinning_threads_before_estimating(monkeypatch):

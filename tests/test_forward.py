@@ -920,7 +920,8 @@ def test_isa_levels(isa):
 
 
 # The forward's ring paths on every level: the dense tile of each square kernel up to 7x7 at
-# strides 1 and 2 and the general tile past them (NHWC, read in place or from full ring rows, and
+# strides 1 and 2 and the general tile past them (NHWC, read in place (rows of 16 output pixels or
+# more, at both strides in the second case) or from full ring rows, and
 # narrow NCHW planes, which are packed into the same pixels), vectors along wide NCHW planes
 # (several output rows per call, the last call of a band overlapping, and planes of fewer rows),
 # the flat stream of a few channels; rows
@@ -928,6 +929,7 @@ def test_isa_levels(isa):
 # stored plainly and with streaming stores (forced on for these small results).
 RING_CASES = [  # (data_format, H, W, C, M)
     ("NHWC", 9, 29, 19, 1),
+    ("NHWC", 7, 35, 19, 1),
     ("NHWC", 6, 11, 5, 2),
     ("NCHW", 7, 23, 19, 1),
     ("NCHW", 5, 70, 19, 1),
