@@ -4,14 +4,12 @@
 # source rows of the band as it goes down it, and computes each output row in one micro-kernel call.
 # Three plans, by layout and plane width:
 #   NHWC          rings of pixels; the output row is written in place;
-#   packed NCHW   narrow planes (output at most PACKED_WIDTH wide: too short for vectors along the
-#                 row) unless x is large and the kernel small: source rows transposed once each
-#                 into a ring of pixels; the band's output goes to the thread's scratch and is
-#                 transposed back into the planes;
+#   packed NCHW   planes up to PACKED_FORWARD_WIDTH wide with a vector's worth of channels: source
+#                 rows transposed once each into a ring of pixels; the band's output goes to the
+#                 thread's scratch and is transposed back into the planes;
 #   wide planes   one ring per plane, several output rows per call with vectors along the rows,
-#                 each source vector loaded once for all of them (measured against packed, at any
-#                 channel count: mnv2-112x32 1.2x faster at batch 1, 1.3x at batch 16; a 1080p
-#                 RGB blur 3.8x).
+#                 each source vector loaded once for all of them (wider planes and few channels:
+#                 a 1080p RGB blur 5x faster than packed).
 
 cdef enum:
     # Threads get about this many items each, so that uneven items still balance (more cost more:
@@ -29,15 +27,12 @@ cdef enum:
     # against 128: mnv2-56x144 1.3-1.5x faster, mnv2-28x192 at 32 channels 1.2x; the 7- and
     # 14-pixel planes keep their 128 and 64).
     PACKED_ROW_LANES = 1024
-    # Narrow planes take the plane path too when x is larger than LARGE_PLANES_BYTES (beyond the
-    # cores' L2 caches: the packed path's transposes then wait on a stream per channel), at stride 1,
-    # kernels up to LARGE_PLANES_MAX_KW wide and planes at least LARGE_PLANES_MIN_WIDTH wide
-    # (measured at batch 16: mnv2-56x144 and mnv2-28x192 1.3-1.4x faster, effnet-28x240-k5 1.14x;
-    # 14-pixel planes, stride 2 and 7x7 kernels 1.2-1.5x slower; at batch 1, in cache, the packed
-    # path is 1.6-2x faster).
-    LARGE_PLANES_BYTES = 4 << 20
-    LARGE_PLANES_MAX_KW = 5
-    LARGE_PLANES_MIN_WIDTH = 16
+    # NCHW outputs at most this wide take the packed path when they have LANE_BLOCK channels or more,
+    # or are too narrow for a plane vector (measured on 2 cores of an AVX-512 Xeon, batch 1 and 16:
+    # packed 1.1-4x faster on every suite shape, mnv2-112x32 included; the plane path 1.1-1.5x
+    # faster on 224-pixel planes and on fewer than 16 channels, 5x on a 3-channel image).
+    PACKED_FORWARD_WIDTH = 128
+    PLANE_MIN_WIDTH = 16
     # NHWC rows read in place compute their edge pixels apart, in tiles of 1-3 pixels whose few
     # sums wait on the FMA latency: rows narrower than this are copied whole instead.
     IN_PLACE_MIN_WIDTH = 16
@@ -63,15 +58,17 @@ cdef inline void row(const floating *const *rows, Py_ssize_t off, Py_ssize_t src
 
 
 def _last_level_cache_bytes():
-    """The size of the CPU's last-level cache (glibc's sysconf; 32 MiB where it does not say)."""
-    for name in ("SC_LEVEL3_CACHE_SIZE", "SC_LEVEL2_CACHE_SIZE"):
+    """The size of the CPU's last-level cache, as Linux lists its caches (32 MiB where it does not
+    say: Python's os.sysconf knows no cache names)."""
+    sizes = {}
+    for index in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*"):
         try:
-            size = os.sysconf(name)
-        except (ValueError, OSError):
+            with open(os.path.join(index, "level")) as level, open(os.path.join(index, "size")) as size:
+                text = size.read().strip()
+                sizes[int(level.read())] = int(text.rstrip("KMG")) << {"K": 10, "M": 20, "G": 30}.get(text[-1:], 0)
+        except (OSError, ValueError):
             continue
-        if size > 0:
-            return size
-    return 32 << 20
+    return sizes[max(sizes)] if sizes else 32 << 20
 
 
 # Results larger than this are written with streaming stores: larger than half the last-level
@@ -112,18 +109,15 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     out of memory. Each image gets enough items for the threads to share (rows first: a band shares
     its ring's rows; channel blocks where rows run short or the ring would leave L2)."""
     cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, n_taps = d.kh * d.kw, wanted, max_blocks, ring_bytes, block
-    cdef Py_ssize_t x_bytes = d.N * d.H * d.W * d.C * sizeof(floating)
-    cdef bint large_planes = (x_bytes > LARGE_PLANES_BYTES and d.sh == 1 and d.sw == 1
-                              and d.kw <= LARGE_PLANES_MAX_KW and d.OW >= LARGE_PLANES_MIN_WIDTH)
     cdef floating *w_mc
     plan.scratch = NULL
     plan.w_mc, plan.bias_mc = w, bias
     plan.out_bytes = 0
     plan.out_rows = 1
-    # In place only while x is in cache: from DRAM, the rings' sequential copies bring the rows in
-    # faster than the micro-kernel's reads (measured at batch 16, in place 1.2-2x slower; at batch
-    # 1, mnv2-112x96-s2 15% faster).
-    plan.in_place = d.nhwc and d.M == 1 and x_bytes <= STREAMING_BYTES and d.OW >= IN_PLACE_MIN_WIDTH
+    # In place only at strides over 1, where the ring would copy several source pixels per output
+    # pixel (measured on 2 cores of an AVX-512 Xeon: mnv2-112x96-s2 1.13x faster at batch 16, 1.2x
+    # at batch 1; at stride 1 the aligned ring rows win, 5x5 and 7x7 kernels by 1.15-1.2x).
+    plan.in_place = d.nhwc and d.M == 1 and d.sw > 1 and d.OW >= IN_PLACE_MIN_WIDTH
     wanted = 1 if n_threads == 1 else ceil_div(ITEMS_PER_THREAD * n_threads, d.N)  # items per image
     if d.nhwc:
         # Channel blocks first: unlike bands, they copy no source row twice.
@@ -134,7 +128,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         plan.block = round_up(ceil_div(C, plan.n_blocks), LANE_BLOCK) if plan.n_blocks > 1 else C
         plan.n_blocks = ceil_div(C, plan.block)
         plan.n_bands = max(1, min(ceil_div(wanted, plan.n_blocks), ceil_div(d.OH, 2)))  # bands of 2 rows or more
-    elif d.OW <= PACKED_WIDTH and not large_planes:
+    elif d.OW <= PACKED_FORWARD_WIDTH and (d.C >= LANE_BLOCK or d.OW < PLANE_MIN_WIDTH):
         plan.kind = RING_PACKED
         block = min(PACKED_CHANNELS, max(LANE_BLOCK, PACKED_ROW_LANES // d.OW // LANE_BLOCK * LANE_BLOCK))
         plan.n_blocks = max(1, C // block)

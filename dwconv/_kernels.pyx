@@ -16,6 +16,7 @@ The input gradient is a gather ("each input pixel sums weighted output-gradient 
 valid taps"). The filter gradient is a reduction, computed in fixed chunks and combined in a fixed
 order so that its result does not depend on the number of threads.
 """
+import glob
 import os
 
 from cpython.buffer cimport PyBUF_STRIDED_RO, PyBuffer_Release, PyObject_GetBuffer

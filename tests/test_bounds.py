@@ -38,8 +38,8 @@ print("no abort")
 """
 
 
-# NCHW planes 7 wide take the packed path (planes transposed into scratch), 70 wide the plain one
-@pytest.mark.parametrize("fmt, width", [("NHWC", 7), ("NCHW", 7), ("NCHW", 70)])
+# NCHW planes 7 wide take the packed path (planes transposed into scratch), 140 wide the plain one
+@pytest.mark.parametrize("fmt, width", [("NHWC", 7), ("NCHW", 7), ("NCHW", 140)])
 @pytest.mark.parametrize("short", ["x", "y", "dy"])
 def test_overrun_aborts(fmt, width, short):
     run = fresh_python(OVERRUN, fmt, str(width), short, timeout=120)

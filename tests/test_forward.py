@@ -292,12 +292,11 @@ def run_width_case(W, data_format, **kwargs):
         assert_conv_close(got, x, w, (s, s), pad, data_format, (1, 2))
 
 
-# NCHW outputs up to 64 columns wide take a packed path (blocks of 128 channels, bands of rows),
-# wider ones the path along rows, and so do outputs 16 to 64 wide of an x over 4 MiB at stride 1
-# (the second case, 6 MiB, at strides 1; its other strides and the first case stay packed): every
-# stride and dilation on both sides of that width, with a channel block and its remainder,
-# multipliers, and rows enough for several bands.
-PLANES = [(9, 300, 1), (64, 300, 2), (200, 70, 2)]  # (W, C, M)
+# NCHW outputs up to 128 columns wide with 16 channels or more take a packed path (blocks of
+# channels, bands of rows), and so do narrower ones than 16 with fewer channels; the others the path
+# along rows: every stride and dilation on both sides of those limits (140 columns: 70 at stride 2),
+# with a channel block and its remainder, multipliers, and rows enough for several bands.
+PLANES = [(9, 300, 1), (64, 300, 2), (140, 70, 2), (9, 5, 1), (40, 7, 2)]  # (W, C, M)
 
 
 @pytest.mark.parametrize("W, C, M", PLANES)
@@ -920,9 +919,9 @@ def test_isa_levels(isa):
 
 
 # The forward's ring paths on every level: the dense tile of each square kernel up to 7x7 at
-# strides 1 and 2 and the general tile past them (NHWC, read in place (rows of 16 output pixels or
-# more, at both strides in the second case) or from full ring rows, and
-# narrow NCHW planes, which are packed into the same pixels), vectors along wide NCHW planes
+# strides 1 and 2 and the general tile past them (NHWC, read in place (at stride 2, rows of 16
+# output pixels or more: the second case) or from full ring rows, and
+# NCHW planes of 16 channels or more, which are packed into the same pixels), vectors along wide NCHW planes
 # (several output rows per call, the last call of a band overlapping, and planes of fewer rows),
 # the flat stream of a few channels; rows
 # of several tiles with an overlapping last one, lanes with an overlapping last vector; results
@@ -932,7 +931,7 @@ RING_CASES = [  # (data_format, H, W, C, M)
     ("NHWC", 7, 35, 19, 1),
     ("NHWC", 6, 11, 5, 2),
     ("NCHW", 7, 23, 19, 1),
-    ("NCHW", 5, 70, 19, 1),
+    ("NCHW", 5, 140, 19, 1),
     ("NCHW", 5, 70, 2, 2),
     ("NHWC", 5, 40, 3, 1),
 ]
