@@ -27,6 +27,10 @@ cdef enum:
     # against 128: mnv2-56x144 1.3-1.5x faster, mnv2-28x192 at 32 channels 1.2x; the 7- and
     # 14-pixel planes keep their 128 and 64).
     PACKED_ROW_LANES = 1024
+    # Packed NCHW bands hold about this many output pixels: each band transposes kh - 1 source rows
+    # again, and its scratch (this many pixels of 16 to 128 lanes) stays in L2 (measured against
+    # the backward's 512: 1.1-1.45x faster on the suite's 28- to 112-pixel planes; 4096 no faster).
+    PACKED_BAND_PIXELS = 2048
     # NCHW outputs at most this wide take the packed path when they have LANE_BLOCK channels or more,
     # or are too narrow for a plane vector (measured on 2 cores of an AVX-512 Xeon, batch 1 and 16:
     # packed 1.1-4x faster on every suite shape, mnv2-112x32 included; the plane path 1.1-1.5x
@@ -133,7 +137,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         block = min(PACKED_CHANNELS, max(LANE_BLOCK, PACKED_ROW_LANES // d.OW // LANE_BLOCK * LANE_BLOCK))
         plan.n_blocks = max(1, C // block)
         plan.block = block if plan.n_blocks > 1 else C
-        plan.n_bands = max(ceil_div(wanted, plan.n_blocks), ceil_div(d.OH * d.OW, PACKED_PIXELS))
+        plan.n_bands = max(ceil_div(wanted, plan.n_blocks), ceil_div(d.OH * d.OW, PACKED_BAND_PIXELS))
     else:
         plan.kind = RING_PLANE
         plan.n_blocks = ceil_div(C, PLANE_BLOCK)

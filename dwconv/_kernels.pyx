@@ -128,9 +128,9 @@ cdef enum:
     PACKED_CHANNELS = 128
     PACKED_PIXELS = 512
     # Below this many multiply-adds a call runs on one thread: waking a second one costs more.
-    # (Measured on 2 Zen 3 vCPUs: mnv2-7x960 at batch 1, 0.42 M, 0.038 ms on one thread and 0.050
-    # on two; mnv2-14x576, 1 M, 0.067 and 0.045.)
-    SERIAL_WORK = 1 << 19
+    # (Measured on 2 cores of an AVX-512 Xeon, 3x3 kernels with x out of cache: 0.17 M, 24 us on
+    # one thread and 26 on two; 0.34 M, 34 and 33; mnv2-7x960 at batch 1, 0.42 M, 44 and 34.)
+    SERIAL_WORK = 1 << 18
 
 # padding modes, in the order of dwconv._names.PADDING_MODES
 cdef enum:
