@@ -187,6 +187,27 @@ static void dw_bounds_span(const char *what, const void *begin, ptrdiff_t nbytes
         DW_CHECK("plane_rows: dst", dst, T, 1, DW_PLANE_ROWS, npix, dst_row, 1);                         \
         dw_active->plane_rows_##sfx(rows, off, kh, kw, sh, sw, dw, w, w_tap, bias, dst, dst_row, npix, nt);      \
     }                                                                                                    \
+    static void dw_checked_flat_##sfx(const T *src, ptrdiff_t src_plane, const ptrdiff_t *off,                \
+                                      const unsigned char *masks, ptrdiff_t mask_row, ptrdiff_t ntaps, const T *w, \
+                                      ptrdiff_t w_plane, ptrdiff_t w_tap, const T *bias, ptrdiff_t bias_plane,  \
+                                      T *dst, ptrdiff_t dst_plane, ptrdiff_t npix, ptrdiff_t np, int nt)         \
+    {                                                                                                    \
+        /* each tap reads the source elements of its set bits only: from its first to its last */        \
+        for (ptrdiff_t t = 0; t < ntaps; t++) {                                                          \
+            ptrdiff_t first = -1, last = -1;                                                             \
+            for (ptrdiff_t o = 0; o < npix; o++)                                                         \
+                if (masks[t * mask_row + o / 8] >> (o % 8) & 1) {                                        \
+                    if (first < 0) first = o;                                                            \
+                    last = o;                                                                            \
+                }                                                                                        \
+            if (first >= 0) DW_CHECK("flat: src", src + off[t] + first, T, 0, np, last - first + 1, src_plane, 1); \
+        }                                                                                                \
+        DW_CHECK("flat: w", w, T, 0, np, ntaps, w_plane, w_tap);                                         \
+        if (bias) DW_CHECK("flat: bias", bias, T, 0, np, bias_plane);                                    \
+        DW_CHECK("flat: dst", dst, T, 1, np, npix, dst_plane, 1);                                        \
+        dw_active->flat_##sfx(src, src_plane, off, masks, mask_row, ntaps, w, w_plane, w_tap, bias, bias_plane, dst, \
+                              dst_plane, npix, np, nt);                                                  \
+    }                                                                                                    \
     static void dw_checked_copy_##sfx(T *dst, ptrdiff_t dst_pix, const T *src, ptrdiff_t src_pix, ptrdiff_t npix, \
                                       ptrdiff_t nc)                                                      \
     {                                                                                                    \
@@ -212,6 +233,10 @@ DW_CHECKED_KERNELS(double, f64)
 #undef dw_plane_rows_float
 #undef dw_plane_rows_double
 #undef dw_copy_double
+#undef dw_flat_float
+#undef dw_flat_double
+#define dw_flat_float dw_checked_flat_f32
+#define dw_flat_double dw_checked_flat_f64
 #define dw_copy_float dw_checked_copy_f32
 #define dw_plane_rows_float dw_checked_plane_rows_f32
 #define dw_plane_rows_double dw_checked_plane_rows_f64

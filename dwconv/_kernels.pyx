@@ -78,6 +78,15 @@ cdef extern from "_microkernels.h" nogil:
     void dw_plane_rows_double(const double *const *rows, Py_ssize_t off, Py_ssize_t kh, Py_ssize_t kw,
                               Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dw, const double *w, Py_ssize_t w_tap, const double *bias, double *dst, Py_ssize_t dst_row,
                               Py_ssize_t npix, bint streaming)
+    bint dw_has_flat()
+    void dw_flat_float(const float *src, Py_ssize_t src_plane, const Py_ssize_t *off, const unsigned char *masks,
+                       Py_ssize_t mask_row, Py_ssize_t ntaps, const float *w, Py_ssize_t w_plane, Py_ssize_t w_tap,
+                       const float *bias, Py_ssize_t bias_plane, float *dst, Py_ssize_t dst_plane, Py_ssize_t npix,
+                       Py_ssize_t np, bint streaming)
+    void dw_flat_double(const double *src, Py_ssize_t src_plane, const Py_ssize_t *off, const unsigned char *masks,
+                        Py_ssize_t mask_row, Py_ssize_t ntaps, const double *w, Py_ssize_t w_plane, Py_ssize_t w_tap,
+                        const double *bias, Py_ssize_t bias_plane, double *dst, Py_ssize_t dst_plane,
+                        Py_ssize_t npix, Py_ssize_t np, bint streaming)
     void dw_row_float(const float *const *rows, Py_ssize_t off, Py_ssize_t src_pix, Py_ssize_t kh, Py_ssize_t kw,
                       Py_ssize_t sw, Py_ssize_t dw, const float *w, Py_ssize_t w_tap, const float *bias, float *dst,
                       Py_ssize_t dst_pix, Py_ssize_t npix, Py_ssize_t nc, bint streaming)

@@ -97,6 +97,13 @@ typedef void (*dw_plane_rows_f64_fn)(const double *const *, ptrdiff_t, ptrdiff_t
                                      ptrdiff_t, const double *,
                                      ptrdiff_t, const double *, double *, ptrdiff_t, ptrdiff_t, int);
 
+typedef void (*dw_flat_f32_fn)(const float *, ptrdiff_t, const ptrdiff_t *, const unsigned char *, ptrdiff_t, ptrdiff_t,
+                               const float *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, float *, ptrdiff_t,
+                               ptrdiff_t, ptrdiff_t, int);
+typedef void (*dw_flat_f64_fn)(const double *, ptrdiff_t, const ptrdiff_t *, const unsigned char *, ptrdiff_t, ptrdiff_t,
+                               const double *, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t, double *, ptrdiff_t,
+                               ptrdiff_t, ptrdiff_t, int);
+
 typedef void (*dw_copy_f32_fn)(float *, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
 typedef void (*dw_copy_f64_fn)(double *, ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
 
@@ -118,21 +125,26 @@ typedef struct {
     dw_row_f64_fn row_f64;
     dw_plane_rows_f32_fn plane_rows_f32;
     dw_plane_rows_f64_fn plane_rows_f64;
+    dw_flat_f32_fn flat_f32; /* NULL at levels without masked loads */
+    dw_flat_f64_fn flat_f64;
     dw_copy_f32_fn copy_f32;
     dw_copy_f64_fn copy_f64;
 } dw_isa;
 
-#define DW_ISA_ENTRY(isa)                                                                                \
+/* A level's table entry; `flat` its flat-plane micro-kernels, DW_FLAT_OF(level) or DW_FLAT_NONE. */
+#define DW_ISA_ENTRY(isa, flat)                                                                          \
     {#isa, dw_supported_##isa, taps_##isa##_f32, taps_##isa##_f64, dot_##isa##_f32, dot_##isa##_f64,       \
      dot_taps_##isa##_f32, dot_taps_##isa##_f64, transpose_##isa##_f32, transpose_##isa##_f64,            \
-     row_##isa##_f32, row_##isa##_f64, plane_rows_##isa##_f32, plane_rows_##isa##_f64, copy_##isa##_f32,  \
+     row_##isa##_f32, row_##isa##_f64, plane_rows_##isa##_f32, plane_rows_##isa##_f64, flat, copy_##isa##_f32, \
      copy_##isa##_f64}
+#define DW_FLAT_OF(isa) flat_##isa##_f32, flat_##isa##_f64
+#define DW_FLAT_NONE NULL, NULL
 
 static const dw_isa dw_isas[] = {
-    DW_ISA_ENTRY(baseline),
+    DW_ISA_ENTRY(baseline, DW_FLAT_NONE),
 #ifdef DW_X86
-    DW_ISA_ENTRY(avx2),
-    DW_ISA_ENTRY(avx512),
+    DW_ISA_ENTRY(avx2, DW_FLAT_OF(avx2)),
+    DW_ISA_ENTRY(avx512, DW_FLAT_OF(avx512)),
 #endif
 };
 static const int dw_isa_count = (int)(sizeof dw_isas / sizeof dw_isas[0]);
@@ -154,6 +166,10 @@ static void dw_set_isa(int i) { dw_active = &dw_isas[i]; }
 #define dw_row_double(...) dw_active->row_f64(__VA_ARGS__)
 #define dw_plane_rows_float(...) dw_active->plane_rows_f32(__VA_ARGS__)
 #define dw_plane_rows_double(...) dw_active->plane_rows_f64(__VA_ARGS__)
+#define dw_flat_float(...) dw_active->flat_f32(__VA_ARGS__)
+#define dw_flat_double(...) dw_active->flat_f64(__VA_ARGS__)
+/* Whether the active level has the flat-plane micro-kernels. */
+static int dw_has_flat(void) { return dw_active->flat_f32 != NULL; }
 #define dw_copy_float(...) dw_active->copy_f32(__VA_ARGS__)
 #define dw_copy_double(...) dw_active->copy_f64(__VA_ARGS__)
 

@@ -7,6 +7,7 @@
 #define DW_NARROWER_FN(n) DW_CAT3(n, DW_NARROWER, f32)
 #include "_microkernels_body.h"
 #include "_microkernels_row.h"
+#include "_microkernels_flat.h"
 #undef DW_T
 #undef DW_LANES
 #undef DW_FN
@@ -17,6 +18,7 @@
 #define DW_NARROWER_FN(n) DW_CAT3(n, DW_NARROWER, f64)
 #include "_microkernels_body.h"
 #include "_microkernels_row.h"
+#include "_microkernels_flat.h"
 #undef DW_T
 #undef DW_LANES
 #undef DW_FN

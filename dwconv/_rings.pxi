@@ -8,9 +8,11 @@
 #   RING_PIXELS  NHWC: pixels of nc*M lanes, lane c*M + m holding input channel c0 + c;
 #   RING_PACKED  NCHW planes transposed to pixels of nc*M lanes, lane m*nc + c holding channel c0 + c;
 #   RING_PLANE   one NCHW plane: pixels of one element.
+# NCHW planes at stride 1 can also be read in place, with no ring at all (FLAT_PLANES): their
+# borders become lane masks (FlatMasks, at the end of this file).
 
 cdef enum:
-    RING_PIXELS, RING_PACKED, RING_PLANE
+    RING_PIXELS, RING_PACKED, RING_PLANE, FLAT_PLANES
     # Ring rows start on cache lines, so that vectors of lanes aligned to their pixels are too.
     RING_ALIGN = 64
 
@@ -202,3 +204,60 @@ cdef const floating **ring_rows(Ring *ring, int tid, const floating *x, const Di
             held[slot] = p
         pointers[a] = slot_row
     return pointers
+
+
+# ----------------------------------------------------------------------------------------------
+# Flat planes: NCHW planes read in place, the borders as lane masks
+#
+# At stride 1, with output planes as wide as the input's, output pixel o of a plane (row-major)
+# reads, for tap t, source element o + off[t] of its plane, the same offset for every pixel. Where
+# the tap falls in the padding (zeros only), that element belongs to a neighbouring row or lies
+# outside the plane: bit o of tap t's bitmap is clear, and the flat-plane micro-kernel neither reads
+# it nor adds it.
+
+cdef struct FlatMasks:
+    Py_ssize_t *off  # off[t]: tap t's source element, relative to the output pixel's index
+    unsigned char *bits  # tap t's bitmap at bits + t*row_bytes: bit o at byte o / 8, bit o % 8
+    Py_ssize_t row_bytes
+
+
+cdef inline void set_bits(unsigned char *bits, Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
+    """Set bits [begin, end)."""
+    while begin < end and begin % 8:
+        bits[begin // 8] |= 1 << (begin % 8)
+        begin += 1
+    if end - begin >= 8:
+        memset(bits + begin // 8, 0xFF, (end - begin) // 8)
+        begin += (end - begin) // 8 * 8
+    while begin < end:
+        bits[begin // 8] |= 1 << (begin % 8)
+        begin += 1
+
+
+cdef bint flat_masks_init(FlatMasks *f, const Dims *d) noexcept nogil:
+    """Each tap's offset and bitmap for geometry d (stride 1, OW == W, zeros padding); released by
+    flat_masks_free. False when out of memory."""
+    cdef Py_ssize_t a, b, t, oy, lo, hi, n_taps = d.kh * d.kw
+    # (the micro-kernel reads the bits of whole tiles of vectors: up to 32 past the last pixel)
+    f.row_bytes = round_up(d.OH * d.OW // 8 + 5, 8)
+    f.off = <Py_ssize_t *> malloc(n_taps * sizeof(Py_ssize_t))
+    f.bits = <unsigned char *> calloc(n_taps * f.row_bytes, 1)
+    if f.off == NULL or f.bits == NULL:
+        return False
+    for a in range(d.kh):
+        for b in range(d.kw):
+            t = a * d.kw + b
+            f.off[t] = (a * d.dh - d.pt) * d.W + b * d.dw - d.pl
+            lo = max(0, d.pl - b * d.dw)  # the output columns whose tap column lies in the image
+            hi = min(d.OW, d.W + d.pl - b * d.dw)
+            for oy in range(d.OH):
+                if lo < hi and 0 <= oy + a * d.dh - d.pt < d.H:
+                    set_bits(f.bits + t * f.row_bytes, oy * d.OW + lo, oy * d.OW + hi)
+    return True
+
+
+cdef void flat_masks_free(FlatMasks *f) noexcept nogil:
+    free(f.off)
+    free(f.bits)
+    f.off = NULL
+    f.bits = NULL

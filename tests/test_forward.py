@@ -954,6 +954,42 @@ def test_ring_paths(isa, data_format, H, W, C, M, streaming):
         dwconv._kernels.set_streaming_bytes(before)
 
 
+# NCHW planes at stride 1 with kernels of up to 9 taps, 16 channels or more (any width from 32) or
+# planes narrower than 16, are read in place with their borders as lane masks: planes smaller than
+# a vector and ending mid-vector, every remainder of the 4-plane tile, kernels taller or wider than
+# one, dilated, asymmetric padding and rows lost to VALID padding (output rows fewer than the
+# input's), multipliers, float64 (8 lanes), results streamed or not, and a wide plane of 32 channels.
+FLAT_PLANES = [(1, 1, 16), (2, 3, 17), (7, 7, 18), (5, 13, 19), (16, 16, 16), (4, 9, 3), (3, 140, 32)]  # (H, W, C)
+FLAT_KERNELS = [  # (kh, kw, dilations, padding)
+    (3, 3, (1, 1), "SAME"),
+    (1, 1, (1, 1), "VALID"),
+    (3, 1, (2, 1), "SAME"),
+    (3, 1, (1, 1), "VALID"),
+    (1, 3, (1, 1), ((0, 0), (2, 0))),
+    (2, 2, (1, 2), ((1, 0), (2, 0))),
+]
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
+@pytest.mark.parametrize("H, W, C", FLAT_PLANES)
+def test_flat_planes(isa, H, W, C, streaming):
+    rng = np.random.default_rng(H * W + C)
+    before = dwconv._kernels.set_streaming_bytes(0 if streaming else 1 << 60)
+    try:
+        for (kh, kw, dil, padding), M, dtype in itertools.product(FLAT_KERNELS, (1, 2), DTYPES):
+            if padding == "VALID" and kh > H:
+                continue
+            x = make_x(rng, 2, H, W, C, "NCHW", dtype)
+            w = rng.standard_normal((kh, kw, C, M)).astype(dtype)
+            b = rng.standard_normal(C * M).astype(dtype)
+            got = dwconv.depthwise_conv2d(x, w, 1, padding, data_format="NCHW", dilations=dil, bias=b,
+                                          num_threads=1 + M % 2)
+            pad = resolve_padding(padding, (H, W), (kh, kw), (1, 1), dil)
+            assert_conv_close(got, x, w, (1, 1), pad, "NCHW", dil, bias=b)
+    finally:
+        dwconv._kernels.set_streaming_bytes(before)
+
+
 # ---------------------------------------------------------------------------
 # threads: results must not depend on the thread count
 
