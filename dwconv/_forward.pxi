@@ -316,15 +316,10 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
         activate_outputs(y, act, d, n, q0, q1, c0, nc)
 
 
-def forward(const floating[::1] x, const floating[::1] w, const floating[::1] bias,
-            floating[::1] y, g, activation, int n_threads):
-    """y = activation(depthwise_conv2d(x, w) + bias) for geometry g; all arrays flat, C-ordered,
-    non-empty y; `activation` None or a name from dwconv._args.ACTIVATIONS."""
-    cdef Dims d = dims_of(g)
-    cdef int act = ACTIVATION_CODES[activation]
-    cdef const floating *bias_data = NULL if bias is None else &bias[0]
-    cdef const floating *x_data = &x[0] if x.shape[0] else NULL
-    cdef Py_ssize_t n_bias = 0 if bias is None else bias.shape[0], item, n_items
+cdef int forward_dims(const floating *x, Py_ssize_t n_x, const floating *w, Py_ssize_t n_w, const floating *bias,
+                      Py_ssize_t n_bias, floating *y, Py_ssize_t n_y, const Dims *d, int act, int n_threads) except -1:
+    """forward() on buffers of n_x, n_w, n_bias (bias NULL: none) and n_y elements, for geometry d."""
+    cdef Py_ssize_t item, n_items
     cdef Plan plan
     cdef Ring ring
     plan.scratch = NULL
@@ -333,25 +328,66 @@ def forward(const floating[::1] x, const floating[::1] w, const floating[::1] bi
     ring.memory = NULL
     ring.zeros = NULL
     ring.book_memory = NULL
-    n_threads = threads_for(&d, n_threads)
+    n_threads = threads_for(d, n_threads)
     try:
         with nogil:
-            if not plan_init(&plan, &w[0], bias_data, &d, act, n_threads) or (plan.kind != FLAT_PLANES and not ring_init(
+            if not plan_init(&plan, w, bias, d, act, n_threads) or (plan.kind != FLAT_PLANES and not ring_init(
                     &ring, plan.kind, 1 if plan.kind == RING_PLANE else plan.max_block * d.M, plan.out_rows,
-                    plan.in_place, &d, sizeof(floating), n_threads)):
+                    plan.in_place, d, sizeof(floating), n_threads)):
                 with gil:
                     raise MemoryError()
             n_items = d.N * plan.n_blocks * plan.n_bands
-            watch(True, x_data, x.shape[0], &w[0], w.shape[0], bias_data, n_bias, &y[0], y.shape[0])
+            watch(True, x, n_x, w, n_w, bias, n_bias, y, n_y)
             if plan.kind != FLAT_PLANES:
-                ring_watch(True, &ring, &d, n_threads)
-            plan_watch(True, &plan, &d, &w[0], sizeof(floating), n_threads)
+                ring_watch(True, &ring, d, n_threads)
+            plan_watch(True, &plan, d, w, sizeof(floating), n_threads)
             for item in prange(n_items, schedule="static", num_threads=n_threads):
-                forward_item(x_data, &w[0], bias_data, &y[0], &ring, &plan, act, &d, item, threadid())
-            plan_watch(False, &plan, &d, &w[0], sizeof(floating), n_threads)
+                forward_item(x, w, bias, y, &ring, &plan, act, d, item, threadid())
+            plan_watch(False, &plan, d, w, sizeof(floating), n_threads)
             if plan.kind != FLAT_PLANES:
-                ring_watch(False, &ring, &d, n_threads)
-            watch(False, x_data, x.shape[0], &w[0], w.shape[0], bias_data, n_bias, &y[0], y.shape[0])
+                ring_watch(False, &ring, d, n_threads)
+            watch(False, x, n_x, w, n_w, bias, n_bias, y, n_y)
     finally:
-        plan_free(&plan, &w[0])
+        plan_free(&plan, w)
         ring_free(&ring)
+    return 0
+
+
+def forward(const floating[::1] x, const floating[::1] w, const floating[::1] bias,
+            floating[::1] y, g, activation, int n_threads):
+    """y = activation(depthwise_conv2d(x, w) + bias) for geometry g; all arrays flat, C-ordered,
+    non-empty y; `activation` None or a name from dwconv._args.ACTIVATIONS."""
+    cdef Dims d = dims_of(g)
+    cdef const floating *x_data = &x[0] if x.shape[0] else NULL
+    cdef const floating *bias_data = NULL if bias is None else &bias[0]
+    cdef int act = ACTIVATION_CODES[activation]
+    forward_dims(x_data, x.shape[0], &w[0], w.shape[0], bias_data, 0 if bias is None else bias.shape[0], &y[0],
+                 y.shape[0], &d, act, n_threads)
+
+
+cdef bint flat_input_grad(const floating[::1] dy, const floating[::1] w, floating[::1] dx, const Dims *d,
+                          int n_threads) except -1:
+    """dx as the forward pass over dy of the filter turned by 180 degrees, where that pass runs as
+    flat planes (stride 1, M 1, NCHW planes of dy as wide as dx's); True when done. Each pixel of dx
+    is one sum, so the result does not depend on the number of threads."""
+    cdef Dims t = d[0]
+    cdef Py_ssize_t n_taps = d.kh * d.kw, tap, c
+    cdef floating *turned
+    if d.M != 1 or d.sh != 1 or d.sw != 1 or d.OW != d.W or d.OH == 0:
+        return False
+    t.H, t.W, t.OH, t.OW = d.OH, d.OW, d.H, d.W
+    t.pt, t.pl = (d.kh - 1) * d.dh - d.pt, (d.kw - 1) * d.dw - d.pl
+    if not flat_fits(&t):
+        return False
+    turned = <floating *> malloc(n_taps * d.C * sizeof(floating))
+    if turned == NULL:
+        raise MemoryError()
+    try:
+        for tap in range(n_taps):
+            for c in range(d.C):
+                turned[tap * d.C + c] = w[(n_taps - 1 - tap) * d.C + c]
+        forward_dims(&dy[0], dy.shape[0], turned, n_taps * d.C, NULL, 0, &dx[0], dx.shape[0], &t, IDENTITY,
+                     n_threads)
+    finally:
+        free(turned)
+    return True

@@ -832,7 +832,8 @@ def input_grad(const floating[::1] dy, const floating[::1] w, floating[::1] dx, 
     cdef Dims d = dims_of(g)
     cdef Borders borders = Borders(g)
     cdef Py_ssize_t item, n_blocks = (d.C + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK
-    gather_input_grad(dy, w, dx, g, n_threads)
+    if not flat_input_grad(dy, w, dx, &d, n_threads):
+        gather_input_grad(dy, w, dx, g, n_threads)
     if borders.plan == NULL:
         return
     with nogil:

@@ -353,6 +353,28 @@ def test_nchw_plane_widths(W, C, M, strides, dilations):
     check_gradients(x, w, dy, strides, "SAME", "NCHW", dilations, check_grad=False)
 
 
+# The input gradient of NCHW planes at stride 1 with one filter per channel, where the forward
+# reads such planes in place (kernels of up to 9 taps; 16 channels or more, or planes narrower than
+# 16), runs as that forward over dy with the filter turned: planes smaller than a vector and ending
+# mid-vector, every remainder of the 4-plane tile, dilated and asymmetric padding, padding wider
+# than the kernel, and the same bits for any number of threads.
+FLAT_PLANES = [(1, 1, 16), (2, 3, 17), (7, 7, 18), (5, 13, 19), (3, 140, 32), (4, 9, 3)]  # (H, W, C)
+FLAT_KERNELS = [((3, 3), (1, 1), "SAME"), ((3, 1), (2, 1), "SAME"), ((1, 3), (1, 1), ((0, 0), (2, 0))),
+                ((2, 2), (1, 2), ((1, 0), (2, 0))), ((3, 3), (1, 1), ((3, 1), (0, 2)))]
+
+
+@pytest.mark.parametrize("H, W, C", FLAT_PLANES)
+def test_flat_input_gradient(isa_level, H, W, C):
+    rng = np.random.default_rng(H * W + C)
+    for ((kh, kw), dil, padding), dtype in itertools.product(FLAT_KERNELS, DTYPES):
+        x, w, dy = random_case(rng, "NCHW", 2, H, W, C, 1, kh, kw, 1, padding, dil, dtype)
+        got, _ = check_gradients(x, w, dy, 1, padding, "NCHW", dil, check_grad=False)
+        for n_threads in (2, 3):
+            again = dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, 1, padding, data_format="NCHW",
+                                                           dilations=dil, num_threads=n_threads)
+            assert np.array_equal(again, got)
+
+
 @pytest.mark.parametrize("H, kh", [(1, 1), (3, 3)])
 @pytest.mark.parametrize("M", [1, 2])
 def test_nhwc_one_row_split_into_channel_blocks(H, kh, M):
