@@ -208,6 +208,28 @@ static void dw_bounds_span(const char *what, const void *begin, ptrdiff_t nbytes
         dw_active->flat_##sfx(src, src_plane, off, masks, mask_row, ntaps, w, w_plane, w_tap, bias, bias_plane, dst, \
                               dst_plane, npix, np, nt);                                                  \
     }                                                                                                    \
+    static void dw_checked_flat_dot_##sfx(const T *src, ptrdiff_t src_plane, ptrdiff_t src_image, const ptrdiff_t *off, \
+                                          const unsigned char *masks, ptrdiff_t mask_row, ptrdiff_t ntaps, const T *g, \
+                                          ptrdiff_t g_plane, ptrdiff_t g_image, T *acc, ptrdiff_t acc_tap,          \
+                                          T *bias_acc, ptrdiff_t npix, ptrdiff_t np, ptrdiff_t n_images)           \
+    {                                                                                                    \
+        for (ptrdiff_t t = 0; t < ntaps; t++) {                                                          \
+            ptrdiff_t first = -1, last = -1;                                                             \
+            for (ptrdiff_t o = 0; o < npix; o++)                                                         \
+                if (masks[t * mask_row + o / 8] >> (o % 8) & 1) {                                        \
+                    if (first < 0) first = o;                                                            \
+                    last = o;                                                                            \
+                }                                                                                        \
+            if (first >= 0)                                                                              \
+                DW_CHECK("flat_dot: src", src + off[t] + first, T, 0, n_images, np, last - first + 1, src_image, \
+                         src_plane, 1);                                                                  \
+        }                                                                                                \
+        DW_CHECK("flat_dot: g", g, T, 0, n_images, np, npix, g_image, g_plane, 1);                       \
+        DW_CHECK("flat_dot: acc", acc, T, 1, ntaps, np, acc_tap, 1);                                     \
+        if (bias_acc) DW_CHECK("flat_dot: bias_acc", bias_acc, T, 1, np, 1);                             \
+        dw_active->flat_dot_##sfx(src, src_plane, src_image, off, masks, mask_row, ntaps, g, g_plane, g_image, acc, \
+                                  acc_tap, bias_acc, npix, np, n_images);                               \
+    }                                                                                                    \
     static void dw_checked_copy_##sfx(T *dst, ptrdiff_t dst_pix, const T *src, ptrdiff_t src_pix, ptrdiff_t npix, \
                                       ptrdiff_t nc)                                                      \
     {                                                                                                    \
@@ -235,6 +257,10 @@ DW_CHECKED_KERNELS(double, f64)
 #undef dw_copy_double
 #undef dw_flat_float
 #undef dw_flat_double
+#undef dw_flat_dot_float
+#undef dw_flat_dot_double
+#define dw_flat_dot_float dw_checked_flat_dot_f32
+#define dw_flat_dot_double dw_checked_flat_dot_f64
 #define dw_flat_float dw_checked_flat_f32
 #define dw_flat_double dw_checked_flat_f64
 #define dw_copy_float dw_checked_copy_f32

@@ -12,6 +12,9 @@
 #   wide planes   one ring per plane, several output rows per call with vectors along the rows,
 #                 each source vector loaded once for all of them (wider planes and few channels:
 #                 a 1080p RGB blur 5x faster than packed).
+# The gradients share this machinery: at stride 1 the input gradient is a forward pass over dy
+# (forward_input_grad), and the filter gradient of flat planes reduces over their lane masks
+# (flat_filter_grad).
 
 cdef enum:
     # Threads get about this many items each, so that uneven items still balance (more cost more:
@@ -70,6 +73,18 @@ cdef inline void flat(const floating *src, Py_ssize_t src_plane, const FlatMasks
     else:
         dw_flat_double(src, src_plane, f.off, f.bits, f.row_bytes, n_taps, w, w_plane, w_tap, bias, bias_plane, dst,
                        dst_plane, npix, n_planes, streaming)
+
+
+cdef inline void flat_dot(const floating *src, Py_ssize_t src_plane, Py_ssize_t src_image, const FlatMasks *f,
+                          Py_ssize_t n_taps, const floating *g, Py_ssize_t g_plane, Py_ssize_t g_image, floating *acc,
+                          Py_ssize_t acc_tap, floating *bias_acc, Py_ssize_t npix, Py_ssize_t n_planes,
+                          Py_ssize_t n_images) noexcept nogil:
+    if floating is float:
+        dw_flat_dot_float(src, src_plane, src_image, f.off, f.bits, f.row_bytes, n_taps, g, g_plane, g_image, acc,
+                          acc_tap, bias_acc, npix, n_planes, n_images)
+    else:
+        dw_flat_dot_double(src, src_plane, src_image, f.off, f.bits, f.row_bytes, n_taps, g, g_plane, g_image, acc,
+                           acc_tap, bias_acc, npix, n_planes, n_images)
 
 
 cdef inline void row(const floating *const *rows, Py_ssize_t off, Py_ssize_t src_pix, const Dims *d,
@@ -365,19 +380,17 @@ def forward(const floating[::1] x, const floating[::1] w, const floating[::1] bi
                  y.shape[0], &d, act, n_threads)
 
 
-cdef bint flat_input_grad(const floating[::1] dy, const floating[::1] w, floating[::1] dx, const Dims *d,
-                          int n_threads) except -1:
-    """dx as the forward pass over dy of the filter turned by 180 degrees, where that pass runs as
-    flat planes (stride 1, M 1, NCHW planes of dy as wide as dx's); True when done. Each pixel of dx
-    is one sum, so the result does not depend on the number of threads."""
+cdef bint forward_input_grad(const floating[::1] dy, const floating[::1] w, floating[::1] dx, const Dims *d,
+                             int n_threads) except -1:
+    """dx as the forward pass over dy of the filter turned by 180 degrees (stride 1, M 1, zeros
+    padding no wider than the kernel); True when done. Each pixel of dx is one sum, so the result
+    does not depend on the number of threads."""
     cdef Dims t = d[0]
     cdef Py_ssize_t n_taps = d.kh * d.kw, tap, c
     cdef floating *turned
-    if d.M != 1 or d.sh != 1 or d.sw != 1 or d.OW != d.W or d.OH == 0:
-        return False
     t.H, t.W, t.OH, t.OW = d.OH, d.OW, d.H, d.W
     t.pt, t.pl = (d.kh - 1) * d.dh - d.pt, (d.kw - 1) * d.dw - d.pl
-    if not flat_fits(&t):
+    if d.M != 1 or d.sh != 1 or d.sw != 1 or d.mode != ZEROS or d.OH == 0 or d.OW == 0 or t.pt < 0 or t.pl < 0:
         return False
     turned = <floating *> malloc(n_taps * d.C * sizeof(floating))
     if turned == NULL:
@@ -390,4 +403,41 @@ cdef bint flat_input_grad(const floating[::1] dy, const floating[::1] w, floatin
                      n_threads)
     finally:
         free(turned)
+    return True
+
+
+cdef bint flat_filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw, floating[::1] db,
+                           const Dims *d, int n_threads) except -1:
+    """filter_grad where the forward reads its planes in place (flat_fits, M 1); True when done.
+    Each item sums the planes of a block of channels over every image, from the forward's lane
+    masks; every sum runs in an order fixed by the geometry, so the result does not depend on the
+    number of threads."""
+    cdef FlatMasks f
+    cdef Py_ssize_t n_blocks, block, item, c0
+    cdef floating *db_data = NULL if db is None else &db[0]
+    cdef floating *db_block
+    if d.M != 1 or d.N == 0 or d.C == 0 or d.OH == 0 or not flat_fits(d):
+        return False
+    n_threads = threads_for(d, n_threads)
+    block = ceil_div(d.C, min(d.C, ITEMS_PER_THREAD * n_threads))
+    n_blocks = ceil_div(d.C, block)
+    f.off, f.bits = NULL, NULL
+    try:
+        if not flat_masks_init(&f, d):
+            raise MemoryError()
+        with nogil:
+            watch(True, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, &dw[0], dw.shape[0])
+            if db_data != NULL:
+                watch_one(True, db_data, d.C * sizeof(floating), True)
+            for item in prange(n_blocks, schedule="static", num_threads=n_threads):
+                c0 = item * block
+                db_block = db_data + c0 if db_data != NULL else NULL
+                flat_dot(&x[0] + c0 * d.H * d.W, d.H * d.W, d.C * d.H * d.W, &f, d.kh * d.kw,
+                         &dy[0] + c0 * d.OH * d.OW, d.OH * d.OW, d.C * d.OH * d.OW, &dw[0] + c0, d.C, db_block,
+                         d.OH * d.OW, min(block, d.C - c0), d.N)
+            if db_data != NULL:
+                watch_one(False, db_data, d.C * sizeof(floating), True)
+            watch(False, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, &dw[0], dw.shape[0])
+    finally:
+        flat_masks_free(&f)
     return True

@@ -12,9 +12,12 @@ Every function here takes flat C-contiguous buffers and a geometry already valid
   zeros add the taps that land in the padding afterwards, over the border pixels only (``Border``);
 * arithmetic -- the micro-kernels of ``_microkernels.h``, chosen per instruction set at import.
 
-The input gradient is a gather ("each input pixel sums weighted output-gradient pixels over its
-valid taps"). The filter gradient is a reduction, computed in fixed chunks and combined in a fixed
-order so that its result does not depend on the number of threads.
+At stride 1, with one filter per channel and zeros padding, the input gradient is the forward pass
+over the output gradient with the filter turned by 180 degrees (``_forward.pxi``: 1.03-4.8x faster
+than the gather on the suite at batch 16); otherwise it is a gather ("each input pixel sums
+weighted output-gradient pixels over its valid taps"). The filter gradient is a reduction, computed
+in fixed chunks and combined in a fixed order so that its result does not depend on the number of
+threads; NCHW planes the forward reads in place are reduced plane by plane from its lane masks.
 """
 import glob
 import os
@@ -87,6 +90,14 @@ cdef extern from "_microkernels.h" nogil:
                         Py_ssize_t mask_row, Py_ssize_t ntaps, const double *w, Py_ssize_t w_plane, Py_ssize_t w_tap,
                         const double *bias, Py_ssize_t bias_plane, double *dst, Py_ssize_t dst_plane,
                         Py_ssize_t npix, Py_ssize_t np, bint streaming)
+    void dw_flat_dot_float(const float *src, Py_ssize_t src_plane, Py_ssize_t src_image, const Py_ssize_t *off,
+                           const unsigned char *masks, Py_ssize_t mask_row, Py_ssize_t ntaps, const float *g,
+                           Py_ssize_t g_plane, Py_ssize_t g_image, float *acc, Py_ssize_t acc_tap, float *bias_acc,
+                           Py_ssize_t npix, Py_ssize_t np, Py_ssize_t n_images)
+    void dw_flat_dot_double(const double *src, Py_ssize_t src_plane, Py_ssize_t src_image, const Py_ssize_t *off,
+                            const unsigned char *masks, Py_ssize_t mask_row, Py_ssize_t ntaps, const double *g,
+                            Py_ssize_t g_plane, Py_ssize_t g_image, double *acc, Py_ssize_t acc_tap,
+                            double *bias_acc, Py_ssize_t npix, Py_ssize_t np, Py_ssize_t n_images)
     void dw_row_float(const float *const *rows, Py_ssize_t off, Py_ssize_t src_pix, Py_ssize_t kh, Py_ssize_t kw,
                       Py_ssize_t sw, Py_ssize_t dw, const float *w, Py_ssize_t w_tap, const float *bias, float *dst,
                       Py_ssize_t dst_pix, Py_ssize_t npix, Py_ssize_t nc, bint streaming)
@@ -832,7 +843,7 @@ def input_grad(const floating[::1] dy, const floating[::1] w, floating[::1] dx, 
     cdef Dims d = dims_of(g)
     cdef Borders borders = Borders(g)
     cdef Py_ssize_t item, n_blocks = (d.C + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK
-    if not flat_input_grad(dy, w, dx, &d, n_threads):
+    if not forward_input_grad(dy, w, dx, &d, n_threads):
         gather_input_grad(dy, w, dx, g, n_threads)
     if borders.plan == NULL:
         return
@@ -944,6 +955,8 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
     bitwise the same for any number of threads. Narrow NCHW planes are reduced in units of
     (image, band of rows) packed as NHWC (reduce_packed), other geometries in units of rows."""
     cdef Dims d = dims_of(g)
+    if flat_filter_grad(x, dy, dw, db, &d, n_threads):
+        return
     cdef Py_ssize_t CM = d.C * d.M, n_taps = d.kh * d.kw
     cdef bint packed = not d.nhwc and d.OW <= PACKED_WIDTH and d.M == 1
     cdef Py_ssize_t block_size = PACKED_CHANNELS if packed else CHANNEL_BLOCK if d.nhwc else 1

@@ -104,6 +104,13 @@ typedef void (*dw_flat_f64_fn)(const double *, ptrdiff_t, const ptrdiff_t *, con
                                const double *, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t, double *, ptrdiff_t,
                                ptrdiff_t, ptrdiff_t, int);
 
+typedef void (*dw_flat_dot_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, const ptrdiff_t *, const unsigned char *,
+                                   ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, float *, ptrdiff_t,
+                                   float *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
+typedef void (*dw_flat_dot_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, const ptrdiff_t *, const unsigned char *,
+                                   ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, double *, ptrdiff_t,
+                                   double *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
+
 typedef void (*dw_copy_f32_fn)(float *, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
 typedef void (*dw_copy_f64_fn)(double *, ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
 
@@ -125,8 +132,10 @@ typedef struct {
     dw_row_f64_fn row_f64;
     dw_plane_rows_f32_fn plane_rows_f32;
     dw_plane_rows_f64_fn plane_rows_f64;
-    dw_flat_f32_fn flat_f32; /* NULL at levels without masked loads */
+    dw_flat_f32_fn flat_f32; /* the flat-plane kernels: NULL at levels without masked loads */
     dw_flat_f64_fn flat_f64;
+    dw_flat_dot_f32_fn flat_dot_f32;
+    dw_flat_dot_f64_fn flat_dot_f64;
     dw_copy_f32_fn copy_f32;
     dw_copy_f64_fn copy_f64;
 } dw_isa;
@@ -137,8 +146,8 @@ typedef struct {
      dot_taps_##isa##_f32, dot_taps_##isa##_f64, transpose_##isa##_f32, transpose_##isa##_f64,            \
      row_##isa##_f32, row_##isa##_f64, plane_rows_##isa##_f32, plane_rows_##isa##_f64, flat, copy_##isa##_f32, \
      copy_##isa##_f64}
-#define DW_FLAT_OF(isa) flat_##isa##_f32, flat_##isa##_f64
-#define DW_FLAT_NONE NULL, NULL
+#define DW_FLAT_OF(isa) flat_##isa##_f32, flat_##isa##_f64, flat_dot_##isa##_f32, flat_dot_##isa##_f64
+#define DW_FLAT_NONE NULL, NULL, NULL, NULL
 
 static const dw_isa dw_isas[] = {
     DW_ISA_ENTRY(baseline, DW_FLAT_NONE),
@@ -168,6 +177,8 @@ static void dw_set_isa(int i) { dw_active = &dw_isas[i]; }
 #define dw_plane_rows_double(...) dw_active->plane_rows_f64(__VA_ARGS__)
 #define dw_flat_float(...) dw_active->flat_f32(__VA_ARGS__)
 #define dw_flat_double(...) dw_active->flat_f64(__VA_ARGS__)
+#define dw_flat_dot_float(...) dw_active->flat_dot_f32(__VA_ARGS__)
+#define dw_flat_dot_double(...) dw_active->flat_dot_f64(__VA_ARGS__)
 /* Whether the active level has the flat-plane micro-kernels. */
 static int dw_has_flat(void) { return dw_active->flat_f32 != NULL; }
 #define dw_copy_float(...) dw_active->copy_f32(__VA_ARGS__)

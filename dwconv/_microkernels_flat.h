@@ -21,12 +21,16 @@
  * AVX-512 Xeon with 7x7 planes: 4 x 2 1.1-1.3x faster than 2 x 4 or 1 x 4). */
 #define DW_FLAT_PLANES 4
 #define DW_FLAT_VECS 2
+/* Taps per register tile of the filter gradient: one sum each, with the output-gradient vector
+ * and a source vector in registers too (16 at AVX2). */
+#define DW_FLAT_DOT_TAPS 9
 #if defined(__clang__)
 #define DW_FLAT_UNROLL _Pragma("unroll")
 #else
 #define DW_FLAT_UNROLL _Pragma("GCC unroll 8")
 #endif
-_Static_assert(DW_FLAT_PLANES <= 8 && DW_FLAT_VECS <= 8, "the tile loops must unroll completely");
+_Static_assert(DW_FLAT_PLANES <= 8 && DW_FLAT_VECS <= 8 && DW_FLAT_DOT_TAPS <= 16,
+               "the tile loops must unroll completely");
 
 /* The DW_LANES bits of `mask` (a bitmap, bit i at byte i / 8) from bit o on (o a multiple of DW_LANES). */
 DW_INLINE unsigned DW_FN(flat_bits)(const unsigned char *mask, ptrdiff_t o)
@@ -152,11 +156,72 @@ static void DW_FN(flat)(const DW_T *src, ptrdiff_t src_plane, const ptrdiff_t *o
     if (nt) _mm_sfence(); /* streamed results reach memory before any later store */
 }
 
+/* The filter gradient's reduction over one plane, nt taps (known at compile time) from tap t0:
+ * one output-gradient vector loaded once for all of them, each tap's source vector under its mask. */
+DW_INLINE void DW_FN(flat_dot_tile)(const DW_T *src, ptrdiff_t src_image, const ptrdiff_t *off,
+                                    const unsigned char *masks, ptrdiff_t mask_row, const DW_T *g, ptrdiff_t g_image,
+                                    DW_T *acc, ptrdiff_t acc_tap, DW_T *bias_acc, ptrdiff_t npix, ptrdiff_t n_images,
+                                    ptrdiff_t t0, const int nt)
+{
+    DW_VEC sum[DW_FLAT_DOT_TAPS], gsum = DW_FN(broadcast)(0);
+    DW_FLAT_UNROLL
+    for (int t = 0; t < nt; t++) sum[t] = gsum;
+    for (ptrdiff_t n = 0; n < n_images; n++) {
+        const DW_T *s = src + n * src_image, *gp = g + n * g_image;
+        for (ptrdiff_t o = 0; o < npix; o += DW_VLEN) {
+            /* (lanes past the plane's end read as zeros: a NaN there must not reach the sums) */
+            const DW_VEC gv = o + DW_VLEN <= npix ? DW_FN(load)(gp + o)
+                                                  : DW_FN(load_masked)(gp + o, (1u << (npix - o)) - 1);
+            gsum += gv;
+            DW_FLAT_UNROLL
+            for (int t = 0; t < nt; t++)
+                sum[t] += gv * DW_FN(load_masked)(s + o + off[t0 + t],
+                                                  DW_FN(flat_bits)(masks + (t0 + t) * mask_row, o));
+        }
+    }
+    DW_FLAT_UNROLL
+    for (int t = 0; t < nt; t++) acc[(t0 + t) * acc_tap] = DW_FN(horizontal_sum)(sum[t]);
+    if (bias_acc) *bias_acc = DW_FN(horizontal_sum)(gsum);
+}
+
+/* The filter gradient over flat planes, for p < np:
+ * acc[t*acc_tap + p] = sum_{n < n_images, o < npix, bit o of mask t} g[n*g_image + p*g_plane + o] * src[n*src_image + p*src_plane + o + off[t]]
+ * and, unless bias_acc is NULL, bias_acc[p] = sum_{n, o} g[n*g_image + p*g_plane + o] (masks as
+ * for flat). Each sum runs in an order fixed by npix and n_images alone. */
+static void DW_FN(flat_dot)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_image, const ptrdiff_t *off,
+                            const unsigned char *masks, ptrdiff_t mask_row, ptrdiff_t ntaps, const DW_T *g,
+                            ptrdiff_t g_plane, ptrdiff_t g_image, DW_T *acc, ptrdiff_t acc_tap, DW_T *bias_acc,
+                            ptrdiff_t npix, ptrdiff_t np, ptrdiff_t n_images)
+{
+    for (ptrdiff_t p = 0; p < np; p++)
+        for (ptrdiff_t t0 = 0; t0 < ntaps; t0 += DW_FLAT_DOT_TAPS) {
+            const ptrdiff_t nt = ntaps - t0 < DW_FLAT_DOT_TAPS ? ntaps - t0 : DW_FLAT_DOT_TAPS;
+            DW_T *bias = t0 == 0 && bias_acc ? bias_acc + p : NULL;
+#define DW_FLAT_DOT_TILE(n)                                                                              \
+    DW_FN(flat_dot_tile)(src + p * src_plane, src_image, off, masks, mask_row, g + p * g_plane, g_image, acc + p, \
+                         acc_tap, bias, npix, n_images, t0, n)
+            _Static_assert(DW_FLAT_DOT_TAPS == 9, "the cases below list every tile");
+            switch (nt) {
+                case 1: DW_FLAT_DOT_TILE(1); break;
+                case 2: DW_FLAT_DOT_TILE(2); break;
+                case 3: DW_FLAT_DOT_TILE(3); break;
+                case 4: DW_FLAT_DOT_TILE(4); break;
+                case 5: DW_FLAT_DOT_TILE(5); break;
+                case 6: DW_FLAT_DOT_TILE(6); break;
+                case 7: DW_FLAT_DOT_TILE(7); break;
+                case 8: DW_FLAT_DOT_TILE(8); break;
+                case 9: DW_FLAT_DOT_TILE(9); break;
+            }
+#undef DW_FLAT_DOT_TILE
+        }
+}
+
 #undef DW_VEC
 #undef DW_VLEN
 #undef DW_INLINE
 #undef DW_FLAT_FLOAT
 #undef DW_FLAT_PLANES
 #undef DW_FLAT_VECS
+#undef DW_FLAT_DOT_TAPS
 #undef DW_FLAT_UNROLL
 #endif

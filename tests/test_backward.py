@@ -353,9 +353,10 @@ def test_nchw_plane_widths(W, C, M, strides, dilations):
     check_gradients(x, w, dy, strides, "SAME", "NCHW", dilations, check_grad=False)
 
 
-# The input gradient of NCHW planes at stride 1 with one filter per channel, where the forward
-# reads such planes in place (kernels of up to 9 taps; 16 channels or more, or planes narrower than
-# 16), runs as that forward over dy with the filter turned: planes smaller than a vector and ending
+# The gradients of NCHW planes at stride 1 with one filter per channel, where the forward reads
+# such planes in place (kernels of up to 9 taps; 16 channels or more, or planes narrower than 16):
+# the input gradient runs as that forward over dy with the filter turned, the filter and bias
+# gradients as masked dot products over the same planes. Planes smaller than a vector and ending
 # mid-vector, every remainder of the 4-plane tile, dilated and asymmetric padding, padding wider
 # than the kernel, and the same bits for any number of threads.
 FLAT_PLANES = [(1, 1, 16), (2, 3, 17), (7, 7, 18), (5, 13, 19), (3, 140, 32), (4, 9, 3)]  # (H, W, C)
@@ -364,15 +365,17 @@ FLAT_KERNELS = [((3, 3), (1, 1), "SAME"), ((3, 1), (2, 1), "SAME"), ((1, 3), (1,
 
 
 @pytest.mark.parametrize("H, W, C", FLAT_PLANES)
-def test_flat_input_gradient(isa_level, H, W, C):
+def test_flat_plane_gradients(isa_level, H, W, C):
     rng = np.random.default_rng(H * W + C)
     for ((kh, kw), dil, padding), dtype in itertools.product(FLAT_KERNELS, DTYPES):
-        x, w, dy = random_case(rng, "NCHW", 2, H, W, C, 1, kh, kw, 1, padding, dil, dtype)
-        got, _ = check_gradients(x, w, dy, 1, padding, "NCHW", dil, check_grad=False)
+        x, w, dy = random_case(rng, "NCHW", 3, H, W, C, 1, kh, kw, 1, padding, dil, dtype)
+        check_gradients(x, w, dy, 1, padding, "NCHW", dil)
+        kwargs = dict(data_format="NCHW", dilations=dil)
+        one = dwconv.depthwise_conv2d_grad(x, w, dy, 1, padding, num_threads=1, **kwargs)
         for n_threads in (2, 3):
-            again = dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, 1, padding, data_format="NCHW",
-                                                           dilations=dil, num_threads=n_threads)
-            assert np.array_equal(again, got)
+            again = dwconv.depthwise_conv2d_grad(x, w, dy, 1, padding, num_threads=n_threads, **kwargs)
+            for got, want in zip(again, one):
+                assert np.array_equal(got, want)
 
 
 @pytest.mark.parametrize("H, kh", [(1, 1), (3, 3)])
