@@ -121,6 +121,20 @@ static void dw_bounds_span(const char *what, const void *begin, ptrdiff_t nbytes
         dw_bounds_check(what, base, sizeof(T), writes, dw_n_, dw_counts_strides_, dw_counts_strides_ + dw_n_); \
     } while (0)
 
+/* The flat-plane kernels read, for each tap, the source elements of its mask's set bits only: the
+ * number of pixels from the first set bit of `mask` (bits [0, npix)) to its last (0 when none is
+ * set), the first in *first. */
+static ptrdiff_t dw_mask_span(const unsigned char *mask, ptrdiff_t npix, ptrdiff_t *first)
+{
+    ptrdiff_t last = -1;
+    *first = -1;
+    for (ptrdiff_t o = 0; o < npix; o++)
+        if (mask[o / 8] >> (o % 8) & 1) {
+            if (*first < 0) *first = o;
+            last = o;
+        }
+    return *first < 0 ? 0 : last - *first + 1;
+}
 /* The checking twin of each dispatched entry point, for element type T (suffix f32 or f64); the
  * index formulas are those of the micro-kernels' comments. Arguments: counts first, then strides. */
 #define DW_CHECKED_KERNELS(T, sfx)                                                                       \
@@ -192,15 +206,9 @@ static void dw_bounds_span(const char *what, const void *begin, ptrdiff_t nbytes
                                       ptrdiff_t w_plane, ptrdiff_t w_tap, const T *bias, ptrdiff_t bias_plane,  \
                                       T *dst, ptrdiff_t dst_plane, ptrdiff_t npix, ptrdiff_t np, int nt)         \
     {                                                                                                    \
-        /* each tap reads the source elements of its set bits only: from its first to its last */        \
         for (ptrdiff_t t = 0; t < ntaps; t++) {                                                          \
-            ptrdiff_t first = -1, last = -1;                                                             \
-            for (ptrdiff_t o = 0; o < npix; o++)                                                         \
-                if (masks[t * mask_row + o / 8] >> (o % 8) & 1) {                                        \
-                    if (first < 0) first = o;                                                            \
-                    last = o;                                                                            \
-                }                                                                                        \
-            if (first >= 0) DW_CHECK("flat: src", src + off[t] + first, T, 0, np, last - first + 1, src_plane, 1); \
+            ptrdiff_t first, n = dw_mask_span(masks + t * mask_row, npix, &first);                       \
+            if (n) DW_CHECK("flat: src", src + off[t] + first, T, 0, np, n, src_plane, 1);               \
         }                                                                                                \
         DW_CHECK("flat: w", w, T, 0, np, ntaps, w_plane, w_tap);                                         \
         if (bias) DW_CHECK("flat: bias", bias, T, 0, np, bias_plane);                                    \
@@ -214,15 +222,8 @@ static void dw_bounds_span(const char *what, const void *begin, ptrdiff_t nbytes
                                           T *bias_acc, ptrdiff_t npix, ptrdiff_t np, ptrdiff_t n_images)           \
     {                                                                                                    \
         for (ptrdiff_t t = 0; t < ntaps; t++) {                                                          \
-            ptrdiff_t first = -1, last = -1;                                                             \
-            for (ptrdiff_t o = 0; o < npix; o++)                                                         \
-                if (masks[t * mask_row + o / 8] >> (o % 8) & 1) {                                        \
-                    if (first < 0) first = o;                                                            \
-                    last = o;                                                                            \
-                }                                                                                        \
-            if (first >= 0)                                                                              \
-                DW_CHECK("flat_dot: src", src + off[t] + first, T, 0, n_images, np, last - first + 1, src_image, \
-                         src_plane, 1);                                                                  \
+            ptrdiff_t first, n = dw_mask_span(masks + t * mask_row, npix, &first);                       \
+            if (n) DW_CHECK("flat_dot: src", src + off[t] + first, T, 0, n_images, np, n, src_image, src_plane, 1); \
         }                                                                                                \
         DW_CHECK("flat_dot: g", g, T, 0, n_images, np, npix, g_image, g_plane, 1);                       \
         DW_CHECK("flat_dot: acc", acc, T, 1, ntaps, np, acc_tap, 1);                                     \
