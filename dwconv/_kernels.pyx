@@ -147,6 +147,8 @@ cdef enum:
     # measured 5-15% faster than 64 on the 7- and 14-pixel planes; 256 no better than 128.)
     PACKED_CHANNELS = 128
     PACKED_PIXELS = 512
+    # taps per dot_taps call (its register tile holds that many sums)
+    MAX_DOT_TAPS = 7
     # Below this many multiply-adds a call runs on one thread: waking a second one costs more.
     # (Measured on 2 cores of an AVX-512 Xeon, 3x3 kernels with x out of cache: 0.17 M, 24 us on
     # one thread and 26 on two; 0.34 M, 34 and 33; mnv2-7x960 at batch 1, 0.42 M, 44 and 34.)
@@ -921,6 +923,34 @@ cdef void reduce_rows(const floating *x, const floating *dy, floating *partial, 
                                        col_lo[j], col_hi[j], nc, d)
 
 
+cdef void reduce_ring(const floating *x, const floating *dy, floating *partial, Py_ssize_t partial_tap, Ring *ring,
+                      Py_ssize_t row0, Py_ssize_t row1, Py_ssize_t c0, Py_ssize_t nc, const Dims *d,
+                      int tid) noexcept nogil:
+    """reduce_rows for NHWC with one filter per channel and zeros padding, from the forward's rings:
+    each output row's source rows padded (thread tid's ring), so that every tap runs over the whole
+    row, with no edge columns apart; rows in the padding are skipped."""
+    cdef Py_ssize_t row, n, a, j, prev_n = -1
+    cdef const floating **src
+    cdef const floating *dy_row
+    for row in range(row0, row1):
+        n = row // d.OH
+        if n != prev_n:
+            ring_reset(ring, tid)
+            prev_n = n
+        src = ring_rows(ring, tid, x, d, n, row % d.OH, 1, c0, nc)
+        dy_row = dy + row * d.OW * d.C + c0
+        dot(<const floating *> NULL, 0, 0, dy_row, d.C, 1, partial + d.kh * d.kw * partial_tap + c0, 1, d.OW, nc)
+        for a in range(d.kh):
+            if src[a] == <const floating *> ring.zeros:
+                continue
+            j = 0
+            while j < d.kw:
+                dot_taps(src[a] + j * d.dw * nc, d.sw * nc, d.dw * nc, dy_row, d.C,
+                         partial + (a * d.kw + j) * partial_tap + c0, partial_tap,
+                         min(d.kw - j, <Py_ssize_t> MAX_DOT_TAPS), d.OW, nc)
+                j += MAX_DOT_TAPS
+
+
 cdef void reduce_packed(const floating *x, const floating *dy, floating *partial, const Axis *rows,
                         const Py_ssize_t *col_lo, const Py_ssize_t *col_hi, const Packing *pack, Py_ssize_t unit0,
                         Py_ssize_t unit1, Py_ssize_t c0, Py_ssize_t nc, const Dims *d) noexcept nogil:
@@ -959,6 +989,7 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
         return
     cdef Py_ssize_t CM = d.C * d.M, n_taps = d.kh * d.kw
     cdef bint packed = not d.nhwc and d.OW <= PACKED_WIDTH and d.M == 1
+    cdef bint ringed = d.nhwc and d.M == 1 and d.mode == ZEROS
     cdef Py_ssize_t block_size = PACKED_CHANNELS if packed else CHANNEL_BLOCK if d.nhwc else 1
     cdef Py_ssize_t n_blocks = max(1, d.C // block_size) if packed else (d.C + block_size - 1) // block_size
     cdef Packing pack
@@ -972,9 +1003,11 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
     cdef floating *db_data = NULL if db is None else &db[0]
     cdef Py_ssize_t *col_lo = NULL
     cdef Axis rows
+    cdef Ring ring
     rows.tap0 = NULL
     pack.scratch = NULL
     pack.w_mc = NULL
+    ring.memory = ring.zeros = ring.book_memory = NULL
     try:
         col_lo = <Py_ssize_t *> malloc(2 * d.kw * sizeof(Py_ssize_t))
         if col_lo == NULL or not axis_alloc(&rows, d.OH):
@@ -987,6 +1020,9 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
             if not packing_init(&pack, &dw[0], &rows, &d, False, n_threads):
                 raise MemoryError()
             n_units = d.N * pack.n_bands
+        if ringed and not ring_init(&ring, RING_PIXELS, min(block_size, d.C), 1, False, &d, sizeof(floating),
+                                    n_threads):
+            raise MemoryError()
         # chunks of units, fixed by the geometry alone; each item is (chunk, block of channels)
         n_chunks = max(1, min(n_units, (REDUCTION_ITEMS + n_blocks - 1) // n_blocks))
         chunk_units = (n_units + n_chunks - 1) // n_chunks if n_units else 0
@@ -999,6 +1035,8 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
             watch(True, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, partials, n_chunks * partial_size)
             if packed:
                 packing_watch(True, &pack, &d, &dw[0], sizeof(floating), n_threads)
+            if ringed:
+                ring_watch(True, &ring, &d, n_threads)
             for item in prange(n_chunks * n_blocks, schedule="static", num_threads=n_threads):
                 chunk = item // n_blocks
                 c0 = (item % n_blocks) * block_size
@@ -1007,9 +1045,14 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
                     reduce_packed(&x[0], &dy[0], partials + chunk * partial_size, &rows, col_lo, col_lo + d.kw,
                                   &pack, unit0, unit1, c0, d.C - c0 if item % n_blocks == n_blocks - 1 else block_size,
                                   &d)
+                elif ringed:
+                    reduce_ring(&x[0], &dy[0], partials + chunk * partial_size, CM, &ring, unit0, unit1, c0,
+                                min(block_size, d.C - c0), &d, threadid())
                 else:
                     reduce_rows(&x[0], &dy[0], partials + chunk * partial_size, CM, &rows, col_lo, col_lo + d.kw,
                                 unit0, unit1, c0, min(block_size, d.C - c0), &d)
+            if ringed:
+                ring_watch(False, &ring, &d, n_threads)
             if packed:
                 packing_watch(False, &pack, &d, &dw[0], sizeof(floating), n_threads)
             watch(False, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, partials, n_chunks * partial_size)
@@ -1034,6 +1077,7 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
         free(col_lo)
         packing_free(&pack, &dw[0])
         axis_free(&rows)
+        ring_free(&ring)
 
 
 include "_rings.pxi"

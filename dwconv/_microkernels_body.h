@@ -372,19 +372,43 @@ static void DW_FN(dot)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_c, cons
     }
 }
 
-/* dot_taps for a constant number of taps: their sums stay in registers across the pixels. */
+/* dot_taps for a constant number of taps: their sums stay in registers across the pixels, in
+ * `phases` sets taking the pixels in turn, so that 8 or more sums are in flight (3 taps alone left
+ * the FMA pipes waiting on each sum's previous product: 0.4 of their rate). */
+#define DW_DOT_PHASES(ntap) ((ntap) >= 4 ? 2 : (8 + (ntap) - 1) / (ntap))
 DW_INLINE void DW_FN(dot_taps_vector)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_tap, const DW_T *g,
                                       ptrdiff_t g_pix, DW_T *acc, ptrdiff_t acc_tap, ptrdiff_t npix, const int ntap)
 {
-    DW_VEC sum[7];
-    for (int j = 0; j < ntap; j++) sum[j] = DW_FN(broadcast)(0);
-    for (ptrdiff_t p = 0; p < npix; p++) {
+    const int phases = DW_DOT_PHASES(ntap);
+    DW_VEC sum[8][7];
+    ptrdiff_t p = 0;
+    DW_UNROLL
+    for (int h = 0; h < phases; h++) {
+        DW_UNROLL
+        for (int j = 0; j < ntap; j++) sum[h][j] = DW_FN(broadcast)(0);
+    }
+    for (; p + phases <= npix; p += phases) {
+        DW_UNROLL
+        for (int h = 0; h < phases; h++) {
+            const DW_VEC gv = DW_FN(load)(g + (p + h) * g_pix);
+            DW_UNROLL
+            for (int j = 0; j < ntap; j++) sum[h][j] += DW_FN(load)(src + (p + h) * src_pix + j * src_tap) * gv;
+        }
+    }
+    for (; p < npix; p++) {
         const DW_VEC gv = DW_FN(load)(g + p * g_pix);
         DW_UNROLL
-        for (int j = 0; j < ntap; j++) sum[j] += DW_FN(load)(src + p * src_pix + j * src_tap) * gv;
+        for (int j = 0; j < ntap; j++) sum[0][j] += DW_FN(load)(src + p * src_pix + j * src_tap) * gv;
     }
-    for (int j = 0; j < ntap; j++) DW_FN(store)(acc + j * acc_tap, DW_FN(load)(acc + j * acc_tap) + sum[j]);
+    DW_UNROLL
+    for (int j = 0; j < ntap; j++) {
+        DW_VEC total = sum[0][j];
+        DW_UNROLL
+        for (int h = 1; h < phases; h++) total += sum[h][j];
+        DW_FN(store)(acc + j * acc_tap, DW_FN(load)(acc + j * acc_tap) + total);
+    }
 }
+#undef DW_DOT_PHASES
 
 /* acc[j*acc_tap + c] += sum_{p<npix} src[p*src_pix + j*src_tap + c] * g[p*g_pix + c]  for j < ntap <= 7,
  * c < nc: the filter gradient of one kernel row, each g vector loaded once for all its taps. */
