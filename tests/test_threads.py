@@ -155,7 +155,9 @@ def test_two_threads_get_more_throughput():
 
     A speed check on a possibly shared machine: each attempt first measures what two threads gain
     on a NumPy ufunc, which releases the GIL; only when that shows a second core free (> 1.6x)
-    does the attempt count. Without one in 5 attempts, the test skips rather than guess."""
+    does the attempt count. It fails only when 3 counted attempts all fall short (one alone was
+    seen to, on a host whose load changed within the attempt); with fewer counted in 8 attempts,
+    it skips rather than guess."""
     rng = np.random.default_rng(1)
     x = rng.standard_normal((1, 128, 128, 32)).astype(np.float32)
     w = rng.standard_normal((5, 5, 32)).astype(np.float32)
@@ -169,13 +171,16 @@ def test_two_threads_get_more_throughput():
 
     n_convolve, n_control = calls_per(0.2, convolve), calls_per(0.2, control)
     measured = []
-    for _ in range(5):
+    for _ in range(8):
         free_core = throughput_ratio(control, n_control)
         if free_core > 1.6:
             measured.append(throughput_ratio(convolve, n_convolve))
             if measured[-1] > 1.3:
                 return
-    if not measured:
-        pytest.skip("no second core free on this machine now: a NumPy ufunc did not speed up either")
+            if len(measured) == 3:
+                break
+    if len(measured) < 3:
+        pytest.skip(f"a second core was free in only {len(measured)} of 8 attempts (a NumPy ufunc did not "
+                    f"speed up in the others); two threads gave {measured}")
     pytest.fail(f"two threads gave at most {max(measured):.2f}x the throughput of one ({measured}), though a "
                 "NumPy ufunc got more than 1.6x")
