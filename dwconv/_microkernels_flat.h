@@ -27,7 +27,7 @@
 #if defined(__clang__)
 #define DW_FLAT_UNROLL _Pragma("unroll")
 #else
-#define DW_FLAT_UNROLL _Pragma("GCC unroll 8")
+#define DW_FLAT_UNROLL _Pragma("GCC unroll 16")
 #endif
 _Static_assert(DW_FLAT_PLANES <= 8 && DW_FLAT_VECS <= 8 && DW_FLAT_DOT_TAPS <= 16,
                "the tile loops must unroll completely");
