@@ -9,6 +9,7 @@ counts, ``out=`` versus a fresh result, 3-D versus 4-D filters.
 import copy
 import itertools
 import math
+import os
 
 import numpy as np
 import pytest
@@ -952,6 +953,13 @@ def test_ring_paths(isa, data_format, H, W, C, M, streaming):
             assert_conv_close(got, x, w, (s, s), pad, data_format, (1, 1), bias=b)
     finally:
         dwconv._kernels.set_streaming_bytes(before)
+
+
+def test_streaming_threshold_counts_the_cpus_sharing_the_cache():
+    assert dwconv._kernels._count_cpus("0-3,8\n") == 5
+    assert dwconv._kernels._count_cpus("0") == 1
+    if os.path.isdir("/sys/devices/system/cpu/cpu0/cache"):  # (Linux lists the caches there)
+        assert dwconv._kernels._last_level_cache_bytes() <= os.cpu_count() * dwconv._kernels.CACHE_PER_CPU
 
 
 # NCHW planes at stride 1 with kernels of up to 9 taps, 16 channels or more (any width from 32) or
