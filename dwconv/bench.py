@@ -106,9 +106,14 @@ class Contestant:
     # cross-check; None for a helper timing that computes something else.
     as_nhwc: Optional[Callable[[object], tuple]]
     spin_down: float = SPIN_DOWN_SECONDS
+    # A gradient timed alone gives one array: the reference's array at this index (0: dx, 1: dW).
+    part: Optional[int] = None
 
 
-Peer = collections.namedtuple("Peer", "name layout package version forward backward")
+# forward(problem), backward(problem) and gradient(problem, which): a peer's Contestant (None: not
+# offered); `which` is one of GRADIENTS, the gradient the contestant computes alone.
+Peer = collections.namedtuple("Peer", "name layout package version forward backward gradient")
+GRADIENTS = ("dx", "dW")
 Section = collections.namedtuple("Section", "kind batch")
 
 
@@ -216,7 +221,7 @@ def _dwconv_input_grad_helper(problem, layout, threads):
             input_shape, w, g, s.stride, padding, data_format=layout, num_threads=threads
         )
 
-    return Contestant(f"dwconv dx {layout}", run, None)
+    return Contestant(f"dwconv dx {layout}", run, lambda dx: (_to_nhwc(dx, layout),), part=0)
 
 
 def _dwconv_filter_grad_helper(problem, layout, threads):
@@ -230,7 +235,7 @@ def _dwconv_filter_grad_helper(problem, layout, threads):
             x, w_shape, g, s.stride, padding, data_format=layout, num_threads=threads
         )
 
-    return Contestant(f"dwconv dW {layout}", run, None)
+    return Contestant(f"dwconv dW {layout}", run, lambda dw: (dw,), part=1)
 
 
 def _torch_tensors(arrays, channels_last):
@@ -273,6 +278,28 @@ def _torch_backward(problem, channels_last, label):
         return grads[0].numpy().transpose(0, 2, 3, 1), grads[1].numpy().transpose(2, 3, 0, 1)
 
     return Contestant(label, run, as_nhwc)
+
+
+def _torch_gradient(problem, which, channels_last, label):
+    """One gradient alone: convolution_backward asked for dx or dW only, as autograd asks when only
+    the input or only the weight requires a gradient."""
+    import torch
+
+    x, w, g = _torch_tensors([_nchw(problem.x), _oihw(problem.w), _nchw(problem.g)], channels_last)
+    s = problem.shape
+    stride, pad = [s.stride] * 2, [s.pad] * 2
+    mask = [which == "dx", which == "dW", False]
+
+    def run():
+        return torch.ops.aten.convolution_backward(
+            g, x, w, None, stride, pad, [1, 1], False, [0, 0], s.C, mask
+        )
+
+    def as_nhwc(grads):
+        return ((grads[0].numpy().transpose(0, 2, 3, 1),) if which == "dx"
+                else (grads[1].numpy().transpose(2, 3, 0, 1),))
+
+    return Contestant(f"{label} {which}", run, as_nhwc, part=GRADIENTS.index(which))
 
 
 def _onnx_depthwise_model(problem):
@@ -354,6 +381,24 @@ def _tf_backward(problem):
     )
 
 
+def _tf_gradient(problem, which):
+    """One of the two kernels of _tf_backward alone."""
+    import tensorflow as tf
+
+    s = problem.shape
+    options = dict(strides=[1, s.stride, s.stride, 1], padding="EXPLICIT",
+                   explicit_paddings=[0, 0, s.pad, s.pad, s.pad, s.pad, 0, 0])
+    if which == "dx":
+        kernel = tf.function(lambda x, w, g: tf.raw_ops.DepthwiseConv2dNativeBackpropInput(
+            input_sizes=tf.shape(x), filter=w, out_backprop=g, **options), jit_compile=False)
+    else:
+        kernel = tf.function(lambda x, w, g: tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
+            input=x, filter_sizes=tf.shape(w), out_backprop=g, **options), jit_compile=False)
+    x, w, g = tf.constant(problem.x), tf.constant(problem.w), tf.constant(problem.g)
+    return Contestant(f"tf {which}", lambda: kernel(x, w, g), lambda grad: (grad.numpy(),),
+                      part=GRADIENTS.index(which))
+
+
 # ----------------------------------------------------------------------------- peers
 
 
@@ -364,7 +409,8 @@ def _load_torch(threads):
     return [
         Peer(name, layout, "torch", torch.__version__,
              functools.partial(_torch_forward, channels_last=cl, label=name),
-             functools.partial(_torch_backward, channels_last=cl, label=name))
+             functools.partial(_torch_backward, channels_last=cl, label=name),
+             functools.partial(_torch_gradient, channels_last=cl, label=name))
         for name, layout, cl in (("torch", "NCHW", False), ("torch_cl", "channels_last", True))
     ]
 
@@ -375,7 +421,7 @@ def _load_ort(threads):
 
     version = f"{onnxruntime.__version__} (onnx {onnx.__version__})"
     forward = functools.partial(_ort_forward, threads=threads)
-    return [Peer("ort", "NCHW", "onnxruntime", version, forward, None)]
+    return [Peer("ort", "NCHW", "onnxruntime", version, forward, None, None)]
 
 
 @contextlib.contextmanager
@@ -402,7 +448,7 @@ def _load_tf(threads):
     # two independent ops would otherwise run concurrently on twice the threads.
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    return [Peer("tf", "NHWC", "tensorflow", tf.__version__, _tf_forward, _tf_backward)]
+    return [Peer("tf", "NHWC", "tensorflow", tf.__version__, _tf_forward, _tf_backward, _tf_gradient)]
 
 
 PEER_LOADERS = {"torch": _load_torch, "onnxruntime": _load_ort, "tensorflow": _load_tf}
@@ -516,7 +562,8 @@ def _cross_check(contestants, case):
         result = c.run()
         if c.as_nhwc is None:
             continue
-        error = _max_relative_error(c.as_nhwc(result), reference)
+        expected = reference if c.part is None else (reference[c.part],)
+        error = _max_relative_error(c.as_nhwc(result), expected)
         if error > TOLERANCE:
             print(f"  warning: {c.label} disagrees with {contestants[0].label} on {case} "
                   f"(max relative error {error:.2g}); its time compares different work")
@@ -535,7 +582,8 @@ def _contestants(problem, kind, layouts, peers, threads):
         for helper in (_dwconv_forward_helper, _dwconv_input_grad_helper, _dwconv_filter_grad_helper)
         for layout in layouts
     ]
-    return own + [peer.backward(problem) for peer in peers] + helpers
+    alone = [peer.gradient(problem, which) for peer in peers if peer.gradient for which in GRADIENTS]
+    return own + [peer.backward(problem) for peer in peers] + helpers + alone
 
 
 def _section_shapes(section, args):
@@ -568,6 +616,22 @@ def _best_peer(medians, peers):
     return best.name, medians[best.name]
 
 
+def _gradient_peers(peers):
+    return [p for p in peers if p.gradient is not None]
+
+
+def _gradients_alone(medians, peers, seconds_of_dwconv):
+    """Each gradient's times alone (dwconv's and the peers'), and the best peer's ratio to dwconv's:
+    {which: {"peers_ms", "best_peer", "ratio"}}."""
+    alone = {}
+    for which in GRADIENTS:
+        times = {p.name: medians[f"{p.name} {which}"] for p in _gradient_peers(peers)}
+        best = min(times, key=times.get) if times else None
+        alone[which] = {"peers_ms": {name: 1e3 * t for name, t in times.items()}, "best_peer": best,
+                        "ratio": times[best] / seconds_of_dwconv[which] if best else None}
+    return alone
+
+
 def _copy_reference(nbytes):
     """Which copy bandwidth a row moving nbytes compares with: the L3 copy's when it moves no more
     than that copy did (its bytes read + written), else the DRAM copy's."""
@@ -595,6 +659,8 @@ def _shape_rows(section, shape, problem, medians, peers, layouts, other_cpus, li
             "backward_over_forward": seconds / medians[f"dwconv fwd {layout}"] if backward else None,
             "dx_ms": 1e3 * medians[f"dwconv dx {layout}"] if backward else None,
             "dw_ms": 1e3 * medians[f"dwconv dW {layout}"] if backward else None,
+            "alone": _gradients_alone(medians, peers, {which: medians[f"dwconv {which} {layout}"]
+                                                       for which in GRADIENTS}) if backward else None,
             "peers_ms": {p.name: 1e3 * medians[p.name] for p in peers},
             "best_peer": best,
             "ratio": best_seconds / seconds if best else None,
@@ -774,7 +840,29 @@ def _run_section(section, args, peers, rng, limits):
             print(f"  ^ other processes used {others:.1f} CPUs meanwhile: times unreliable")
         rows += shape_rows
         records += _measurement_records(section, shape, samples, reps)
+    if section.kind == "backward" and _gradient_peers(peers):
+        _print_gradients_alone(section, rows, _gradient_peers(peers))
     return rows, records
+
+
+def _print_gradients_alone(section, rows, peers):
+    """The table of each gradient timed alone, dwconv's beside the peers' (measured in the same
+    rounds as the backward table's)."""
+    print(f"\nBackward, batch {section.batch}, each gradient alone: median ms per call")
+    columns = ["shape", "layout"]
+    for which in GRADIENTS:
+        columns += [f"{which} ms"] + [p.name for p in peers] + ["best peer", "ratio"]
+    widths = [18, 7] + [max(7, len(c) + 1) for c in columns[2:]]
+    _print_cells(columns, widths)
+    for i, row in enumerate(rows):
+        first = i == 0 or rows[i - 1]["shape"] != row["shape"]
+        cells = [row["shape"] if first else "", row["layout"]]
+        for which in GRADIENTS:
+            alone = row["alone"][which]
+            cells += [_fmt_ms(row["dx_ms" if which == "dx" else "dw_ms"])]
+            cells += [_fmt_ms(alone["peers_ms"][p.name]) if first else "" for p in peers]
+            cells += [alone["best_peer"], f"{alone['ratio']:.2f}"]
+        _print_cells(cells, widths)
 
 
 def _sections(args):
@@ -838,6 +926,15 @@ def _markdown_cells(row):
     return cells
 
 
+def _markdown_alone_cells(row):
+    cells = [row["shape"], row["layout"]]
+    for which, ms in (("dx", row["dx_ms"]), ("dW", row["dw_ms"])):
+        alone = row["alone"][which]
+        cells += [_fmt_ms(ms), alone["best_peer"], _fmt_ms(alone["peers_ms"][alone["best_peer"]]),
+                  f"{alone['ratio']:.2f}"]
+    return cells
+
+
 def _markdown_limits(machine):
     """The sentence on the machine's limits, for a file that has them."""
     limits = machine["limits"]
@@ -863,6 +960,13 @@ def markdown_tables(saved):
         lines += ["", f"**{section.capitalize()}, batch {batch}** (ms)", "",
                   "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         lines += ["| " + " | ".join(c.get(column, "-") for column in columns) + " |" for c in cells]
+        alone = [row for row in rows if (row["section"], row["batch"]) == (section, batch)
+                 and (row.get("alone") or {}).get("dx", {}).get("best_peer")]
+        if alone:
+            lines += ["", f"**{section.capitalize()}, batch {batch}, each gradient alone** (ms)", "",
+                      "| shape | layout | dx | best peer | peer ms | ratio | dW | best peer | peer ms | ratio |",
+                      "|" + "---|" * 10]
+            lines += ["| " + " | ".join(_markdown_alone_cells(row)) + " |" for row in alone]
     return "\n".join(lines)
 
 

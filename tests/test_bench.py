@@ -4,6 +4,7 @@ asserted here: only that every figure is there, positive, and of a sane order of
 
 import json
 
+import numpy as np
 import pytest
 
 from dwconv import _kernels, bench
@@ -162,3 +163,62 @@ def test_round_robin_waits_for_spinning_threads_before_estimating(monkeypatch):
     bench._time_round_robin(contestants, rounds=1, batch_seconds=1e-4)
     assert events[0] == ("sleep", 0.15)
     assert events[1] == ("run", "a")
+
+
+def reference_peer(problem_batch):
+    """A peer computing the gradients with the test reference, so that the bench's per-gradient
+    plumbing (contestants, cross-check, tables) runs without a framework installed."""
+    from reference import conv2d_backprop_filter, conv2d_backprop_input
+
+    def gradients(problem):
+        s = problem.shape
+        pad = bench._explicit_padding(s)
+        strides = (s.stride, s.stride)
+        return (conv2d_backprop_input(problem.x.shape, problem.w, problem.g, strides, pad, "NHWC", (1, 1)),
+                conv2d_backprop_filter(problem.x, problem.w.shape, problem.g, strides, pad, "NHWC", (1, 1)))
+
+    def backward(problem):
+        dx, dw = gradients(problem)
+        return bench.Contestant("ref", lambda: (dx, dw), lambda grads: grads)
+
+    def gradient(problem, which):
+        array = gradients(problem)[bench.GRADIENTS.index(which)]
+        return bench.Contestant(f"ref {which}", lambda: array, lambda a: (a,), part=bench.GRADIENTS.index(which))
+
+    return bench.Peer("ref", "NHWC", "reference", "0", None, backward, gradient)
+
+
+def test_backward_compares_each_gradient_alone_with_the_peers(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bench, "PEER_LOADERS", {"reference": lambda threads: [reference_peer(threads)]})
+    saved = tmp_path / "results.json"
+    argv = ["--quick", "--peers", "--backward", "--shapes", SHAPE, "--batch", "1", "--json", str(saved)]
+    assert bench.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "each gradient alone" in printed and "disagrees" not in printed
+
+    results = json.loads(saved.read_text())
+    measured = {m["contestant"] for m in results["measurements"] if m["section"] == "backward"}
+    assert {"ref", "ref dx", "ref dW"} <= measured
+    medians = {m["contestant"]: m["median_ms"] for m in results["measurements"] if m["section"] == "backward"}
+    for row in (r for r in results["comparisons"] if r["section"] == "backward"):
+        for which, ms in (("dx", row["dx_ms"]), ("dW", row["dw_ms"])):
+            alone = row["alone"][which]
+            assert alone["best_peer"] == "ref"
+            assert alone["peers_ms"]["ref"] == pytest.approx(medians[f"ref {which}"])
+            assert alone["ratio"] == pytest.approx(medians[f"ref {which}"] / ms)
+
+    assert bench.main(["--markdown", str(saved)]) == 0
+    table = capsys.readouterr().out
+    assert "each gradient alone" in table
+    assert "| shape | layout | dx | best peer | peer ms | ratio | dW | best peer | peer ms | ratio |" in table
+
+
+def test_a_gradient_that_disagrees_is_reported(capsys):
+    problem = bench._make_problem(bench.SUITE[5], 1, "backward", np.random.default_rng(0))
+    good = reference_peer(1)
+    contestants = [good.backward(problem), good.gradient(problem, "dW")]
+    wrong = contestants[1].run() * 1.5
+    contestants.append(bench.Contestant("bad dW", lambda: wrong, lambda a: (a,), part=1))
+    bench._cross_check(contestants, "case")
+    printed = capsys.readouterr().out
+    assert "bad dW disagrees" in printed and "ref dW" not in printed
