@@ -169,6 +169,17 @@ static ptrdiff_t dw_mask_span(const unsigned char *mask, ptrdiff_t npix, ptrdiff
         DW_CHECK("dot_taps: acc", acc, T, 1, ntap, nc, acc_tap, 1);                                      \
         dw_active->dot_taps_##sfx(src, src_pix, src_tap, g, g_pix, acc, acc_tap, ntap, npix, nc);        \
     }                                                                                                    \
+    static int dw_checked_dot_window_##sfx(const T *const *rows, ptrdiff_t src_pix, ptrdiff_t src_tap, const T *g, \
+                                           ptrdiff_t g_pix, T *acc, ptrdiff_t acc_tap, T *bias_acc, ptrdiff_t kh, \
+                                           ptrdiff_t kw, ptrdiff_t npix, ptrdiff_t nc)                   \
+    {                                                                                                    \
+        for (ptrdiff_t a = 0; a < kh; a++)                                                               \
+            DW_CHECK("dot_window: rows[a]", rows[a], T, 0, npix, kw, nc, src_pix, src_tap, 1);           \
+        DW_CHECK("dot_window: g", g, T, 0, npix, nc, g_pix, 1);                                          \
+        DW_CHECK("dot_window: acc", acc, T, 1, kh * kw, nc, acc_tap, 1);                                 \
+        if (bias_acc) DW_CHECK("dot_window: bias_acc", bias_acc, T, 1, nc, 1);                           \
+        return dw_active->dot_window_##sfx(rows, src_pix, src_tap, g, g_pix, acc, acc_tap, bias_acc, kh, kw, npix, nc); \
+    }                                                                                                    \
     static void dw_checked_transpose_##sfx(const T *src, ptrdiff_t src_b, T *dst, ptrdiff_t dst_a, ptrdiff_t na, \
                                            ptrdiff_t nb, int nt)                                                 \
     {                                                                                                    \
@@ -248,6 +259,8 @@ DW_CHECKED_KERNELS(double, f64)
 #undef dw_dot_double
 #undef dw_dot_taps_float
 #undef dw_dot_taps_double
+#undef dw_dot_window_float
+#undef dw_dot_window_double
 #undef dw_transpose_float
 #undef dw_transpose_double
 #undef dw_row_float
@@ -276,6 +289,8 @@ DW_CHECKED_KERNELS(double, f64)
 #define dw_dot_double dw_checked_dot_f64
 #define dw_dot_taps_float dw_checked_dot_taps_f32
 #define dw_dot_taps_double dw_checked_dot_taps_f64
+#define dw_dot_window_float dw_checked_dot_window_f32
+#define dw_dot_window_double dw_checked_dot_window_f64
 #define dw_transpose_float dw_checked_transpose_f32
 #define dw_transpose_double dw_checked_transpose_f64
 

@@ -34,6 +34,14 @@
 #define DW_CPU_HAS(feature) (__builtin_cpu_init(), __builtin_cpu_supports(feature))
 #endif
 
+/* A vector the compiler must hold in a register: loaded once, it serves several taps (left to
+ * itself, GCC folds the load into each tap's FMA again, and runs out of load slots). */
+#ifdef DW_X86
+#define DW_IN_REGISTER(v) __asm__("" : "+v"(v))
+#else
+#define DW_IN_REGISTER(v) (void)(v)
+#endif
+
 /* Output rows per call of the plane-rows micro-kernel, at every level (the forward's rings hold the
  * source rows of this many output rows of an NCHW plane). */
 #define DW_PLANE_ROWS 4
@@ -80,6 +88,10 @@ typedef void (*dw_dot_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, const float *
 typedef void (*dw_dot_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, double *,
                               ptrdiff_t, ptrdiff_t, ptrdiff_t);
 
+typedef int (*dw_dot_window_f32_fn)(const float *const *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, float *,
+                                    ptrdiff_t, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t);
+typedef int (*dw_dot_window_f64_fn)(const double *const *, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t, double *,
+                                    ptrdiff_t, double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t);
 typedef void (*dw_dot_taps_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, float *, ptrdiff_t,
                                    ptrdiff_t, ptrdiff_t, ptrdiff_t);
 typedef void (*dw_dot_taps_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t, double *,
@@ -126,6 +138,8 @@ typedef struct {
     dw_dot_f64_fn dot_f64;
     dw_dot_taps_f32_fn dot_taps_f32;
     dw_dot_taps_f64_fn dot_taps_f64;
+    dw_dot_window_f32_fn dot_window_f32;
+    dw_dot_window_f64_fn dot_window_f64;
     dw_transpose_f32_fn transpose_f32;
     dw_transpose_f64_fn transpose_f64;
     dw_row_f32_fn row_f32;
@@ -143,7 +157,7 @@ typedef struct {
 /* A level's table entry; `flat` its flat-plane micro-kernels, DW_FLAT_OF(level) or DW_FLAT_NONE. */
 #define DW_ISA_ENTRY(isa, flat)                                                                          \
     {#isa, dw_supported_##isa, taps_##isa##_f32, taps_##isa##_f64, dot_##isa##_f32, dot_##isa##_f64,       \
-     dot_taps_##isa##_f32, dot_taps_##isa##_f64, transpose_##isa##_f32, transpose_##isa##_f64,            \
+     dot_taps_##isa##_f32, dot_taps_##isa##_f64, dot_window_##isa##_f32, dot_window_##isa##_f64, transpose_##isa##_f32, transpose_##isa##_f64,            \
      row_##isa##_f32, row_##isa##_f64, plane_rows_##isa##_f32, plane_rows_##isa##_f64, flat, copy_##isa##_f32, \
      copy_##isa##_f64}
 #define DW_FLAT_OF(isa) flat_##isa##_f32, flat_##isa##_f64, flat_dot_##isa##_f32, flat_dot_##isa##_f64
@@ -169,6 +183,8 @@ static void dw_set_isa(int i) { dw_active = &dw_isas[i]; }
 #define dw_dot_double(...) dw_active->dot_f64(__VA_ARGS__)
 #define dw_dot_taps_float(...) dw_active->dot_taps_f32(__VA_ARGS__)
 #define dw_dot_taps_double(...) dw_active->dot_taps_f64(__VA_ARGS__)
+#define dw_dot_window_float(...) dw_active->dot_window_f32(__VA_ARGS__)
+#define dw_dot_window_double(...) dw_active->dot_window_f64(__VA_ARGS__)
 #define dw_transpose_float(...) dw_active->transpose_f32(__VA_ARGS__)
 #define dw_transpose_double(...) dw_active->transpose_f64(__VA_ARGS__)
 #define dw_row_float(...) dw_active->row_f32(__VA_ARGS__)

@@ -436,6 +436,62 @@ static void DW_FN(dot_taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_ta
         DW_FN(dot)(src + j * src_tap + c, src_pix, 1, g + c, g_pix, 1, acc + j * acc_tap + c, 1, npix, nc - c);
 }
 
+/* dot_window for one vector of lanes and a kh x kw window known at compile time: every tap's sum
+ * (and the bias's) in a register across the row, started from acc and stored back once. */
+#define DW_WINDOW_MAX 3
+DW_INLINE void DW_FN(dot_window_vector)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t src_tap,
+                                        const DW_T *g, ptrdiff_t g_pix, DW_T *acc, ptrdiff_t acc_tap, DW_T *bias_acc,
+                                        ptrdiff_t npix, const int kh, const int kw)
+{
+    DW_VEC sum[DW_WINDOW_MAX][DW_WINDOW_MAX], bias = bias_acc ? DW_FN(load)(bias_acc) : DW_FN(broadcast)(0);
+    DW_UNROLL
+    for (int a = 0; a < kh; a++) {
+        DW_UNROLL
+        for (int b = 0; b < kw; b++) sum[a][b] = DW_FN(load)(acc + (a * kw + b) * acc_tap);
+    }
+    for (ptrdiff_t p = 0; p < npix; p++) {
+        DW_VEC gv = DW_FN(load)(g + p * g_pix);
+        DW_IN_REGISTER(gv);
+        bias += gv;
+        DW_UNROLL
+        for (int a = 0; a < kh; a++) {
+            DW_UNROLL
+            for (int b = 0; b < kw; b++) sum[a][b] += DW_FN(load)(rows[a] + off + p * src_pix + b * src_tap) * gv;
+        }
+    }
+    DW_UNROLL
+    for (int a = 0; a < kh; a++) {
+        DW_UNROLL
+        for (int b = 0; b < kw; b++) DW_FN(store)(acc + (a * kw + b) * acc_tap, sum[a][b]);
+    }
+    if (bias_acc) DW_FN(store)(bias_acc, bias);
+}
+
+/* acc[(a*kw + b)*acc_tap + c] += sum_{p<npix} rows[a][p*src_pix + b*src_tap + c] * g[p*g_pix + c], and
+ * bias_acc[c] += sum_p g[p*g_pix + c] (bias_acc NULL: none), for c < nc: the filter (and bias)
+ * gradient of one output row, its whole window at once, each g vector loaded once for every tap.
+ * 3x3 windows only (returns 0, nothing done, for others): a 5x5 window's sums still fit AVX-512's
+ * registers, but its 25 source pointers do not fit the general ones, and reloading them halved
+ * the rate. */
+static int DW_FN(dot_window)(const DW_T *const *rows, ptrdiff_t src_pix, ptrdiff_t src_tap, const DW_T *g,
+                             ptrdiff_t g_pix, DW_T *acc, ptrdiff_t acc_tap, DW_T *bias_acc, ptrdiff_t kh, ptrdiff_t kw,
+                             ptrdiff_t npix, ptrdiff_t nc)
+{
+    if (kh != DW_WINDOW_MAX || kw != DW_WINDOW_MAX) return 0;
+    ptrdiff_t c = 0;
+    for (; c + DW_VLEN <= nc; c += DW_VLEN)
+        DW_FN(dot_window_vector)(rows, c, src_pix, src_tap, g + c, g_pix, acc + c, acc_tap,
+                                 bias_acc ? bias_acc + c : NULL, npix, DW_WINDOW_MAX, DW_WINDOW_MAX);
+    if (c < nc) {
+        for (ptrdiff_t a = 0; a < kh; a++)
+            for (ptrdiff_t b = 0; b < kw; b++)
+                DW_FN(dot)(rows[a] + b * src_tap + c, src_pix, 1, g + c, g_pix, 1, acc + (a * kw + b) * acc_tap + c, 1,
+                           npix, nc - c);
+        if (bias_acc) DW_FN(dot)(NULL, 0, 0, g + c, g_pix, 1, bias_acc + c, 1, npix, nc - c);
+    }
+    return 1;
+}
+
 #define DW_STORE_FLOAT (DW_LANES * 4 == DW_VBYTES)
 /* An output store, streaming (past the caches) when `nt` and the address allows it: for results
  * much larger than the caches, whose lines would otherwise be read in before being overwritten. */
@@ -594,3 +650,4 @@ static void DW_FN(transpose)(const DW_T *src, ptrdiff_t src_b, DW_T *dst, ptrdif
 #undef DW_INLINE
 #undef DW_UNROLL
 #undef DW_TILED
+#undef DW_WINDOW_MAX

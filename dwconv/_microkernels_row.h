@@ -32,13 +32,6 @@
 /* Loops with compile-time trip counts must unroll completely, or their sums leave the registers:
  * the longest is the dense tile's source loop, (tile - 1) * stride + kw iterations. */
 #define DW_ROW_UNROLL_LIMIT 64
-/* A vector the compiler must hold in a register: loaded once, it serves several taps (left to
- * itself, GCC folds the load into each tap's FMA again, and runs out of load slots). */
-#ifdef DW_X86
-#define DW_IN_REGISTER(v) __asm__("" : "+v"(v))
-#else
-#define DW_IN_REGISTER(v) (void)(v)
-#endif
 _Static_assert((DW_ROW_TILE - 1) * DW_ROW_MAX_STRIDE + DW_ROW_MAX_KW <= DW_ROW_UNROLL_LIMIT,
                "the dense tile's source loop must unroll completely");
 _Static_assert(DW_ROW_TILE <= DW_ROW_UNROLL_LIMIT, "the pixel loops must unroll completely");
@@ -454,7 +447,6 @@ static void DW_FN(plane_rows)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t 
 #undef DW_ROW_DENSE_TILES
 #undef DW_ROW_FLOAT
 #undef DW_ROW_UNROLL_LIMIT
-#undef DW_IN_REGISTER
 #undef DW_ROW_UNROLL
 #undef DW_TILE_CASE
 #undef DW_TILE_CASES

@@ -378,6 +378,28 @@ def test_flat_plane_gradients(isa_level, H, W, C):
                 assert np.array_equal(got, want)
 
 
+# NHWC filter gradients of 3x3 kernels sum a row's whole window at once where it lies inside the
+# image (the first and last rows' windows reach into the padding), over chunks of rows and blocks
+# of channels chosen from the geometry: all channels where rows abound, blocks of 2 vectors or more
+# where they are few (here 5 blocks of 48 and a remainder of 8, or 70 channels: 4 vectors and 6
+# lanes), strided, dilated, rows lost to VALID padding; the same bits for any number of threads.
+NHWC_WINDOWS = [(1, 5, 9, 200, 1, "SAME", 1), (3, 12, 11, 70, 1, "SAME", 1), (2, 9, 10, 37, 2, "SAME", 1),
+                (2, 8, 13, 33, 1, "VALID", 2), (1, 2, 3, 16, 1, ((2, 2), (1, 3)), 1)]  # N, H, W, C, s, padding, d
+
+
+@pytest.mark.parametrize("N, H, W, C, strides, padding, dil", NHWC_WINDOWS)
+def test_nhwc_filter_gradient_windows(isa_level, N, H, W, C, strides, padding, dil):
+    rng = np.random.default_rng(N * H * W + C)
+    for dtype in DTYPES:
+        x, w, dy = random_case(rng, "NHWC", N, H, W, C, 1, 3, 3, strides, padding, dil, dtype)
+        check_gradients(x, w, dy, strides, padding, "NHWC", dil)
+        one = dwconv.depthwise_conv2d_grad(x, w, dy, strides, padding, dilations=dil, num_threads=1)
+        for n_threads in (2, 3):
+            again = dwconv.depthwise_conv2d_grad(x, w, dy, strides, padding, dilations=dil, num_threads=n_threads)
+            for got, want in zip(again, one):
+                assert np.array_equal(got, want)
+
+
 @pytest.mark.parametrize("H, kh", [(1, 1), (3, 3)])
 @pytest.mark.parametrize("M", [1, 2])
 def test_nhwc_one_row_split_into_channel_blocks(H, kh, M):
