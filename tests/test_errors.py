@@ -137,6 +137,25 @@ def test_cached_geometry_does_not_answer_for_equal_invalid_values(fn, name, vali
 
 
 @pytest.mark.parametrize("fn", FUNCS)
+@pytest.mark.parametrize("name, valid, invalid", [
+    ("padding", [[0, 0], [1, 1], [1, 1], [0, 0]], [[0, 0], [1.0, 1], [1, 1], [0, 0]]),
+    ("padding", ((1, 1), (2, 2)), ((1, 1), (2, True))),
+    ("padding", [[0, 0], [1, 1], [1, 1], [0, 0]], [[0, 0], [1, 1], [1, 1], [0, 1]]),
+    ("strides", [1, 2], [1, 2.0]),
+], ids=lambda v: repr(v).replace(" ", ""))
+def test_cached_geometry_of_sequences_does_not_answer_for_equal_invalid_values(fn, name, valid, invalid):
+    """Arguments in lists and tuples of plain ints are cached too; an equal value holding a float
+    or a bool, or a different one, must still get its own answer."""
+    b = base()
+    x, w = b.x, b.w
+    dy = np.ones(dwconv.output_shape(x.shape, w.shape, **{name: valid}))
+    for _ in range(2):  # (the second call from the cache)
+        call(fn, x, w, dy, **{name: valid})
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        call(fn, x, w, dy, **{name: invalid})
+
+
+@pytest.mark.parametrize("fn", FUNCS)
 @pytest.mark.parametrize("name", ["strides", "dilations"])
 @pytest.mark.parametrize("value", [1.5, True, False, "2", None, (1, 1.5), (2.0, 2), (True, 1),
                                    np.float64(2.0), "22"],
