@@ -72,7 +72,7 @@ DW_INLINE void DW_FN(row_tile_dense)(const DW_T *const *rows, ptrdiff_t off, ptr
         DW_ROW_UNROLL
         for (int u = 0; u < (tile - 1) * sw + kw; u++) {
             DW_VEC x = DW_FN(load)(s + u * pix);
-            DW_IN_REGISTER(x);
+            if (DW_VBYTES == 64) DW_IN_REGISTER(x); /* (AVX2's 16 registers then spill the sums) */
             DW_ROW_UNROLL
             for (int b = 0; b < kw; b++)
                 if (u >= b && (u - b) % sw == 0 && (u - b) / sw < tile) acc[(u - b) / sw] += wv[b] * x;
