@@ -258,7 +258,6 @@ def _geometry(input_shape, filter_shape, strides, padding, data_format_, dilatio
 _cached_geometry = functools.lru_cache(maxsize=_MAX_GEOMETRIES)(_geometry)
 
 
-
 def as_array(value, name):
     """A float or integer-image ndarray from any array-like, unchanged when it already is one (or a
     GPU array: the CuPy path checks its dtype here too)."""

@@ -357,12 +357,16 @@ def _tf_forward(problem):
     return Contestant("tf", lambda: conv(x, w), lambda y: (y.numpy(),))
 
 
+def _tf_gradient_options(s):
+    """The stride and padding arguments of TensorFlow's raw gradient kernels for shape s."""
+    return dict(strides=[1, s.stride, s.stride, 1], padding="EXPLICIT",
+                explicit_paddings=[0, 0, s.pad, s.pad, s.pad, s.pad, 0, 0])
+
+
 def _tf_backward(problem):
     import tensorflow as tf
 
-    s = problem.shape
-    options = dict(strides=[1, s.stride, s.stride, 1], padding="EXPLICIT",
-                   explicit_paddings=[0, 0, s.pad, s.pad, s.pad, s.pad, 0, 0])
+    options = _tf_gradient_options(problem.shape)
 
     @tf.function(jit_compile=False)
     def gradients(x, w, g):
@@ -385,9 +389,7 @@ def _tf_gradient(problem, which):
     """One of the two kernels of _tf_backward alone."""
     import tensorflow as tf
 
-    s = problem.shape
-    options = dict(strides=[1, s.stride, s.stride, 1], padding="EXPLICIT",
-                   explicit_paddings=[0, 0, s.pad, s.pad, s.pad, s.pad, 0, 0])
+    options = _tf_gradient_options(problem.shape)
     if which == "dx":
         kernel = tf.function(lambda x, w, g: tf.raw_ops.DepthwiseConv2dNativeBackpropInput(
             input_sizes=tf.shape(x), filter=w, out_backprop=g, **options), jit_compile=False)
