@@ -26,6 +26,12 @@ cdef enum:
     # hold at least MIN_BLOCK channels.
     LANE_BLOCK = 16
     MIN_BLOCK = 64
+    # Threads share an NHWC image by bands of rows, or by channel blocks where each block holds at
+    # least this many channels: a block reads part of every pixel, and the L2 prefetcher, which
+    # streams whole rows, fetches the rest too (measured on 2 cores of an AVX-512 Xeon at batch 1:
+    # bands 1.5-1.7x faster on mnv2-56x144 and -28x192, whose blocks held 64 to 80 channels; blocks
+    # of 144 and 240 channels 1.0-1.2x faster than bands on mnv2-14x576 and -7x960).
+    SHARED_BLOCK = 128
     # Packed NCHW blocks hold about this many elements per source row (channels x plane width, in
     # LANE_BLOCK to PACKED_CHANNELS channels): each channel's row is a stream of its own, and past
     # a few dozen streams from DRAM the prefetchers fall behind (measured at batch 16, 16 channels
@@ -193,11 +199,12 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     plan.in_place = d.nhwc and d.M == 1 and d.sw > 1 and d.OW >= IN_PLACE_MIN_WIDTH
     wanted = 1 if n_threads == 1 else ceil_div(ITEMS_PER_THREAD * n_threads, d.N)  # items per image
     if d.nhwc:
-        # Channel blocks first: unlike bands, they copy no source row twice.
+        # Channel blocks as the ring's size asks, or of SHARED_BLOCK channels or more for the
+        # threads (unlike bands, they copy no source row twice); then bands.
         plan.kind = RING_PIXELS
         ring_bytes = ((d.kh - 1) * d.dh + 1) * ((d.OW - 1) * d.sw + (d.kw - 1) * d.dw + 1) * CM * sizeof(floating)
         max_blocks = max(1, C // MIN_BLOCK)
-        plan.n_blocks = min(max_blocks, max(wanted, ceil_div(ring_bytes, RING_BYTES)))
+        plan.n_blocks = min(max_blocks, max(ceil_div(ring_bytes, RING_BYTES), min(wanted, C // SHARED_BLOCK)))
         plan.block = round_up(ceil_div(C, plan.n_blocks), LANE_BLOCK) if plan.n_blocks > 1 else C
         plan.n_blocks = ceil_div(C, plan.block)
         plan.n_bands = max(1, min(ceil_div(wanted, plan.n_blocks), ceil_div(d.OH, 2)))  # bands of 2 rows or more
