@@ -152,13 +152,26 @@ def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *
                           dilations=1, padding_mode="zeros", dtype=None, num_threads=None):
     """All three gradients of ``depthwise_conv2d``: ``Gradients(input, filters, bias)``.
 
-    The filter and bias gradients come from one pass over ``x`` and ``grad_output``."""
+    The filter and bias gradients come from one pass over ``x`` and ``grad_output``; for NHWC 3x3
+    kernels at stride 1 whose output is as large as ``x`` (``"SAME"``), the input gradient comes
+    from that pass too, reading ``grad_output`` from memory once for all three."""
     if _cupy.wants_gpu(x, filters, grad_output):  # CuPy (or other CUDA) arrays: the same call on the GPU
         return _cupy.depthwise_conv2d_grad(**locals())
     c = _args.grad_call(x, filters, grad_output, strides, padding, data_format, dilations, padding_mode, dtype)
     n_threads = _threads(num_threads)
     grads = Gradients(_args.output_array(None, c.g.input_shape, c.dtype),
                       np.empty(c.filters.shape, c.dtype), np.empty(c.g.C * c.g.M, c.dtype))
-    _input_grad_into(grads.input, c.grad_output, c.filters, c.g, c.compute, n_threads)
-    _filter_and_bias_grad(c.x, c.grad_output, c.g, c.compute, grads.filters, grads.bias, n_threads)
+    if not _swept_together(grads, c, n_threads):
+        _input_grad_into(grads.input, c.grad_output, c.filters, c.g, c.compute, n_threads)
+        _filter_and_bias_grad(c.x, c.grad_output, c.g, c.compute, grads.filters, grads.bias, n_threads)
     return grads
+
+
+def _swept_together(grads, c, n_threads):
+    """Write all three gradients from one sweep over grad_output where the kernels have one for
+    this geometry and the results are in the compute dtype; whether they did."""
+    if grads.input.dtype != c.compute or not (c.x.size and c.grad_output.size):
+        return False
+    x, grad_output, filters = (_flat(_args.contiguous(a, c.compute)) for a in (c.x, c.grad_output, c.filters))
+    return _kernels.filter_grad(x, grad_output, _flat(grads.filters), grads.bias, c.g, n_threads, filters,
+                                _flat(grads.input))

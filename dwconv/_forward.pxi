@@ -408,26 +408,40 @@ def forward(const floating[::1] x, const floating[::1] w, const floating[::1] bi
                  y.shape[0], &d, act, n_threads)
 
 
-cdef bint forward_input_grad(const floating[::1] dy, const floating[::1] w, floating[::1] dx, const Dims *d,
-                             int n_threads) except -1:
-    """dx as the forward pass over dy of the filter turned by 180 degrees (stride 1, M 1, zeros
-    padding no wider than the kernel); True when done. Each pixel of dx is one sum, so the result
-    does not depend on the number of threads."""
-    cdef Dims t = d[0]
-    cdef Py_ssize_t n_taps = d.kh * d.kw, tap, c
-    cdef floating *turned
+cdef bint input_grad_dims(Dims *t, const Dims *d) noexcept nogil:
+    """t: the geometry of the forward pass over dy that gives dx for geometry d (the filter turned
+    by 180 degrees); False where dx is not one (stride 1, M 1, zeros padding no wider than the
+    kernel)."""
+    t[0] = d[0]
     t.H, t.W, t.OH, t.OW = d.OH, d.OW, d.H, d.W
     t.pt, t.pl = (d.kh - 1) * d.dh - d.pt, (d.kw - 1) * d.dw - d.pl
-    if d.M != 1 or d.sh != 1 or d.sw != 1 or d.mode != ZEROS or d.OH == 0 or d.OW == 0 or t.pt < 0 or t.pl < 0:
-        return False
-    turned = <floating *> malloc(n_taps * d.C * sizeof(floating))
+    return (d.M == 1 and d.sh == 1 and d.sw == 1 and d.mode == ZEROS and d.OH > 0 and d.OW > 0 and t.pt >= 0
+            and t.pl >= 0)
+
+
+cdef floating *turned_filter(const floating *w, const Dims *d) except NULL:
+    """A new copy of the filter w (M 1) turned by 180 degrees, for the caller to free."""
+    cdef Py_ssize_t n_taps = d.kh * d.kw, tap, c
+    cdef floating *turned = <floating *> malloc(n_taps * d.C * sizeof(floating))
     if turned == NULL:
         raise MemoryError()
+    for tap in range(n_taps):
+        for c in range(d.C):
+            turned[tap * d.C + c] = w[(n_taps - 1 - tap) * d.C + c]
+    return turned
+
+
+cdef bint forward_input_grad(const floating[::1] dy, const floating[::1] w, floating[::1] dx, const Dims *d,
+                             int n_threads) except -1:
+    """dx as the forward pass over dy of the turned filter where input_grad_dims allows; True when
+    done. Each pixel of dx is one sum, so the result does not depend on the number of threads."""
+    cdef Dims t
+    cdef floating *turned
+    if not input_grad_dims(&t, d):
+        return False
+    turned = turned_filter(&w[0], d)
     try:
-        for tap in range(n_taps):
-            for c in range(d.C):
-                turned[tap * d.C + c] = w[(n_taps - 1 - tap) * d.C + c]
-        forward_dims(&dy[0], dy.shape[0], turned, n_taps * d.C, NULL, 0, &dx[0], dx.shape[0], &t, IDENTITY,
+        forward_dims(&dy[0], dy.shape[0], turned, d.kh * d.kw * d.C, NULL, 0, &dx[0], dx.shape[0], &t, IDENTITY,
                      n_threads)
     finally:
         free(turned)

@@ -953,37 +953,66 @@ cdef Py_ssize_t ring_reduction_block(const Dims *d, Py_ssize_t n_units) noexcept
     return round_up(ceil_div(d.C, n_blocks), LANE_BLOCK)
 
 
+cdef struct InputGradSweep:
+    # The input gradient computed in the filter gradient's sweep over dy (sweeps_both): dx as the
+    # forward pass (geometry t) over dy's rows, held in dy_ring, of the filter turned by 180 degrees.
+    Ring *dy_ring
+    Dims t
+    void *turned
+    void *dx
+    bint streaming
+
+
+cdef bint sweeps_both(InputGradSweep *sweep, const Dims *d) noexcept nogil:
+    """Whether the filter gradient's ring sweep (reduce_ring with dot_window: NHWC 3x3, M 1, zeros
+    padding) computes dx too, setting sweep.t: where dx is a forward pass over dy (input_grad_dims)
+    as tall and wide as dy, dilation 1, so that dx row r reads dy rows r - 1 to r + 1 and the
+    filter gradient dy row r from the same ring."""
+    return (d.nhwc and d.kh == 3 and d.kw == 3 and d.dh == 1 and d.dw == 1 and d.OH == d.H and d.OW == d.W
+            and input_grad_dims(&sweep.t, d))
+
+
 cdef void reduce_ring(const floating *x, const floating *dy, floating *partial, Py_ssize_t partial_tap, Ring *ring,
-                      Py_ssize_t row0, Py_ssize_t row1, Py_ssize_t c0, Py_ssize_t nc, const Dims *d,
-                      int tid) noexcept nogil:
+                      Py_ssize_t row0, Py_ssize_t row1, Py_ssize_t c0, Py_ssize_t nc, const Dims *d, int tid,
+                      InputGradSweep *sweep) noexcept nogil:
     """reduce_rows for NHWC with one filter per channel and zeros padding, from the forward's rings:
     each output row's source rows padded (thread tid's ring), so that every tap runs over the whole
     row, with no edge columns apart. Rows whose window lies in the image sum all their taps at once
-    (dot_window, for 3x3 kernels); rows in the padding are skipped."""
-    cdef Py_ssize_t row, n, a, j, prev_n = -1
+    (dot_window, for 3x3 kernels); rows in the padding are skipped. With a `sweep` (not NULL), dx
+    rows [row0, row1) too, each from dy's rows in the sweep's ring, which the filter gradient then
+    reads its dy row from: dy comes from memory once for both gradients."""
+    cdef Py_ssize_t unit, n, a, j, dy_pix = d.C, prev_n = -1
     cdef const floating **src
+    cdef const floating **dy_rows
     cdef const floating *dy_row
     cdef bint inside
-    for row in range(row0, row1):
-        n = row // d.OH
+    for unit in range(row0, row1):
+        n = unit // d.OH
         if n != prev_n:
             ring_reset(ring, tid)
+            if sweep != NULL:
+                ring_reset(sweep.dy_ring, tid)
             prev_n = n
-        src = ring_rows(ring, tid, x, d, n, row % d.OH, 1, c0, nc)
-        dy_row = dy + row * d.OW * d.C + c0
+        src = ring_rows(ring, tid, x, d, n, unit % d.OH, 1, c0, nc)
+        dy_row = dy + unit * d.OW * d.C + c0
+        if sweep != NULL:
+            dy_rows = ring_rows(sweep.dy_ring, tid, dy, &sweep.t, n, unit % d.OH, 1, c0, nc)
+            row(dy_rows, 0, nc, &sweep.t, <const floating *> sweep.turned + c0, d.C, NULL,
+                <floating *> sweep.dx + unit * d.W * d.C + c0, d.C, d.W, nc, sweep.streaming)
+            dy_row, dy_pix = dy_rows[sweep.t.pt] + sweep.t.pl * nc, nc  # (dy row `unit`, padded)
         inside = True
         for a in range(d.kh):
             inside = inside and src[a] != <const floating *> ring.zeros
-        if inside and dot_window(src, d.sw * nc, d.dw * nc, dy_row, d.C, partial + c0, partial_tap,
+        if inside and dot_window(src, d.sw * nc, d.dw * nc, dy_row, dy_pix, partial + c0, partial_tap,
                                  partial + d.kh * d.kw * partial_tap + c0, d.kh, d.kw, d.OW, nc):
             continue
-        dot(<const floating *> NULL, 0, 0, dy_row, d.C, 1, partial + d.kh * d.kw * partial_tap + c0, 1, d.OW, nc)
+        dot(<const floating *> NULL, 0, 0, dy_row, dy_pix, 1, partial + d.kh * d.kw * partial_tap + c0, 1, d.OW, nc)
         for a in range(d.kh):
             if src[a] == <const floating *> ring.zeros:
                 continue
             j = 0
             while j < d.kw:
-                dot_taps(src[a] + j * d.dw * nc, d.sw * nc, d.dw * nc, dy_row, d.C,
+                dot_taps(src[a] + j * d.dw * nc, d.sw * nc, d.dw * nc, dy_row, dy_pix,
                          partial + (a * d.kw + j) * partial_tap + c0, partial_tap,
                          min(d.kw - j, <Py_ssize_t> MAX_DOT_TAPS), d.OW, nc)
                 j += MAX_DOT_TAPS
@@ -1015,16 +1044,24 @@ cdef void reduce_packed(const floating *x, const floating *dy, floating *partial
 
 
 def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw, floating[::1] db,
-                g, int n_threads):
-    """dw (kh*kw*C*M, the filter gradient) and db (C*M, the bias gradient, or None) from x and dy.
+                g, int n_threads, const floating[::1] w=None, floating[::1] dx=None):
+    """dw (kh*kw*C*M, the filter gradient) and db (C*M, the bias gradient, or None) from x and dy;
+    with the filter `w` and `dx` given, the input gradient too in the same sweep over dy where
+    sweeps_both allows, else nothing at all. Returns whether dx was written.
 
     The reduction over images and rows is cut into chunks fixed by the geometry alone; each chunk
     sums into its own partial buffer, and the partials are added in chunk order: the result is
     bitwise the same for any number of threads. Narrow NCHW planes are reduced in units of
     (image, band of rows) packed as NHWC (reduce_packed), other geometries in units of rows."""
     cdef Dims d = dims_of(g)
-    if flat_filter_grad(x, dy, dw, db, &d, n_threads):
-        return
+    cdef InputGradSweep sweep
+    cdef InputGradSweep *fused = NULL
+    if dx is not None:
+        if not sweeps_both(&sweep, &d):
+            return False
+        fused = &sweep
+    elif flat_filter_grad(x, dy, dw, db, &d, n_threads):
+        return False
     cdef Py_ssize_t CM = d.C * d.M, n_taps = d.kh * d.kw
     cdef bint packed = not d.nhwc and d.OW <= PACKED_WIDTH and d.M == 1
     cdef bint ringed = d.nhwc and d.M == 1 and d.mode == ZEROS
@@ -1042,11 +1079,14 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
     cdef floating *db_data = NULL if db is None else &db[0]
     cdef Py_ssize_t *col_lo = NULL
     cdef Axis rows
-    cdef Ring ring
+    cdef Ring ring, dy_ring
     rows.tap0 = NULL
     pack.scratch = NULL
     pack.w_mc = NULL
     ring.memory = ring.zeros = ring.book_memory = NULL
+    dy_ring.memory = dy_ring.zeros = dy_ring.book_memory = NULL
+    sweep.dy_ring = &dy_ring
+    sweep.turned = NULL
     try:
         col_lo = <Py_ssize_t *> malloc(2 * d.kw * sizeof(Py_ssize_t))
         if col_lo == NULL or not axis_alloc(&rows, d.OH):
@@ -1062,6 +1102,13 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
         if ringed and not ring_init(&ring, RING_PIXELS, min(block_size, d.C), 1, False, &d, sizeof(floating),
                                     n_threads):
             raise MemoryError()
+        if fused != NULL:
+            sweep.turned = turned_filter(&w[0], &d)
+            sweep.dx = &dx[0]
+            sweep.streaming = dx.shape[0] * sizeof(floating) > STREAMING_BYTES
+            if not ring_init(&dy_ring, RING_PIXELS, min(block_size, d.C), 1, False, &sweep.t, sizeof(floating),
+                             n_threads):
+                raise MemoryError()
         # chunks of units, fixed by the geometry alone; each item is (chunk, block of channels)
         n_chunks = max(1, min(n_units, (REDUCTION_ITEMS + n_blocks - 1) // n_blocks))
         chunk_units = (n_units + n_chunks - 1) // n_chunks if n_units else 0
@@ -1076,6 +1123,9 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
                 packing_watch(True, &pack, &d, &dw[0], sizeof(floating), n_threads)
             if ringed:
                 ring_watch(True, &ring, &d, n_threads)
+            if fused != NULL:
+                ring_watch(True, &dy_ring, &sweep.t, n_threads)
+                watch(True, <const floating *> sweep.turned, d.kh * d.kw * d.C, NULL, 0, NULL, 0, &dx[0], dx.shape[0])
             for item in prange(n_chunks * n_blocks, schedule="static", num_threads=n_threads):
                 chunk = item // n_blocks
                 c0 = (item % n_blocks) * block_size
@@ -1086,10 +1136,13 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
                                   &d)
                 elif ringed:
                     reduce_ring(&x[0], &dy[0], partials + chunk * partial_size, CM, &ring, unit0, unit1, c0,
-                                min(block_size, d.C - c0), &d, threadid())
+                                min(block_size, d.C - c0), &d, threadid(), fused)
                 else:
                     reduce_rows(&x[0], &dy[0], partials + chunk * partial_size, CM, &rows, col_lo, col_lo + d.kw,
                                 unit0, unit1, c0, min(block_size, d.C - c0), &d)
+            if fused != NULL:
+                watch(False, <const floating *> sweep.turned, d.kh * d.kw * d.C, NULL, 0, NULL, 0, &dx[0], dx.shape[0])
+                ring_watch(False, &dy_ring, &sweep.t, n_threads)
             if ringed:
                 ring_watch(False, &ring, &d, n_threads)
             if packed:
@@ -1117,6 +1170,9 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
         packing_free(&pack, &dw[0])
         axis_free(&rows)
         ring_free(&ring)
+        ring_free(&dy_ring)
+        free(sweep.turned)
+    return fused != NULL
 
 
 include "_rings.pxi"

@@ -400,6 +400,52 @@ def test_nhwc_filter_gradient_windows(isa_level, N, H, W, C, strides, padding, d
                 assert np.array_equal(got, want)
 
 
+# NHWC 3x3, stride 1, outputs as large as the input: N, H, W, C, padding
+SWEPT_TOGETHER = [(3, 12, 11, 70, "SAME"), (2, 9, 10, 37, ((1, 1), (1, 1))), (1, 5, 9, 200, "SAME"),
+                  (2, 1, 17, 3, "SAME"), (1, 6, 6, 16, ((0, 2), (2, 0)))]
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+@pytest.mark.parametrize("N, H, W, C, padding", SWEPT_TOGETHER)
+def test_gradients_swept_together(isa_level, N, H, W, C, padding, streaming):
+    """Where the filter gradient's sweep over dy computes the input gradient too (dx rows from the
+    ring of dy rows the filter gradient reads), all three gradients match the reference, the filter
+    gradient bitwise equal to the separate entry point's, for any thread count, with dx written by
+    plain or streaming stores."""
+    from dwconv import _args, _kernels
+    rng = np.random.default_rng(N * H * W * C)
+    old = _kernels.set_streaming_bytes(0 if streaming else 1 << 60)
+    try:
+        for dtype in DTYPES:
+            x, w, dy = random_case(rng, "NHWC", N, H, W, C, 1, 3, 3, 1, padding, 1, dtype)
+            g = _args.geometry(x.shape, w.shape, 1, padding, "NHWC", 1)
+            dx, dw, db = np.full(x.size, np.nan, dtype), np.empty(w.size, dtype), np.empty(C, dtype)
+            assert _kernels.filter_grad(x.ravel(), dy.ravel(), dw, db, g, 2, w.ravel(), dx)  # one sweep
+            check_gradients(x, w, dy, 1, padding, "NHWC", 1, num_threads="mixed")
+            separate = dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, 1, padding, num_threads=1)
+            for n_threads in (1, 2, 3):
+                got = dwconv.depthwise_conv2d_grad(x, w, dy, 1, padding, num_threads=n_threads)
+                assert np.array_equal(got.filters, separate)
+                assert np.array_equal(got.input, dx.reshape(x.shape))
+                assert np.array_equal(got.bias, db)
+    finally:
+        _kernels.set_streaming_bytes(old)
+
+
+@pytest.mark.parametrize("strides, padding, dilations", [(2, "SAME", 1), (1, "VALID", 1), (1, "SAME", 2)])
+def test_gradients_apart_where_one_sweep_cannot_do_both(strides, padding, dilations):
+    """Geometries whose dx is not a forward pass over dy as large as x: the one-sweep kernel writes
+    nothing and says so, and depthwise_conv2d_grad's results still match the reference."""
+    from dwconv import _args, _kernels
+    rng = np.random.default_rng(7)
+    x, w, dy = random_case(rng, "NHWC", 2, 9, 8, 20, 1, 3, 3, strides, padding, dilations, np.float32)
+    g = _args.geometry(x.shape, w.shape, strides, padding, "NHWC", dilations)
+    dx, dw = np.full(x.size, np.nan, np.float32), np.full(w.size, np.nan, np.float32)
+    assert not _kernels.filter_grad(x.ravel(), dy.ravel(), dw, None, g, 2, w.ravel(), dx)
+    assert np.isnan(dx).all() and np.isnan(dw).all()
+    check_gradients(x, w, dy, strides, padding, "NHWC", dilations, num_threads="mixed")
+
+
 @pytest.mark.parametrize("H, kh", [(1, 1), (3, 3)])
 @pytest.mark.parametrize("M", [1, 2])
 def test_nhwc_one_row_split_into_channel_blocks(H, kh, M):
