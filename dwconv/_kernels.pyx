@@ -646,6 +646,7 @@ cdef struct Packing:
     # elements, then `dst_size` destination ones. The filter has its channels multiplier-major,
     # (kh, kw, M, C).
     Py_ssize_t band_rows, n_bands, src_rows, src_size, dst_size
+    bint streaming  # the input gradient's planes written with streaming stores
     void *scratch
     const void *w_mc
 
@@ -700,6 +701,8 @@ cdef bint packing_init(Packing *pack, const floating *w, const Axis *rows, const
         pack.src_rows = max(pack.src_rows, span.hi - span.lo)
     pack.src_size = pack.src_rows * src_w * block * (M if input_grad else 1)
     pack.dst_size = pack.band_rows * dst_w * block * (1 if input_grad else M)
+    pack.streaming = (input_grad and d.N * C * d.H * d.W * sizeof(floating) > STREAMING_BYTES
+                      and whole_lines(d.H * d.W, pack.band_rows * d.W, sizeof(floating)))
     pack.scratch = malloc(n_threads * (pack.src_size + pack.dst_size) * sizeof(floating))
     pack.w_mc = w
     if M > 1:
@@ -762,7 +765,7 @@ cdef void gather_nchw_packed(const floating *dy, const floating *w, floating *dx
                          rows.tap_step * kw * CM, cols.tap_step * CM, NULL, 0,
                          packed_dx + ((q - q0) * d.W + q_w) * nc, 0, cols.dst_step * nc, 1,
                          rows.ntaps[q], cols.ntaps[q_w], 1, cols.run_count[r], nc, m > 0)
-        transpose(packed_dx, nc, dx + ((n * C + c0) * d.H + q0) * d.W, d.H * d.W, nc, (q1 - q0) * d.W)
+        transpose(packed_dx, nc, dx + ((n * C + c0) * d.H + q0) * d.W, d.H * d.W, nc, (q1 - q0) * d.W, pack.streaming)
 
 
 cdef Py_ssize_t cut_runs(const Axis *axis, Py_ssize_t *pieces) noexcept nogil:

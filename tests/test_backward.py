@@ -432,6 +432,23 @@ def test_gradients_swept_together(isa_level, N, H, W, C, padding, streaming):
         _kernels.set_streaming_bytes(old)
 
 
+@pytest.mark.parametrize("streaming", [False, True])
+@pytest.mark.parametrize("H, W, strides", [(16, 16, 2), (8, 32, (2, 1)), (7, 9, 2)])
+def test_packed_input_gradient(isa_level, H, W, strides, streaming):
+    """Narrow NCHW planes at strides over 1 gather dx in packed pixels and transpose it back into
+    the planes, with streaming stores where every vector fills cache lines of its own (the first
+    two shapes; forced on here for these small results)."""
+    from dwconv import _kernels
+    rng = np.random.default_rng(H * W)
+    old = _kernels.set_streaming_bytes(0 if streaming else 1 << 60)
+    try:
+        for dtype in DTYPES:
+            x, w, dy = random_case(rng, "NCHW", 2, H, W, 21, 1, 3, 3, strides, "SAME", 1, dtype)
+            check_gradients(x, w, dy, strides, "SAME", "NCHW", 1, num_threads=2)
+    finally:
+        _kernels.set_streaming_bytes(old)
+
+
 @pytest.mark.parametrize("strides, padding, dilations", [(2, "SAME", 1), (1, "VALID", 1), (1, "SAME", 2)])
 def test_gradients_apart_where_one_sweep_cannot_do_both(strides, padding, dilations):
     """Geometries whose dx is not a forward pass over dy as large as x: the one-sweep kernel writes
