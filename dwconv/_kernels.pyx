@@ -970,7 +970,9 @@ cdef bint sweeps_both(InputGradSweep *sweep, const Dims *d) noexcept nogil:
     """Whether the filter gradient's ring sweep (reduce_ring with dot_window: NHWC 3x3, M 1, zeros
     padding) computes dx too, setting sweep.t: where dx is a forward pass over dy (input_grad_dims)
     as tall and wide as dy, dilation 1, so that dx row r reads dy rows r - 1 to r + 1 and the
-    filter gradient dy row r from the same ring."""
+    filter gradient dy row r from the same ring. (NCHW flat planes measured no faster swept together
+    than apart: each few planes' dx in every image, then their filter gradient from dy in L2, ran
+    0.81-1.01x at batch 16.)"""
     return (d.nhwc and d.kh == 3 and d.kw == 3 and d.dh == 1 and d.dw == 1 and d.OH == d.H and d.OW == d.W
             and input_grad_dims(&sweep.t, d))
 
