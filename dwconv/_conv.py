@@ -163,17 +163,18 @@ def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *
     n_threads = _threads(num_threads)
     grads = Gradients(_args.output_array(None, c.g.input_shape, c.dtype),
                       np.empty(c.filters.shape, c.dtype), np.empty(c.g.C * c.g.M, c.dtype))
-    if not _swept_together(grads, c, n_threads):
-        _input_grad_into(grads.input, c.grad_output, c.filters, c.g, c.compute, n_threads)
-        _filter_and_bias_grad(c.x, c.grad_output, c.g, c.compute, grads.filters, grads.bias, n_threads)
+    # (converted once: the two passes below find them converted when the one sweep cannot serve)
+    x, grad_output, filters = (_args.contiguous(a, c.compute) for a in (c.x, c.grad_output, c.filters))
+    if not _swept_together(grads, x, grad_output, filters, c.g, n_threads):
+        _input_grad_into(grads.input, grad_output, filters, c.g, c.compute, n_threads)
+        _filter_and_bias_grad(x, grad_output, c.g, c.compute, grads.filters, grads.bias, n_threads)
     return grads
 
 
-def _swept_together(grads, c, n_threads):
+def _swept_together(grads, x, grad_output, filters, g, n_threads):
     """Write all three gradients from one sweep over grad_output where the kernels have one for
-    this geometry and the results are in the compute dtype; whether they did."""
-    if grads.input.dtype != c.compute or not (c.x.size and c.grad_output.size):
+    geometry g and the results are in the arrays' dtype; whether they did."""
+    if grads.input.dtype != x.dtype or not (x.size and grad_output.size):
         return False
-    x, grad_output, filters = (_flat(_args.contiguous(a, c.compute)) for a in (c.x, c.grad_output, c.filters))
-    return _kernels.filter_grad(x, grad_output, _flat(grads.filters), grads.bias, c.g, n_threads, filters,
-                                _flat(grads.input))
+    return _kernels.filter_grad(_flat(x), _flat(grad_output), _flat(grads.filters), grads.bias, g, n_threads,
+                                _flat(filters), _flat(grads.input))
