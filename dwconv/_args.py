@@ -18,7 +18,8 @@ from dwconv._names import ACTIVATIONS, PADDING_MODES
 
 __all__ = ["Geometry", "geometry", "shape_tuple", "as_array", "grad_output", "result_dtype", "contiguous",
            "check_bias", "activation", "apply_activation", "output_array", "resolve_threads", "is_int", "Call",
-           "forward_call", "input_grad_call", "filter_grad_call", "grad_call", "PADDING_MODES", "ACTIVATIONS"]
+           "forward_call", "input_grad_call", "filter_grad_call", "grad_call", "FILTER_FORMATS", "filter_format",
+           "filters_in_format", "PADDING_MODES", "ACTIVATIONS"]
 
 _LAYOUTS = {"NHWC": "NHWC", "CHANNELS_LAST": "NHWC", "NCHW": "NCHW", "CHANNELS_FIRST": "NCHW"}
 _FLOAT16, _FLOAT32, _FLOAT64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
@@ -169,6 +170,102 @@ def padding_mode(value):
     return value
 
 
+FilterFormat = namedtuple("FilterFormat", "framework shape ndim channel_axis unit_axes to_tf from_tf")
+FilterFormat.__doc__ = """A framework's layout of depthwise filters: its `shape` in words, its `ndim`, the axis
+holding C (torch's holds C*M), the axes that must be 1, and views to and from dwconv's own layout:
+to_tf(w, C) and from_tf(w) of a (kh, kw, C, M) array."""
+
+# dwconv's own layout is TensorFlow's (kh, kw, C, M): filters[:, :, c, m] makes output channel c*M + m.
+# Every framework below orders its output channels the same way; only the axes differ.
+FILTER_FORMATS = {
+    "tf": FilterFormat("TensorFlow", "(kh, kw, C, M)", 4, 2, (), lambda w, C: w, lambda w: w),
+    "ivy": FilterFormat("ivy", "(kh, kw, C)", 3, 2, (), lambda w, C: w[..., None], lambda w: w[..., 0]),
+    "torch": FilterFormat("PyTorch", "(C*M, 1, kh, kw)", 4, 0, (1,),
+                          lambda w, C: w.reshape(C, w.shape[0] // max(C, 1), *w.shape[2:]).transpose(2, 3, 0, 1),
+                          lambda w: w.transpose(2, 3, 0, 1).reshape(-1, 1, *w.shape[:2])),
+    "chainer": FilterFormat("Chainer", "(M, C, kh, kw)", 4, 1, (), lambda w, C: w.transpose(2, 3, 1, 0),
+                            lambda w: w.transpose(3, 2, 0, 1)),
+    "megengine": FilterFormat("MegEngine", "(C, M, 1, kh, kw)", 5, 0, (2,),
+                              lambda w, C: w[:, :, 0].transpose(2, 3, 0, 1), lambda w: w.transpose(2, 3, 0, 1)[:, :, None]),
+}
+_FORMAT_ALIASES = {"keras": "tf"}
+_FORMAT_NAMES = ", ".join(map(repr, (*FILTER_FORMATS, *_FORMAT_ALIASES)))
+
+
+def filter_format(value, name="filter_format"):
+    """The FILTER_FORMATS key for a format's name."""
+    key = _FORMAT_ALIASES.get(value, value) if isinstance(value, str) else None
+    if key not in FILTER_FORMATS:
+        raise ValueError(f"`{name}` must be one of {_FORMAT_NAMES}; got {value!r}")
+    return key
+
+
+def _fits(shape, key, C):
+    """Whether filters of `shape` read in format `key` have C input channels."""
+    f = FILTER_FORMATS[key]
+    if len(shape) != f.ndim or any(shape[axis] != 1 for axis in f.unit_axes):
+        return False
+    n = shape[f.channel_axis]
+    return n % C == 0 and n >= C if key == "torch" and C else n == C
+
+
+def _shape_only(shape):
+    """A read-only array of `shape` that takes no memory, for the layouts' views to reshape."""
+    return np.broadcast_to(np.zeros((), np.uint8), shape)
+
+
+def tf_filters(filters, value, input_shape, layout, name="filters", input_name="x"):
+    """`filters` (an array, or a shape tuple) given in filter format `value`, as a view (a shape) in
+    dwconv's own layout (kh, kw, C[, M]) for a 4-D input of `input_shape` in `layout`; unchanged when
+    already in it."""
+    is_shape = isinstance(filters, tuple)
+    shape = filters if is_shape else filters.shape
+    C = input_shape[3] if layout == "NHWC" else input_shape[1]
+    if value is None:
+        _check_reading(shape, C, input_shape, layout, name, input_name)
+        return filters
+    key = filter_format(value)
+    if key == "tf":
+        return filters
+    f = FILTER_FORMATS[key]
+    if not _fits(shape, key, C):
+        raise ValueError(f"`{name}` must have shape {f.shape} with C={C} (the channels of `{input_name}`, "
+                         f"{layout}) for filter_format={key!r}; got shape {shape}")
+    view = f.to_tf(_shape_only(shape) if is_shape else filters, C)
+    return view.shape if is_shape else view
+
+
+def _check_reading(shape, C, input_shape, layout, name, input_name):
+    """For filters given without a format: raise for NCHW where PyTorch's layout fits as well as
+    dwconv's, with a square kernel as PyTorch's layers have (dwconv's reading is then a kh x 1
+    kernel with M = C), so that such weights are not silently misread; and where only other
+    frameworks' layouts fit, adding them to the geometry's error."""
+    fits_tf = len(shape) in (3, 4) and shape[2] == C
+    if fits_tf and not (layout == "NCHW" and _fits(shape, "torch", C) and shape[2] == shape[3]
+                        and shape != (1, 1, 1, 1)):  # (the one shape both read alike)
+        return
+    if fits_tf:
+        raise ValueError(
+            f"`{name}` of shape {shape} could be a {shape[0]}x{shape[1]} kernel in dwconv's (kh, kw, C, M) or "
+            f"PyTorch's (C*M, 1, kh, kw) for `{input_name}` of {C} channels (NCHW): pass filter_format='torch' "
+            f"or filter_format='tf' to say which")
+    others = [key for key in ("torch", "chainer", "megengine") if _fits(shape, key, C)]
+    if others:
+        try:  # (raises: the shape does not fit dwconv's layout)
+            geometry(input_shape, shape, 1, "VALID", layout, None, input_name, name)
+        except ValueError as exc:
+            fits = " or ".join(f"{FILTER_FORMATS[k].framework}'s {FILTER_FORMATS[k].shape}: pass filter_format={k!r}"
+                               for k in others)
+            raise ValueError(f"{exc}; it would fit {fits}") from None
+
+
+def filters_in_format(tf_filters_, call):
+    """A filter gradient in dwconv's layout, as a view in the call's filter format."""
+    if call.filter_format == "tf":
+        return tf_filters_
+    return FILTER_FORMATS[call.filter_format].from_tf(tf_filters_.reshape(call.g.filter_shape))
+
+
 # Argument types whose values a cache may stand for: no bools, floats or numpy scalars among them,
 # which compare equal to ints and would share their entries, valid or not.
 _PLAIN = frozenset((int, str, type(None)))
@@ -223,15 +320,19 @@ def _geometry(input_shape, filter_shape, strides, padding, data_format_, dilatio
     layout = data_format(data_format_)
     mode = padding_mode(padding_mode_)
     if len(input_shape) != 4:
-        raise ValueError(f"`{input_name}` must be 4-D ({', '.join(layout)}), got shape {tuple(input_shape)}")
+        hint = f"; for one image, add the batch axis: {input_name}[None]" if len(input_shape) == 3 else ""
+        raise ValueError(f"`{input_name}` must be 4-D ({', '.join(layout)}), got shape {tuple(input_shape)}{hint}")
     if len(filter_shape) not in (3, 4):
         raise ValueError(f"`{filter_name}` must be (kh, kw, C, M) or (kh, kw, C), got shape {tuple(filter_shape)}")
     N, H, W, C = input_shape if layout == "NHWC" else (input_shape[0], *input_shape[2:], input_shape[1])
     kh, kw, fc = filter_shape[:3]
     M = filter_shape[3] if len(filter_shape) == 4 else 1
     if fc != C:
+        other = "NCHW" if layout == "NHWC" else "NHWC"
+        hint = (f"; if `{input_name}` is {other}, pass data_format={other!r}"
+                if input_shape[1 if other == "NCHW" else 3] == fc else "")
         raise ValueError(f"`{filter_name}` has {fc} input channels (shape {tuple(filter_shape)}) but "
-                         f"`{input_name}` has {C} (shape {tuple(input_shape)}, {layout})")
+                         f"`{input_name}` has {C} (shape {tuple(input_shape)}, {layout}){hint}")
     if kh < 1 or kw < 1:
         raise ValueError(f"`{filter_name}` must have a kernel of at least 1x1, got shape {tuple(filter_shape)}")
     sh, sw = spatial_pair(strides, "strides", layout)
@@ -267,12 +368,30 @@ def as_array(value, name):
         try:
             value = np.asarray(value)
         except ValueError as exc:
-            raise ValueError(f"`{name}` must be a rectangular array; got a ragged sequence ({exc})") from None
+            if isinstance(value, (list, tuple)):
+                raise ValueError(f"`{name}` must be a rectangular array; got a ragged sequence ({exc})") from None
+            raise _not_an_array(value, name, exc) from None
+        except (TypeError, RuntimeError) as exc:  # (a framework's tensor that refuses NumPy as it is)
+            raise _not_an_array(value, name, exc) from None
     dtype = value.dtype
     if dtype not in _ACCEPTED and dtype.newbyteorder("=") not in _ACCEPTED:
+        fix = "; convert it first, e.g. .astype(numpy.float32)" if dtype.kind in "fV" else ""
         raise TypeError(f"`{name}` has dtype {dtype}; dwconv takes float16, float32, float64 or "
-                        "integer images (uint8, uint16, int16, int32)")
+                        f"integer images (uint8, uint16, int16, int32){fix}")
     return value
+
+
+def _not_an_array(value, name, exc):
+    """The TypeError for a `value` NumPy cannot take as it is, with the usual fixes for framework
+    tensors (PyTorch's first)."""
+    kind = f"{type(value).__module__.partition('.')[0]}.{type(value).__name__}"
+    fixes = []
+    if getattr(value, "requires_grad", False):
+        fixes.append(".detach() it (dwconv computes no autograd graph)")
+    if "bfloat16" in str(getattr(value, "dtype", "")):
+        fixes.append("convert it to float32 with .float() (NumPy has no bfloat16)")
+    fix = "; ".join(fixes) or "convert it to a NumPy array first"
+    return TypeError(f"`{name}` is a {kind} that NumPy cannot take as it is ({exc}): {fix}")
 
 
 def grad_output(value, g):
@@ -344,51 +463,79 @@ _ALIGNMENT, _ALIGN_FROM_BYTES = 64, 1 << 16
 
 
 # The checked arguments of one call, which each backend (NumPy, CuPy, dask) reads: its geometry, its
-# arrays, the result's `shape` and `dtype`, and the dtype the kernels `compute` in.
-Call = namedtuple("Call", "g shape dtype compute x filters grad_output bias activation", defaults=(None,) * 5)
+# arrays (the filters as a view in dwconv's own layout), the result's `shape` and `dtype`, the dtype
+# the kernels `compute` in, and the `filter_format` filter gradients go back in.
+Call = namedtuple("Call", "g shape dtype compute x filters grad_output bias activation filter_format",
+                  defaults=(None,) * 5 + ("tf",))
 
 
-def forward_call(x, filters, strides, padding, data_format_, dilations, padding_mode_, bias, activation_, dtype):
+def _read_filters(filters, filter_format_, input_shape, data_format_, name="filters", input_name="x"):
+    """The filters (an array or a shape) in dwconv's own layout, and the format's key. (Beside a
+    non-4-D input, as given: the geometry says what is wrong.)"""
+    layout, key = data_format(data_format_), "tf" if filter_format_ is None else filter_format(filter_format_)
+    if len(input_shape) == 4:
+        filters = tf_filters(filters, filter_format_, input_shape, layout, name, input_name)
+    return filters, key
+
+
+def read_filter_shape(filter_shape, filter_format_, input_shape, data_format_, input_name="x"):
+    """A `filter_shape` given in filter format `filter_format_`: as a tuple, in dwconv's own layout,
+    and the format's key."""
+    key = "tf" if filter_format_ is None else filter_format(filter_format_)
+    filter_shape = shape_tuple(filter_shape, "filter_shape", (3, 4) if key == "tf" else (FILTER_FORMATS[key].ndim,))
+    return (filter_shape, *_read_filters(filter_shape, filter_format_, input_shape, data_format_, "filter_shape",
+                                         input_name))
+
+
+def forward_call(x, filters, strides, padding, data_format_, dilations, padding_mode_, bias, activation_, dtype,
+                 filter_format_=None):
     """The checked arguments of ``depthwise_conv2d``."""
     x, filters = as_array(x, "x"), as_array(filters, "filters")
+    filters, key = _read_filters(filters, filter_format_, x.shape, data_format_)
     g = geometry(x.shape, filters.shape, strides, padding, data_format_, dilations, padding_mode_=padding_mode_)
     activation_ = activation(activation_)
-    dtype, compute = result_dtype(dtype, (x,), filters)
-    return Call(g, g.output_shape, dtype, compute, x, filters, None, check_bias(bias, g, compute), activation_)
+    # (a bias with a dtype of its own counts; a list, like a Python float in NumPy, takes the result's)
+    typed_bias = (as_array(bias, "bias"),) if hasattr(bias, "dtype") else ()
+    dtype, compute = result_dtype(dtype, (x,), filters, *typed_bias)
+    return Call(g, g.output_shape, dtype, compute, x, filters, None, check_bias(bias, g, compute), activation_, key)
 
 
 def input_grad_call(input_shape, filters, grad_output_, strides, padding, data_format_, dilations, padding_mode_,
-                    dtype):
+                    dtype, filter_format_=None):
     """The checked arguments of ``depthwise_conv2d_backprop_input``."""
     filters = as_array(filters, "filters")
-    g = geometry(shape_tuple(input_shape, "input_shape", (4,)), filters.shape, strides, padding, data_format_,
-                 dilations, "input_shape", padding_mode_=padding_mode_)
+    input_shape = shape_tuple(input_shape, "input_shape", (4,))
+    filters, key = _read_filters(filters, filter_format_, input_shape, data_format_, input_name="input_shape")
+    g = geometry(input_shape, filters.shape, strides, padding, data_format_, dilations, "input_shape",
+                 padding_mode_=padding_mode_)
     grad_output_ = grad_output(grad_output_, g)
     dtype, compute = result_dtype(dtype, (grad_output_,), filters)
-    return Call(g, g.input_shape, dtype, compute, None, filters, grad_output_)
+    return Call(g, g.input_shape, dtype, compute, None, filters, grad_output_, filter_format=key)
 
 
 def filter_grad_call(x, filter_shape, grad_output_, strides, padding, data_format_, dilations, padding_mode_,
-                     dtype):
+                     dtype, filter_format_=None):
     """The checked arguments of ``depthwise_conv2d_backprop_filter``; the result's shape is
-    `filter_shape` as given, 3-D or 4-D."""
+    `filter_shape` as given, 3-D or 4-D, in the filter format."""
     x = as_array(x, "x")
-    filter_shape = shape_tuple(filter_shape, "filter_shape", (3, 4))
-    g = geometry(x.shape, filter_shape, strides, padding, data_format_, dilations, "x", "filter_shape",
+    filter_shape, tf_shape, key = read_filter_shape(filter_shape, filter_format_, x.shape, data_format_)
+    g = geometry(x.shape, tf_shape, strides, padding, data_format_, dilations, "x", "filter_shape",
                  padding_mode_=padding_mode_)
     grad_output_ = grad_output(grad_output_, g)
     dtype, compute = result_dtype(dtype, (x, grad_output_))
-    return Call(g, filter_shape, dtype, compute, x, None, grad_output_)
+    return Call(g, filter_shape, dtype, compute, x, None, grad_output_, filter_format=key)
 
 
-def grad_call(x, filters, grad_output_, strides, padding, data_format_, dilations, padding_mode_, dtype):
+def grad_call(x, filters, grad_output_, strides, padding, data_format_, dilations, padding_mode_, dtype,
+              filter_format_=None):
     """The checked arguments of ``depthwise_conv2d_grad`` (whose results have the shapes of `x`,
     `filters` and the bias)."""
     x, filters = as_array(x, "x"), as_array(filters, "filters")
+    filters, key = _read_filters(filters, filter_format_, x.shape, data_format_)
     g = geometry(x.shape, filters.shape, strides, padding, data_format_, dilations, padding_mode_=padding_mode_)
     grad_output_ = grad_output(grad_output_, g)
     dtype, compute = result_dtype(dtype, (x, grad_output_), filters)
-    return Call(g, None, dtype, compute, x, filters, grad_output_)
+    return Call(g, None, dtype, compute, x, filters, grad_output_, filter_format=key)
 
 
 def _aligned_empty(shape, dtype, nbytes):
@@ -410,7 +557,8 @@ def output_array(out, shape, dtype, inputs=(), origin="x"):
         nbytes = math.prod(shape) * dtype.itemsize
         if nbytes > _MAX_RESULT_BYTES:
             raise ValueError(f"`{origin}` asks for a result of shape {shape}, which would need "
-                             f"{nbytes / 2**30:.1f} GiB, more than this machine has")
+                             f"{nbytes / 2**30:.1f} GiB, more than this machine has; dwconv.dask computes it "
+                             "chunk by chunk from a chunked dask array (see the README's Dask section)")
         return _aligned_empty(shape, dtype, nbytes)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"`{name}` must be a numpy.ndarray, got {type(out).__name__}")

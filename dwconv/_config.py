@@ -2,7 +2,6 @@
 import os
 import platform
 import sys
-import warnings
 
 import numpy as np
 
@@ -17,24 +16,26 @@ def supported_isas():
 
 
 def use_isa(name):
-    """Run the kernels at instruction-set level `name` ("baseline", "avx2", "avx512") from now on."""
-    if name not in _kernels.ISA_NAMES:
-        raise ValueError(f"`name` must be one of {_kernels.ISA_NAMES}, got {name!r}")
-    if name not in supported_isas():
-        raise ValueError(f"`name`={name!r} is not supported by this CPU (it runs {supported_isas()})")
-    _kernels.set_isa(name)
+    """Run the kernels at instruction-set level `name` ("baseline", "avx2", "avx512", in any case)
+    from now on."""
+    level = name.lower() if isinstance(name, str) else name
+    if level not in _kernels.ISA_NAMES:
+        raise ValueError(f"`name` must be one of {', '.join(_kernels.ISA_NAMES)} (any case), got {name!r}")
+    if level not in supported_isas():
+        raise ValueError(f"`name`={name!r} is not supported by this CPU (it runs {', '.join(supported_isas())})")
+    _kernels.set_isa(level)
 
 
 def _select_isa_at_import():
-    """The best level the CPU runs, unless DWCONV_ISA names another."""
-    forced = os.environ.get("DWCONV_ISA", "").strip().lower()
-    if forced:
-        try:
-            use_isa(forced)
-            return
-        except ValueError as exc:
-            warnings.warn(f"DWCONV_ISA ignored: {exc}", RuntimeWarning, stacklevel=3)
-    _kernels.set_isa(supported_isas()[-1])
+    """The best level the CPU runs, unless DWCONV_ISA names another (a level this CPU does not run
+    is an error: a forced level that quietly fell back would mislead the run that asked for it)."""
+    forced = os.environ.get("DWCONV_ISA", "").strip()
+    level = forced.lower() or supported_isas()[-1]
+    if level not in supported_isas():
+        why = "not supported by this CPU" if level in _kernels.ISA_NAMES else "not an instruction-set level"
+        raise ValueError(f"DWCONV_ISA={forced!r} is {why}: set it to one of {', '.join(supported_isas())} "
+                         "(any case), or unset it")
+    _kernels.set_isa(level)
 
 
 def config():

@@ -22,11 +22,12 @@ def _threads(num_threads):
 
 
 def output_shape(input_shape, filter_shape, strides=1, padding="VALID", *, data_format="NHWC",
-                 dilations=1):
+                 dilations=1, filter_format=None):
     """The shape of ``depthwise_conv2d``'s result for inputs of these shapes and these arguments."""
-    g = _args.geometry(_args.shape_tuple(input_shape, "input_shape", (4,)),
-                       _args.shape_tuple(filter_shape, "filter_shape", (3, 4)),
-                       strides, padding, data_format, dilations, "input_shape", "filter_shape")
+    input_shape = _args.shape_tuple(input_shape, "input_shape", (4,))
+    filter_shape = _args.read_filter_shape(filter_shape, filter_format, input_shape, data_format, "input_shape")[1]
+    g = _args.geometry(input_shape, filter_shape, strides, padding, data_format, dilations, "input_shape",
+                       "filter_shape")
     return g.output_shape
 
 
@@ -42,7 +43,8 @@ def _computed_into(out, compute_dtype, kernel):
 
 
 def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHWC", dilations=1,
-                     bias=None, padding_mode="zeros", activation=None, dtype=None, out=None, num_threads=None):
+                     bias=None, padding_mode="zeros", activation=None, dtype=None, out=None, num_threads=None,
+                     filter_format=None):
     """2-D depthwise convolution (cross-correlation, as in TensorFlow and PyTorch).
 
     Parameters
@@ -52,7 +54,8 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
         ``"NCHW"`` / ``"channels_first"``. float16, float32, float64, or an integer image (uint8,
         uint16, int16, int32; computed in float32).
     filters : array_like
-        ``(kh, kw, C, M)`` (TensorFlow layout, M = channel multiplier) or ``(kh, kw, C)`` (M = 1).
+        ``(kh, kw, C, M)`` (TensorFlow layout, M = channel multiplier) or ``(kh, kw, C)`` (M = 1), or
+        the layout ``filter_format`` names.
     strides, dilations : int, (h, w), or TensorFlow's 4-element form for ``data_format``.
     padding : "VALID", "SAME" (as TensorFlow), int, (ph, pw), ((top, bottom), (left, right)), or
         TensorFlow's explicit 4 pairs in ``data_format`` order.
@@ -72,6 +75,11 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
         only promises 16 bytes) costs the NHWC kernels up to 1.75x, so reuse one of those.
     num_threads : int, optional
         None for OpenMP's default (``OMP_NUM_THREADS``, threadpoolctl); n < 0 means all but -n-1.
+    filter_format : None, "tf", "torch", "chainer", "megengine" or "ivy"
+        The layout ``filters`` come in (see ``dwconv.convert_filters``): ``"torch"`` reads
+        PyTorch's ``(C*M, 1, kh, kw)`` weights as they are. None means dwconv's own ``(kh, kw, C[, M])``,
+        and raises where the shape only fits another framework's layout, or, for NCHW, fits
+        PyTorch's as well: pass the format to say which.
 
     Returns
     -------
@@ -81,7 +89,7 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
     if _cupy.wants_gpu(x, filters, bias, out):  # CuPy (or other CUDA) arrays: the same call on the GPU
         return _cupy.depthwise_conv2d(**locals())
     c = _args.forward_call(x, filters, strides, padding, data_format, dilations, padding_mode, bias, activation,
-                           dtype)
+                           dtype, filter_format)
     n_threads = _threads(num_threads)
     out = _args.output_array(out, c.shape, c.dtype, (("x", c.x), ("filters", c.filters), ("bias", c.bias)))
     if out.size:
@@ -93,7 +101,7 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
 
 def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1, padding="VALID", *,
                                     data_format="NHWC", dilations=1, padding_mode="zeros", dtype=None, out=None,
-                                    num_threads=None):
+                                    num_threads=None, filter_format=None):
     """The gradient of ``depthwise_conv2d`` with respect to ``x``, shaped ``input_shape``.
 
     Arguments as for ``depthwise_conv2d`` (TensorFlow's order: shape, filters, output gradient);
@@ -101,7 +109,7 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
     if _cupy.wants_gpu(filters, grad_output, out):  # CuPy (or other CUDA) arrays: the same call on the GPU
         return _cupy.depthwise_conv2d_backprop_input(**locals())
     c = _args.input_grad_call(input_shape, filters, grad_output, strides, padding, data_format, dilations,
-                              padding_mode, dtype)
+                              padding_mode, dtype, filter_format)
     n_threads = _threads(num_threads)
     out = _args.output_array(out, c.shape, c.dtype, (("filters", c.filters), ("grad_output", c.grad_output)),
                              "input_shape")
@@ -137,29 +145,35 @@ def _filter_and_bias_grad(x, grad_output, g, compute, out_filters, out_bias, n_t
 
 def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, padding="VALID", *,
                                      data_format="NHWC", dilations=1, padding_mode="zeros", dtype=None, out=None,
-                                     num_threads=None):
+                                     num_threads=None, filter_format=None):
     """The gradient of ``depthwise_conv2d`` with respect to ``filters``, shaped ``filter_shape``
-    (``(kh, kw, C, M)`` or ``(kh, kw, C)``). Bitwise the same for any ``num_threads``."""
+    (``(kh, kw, C, M)`` or ``(kh, kw, C)``, or the layout ``filter_format`` names). Bitwise the
+    same for any ``num_threads``."""
     if _cupy.wants_gpu(x, grad_output, out):  # CuPy (or other CUDA) arrays: the same call on the GPU
         return _cupy.depthwise_conv2d_backprop_filter(**locals())
     c = _args.filter_grad_call(x, filter_shape, grad_output, strides, padding, data_format, dilations,
-                               padding_mode, dtype)
+                               padding_mode, dtype, filter_format)
     n_threads = _threads(num_threads)
     out = _args.output_array(out, c.shape, c.dtype, (("x", c.x), ("grad_output", c.grad_output)), "filter_shape")
-    _filter_and_bias_grad(c.x, c.grad_output, c.g, c.compute, out, None, n_threads)
+    tf_out = out if c.filter_format == "tf" else np.empty(c.g.filter_shape, c.dtype)
+    _filter_and_bias_grad(c.x, c.grad_output, c.g, c.compute, tf_out, None, n_threads)
+    if tf_out is not out:
+        np.copyto(out, _args.filters_in_format(tf_out, c))
     return out
 
 
 def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *, data_format="NHWC",
-                          dilations=1, padding_mode="zeros", dtype=None, num_threads=None):
-    """All three gradients of ``depthwise_conv2d``: ``Gradients(input, filters, bias)``.
+                          dilations=1, padding_mode="zeros", dtype=None, num_threads=None, filter_format=None):
+    """All three gradients of ``depthwise_conv2d``: ``Gradients(input, filters, bias)``, the filter
+    gradient in the layout of ``filters`` (``filter_format``).
 
     The filter and bias gradients come from one pass over ``x`` and ``grad_output``; for NHWC 3x3
     kernels at stride 1 whose output is as large as ``x`` (``"SAME"``), the input gradient comes
     from that pass too, reading ``grad_output`` from memory once for all three."""
     if _cupy.wants_gpu(x, filters, grad_output):  # CuPy (or other CUDA) arrays: the same call on the GPU
         return _cupy.depthwise_conv2d_grad(**locals())
-    c = _args.grad_call(x, filters, grad_output, strides, padding, data_format, dilations, padding_mode, dtype)
+    c = _args.grad_call(x, filters, grad_output, strides, padding, data_format, dilations, padding_mode, dtype,
+                        filter_format)
     n_threads = _threads(num_threads)
     grads = Gradients(_args.output_array(None, c.g.input_shape, c.dtype),
                       np.empty(c.filters.shape, c.dtype), np.empty(c.g.C * c.g.M, c.dtype))
@@ -168,7 +182,7 @@ def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *
     if not _swept_together(grads, x, grad_output, filters, c.g, n_threads):
         _input_grad_into(grads.input, grad_output, filters, c.g, c.compute, n_threads)
         _filter_and_bias_grad(x, grad_output, c.g, c.compute, grads.filters, grads.bias, n_threads)
-    return grads
+    return grads._replace(filters=_args.contiguous(_args.filters_in_format(grads.filters, c), c.dtype))
 
 
 def _swept_together(grads, x, grad_output, filters, g, n_threads):

@@ -96,7 +96,7 @@ def _device_arrays(**named):
         import cupy
     except ImportError as exc:
         raise ImportError(f"dwconv runs GPU arrays with CuPy, which does not import ({exc}); "
-                          "install it with `pip install dwconv[cuda]`") from exc
+                          "install it with `pip install cupy-cuda12x` (CUDA 12; cupy-cuda11x for CUDA 11)") from exc
 
     arrays = {}
     for name, value in given.items():
@@ -154,13 +154,13 @@ def _blocks(total):
 
 
 def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHWC", dilations=1, bias=None,
-                     padding_mode="zeros", activation=None, dtype=None, out=None, num_threads=None):
+                     padding_mode="zeros", activation=None, dtype=None, out=None, num_threads=None, filter_format=None):
     """``dwconv.depthwise_conv2d`` for GPU arrays."""
     x, filters, bias, out = _device_arrays(x=x, filters=filters, bias=bias, out=out)
     import cupy  # (after the check for host arrays, which needs no CuPy)
 
     c = _args.forward_call(x, filters, strides, padding, data_format, dilations, padding_mode, bias, activation,
-                           dtype)
+                           dtype, filter_format)
     _check_threads(num_threads)
     g, compute = c.g, c.compute
     with c.x.device:
@@ -214,11 +214,11 @@ def _filter_grad_into(dw, db, x, grad_output, g, compute):
 
 def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1, padding="VALID", *,
                                     data_format="NHWC", dilations=1, padding_mode="zeros", dtype=None, out=None,
-                                    num_threads=None):
+                                    num_threads=None, filter_format=None):
     """``dwconv.depthwise_conv2d_backprop_input`` for GPU arrays."""
     filters, grad_output, out = _device_arrays(filters=filters, grad_output=grad_output, out=out)
     c = _args.input_grad_call(input_shape, filters, grad_output, strides, padding, data_format, dilations,
-                              padding_mode, dtype)
+                              padding_mode, dtype, filter_format)
     _check_threads(num_threads)
     with c.grad_output.device:
         dx = _output(out, c.shape, c.dtype, {"filters": c.filters, "grad_output": c.grad_output})
@@ -228,34 +228,40 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
 
 def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, padding="VALID", *,
                                      data_format="NHWC", dilations=1, padding_mode="zeros", dtype=None, out=None,
-                                     num_threads=None):
+                                     num_threads=None, filter_format=None):
     """``dwconv.depthwise_conv2d_backprop_filter`` for GPU arrays; bitwise the same on every run."""
     x, grad_output, out = _device_arrays(x=x, grad_output=grad_output, out=out)
+    import cupy  # (after the check for host arrays, which needs no CuPy)
+
     c = _args.filter_grad_call(x, filter_shape, grad_output, strides, padding, data_format, dilations,
-                               padding_mode, dtype)
+                               padding_mode, dtype, filter_format)
     _check_threads(num_threads)
     with c.x.device:
         dw = _output(out, c.shape, c.dtype, {"x": c.x, "grad_output": c.grad_output})
-        _filter_grad_into(dw, None, c.x, c.grad_output, c.g, c.compute)
+        tf_dw = dw if c.filter_format == "tf" else cupy.empty(c.g.filter_shape, c.dtype)
+        _filter_grad_into(tf_dw, None, c.x, c.grad_output, c.g, c.compute)
+        if tf_dw is not dw:
+            dw[...] = _args.filters_in_format(tf_dw, c)
     return dw
 
 
 def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *, data_format="NHWC", dilations=1,
-                          padding_mode="zeros", dtype=None, num_threads=None):
+                          padding_mode="zeros", dtype=None, num_threads=None, filter_format=None):
     """``dwconv.depthwise_conv2d_grad`` for GPU arrays: ``Gradients(input, filters, bias)``."""
     from dwconv._conv import Gradients
 
     x, filters, grad_output = _device_arrays(x=x, filters=filters, grad_output=grad_output)
     import cupy  # (after the check for host arrays, which needs no CuPy)
 
-    c = _args.grad_call(x, filters, grad_output, strides, padding, data_format, dilations, padding_mode, dtype)
+    c = _args.grad_call(x, filters, grad_output, strides, padding, data_format, dilations, padding_mode, dtype,
+                        filter_format)
     _check_threads(num_threads)
     with c.x.device:
         grads = Gradients(cupy.empty(c.g.input_shape, c.dtype), cupy.empty(c.filters.shape, c.dtype),
                           cupy.empty(c.g.C * c.g.M, c.dtype))
         _input_grad_into(grads.input, c.grad_output, c.filters, c.g, c.compute)
         _filter_grad_into(grads.filters, grads.bias, c.x, c.grad_output, c.g, c.compute)
-    return grads
+        return grads._replace(filters=_args.contiguous(_args.filters_in_format(grads.filters, c), c.dtype))
 
 
 @functools.lru_cache(maxsize=None)

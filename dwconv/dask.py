@@ -17,10 +17,15 @@ Each chunk runs on OpenMP's default thread count: a ``dask.distributed`` worker 
 """
 from collections import namedtuple
 
-import dask.array as da
 import numpy as np
-from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
+
+try:
+    import dask.array as da
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+except ImportError as exc:
+    raise ImportError(f"dwconv.dask needs dask's arrays, which do not import ({exc}); install them with "
+                      "`pip install \"dask[array]\"` (or `pip install -e \".[dask]\"` in a dwconv checkout)") from exc
 
 import dwconv
 from dwconv import _args
@@ -29,7 +34,7 @@ __all__ = ["depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_con
 
 
 def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHWC", dilations=1,
-                     bias=None, padding_mode="zeros", activation=None, dtype=None):
+                     bias=None, padding_mode="zeros", activation=None, dtype=None, filter_format=None):
     """``dwconv.depthwise_conv2d`` of a dask array: a lazy dask array equal to the in-memory result.
 
     ``x`` is a ``dask.array.Array`` (anything else is wrapped as one chunk); ``filters`` and ``bias``
@@ -38,7 +43,7 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
     callable ``activation`` is applied chunk by chunk, so it must be elementwise."""
     x = _as_dask(x)
     call = _args.forward_call(_virtual(x), filters, strides, padding, data_format, dilations, padding_mode, bias,
-                              activation, dtype)
+                              activation, dtype, filter_format)
     g, bias, dtype, activation = call.g, call.bias, call.dtype, call.activation
     filters = call.filters.reshape(g.filter_shape)
     index = _index(g.layout)
@@ -57,7 +62,8 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
 
 
 def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1, padding="VALID", *,
-                                    data_format="NHWC", dilations=1, padding_mode="zeros", dtype=None):
+                                    data_format="NHWC", dilations=1, padding_mode="zeros", dtype=None,
+                                    filter_format=None):
     """``dwconv.depthwise_conv2d_backprop_input`` of a dask ``grad_output``: a lazy dask array.
 
     Each chunk of the padded input's gradient comes from the output-gradient rows and columns whose
@@ -65,7 +71,7 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
     transpose of ``padding_mode``."""
     grad_output = _as_dask(grad_output)
     call = _args.input_grad_call(input_shape, filters, _virtual(grad_output), strides, padding, data_format,
-                                 dilations, padding_mode, dtype)
+                                 dilations, padding_mode, dtype, filter_format)
     g, dtype, compute = call.g, call.dtype, call.compute
     filters = call.filters.reshape(g.filter_shape)
     index = _index(g.layout)
@@ -96,7 +102,8 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
 
 
 def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, padding="VALID", *,
-                                     data_format="NHWC", dilations=1, padding_mode="zeros", dtype=None):
+                                     data_format="NHWC", dilations=1, padding_mode="zeros", dtype=None,
+                                     filter_format=None):
     """``dwconv.depthwise_conv2d_backprop_filter`` of dask ``x`` and ``grad_output``: a lazy dask array.
 
     One partial gradient per output-gradient chunk (from the input slab it reads), summed by dask's
@@ -104,7 +111,7 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
     x = _as_dask(x)
     grad_output = _as_dask(grad_output)
     call = _args.filter_grad_call(_virtual(x), filter_shape, _virtual(grad_output), strides, padding, data_format,
-                                  dilations, padding_mode, dtype)
+                                  dilations, padding_mode, dtype, filter_format)
     g, dtype, compute = call.g, call.dtype, call.compute
     index = _index(g.layout)
     n, h, w, c = (index.index(axis) for axis in "nhwc")
@@ -118,7 +125,7 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
         kernel=(g.kh, g.kw), strides=(g.sh, g.sw), dilations=(g.dh, g.dw), data_format=g.layout,
         result_dtype=compute)
     total = partial.sum(axis=(0, 1, 2)).astype(dtype)
-    return total.reshape(call.shape)
+    return _args.filters_in_format(total, call).reshape(call.shape)
 
 
 # -- the work of one chunk: an in-memory call with explicit ("VALID"-style) padding amounts --------
@@ -126,7 +133,8 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
 # (blockwise keeps `dtype=` for itself: the blocks get theirs as `result_dtype`)
 
 def _forward_block(x, filters, bias=None, *, result_dtype, **arguments):
-    return dwconv.depthwise_conv2d(x, filters, padding="VALID", bias=bias, dtype=result_dtype, **arguments)
+    return dwconv.depthwise_conv2d(x, filters, padding="VALID", bias=bias, dtype=result_dtype, filter_format="tf",
+                                   **arguments)
 
 
 def _input_grad_block(grad_output, filters, *, halo, strides, data_format, result_dtype, **arguments):
@@ -139,7 +147,7 @@ def _input_grad_block(grad_output, filters, *, halo, strides, data_format, resul
     else:
         n, channels, rows, cols = grad_output.shape
         input_shape = (n, channels // multiplier, (rows - halo[0]) * strides[0], (cols - halo[1]) * strides[1])
-    return dwconv.depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides,
+    return dwconv.depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides, filter_format="tf",
                                                   data_format=data_format, dtype=result_dtype, **arguments)
 
 
@@ -149,6 +157,7 @@ def _filter_grad_block(x, grad_output, *, kernel, data_format, result_dtype, **a
     channels = x.shape[data_format.index("C")]
     multiplier = grad_output.shape[data_format.index("C")] // channels
     grad = dwconv.depthwise_conv2d_backprop_filter(x, kernel + (channels, multiplier), grad_output, padding="VALID",
+                                                   filter_format="tf",
                                                    data_format=data_format, dtype=result_dtype, **arguments)
     return grad[None, None, None]
 

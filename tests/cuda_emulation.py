@@ -154,6 +154,15 @@ class EmulatedArray:
     def astype(self, dtype, order="K", copy=True):
         return EmulatedArray(self.array.astype(dtype, order=order, copy=copy))
 
+    def reshape(self, *shape):
+        return EmulatedArray(self.array.reshape(*shape))
+
+    def transpose(self, *axes):
+        return EmulatedArray(self.array.transpose(*axes))
+
+    def __getitem__(self, key):
+        return EmulatedArray(self.array[key])
+
     def __setitem__(self, key, value):
         self.array[key] = value.array if isinstance(value, EmulatedArray) else value
 

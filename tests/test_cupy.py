@@ -162,6 +162,29 @@ def test_mixed_dtypes(device, fmt):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
+def test_filter_formats_and_the_bias_dtype(device, fmt):
+    """PyTorch-layout filters read as they are, their gradients returned in that layout; a float64
+    bias makes a float64 result, as on the CPU."""
+    rng = np.random.default_rng(8)
+    x = to_format(rng.standard_normal((2, 7, 6, 3)), fmt).astype(np.float32)
+    w_tf = rng.standard_normal((3, 3, 3, 2)).astype(np.float32)
+    w_torch = np.ascontiguousarray(w_tf.transpose(2, 3, 0, 1).reshape(6, 1, 3, 3))
+    bias = rng.standard_normal(6)
+    dy = rng.standard_normal(dwconv.output_shape(x.shape, w_tf.shape, 1, "SAME", data_format=fmt))
+    args = dict(strides=1, padding="SAME", data_format=fmt)
+    put = device.put
+    want = dwconv.depthwise_conv2d(x, w_tf, bias=bias, **args)  # (the CPU's, itself checked against the reference)
+    y = dwconv.depthwise_conv2d(put(x), put(w_torch), bias=put(bias), filter_format="torch", **args)
+    assert y.dtype == want.dtype == np.float64
+    np.testing.assert_allclose(device.get(y), want, rtol=1e-6, atol=1e-6)
+    dw_torch = dwconv.depthwise_conv2d_grad(x, w_torch, dy, filter_format="torch", **args).filters
+    for got in (dwconv.depthwise_conv2d_grad(put(x), put(w_torch), put(dy), filter_format="torch", **args).filters,
+                dwconv.depthwise_conv2d_backprop_filter(put(x), w_torch.shape, put(dy), filter_format="torch", **args)):
+        assert got.shape == w_torch.shape
+        np.testing.assert_allclose(device.get(got), dw_torch, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_filter_gradient_is_deterministic(device, fmt):
     """Large enough for the pixels to be split over blocks: the same bits on every run."""
     rng = np.random.default_rng(8)
@@ -261,5 +284,5 @@ def test_show_config_reports_the_gpu(capsys):
 
 def test_gpu_arrays_without_cupy_say_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)  # what `import cupy` meets when it is not installed
-    with pytest.raises(ImportError, match=r"pip install dwconv\[cuda\]"):
+    with pytest.raises(ImportError, match=r"CuPy, which does not import.*pip install cupy-cuda12x"):
         dwconv.depthwise_conv2d(FakeGPUArray(), FakeGPUArray())

@@ -288,9 +288,10 @@ def test_unknown_data_format(fn, value):
 def test_kernel_larger_than_padded_input(fn, fmt, k, dilations, padding, span, padded):
     b = base(fmt)
     w = np.ones(k + (3, 2))
+    # (filter_format="tf": NCHW (9, 1, 3, 2) filters could be PyTorch's 3x2 kernels too)
     check_raises(fn, ValueError, esc(f"`{W_NAME[fn]}`: the kernel {k[0]}x{k[1]}", f"spans {span}",
                                      f"larger than the padded input {padded}", "`padding`"),
-                 b, w=w, dilations=dilations, padding=padding)
+                 b, w=w, dilations=dilations, padding=padding, filter_format="tf")
 
 
 @pytest.mark.parametrize("fn", FUNCS)
@@ -317,8 +318,21 @@ def test_padding_mode_on_empty_axis(fn, mode, axis, shape):
 @pytest.mark.parametrize("shape", [(6, 7, 3), (1, 2, 6, 7, 3), (7,), ()])
 def test_x_wrong_ndim(fn, fmt, shape):
     x = np.ones(shape)
-    check_raises(fn, ValueError, esc(f"`x` must be 4-D ({', '.join(fmt)}), got shape {shape}"),
+    hint = "; for one image, add the batch axis: x[None]" if len(shape) == 3 else ""
+    check_raises(fn, ValueError, esc(f"`x` must be 4-D ({', '.join(fmt)}), got shape {shape}{hint}") + "$",
                  base(fmt), x=x)
+
+
+@pytest.mark.parametrize("fn", ["forward", "filter", "grad"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_data_in_the_other_layout_suggests_data_format(fn, fmt):
+    """NCHW data passed as NHWC (and the reverse): the channels the filters have sit on the other
+    layout's channel axis, and the message says which data_format to pass."""
+    other = "NCHW" if fmt == "NHWC" else "NHWC"
+    b = base(other)
+    check_raises(fn, ValueError, esc(f"`x` has {b.x.shape[-1] if fmt == 'NHWC' else b.x.shape[1]} (shape "
+                                     f"{b.x.shape}, {fmt}); if `x` is {other}, pass data_format={other!r}") + "$",
+                 b, data_format=fmt)
 
 
 @pytest.mark.parametrize("fn", ["input", "output_shape"])
@@ -350,8 +364,10 @@ def test_channel_mismatch(fn, fmt, fc):
     # NCHW x is (2, 3, 6, 7): 7 (the last axis) and 6 must be refused there too
     b = base(fmt)
     w = np.ones((3, 3, fc, 2))
+    other = (7 if fmt == "NCHW" else 6) if fc in (6, 7) else None  # (the other layout's channel axis)
+    hint = "" if other != fc else f"; if `{X_NAME[fn]}` is {'NHWC' if fmt == 'NCHW' else 'NCHW'}"
     check_raises(fn, ValueError, esc(f"`{W_NAME[fn]}` has {fc} input channels (shape {w.shape})",
-                                     f"`{X_NAME[fn]}` has 3 (shape {b.x.shape}, {fmt})"),
+                                     f"`{X_NAME[fn]}` has 3 (shape {b.x.shape}, {fmt}){hint}"),
                  b, w=w)
 
 
@@ -708,7 +724,8 @@ def test_result_too_big_backprop_input():
 def test_result_too_big_forward():
     big = (2 ** 20, 2 ** 10, 2 ** 10, 64)
     x = np.broadcast_to(np.float32(0), big)
-    with pytest.raises(ValueError, match=esc(f"`x` asks for a result of shape {big}, which would need")):
+    with pytest.raises(ValueError, match=esc(f"`x` asks for a result of shape {big}, which would need",
+                                             "more than this machine has; dwconv.dask computes it chunk by chunk")):
         dwconv.depthwise_conv2d(x, np.zeros((1, 1, 64), np.float32))
     with pytest.raises(ValueError, match=esc(f"`x` asks for a result of shape {big}, which would need")):
         dwconv.depthwise_conv2d_grad(x, np.zeros((1, 1, 64), np.float32), x)
@@ -753,3 +770,85 @@ def test_out_of_another_dtype_than_requested(fn):
     out = np.full(shape, SENTINEL, np.float64)
     check_raises(fn, ValueError, esc("`out` has dtype float64, expected float16"), b, dtype=np.float16, out=out)
     assert (out == SENTINEL).all()
+
+
+# ---------------------------------------------------------------------------
+# messages that say what to do
+
+
+class RefusingTensor:
+    """What NumPy meets in a PyTorch tensor that requires grad, or one in bfloat16."""
+
+    def __init__(self, requires_grad=False, dtype="torch.float32"):
+        self.requires_grad, self.dtype = requires_grad, dtype
+
+    def __array__(self, dtype=None, copy=None):
+        raise (RuntimeError("Can't call numpy() on Tensor that requires grad.") if self.requires_grad
+               else TypeError("Got unsupported ScalarType BFloat16"))
+
+
+@pytest.mark.parametrize("fn, name", [("forward", "x"), ("forward", "filters"), ("grad", "grad_output")])
+@pytest.mark.parametrize("tensor, fix", [
+    (RefusingTensor(requires_grad=True), r"\.detach\(\) it"),
+    (RefusingTensor(dtype="torch.bfloat16"), r"convert it to float32 with \.float\(\)"),
+])
+def test_framework_tensors_numpy_refuses_say_the_fix(fn, name, tensor, fix):
+    b = base()
+    arrays = {"x": b.x, "w": b.w, "dy": b.dy, {"filters": "w", "grad_output": "dy"}.get(name, name): tensor}
+    check_raises(fn, TypeError, rf"`{name}` is a test_errors\.RefusingTensor that NumPy cannot take as it is "
+                                rf"\(.*\): {fix}", b, **arrays)
+
+
+def test_pytorch_tensors_say_the_fix():
+    torch = pytest.importorskip("torch")
+    w = np.ones((3, 3, 2), np.float32)
+    with pytest.raises(TypeError, match=r"`x` is a torch\.Tensor that NumPy cannot take .*\.detach\(\)"):
+        dwconv.depthwise_conv2d(torch.ones((1, 4, 4, 2), requires_grad=True), w)
+    with pytest.raises(TypeError, match=r"`x` is a torch\.Tensor .*\.float\(\)"):
+        dwconv.depthwise_conv2d(torch.ones((1, 4, 4, 2), dtype=torch.bfloat16), w)
+    # a tensor NumPy takes as it is works
+    np.testing.assert_array_equal(dwconv.depthwise_conv2d(torch.ones((1, 4, 4, 2)), w), np.full((1, 2, 2, 2), 9))
+
+
+@pytest.mark.skipif(np.dtype(np.longdouble).itemsize == 8, reason="long double is float64 here")
+def test_float_dtypes_dwconv_does_not_compute_say_convert():
+    x = np.ones((1, 4, 4, 2), np.longdouble)
+    check_raises("forward", TypeError, esc(f"`x` has dtype {x.dtype}", "convert it first, e.g. .astype(numpy.float32)"),
+                 x=x, w=np.ones((3, 3, 2, 1)))
+
+
+def test_dwconv_dask_without_dask_says_what_to_install(monkeypatch):
+    import importlib
+    import sys
+
+    for module in [m for m in sys.modules if m == "dask" or m.startswith("dask.") or m == "dwconv.dask"]:
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setitem(sys.modules, "dask", None)  # what `import dask` meets when it is not installed
+    with pytest.raises(ImportError, match=r"dwconv\.dask needs dask's arrays.*pip install \"dask\[array\]\""):
+        importlib.import_module("dwconv.dask")
+
+
+def test_use_isa_takes_any_case():
+    from dwconv import _kernels
+
+    before = _kernels.active_isa()
+    try:
+        dwconv.use_isa("BASELINE")
+        assert _kernels.active_isa() == "baseline"
+    finally:
+        dwconv.use_isa(before)
+    with pytest.raises(ValueError, match=r"`name` must be one of baseline, avx2, avx512 \(any case\), got 'sse9'"):
+        dwconv.use_isa("sse9")
+
+
+@pytest.mark.parametrize("value, ok", [("BASELINE", True), (" Baseline ", True), ("avx3", False), ("x", False)])
+def test_dwconv_isa_environment_variable(value, ok):
+    from fresh_python import fresh_python
+
+    run = fresh_python("import dwconv._kernels as k, dwconv; print(k.active_isa())", DWCONV_ISA=value, timeout=120)
+    if ok:
+        assert run.returncode == 0 and run.stdout.split() == ["baseline"], run.stderr[-800:]
+    else:
+        assert run.returncode != 0
+        assert re.search(rf"ValueError: DWCONV_ISA={value!r} is not an instruction-set level: set it to one of "
+                         r"baseline, .*\(any case\), or unset it", run.stderr), run.stderr[-800:]

@@ -180,6 +180,29 @@ def test_default_result_dtypes():
     assert dwconv.depthwise_conv2d(x16, w64).dtype == np.float64
     assert dwconv.depthwise_conv2d(x16.astype(np.uint8), w32).dtype == np.float32
     assert dwconv.depthwise_conv2d(x32, w32, dtype="float16").dtype == np.float16
+    assert dwconv.depthwise_conv2d(x32, w32, bias=np.zeros(2)).dtype == np.float64  # any input, the bias too
+    assert dwconv.depthwise_conv2d(x32, w32, bias=[0.0, 0.0]).dtype == np.float32  # a list has no dtype of its own
+
+
+@pytest.mark.parametrize("x_dtype, bias_dtype, want", [
+    (np.float32, np.float64, np.float64),  # "float64 if any input is": the bias is not rounded to float32
+    (np.float16, np.float64, np.float64),
+    (np.float16, np.float32, np.float16),  # a float32 bias is a parameter, as float32 filters are
+    (np.float32, np.float16, np.float32),
+    (np.uint8, np.float64, np.float64),
+])
+def test_result_dtype_counts_the_bias(x_dtype, bias_dtype, want):
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((1, 5, 5, 2)) * 4).astype(x_dtype)
+    w = rng.standard_normal((3, 3, 2)).astype(np.float32 if x_dtype != np.float64 else np.float64)
+    bias = np.array([0.1, 1e-9], bias_dtype)
+    got = dwconv.depthwise_conv2d(x, w, bias=bias)
+    assert got.dtype == want
+    ref, scale, _ = reference(x, w, 1, "VALID", "NHWC", 1, "zeros", bias=bias.astype(np.float64))
+    assert_close(got, ref, scale, want, 9)
+    if want == np.float64:  # the bias's 1e-9 survives: it was added in float64
+        np.testing.assert_allclose(got[..., 1] - dwconv.depthwise_conv2d(x, w, bias=np.zeros(2))[..., 1], 1e-9,
+                                   rtol=1e-4)
 
 
 def test_float16_out_argument():

@@ -841,7 +841,7 @@ def test_bias(data_format, dtype):
     # bias as a list
     got_l = dwconv.depthwise_conv2d(x, w, 1, ((1, 0), (2, 1)), data_format=data_format,
                                     bias=b.tolist())
-    # the output dtype is decided by x and filters alone
+    # a list has no dtype of its own: the output dtype is decided by x and filters
     assert_conv_close(got_l, x, w, (1, 1), ((1, 0), (2, 1)), data_format, (1, 1), bias=b)
 
 

@@ -142,8 +142,9 @@ class Case:
         w = rng.standard_normal((*cfg["kernel"], C, M)) / np.sqrt(cfg["kernel"][0] * cfg["kernel"][1])
         self.w = w.astype(cfg["w_dtype"]).reshape(w.shape[:3] if cfg["filter_3d"] else w.shape)
         self.bias = rng.standard_normal(C * M).astype(cfg["w_dtype"]) if cfg["bias"] else None
+        # (the filters are in dwconv's own layout, which NCHW shapes such as (2, 1, 2, 2) must state)
         self.kwargs = dict(data_format=self.fmt, dilations=cfg["dilations"], padding_mode=cfg["padding_mode"],
-                           dtype=cfg["dtype"], num_threads=cfg["num_threads"])
+                           dtype=cfg["dtype"], num_threads=cfg["num_threads"], filter_format="tf")
         self.args = (cfg["strides"], cfg["padding"])
         in_hw = (H, W)
         strides = normalize_pair(cfg["strides"], self.fmt)
