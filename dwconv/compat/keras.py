@@ -387,10 +387,12 @@ class DepthwiseConv2D:
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, data_format=None,
                  dilation_rate=(1, 1), activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
                  bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
-                 activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
-        unknown = set(kwargs) - {"name", "dtype", "trainable"}
-        if unknown:
-            raise TypeError(f"DepthwiseConv2D got unrecognized keyword arguments {sorted(unknown)}")
+                 activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, *, name=None,
+                 dtype=None, trainable=True):
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"`name` must be None or a str, got {name!r}")
+        if not isinstance(trainable, bool):
+            raise ValueError(f"`trainable` must be a bool, got {trainable!r}")
         layout = _args.data_format(data_format)
         self.data_format = "channels_last" if layout == "NHWC" else "channels_first"
         self.kernel_size = _args.spatial_pair(kernel_size, "kernel_size", layout)
@@ -414,9 +416,9 @@ class DepthwiseConv2D:
         self.depthwise_constraint = _get(depthwise_constraint, _CONSTRAINTS, "constraints", "depthwise_constraint")
         self.bias_constraint = _get(bias_constraint, _CONSTRAINTS, "constraints", "bias_constraint")
         number = next(_layer_numbers)
-        self.name = kwargs.get("name") or ("depthwise_conv2d" + (f"_{number}" if number else ""))
-        self.trainable = kwargs.get("trainable", True)
-        self.dtype_policy = _policy(kwargs.get("dtype"))
+        self.name = name or ("depthwise_conv2d" + (f"_{number}" if number else ""))
+        self.trainable = trainable
+        self.dtype_policy = _policy(dtype)
         self.dtype, self.compute_dtype = _POLICIES[self.dtype_policy]
         self.built = False
         self.kernel = self.bias = None
