@@ -6,6 +6,7 @@ there the NumPy equivalent stands in, and the calls to the compat function are v
 original framework is installed (TensorFlow, Keras, PyTorch), it is compared with as well.
 """
 import contextlib
+import functools
 import io
 import math
 
@@ -247,6 +248,65 @@ def test_keras_config_round_trip():
     assert layer(x).dtype == np.float64
 
 
+def scaled_tanh(x):
+    """A custom activation function (no Keras activation has its name), importable from this module."""
+    return 1.7159 * np.tanh(2 * x / 3)
+
+
+# How Keras 3 saves a custom activation function: by its name alone.
+KERAS_SCALED_TANH_CONFIG = {"module": "builtins", "class_name": "function", "config": "scaled_tanh",
+                         "registered_name": "function"}
+
+
+def test_keras_config_round_trip_with_a_custom_activation_function():
+    layer = keras.layers.DepthwiseConv2D(3, activation=scaled_tanh, bias_initializer="random_normal")
+    config = layer.get_config()
+    assert config["activation"] == {**KERAS_SCALED_TANH_CONFIG, "module": __name__}
+    clone = keras.layers.DepthwiseConv2D.from_config(config)
+    assert clone.activation is scaled_tanh and clone.get_config() == config
+    x = np.random.default_rng(7).standard_normal((2, 6, 6, 3))
+    layer(x)
+    clone(x)
+    clone.set_weights(layer.get_weights())
+    z, _, _ = _keras_reference(clone, x, None)
+    np.testing.assert_allclose(clone(x), scaled_tanh(z), rtol=1e-5, atol=1e-6)
+
+
+def test_keras_config_naming_a_custom_activation_loads_with_custom_objects():
+    config = {"kernel_size": 3, "activation": KERAS_SCALED_TANH_CONFIG}
+    with pytest.raises(ValueError, match=r"`activation` \{.*'scaled_tanh'.*\} names no function.*"
+                                         r"custom_objects=\{'scaled_tanh': function\}"):
+        keras.layers.DepthwiseConv2D.from_config(config)
+    assert keras.layers.DepthwiseConv2D.from_config(config, custom_objects={"scaled_tanh": scaled_tanh}).activation is scaled_tanh
+
+
+def test_keras_custom_activation_configs_load_in_keras_and_from_keras():
+    real_keras = real("keras")
+    theirs = real_keras.layers.DepthwiseConv2D(3, activation=scaled_tanh, bias_initializer="random_normal")
+    assert theirs.get_config()["activation"] == KERAS_SCALED_TANH_CONFIG
+    ours = keras.layers.DepthwiseConv2D.from_config(theirs.get_config(), custom_objects={"scaled_tanh": scaled_tanh})
+    with real_keras.saving.custom_object_scope({"scaled_tanh": scaled_tanh}):
+        again = real_keras.layers.DepthwiseConv2D.from_config(ours.get_config())
+    x = np.random.default_rng(8).standard_normal((2, 6, 6, 3)).astype(np.float32)
+    for layer in (theirs, ours, again):
+        layer(x)
+        layer.set_weights(theirs.get_weights())
+    want = scaled_tanh(_keras_reference(ours, x, None)[0])
+    np.testing.assert_allclose(ours(x), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(again(x)), want, rtol=1e-5, atol=1e-6)
+
+
+def test_keras_config_refuses_an_activation_it_cannot_restore():
+    def local_scaled_tanh(x):
+        return scaled_tanh(x)
+
+    for activation in (lambda x: scaled_tanh(x), local_scaled_tanh, functools.partial(scaled_tanh)):
+        layer = keras.layers.DepthwiseConv2D(3, activation=activation)
+        with pytest.raises(ValueError, match="`activation` .* cannot be saved in a config.*importing it from its "
+                                             "module.*top level of a module, or use a named activation"):
+            layer.get_config()
+
+
 def test_keras_positional_arguments_as_keras_3():
     layer = keras.layers.DepthwiseConv2D(3, 2, "same", 3, "channels_last", 1, "relu", False)
     assert (layer.kernel_size, layer.strides, layer.padding, layer.depth_multiplier) == ((3, 3), (2, 2), "same", 3)
@@ -391,6 +451,9 @@ def test_keras_mixed_float16_policy():
     ({"kernel_size": 3, "depth_multiplier": 0}, ValueError, "`depth_multiplier`"),
     ({"kernel_size": 3, "data_format": "channels_middle"}, ValueError, "`data_format`"),
     ({"kernel_size": 3, "activation": "softmax"}, ValueError, "`activation`.*'softmax'"),
+    ({"kernel_size": 3, "activation": ["relu"]}, ValueError, r"`activation`.*\['relu'\]"),
+    ({"kernel_size": 3, "activation": {"module": "numpy", "class_name": "function", "config": "no_such"}},
+     ValueError, "`activation`.*'no_such'.*names no function"),
     ({"kernel_size": 3, "depthwise_initializer": "glorot"}, ValueError, "`depthwise_initializer`.*'glorot'"),
     ({"kernel_size": 3, "bias_regularizer": "l3"}, ValueError, "`bias_regularizer`"),
     ({"kernel_size": 3, "depthwise_constraint": {"class_name": "Clip"}}, ValueError, "`depthwise_constraint`"),

@@ -14,6 +14,7 @@ A NumPy training step::
 
 ``set_weights`` applies the constraints, as Keras's optimizers do after each update.
 """
+import importlib
 import inspect
 import itertools
 import math
@@ -332,15 +333,56 @@ _ACTIVATION_ALIASES = {None: "linear", "swish": "silu", "hard_swish": "hard_silu
 _DERIVATIVES_OF_OUTPUT = ("relu", "relu6", "sigmoid", "tanh")
 
 
-def _activation(value):
-    """Keras's name of an activation (a callable is kept as it is)."""
+def _activation(value, custom_objects=None):
+    """Keras's name of an activation, or the function: a callable is kept as it is, and a Keras
+    function config is restored (see `_restored_function`)."""
     if callable(value):
         return value
-    name = _ACTIVATION_ALIASES.get(value, value)
-    if name not in _ACTIVATIONS:
-        raise ValueError(f"`activation` must be None, a callable or one of "
-                         f"{', '.join(map(repr, sorted(_ACTIVATIONS) + ['swish', 'hard_swish']))}; got {value!r}")
-    return name
+    if isinstance(value, dict):
+        return _restored_function(value, custom_objects or {})
+    if value is None or isinstance(value, str):
+        name = _ACTIVATION_ALIASES.get(value, value)
+        if name in _ACTIVATIONS:
+            return name
+    raise ValueError(f"`activation` must be None, a callable, a Keras function config or one of "
+                     f"{', '.join(map(repr, sorted(_ACTIVATIONS) + ['swish', 'hard_swish']))}; got {value!r}")
+
+
+def _imported(module, qualname):
+    """The object named `qualname` in the module named `module`, imported; None when there is none."""
+    if not (isinstance(module, str) and isinstance(qualname, str)):
+        return None
+    try:
+        found = importlib.import_module(module)
+    except (ImportError, TypeError, ValueError):     # no such module, or not a module's name
+        return None
+    for attribute in qualname.split("."):
+        found = getattr(found, attribute, None)
+    return found
+
+
+def _function_config(function):
+    """Keras 3's config of a custom activation function, with the module that it is imported from."""
+    module, qualname = getattr(function, "__module__", None), getattr(function, "__qualname__", None)
+    if _imported(module, qualname) is not function:
+        raise ValueError(
+            f"`activation` {function!r} cannot be saved in a config: `from_config` restores a function by "
+            "importing it from its module by its qualified name, which a lambda, a local function or a "
+            "callable object cannot be. Define it at the top level of a module, or use a named activation")
+    return {"module": module, "class_name": "function", "config": qualname, "registered_name": "function"}
+
+
+def _restored_function(config, custom_objects):
+    """The function a Keras function config names: `custom_objects`' entry for its name (Keras
+    saves a custom function under its name or registered name only), else imported from its module."""
+    name = config.get("config")
+    if config.get("class_name") == "function" and isinstance(name, str):
+        function = custom_objects[name] if name in custom_objects else _imported(config.get("module"), name)
+        if callable(function):
+            return function
+    raise ValueError(f"`activation` {config!r} names no function in `custom_objects` or importable from its "
+                     f"module; pass it, as in `DepthwiseConv2D.from_config(config, custom_objects={{{name!r}: "
+                     "function})`, or use a named activation")
 
 
 # ---------------------------------------------------------------------------
@@ -387,10 +429,12 @@ class DepthwiseConv2D:
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, data_format=None,
                  dilation_rate=(1, 1), activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
                  bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
-                 activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
-        unknown = set(kwargs) - {"name", "dtype", "trainable"}
-        if unknown:
-            raise TypeError(f"DepthwiseConv2D got unrecognized keyword arguments {sorted(unknown)}")
+                 activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, *, name=None,
+                 dtype=None, trainable=True):
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"`name` must be None or a str, got {name!r}")
+        if not isinstance(trainable, bool):
+            raise ValueError(f"`trainable` must be a bool, got {trainable!r}")
         layout = _args.data_format(data_format)
         self.data_format = "channels_last" if layout == "NHWC" else "channels_first"
         self.kernel_size = _args.spatial_pair(kernel_size, "kernel_size", layout)
@@ -414,9 +458,9 @@ class DepthwiseConv2D:
         self.depthwise_constraint = _get(depthwise_constraint, _CONSTRAINTS, "constraints", "depthwise_constraint")
         self.bias_constraint = _get(bias_constraint, _CONSTRAINTS, "constraints", "bias_constraint")
         number = next(_layer_numbers)
-        self.name = kwargs.get("name") or ("depthwise_conv2d" + (f"_{number}" if number else ""))
-        self.trainable = kwargs.get("trainable", True)
-        self.dtype_policy = _policy(kwargs.get("dtype"))
+        self.name = name or ("depthwise_conv2d" + (f"_{number}" if number else ""))
+        self.trainable = trainable
+        self.dtype_policy = _policy(dtype)
         self.dtype, self.compute_dtype = _POLICIES[self.dtype_policy]
         self.built = False
         self.kernel = self.bias = None
@@ -548,8 +592,12 @@ class DepthwiseConv2D:
     # -- configs ---------------------------------------------------------------
 
     def get_config(self):
-        """Keras's config of this layer: ``DepthwiseConv2D.from_config`` (here or in Keras) rebuilds it."""
-        activation = self.activation if isinstance(self.activation, str) else self.activation.__name__
+        """Keras's config of this layer: ``DepthwiseConv2D.from_config`` (here or in Keras) rebuilds it.
+
+        A custom activation function is saved with its module and qualified name, so that
+        ``from_config`` here imports it (Keras finds it only when registered or in its custom
+        objects); a lambda or a local function cannot be saved."""
+        activation = self.activation if isinstance(self.activation, str) else _function_config(self.activation)
         return {
             "name": self.name, "trainable": self.trainable,
             "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": self.dtype_policy},
@@ -567,8 +615,11 @@ class DepthwiseConv2D:
         }
 
     @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+    def from_config(cls, config, custom_objects=None):
+        """The layer ``config`` describes. ``custom_objects`` (as Keras's ``Model.from_config`` takes
+        it) maps names to functions: Keras saves a custom activation by its name or registered name
+        alone, and such a config loads with the function given here."""
+        return cls(**{**config, "activation": _activation(config.get("activation"), custom_objects)})
 
     def __repr__(self):
         return f"<DepthwiseConv2D name={self.name}, built={self.built}>"

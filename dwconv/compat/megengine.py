@@ -38,16 +38,20 @@ class Conv2d:
     ``conv_mode="convolution"`` flips the kernel (true convolution). ``compute_mode="float32"`` asks
     for float32 accumulation of float16 inputs, which dwconv always does, so both modes give the
     same numbers. ``padding_mode`` is "zeros", "reflect" or "replicate" (and dwconv's "circular").
+    ``name`` is the module's name, as MegEngine's ``Module`` takes it (its only other keyword).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True, conv_mode="cross_correlation", compute_mode="default", padding_mode="zeros",
-                 **kwargs):
+                 bias=True, conv_mode="cross_correlation", compute_mode="default", padding_mode="zeros", *,
+                 name=None):
+        if name is not None and not (isinstance(name, str) and name.strip()):
+            raise ValueError(f"`name` must be None or a non-empty str, got {name!r}")
+        self.name = name
         self.conv_mode = _choice(conv_mode, "conv_mode", _CONV_MODES)
         self.compute_mode = _choice(compute_mode, "compute_mode", _COMPUTE_MODES)
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+        for argument, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
             if not _args.is_int(value) or value < 1:
-                raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+                raise ValueError(f"`{argument}` must be a positive int, got {value!r}")
         if groups != in_channels or out_channels % in_channels:
             raise ValueError(
                 f"dwconv is a depthwise convolution library: Conv2d(in_channels={in_channels}, "
