@@ -453,18 +453,30 @@ def _load_tf(threads):
     return [Peer("tf", "NHWC", "tensorflow", tf.__version__, _tf_forward, _tf_backward, _tf_gradient)]
 
 
-PEER_LOADERS = {"torch": _load_torch, "onnxruntime": _load_ort, "tensorflow": _load_tf}
+# What each peer package's loader returns, and the pip names that install it: when the package is
+# missing, its peers' columns say "n/a" and the header says what to install.
+PeerPackage = collections.namedtuple("PeerPackage", "load peer_names pip_names")
+PEER_PACKAGES = {
+    "torch": PeerPackage(_load_torch, ("torch", "torch_cl"), ("torch",)),
+    "onnxruntime": PeerPackage(_load_ort, ("ort",), ("onnxruntime", "onnx")),
+    "tensorflow": PeerPackage(_load_tf, ("tf",), ("tensorflow-cpu",)),
+}
 
 
 def load_peers(threads):
     """Import every installed peer and set its threads: (peers, {package: why not loaded})."""
     peers, missing = [], {}
-    for package, load in PEER_LOADERS.items():
+    for package, peer_package in PEER_PACKAGES.items():
         try:
-            peers += load(threads)
+            peers += peer_package.load(threads)
         except Exception as exc:  # a broken install is as unusable as a missing one
             missing[package] = f"{type(exc).__name__}: {exc}".splitlines()[0]
     return peers, missing
+
+
+def _unmeasured_peer_names(missing):
+    """The names of the peers of the packages that did not load: their columns say n/a."""
+    return [name for package in missing for name in PEER_PACKAGES[package].peer_names]
 
 
 # ----------------------------------------------------------------------------- timing
@@ -699,14 +711,19 @@ def _fmt_copy_pct(row):
     return f"{_fmt_pct(row['pct_of_copy_bw'])} {row['copy_bw_reference']}"
 
 
-def _columns(section, peers):
+NOT_MEASURED = "n/a"
+
+
+def _columns(section, peers, unmeasured):
+    """`unmeasured`: the names of the peers not installed, whose columns say n/a."""
     gradients = ["dx ms", "dW ms", "bwd/fwd"] if section.kind == "backward" else []
     efficiency = ["GFLOP/s", "% peak", "GB/s", "% copy bw"]
     best = ["best peer", "ratio"] if peers else []
-    return ["shape", "layout", "dwconv ms"] + gradients + efficiency + [p.name for p in peers] + best
+    return (["shape", "layout", "dwconv ms"] + gradients + efficiency + [p.name for p in peers]
+            + unmeasured + best)
 
 
-def _row_cells(row, section, peers, first_of_shape):
+def _row_cells(row, section, peers, unmeasured, first_of_shape):
     gradients = [
         _fmt_ms(row["dx_ms"]), _fmt_ms(row["dw_ms"]), f"{row['backward_over_forward']:.2f}"
     ] if section.kind == "backward" else []
@@ -714,6 +731,7 @@ def _row_cells(row, section, peers, first_of_shape):
                   f"{row['gb_per_s']:.1f}", _fmt_copy_pct(row)]
     # Peer times do not depend on dwconv's layout: shown once per shape.
     peer_cells = [_fmt_ms(row["peers_ms"][p.name]) if first_of_shape else "" for p in peers]
+    peer_cells += [NOT_MEASURED if first_of_shape else "" for _ in unmeasured]
     best = [row["best_peer"], f"{row['ratio']:.2f}"] if peers else []
     return ([row["shape"] if first_of_shape else "", row["layout"], _fmt_ms(row["dwconv_ms"])]
             + gradients + efficiency + peer_cells + best)
@@ -810,8 +828,13 @@ def _print_header(info, peers, args):
     print("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
     if peers:
         print("peers: " + ", ".join(f"{p.name} ({p.layout})" for p in peers))
-    for package, why in info["peers_not_loaded"].items():
-        print(f"not measured: {package} ({why})")
+    missing = info["peers_not_loaded"]
+    if missing:
+        pip_names = [name for package in missing for name in PEER_PACKAGES[package].pip_names]
+        print(f"not measured (n/a in the tables): {', '.join(_unmeasured_peer_names(missing))}; "
+              f"to add them: pip install {' '.join(pip_names)}")
+        for package, why in missing.items():
+            print(f"  {package}: {why}")
     print("ratio = best peer time / dwconv time (> 1: dwconv is faster); GB/s counts x read and "
           "y written (backward: x, dy read and dx written)")
     _print_limits(info["limits"], info["threads"])
@@ -820,16 +843,17 @@ def _print_header(info, peers, args):
 # ----------------------------------------------------------------------------- driver
 
 
-def _run_section(section, args, peers, rng, limits):
-    """Measure and print one section; returns (comparison rows, raw measurements).  `limits` are the
-    machine's at the run's threads (machine_limits)."""
+def _run_section(section, args, peers, unmeasured, rng, limits):
+    """Measure and print one section; returns (comparison rows, raw measurements).  `unmeasured`:
+    the names of the peers not installed; `limits` are the machine's at the run's threads
+    (machine_limits)."""
     if section.kind == "backward" and not hasattr(dwconv, "depthwise_conv2d_grad"):
         print(f"\nBackward, batch {section.batch}: skipped, this dwconv has no "
               "depthwise_conv2d_grad")
         return [], []
     peers = _section_peers(section, peers)
     print("\n" + _section_title(section))
-    columns = _columns(section, peers)
+    columns = _columns(section, peers, unmeasured)
     widths = _widths(columns)
     _print_cells(columns, widths)
     rows, records = [], []
@@ -837,7 +861,7 @@ def _run_section(section, args, peers, rng, limits):
         problem, medians, samples, reps, others = _measure_shape(section, shape, args, peers, rng)
         shape_rows = _shape_rows(section, shape, problem, medians, peers, args.layout, others, limits)
         for i, row in enumerate(shape_rows):
-            _print_cells(_row_cells(row, section, peers, first_of_shape=i == 0), widths)
+            _print_cells(_row_cells(row, section, peers, unmeasured, first_of_shape=i == 0), widths)
         if others is not None and others > BUSY_WARNING_CPUS:
             print(f"  ^ other processes used {others:.1f} CPUs meanwhile: times unreliable")
         rows += shape_rows
@@ -1030,7 +1054,8 @@ def main(argv=None):
     rows, records = [], []
     for section in _sections(args):
         section_rows, section_records = _run_section(
-            section, args, peers, rng, info["limits"]["by_threads"][str(args.threads)]
+            section, args, peers, _unmeasured_peer_names(missing), rng,
+            info["limits"]["by_threads"][str(args.threads)]
         )
         rows += section_rows
         records += section_records

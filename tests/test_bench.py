@@ -3,6 +3,7 @@ saved file renders as the README's Markdown tables. (Speed itself is measured by
 asserted here: only that every figure is there, positive, and of a sane order of magnitude.)"""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -189,7 +190,9 @@ def reference_peer(problem_batch):
 
 
 def test_backward_compares_each_gradient_alone_with_the_peers(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(bench, "PEER_LOADERS", {"reference": lambda threads: [reference_peer(threads)]})
+    monkeypatch.setattr(bench, "PEER_PACKAGES", {
+        "reference": bench.PeerPackage(lambda threads: [reference_peer(threads)], ("ref",), ("reference",)),
+    })
     saved = tmp_path / "results.json"
     argv = ["--quick", "--peers", "--backward", "--shapes", SHAPE, "--batch", "1", "--json", str(saved)]
     assert bench.main(argv) == 0
@@ -222,3 +225,34 @@ def test_a_gradient_that_disagrees_is_reported(capsys):
     bench._cross_check(contestants, "case")
     printed = capsys.readouterr().out
     assert "bad dW disagrees" in printed and "ref dW" not in printed
+
+
+def reference_forward_peer():
+    """A peer computing the forward pass with the test reference (NHWC, as dwconv)."""
+    from reference import conv2d_forward
+
+    def forward(problem):
+        s = problem.shape
+        y = conv2d_forward(problem.x, problem.w, (s.stride, s.stride), bench._explicit_padding(s),
+                           "NHWC", (1, 1))
+        return bench.Contestant("ref", lambda: y, lambda y: (y,))
+
+    return bench.Peer("ref", "NHWC", "reference", "0", forward, None, None)
+
+
+def test_a_missing_peer_is_shown_as_not_measured(tmp_path, capsys, monkeypatch):
+    """TensorFlow absent (its import fails as if not installed), a reference peer present: the
+    header names the peer not measured and the pip command that adds it, its column says n/a."""
+    monkeypatch.setitem(sys.modules, "tensorflow", None)
+    monkeypatch.setattr(bench, "PEER_PACKAGES", {
+        "reference": bench.PeerPackage(lambda threads: [reference_forward_peer()], ("ref",), ("reference",)),
+        "tensorflow": bench.PEER_PACKAGES["tensorflow"],
+    })
+    assert bench.main(["--quick", "--shapes", SHAPE, "--layout", "NHWC"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert "not measured (n/a in the tables): tf; to add them: pip install tensorflow-cpu" in printed
+    assert any(line.startswith("  tensorflow: ModuleNotFoundError") for line in printed)
+    columns = next(line for line in printed if line.startswith("shape "))
+    assert columns.split()[-5:] == ["ref", "tf", "best", "peer", "ratio"]
+    row = next(line for line in printed if line.startswith(SHAPE))
+    assert row.split()[-3:-1] == ["n/a", "ref"]
