@@ -901,7 +901,7 @@ RATIO_TICKS = (0.05, 0.1, 0.2, 0.33, 0.5, 0.67, 1, 1.5, 2, 3, 5, 10, 20)
 
 def save_plot(rows, path):
     """Bar chart of the ratio best peer / dwconv per shape, one panel per section."""
-    from matplotlib.figure import Figure  # lazily: only --plot needs matplotlib
+    from matplotlib.figure import Figure  # lazily: only the chart needs matplotlib
 
     sections = list(dict.fromkeys((r["section"], r["batch"]) for r in rows if r["ratio"]))
     figure = Figure(figsize=(11, 3.2 * len(sections)), layout="constrained")
@@ -996,6 +996,9 @@ def markdown_tables(saved):
     return "\n".join(lines)
 
 
+RESULTS_FILE = "bench-results.json"
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="python -m dwconv bench",
@@ -1017,11 +1020,25 @@ def parse_args(argv):
                         help="threads for dwconv and every peer (default: 2)")
     parser.add_argument("--shapes", nargs="+", metavar="NAME", choices=[s.name for s in SUITE],
                         help="only these shapes of the suite")
-    parser.add_argument("--json", metavar="FILE", help="save every measurement and machine info")
-    parser.add_argument("--plot", metavar="FILE.png", help="bar chart of the ratios (matplotlib)")
+    parser.add_argument("--json", metavar="FILE",
+                        help=f"where to save every measurement and the machine's description "
+                             f"(default: {RESULTS_FILE})")
+    parser.add_argument("--plot", metavar="FILE.png",
+                        help="where to save the bar chart of the ratios, drawn with matplotlib "
+                             "(default: beside the JSON file, named as it is but .png)")
+    parser.add_argument("--no-save", action="store_true", help="write neither file")
     parser.add_argument("--markdown", metavar="FILE.json",
                         help="measure nothing: print the results saved in FILE.json as Markdown tables")
     args = parser.parse_args(argv)
+    if args.no_save and (args.json or args.plot):
+        parser.error("--no-save contradicts --json and --plot")
+    if not args.no_save:
+        args.json = args.json or RESULTS_FILE
+        args.plot = args.plot or os.path.splitext(args.json)[0] + ".png"
+        # Checked now rather than when the run, minutes long, is over.
+        for option, path in (("--json", args.json), ("--plot", args.plot)):
+            if not os.path.isdir(os.path.dirname(path) or "."):
+                parser.error(f"{option} {path}: no such folder")
     if args.threads < 1:
         parser.error("--threads must be a positive int")
     if args.batch is not None and min(args.batch) < 1:
@@ -1060,12 +1077,21 @@ def main(argv=None):
         rows += section_rows
         records += section_records
     print(f"\ntotal run time {time.perf_counter() - start:.0f} s")
-    if args.json:
-        with open(args.json, "w") as out:
-            json.dump({"machine": info, "settings": vars(args),
-                       "comparisons": rows, "measurements": records}, out, indent=1)
-    if args.plot and any(row["ratio"] for row in rows):
-        save_plot(rows, args.plot)
-    elif args.plot:
-        print(f"no plot written to {args.plot}: no peer was measured, so there is no ratio")
+    if not args.no_save:
+        print(_save_results(args, {"machine": info, "settings": vars(args),
+                                   "comparisons": rows, "measurements": records}))
     return 0
+
+
+def _save_results(args, results):
+    """Write the results to args.json and their chart to args.plot; returns the line that says so."""
+    with open(args.json, "w") as out:
+        json.dump(results, out, indent=1)
+    if not any(row["ratio"] for row in results["comparisons"]):
+        return f"results written to {args.json}; no chart: no peer was measured, so there is no ratio"
+    try:
+        save_plot(results["comparisons"], args.plot)
+    except ImportError as exc:
+        return (f"results written to {args.json}; chart skipped ({exc}): "
+                "pip install matplotlib to get it")
+    return f"results written to {args.json} and {args.plot}"

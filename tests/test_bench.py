@@ -198,6 +198,8 @@ def test_backward_compares_each_gradient_alone_with_the_peers(tmp_path, capsys, 
     assert bench.main(argv) == 0
     printed = capsys.readouterr().out
     assert "each gradient alone" in printed and "disagrees" not in printed
+    # The chart goes beside the results, named as they are.
+    assert printed.splitlines()[-1] == f"results written to {saved} and {tmp_path / 'results.png'}"
 
     results = json.loads(saved.read_text())
     measured = {m["contestant"] for m in results["measurements"] if m["section"] == "backward"}
@@ -248,7 +250,7 @@ def test_a_missing_peer_is_shown_as_not_measured(tmp_path, capsys, monkeypatch):
         "reference": bench.PeerPackage(lambda threads: [reference_forward_peer()], ("ref",), ("reference",)),
         "tensorflow": bench.PEER_PACKAGES["tensorflow"],
     })
-    assert bench.main(["--quick", "--shapes", SHAPE, "--layout", "NHWC"]) == 0
+    assert bench.main(["--quick", "--shapes", SHAPE, "--layout", "NHWC", "--no-save"]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert "not measured (n/a in the tables): tf; to add them: pip install tensorflow-cpu" in printed
     assert any(line.startswith("  tensorflow: ModuleNotFoundError") for line in printed)
@@ -256,3 +258,52 @@ def test_a_missing_peer_is_shown_as_not_measured(tmp_path, capsys, monkeypatch):
     assert columns.split()[-5:] == ["ref", "tf", "best", "peer", "ratio"]
     row = next(line for line in printed if line.startswith(SHAPE))
     assert row.split()[-3:-1] == ["n/a", "ref"]
+
+
+def test_results_and_chart_are_written_by_default(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(bench, "PEER_PACKAGES", {
+        "reference": bench.PeerPackage(lambda threads: [reference_forward_peer()], ("ref",), ("reference",)),
+    })
+    assert bench.main(["--quick", "--shapes", SHAPE, "--layout", "NHWC"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "results written to bench-results.json and bench-results.png")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["bench-results.json", "bench-results.png"]
+    results = json.loads((tmp_path / "bench-results.json").read_text())
+    assert [row["best_peer"] for row in results["comparisons"]] == ["ref"]
+    assert (tmp_path / "bench-results.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_without_matplotlib_the_results_are_written_and_the_chart_skipped(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for module in ("matplotlib", "matplotlib.figure"):  # imports of them fail as if not installed
+        monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.setattr(bench, "PEER_PACKAGES", {
+        "reference": bench.PeerPackage(lambda threads: [reference_forward_peer()], ("ref",), ("reference",)),
+    })
+    assert bench.main(["--quick", "--shapes", SHAPE, "--layout", "NHWC", "--json", "run.json"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("results written to run.json; chart skipped (")
+    assert last.endswith("pip install matplotlib to get it")
+    assert [path.name for path in tmp_path.iterdir()] == ["run.json"]
+
+
+def test_no_save_writes_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["--quick", "--no-peers", "--shapes", SHAPE, "--layout", "NHWC", "--no-save"]
+    assert bench.main(argv) == 0
+    captured = capsys.readouterr()
+    assert "results written" not in captured.out and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--no-save", "--json", "run.json"], "--no-save contradicts"),
+    (["--plot", "no-such-folder/chart.png"], "--plot no-such-folder/chart.png: no such folder"),
+    (["--json", "no-such-folder/run.json"], "--json no-such-folder/run.json: no such folder"),
+])
+def test_bad_output_options_fail_before_measuring(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        bench.main(["--quick", "--no-peers"] + argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
