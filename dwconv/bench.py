@@ -540,20 +540,24 @@ def _round_order(contestants, r):
     return contestants[k:] + contestants[:k]
 
 
-def _time_round_robin(contestants, rounds, batch_seconds):
+def _time_round_robin(contestants, rounds, batch_seconds, report_progress=lambda done, total: None):
     """Per-call seconds of every round, by label; contestants alternate within each round, in an
-    order rotated from round to round."""
+    order rotated from round to round.  report_progress(done, total) is called after each step (a
+    repetition estimate or a timed batch), outside the timed batches."""
     reps, samples = {}, {c.label: [] for c in contestants}
+    total = len(contestants) * (rounds + 1)
     # The cross-check has just run every contestant: let their threads stop spinning first, or the
     # first estimate meets them (measured: a 0.3 ms dwconv call estimated at ~10 ms, so 3 calls per
     # batch, each batch then timing mostly the wake-up after the pause: 0.6-4.4 ms per call).
     time.sleep(max(c.spin_down for c in contestants))
     for c in contestants:
         reps[c.label] = _repetitions(c.run, batch_seconds)
+        report_progress(len(reps), total)
         time.sleep(c.spin_down)
     for r in range(rounds):
-        for c in _round_order(contestants, r):
+        for i, c in enumerate(_round_order(contestants, r)):
             samples[c.label].append(_time_batch(c.run, reps[c.label]))
+            report_progress(len(contestants) * (r + 1) + i + 1, total)
             time.sleep(c.spin_down)
     return samples, reps
 
@@ -613,12 +617,12 @@ def _section_peers(section, peers):
     return [p for p in peers if getattr(p, section.kind) is not None]
 
 
-def _measure_shape(section, shape, args, peers, rng):
+def _measure_shape(section, shape, args, peers, rng, report_progress):
     problem = _make_problem(shape, section.batch, section.kind, rng)
     contestants = _contestants(problem, section.kind, args.layout, peers, args.threads)
     _cross_check(contestants, f"{shape.name} batch {section.batch}")
     snapshot = _cpu_snapshot()
-    samples, reps = _time_round_robin(contestants, args.rounds, args.batch_seconds)
+    samples, reps = _time_round_robin(contestants, args.rounds, args.batch_seconds, report_progress)
     medians = {label: statistics.median(times) for label, times in samples.items()}
     return problem, medians, samples, reps, _other_cpus(snapshot)
 
@@ -754,6 +758,72 @@ def _section_title(section):
     return f"{what[section.kind]}, batch {section.batch}: median ms per call"
 
 
+# A shape's progress shows once it has run PROGRESS_AFTER_SECONDS.  A terminal's status line is
+# rewritten at most every LIVE_PROGRESS_SECONDS: redrawing takes CPU from the next timed batch on a
+# small machine.  Elsewhere a plain line is added at most every PLAIN_PROGRESS_SECONDS, so that logs
+# stay short.
+PROGRESS_AFTER_SECONDS = 3
+LIVE_PROGRESS_SECONDS = 1
+PLAIN_PROGRESS_SECONDS = 10
+
+
+def _takes_control_codes(stream):
+    """A terminal that is not dumb, and the user has not set NO_COLOR (no-color.org)."""
+    return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def _fmt_duration(seconds):
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+class Progress:
+    """Where a run stands, on stderr (stdout keeps the tables): a line as each of `shapes` shapes
+    starts, and for one that runs longer than PROGRESS_AFTER_SECONDS, the share of its steps done and
+    an estimate of the time left.  On a terminal the line is rewritten in place and erased when the
+    shape is done, so that the table stays whole; elsewhere (a file, a pipe, NO_COLOR set) every
+    update is a line of its own, without control codes."""
+
+    def __init__(self, shapes, stream=None, clock=time.perf_counter):
+        self.shapes = shapes
+        self.stream = sys.stderr if stream is None else stream
+        self.clock = clock
+        self.live = _takes_control_codes(self.stream)
+        self.started = 0
+        self.title = ""
+        self.start_time, self.last_shown = 0.0, None
+
+    def note(self, text):
+        """What the run does before the first shape, until finish()."""
+        self._show(text)
+
+    def start(self, what):
+        self.started += 1
+        self.title = f"[{self.started}/{self.shapes}] {what}"
+        self.start_time, self.last_shown = self.clock(), None
+        self._show(self.title)
+
+    def update(self, done, total):
+        """`done` of the shape's `total` steps are done (0 < done <= total)."""
+        now = self.clock()
+        elapsed = now - self.start_time
+        interval = LIVE_PROGRESS_SECONDS if self.live else PLAIN_PROGRESS_SECONDS
+        if elapsed < PROGRESS_AFTER_SECONDS or (self.last_shown is not None
+                                                and now - self.last_shown < interval):
+            return
+        self.last_shown = now
+        left = elapsed * (total - done) / done
+        self._show(f"{self.title}: {100 * done // total}% done, about {_fmt_duration(left)} left")
+
+    def finish(self):
+        if self.live:
+            self._show("")
+
+    def _show(self, text):
+        # "\r\x1b[K": back to the line's start, erase it.
+        self.stream.write("\r\x1b[K" + text if self.live else text + "\n")
+        self.stream.flush()
+
+
 def _cpu_model():
     with contextlib.suppress(OSError):
         with open("/proc/cpuinfo") as cpuinfo:
@@ -843,10 +913,10 @@ def _print_header(info, peers, args):
 # ----------------------------------------------------------------------------- driver
 
 
-def _run_section(section, args, peers, unmeasured, rng, limits):
+def _run_section(section, args, peers, unmeasured, rng, limits, progress):
     """Measure and print one section; returns (comparison rows, raw measurements).  `unmeasured`:
     the names of the peers not installed; `limits` are the machine's at the run's threads
-    (machine_limits)."""
+    (machine_limits); `progress` a Progress."""
     if section.kind == "backward" and not hasattr(dwconv, "depthwise_conv2d_grad"):
         print(f"\nBackward, batch {section.batch}: skipped, this dwconv has no "
               "depthwise_conv2d_grad")
@@ -858,7 +928,11 @@ def _run_section(section, args, peers, unmeasured, rng, limits):
     _print_cells(columns, widths)
     rows, records = [], []
     for shape in _section_shapes(section, args):
-        problem, medians, samples, reps, others = _measure_shape(section, shape, args, peers, rng)
+        progress.start(f"{section.kind}, batch {section.batch}: {shape.name}")
+        problem, medians, samples, reps, others = _measure_shape(
+            section, shape, args, peers, rng, progress.update
+        )
+        progress.finish()
         shape_rows = _shape_rows(section, shape, problem, medians, peers, args.layout, others, limits)
         for i, row in enumerate(shape_rows):
             _print_cells(_row_cells(row, section, peers, unmeasured, first_of_shape=i == 0), widths)
@@ -1060,19 +1134,24 @@ def main(argv=None):
         with open(args.markdown) as saved:
             print(markdown_tables(json.load(saved)))
         return 0
+    sections = _sections(args)
+    progress = Progress(sum(len(_section_shapes(section, args)) for section in sections))
+    progress.note("importing the peer frameworks and measuring the machine's limits")
     peers, missing = load_peers(args.threads) if args.peers is not False else ([], {})
     if args.peers and not peers:
+        progress.finish()
         why = "; ".join(f"{package}: {reason}" for package, reason in missing.items())
         parser.error(f"--peers: no peer framework could be imported ({why}); "
                      "pip install torch, onnxruntime and onnx, or tensorflow-cpu")
     info = machine_info(peers, missing, args.threads, args.peak_seconds)
+    progress.finish()
     _print_header(info, peers, args)
     rng = np.random.default_rng(SEED)
     rows, records = [], []
-    for section in _sections(args):
+    for section in sections:
         section_rows, section_records = _run_section(
             section, args, peers, _unmeasured_peer_names(missing), rng,
-            info["limits"]["by_threads"][str(args.threads)]
+            info["limits"]["by_threads"][str(args.threads)], progress
         )
         rows += section_rows
         records += section_records
