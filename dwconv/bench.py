@@ -453,18 +453,30 @@ def _load_tf(threads):
     return [Peer("tf", "NHWC", "tensorflow", tf.__version__, _tf_forward, _tf_backward, _tf_gradient)]
 
 
-PEER_LOADERS = {"torch": _load_torch, "onnxruntime": _load_ort, "tensorflow": _load_tf}
+# What each peer package's loader returns, and the pip names that install it: when the package is
+# missing, its peers' columns say "n/a" and the header says what to install.
+PeerPackage = collections.namedtuple("PeerPackage", "load peer_names pip_names")
+PEER_PACKAGES = {
+    "torch": PeerPackage(_load_torch, ("torch", "torch_cl"), ("torch",)),
+    "onnxruntime": PeerPackage(_load_ort, ("ort",), ("onnxruntime", "onnx")),
+    "tensorflow": PeerPackage(_load_tf, ("tf",), ("tensorflow-cpu",)),
+}
 
 
 def load_peers(threads):
     """Import every installed peer and set its threads: (peers, {package: why not loaded})."""
     peers, missing = [], {}
-    for package, load in PEER_LOADERS.items():
+    for package, peer_package in PEER_PACKAGES.items():
         try:
-            peers += load(threads)
+            peers += peer_package.load(threads)
         except Exception as exc:  # a broken install is as unusable as a missing one
             missing[package] = f"{type(exc).__name__}: {exc}".splitlines()[0]
     return peers, missing
+
+
+def _unmeasured_peer_names(missing):
+    """The names of the peers of the packages that did not load: their columns say n/a."""
+    return [name for package in missing for name in PEER_PACKAGES[package].peer_names]
 
 
 # ----------------------------------------------------------------------------- timing
@@ -528,20 +540,24 @@ def _round_order(contestants, r):
     return contestants[k:] + contestants[:k]
 
 
-def _time_round_robin(contestants, rounds, batch_seconds):
+def _time_round_robin(contestants, rounds, batch_seconds, report_progress=lambda done, total: None):
     """Per-call seconds of every round, by label; contestants alternate within each round, in an
-    order rotated from round to round."""
+    order rotated from round to round.  report_progress(done, total) is called after each step (a
+    repetition estimate or a timed batch), outside the timed batches."""
     reps, samples = {}, {c.label: [] for c in contestants}
+    total = len(contestants) * (rounds + 1)
     # The cross-check has just run every contestant: let their threads stop spinning first, or the
     # first estimate meets them (measured: a 0.3 ms dwconv call estimated at ~10 ms, so 3 calls per
     # batch, each batch then timing mostly the wake-up after the pause: 0.6-4.4 ms per call).
     time.sleep(max(c.spin_down for c in contestants))
     for c in contestants:
         reps[c.label] = _repetitions(c.run, batch_seconds)
+        report_progress(len(reps), total)
         time.sleep(c.spin_down)
     for r in range(rounds):
-        for c in _round_order(contestants, r):
+        for i, c in enumerate(_round_order(contestants, r)):
             samples[c.label].append(_time_batch(c.run, reps[c.label]))
+            report_progress(len(contestants) * (r + 1) + i + 1, total)
             time.sleep(c.spin_down)
     return samples, reps
 
@@ -601,12 +617,12 @@ def _section_peers(section, peers):
     return [p for p in peers if getattr(p, section.kind) is not None]
 
 
-def _measure_shape(section, shape, args, peers, rng):
+def _measure_shape(section, shape, args, peers, rng, report_progress):
     problem = _make_problem(shape, section.batch, section.kind, rng)
     contestants = _contestants(problem, section.kind, args.layout, peers, args.threads)
     _cross_check(contestants, f"{shape.name} batch {section.batch}")
     snapshot = _cpu_snapshot()
-    samples, reps = _time_round_robin(contestants, args.rounds, args.batch_seconds)
+    samples, reps = _time_round_robin(contestants, args.rounds, args.batch_seconds, report_progress)
     medians = {label: statistics.median(times) for label, times in samples.items()}
     return problem, medians, samples, reps, _other_cpus(snapshot)
 
@@ -699,14 +715,19 @@ def _fmt_copy_pct(row):
     return f"{_fmt_pct(row['pct_of_copy_bw'])} {row['copy_bw_reference']}"
 
 
-def _columns(section, peers):
+NOT_MEASURED = "n/a"
+
+
+def _columns(section, peers, unmeasured):
+    """`unmeasured`: the names of the peers not installed, whose columns say n/a."""
     gradients = ["dx ms", "dW ms", "bwd/fwd"] if section.kind == "backward" else []
     efficiency = ["GFLOP/s", "% peak", "GB/s", "% copy bw"]
     best = ["best peer", "ratio"] if peers else []
-    return ["shape", "layout", "dwconv ms"] + gradients + efficiency + [p.name for p in peers] + best
+    return (["shape", "layout", "dwconv ms"] + gradients + efficiency + [p.name for p in peers]
+            + unmeasured + best)
 
 
-def _row_cells(row, section, peers, first_of_shape):
+def _row_cells(row, section, peers, unmeasured, first_of_shape):
     gradients = [
         _fmt_ms(row["dx_ms"]), _fmt_ms(row["dw_ms"]), f"{row['backward_over_forward']:.2f}"
     ] if section.kind == "backward" else []
@@ -714,6 +735,7 @@ def _row_cells(row, section, peers, first_of_shape):
                   f"{row['gb_per_s']:.1f}", _fmt_copy_pct(row)]
     # Peer times do not depend on dwconv's layout: shown once per shape.
     peer_cells = [_fmt_ms(row["peers_ms"][p.name]) if first_of_shape else "" for p in peers]
+    peer_cells += [NOT_MEASURED if first_of_shape else "" for _ in unmeasured]
     best = [row["best_peer"], f"{row['ratio']:.2f}"] if peers else []
     return ([row["shape"] if first_of_shape else "", row["layout"], _fmt_ms(row["dwconv_ms"])]
             + gradients + efficiency + peer_cells + best)
@@ -734,6 +756,72 @@ def _print_cells(cells, widths):
 def _section_title(section):
     what = {"forward": "Forward", "backward": "Backward (input and filter gradients)"}
     return f"{what[section.kind]}, batch {section.batch}: median ms per call"
+
+
+# A shape's progress shows once it has run PROGRESS_AFTER_SECONDS.  A terminal's status line is
+# rewritten at most every LIVE_PROGRESS_SECONDS: redrawing takes CPU from the next timed batch on a
+# small machine.  Elsewhere a plain line is added at most every PLAIN_PROGRESS_SECONDS, so that logs
+# stay short.
+PROGRESS_AFTER_SECONDS = 3
+LIVE_PROGRESS_SECONDS = 1
+PLAIN_PROGRESS_SECONDS = 10
+
+
+def _takes_control_codes(stream):
+    """A terminal that is not dumb, and the user has not set NO_COLOR (no-color.org)."""
+    return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def _fmt_duration(seconds):
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+class Progress:
+    """Where a run stands, on stderr (stdout keeps the tables): a line as each of `shapes` shapes
+    starts, and for one that runs longer than PROGRESS_AFTER_SECONDS, the share of its steps done and
+    an estimate of the time left.  On a terminal the line is rewritten in place and erased when the
+    shape is done, so that the table stays whole; elsewhere (a file, a pipe, NO_COLOR set) every
+    update is a line of its own, without control codes."""
+
+    def __init__(self, shapes, stream=None, clock=time.perf_counter):
+        self.shapes = shapes
+        self.stream = sys.stderr if stream is None else stream
+        self.clock = clock
+        self.live = _takes_control_codes(self.stream)
+        self.started = 0
+        self.title = ""
+        self.start_time, self.last_shown = 0.0, None
+
+    def note(self, text):
+        """What the run does before the first shape, until finish()."""
+        self._show(text)
+
+    def start(self, what):
+        self.started += 1
+        self.title = f"[{self.started}/{self.shapes}] {what}"
+        self.start_time, self.last_shown = self.clock(), None
+        self._show(self.title)
+
+    def update(self, done, total):
+        """`done` of the shape's `total` steps are done (0 < done <= total)."""
+        now = self.clock()
+        elapsed = now - self.start_time
+        interval = LIVE_PROGRESS_SECONDS if self.live else PLAIN_PROGRESS_SECONDS
+        if elapsed < PROGRESS_AFTER_SECONDS or (self.last_shown is not None
+                                                and now - self.last_shown < interval):
+            return
+        self.last_shown = now
+        left = elapsed * (total - done) / done
+        self._show(f"{self.title}: {100 * done // total}% done, about {_fmt_duration(left)} left")
+
+    def finish(self):
+        if self.live:
+            self._show("")
+
+    def _show(self, text):
+        # "\r\x1b[K": back to the line's start, erase it.
+        self.stream.write("\r\x1b[K" + text if self.live else text + "\n")
+        self.stream.flush()
 
 
 def _cpu_model():
@@ -810,8 +898,13 @@ def _print_header(info, peers, args):
     print("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
     if peers:
         print("peers: " + ", ".join(f"{p.name} ({p.layout})" for p in peers))
-    for package, why in info["peers_not_loaded"].items():
-        print(f"not measured: {package} ({why})")
+    missing = info["peers_not_loaded"]
+    if missing:
+        pip_names = [name for package in missing for name in PEER_PACKAGES[package].pip_names]
+        print(f"not measured (n/a in the tables): {', '.join(_unmeasured_peer_names(missing))}; "
+              f"to add them: pip install {' '.join(pip_names)}")
+        for package, why in missing.items():
+            print(f"  {package}: {why}")
     print("ratio = best peer time / dwconv time (> 1: dwconv is faster); GB/s counts x read and "
           "y written (backward: x, dy read and dx written)")
     _print_limits(info["limits"], info["threads"])
@@ -820,24 +913,29 @@ def _print_header(info, peers, args):
 # ----------------------------------------------------------------------------- driver
 
 
-def _run_section(section, args, peers, rng, limits):
-    """Measure and print one section; returns (comparison rows, raw measurements).  `limits` are the
-    machine's at the run's threads (machine_limits)."""
+def _run_section(section, args, peers, unmeasured, rng, limits, progress):
+    """Measure and print one section; returns (comparison rows, raw measurements).  `unmeasured`:
+    the names of the peers not installed; `limits` are the machine's at the run's threads
+    (machine_limits); `progress` a Progress."""
     if section.kind == "backward" and not hasattr(dwconv, "depthwise_conv2d_grad"):
         print(f"\nBackward, batch {section.batch}: skipped, this dwconv has no "
               "depthwise_conv2d_grad")
         return [], []
     peers = _section_peers(section, peers)
     print("\n" + _section_title(section))
-    columns = _columns(section, peers)
+    columns = _columns(section, peers, unmeasured)
     widths = _widths(columns)
     _print_cells(columns, widths)
     rows, records = [], []
     for shape in _section_shapes(section, args):
-        problem, medians, samples, reps, others = _measure_shape(section, shape, args, peers, rng)
+        progress.start(f"{section.kind}, batch {section.batch}: {shape.name}")
+        problem, medians, samples, reps, others = _measure_shape(
+            section, shape, args, peers, rng, progress.update
+        )
+        progress.finish()
         shape_rows = _shape_rows(section, shape, problem, medians, peers, args.layout, others, limits)
         for i, row in enumerate(shape_rows):
-            _print_cells(_row_cells(row, section, peers, first_of_shape=i == 0), widths)
+            _print_cells(_row_cells(row, section, peers, unmeasured, first_of_shape=i == 0), widths)
         if others is not None and others > BUSY_WARNING_CPUS:
             print(f"  ^ other processes used {others:.1f} CPUs meanwhile: times unreliable")
         rows += shape_rows
@@ -877,7 +975,7 @@ RATIO_TICKS = (0.05, 0.1, 0.2, 0.33, 0.5, 0.67, 1, 1.5, 2, 3, 5, 10, 20)
 
 def save_plot(rows, path):
     """Bar chart of the ratio best peer / dwconv per shape, one panel per section."""
-    from matplotlib.figure import Figure  # lazily: only --plot needs matplotlib
+    from matplotlib.figure import Figure  # lazily: only the chart needs matplotlib
 
     sections = list(dict.fromkeys((r["section"], r["batch"]) for r in rows if r["ratio"]))
     figure = Figure(figsize=(11, 3.2 * len(sections)), layout="constrained")
@@ -972,6 +1070,9 @@ def markdown_tables(saved):
     return "\n".join(lines)
 
 
+RESULTS_FILE = "bench-results.json"
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="python -m dwconv bench",
@@ -993,11 +1094,25 @@ def parse_args(argv):
                         help="threads for dwconv and every peer (default: 2)")
     parser.add_argument("--shapes", nargs="+", metavar="NAME", choices=[s.name for s in SUITE],
                         help="only these shapes of the suite")
-    parser.add_argument("--json", metavar="FILE", help="save every measurement and machine info")
-    parser.add_argument("--plot", metavar="FILE.png", help="bar chart of the ratios (matplotlib)")
+    parser.add_argument("--json", metavar="FILE",
+                        help=f"where to save every measurement and the machine's description "
+                             f"(default: {RESULTS_FILE})")
+    parser.add_argument("--plot", metavar="FILE.png",
+                        help="where to save the bar chart of the ratios, drawn with matplotlib "
+                             "(default: beside the JSON file, named as it is but .png)")
+    parser.add_argument("--no-save", action="store_true", help="write neither file")
     parser.add_argument("--markdown", metavar="FILE.json",
                         help="measure nothing: print the results saved in FILE.json as Markdown tables")
     args = parser.parse_args(argv)
+    if args.no_save and (args.json or args.plot):
+        parser.error("--no-save contradicts --json and --plot")
+    if not args.no_save:
+        args.json = args.json or RESULTS_FILE
+        args.plot = args.plot or os.path.splitext(args.json)[0] + ".png"
+        # Checked now rather than when the run, minutes long, is over.
+        for option, path in (("--json", args.json), ("--plot", args.plot)):
+            if not os.path.isdir(os.path.dirname(path) or "."):
+                parser.error(f"{option} {path}: no such folder")
     if args.threads < 1:
         parser.error("--threads must be a positive int")
     if args.batch is not None and min(args.batch) < 1:
@@ -1019,28 +1134,43 @@ def main(argv=None):
         with open(args.markdown) as saved:
             print(markdown_tables(json.load(saved)))
         return 0
+    sections = _sections(args)
+    progress = Progress(sum(len(_section_shapes(section, args)) for section in sections))
+    progress.note("importing the peer frameworks and measuring the machine's limits")
     peers, missing = load_peers(args.threads) if args.peers is not False else ([], {})
     if args.peers and not peers:
+        progress.finish()
         why = "; ".join(f"{package}: {reason}" for package, reason in missing.items())
         parser.error(f"--peers: no peer framework could be imported ({why}); "
                      "pip install torch, onnxruntime and onnx, or tensorflow-cpu")
     info = machine_info(peers, missing, args.threads, args.peak_seconds)
+    progress.finish()
     _print_header(info, peers, args)
     rng = np.random.default_rng(SEED)
     rows, records = [], []
-    for section in _sections(args):
+    for section in sections:
         section_rows, section_records = _run_section(
-            section, args, peers, rng, info["limits"]["by_threads"][str(args.threads)]
+            section, args, peers, _unmeasured_peer_names(missing), rng,
+            info["limits"]["by_threads"][str(args.threads)], progress
         )
         rows += section_rows
         records += section_records
     print(f"\ntotal run time {time.perf_counter() - start:.0f} s")
-    if args.json:
-        with open(args.json, "w") as out:
-            json.dump({"machine": info, "settings": vars(args),
-                       "comparisons": rows, "measurements": records}, out, indent=1)
-    if args.plot and any(row["ratio"] for row in rows):
-        save_plot(rows, args.plot)
-    elif args.plot:
-        print(f"no plot written to {args.plot}: no peer was measured, so there is no ratio")
+    if not args.no_save:
+        print(_save_results(args, {"machine": info, "settings": vars(args),
+                                   "comparisons": rows, "measurements": records}))
     return 0
+
+
+def _save_results(args, results):
+    """Write the results to args.json and their chart to args.plot; returns the line that says so."""
+    with open(args.json, "w") as out:
+        json.dump(results, out, indent=1)
+    if not any(row["ratio"] for row in results["comparisons"]):
+        return f"results written to {args.json}; no chart: no peer was measured, so there is no ratio"
+    try:
+        save_plot(results["comparisons"], args.plot)
+    except ImportError as exc:
+        return (f"results written to {args.json}; chart skipped ({exc}): "
+                "pip install matplotlib to get it")
+    return f"results written to {args.json} and {args.plot}"

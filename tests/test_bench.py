@@ -2,7 +2,9 @@
 saved file renders as the README's Markdown tables. (Speed itself is measured by the runner, never
 asserted here: only that every figure is there, positive, and of a sane order of magnitude.)"""
 
+import io
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -152,6 +154,15 @@ def test_round_robin_rotates_who_goes_first():
     assert sorted(firsts) == ["a", "a", "b", "b", "c", "c"]
 
 
+def test_round_robin_reports_every_step_in_order():
+    """One step per repetition estimate, then one per timed batch: the progress shown counts them."""
+    reported = []
+    contestants = [bench.Contestant(label, lambda: None, None, spin_down=0) for label in "ab"]
+    bench._time_round_robin(contestants, rounds=3, batch_seconds=1e-4,
+                            report_progress=lambda done, total: reported.append((done, total)))
+    assert reported == [(done, 8) for done in range(1, 9)]
+
+
 def test_round_robin_waits_for_spinning_threads_before_estimating(monkeypatch):
     """The cross-check has just run every contestant: the repetition estimates start only after
     the longest spin-down, or the first one meets the others' spinning threads."""
@@ -189,12 +200,16 @@ def reference_peer(problem_batch):
 
 
 def test_backward_compares_each_gradient_alone_with_the_peers(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(bench, "PEER_LOADERS", {"reference": lambda threads: [reference_peer(threads)]})
+    monkeypatch.setattr(bench, "PEER_PACKAGES", {
+        "reference": bench.PeerPackage(lambda threads: [reference_peer(threads)], ("ref",), ("reference",)),
+    })
     saved = tmp_path / "results.json"
     argv = ["--quick", "--peers", "--backward", "--shapes", SHAPE, "--batch", "1", "--json", str(saved)]
     assert bench.main(argv) == 0
     printed = capsys.readouterr().out
     assert "each gradient alone" in printed and "disagrees" not in printed
+    # The chart goes beside the results, named as they are.
+    assert printed.splitlines()[-1] == f"results written to {saved} and {tmp_path / 'results.png'}"
 
     results = json.loads(saved.read_text())
     measured = {m["contestant"] for m in results["measurements"] if m["section"] == "backward"}
@@ -222,3 +237,145 @@ def test_a_gradient_that_disagrees_is_reported(capsys):
     bench._cross_check(contestants, "case")
     printed = capsys.readouterr().out
     assert "bad dW disagrees" in printed and "ref dW" not in printed
+
+
+def reference_forward_peer():
+    """A peer computing the forward pass with the test reference (NHWC, as dwconv)."""
+    from reference import conv2d_forward
+
+    def forward(problem):
+        s = problem.shape
+        y = conv2d_forward(problem.x, problem.w, (s.stride, s.stride), bench._explicit_padding(s),
+                           "NHWC", (1, 1))
+        return bench.Contestant("ref", lambda: y, lambda y: (y,))
+
+    return bench.Peer("ref", "NHWC", "reference", "0", forward, None, None)
+
+
+def test_a_missing_peer_is_shown_as_not_measured(tmp_path, capsys, monkeypatch):
+    """TensorFlow absent (its import fails as if not installed), a reference peer present: the
+    header names the peer not measured and the pip command that adds it, its column says n/a."""
+    monkeypatch.setitem(sys.modules, "tensorflow", None)
+    monkeypatch.setattr(bench, "PEER_PACKAGES", {
+        "reference": bench.PeerPackage(lambda threads: [reference_forward_peer()], ("ref",), ("reference",)),
+        "tensorflow": bench.PEER_PACKAGES["tensorflow"],
+    })
+    assert bench.main(["--quick", "--shapes", SHAPE, "--layout", "NHWC", "--no-save"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert "not measured (n/a in the tables): tf; to add them: pip install tensorflow-cpu" in printed
+    assert any(line.startswith("  tensorflow: ModuleNotFoundError") for line in printed)
+    columns = next(line for line in printed if line.startswith("shape "))
+    assert columns.split()[-5:] == ["ref", "tf", "best", "peer", "ratio"]
+    row = next(line for line in printed if line.startswith(SHAPE))
+    assert row.split()[-3:-1] == ["n/a", "ref"]
+
+
+def test_results_and_chart_are_written_by_default(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(bench, "PEER_PACKAGES", {
+        "reference": bench.PeerPackage(lambda threads: [reference_forward_peer()], ("ref",), ("reference",)),
+    })
+    assert bench.main(["--quick", "--shapes", SHAPE, "--layout", "NHWC"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "results written to bench-results.json and bench-results.png")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["bench-results.json", "bench-results.png"]
+    results = json.loads((tmp_path / "bench-results.json").read_text())
+    assert [row["best_peer"] for row in results["comparisons"]] == ["ref"]
+    assert (tmp_path / "bench-results.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_without_matplotlib_the_results_are_written_and_the_chart_skipped(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for module in ("matplotlib", "matplotlib.figure"):  # imports of them fail as if not installed
+        monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.setattr(bench, "PEER_PACKAGES", {
+        "reference": bench.PeerPackage(lambda threads: [reference_forward_peer()], ("ref",), ("reference",)),
+    })
+    assert bench.main(["--quick", "--shapes", SHAPE, "--layout", "NHWC", "--json", "run.json"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("results written to run.json; chart skipped (")
+    assert last.endswith("pip install matplotlib to get it")
+    assert [path.name for path in tmp_path.iterdir()] == ["run.json"]
+
+
+def test_no_save_writes_nothing_and_the_run_reports_each_shape_in_plain_lines(tmp_path, capsys, monkeypatch):
+    """stderr captured is not a terminal: plain lines, no carriage return or escape sequence."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["--quick", "--no-peers", "--shapes", SHAPE, "mnv2-14x576-s1", "--layout", "NHWC", "--no-save"]
+    assert bench.main(argv) == 0
+    captured = capsys.readouterr()
+    assert "results written" not in captured.out and list(tmp_path.iterdir()) == []
+    assert "[1/2] forward, batch 1: mnv2-14x576-s1\n" in captured.err
+    assert "[2/2] forward, batch 1: mnv2-7x960-s1\n" in captured.err
+    assert "\x1b" not in captured.err and "\r" not in captured.err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--no-save", "--json", "run.json"], "--no-save contradicts"),
+    (["--plot", "no-such-folder/chart.png"], "--plot no-such-folder/chart.png: no such folder"),
+    (["--json", "no-such-folder/run.json"], "--json no-such-folder/run.json: no such folder"),
+])
+def test_bad_output_options_fail_before_measuring(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        bench.main(["--quick", "--no-peers"] + argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_progress_on_a_terminal_rewrites_one_line_and_erases_it(monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    terminal, clock = FakeTerminal(), FakeClock()
+    progress = bench.Progress(3, terminal, clock)
+    progress.start("forward, batch 1: a")
+    clock.now += 1
+    progress.update(1, 10)  # too early for an estimate
+    assert terminal.getvalue() == "\r\x1b[K[1/3] forward, batch 1: a"
+    clock.now += 3
+    progress.update(2, 10)
+    clock.now += 0.5
+    progress.update(3, 10)  # too soon after the last one
+    clock.now += 0.5
+    progress.update(5, 10)
+    progress.finish()
+    assert terminal.getvalue().split("\r\x1b[K")[1:] == [
+        "[1/3] forward, batch 1: a",
+        "[1/3] forward, batch 1: a: 20% done, about 16 s left",
+        "[1/3] forward, batch 1: a: 50% done, about 5 s left",
+        "",
+    ]
+
+
+@pytest.mark.parametrize("environment", [{"NO_COLOR": "1", "TERM": "xterm"}, {"TERM": "dumb"}])
+def test_progress_without_control_codes_writes_plain_lines(environment, monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    terminal, clock = FakeTerminal(), FakeClock()
+    progress = bench.Progress(2, terminal, clock)
+    progress.start("backward, batch 16: a")
+    for done, seconds in ((1, 1), (2, 3), (3, 5), (4, 10), (5, 1)):
+        clock.now += seconds
+        progress.update(done, 100)
+    progress.finish()
+    progress.start("backward, batch 16: b")
+    assert terminal.getvalue() == (
+        "[1/2] backward, batch 16: a\n"
+        "[1/2] backward, batch 16: a: 2% done, about 3 min left\n"  # 4 s for 2 of 100 steps
+        "[1/2] backward, batch 16: a: 4% done, about 8 min left\n"  # 10 s after the last line
+        "[2/2] backward, batch 16: b\n"
+    )
