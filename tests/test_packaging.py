@@ -1,0 +1,49 @@
+"""Packaging: the build flags and the built extension's debug info."""
+
+import ast
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+
+from dwconv import _kernels
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def function_of_setup_py(name):
+    """The function `name` of setup.py, compiled alone: running setup.py would build the extension."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    [definition] = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == name]
+    namespace = {}
+    exec(compile(ast.Module([definition], type_ignores=[]), "setup.py", "exec"), namespace)
+    return namespace[name]
+
+
+def test_release_flags_drop_the_debug_info_python_asks_for():
+    extension_flags = function_of_setup_py("extension_flags")
+    compile_flags, link_flags = extension_flags("unix", debug=False, native=False, openmp="-fopenmp")
+    assert "-O3" in compile_flags
+    assert "-g" not in compile_flags and "-g0" in compile_flags
+    assert "-ffast-math" not in compile_flags and "-march=native" not in compile_flags
+    assert link_flags == ["-fopenmp"]
+
+
+def test_debug_flags_keep_the_debug_info():
+    extension_flags = function_of_setup_py("extension_flags")
+    compile_flags, link_flags = extension_flags("unix", debug=True, native=False, openmp=None)
+    assert "-g" in compile_flags and "-g0" not in compile_flags
+    assert "-DDWCONV_DEBUG" in compile_flags
+    assert link_flags == []
+
+
+@pytest.mark.skipif(shutil.which("objdump") is None, reason="needs objdump")
+def test_extension_has_debug_info_only_in_the_debug_build():
+    with open(_kernels.__file__, "rb") as extension:
+        if extension.read(4) != b"\x7fELF":
+            pytest.skip("reads ELF sections only")
+    sections = subprocess.run(["objdump", "-h", _kernels.__file__], capture_output=True, text=True,
+                              check=True).stdout
+    debug_build = "-DDWCONV_DEBUG" in _kernels.compile_flags()
+    assert (".debug_info" in sections) == debug_build, (_kernels.compile_flags(), sections)
