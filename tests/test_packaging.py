@@ -1,15 +1,21 @@
-"""Packaging: the build flags and the built extension's debug info."""
+"""Packaging: the build flags, the built extension's debug info, one version and the installed metadata."""
 
 import ast
+import importlib.metadata
+import json
 import pathlib
 import shutil
 import subprocess
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import pytest
 
+import dwconv
 from dwconv import _kernels
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+PACKAGE = pathlib.Path(dwconv.__file__).resolve().parent
 
 
 def function_of_setup_py(name):
@@ -19,6 +25,20 @@ def function_of_setup_py(name):
     namespace = {}
     exec(compile(ast.Module([definition], type_ignores=[]), "setup.py", "exec"), namespace)
     return namespace[name]
+
+
+def installed_distribution():
+    """dwconv's installed distribution when it is the dwconv these tests import (an install of the wheel,
+    or an editable install of this package's checkout), else None."""
+    try:
+        dist = importlib.metadata.distribution("dwconv")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    direct_url = json.loads(dist.read_text("direct_url.json") or "{}")
+    if direct_url.get("dir_info", {}).get("editable"):
+        source = pathlib.Path(url2pathname(urlparse(direct_url["url"]).path)).resolve()
+        return dist if source == PACKAGE.parent else None
+    return dist if pathlib.Path(dist.locate_file("dwconv/__init__.py")).resolve() == PACKAGE / "__init__.py" else None
 
 
 def test_release_flags_drop_the_debug_info_python_asks_for():
@@ -47,3 +67,19 @@ def test_extension_has_debug_info_only_in_the_debug_build():
                               check=True).stdout
     debug_build = "-DDWCONV_DEBUG" in _kernels.compile_flags()
     assert (".debug_info" in sections) == debug_build, (_kernels.compile_flags(), sections)
+
+
+def test_version_is_set_in_the_package_only():
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in project["project"]
+    assert "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "dwconv.__version__"}
+
+
+def test_installed_metadata_matches_the_package():
+    dist = installed_distribution()
+    if dist is None:
+        pytest.skip("the dwconv imported is not the installed one")
+    assert dist.version == dwconv.__version__
+    assert "LICENSE" in dist.metadata.get_all("License-File", [])
