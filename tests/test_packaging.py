@@ -1,14 +1,18 @@
-"""Packaging: the build flags, the built extension's debug info, one version and the installed metadata."""
+"""Packaging: the build flags, the built extension's debug info, one version, the installed metadata and
+the message of a source tree whose extension was never built."""
 
 import ast
 import importlib.metadata
 import json
+import os
 import pathlib
 import shutil
 import subprocess
+import sys
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+import numpy
 import pytest
 
 import dwconv
@@ -83,3 +87,20 @@ def test_installed_metadata_matches_the_package():
         pytest.skip("the dwconv imported is not the installed one")
     assert dist.version == dwconv.__version__
     assert "LICENSE" in dist.metadata.get_all("License-File", [])
+
+
+@pytest.mark.parametrize("command", [["-c", "import dwconv"], ["-m", "dwconv", "info"]])
+def test_source_tree_without_the_extension_says_how_to_build_it(tmp_path, command):
+    source_tree = tmp_path.resolve()
+    shutil.copytree(PACKAGE, source_tree / "dwconv", ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
+    # -S: no site-packages' .pth files, whose finder of an editable install would supply the checkout's
+    # dwconv._kernels; NumPy's folder comes on the path by itself, after the copy in the working directory
+    env = dict(os.environ, PYTHONPATH=str(pathlib.Path(numpy.__file__).parents[1]))
+    run = subprocess.run([sys.executable, "-S", *command], cwd=source_tree, env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode != 0
+    message = run.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"ImportError: dwconv's compiled module dwconv._kernels is missing in this source "
+                              f"tree ({source_tree / 'dwconv'})"), run.stderr
+    assert "`pip install -e .`" in message and "`python setup.py build_ext --inplace`" in message, message
+    assert "run from outside the checkout" in message, message
