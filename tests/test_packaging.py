@@ -1,5 +1,6 @@
 """Packaging: the build flags, the built extension's debug info, one version, the installed metadata and
-the message of a source tree whose extension was never built."""
+the message of a source tree whose extension was never built. (.ci/run checks the wheel itself: its
+size, its files and its license.)"""
 
 import ast
 import importlib.metadata
