@@ -5,6 +5,18 @@ and MegEngine, computed by OpenMP-parallel kernels with run-time instruction-set
 """
 __version__ = "0.1.0"
 
+import importlib.util
+
+# Without this check, a source checkout whose extension was never built (dwconv installed elsewhere, then
+# run from the checkout's root, where `python` finds the folder dwconv/ first) fails with a
+# circular-import error that names neither the cause nor the way out.
+if importlib.util.find_spec("dwconv._kernels") is None:
+    raise ImportError(
+        f"dwconv's compiled module dwconv._kernels is missing in this source tree ({__path__[0]}): "
+        "build it in place (`pip install -e .` or `python setup.py build_ext --inplace`), or run from outside "
+        "the checkout to use the installed dwconv", name="dwconv._kernels")
+del importlib
+
 from dwconv._config import _select_isa_at_import, show_config, supported_isas, use_isa
 from dwconv._conv import (
     Gradients,
