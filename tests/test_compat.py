@@ -9,6 +9,7 @@ import contextlib
 import functools
 import io
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -280,6 +281,17 @@ def test_keras_config_naming_a_custom_activation_loads_with_custom_objects():
     assert keras.layers.DepthwiseConv2D.from_config(config, custom_objects={"scaled_tanh": scaled_tanh}).activation is scaled_tanh
 
 
+def test_keras_config_never_imports_the_module_it_names():
+    """A config may come from anywhere: the module it names is looked in only if already imported
+    (`this` prints on import)."""
+    if "this" in sys.modules:
+        pytest.skip("`this` is imported already")
+    config = {"kernel_size": 3, "activation": {**KERAS_SCALED_TANH_CONFIG, "module": "this", "config": "s"}}
+    with pytest.raises(ValueError, match=r"names no function in `custom_objects` or in an imported module"):
+        keras.layers.DepthwiseConv2D.from_config(config)
+    assert "this" not in sys.modules
+
+
 def test_keras_custom_activation_configs_load_in_keras_and_from_keras():
     real_keras = real("keras")
     theirs = real_keras.layers.DepthwiseConv2D(3, activation=scaled_tanh, bias_initializer="random_normal")
@@ -302,7 +314,7 @@ def test_keras_config_refuses_an_activation_it_cannot_restore():
 
     for activation in (lambda x: scaled_tanh(x), local_scaled_tanh, functools.partial(scaled_tanh)):
         layer = keras.layers.DepthwiseConv2D(3, activation=activation)
-        with pytest.raises(ValueError, match="`activation` .* cannot be saved in a config.*importing it from its "
+        with pytest.raises(ValueError, match="`activation` .* cannot be saved in a config.*finds a function by its "
                                              "module.*top level of a module, or use a named activation"):
             layer.get_config()
 

@@ -15,4 +15,4 @@ def depthwise_convolution_2d(x, W, b=None, stride=1, pad=0):
     ``c_I * c_M``. Output ``(n, c_I * c_M, h_O, w_O)``, channel ``c * c_M + m`` being input channel c
     filtered by ``W[m, c]``: Chainer's order."""
     filters = dwconv.convert_filters(W, "chainer", "tf")
-    return dwconv.depthwise_conv2d(x, filters, stride, pad, data_format="NCHW", bias=b)
+    return dwconv.depthwise_conv2d(x, filters, stride, pad, data_format="NCHW", bias=b, filter_format="tf")

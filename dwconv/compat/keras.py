@@ -14,10 +14,10 @@ A NumPy training step::
 
 ``set_weights`` applies the constraints, as Keras's optimizers do after each update.
 """
-import importlib
 import inspect
 import itertools
 import math
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -349,12 +349,11 @@ def _activation(value, custom_objects=None):
 
 
 def _imported(module, qualname):
-    """The object named `qualname` in the module named `module`, imported; None when there is none."""
-    if not (isinstance(module, str) and isinstance(qualname, str)):
-        return None
-    try:
-        found = importlib.import_module(module)
-    except (ImportError, TypeError, ValueError):     # no such module, or not a module's name
+    """The object named `qualname` in the module named `module` if the program has imported that
+    module; None otherwise. (A config may come from anywhere: importing the module it names would run
+    that module's code, which Keras refuses too.)"""
+    found = sys.modules.get(module) if isinstance(module, str) and isinstance(qualname, str) else None
+    if found is None:
         return None
     for attribute in qualname.split("."):
         found = getattr(found, attribute, None)
@@ -366,22 +365,23 @@ def _function_config(function):
     module, qualname = getattr(function, "__module__", None), getattr(function, "__qualname__", None)
     if _imported(module, qualname) is not function:
         raise ValueError(
-            f"`activation` {function!r} cannot be saved in a config: `from_config` restores a function by "
-            "importing it from its module by its qualified name, which a lambda, a local function or a "
-            "callable object cannot be. Define it at the top level of a module, or use a named activation")
+            f"`activation` {function!r} cannot be saved in a config: `from_config` finds a function by its "
+            "module and qualified name, which a lambda, a local function or a callable object does not have. "
+            "Define it at the top level of a module, or use a named activation")
     return {"module": module, "class_name": "function", "config": qualname, "registered_name": "function"}
 
 
 def _restored_function(config, custom_objects):
     """The function a Keras function config names: `custom_objects`' entry for its name (Keras
-    saves a custom function under its name or registered name only), else imported from its module."""
+    saves a custom function under its name or registered name only), else found in its module when
+    that is imported."""
     name = config.get("config")
     if config.get("class_name") == "function" and isinstance(name, str):
         function = custom_objects[name] if name in custom_objects else _imported(config.get("module"), name)
         if callable(function):
             return function
-    raise ValueError(f"`activation` {config!r} names no function in `custom_objects` or importable from its "
-                     f"module; pass it, as in `DepthwiseConv2D.from_config(config, custom_objects={{{name!r}: "
+    raise ValueError(f"`activation` {config!r} names no function in `custom_objects` or in an imported "
+                     f"module; import its module first, or pass it, as in `DepthwiseConv2D.from_config(config, custom_objects={{{name!r}: "
                      "function})`, or use a named activation")
 
 
@@ -518,7 +518,7 @@ class DepthwiseConv2D:
 
     def _conv_args(self):
         return dict(strides=self.strides, padding=self.padding, data_format=self.data_format,
-                    dilations=self.dilation_rate)
+                    dilations=self.dilation_rate, filter_format="tf")
 
     def __call__(self, inputs):
         x = np.asarray(inputs)

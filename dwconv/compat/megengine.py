@@ -84,7 +84,8 @@ class Conv2d:
             filters = filters[::-1, ::-1]
         bias = None if self.bias is None else np.asarray(self.bias).reshape(-1)
         return dwconv.depthwise_conv2d(inp, filters, self.stride, self.padding, data_format="NCHW",
-                                       dilations=self.dilation, bias=bias, padding_mode=self.padding_mode)
+                                       dilations=self.dilation, bias=bias, padding_mode=self.padding_mode,
+                                       filter_format="tf")
 
     __call__ = forward
 
