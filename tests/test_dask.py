@@ -136,11 +136,32 @@ def test_activation_dtypes_and_integer_images(client, activation):
         args = dict(padding=1, padding_mode="reflect", bias=bias, activation=activation, dtype=dtype)
         got = dwconv.dask.depthwise_conv2d(dx, w, **args)
         one = dwconv.depthwise_conv2d(x, w, **args)
-        assert got.dtype == one.dtype
+        assert got.dtype == one.dtype == (dtype or np.float64)  # (by default the float64 bias makes float64)
         np.testing.assert_allclose(got.compute(), one, rtol=1e-3 if dtype == np.float16 else 1e-6, atol=1e-6)
     name = activation if isinstance(activation, str) else "tanh"
     reference = activate(conv2d_forward(x, w, (1, 1), ((1, 1), (1, 1)), "NHWC", (1, 1), bias, "reflect"), name)
     np.testing.assert_allclose(got.compute(), reference, rtol=1e-9, atol=1e-9)
+
+
+def test_pytorch_filter_format(client):
+    """PyTorch-layout weights read as they are; the filter gradient comes back in their layout."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 3, 14, 11))
+    w_tf = rng.standard_normal((3, 3, 3, 2))
+    w_torch = np.ascontiguousarray(w_tf.transpose(2, 3, 0, 1).reshape(6, 1, 3, 3))
+    dy = rng.standard_normal((2, 6, 14, 11))
+    dx, ddy = da.from_array(x, chunks=(1, 2, 6, 5)), da.from_array(dy, chunks=(1, 3, 6, 5))
+    args = dict(padding="SAME", data_format="NCHW")
+    ref = conv2d_forward(x, w_tf, (1, 1), ((1, 1), (1, 1)), "NCHW", (1, 1))
+    np.testing.assert_allclose(dwconv.dask.depthwise_conv2d(dx, w_torch, filter_format="torch", **args).compute(),
+                               ref, rtol=1e-12, atol=1e-12)
+    ref_dx = conv2d_backprop_input(x.shape, w_tf, dy, (1, 1), ((1, 1), (1, 1)), "NCHW", (1, 1))
+    got_dx = dwconv.dask.depthwise_conv2d_backprop_input(x.shape, w_torch, ddy, filter_format="torch", **args)
+    np.testing.assert_allclose(got_dx.compute(), ref_dx, rtol=1e-12, atol=1e-12)
+    ref_dw = conv2d_backprop_filter(x, w_tf.shape, dy, (1, 1), ((1, 1), (1, 1)), "NCHW", (1, 1))
+    got_dw = dwconv.dask.depthwise_conv2d_backprop_filter(dx, w_torch.shape, ddy, filter_format="torch", **args)
+    assert got_dw.shape == w_torch.shape
+    np.testing.assert_allclose(got_dw.compute(), ref_dw.transpose(2, 3, 0, 1).reshape(6, 1, 3, 3), rtol=1e-11)
 
 
 def test_float16_gradients_accumulate_like_the_core(client):
