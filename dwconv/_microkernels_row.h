@@ -27,8 +27,12 @@
 #define DW_ROW_TABLE 512    /* largest taps x channels the stream path pre-arranges */
 #define DW_ROW_FLOAT (DW_LANES * 4 == DW_VBYTES)
 /* Dense tiles for float only: each is compiled for every (kw, stride, tile size), and double is
- * there for accuracy rather than speed (it halves the build time). */
-#define DW_ROW_DENSE_TILES DW_ROW_FLOAT
+ * there for accuracy rather than speed (it halves the build time). Not at the baseline level either,
+ * whose 16 registers the larger tiles spill: there the general tile ran 3x3 kernels at 0.96-1.07x
+ * the dense tiles' time and 5x5 and 7x7 at 0.7-0.85x, and the package has 0.4 MB less code (dropping
+ * the even-sized kernels' tiles at every level would save 0.27 MB more, but cost 1.15-1.5x on their
+ * NHWC rows: measured, not done). */
+#define DW_ROW_DENSE_TILES (DW_ROW_FLOAT && DW_VBYTES >= 32)
 /* Loops with compile-time trip counts must unroll completely, or their sums leave the registers:
  * the longest is the dense tile's source loop, (tile - 1) * stride + kw iterations. */
 #define DW_ROW_UNROLL_LIMIT 64
