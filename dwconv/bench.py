@@ -453,14 +453,19 @@ def _load_tf(threads):
     return [Peer("tf", "NHWC", "tensorflow", tf.__version__, _tf_forward, _tf_backward, _tf_gradient)]
 
 
-# What each peer package's loader returns, and the pip names that install it: when the package is
-# missing, its peers' columns say "n/a" and the header says what to install.
-PeerPackage = collections.namedtuple("PeerPackage", "load peer_names pip_names")
+# What each peer package's loader returns, the section kinds its peers time, and the pip names that
+# install it: when the package is missing, its peers' columns say "n/a" in those sections and the
+# header says what to install.
+PeerPackage = collections.namedtuple("PeerPackage", "load peer_names kinds pip_names")
 PEER_PACKAGES = {
-    "torch": PeerPackage(_load_torch, ("torch", "torch_cl"), ("torch",)),
-    "onnxruntime": PeerPackage(_load_ort, ("ort",), ("onnxruntime", "onnx")),
-    "tensorflow": PeerPackage(_load_tf, ("tf",), ("tensorflow-cpu",)),
+    "torch": PeerPackage(_load_torch, ("torch", "torch_cl"), ("forward", "backward"), ("torch",)),
+    "onnxruntime": PeerPackage(_load_ort, ("ort",), ("forward",), ("onnxruntime", "onnx")),
+    "tensorflow": PeerPackage(_load_tf, ("tf",), ("forward", "backward"), ("tensorflow-cpu",)),
 }
+
+
+def _pip_names(packages):
+    return " ".join(name for package in packages for name in PEER_PACKAGES[package].pip_names)
 
 
 def load_peers(threads):
@@ -474,9 +479,11 @@ def load_peers(threads):
     return peers, missing
 
 
-def _unmeasured_peer_names(missing):
-    """The names of the peers of the packages that did not load: their columns say n/a."""
-    return [name for package in missing for name in PEER_PACKAGES[package].peer_names]
+def _unmeasured_peer_names(missing, kind=None):
+    """The names of the peers of the packages that did not load (that time sections of `kind`, if
+    given): their columns say n/a."""
+    return [name for package in missing for name in PEER_PACKAGES[package].peer_names
+            if kind is None or kind in PEER_PACKAGES[package].kinds]
 
 
 # ----------------------------------------------------------------------------- timing
@@ -900,9 +907,8 @@ def _print_header(info, peers, args):
         print("peers: " + ", ".join(f"{p.name} ({p.layout})" for p in peers))
     missing = info["peers_not_loaded"]
     if missing:
-        pip_names = [name for package in missing for name in PEER_PACKAGES[package].pip_names]
         print(f"not measured (n/a in the tables): {', '.join(_unmeasured_peer_names(missing))}; "
-              f"to add them: pip install {' '.join(pip_names)}")
+              f"to add them: pip install {_pip_names(missing)}")
         for package, why in missing.items():
             print(f"  {package}: {why}")
     print("ratio = best peer time / dwconv time (> 1: dwconv is faster); GB/s counts x read and "
@@ -1142,7 +1148,7 @@ def main(argv=None):
         progress.finish()
         why = "; ".join(f"{package}: {reason}" for package, reason in missing.items())
         parser.error(f"--peers: no peer framework could be imported ({why}); "
-                     "pip install torch, onnxruntime and onnx, or tensorflow-cpu")
+                     f"pip install {_pip_names(PEER_PACKAGES)} adds them all")
     info = machine_info(peers, missing, args.threads, args.peak_seconds)
     progress.finish()
     _print_header(info, peers, args)
@@ -1150,7 +1156,7 @@ def main(argv=None):
     rows, records = [], []
     for section in sections:
         section_rows, section_records = _run_section(
-            section, args, peers, _unmeasured_peer_names(missing), rng,
+            section, args, peers, _unmeasured_peer_names(missing, section.kind), rng,
             info["limits"]["by_threads"][str(args.threads)], progress
         )
         rows += section_rows

@@ -201,7 +201,8 @@ def reference_peer(problem_batch):
 
 def test_backward_compares_each_gradient_alone_with_the_peers(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(bench, "PEER_PACKAGES", {
-        "reference": bench.PeerPackage(lambda threads: [reference_peer(threads)], ("ref",), ("reference",)),
+        "reference": bench.PeerPackage(lambda threads: [reference_peer(threads)], ("ref",), ("forward", "backward"),
+                                       ("reference",)),
     })
     saved = tmp_path / "results.json"
     argv = ["--quick", "--peers", "--backward", "--shapes", SHAPE, "--batch", "1", "--json", str(saved)]
@@ -257,7 +258,8 @@ def test_a_missing_peer_is_shown_as_not_measured(tmp_path, capsys, monkeypatch):
     header names the peer not measured and the pip command that adds it, its column says n/a."""
     monkeypatch.setitem(sys.modules, "tensorflow", None)
     monkeypatch.setattr(bench, "PEER_PACKAGES", {
-        "reference": bench.PeerPackage(lambda threads: [reference_forward_peer()], ("ref",), ("reference",)),
+        "reference": bench.PeerPackage(lambda threads: [reference_forward_peer()], ("ref",), ("forward",),
+                                       ("reference",)),
         "tensorflow": bench.PEER_PACKAGES["tensorflow"],
     })
     assert bench.main(["--quick", "--shapes", SHAPE, "--layout", "NHWC", "--no-save"]) == 0
@@ -270,10 +272,19 @@ def test_a_missing_peer_is_shown_as_not_measured(tmp_path, capsys, monkeypatch):
     assert row.split()[-3:-1] == ["n/a", "ref"]
 
 
+def test_missing_peers_are_n_a_only_in_the_sections_they_time():
+    """ONNX Runtime has no backward peer: missing, it gets an n/a column in the forward tables only."""
+    missing = {"onnxruntime": "ModuleNotFoundError", "tensorflow": "ModuleNotFoundError"}
+    assert bench._unmeasured_peer_names(missing, "forward") == ["ort", "tf"]
+    assert bench._unmeasured_peer_names(missing, "backward") == ["tf"]
+    assert bench._pip_names(missing) == "onnxruntime onnx tensorflow-cpu"
+
+
 def test_results_and_chart_are_written_by_default(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(bench, "PEER_PACKAGES", {
-        "reference": bench.PeerPackage(lambda threads: [reference_forward_peer()], ("ref",), ("reference",)),
+        "reference": bench.PeerPackage(lambda threads: [reference_forward_peer()], ("ref",), ("forward",),
+                                       ("reference",)),
     })
     assert bench.main(["--quick", "--shapes", SHAPE, "--layout", "NHWC"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == (
@@ -289,7 +300,8 @@ def test_without_matplotlib_the_results_are_written_and_the_chart_skipped(tmp_pa
     for module in ("matplotlib", "matplotlib.figure"):  # imports of them fail as if not installed
         monkeypatch.setitem(sys.modules, module, None)
     monkeypatch.setattr(bench, "PEER_PACKAGES", {
-        "reference": bench.PeerPackage(lambda threads: [reference_forward_peer()], ("ref",), ("reference",)),
+        "reference": bench.PeerPackage(lambda threads: [reference_forward_peer()], ("ref",), ("forward",),
+                                       ("reference",)),
     })
     assert bench.main(["--quick", "--shapes", SHAPE, "--layout", "NHWC", "--json", "run.json"]) == 0
     last = capsys.readouterr().out.splitlines()[-1]
