@@ -2,7 +2,7 @@
 
 The kernels are one Cython module, dwconv._kernels, compiled with OpenMP when the compiler has it
 (a serial build from the same source otherwise). Its micro-kernels carry code for every x86-64
-instruction-set level and pick one at import, so the default build stays portable: -O2, never
+instruction-set level and pick one at import, so the default build stays portable: -O2 -fpeel-loops, never
 -ffast-math, and -march=native only on request.
 
 Environment switches:
@@ -70,11 +70,12 @@ def extension_flags(compiler_type, debug, native, openmp):
     elif debug:
         flags = ["-O1", "-g", "-DDWCONV_DEBUG"]
     else:
-        # Python's CFLAGS carry -g, whose debug info made up 14 of the extension's 16 MB. -O2, not -O3:
-        # the micro-kernels unroll by their own pragmas, so -O3 only added 0.29 MB of code (1.78 MB
-        # against 1.49 MB), for no speed measured (forward and backward on the bench suite, 0.93-1.12x
-        # at either level, within this machine's noise)
-        flags = ["-O2", "-g0"]
+        # Python's CFLAGS carry -g, whose debug info made up 14 of the extension's 16 MB. -O2 with -O3's
+        # complete peeling of loops of a few iterations (the micro-kernels' tiles, which must unroll
+        # to stay in registers: without it the NHWC 3- and 4-channel path ran 1.4-2x slower), not the
+        # rest of -O3, which added 0.23 MB of code (1.78 MB against 1.55 MB) for no speed measured
+        # (forward and backward on the bench suite and the image-filter cases, 0.96-1.05x)
+        flags = ["-O2", "-fpeel-loops", "-g0"]
     if native and compiler_type != "msvc":
         flags.append("-march=native")
     if openmp:

@@ -49,7 +49,7 @@ def installed_distribution():
 def test_release_flags_drop_the_debug_info_python_asks_for():
     extension_flags = function_of_setup_py("extension_flags")
     compile_flags, link_flags = extension_flags("unix", debug=False, native=False, openmp="-fopenmp")
-    assert "-O2" in compile_flags
+    assert "-O2" in compile_flags and "-fpeel-loops" in compile_flags  # (the tiles' loops must unroll)
     assert "-g" not in compile_flags and "-g0" in compile_flags
     assert "-ffast-math" not in compile_flags and "-march=native" not in compile_flags
     assert link_flags == ["-fopenmp"]
