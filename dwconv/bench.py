@@ -841,8 +841,6 @@ def _cpu_model():
 
 
 def _dwconv_config():
-    if not hasattr(dwconv, "show_config"):
-        return None
     with contextlib.redirect_stdout(io.StringIO()) as text:
         dwconv.show_config()
     return text.getvalue()
@@ -923,10 +921,6 @@ def _run_section(section, args, peers, unmeasured, rng, limits, progress):
     """Measure and print one section; returns (comparison rows, raw measurements).  `unmeasured`:
     the names of the peers not installed; `limits` are the machine's at the run's threads
     (machine_limits); `progress` a Progress."""
-    if section.kind == "backward" and not hasattr(dwconv, "depthwise_conv2d_grad"):
-        print(f"\nBackward, batch {section.batch}: skipped, this dwconv has no "
-              "depthwise_conv2d_grad")
-        return [], []
     peers = _section_peers(section, peers)
     print("\n" + _section_title(section))
     columns = _columns(section, peers, unmeasured)
