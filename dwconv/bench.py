@@ -37,8 +37,8 @@ from dwconv import _kernels
 
 Shape = collections.namedtuple("Shape", "name H W C k stride pad")
 
-# The suite of shared/PERF-ANCHORS.md: depthwise layers of MobileNetV2, EfficientNet and
-# ConvNeXt at 224x224, and a per-channel 5x5 blur of a 1080p RGB frame.
+# The suite: depthwise layers of MobileNetV2, EfficientNet and ConvNeXt at 224x224, and a
+# per-channel 5x5 blur of a 1080p RGB frame.
 SUITE = (
     Shape("mnv2-112x32-s1", 112, 112, 32, 3, 1, 1),
     Shape("mnv2-112x96-s2", 112, 112, 96, 3, 2, 1),

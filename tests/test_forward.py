@@ -1,9 +1,9 @@
 """Correctness of ``dwconv.depthwise_conv2d`` (forward pass).
 
 Every numerical expectation comes from the float64 NumPy reference in
-``tests/reference.py`` (or from the seed documents' literal numbers).  dwconv
-is compared with itself only where the contract is bitwise sameness: thread
-counts, ``out=`` versus a fresh result, 3-D versus 4-D filters.
+``tests/reference.py`` (or from TensorFlow's and ivy's documented examples).
+dwconv is compared with itself only where the contract is bitwise sameness:
+thread counts, ``out=`` versus a fresh result, 3-D versus 4-D filters.
 """
 
 import copy
@@ -459,7 +459,7 @@ def test_kernel_larger_than_input_but_padding_fits(data_format):
 
 
 # ---------------------------------------------------------------------------
-# seed documents
+# TensorFlow's and ivy's documented examples
 
 
 TF_X = np.array([[1., 2.], [3., 4.], [5., 6.]], dtype=np.float32).reshape((1, 3, 2, 1))
@@ -701,7 +701,7 @@ def test_three_dim_filters_equal_m1(data_format):
 
 
 # ---------------------------------------------------------------------------
-# awkward inputs (after bottleneck's tests/util.py array generator)
+# awkward inputs (after the array generator of Bottleneck's test suite)
 
 
 def _awkward(a, kind):
