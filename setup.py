@@ -1,7 +1,8 @@
 """Build dwconv's compiled core.
 
-The kernels are one Cython module, dwconv._kernels, compiled with OpenMP when the compiler has it
-(a serial build from the same source otherwise). Its micro-kernels carry code for every x86-64
+The kernels are one Cython module, dwconv._kernels, compiled by GCC or Clang (the micro-kernels use
+their vector extensions: MSVC is refused) with OpenMP when the compiler has it (a serial build from the
+same source otherwise). Its micro-kernels carry code for every x86-64
 instruction-set level and pick one at import, so the default build stays portable: -O2 -fpeel-loops, never
 -ffast-math, and -march=native only on request.
 
@@ -45,7 +46,7 @@ def openmp_flags(compiler):
     """The compile/link flag that enables OpenMP, or None when a test program does not build."""
     if env_flag("DWCONV_NO_OPENMP"):
         return None
-    flag = "/openmp" if compiler.compiler_type == "msvc" else "-fopenmp"
+    flag = "-fopenmp"
     tmp = tempfile.mkdtemp()
     try:
         source = os.path.join(tmp, "openmp_test.c")
@@ -62,12 +63,18 @@ def openmp_flags(compiler):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def extension_flags(compiler_type, debug, native, openmp):
-    """(compile flags, link flags) of the extension, for a compiler of `compiler_type` and the OpenMP
-    flag `openmp` (None: a serial build). They come after Python's own flags, so they override them."""
+def refuse_msvc(compiler_type):
+    """Stop the build before it compiles anything when the compiler is MSVC: the micro-kernels are
+    written in GCC and Clang's dialect (vector types, target pragmas, __builtin_cpu_supports)."""
     if compiler_type == "msvc":
-        flags = ["/O2"]
-    elif debug:
+        raise RuntimeError("dwconv's kernels need GCC or Clang (they use their vector extensions and target "
+                           "pragmas), and MSVC compiles neither: build with GCC or Clang")
+
+
+def extension_flags(debug, native, openmp):
+    """(compile flags, link flags) of the extension, for the OpenMP flag `openmp` (None: a serial
+    build). They come after Python's own flags, so they override them."""
+    if debug:
         flags = ["-O1", "-g", "-DDWCONV_DEBUG"]
     else:
         # Python's CFLAGS carry -g, whose debug info made up 14 of the extension's 16 MB. -O2 with -O3's
@@ -76,7 +83,7 @@ def extension_flags(compiler_type, debug, native, openmp):
         # rest of -O3, which added 0.23 MB of code (1.78 MB against 1.55 MB) for no speed measured
         # (forward and backward on the bench suite and the image-filter cases, 0.96-1.05x)
         flags = ["-O2", "-fpeel-loops", "-g0"]
-    if native and compiler_type != "msvc":
+    if native:
         flags.append("-march=native")
     if openmp:
         flags.append(openmp)
@@ -85,8 +92,9 @@ def extension_flags(compiler_type, debug, native, openmp):
 
 class BuildExt(build_ext):
     def build_extensions(self):
-        compile_flags, link_flags = extension_flags(self.compiler.compiler_type, env_flag("DWCONV_DEBUG"),
-                                                    env_flag("DWCONV_NATIVE"), openmp_flags(self.compiler))
+        refuse_msvc(self.compiler.compiler_type)
+        compile_flags, link_flags = extension_flags(env_flag("DWCONV_DEBUG"), env_flag("DWCONV_NATIVE"),
+                                                    openmp_flags(self.compiler))
         for ext in self.extensions:
             ext.extra_compile_args = compile_flags
             ext.extra_link_args = link_flags

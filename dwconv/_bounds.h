@@ -19,7 +19,6 @@
 
 #ifndef DWCONV_DEBUG
 
-#define DW_BOUNDS_CHECKED 0
 #define dw_bounds_add(begin, nbytes, writable) ((void)0)
 #define dw_bounds_remove(begin, nbytes, writable) ((void)0)
 #define dw_bounds_span(what, begin, nbytes, writes) ((void)0)
@@ -28,8 +27,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-
-#define DW_BOUNDS_CHECKED 1
 
 typedef struct {
     const char *begin, *end;

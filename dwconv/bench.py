@@ -37,8 +37,8 @@ from dwconv import _kernels
 
 Shape = collections.namedtuple("Shape", "name H W C k stride pad")
 
-# The suite of shared/PERF-ANCHORS.md: depthwise layers of MobileNetV2, EfficientNet and
-# ConvNeXt at 224x224, and a per-channel 5x5 blur of a 1080p RGB frame.
+# The suite: depthwise layers of MobileNetV2, EfficientNet and ConvNeXt at 224x224, and a
+# per-channel 5x5 blur of a 1080p RGB frame.
 SUITE = (
     Shape("mnv2-112x32-s1", 112, 112, 32, 3, 1, 1),
     Shape("mnv2-112x96-s2", 112, 112, 96, 3, 2, 1),
@@ -841,8 +841,6 @@ def _cpu_model():
 
 
 def _dwconv_config():
-    if not hasattr(dwconv, "show_config"):
-        return None
     with contextlib.redirect_stdout(io.StringIO()) as text:
         dwconv.show_config()
     return text.getvalue()
@@ -923,10 +921,6 @@ def _run_section(section, args, peers, unmeasured, rng, limits, progress):
     """Measure and print one section; returns (comparison rows, raw measurements).  `unmeasured`:
     the names of the peers not installed; `limits` are the machine's at the run's threads
     (machine_limits); `progress` a Progress."""
-    if section.kind == "backward" and not hasattr(dwconv, "depthwise_conv2d_grad"):
-        print(f"\nBackward, batch {section.batch}: skipped, this dwconv has no "
-              "depthwise_conv2d_grad")
-        return [], []
     peers = _section_peers(section, peers)
     print("\n" + _section_title(section))
     columns = _columns(section, peers, unmeasured)

@@ -15,6 +15,9 @@ import pytest
 
 import dwconv
 
+# pytester: a test of the isa_level fixture runs pytest on a test that uses it (tests/test_forward.py)
+pytest_plugins = ["pytester"]
+
 try:
     from hypothesis import settings
 except ImportError:
@@ -30,7 +33,7 @@ if settings is not None:
 @pytest.fixture(params=list(dwconv.supported_isas()))
 def isa_level(request):
     """Run the test at each instruction-set level, then go back to the one before."""
-    before = dwconv._config.config()["isa"]
+    before = dwconv._kernels.active_isa()
     dwconv.use_isa(request.param)
     try:
         yield request.param

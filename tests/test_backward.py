@@ -922,17 +922,8 @@ def test_grad_output_wrong_shape(data_format, bad):
 
 
 # ---------------------------------------------------------------------------
-# every instruction-set level the CPU runs: the vector tails again, and a slice of the sweep
-
-
-@pytest.fixture(params=list(dwconv.supported_isas()))
-def isa_level(request):
-    best = dwconv.supported_isas()[-1]
-    dwconv.use_isa(request.param)
-    try:
-        yield request.param
-    finally:
-        dwconv.use_isa(best)
+# every instruction-set level the CPU runs (the isa_level fixture of conftest.py): the vector tails
+# again, and a slice of the sweep
 
 
 @pytest.mark.parametrize("data_format", FORMATS)

@@ -1,15 +1,16 @@
 """Correctness of ``dwconv.depthwise_conv2d`` (forward pass).
 
 Every numerical expectation comes from the float64 NumPy reference in
-``tests/reference.py`` (or from the seed documents' literal numbers).  dwconv
-is compared with itself only where the contract is bitwise sameness: thread
-counts, ``out=`` versus a fresh result, 3-D versus 4-D filters.
+``tests/reference.py`` (or from TensorFlow's and ivy's documented examples).
+dwconv is compared with itself only where the contract is bitwise sameness:
+thread counts, ``out=`` versus a fresh result, 3-D versus 4-D filters.
 """
 
 import copy
 import itertools
 import math
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -458,7 +459,7 @@ def test_kernel_larger_than_input_but_padding_fits(data_format):
 
 
 # ---------------------------------------------------------------------------
-# seed documents
+# TensorFlow's and ivy's documented examples
 
 
 TF_X = np.array([[1., 2.], [3., 4.], [5., 6.]], dtype=np.float32).reshape((1, 3, 2, 1))
@@ -700,7 +701,7 @@ def test_three_dim_filters_equal_m1(data_format):
 
 
 # ---------------------------------------------------------------------------
-# awkward inputs (after bottleneck's tests/util.py array generator)
+# awkward inputs (after the array generator of Bottleneck's test suite)
 
 
 def _awkward(a, kind):
@@ -877,37 +878,33 @@ def test_nonfinite_values_propagate_locally(data_format):
 
 
 # ---------------------------------------------------------------------------
-# every instruction-set level the CPU runs (dwconv.supported_isas / use_isa
-# are extras beyond API.md: skipped if absent).  The tests above run at the
-# level chosen at import; this re-runs a slice of them at each level.
-
-
-def _isa_levels():
-    try:
-        return list(dwconv.supported_isas())
-    except AttributeError:
-        return []
-
-
-@pytest.fixture(params=_isa_levels() or ["(none)"])
-def isa(request):
-    if not hasattr(dwconv, "use_isa"):
-        pytest.skip("dwconv.use_isa not available")
-    try:
-        before = dwconv._config.config()["isa"]
-    except Exception:
-        before = dwconv.supported_isas()[-1]
-    dwconv.use_isa(request.param)
-    try:
-        yield request.param
-    finally:
-        dwconv.use_isa(before)
+# every instruction-set level the CPU runs (the isa_level fixture of conftest.py).  The tests above
+# run at the level chosen at import; this re-runs a slice of them at each level.
 
 
 ISA_SWEEP_SLICE = SWEEP[::7]       # still meets every value of every axis
 
 
-def test_isa_levels(isa):
+@pytest.mark.skipif(len(dwconv.supported_isas()) < 2, reason="the CPU runs one instruction-set level")
+def test_isa_level_fixture_goes_back_to_the_level_before(pytester):
+    # not to the best level: a suite run under DWCONV_ISA must stay at the level it asked for
+    pytester.makeconftest(pathlib.Path(__file__).with_name("conftest.py").read_text())
+    pytester.makepyfile("""
+        import dwconv
+
+        def test_at_each_level(isa_level):
+            assert dwconv._kernels.active_isa() == isa_level
+    """)
+    before = dwconv._kernels.active_isa()
+    dwconv.use_isa("baseline")
+    try:
+        pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=len(dwconv.supported_isas()))
+        assert dwconv._kernels.active_isa() == "baseline"
+    finally:
+        dwconv.use_isa(before)
+
+
+def test_isa_levels(isa_level):
     # one thread: the level is what is under test here, and thread-count
     # independence has its own tests below
     for case in ISA_SWEEP_SLICE:
@@ -941,7 +938,7 @@ RING_CASES = [  # (data_format, H, W, C, M)
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
 @pytest.mark.parametrize("data_format, H, W, C, M", RING_CASES)
-def test_ring_paths(isa, data_format, H, W, C, M, streaming):
+def test_ring_paths(isa_level, data_format, H, W, C, M, streaming):
     rng = np.random.default_rng(H * W + C)
     x = make_x(rng, 2, H, W, C, data_format, np.float32)
     before = dwconv._kernels.set_streaming_bytes(0 if streaming else 1 << 60)
@@ -981,7 +978,7 @@ FLAT_KERNELS = [  # (kh, kw, dilations, padding)
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
 @pytest.mark.parametrize("H, W, C", FLAT_PLANES)
-def test_flat_planes(isa, H, W, C, streaming):
+def test_flat_planes(isa_level, H, W, C, streaming):
     rng = np.random.default_rng(H * W + C)
     before = dwconv._kernels.set_streaming_bytes(0 if streaming else 1 << 60)
     try:

@@ -1,6 +1,6 @@
-"""Packaging: the build flags, the built extension's debug info, one version, the installed metadata and
-the message of a source tree whose extension was never built. (.ci/run checks the wheel itself: its
-size, its files and its license.)"""
+"""Packaging: the compiler check, the build flags, the built extension's debug info, one version, the
+installed metadata and the message of a source tree whose extension was never built. (.ci/run checks
+the wheel itself: its size, its files and its license.)"""
 
 import ast
 import importlib.metadata
@@ -48,7 +48,7 @@ def installed_distribution():
 
 def test_release_flags_drop_the_debug_info_python_asks_for():
     extension_flags = function_of_setup_py("extension_flags")
-    compile_flags, link_flags = extension_flags("unix", debug=False, native=False, openmp="-fopenmp")
+    compile_flags, link_flags = extension_flags(debug=False, native=False, openmp="-fopenmp")
     assert "-O2" in compile_flags and "-fpeel-loops" in compile_flags  # (the tiles' loops must unroll)
     assert "-g" not in compile_flags and "-g0" in compile_flags
     assert "-ffast-math" not in compile_flags and "-march=native" not in compile_flags
@@ -57,10 +57,17 @@ def test_release_flags_drop_the_debug_info_python_asks_for():
 
 def test_debug_flags_keep_the_debug_info():
     extension_flags = function_of_setup_py("extension_flags")
-    compile_flags, link_flags = extension_flags("unix", debug=True, native=False, openmp=None)
+    compile_flags, link_flags = extension_flags(debug=True, native=False, openmp=None)
     assert "-g" in compile_flags and "-g0" not in compile_flags
     assert "-DDWCONV_DEBUG" in compile_flags
     assert link_flags == []
+
+
+def test_msvc_is_refused_before_anything_compiles():
+    refuse_msvc = function_of_setup_py("refuse_msvc")
+    with pytest.raises(RuntimeError, match="need GCC or Clang"):
+        refuse_msvc("msvc")
+    refuse_msvc("unix")
 
 
 @pytest.mark.skipif(shutil.which("objdump") is None, reason="needs objdump")
