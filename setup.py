@@ -1,10 +1,10 @@
 """Build dwconv's compiled core.
 
 The kernels are one Cython module, dwconv._kernels, compiled by GCC or Clang (the micro-kernels use
-their vector extensions: MSVC is refused) with OpenMP when the compiler has it (a serial build from the
-same source otherwise). Its micro-kernels carry code for every x86-64
-instruction-set level and pick one at import, so the default build stays portable: -O2 -fpeel-loops, never
--ffast-math, and -march=native only on request.
+their vector extensions: MSVC is refused) with OpenMP when the compiler has it (a serial build from
+the same source otherwise). Its micro-kernels carry code for every x86-64 instruction-set level and
+pick one at import, so the default build stays portable: -O2 -fpeel-loops, never -ffast-math, and
+-march=native only on request.
 
 Environment switches:
   DWCONV_NO_OPENMP=1  build without OpenMP
