@@ -11,6 +11,7 @@ public functions and the same Python code:
 Then, without a GPU: NVRTC compiles every specialization (when CuPy finds NVRTC), the dispatch
 refuses host arrays mixed with GPU arrays, and ``import dwconv`` does not import CuPy.
 """
+import pathlib
 import subprocess
 import sys
 import types
@@ -236,7 +237,7 @@ def test_nvrtc_compiles_every_specialization():
                for kernel in ("forward", "input_grad", "filter_grad_partials") for layout in ("true", "false")
                for a, b, acc in [(f16, f16, f32), (f16, f32, f32), (f32, f16, f32), (f32, f32, f32), (f64, f64, f64)]]
     kernels += [f"sum_partials<{names[t]}, {names[acc]}>" for t, acc in [(f16, f32), (f32, f32), (f64, f64)]]
-    program = program_class(_cupy.SOURCE, "dwconv.cu", (), (), name_expressions=kernels, method="ptx")
+    program = program_class(_cupy.source(), "dwconv.cu", (), (), name_expressions=kernels, method="ptx")
     ptx, mapping = program.compile(_cupy.OPTIONS + ("-arch=compute_80", "--device-as-default-execution-space"))
     assert set(mapping) == set(kernels) and len(ptx) > 0
 
@@ -260,6 +261,11 @@ def test_mixed_host_and_gpu_arrays_are_a_type_error(call, host, gpu):
     message = str(error.value)
     assert f"`{host}` is a numpy.ndarray (host)" in message
     assert f"`{gpu}` is a test_cupy.FakeGPUArray (GPU)" in message
+
+
+def test_kernel_source_is_the_packaged_cu_file():
+    cu = (pathlib.Path(dwconv.__file__).parent / "_cuda_kernels.cu").read_text()
+    assert _cupy.source().endswith(cu) and "enum Mode" in _cupy.source()
 
 
 def test_wants_gpu_looks_at_types_only():
