@@ -1,16 +1,11 @@
 """The public convolution functions: argument handling from dwconv._args, arithmetic in _kernels."""
-from collections import namedtuple
-
 import numpy as np
 
 from dwconv import _args, _cupy, _fork, _kernels
+from dwconv._args import Gradients
 
 __all__ = ["depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_conv2d_backprop_filter",
            "depthwise_conv2d_grad", "output_shape", "Gradients"]
-
-Gradients = namedtuple("Gradients", "input filters bias")
-Gradients.__doc__ = "The gradients of a depthwise convolution with respect to its input, filters and bias."
-
 
 def _flat(array):
     return array.reshape(-1)

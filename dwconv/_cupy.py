@@ -1,10 +1,10 @@
 """The GPU path: CuPy arrays (or other CUDA arrays) in, CUDA kernels, CuPy arrays out.
 
 CuPy is imported only when a GPU array arrives: ``wants_gpu`` decides from the arguments' types
-without it. Arguments are normalized by ``dwconv._args``, exactly as on the CPU. The kernels
-(``_cuda_kernels.cu``) are compiled by NVRTC through ``cupy.RawModule`` once per specialization
-(storage types, accumulation type, layout), cached, and launched on the current stream of the
-input's device.
+without it. Arguments are normalized and ``out`` checked by ``dwconv._args``, exactly as on the CPU.
+The kernels (``_cuda_kernels.cu``) are compiled by NVRTC through ``cupy.RawModule`` once per
+specialization (storage types, accumulation type, layout), cached, and launched on the current
+stream of the input's device.
 
 Neighbouring threads read neighbouring addresses in both layouts: they run along the channels in
 NHWC and along the columns in NCHW.
@@ -117,24 +117,6 @@ def _device_arrays(**named):
     return [arrays.get(name) for name in named]
 
 
-def _output(out, shape, dtype, inputs):
-    """`out` checked against the result it must hold, or a new CuPy array when it is None."""
-    import cupy
-
-    if out is None:
-        return cupy.empty(shape, dtype)
-    if out.shape != tuple(shape):
-        raise ValueError(f"`out` has shape {out.shape}, expected {tuple(shape)}")
-    if out.dtype != dtype:
-        raise ValueError(f"`out` has dtype {out.dtype}, expected {np.dtype(dtype)}")
-    if not out.flags.c_contiguous:
-        raise ValueError("`out` must be C-contiguous")
-    for name, array in inputs.items():
-        if array is not None and cupy.may_share_memory(out, array):
-            raise ValueError(f"`out` overlaps `{name}`; the result must go to separate memory")
-    return out
-
-
 def _storage(dtype, compute):
     """The dtype a data array is read in: float16 as it is when accumulating in float32, else `compute`."""
     return dtype if dtype == _FLOAT16 and compute == _FLOAT32 else compute
@@ -167,11 +149,12 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
     import cupy  # (after the check for host arrays, which needs no CuPy)
 
     c = _args.forward_call(x, filters, strides, padding, data_format, dilations, padding_mode, bias, activation,
-                           dtype, filter_format)
+                           dtype, filter_format, cupy)
     _check_threads(num_threads)
     g, compute = c.g, c.compute
     with c.x.device:
-        y = _output(out, c.shape, c.dtype, {"x": c.x, "filters": c.filters, "bias": c.bias})
+        y = _args.output_array(out, c.shape, c.dtype, (("x", c.x), ("filters", c.filters), ("bias", c.bias)),
+                               xp=cupy, empty=cupy.empty)
         if y.size:
             x = _args.contiguous(c.x, _storage(c.x.dtype, compute))
             w = _args.contiguous(c.filters, compute)
@@ -224,11 +207,14 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
                                     num_threads=None, filter_format=None):
     """``dwconv.depthwise_conv2d_backprop_input`` for GPU arrays."""
     filters, grad_output, out = _device_arrays(filters=filters, grad_output=grad_output, out=out)
+    import cupy  # (after the check for host arrays, which needs no CuPy)
+
     c = _args.input_grad_call(input_shape, filters, grad_output, strides, padding, data_format, dilations,
-                              padding_mode, dtype, filter_format)
+                              padding_mode, dtype, filter_format, cupy)
     _check_threads(num_threads)
     with c.grad_output.device:
-        dx = _output(out, c.shape, c.dtype, {"filters": c.filters, "grad_output": c.grad_output})
+        dx = _args.output_array(out, c.shape, c.dtype, (("filters", c.filters), ("grad_output", c.grad_output)),
+                                "input_shape", cupy, cupy.empty)
         _input_grad_into(dx, c.grad_output, c.filters, c.g, c.compute)
     return dx
 
@@ -241,10 +227,11 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
     import cupy  # (after the check for host arrays, which needs no CuPy)
 
     c = _args.filter_grad_call(x, filter_shape, grad_output, strides, padding, data_format, dilations,
-                               padding_mode, dtype, filter_format)
+                               padding_mode, dtype, filter_format, cupy)
     _check_threads(num_threads)
     with c.x.device:
-        dw = _output(out, c.shape, c.dtype, {"x": c.x, "grad_output": c.grad_output})
+        dw = _args.output_array(out, c.shape, c.dtype, (("x", c.x), ("grad_output", c.grad_output)), "filter_shape",
+                                cupy, cupy.empty)
         tf_dw = dw if c.filter_format == "tf" else cupy.empty(c.g.filter_shape, c.dtype)
         _filter_grad_into(tf_dw, None, c.x, c.grad_output, c.g, c.compute)
         if tf_dw is not dw:
@@ -255,17 +242,15 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
 def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *, data_format="NHWC", dilations=1,
                           padding_mode="zeros", dtype=None, num_threads=None, filter_format=None):
     """``dwconv.depthwise_conv2d_grad`` for GPU arrays: ``Gradients(input, filters, bias)``."""
-    from dwconv._conv import Gradients
-
     x, filters, grad_output = _device_arrays(x=x, filters=filters, grad_output=grad_output)
     import cupy  # (after the check for host arrays, which needs no CuPy)
 
     c = _args.grad_call(x, filters, grad_output, strides, padding, data_format, dilations, padding_mode, dtype,
-                        filter_format)
+                        filter_format, cupy)
     _check_threads(num_threads)
     with c.x.device:
-        grads = Gradients(cupy.empty(c.g.input_shape, c.dtype), cupy.empty(c.filters.shape, c.dtype),
-                          cupy.empty(c.g.C * c.g.M, c.dtype))
+        grads = _args.Gradients(_args.output_array(None, c.g.input_shape, c.dtype, empty=cupy.empty),
+                                cupy.empty(c.filters.shape, c.dtype), cupy.empty(c.g.C * c.g.M, c.dtype))
         _input_grad_into(grads.input, c.grad_output, c.filters, c.g, c.compute)
         _filter_grad_into(grads.filters, grads.bias, c.x, c.grad_output, c.g, c.compute)
         return grads._replace(filters=_args.contiguous(_args.filters_in_format(grads.filters, c), c.dtype))

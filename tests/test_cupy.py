@@ -217,6 +217,22 @@ def test_out_and_callable_activation(device):
         dwconv.depthwise_conv2d(device.put(x), device.put(w), padding_mode="mirror")
 
 
+def test_out_checks_are_the_cpus(monkeypatch):
+    """The checks of ``dwconv._args.output_array``, which the CPU path runs too, on the GPU path:
+    those CuPy cannot meet on a real GPU (a read-only array, a result larger than memory) emulated."""
+    device = _emulated_device(monkeypatch)
+    w = device.put(np.ones((1, 1, 1), np.float32))
+    read_only = np.empty((1, 2, 2, 1), np.float32)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="`out` is read-only"):
+        dwconv.depthwise_conv2d(device.put(np.ones((1, 2, 2, 1), np.float32)), w, out=device.put(read_only))
+    huge = np.broadcast_to(np.float32(0), (2**20, 2**20, 2**10, 1))  # (a view of one element)
+    with pytest.raises(ValueError, match="`x` asks for a result of shape .* more than this machine has"):
+        dwconv.depthwise_conv2d(device.put(huge), w)
+    with pytest.raises(ValueError, match="`input_shape` asks for a result"):
+        dwconv.depthwise_conv2d_backprop_input(huge.shape, w, device.put(huge))
+
+
 # ----------------------------------------------------------------------------------------------
 # Without a GPU
 
