@@ -1,10 +1,11 @@
 """The GPU path: CuPy arrays (or other CUDA arrays) in, CUDA kernels, CuPy arrays out.
 
-CuPy is imported only when a GPU array arrives: ``wants_gpu`` decides from the arguments' types
-without it. Arguments are normalized and ``out`` checked by ``dwconv._args``, exactly as on the CPU.
-The kernels (``_cuda_kernels.cu``) are compiled by NVRTC through ``cupy.RawModule`` once per
-specialization (storage types, accumulation type, layout), cached, and launched on the current
-stream of the input's device.
+CuPy is imported only when a GPU array arrives: ``on_gpu`` decides from the arguments' types
+without it, and the public functions (``dwconv._conv``) then call the same-named function here.
+Arguments are normalized and ``out`` checked by ``dwconv._args``, exactly as on the CPU. The kernels
+(``_cuda_kernels.cu``) are compiled by NVRTC through ``cupy.RawModule`` once per specialization
+(storage types, accumulation type, layout), cached, and launched on the current stream of the
+input's device.
 
 Neighbouring threads read neighbouring addresses in both layouts: they run along the channels in
 NHWC and along the columns in NCHW.
@@ -29,7 +30,7 @@ import numpy as np
 
 from dwconv import _args, _kernels
 
-__all__ = ["wants_gpu", "depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_conv2d_backprop_filter",
+__all__ = ["on_gpu", "depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_conv2d_backprop_filter",
            "depthwise_conv2d_grad", "available"]
 
 _CUDA_DLPACK_DEVICES = (2, 13)  # kDLCUDA, kDLCUDAManaged
@@ -46,7 +47,7 @@ _MODE_CODES = {name: code for code, name in enumerate(_args.PADDING_MODES)}
 _ACTIVATION_CODES = {name: code for code, name in enumerate((None, *_args.ACTIVATIONS))}
 
 
-def _on_gpu(value):
+def on_gpu(value):
     """Whether `value` is an array in CUDA device memory, decided without importing CuPy."""
     if value is None or isinstance(value, _HOST_TYPES):
         return False
@@ -54,14 +55,6 @@ def _on_gpu(value):
         return True
     dlpack_device = getattr(value, "__dlpack_device__", None)
     return dlpack_device is not None and dlpack_device()[0] in _CUDA_DLPACK_DEVICES
-
-
-def wants_gpu(*arrays):
-    """Whether any of these arguments is a GPU array, so that the call belongs to this module."""
-    for array in arrays:  # (a loop, not any(): this runs on every call, and a generator costs)
-        if _on_gpu(array):
-            return True
-    return False
 
 
 def available():
@@ -91,7 +84,7 @@ def _device_arrays(**named):
     copy; a host array among GPU arrays is a TypeError, since moving it silently would hide a
     transfer in every call."""
     given = {name: value for name, value in named.items() if value is not None}
-    host = [name for name, value in given.items() if not _on_gpu(value)]
+    host = [name for name, value in given.items() if not on_gpu(value)]
     if host:
         gpu = [name for name in given if name not in host]
         raise TypeError(

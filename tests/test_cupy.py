@@ -11,6 +11,7 @@ public functions and the same Python code:
 Then, without a GPU: NVRTC compiles every specialization (when CuPy finds NVRTC), the dispatch
 refuses host arrays mixed with GPU arrays, and ``import dwconv`` does not import CuPy.
 """
+import inspect
 import pathlib
 import subprocess
 import sys
@@ -270,6 +271,9 @@ class FakeGPUArray:
     (lambda h, d: dwconv.depthwise_conv2d_backprop_input((1, 3, 3, 2), h, d), "filters", "grad_output"),
     (lambda h, d: dwconv.depthwise_conv2d_backprop_filter(d, (1, 1, 2), h), "grad_output", "x"),
     (lambda h, d: dwconv.depthwise_conv2d_grad(h, h, d), "x", "grad_output"),
+    # the dispatch finds arrays passed by keyword, keyword-only ones included
+    (lambda h, d: dwconv.depthwise_conv2d(x=h, filters=h, out=d), "x", "out"),
+    (lambda h, d: dwconv.depthwise_conv2d_grad(h, filters=d, grad_output=h), "grad_output", "filters"),
 ])
 def test_mixed_host_and_gpu_arrays_are_a_type_error(call, host, gpu):
     with pytest.raises(TypeError) as error:
@@ -279,16 +283,23 @@ def test_mixed_host_and_gpu_arrays_are_a_type_error(call, host, gpu):
     assert f"`{gpu}` is a test_cupy.FakeGPUArray (GPU)" in message
 
 
+@pytest.mark.parametrize("name", ["depthwise_conv2d", "depthwise_conv2d_backprop_input",
+                                  "depthwise_conv2d_backprop_filter", "depthwise_conv2d_grad"])
+def test_gpu_functions_take_the_public_functions_arguments(name):
+    """The dispatch hands the GPU function the arguments of the public one as they were passed."""
+    assert inspect.signature(getattr(_cupy, name)) == inspect.signature(getattr(dwconv, name))
+
+
 def test_kernel_source_is_the_packaged_cu_file():
     cu = (pathlib.Path(dwconv.__file__).parent / "_cuda_kernels.cu").read_text()
     assert _cupy.source().endswith(cu) and "enum Mode" in _cupy.source()
 
 
-def test_wants_gpu_looks_at_types_only():
-    assert not _cupy.wants_gpu(np.ones(3), [1.0], None, 2.0, np.float32(1))
-    assert _cupy.wants_gpu(np.ones(3), FakeGPUArray())
+def test_on_gpu_looks_at_types_only():
+    assert not any(map(_cupy.on_gpu, (np.ones(3), [1.0], None, 2.0, np.float32(1))))
+    assert _cupy.on_gpu(FakeGPUArray())
     torch = pytest.importorskip("torch")
-    assert not _cupy.wants_gpu(torch.ones(3))  # a CPU tensor's DLPack device is the CPU
+    assert not _cupy.on_gpu(torch.ones(3))  # a CPU tensor's DLPack device is the CPU
 
 
 def test_import_and_cpu_calls_do_not_import_cupy():
