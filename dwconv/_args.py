@@ -18,8 +18,8 @@ from dwconv._names import ACTIVATIONS, PADDING_MODES
 
 __all__ = ["Geometry", "geometry", "shape_tuple", "as_array", "grad_output", "result_dtype", "contiguous",
            "check_bias", "activation", "apply_activation", "output_array", "resolve_threads", "is_int", "Call",
-           "forward_call", "input_grad_call", "filter_grad_call", "grad_call", "FILTER_FORMATS", "filter_format",
-           "filters_in_format", "PADDING_MODES", "ACTIVATIONS"]
+           "Gradients", "forward_call", "input_grad_call", "filter_grad_call", "grad_call", "FILTER_FORMATS",
+           "filter_format", "filters_in_format", "PADDING_MODES", "ACTIVATIONS"]
 
 _LAYOUTS = {"NHWC": "NHWC", "CHANNELS_LAST": "NHWC", "NCHW": "NCHW", "CHANNELS_FIRST": "NCHW"}
 _FLOAT16, _FLOAT32, _FLOAT64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
@@ -359,14 +359,14 @@ def _geometry(input_shape, filter_shape, strides, padding, data_format_, dilatio
 _cached_geometry = functools.lru_cache(maxsize=_MAX_GEOMETRIES)(_geometry)
 
 
-def as_array(value, name):
-    """A float or integer-image ndarray from any array-like, unchanged when it already is one (or a
-    GPU array: the CuPy path checks its dtype here too)."""
+def as_array(value, name, xp=np):
+    """A float or integer-image array of the array module `xp` (NumPy's, or a GPU backend's) from any
+    array-like, unchanged when it already is one."""
     if value is None:
         raise TypeError(f"`{name}` must be an array, got None")
-    if not isinstance(value, np.ndarray) and not hasattr(value, "__cuda_array_interface__"):
+    if not isinstance(value, xp.ndarray):
         try:
-            value = np.asarray(value)
+            value = xp.asarray(value)
         except ValueError as exc:
             if isinstance(value, (list, tuple)):
                 raise ValueError(f"`{name}` must be a rectangular array; got a ragged sequence ({exc})") from None
@@ -394,9 +394,9 @@ def _not_an_array(value, name, exc):
     return TypeError(f"`{name}` is a {kind} that NumPy cannot take as it is ({exc}): {fix}")
 
 
-def grad_output(value, g):
+def grad_output(value, g, xp=np):
     """`value` as the gradient of the forward output of geometry `g`: an array of exactly its shape."""
-    value = as_array(value, "grad_output")
+    value = as_array(value, "grad_output", xp)
     if value.shape != g.output_shape:
         raise ValueError(f"`grad_output` has shape {value.shape} but the forward output for these "
                          f"arguments has shape {g.output_shape}")
@@ -432,10 +432,8 @@ def result_dtype(dtype, data, *others):
 
 
 def contiguous(array, dtype):
-    """`array` as a C-contiguous, native-endian `dtype` array; a copy only when it is not one already.
-    A GPU array stays on its device (CuPy's astype)."""
-    if isinstance(array, np.ndarray):
-        return np.ascontiguousarray(array, dtype=dtype)
+    """`array` as a C-contiguous, native-endian `dtype` array of its own array module; a copy only
+    when it is not one already."""
     return array.astype(dtype, order="C", copy=False)
 
 
@@ -447,10 +445,10 @@ def activation(value):
                      f"got {value!r}")
 
 
-def check_bias(bias, g, dtype):
+def check_bias(bias, g, dtype, xp=np):
     if bias is None:
         return None
-    bias = as_array(bias, "bias")
+    bias = as_array(bias, "bias", xp)
     if bias.shape != (g.C * g.M,):
         raise ValueError(f"`bias` must have shape ({g.C * g.M},) (C*M), got {bias.shape}")
     return contiguous(bias, dtype)
@@ -464,9 +462,14 @@ _ALIGNMENT, _ALIGN_FROM_BYTES = 64, 1 << 16
 
 # The checked arguments of one call, which each backend (NumPy, CuPy, dask) reads: its geometry, its
 # arrays (the filters as a view in dwconv's own layout), the result's `shape` and `dtype`, the dtype
-# the kernels `compute` in, and the `filter_format` filter gradients go back in.
+# the kernels `compute` in, and the `filter_format` filter gradients go back in. The `*_call`
+# functions below build one; their `xp` is the backend's array module, whose arrays they take as they are.
 Call = namedtuple("Call", "g shape dtype compute x filters grad_output bias activation filter_format",
                   defaults=(None,) * 5 + ("tf",))
+
+
+Gradients = namedtuple("Gradients", "input filters bias")
+Gradients.__doc__ = "The gradients of a depthwise convolution with respect to its input, filters and bias."
 
 
 def _read_filters(filters, filter_format_, input_shape, data_format_, name="filters", input_name="x"):
@@ -488,91 +491,93 @@ def read_filter_shape(filter_shape, filter_format_, input_shape, data_format_, i
 
 
 def forward_call(x, filters, strides, padding, data_format_, dilations, padding_mode_, bias, activation_, dtype,
-                 filter_format_=None):
+                 filter_format_=None, xp=np):
     """The checked arguments of ``depthwise_conv2d``."""
-    x, filters = as_array(x, "x"), as_array(filters, "filters")
+    x, filters = as_array(x, "x", xp), as_array(filters, "filters", xp)
     filters, key = _read_filters(filters, filter_format_, x.shape, data_format_)
     g = geometry(x.shape, filters.shape, strides, padding, data_format_, dilations, padding_mode_=padding_mode_)
     activation_ = activation(activation_)
     # (a bias with a dtype of its own counts; a list, like a Python float in NumPy, takes the result's)
-    typed_bias = (as_array(bias, "bias"),) if hasattr(bias, "dtype") else ()
+    typed_bias = (as_array(bias, "bias", xp),) if hasattr(bias, "dtype") else ()
     dtype, compute = result_dtype(dtype, (x,), filters, *typed_bias)
-    return Call(g, g.output_shape, dtype, compute, x, filters, None, check_bias(bias, g, compute), activation_, key)
+    return Call(g, g.output_shape, dtype, compute, x, filters, None, check_bias(bias, g, compute, xp), activation_,
+                key)
 
 
 def input_grad_call(input_shape, filters, grad_output_, strides, padding, data_format_, dilations, padding_mode_,
-                    dtype, filter_format_=None):
+                    dtype, filter_format_=None, xp=np):
     """The checked arguments of ``depthwise_conv2d_backprop_input``."""
-    filters = as_array(filters, "filters")
+    filters = as_array(filters, "filters", xp)
     input_shape = shape_tuple(input_shape, "input_shape", (4,))
     filters, key = _read_filters(filters, filter_format_, input_shape, data_format_, input_name="input_shape")
     g = geometry(input_shape, filters.shape, strides, padding, data_format_, dilations, "input_shape",
                  padding_mode_=padding_mode_)
-    grad_output_ = grad_output(grad_output_, g)
+    grad_output_ = grad_output(grad_output_, g, xp)
     dtype, compute = result_dtype(dtype, (grad_output_,), filters)
     return Call(g, g.input_shape, dtype, compute, None, filters, grad_output_, filter_format=key)
 
 
 def filter_grad_call(x, filter_shape, grad_output_, strides, padding, data_format_, dilations, padding_mode_,
-                     dtype, filter_format_=None):
+                     dtype, filter_format_=None, xp=np):
     """The checked arguments of ``depthwise_conv2d_backprop_filter``; the result's shape is
     `filter_shape` as given, 3-D or 4-D, in the filter format."""
-    x = as_array(x, "x")
+    x = as_array(x, "x", xp)
     filter_shape, tf_shape, key = read_filter_shape(filter_shape, filter_format_, x.shape, data_format_)
     g = geometry(x.shape, tf_shape, strides, padding, data_format_, dilations, "x", "filter_shape",
                  padding_mode_=padding_mode_)
-    grad_output_ = grad_output(grad_output_, g)
+    grad_output_ = grad_output(grad_output_, g, xp)
     dtype, compute = result_dtype(dtype, (x, grad_output_))
     return Call(g, filter_shape, dtype, compute, x, None, grad_output_, filter_format=key)
 
 
 def grad_call(x, filters, grad_output_, strides, padding, data_format_, dilations, padding_mode_, dtype,
-              filter_format_=None):
+              filter_format_=None, xp=np):
     """The checked arguments of ``depthwise_conv2d_grad`` (whose results have the shapes of `x`,
     `filters` and the bias)."""
-    x, filters = as_array(x, "x"), as_array(filters, "filters")
+    x, filters = as_array(x, "x", xp), as_array(filters, "filters", xp)
     filters, key = _read_filters(filters, filter_format_, x.shape, data_format_)
     g = geometry(x.shape, filters.shape, strides, padding, data_format_, dilations, padding_mode_=padding_mode_)
-    grad_output_ = grad_output(grad_output_, g)
+    grad_output_ = grad_output(grad_output_, g, xp)
     dtype, compute = result_dtype(dtype, (x, grad_output_), filters)
     return Call(g, None, dtype, compute, x, filters, grad_output_, filter_format=key)
 
 
-def _aligned_empty(shape, dtype, nbytes):
+def _aligned_empty(shape, dtype):
     """An empty array whose data starts on a cache line."""
+    nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < _ALIGN_FROM_BYTES:
         return np.empty(shape, dtype)
     raw = np.empty(nbytes + _ALIGNMENT, np.uint8)
     return np.ndarray(shape, dtype, raw, -_kernels.data_address(raw) % _ALIGNMENT)
 
 
-def output_array(out, shape, dtype, inputs=(), origin="x"):
-    """`out` checked against the result it must hold, or a new array when it is None.
+def output_array(out, shape, dtype, inputs=(), origin="x", xp=np, empty=_aligned_empty):
+    """`out` checked against the result it must hold, or a new array from `empty(shape, dtype)` when
+    it is None; the same checks for every backend, whose array module `xp` says what an array is and
+    which memory arrays share.
 
-    `inputs` are (name, array) pairs `out` must not overlap; `origin` names the argument whose
-    size decides the result's (for the error when it would not fit in memory); a new array starts
-    on a cache line."""
-    name = "out"
+    `inputs` are (name, array) pairs `out` must not overlap (None for an absent one); `origin` names
+    the argument whose size decides the result's (for the error when it would not fit in memory)."""
     if out is None:
         nbytes = math.prod(shape) * dtype.itemsize
         if nbytes > _MAX_RESULT_BYTES:
             raise ValueError(f"`{origin}` asks for a result of shape {shape}, which would need "
                              f"{nbytes / 2**30:.1f} GiB, more than this machine has; dwconv.dask computes it "
                              "chunk by chunk from a chunked dask array (see the README's Dask section)")
-        return _aligned_empty(shape, dtype, nbytes)
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"`{name}` must be a numpy.ndarray, got {type(out).__name__}")
+        return empty(shape, dtype)
+    if not isinstance(out, xp.ndarray):
+        raise TypeError(f"`out` must be a {xp.__name__}.ndarray, got {type(out).__name__}")
     if out.shape != tuple(shape):
-        raise ValueError(f"`{name}` has shape {out.shape}, expected {tuple(shape)}")
+        raise ValueError(f"`out` has shape {out.shape}, expected {tuple(shape)}")
     if out.dtype != dtype:
-        raise ValueError(f"`{name}` has dtype {out.dtype}, expected {np.dtype(dtype)}")
+        raise ValueError(f"`out` has dtype {out.dtype}, expected {np.dtype(dtype)}")
     if not out.flags.c_contiguous:
-        raise ValueError(f"`{name}` must be C-contiguous")
-    if not out.flags.writeable:
-        raise ValueError(f"`{name}` is read-only")
+        raise ValueError("`out` must be C-contiguous")
+    if not getattr(out.flags, "writeable", True):  # (CuPy's arrays are always writeable: no such flag)
+        raise ValueError("`out` is read-only")
     for label, array in inputs:
-        if np.may_share_memory(out, array):
-            raise ValueError(f"`{name}` overlaps `{label}`; the result must go to separate memory")
+        if array is not None and xp.may_share_memory(out, array):
+            raise ValueError(f"`out` overlaps `{label}`; the result must go to separate memory")
     return out
 
 

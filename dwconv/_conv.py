@@ -1,15 +1,39 @@
 """The public convolution functions: argument handling from dwconv._args, arithmetic in _kernels."""
-from collections import namedtuple
+import functools
+import inspect
 
 import numpy as np
 
 from dwconv import _args, _cupy, _fork, _kernels
+from dwconv._args import Gradients
 
 __all__ = ["depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_conv2d_backprop_filter",
            "depthwise_conv2d_grad", "output_shape", "Gradients"]
 
-Gradients = namedtuple("Gradients", "input filters bias")
-Gradients.__doc__ = "The gradients of a depthwise convolution with respect to its input, filters and bias."
+
+def _dispatch(*array_names):
+    """Decorate a public function to hand the call to the same-named function of ``dwconv._cupy``,
+    with the same arguments, when any of its parameters `array_names` holds a GPU array."""
+    def decorate(function):
+        parameters = inspect.signature(function).parameters
+        # Where each array parameter is: its position among the arguments, or past the last for a
+        # keyword-only one, which is only ever in `kwargs`. (A name that is no parameter fails here.)
+        names = list(parameters)
+        arrays = tuple((names.index(name) if parameters[name].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+                        else len(names), name) for name in array_names)
+        on_gpu, gpu_function = _cupy.on_gpu, getattr(_cupy, function.__name__)
+
+        @functools.wraps(function)
+        def dispatched(*args, **kwargs):
+            given = len(args)
+            for position, name in arrays:  # (a loop, not any(): this runs on every call, and a generator costs)
+                if on_gpu(args[position] if position < given else kwargs.get(name)):
+                    return gpu_function(*args, **kwargs)
+            return function(*args, **kwargs)
+
+        return dispatched
+
+    return decorate
 
 
 def _flat(array):
@@ -42,6 +66,7 @@ def _computed_into(out, compute_dtype, kernel):
         np.copyto(out, scratch, casting="same_kind")
 
 
+@_dispatch("x", "filters", "bias", "out")
 def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHWC", dilations=1,
                      bias=None, padding_mode="zeros", activation=None, dtype=None, out=None, num_threads=None,
                      filter_format=None):
@@ -86,8 +111,6 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
     ndarray with C*M channels in ``data_format``: channel ``c*M + m`` is input channel c filtered
     by ``filters[:, :, c, m]``.
     """
-    if _cupy.wants_gpu(x, filters, bias, out):  # CuPy (or other CUDA) arrays: the same call on the GPU
-        return _cupy.depthwise_conv2d(**locals())
     c = _args.forward_call(x, filters, strides, padding, data_format, dilations, padding_mode, bias, activation,
                            dtype, filter_format)
     n_threads = _threads(num_threads)
@@ -99,6 +122,7 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
     return _args.apply_activation(c.activation, out) if callable(c.activation) else out
 
 
+@_dispatch("filters", "grad_output", "out")
 def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1, padding="VALID", *,
                                     data_format="NHWC", dilations=1, padding_mode="zeros", dtype=None, out=None,
                                     num_threads=None, filter_format=None):
@@ -106,8 +130,6 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
 
     Arguments as for ``depthwise_conv2d`` (TensorFlow's order: shape, filters, output gradient);
     ``grad_output`` is the gradient of the output before any activation."""
-    if _cupy.wants_gpu(filters, grad_output, out):  # CuPy (or other CUDA) arrays: the same call on the GPU
-        return _cupy.depthwise_conv2d_backprop_input(**locals())
     c = _args.input_grad_call(input_shape, filters, grad_output, strides, padding, data_format, dilations,
                               padding_mode, dtype, filter_format)
     n_threads = _threads(num_threads)
@@ -143,14 +165,13 @@ def _filter_and_bias_grad(x, grad_output, g, compute, out_filters, out_bias, n_t
         np.sum(grad_output, axis=(0, 1, 2) if g.layout == "NHWC" else (0, 2, 3), out=out_bias, dtype=compute)
 
 
+@_dispatch("x", "grad_output", "out")
 def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, padding="VALID", *,
                                      data_format="NHWC", dilations=1, padding_mode="zeros", dtype=None, out=None,
                                      num_threads=None, filter_format=None):
     """The gradient of ``depthwise_conv2d`` with respect to ``filters``, shaped ``filter_shape``
     (``(kh, kw, C, M)`` or ``(kh, kw, C)``, or the layout ``filter_format`` names). Bitwise the
     same for any ``num_threads``."""
-    if _cupy.wants_gpu(x, grad_output, out):  # CuPy (or other CUDA) arrays: the same call on the GPU
-        return _cupy.depthwise_conv2d_backprop_filter(**locals())
     c = _args.filter_grad_call(x, filter_shape, grad_output, strides, padding, data_format, dilations,
                                padding_mode, dtype, filter_format)
     n_threads = _threads(num_threads)
@@ -162,6 +183,7 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
     return out
 
 
+@_dispatch("x", "filters", "grad_output")
 def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *, data_format="NHWC",
                           dilations=1, padding_mode="zeros", dtype=None, num_threads=None, filter_format=None):
     """All three gradients of ``depthwise_conv2d``: ``Gradients(input, filters, bias)``, the filter
@@ -170,8 +192,6 @@ def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *
     The filter and bias gradients come from one pass over ``x`` and ``grad_output``; for NHWC 3x3
     kernels at stride 1 whose output is as large as ``x`` (``"SAME"``), the input gradient comes
     from that pass too, reading ``grad_output`` from memory once for all three."""
-    if _cupy.wants_gpu(x, filters, grad_output):  # CuPy (or other CUDA) arrays: the same call on the GPU
-        return _cupy.depthwise_conv2d_grad(**locals())
     c = _args.grad_call(x, filters, grad_output, strides, padding, data_format, dilations, padding_mode, dtype,
                         filter_format)
     n_threads = _threads(num_threads)

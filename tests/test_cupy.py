@@ -11,6 +11,8 @@ public functions and the same Python code:
 Then, without a GPU: NVRTC compiles every specialization (when CuPy finds NVRTC), the dispatch
 refuses host arrays mixed with GPU arrays, and ``import dwconv`` does not import CuPy.
 """
+import inspect
+import pathlib
 import subprocess
 import sys
 import types
@@ -216,6 +218,22 @@ def test_out_and_callable_activation(device):
         dwconv.depthwise_conv2d(device.put(x), device.put(w), padding_mode="mirror")
 
 
+def test_out_checks_are_the_cpus(monkeypatch):
+    """The checks of ``dwconv._args.output_array``, which the CPU path runs too, on the GPU path:
+    those CuPy cannot meet on a real GPU (a read-only array, a result larger than memory) emulated."""
+    device = _emulated_device(monkeypatch)
+    w = device.put(np.ones((1, 1, 1), np.float32))
+    read_only = np.empty((1, 2, 2, 1), np.float32)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="`out` is read-only"):
+        dwconv.depthwise_conv2d(device.put(np.ones((1, 2, 2, 1), np.float32)), w, out=device.put(read_only))
+    huge = np.broadcast_to(np.float32(0), (2**20, 2**20, 2**10, 1))  # (a view of one element)
+    with pytest.raises(ValueError, match="`x` asks for a result of shape .* more than this machine has"):
+        dwconv.depthwise_conv2d(device.put(huge), w)
+    with pytest.raises(ValueError, match="`input_shape` asks for a result"):
+        dwconv.depthwise_conv2d_backprop_input(huge.shape, w, device.put(huge))
+
+
 # ----------------------------------------------------------------------------------------------
 # Without a GPU
 
@@ -236,7 +254,7 @@ def test_nvrtc_compiles_every_specialization():
                for kernel in ("forward", "input_grad", "filter_grad_partials") for layout in ("true", "false")
                for a, b, acc in [(f16, f16, f32), (f16, f32, f32), (f32, f16, f32), (f32, f32, f32), (f64, f64, f64)]]
     kernels += [f"sum_partials<{names[t]}, {names[acc]}>" for t, acc in [(f16, f32), (f32, f32), (f64, f64)]]
-    program = program_class(_cupy.SOURCE, "dwconv.cu", (), (), name_expressions=kernels, method="ptx")
+    program = program_class(_cupy.source(), "dwconv.cu", (), (), name_expressions=kernels, method="ptx")
     ptx, mapping = program.compile(_cupy.OPTIONS + ("-arch=compute_80", "--device-as-default-execution-space"))
     assert set(mapping) == set(kernels) and len(ptx) > 0
 
@@ -253,6 +271,9 @@ class FakeGPUArray:
     (lambda h, d: dwconv.depthwise_conv2d_backprop_input((1, 3, 3, 2), h, d), "filters", "grad_output"),
     (lambda h, d: dwconv.depthwise_conv2d_backprop_filter(d, (1, 1, 2), h), "grad_output", "x"),
     (lambda h, d: dwconv.depthwise_conv2d_grad(h, h, d), "x", "grad_output"),
+    # the dispatch finds arrays passed by keyword, keyword-only ones included
+    (lambda h, d: dwconv.depthwise_conv2d(x=h, filters=h, out=d), "x", "out"),
+    (lambda h, d: dwconv.depthwise_conv2d_grad(h, filters=d, grad_output=h), "grad_output", "filters"),
 ])
 def test_mixed_host_and_gpu_arrays_are_a_type_error(call, host, gpu):
     with pytest.raises(TypeError) as error:
@@ -262,11 +283,23 @@ def test_mixed_host_and_gpu_arrays_are_a_type_error(call, host, gpu):
     assert f"`{gpu}` is a test_cupy.FakeGPUArray (GPU)" in message
 
 
-def test_wants_gpu_looks_at_types_only():
-    assert not _cupy.wants_gpu(np.ones(3), [1.0], None, 2.0, np.float32(1))
-    assert _cupy.wants_gpu(np.ones(3), FakeGPUArray())
+@pytest.mark.parametrize("name", ["depthwise_conv2d", "depthwise_conv2d_backprop_input",
+                                  "depthwise_conv2d_backprop_filter", "depthwise_conv2d_grad"])
+def test_gpu_functions_take_the_public_functions_arguments(name):
+    """The dispatch hands the GPU function the arguments of the public one as they were passed."""
+    assert inspect.signature(getattr(_cupy, name)) == inspect.signature(getattr(dwconv, name))
+
+
+def test_kernel_source_is_the_packaged_cu_file():
+    cu = (pathlib.Path(dwconv.__file__).parent / "_cuda_kernels.cu").read_text()
+    assert _cupy.source().endswith(cu) and "enum Mode" in _cupy.source()
+
+
+def test_on_gpu_looks_at_types_only():
+    assert not any(map(_cupy.on_gpu, (np.ones(3), [1.0], None, 2.0, np.float32(1))))
+    assert _cupy.on_gpu(FakeGPUArray())
     torch = pytest.importorskip("torch")
-    assert not _cupy.wants_gpu(torch.ones(3))  # a CPU tensor's DLPack device is the CPU
+    assert not _cupy.on_gpu(torch.ones(3))  # a CPU tensor's DLPack device is the CPU
 
 
 def test_import_and_cpu_calls_do_not_import_cupy():
