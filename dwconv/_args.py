@@ -214,17 +214,16 @@ def _shape_only(shape):
     return np.broadcast_to(np.zeros((), np.uint8), shape)
 
 
-def tf_filters(filters, value, input_shape, layout, name="filters", input_name="x"):
-    """`filters` (an array, or a shape tuple) given in filter format `value`, as a view (a shape) in
-    dwconv's own layout (kh, kw, C[, M]) for a 4-D input of `input_shape` in `layout`; unchanged when
-    already in it."""
+def tf_filters(filters, key, input_shape, layout, name="filters", input_name="x"):
+    """`filters` (an array, or a shape tuple) given in the filter format of FILTER_FORMATS `key` (None:
+    not given), as a view (a shape) in dwconv's own layout (kh, kw, C[, M]) for a 4-D input of
+    `input_shape` in `layout`; unchanged when already in it."""
     is_shape = isinstance(filters, tuple)
     shape = filters if is_shape else filters.shape
     C = input_shape[3] if layout == "NHWC" else input_shape[1]
-    if value is None:
+    if key is None:
         _check_reading(shape, C, input_shape, layout, name, input_name)
         return filters
-    key = filter_format(value)
     if key == "tf":
         return filters
     f = FILTER_FORMATS[key]
@@ -472,22 +471,28 @@ Gradients = namedtuple("Gradients", "input filters bias")
 Gradients.__doc__ = "The gradients of a depthwise convolution with respect to its input, filters and bias."
 
 
-def _read_filters(filters, filter_format_, input_shape, data_format_, name="filters", input_name="x"):
-    """The filters (an array or a shape) in dwconv's own layout, and the format's key. (Beside a
-    non-4-D input, as given: the geometry says what is wrong.)"""
-    layout, key = data_format(data_format_), "tf" if filter_format_ is None else filter_format(filter_format_)
-    if len(input_shape) == 4:
-        filters = tf_filters(filters, filter_format_, input_shape, layout, name, input_name)
-    return filters, key
+def _in_tf_layout(filters, key, input_shape, data_format_, name, input_name):
+    """tf_filters, beside a 4-D input (beside another, the filters as given: the geometry says what
+    is wrong)."""
+    if len(input_shape) != 4:
+        return filters
+    return tf_filters(filters, key, input_shape, data_format(data_format_), name, input_name)
+
+
+def _read_filters(filters, filter_format_, input_shape, data_format_, input_name="x"):
+    """The filters in dwconv's own layout, and the format's key."""
+    key = None if filter_format_ is None else filter_format(filter_format_)
+    return _in_tf_layout(filters, key, input_shape, data_format_, "filters", input_name), key or "tf"
 
 
 def read_filter_shape(filter_shape, filter_format_, input_shape, data_format_, input_name="x"):
     """A `filter_shape` given in filter format `filter_format_`: as a tuple, in dwconv's own layout,
     and the format's key."""
-    key = "tf" if filter_format_ is None else filter_format(filter_format_)
-    filter_shape = shape_tuple(filter_shape, "filter_shape", (3, 4) if key == "tf" else (FILTER_FORMATS[key].ndim,))
-    return (filter_shape, *_read_filters(filter_shape, filter_format_, input_shape, data_format_, "filter_shape",
-                                         input_name))
+    key = None if filter_format_ is None else filter_format(filter_format_)
+    ndims = (3, 4) if key in (None, "tf") else (FILTER_FORMATS[key].ndim,)
+    filter_shape = shape_tuple(filter_shape, "filter_shape", ndims)
+    return (filter_shape, _in_tf_layout(filter_shape, key, input_shape, data_format_, "filter_shape", input_name),
+            key or "tf")
 
 
 def forward_call(x, filters, strides, padding, data_format_, dilations, padding_mode_, bias, activation_, dtype,
