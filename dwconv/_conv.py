@@ -11,9 +11,15 @@ __all__ = ["depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_con
            "depthwise_conv2d_grad", "output_shape", "Gradients"]
 
 
+# The array backends besides NumPy: modules that each define the public functions under the same
+# names, and `owns(value)`, which says (without importing its array library) whether `value` is one
+# of its arrays.
+_BACKENDS = (_cupy,)
+
+
 def _dispatch(*array_names):
-    """Decorate a public function to hand the call to the same-named function of ``dwconv._cupy``,
-    with the same arguments, when any of its parameters `array_names` holds a GPU array."""
+    """Decorate a public function to hand the call, with the same arguments, to the same-named
+    function of the first backend that owns one of its parameters `array_names`."""
     def decorate(function):
         parameters = inspect.signature(function).parameters
         # Where each array parameter is: its position among the arguments, or past the last for a
@@ -21,14 +27,17 @@ def _dispatch(*array_names):
         names = list(parameters)
         arrays = tuple((names.index(name) if parameters[name].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
                         else len(names), name) for name in array_names)
-        on_gpu, gpu_function = _cupy.on_gpu, getattr(_cupy, function.__name__)
+        backends = tuple((backend.owns, getattr(backend, function.__name__)) for backend in _BACKENDS)
 
         @functools.wraps(function)
         def dispatched(*args, **kwargs):
             given = len(args)
-            for position, name in arrays:  # (a loop, not any(): this runs on every call, and a generator costs)
-                if on_gpu(args[position] if position < given else kwargs.get(name)):
-                    return gpu_function(*args, **kwargs)
+            # (loops, not any(): this runs on every call, and a generator costs)
+            for position, name in arrays:
+                value = args[position] if position < given else kwargs.get(name)
+                for owns, backend_function in backends:
+                    if owns(value):
+                        return backend_function(*args, **kwargs)
             return function(*args, **kwargs)
 
         return dispatched

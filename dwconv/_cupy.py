@@ -1,6 +1,6 @@
 """The GPU path: CuPy arrays (or other CUDA arrays) in, CUDA kernels, CuPy arrays out.
 
-CuPy is imported only when a GPU array arrives: ``on_gpu`` decides from the arguments' types
+CuPy is imported only when a GPU array arrives: ``owns`` decides from the arguments' types
 without it, and the public functions (``dwconv._conv``) then call the same-named function here.
 Arguments are normalized and ``out`` checked by ``dwconv._args``, exactly as on the CPU. The kernels
 (``_cuda_kernels.cu``) are compiled by NVRTC through ``cupy.RawModule`` once per specialization
@@ -30,7 +30,7 @@ import numpy as np
 
 from dwconv import _args, _kernels
 
-__all__ = ["on_gpu", "depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_conv2d_backprop_filter",
+__all__ = ["owns", "depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_conv2d_backprop_filter",
            "depthwise_conv2d_grad", "available"]
 
 _CUDA_DLPACK_DEVICES = (2, 13)  # kDLCUDA, kDLCUDAManaged
@@ -47,7 +47,7 @@ _MODE_CODES = {name: code for code, name in enumerate(_args.PADDING_MODES)}
 _ACTIVATION_CODES = {name: code for code, name in enumerate((None, *_args.ACTIVATIONS))}
 
 
-def on_gpu(value):
+def owns(value):
     """Whether `value` is an array in CUDA device memory, decided without importing CuPy."""
     if value is None or isinstance(value, _HOST_TYPES):
         return False
@@ -84,7 +84,7 @@ def _device_arrays(**named):
     copy; a host array among GPU arrays is a TypeError, since moving it silently would hide a
     transfer in every call."""
     given = {name: value for name, value in named.items() if value is not None}
-    host = [name for name, value in given.items() if not on_gpu(value)]
+    host = [name for name, value in given.items() if not owns(value)]
     if host:
         gpu = [name for name in given if name not in host]
         raise TypeError(

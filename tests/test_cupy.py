@@ -295,11 +295,11 @@ def test_kernel_source_is_the_packaged_cu_file():
     assert _cupy.source().endswith(cu) and "enum Mode" in _cupy.source()
 
 
-def test_on_gpu_looks_at_types_only():
-    assert not any(map(_cupy.on_gpu, (np.ones(3), [1.0], None, 2.0, np.float32(1))))
-    assert _cupy.on_gpu(FakeGPUArray())
+def test_owns_looks_at_types_only():
+    assert not any(map(_cupy.owns, (np.ones(3), [1.0], None, 2.0, np.float32(1))))
+    assert _cupy.owns(FakeGPUArray())
     torch = pytest.importorskip("torch")
-    assert not _cupy.on_gpu(torch.ones(3))  # a CPU tensor's DLPack device is the CPU
+    assert not _cupy.owns(torch.ones(3))  # a CPU tensor's DLPack device is the CPU
 
 
 def test_import_and_cpu_calls_do_not_import_cupy():
