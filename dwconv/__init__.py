@@ -27,6 +27,7 @@ from dwconv._conv import (
     output_shape,
 )
 from dwconv._filters import convert_filters
+from dwconv._image import filter2d, sep_filter2d
 
 __all__ = [
     "depthwise_conv2d",
@@ -36,6 +37,8 @@ __all__ = [
     "Gradients",
     "output_shape",
     "convert_filters",
+    "filter2d",
+    "sep_filter2d",
     "show_config",
     "supported_isas",
     "use_isa",

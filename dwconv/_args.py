@@ -17,7 +17,7 @@ from dwconv import _kernels
 from dwconv._names import ACTIVATIONS, PADDING_MODES
 
 __all__ = ["Geometry", "geometry", "shape_tuple", "as_array", "grad_output", "result_dtype", "contiguous",
-           "check_bias", "activation", "apply_activation", "output_array", "resolve_threads", "is_int", "Call",
+           "check_bias", "activation", "apply_activation", "round_into", "output_array", "resolve_threads", "is_int", "Call",
            "Gradients", "forward_call", "input_grad_call", "filter_grad_call", "grad_call", "FILTER_FORMATS",
            "filter_format", "filters_in_format", "PADDING_MODES", "ACTIVATIONS"]
 
@@ -411,23 +411,42 @@ def apply_activation(activation, out, asarray=np.asarray):
     return out
 
 
-def result_dtype(dtype, data, *others):
+def result_dtype(dtype, data, *others, integers=False):
     """The result's dtype and the dtype the kernels compute in (float32 or float64).
 
-    `dtype` when given; else float64 if any array is, float16 if a `data` array is (its
-    parameters may be float32 master weights, as in mixed precision), else float32."""
+    `dtype` when given (one of the floats, or with `integers`, of the integer image types too); else
+    float64 if any array is, float16 if a `data` array is (its parameters may be float32 master
+    weights, as in mixed precision), else float32."""
     if dtype is None:
         sizes = [a.dtype.itemsize if a.dtype.kind == "f" else 4 for a in (*data, *others)]
         dtype = _FLOAT64 if 8 in sizes else _FLOAT16 if 2 in sizes[:len(data)] else _FLOAT32
     else:
+        allowed = _FLOATS + _INTEGERS if integers else _FLOATS
         try:
             requested = np.dtype(dtype)
         except TypeError:
             requested = None
-        if requested is None or requested not in _FLOATS:  # (None would compare equal to float64)
-            raise TypeError(f"`dtype` must be float16, float32 or float64, got {dtype!r}")
+        if requested is None or requested not in allowed:  # (None would compare equal to float64)
+            names = ", ".join(str(a) for a in allowed[:-1])
+            raise TypeError(f"`dtype` must be {names} or {allowed[-1]}, got {dtype!r}")
         dtype = requested
     return dtype, _FLOAT64 if dtype == _FLOAT64 else _FLOAT32
+
+
+def round_into(out, values, xp=np):
+    """Write the float array `values` into `out`: rounded to the nearest integer (ties to even) and
+    saturated to its range when `out` holds integers, as OpenCV's saturate_cast does (NaN is 0), or
+    rounded to its precision when it holds narrower floats. `values` may be overwritten."""
+    if out.dtype.kind in "iu":
+        limits = np.iinfo(out.dtype)
+        if values.dtype.itemsize <= out.dtype.itemsize:  # (float32 rounds int32's limits past them)
+            values = values.astype(np.float64)
+        xp.rint(values, out=values)
+        xp.clip(values, limits.min, limits.max, out=values)
+        values[xp.isnan(values)] = 0
+        out[...] = values.astype(out.dtype)
+    else:
+        xp.copyto(out, values, casting="same_kind")
 
 
 def contiguous(array, dtype):
@@ -504,7 +523,7 @@ def forward_call(x, filters, strides, padding, data_format_, dilations, padding_
     activation_ = activation(activation_)
     # (a bias with a dtype of its own counts; a list, like a Python float in NumPy, takes the result's)
     typed_bias = (as_array(bias, "bias", xp),) if hasattr(bias, "dtype") else ()
-    dtype, compute = result_dtype(dtype, (x,), filters, *typed_bias)
+    dtype, compute = result_dtype(dtype, (x,), filters, *typed_bias, integers=True)
     return Call(g, g.output_shape, dtype, compute, x, filters, None, check_bias(bias, g, compute, xp), activation_,
                 key)
 

@@ -64,15 +64,16 @@ def output_shape(input_shape, filter_shape, strides=1, padding="VALID", *, data_
     return g.output_shape
 
 
-def _computed_into(out, compute_dtype, kernel):
-    """Run `kernel(target)` on a flat `compute_dtype` view of `out`, or, when `out` holds a narrower
-    dtype (float16), on a scratch array that is then rounded into `out`."""
-    if out.dtype == compute_dtype:
-        kernel(_flat(out))
-    else:
-        scratch = np.empty(out.shape, compute_dtype)
-        kernel(_flat(scratch))
-        np.copyto(out, scratch, casting="same_kind")
+def _computed_into(out, compute_dtype, kernel, finish=None):
+    """Run `kernel(target)` on a flat `compute_dtype` view of `out`, then `finish(result)` (a user's
+    activation) on it; or, when `out` holds a narrower float (float16) or integers, on a scratch
+    array that is then rounded into `out`."""
+    target = out if out.dtype == compute_dtype else np.empty(out.shape, compute_dtype)
+    kernel(_flat(target))
+    if finish is not None:
+        _args.apply_activation(finish, target)
+    if target is not out:
+        _args.round_into(out, target)
 
 
 @_dispatch("x", "filters", "bias", "out")
@@ -100,9 +101,11 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
         No padded copy is made: the taps that fall in the padding read the pixels they mirror.
     activation : None, "relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "hard_swish" or callable
         Applied after the bias; the named ones inside the kernel, a callable to the result.
-    dtype : float16, float32 or float64, optional
+    dtype : float16, float32, float64, uint8, uint16, int16 or int32, optional
         The result's dtype. By default float64 if any input is float64, float16 if ``x`` is
-        float16 (accumulated in float32), else float32.
+        float16 (accumulated in float32), else float32. Integer results are computed in float32,
+        then rounded to nearest (ties to even) and saturated, as OpenCV's ``saturate_cast`` does
+        (NaN becomes 0).
     out : ndarray, optional
         C-contiguous, writeable, of the result's exact shape and dtype; written and returned.
         Results dwconv allocates start on a 64-byte cache line; an ``out`` that does not (NumPy
@@ -126,9 +129,11 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
     out = _args.output_array(out, c.shape, c.dtype, (("x", c.x), ("filters", c.filters), ("bias", c.bias)))
     if out.size:
         x, filters = _flat(_args.contiguous(c.x, c.compute)), _flat(_args.contiguous(c.filters, c.compute))
-        fused = None if callable(c.activation) else c.activation
-        _computed_into(out, c.compute, lambda y: _kernels.forward(x, filters, c.bias, y, c.g, fused, n_threads))
-    return _args.apply_activation(c.activation, out) if callable(c.activation) else out
+        user_activation = c.activation if callable(c.activation) else None
+        fused = c.activation if user_activation is None else None
+        _computed_into(out, c.compute, lambda y: _kernels.forward(x, filters, c.bias, y, c.g, fused, n_threads),
+                       user_activation)
+    return out
 
 
 @_dispatch("filters", "grad_output", "out")

@@ -151,13 +151,19 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
         if y.size:
             x = _args.contiguous(c.x, _storage(c.x.dtype, compute))
             w = _args.contiguous(c.filters, compute)
-            kernel = _kernel("forward", x.dtype, c.dtype, compute, g.layout)
+            # (integer results are computed in `compute`, then rounded and saturated into y)
+            target = cupy.empty(y.shape, compute) if y.dtype.kind in "iu" else y
+            kernel = _kernel("forward", x.dtype, target.dtype, compute, g.layout)
             groups = g.N * g.C * g.M * (g.OH * -(-g.OW // PIXELS) if g.layout == "NHWC" else g.OW * -(-g.OH // PIXELS))
             fused = _ACTIVATION_CODES[None if callable(c.activation) else c.activation]
             kernel((_blocks(groups),), (_THREADS,),  # without a bias, the kernel is given w in its place, unread
-                   (x, w, w if c.bias is None else c.bias, np.int32(c.bias is not None), y, *_dims(g),
+                   (x, w, w if c.bias is None else c.bias, np.int32(c.bias is not None), target, *_dims(g),
                     np.int32(fused)))
-    return _args.apply_activation(c.activation, y, cupy.asarray) if callable(c.activation) else y
+            if callable(c.activation):
+                _args.apply_activation(c.activation, target, cupy.asarray)
+            if target is not y:
+                _args.round_into(y, target, cupy)
+    return y
 
 
 def _input_grad_into(dx, grad_output, filters, g, compute):

@@ -270,8 +270,10 @@ def test_callable_activation_of_the_wrong_shape():
     (dict(padding_mode=None), ValueError, "`padding_mode` must be one of"),
     (dict(activation="softmax"), ValueError, "`activation` must be None, a callable or one of 'relu'"),
     (dict(activation=3), ValueError, "got 3"),
-    (dict(dtype=np.int32), TypeError, "`dtype` must be float16, float32 or float64, got <class 'numpy.int32'>"),
-    (dict(dtype="complex"), TypeError, "`dtype` must be float16, float32 or float64, got 'complex'"),
+    (dict(dtype=np.int8), TypeError, "`dtype` must be float16, float32, float64, uint8, uint16, int16 or int32, "
+                                     "got <class 'numpy.int8'>"),
+    (dict(dtype="complex"), TypeError, "`dtype` must be float16, float32, float64, uint8, uint16, int16 or int32, "
+                                       "got 'complex'"),
 ])
 def test_bad_feature_arguments(kwargs, error, message):
     x, w = np.ones((1, 4, 4, 1)), np.ones((3, 3, 1))

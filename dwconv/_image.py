@@ -1,0 +1,167 @@
+"""Image filtering in OpenCV's terms: ``filter2d`` and ``sep_filter2d`` take ``(H, W)`` and
+``(H, W, C)`` images, one kernel for every channel or one per channel, OpenCV's border names, and
+give a result of the image's size and (by default) dtype, so that code written around
+``cv2.filter2D`` / ``cv2.sepFilter2D`` switches without reshaping. Both are thin layers over
+``depthwise_conv2d``: the image is one NHWC batch, viewed, never copied."""
+import numbers
+
+import numpy as np
+
+from dwconv import _args
+from dwconv._conv import depthwise_conv2d
+
+__all__ = ["filter2d", "sep_filter2d", "BORDERS"]
+
+# Every name a border can go by, and the padding mode it is: dwconv's own, numpy.pad's, and
+# OpenCV's (by name, any case, with or without "BORDER_", and by the value of its cv2 constant).
+BORDERS = {
+    "zeros": "zeros", "constant": "zeros", "border_constant": "zeros", 0: "zeros",
+    "replicate": "replicate", "edge": "replicate", "border_replicate": "replicate", 1: "replicate",
+    "symmetric": "symmetric", "border_reflect": "symmetric", 2: "symmetric",
+    "circular": "circular", "wrap": "circular", "border_wrap": "circular", 3: "circular",
+    "reflect": "reflect", "border_reflect_101": "reflect", "border_reflect101": "reflect",
+    "border_default": "reflect", "reflect_101": "reflect", "reflect101": "reflect", "default": "reflect",
+    4: "reflect",
+}
+
+
+def _border(value):
+    key = value.lower() if isinstance(value, str) else value
+    if isinstance(key, str) and key not in BORDERS:
+        key = "border_" + key
+    if _args.is_int(key) or isinstance(key, str):
+        mode = BORDERS.get(int(key) if _args.is_int(key) else key)
+        if mode is not None:
+            return mode
+    names = ", ".join(repr(name) for name in BORDERS if isinstance(name, str) and not name.startswith("border_"))
+    raise ValueError(f"`border` must be one of {names}, OpenCV's BORDER_* names (any case) or the values of "
+                     f"cv2.BORDER_CONSTANT, _REPLICATE, _REFLECT, _WRAP, _REFLECT_101; got {value!r}")
+
+
+def _array(value, name):
+    """`value` as an array (a GPU array stays one)."""
+    return value if hasattr(value, "ndim") and hasattr(value, "dtype") else _args.as_array(value, name)
+
+
+def _image(image):
+    """`image` and its NHWC view: (H, W) is one channel, (H, W, C) C of them."""
+    image = _array(image, "image")
+    if image.ndim not in (2, 3):
+        hint = "; for a batch of images call dwconv.depthwise_conv2d" if image.ndim == 4 else ""
+        raise ValueError(f"`image` must be (H, W) or (H, W, C), got shape {tuple(image.shape)}{hint}")
+    return image, image.reshape(1, *image.shape[:2], image.shape[2] if image.ndim == 3 else 1)
+
+
+def _per_channel(kernel, name, ndim, channels, what):
+    """`kernel` ((k...) for every channel, or (k..., C) one per channel) as (k..., C).
+
+    A 1-D filter may also come as OpenCV's column or row vector, (k, 1) or (1, k): one filter for
+    every channel (for one channel, the same as one per channel)."""
+    kernel = _array(kernel, name)
+    if ndim == 1 and kernel.ndim == 2 and 1 in kernel.shape and kernel.shape != (1, 1):
+        kernel = kernel.reshape(-1)
+    if kernel.ndim == ndim + 1 and kernel.shape[-1] == channels:
+        return kernel
+    if kernel.ndim == ndim:
+        return kernel[..., None].repeat(channels, axis=-1)
+    raise ValueError(f"`{name}` must be {what} for every channel or {what[:-1]}, {channels}) for the image's "
+                     f"{channels} channel(s); got shape {tuple(kernel.shape)}")
+
+
+def _anchor(anchor, kh, kw):
+    """OpenCV's anchor (x, y) within the kernel, (-1, -1) or None for its centre, as the padding
+    ((top, bottom), (left, right)) that keeps the image's size."""
+    items = [-1, -1] if anchor is None else _args._sequence(anchor)
+    if items is None or len(items) != 2 or not all(_args.is_int(v) for v in items):
+        raise ValueError(f"`anchor` must be a pair (x, y) of ints, got {anchor!r}")
+    ax, ay = kw // 2 if items[0] == -1 else items[0], kh // 2 if items[1] == -1 else items[1]
+    if not (0 <= ax < kw and 0 <= ay < kh):
+        raise ValueError(f"`anchor` must be (x, y) inside the {kh}x{kw} kernel, or (-1, -1) for its centre; "
+                         f"got {anchor!r}")
+    return (ay, kh - 1 - ay), (ax, kw - 1 - ax)
+
+
+def _result(image, out, dtype):
+    """The result's dtype (the image's by default, as OpenCV's ddepth=-1) and `out` as an NHWC view."""
+    dtype = image.dtype if dtype is None else dtype
+    if out is None:
+        return dtype, None
+    if tuple(getattr(out, "shape", ())) != tuple(image.shape):
+        raise ValueError(f"`out` must have the image's shape {tuple(image.shape)}, got "
+                         f"{tuple(getattr(out, 'shape', ())) or type(out).__name__}")
+    if not out.flags.c_contiguous:  # (its NHWC view would be a copy, and the result lost)
+        raise ValueError("`out` must be C-contiguous")
+    return dtype, out.reshape(1, *out.shape[:2], -1)
+
+
+def _delta(delta, channels):
+    if not isinstance(delta, numbers.Real) or isinstance(delta, (bool, np.bool_)):
+        raise TypeError(f"`delta` must be a number, got {delta!r}")
+    return None if delta == 0 else [float(delta)] * channels
+
+
+def filter2d(image, kernel, border="reflect", *, delta=0, anchor=None, dtype=None, out=None, num_threads=None):
+    """Correlate each channel of `image` with `kernel`, as ``cv2.filter2D(image, -1, kernel)`` does.
+
+    Parameters
+    ----------
+    image : array_like, (H, W) or (H, W, C)
+        uint8, uint16, int16, int32, float16, float32 or float64 (integers are computed in float32).
+    kernel : array_like, (kh, kw) for every channel, or (kh, kw, C) one per channel
+    border : str or int
+        What lies outside the image: ``"reflect"`` (the default, OpenCV's BORDER_REFLECT_101 and
+        BORDER_DEFAULT), ``"replicate"``, ``"circular"`` (BORDER_WRAP), ``"symmetric"``
+        (BORDER_REFLECT, ``numpy.pad``'s name) or ``"zeros"`` (BORDER_CONSTANT with 0); also
+        ``numpy.pad``'s names, OpenCV's names in any case, and the values of the cv2 constants.
+    delta : number
+        Added to every result pixel, before the rounding.
+    anchor : (x, y), optional
+        The kernel's pixel that lies over the result's pixel, as OpenCV's; (-1, -1) or None for the
+        centre, ``(kw // 2, kh // 2)``.
+    dtype : optional
+        The result's dtype: the image's by default (OpenCV's ``ddepth=-1``). Integer results are
+        rounded to nearest and saturated, as OpenCV's are.
+    out : ndarray, optional
+        C-contiguous, of the image's shape and the result's dtype; written and returned.
+    num_threads : int, optional
+        As for ``depthwise_conv2d``.
+
+    Returns
+    -------
+    An array of the image's shape.
+    """
+    image, x = _image(image)
+    channels = x.shape[3]
+    kernel = _per_channel(kernel, "kernel", 2, channels, "(kh, kw)")
+    mode = _border(border)
+    padding = _anchor(anchor, *kernel.shape[:2])
+    dtype, nhwc_out = _result(image, out, dtype)
+    y = depthwise_conv2d(x, kernel, 1, padding, padding_mode=mode, bias=_delta(delta, channels), dtype=dtype,
+                         out=nhwc_out, num_threads=num_threads)
+    return y.reshape(image.shape) if out is None else out
+
+
+def sep_filter2d(image, kernel_x, kernel_y, border="reflect", *, delta=0, anchor=None, dtype=None, out=None,
+                 num_threads=None):
+    """Filter each channel of `image` with the column filter `kernel_y`, then the row filter
+    `kernel_x`, as ``cv2.sepFilter2D(image, -1, kernel_x, kernel_y)`` does: the same result as
+    ``filter2d`` with the kernel ``outer(kernel_y, kernel_x)``, in kh + kw multiply-adds per pixel
+    instead of kh * kw.
+
+    `kernel_x`: (kw,) for every channel (or OpenCV's (kw, 1) or (1, kw) vector), or (kw, C) one per
+    channel; `kernel_y` likewise with kh. The other arguments are ``filter2d``'s. The column pass keeps float32 (float64 for float64 images) and
+    rounds nothing; only the result is rounded.
+    """
+    image, x = _image(image)
+    channels = x.shape[3]
+    rows = _per_channel(kernel_x, "kernel_x", 1, channels, "(kw,)")
+    columns = _per_channel(kernel_y, "kernel_y", 1, channels, "(kh,)")
+    mode = _border(border)
+    (top, bottom), (left, right) = _anchor(anchor, columns.shape[0], rows.shape[0])
+    dtype, nhwc_out = _result(image, out, dtype)
+    compute = _args.result_dtype(dtype, (x,), rows, columns, integers=True)[1]
+    column_pass = depthwise_conv2d(x, columns[:, None, :], 1, ((top, bottom), (0, 0)), padding_mode=mode,
+                                   dtype=compute, num_threads=num_threads)
+    y = depthwise_conv2d(column_pass, rows[None, :, :], 1, ((0, 0), (left, right)), padding_mode=mode,
+                         bias=_delta(delta, channels), dtype=dtype, out=nhwc_out, num_threads=num_threads)
+    return y.reshape(image.shape) if out is None else out

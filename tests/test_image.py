@@ -1,0 +1,180 @@
+"""dwconv.filter2d and dwconv.sep_filter2d, OpenCV's image-filtering calls, against the reference;
+and the integer results (rounded to nearest, saturated) they and depthwise_conv2d give."""
+import numpy as np
+import pytest
+
+import dwconv
+from reference import conv2d_forward
+
+BORDERS = {  # a name of each padding mode in each vocabulary filter2d takes
+    "zeros": ("zeros", "constant", "BORDER_CONSTANT", "border_constant", 0),
+    "replicate": ("replicate", "edge", "BORDER_REPLICATE", "Replicate", 1),
+    "circular": ("circular", "wrap", "BORDER_WRAP", 3),
+    "reflect": ("reflect", "BORDER_REFLECT_101", "BORDER_REFLECT101", "BORDER_DEFAULT", "reflect_101", 4),
+}
+SHAPES = [(23, 31), (17, 29, 1), (19, 26, 3), (12, 40, 4)]
+INTEGERS = (np.uint8, np.uint16, np.int16, np.int32)
+
+
+def _image(shape, dtype, rng):
+    if np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        low, high = max(info.min, -3000), min(info.max, 3000)
+        return rng.integers(low, high, shape, endpoint=True).astype(dtype)
+    return (rng.standard_normal(shape) * 50).astype(dtype)
+
+
+def _expected(image, kernel, mode, padding, delta=0.0):
+    """The float64 reference of filtering every channel of `image` with `kernel` ((kh, kw) or (kh, kw, C))."""
+    x = image.reshape(1, *image.shape[:2], -1).astype(np.float64)
+    channels = x.shape[3]
+    filters = kernel if kernel.ndim == 3 else np.repeat(kernel[:, :, None], channels, axis=2)
+    y = conv2d_forward(x, filters.astype(np.float64), (1, 1), padding, "NHWC", (1, 1), padding_mode=mode)
+    return (y + delta).reshape(image.shape)
+
+
+def _assert_result(result, expected, dtype):
+    """`result` (of `dtype`) equals the float64 `expected`: rounded to nearest and saturated for
+    integers (one off only where float32 sums sit at a tie), close for floats."""
+    assert result.dtype == np.dtype(dtype) and result.shape == expected.shape
+    if np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        want = np.clip(np.rint(expected), info.min, info.max)
+        off = np.abs(result.astype(np.float64) - want)
+        near_tie = np.abs(np.abs(expected - np.floor(expected)) - 0.5) < 1e-3 * np.maximum(1, np.abs(expected))
+        assert off.max(initial=0) <= 1 and np.all((off == 0) | near_tie), np.argwhere(off > 0)[:5]
+    else:
+        tolerance = {np.dtype(np.float16): 2e-2, np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-10}[np.dtype(dtype)]
+        scale = np.abs(expected).max(initial=1)
+        np.testing.assert_allclose(result.astype(np.float64), expected, atol=tolerance * scale, rtol=0)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", (np.uint8, np.uint16, np.int16, np.float16, np.float32, np.float64))
+@pytest.mark.parametrize("mode", BORDERS)
+@pytest.mark.parametrize("ksize", [(3, 3), (5, 5), (4, 2), (1, 7)], ids=lambda k: f"{k[0]}x{k[1]}")
+def test_filter2d_against_the_reference(shape, dtype, mode, ksize):
+    rng = np.random.default_rng([len(shape), shape[0], ksize[0], ksize[1]])
+    image = _image(shape, dtype, rng)
+    kernel = rng.standard_normal(ksize).astype(np.float32) / np.prod(ksize)
+    (kh, kw), names = ksize, BORDERS[mode]
+    result = dwconv.filter2d(image, kernel, names[(kh + kw + len(shape)) % len(names)])
+    padding = ((kh // 2, kh - 1 - kh // 2), (kw // 2, kw - 1 - kw // 2))  # OpenCV's centre anchor
+    _assert_result(result, _expected(image, kernel, mode, padding), dtype)
+
+
+@pytest.mark.parametrize("dtype", (np.uint8, np.float32))
+def test_filter2d_per_channel_kernels_anchor_and_delta(dtype):
+    rng = np.random.default_rng(1)
+    image = _image((21, 18, 3), dtype, rng)
+    kernel = rng.standard_normal((3, 5, 3)).astype(np.float32) / 4
+    result = dwconv.filter2d(image, kernel, "replicate", anchor=(0, 2), delta=7.25)
+    _assert_result(result, _expected(image, kernel, "replicate", ((2, 0), (0, 4)), 7.25), dtype)
+    # (-1, -1) is the centre, as None is
+    np.testing.assert_array_equal(dwconv.filter2d(image, kernel, anchor=(-1, -1)), dwconv.filter2d(image, kernel))
+
+
+def test_filter2d_result_dtype_and_out():
+    rng = np.random.default_rng(2)
+    image = _image((16, 20, 3), np.uint8, rng)
+    kernel = np.full((3, 3), 1 / 9, np.float32)
+    as_float = dwconv.filter2d(image, kernel, dtype=np.float32)
+    _assert_result(as_float, _expected(image, kernel, "reflect", ((1, 1), (1, 1))), np.float32)
+    out = np.empty(image.shape, np.uint8)
+    assert dwconv.filter2d(image, kernel, out=out) is out
+    _assert_result(out, _expected(image, kernel, "reflect", ((1, 1), (1, 1))), np.uint8)
+
+
+@pytest.mark.parametrize("dtype", INTEGERS)
+def test_integer_results_saturate(dtype):
+    """Sums beyond the dtype's range give its limits, as OpenCV's saturate_cast does; NaN gives 0."""
+    info = np.iinfo(dtype)
+    x = np.array([-4.0, -1.0, 1.0, 4.0, np.nan], np.float64).reshape(1, 1, 5, 1) * float(info.max)
+    y = dwconv.depthwise_conv2d(x.astype(np.float32), np.ones((1, 1, 1), np.float32), dtype=dtype)
+    assert y.dtype == np.dtype(dtype)
+    expected = [info.min, max(info.min, -info.max), info.max, info.max, 0]
+    if dtype == np.int32:  # float32 holds 2**31 - 1 as 2**31, which saturates to the same limit
+        expected[1] = info.min
+    np.testing.assert_array_equal(y.reshape(-1), expected)
+
+
+def test_integer_results_round_ties_to_even():
+    x = np.array([0.5, 1.5, 2.5, -0.5, 2.4999, 2.5001], np.float32).reshape(1, 1, 6, 1)
+    y = dwconv.depthwise_conv2d(x, np.ones((1, 1, 1), np.float32), dtype=np.int16)
+    np.testing.assert_array_equal(y.reshape(-1), [0, 2, 2, 0, 2, 3])
+
+
+def test_integer_result_with_a_callable_activation_sees_the_float_sums():
+    x = np.linspace(-3, 3, 12, dtype=np.float32).reshape(1, 3, 4, 1)
+    y = dwconv.depthwise_conv2d(x, np.ones((1, 1, 1), np.float32), dtype=np.uint8,
+                                activation=lambda v: 100 / (1 + np.exp(-v)))
+    np.testing.assert_array_equal(y.reshape(-1), np.rint(100 / (1 + np.exp(-x.reshape(-1).astype(np.float64)))))
+
+
+@pytest.mark.parametrize("shape", [(25, 33), (22, 30, 3)], ids=str)
+@pytest.mark.parametrize("dtype", (np.uint8, np.float32))
+@pytest.mark.parametrize("mode", ("reflect", "zeros", "circular"))
+def test_sep_filter2d_is_filter2d_with_the_outer_product(shape, dtype, mode):
+    rng = np.random.default_rng([len(shape), 3])
+    image = _image(shape, dtype, rng)
+    kernel_x = rng.standard_normal(7).astype(np.float32) / 4
+    kernel_y = rng.standard_normal(5).astype(np.float32) / 4
+    expected = _expected(image, np.outer(kernel_y, kernel_x), mode, ((2, 2), (3, 3)), 1.5)
+    _assert_result(dwconv.sep_filter2d(image, kernel_x, kernel_y, mode, delta=1.5), expected, dtype)
+    # OpenCV's column and row vectors (getGaussianKernel's (k, 1)) read as the same filters
+    _assert_result(dwconv.sep_filter2d(image, kernel_x[:, None], kernel_y[None, :], mode, delta=1.5), expected,
+                   dtype)
+
+
+def test_sep_filter2d_per_channel_and_anchor():
+    rng = np.random.default_rng(4)
+    image = _image((20, 24, 3), np.float64, rng)
+    kernel_x, kernel_y = rng.standard_normal((3, 3)), rng.standard_normal((4, 3))
+    result = dwconv.sep_filter2d(image, kernel_x, kernel_y, "replicate", anchor=(2, 0))
+    kernel = kernel_y[:, None, :] * kernel_x[None, :, :]
+    _assert_result(result, _expected(image, kernel, "replicate", ((0, 3), (2, 0))), np.float64)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: dwconv.filter2d(np.ones((4, 4)), np.ones((3, 3)), "mirror"), r"`border` must be one of .*'mirror'"),
+    (lambda: dwconv.filter2d(np.ones((4, 4)), np.ones((3, 3)), 5), r"`border` must be .*got 5"),
+    (lambda: dwconv.filter2d(np.ones((2, 4, 4, 1)), np.ones((3, 3))), r"`image` must be \(H, W\) .*batch"),
+    (lambda: dwconv.filter2d(np.ones(4), np.ones((3, 3))), r"`image` must be \(H, W\) or \(H, W, C\), got shape \(4,\)"),
+    (lambda: dwconv.filter2d(np.ones((4, 4, 3)), np.ones((3, 3, 2))), r"`kernel` must be .*got shape \(3, 3, 2\)"),
+    (lambda: dwconv.filter2d(np.ones((4, 4)), np.ones((3, 3)), anchor=(3, 0)), r"`anchor` must be \(x, y\) inside"),
+    (lambda: dwconv.filter2d(np.ones((4, 4)), np.ones((3, 3)), anchor=1), r"`anchor` must be a pair"),
+    (lambda: dwconv.filter2d(np.ones((4, 4)), np.ones((3, 3)), out=np.empty((4, 5))), r"`out` must have the image's shape"),
+    (lambda: dwconv.filter2d(np.ones((4, 4)), np.ones((3, 3)), out=np.empty((4, 8))[:, ::2]), r"`out` must be C-contiguous"),
+    (lambda: dwconv.sep_filter2d(np.ones((4, 4, 3)), np.ones((3, 2)), np.ones(3)), r"`kernel_x` must be .*\(3, 2\)"),
+    (lambda: dwconv.sep_filter2d(np.ones((4, 4)), np.ones(3), np.ones((2, 2, 2))), r"`kernel_y` must be"),
+])
+def test_bad_arguments_raise_value_errors(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: dwconv.filter2d(np.ones((4, 4)), np.ones((3, 3)), delta="1"), r"`delta` must be a number, got '1'"),
+    (lambda: dwconv.filter2d(np.ones((4, 4)), np.ones((3, 3)), dtype=np.int8), r"`dtype` must be .*int8"),
+    (lambda: dwconv.depthwise_conv2d_backprop_input((1, 4, 4, 1), np.ones((3, 3, 1)), np.ones((1, 2, 2, 1)),
+                                                     dtype=np.uint8), r"`dtype` must be float16, float32 or float64"),
+])
+def test_bad_argument_types_raise_type_errors(call, message):
+    with pytest.raises(TypeError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("border", ["BORDER_REFLECT_101", "BORDER_REPLICATE", "BORDER_CONSTANT"])
+def test_same_results_as_opencv(border):
+    """Where OpenCV is installed: its filter2D and sepFilter2D give the same 8-bit images."""
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(5)
+    image = _image((37, 53, 3), np.uint8, rng)
+    kernel = rng.random((5, 5)).astype(np.float32) / 10
+    code = getattr(cv2, border)
+    ours, theirs = dwconv.filter2d(image, kernel, border), cv2.filter2D(image, -1, kernel, borderType=code)
+    assert np.abs(ours.astype(int) - theirs).max() <= 1
+    kernel_x, kernel_y = cv2.getGaussianKernel(7, 1.5), cv2.getGaussianKernel(5, 1.0)
+    ours, theirs = (dwconv.sep_filter2d(image, kernel_x, kernel_y, code),
+                    cv2.sepFilter2D(image, -1, kernel_x, kernel_y, borderType=code))
+    assert np.abs(ours.astype(int) - theirs).max() <= 1
