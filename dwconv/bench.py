@@ -52,6 +52,24 @@ SUITE = (
 )
 # An image-pipeline blur is never trained, and it would dominate the backward run time.
 FORWARD_ONLY = frozenset({"blur-1080p-rgb-k5"})
+
+# The image section: one kernel on every channel of an (H, W, C) image, reflected borders (OpenCV's
+# default), the result in the image's dtype, as image pipelines filter frames. Each size with 3x3,
+# 5x5 and 7x7 kernels in uint8 and float32; then large kernels, and a separable 21-tap Gaussian.
+ImageCase = collections.namedtuple("ImageCase", "name H W C k dtype separable")
+IMAGE_SIZES = (("1080p-rgb", 1080, 1920, 3), ("4k-rgb", 2160, 3840, 3), ("1080p-rgba", 1080, 1920, 4),
+               ("512-gray", 512, 512, 1))
+IMAGE_DTYPES = {"u8": np.uint8, "f32": np.float32}
+IMAGE_SUITE = tuple(
+    ImageCase(f"{name}-k{k}-{dtype}", H, W, C, k, dtype, False)
+    for name, H, W, C in IMAGE_SIZES for k in (3, 5, 7) for dtype in IMAGE_DTYPES
+) + (
+    ImageCase("1080p-rgb-k11-f32", 1080, 1920, 3, 11, "f32", False),
+    ImageCase("1080p-rgb-k21-f32", 1080, 1920, 3, 21, "f32", False),
+    ImageCase("1080p-rgb-gauss21-u8", 1080, 1920, 3, 21, "u8", True),
+)
+# scipy.ndimage runs one thread at 14-20x OpenCV's time: timed where a call takes at most ~0.5 s.
+SCIPY_MAX_TAPS_PIXELS = 7 * 7 * 1080 * 1920 * 4
 BACKWARD_BATCH = 16
 LAYOUTS = ("NHWC", "NCHW")
 
@@ -112,7 +130,9 @@ class Contestant:
 
 # forward(problem), backward(problem) and gradient(problem, which): a peer's Contestant (None: not
 # offered); `which` is one of GRADIENTS, the gradient the contestant computes alone.
-Peer = collections.namedtuple("Peer", "name layout package version forward backward gradient")
+# images(problem): a Contestant for an ImageProblem, or None where the peer cannot take it.
+Peer = collections.namedtuple("Peer", "name layout package version forward backward gradient images",
+                              defaults=(None,))
 GRADIENTS = ("dx", "dW")
 Section = collections.namedtuple("Section", "kind batch")
 
@@ -401,6 +421,115 @@ def _tf_gradient(problem, which):
                       part=GRADIENTS.index(which))
 
 
+# ----------------------------------------------------------------------------- image filtering
+
+
+@dataclass(frozen=True)
+class ImageProblem:
+    """An image section case's data: the (H, W, C) image and its kernel, (k, k) or, for a separable
+    case, the (k,) filter of rows and of columns alike."""
+
+    shape: ImageCase
+    image: np.ndarray
+    kernel: np.ndarray
+
+
+def _make_image_problem(case, rng):
+    dtype = IMAGE_DTYPES[case.dtype]
+    if dtype == np.uint8:
+        image = rng.integers(0, 256, (case.H, case.W, case.C), dtype=np.uint8)
+    else:
+        image = rng.random((case.H, case.W, case.C), dtype=np.float32)
+    if case.separable:  # a Gaussian of sigma k / 6, as cv2.getGaussianKernel chooses near this size
+        taps = np.exp(-0.5 * ((np.arange(case.k) - case.k // 2) / (case.k / 6)) ** 2)
+        kernel = (taps / taps.sum()).astype(np.float32)
+    else:  # positive weights summing to 1, so that 8-bit results stay in range (a blur)
+        kernel = rng.random((case.k, case.k), dtype=np.float32)
+        kernel /= kernel.sum()
+    return ImageProblem(case, image, kernel)
+
+
+def _image_result(y):
+    return (np.asarray(y, np.float64).reshape(-1),)
+
+
+def _dwconv_image(problem, threads):
+    image, kernel = problem.image, problem.kernel
+    if problem.shape.separable:
+        run = functools.partial(dwconv.sep_filter2d, image, kernel, kernel, num_threads=threads)
+    else:
+        run = functools.partial(dwconv.filter2d, image, kernel, num_threads=threads)
+    return Contestant("dwconv HWC", run, _image_result)
+
+
+def _cv2_image(problem):
+    import cv2
+
+    image, kernel = problem.image, problem.kernel
+    if problem.shape.separable:
+        run = functools.partial(cv2.sepFilter2D, image, -1, kernel, kernel, borderType=cv2.BORDER_REFLECT_101)
+    else:
+        run = functools.partial(cv2.filter2D, image, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
+    return Contestant("cv2", run, _image_result)
+
+
+def _scipy_image(problem):
+    from scipy import ndimage
+
+    case, image, kernel = problem.shape, problem.image, problem.kernel
+    if case.k * case.k * case.H * case.W * case.C > SCIPY_MAX_TAPS_PIXELS and not case.separable:
+        return None
+    # mode "mirror" is OpenCV's BORDER_REFLECT_101; a float32 result, rounded below as OpenCV and
+    # dwconv round (ndimage truncates to an integer output)
+    output = np.float32 if image.dtype == np.uint8 else None
+
+    def run():
+        if case.separable:
+            rows = ndimage.correlate1d(image, kernel, axis=0, mode="mirror", output=np.float32)
+            y = ndimage.correlate1d(rows, kernel, axis=1, mode="mirror", output=output)
+        else:
+            y = ndimage.correlate(image, kernel[:, :, None], mode="mirror", output=output)
+        return y if output is None else np.clip(np.rint(y), 0, 255).astype(np.uint8)
+
+    return Contestant("scipy", run, _image_result)
+
+
+def _torch_image(problem):
+    """PyTorch's depthwise conv2d on the image as a float32 NCHW batch of one, converted beforehand
+    (not timed), reflect-padded in the call; None for 8-bit images, which its convolutions refuse."""
+    import torch
+    import torch.nn.functional as F
+
+    case = problem.shape
+    if problem.image.dtype != np.float32:
+        return None
+    x = torch.from_numpy(np.ascontiguousarray(problem.image.transpose(2, 0, 1)[None]))
+    kernel = np.outer(problem.kernel, problem.kernel) if case.separable else problem.kernel
+    w = torch.from_numpy(np.ascontiguousarray(np.broadcast_to(kernel, (case.C, 1, case.k, case.k))))
+    pad = (case.k // 2,) * 4
+
+    def run():
+        with torch.no_grad():
+            return F.conv2d(F.pad(x, pad, mode="reflect"), w, groups=case.C)
+
+    return Contestant("torch", run, lambda y: _image_result(y.numpy()[0].transpose(1, 2, 0)))
+
+
+def _image_bytes_and_flops(problem):
+    """The image read and the result written; 2 flops per multiply-add, k*k a pixel (2k when
+    separable) on each of H*W*C pixels."""
+    case, image = problem.shape, problem.image
+    taps = 2 * case.k if case.separable else case.k * case.k
+    return 2 * image.nbytes, 2 * taps * image.size
+
+
+def _images_agree(result, reference, dtype):
+    """Integer images may differ by 1 where float sums in another order round the other way."""
+    if np.dtype(dtype).kind in "iu":
+        return np.abs(result[0] - reference[0]).max(initial=0) <= 1
+    return _max_relative_error(result, reference) <= TOLERANCE
+
+
 # ----------------------------------------------------------------------------- peers
 
 
@@ -412,7 +541,8 @@ def _load_torch(threads):
         Peer(name, layout, "torch", torch.__version__,
              functools.partial(_torch_forward, channels_last=cl, label=name),
              functools.partial(_torch_backward, channels_last=cl, label=name),
-             functools.partial(_torch_gradient, channels_last=cl, label=name))
+             functools.partial(_torch_gradient, channels_last=cl, label=name),
+             None if cl else _torch_image)
         for name, layout, cl in (("torch", "NCHW", False), ("torch_cl", "channels_last", True))
     ]
 
@@ -453,14 +583,30 @@ def _load_tf(threads):
     return [Peer("tf", "NHWC", "tensorflow", tf.__version__, _tf_forward, _tf_backward, _tf_gradient)]
 
 
+def _load_cv2(threads):
+    import cv2
+
+    cv2.setNumThreads(threads)
+    return [Peer("cv2", "HWC", "opencv", cv2.__version__, None, None, None, _cv2_image)]
+
+
+def _load_scipy(threads):
+    import scipy
+    from scipy import ndimage  # noqa: F401 (what the contestants use; it fails here if broken)
+
+    return [Peer("scipy", "HWC (1 thread)", "scipy", scipy.__version__, None, None, None, _scipy_image)]
+
+
 # What each peer package's loader returns, the section kinds its peers time, and the pip names that
 # install it: when the package is missing, its peers' columns say "n/a" in those sections and the
 # header says what to install.
 PeerPackage = collections.namedtuple("PeerPackage", "load peer_names kinds pip_names")
 PEER_PACKAGES = {
-    "torch": PeerPackage(_load_torch, ("torch", "torch_cl"), ("forward", "backward"), ("torch",)),
+    "torch": PeerPackage(_load_torch, ("torch", "torch_cl"), ("forward", "backward", "images"), ("torch",)),
     "onnxruntime": PeerPackage(_load_ort, ("ort",), ("forward",), ("onnxruntime", "onnx")),
     "tensorflow": PeerPackage(_load_tf, ("tf",), ("forward", "backward"), ("tensorflow-cpu",)),
+    "opencv": PeerPackage(_load_cv2, ("cv2",), ("images",), ("opencv-python-headless",)),
+    "scipy": PeerPackage(_load_scipy, ("scipy",), ("images",), ("scipy",)),
 }
 
 
@@ -580,8 +726,9 @@ def _max_relative_error(results, reference):
     return max(errors)
 
 
-def _cross_check(contestants, case):
-    """Run every contestant once (also its warm-up) and warn where it disagrees with the first."""
+def _cross_check(contestants, case, agree=None):
+    """Run every contestant once (also its warm-up) and warn where it disagrees with the first:
+    `agree(result, reference)`, by default a relative error of at most TOLERANCE."""
     reference = contestants[0].as_nhwc(contestants[0].run())
     for c in contestants[1:]:
         result = c.run()
@@ -589,7 +736,7 @@ def _cross_check(contestants, case):
             continue
         expected = reference if c.part is None else (reference[c.part],)
         error = _max_relative_error(c.as_nhwc(result), expected)
-        if error > TOLERANCE:
+        if not (agree(c.as_nhwc(result), expected) if agree else error <= TOLERANCE):
             print(f"  warning: {c.label} disagrees with {contestants[0].label} on {case} "
                   f"(max relative error {error:.2g}); its time compares different work")
 
@@ -612,7 +759,8 @@ def _contestants(problem, kind, layouts, peers, threads):
 
 
 def _section_shapes(section, args):
-    shapes = [s for s in SUITE if not args.shapes or s.name in args.shapes]
+    suite = IMAGE_SUITE if section.kind == "images" else SUITE
+    shapes = [s for s in suite if not args.shapes or s.name in args.shapes]
     if section.kind == "backward":
         shapes = [s for s in shapes if s.name not in FORWARD_ONLY]
     if args.quick and section.batch > 1 and not args.shapes:
@@ -625,9 +773,16 @@ def _section_peers(section, peers):
 
 
 def _measure_shape(section, shape, args, peers, rng, report_progress):
-    problem = _make_problem(shape, section.batch, section.kind, rng)
-    contestants = _contestants(problem, section.kind, args.layout, peers, args.threads)
-    _cross_check(contestants, f"{shape.name} batch {section.batch}")
+    if section.kind == "images":
+        problem = _make_image_problem(shape, rng)
+        contestants = [_dwconv_image(problem, args.threads)]
+        contestants += [c for c in (peer.images(problem) for peer in peers) if c is not None]
+        _cross_check(contestants, shape.name,
+                     lambda result, reference: _images_agree(result, reference, problem.image.dtype))
+    else:
+        problem = _make_problem(shape, section.batch, section.kind, rng)
+        contestants = _contestants(problem, section.kind, args.layout, peers, args.threads)
+        _cross_check(contestants, f"{shape.name} batch {section.batch}")
     snapshot = _cpu_snapshot()
     samples, reps = _time_round_robin(contestants, args.rounds, args.batch_seconds, report_progress)
     medians = {label: statistics.median(times) for label, times in samples.items()}
@@ -665,8 +820,12 @@ def _copy_reference(nbytes):
 
 def _shape_rows(section, shape, problem, medians, peers, layouts, other_cpus, limits):
     """One comparison row per dwconv layout; `limits` are the machine's at the run's threads."""
-    nbytes = _bytes_moved(problem, section.kind)
-    gigaflops = _flops(problem, section.kind) / 1e9
+    if section.kind == "images":  # one layout, and only the peers that took the case
+        nbytes, flops = _image_bytes_and_flops(problem)
+        layouts, peers = ("HWC",), [p for p in peers if p.name in medians]
+    else:
+        nbytes, flops = _bytes_moved(problem, section.kind), _flops(problem, section.kind)
+    gigaflops = flops / 1e9
     reference = _copy_reference(nbytes)
     backward = section.kind == "backward"
     best, best_seconds = _best_peer(medians, peers)
@@ -740,17 +899,21 @@ def _row_cells(row, section, peers, unmeasured, first_of_shape):
     ] if section.kind == "backward" else []
     efficiency = [f"{row['gflop_per_s']:.1f}", _fmt_pct(row["pct_of_peak"]),
                   f"{row['gb_per_s']:.1f}", _fmt_copy_pct(row)]
-    # Peer times do not depend on dwconv's layout: shown once per shape.
-    peer_cells = [_fmt_ms(row["peers_ms"][p.name]) if first_of_shape else "" for p in peers]
+    # Peer times do not depend on dwconv's layout: shown once per shape ("-": the peer cannot take it).
+    peer_cells = [(_fmt_ms(row["peers_ms"][p.name]) if p.name in row["peers_ms"] else "-") if first_of_shape
+                  else "" for p in peers]
     peer_cells += [NOT_MEASURED if first_of_shape else "" for _ in unmeasured]
-    best = [row["best_peer"], f"{row['ratio']:.2f}"] if peers else []
+    best = [row["best_peer"] or "-", f"{row['ratio']:.2f}" if row["ratio"] else "-"] if peers else []
     return ([row["shape"] if first_of_shape else "", row["layout"], _fmt_ms(row["dwconv_ms"])]
             + gradients + efficiency + peer_cells + best)
 
 
+SHAPE_WIDTH = 1 + max(len(shape.name) for shape in SUITE + IMAGE_SUITE)
+
+
 def _widths(columns):
     # One space between columns: the backward table with three peers stays within 130 columns.
-    return [18, 7] + [max(7, len(c) + 1) for c in columns[2:]]
+    return [SHAPE_WIDTH, 7] + [max(7, len(c) + 1) for c in columns[2:]]
 
 
 def _print_cells(cells, widths):
@@ -761,6 +924,9 @@ def _print_cells(cells, widths):
 
 
 def _section_title(section):
+    if section.kind == "images":
+        return ("Images: one kernel on every channel, reflected borders, the image's dtype out (cv2.filter2D, "
+                "sepFilter2D for gauss): median ms per call")
     what = {"forward": "Forward", "backward": "Backward (input and filter gradients)"}
     return f"{what[section.kind]}, batch {section.batch}: median ms per call"
 
@@ -952,7 +1118,7 @@ def _print_gradients_alone(section, rows, peers):
     columns = ["shape", "layout"]
     for which in GRADIENTS:
         columns += [f"{which} ms"] + [p.name for p in peers] + ["best peer", "ratio"]
-    widths = [18, 7] + [max(7, len(c) + 1) for c in columns[2:]]
+    widths = [SHAPE_WIDTH, 7] + [max(7, len(c) + 1) for c in columns[2:]]
     _print_cells(columns, widths)
     for i, row in enumerate(rows):
         first = i == 0 or rows[i - 1]["shape"] != row["shape"]
@@ -966,8 +1132,11 @@ def _print_gradients_alone(section, rows, peers):
 
 
 def _sections(args):
-    forward = [Section("forward", batch) for batch in args.batch]
-    return forward + ([Section("backward", BACKWARD_BATCH)] if args.backward else [])
+    """The sections the options ask for that have shapes to measure."""
+    sections = [Section("forward", batch) for batch in args.batch]
+    sections += [Section("backward", BACKWARD_BATCH)] if args.backward else []
+    sections += [Section("images", 1)] if args.images else []
+    return [section for section in sections if _section_shapes(section, args)]
 
 
 RATIO_TICKS = (0.05, 0.1, 0.2, 0.33, 0.5, 0.67, 1, 1.5, 2, 3, 5, 10, 20)
@@ -980,7 +1149,7 @@ def save_plot(rows, path):
     sections = list(dict.fromkeys((r["section"], r["batch"]) for r in rows if r["ratio"]))
     figure = Figure(figsize=(11, 3.2 * len(sections)), layout="constrained")
     for ax, (kind, batch) in zip(figure.subplots(len(sections), 1, squeeze=False)[:, 0], sections):
-        ours = [r for r in rows if (r["section"], r["batch"]) == (kind, batch)]
+        ours = [r for r in rows if (r["section"], r["batch"]) == (kind, batch) and r["ratio"]]
         shapes = list(dict.fromkeys(r["shape"] for r in ours))
         layouts = list(dict.fromkeys(r["layout"] for r in ours))
         width = 0.8 / len(layouts)
@@ -1092,8 +1261,11 @@ def parse_args(argv):
                              "(default: yes, except under --quick)")
     parser.add_argument("--threads", type=int, default=2,
                         help="threads for dwconv and every peer (default: 2)")
-    parser.add_argument("--shapes", nargs="+", metavar="NAME", choices=[s.name for s in SUITE],
-                        help="only these shapes of the suite")
+    parser.add_argument("--images", action=argparse.BooleanOptionalAction,
+                        help="time image filtering against OpenCV, PyTorch and scipy.ndimage "
+                             "(default: yes, except under --quick)")
+    parser.add_argument("--shapes", nargs="+", metavar="NAME", choices=[s.name for s in SUITE + IMAGE_SUITE],
+                        help="only these shapes of the suite and of the image section")
     parser.add_argument("--json", metavar="FILE",
                         help=f"where to save every measurement and the machine's description "
                              f"(default: {RESULTS_FILE})")
@@ -1121,6 +1293,8 @@ def parse_args(argv):
         args.batch = [1] if args.quick else [1, 16]
     if args.backward is None:
         args.backward = not args.quick
+    if args.images is None:
+        args.images = not args.quick
     args.rounds = QUICK_ROUNDS if args.quick else ROUNDS
     args.batch_seconds = QUICK_BATCH_SECONDS if args.quick else BATCH_SECONDS
     args.peak_seconds = QUICK_PEAK_SECONDS if args.quick else PEAK_SECONDS

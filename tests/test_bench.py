@@ -282,6 +282,73 @@ def test_missing_peers_are_n_a_only_in_the_sections_they_time():
     assert bench._pip_names(missing) == "onnxruntime onnx tensorflow-cpu"
 
 
+IMAGE_CASE = "512-gray-k3-u8"
+
+
+def reference_image_peer(wrong_by=0):
+    """A peer filtering images with the test reference (rounded as OpenCV rounds), off by `wrong_by`;
+    it takes only 8-bit images, as PyTorch takes only float ones."""
+    from reference import conv2d_forward
+
+    def images(problem):
+        if problem.image.dtype != np.uint8:
+            return None
+        k = problem.shape.k
+        x = problem.image.reshape(1, *problem.image.shape).astype(np.float64)
+        y = conv2d_forward(x, problem.kernel[:, :, None], (1, 1), ((k // 2,) * 2,) * 2, "NHWC", (1, 1),
+                           padding_mode="reflect")
+        y = np.clip(np.rint(y[0]) + wrong_by, 0, 255).astype(np.uint8)
+        return bench.Contestant("ref", lambda: y, bench._image_result)
+
+    return bench.Peer("ref", "HWC", "reference", "0", None, None, None, images)
+
+
+@pytest.mark.parametrize("wrong_by", [0, 2])
+def test_the_image_section_compares_with_peers_that_agree(wrong_by, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bench, "PEER_PACKAGES", {
+        "reference": bench.PeerPackage(lambda threads: [reference_image_peer(wrong_by)], ("ref",), ("images",),
+                                       ("reference",)),
+    })
+    saved = tmp_path / "results.json"
+    argv = ["--quick", "--images", "--shapes", IMAGE_CASE, "512-gray-k3-f32", "--json", str(saved)]
+    assert bench.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "Images: one kernel on every channel" in printed
+    # rounding may differ by 1 where float sums tie; by 2, the peer computes something else
+    assert ("ref disagrees with dwconv HWC on 512-gray-k3-u8" in printed) == (wrong_by == 2)
+    assert "Forward" not in printed  # (no forward shape was asked for)
+
+    results = json.loads(saved.read_text())
+    rows = {row["shape"]: row for row in results["comparisons"]}
+    assert set(rows) == {IMAGE_CASE, "512-gray-k3-f32"}
+    u8, f32 = rows[IMAGE_CASE], rows["512-gray-k3-f32"]
+    assert u8["section"] == "images" and u8["layout"] == "HWC" and u8["best_peer"] == "ref"
+    assert u8["ratio"] == pytest.approx(u8["peers_ms"]["ref"] / u8["dwconv_ms"])
+    assert f32["peers_ms"] == {} and f32["ratio"] is None  # the peer took no float image
+    seconds, figures = u8["dwconv_ms"] / 1e3, results["machine"]["limits"]["by_threads"][str(THREADS)]
+    assert u8["gflop_per_s"] == pytest.approx(2 * 9 * 512 * 512 / seconds / 1e9)
+    assert u8["gb_per_s"] == pytest.approx(2 * 512 * 512 / seconds / 1e9)
+    assert u8["pct_of_peak"] == pytest.approx(100 * u8["gflop_per_s"] / figures["fma_peak_gflops"])
+    f32_row = next(line for line in printed.splitlines() if line.startswith("512-gray-k3-f32"))
+    assert f32_row.split()[-3:] == ["-", "-", "-"]  # the peer's time, best peer and ratio
+
+    assert bench.main(["--markdown", str(saved)]) == 0
+    table = capsys.readouterr().out
+    assert "**Images, batch 1** (ms)" in table and f"| {IMAGE_CASE} | HWC |" in table
+
+
+def test_image_problems_hold_what_the_cases_say():
+    rng = np.random.default_rng(0)
+    for case in bench.IMAGE_SUITE:
+        if case.H * case.W > 1080 * 1920:
+            continue
+        problem = bench._make_image_problem(case, rng)
+        assert problem.image.shape == (case.H, case.W, case.C)
+        assert problem.image.dtype == bench.IMAGE_DTYPES[case.dtype]
+        assert problem.kernel.shape == ((case.k,) if case.separable else (case.k, case.k))
+        assert problem.kernel.sum() == pytest.approx(1, rel=1e-5) and problem.kernel.min() > 0
+
+
 def test_results_and_chart_are_written_by_default(tmp_path, capsys, monkeypatch):
     pytest.importorskip("matplotlib")  # (without it: the test below)
     monkeypatch.chdir(tmp_path)
