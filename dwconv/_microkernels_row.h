@@ -24,7 +24,7 @@
 #define DW_ROW_MAX_STRIDE 2 /* widest stride whose tile loads each source pixel once */
 #define DW_PLANE_TILE 8     /* vectors per register tile on the plane and stream paths (8 sums in flight) */
 #define DW_PLANE_VECS 2     /* vectors per row of the plane-rows tile (x DW_PLANE_ROWS rows: 8 sums) */
-#define DW_ROW_TABLE 512    /* largest taps x channels the stream path pre-arranges */
+#define DW_ROW_TABLE 512    /* taps x channels the stream path pre-arranges at a time */
 #define DW_ROW_FLOAT (DW_LANES * 4 == DW_VBYTES)
 /* Dense tiles for float only: each is compiled for every (kw, stride, tile size), and double is
  * there for accuracy rather than speed (it halves the build time). Not at the baseline level either,
@@ -313,39 +313,70 @@ DW_DENSE_SHAPES(DW_PLANE_ROWS_DENSE)
 #endif
 #undef DW_PLANE_ROWS_DENSE
 
-/* stream: dst[e] = start + sum_taps w[tap + e % nc] * src[e + tap] for e < total, where the taps
- * read rows[a] + b*src_tap. Weights (and bias) pre-arranged per phase: table[ph*n_taps + tap] lane
- * l = w[tap][(ph + l) % nc]. */
+/* The stream path's weights for taps [k0, k0 + n) of a row-major kh x kw kernel, per phase:
+ * table[ph*n + k - k0] lane l = w[k][(ph + l) % nc]; start[ph] likewise the bias (0 without). */
+DW_INLINE void DW_FN(row_stream_table)(DW_VEC *table, DW_VEC *start, const DW_T *w, ptrdiff_t w_tap, const DW_T *bias,
+                                   ptrdiff_t k0, ptrdiff_t n, ptrdiff_t nc)
+{
+    DW_T lanes[DW_LANES];
+    for (ptrdiff_t ph = 0; ph < nc; ph++) {
+        for (ptrdiff_t k = 0; k < n; k++) {
+            for (int l = 0; l < DW_LANES; l++) lanes[l] = w[(k0 + k) * w_tap + (ph + l) % nc];
+            table[ph * n + k] = DW_FN(load)(lanes);
+        }
+        for (int l = 0; l < DW_LANES; l++) lanes[l] = bias ? bias[(ph + l) % nc] : 0;
+        start[ph] = DW_FN(load)(lanes);
+    }
+}
+
+/* One tile of the stream path, elements [e, e + DW_PLANE_TILE * DW_VLEN), over taps [k0, k0 + n)
+ * (the table's): from the bias when k0 is 0, else adding to what dst holds (`nt` only for the last
+ * taps: dst is read again after the others). */
+DW_INLINE void DW_FN(row_stream_tile)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_tap, ptrdiff_t kw,
+                                  const DW_VEC *table, const DW_VEC *start, ptrdiff_t k0, ptrdiff_t n, DW_T *dst,
+                                  ptrdiff_t e, ptrdiff_t nc, int nt)
+{
+    ptrdiff_t phase[DW_PLANE_TILE];
+    DW_VEC acc[DW_PLANE_TILE];
+    for (int t = 0; t < DW_PLANE_TILE; t++) {
+        phase[t] = (e + t * DW_VLEN) % nc;
+        acc[t] = k0 ? DW_FN(load)(dst + e + t * DW_VLEN) : start[phase[t]];
+    }
+    ptrdiff_t a = k0 / kw, b = k0 % kw;
+    for (ptrdiff_t k = 0; k < n; k++) {
+        const DW_T *s = rows[a] + off + b * src_tap + e;
+        const DW_VEC *wt = table + k;
+        for (int t = 0; t < DW_PLANE_TILE; t++) acc[t] += wt[phase[t] * n] * DW_FN(load)(s + t * DW_VLEN);
+        if (++b == kw) b = 0, a++;
+    }
+    for (int t = 0; t < DW_PLANE_TILE; t++) DW_FN(store_out)(dst + e + t * DW_VLEN, acc[t], nt);
+}
+
+/* stream: dst[e] = start + sum_taps w[tap + e % nc] * src[e + tap] for e < total (at least one
+ * tile), where the taps read rows[a] + b*src_tap. The weights go into the table a chunk of taps at
+ * a time (all of them, unless kh * kw * nc outgrows it: large kernels); each chunk after the first
+ * adds to what dst holds. The last tile overlaps the one before it: with one chunk it is one more
+ * tile, with several it runs on its own after the others, from the bias again (else the overlap
+ * would get a chunk twice). */
 static void DW_FN(row_stream)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_tap, ptrdiff_t kh, ptrdiff_t kw,
                               const DW_T *w, ptrdiff_t w_tap, const DW_T *bias, DW_T *dst, ptrdiff_t total, ptrdiff_t nc,
                               int nt)
 {
     DW_VEC table[DW_ROW_TABLE], start[DW_LANES];
-    const ptrdiff_t n_taps = kh * kw;
-    DW_T lanes[DW_LANES];
-    for (ptrdiff_t ph = 0; ph < nc; ph++) {
-        for (ptrdiff_t k = 0; k < n_taps; k++) {
-            for (int l = 0; l < DW_LANES; l++) lanes[l] = w[k * w_tap + (ph + l) % nc];
-            table[ph * n_taps + k] = DW_FN(load)(lanes);
-        }
-        for (int l = 0; l < DW_LANES; l++) lanes[l] = bias ? bias[(ph + l) % nc] : 0;
-        start[ph] = DW_FN(load)(lanes);
+    const ptrdiff_t n_taps = kh * kw, chunk = DW_ROW_TABLE / nc, last = total - DW_PLANE_TILE * DW_VLEN;
+    const int chunked = n_taps > chunk;
+    for (ptrdiff_t k0 = 0; k0 < n_taps; k0 += chunk) {
+        const ptrdiff_t n = n_taps - k0 < chunk ? n_taps - k0 : chunk;
+        const int final = nt && k0 + n == n_taps;
+        DW_FN(row_stream_table)(table, start, w, w_tap, bias, k0, n, nc);
+        for (ptrdiff_t e = 0; e < last; e += DW_PLANE_TILE * DW_VLEN)
+            DW_FN(row_stream_tile)(rows, off, src_tap, kw, table, start, k0, n, dst, e, nc, final);
+        if (!chunked) DW_FN(row_stream_tile)(rows, off, src_tap, kw, table, start, k0, n, dst, last, nc, final);
     }
-    for (ptrdiff_t e = 0; e < total; e += DW_PLANE_TILE * DW_VLEN) {
-        if (e + DW_PLANE_TILE * DW_VLEN > total) e = total - DW_PLANE_TILE * DW_VLEN; /* overlap */
-        ptrdiff_t phase[DW_PLANE_TILE];
-        DW_VEC acc[DW_PLANE_TILE];
-        for (int t = 0; t < DW_PLANE_TILE; t++) {
-            phase[t] = (e + t * DW_VLEN) % nc;
-            acc[t] = start[phase[t]];
-        }
-        for (ptrdiff_t a = 0; a < kh; a++)
-            for (ptrdiff_t b = 0; b < kw; b++) {
-                const DW_T *s = rows[a] + off + b * src_tap + e;
-                const DW_VEC *wt = table + a * kw + b;
-                for (int t = 0; t < DW_PLANE_TILE; t++) acc[t] += wt[phase[t] * n_taps] * DW_FN(load)(s + t * DW_VLEN);
-            }
-        for (int t = 0; t < DW_PLANE_TILE; t++) DW_FN(store_out)(dst + e + t * DW_VLEN, acc[t], nt);
+    for (ptrdiff_t k0 = 0; chunked && k0 < n_taps; k0 += chunk) {
+        const ptrdiff_t n = n_taps - k0 < chunk ? n_taps - k0 : chunk;
+        DW_FN(row_stream_table)(table, start, w, w_tap, bias, k0, n, nc);
+        DW_FN(row_stream_tile)(rows, off, src_tap, kw, table, start, k0, n, dst, last, nc, nt && k0 + n == n_taps);
     }
 }
 
@@ -393,8 +424,7 @@ static void DW_FN(row)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix
     } else if (nc == 1 && src_pix == 1 && dst_pix == 1 && sw <= 2 && npix >= DW_VLEN) {
         (sw == 1 ? DW_FN(row_plane_1) : DW_FN(row_plane_2))(rows, off, src_tap, kh, kw, w, w_tap, bias ? bias[0] : 0, dst,
                                                              npix, nt);
-    } else if (nc > 1 && sw == 1 && src_pix == nc && dst_pix == nc && npix * nc >= DW_PLANE_TILE * DW_VLEN &&
-               kh * kw * nc <= DW_ROW_TABLE) {
+    } else if (nc > 1 && sw == 1 && src_pix == nc && dst_pix == nc && npix * nc >= DW_PLANE_TILE * DW_VLEN) {
         DW_FN(row_stream)(rows, off, src_tap, kh, kw, w, w_tap, bias, dst, npix * nc, nc, nt);
     } else {
 #ifdef DW_NARROWER

@@ -1,0 +1,66 @@
+"""Kernels of 11x11 to 31x31 (image filters; the depthwise layers of large-kernel networks such as
+RepLKNet), forward and gradients, both layouts, at every instruction-set level: no size may fall
+to a path that computes anything else. The sweeps of test_forward.py and test_backward.py stop at
+7x7, where the register-resident tiles end; past it, the micro-kernels take their weights in chunks
+(the NHWC stream path of 2 to 15 channels: 21x21 taps of 3 channels outgrow its table)."""
+import numpy as np
+import pytest
+
+import dwconv
+from reference import conv2d_backprop_filter, conv2d_backprop_input, conv2d_forward
+
+CASES = [  # (H, W, C, k, stride, padding mode)
+    (26, 31, 3, 21, 1, "reflect"),   # NHWC: the stream path, its taps in three chunks
+    (19, 40, 5, 15, 1, "zeros"),     # two chunks
+    (23, 23, 1, 11, 1, "replicate"),  # one channel: NHWC rows are planes
+    (21, 18, 16, 13, 1, "zeros"),    # a vector of channels
+    (30, 27, 20, 31, 2, "circular"),  # strided, and a kernel wider than the image
+    (17, 45, 7, 17, 1, "reflect"),
+]
+
+
+def _case(case, layout, rng):
+    H, W, C, k, stride, mode = case
+    x = rng.standard_normal((2, H, W, C))
+    filters = rng.standard_normal((k, k, C, 1)) / k
+    padding = ((k // 2, k // 2), (k // 2, k // 2))
+    if mode == "reflect" and k // 2 >= min(H, W):  # (reflect pads at most the image's size less one)
+        pytest.skip("reflect padding wider than the image")
+    return x, filters, padding, stride, mode
+
+
+def _layout(a, layout):
+    return np.ascontiguousarray(a if layout == "NHWC" else a.transpose(0, 3, 1, 2))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}x{c[1]}x{c[2]}-k{c[3]}-s{c[4]}-{c[5]}")
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forward(case, layout, dtype, isa_level):
+    rng = np.random.default_rng([case[3], case[2]])
+    x, filters, padding, stride, mode = _case(case, layout, rng)
+    bias = rng.standard_normal(x.shape[3])
+    y = dwconv.depthwise_conv2d(_layout(x, layout).astype(dtype), filters.astype(dtype), stride, padding,
+                                data_format=layout, padding_mode=mode, bias=bias.astype(dtype))
+    expected = conv2d_forward(_layout(x, layout), filters, (stride, stride), padding, layout, (1, 1), bias, mode)
+    tolerance = 2e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y, expected, rtol=0, atol=tolerance * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}x{c[1]}x{c[2]}-k{c[3]}-s{c[4]}-{c[5]}")
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+def test_gradients(case, layout, isa_level):
+    rng = np.random.default_rng([case[3], case[2], 1])
+    x, filters, padding, stride, mode = _case(case, layout, rng)
+    xl = _layout(x, layout).astype(np.float32)
+    y_shape = dwconv.output_shape(xl.shape, filters.shape, stride, padding, data_format=layout)
+    dy = rng.standard_normal(y_shape).astype(np.float32)
+    grads = dwconv.depthwise_conv2d_grad(xl, filters.astype(np.float32), dy, stride, padding, data_format=layout,
+                                         padding_mode=mode)
+    arguments = ((stride, stride), padding, layout, (1, 1), mode)
+    expected_input = conv2d_backprop_input(xl.shape, filters, dy, *arguments)
+    expected_filters = conv2d_backprop_filter(xl, filters.shape, dy, *arguments)
+    np.testing.assert_allclose(grads.input, expected_input, rtol=0, atol=2e-5 * np.abs(expected_input).max())
+    np.testing.assert_allclose(grads.filters, expected_filters, rtol=0, atol=2e-5 * np.abs(expected_filters).max())
+    expected_bias = dy.astype(np.float64).sum(axis=(0, 1, 2) if layout == "NHWC" else (0, 2, 3))
+    np.testing.assert_allclose(grads.bias, expected_bias, rtol=0, atol=2e-5 * np.abs(expected_bias).max())
