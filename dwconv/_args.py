@@ -342,7 +342,7 @@ def _geometry(input_shape, filter_shape, strides, padding, data_format_, dilatio
     elif pad == "SAME":
         pad = (_same_padding(H, kh, sh, dh), _same_padding(W, kw, sw, dw))
     (pt, pb), (pl, pr) = pad
-    if mode != "zeros" and (H == 0 and pt + pb or W == 0 and pl + pr):
+    if PADDING_MODES[mode] != "constant" and (H == 0 and pt + pb or W == 0 and pl + pr):
         axis = "height" if H == 0 and pt + pb else "width"
         raise ValueError(f"`padding_mode`={mode!r} cannot pad the empty {axis} of `{input_name}` (shape "
                          f"{tuple(input_shape)}): there are no values to repeat; use 'zeros'")

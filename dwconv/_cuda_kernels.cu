@@ -1,6 +1,6 @@
 // dwconv's CUDA kernels, compiled by NVRTC (through cupy.RawModule) once per specialization.
-// dwconv/_cupy.py puts before this source the enums Mode and Activation, in the order of the codes
-// it passes (dwconv._args's), and the macros PIXELS and TAPS_PER_THREAD, which it also launches by.
+// dwconv/_cupy.py puts before this source the enums Mode and Activation, generated from the codes
+// it passes (dwconv._names's), and the macros PIXELS and TAPS_PER_THREAD, which it also launches by.
 
 typedef unsigned short half_t;  // float16 bits, converted with the PTX instructions cuda_fp16.h uses
 

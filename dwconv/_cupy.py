@@ -28,7 +28,7 @@ import importlib.resources
 
 import numpy as np
 
-from dwconv import _args, _kernels
+from dwconv import _args, _kernels, _names
 
 __all__ = ["on_gpu", "depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_conv2d_backprop_filter",
            "depthwise_conv2d_grad", "available"]
@@ -43,8 +43,6 @@ _INT32_MAX = 2**31 - 1
 PIXELS = 4  # forward outputs per thread
 TAPS_PER_THREAD = 8  # filter-gradient taps summed by one thread in one pass over its pixels
 OPTIONS = ("-std=c++14",)
-_MODE_CODES = {name: code for code, name in enumerate(_args.PADDING_MODES)}
-_ACTIVATION_CODES = {name: code for code, name in enumerate((None, *_args.ACTIVATIONS))}
 
 
 def on_gpu(value):
@@ -123,7 +121,7 @@ def _dims(g):
     for what, value in counts.items():
         if value > _INT32_MAX:
             raise ValueError(f"the GPU kernels index one image with 32-bit ints: the {what} {value} is too large")
-    return tuple(np.int32(v) for v in dims) + (np.int32(_MODE_CODES[g.mode]),)
+    return tuple(np.int32(v) for v in dims) + (np.int32(_names.MODE_CODES[g.mode]),)
 
 
 def _check_threads(num_threads):
@@ -153,7 +151,7 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
             w = _args.contiguous(c.filters, compute)
             kernel = _kernel("forward", x.dtype, c.dtype, compute, g.layout)
             groups = g.N * g.C * g.M * (g.OH * -(-g.OW // PIXELS) if g.layout == "NHWC" else g.OW * -(-g.OH // PIXELS))
-            fused = _ACTIVATION_CODES[None if callable(c.activation) else c.activation]
+            fused = _names.ACTIVATION_CODES[None if callable(c.activation) else c.activation]
             kernel((_blocks(groups),), (_THREADS,),  # without a bias, the kernel is given w in its place, unread
                    (x, w, w if c.bias is None else c.bias, np.int32(c.bias is not None), y, *_dims(g),
                     np.int32(fused)))
@@ -264,11 +262,9 @@ def _kernel(name, *specialization):
 @functools.lru_cache(maxsize=None)
 def source():
     """The kernels' CUDA source: dwconv/_cuda_kernels.cu after the enums and macros it takes from here
-    (the enums from dwconv._args, so that the codes passed are the same)."""
+    (the enums from dwconv._names, so that the codes passed are the same)."""
     header = f"""
-enum Mode {{ {', '.join(name.upper() for name in _MODE_CODES)} }};
-enum Activation {{ IDENTITY, {', '.join(name.upper() for name in _args.ACTIVATIONS)} }};
-#define PIXELS {PIXELS}
+{_names.c_enums()}#define PIXELS {PIXELS}
 #define TAPS_PER_THREAD {TAPS_PER_THREAD}
 """
     return header + importlib.resources.files("dwconv").joinpath("_cuda_kernels.cu").read_text()

@@ -407,7 +407,7 @@ cdef int forward_dims(const floating *x, Py_ssize_t n_x, const floating *w, Py_s
 def forward(const floating[::1] x, const floating[::1] w, const floating[::1] bias,
             floating[::1] y, g, activation, int n_threads):
     """y = activation(depthwise_conv2d(x, w) + bias) for geometry g; all arrays flat, C-ordered,
-    non-empty y; `activation` None or a name from dwconv._args.ACTIVATIONS."""
+    non-empty y; `activation` None or a name from dwconv._names.ACTIVATIONS."""
     cdef Dims d = dims_of(g)
     cdef const floating *x_data = &x[0] if x.shape[0] else NULL
     cdef const floating *bias_data = NULL if bias is None else &bias[0]

@@ -30,7 +30,7 @@ from libc.string cimport memset
 
 from dwconv._openmp cimport DW_OPENMP, dw_release_threads, omp_get_max_threads
 
-from dwconv._names import ACTIVATIONS, PADDING_MODES
+from dwconv import _names
 
 ctypedef fused floating:
     float
@@ -162,17 +162,29 @@ cdef enum:
     # one thread and 26 on two; 0.34 M, 34 and 33; mnv2-7x960 at batch 1, 0.42 M, 44 and 34.)
     SERIAL_WORK = 1 << 18
 
-# padding modes, in the order of dwconv._names.PADDING_MODES
+# The codes of the padding modes and activations are dwconv._names's, which the CUDA kernels' enums
+# are generated from; these enums are checked against them on import, so that a reorder on either
+# side fails loudly instead of changing results.
 cdef enum:
     ZEROS, REFLECT, REPLICATE, CIRCULAR
 
-MODE_CODES = {name: code for code, name in enumerate(PADDING_MODES)}
-
-# activations: none, then the order of dwconv._names.ACTIVATIONS
 cdef enum:
     IDENTITY, RELU, RELU6, SIGMOID, TANH, GELU, SILU, HARD_SWISH
 
-ACTIVATION_CODES = {name: code for code, name in enumerate((None, *ACTIVATIONS))}
+MODE_CODES = {"zeros": ZEROS, "reflect": REFLECT, "replicate": REPLICATE, "circular": CIRCULAR}
+ACTIVATION_CODES = {None: IDENTITY, "relu": RELU, "relu6": RELU6, "sigmoid": SIGMOID, "tanh": TANH, "gelu": GELU,
+                    "silu": SILU, "hard_swish": HARD_SWISH}
+
+
+def check_codes(what, kernels, registry):
+    """Raise ImportError unless the kernels number `what` as the registry (dwconv._names) does."""
+    if kernels != registry:
+        raise ImportError(f"dwconv._kernels numbers the {what} {kernels}, but dwconv._names {registry}: "
+                          "make the enum in _kernels.pyx follow dwconv._names and rebuild")
+
+
+check_codes("padding modes", MODE_CODES, _names.MODE_CODES)
+check_codes("activations", ACTIVATION_CODES, _names.ACTIVATION_CODES)
 
 
 # ----------------------------------------------------------------------------------------------
