@@ -408,7 +408,7 @@ class DepthwiseConv2D:
             raise ValueError(f"`name` must be None or a str, got {name!r}")
         if not isinstance(trainable, bool):
             raise ValueError(f"`trainable` must be a bool, got {trainable!r}")
-        layout = _args.data_format(data_format)
+        layout = _args.check_data_format(data_format)
         self.data_format = "channels_last" if layout == "NHWC" else "channels_first"
         self.kernel_size = _args.spatial_pair(kernel_size, "kernel_size", layout)
         self.strides = _args.spatial_pair(strides, "strides", layout)
