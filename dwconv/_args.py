@@ -41,11 +41,11 @@ def _physical_memory():
 _MAX_RESULT_BYTES = min(np.iinfo(np.intp).max, _physical_memory())
 
 
-class Geometry(namedtuple("Geometry", "layout N H W C M kh kw sh sw dh dw pt pb pl pr OH OW mode")):
+class Geometry(namedtuple("Geometry", "layout N H W C M kh kw sh sw dil_h dil_w pt pb pl pr OH OW mode")):
     """Everything a kernel needs to know about one depthwise convolution.
 
     layout: "NHWC" or "NCHW"; N, H, W, C: the input; M: the channel multiplier; kh, kw: the kernel;
-    sh, sw: strides; dh, dw: dilations; pt, pb, pl, pr: padding top, bottom, left, right;
+    sh, sw: strides; dil_h, dil_w: dilations; pt, pb, pl, pr: padding top, bottom, left, right;
     OH, OW: the output's spatial size; mode: what the padding holds, a key of PADDING_MODES."""
 
     __slots__ = ()
@@ -151,9 +151,9 @@ def padding_spec(value, layout):
     return tuple((int(a), int(b)) for a, b in pairs)
 
 
-def _same_padding(n, k, s, d):
+def _same_padding(n, k, s, dil):
     """TensorFlow's SAME: output ceil(n/s), the odd pixel of padding at the end."""
-    total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+    total = max((-(-n // s) - 1) * s + (k - 1) * dil + 1 - n, 0)
     return total // 2, total - total // 2
 
 
@@ -335,24 +335,24 @@ def _geometry(input_shape, filter_shape, strides, padding, data_format, dilation
     if kh < 1 or kw < 1:
         raise ValueError(f"`{filter_name}` must have a kernel of at least 1x1, got shape {tuple(filter_shape)}")
     sh, sw = spatial_pair(strides, "strides", layout)
-    dh, dw = spatial_pair(1 if dilations is None else dilations, "dilations", layout)
+    dil_h, dil_w = spatial_pair(1 if dilations is None else dilations, "dilations", layout)
     pad = padding_spec(padding, layout)
     if pad == "VALID":
         pad = ((0, 0), (0, 0))
     elif pad == "SAME":
-        pad = (_same_padding(H, kh, sh, dh), _same_padding(W, kw, sw, dw))
+        pad = (_same_padding(H, kh, sh, dil_h), _same_padding(W, kw, sw, dil_w))
     (pt, pb), (pl, pr) = pad
     if PADDING_MODES[mode] != "constant" and (H == 0 and pt + pb or W == 0 and pl + pr):
         axis = "height" if H == 0 and pt + pb else "width"
         raise ValueError(f"`padding_mode`={mode!r} cannot pad the empty {axis} of `{input_name}` (shape "
                          f"{tuple(input_shape)}): there are no values to repeat; use 'zeros'")
-    eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    eh, ew = (kh - 1) * dil_h + 1, (kw - 1) * dil_w + 1
     if eh > H + pt + pb or ew > W + pl + pr:
         raise ValueError(
-            f"`{filter_name}`: the kernel {kh}x{kw} with dilations ({dh}, {dw}) spans {eh}x{ew}, larger than "
+            f"`{filter_name}`: the kernel {kh}x{kw} with dilations ({dil_h}, {dil_w}) spans {eh}x{ew}, larger than "
             f"the padded input {H + pt + pb}x{W + pl + pr} (`padding`={padding!r})")
     OH, OW = (H + pt + pb - eh) // sh + 1, (W + pl + pr - ew) // sw + 1
-    return Geometry(layout, N, H, W, C, M, kh, kw, sh, sw, dh, dw, pt, pb, pl, pr, OH, OW, mode)
+    return Geometry(layout, N, H, W, C, M, kh, kw, sh, sw, dil_h, dil_w, pt, pb, pl, pr, OH, OW, mode)
 
 
 _cached_geometry = functools.lru_cache(maxsize=_MAX_GEOMETRIES)(_geometry)

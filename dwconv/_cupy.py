@@ -104,7 +104,7 @@ def _device_arrays(**named):
     devices = {name: a.device.id for name, a in arrays.items()}
     if len(set(devices.values())) > 1:
         raise ValueError("dwconv's arrays must be on one GPU, got "
-                         + ", ".join(f"`{name}` on device {d}" for name, d in devices.items()))
+                         + ", ".join(f"`{name}` on device {device}" for name, device in devices.items()))
     return [arrays.get(name) for name in named]
 
 
@@ -114,8 +114,8 @@ def _storage(dtype, compute):
 
 
 def _dims(g):
-    """The geometry as the kernels' int arguments (after `N H W C M kh kw sh sw dh dw pt pl OH OW`, the mode)."""
-    dims = (g.N, g.H, g.W, g.C, g.M, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, g.OH, g.OW)
+    """The geometry as the kernels' int arguments (after `N H W C M kh kw sh sw dil_h dil_w pt pl OH OW`, the mode)."""
+    dims = (g.N, g.H, g.W, g.C, g.M, g.kh, g.kw, g.sh, g.sw, g.dil_h, g.dil_w, g.pt, g.pl, g.OH, g.OW)
     counts = {"channels C*M": g.C * g.M, "filter size": g.kh * g.kw * g.C * g.M, "padded height": g.H + g.pt + g.pb,
               "padded width": g.W + g.pl + g.pr}
     for what, value in counts.items():
@@ -165,11 +165,11 @@ def _input_grad_into(dx, grad_output, filters, g, compute):
         kernel((_blocks(dx.size),), (_THREADS,), (dy, _args.contiguous(filters, compute), dx, *_dims(g)))
 
 
-def _filter_grad_into(dw, db, x, grad_output, g, compute):
-    """Write the filter gradient into `dw` and, when `db` is not None, the bias gradient into `db`."""
+def _filter_grad_into(dfilters, dbias, x, grad_output, g, compute):
+    """Write the filter gradient into `dfilters` and, when `dbias` is not None, the bias gradient into `dbias`."""
     import cupy
 
-    taps = g.kh * g.kw + (db is not None)
+    taps = g.kh * g.kw + (dbias is not None)
     channels = g.C * g.M
     if not channels:
         return
@@ -188,9 +188,10 @@ def _filter_grad_into(dw, db, x, grad_output, g, compute):
     kernel((*tiles, splits), (channel_lanes, pixel_lanes), (x, dy, partials, np.int32(taps), *_dims(g)),
            shared_mem=_THREADS * compute.itemsize)
     total = taps * channels
-    finish = _kernel("sum_partials", dw.dtype, compute)
+    finish = _kernel("sum_partials", dfilters.dtype, compute)
     finish((_blocks(total),), (_THREADS,),
-           (partials, np.int32(splits), np.int32(total), np.int32(dw.size), dw, dw if db is None else db))
+           (partials, np.int32(splits), np.int32(total), np.int32(dfilters.size), dfilters,
+            dfilters if dbias is None else dbias))
 
 
 def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1, padding="VALID", *,
@@ -221,13 +222,13 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
                                padding_mode, dtype, filter_format, cupy)
     _check_threads(num_threads)
     with c.x.device:
-        dw = _args.output_array(out, c.shape, c.dtype, (("x", c.x), ("grad_output", c.grad_output)), "filter_shape",
-                                cupy, cupy.empty)
-        tf_dw = dw if c.filter_format == "tf" else cupy.empty(c.g.filter_shape, c.dtype)
-        _filter_grad_into(tf_dw, None, c.x, c.grad_output, c.g, c.compute)
-        if tf_dw is not dw:
-            dw[...] = _args.filters_in_format(tf_dw, c)
-    return dw
+        dfilters = _args.output_array(out, c.shape, c.dtype, (("x", c.x), ("grad_output", c.grad_output)),
+                                      "filter_shape", cupy, cupy.empty)
+        tf_dfilters = dfilters if c.filter_format == "tf" else cupy.empty(c.g.filter_shape, c.dtype)
+        _filter_grad_into(tf_dfilters, None, c.x, c.grad_output, c.g, c.compute)
+        if tf_dfilters is not dfilters:
+            dfilters[...] = _args.filters_in_format(tf_dfilters, c)
+    return dfilters
 
 
 def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *, data_format="NHWC", dilations=1,
