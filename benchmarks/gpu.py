@@ -75,9 +75,9 @@ def _case(shape, batch, layout, backward, rng):
         return (dwconv.depthwise_conv2d_backprop_input(cx.shape, cw, cdy, **args),
                 dwconv.depthwise_conv2d_backprop_filter(cx, cw.shape, cdy, **args))
 
-    (dx, dw), (tdx, tdw, _) = ours(), theirs()
+    (dx, dfilters), (tdx, tdfilters, _) = ours(), theirs()
     _agree(dx, to_layout(tdx), f"{shape.name} input gradient")
-    _agree(dw, tdw.permute(2, 3, 0, 1), f"{shape.name} filter gradient")
+    _agree(dfilters, tdfilters.permute(2, 3, 0, 1), f"{shape.name} filter gradient")
     return ours, theirs
 
 

@@ -16,10 +16,11 @@ import numpy as np
 from dwconv import _kernels
 from dwconv._names import ACTIVATIONS, PADDING_MODES
 
-__all__ = ["Geometry", "geometry", "shape_tuple", "as_array", "grad_output", "result_dtype", "contiguous",
-           "check_bias", "activation", "apply_activation", "round_into", "output_array", "resolve_threads", "is_int", "Call",
+__all__ = ["Geometry", "geometry", "shape_tuple", "as_array", "check_grad_output", "result_dtype", "contiguous",
+           "check_bias", "check_activation", "apply_activation", "round_into", "output_array", "resolve_threads",
+           "is_int", "Call",
            "Gradients", "forward_call", "input_grad_call", "filter_grad_call", "grad_call", "FILTER_FORMATS",
-           "filter_format", "filters_in_format", "PADDING_MODES", "ACTIVATIONS"]
+           "check_filter_format", "filters_in_format", "PADDING_MODES", "ACTIVATIONS"]
 
 _LAYOUTS = {"NHWC": "NHWC", "CHANNELS_LAST": "NHWC", "NCHW": "NCHW", "CHANNELS_FIRST": "NCHW"}
 _FLOAT16, _FLOAT32, _FLOAT64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
@@ -41,11 +42,11 @@ def _physical_memory():
 _MAX_RESULT_BYTES = min(np.iinfo(np.intp).max, _physical_memory())
 
 
-class Geometry(namedtuple("Geometry", "layout N H W C M kh kw sh sw dh dw pt pb pl pr OH OW mode")):
+class Geometry(namedtuple("Geometry", "layout N H W C M kh kw sh sw dil_h dil_w pt pb pl pr OH OW mode")):
     """Everything a kernel needs to know about one depthwise convolution.
 
     layout: "NHWC" or "NCHW"; N, H, W, C: the input; M: the channel multiplier; kh, kw: the kernel;
-    sh, sw: strides; dh, dw: dilations; pt, pb, pl, pr: padding top, bottom, left, right;
+    sh, sw: strides; dil_h, dil_w: dilations; pt, pb, pl, pr: padding top, bottom, left, right;
     OH, OW: the output's spatial size; mode: what the padding holds, a key of PADDING_MODES."""
 
     __slots__ = ()
@@ -66,7 +67,7 @@ class Geometry(namedtuple("Geometry", "layout N H W C M kh kw sh sw dh dw pt pb 
         return (self.kh, self.kw, self.C, self.M)
 
 
-def data_format(value):
+def check_data_format(value):
     """'NHWC' or 'NCHW' from any accepted spelling (None means TensorFlow's default, NHWC)."""
     if value is None:
         return "NHWC"
@@ -151,9 +152,9 @@ def padding_spec(value, layout):
     return tuple((int(a), int(b)) for a, b in pairs)
 
 
-def _same_padding(n, k, s, d):
+def _same_padding(n, k, s, dil):
     """TensorFlow's SAME: output ceil(n/s), the odd pixel of padding at the end."""
-    total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+    total = max((-(-n // s) - 1) * s + (k - 1) * dil + 1 - n, 0)
     return total // 2, total - total // 2
 
 
@@ -164,7 +165,7 @@ def shape_tuple(shape, name, ndims):
     return tuple(int(v) for v in items)
 
 
-def padding_mode(value):
+def check_padding_mode(value):
     if not (isinstance(value, str) and value in PADDING_MODES):
         raise ValueError(f"`padding_mode` must be one of {', '.join(map(repr, PADDING_MODES))}, got {value!r}")
     return value
@@ -192,7 +193,7 @@ _FORMAT_ALIASES = {"keras": "tf"}
 _FORMAT_NAMES = ", ".join(map(repr, (*FILTER_FORMATS, *_FORMAT_ALIASES)))
 
 
-def filter_format(value, name="filter_format"):
+def check_filter_format(value, name="filter_format"):
     """The FILTER_FORMATS key for a format's name."""
     key = _FORMAT_ALIASES.get(value, value) if isinstance(value, str) else None
     if key not in FILTER_FORMATS:
@@ -258,11 +259,11 @@ def _check_reading(shape, C, input_shape, layout, name, input_name):
             raise ValueError(f"{exc}; it would fit {fits}") from None
 
 
-def filters_in_format(tf_filters_, call):
+def filters_in_format(dfilters, call):
     """A filter gradient in dwconv's layout, as a view in the call's filter format."""
     if call.filter_format == "tf":
-        return tf_filters_
-    return FILTER_FORMATS[call.filter_format].from_tf(tf_filters_.reshape(call.g.filter_shape))
+        return dfilters
+    return FILTER_FORMATS[call.filter_format].from_tf(dfilters.reshape(call.g.filter_shape))
 
 
 # Argument types whose values a cache may stand for: no bools, floats or numpy scalars among them,
@@ -288,22 +289,22 @@ def _frozen(value):
     return tuple(items)
 
 
-def geometry(input_shape, filter_shape, strides, padding, data_format_=None, dilations=None,
-             input_name="x", filter_name="filters", padding_mode_="zeros"):
+def geometry(input_shape, filter_shape, strides, padding, data_format=None, dilations=None,
+             input_name="x", filter_name="filters", padding_mode="zeros"):
     """Validate shapes and arguments together and return the Geometry of the convolution.
 
     The shapes are tuples of ints (an array's, or from `shape_tuple`). The common cases are cached,
     as a training loop asks for the same geometry on every step: plain int and string arguments,
     and (keyed by a hashable copy) those with lists and tuples of them, such as paddings in
     TensorFlow's 4 pairs (uncached, a third of a small call's time)."""
-    arguments = (input_shape, filter_shape, strides, padding, data_format_, dilations, input_name, filter_name,
-                 padding_mode_)
+    arguments = (input_shape, filter_shape, strides, padding, data_format, dilations, input_name, filter_name,
+                 padding_mode)
     if (type(strides) in _PLAIN and type(padding) in _PLAIN and type(dilations) in _PLAIN
-            and type(data_format_) in _PLAIN and type(padding_mode_) in _PLAIN):
+            and type(data_format) in _PLAIN and type(padding_mode) in _PLAIN):
         return _cached_geometry(*arguments)
-    key = (input_shape, filter_shape, _frozen(strides), _frozen(padding), data_format_, _frozen(dilations),
-           input_name, filter_name, padding_mode_)
-    if _UNCACHED in key[2:6] or type(data_format_) not in _PLAIN or type(padding_mode_) not in _PLAIN:
+    key = (input_shape, filter_shape, _frozen(strides), _frozen(padding), data_format, _frozen(dilations),
+           input_name, filter_name, padding_mode)
+    if _UNCACHED in key[2:6] or type(data_format) not in _PLAIN or type(padding_mode) not in _PLAIN:
         return _geometry(*arguments)
     g = _GEOMETRIES.get(key)
     if g is None:
@@ -314,10 +315,10 @@ def geometry(input_shape, filter_shape, strides, padding, data_format_=None, dil
     return g
 
 
-def _geometry(input_shape, filter_shape, strides, padding, data_format_, dilations, input_name, filter_name,
-              padding_mode_):
-    layout = data_format(data_format_)
-    mode = padding_mode(padding_mode_)
+def _geometry(input_shape, filter_shape, strides, padding, data_format, dilations, input_name, filter_name,
+              padding_mode):
+    layout = check_data_format(data_format)
+    mode = check_padding_mode(padding_mode)
     if len(input_shape) != 4:
         hint = f"; for one image, add the batch axis: {input_name}[None]" if len(input_shape) == 3 else ""
         raise ValueError(f"`{input_name}` must be 4-D ({', '.join(layout)}), got shape {tuple(input_shape)}{hint}")
@@ -335,24 +336,24 @@ def _geometry(input_shape, filter_shape, strides, padding, data_format_, dilatio
     if kh < 1 or kw < 1:
         raise ValueError(f"`{filter_name}` must have a kernel of at least 1x1, got shape {tuple(filter_shape)}")
     sh, sw = spatial_pair(strides, "strides", layout)
-    dh, dw = spatial_pair(1 if dilations is None else dilations, "dilations", layout)
+    dil_h, dil_w = spatial_pair(1 if dilations is None else dilations, "dilations", layout)
     pad = padding_spec(padding, layout)
     if pad == "VALID":
         pad = ((0, 0), (0, 0))
     elif pad == "SAME":
-        pad = (_same_padding(H, kh, sh, dh), _same_padding(W, kw, sw, dw))
+        pad = (_same_padding(H, kh, sh, dil_h), _same_padding(W, kw, sw, dil_w))
     (pt, pb), (pl, pr) = pad
-    if mode != "zeros" and (H == 0 and pt + pb or W == 0 and pl + pr):
+    if PADDING_MODES[mode] != "constant" and (H == 0 and pt + pb or W == 0 and pl + pr):
         axis = "height" if H == 0 and pt + pb else "width"
         raise ValueError(f"`padding_mode`={mode!r} cannot pad the empty {axis} of `{input_name}` (shape "
                          f"{tuple(input_shape)}): there are no values to repeat; use 'zeros'")
-    eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    eh, ew = (kh - 1) * dil_h + 1, (kw - 1) * dil_w + 1
     if eh > H + pt + pb or ew > W + pl + pr:
         raise ValueError(
-            f"`{filter_name}`: the kernel {kh}x{kw} with dilations ({dh}, {dw}) spans {eh}x{ew}, larger than "
+            f"`{filter_name}`: the kernel {kh}x{kw} with dilations ({dil_h}, {dil_w}) spans {eh}x{ew}, larger than "
             f"the padded input {H + pt + pb}x{W + pl + pr} (`padding`={padding!r})")
     OH, OW = (H + pt + pb - eh) // sh + 1, (W + pl + pr - ew) // sw + 1
-    return Geometry(layout, N, H, W, C, M, kh, kw, sh, sw, dh, dw, pt, pb, pl, pr, OH, OW, mode)
+    return Geometry(layout, N, H, W, C, M, kh, kw, sh, sw, dil_h, dil_w, pt, pb, pl, pr, OH, OW, mode)
 
 
 _cached_geometry = functools.lru_cache(maxsize=_MAX_GEOMETRIES)(_geometry)
@@ -393,7 +394,7 @@ def _not_an_array(value, name, exc):
     return TypeError(f"`{name}` is a {kind} that NumPy cannot take as it is ({exc}): {fix}")
 
 
-def grad_output(value, g, xp=np):
+def check_grad_output(value, g, xp=np):
     """`value` as the gradient of the forward output of geometry `g`: an array of exactly its shape."""
     value = as_array(value, "grad_output", xp)
     if value.shape != g.output_shape:
@@ -455,7 +456,7 @@ def contiguous(array, dtype):
     return array.astype(dtype, order="C", copy=False)
 
 
-def activation(value):
+def check_activation(value):
     """None, one of ACTIVATIONS, or a callable applied to the result."""
     if value is None or callable(value) or (isinstance(value, str) and value in ACTIVATIONS):
         return value
@@ -490,80 +491,80 @@ Gradients = namedtuple("Gradients", "input filters bias")
 Gradients.__doc__ = "The gradients of a depthwise convolution with respect to its input, filters and bias."
 
 
-def _in_tf_layout(filters, key, input_shape, data_format_, name, input_name):
+def _in_tf_layout(filters, key, input_shape, data_format, name, input_name):
     """tf_filters, beside a 4-D input (beside another, the filters as given: the geometry says what
     is wrong)."""
     if len(input_shape) != 4:
         return filters
-    return tf_filters(filters, key, input_shape, data_format(data_format_), name, input_name)
+    return tf_filters(filters, key, input_shape, check_data_format(data_format), name, input_name)
 
 
-def _read_filters(filters, filter_format_, input_shape, data_format_, input_name="x"):
+def _read_filters(filters, filter_format, input_shape, data_format, input_name="x"):
     """The filters in dwconv's own layout, and the format's key."""
-    key = None if filter_format_ is None else filter_format(filter_format_)
-    return _in_tf_layout(filters, key, input_shape, data_format_, "filters", input_name), key or "tf"
+    key = None if filter_format is None else check_filter_format(filter_format)
+    return _in_tf_layout(filters, key, input_shape, data_format, "filters", input_name), key or "tf"
 
 
-def read_filter_shape(filter_shape, filter_format_, input_shape, data_format_, input_name="x"):
-    """A `filter_shape` given in filter format `filter_format_`: as a tuple, in dwconv's own layout,
+def read_filter_shape(filter_shape, filter_format, input_shape, data_format, input_name="x"):
+    """A `filter_shape` given in filter format `filter_format`: as a tuple, in dwconv's own layout,
     and the format's key."""
-    key = None if filter_format_ is None else filter_format(filter_format_)
+    key = None if filter_format is None else check_filter_format(filter_format)
     ndims = (3, 4) if key in (None, "tf") else (FILTER_FORMATS[key].ndim,)
     filter_shape = shape_tuple(filter_shape, "filter_shape", ndims)
-    return (filter_shape, _in_tf_layout(filter_shape, key, input_shape, data_format_, "filter_shape", input_name),
+    return (filter_shape, _in_tf_layout(filter_shape, key, input_shape, data_format, "filter_shape", input_name),
             key or "tf")
 
 
-def forward_call(x, filters, strides, padding, data_format_, dilations, padding_mode_, bias, activation_, dtype,
-                 filter_format_=None, xp=np):
+def forward_call(x, filters, strides, padding, data_format, dilations, padding_mode, bias, activation, dtype,
+                 filter_format=None, xp=np):
     """The checked arguments of ``depthwise_conv2d``."""
     x, filters = as_array(x, "x", xp), as_array(filters, "filters", xp)
-    filters, key = _read_filters(filters, filter_format_, x.shape, data_format_)
-    g = geometry(x.shape, filters.shape, strides, padding, data_format_, dilations, padding_mode_=padding_mode_)
-    activation_ = activation(activation_)
+    filters, key = _read_filters(filters, filter_format, x.shape, data_format)
+    g = geometry(x.shape, filters.shape, strides, padding, data_format, dilations, padding_mode=padding_mode)
+    activation = check_activation(activation)
     # (a bias with a dtype of its own counts; a list, like a Python float in NumPy, takes the result's)
     typed_bias = (as_array(bias, "bias", xp),) if hasattr(bias, "dtype") else ()
     dtype, compute = result_dtype(dtype, (x,), filters, *typed_bias, integers=True)
-    return Call(g, g.output_shape, dtype, compute, x, filters, None, check_bias(bias, g, compute, xp), activation_,
+    return Call(g, g.output_shape, dtype, compute, x, filters, None, check_bias(bias, g, compute, xp), activation,
                 key)
 
 
-def input_grad_call(input_shape, filters, grad_output_, strides, padding, data_format_, dilations, padding_mode_,
-                    dtype, filter_format_=None, xp=np):
+def input_grad_call(input_shape, filters, grad_output, strides, padding, data_format, dilations, padding_mode,
+                    dtype, filter_format=None, xp=np):
     """The checked arguments of ``depthwise_conv2d_backprop_input``."""
     filters = as_array(filters, "filters", xp)
     input_shape = shape_tuple(input_shape, "input_shape", (4,))
-    filters, key = _read_filters(filters, filter_format_, input_shape, data_format_, input_name="input_shape")
-    g = geometry(input_shape, filters.shape, strides, padding, data_format_, dilations, "input_shape",
-                 padding_mode_=padding_mode_)
-    grad_output_ = grad_output(grad_output_, g, xp)
-    dtype, compute = result_dtype(dtype, (grad_output_,), filters)
-    return Call(g, g.input_shape, dtype, compute, None, filters, grad_output_, filter_format=key)
+    filters, key = _read_filters(filters, filter_format, input_shape, data_format, input_name="input_shape")
+    g = geometry(input_shape, filters.shape, strides, padding, data_format, dilations, "input_shape",
+                 padding_mode=padding_mode)
+    grad_output = check_grad_output(grad_output, g, xp)
+    dtype, compute = result_dtype(dtype, (grad_output,), filters)
+    return Call(g, g.input_shape, dtype, compute, None, filters, grad_output, filter_format=key)
 
 
-def filter_grad_call(x, filter_shape, grad_output_, strides, padding, data_format_, dilations, padding_mode_,
-                     dtype, filter_format_=None, xp=np):
+def filter_grad_call(x, filter_shape, grad_output, strides, padding, data_format, dilations, padding_mode,
+                     dtype, filter_format=None, xp=np):
     """The checked arguments of ``depthwise_conv2d_backprop_filter``; the result's shape is
     `filter_shape` as given, 3-D or 4-D, in the filter format."""
     x = as_array(x, "x", xp)
-    filter_shape, tf_shape, key = read_filter_shape(filter_shape, filter_format_, x.shape, data_format_)
-    g = geometry(x.shape, tf_shape, strides, padding, data_format_, dilations, "x", "filter_shape",
-                 padding_mode_=padding_mode_)
-    grad_output_ = grad_output(grad_output_, g, xp)
-    dtype, compute = result_dtype(dtype, (x, grad_output_))
-    return Call(g, filter_shape, dtype, compute, x, None, grad_output_, filter_format=key)
+    filter_shape, tf_shape, key = read_filter_shape(filter_shape, filter_format, x.shape, data_format)
+    g = geometry(x.shape, tf_shape, strides, padding, data_format, dilations, "x", "filter_shape",
+                 padding_mode=padding_mode)
+    grad_output = check_grad_output(grad_output, g, xp)
+    dtype, compute = result_dtype(dtype, (x, grad_output))
+    return Call(g, filter_shape, dtype, compute, x, None, grad_output, filter_format=key)
 
 
-def grad_call(x, filters, grad_output_, strides, padding, data_format_, dilations, padding_mode_, dtype,
-              filter_format_=None, xp=np):
+def grad_call(x, filters, grad_output, strides, padding, data_format, dilations, padding_mode, dtype,
+              filter_format=None, xp=np):
     """The checked arguments of ``depthwise_conv2d_grad`` (whose results have the shapes of `x`,
     `filters` and the bias)."""
     x, filters = as_array(x, "x", xp), as_array(filters, "filters", xp)
-    filters, key = _read_filters(filters, filter_format_, x.shape, data_format_)
-    g = geometry(x.shape, filters.shape, strides, padding, data_format_, dilations, padding_mode_=padding_mode_)
-    grad_output_ = grad_output(grad_output_, g, xp)
-    dtype, compute = result_dtype(dtype, (x, grad_output_), filters)
-    return Call(g, None, dtype, compute, x, filters, grad_output_, filter_format=key)
+    filters, key = _read_filters(filters, filter_format, x.shape, data_format)
+    g = geometry(x.shape, filters.shape, strides, padding, data_format, dilations, padding_mode=padding_mode)
+    grad_output = check_grad_output(grad_output, g, xp)
+    dtype, compute = result_dtype(dtype, (x, grad_output), filters)
+    return Call(g, None, dtype, compute, x, filters, grad_output, filter_format=key)
 
 
 def _aligned_empty(shape, dtype):

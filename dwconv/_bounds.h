@@ -148,34 +148,34 @@ static ptrdiff_t dw_mask_span(const unsigned char *mask, ptrdiff_t npix, ptrdiff
         dw_active->taps_##sfx(src, src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, bias_c, dst, \
                               dst_row, dst_pix, dst_c, na, nb, nrows, npix, nc, accumulate);             \
     }                                                                                                    \
-    static void dw_checked_dot_##sfx(const T *src, ptrdiff_t src_pix, ptrdiff_t src_c, const T *g,       \
-                                     ptrdiff_t g_pix, ptrdiff_t g_c, T *acc, ptrdiff_t acc_c, ptrdiff_t npix, \
+    static void dw_checked_dot_##sfx(const T *src, ptrdiff_t src_pix, ptrdiff_t src_c, const T *dy,      \
+                                     ptrdiff_t dy_pix, ptrdiff_t dy_c, T *acc, ptrdiff_t acc_c, ptrdiff_t npix, \
                                      ptrdiff_t nc)                                                       \
     {                                                                                                    \
         if (src) DW_CHECK("dot: src", src, T, 0, npix, nc, src_pix, src_c);                              \
-        DW_CHECK("dot: g", g, T, 0, npix, nc, g_pix, g_c);                                               \
+        DW_CHECK("dot: dy", dy, T, 0, npix, nc, dy_pix, dy_c);                                           \
         DW_CHECK("dot: acc", acc, T, 1, nc, acc_c);                                                      \
-        dw_active->dot_##sfx(src, src_pix, src_c, g, g_pix, g_c, acc, acc_c, npix, nc);                  \
+        dw_active->dot_##sfx(src, src_pix, src_c, dy, dy_pix, dy_c, acc, acc_c, npix, nc);               \
     }                                                                                                    \
-    static void dw_checked_dot_taps_##sfx(const T *src, ptrdiff_t src_pix, ptrdiff_t src_tap, const T *g, \
-                                          ptrdiff_t g_pix, T *acc, ptrdiff_t acc_tap, ptrdiff_t ntap,      \
+    static void dw_checked_dot_taps_##sfx(const T *src, ptrdiff_t src_pix, ptrdiff_t src_tap, const T *dy, \
+                                          ptrdiff_t dy_pix, T *acc, ptrdiff_t acc_tap, ptrdiff_t ntap,     \
                                           ptrdiff_t npix, ptrdiff_t nc)                                  \
     {                                                                                                    \
         DW_CHECK("dot_taps: src", src, T, 0, npix, ntap, nc, src_pix, src_tap, 1);                       \
-        DW_CHECK("dot_taps: g", g, T, 0, ntap, npix, nc, 0, g_pix, 1);                                   \
+        DW_CHECK("dot_taps: dy", dy, T, 0, ntap, npix, nc, 0, dy_pix, 1);                                \
         DW_CHECK("dot_taps: acc", acc, T, 1, ntap, nc, acc_tap, 1);                                      \
-        dw_active->dot_taps_##sfx(src, src_pix, src_tap, g, g_pix, acc, acc_tap, ntap, npix, nc);        \
+        dw_active->dot_taps_##sfx(src, src_pix, src_tap, dy, dy_pix, acc, acc_tap, ntap, npix, nc);      \
     }                                                                                                    \
-    static int dw_checked_dot_window_##sfx(const T *const *rows, ptrdiff_t src_pix, ptrdiff_t src_tap, const T *g, \
-                                           ptrdiff_t g_pix, T *acc, ptrdiff_t acc_tap, T *bias_acc, ptrdiff_t kh, \
+    static int dw_checked_dot_window_##sfx(const T *const *rows, ptrdiff_t src_pix, ptrdiff_t src_tap, const T *dy, \
+                                           ptrdiff_t dy_pix, T *acc, ptrdiff_t acc_tap, T *bias_acc, ptrdiff_t kh, \
                                            ptrdiff_t kw, ptrdiff_t npix, ptrdiff_t nc)                   \
     {                                                                                                    \
         for (ptrdiff_t a = 0; a < kh; a++)                                                               \
             DW_CHECK("dot_window: rows[a]", rows[a], T, 0, npix, kw, nc, src_pix, src_tap, 1);           \
-        DW_CHECK("dot_window: g", g, T, 0, npix, nc, g_pix, 1);                                          \
+        DW_CHECK("dot_window: dy", dy, T, 0, npix, nc, dy_pix, 1);                                       \
         DW_CHECK("dot_window: acc", acc, T, 1, kh * kw, nc, acc_tap, 1);                                 \
         if (bias_acc) DW_CHECK("dot_window: bias_acc", bias_acc, T, 1, nc, 1);                           \
-        return dw_active->dot_window_##sfx(rows, src_pix, src_tap, g, g_pix, acc, acc_tap, bias_acc, kh, kw, npix, nc); \
+        return dw_active->dot_window_##sfx(rows, src_pix, src_tap, dy, dy_pix, acc, acc_tap, bias_acc, kh, kw, npix, nc); \
     }                                                                                                    \
     static void dw_checked_transpose_##sfx(const T *src, ptrdiff_t src_b, T *dst, ptrdiff_t dst_a, ptrdiff_t na, \
                                            ptrdiff_t nb, int nt)                                                 \
@@ -185,29 +185,29 @@ static ptrdiff_t dw_mask_span(const unsigned char *mask, ptrdiff_t npix, ptrdiff
         dw_active->transpose_##sfx(src, src_b, dst, dst_a, na, nb, nt);                                      \
     }                                                                                                    \
     static void dw_checked_row_##sfx(const T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t kh,   \
-                                     ptrdiff_t kw, ptrdiff_t sw, ptrdiff_t dw, const T *w, ptrdiff_t w_tap,  \
+                                     ptrdiff_t kw, ptrdiff_t sw, ptrdiff_t dil_w, const T *w, ptrdiff_t w_tap, \
                                      const T *bias, T *dst, ptrdiff_t dst_pix, ptrdiff_t npix, ptrdiff_t nc, int nt) \
     {                                                                                                    \
         /* a stride-2 plane reads one element past each vector's last pixel */                           \
         const ptrdiff_t past = nc == 1 && sw == 2;                                                       \
         for (ptrdiff_t a = 0; a < kh; a++)                                                               \
-            DW_CHECK("row: rows[a]", rows[a] + off, T, 0, npix, kw, nc + past, sw * src_pix, dw * src_pix, 1); \
+            DW_CHECK("row: rows[a]", rows[a] + off, T, 0, npix, kw, nc + past, sw * src_pix, dil_w * src_pix, 1); \
         DW_CHECK("row: w", w, T, 0, kh * kw, nc, w_tap, 1);                                              \
         if (bias) DW_CHECK("row: bias", bias, T, 0, nc, 1);                                              \
         DW_CHECK("row: dst", dst, T, 1, npix, nc, dst_pix, 1);                                           \
-        dw_active->row_##sfx(rows, off, src_pix, kh, kw, sw, dw, w, w_tap, bias, dst, dst_pix, npix, nc, nt); \
+        dw_active->row_##sfx(rows, off, src_pix, kh, kw, sw, dil_w, w, w_tap, bias, dst, dst_pix, npix, nc, nt); \
     }                                                                                                    \
     static void dw_checked_plane_rows_##sfx(const T *const *rows, ptrdiff_t off, ptrdiff_t kh, ptrdiff_t kw,     \
-                                            ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dw, const T *w, ptrdiff_t w_tap, const T *bias, T *dst,   \
+                                            ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dil_w, const T *w, ptrdiff_t w_tap, const T *bias, T *dst, \
                                             ptrdiff_t dst_row, ptrdiff_t npix, int nt)                   \
     {                                                                                                    \
         /* (a stride-2 vector reads one element past its last pixel) */                                  \
         for (ptrdiff_t i = 0; i < (DW_PLANE_ROWS - 1) * sh + kh; i++)                                    \
-            DW_CHECK("plane_rows: rows[i]", rows[i] + off, T, 0, npix, kw, 1 + (sw == 2), sw, dw, 1);     \
+            DW_CHECK("plane_rows: rows[i]", rows[i] + off, T, 0, npix, kw, 1 + (sw == 2), sw, dil_w, 1);  \
         DW_CHECK("plane_rows: w", w, T, 0, kh * kw, w_tap);                                              \
         if (bias) DW_CHECK("plane_rows: bias", bias, T, 0, 1, 1);                                        \
         DW_CHECK("plane_rows: dst", dst, T, 1, DW_PLANE_ROWS, npix, dst_row, 1);                         \
-        dw_active->plane_rows_##sfx(rows, off, kh, kw, sh, sw, dw, w, w_tap, bias, dst, dst_row, npix, nt);      \
+        dw_active->plane_rows_##sfx(rows, off, kh, kw, sh, sw, dil_w, w, w_tap, bias, dst, dst_row, npix, nt);   \
     }                                                                                                    \
     static void dw_checked_flat_##sfx(const T *src, ptrdiff_t src_plane, const ptrdiff_t *off,                \
                                       const unsigned char *masks, ptrdiff_t mask_row, ptrdiff_t ntaps, const T *w, \
@@ -225,18 +225,19 @@ static ptrdiff_t dw_mask_span(const unsigned char *mask, ptrdiff_t npix, ptrdiff
                               dst_plane, npix, np, nt);                                                  \
     }                                                                                                    \
     static void dw_checked_flat_dot_##sfx(const T *src, ptrdiff_t src_plane, ptrdiff_t src_image, const ptrdiff_t *off, \
-                                          const unsigned char *masks, ptrdiff_t mask_row, ptrdiff_t ntaps, const T *g, \
-                                          ptrdiff_t g_plane, ptrdiff_t g_image, T *acc, ptrdiff_t acc_tap,          \
-                                          T *bias_acc, ptrdiff_t npix, ptrdiff_t np, ptrdiff_t n_images)           \
+                                          const unsigned char *masks, ptrdiff_t mask_row, ptrdiff_t ntaps, \
+                                          const T *dy, ptrdiff_t dy_plane, ptrdiff_t dy_image, T *acc,   \
+                                          ptrdiff_t acc_tap, T *bias_acc, ptrdiff_t npix, ptrdiff_t np,  \
+                                          ptrdiff_t n_images)                                            \
     {                                                                                                    \
         for (ptrdiff_t t = 0; t < ntaps; t++) {                                                          \
             ptrdiff_t first, n = dw_mask_span(masks + t * mask_row, npix, &first);                       \
             if (n) DW_CHECK("flat_dot: src", src + off[t] + first, T, 0, n_images, np, n, src_image, src_plane, 1); \
         }                                                                                                \
-        DW_CHECK("flat_dot: g", g, T, 0, n_images, np, npix, g_image, g_plane, 1);                       \
+        DW_CHECK("flat_dot: dy", dy, T, 0, n_images, np, npix, dy_image, dy_plane, 1);                   \
         DW_CHECK("flat_dot: acc", acc, T, 1, ntaps, np, acc_tap, 1);                                     \
         if (bias_acc) DW_CHECK("flat_dot: bias_acc", bias_acc, T, 1, np, 1);                             \
-        dw_active->flat_dot_##sfx(src, src_plane, src_image, off, masks, mask_row, ntaps, g, g_plane, g_image, acc, \
+        dw_active->flat_dot_##sfx(src, src_plane, src_image, off, masks, mask_row, ntaps, dy, dy_plane, dy_image, acc, \
                                   acc_tap, bias_acc, npix, np, n_images);                               \
     }                                                                                                    \
     static void dw_checked_copy_##sfx(T *dst, ptrdiff_t dst_pix, const T *src, ptrdiff_t src_pix, ptrdiff_t npix, \

@@ -170,7 +170,7 @@ def _filter_and_bias_grad(x, grad_output, g, compute, out_filters, out_bias, n_t
             grad_output = _flat(_args.contiguous(grad_output, compute))
             bias = None if out_bias is None else np.empty(out_bias.shape, compute)
             _computed_into(out_filters, compute,
-                           lambda dw: _kernels.filter_grad(x, grad_output, dw, bias, g, n_threads))
+                           lambda dfilters: _kernels.filter_grad(x, grad_output, dfilters, bias, g, n_threads))
             if out_bias is not None:
                 np.copyto(out_bias, bias, casting="same_kind")
             return

@@ -1,6 +1,6 @@
 // dwconv's CUDA kernels, compiled by NVRTC (through cupy.RawModule) once per specialization.
-// dwconv/_cupy.py puts before this source the enums Mode and Activation, in the order of the codes
-// it passes (dwconv._args's), and the macros PIXELS and TAPS_PER_THREAD, which it also launches by.
+// dwconv/_cupy.py puts before this source the enums Mode and Activation, generated from the codes
+// it passes (dwconv._names's), and the macros PIXELS and TAPS_PER_THREAD, which it also launches by.
 
 typedef unsigned short half_t;  // float16 bits, converted with the PTX instructions cuda_fp16.h uses
 
@@ -85,7 +85,7 @@ __device__ __forceinline__ Index unflatten(long long t, int H, int W, int C) {
     return i;
 }
 
-#define GEOMETRY int N, int H, int W, int C, int M, int kh, int kw, int sh, int sw, int dh, int dw, \
+#define GEOMETRY int N, int H, int W, int C, int M, int kh, int kw, int sh, int sw, int dil_h, int dil_w, \
                  int pt, int pl, int OH, int OW, int mode
 #define GRID_STRIDE_LOOP(t, total) \
     for (long long t = blockIdx.x * (long long)blockDim.x + threadIdx.x; t < (total); \
@@ -108,8 +108,8 @@ __global__ void forward(const Tx *x, const A *w, const A *bias, int has_bias, Ty
                 const A tap = w[(i * kw + j) * CM + o.c];
                 #pragma unroll
                 for (int p = 0; p < PIXELS; ++p) {
-                    const int ih = source((oh0 + (NHWC ? 0 : p)) * sh + i * dh - pt, H, mode);
-                    const int iw = source((ow0 + (NHWC ? p : 0)) * sw + j * dw - pl, W, mode);
+                    const int ih = source((oh0 + (NHWC ? 0 : p)) * sh + i * dil_h - pt, H, mode);
+                    const int iw = source((ow0 + (NHWC ? p : 0)) * sw + j * dil_w - pl, W, mode);
                     if (ih >= 0 && iw >= 0) acc[p] += tap * value(x[at<NHWC>(o.n, ih, iw, c, H, W, C)]);
                 }
             }
@@ -126,24 +126,24 @@ __global__ void forward(const Tx *x, const A *w, const A *bias, int has_bias, Ty
 // the output whose tap lands on `in` itself; in the padding modes other than zeros, candidates
 // 1.. are the outputs whose tap lands in the padding ([0, before) before the input, [after, out)
 // after it), which read `in` where source() maps their coordinate to it.
-struct Readers { int in, n, t, pad, s, d, out, mode, before, after, count; };
+struct Readers { int in, n, t, pad, s, dil, out, mode, before, after, count; };
 
-__device__ __forceinline__ Readers readers(int in, int n, int t, int pad, int s, int d, int out, int mode) {
-    const int before = min(max(ceil_div(pad - t * d, s), 0), out);
-    const int after = min(max(ceil_div(n + pad - t * d, s), before), out);
+__device__ __forceinline__ Readers readers(int in, int n, int t, int pad, int s, int dil, int out, int mode) {
+    const int before = min(max(ceil_div(pad - t * dil, s), 0), out);
+    const int after = min(max(ceil_div(n + pad - t * dil, s), before), out);
     const int count = mode == ZEROS ? 1 : 1 + before + out - after;
-    const Readers r = {in, n, t, pad, s, d, out, mode, before, after, count};
+    const Readers r = {in, n, t, pad, s, dil, out, mode, before, after, count};
     return r;
 }
 
 // The k-th candidate of r, or -1 where it does not read r.in.
 __device__ __forceinline__ int reader(const Readers &r, int k) {
     if (k == 0) {
-        const int q = r.in + r.pad - r.t * r.d;
+        const int q = r.in + r.pad - r.t * r.dil;
         return q >= 0 && q % r.s == 0 && q / r.s < r.out ? q / r.s : -1;
     }
     const int o = k - 1 < r.before ? k - 1 : r.after + (k - 1 - r.before);
-    return source(o * r.s + r.t * r.d - r.pad, r.n, r.mode) == r.in ? o : -1;
+    return source(o * r.s + r.t * r.dil - r.pad, r.n, r.mode) == r.in ? o : -1;
 }
 
 // dx = the gradient of sum(y * dy) with respect to x: one input pixel and channel per thread.
@@ -154,12 +154,12 @@ __global__ void input_grad(const Tdy *dy, const A *w, Tdx *dx, GEOMETRY) {
         const Index in = unflatten<NHWC>(t, H, W, C);
         A acc = A(0);
         for (int i = 0; i < kh; ++i) {
-            const Readers rows = readers(in.h, H, i, pt, sh, dh, OH, mode);
+            const Readers rows = readers(in.h, H, i, pt, sh, dil_h, OH, mode);
             for (int kr = 0; kr < rows.count; ++kr) {
                 const int oh = reader(rows, kr);
                 if (oh < 0) continue;
                 for (int j = 0; j < kw; ++j) {
-                    const Readers cols = readers(in.w, W, j, pl, sw, dw, OW, mode);
+                    const Readers cols = readers(in.w, W, j, pl, sw, dil_w, OW, mode);
                     for (int kc = 0; kc < cols.count; ++kc) {
                         const int ow = reader(cols, kc);
                         if (ow < 0) continue;
@@ -193,16 +193,16 @@ __global__ void filter_grad_partials(const Tx *x, const Tdy *dy, A *partials, in
     if (co < CM) {
         for (long long p = begin + threadIdx.y; p < end; p += blockDim.y) {
             const int ow = (int)(p % OW), oh = (int)(p / OW % OH), n = (int)(p / OW / OH);
-            const A g = value(dy[at<NHWC>(n, oh, ow, co, OH, OW, CM)]);
+            const A dyv = value(dy[at<NHWC>(n, oh, ow, co, OH, OW, CM)]);
             #pragma unroll
             for (int k = 0; k < TAPS_PER_THREAD; ++k) {
                 const int tap = tap0 + k;
                 if (tap < kh * kw) {
-                    const int ih = source(oh * sh + tap / kw * dh - pt, H, mode);
-                    const int iw = source(ow * sw + tap % kw * dw - pl, W, mode);
-                    if (ih >= 0 && iw >= 0) acc[k] += g * value(x[at<NHWC>(n, ih, iw, co / M, H, W, C)]);
+                    const int ih = source(oh * sh + tap / kw * dil_h - pt, H, mode);
+                    const int iw = source(ow * sw + tap % kw * dil_w - pl, W, mode);
+                    if (ih >= 0 && iw >= 0) acc[k] += dyv * value(x[at<NHWC>(n, ih, iw, co / M, H, W, C)]);
                 } else if (tap < taps) {
-                    acc[k] += g;  // the bias
+                    acc[k] += dyv;  // the bias
                 }
             }
         }
@@ -223,12 +223,12 @@ __global__ void filter_grad_partials(const Tx *x, const Tdy *dy, A *partials, in
     }
 }
 
-// dw[t] (t < filter_count), then db[t - filter_count]: the partial sums of each, in order.
+// dfilters[t] (t < filter_count), then dbias[t - filter_count]: the partial sums of each, in order.
 template <typename Tw, typename A>
-__global__ void sum_partials(const A *partials, int splits, int count, int filter_count, Tw *dw, Tw *db) {
+__global__ void sum_partials(const A *partials, int splits, int count, int filter_count, Tw *dfilters, Tw *dbias) {
     GRID_STRIDE_LOOP(t, count) {
         A sum = A(0);
         for (int z = 0; z < splits; ++z) sum += partials[(long long)z * count + t];
-        store(t < filter_count ? &dw[t] : &db[t - filter_count], sum);
+        store(t < filter_count ? &dfilters[t] : &dbias[t - filter_count], sum);
     }
 }

@@ -28,7 +28,7 @@ import importlib.resources
 
 import numpy as np
 
-from dwconv import _args, _kernels
+from dwconv import _args, _kernels, _names
 
 __all__ = ["owns", "depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_conv2d_backprop_filter",
            "depthwise_conv2d_grad", "available"]
@@ -43,8 +43,6 @@ _INT32_MAX = 2**31 - 1
 PIXELS = 4  # forward outputs per thread
 TAPS_PER_THREAD = 8  # filter-gradient taps summed by one thread in one pass over its pixels
 OPTIONS = ("-std=c++14",)
-_MODE_CODES = {name: code for code, name in enumerate(_args.PADDING_MODES)}
-_ACTIVATION_CODES = {name: code for code, name in enumerate((None, *_args.ACTIVATIONS))}
 
 
 def owns(value):
@@ -106,7 +104,7 @@ def _device_arrays(**named):
     devices = {name: a.device.id for name, a in arrays.items()}
     if len(set(devices.values())) > 1:
         raise ValueError("dwconv's arrays must be on one GPU, got "
-                         + ", ".join(f"`{name}` on device {d}" for name, d in devices.items()))
+                         + ", ".join(f"`{name}` on device {device}" for name, device in devices.items()))
     return [arrays.get(name) for name in named]
 
 
@@ -116,14 +114,14 @@ def _storage(dtype, compute):
 
 
 def _dims(g):
-    """The geometry as the kernels' int arguments (after `N H W C M kh kw sh sw dh dw pt pl OH OW`, the mode)."""
-    dims = (g.N, g.H, g.W, g.C, g.M, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, g.OH, g.OW)
+    """The geometry as the kernels' int arguments (after `N H W C M kh kw sh sw dil_h dil_w pt pl OH OW`, the mode)."""
+    dims = (g.N, g.H, g.W, g.C, g.M, g.kh, g.kw, g.sh, g.sw, g.dil_h, g.dil_w, g.pt, g.pl, g.OH, g.OW)
     counts = {"channels C*M": g.C * g.M, "filter size": g.kh * g.kw * g.C * g.M, "padded height": g.H + g.pt + g.pb,
               "padded width": g.W + g.pl + g.pr}
     for what, value in counts.items():
         if value > _INT32_MAX:
             raise ValueError(f"the GPU kernels index one image with 32-bit ints: the {what} {value} is too large")
-    return tuple(np.int32(v) for v in dims) + (np.int32(_MODE_CODES[g.mode]),)
+    return tuple(np.int32(v) for v in dims) + (np.int32(_names.MODE_CODES[g.mode]),)
 
 
 def _check_threads(num_threads):
@@ -155,7 +153,7 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
             target = cupy.empty(y.shape, compute) if y.dtype.kind in "iu" else y
             kernel = _kernel("forward", x.dtype, target.dtype, compute, g.layout)
             groups = g.N * g.C * g.M * (g.OH * -(-g.OW // PIXELS) if g.layout == "NHWC" else g.OW * -(-g.OH // PIXELS))
-            fused = _ACTIVATION_CODES[None if callable(c.activation) else c.activation]
+            fused = _names.ACTIVATION_CODES[None if callable(c.activation) else c.activation]
             kernel((_blocks(groups),), (_THREADS,),  # without a bias, the kernel is given w in its place, unread
                    (x, w, w if c.bias is None else c.bias, np.int32(c.bias is not None), target, *_dims(g),
                     np.int32(fused)))
@@ -173,11 +171,11 @@ def _input_grad_into(dx, grad_output, filters, g, compute):
         kernel((_blocks(dx.size),), (_THREADS,), (dy, _args.contiguous(filters, compute), dx, *_dims(g)))
 
 
-def _filter_grad_into(dw, db, x, grad_output, g, compute):
-    """Write the filter gradient into `dw` and, when `db` is not None, the bias gradient into `db`."""
+def _filter_grad_into(dfilters, dbias, x, grad_output, g, compute):
+    """Write the filter gradient into `dfilters` and, when `dbias` is not None, the bias gradient into `dbias`."""
     import cupy
 
-    taps = g.kh * g.kw + (db is not None)
+    taps = g.kh * g.kw + (dbias is not None)
     channels = g.C * g.M
     if not channels:
         return
@@ -196,9 +194,10 @@ def _filter_grad_into(dw, db, x, grad_output, g, compute):
     kernel((*tiles, splits), (channel_lanes, pixel_lanes), (x, dy, partials, np.int32(taps), *_dims(g)),
            shared_mem=_THREADS * compute.itemsize)
     total = taps * channels
-    finish = _kernel("sum_partials", dw.dtype, compute)
+    finish = _kernel("sum_partials", dfilters.dtype, compute)
     finish((_blocks(total),), (_THREADS,),
-           (partials, np.int32(splits), np.int32(total), np.int32(dw.size), dw, dw if db is None else db))
+           (partials, np.int32(splits), np.int32(total), np.int32(dfilters.size), dfilters,
+            dfilters if dbias is None else dbias))
 
 
 def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1, padding="VALID", *,
@@ -229,13 +228,13 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
                                padding_mode, dtype, filter_format, cupy)
     _check_threads(num_threads)
     with c.x.device:
-        dw = _args.output_array(out, c.shape, c.dtype, (("x", c.x), ("grad_output", c.grad_output)), "filter_shape",
-                                cupy, cupy.empty)
-        tf_dw = dw if c.filter_format == "tf" else cupy.empty(c.g.filter_shape, c.dtype)
-        _filter_grad_into(tf_dw, None, c.x, c.grad_output, c.g, c.compute)
-        if tf_dw is not dw:
-            dw[...] = _args.filters_in_format(tf_dw, c)
-    return dw
+        dfilters = _args.output_array(out, c.shape, c.dtype, (("x", c.x), ("grad_output", c.grad_output)),
+                                      "filter_shape", cupy, cupy.empty)
+        tf_dfilters = dfilters if c.filter_format == "tf" else cupy.empty(c.g.filter_shape, c.dtype)
+        _filter_grad_into(tf_dfilters, None, c.x, c.grad_output, c.g, c.compute)
+        if tf_dfilters is not dfilters:
+            dfilters[...] = _args.filters_in_format(tf_dfilters, c)
+    return dfilters
 
 
 def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *, data_format="NHWC", dilations=1,
@@ -270,11 +269,9 @@ def _kernel(name, *specialization):
 @functools.lru_cache(maxsize=None)
 def source():
     """The kernels' CUDA source: dwconv/_cuda_kernels.cu after the enums and macros it takes from here
-    (the enums from dwconv._args, so that the codes passed are the same)."""
+    (the enums from dwconv._names, so that the codes passed are the same)."""
     header = f"""
-enum Mode {{ {', '.join(name.upper() for name in _MODE_CODES)} }};
-enum Activation {{ IDENTITY, {', '.join(name.upper() for name in _args.ACTIVATIONS)} }};
-#define PIXELS {PIXELS}
+{_names.c_enums()}#define PIXELS {PIXELS}
 #define TAPS_PER_THREAD {TAPS_PER_THREAD}
 """
     return header + importlib.resources.files("dwconv").joinpath("_cuda_kernels.cu").read_text()

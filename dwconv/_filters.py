@@ -32,7 +32,7 @@ def convert_filters(w, source, target, *, in_channels=None):
     ndarray, a new C-contiguous array of `w`'s dtype.
     """
     w = _args.as_array(w, "w")
-    source, target = _args.filter_format(source, "source"), _args.filter_format(target, "target")
+    source, target = _args.check_filter_format(source, "source"), _args.check_filter_format(target, "target")
     f = _args.FILTER_FORMATS[source]
     if w.ndim != f.ndim or any(w.shape[axis] != 1 for axis in f.unit_axes):
         raise ValueError(f"`w` must have shape {f.shape} for source={source!r}, got {w.shape}")

@@ -64,9 +64,9 @@ cdef enum:
 cdef inline void plane_rows(const floating *const *rows, const Dims *d, const floating *w, Py_ssize_t w_tap,
                             const floating *bias, floating *dst, bint streaming) noexcept nogil:
     if floating is float:
-        dw_plane_rows_float(rows, 0, d.kh, d.kw, d.sh, d.sw, d.dw, w, w_tap, bias, dst, d.OW, d.OW, streaming)
+        dw_plane_rows_float(rows, 0, d.kh, d.kw, d.sh, d.sw, d.dil_w, w, w_tap, bias, dst, d.OW, d.OW, streaming)
     else:
-        dw_plane_rows_double(rows, 0, d.kh, d.kw, d.sh, d.sw, d.dw, w, w_tap, bias, dst, d.OW, d.OW, streaming)
+        dw_plane_rows_double(rows, 0, d.kh, d.kw, d.sh, d.sw, d.dil_w, w, w_tap, bias, dst, d.OW, d.OW, streaming)
 
 
 cdef inline void flat(const floating *src, Py_ssize_t src_plane, const FlatMasks *f, Py_ssize_t n_taps,
@@ -82,14 +82,14 @@ cdef inline void flat(const floating *src, Py_ssize_t src_plane, const FlatMasks
 
 
 cdef inline void flat_dot(const floating *src, Py_ssize_t src_plane, Py_ssize_t src_image, const FlatMasks *f,
-                          Py_ssize_t n_taps, const floating *g, Py_ssize_t g_plane, Py_ssize_t g_image, floating *acc,
-                          Py_ssize_t acc_tap, floating *bias_acc, Py_ssize_t npix, Py_ssize_t n_planes,
+                          Py_ssize_t n_taps, const floating *dy, Py_ssize_t dy_plane, Py_ssize_t dy_image,
+                          floating *acc, Py_ssize_t acc_tap, floating *bias_acc, Py_ssize_t npix, Py_ssize_t n_planes,
                           Py_ssize_t n_images) noexcept nogil:
     if floating is float:
-        dw_flat_dot_float(src, src_plane, src_image, f.off, f.bits, f.row_bytes, n_taps, g, g_plane, g_image, acc,
+        dw_flat_dot_float(src, src_plane, src_image, f.off, f.bits, f.row_bytes, n_taps, dy, dy_plane, dy_image, acc,
                           acc_tap, bias_acc, npix, n_planes, n_images)
     else:
-        dw_flat_dot_double(src, src_plane, src_image, f.off, f.bits, f.row_bytes, n_taps, g, g_plane, g_image, acc,
+        dw_flat_dot_double(src, src_plane, src_image, f.off, f.bits, f.row_bytes, n_taps, dy, dy_plane, dy_image, acc,
                            acc_tap, bias_acc, npix, n_planes, n_images)
 
 
@@ -99,9 +99,9 @@ cdef inline void row(const floating *const *rows, Py_ssize_t off, Py_ssize_t src
     if npix <= 0:
         return
     if floating is float:
-        dw_row_float(rows, off, src_pix, d.kh, d.kw, d.sw, d.dw, w, w_tap, bias, dst, dst_pix, npix, nc, streaming)
+        dw_row_float(rows, off, src_pix, d.kh, d.kw, d.sw, d.dil_w, w, w_tap, bias, dst, dst_pix, npix, nc, streaming)
     else:
-        dw_row_double(rows, off, src_pix, d.kh, d.kw, d.sw, d.dw, w, w_tap, bias, dst, dst_pix, npix, nc, streaming)
+        dw_row_double(rows, off, src_pix, d.kh, d.kw, d.sw, d.dil_w, w, w_tap, bias, dst, dst_pix, npix, nc, streaming)
 
 
 # A core's share of a server's last-level cache is at most about this many bytes (1.4-1.9 MB per
@@ -209,7 +209,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         # Channel blocks as the ring's size asks, or of SHARED_BLOCK channels or more for the
         # threads (unlike bands, they copy no source row twice); then bands.
         plan.kind = RING_PIXELS
-        ring_bytes = ((d.kh - 1) * d.dh + 1) * ((d.OW - 1) * d.sw + (d.kw - 1) * d.dw + 1) * CM * sizeof(floating)
+        ring_bytes = ((d.kh - 1) * d.dil_h + 1) * ((d.OW - 1) * d.sw + (d.kw - 1) * d.dil_w + 1) * CM * sizeof(floating)
         max_blocks = max(1, C // MIN_BLOCK)
         plan.n_blocks = min(max_blocks, max(ceil_div(ring_bytes, RING_BYTES), min(wanted, C // SHARED_BLOCK)))
         plan.block = round_up(ceil_div(C, plan.n_blocks), LANE_BLOCK) if plan.n_blocks > 1 else C
@@ -232,7 +232,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         plan.n_blocks = ceil_div(C, PLANE_BLOCK)
         plan.block = PLANE_BLOCK
         plan.n_bands = ceil_div(wanted, plan.n_blocks)
-        if d.dh == 1 and d.OH >= DW_PLANE_ROWS:
+        if d.dil_h == 1 and d.OH >= DW_PLANE_ROWS:
             plan.out_rows = DW_PLANE_ROWS
             plan.n_bands = min(plan.n_bands, d.OH // DW_PLANE_ROWS)  # bands of whole calls
     plan.max_block = max(plan.block, C - (plan.n_blocks - 1) * plan.block)
@@ -407,7 +407,7 @@ cdef int forward_dims(const floating *x, Py_ssize_t n_x, const floating *w, Py_s
 def forward(const floating[::1] x, const floating[::1] w, const floating[::1] bias,
             floating[::1] y, g, activation, int n_threads):
     """y = activation(depthwise_conv2d(x, w) + bias) for geometry g; all arrays flat, C-ordered,
-    non-empty y; `activation` None or a name from dwconv._args.ACTIVATIONS."""
+    non-empty y; `activation` None or a name from dwconv._names.ACTIVATIONS."""
     cdef Dims d = dims_of(g)
     cdef const floating *x_data = &x[0] if x.shape[0] else NULL
     cdef const floating *bias_data = NULL if bias is None else &bias[0]
@@ -422,7 +422,7 @@ cdef bint input_grad_dims(Dims *t, const Dims *d) noexcept nogil:
     kernel)."""
     t[0] = d[0]
     t.H, t.W, t.OH, t.OW = d.OH, d.OW, d.H, d.W
-    t.pt, t.pl = (d.kh - 1) * d.dh - d.pt, (d.kw - 1) * d.dw - d.pl
+    t.pt, t.pl = (d.kh - 1) * d.dil_h - d.pt, (d.kw - 1) * d.dil_w - d.pl
     return (d.M == 1 and d.sh == 1 and d.sw == 1 and d.mode == ZEROS and d.OH > 0 and d.OW > 0 and t.pt >= 0
             and t.pl >= 0)
 
@@ -456,7 +456,7 @@ cdef bint forward_input_grad(const floating[::1] dy, const floating[::1] w, floa
     return True
 
 
-cdef bint flat_filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw, floating[::1] db,
+cdef bint flat_filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfilters, floating[::1] dbias,
                            const Dims *d, int n_threads) except -1:
     """filter_grad where the forward reads its planes in place (flat_fits, M 1); True when done.
     Each item sums the planes of a block of channels over every image, from the forward's lane
@@ -464,8 +464,8 @@ cdef bint flat_filter_grad(const floating[::1] x, const floating[::1] dy, floati
     number of threads."""
     cdef FlatMasks f
     cdef Py_ssize_t n_blocks, block, item, c0
-    cdef floating *db_data = NULL if db is None else &db[0]
-    cdef floating *db_block
+    cdef floating *dbias_data = NULL if dbias is None else &dbias[0]
+    cdef floating *dbias_block
     if d.M != 1 or d.N == 0 or d.C == 0 or d.OH == 0 or not flat_fits(d):
         return False
     n_threads = threads_for(d, n_threads)
@@ -476,18 +476,18 @@ cdef bint flat_filter_grad(const floating[::1] x, const floating[::1] dy, floati
         if not flat_masks_init(&f, d):
             raise MemoryError()
         with nogil:
-            watch(True, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, &dw[0], dw.shape[0])
-            if db_data != NULL:
-                watch_one(True, db_data, d.C * sizeof(floating), True)
+            watch(True, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, &dfilters[0], dfilters.shape[0])
+            if dbias_data != NULL:
+                watch_one(True, dbias_data, d.C * sizeof(floating), True)
             for item in prange(n_blocks, schedule="static", num_threads=n_threads):
                 c0 = item * block
-                db_block = db_data + c0 if db_data != NULL else NULL
+                dbias_block = dbias_data + c0 if dbias_data != NULL else NULL
                 flat_dot(&x[0] + c0 * d.H * d.W, d.H * d.W, d.C * d.H * d.W, &f, d.kh * d.kw,
-                         &dy[0] + c0 * d.OH * d.OW, d.OH * d.OW, d.C * d.OH * d.OW, &dw[0] + c0, d.C, db_block,
+                         &dy[0] + c0 * d.OH * d.OW, d.OH * d.OW, d.C * d.OH * d.OW, &dfilters[0] + c0, d.C, dbias_block,
                          d.OH * d.OW, min(block, d.C - c0), d.N)
-            if db_data != NULL:
-                watch_one(False, db_data, d.C * sizeof(floating), True)
-            watch(False, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, &dw[0], dw.shape[0])
+            if dbias_data != NULL:
+                watch_one(False, dbias_data, d.C * sizeof(floating), True)
+            watch(False, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, &dfilters[0], dfilters.shape[0])
     finally:
         flat_masks_free(&f)
     return True

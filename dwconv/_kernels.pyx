@@ -30,7 +30,7 @@ from libc.string cimport memset
 
 from dwconv._openmp cimport DW_OPENMP, dw_release_threads, omp_get_max_threads
 
-from dwconv._names import ACTIVATIONS, PADDING_MODES
+from dwconv import _names
 
 ctypedef fused floating:
     float
@@ -55,23 +55,23 @@ cdef extern from "_microkernels.h" nogil:
                         Py_ssize_t w_b, const double *bias, Py_ssize_t bias_c, double *dst, Py_ssize_t dst_row,
                         Py_ssize_t dst_pix, Py_ssize_t dst_c, Py_ssize_t na, Py_ssize_t nb, Py_ssize_t nrows,
                         Py_ssize_t npix, Py_ssize_t nc, bint accumulate)
-    void dw_dot_float(const float *src, Py_ssize_t src_pix, Py_ssize_t src_c, const float *g,
-                      Py_ssize_t g_pix, Py_ssize_t g_c, float *acc, Py_ssize_t acc_c,
+    void dw_dot_float(const float *src, Py_ssize_t src_pix, Py_ssize_t src_c, const float *dy,
+                      Py_ssize_t dy_pix, Py_ssize_t dy_c, float *acc, Py_ssize_t acc_c,
                       Py_ssize_t npix, Py_ssize_t nc)
-    void dw_dot_double(const double *src, Py_ssize_t src_pix, Py_ssize_t src_c, const double *g,
-                       Py_ssize_t g_pix, Py_ssize_t g_c, double *acc, Py_ssize_t acc_c,
+    void dw_dot_double(const double *src, Py_ssize_t src_pix, Py_ssize_t src_c, const double *dy,
+                       Py_ssize_t dy_pix, Py_ssize_t dy_c, double *acc, Py_ssize_t acc_c,
                        Py_ssize_t npix, Py_ssize_t nc)
-    void dw_dot_taps_float(const float *src, Py_ssize_t src_pix, Py_ssize_t src_tap, const float *g,
-                           Py_ssize_t g_pix, float *acc, Py_ssize_t acc_tap, Py_ssize_t ntap, Py_ssize_t npix,
+    void dw_dot_taps_float(const float *src, Py_ssize_t src_pix, Py_ssize_t src_tap, const float *dy,
+                           Py_ssize_t dy_pix, float *acc, Py_ssize_t acc_tap, Py_ssize_t ntap, Py_ssize_t npix,
                            Py_ssize_t nc)
-    void dw_dot_taps_double(const double *src, Py_ssize_t src_pix, Py_ssize_t src_tap, const double *g,
-                            Py_ssize_t g_pix, double *acc, Py_ssize_t acc_tap, Py_ssize_t ntap, Py_ssize_t npix,
+    void dw_dot_taps_double(const double *src, Py_ssize_t src_pix, Py_ssize_t src_tap, const double *dy,
+                            Py_ssize_t dy_pix, double *acc, Py_ssize_t acc_tap, Py_ssize_t ntap, Py_ssize_t npix,
                             Py_ssize_t nc)
-    bint dw_dot_window_float(const float *const *rows, Py_ssize_t src_pix, Py_ssize_t src_tap, const float *g,
-                             Py_ssize_t g_pix, float *acc, Py_ssize_t acc_tap, float *bias_acc, Py_ssize_t kh,
+    bint dw_dot_window_float(const float *const *rows, Py_ssize_t src_pix, Py_ssize_t src_tap, const float *dy,
+                             Py_ssize_t dy_pix, float *acc, Py_ssize_t acc_tap, float *bias_acc, Py_ssize_t kh,
                              Py_ssize_t kw, Py_ssize_t npix, Py_ssize_t nc)
-    bint dw_dot_window_double(const double *const *rows, Py_ssize_t src_pix, Py_ssize_t src_tap, const double *g,
-                              Py_ssize_t g_pix, double *acc, Py_ssize_t acc_tap, double *bias_acc, Py_ssize_t kh,
+    bint dw_dot_window_double(const double *const *rows, Py_ssize_t src_pix, Py_ssize_t src_tap, const double *dy,
+                              Py_ssize_t dy_pix, double *acc, Py_ssize_t acc_tap, double *bias_acc, Py_ssize_t kh,
                               Py_ssize_t kw, Py_ssize_t npix, Py_ssize_t nc)
     void dw_transpose_float(const float *src, Py_ssize_t src_b, float *dst, Py_ssize_t dst_a, Py_ssize_t na,
                             Py_ssize_t nb, bint streaming)
@@ -82,10 +82,10 @@ cdef extern from "_microkernels.h" nogil:
     void dw_copy_double(double *dst, Py_ssize_t dst_pix, const double *src, Py_ssize_t src_pix, Py_ssize_t npix,
                         Py_ssize_t nc)
     void dw_plane_rows_float(const float *const *rows, Py_ssize_t off, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
-                             Py_ssize_t sw, Py_ssize_t dw, const float *w, Py_ssize_t w_tap, const float *bias, float *dst, Py_ssize_t dst_row,
+                             Py_ssize_t sw, Py_ssize_t dil_w, const float *w, Py_ssize_t w_tap, const float *bias, float *dst, Py_ssize_t dst_row,
                              Py_ssize_t npix, bint streaming)
     void dw_plane_rows_double(const double *const *rows, Py_ssize_t off, Py_ssize_t kh, Py_ssize_t kw,
-                              Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dw, const double *w, Py_ssize_t w_tap, const double *bias, double *dst, Py_ssize_t dst_row,
+                              Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dil_w, const double *w, Py_ssize_t w_tap, const double *bias, double *dst, Py_ssize_t dst_row,
                               Py_ssize_t npix, bint streaming)
     bint dw_has_flat()
     void dw_flat_float(const float *src, Py_ssize_t src_plane, const Py_ssize_t *off, const unsigned char *masks,
@@ -97,18 +97,18 @@ cdef extern from "_microkernels.h" nogil:
                         const double *bias, Py_ssize_t bias_plane, double *dst, Py_ssize_t dst_plane,
                         Py_ssize_t npix, Py_ssize_t np, bint streaming)
     void dw_flat_dot_float(const float *src, Py_ssize_t src_plane, Py_ssize_t src_image, const Py_ssize_t *off,
-                           const unsigned char *masks, Py_ssize_t mask_row, Py_ssize_t ntaps, const float *g,
-                           Py_ssize_t g_plane, Py_ssize_t g_image, float *acc, Py_ssize_t acc_tap, float *bias_acc,
+                           const unsigned char *masks, Py_ssize_t mask_row, Py_ssize_t ntaps, const float *dy,
+                           Py_ssize_t dy_plane, Py_ssize_t dy_image, float *acc, Py_ssize_t acc_tap, float *bias_acc,
                            Py_ssize_t npix, Py_ssize_t np, Py_ssize_t n_images)
     void dw_flat_dot_double(const double *src, Py_ssize_t src_plane, Py_ssize_t src_image, const Py_ssize_t *off,
-                            const unsigned char *masks, Py_ssize_t mask_row, Py_ssize_t ntaps, const double *g,
-                            Py_ssize_t g_plane, Py_ssize_t g_image, double *acc, Py_ssize_t acc_tap,
+                            const unsigned char *masks, Py_ssize_t mask_row, Py_ssize_t ntaps, const double *dy,
+                            Py_ssize_t dy_plane, Py_ssize_t dy_image, double *acc, Py_ssize_t acc_tap,
                             double *bias_acc, Py_ssize_t npix, Py_ssize_t np, Py_ssize_t n_images)
     void dw_row_float(const float *const *rows, Py_ssize_t off, Py_ssize_t src_pix, Py_ssize_t kh, Py_ssize_t kw,
-                      Py_ssize_t sw, Py_ssize_t dw, const float *w, Py_ssize_t w_tap, const float *bias, float *dst,
+                      Py_ssize_t sw, Py_ssize_t dil_w, const float *w, Py_ssize_t w_tap, const float *bias, float *dst,
                       Py_ssize_t dst_pix, Py_ssize_t npix, Py_ssize_t nc, bint streaming)
     void dw_row_double(const double *const *rows, Py_ssize_t off, Py_ssize_t src_pix, Py_ssize_t kh, Py_ssize_t kw,
-                       Py_ssize_t sw, Py_ssize_t dw, const double *w, Py_ssize_t w_tap, const double *bias,
+                       Py_ssize_t sw, Py_ssize_t dil_w, const double *w, Py_ssize_t w_tap, const double *bias,
                        double *dst, Py_ssize_t dst_pix, Py_ssize_t npix, Py_ssize_t nc, bint streaming)
 
 # Debug builds (DWCONV_DEBUG) wrap every micro-kernel in a check that what it reads and writes lies
@@ -162,17 +162,29 @@ cdef enum:
     # one thread and 26 on two; 0.34 M, 34 and 33; mnv2-7x960 at batch 1, 0.42 M, 44 and 34.)
     SERIAL_WORK = 1 << 18
 
-# padding modes, in the order of dwconv._names.PADDING_MODES
+# The codes of the padding modes and activations are dwconv._names's, which the CUDA kernels' enums
+# are generated from; these enums are checked against them on import, so that a reorder on either
+# side fails loudly instead of changing results.
 cdef enum:
     ZEROS, REFLECT, REPLICATE, CIRCULAR
 
-MODE_CODES = {name: code for code, name in enumerate(PADDING_MODES)}
-
-# activations: none, then the order of dwconv._names.ACTIVATIONS
 cdef enum:
     IDENTITY, RELU, RELU6, SIGMOID, TANH, GELU, SILU, HARD_SWISH
 
-ACTIVATION_CODES = {name: code for code, name in enumerate((None, *ACTIVATIONS))}
+MODE_CODES = {"zeros": ZEROS, "reflect": REFLECT, "replicate": REPLICATE, "circular": CIRCULAR}
+ACTIVATION_CODES = {None: IDENTITY, "relu": RELU, "relu6": RELU6, "sigmoid": SIGMOID, "tanh": TANH, "gelu": GELU,
+                    "silu": SILU, "hard_swish": HARD_SWISH}
+
+
+def check_codes(what, kernels, registry):
+    """Raise ImportError unless the kernels number `what` as the registry (dwconv._names) does."""
+    if kernels != registry:
+        raise ImportError(f"dwconv._kernels numbers the {what} {kernels}, but dwconv._names {registry}: "
+                          "make the enum in _kernels.pyx follow dwconv._names and rebuild")
+
+
+check_codes("padding modes", MODE_CODES, _names.MODE_CODES)
+check_codes("activations", ACTIVATION_CODES, _names.ACTIVATION_CODES)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -273,41 +285,42 @@ cdef void axis_set(Axis *axis, Py_ssize_t q, Py_ssize_t tap0, Py_ssize_t ntaps, 
 
 
 cdef void axis_forward(Axis *axis, Py_ssize_t n_src, Py_ssize_t n_dst, Py_ssize_t k, Py_ssize_t s,
-                       Py_ssize_t d, Py_ssize_t pad) noexcept nogil:
-    """Output coordinate o reads source o*s - pad + t*d for taps t in [0, k) inside [0, n_src)."""
+                       Py_ssize_t dil, Py_ssize_t pad) noexcept nogil:
+    """Output coordinate o reads source o*s - pad + t*dil for taps t in [0, k) inside [0, n_src)."""
     cdef Py_ssize_t o, start, first, end
-    axis.tap_step, axis.src_tap_step, axis.dst_step, axis.src_step = 1, d, 1, s
+    axis.tap_step, axis.src_tap_step, axis.dst_step, axis.src_step = 1, dil, 1, s
     for o in range(n_dst):
         start = o * s - pad
-        first = 0 if start >= 0 else (-start + d - 1) // d
-        end = min(k, floordiv(n_src - 1 - start, d) + 1)
-        axis_set(axis, o, first, end - first, start + first * d)
+        first = 0 if start >= 0 else (-start + dil - 1) // dil
+        end = min(k, floordiv(n_src - 1 - start, dil) + 1)
+        axis_set(axis, o, first, end - first, start + first * dil)
     axis_group_runs(axis, n_dst)
 
 
 cdef void axis_input_grad(Axis *axis, Py_ssize_t n_src, Py_ssize_t n_dst, Py_ssize_t k, Py_ssize_t s,
-                          Py_ssize_t d, Py_ssize_t pad) noexcept nogil:
-    """Input coordinate i receives output gradient y = (i + pad - t*d) / s from every tap t for
-    which that is a whole number in [0, n_src). Such taps form the progression t0 + u*(s/g),
-    g = gcd(s, d), along which y falls by d/g: a gather, found by congruence, with no atomics."""
+                          Py_ssize_t dil, Py_ssize_t pad) noexcept nogil:
+    """Input coordinate i receives output gradient y = (i + pad - t*dil) / s from every tap t for
+    which that is a whole number in [0, n_src). Such taps form the progression
+    t0 + u*(s/common), common = gcd(s, dil), along which y falls by dil/common: a gather, found by
+    congruence, with no atomics."""
     cdef Py_ssize_t i, t, t0, y0, u0, u_end, n_prog
-    cdef Py_ssize_t g = gcd(s, d)
-    cdef Py_ssize_t step = d // g
-    axis.tap_step, axis.src_tap_step, axis.dst_step, axis.src_step = s // g, -step, s, 1
+    cdef Py_ssize_t common = gcd(s, dil)
+    cdef Py_ssize_t step = dil // common
+    axis.tap_step, axis.src_tap_step, axis.dst_step, axis.src_step = s // common, -step, s, 1
     for i in range(n_dst):
         t0 = -1
-        for t in range(min(k, s // g)):
-            if (i + pad - t * d) % s == 0:
+        for t in range(min(k, s // common)):
+            if (i + pad - t * dil) % s == 0:
                 t0 = t
                 break
         if t0 < 0:
             axis_set(axis, i, 0, 0, 0)
             continue
-        y0 = floordiv(i + pad - t0 * d, s)
-        n_prog = (k - t0 + s // g - 1) // (s // g)
+        y0 = floordiv(i + pad - t0 * dil, s)
+        n_prog = (k - t0 + s // common - 1) // (s // common)
         u0 = max(0, (y0 - (n_src - 1) + step - 1) // step) if y0 > n_src - 1 else 0
         u_end = min(n_prog, floordiv(y0, step) + 1)
-        axis_set(axis, i, t0 + u0 * (s // g), u_end - u0, y0 - u0 * step)
+        axis_set(axis, i, t0 + u0 * (s // common), u_end - u0, y0 - u0 * step)
     axis_group_runs(axis, n_dst)
 
 
@@ -352,31 +365,31 @@ cdef inline void taps(const floating *src, Py_ssize_t src_row, Py_ssize_t src_pi
                        dst_row, dst_pix, dst_c, na, nb, nrows, npix, nc, accumulate)
 
 
-cdef inline void dot(const floating *src, Py_ssize_t src_pix, Py_ssize_t src_c, const floating *g,
-                     Py_ssize_t g_pix, Py_ssize_t g_c, floating *acc, Py_ssize_t acc_c, Py_ssize_t npix,
+cdef inline void dot(const floating *src, Py_ssize_t src_pix, Py_ssize_t src_c, const floating *dy,
+                     Py_ssize_t dy_pix, Py_ssize_t dy_c, floating *acc, Py_ssize_t acc_c, Py_ssize_t npix,
                      Py_ssize_t nc) noexcept nogil:
     if floating is float:
-        dw_dot_float(src, src_pix, src_c, g, g_pix, g_c, acc, acc_c, npix, nc)
+        dw_dot_float(src, src_pix, src_c, dy, dy_pix, dy_c, acc, acc_c, npix, nc)
     else:
-        dw_dot_double(src, src_pix, src_c, g, g_pix, g_c, acc, acc_c, npix, nc)
+        dw_dot_double(src, src_pix, src_c, dy, dy_pix, dy_c, acc, acc_c, npix, nc)
 
 
-cdef inline bint dot_window(const floating *const *rows, Py_ssize_t src_pix, Py_ssize_t src_tap, const floating *g,
-                            Py_ssize_t g_pix, floating *acc, Py_ssize_t acc_tap, floating *bias_acc, Py_ssize_t kh,
+cdef inline bint dot_window(const floating *const *rows, Py_ssize_t src_pix, Py_ssize_t src_tap, const floating *dy,
+                            Py_ssize_t dy_pix, floating *acc, Py_ssize_t acc_tap, floating *bias_acc, Py_ssize_t kh,
                             Py_ssize_t kw, Py_ssize_t npix, Py_ssize_t nc) noexcept nogil:
     if floating is float:
-        return dw_dot_window_float(rows, src_pix, src_tap, g, g_pix, acc, acc_tap, bias_acc, kh, kw, npix, nc)
+        return dw_dot_window_float(rows, src_pix, src_tap, dy, dy_pix, acc, acc_tap, bias_acc, kh, kw, npix, nc)
     else:
-        return dw_dot_window_double(rows, src_pix, src_tap, g, g_pix, acc, acc_tap, bias_acc, kh, kw, npix, nc)
+        return dw_dot_window_double(rows, src_pix, src_tap, dy, dy_pix, acc, acc_tap, bias_acc, kh, kw, npix, nc)
 
 
-cdef inline void dot_taps(const floating *src, Py_ssize_t src_pix, Py_ssize_t src_tap, const floating *g,
-                          Py_ssize_t g_pix, floating *acc, Py_ssize_t acc_tap, Py_ssize_t ntap, Py_ssize_t npix,
+cdef inline void dot_taps(const floating *src, Py_ssize_t src_pix, Py_ssize_t src_tap, const floating *dy,
+                          Py_ssize_t dy_pix, floating *acc, Py_ssize_t acc_tap, Py_ssize_t ntap, Py_ssize_t npix,
                           Py_ssize_t nc) noexcept nogil:
     if floating is float:
-        dw_dot_taps_float(src, src_pix, src_tap, g, g_pix, acc, acc_tap, ntap, npix, nc)
+        dw_dot_taps_float(src, src_pix, src_tap, dy, dy_pix, acc, acc_tap, ntap, npix, nc)
     else:
-        dw_dot_taps_double(src, src_pix, src_tap, g, g_pix, acc, acc_tap, ntap, npix, nc)
+        dw_dot_taps_double(src, src_pix, src_tap, dy, dy_pix, acc, acc_tap, ntap, npix, nc)
 
 
 cdef inline void transpose(const floating *src, Py_ssize_t src_b, floating *dst, Py_ssize_t dst_a, Py_ssize_t na,
@@ -392,7 +405,7 @@ cdef inline void transpose(const floating *src, Py_ssize_t src_b, floating *dst,
 
 cdef struct Dims:
     # the geometry of one convolution (see dwconv._args.Geometry)
-    Py_ssize_t N, H, W, C, M, kh, kw, sh, sw, dh, dw, pt, pl, OH, OW
+    Py_ssize_t N, H, W, C, M, kh, kw, sh, sw, dil_h, dil_w, pt, pl, OH, OW
     bint nhwc
     int mode
 
@@ -400,7 +413,7 @@ cdef struct Dims:
 cdef Dims dims_of(g):
     cdef Dims d
     # (unpacked as a tuple: a lookup by name per field cost a microsecond a call)
-    layout, d.N, d.H, d.W, d.C, d.M, d.kh, d.kw, d.sh, d.sw, d.dh, d.dw, d.pt, _, d.pl, _, d.OH, d.OW, mode = g
+    layout, d.N, d.H, d.W, d.C, d.M, d.kh, d.kw, d.sh, d.sw, d.dil_h, d.dil_w, d.pt, _, d.pl, _, d.OH, d.OW, mode = g
     d.nhwc = layout == "NHWC"
     d.mode = MODE_CODES[mode]
     return d
@@ -439,12 +452,12 @@ cdef struct Border:
 
 
 cdef void border_axis(Py_ssize_t *src, char *outside, char *border, Py_ssize_t n_src, Py_ssize_t n_dst,
-                      Py_ssize_t k, Py_ssize_t s, Py_ssize_t d, Py_ssize_t pad, int mode) noexcept nogil:
+                      Py_ssize_t k, Py_ssize_t s, Py_ssize_t dil, Py_ssize_t pad, int mode) noexcept nogil:
     cdef Py_ssize_t o, t, p
     for o in range(n_dst):
         border[o] = False
         for t in range(k):
-            p = o * s - pad + t * d
+            p = o * s - pad + t * dil
             outside[o * k + t] = p < 0 or p >= n_src
             src[o * k + t] = padded_source(p, n_src, mode) if outside[o * k + t] else p
             border[o] = border[o] or outside[o * k + t]
@@ -464,8 +477,8 @@ cdef bint border_init(Border *b, const Dims *d) noexcept nogil:
     b.col_outside = b.row_outside + d.OH * d.kh
     b.row_border = b.col_outside + d.OW * d.kw
     col_border = b.row_border + d.OH
-    border_axis(b.row_src, b.row_outside, b.row_border, d.H, d.OH, d.kh, d.sh, d.dh, d.pt, d.mode)
-    border_axis(b.col_src, b.col_outside, col_border, d.W, d.OW, d.kw, d.sw, d.dw, d.pl, d.mode)
+    border_axis(b.row_src, b.row_outside, b.row_border, d.H, d.OH, d.kh, d.sh, d.dil_h, d.pt, d.mode)
+    border_axis(b.col_src, b.col_outside, col_border, d.W, d.OW, d.kw, d.sw, d.dil_w, d.pl, d.mode)
     b.n_border_cols = 0
     for o in range(d.OW):
         if col_border[o]:
@@ -817,8 +830,8 @@ cdef gather_input_grad(const floating[::1] dy, const floating[::1] w, floating[:
         n_threads = threads_for(&d, n_threads)
         with nogil:
             watch(True, dy_data, dy.shape[0], &w[0], w.shape[0], NULL, 0, &dx[0], dx.shape[0])
-            axis_input_grad(&rows, d.OH, d.H, d.kh, d.sh, d.dh, d.pt)
-            axis_input_grad(&cols, d.OW, d.W, d.kw, d.sw, d.dw, d.pl)
+            axis_input_grad(&rows, d.OH, d.H, d.kh, d.sh, d.dil_h, d.pt)
+            axis_input_grad(&cols, d.OW, d.W, d.kw, d.sw, d.dil_w, d.pl)
             if packed:
                 if not packing_init(&pack, &w[0], &rows, &d, True, n_threads):
                     with gil:
@@ -880,8 +893,8 @@ cdef void column_ranges(Py_ssize_t *lo, Py_ssize_t *hi, const Dims *d) noexcept 
     """For each tap column j, the output columns [lo[j], hi[j]) whose source column is inside x."""
     cdef Py_ssize_t j
     for j in range(d.kw):
-        lo[j] = min(d.OW, max(0, -floordiv(j * d.dw - d.pl, d.sw)))
-        hi[j] = max(lo[j], min(d.OW, floordiv(d.W - 1 + d.pl - j * d.dw, d.sw) + 1))
+        lo[j] = min(d.OW, max(0, -floordiv(j * d.dil_w - d.pl, d.sw)))
+        hi[j] = max(lo[j], min(d.OW, floordiv(d.W - 1 + d.pl - j * d.dil_w, d.sw) + 1))
 
 
 cdef inline void reduce_columns(const floating *x_row, const floating *dy_row, floating *acc, Py_ssize_t j,
@@ -892,10 +905,10 @@ cdef inline void reduce_columns(const floating *x_row, const floating *dy_row, f
     if hi <= lo:
         return
     if d.nhwc:
-        dot(x_row + (lo * d.sw - d.pl + j * d.dw) * d.C, d.sw * d.C, 1, dy_row + lo * CM, CM, d.M, acc, d.M,
+        dot(x_row + (lo * d.sw - d.pl + j * d.dil_w) * d.C, d.sw * d.C, 1, dy_row + lo * CM, CM, d.M, acc, d.M,
             hi - lo, nc)
     else:
-        dot(x_row + lo * d.sw - d.pl + j * d.dw, d.sw, 0, dy_row + lo, 1, 0, acc, 0, hi - lo, 1)
+        dot(x_row + lo * d.sw - d.pl + j * d.dil_w, d.sw, 0, dy_row + lo, 1, 0, acc, 0, hi - lo, 1)
 
 
 cdef void reduce_rows(const floating *x, const floating *dy, floating *partial, Py_ssize_t partial_tap,
@@ -930,7 +943,7 @@ cdef void reduce_rows(const floating *x, const floating *dy, floating *partial, 
                 x_row = x + ((n * d.H + ih) * W * C + c0) if d.nhwc else x + ((n * C + c0) * d.H + ih) * W
                 if d.nhwc and M == 1 and kw <= 7 and all_lo < all_hi:
                     # the columns every tap of the row reads: all taps at once, then each tap's edges
-                    dot_taps(x_row + (all_lo * d.sw - d.pl) * C, d.sw * C, d.dw * C, dy_row + all_lo * CM, CM,
+                    dot_taps(x_row + (all_lo * d.sw - d.pl) * C, d.sw * C, d.dil_w * C, dy_row + all_lo * CM, CM,
                              partial + i * kw * partial_tap + c0, partial_tap, kw, all_hi - all_lo, nc)
                     for j in range(kw):
                         reduce_columns(x_row, dy_row, partial + (i * kw + j) * partial_tap + c0 * M + m, j,
@@ -973,7 +986,7 @@ cdef bint sweeps_both(InputGradSweep *sweep, const Dims *d) noexcept nogil:
     filter gradient dy row r from the same ring. (NCHW flat planes measured no faster swept together
     than apart: each few planes' dx in every image, then their filter gradient from dy in L2, ran
     0.81-1.01x at batch 16.)"""
-    return (d.nhwc and d.kh == 3 and d.kw == 3 and d.dh == 1 and d.dw == 1 and d.OH == d.H and d.OW == d.W
+    return (d.nhwc and d.kh == 3 and d.kw == 3 and d.dil_h == 1 and d.dil_w == 1 and d.OH == d.H and d.OW == d.W
             and input_grad_dims(&sweep.t, d))
 
 
@@ -1008,7 +1021,7 @@ cdef void reduce_ring(const floating *x, const floating *dy, floating *partial, 
         inside = True
         for a in range(d.kh):
             inside = inside and src[a] != <const floating *> ring.zeros
-        if inside and dot_window(src, d.sw * nc, d.dw * nc, dy_row, dy_pix, partial + c0, partial_tap,
+        if inside and dot_window(src, d.sw * nc, d.dil_w * nc, dy_row, dy_pix, partial + c0, partial_tap,
                                  partial + d.kh * d.kw * partial_tap + c0, d.kh, d.kw, d.OW, nc):
             continue
         dot(<const floating *> NULL, 0, 0, dy_row, dy_pix, 1, partial + d.kh * d.kw * partial_tap + c0, 1, d.OW, nc)
@@ -1017,7 +1030,7 @@ cdef void reduce_ring(const floating *x, const floating *dy, floating *partial, 
                 continue
             j = 0
             while j < d.kw:
-                dot_taps(src[a] + j * d.dw * nc, d.sw * nc, d.dw * nc, dy_row, dy_pix,
+                dot_taps(src[a] + j * d.dil_w * nc, d.sw * nc, d.dil_w * nc, dy_row, dy_pix,
                          partial + (a * d.kw + j) * partial_tap + c0, partial_tap,
                          min(d.kw - j, <Py_ssize_t> MAX_DOT_TAPS), d.OW, nc)
                 j += MAX_DOT_TAPS
@@ -1048,9 +1061,9 @@ cdef void reduce_packed(const floating *x, const floating *dy, floating *partial
                     col_lo, col_hi, q0, q1, 0, nc, &band)
 
 
-def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw, floating[::1] db,
+def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfilters, floating[::1] dbias,
                 g, int n_threads, const floating[::1] w=None, floating[::1] dx=None):
-    """dw (kh*kw*C*M, the filter gradient) and db (C*M, the bias gradient, or None) from x and dy;
+    """dfilters (kh*kw*C*M, the filter gradient) and dbias (C*M, the bias gradient, or None) from x and dy;
     with the filter `w` and `dx` given, the input gradient too in the same sweep over dy where
     sweeps_both allows, else nothing at all. Returns whether dx was written.
 
@@ -1065,7 +1078,7 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
         if not sweeps_both(&sweep, &d):
             return False
         fused = &sweep
-    elif flat_filter_grad(x, dy, dw, db, &d, n_threads):
+    elif flat_filter_grad(x, dy, dfilters, dbias, &d, n_threads):
         return False
     cdef Py_ssize_t CM = d.C * d.M, n_taps = d.kh * d.kw
     cdef bint packed = not d.nhwc and d.OW <= PACKED_WIDTH and d.M == 1
@@ -1081,7 +1094,7 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
     cdef floating total
     cdef Borders borders = Borders(g)
     cdef floating *partials = NULL
-    cdef floating *db_data = NULL if db is None else &db[0]
+    cdef floating *dbias_data = NULL if dbias is None else &dbias[0]
     cdef Py_ssize_t *col_lo = NULL
     cdef Axis rows
     cdef Ring ring, dy_ring
@@ -1097,11 +1110,11 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
         if col_lo == NULL or not axis_alloc(&rows, d.OH):
             raise MemoryError()
         n_threads = threads_for(&d, n_threads)
-        axis_forward(&rows, d.H, d.OH, d.kh, d.sh, d.dh, d.pt)
+        axis_forward(&rows, d.H, d.OH, d.kh, d.sh, d.dil_h, d.pt)
         column_ranges(col_lo, col_lo + d.kw, &d)
         if packed:
-            # (M = 1: no filter to rearrange; packing_init is handed dw only as the filter it keeps)
-            if not packing_init(&pack, &dw[0], &rows, &d, False, n_threads):
+            # (M = 1: no filter to rearrange; packing_init is handed dfilters only as the filter it keeps)
+            if not packing_init(&pack, &dfilters[0], &rows, &d, False, n_threads):
                 raise MemoryError()
             n_units = d.N * pack.n_bands
         if ringed and not ring_init(&ring, RING_PIXELS, min(block_size, d.C), 1, False, &d, sizeof(floating),
@@ -1125,7 +1138,7 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
         with nogil:
             watch(True, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, partials, n_chunks * partial_size)
             if packed:
-                packing_watch(True, &pack, &d, &dw[0], sizeof(floating), n_threads)
+                packing_watch(True, &pack, &d, &dfilters[0], sizeof(floating), n_threads)
             if ringed:
                 ring_watch(True, &ring, &d, n_threads)
             if fused != NULL:
@@ -1151,28 +1164,28 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dw,
             if ringed:
                 ring_watch(False, &ring, &d, n_threads)
             if packed:
-                packing_watch(False, &pack, &d, &dw[0], sizeof(floating), n_threads)
+                packing_watch(False, &pack, &d, &dfilters[0], sizeof(floating), n_threads)
             watch(False, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, partials, n_chunks * partial_size)
             for e in prange(partial_size, schedule="static", num_threads=n_threads):
                 total = 0
                 for chunk in range(n_chunks):
                     total = total + partials[chunk * partial_size + e]
                 if e < n_taps * CM:
-                    dw[e] = total
-                elif db_data != NULL:
-                    db_data[e - n_taps * CM] = total
+                    dfilters[e] = total
+                elif dbias_data != NULL:
+                    dbias_data[e - n_taps * CM] = total
             if borders.plan != NULL:
                 # each item owns a block of channels and visits images and pixels in a fixed order
                 for item in prange((d.C + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK, schedule="static",
                                    num_threads=n_threads):
                     for n in range(d.N):
-                        border_rows(ADD_TO_FILTER, <floating *> &x[0], &dw[0], <floating *> &dy[0], borders.plan,
+                        border_rows(ADD_TO_FILTER, <floating *> &x[0], &dfilters[0], <floating *> &dy[0], borders.plan,
                                     &d, n, 0, d.OH, item * CHANNEL_BLOCK,
                                     min(<Py_ssize_t> CHANNEL_BLOCK, d.C - item * CHANNEL_BLOCK))
     finally:
         free(partials)
         free(col_lo)
-        packing_free(&pack, &dw[0])
+        packing_free(&pack, &dfilters[0])
         axis_free(&rows)
         ring_free(&ring)
         ring_free(&dy_ring)

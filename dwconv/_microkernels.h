@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <string.h>
 
+/* dw_ and DW_ begin every C symbol and macro of dwconv: the prefix is the library's namespace and
+ * means "dwconv" only (a filter gradient is dfilters, a dilation dil_h or dil_w). */
 #define DW_CAT3_(a, b, c) a##_##b##_##c
 #define DW_CAT3(a, b, c) DW_CAT3_(a, b, c)
 

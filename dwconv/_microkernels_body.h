@@ -332,42 +332,42 @@ static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_row, ptrdiff_t src_pix, p
                           dst + r * dst_row, dst_pix, dst_c, na, nb, 0, npix, c, nc, accumulate);
 }
 
-/* acc[c*acc_c] += sum_{p<npix} src[p*src_pix + c*src_c] * g[p*g_pix + c*g_c]  for c < nc.
+/* acc[c*acc_c] += sum_{p<npix} src[p*src_pix + c*src_c] * dy[p*dy_pix + c*dy_c]  for c < nc.
  * (src == NULL reads ones: the bias gradient.) The order of the sum depends only on the arguments. */
-static void DW_FN(dot)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_c, const DW_T *g, ptrdiff_t g_pix,
-                       ptrdiff_t g_c, DW_T *acc, ptrdiff_t acc_c, ptrdiff_t npix, ptrdiff_t nc)
+static void DW_FN(dot)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_c, const DW_T *dy, ptrdiff_t dy_pix,
+                       ptrdiff_t dy_c, DW_T *acc, ptrdiff_t acc_c, ptrdiff_t npix, ptrdiff_t nc)
 {
     ptrdiff_t c = 0, p;
-    if ((src == NULL || src_c == 1) && g_c == 1 && acc_c == 1) {
+    if ((src == NULL || src_c == 1) && dy_c == 1 && acc_c == 1) {
         for (; c + DW_VLEN <= nc; c += DW_VLEN) {
             DW_VEC sum0 = DW_FN(broadcast)(0), sum1 = sum0;
             for (p = 0; p + 1 < npix; p += 2) { /* two chains hide the add latency */
-                const DW_VEC g0 = DW_FN(load)(g + p * g_pix + c), g1 = DW_FN(load)(g + (p + 1) * g_pix + c);
-                sum0 += src ? DW_FN(load)(src + p * src_pix + c) * g0 : g0;
-                sum1 += src ? DW_FN(load)(src + (p + 1) * src_pix + c) * g1 : g1;
+                const DW_VEC dy0 = DW_FN(load)(dy + p * dy_pix + c), dy1 = DW_FN(load)(dy + (p + 1) * dy_pix + c);
+                sum0 += src ? DW_FN(load)(src + p * src_pix + c) * dy0 : dy0;
+                sum1 += src ? DW_FN(load)(src + (p + 1) * src_pix + c) * dy1 : dy1;
             }
             if (p < npix) {
-                const DW_VEC g0 = DW_FN(load)(g + p * g_pix + c);
-                sum0 += src ? DW_FN(load)(src + p * src_pix + c) * g0 : g0;
+                const DW_VEC dy0 = DW_FN(load)(dy + p * dy_pix + c);
+                sum0 += src ? DW_FN(load)(src + p * src_pix + c) * dy0 : dy0;
             }
             DW_FN(store)(acc + c, DW_FN(load)(acc + c) + (sum0 + sum1));
         }
-    } else if (nc == 1 && (src == NULL || src_pix == 1) && g_pix == 1 && npix >= DW_VLEN) {
+    } else if (nc == 1 && (src == NULL || src_pix == 1) && dy_pix == 1 && npix >= DW_VLEN) {
         DW_VEC sum0 = DW_FN(broadcast)(0), sum1 = sum0;
         DW_T tail = 0;
         for (p = 0; p + 2 * DW_VLEN <= npix; p += 2 * DW_VLEN) {
-            const DW_VEC g0 = DW_FN(load)(g + p), g1 = DW_FN(load)(g + p + DW_VLEN);
-            sum0 += src ? DW_FN(load)(src + p) * g0 : g0;
-            sum1 += src ? DW_FN(load)(src + p + DW_VLEN) * g1 : g1;
+            const DW_VEC dy0 = DW_FN(load)(dy + p), dy1 = DW_FN(load)(dy + p + DW_VLEN);
+            sum0 += src ? DW_FN(load)(src + p) * dy0 : dy0;
+            sum1 += src ? DW_FN(load)(src + p + DW_VLEN) * dy1 : dy1;
         }
-        for (; p < npix; p++) tail += src ? src[p] * g[p] : g[p];
+        for (; p < npix; p++) tail += src ? src[p] * dy[p] : dy[p];
         acc[0] += DW_FN(horizontal_sum)(sum0 + sum1) + tail;
         return;
     }
     for (; c < nc; c++) {
         DW_T sum = 0;
         for (p = 0; p < npix; p++)
-            sum += src ? src[p * src_pix + c * src_c] * g[p * g_pix + c * g_c] : g[p * g_pix + c * g_c];
+            sum += src ? src[p * src_pix + c * src_c] * dy[p * dy_pix + c * dy_c] : dy[p * dy_pix + c * dy_c];
         acc[c * acc_c] += sum;
     }
 }
@@ -376,8 +376,8 @@ static void DW_FN(dot)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_c, cons
  * `phases` sets taking the pixels in turn, so that 8 or more sums are in flight (3 taps alone left
  * the FMA pipes waiting on each sum's previous product: 0.4 of their rate). */
 #define DW_DOT_PHASES(ntap) ((ntap) >= 4 ? 2 : (8 + (ntap) - 1) / (ntap))
-DW_INLINE void DW_FN(dot_taps_vector)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_tap, const DW_T *g,
-                                      ptrdiff_t g_pix, DW_T *acc, ptrdiff_t acc_tap, ptrdiff_t npix, const int ntap)
+DW_INLINE void DW_FN(dot_taps_vector)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_tap, const DW_T *dy,
+                                      ptrdiff_t dy_pix, DW_T *acc, ptrdiff_t acc_tap, ptrdiff_t npix, const int ntap)
 {
     const int phases = DW_DOT_PHASES(ntap);
     DW_VEC sum[8][7];
@@ -390,15 +390,15 @@ DW_INLINE void DW_FN(dot_taps_vector)(const DW_T *src, ptrdiff_t src_pix, ptrdif
     for (; p + phases <= npix; p += phases) {
         DW_UNROLL
         for (int h = 0; h < phases; h++) {
-            const DW_VEC gv = DW_FN(load)(g + (p + h) * g_pix);
+            const DW_VEC dyv = DW_FN(load)(dy + (p + h) * dy_pix);
             DW_UNROLL
-            for (int j = 0; j < ntap; j++) sum[h][j] += DW_FN(load)(src + (p + h) * src_pix + j * src_tap) * gv;
+            for (int j = 0; j < ntap; j++) sum[h][j] += DW_FN(load)(src + (p + h) * src_pix + j * src_tap) * dyv;
         }
     }
     for (; p < npix; p++) {
-        const DW_VEC gv = DW_FN(load)(g + p * g_pix);
+        const DW_VEC dyv = DW_FN(load)(dy + p * dy_pix);
         DW_UNROLL
-        for (int j = 0; j < ntap; j++) sum[0][j] += DW_FN(load)(src + p * src_pix + j * src_tap) * gv;
+        for (int j = 0; j < ntap; j++) sum[0][j] += DW_FN(load)(src + p * src_pix + j * src_tap) * dyv;
     }
     DW_UNROLL
     for (int j = 0; j < ntap; j++) {
@@ -410,16 +410,16 @@ DW_INLINE void DW_FN(dot_taps_vector)(const DW_T *src, ptrdiff_t src_pix, ptrdif
 }
 #undef DW_DOT_PHASES
 
-/* acc[j*acc_tap + c] += sum_{p<npix} src[p*src_pix + j*src_tap + c] * g[p*g_pix + c]  for j < ntap <= 7,
- * c < nc: the filter gradient of one kernel row, each g vector loaded once for all its taps. */
-static void DW_FN(dot_taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_tap, const DW_T *g, ptrdiff_t g_pix,
+/* acc[j*acc_tap + c] += sum_{p<npix} src[p*src_pix + j*src_tap + c] * dy[p*dy_pix + c]  for j < ntap <= 7,
+ * c < nc: the filter gradient of one kernel row, each dy vector loaded once for all its taps. */
+static void DW_FN(dot_taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_tap, const DW_T *dy, ptrdiff_t dy_pix,
                             DW_T *acc, ptrdiff_t acc_tap, ptrdiff_t ntap, ptrdiff_t npix, ptrdiff_t nc)
 {
     ptrdiff_t c = 0;
     for (; c + DW_VLEN <= nc; c += DW_VLEN) {
 #define DW_DOT_TAPS_CASE(k)                                                                              \
     case k:                                                                                              \
-        DW_FN(dot_taps_vector)(src + c, src_pix, src_tap, g + c, g_pix, acc + c, acc_tap, npix, k);        \
+        DW_FN(dot_taps_vector)(src + c, src_pix, src_tap, dy + c, dy_pix, acc + c, acc_tap, npix, k);      \
         break;
         switch (ntap) {
             DW_DOT_TAPS_CASE(1)
@@ -433,14 +433,14 @@ static void DW_FN(dot_taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_ta
 #undef DW_DOT_TAPS_CASE
     }
     for (ptrdiff_t j = 0; j < ntap; j++)
-        DW_FN(dot)(src + j * src_tap + c, src_pix, 1, g + c, g_pix, 1, acc + j * acc_tap + c, 1, npix, nc - c);
+        DW_FN(dot)(src + j * src_tap + c, src_pix, 1, dy + c, dy_pix, 1, acc + j * acc_tap + c, 1, npix, nc - c);
 }
 
 /* dot_window for one vector of lanes and a kh x kw window known at compile time: every tap's sum
  * (and the bias's) in a register across the row, started from acc and stored back once. */
 #define DW_WINDOW_MAX 3
 DW_INLINE void DW_FN(dot_window_vector)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t src_tap,
-                                        const DW_T *g, ptrdiff_t g_pix, DW_T *acc, ptrdiff_t acc_tap, DW_T *bias_acc,
+                                        const DW_T *dy, ptrdiff_t dy_pix, DW_T *acc, ptrdiff_t acc_tap, DW_T *bias_acc,
                                         ptrdiff_t npix, const int kh, const int kw)
 {
     DW_VEC sum[DW_WINDOW_MAX][DW_WINDOW_MAX], bias = bias_acc ? DW_FN(load)(bias_acc) : DW_FN(broadcast)(0);
@@ -450,13 +450,13 @@ DW_INLINE void DW_FN(dot_window_vector)(const DW_T *const *rows, ptrdiff_t off, 
         for (int b = 0; b < kw; b++) sum[a][b] = DW_FN(load)(acc + (a * kw + b) * acc_tap);
     }
     for (ptrdiff_t p = 0; p < npix; p++) {
-        DW_VEC gv = DW_FN(load)(g + p * g_pix);
-        DW_IN_REGISTER(gv);
-        bias += gv;
+        DW_VEC dyv = DW_FN(load)(dy + p * dy_pix);
+        DW_IN_REGISTER(dyv);
+        bias += dyv;
         DW_UNROLL
         for (int a = 0; a < kh; a++) {
             DW_UNROLL
-            for (int b = 0; b < kw; b++) sum[a][b] += DW_FN(load)(rows[a] + off + p * src_pix + b * src_tap) * gv;
+            for (int b = 0; b < kw; b++) sum[a][b] += DW_FN(load)(rows[a] + off + p * src_pix + b * src_tap) * dyv;
         }
     }
     DW_UNROLL
@@ -467,27 +467,27 @@ DW_INLINE void DW_FN(dot_window_vector)(const DW_T *const *rows, ptrdiff_t off, 
     if (bias_acc) DW_FN(store)(bias_acc, bias);
 }
 
-/* acc[(a*kw + b)*acc_tap + c] += sum_{p<npix} rows[a][p*src_pix + b*src_tap + c] * g[p*g_pix + c], and
- * bias_acc[c] += sum_p g[p*g_pix + c] (bias_acc NULL: none), for c < nc: the filter (and bias)
- * gradient of one output row, its whole window at once, each g vector loaded once for every tap.
+/* acc[(a*kw + b)*acc_tap + c] += sum_{p<npix} rows[a][p*src_pix + b*src_tap + c] * dy[p*dy_pix + c], and
+ * bias_acc[c] += sum_p dy[p*dy_pix + c] (bias_acc NULL: none), for c < nc: the filter (and bias)
+ * gradient of one output row, its whole window at once, each dy vector loaded once for every tap.
  * 3x3 windows only (returns 0, nothing done, for others): a 5x5 window's sums still fit AVX-512's
  * registers, but its 25 source pointers do not fit the general ones, and reloading them halved
  * the rate. */
-static int DW_FN(dot_window)(const DW_T *const *rows, ptrdiff_t src_pix, ptrdiff_t src_tap, const DW_T *g,
-                             ptrdiff_t g_pix, DW_T *acc, ptrdiff_t acc_tap, DW_T *bias_acc, ptrdiff_t kh, ptrdiff_t kw,
+static int DW_FN(dot_window)(const DW_T *const *rows, ptrdiff_t src_pix, ptrdiff_t src_tap, const DW_T *dy,
+                             ptrdiff_t dy_pix, DW_T *acc, ptrdiff_t acc_tap, DW_T *bias_acc, ptrdiff_t kh, ptrdiff_t kw,
                              ptrdiff_t npix, ptrdiff_t nc)
 {
     if (kh != DW_WINDOW_MAX || kw != DW_WINDOW_MAX) return 0;
     ptrdiff_t c = 0;
     for (; c + DW_VLEN <= nc; c += DW_VLEN)
-        DW_FN(dot_window_vector)(rows, c, src_pix, src_tap, g + c, g_pix, acc + c, acc_tap,
+        DW_FN(dot_window_vector)(rows, c, src_pix, src_tap, dy + c, dy_pix, acc + c, acc_tap,
                                  bias_acc ? bias_acc + c : NULL, npix, DW_WINDOW_MAX, DW_WINDOW_MAX);
     if (c < nc) {
         for (ptrdiff_t a = 0; a < kh; a++)
             for (ptrdiff_t b = 0; b < kw; b++)
-                DW_FN(dot)(rows[a] + b * src_tap + c, src_pix, 1, g + c, g_pix, 1, acc + (a * kw + b) * acc_tap + c, 1,
-                           npix, nc - c);
-        if (bias_acc) DW_FN(dot)(NULL, 0, 0, g + c, g_pix, 1, bias_acc + c, 1, npix, nc - c);
+                DW_FN(dot)(rows[a] + b * src_tap + c, src_pix, 1, dy + c, dy_pix, 1, acc + (a * kw + b) * acc_tap + c,
+                           1, npix, nc - c);
+        if (bias_acc) DW_FN(dot)(NULL, 0, 0, dy + c, dy_pix, 1, bias_acc + c, 1, npix, nc - c);
     }
     return 1;
 }

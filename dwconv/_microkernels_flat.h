@@ -161,38 +161,38 @@ static void DW_FN(flat)(const DW_T *src, ptrdiff_t src_plane, const ptrdiff_t *o
 /* The filter gradient's reduction over one plane, nt taps (known at compile time) from tap t0:
  * one output-gradient vector loaded once for all of them, each tap's source vector under its mask. */
 DW_INLINE void DW_FN(flat_dot_tile)(const DW_T *src, ptrdiff_t src_image, const ptrdiff_t *off,
-                                    const unsigned char *masks, ptrdiff_t mask_row, const DW_T *g, ptrdiff_t g_image,
+                                    const unsigned char *masks, ptrdiff_t mask_row, const DW_T *dy, ptrdiff_t dy_image,
                                     DW_T *acc, ptrdiff_t acc_tap, DW_T *bias_acc, ptrdiff_t npix, ptrdiff_t n_images,
                                     ptrdiff_t t0, const int nt)
 {
-    DW_VEC sum[DW_FLAT_DOT_TAPS], gsum = DW_FN(broadcast)(0);
+    DW_VEC sum[DW_FLAT_DOT_TAPS], dy_sum = DW_FN(broadcast)(0);
     DW_FLAT_UNROLL
-    for (int t = 0; t < nt; t++) sum[t] = gsum;
+    for (int t = 0; t < nt; t++) sum[t] = dy_sum;
     for (ptrdiff_t n = 0; n < n_images; n++) {
-        const DW_T *s = src + n * src_image, *gp = g + n * g_image;
+        const DW_T *s = src + n * src_image, *dyp = dy + n * dy_image;
         for (ptrdiff_t o = 0; o < npix; o += DW_VLEN) {
             /* (lanes past the plane's end read as zeros: a NaN there must not reach the sums) */
-            const DW_VEC gv = o + DW_VLEN <= npix ? DW_FN(load)(gp + o)
-                                                  : DW_FN(load_masked)(gp + o, (1u << (npix - o)) - 1);
-            gsum += gv;
+            const DW_VEC dyv = o + DW_VLEN <= npix ? DW_FN(load)(dyp + o)
+                                                  : DW_FN(load_masked)(dyp + o, (1u << (npix - o)) - 1);
+            dy_sum += dyv;
             DW_FLAT_UNROLL
             for (int t = 0; t < nt; t++)
-                sum[t] += gv * DW_FN(load_masked)(s + o + off[t0 + t],
+                sum[t] += dyv * DW_FN(load_masked)(s + o + off[t0 + t],
                                                   DW_FN(flat_bits)(masks + (t0 + t) * mask_row, o));
         }
     }
     DW_FLAT_UNROLL
     for (int t = 0; t < nt; t++) acc[(t0 + t) * acc_tap] = DW_FN(horizontal_sum)(sum[t]);
-    if (bias_acc) *bias_acc = DW_FN(horizontal_sum)(gsum);
+    if (bias_acc) *bias_acc = DW_FN(horizontal_sum)(dy_sum);
 }
 
 /* The filter gradient over flat planes, for p < np:
- * acc[t*acc_tap + p] = sum_{n < n_images, o < npix, bit o of mask t} g[n*g_image + p*g_plane + o] * src[n*src_image + p*src_plane + o + off[t]]
- * and, unless bias_acc is NULL, bias_acc[p] = sum_{n, o} g[n*g_image + p*g_plane + o] (masks as
+ * acc[t*acc_tap + p] = sum_{n < n_images, o < npix, bit o of mask t} dy[n*dy_image + p*dy_plane + o] * src[n*src_image + p*src_plane + o + off[t]]
+ * and, unless bias_acc is NULL, bias_acc[p] = sum_{n, o} dy[n*dy_image + p*dy_plane + o] (masks as
  * for flat). Each sum runs in an order fixed by npix and n_images alone. */
 static void DW_FN(flat_dot)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_image, const ptrdiff_t *off,
-                            const unsigned char *masks, ptrdiff_t mask_row, ptrdiff_t ntaps, const DW_T *g,
-                            ptrdiff_t g_plane, ptrdiff_t g_image, DW_T *acc, ptrdiff_t acc_tap, DW_T *bias_acc,
+                            const unsigned char *masks, ptrdiff_t mask_row, ptrdiff_t ntaps, const DW_T *dy,
+                            ptrdiff_t dy_plane, ptrdiff_t dy_image, DW_T *acc, ptrdiff_t acc_tap, DW_T *bias_acc,
                             ptrdiff_t npix, ptrdiff_t np, ptrdiff_t n_images)
 {
     for (ptrdiff_t p = 0; p < np; p++)
@@ -200,7 +200,7 @@ static void DW_FN(flat_dot)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_
             const ptrdiff_t nt = ntaps - t0 < DW_FLAT_DOT_TAPS ? ntaps - t0 : DW_FLAT_DOT_TAPS;
             DW_T *bias = t0 == 0 && bias_acc ? bias_acc + p : NULL;
 #define DW_FLAT_DOT_TILE(n)                                                                              \
-    DW_FN(flat_dot_tile)(src + p * src_plane, src_image, off, masks, mask_row, g + p * g_plane, g_image, acc + p, \
+    DW_FN(flat_dot_tile)(src + p * src_plane, src_image, off, masks, mask_row, dy + p * dy_plane, dy_image, acc + p, \
                          acc_tap, bias, npix, n_images, t0, n)
             _Static_assert(DW_FLAT_DOT_TAPS == 9, "the cases below list every tile");
             switch (nt) {

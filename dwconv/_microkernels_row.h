@@ -171,14 +171,14 @@ DW_DENSE_SHAPES(DW_ROW_CHANNELS)
 #endif
 #undef DW_ROW_CHANNELS
 
-/* The channel-path function for these (kw, sw, dw). */
-static DW_FN(row_channels_fn) DW_FN(row_channels_for)(ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sw, ptrdiff_t dw)
+/* The channel-path function for these (kw, sw, dil_w). */
+static DW_FN(row_channels_fn) DW_FN(row_channels_for)(ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sw, ptrdiff_t dil_w)
 {
 #if DW_ROW_DENSE_TILES
     static const DW_FN(row_channels_fn) dense[DW_ROW_MAX_STRIDE][DW_ROW_MAX_KW] = DW_DENSE_TABLE(row_channels);
-    if (kh == kw && dw == 1 && kw <= DW_ROW_MAX_KW && sw <= DW_ROW_MAX_STRIDE) return dense[sw - 1][kw - 1];
+    if (kh == kw && dil_w == 1 && kw <= DW_ROW_MAX_KW && sw <= DW_ROW_MAX_STRIDE) return dense[sw - 1][kw - 1];
 #else
-    (void)kh, (void)kw, (void)sw, (void)dw;
+    (void)kh, (void)kw, (void)sw, (void)dil_w;
 #endif
     return DW_FN(row_channels_0_1);
 }
@@ -410,17 +410,17 @@ static void DW_FN(copy)(DW_T *dst, ptrdiff_t dst_pix, const DW_T *src, ptrdiff_t
     }
 }
 
-/* dst[o*dst_pix + c] = bias[c] + sum_{a<kh, b<kw} w[(a*kw + b)*w_tap + c] * rows[a][off + (o*sw + b*dw)*src_pix + c]
+/* dst[o*dst_pix + c] = bias[c] + sum_{a<kh, b<kw} w[(a*kw + b)*w_tap + c] * rows[a][off + (o*sw + b*dil_w)*src_pix + c]
  * for o < npix, c < nc (bias NULL: 0). The rows hold pixels of src_pix elements; dst must not
  * overlap them. With `nt`, aligned vectors of dst are written with streaming stores. */
 static void DW_FN(row)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t kh, ptrdiff_t kw,
-                       ptrdiff_t sw, ptrdiff_t dw, const DW_T *w, ptrdiff_t w_tap, const DW_T *bias, DW_T *dst,
+                       ptrdiff_t sw, ptrdiff_t dil_w, const DW_T *w, ptrdiff_t w_tap, const DW_T *bias, DW_T *dst,
                        ptrdiff_t dst_pix, ptrdiff_t npix, ptrdiff_t nc, int nt)
 {
-    const ptrdiff_t src_tap = dw * src_pix;
+    const ptrdiff_t src_tap = dil_w * src_pix;
     if (nc >= DW_VLEN) {
-        DW_FN(row_channels_for)(kh, kw, sw, dw)(rows, off, sw * src_pix, src_tap, kh, kw, w, w_tap, bias, dst, dst_pix,
-                                                npix, nc, nt);
+        DW_FN(row_channels_for)(kh, kw, sw, dil_w)(rows, off, sw * src_pix, src_tap, kh, kw, w, w_tap, bias, dst,
+                                                   dst_pix, npix, nc, nt);
     } else if (nc == 1 && src_pix == 1 && dst_pix == 1 && sw <= 2 && npix >= DW_VLEN) {
         (sw == 1 ? DW_FN(row_plane_1) : DW_FN(row_plane_2))(rows, off, src_tap, kh, kw, w, w_tap, bias ? bias[0] : 0, dst,
                                                              npix, nt);
@@ -429,7 +429,7 @@ static void DW_FN(row)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix
     } else {
 #ifdef DW_NARROWER
         /* Too few lanes, or too short a row, for this level's vectors: a narrower level's may fit. */
-        DW_NARROWER_FN(row)(rows, off, src_pix, kh, kw, sw, dw, w, w_tap, bias, dst, dst_pix, npix, nc, nt);
+        DW_NARROWER_FN(row)(rows, off, src_pix, kh, kw, sw, dil_w, w, w_tap, bias, dst, dst_pix, npix, nc, nt);
 #else
         for (ptrdiff_t o = 0; o < npix; o++)
             for (ptrdiff_t c = 0; c < nc; c++) {
@@ -447,17 +447,17 @@ static void DW_FN(row)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix
 }
 
 /* DW_PLANE_ROWS output rows of one plane (pixels of one element), dilation 1 down the plane:
- * dst[j*dst_row + o] = bias[0] + sum_{a<kh, b<kw} w[(a*kw + b)*w_tap] * rows[j*sh + a][off + o*sw + b*dw]
+ * dst[j*dst_row + o] = bias[0] + sum_{a<kh, b<kw} w[(a*kw + b)*w_tap] * rows[j*sh + a][off + o*sw + b*dil_w]
  * for j < DW_PLANE_ROWS, o < npix (bias NULL: 0); rows holds (DW_PLANE_ROWS - 1)*sh + kh source rows.
  * Square kernels up to DW_ROW_MAX_KW, of equal strides up to DW_ROW_MAX_STRIDE and dilation 1, load
  * each source vector once for all the output rows; the rest run row by row. */
 static void DW_FN(plane_rows)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh,
-                              ptrdiff_t sw, ptrdiff_t dw, const DW_T *w, ptrdiff_t w_tap, const DW_T *bias, DW_T *dst,
-                              ptrdiff_t dst_row, ptrdiff_t npix, int nt)
+                              ptrdiff_t sw, ptrdiff_t dil_w, const DW_T *w, ptrdiff_t w_tap, const DW_T *bias,
+                              DW_T *dst, ptrdiff_t dst_row, ptrdiff_t npix, int nt)
 {
 #if DW_ROW_DENSE_TILES
     static const DW_FN(plane_rows_fn) dense[DW_ROW_MAX_STRIDE][DW_ROW_MAX_KW] = DW_DENSE_TABLE(plane_rows);
-    if (kh == kw && kw <= DW_ROW_MAX_KW && sh == sw && sw <= DW_ROW_MAX_STRIDE && dw == 1 && npix >= DW_VLEN) {
+    if (kh == kw && kw <= DW_ROW_MAX_KW && sh == sw && sw <= DW_ROW_MAX_STRIDE && dil_w == 1 && npix >= DW_VLEN) {
         dense[sw - 1][kw - 1](rows, off, w, w_tap, bias ? bias[0] : 0, dst, dst_row, npix, nt);
 #ifdef DW_X86
         if (nt) _mm_sfence();
@@ -466,7 +466,7 @@ static void DW_FN(plane_rows)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t 
     }
 #endif
     for (ptrdiff_t j = 0; j < DW_PLANE_ROWS; j++)
-        DW_FN(row)(rows + j * sh, off, 1, kh, kw, sw, dw, w, w_tap, bias, dst + j * dst_row, 1, npix, 1, nt);
+        DW_FN(row)(rows + j * sh, off, 1, kh, kw, sw, dil_w, w, w_tap, bias, dst + j * dst_row, 1, npix, 1, nt);
 }
 
 #undef DW_VEC

@@ -53,18 +53,18 @@ cdef bint ring_init(Ring *ring, int kind, Py_ssize_t lanes, Py_ssize_t out_rows,
     released by ring_free. False when out of memory."""
     cdef Py_ssize_t last
     ring.kind, ring.elsize = kind, elsize
-    ring.slots = (out_rows - 1) * d.sh + (d.kh - 1) * d.dh + 1  # the rows the output rows span
+    ring.slots = (out_rows - 1) * d.sh + (d.kh - 1) * d.dil_h + 1  # the rows the output rows span
     ring.span = (out_rows - 1) * d.sh + d.kh
-    ring.width = (d.OW - 1) * d.sw + (d.kw - 1) * d.dw + 1
+    ring.width = (d.OW - 1) * d.sw + (d.kw - 1) * d.dil_w + 1
     ring.in_place = False
     ring.head_end, ring.tail_start = ring.width, ring.width
     if in_place and kind == RING_PIXELS and d.M == 1:
         ring.o_lo = min(d.OW, (d.pl + d.sw - 1) // d.sw)
-        last = d.pl + d.W - 1 - (d.kw - 1) * d.dw  # the last padded column an inner pixel may start at
+        last = d.pl + d.W - 1 - (d.kw - 1) * d.dil_w  # the last padded column an inner pixel may start at
         ring.o_hi = min(d.OW, last // d.sw + 1) if last >= 0 else 0
         ring.in_place = ring.o_hi > ring.o_lo
         if ring.in_place:
-            ring.head_end = (ring.o_lo - 1) * d.sw + (d.kw - 1) * d.dw + 1 if ring.o_lo > 0 else 0
+            ring.head_end = (ring.o_lo - 1) * d.sw + (d.kw - 1) * d.dil_w + 1 if ring.o_lo > 0 else 0
             ring.tail_start = ring.o_hi * d.sw if ring.o_hi < d.OW else ring.width
     ring.slotted = ring.head_end > 0 or ring.tail_start < ring.width
     # (a stride-2 plane vector reads one element past its last pixel: one more element per row)
@@ -181,11 +181,11 @@ cdef const floating **ring_rows(Ring *ring, int tid, const floating *x, const Di
     cdef Py_ssize_t *held = ring_held(ring, tid)
     cdef const floating **pointers = <const floating **> (held + ring.slots)
     cdef const floating **sources = pointers + ring.span
-    cdef Py_ssize_t a, p, r, slot = q * d.sh % ring.slots - d.dh  # (one division per call, not one per row)
+    cdef Py_ssize_t a, p, r, slot = q * d.sh % ring.slots - d.dil_h  # (one division per call, not one per row)
     cdef floating *slot_row
     for a in range((out_rows - 1) * d.sh + d.kh):
-        p = q * d.sh + a * d.dh  # padded row, held in slot p % slots
-        slot += d.dh
+        p = q * d.sh + a * d.dil_h  # padded row, held in slot p % slots
+        slot += d.dil_h
         if slot >= ring.slots:
             slot -= ring.slots
         r = p - d.pt
@@ -247,11 +247,11 @@ cdef bint flat_masks_init(FlatMasks *f, const Dims *d) noexcept nogil:
     for a in range(d.kh):
         for b in range(d.kw):
             t = a * d.kw + b
-            f.off[t] = (a * d.dh - d.pt) * d.W + b * d.dw - d.pl
-            lo = max(0, d.pl - b * d.dw)  # the output columns whose tap column lies in the image
-            hi = min(d.OW, d.W + d.pl - b * d.dw)
+            f.off[t] = (a * d.dil_h - d.pt) * d.W + b * d.dil_w - d.pl
+            lo = max(0, d.pl - b * d.dil_w)  # the output columns whose tap column lies in the image
+            hi = min(d.OW, d.W + d.pl - b * d.dil_w)
             for oy in range(d.OH):
-                if lo < hi and 0 <= oy + a * d.dh - d.pt < d.H:
+                if lo < hi and 0 <= oy + a * d.dil_h - d.pt < d.H:
                     set_bits(f.bits + t * f.row_bytes, oy * d.OW + lo, oy * d.OW + hi)
     return True
 

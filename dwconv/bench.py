@@ -107,7 +107,7 @@ class Problem:
     shape: Shape
     x: np.ndarray  # (N, H, W, C)
     w: np.ndarray  # (k, k, C, 1): TensorFlow's depthwise filter layout, which dwconv takes
-    g: Optional[np.ndarray]  # (N, Ho, Wo, C), only for backward
+    dy: Optional[np.ndarray]  # (N, Ho, Wo, C), only for backward
 
     @property
     def y_shape(self):
@@ -210,13 +210,13 @@ def _dwconv_forward(problem, layout, threads):
 
 
 def _dwconv_backward(problem, layout, threads):
-    x, g = _in_layout(problem.x, layout), _in_layout(problem.g, layout)
+    x, dy = _in_layout(problem.x, layout), _in_layout(problem.dy, layout)
     w, s = problem.w, problem.shape
     padding = _explicit_padding(s)
 
     def run():
         return dwconv.depthwise_conv2d_grad(
-            x, w, g, s.stride, padding, data_format=layout, num_threads=threads
+            x, w, dy, s.stride, padding, data_format=layout, num_threads=threads
         )
 
     return Contestant(
@@ -232,13 +232,13 @@ def _dwconv_forward_helper(problem, layout, threads):
 
 def _dwconv_input_grad_helper(problem, layout, threads):
     """dwconv's input gradient alone on a backward case, timed alongside to print its share."""
-    g, w, s = _in_layout(problem.g, layout), problem.w, problem.shape
+    dy, w, s = _in_layout(problem.dy, layout), problem.w, problem.shape
     input_shape = _in_layout(problem.x, layout).shape
     padding = _explicit_padding(s)
 
     def run():
         return dwconv.depthwise_conv2d_backprop_input(
-            input_shape, w, g, s.stride, padding, data_format=layout, num_threads=threads
+            input_shape, w, dy, s.stride, padding, data_format=layout, num_threads=threads
         )
 
     return Contestant(f"dwconv dx {layout}", run, lambda dx: (_to_nhwc(dx, layout),), part=0)
@@ -246,16 +246,16 @@ def _dwconv_input_grad_helper(problem, layout, threads):
 
 def _dwconv_filter_grad_helper(problem, layout, threads):
     """dwconv's filter gradient alone on a backward case, timed alongside to print its share."""
-    x, g = _in_layout(problem.x, layout), _in_layout(problem.g, layout)
+    x, dy = _in_layout(problem.x, layout), _in_layout(problem.dy, layout)
     w_shape, s = problem.w.shape, problem.shape
     padding = _explicit_padding(s)
 
     def run():
         return dwconv.depthwise_conv2d_backprop_filter(
-            x, w_shape, g, s.stride, padding, data_format=layout, num_threads=threads
+            x, w_shape, dy, s.stride, padding, data_format=layout, num_threads=threads
         )
 
-    return Contestant(f"dwconv dW {layout}", run, lambda dw: (dw,), part=1)
+    return Contestant(f"dwconv dW {layout}", run, lambda dfilters: (dfilters,), part=1)
 
 
 def _torch_tensors(arrays, channels_last):
@@ -284,14 +284,14 @@ def _torch_forward(problem, channels_last, label):
 def _torch_backward(problem, channels_last, label):
     import torch
 
-    x, w, g = _torch_tensors([_nchw(problem.x), _oihw(problem.w), _nchw(problem.g)], channels_last)
+    x, w, dy = _torch_tensors([_nchw(problem.x), _oihw(problem.w), _nchw(problem.dy)], channels_last)
     s = problem.shape
     stride, pad = [s.stride] * 2, [s.pad] * 2
 
     # The backward kernel alone, as autograd calls it: timing y.backward() would add a forward.
     def run():
         return torch.ops.aten.convolution_backward(
-            g, x, w, None, stride, pad, [1, 1], False, [0, 0], s.C, [True, True, False]
+            dy, x, w, None, stride, pad, [1, 1], False, [0, 0], s.C, [True, True, False]
         )
 
     def as_nhwc(grads):
@@ -305,14 +305,14 @@ def _torch_gradient(problem, which, channels_last, label):
     the input or only the weight requires a gradient."""
     import torch
 
-    x, w, g = _torch_tensors([_nchw(problem.x), _oihw(problem.w), _nchw(problem.g)], channels_last)
+    x, w, dy = _torch_tensors([_nchw(problem.x), _oihw(problem.w), _nchw(problem.dy)], channels_last)
     s = problem.shape
     stride, pad = [s.stride] * 2, [s.pad] * 2
     mask = [which == "dx", which == "dW", False]
 
     def run():
         return torch.ops.aten.convolution_backward(
-            g, x, w, None, stride, pad, [1, 1], False, [0, 0], s.C, mask
+            dy, x, w, None, stride, pad, [1, 1], False, [0, 0], s.C, mask
         )
 
     def as_nhwc(grads):
@@ -389,19 +389,19 @@ def _tf_backward(problem):
     options = _tf_gradient_options(problem.shape)
 
     @tf.function(jit_compile=False)
-    def gradients(x, w, g):
+    def gradients(x, w, dy):
         """Input and filter gradients: the two kernels of TF's registered gradient."""
         dx = tf.raw_ops.DepthwiseConv2dNativeBackpropInput(
-            input_sizes=tf.shape(x), filter=w, out_backprop=g, **options
+            input_sizes=tf.shape(x), filter=w, out_backprop=dy, **options
         )
-        dw = tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
-            input=x, filter_sizes=tf.shape(w), out_backprop=g, **options
+        dfilters = tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
+            input=x, filter_sizes=tf.shape(w), out_backprop=dy, **options
         )
-        return dx, dw
+        return dx, dfilters
 
-    x, w, g = tf.constant(problem.x), tf.constant(problem.w), tf.constant(problem.g)
+    x, w, dy = tf.constant(problem.x), tf.constant(problem.w), tf.constant(problem.dy)
     return Contestant(
-        "tf", lambda: gradients(x, w, g), lambda dxdw: (dxdw[0].numpy(), dxdw[1].numpy())
+        "tf", lambda: gradients(x, w, dy), lambda grads: (grads[0].numpy(), grads[1].numpy())
     )
 
 
@@ -411,13 +411,13 @@ def _tf_gradient(problem, which):
 
     options = _tf_gradient_options(problem.shape)
     if which == "dx":
-        kernel = tf.function(lambda x, w, g: tf.raw_ops.DepthwiseConv2dNativeBackpropInput(
-            input_sizes=tf.shape(x), filter=w, out_backprop=g, **options), jit_compile=False)
+        kernel = tf.function(lambda x, w, dy: tf.raw_ops.DepthwiseConv2dNativeBackpropInput(
+            input_sizes=tf.shape(x), filter=w, out_backprop=dy, **options), jit_compile=False)
     else:
-        kernel = tf.function(lambda x, w, g: tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
-            input=x, filter_sizes=tf.shape(w), out_backprop=g, **options), jit_compile=False)
-    x, w, g = tf.constant(problem.x), tf.constant(problem.w), tf.constant(problem.g)
-    return Contestant(f"tf {which}", lambda: kernel(x, w, g), lambda grad: (grad.numpy(),),
+        kernel = tf.function(lambda x, w, dy: tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
+            input=x, filter_sizes=tf.shape(w), out_backprop=dy, **options), jit_compile=False)
+    x, w, dy = tf.constant(problem.x), tf.constant(problem.w), tf.constant(problem.dy)
+    return Contestant(f"tf {which}", lambda: kernel(x, w, dy), lambda grad: (grad.numpy(),),
                       part=GRADIENTS.index(which))
 
 

@@ -57,7 +57,7 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
         _forward_block, index, *arrays, token="depthwise_conv2d",
         adjust_chunks={"h": _sizes(rows), "w": _sizes(cols), "c": lambda c: c * g.M},
         concatenate=True, align_arrays=False, meta=np.empty((0,) * 4, dtype),
-        strides=(g.sh, g.sw), dilations=(g.dh, g.dw), data_format=g.layout, activation=activation,
+        strides=(g.sh, g.sw), dilations=(g.dil_h, g.dil_w), data_format=g.layout, activation=activation,
         result_dtype=dtype)
 
 
@@ -80,7 +80,7 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
     # Output rows i reach padded rows i*sh .. i*sh + eh - 1: the padded rows of the chunk starting at
     # output row o are reached from rows o - halo on. Zero rows before the first and after the last
     # output row make every chunk's problem the same, and cover the whole padded input.
-    eh, ew = _span(g.kh, g.dh), _span(g.kw, g.dw)
+    eh, ew = _span(g.kh, g.dil_h), _span(g.kw, g.dil_w)
     halo = ((eh - 1) // g.sh, (ew - 1) // g.sw)
     padded_rows, padded_cols = -(-(g.H + g.pt + g.pb) // g.sh), -(-(g.W + g.pl + g.pr) // g.sw)
     pad_width = [(0, 0)] * 4
@@ -95,7 +95,7 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
         adjust_chunks={"h": tuple(n * g.sh for n in _sizes(rows)), "w": tuple(n * g.sw for n in _sizes(cols)),
                        "c": lambda n: n // g.M},
         concatenate=True, align_arrays=False, meta=np.empty((0,) * 4, compute),
-        result_dtype=compute, halo=halo, strides=(g.sh, g.sw), dilations=(g.dh, g.dw), data_format=g.layout,
+        result_dtype=compute, halo=halo, strides=(g.sh, g.sw), dilations=(g.dil_h, g.dil_w), data_format=g.layout,
         padding=((halo[0] * g.sh, max(eh - g.sh, 0)), (halo[1] * g.sw, max(ew - g.sw, 0))))
     grad = _fold_padding(_fold_padding(padded_grad, h, g.H, g.pt, g.pb, g.mode), w, g.W, g.pl, g.pr, g.mode)
     return grad.astype(dtype)
@@ -122,7 +122,7 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
         _filter_grad_block, "nhwijcm", _input_slabs(x, g, index, rows, cols), index, grad_output, index,
         token="depthwise_conv2d_backprop_filter", new_axes={"i": g.kh, "j": g.kw, "m": g.M},
         adjust_chunks={"n": 1, "h": 1, "w": 1}, align_arrays=False, meta=np.empty((0,) * 7, compute),
-        kernel=(g.kh, g.kw), strides=(g.sh, g.sw), dilations=(g.dh, g.dw), data_format=g.layout,
+        kernel=(g.kh, g.kw), strides=(g.sh, g.sw), dilations=(g.dil_h, g.dil_w), data_format=g.layout,
         result_dtype=compute)
     total = partial.sum(axis=(0, 1, 2)).astype(dtype)
     return _args.filters_in_format(total, call).reshape(call.shape)
@@ -269,7 +269,7 @@ def _input_slabs(x, g, index, rows, cols):
     """The padded input cut into the slabs that the chunks of outputs (`rows` x `cols`) read."""
     h, w = index.index("h"), index.index("w")
     padded = _pad(_pad(x, h, g.H, g.pt, g.pb, g.mode), w, g.W, g.pl, g.pr, g.mode)
-    eh, ew = _span(g.kh, g.dh), _span(g.kw, g.dw)
+    eh, ew = _span(g.kh, g.dil_h), _span(g.kw, g.dil_w)
     return _slabs(padded, h, w, [(a * g.sh, (b - 1) * g.sh + eh) for a, b in rows],
                   [(a * g.sw, (b - 1) * g.sw + ew) for a, b in cols])
 

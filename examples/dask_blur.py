@@ -24,8 +24,8 @@ import dwconv.dask
 def gaussian(size=7, sigma=1.5):
     """A normalized size x size Gaussian kernel."""
     t = np.arange(size) - (size - 1) / 2
-    g = np.exp(-t**2 / (2 * sigma**2))
-    return np.outer(g, g) / g.sum()**2
+    profile = np.exp(-t**2 / (2 * sigma**2))
+    return np.outer(profile, profile) / profile.sum()**2
 
 
 SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float32)

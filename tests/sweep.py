@@ -4,6 +4,7 @@ import itertools
 
 import numpy as np
 
+from dwconv._names import PADDING_MODES
 from reference import normalize_pair
 
 FORMATS = ("NHWC", "NCHW")
@@ -13,6 +14,7 @@ KERNELS = ((1, 1), (3, 3), (5, 5), (2, 4), (7, 7))
 PADDINGS = ("VALID", "SAME", 1, (1, 2), ((0, 2), (1, 0)), "TF4")
 MULTIPLIERS = (1, 2, 3)
 DTYPES = (np.float32, np.float64)
+MODES = tuple(PADDING_MODES)
 
 # ivy's documented array examples: (x shape, k, strides, padding, y shape, whether `out=` is given)
 IVY_SEED_EXAMPLES = [

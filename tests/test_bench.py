@@ -186,8 +186,8 @@ def reference_peer(problem_batch):
         s = problem.shape
         pad = bench._explicit_padding(s)
         strides = (s.stride, s.stride)
-        return (conv2d_backprop_input(problem.x.shape, problem.w, problem.g, strides, pad, "NHWC", (1, 1)),
-                conv2d_backprop_filter(problem.x, problem.w.shape, problem.g, strides, pad, "NHWC", (1, 1)))
+        return (conv2d_backprop_input(problem.x.shape, problem.w, problem.dy, strides, pad, "NHWC", (1, 1)),
+                conv2d_backprop_filter(problem.x, problem.w.shape, problem.dy, strides, pad, "NHWC", (1, 1)))
 
     def backward(problem):
         dx, dw = gradients(problem)

@@ -27,13 +27,13 @@ w = np.ones((3, 3, 40, 1), np.float32).reshape(-1)
 g = _args.geometry(shape, (3, 3, 40, 1), 1, 1, fmt)
 y = np.zeros(x.size, np.float32)
 dy = np.ones(x.size, np.float32)
-dw = np.zeros(9 * 40, np.float32)
+dfilters = np.zeros(9 * 40, np.float32)
 if short == "x":
     _kernels.forward(x[:-1], w, None, y, g, None, 1)
 elif short == "y":
     _kernels.forward(x, w, None, y[:-1], g, None, 1)
 else:  # the filter gradient reading one element past the output gradient
-    _kernels.filter_grad(x, dy[:-1], dw, None, g, 1)
+    _kernels.filter_grad(x, dy[:-1], dfilters, None, g, 1)
 print("no abort")
 """
 

@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 
 import dwconv
+from dwconv._names import ACTIVATIONS
 from dwconv.compat import chainer as F
 from dwconv.compat import ivy, keras
 from dwconv.compat import megengine as M
 from dwconv.compat import tensorflow as tf
-from reference import (ACTIVATIONS, activate, conv2d_backprop_filter, conv2d_backprop_input, conv2d_forward,
+from reference import (activate, conv2d_backprop_filter, conv2d_backprop_input, conv2d_forward,
                        normalize_pair, resolve_padding)
 from sweep import IVY_SEED_EXAMPLES
 

@@ -22,16 +22,15 @@ import pytest
 
 import dwconv
 from cuda_emulation import EmulatedArray, emulated_cupy
-from dwconv import _cupy
+from dwconv import _cupy, _names
 from reference import activate, conv2d_backprop_filter, conv2d_backprop_input, conv2d_forward, normalize_pair, \
     resolve_padding
-from sweep import DILATIONS, FORMATS, KERNELS, MULTIPLIERS, PADDINGS, STRIDES, SWEEP, api_pair, sweep_id, \
+from sweep import DILATIONS, FORMATS, KERNELS, MODES, MULTIPLIERS, PADDINGS, STRIDES, SWEEP, api_pair, sweep_id, \
     tf4_padding, to_format
 from test_features import assert_close
 
-MODES = ("zeros", "reflect", "replicate", "circular")
-ACTIVATIONS = (None, "relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "hard_swish")
-LIPSCHITZ = 1.5  # of every activation above (hard_swish's slope reaches 1.5)
+ACTIVATIONS = (None, *_names.ACTIVATIONS)
+LIPSCHITZ = max(activation.slope for activation in _names.ACTIVATIONS.values())
 
 
 def _gpu_device():
@@ -128,7 +127,7 @@ def test_sweep(device, case):
     y_shape = dwconv.output_shape(x.shape, w.shape, strides, padding, data_format=fmt, dilations=DILATIONS[d])
     dy = rng.standard_normal(y_shape).astype(dtype)
     check_all(device, x, w, bias, dy, strides, padding, fmt, api_pair(DILATIONS[d], (s + p + 1) % 4, fmt),
-              mode=MODES[index % 4], activation=ACTIVATIONS[index % 8])
+              mode=MODES[index % len(MODES)], activation=ACTIVATIONS[index % len(ACTIVATIONS)])
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -20,10 +20,9 @@ import dwconv  # noqa: E402
 import dwconv.dask  # noqa: E402
 from reference import (activate, conv2d_backprop_filter, conv2d_backprop_input, conv2d_forward,  # noqa: E402
                        normalize_pair, resolve_padding)
-from sweep import tf4_padding, to_format  # noqa: E402
+from sweep import MODES, tf4_padding, to_format  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-MODES = ("zeros", "reflect", "replicate", "circular")
 PADDING_FORMS = ("VALID", "SAME", "int", "pair", "pairs", "TF4")
 
 

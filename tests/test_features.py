@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 
 import dwconv
-from reference import (ACTIVATIONS, activate, conv2d_backprop_filter, conv2d_backprop_input, conv2d_forward,
+from dwconv._names import ACTIVATIONS
+from reference import (activate, conv2d_backprop_filter, conv2d_backprop_input, conv2d_forward,
                        normalize_pair, resolve_padding)
-from sweep import to_format
-
-MODES = ("zeros", "reflect", "replicate", "circular")
+from sweep import MODES, to_format
 
 # (H, W, kernel, strides, dilations, padding): padding wider than the image (reflect and wrap then
 # fold more than once), SAME with strides, dilation reaching past a 1-pixel image, asymmetric pads
@@ -218,13 +217,11 @@ def test_float16_out_argument():
 # ---------------------------------------------------------------------------
 # activations
 
-# the largest slope of each activation, which bounds how far it magnifies an error
-SLOPES = {"relu": 1, "relu6": 1, "sigmoid": 0.25, "tanh": 1, "gelu": 1.13, "silu": 1.1, "hard_swish": 1.5}
 
 
 @pytest.mark.parametrize("fmt", ["NHWC", "NCHW"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_activations(fmt, dtype, activation):
     """Each named activation, after the bias, on values spread over its interesting range, with a
     padding mode whose border taps are added before activating."""
@@ -236,7 +233,7 @@ def test_activations(fmt, dtype, activation):
         ref, scale, _ = reference(x, w, 1, 1, fmt, 1, mode, bias=bias, activation=activation)
         got = dwconv.depthwise_conv2d(x, w, 1, 1, data_format=fmt, bias=bias, padding_mode=mode,
                                       activation=activation)
-        assert_close(got, ref, scale, dtype, 10, SLOPES[activation])
+        assert_close(got, ref, scale, dtype, 10, ACTIVATIONS[activation].slope)
 
 
 def test_activation_keeps_nan():

@@ -19,17 +19,16 @@ from hypothesis import given, strategies as st  # noqa: E402
 
 import dwconv  # noqa: E402
 from dwconv import _config  # noqa: E402
-from reference import (ACTIVATIONS, activate, conv2d_backprop_filter, conv2d_backprop_input,  # noqa: E402
+from dwconv._names import ACTIVATIONS  # noqa: E402
+from reference import (activate, conv2d_backprop_filter, conv2d_backprop_input,  # noqa: E402
                        conv2d_forward, normalize_pair, resolve_padding)
-from sweep import tf4_padding, to_format  # noqa: E402
+from sweep import MODES, tf4_padding, to_format  # noqa: E402
 
 FLOATS = (np.float16, np.float32, np.float64)
 IMAGES = (np.uint8, np.uint16, np.int16, np.int32)
-MODES = ("zeros", "reflect", "replicate", "circular")
 PADDING_FORMS = ("VALID", "SAME", "int", "pair", "pairs", "TF4")
 # the largest slope of each activation: how much it can magnify an error of its argument
-SLOPES = {None: 1, "callable": 1, "relu": 1, "relu6": 1, "sigmoid": 0.25, "tanh": 1, "gelu": 1.13, "silu": 1.1,
-          "hard_swish": 1.5}
+SLOPES = {None: 1, "callable": 1, **{name: activation.slope for name, activation in ACTIVATIONS.items()}}
 # channel counts: small ones, and those around vector widths (4, 8, 16 lanes) and the channel blocks
 # (64 in NHWC, 128 on the packed NCHW path)
 CHANNELS = st.one_of(st.integers(1, 9), st.sampled_from([15, 16, 17, 31, 32, 33, 63, 64, 65, 70, 130, 257]))

@@ -21,9 +21,8 @@ import pytest
 
 import dwconv
 from reference import conv2d_backprop_filter, conv2d_backprop_input, conv2d_forward, resolve_padding
-from sweep import to_format
+from sweep import MODES, to_format
 
-MODES = ("zeros", "reflect", "replicate", "circular")
 # (strides, dilations, padding): plain, strided and dilated, asymmetric padding
 GEOMETRIES = [(1, 1, 1), (2, 1, "SAME"), (1, 2, ((2, 1), (0, 3)))]
 

@@ -23,7 +23,7 @@ from types import SimpleNamespace
 import numpy as np
 
 import dwconv
-from dwconv import _args
+from dwconv import _args, _names
 
 __all__ = ["DepthwiseConv2D", "layers", "initializers", "regularizers", "constraints"]
 
@@ -297,40 +297,13 @@ constraints = SimpleNamespace(Constraint=Constraint, **_CONSTRAINTS,
 
 
 # ---------------------------------------------------------------------------
-# activations: Keras's name -> dwconv's fused activation, and its derivative from the
-# pre-activation z and the output y (z is recomputed by `backward` only where it is needed)
+# activations: Keras's name -> dwconv's fused activation (None: linear); their derivatives are
+# dwconv._names's
 
 
-def _silu_derivative(z, y):
-    sigmoid = 1 / (1 + np.exp(-z))
-    return sigmoid * (1 + z * (1 - sigmoid))
-
-
-def _gelu_derivative(z, y):
-    # d/dz z*Phi(z) = Phi(z) + z*phi(z), with Phi(z) = y / z read off the fused output; near 0,
-    # where that quotient loses its digits, Phi's tangent 1/2 + z*phi(0) is exact to O(z**3).
-    density = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
-    small = np.abs(z) < 1e-3
-    cdf = np.where(small, 0.5 + z / math.sqrt(2 * math.pi), y / np.where(small, 1, z))
-    return cdf + z * density
-
-
-def _hard_silu_derivative(z, y):
-    return np.where(z < -3, 0.0, np.where(z > 3, 1.0, (2 * z + 3) / 6))
-
-
-_ACTIVATIONS = {
-    "linear": (None, None),
-    "relu": ("relu", lambda z, y: y > 0),
-    "relu6": ("relu6", lambda z, y: (y > 0) & (y < 6)),
-    "sigmoid": ("sigmoid", lambda z, y: y * (1 - y)),
-    "tanh": ("tanh", lambda z, y: 1 - y * y),
-    "silu": ("silu", _silu_derivative),
-    "gelu": ("gelu", _gelu_derivative),
-    "hard_silu": ("hard_swish", _hard_silu_derivative),
-}
-_ACTIVATION_ALIASES = {None: "linear", "swish": "silu", "hard_swish": "hard_silu"}
-_DERIVATIVES_OF_OUTPUT = ("relu", "relu6", "sigmoid", "tanh")
+_KERAS_NAMES = {"hard_swish": "hard_silu"}  # dwconv's name -> Keras's, where they differ
+_ACTIVATIONS = {"linear": None, **{_KERAS_NAMES.get(name, name): name for name in _names.ACTIVATIONS}}
+_ACTIVATION_ALIASES = {None: "linear", "swish": "silu", **_KERAS_NAMES}
 
 
 def _activation(value, custom_objects=None):
@@ -345,7 +318,7 @@ def _activation(value, custom_objects=None):
         if name in _ACTIVATIONS:
             return name
     raise ValueError(f"`activation` must be None, a callable, a Keras function config or one of "
-                     f"{', '.join(map(repr, sorted(_ACTIVATIONS) + ['swish', 'hard_swish']))}; got {value!r}")
+                     f"{', '.join(map(repr, sorted(_ACTIVATIONS) + [name for name in _ACTIVATION_ALIASES if name]))}; got {value!r}")
 
 
 def _imported(module, qualname):
@@ -435,7 +408,7 @@ class DepthwiseConv2D:
             raise ValueError(f"`name` must be None or a str, got {name!r}")
         if not isinstance(trainable, bool):
             raise ValueError(f"`trainable` must be a bool, got {trainable!r}")
-        layout = _args.data_format(data_format)
+        layout = _args.check_data_format(data_format)
         self.data_format = "channels_last" if layout == "NHWC" else "channels_first"
         self.kernel_size = _args.spatial_pair(kernel_size, "kernel_size", layout)
         self.strides = _args.spatial_pair(strides, "strides", layout)
@@ -524,7 +497,7 @@ class DepthwiseConv2D:
         x = np.asarray(inputs)
         if not self.built:
             self.build(x.shape)
-        activation = self.activation if callable(self.activation) else _ACTIVATIONS[self.activation][0]
+        activation = self.activation if callable(self.activation) else _ACTIVATIONS[self.activation]
         y = dwconv.depthwise_conv2d(x, self.kernel, bias=self.bias, activation=activation,
                                     dtype=self.compute_dtype, **self._conv_args())
         self._last_call = (x, y)
@@ -558,11 +531,11 @@ class DepthwiseConv2D:
         if callable(self.activation):
             raise TypeError(f"`activation` {self.activation!r} is a callable, which `backward` cannot "
                             "differentiate; use a named activation")
-        derivative = _ACTIVATIONS[self.activation][1]
-        if derivative is not None:
-            z = None if self.activation in _DERIVATIVES_OF_OUTPUT else dwconv.depthwise_conv2d(
+        fused = _names.ACTIVATIONS.get(_ACTIVATIONS[self.activation])
+        if fused is not None:
+            z = None if fused.of_output else dwconv.depthwise_conv2d(
                 x, self.kernel, bias=self.bias, dtype=y.dtype, **self._conv_args())
-            grad = grad * derivative(z, y)
+            grad = grad * fused.derivative(z, y)
         grads = dwconv.depthwise_conv2d_grad(x, self.kernel, grad, **self._conv_args())
         kernel_grad = grads.filters + self._penalty_gradient(self.depthwise_regularizer, self.kernel,
                                                              "depthwise_regularizer")

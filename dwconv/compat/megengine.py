@@ -65,7 +65,7 @@ class Conv2d:
         self.stride = _args.spatial_pair(stride, "stride", "NCHW")
         self.dilation = _args.spatial_pair(dilation, "dilation", "NCHW")
         _args.padding_spec(padding, "NCHW")
-        self.padding, self.padding_mode = padding, _args.padding_mode(padding_mode)
+        self.padding, self.padding_mode = padding, _args.check_padding_mode(padding_mode)
         kh, kw = self.kernel_size
         K = out_channels // in_channels
         self._weight_shape = (out_channels, 1, kh, kw) if groups == 1 else (groups, K, 1, kh, kw)
