@@ -16,8 +16,8 @@ def supported_isas():
 
 
 def use_isa(name):
-    """Run the kernels at instruction-set level `name` ("baseline", "avx2", "avx512", in any case)
-    from now on."""
+    """Run the kernels at instruction-set level `name` ("baseline", "avx2", "avx512" on x86-64,
+    "neon" on AArch64, in any case) from now on."""
     level = name.lower() if isinstance(name, str) else name
     if level not in _kernels.ISA_NAMES:
         raise ValueError(f"`name` must be one of {', '.join(_kernels.ISA_NAMES)} (any case), got {name!r}")

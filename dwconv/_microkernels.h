@@ -53,7 +53,14 @@
  * its target region, and says whether a CPU runs it (dw_supported_<level>); a new level is one
  * block here and one line in dw_isas below. */
 
-/* baseline: what the build targets (SSE2 on x86-64), 16-byte vectors. */
+/* baseline: what the build targets (SSE2 on x86-64), 16-byte vectors. On AArch64 these are NEON's
+ * (Advanced SIMD, part of every AArch64 CPU), and the level is named after it, "neon": its table
+ * name (DW_BASELINE_NAME) says what it runs, while its functions keep the name baseline. */
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#define DW_BASELINE_NAME "neon"
+#else
+#define DW_BASELINE_NAME "baseline"
+#endif
 #define DW_ISA baseline
 #define DW_VBYTES 16
 #include "_microkernels_level.h"
@@ -156,17 +163,20 @@ typedef struct {
     dw_copy_f64_fn copy_f64;
 } dw_isa;
 
-/* A level's table entry; `flat` its flat-plane micro-kernels, DW_FLAT_OF(level) or DW_FLAT_NONE. */
-#define DW_ISA_ENTRY(isa, flat)                                                                          \
-    {#isa, dw_supported_##isa, taps_##isa##_f32, taps_##isa##_f64, dot_##isa##_f32, dot_##isa##_f64,       \
+/* A level's table entry; after the level, its flat-plane micro-kernels, DW_FLAT_OF(level) or
+ * DW_FLAT_NONE (variadic: DW_ISA_ENTRY passes them on expanded, as four entries). */
+#define DW_ISA_ENTRY(isa, ...) DW_ISA_ENTRY_NAMED(#isa, isa, __VA_ARGS__)
+/* The same, with the name `name` (a string) in the table. */
+#define DW_ISA_ENTRY_NAMED(name, isa, ...)                                                               \
+    {name, dw_supported_##isa, taps_##isa##_f32, taps_##isa##_f64, dot_##isa##_f32, dot_##isa##_f64,       \
      dot_taps_##isa##_f32, dot_taps_##isa##_f64, dot_window_##isa##_f32, dot_window_##isa##_f64, transpose_##isa##_f32, transpose_##isa##_f64,            \
-     row_##isa##_f32, row_##isa##_f64, plane_rows_##isa##_f32, plane_rows_##isa##_f64, flat, copy_##isa##_f32, \
+     row_##isa##_f32, row_##isa##_f64, plane_rows_##isa##_f32, plane_rows_##isa##_f64, __VA_ARGS__, copy_##isa##_f32, \
      copy_##isa##_f64}
 #define DW_FLAT_OF(isa) flat_##isa##_f32, flat_##isa##_f64, flat_dot_##isa##_f32, flat_dot_##isa##_f64
 #define DW_FLAT_NONE NULL, NULL, NULL, NULL
 
 static const dw_isa dw_isas[] = {
-    DW_ISA_ENTRY(baseline, DW_FLAT_NONE),
+    DW_ISA_ENTRY_NAMED(DW_BASELINE_NAME, baseline, DW_FLAT_NONE),
 #ifdef DW_X86
     DW_ISA_ENTRY(avx2, DW_FLAT_OF(avx2)),
     DW_ISA_ENTRY(avx512, DW_FLAT_OF(avx512)),

@@ -14,7 +14,8 @@
  *
  * The levels are those of the micro-kernels, in their order (dwconv._kernels.ISA_NAMES):
  *   0 baseline -- plain vector arithmetic, 16 bytes: SSE2 on x86-64 (no FMA: a multiply then an
- *                 add, still 2 flops), whatever the compiler targets elsewhere;
+ *                 add, still 2 flops), NEON on AArch64 (named "neon" there, 2 flops per FMLA lane),
+ *                 whatever the compiler targets elsewhere;
  *   1 avx2     -- _mm256_fmadd_ps, 8 floats;
  *   2 avx512   -- _mm512_fmadd_ps, 16 floats.
  * The x86 levels call the FMA intrinsics rather than writing a * b + c, which is fused only

@@ -8,6 +8,7 @@ of the right shape and dtype, which must come back untouched: errors are
 raised before anything is written.  Inputs are never modified either.
 """
 
+import platform
 import re
 from collections import namedtuple
 
@@ -828,27 +829,39 @@ def test_dwconv_dask_without_dask_says_what_to_install(monkeypatch):
         importlib.import_module("dwconv.dask")
 
 
+# The portable level's name: "neon" on AArch64, where its 16-byte vectors are NEON's, "baseline"
+# elsewhere (SSE2 on x86-64, followed by the x86 levels).
+PORTABLE = "neon" if platform.machine().lower() in ("aarch64", "arm64") else "baseline"
+LEVELS = ("neon",) if PORTABLE == "neon" else ("baseline", "avx2", "avx512")
+
+
+def test_instruction_set_levels_are_named_for_the_machine():
+    assert dwconv._kernels.ISA_NAMES == LEVELS
+    assert dwconv.supported_isas()[0] == PORTABLE
+
+
 def test_use_isa_takes_any_case():
     from dwconv import _kernels
 
     before = _kernels.active_isa()
     try:
-        dwconv.use_isa("BASELINE")
-        assert _kernels.active_isa() == "baseline"
+        dwconv.use_isa(PORTABLE.upper())
+        assert _kernels.active_isa() == PORTABLE
     finally:
         dwconv.use_isa(before)
-    with pytest.raises(ValueError, match=r"`name` must be one of baseline, avx2, avx512 \(any case\), got 'sse9'"):
+    with pytest.raises(ValueError, match=rf"`name` must be one of {', '.join(LEVELS)} \(any case\), got 'sse9'"):
         dwconv.use_isa("sse9")
 
 
-@pytest.mark.parametrize("value, ok", [("BASELINE", True), (" Baseline ", True), ("avx3", False), ("x", False)])
+@pytest.mark.parametrize("value, ok", [(PORTABLE.upper(), True), (f" {PORTABLE.title()} ", True), ("avx3", False),
+                                       ("x", False)])
 def test_dwconv_isa_environment_variable(value, ok):
     from fresh_python import fresh_python
 
     run = fresh_python("import dwconv._kernels as k, dwconv; print(k.active_isa())", DWCONV_ISA=value, timeout=120)
     if ok:
-        assert run.returncode == 0 and run.stdout.split() == ["baseline"], run.stderr[-800:]
+        assert run.returncode == 0 and run.stdout.split() == [PORTABLE], run.stderr[-800:]
     else:
         assert run.returncode != 0
         assert re.search(rf"ValueError: DWCONV_ISA={value!r} is not an instruction-set level: set it to one of "
-                         r"baseline, .*\(any case\), or unset it", run.stderr), run.stderr[-800:]
+                         rf"{PORTABLE}\b.*\(any case\), or unset it", run.stderr), run.stderr[-800:]
