@@ -96,8 +96,9 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
         TensorFlow's explicit 4 pairs in ``data_format`` order.
     bias : array_like, (C*M,), optional
         Added to every output pixel, inside the kernel.
-    padding_mode : "zeros", "reflect", "replicate" or "circular"
-        What the padding holds (PyTorch's names; ``numpy.pad``'s constant, reflect, edge, wrap).
+    padding_mode : "zeros", "reflect", "replicate", "circular" or "symmetric"
+        What the padding holds (PyTorch's names; ``numpy.pad``'s constant, reflect, edge, wrap, and
+        its symmetric: reflected about the edges themselves, OpenCV's BORDER_REFLECT).
         No padded copy is made: the taps that fall in the padding read the pixels they mirror.
     activation : None, "relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "hard_swish" or callable
         Applied after the bias; the named ones inside the kernel, a callable to the result.

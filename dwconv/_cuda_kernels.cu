@@ -40,6 +40,10 @@ __device__ __forceinline__ int source(int p, int n, int mode) {
     if (mode == ZEROS || n == 0) return -1;  // an empty axis has nothing to copy
     if (mode == REPLICATE) return p < 0 ? 0 : n - 1;
     if (mode == CIRCULAR) return floor_mod(p, n);
+    if (mode == SYMMETRIC) {  // reflection about the edges themselves: the edge pixel repeats
+        const int q = floor_mod(p, 2 * n);
+        return q < n ? q : 2 * n - 1 - q;
+    }
     if (n == 1) return 0;
     const int period = 2 * (n - 1);  // REFLECT about the first and the last pixel
     const int q = floor_mod(p, period);

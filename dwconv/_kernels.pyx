@@ -166,12 +166,13 @@ cdef enum:
 # are generated from; these enums are checked against them on import, so that a reorder on either
 # side fails loudly instead of changing results.
 cdef enum:
-    ZEROS, REFLECT, REPLICATE, CIRCULAR
+    ZEROS, REFLECT, REPLICATE, CIRCULAR, SYMMETRIC
 
 cdef enum:
     IDENTITY, RELU, RELU6, SIGMOID, TANH, GELU, SILU, HARD_SWISH
 
-MODE_CODES = {"zeros": ZEROS, "reflect": REFLECT, "replicate": REPLICATE, "circular": CIRCULAR}
+MODE_CODES = {"zeros": ZEROS, "reflect": REFLECT, "replicate": REPLICATE, "circular": CIRCULAR,
+              "symmetric": SYMMETRIC}
 ACTIVATION_CODES = {None: IDENTITY, "relu": RELU, "relu6": RELU6, "sigmoid": SIGMOID, "tanh": TANH, "gelu": GELU,
                     "silu": SILU, "hard_swish": HARD_SWISH}
 
@@ -424,12 +425,17 @@ cdef Dims dims_of(g):
 
 cdef inline Py_ssize_t padded_source(Py_ssize_t p, Py_ssize_t n, int mode) noexcept nogil:
     """The input coordinate whose value padded coordinate p (outside [0, n)) holds, as in numpy.pad
-    with modes reflect, edge and wrap (any distance from the input, so any padding is valid)."""
+    with modes reflect, edge, wrap and symmetric (any distance from the input, so any padding is
+    valid)."""
     cdef Py_ssize_t period
     if mode == REPLICATE:
         return 0 if p < 0 else n - 1
     if mode == CIRCULAR:
         return p - floordiv(p, n) * n
+    if mode == SYMMETRIC:  # reflection about the edges themselves: the edge pixel repeats
+        period = 2 * n
+        p = p - floordiv(p, period) * period
+        return period - 1 - p if p >= n else p
     if n == 1:
         return 0
     period = 2 * (n - 1)  # reflection about the first and the last element repeats with this period

@@ -16,7 +16,8 @@ import numpy as np
 
 # How a padded coordinate outside the input finds its value: PyTorch's names, numpy.pad's modes.
 # Every mode but numpy.pad's "constant" repeats input values, so it cannot pad an empty axis.
-PADDING_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+PADDING_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap",
+                 "symmetric": "symmetric"}
 
 
 class Activation(NamedTuple):

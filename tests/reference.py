@@ -35,7 +35,8 @@ __all__ = [
 ]
 
 # padding_mode name -> numpy.pad mode
-PADDING_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+PADDING_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap",
+                 "symmetric": "symmetric"}
 
 
 # ---------------------------------------------------------------------------

@@ -263,7 +263,7 @@ def test_callable_activation_of_the_wrong_shape():
 
 @pytest.mark.parametrize("kwargs, error, message", [
     (dict(padding_mode="mirror"), ValueError, "`padding_mode` must be one of 'zeros', 'reflect', 'replicate', "
-                                              "'circular', got 'mirror'"),
+                                              "'circular', 'symmetric', got 'mirror'"),
     (dict(padding_mode=None), ValueError, "`padding_mode` must be one of"),
     (dict(activation="softmax"), ValueError, "`activation` must be None, a callable or one of 'relu'"),
     (dict(activation=3), ValueError, "got 3"),

@@ -11,6 +11,7 @@ BORDERS = {  # a name of each padding mode in each vocabulary filter2d takes
     "replicate": ("replicate", "edge", "BORDER_REPLICATE", "Replicate", 1),
     "circular": ("circular", "wrap", "BORDER_WRAP", 3),
     "reflect": ("reflect", "BORDER_REFLECT_101", "BORDER_REFLECT101", "BORDER_DEFAULT", "reflect_101", 4),
+    "symmetric": ("symmetric", "BORDER_REFLECT", "border_reflect", 2),
 }
 SHAPES = [(23, 31), (17, 29, 1), (19, 26, 3), (12, 40, 4)]
 INTEGERS = (np.uint8, np.uint16, np.int16, np.int32)
@@ -113,7 +114,7 @@ def test_integer_result_with_a_callable_activation_sees_the_float_sums():
 
 @pytest.mark.parametrize("shape", [(25, 33), (22, 30, 3)], ids=str)
 @pytest.mark.parametrize("dtype", (np.uint8, np.float32))
-@pytest.mark.parametrize("mode", ("reflect", "zeros", "circular"))
+@pytest.mark.parametrize("mode", ("reflect", "zeros", "circular", "symmetric"))
 def test_sep_filter2d_is_filter2d_with_the_outer_product(shape, dtype, mode):
     rng = np.random.default_rng([len(shape), 3])
     image = _image(shape, dtype, rng)
@@ -164,7 +165,7 @@ def test_bad_argument_types_raise_type_errors(call, message):
         call()
 
 
-@pytest.mark.parametrize("border", ["BORDER_REFLECT_101", "BORDER_REPLICATE", "BORDER_CONSTANT"])
+@pytest.mark.parametrize("border", ["BORDER_REFLECT_101", "BORDER_REPLICATE", "BORDER_CONSTANT", "BORDER_REFLECT"])
 def test_same_results_as_opencv(border):
     """Where OpenCV is installed: its filter2D and sepFilter2D give the same 8-bit images."""
     cv2 = pytest.importorskip("cv2")
