@@ -8,7 +8,6 @@ thread counts, ``out=`` versus a fresh result, 3-D versus 4-D filters.
 
 import copy
 import itertools
-import math
 import os
 import pathlib
 
@@ -22,8 +21,9 @@ from reference import (
     output_hw,
     resolve_padding,
 )
-from sweep import (DILATIONS, DTYPES, FORMATS, IVY_SEED_EXAMPLES, KERNELS, MULTIPLIERS, PADDINGS, STRIDES, SWEEP,
-                   api_pair, sweep_id, tf4_padding, to_format)
+from checks import assert_close, reference_forward
+from sweep import (DILATIONS, DTYPES, FORMATS, IVY_SEED_EXAMPLES, KERNELS, PADDINGS, STRIDES, SWEEP,
+                   SWEEP_EXTRAS_CARDINALITY, api_pair, build_case, sweep_extras, sweep_id, tf4_padding, to_format)
 
 
 
@@ -41,49 +41,17 @@ def expected_dtype(x, filters):
     return np.dtype(np.float32) if _is_f32(x) and _is_f32(filters) else np.dtype(np.float64)
 
 
-def rtol_for(dtype, taps):
-    """Error allowed, relative to sum |x||w| (+|bias|) of each output element.
-
-    float64: 1e-12.  float32: 2e-6 * sqrt(taps + 1); that is above the
-    worst-case bound (taps + 1) * 2**-24 for naive float32 accumulation of up
-    to 49 taps plus bias, and loose enough for any summation order.
-    """
-    if np.dtype(dtype) == np.float64:
-        return 1e-12
-    return 2e-6 * math.sqrt(taps + 1)
-
-
 def assert_conv_close(got, x, filters, strides, padding, data_format, dilations,
                       bias=None, out_dtype=None):
     """Compare ``got`` with the reference; ``padding`` is the resolved form.
 
     Returns the float64 reference result.
     """
-    x64 = np.asarray(x, dtype=np.float64)
-    w64 = np.asarray(filters, dtype=np.float64)
-    b64 = None if bias is None else np.asarray(bias, dtype=np.float64)
-    ref = conv2d_forward(x64, w64, strides, padding, data_format, dilations, bias=b64)
-    scale = conv2d_forward(np.abs(x64), np.abs(w64), strides, padding, data_format,
-                           dilations, bias=None if b64 is None else np.abs(b64))
+    ref, scale = reference_forward(x, filters, strides, padding, data_format, dilations, bias=bias)
     if out_dtype is None:
         out_dtype = expected_dtype(x, filters)
-    out_dtype = np.dtype(out_dtype)
-    assert isinstance(got, np.ndarray), type(got)
-    assert got.dtype == out_dtype, (got.dtype, out_dtype)
-    assert got.shape == ref.shape, (got.shape, ref.shape)
-    taps = w64.shape[0] * w64.shape[1]
-    bound = rtol_for(out_dtype, taps) * scale + np.finfo(out_dtype).tiny
-    err = np.abs(got.astype(np.float64) - ref)
-    ok = err <= bound                         # False for NaN
-    if not ok.all():
-        bad = np.argwhere(~ok)
-        first = tuple(bad[0])
-        worst = np.unravel_index(np.argmax(np.where(ok, 0.0, err / bound)), err.shape)
-        raise AssertionError(
-            f"{len(bad)} of {err.size} elements differ from the reference "
-            f"(dtype {out_dtype}, taps {taps}); first bad index {first}: "
-            f"got {got[first]!r}, expected {ref[first]!r}; worst index {worst}: "
-            f"got {got[worst]!r}, expected {ref[worst]!r}, allowed error {bound[worst]:.3g}")
+    w_shape = np.shape(filters)
+    assert_close(got, ref, scale, out_dtype, w_shape[0] * w_shape[1])
     return ref
 
 
@@ -161,35 +129,14 @@ def test_sweep(case):
     run_sweep_case(case)
 
 
-SWEEP_EXTRAS_CARDINALITY = {"M": 3, "dtype": 2, "N": 2, "C": 4, "extra_h": 5, "extra_w": 6,
-                            "bias": 2, "ivy": 2, "strides_form": 4, "dilations_form": 4}
-
-
-def sweep_extras(case):
-    """Index of each cycled extra for a sweep case.  The formulas are chosen so
-    that every pair of (axis or extra) values occurs together somewhere."""
-    f, s, d, k, p = case
-    return {
-        "M": (p + k + s) % 3,
-        "dtype": (p + d + f + k) % 2,
-        "N": (s + d + p) % 2,
-        "C": (k + 2 * d + p + 3 * f + s) % 4,
-        "extra_h": (p + 2 * s + k + f) % 5,
-        "extra_w": (2 * p + s + 3 * d + 2 * k) % 6,
-        "bias": int((s + k + d + p) % 3 == 0),
-        "ivy": int((s + d + f) % 2 == 0),        # 3-D filters when M == 1
-        "strides_form": (k + p) % 4,
-        "dilations_form": (s + p + 1) % 4,
-    }
-
-
-def test_sweep_covers_all_pairs():
+@pytest.mark.parametrize("n_dtypes", [len(DTYPES), 3])
+def test_sweep_covers_all_pairs(n_dtypes):
     card = dict(zip("fsdkp", map(len, (FORMATS, STRIDES, DILATIONS, KERNELS, PADDINGS))))
-    card.update(SWEEP_EXTRAS_CARDINALITY)
+    card.update(SWEEP_EXTRAS_CARDINALITY, dtype=n_dtypes)
     seen = {}
     for case in SWEEP:
         v = dict(zip("fsdkp", case))
-        v.update(sweep_extras(case))
+        v.update(sweep_extras(case, n_dtypes))
         for a, b in itertools.combinations(sorted(v), 2):
             seen.setdefault((a, b), set()).add((v[a], v[b]))
     for (a, b), got in seen.items():
@@ -197,50 +144,13 @@ def test_sweep_covers_all_pairs():
 
 
 def run_sweep_case(case, **kwargs):
-    f, s, d, k, p = case
-    idx = SWEEP.index(case)
-    rng = np.random.default_rng(1000 + idx)
-    fmt = FORMATS[f]
-    kh, kw = KERNELS[k]
-    sp = normalize_pair(STRIDES[s])
-    dp = normalize_pair(DILATIONS[d])
-
-    e = sweep_extras(case)
-    M = MULTIPLIERS[e["M"]]
-    dtype = DTYPES[e["dtype"]]
-    N = (1, 2)[e["N"]]
-    C = (3, 1, 4, 2)[e["C"]]
-    extra_h, extra_w = e["extra_h"], e["extra_w"]
-    with_bias = bool(e["bias"])
-    ivy_layout = M == 1 and e["ivy"]
-
-    eff_h, eff_w = (kh - 1) * dp[0] + 1, (kw - 1) * dp[1] + 1
-    pad_spec = PADDINGS[p]
-    if pad_spec == "TF4":
-        pad_spec = tf4_padding(fmt, (2, 1), (0, 3))
-    if pad_spec == "SAME":
-        # any size works with SAME; include inputs smaller than the kernel
-        H = max(1, eff_h + 2 * extra_h - 4)
-        W = max(1, eff_w + 2 * extra_w - 5)
-    else:
-        (t, b), (l, r) = resolve_padding(pad_spec, (0, 0), (kh, kw), sp, dp, fmt)
-        H = max(1, eff_h - t - b + extra_h)
-        W = max(1, eff_w - l - r + extra_w)
-
-    x = make_x(rng, N, H, W, C, fmt, dtype)
-    w = rng.standard_normal((kh, kw, C, M)).astype(dtype)
-    if ivy_layout:
-        w = w[..., 0]
-    bias = rng.standard_normal(C * M).astype(dtype) if with_bias else None
-    strides_api = api_pair(STRIDES[s], e["strides_form"], fmt)
-    dil_api = api_pair(DILATIONS[d], e["dilations_form"], fmt)
-
-    got = dwconv.depthwise_conv2d(x, w, strides_api, pad_spec, data_format=fmt,
-                                  dilations=dil_api, bias=bias, **kwargs)
-    pad = resolve_padding(pad_spec, (H, W), (kh, kw), sp, dp, fmt)
-    ref = assert_conv_close(got, x, w, sp, pad, fmt, dp, bias=bias)
-    shape = dwconv.output_shape(x.shape, w.shape, strides_api, pad_spec,
-                                data_format=fmt, dilations=dil_api)
+    c = build_case(case, 1000)
+    got = dwconv.depthwise_conv2d(c.x, c.filters, c.strides, c.padding, data_format=c.data_format,
+                                  dilations=c.dilations, bias=c.bias, **kwargs)
+    ref = assert_conv_close(got, c.x, c.filters, c.strides_pair, c.pad, c.data_format, c.dilations_pair,
+                            bias=c.bias)
+    shape = dwconv.output_shape(c.x.shape, c.filters.shape, c.strides, c.padding,
+                                data_format=c.data_format, dilations=c.dilations)
     assert tuple(shape) == ref.shape
 
 
