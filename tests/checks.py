@@ -85,3 +85,9 @@ def reference_gradients(x, filters, dy, strides, pad, data_format, dilations, mo
                     conv2d_backprop_filter(np.abs(x64), w64.shape, np.abs(dy64), *args, padding_mode=mode)),
         "bias": (dy64.sum(axis=axes), np.abs(dy64).sum(axis=axes)),
     }
+
+
+def assert_rounded_close(got, ref, scale, dtype, terms, lipschitz=1.0, what="result"):
+    """:func:`assert_close` allowing, on top, the rounding of the result into `dtype` (which
+    float16 results and activated ones need)."""
+    assert_close(got, ref, scale, dtype, terms, what, lipschitz=lipschitz, rounding=True)
