@@ -16,15 +16,6 @@ PADDINGS = ("VALID", "SAME", 1, (1, 2), ((0, 2), (1, 0)), "TF4")
 MULTIPLIERS = (1, 2, 3)
 DTYPES = (np.float32, np.float64)
 
-# ivy's documented array examples: (x shape, k, strides, padding, y shape, whether `out=` is given)
-IVY_SEED_EXAMPLES = [
-    ((1, 28, 28, 3), 3, (1, 1), "VALID", (1, 26, 26, 3), False),
-    ((1, 32, 32, 3), 5, [2, 2], "SAME", (1, 16, 16, 3), True),
-    ((1, 64, 64, 32), 4, [1, 1], "VALID", (1, 61, 61, 32), True),
-    ((1, 7, 7, 64), 3, [1, 1], "SAME", (1, 7, 7, 64), False),
-    ((1, 128, 128, 3), 3, 2, "SAME", (1, 64, 64, 3), False),
-]
-
 # the sweep: full product of (format, stride, dilation, kernel, padding); other parameters cycle
 SWEEP = list(itertools.product(range(len(FORMATS)), range(len(STRIDES)),
                                range(len(DILATIONS)), range(len(KERNELS)),

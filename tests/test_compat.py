@@ -1,6 +1,7 @@
 """``dwconv.compat``: the seed APIs' examples, and each drop-in against the NumPy reference.
 
-The seed documents' examples run with only the import changed, except where they build inputs with
+The seed documents' examples (their data defined once, in ``tests/seeds.py``) run here, once each, with
+only the import changed, except where they build inputs with
 the original framework's own array functions (``ivy.random_normal``, ``mge.tensor``, ``.numpy()``):
 there the NumPy equivalent stands in, and the calls to the compat function are verbatim. Where the
 original framework is installed (TensorFlow, Keras, PyTorch), it is compared with as well.
@@ -21,7 +22,9 @@ from dwconv.compat import megengine as M
 from dwconv.compat import tensorflow as tf
 from reference import (ACTIVATIONS, activate, conv2d_backprop_filter, conv2d_backprop_input, conv2d_forward,
                        normalize_pair, resolve_padding)
-from sweep import IVY_SEED_EXAMPLES
+from checks import assert_close, reference_forward
+from seeds import (IVY_A, IVY_B, IVY_LAPLACE, IVY_MEAN, IVY_SEED_EXAMPLES, IVY_X, TF_EXPLICIT_Y, TF_KERNEL, TF_VALID_Y,
+                   TF_X)
 
 
 def printed(fn):
@@ -39,30 +42,17 @@ def real(name):
 # ---------------------------------------------------------------------------
 # TensorFlow
 
-TF_X = np.array([[1., 2.], [3., 4.], [5., 6.]], dtype=np.float32).reshape((1, 3, 2, 1))
-TF_KERNEL = np.array([[1., 2.], [3., 4]], dtype=np.float32).reshape((2, 1, 1, 2))
-
-
 def test_tensorflow_seed_examples():
-    x = np.array([
-        [1., 2.],
-        [3., 4.],
-        [5., 6.]
-    ], dtype=np.float32).reshape((1, 3, 2, 1))
-    kernel = np.array([
-        [1., 2.],
-        [3., 4]
-    ], dtype=np.float32).reshape((2, 1, 1, 2))
+    x, kernel = TF_X, TF_KERNEL
     valid = tf.nn.depthwise_conv2d(x, kernel, strides=[1, 1, 1, 1],
                                    padding='VALID')
     explicit = tf.nn.depthwise_conv2d(x, kernel, strides=[1, 1, 1, 1],
                                       padding=[[0, 0], [1, 0], [1, 0], [0, 0]])
     assert valid.dtype == explicit.dtype == np.float32
-    np.testing.assert_array_equal(valid, np.array([[[[10., 14.], [14., 20.]],
-                                                    [[18., 26.], [22., 32.]]]], dtype=np.float32))
-    np.testing.assert_array_equal(explicit, np.array([[[[0., 0.], [3., 4.], [6., 8.]],
-                                                       [[0., 0.], [10., 14.], [14., 20.]],
-                                                       [[0., 0.], [18., 26.], [22., 32.]]]], dtype=np.float32))
+    np.testing.assert_array_equal(valid, TF_VALID_Y)
+    np.testing.assert_array_equal(explicit, TF_EXPLICIT_Y)
+    # small integers: the reference's sums are exact
+    np.testing.assert_array_equal(valid, conv2d_forward(x, kernel, (1, 1), ((0, 0), (0, 0)), "NHWC", (1, 1)))
     np.testing.assert_array_equal(explicit, conv2d_forward(x, kernel, (1, 1), ((1, 0), (1, 0)), "NHWC", (1, 1)))
 
 
@@ -513,22 +503,17 @@ def test_ivy_seed_array_examples(x_shape, k, strides, padding, y_shape, use_out)
     assert y.shape == y_shape
     sp = normalize_pair(strides)
     pad = resolve_padding(padding, x_shape[1:3], (k, k), sp, (1, 1))
-    np.testing.assert_allclose(y, conv2d_forward(x, filters, sp, pad, "NHWC", (1, 1)), rtol=1e-4, atol=1e-4)
-
-
-IVY_A = np.expand_dims(np.array([[1., 1., 1.], [1., -8., 1.], [1., 1., 1.]]), axis=-1)
-IVY_B = np.expand_dims(np.array([[1., 1., 1.], [1., 1., 1.], [1., 1., 1.]]), axis=-1) / 9.0
-IVY_LAPLACE = np.array([[[[-6.], [0.]], [[0.], [-6.]]]])
-IVY_MEAN = np.array([[[[0.33333334], [0.]], [[0.], [0.33333334]]]])
+    assert_close(y, *reference_forward(x, filters, sp, pad, "NHWC", (1, 1)), np.float32, k * k)
 
 
 def test_ivy_seed_container_examples():
-    x = np.eye(6, 6).reshape((1, 6, 6, 1))  # NHWC
+    x = IVY_X  # NHWC
     filters = dict(a=IVY_A, b=IVY_B)                           # ivy.Container(a=a, b=b)
     y = ivy.depthwise_conv2d(x, filters, 1, 'VALID', dilations=2)
     assert list(y) == ["a", "b"]
     np.testing.assert_array_equal(y["a"], IVY_LAPLACE)
     np.testing.assert_allclose(y["b"], IVY_MEAN, rtol=1e-7)
+    assert_close(y["b"], *reference_forward(x, IVY_B, (1, 1), ((0, 0), (0, 0)), "NHWC", (2, 2)), np.float64, 9)
     inp = dict(x=x, y=np.eye(6, 6).reshape((1, 6, 6, 1)))     # ivy.Container(x=x, y=y)
     y = ivy.depthwise_conv2d(inp, IVY_A, 1, 'VALID', dilations=2)
     assert list(y) == ["x", "y"]

@@ -22,7 +22,9 @@ from reference import (
     resolve_padding,
 )
 from checks import assert_close, reference_forward
-from sweep import (DILATIONS, DTYPES, FORMATS, IVY_SEED_EXAMPLES, KERNELS, PADDINGS, STRIDES, SWEEP,
+from seeds import (IVY_A, IVY_B, IVY_LAPLACE, IVY_SEED_EXAMPLES, IVY_X, TF_EXPLICIT_PADDING, TF_EXPLICIT_Y, TF_KERNEL,
+                   TF_VALID_Y, TF_X)
+from sweep import (DILATIONS, DTYPES, FORMATS, KERNELS, PADDINGS, STRIDES, SWEEP,
                    SWEEP_EXTRAS_CARDINALITY, api_pair, build_case, sweep_extras, sweep_id, tf4_padding, to_format)
 
 
@@ -369,45 +371,17 @@ def test_kernel_larger_than_input_but_padding_fits(data_format):
 
 
 # ---------------------------------------------------------------------------
-# TensorFlow's and ivy's documented examples
-
-
-TF_X = np.array([[1., 2.], [3., 4.], [5., 6.]], dtype=np.float32).reshape((1, 3, 2, 1))
-TF_K = np.array([[1., 2.], [3., 4]], dtype=np.float32).reshape((2, 1, 1, 2))
-
-
-def test_tensorflow_example_valid():
-    got = dwconv.depthwise_conv2d(TF_X, TF_K, strides=[1, 1, 1, 1], padding="VALID")
-    want = np.array([[[[10., 14.], [14., 20.]],
-                      [[18., 26.], [22., 32.]]]], dtype=np.float32)
-    assert got.dtype == np.float32
-    np.testing.assert_array_equal(got, want)
-    assert_conv_close(got, TF_X, TF_K, (1, 1), ((0, 0), (0, 0)), "NHWC", (1, 1))
-
-
-TF_EXPLICIT_WANT = np.array([[[[0., 0.], [3., 4.], [6., 8.]],
-                              [[0., 0.], [10., 14.], [14., 20.]],
-                              [[0., 0.], [18., 26.], [22., 32.]]]], dtype=np.float32)
-
-
-def test_tensorflow_example_explicit_padding():
-    got = dwconv.depthwise_conv2d(TF_X, TF_K, strides=[1, 1, 1, 1],
-                                  padding=[[0, 0], [1, 0], [1, 0], [0, 0]])
-    assert got.dtype == np.float32
-    np.testing.assert_array_equal(got, TF_EXPLICIT_WANT)
-    ref = conv2d_forward(TF_X, TF_K, (1, 1), ((1, 0), (1, 0)), "NHWC", (1, 1))
-    np.testing.assert_array_equal(ref, TF_EXPLICIT_WANT)
+# TensorFlow's and ivy's documented examples, in other layouts and dtypes (the examples themselves
+# run in tests/test_compat.py)
 
 
 def test_tensorflow_examples_nchw():
     x = TF_X.transpose(0, 3, 1, 2)
-    got = dwconv.depthwise_conv2d(x, TF_K, strides=[1, 1, 1, 1],
+    got = dwconv.depthwise_conv2d(x, TF_KERNEL, strides=[1, 1, 1, 1],
                                   padding=[[0, 0], [0, 0], [1, 0], [1, 0]], data_format="NCHW")
-    np.testing.assert_array_equal(got, TF_EXPLICIT_WANT.transpose(0, 3, 1, 2))
-    got = dwconv.depthwise_conv2d(x, TF_K, 1, "VALID", data_format="NCHW")
-    np.testing.assert_array_equal(
-        got, np.array([[[[10., 14.], [14., 20.]], [[18., 26.], [22., 32.]]]],
-                      dtype=np.float32).transpose(0, 3, 1, 2))
+    np.testing.assert_array_equal(got, TF_EXPLICIT_Y.transpose(0, 3, 1, 2))
+    got = dwconv.depthwise_conv2d(x, TF_KERNEL, 1, "VALID", data_format="NCHW")
+    np.testing.assert_array_equal(got, TF_VALID_Y.transpose(0, 3, 1, 2))
 
 
 def test_tensorflow_definition_channel_order():
@@ -420,31 +394,10 @@ def test_tensorflow_definition_channel_order():
     np.testing.assert_array_equal(got.ravel(), [1., 2., 30., 40., 500., 600.])
 
 
-@pytest.mark.parametrize("x_shape, k, strides, padding, y_shape, use_out", IVY_SEED_EXAMPLES)
-def test_ivy_examples(x_shape, k, strides, padding, y_shape, use_out):
-    rng = np.random.default_rng(8)
-    x = rng.standard_normal(x_shape).astype(np.float32)
-    w = rng.standard_normal((k, k, x_shape[-1])).astype(np.float32)   # ivy layout
-    if use_out:
-        y = np.zeros(y_shape, dtype=np.float32)
-        got = dwconv.depthwise_conv2d(x, w, strides, padding, out=y)
-        assert got is y
-    else:
-        got = dwconv.depthwise_conv2d(x, w, strides, padding)
-    assert got.shape == y_shape
-    sp = normalize_pair(strides)
-    pad = resolve_padding(padding, x_shape[1:3], (k, k), sp, 1)
-    assert_conv_close(got, x, w, sp, pad, "NHWC", (1, 1))
-
-
-IVY_A = np.array([[1., 1., 1.], [1., -8., 1.], [1., 1., 1.]])[..., None]
-IVY_B = np.ones((3, 3))[..., None] / 9.0
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("four_d", [False, True])
+# (float64 with 3-D filters is the example itself)
+@pytest.mark.parametrize("dtype, four_d", [(np.float32, False), (np.float32, True), (np.float64, True)])
 def test_ivy_dilated_laplacian(dtype, four_d):
-    x = np.eye(6, 6, dtype=dtype).reshape((1, 6, 6, 1))
+    x = IVY_X.astype(dtype)
     a, b = IVY_A.astype(dtype), IVY_B.astype(dtype)
     if four_d:
         a, b = a[..., None], b[..., None]
@@ -452,7 +405,7 @@ def test_ivy_dilated_laplacian(dtype, four_d):
     yb = dwconv.depthwise_conv2d(x, b, 1, "VALID", dilations=2)
     assert ya.shape == yb.shape == (1, 2, 2, 1)
     assert ya.dtype == yb.dtype == dtype
-    np.testing.assert_array_equal(ya, np.array([[[[-6.], [0.]], [[0.], [-6.]]]], dtype=dtype))
+    np.testing.assert_array_equal(ya, IVY_LAPLACE.astype(dtype))
     tol = 1e-15 if dtype == np.float64 else 1e-6
     np.testing.assert_allclose(yb, np.array([[[[1 / 3], [0.]], [[0.], [1 / 3]]]]),
                                rtol=tol, atol=tol)
@@ -1002,15 +955,12 @@ def test_output_shape_matches_reference():
 
 
 def test_output_shape_seed_examples():
-    assert dwconv.output_shape((1, 28, 28, 3), (3, 3, 3), (1, 1), "VALID") == (1, 26, 26, 3)
-    assert dwconv.output_shape((1, 32, 32, 3), (5, 5, 3), [2, 2], "SAME") == (1, 16, 16, 3)
-    assert dwconv.output_shape((1, 64, 64, 32), (4, 4, 32), [1, 1], "VALID") == (1, 61, 61, 32)
-    assert dwconv.output_shape((1, 128, 128, 3), (3, 3, 3), 2, "SAME") == (1, 64, 64, 3)
+    for x_shape, k, strides, padding, y_shape, _ in IVY_SEED_EXAMPLES:
+        assert dwconv.output_shape(x_shape, (k, k, x_shape[-1]), strides, padding) == y_shape
     assert dwconv.output_shape((4, 10, 10, 12), (3, 3, 12, 3), 1, "VALID") == (4, 8, 8, 36)
     assert dwconv.output_shape((2, 3, 4, 7), (3, 3, 3, 2), data_format="NCHW") == (2, 6, 2, 5)
-    assert dwconv.output_shape((1, 3, 2, 1), (2, 1, 1, 2), [1, 1, 1, 1],
-                               [[0, 0], [1, 0], [1, 0], [0, 0]]) == (1, 3, 3, 2)
-    assert dwconv.output_shape((1, 6, 6, 1), (3, 3, 1), 1, "VALID", dilations=2) == (1, 2, 2, 1)
+    assert dwconv.output_shape(TF_X.shape, TF_KERNEL.shape, [1, 1, 1, 1], TF_EXPLICIT_PADDING) == TF_EXPLICIT_Y.shape
+    assert dwconv.output_shape(IVY_X.shape, IVY_A.shape, 1, "VALID", dilations=2) == IVY_LAPLACE.shape
     assert dwconv.output_shape((0, 8, 7, 3), (3, 3, 3, 2), 2, "SAME") == (0, 4, 4, 6)
 
 
