@@ -130,6 +130,16 @@ def test_keras_seed_example():
     # positional argument is `strides` (the example meant depth_multiplier=3).
     assert printed(lambda: print(y.shape)) == "(4, 3, 3, 12)"
     assert keras.layers.DepthwiseConv2D(3, depth_multiplier=3, activation='relu')(x).shape == (4, 8, 8, 36)
+    # and its numbers, in both layouts, against the reference
+    for data_format, fmt in (("channels_last", "NHWC"), ("channels_first", "NCHW")):
+        layer = keras.layers.DepthwiseConv2D(3, depth_multiplier=3, activation='relu', data_format=data_format,
+                                             bias_initializer="random_normal")
+        xf = x if fmt == "NHWC" else x.transpose(0, 3, 1, 2)
+        y = layer(xf)
+        assert y.shape == ((4, 8, 8, 36) if fmt == "NHWC" else (4, 36, 8, 8))
+        ref, scale = reference_forward(xf, layer.kernel, (1, 1), ((0, 0), (0, 0)), fmt, (1, 1), bias=layer.bias,
+                                       activation="relu")
+        assert_close(y, ref, scale, y.dtype, 9)
 
 
 def test_keras_seed_example_in_keras():
@@ -603,6 +613,11 @@ def test_chainer_against_reference(stride, pad, bias):
     y = F.depthwise_convolution_2d(x, W, b, stride, pad)
     assert y.dtype == np.float32
     np.testing.assert_allclose(y, chainer_reference(x, W, b, stride, pad), rtol=1e-5, atol=1e-5)
+    # the reference has Chainer's channel order, and the result is within float32 rounding of it
+    sp, (ph, pw) = normalize_pair(stride), normalize_pair(pad)
+    ref, scale = reference_forward(x, W.transpose(2, 3, 1, 0), sp, ((ph, ph), (pw, pw)), "NCHW", (1, 1), bias=b)
+    np.testing.assert_allclose(ref, chainer_reference(x, W, b, stride, pad), rtol=1e-12, atol=1e-12)
+    assert_close(y, ref, scale, np.float32, W.shape[2] * W.shape[3])
     np.testing.assert_array_equal(y, dwconv.depthwise_conv2d(x, dwconv.convert_filters(W, "chainer", "tf"), stride,
                                                              pad, data_format="NCHW", bias=b))
 
@@ -670,13 +685,22 @@ def test_megengine_against_reference(stride, padding, dilation, mode, conv_mode)
     assert m.weight.shape == (4, 2, 1, 3, 2) and m.bias.shape == (1, 8, 1, 1)
     m.bias[...] = rng.standard_normal((1, 8, 1, 1))              # assignable in place
     inp = rng.standard_normal((2, 4, 9, 8)).astype(np.float32)
-    want = megengine_reference(inp, m.weight, m.bias, stride, padding, dilation, mode,
-                               flip=conv_mode.lower() == "convolution")
-    np.testing.assert_allclose(m(inp), want, rtol=1e-5, atol=1e-5)
+    flip = conv_mode.lower() == "convolution"
+
+    def check(got):
+        """The seed's formula, the reference agreeing with it, and `got` within float32 rounding."""
+        want = megengine_reference(inp, m.weight, m.bias, stride, padding, dilation, mode, flip=flip)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        kernel = m.weight[:, :, 0, ::-1, ::-1] if flip else m.weight[:, :, 0]    # (C, M, kh, kw)
+        (ph, pw), sp, dp = normalize_pair(padding), normalize_pair(stride), normalize_pair(dilation)
+        ref, scale = reference_forward(inp, kernel.transpose(2, 3, 0, 1), sp, ((ph, ph), (pw, pw)), "NCHW", dp,
+                                       bias=m.bias.ravel(), mode=mode)
+        np.testing.assert_allclose(ref, want, rtol=1e-12, atol=1e-12)
+        assert_close(got, ref, scale, np.float32, kernel.shape[2] * kernel.shape[3])
+
+    check(m(inp))
     m.weight = rng.standard_normal(m.weight.shape).astype(np.float32)   # or replaced
-    np.testing.assert_allclose(m.forward(inp), megengine_reference(
-        inp, m.weight, m.bias, stride, padding, dilation, mode, flip=conv_mode.lower() == "convolution"),
-        rtol=1e-5, atol=1e-5)
+    check(m.forward(inp))
 
 
 @pytest.mark.parametrize("compute_mode", ["default", "float32"])
