@@ -1,10 +1,12 @@
-"""Assertions the test modules share: a result against the float64 reference of
-``tests/reference.py``, within the error its dtype allows.
+"""What the test modules share: assertions of a result against the float64 reference of
+``tests/reference.py``, within the error its dtype allows; array-likes of awkward memory layouts,
+and snapshots to check that inputs were left alone.
 
 The reference itself stays in ``tests/reference.py``; this module only adds the scales (the same
 computation on |x|, |w|, |dy|, which bound every rounding error) and the comparison.  No test
 module imports another test module: what two of them share lives here or in ``tests/sweep.py``.
 """
+import copy
 import math
 
 import numpy as np
@@ -91,3 +93,63 @@ def assert_rounded_close(got, ref, scale, dtype, terms, lipschitz=1.0, what="res
     """:func:`assert_close` allowing, on top, the rounding of the result into `dtype` (which
     float16 results and activated ones need)."""
     assert_close(got, ref, scale, dtype, terms, what, lipschitz=lipschitz, rounding=True)
+
+
+def awkward(a, kind):
+    """Return an array-like equal in value to ``a`` with unusual memory layout."""
+    if kind == "contiguous":
+        return a.copy()
+    if kind == "strided_view":
+        big = np.zeros((a.shape[0], 2 * a.shape[1]) + a.shape[2:], dtype=a.dtype)
+        big[:, ::2] = a
+        v = big[:, ::2]
+        assert not v.flags.c_contiguous
+        return v
+    if kind == "strided_last_axis":
+        big = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)
+        big[..., 1::2] = a
+        return big[..., 1::2]
+    if kind == "fortran":
+        f = np.asfortranarray(a)
+        assert a.ndim == 1 or not f.flags.c_contiguous
+        return f
+    if kind == "negative_strides":
+        rev = np.ascontiguousarray(a[:, ::-1])
+        return rev[:, ::-1]
+    if kind == "negative_last_axis":
+        rev = np.ascontiguousarray(a[..., ::-1])
+        return rev[..., ::-1]
+    if kind == "byteswapped":
+        return a.astype(a.dtype.newbyteorder())
+    if kind == "readonly":
+        r = a.copy()
+        r.setflags(write=False)
+        return r
+    if kind == "transposed_view":
+        # a C-contiguous array of the permuted shape, viewed back to a's shape
+        perm = tuple(reversed(range(a.ndim)))
+        return np.ascontiguousarray(a.transpose(perm)).transpose(perm)
+    if kind == "list":
+        return a.tolist()
+    raise AssertionError(kind)
+
+
+AWKWARD = ["strided_view", "strided_last_axis", "fortran", "negative_strides",
+           "negative_last_axis", "byteswapped", "readonly", "transposed_view", "list"]
+
+
+def snapshot(a):
+    """A copy of ``a`` to compare it with later: of an array or a list; other values as they are."""
+    if isinstance(a, list):
+        return copy.deepcopy(a)
+    return a.copy() if isinstance(a, np.ndarray) else a
+
+
+def unchanged(a, snap):
+    """Whether ``a`` still equals its :func:`snapshot` (dtype and shape included; NaN equals NaN)."""
+    if isinstance(a, list):
+        return a == snap
+    if isinstance(a, np.ndarray):
+        return (a.dtype == snap.dtype and a.shape == snap.shape
+                and bool(np.array_equal(a, snap, equal_nan=a.dtype.kind in "fc")))
+    return True

@@ -6,7 +6,6 @@ dwconv is compared with itself only where the contract is bitwise sameness:
 thread counts, ``out=`` versus a fresh result, 3-D versus 4-D filters.
 """
 
-import copy
 import itertools
 import os
 import pathlib
@@ -21,7 +20,7 @@ from reference import (
     output_hw,
     resolve_padding,
 )
-from checks import assert_close, reference_forward
+from checks import AWKWARD, assert_close, awkward, reference_forward, snapshot, unchanged
 from seeds import (IVY_A, IVY_B, IVY_LAPLACE, IVY_SEED_EXAMPLES, IVY_X, TF_EXPLICIT_PADDING, TF_EXPLICIT_Y, TF_KERNEL,
                    TF_VALID_Y, TF_X)
 from sweep import (DILATIONS, DTYPES, FORMATS, KERNELS, PADDINGS, STRIDES, SWEEP,
@@ -475,61 +474,6 @@ def test_three_dim_filters_equal_m1(data_format):
 # awkward inputs (after the array generator of Bottleneck's test suite)
 
 
-def _awkward(a, kind):
-    """Return an array-like equal in value to ``a`` with unusual memory layout."""
-    if kind == "contiguous":
-        return a.copy()
-    if kind == "strided_view":
-        big = np.zeros((a.shape[0], 2 * a.shape[1]) + a.shape[2:], dtype=a.dtype)
-        big[:, ::2] = a
-        v = big[:, ::2]
-        assert not v.flags.c_contiguous
-        return v
-    if kind == "strided_last_axis":
-        big = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)
-        big[..., 1::2] = a
-        return big[..., 1::2]
-    if kind == "fortran":
-        f = np.asfortranarray(a)
-        assert a.ndim == 1 or not f.flags.c_contiguous
-        return f
-    if kind == "negative_strides":
-        rev = np.ascontiguousarray(a[:, ::-1])
-        return rev[:, ::-1]
-    if kind == "negative_last_axis":
-        rev = np.ascontiguousarray(a[..., ::-1])
-        return rev[..., ::-1]
-    if kind == "byteswapped":
-        return a.astype(a.dtype.newbyteorder())
-    if kind == "readonly":
-        r = a.copy()
-        r.setflags(write=False)
-        return r
-    if kind == "transposed_view":
-        # a C-contiguous array of the permuted shape, viewed back to a's shape
-        perm = tuple(reversed(range(a.ndim)))
-        return np.ascontiguousarray(a.transpose(perm)).transpose(perm)
-    if kind == "list":
-        return a.tolist()
-    raise AssertionError(kind)
-
-
-AWKWARD = ["strided_view", "strided_last_axis", "fortran", "negative_strides",
-           "negative_last_axis", "byteswapped", "readonly", "transposed_view", "list"]
-
-
-def _snapshot(a):
-    if isinstance(a, list):
-        return copy.deepcopy(a)
-    return np.array(a, copy=True)
-
-
-def _unchanged(a, snap):
-    if isinstance(a, list):
-        return a == snap
-    return a.dtype == snap.dtype and np.array_equal(a, snap)
-
-
 @pytest.mark.parametrize("which", ["x", "filters", "bias", "all"])
 @pytest.mark.parametrize("kind", AWKWARD)
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -546,8 +490,8 @@ def test_awkward_inputs(which, kind, dtype, data_format):
         if which in (name, "all"):
             if name == "bias" and kind in ("strided_view", "negative_strides"):
                 continue
-            args[name] = _awkward(args[name], kind)
-    snaps = {k: _snapshot(v) for k, v in args.items()}
+            args[name] = awkward(args[name], kind)
+    snaps = {k: snapshot(v) for k, v in args.items()}
     flags = {k: (v.flags.writeable, v.strides) for k, v in args.items()
              if isinstance(v, np.ndarray)}
 
@@ -556,7 +500,7 @@ def test_awkward_inputs(which, kind, dtype, data_format):
                                   bias=args["bias"])
 
     for k, v in args.items():
-        assert _unchanged(v, snaps[k]), f"`{k}` was modified"
+        assert unchanged(v, snaps[k]), f"`{k}` was modified"
         if isinstance(v, np.ndarray):
             assert (v.flags.writeable, v.strides) == flags[k]
     out_dtype = expected_dtype(args["x"], args["filters"])
