@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import dwconv
-from checks import assert_rounded_close, reference_forward
+from checks import assert_rounded_close, reference_forward, reference_gradients
 from reference import (ACTIVATIONS, activate, conv2d_backprop_filter, conv2d_backprop_input, conv2d_forward,
                        normalize_pair, resolve_padding)
 from sweep import to_format
@@ -60,14 +60,11 @@ def test_padding_modes(fmt, mode, geometry):
 
     dy = rng.standard_normal(ref.shape)
     grads = dwconv.depthwise_conv2d_grad(x, w, dy, strides, padding, **kwargs)
-    ref_dx = conv2d_backprop_input(x.shape, w, dy, *args, padding_mode=mode)
-    ref_dw = conv2d_backprop_filter(x, w.shape, dy, *args, padding_mode=mode)
-    dx_scale = conv2d_backprop_input(x.shape, np.abs(w), np.abs(dy), *args, padding_mode=mode)
-    dw_scale = conv2d_backprop_filter(np.abs(x), w.shape, np.abs(dy), *args, padding_mode=mode)
+    ref_grads = reference_gradients(x, w, dy, *args, mode=mode)
     for got in (grads.input, dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, strides, padding, **kwargs)):
-        assert_rounded_close(got, ref_dx, dx_scale, np.float64, ref.size)
+        assert_rounded_close(got, *ref_grads["input"], np.float64, ref.size)
     for got in (grads.filters, dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, strides, padding, **kwargs)):
-        assert_rounded_close(got, ref_dw, dw_scale, np.float64, ref.size)
+        assert_rounded_close(got, *ref_grads["filters"], np.float64, ref.size)
 
 
 @pytest.mark.parametrize("fmt", ["NHWC", "NCHW"])
@@ -86,11 +83,9 @@ def test_padding_modes_threaded_and_wide(fmt, mode):
                                                  num_threads=t) for t in (1, 2)]
     dw = [dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, 2, "SAME", data_format=fmt, padding_mode=mode,
                                                   num_threads=t) for t in (1, 2)]
-    assert_rounded_close(dx[0], conv2d_backprop_input(x.shape, w, dy, *args, padding_mode=mode),
-                 conv2d_backprop_input(x.shape, np.abs(w), np.abs(dy), *args, padding_mode=mode), np.float32, 25)
-    assert_rounded_close(dw[0], conv2d_backprop_filter(x, w.shape, dy, *args, padding_mode=mode),
-                 conv2d_backprop_filter(np.abs(x), w.shape, np.abs(dy), *args, padding_mode=mode), np.float32,
-                 dy.size)
+    ref_grads = reference_gradients(x, w, dy, *args, mode=mode)
+    assert_rounded_close(dx[0], *ref_grads["input"], np.float32, 25)
+    assert_rounded_close(dw[0], *ref_grads["filters"], np.float32, dy.size)
     np.testing.assert_array_equal(dx[0], dx[1])
     np.testing.assert_array_equal(dw[0], dw[1])  # the filter gradient is bitwise thread-independent
 
@@ -122,12 +117,9 @@ def test_float16(fmt, w_dtype):
 
     dy = rng.standard_normal(ref.shape).astype(np.float16)
     grads = dwconv.depthwise_conv2d_grad(x, w, dy, 1, "SAME", data_format=fmt, padding_mode="reflect")
-    assert_rounded_close(grads.input, conv2d_backprop_input(x.shape, w, dy, *args, padding_mode="reflect"),
-                 conv2d_backprop_input(x.shape, np.abs(w), np.abs(dy), *args, padding_mode="reflect"),
-                 np.float16, 9)
-    assert_rounded_close(grads.filters, conv2d_backprop_filter(x, w.shape, dy, *args, padding_mode="reflect"),
-                 conv2d_backprop_filter(np.abs(x), w.shape, np.abs(dy), *args, padding_mode="reflect"),
-                 np.float16, dy.size)
+    ref_grads = reference_gradients(x, w, dy, *args, mode="reflect")
+    assert_rounded_close(grads.input, *ref_grads["input"], np.float16, 9)
+    assert_rounded_close(grads.filters, *ref_grads["filters"], np.float16, dy.size)
     axes = (0, 1, 2) if fmt == "NHWC" else (0, 2, 3)
     assert grads.bias.dtype == np.float16
     np.testing.assert_allclose(grads.bias, dy.astype(np.float64).sum(axis=axes), rtol=1e-3, atol=1e-2)
