@@ -20,15 +20,14 @@ import pytest
 
 import dwconv
 from reference import (
-    conv2d_backprop_filter,
-    conv2d_backprop_input,
     conv2d_forward,
     normalize_pair,
     output_hw,
     resolve_padding,
 )
-from sweep import (DILATIONS, DTYPES, FORMATS, KERNELS, MULTIPLIERS, PADDINGS, STRIDES, SWEEP, api_pair,
-                   sweep_id, tf4_padding)
+import checks
+from checks import awkward, reference_gradients
+from sweep import DILATIONS, DTYPES, FORMATS, STRIDES, SWEEP, build_case, sweep_id
 
 
 
@@ -44,50 +43,9 @@ def hw_of(shape, data_format):
     return (shape[1], shape[2]) if data_format == "NHWC" else (shape[2], shape[3])
 
 
-def rtol_for(dtype, terms):
-    """Error allowed relative to the sum of |terms| of each result element.
-
-    ``terms`` is the number of products summed into one element.  The bound
-    (terms + 2) * eps covers naive recursive summation in any order (plus the
-    rounding of the products); the float32 sqrt term keeps small sums from
-    being judged too harshly when the kernel uses FMA or blocked partials.
-    """
-    if np.dtype(dtype) == np.float64:
-        return max(1e-12, (terms + 2) * np.finfo(np.float64).eps)
-    return max(2e-6 * math.sqrt(terms + 1), (terms + 2) * float(np.finfo(np.float32).eps))
-
-
 def assert_close(got, ref, scale, dtype, terms, what):
-    dtype = np.dtype(dtype)
-    assert isinstance(got, np.ndarray), (what, type(got))
-    assert got.dtype == dtype, (what, got.dtype, dtype)
-    assert got.shape == ref.shape, (what, got.shape, ref.shape)
-    bound = rtol_for(dtype, terms) * scale + np.finfo(dtype).tiny
-    err = np.abs(got.astype(np.float64) - ref)
-    ok = err <= bound                       # False for NaN
-    if not ok.all():
-        worst = np.unravel_index(np.argmax(np.where(ok, 0, err - bound + 1)), err.shape)
-        raise AssertionError(
-            f"{what}: {np.count_nonzero(~ok)} of {ok.size} elements off; at {worst}: "
-            f"got {got[worst]!r}, expected {ref[worst]!r}, allowed error {bound[worst]:.3g}")
-
-
-def reference_grads(x, w, dy, strides, padding, data_format, dilations):
-    """Reference gradients and their |.| scales; ``strides``/``dilations`` pairs, padding resolved.
-
-    Returns (gi, gi_scale, gw, gw_scale, gb, gb_scale), all float64; gw has w's shape."""
-    x64 = np.asarray(x, np.float64)
-    w64 = np.asarray(w, np.float64)
-    dy64 = np.asarray(dy, np.float64)
-    args = (strides, padding, data_format, dilations)
-    gi = conv2d_backprop_input(x64.shape, w64, dy64, *args)
-    gi_scale = conv2d_backprop_input(x64.shape, np.abs(w64), np.abs(dy64), *args)
-    gw = conv2d_backprop_filter(x64, w64.shape, dy64, *args)
-    gw_scale = conv2d_backprop_filter(np.abs(x64), w64.shape, np.abs(dy64), *args)
-    axes = (0, 1, 2) if data_format == "NHWC" else (0, 2, 3)
-    gb = dy64.sum(axis=axes)
-    gb_scale = np.abs(dy64).sum(axis=axes)
-    return gi, gi_scale, gw, gw_scale, gb, gb_scale
+    """checks.assert_close with the allowance of naive long sums (the gradients reduce)."""
+    checks.assert_close(got, ref, scale, dtype, terms, what, naive_sum=True)
 
 
 def check_gradients(x, w, dy, strides, padding, data_format, dilations, *,
@@ -116,7 +74,8 @@ def check_gradients(x, w, dy, strides, padding, data_format, dilations, *,
     many = None if num_threads == "mixed" else num_threads
     kwargs = dict(data_format=data_format, dilations=d_api, num_threads=one)
 
-    gi, gi_s, gw, gw_s, gb, gb_s = reference_grads(x, w, dy, sp, pad, fmt, dp)
+    ref = reference_gradients(x, w, dy, sp, pad, fmt, dp)
+    (gi, gi_s), (gw, gw_s), (gb, gb_s) = ref["input"], ref["filters"], ref["bias"]
     N = x.shape[0]
     OH, OW = hw_of(dy.shape, fmt)
     M = w.shape[3] if w.ndim == 4 else 1
@@ -163,39 +122,10 @@ def random_case(rng, fmt, N, H, W, C, M, kh, kw, strides, padding, dilations, dt
 
 @pytest.mark.parametrize("case", SWEEP, ids=[sweep_id(c) for c in SWEEP])
 def test_gradient_sweep(case):
-    f, s, d, k, p = case
-    idx = SWEEP.index(case)
-    rng = np.random.default_rng(5000 + idx)
-    fmt = FORMATS[f]
-    kh, kw = KERNELS[k]
-    sp = normalize_pair(STRIDES[s])
-    dp = normalize_pair(DILATIONS[d])
-
-    M = MULTIPLIERS[(p + k + s + d) % 3]
-    dtype = DTYPES[(p + d + f + k + s) % 2]
-    N = (1, 2)[(s + d + p) % 2]
-    C = (3, 1, 4, 2)[(k + d + p + f) % 4]
-    extra_h = (p + 2 * s + k + f) % 5
-    extra_w = (2 * p + s + 3 * d + 2 * k) % 6
-    three_d = M == 1 and (s + d + f) % 2 == 0
-
-    eff_h, eff_w = (kh - 1) * dp[0] + 1, (kw - 1) * dp[1] + 1
-    pad_spec = PADDINGS[p]
-    if pad_spec == "TF4":
-        pad_spec = tf4_padding(fmt, (2, 1), (0, 3))
-    if pad_spec == "SAME":
-        H = max(1, eff_h + 2 * extra_h - 4)       # includes inputs smaller than the kernel
-        W = max(1, eff_w + 2 * extra_w - 5)
-    else:
-        (t, b), (l, r) = resolve_padding(pad_spec, (0, 0), (kh, kw), sp, dp, fmt)
-        H = max(1, eff_h - t - b + extra_h)
-        W = max(1, eff_w - l - r + extra_w)
-
-    x, w, dy = random_case(rng, fmt, N, H, W, C, M, kh, kw, sp, pad_spec, dp, dtype, three_d)
-    check_gradients(x, w, dy, STRIDES[s], pad_spec, fmt, DILATIONS[d],
-                    api_strides=api_pair(STRIDES[s], (k + p) % 4, fmt),
-                    api_dilations=api_pair(DILATIONS[d], (s + p + 1) % 4, fmt),
-                    num_threads="mixed" if idx % 6 == 0 else 1)
+    c = build_case(case, 5000)
+    check_gradients(c.x, c.filters, c.dy, c.strides_pair, c.padding, c.data_format, c.dilations_pair,
+                    api_strides=c.strides, api_dilations=c.dilations,
+                    num_threads="mixed" if c.index % 6 == 0 else 1)
 
 
 # ---------------------------------------------------------------------------
@@ -670,7 +600,8 @@ def test_against_torch_autograd(case, dtype):
     gw = dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, strides, pad, **kw_)
     g = dwconv.depthwise_conv2d_grad(x, w, dy, strides, pad, **kw_)
     # both sides round; compare within twice the reference tolerance on the |.| scale
-    _, gi_s, _, gw_s, _, gb_s = reference_grads(x, w, dy, strides, pad, fmt, dilations)
+    ref = reference_gradients(x, w, dy, strides, pad, fmt, dilations)
+    gi_s, gw_s, gb_s = ref["input"][1], ref["filters"][1], ref["bias"][1]
     OH, OW = hw_of(dy.shape, fmt)
     red = N * OH * OW
     for got, want, scale, terms, what in [
@@ -680,7 +611,7 @@ def test_against_torch_autograd(case, dtype):
         assert got.dtype == dtype
         assert got.shape == want.shape, what
         err = np.abs(got.astype(np.float64) - want.astype(np.float64))
-        bound = 2 * rtol_for(dtype, terms) * scale + np.finfo(dtype).tiny
+        bound = 2 * checks.rtol_for(dtype, terms, naive_sum=True) * scale + np.finfo(dtype).tiny
         assert (err <= bound).all(), (what, float(err.max()))
 
 
@@ -794,27 +725,7 @@ def test_inputs_not_modified(data_format, dtype):
     assert x.shape == shape
 
 
-def _awkward(a, kind):
-    if kind == "strided_view":
-        big = np.zeros((a.shape[0], 2 * a.shape[1]) + a.shape[2:], dtype=a.dtype)
-        big[:, ::2] = a
-        return big[:, ::2]
-    if kind == "fortran":
-        return np.asfortranarray(a)
-    if kind == "negative_strides":
-        return np.ascontiguousarray(a[..., ::-1])[..., ::-1]
-    if kind == "byteswapped":
-        return a.astype(a.dtype.newbyteorder())
-    if kind == "readonly":
-        r = a.copy()
-        r.setflags(write=False)
-        return r
-    if kind == "list":
-        return a.tolist()
-    raise AssertionError(kind)
-
-
-@pytest.mark.parametrize("kind", ["strided_view", "fortran", "negative_strides", "byteswapped",
+@pytest.mark.parametrize("kind", ["strided_view", "fortran", "negative_last_axis", "byteswapped",
                                   "readonly", "list"])
 @pytest.mark.parametrize("data_format", FORMATS)
 def test_awkward_inputs(kind, data_format):
@@ -825,7 +736,7 @@ def test_awkward_inputs(kind, data_format):
     want_i = dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, 2, "SAME", **kw_)
     want_w = dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, 2, "SAME", **kw_)
     want = dwconv.depthwise_conv2d_grad(x, w, dy, 2, "SAME", **kw_)
-    ax, aw, ady = (_awkward(a, kind) for a in (x, w, dy))
+    ax, aw, ady = (awkward(a, kind) for a in (x, w, dy))
     got_i = dwconv.depthwise_conv2d_backprop_input(list(x.shape), aw, ady, 2, "SAME", **kw_)
     got_w = dwconv.depthwise_conv2d_backprop_filter(ax, list(w.shape), ady, 2, "SAME", **kw_)
     got = dwconv.depthwise_conv2d_grad(ax, aw, ady, 2, "SAME", **kw_)

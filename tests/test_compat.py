@@ -1,6 +1,7 @@
 """``dwconv.compat``: the seed APIs' examples, and each drop-in against the NumPy reference.
 
-The seed documents' examples run with only the import changed, except where they build inputs with
+The seed documents' examples (their data defined once, in ``tests/seeds.py``) run here, once each, with
+only the import changed, except where they build inputs with
 the original framework's own array functions (``ivy.random_normal``, ``mge.tensor``, ``.numpy()``):
 there the NumPy equivalent stands in, and the calls to the compat function are verbatim. Where the
 original framework is installed (TensorFlow, Keras, PyTorch), it is compared with as well.
@@ -22,7 +23,9 @@ from dwconv.compat import megengine as M
 from dwconv.compat import tensorflow as tf
 from reference import (activate, conv2d_backprop_filter, conv2d_backprop_input, conv2d_forward,
                        normalize_pair, resolve_padding)
-from sweep import IVY_SEED_EXAMPLES
+from checks import assert_close, reference_forward
+from seeds import (IVY_A, IVY_B, IVY_LAPLACE, IVY_MEAN, IVY_SEED_EXAMPLES, IVY_X, TF_EXPLICIT_Y, TF_KERNEL, TF_VALID_Y,
+                   TF_X)
 
 
 def printed(fn):
@@ -40,30 +43,17 @@ def real(name):
 # ---------------------------------------------------------------------------
 # TensorFlow
 
-TF_X = np.array([[1., 2.], [3., 4.], [5., 6.]], dtype=np.float32).reshape((1, 3, 2, 1))
-TF_KERNEL = np.array([[1., 2.], [3., 4]], dtype=np.float32).reshape((2, 1, 1, 2))
-
-
 def test_tensorflow_seed_examples():
-    x = np.array([
-        [1., 2.],
-        [3., 4.],
-        [5., 6.]
-    ], dtype=np.float32).reshape((1, 3, 2, 1))
-    kernel = np.array([
-        [1., 2.],
-        [3., 4]
-    ], dtype=np.float32).reshape((2, 1, 1, 2))
+    x, kernel = TF_X, TF_KERNEL
     valid = tf.nn.depthwise_conv2d(x, kernel, strides=[1, 1, 1, 1],
                                    padding='VALID')
     explicit = tf.nn.depthwise_conv2d(x, kernel, strides=[1, 1, 1, 1],
                                       padding=[[0, 0], [1, 0], [1, 0], [0, 0]])
     assert valid.dtype == explicit.dtype == np.float32
-    np.testing.assert_array_equal(valid, np.array([[[[10., 14.], [14., 20.]],
-                                                    [[18., 26.], [22., 32.]]]], dtype=np.float32))
-    np.testing.assert_array_equal(explicit, np.array([[[[0., 0.], [3., 4.], [6., 8.]],
-                                                       [[0., 0.], [10., 14.], [14., 20.]],
-                                                       [[0., 0.], [18., 26.], [22., 32.]]]], dtype=np.float32))
+    np.testing.assert_array_equal(valid, TF_VALID_Y)
+    np.testing.assert_array_equal(explicit, TF_EXPLICIT_Y)
+    # small integers: the reference's sums are exact
+    np.testing.assert_array_equal(valid, conv2d_forward(x, kernel, (1, 1), ((0, 0), (0, 0)), "NHWC", (1, 1)))
     np.testing.assert_array_equal(explicit, conv2d_forward(x, kernel, (1, 1), ((1, 0), (1, 0)), "NHWC", (1, 1)))
 
 
@@ -141,6 +131,16 @@ def test_keras_seed_example():
     # positional argument is `strides` (the example meant depth_multiplier=3).
     assert printed(lambda: print(y.shape)) == "(4, 3, 3, 12)"
     assert keras.layers.DepthwiseConv2D(3, depth_multiplier=3, activation='relu')(x).shape == (4, 8, 8, 36)
+    # and its numbers, in both layouts, against the reference
+    for data_format, fmt in (("channels_last", "NHWC"), ("channels_first", "NCHW")):
+        layer = keras.layers.DepthwiseConv2D(3, depth_multiplier=3, activation='relu', data_format=data_format,
+                                             bias_initializer="random_normal")
+        xf = x if fmt == "NHWC" else x.transpose(0, 3, 1, 2)
+        y = layer(xf)
+        assert y.shape == ((4, 8, 8, 36) if fmt == "NHWC" else (4, 36, 8, 8))
+        ref, scale = reference_forward(xf, layer.kernel, (1, 1), ((0, 0), (0, 0)), fmt, (1, 1), bias=layer.bias,
+                                       activation="relu")
+        assert_close(y, ref, scale, y.dtype, 9)
 
 
 def test_keras_seed_example_in_keras():
@@ -516,22 +516,17 @@ def test_ivy_seed_array_examples(x_shape, k, strides, padding, y_shape, use_out)
     assert y.shape == y_shape
     sp = normalize_pair(strides)
     pad = resolve_padding(padding, x_shape[1:3], (k, k), sp, (1, 1))
-    np.testing.assert_allclose(y, conv2d_forward(x, filters, sp, pad, "NHWC", (1, 1)), rtol=1e-4, atol=1e-4)
-
-
-IVY_A = np.expand_dims(np.array([[1., 1., 1.], [1., -8., 1.], [1., 1., 1.]]), axis=-1)
-IVY_B = np.expand_dims(np.array([[1., 1., 1.], [1., 1., 1.], [1., 1., 1.]]), axis=-1) / 9.0
-IVY_LAPLACE = np.array([[[[-6.], [0.]], [[0.], [-6.]]]])
-IVY_MEAN = np.array([[[[0.33333334], [0.]], [[0.], [0.33333334]]]])
+    assert_close(y, *reference_forward(x, filters, sp, pad, "NHWC", (1, 1)), np.float32, k * k)
 
 
 def test_ivy_seed_container_examples():
-    x = np.eye(6, 6).reshape((1, 6, 6, 1))  # NHWC
+    x = IVY_X  # NHWC
     filters = dict(a=IVY_A, b=IVY_B)                           # ivy.Container(a=a, b=b)
     y = ivy.depthwise_conv2d(x, filters, 1, 'VALID', dilations=2)
     assert list(y) == ["a", "b"]
     np.testing.assert_array_equal(y["a"], IVY_LAPLACE)
     np.testing.assert_allclose(y["b"], IVY_MEAN, rtol=1e-7)
+    assert_close(y["b"], *reference_forward(x, IVY_B, (1, 1), ((0, 0), (0, 0)), "NHWC", (2, 2)), np.float64, 9)
     inp = dict(x=x, y=np.eye(6, 6).reshape((1, 6, 6, 1)))     # ivy.Container(x=x, y=y)
     y = ivy.depthwise_conv2d(inp, IVY_A, 1, 'VALID', dilations=2)
     assert list(y) == ["x", "y"]
@@ -621,6 +616,11 @@ def test_chainer_against_reference(stride, pad, bias):
     y = F.depthwise_convolution_2d(x, W, b, stride, pad)
     assert y.dtype == np.float32
     np.testing.assert_allclose(y, chainer_reference(x, W, b, stride, pad), rtol=1e-5, atol=1e-5)
+    # the reference has Chainer's channel order, and the result is within float32 rounding of it
+    sp, (ph, pw) = normalize_pair(stride), normalize_pair(pad)
+    ref, scale = reference_forward(x, W.transpose(2, 3, 1, 0), sp, ((ph, ph), (pw, pw)), "NCHW", (1, 1), bias=b)
+    np.testing.assert_allclose(ref, chainer_reference(x, W, b, stride, pad), rtol=1e-12, atol=1e-12)
+    assert_close(y, ref, scale, np.float32, W.shape[2] * W.shape[3])
     np.testing.assert_array_equal(y, dwconv.depthwise_conv2d(x, dwconv.convert_filters(W, "chainer", "tf"), stride,
                                                              pad, data_format="NCHW", bias=b))
 
@@ -688,13 +688,22 @@ def test_megengine_against_reference(stride, padding, dilation, mode, conv_mode)
     assert m.weight.shape == (4, 2, 1, 3, 2) and m.bias.shape == (1, 8, 1, 1)
     m.bias[...] = rng.standard_normal((1, 8, 1, 1))              # assignable in place
     inp = rng.standard_normal((2, 4, 9, 8)).astype(np.float32)
-    want = megengine_reference(inp, m.weight, m.bias, stride, padding, dilation, mode,
-                               flip=conv_mode.lower() == "convolution")
-    np.testing.assert_allclose(m(inp), want, rtol=1e-5, atol=1e-5)
+    flip = conv_mode.lower() == "convolution"
+
+    def check(got):
+        """The seed's formula, the reference agreeing with it, and `got` within float32 rounding."""
+        want = megengine_reference(inp, m.weight, m.bias, stride, padding, dilation, mode, flip=flip)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        kernel = m.weight[:, :, 0, ::-1, ::-1] if flip else m.weight[:, :, 0]    # (C, M, kh, kw)
+        (ph, pw), sp, dp = normalize_pair(padding), normalize_pair(stride), normalize_pair(dilation)
+        ref, scale = reference_forward(inp, kernel.transpose(2, 3, 0, 1), sp, ((ph, ph), (pw, pw)), "NCHW", dp,
+                                       bias=m.bias.ravel(), mode=mode)
+        np.testing.assert_allclose(ref, want, rtol=1e-12, atol=1e-12)
+        assert_close(got, ref, scale, np.float32, kernel.shape[2] * kernel.shape[3])
+
+    check(m(inp))
     m.weight = rng.standard_normal(m.weight.shape).astype(np.float32)   # or replaced
-    np.testing.assert_allclose(m.forward(inp), megengine_reference(
-        inp, m.weight, m.bias, stride, padding, dilation, mode, flip=conv_mode.lower() == "convolution"),
-        rtol=1e-5, atol=1e-5)
+    check(m.forward(inp))
 
 
 @pytest.mark.parametrize("compute_mode", ["default", "float32"])

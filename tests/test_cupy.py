@@ -23,11 +23,9 @@ import pytest
 import dwconv
 from cuda_emulation import EmulatedArray, emulated_cupy
 from dwconv import _cupy, _names
-from reference import activate, conv2d_backprop_filter, conv2d_backprop_input, conv2d_forward, normalize_pair, \
-    resolve_padding
-from sweep import DILATIONS, FORMATS, KERNELS, MODES, MULTIPLIERS, PADDINGS, STRIDES, SWEEP, api_pair, sweep_id, \
-    tf4_padding, to_format
-from test_features import assert_close
+from checks import assert_rounded_close, reference_forward, reference_gradients
+from reference import normalize_pair, resolve_padding
+from sweep import FORMATS, MODES, SWEEP, build_case, sweep_id, to_format
 
 ACTIVATIONS = (None, *_names.ACTIVATIONS)
 LIPSCHITZ = max(activation.slope for activation in _names.ACTIVATIONS.values())
@@ -63,18 +61,10 @@ def reference_results(x, w, bias, dy, strides, padding, fmt, dilations, mode, ac
     sp, dp = normalize_pair(strides, fmt), normalize_pair(dilations, fmt)
     hw = x.shape[1:3] if fmt == "NHWC" else x.shape[2:]
     args = (sp, resolve_padding(padding, hw, w.shape[:2], sp, dp, fmt), fmt, dp)
-    x, w = x.astype(np.float64), w.astype(np.float64)
-    y = conv2d_forward(x, w, *args, bias=bias, padding_mode=mode)
-    results = {"y": (activate(y, activation),
-                     conv2d_forward(abs(x), abs(w), *args, bias=None if bias is None else abs(bias), padding_mode=mode))}
+    results = {"y": reference_forward(x, w, *args, bias=bias, mode=mode, activation=activation)}
     if dy is not None:
-        dy = dy.astype(np.float64)
-        results["dx"] = (conv2d_backprop_input(x.shape, w, dy, *args, padding_mode=mode),
-                         conv2d_backprop_input(x.shape, abs(w), abs(dy), *args, padding_mode=mode))
-        results["dw"] = (conv2d_backprop_filter(x, w.shape, dy, *args, padding_mode=mode),
-                         conv2d_backprop_filter(abs(x), w.shape, abs(dy), *args, padding_mode=mode))
-        axes = (0, 1, 2) if fmt == "NHWC" else (0, 2, 3)
-        results["db"] = dy.sum(axis=axes), abs(dy).sum(axis=axes)
+        grads = reference_gradients(x, w, dy, *args, mode=mode)
+        results.update(dx=grads["input"], dw=grads["filters"], db=grads["bias"])
     return results
 
 
@@ -89,7 +79,7 @@ def check_all(device, x, w, bias, dy, strides, padding, fmt, dilations, mode="ze
                                 activation=activation, **kwargs)
     result_dtype = y.dtype
     taps = w.shape[0] * w.shape[1]
-    assert_close(device.get(y), *ref["y"], result_dtype, taps, LIPSCHITZ)
+    assert_rounded_close(device.get(y), *ref["y"], result_dtype, taps, LIPSCHITZ)
     terms = dy.size
     grads = dwconv.depthwise_conv2d_grad(put(x), put(w), put(dy), strides, padding, **kwargs)
     dx = dwconv.depthwise_conv2d_backprop_input(x.shape, put(w), put(dy), strides, padding, **kwargs)
@@ -98,36 +88,17 @@ def check_all(device, x, w, bias, dy, strides, padding, fmt, dilations, mode="ze
     for got, (want, scale), count in [(grads.input, ref["dx"], in_terms), (dx, ref["dx"], in_terms),
                                       (grads.filters, ref["dw"], terms), (dw, ref["dw"], terms),
                                       (grads.bias, ref["db"], terms)]:
-        assert_close(device.get(got), want.reshape(got.shape), scale.reshape(got.shape), got.dtype, count)
+        assert_rounded_close(device.get(got), want.reshape(got.shape), scale.reshape(got.shape), got.dtype, count)
 
 
 @pytest.mark.parametrize("case", SWEEP, ids=[sweep_id(c) for c in SWEEP])
 def test_sweep(device, case):
     """The shared grid (every layout, stride, dilation, kernel, padding form), with the multiplier,
     dtype, bias, padding mode, activation and argument spellings cycling over it."""
-    f, s, d, k, p = case
-    index = SWEEP.index(case)
-    rng = np.random.default_rng(9000 + index)
-    fmt, (kh, kw) = FORMATS[f], KERNELS[k]
-    dh, dw = normalize_pair(DILATIONS[d])
-    M, C, N = MULTIPLIERS[(p + k + s) % 3], (3, 1, 4, 2)[(k + d + p + f) % 4], (1, 2)[(s + d + p) % 2]
-    dtype = (np.float32, np.float64, np.float16)[(p + d + f + k) % 3]
-    padding = tf4_padding(fmt, (2, 1), (0, 3)) if PADDINGS[p] == "TF4" else PADDINGS[p]
-    if padding == "SAME":  # sizes below the kernel's included
-        H, W = max(1, (kh - 1) * dh + 2 * ((p + k) % 5) - 3), max(1, (kw - 1) * dw + (s + 3 * d) % 6 - 2)
-    else:
-        (t, b), (l, r) = resolve_padding(padding, (0, 0), (kh, kw), (1, 1), (dh, dw), fmt)
-        H, W = max(1, (kh - 1) * dh + 1 - t - b + (p + 2 * s + k) % 5), max(1, (kw - 1) * dw + 1 - l - r + (s + d) % 6)
-    x = to_format(rng.standard_normal((N, H, W, C)), fmt).astype(dtype)
-    w = rng.standard_normal((kh, kw, C, M)).astype(dtype)
-    if M == 1 and index % 2:
-        w = w[..., 0]
-    bias = rng.standard_normal(C * M).astype(dtype) if index % 3 else None
-    strides = api_pair(STRIDES[s], (k + p) % 4, fmt)
-    y_shape = dwconv.output_shape(x.shape, w.shape, strides, padding, data_format=fmt, dilations=DILATIONS[d])
-    dy = rng.standard_normal(y_shape).astype(dtype)
-    check_all(device, x, w, bias, dy, strides, padding, fmt, api_pair(DILATIONS[d], (s + p + 1) % 4, fmt),
-              mode=MODES[index % len(MODES)], activation=ACTIVATIONS[index % len(ACTIVATIONS)])
+    c = build_case(case, 9000, dtypes=(np.float32, np.float64, np.float16))
+    check_all(device, c.x, c.filters, c.bias, c.dy, c.strides, c.padding, c.data_format, c.dilations,
+              mode=MODES[c.index % len(MODES)],
+              activation=ACTIVATIONS[c.index % len(ACTIVATIONS)])
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -159,7 +130,7 @@ def test_mixed_dtypes(device, fmt):
     y = dwconv.depthwise_conv2d(device.put(image), device.put(w.astype(f32)), 1, "SAME", data_format=fmt)
     assert y.dtype == f32
     ref, scale = reference_results(image, w.astype(f32), None, None, 1, "SAME", fmt, 1, "zeros", None)["y"]
-    assert_close(device.get(y), ref, scale, f32, 9)
+    assert_rounded_close(device.get(y), ref, scale, f32, 9)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -197,7 +168,7 @@ def test_filter_gradient_is_deterministic(device, fmt):
                      for _ in range(2))
     np.testing.assert_array_equal(device.get(first), device.get(second))
     ref, scale = reference_results(x, w, None, dy, 1, 1, fmt, 1, "circular", None)["dw"]
-    assert_close(device.get(first), ref, scale, np.float32, dy.size)
+    assert_rounded_close(device.get(first), ref, scale, np.float32, dy.size)
 
 
 def test_out_and_callable_activation(device):
@@ -207,7 +178,7 @@ def test_out_and_callable_activation(device):
     y = dwconv.depthwise_conv2d(device.put(x), device.put(w), out=out, activation=device.tanh)
     assert y is out
     ref, scale = reference_results(x, w, None, None, 1, "VALID", "NHWC", 1, "zeros", "tanh")["y"]
-    assert_close(device.get(y), ref, scale, np.float64, 9)
+    assert_rounded_close(device.get(y), ref, scale, np.float64, 9)
     with pytest.raises(ValueError, match="`out` has shape"):
         dwconv.depthwise_conv2d(device.put(x), device.put(w), out=device.put(np.empty((1, 4, 5, 3))))
     with pytest.raises(ValueError, match="`out` overlaps `x`"):

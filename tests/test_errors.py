@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import dwconv
+from checks import snapshot, unchanged
 
 FORMATS = ("NHWC", "NCHW")
 FUNCS = ("forward", "input", "filter", "grad", "output_shape")
@@ -61,18 +62,6 @@ def call(fn, x, w, dy, **kw):
     raise AssertionError(fn)
 
 
-def _snap(a):
-    return a.copy() if isinstance(a, np.ndarray) else a
-
-
-def _same(a, snap):
-    if isinstance(a, np.ndarray):
-        if a.dtype != snap.dtype or a.shape != snap.shape:
-            return False
-        return bool(np.array_equal(a, snap, equal_nan=a.dtype.kind in "fc"))
-    return True
-
-
 _KEEP = object()
 
 
@@ -86,7 +75,7 @@ def check_raises(fn, exc, pattern, b=None, *, x=_KEEP, w=_KEEP, dy=_KEEP, with_o
     dy = b.dy if dy is _KEEP else dy
     kw.setdefault("data_format", b.fmt)
     arrays = [x, w, dy] + [v for v in kw.values() if isinstance(v, np.ndarray)]
-    snaps = [_snap(a) for a in arrays]
+    snaps = [snapshot(a) for a in arrays]
     with pytest.raises(exc, match=pattern) as info:
         call(fn, x, w, dy, **kw)
     if with_out and fn in WITH_OUT and "out" not in kw:
@@ -96,7 +85,7 @@ def check_raises(fn, exc, pattern, b=None, *, x=_KEEP, w=_KEEP, dy=_KEEP, with_o
             call(fn, x, w, dy, out=out, **kw)
         assert (out == SENTINEL).all(), "out was written before the error"
     for a, s in zip(arrays, snaps):
-        assert _same(a, s), "an input was modified"
+        assert unchanged(a, s), "an input was modified"
     return info
 
 

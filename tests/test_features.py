@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import dwconv
+from checks import assert_rounded_close, reference_forward, reference_gradients
 from dwconv._names import ACTIVATIONS
-from reference import (activate, conv2d_backprop_filter, conv2d_backprop_input, conv2d_forward,
-                       normalize_pair, resolve_padding)
+from reference import normalize_pair, resolve_padding
 from sweep import MODES, to_format
 
 # (H, W, kernel, strides, dilations, padding): padding wider than the image (reflect and wrap then
@@ -34,25 +34,11 @@ def case(rng, fmt, H, W, kernel, C=5, M=2, N=2, dtype=np.float64):
     return x, w
 
 
-def assert_close(got, ref, scale, dtype, taps, lipschitz=1.0):
-    """|got - ref| within the accumulation error of `dtype` (relative to `scale`, the result for
-    |x| and |w|), magnified by at most `lipschitz` through an activation, plus the rounding of
-    the result into `dtype`."""
-    dtype = np.dtype(dtype)
-    assert got.dtype == dtype and got.shape == ref.shape, (got.dtype, got.shape, dtype, ref.shape)
-    accumulate = 1e-12 if dtype == np.float64 else 2e-6 * np.sqrt(taps + 1)
-    bound = lipschitz * accumulate * scale + np.finfo(dtype).eps / 2 * np.abs(ref) + np.finfo(dtype).tiny
-    err = np.abs(got.astype(np.float64) - ref)
-    assert (err <= bound).all(), f"max error {err.max():.3g}, worst excess {(err - bound).max():.3g}"
-
-
 def reference(x, w, strides, padding, fmt, dilations, mode, bias=None, activation=None):
     pad = resolve_padding(padding, x.shape[1:3] if fmt == "NHWC" else x.shape[2:], w.shape[:2],
                           normalize_pair(strides), normalize_pair(dilations))
     args = (normalize_pair(strides), pad, fmt, normalize_pair(dilations))
-    ref = activate(conv2d_forward(x, w, *args, bias=bias, padding_mode=mode), activation)
-    scale = conv2d_forward(np.abs(x), np.abs(w), *args, bias=None if bias is None else np.abs(bias),
-                           padding_mode=mode)
+    ref, scale = reference_forward(x, w, *args, bias=bias, mode=mode, activation=activation)
     return ref, scale, args
 
 
@@ -68,18 +54,15 @@ def test_padding_modes(fmt, mode, geometry):
     kwargs = dict(data_format=fmt, dilations=dilations, padding_mode=mode)
     ref, scale, args = reference(x, w, strides, padding, fmt, dilations, mode, bias=bias)
     taps = kernel[0] * kernel[1]
-    assert_close(dwconv.depthwise_conv2d(x, w, strides, padding, bias=bias, **kwargs), ref, scale, np.float64, taps)
+    assert_rounded_close(dwconv.depthwise_conv2d(x, w, strides, padding, bias=bias, **kwargs), ref, scale, np.float64, taps)
 
     dy = rng.standard_normal(ref.shape)
     grads = dwconv.depthwise_conv2d_grad(x, w, dy, strides, padding, **kwargs)
-    ref_dx = conv2d_backprop_input(x.shape, w, dy, *args, padding_mode=mode)
-    ref_dw = conv2d_backprop_filter(x, w.shape, dy, *args, padding_mode=mode)
-    dx_scale = conv2d_backprop_input(x.shape, np.abs(w), np.abs(dy), *args, padding_mode=mode)
-    dw_scale = conv2d_backprop_filter(np.abs(x), w.shape, np.abs(dy), *args, padding_mode=mode)
+    ref_grads = reference_gradients(x, w, dy, *args, mode=mode)
     for got in (grads.input, dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, strides, padding, **kwargs)):
-        assert_close(got, ref_dx, dx_scale, np.float64, ref.size)
+        assert_rounded_close(got, *ref_grads["input"], np.float64, ref.size)
     for got in (grads.filters, dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, strides, padding, **kwargs)):
-        assert_close(got, ref_dw, dw_scale, np.float64, ref.size)
+        assert_rounded_close(got, *ref_grads["filters"], np.float64, ref.size)
 
 
 @pytest.mark.parametrize("fmt", ["NHWC", "NCHW"])
@@ -92,17 +75,15 @@ def test_padding_modes_threaded_and_wide(fmt, mode):
     ref, scale, args = reference(x, w, 2, "SAME", fmt, 1, mode)
     for threads in (1, 2):
         got = dwconv.depthwise_conv2d(x, w, 2, "SAME", data_format=fmt, padding_mode=mode, num_threads=threads)
-        assert_close(got, ref, scale, np.float32, 25)
+        assert_rounded_close(got, ref, scale, np.float32, 25)
     dy = rng.standard_normal(ref.shape).astype(np.float32)
     dx = [dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, 2, "SAME", data_format=fmt, padding_mode=mode,
                                                  num_threads=t) for t in (1, 2)]
     dw = [dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, 2, "SAME", data_format=fmt, padding_mode=mode,
                                                   num_threads=t) for t in (1, 2)]
-    assert_close(dx[0], conv2d_backprop_input(x.shape, w, dy, *args, padding_mode=mode),
-                 conv2d_backprop_input(x.shape, np.abs(w), np.abs(dy), *args, padding_mode=mode), np.float32, 25)
-    assert_close(dw[0], conv2d_backprop_filter(x, w.shape, dy, *args, padding_mode=mode),
-                 conv2d_backprop_filter(np.abs(x), w.shape, np.abs(dy), *args, padding_mode=mode), np.float32,
-                 dy.size)
+    ref_grads = reference_gradients(x, w, dy, *args, mode=mode)
+    assert_rounded_close(dx[0], *ref_grads["input"], np.float32, 25)
+    assert_rounded_close(dw[0], *ref_grads["filters"], np.float32, dy.size)
     np.testing.assert_array_equal(dx[0], dx[1])
     np.testing.assert_array_equal(dw[0], dw[1])  # the filter gradient is bitwise thread-independent
 
@@ -130,16 +111,13 @@ def test_float16(fmt, w_dtype):
     bias = rng.standard_normal(40).astype(np.float16)
     ref, scale, args = reference(x, w, 1, "SAME", fmt, 1, "reflect", bias=bias)
     got = dwconv.depthwise_conv2d(x, w, 1, "SAME", data_format=fmt, bias=bias, padding_mode="reflect")
-    assert_close(got, ref, scale, np.float16, 9)
+    assert_rounded_close(got, ref, scale, np.float16, 9)
 
     dy = rng.standard_normal(ref.shape).astype(np.float16)
     grads = dwconv.depthwise_conv2d_grad(x, w, dy, 1, "SAME", data_format=fmt, padding_mode="reflect")
-    assert_close(grads.input, conv2d_backprop_input(x.shape, w, dy, *args, padding_mode="reflect"),
-                 conv2d_backprop_input(x.shape, np.abs(w), np.abs(dy), *args, padding_mode="reflect"),
-                 np.float16, 9)
-    assert_close(grads.filters, conv2d_backprop_filter(x, w.shape, dy, *args, padding_mode="reflect"),
-                 conv2d_backprop_filter(np.abs(x), w.shape, np.abs(dy), *args, padding_mode="reflect"),
-                 np.float16, dy.size)
+    ref_grads = reference_gradients(x, w, dy, *args, mode="reflect")
+    assert_rounded_close(grads.input, *ref_grads["input"], np.float16, 9)
+    assert_rounded_close(grads.filters, *ref_grads["filters"], np.float16, dy.size)
     axes = (0, 1, 2) if fmt == "NHWC" else (0, 2, 3)
     assert grads.bias.dtype == np.float16
     np.testing.assert_allclose(grads.bias, dy.astype(np.float64).sum(axis=axes), rtol=1e-3, atol=1e-2)
@@ -167,7 +145,7 @@ def test_integer_images(fmt, x_dtype, dtype):
     w = rng.standard_normal((3, 3, 3)).astype(np.float32)
     ref, scale, _ = reference(x, w, 2, "SAME", fmt, 1, "replicate")
     got = dwconv.depthwise_conv2d(x, w, 2, "SAME", data_format=fmt, padding_mode="replicate", dtype=dtype)
-    assert_close(got, ref, scale, np.float32 if dtype is None else dtype, 9)
+    assert_rounded_close(got, ref, scale, np.float32 if dtype is None else dtype, 9)
 
 
 def test_default_result_dtypes():
@@ -198,7 +176,7 @@ def test_result_dtype_counts_the_bias(x_dtype, bias_dtype, want):
     got = dwconv.depthwise_conv2d(x, w, bias=bias)
     assert got.dtype == want
     ref, scale, _ = reference(x, w, 1, "VALID", "NHWC", 1, "zeros", bias=bias.astype(np.float64))
-    assert_close(got, ref, scale, want, 9)
+    assert_rounded_close(got, ref, scale, want, 9)
     if want == np.float64:  # the bias's 1e-9 survives: it was added in float64
         np.testing.assert_allclose(got[..., 1] - dwconv.depthwise_conv2d(x, w, bias=np.zeros(2))[..., 1], 1e-9,
                                    rtol=1e-4)
@@ -211,7 +189,7 @@ def test_float16_out_argument():
     out = np.full((1, 3, 3, 2), np.nan, np.float16)
     assert dwconv.depthwise_conv2d(x, w, out=out) is out
     ref, scale, _ = reference(x, w, 1, "VALID", "NHWC", 1, "zeros")
-    assert_close(out, ref, scale, np.float16, 9)
+    assert_rounded_close(out, ref, scale, np.float16, 9)
 
 
 # ---------------------------------------------------------------------------
@@ -233,7 +211,7 @@ def test_activations(fmt, dtype, activation):
         ref, scale, _ = reference(x, w, 1, 1, fmt, 1, mode, bias=bias, activation=activation)
         got = dwconv.depthwise_conv2d(x, w, 1, 1, data_format=fmt, bias=bias, padding_mode=mode,
                                       activation=activation)
-        assert_close(got, ref, scale, dtype, 10, ACTIVATIONS[activation].slope)
+        assert_rounded_close(got, ref, scale, dtype, 10, ACTIVATIONS[activation].slope)
 
 
 def test_activation_keeps_nan():

@@ -6,9 +6,7 @@ dwconv is compared with itself only where the contract is bitwise sameness:
 thread counts, ``out=`` versus a fresh result, 3-D versus 4-D filters.
 """
 
-import copy
 import itertools
-import math
 import os
 import pathlib
 
@@ -22,8 +20,11 @@ from reference import (
     output_hw,
     resolve_padding,
 )
-from sweep import (DILATIONS, DTYPES, FORMATS, IVY_SEED_EXAMPLES, KERNELS, MULTIPLIERS, PADDINGS, STRIDES, SWEEP,
-                   api_pair, sweep_id, tf4_padding, to_format)
+from checks import AWKWARD, assert_close, awkward, reference_forward, snapshot, unchanged
+from seeds import (IVY_A, IVY_B, IVY_LAPLACE, IVY_SEED_EXAMPLES, IVY_X, TF_EXPLICIT_PADDING, TF_EXPLICIT_Y, TF_KERNEL,
+                   TF_VALID_Y, TF_X)
+from sweep import (DILATIONS, DTYPES, FORMATS, KERNELS, PADDINGS, STRIDES, SWEEP,
+                   SWEEP_EXTRAS_CARDINALITY, api_pair, build_case, sweep_extras, sweep_id, tf4_padding, to_format)
 
 
 
@@ -41,49 +42,17 @@ def expected_dtype(x, filters):
     return np.dtype(np.float32) if _is_f32(x) and _is_f32(filters) else np.dtype(np.float64)
 
 
-def rtol_for(dtype, taps):
-    """Error allowed, relative to sum |x||w| (+|bias|) of each output element.
-
-    float64: 1e-12.  float32: 2e-6 * sqrt(taps + 1); that is above the
-    worst-case bound (taps + 1) * 2**-24 for naive float32 accumulation of up
-    to 49 taps plus bias, and loose enough for any summation order.
-    """
-    if np.dtype(dtype) == np.float64:
-        return 1e-12
-    return 2e-6 * math.sqrt(taps + 1)
-
-
 def assert_conv_close(got, x, filters, strides, padding, data_format, dilations,
                       bias=None, out_dtype=None):
     """Compare ``got`` with the reference; ``padding`` is the resolved form.
 
     Returns the float64 reference result.
     """
-    x64 = np.asarray(x, dtype=np.float64)
-    w64 = np.asarray(filters, dtype=np.float64)
-    b64 = None if bias is None else np.asarray(bias, dtype=np.float64)
-    ref = conv2d_forward(x64, w64, strides, padding, data_format, dilations, bias=b64)
-    scale = conv2d_forward(np.abs(x64), np.abs(w64), strides, padding, data_format,
-                           dilations, bias=None if b64 is None else np.abs(b64))
+    ref, scale = reference_forward(x, filters, strides, padding, data_format, dilations, bias=bias)
     if out_dtype is None:
         out_dtype = expected_dtype(x, filters)
-    out_dtype = np.dtype(out_dtype)
-    assert isinstance(got, np.ndarray), type(got)
-    assert got.dtype == out_dtype, (got.dtype, out_dtype)
-    assert got.shape == ref.shape, (got.shape, ref.shape)
-    taps = w64.shape[0] * w64.shape[1]
-    bound = rtol_for(out_dtype, taps) * scale + np.finfo(out_dtype).tiny
-    err = np.abs(got.astype(np.float64) - ref)
-    ok = err <= bound                         # False for NaN
-    if not ok.all():
-        bad = np.argwhere(~ok)
-        first = tuple(bad[0])
-        worst = np.unravel_index(np.argmax(np.where(ok, 0.0, err / bound)), err.shape)
-        raise AssertionError(
-            f"{len(bad)} of {err.size} elements differ from the reference "
-            f"(dtype {out_dtype}, taps {taps}); first bad index {first}: "
-            f"got {got[first]!r}, expected {ref[first]!r}; worst index {worst}: "
-            f"got {got[worst]!r}, expected {ref[worst]!r}, allowed error {bound[worst]:.3g}")
+    w_shape = np.shape(filters)
+    assert_close(got, ref, scale, out_dtype, w_shape[0] * w_shape[1])
     return ref
 
 
@@ -161,35 +130,14 @@ def test_sweep(case):
     run_sweep_case(case)
 
 
-SWEEP_EXTRAS_CARDINALITY = {"M": 3, "dtype": 2, "N": 2, "C": 4, "extra_h": 5, "extra_w": 6,
-                            "bias": 2, "ivy": 2, "strides_form": 4, "dilations_form": 4}
-
-
-def sweep_extras(case):
-    """Index of each cycled extra for a sweep case.  The formulas are chosen so
-    that every pair of (axis or extra) values occurs together somewhere."""
-    f, s, d, k, p = case
-    return {
-        "M": (p + k + s) % 3,
-        "dtype": (p + d + f + k) % 2,
-        "N": (s + d + p) % 2,
-        "C": (k + 2 * d + p + 3 * f + s) % 4,
-        "extra_h": (p + 2 * s + k + f) % 5,
-        "extra_w": (2 * p + s + 3 * d + 2 * k) % 6,
-        "bias": int((s + k + d + p) % 3 == 0),
-        "ivy": int((s + d + f) % 2 == 0),        # 3-D filters when M == 1
-        "strides_form": (k + p) % 4,
-        "dilations_form": (s + p + 1) % 4,
-    }
-
-
-def test_sweep_covers_all_pairs():
+@pytest.mark.parametrize("n_dtypes", [len(DTYPES), 3])
+def test_sweep_covers_all_pairs(n_dtypes):
     card = dict(zip("fsdkp", map(len, (FORMATS, STRIDES, DILATIONS, KERNELS, PADDINGS))))
-    card.update(SWEEP_EXTRAS_CARDINALITY)
+    card.update(SWEEP_EXTRAS_CARDINALITY, dtype=n_dtypes)
     seen = {}
     for case in SWEEP:
         v = dict(zip("fsdkp", case))
-        v.update(sweep_extras(case))
+        v.update(sweep_extras(case, n_dtypes))
         for a, b in itertools.combinations(sorted(v), 2):
             seen.setdefault((a, b), set()).add((v[a], v[b]))
     for (a, b), got in seen.items():
@@ -197,50 +145,13 @@ def test_sweep_covers_all_pairs():
 
 
 def run_sweep_case(case, **kwargs):
-    f, s, d, k, p = case
-    idx = SWEEP.index(case)
-    rng = np.random.default_rng(1000 + idx)
-    fmt = FORMATS[f]
-    kh, kw = KERNELS[k]
-    sp = normalize_pair(STRIDES[s])
-    dp = normalize_pair(DILATIONS[d])
-
-    e = sweep_extras(case)
-    M = MULTIPLIERS[e["M"]]
-    dtype = DTYPES[e["dtype"]]
-    N = (1, 2)[e["N"]]
-    C = (3, 1, 4, 2)[e["C"]]
-    extra_h, extra_w = e["extra_h"], e["extra_w"]
-    with_bias = bool(e["bias"])
-    ivy_layout = M == 1 and e["ivy"]
-
-    eff_h, eff_w = (kh - 1) * dp[0] + 1, (kw - 1) * dp[1] + 1
-    pad_spec = PADDINGS[p]
-    if pad_spec == "TF4":
-        pad_spec = tf4_padding(fmt, (2, 1), (0, 3))
-    if pad_spec == "SAME":
-        # any size works with SAME; include inputs smaller than the kernel
-        H = max(1, eff_h + 2 * extra_h - 4)
-        W = max(1, eff_w + 2 * extra_w - 5)
-    else:
-        (t, b), (l, r) = resolve_padding(pad_spec, (0, 0), (kh, kw), sp, dp, fmt)
-        H = max(1, eff_h - t - b + extra_h)
-        W = max(1, eff_w - l - r + extra_w)
-
-    x = make_x(rng, N, H, W, C, fmt, dtype)
-    w = rng.standard_normal((kh, kw, C, M)).astype(dtype)
-    if ivy_layout:
-        w = w[..., 0]
-    bias = rng.standard_normal(C * M).astype(dtype) if with_bias else None
-    strides_api = api_pair(STRIDES[s], e["strides_form"], fmt)
-    dil_api = api_pair(DILATIONS[d], e["dilations_form"], fmt)
-
-    got = dwconv.depthwise_conv2d(x, w, strides_api, pad_spec, data_format=fmt,
-                                  dilations=dil_api, bias=bias, **kwargs)
-    pad = resolve_padding(pad_spec, (H, W), (kh, kw), sp, dp, fmt)
-    ref = assert_conv_close(got, x, w, sp, pad, fmt, dp, bias=bias)
-    shape = dwconv.output_shape(x.shape, w.shape, strides_api, pad_spec,
-                                data_format=fmt, dilations=dil_api)
+    c = build_case(case, 1000)
+    got = dwconv.depthwise_conv2d(c.x, c.filters, c.strides, c.padding, data_format=c.data_format,
+                                  dilations=c.dilations, bias=c.bias, **kwargs)
+    ref = assert_conv_close(got, c.x, c.filters, c.strides_pair, c.pad, c.data_format, c.dilations_pair,
+                            bias=c.bias)
+    shape = dwconv.output_shape(c.x.shape, c.filters.shape, c.strides, c.padding,
+                                data_format=c.data_format, dilations=c.dilations)
     assert tuple(shape) == ref.shape
 
 
@@ -459,45 +370,17 @@ def test_kernel_larger_than_input_but_padding_fits(data_format):
 
 
 # ---------------------------------------------------------------------------
-# TensorFlow's and ivy's documented examples
-
-
-TF_X = np.array([[1., 2.], [3., 4.], [5., 6.]], dtype=np.float32).reshape((1, 3, 2, 1))
-TF_K = np.array([[1., 2.], [3., 4]], dtype=np.float32).reshape((2, 1, 1, 2))
-
-
-def test_tensorflow_example_valid():
-    got = dwconv.depthwise_conv2d(TF_X, TF_K, strides=[1, 1, 1, 1], padding="VALID")
-    want = np.array([[[[10., 14.], [14., 20.]],
-                      [[18., 26.], [22., 32.]]]], dtype=np.float32)
-    assert got.dtype == np.float32
-    np.testing.assert_array_equal(got, want)
-    assert_conv_close(got, TF_X, TF_K, (1, 1), ((0, 0), (0, 0)), "NHWC", (1, 1))
-
-
-TF_EXPLICIT_WANT = np.array([[[[0., 0.], [3., 4.], [6., 8.]],
-                              [[0., 0.], [10., 14.], [14., 20.]],
-                              [[0., 0.], [18., 26.], [22., 32.]]]], dtype=np.float32)
-
-
-def test_tensorflow_example_explicit_padding():
-    got = dwconv.depthwise_conv2d(TF_X, TF_K, strides=[1, 1, 1, 1],
-                                  padding=[[0, 0], [1, 0], [1, 0], [0, 0]])
-    assert got.dtype == np.float32
-    np.testing.assert_array_equal(got, TF_EXPLICIT_WANT)
-    ref = conv2d_forward(TF_X, TF_K, (1, 1), ((1, 0), (1, 0)), "NHWC", (1, 1))
-    np.testing.assert_array_equal(ref, TF_EXPLICIT_WANT)
+# TensorFlow's and ivy's documented examples, in other layouts and dtypes (the examples themselves
+# run in tests/test_compat.py)
 
 
 def test_tensorflow_examples_nchw():
     x = TF_X.transpose(0, 3, 1, 2)
-    got = dwconv.depthwise_conv2d(x, TF_K, strides=[1, 1, 1, 1],
+    got = dwconv.depthwise_conv2d(x, TF_KERNEL, strides=[1, 1, 1, 1],
                                   padding=[[0, 0], [0, 0], [1, 0], [1, 0]], data_format="NCHW")
-    np.testing.assert_array_equal(got, TF_EXPLICIT_WANT.transpose(0, 3, 1, 2))
-    got = dwconv.depthwise_conv2d(x, TF_K, 1, "VALID", data_format="NCHW")
-    np.testing.assert_array_equal(
-        got, np.array([[[[10., 14.], [14., 20.]], [[18., 26.], [22., 32.]]]],
-                      dtype=np.float32).transpose(0, 3, 1, 2))
+    np.testing.assert_array_equal(got, TF_EXPLICIT_Y.transpose(0, 3, 1, 2))
+    got = dwconv.depthwise_conv2d(x, TF_KERNEL, 1, "VALID", data_format="NCHW")
+    np.testing.assert_array_equal(got, TF_VALID_Y.transpose(0, 3, 1, 2))
 
 
 def test_tensorflow_definition_channel_order():
@@ -510,31 +393,10 @@ def test_tensorflow_definition_channel_order():
     np.testing.assert_array_equal(got.ravel(), [1., 2., 30., 40., 500., 600.])
 
 
-@pytest.mark.parametrize("x_shape, k, strides, padding, y_shape, use_out", IVY_SEED_EXAMPLES)
-def test_ivy_examples(x_shape, k, strides, padding, y_shape, use_out):
-    rng = np.random.default_rng(8)
-    x = rng.standard_normal(x_shape).astype(np.float32)
-    w = rng.standard_normal((k, k, x_shape[-1])).astype(np.float32)   # ivy layout
-    if use_out:
-        y = np.zeros(y_shape, dtype=np.float32)
-        got = dwconv.depthwise_conv2d(x, w, strides, padding, out=y)
-        assert got is y
-    else:
-        got = dwconv.depthwise_conv2d(x, w, strides, padding)
-    assert got.shape == y_shape
-    sp = normalize_pair(strides)
-    pad = resolve_padding(padding, x_shape[1:3], (k, k), sp, 1)
-    assert_conv_close(got, x, w, sp, pad, "NHWC", (1, 1))
-
-
-IVY_A = np.array([[1., 1., 1.], [1., -8., 1.], [1., 1., 1.]])[..., None]
-IVY_B = np.ones((3, 3))[..., None] / 9.0
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("four_d", [False, True])
+# (float64 with 3-D filters is the example itself)
+@pytest.mark.parametrize("dtype, four_d", [(np.float32, False), (np.float32, True), (np.float64, True)])
 def test_ivy_dilated_laplacian(dtype, four_d):
-    x = np.eye(6, 6, dtype=dtype).reshape((1, 6, 6, 1))
+    x = IVY_X.astype(dtype)
     a, b = IVY_A.astype(dtype), IVY_B.astype(dtype)
     if four_d:
         a, b = a[..., None], b[..., None]
@@ -542,7 +404,7 @@ def test_ivy_dilated_laplacian(dtype, four_d):
     yb = dwconv.depthwise_conv2d(x, b, 1, "VALID", dilations=2)
     assert ya.shape == yb.shape == (1, 2, 2, 1)
     assert ya.dtype == yb.dtype == dtype
-    np.testing.assert_array_equal(ya, np.array([[[[-6.], [0.]], [[0.], [-6.]]]], dtype=dtype))
+    np.testing.assert_array_equal(ya, IVY_LAPLACE.astype(dtype))
     tol = 1e-15 if dtype == np.float64 else 1e-6
     np.testing.assert_allclose(yb, np.array([[[[1 / 3], [0.]], [[0.], [1 / 3]]]]),
                                rtol=tol, atol=tol)
@@ -550,98 +412,6 @@ def test_ivy_dilated_laplacian(dtype, four_d):
     np.testing.assert_array_equal(
         conv2d_forward(x, a, (1, 1), ((0, 0), (0, 0)), "NHWC", (2, 2)).ravel(), [-6, 0, 0, -6])
     assert_conv_close(yb, x, b, (1, 1), ((0, 0), (0, 0)), "NHWC", (2, 2))
-
-
-@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
-def test_keras_example(data_format):
-    rng = np.random.default_rng(9)
-    x = rng.random((4, 10, 10, 12))
-    fmt = "NHWC" if data_format == "channels_last" else "NCHW"
-    x = to_format(x, fmt)
-    w = rng.random((3, 3, 12, 3))       # kernel_size 3, depth_multiplier 3
-    b = rng.random(36)
-    got = dwconv.depthwise_conv2d(x, w, 1, "VALID", data_format=data_format, bias=b)
-    assert got.shape == ((4, 8, 8, 36) if fmt == "NHWC" else (4, 36, 8, 8))
-    assert_conv_close(got, x, w, (1, 1), ((0, 0), (0, 0)), fmt, (1, 1), bias=b)
-
-
-def _chainer_depthwise(x, W, b, stride, pad):
-    """Chainer's CPU algorithm (im2col + per-channel matmul), x NCHW, W (cM, cI, kH, kW)."""
-    n, c, h, w = x.shape
-    D, _, kh, kw = W.shape
-    sy, sx = normalize_pair(stride)
-    ph, pw = normalize_pair(pad)
-    oh = (h + 2 * ph - kh) // sy + 1
-    ow = (w + 2 * pw - kw) // sx + 1
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    col = np.empty((n, c, kh, kw, oh, ow))
-    for ky in range(kh):
-        for kx in range(kw):
-            col[:, :, ky, kx] = xp[:, :, ky:ky + sy * oh:sy, kx:kx + sx * ow:sx]
-    c_ = col.transpose(1, 0, 4, 5, 2, 3).reshape(c, -1, kh * kw)   # (C, B*OH*OW, KY*KX)
-    W_ = W.transpose(1, 2, 3, 0).reshape(c, kh * kw, D)            # (C, KY*KX, D)
-    y = np.matmul(c_, W_)                                           # (C, B*OH*OW, D)
-    y = y.reshape(c, n, oh * ow, D).transpose(1, 0, 3, 2).reshape(n, c * D, oh, ow)
-    if b is not None:
-        y = y + b[None, :, None, None]
-    return y
-
-
-@pytest.mark.parametrize("stride, pad", [(1, 0), (2, 1), ((1, 2), (0, 1))])
-def test_chainer_example(stride, pad):
-    rng = np.random.default_rng(10)
-    x = rng.uniform(0, 1, (2, 3, 4, 7))
-    W = rng.uniform(0, 1, (2, 3, 3, 3))        # (c_M, c_I, kH, kW)
-    b = rng.uniform(0, 1, (6,))
-    filters = W.transpose(2, 3, 1, 0)          # -> (kH, kW, c_I, c_M)
-    want = _chainer_depthwise(x, W, b, stride, pad)
-    if (stride, pad) == (1, 0):
-        assert want.shape == (2, 6, 2, 5)
-    sp, pp = normalize_pair(stride), normalize_pair(pad)
-    padding = ((pp[0],) * 2, (pp[1],) * 2)
-    ref = conv2d_forward(x, filters, sp, padding, "NCHW", (1, 1), bias=b)
-    np.testing.assert_allclose(ref, want, rtol=1e-13, atol=1e-13)   # same channel order
-    got = dwconv.depthwise_conv2d(x, filters, stride, pad, data_format="NCHW", bias=b)
-    assert got.shape == want.shape
-    assert_conv_close(got, x, filters, sp, padding, "NCHW", (1, 1), bias=b)
-
-
-def _megengine_grouped(inp, weight, bias, stride, padding, dilation):
-    """MegEngine Conv2d formula, groups == C: weight (G, Cout/G, Cin/G=1, kh, kw)."""
-    N, C, H, W = inp.shape
-    G, K, _, kh, kw = weight.shape
-    sh, sw = normalize_pair(stride)
-    ph, pw = normalize_pair(padding)
-    dh, dw = normalize_pair(dilation)
-    OH = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    OW = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    xp = np.pad(inp, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    out = np.zeros((N, G * K, OH, OW))
-    for g, k_, i, j in itertools.product(range(G), range(K), range(OH), range(OW)):
-        patch = xp[:, g, i * sh: i * sh + dh * (kh - 1) + 1: dh, j * sw: j * sw + dw * (kw - 1) + 1: dw]
-        out[:, g * K + k_, i, j] = (patch * weight[g, k_, 0]).sum(axis=(1, 2))
-    return out + bias.reshape(1, G * K, 1, 1)
-
-
-@pytest.mark.parametrize("stride, padding, dilation", [(1, 0, 1), (2, 1, 1), (1, (1, 2), 2)])
-def test_megengine_depthwise(stride, padding, dilation):
-    inp = np.arange(0, 96).astype("float32").reshape(2, 3, 4, 4)
-    rng = np.random.default_rng(11)
-    weight = rng.standard_normal((3, 2, 1, 3, 3)).astype(np.float32)   # groups=3, K=2
-    bias = rng.standard_normal((1, 6, 1, 1)).astype(np.float32)
-    want = _megengine_grouped(inp.astype(np.float64), weight.astype(np.float64),
-                              bias.astype(np.float64), stride, padding, dilation)
-    if (stride, padding, dilation) == (1, 0, 1):
-        assert want.shape == (2, 6, 2, 2)
-    filters = weight[:, :, 0].transpose(2, 3, 0, 1)     # -> (kh, kw, C, M)
-    got = dwconv.depthwise_conv2d(inp, filters, stride, padding, data_format="NCHW",
-                                  dilations=dilation, bias=bias.ravel())
-    assert got.dtype == np.float32
-    pp = normalize_pair(padding)
-    pad = ((pp[0],) * 2, (pp[1],) * 2)
-    ref = assert_conv_close(got, inp, filters, normalize_pair(stride), pad, "NCHW",
-                            normalize_pair(dilation), bias=bias.ravel())
-    np.testing.assert_allclose(ref, want, rtol=1e-12)
 
 
 # ---------------------------------------------------------------------------
@@ -704,61 +474,6 @@ def test_three_dim_filters_equal_m1(data_format):
 # awkward inputs (after the array generator of Bottleneck's test suite)
 
 
-def _awkward(a, kind):
-    """Return an array-like equal in value to ``a`` with unusual memory layout."""
-    if kind == "contiguous":
-        return a.copy()
-    if kind == "strided_view":
-        big = np.zeros((a.shape[0], 2 * a.shape[1]) + a.shape[2:], dtype=a.dtype)
-        big[:, ::2] = a
-        v = big[:, ::2]
-        assert not v.flags.c_contiguous
-        return v
-    if kind == "strided_last_axis":
-        big = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)
-        big[..., 1::2] = a
-        return big[..., 1::2]
-    if kind == "fortran":
-        f = np.asfortranarray(a)
-        assert a.ndim == 1 or not f.flags.c_contiguous
-        return f
-    if kind == "negative_strides":
-        rev = np.ascontiguousarray(a[:, ::-1])
-        return rev[:, ::-1]
-    if kind == "negative_last_axis":
-        rev = np.ascontiguousarray(a[..., ::-1])
-        return rev[..., ::-1]
-    if kind == "byteswapped":
-        return a.astype(a.dtype.newbyteorder())
-    if kind == "readonly":
-        r = a.copy()
-        r.setflags(write=False)
-        return r
-    if kind == "transposed_view":
-        # a C-contiguous array of the permuted shape, viewed back to a's shape
-        perm = tuple(reversed(range(a.ndim)))
-        return np.ascontiguousarray(a.transpose(perm)).transpose(perm)
-    if kind == "list":
-        return a.tolist()
-    raise AssertionError(kind)
-
-
-AWKWARD = ["strided_view", "strided_last_axis", "fortran", "negative_strides",
-           "negative_last_axis", "byteswapped", "readonly", "transposed_view", "list"]
-
-
-def _snapshot(a):
-    if isinstance(a, list):
-        return copy.deepcopy(a)
-    return np.array(a, copy=True)
-
-
-def _unchanged(a, snap):
-    if isinstance(a, list):
-        return a == snap
-    return a.dtype == snap.dtype and np.array_equal(a, snap)
-
-
 @pytest.mark.parametrize("which", ["x", "filters", "bias", "all"])
 @pytest.mark.parametrize("kind", AWKWARD)
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -775,8 +490,8 @@ def test_awkward_inputs(which, kind, dtype, data_format):
         if which in (name, "all"):
             if name == "bias" and kind in ("strided_view", "negative_strides"):
                 continue
-            args[name] = _awkward(args[name], kind)
-    snaps = {k: _snapshot(v) for k, v in args.items()}
+            args[name] = awkward(args[name], kind)
+    snaps = {k: snapshot(v) for k, v in args.items()}
     flags = {k: (v.flags.writeable, v.strides) for k, v in args.items()
              if isinstance(v, np.ndarray)}
 
@@ -785,7 +500,7 @@ def test_awkward_inputs(which, kind, dtype, data_format):
                                   bias=args["bias"])
 
     for k, v in args.items():
-        assert _unchanged(v, snaps[k]), f"`{k}` was modified"
+        assert unchanged(v, snaps[k]), f"`{k}` was modified"
         if isinstance(v, np.ndarray):
             assert (v.flags.writeable, v.strides) == flags[k]
     out_dtype = expected_dtype(args["x"], args["filters"])
@@ -1092,15 +807,12 @@ def test_output_shape_matches_reference():
 
 
 def test_output_shape_seed_examples():
-    assert dwconv.output_shape((1, 28, 28, 3), (3, 3, 3), (1, 1), "VALID") == (1, 26, 26, 3)
-    assert dwconv.output_shape((1, 32, 32, 3), (5, 5, 3), [2, 2], "SAME") == (1, 16, 16, 3)
-    assert dwconv.output_shape((1, 64, 64, 32), (4, 4, 32), [1, 1], "VALID") == (1, 61, 61, 32)
-    assert dwconv.output_shape((1, 128, 128, 3), (3, 3, 3), 2, "SAME") == (1, 64, 64, 3)
+    for x_shape, k, strides, padding, y_shape, _ in IVY_SEED_EXAMPLES:
+        assert dwconv.output_shape(x_shape, (k, k, x_shape[-1]), strides, padding) == y_shape
     assert dwconv.output_shape((4, 10, 10, 12), (3, 3, 12, 3), 1, "VALID") == (4, 8, 8, 36)
     assert dwconv.output_shape((2, 3, 4, 7), (3, 3, 3, 2), data_format="NCHW") == (2, 6, 2, 5)
-    assert dwconv.output_shape((1, 3, 2, 1), (2, 1, 1, 2), [1, 1, 1, 1],
-                               [[0, 0], [1, 0], [1, 0], [0, 0]]) == (1, 3, 3, 2)
-    assert dwconv.output_shape((1, 6, 6, 1), (3, 3, 1), 1, "VALID", dilations=2) == (1, 2, 2, 1)
+    assert dwconv.output_shape(TF_X.shape, TF_KERNEL.shape, [1, 1, 1, 1], TF_EXPLICIT_PADDING) == TF_EXPLICIT_Y.shape
+    assert dwconv.output_shape(IVY_X.shape, IVY_A.shape, 1, "VALID", dilations=2) == IVY_LAPLACE.shape
     assert dwconv.output_shape((0, 8, 7, 3), (3, 3, 3, 2), 2, "SAME") == (0, 4, 4, 6)
 
 
