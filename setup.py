@@ -71,9 +71,10 @@ def refuse_msvc(compiler_type):
                            "pragmas), and MSVC compiles neither: build with GCC or Clang")
 
 
-def extension_flags(debug, native, openmp):
+def extension_flags(debug, native, openmp, linux):
     """(compile flags, link flags) of the extension, for the OpenMP flag `openmp` (None: a serial
-    build). They come after Python's own flags, so they override them."""
+    build), linked by GNU ld or a linker that takes its flags when `linux`. They come after Python's
+    own flags, so they override them."""
     if debug:
         flags = ["-O1", "-g", "-DDWCONV_DEBUG"]
     else:
@@ -85,16 +86,19 @@ def extension_flags(debug, native, openmp):
         flags = ["-O2", "-fpeel-loops", "-g0"]
     if native:
         flags.append("-march=native")
+    link_flags = [openmp] if openmp else []
+    if not debug and linux:
+        link_flags.append("-s")  # no symbol table either: 50 KB of the installed 2 MiB, and no use without -g
     if openmp:
         flags.append(openmp)
-    return flags, [openmp] if openmp else []
+    return flags, link_flags
 
 
 class BuildExt(build_ext):
     def build_extensions(self):
         refuse_msvc(self.compiler.compiler_type)
         compile_flags, link_flags = extension_flags(env_flag("DWCONV_DEBUG"), env_flag("DWCONV_NATIVE"),
-                                                    openmp_flags(self.compiler))
+                                                    openmp_flags(self.compiler), sys.platform.startswith("linux"))
         for ext in self.extensions:
             ext.extra_compile_args = compile_flags
             ext.extra_link_args = link_flags

@@ -331,8 +331,9 @@ DW_INLINE void DW_FN(row_stream_table)(DW_VEC *table, DW_VEC *start, const DW_T 
 
 /* One tile of the stream path, elements [e, e + DW_PLANE_TILE * DW_VLEN), over taps [k0, k0 + n)
  * (the table's): from the bias when k0 is 0, else adding to what dst holds (`nt` only for the last
- * taps: dst is read again after the others). */
-DW_INLINE void DW_FN(row_stream_tile)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_tap, ptrdiff_t kw,
+ * taps: dst is read again after the others). Not inlined: its three calls would triple its code
+ * at every level, for a call that a tile of at least 8 x kh*kw multiply-adds does not notice. */
+static __attribute__((noinline)) void DW_FN(row_stream_tile)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_tap, ptrdiff_t kw,
                                   const DW_VEC *table, const DW_VEC *start, ptrdiff_t k0, ptrdiff_t n, DW_T *dst,
                                   ptrdiff_t e, ptrdiff_t nc, int nt)
 {
