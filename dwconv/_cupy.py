@@ -135,12 +135,15 @@ def _blocks(total):
 
 def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHWC", dilations=1, bias=None,
                      padding_mode="zeros", activation=None, dtype=None, out=None, num_threads=None, filter_format=None):
-    """``dwconv.depthwise_conv2d`` for GPU arrays."""
-    x, filters, bias, out = _device_arrays(x=x, filters=filters, bias=bias, out=out)
+    """``dwconv.depthwise_conv2d`` for GPU arrays; a bias given as numbers (a list or tuple: a delta)
+    goes to the input's device with the call, as the strides do."""
+    numbers = isinstance(bias, (list, tuple))
+    x, filters, device_bias, out = _device_arrays(x=x, filters=filters, bias=None if numbers else bias, out=out)
     import cupy  # (after the check for host arrays, which needs no CuPy)
 
-    c = _args.forward_call(x, filters, strides, padding, data_format, dilations, padding_mode, bias, activation,
-                           dtype, filter_format, cupy)
+    with x.device:
+        c = _args.forward_call(x, filters, strides, padding, data_format, dilations, padding_mode,
+                               bias if numbers else device_bias, activation, dtype, filter_format, cupy)
     _check_threads(num_threads)
     g, compute = c.g, c.compute
     with c.x.device:

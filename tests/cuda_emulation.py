@@ -147,6 +147,7 @@ class EmulatedArray:
 
     device = _Device()
     shape = property(lambda self: self.array.shape)
+    ndim = property(lambda self: self.array.ndim)
     dtype = property(lambda self: self.array.dtype)
     size = property(lambda self: self.array.size)
     flags = property(lambda self: self.array.flags)
@@ -160,11 +161,26 @@ class EmulatedArray:
     def transpose(self, *axes):
         return EmulatedArray(self.array.transpose(*axes))
 
+    def repeat(self, repeats, axis=None):
+        return EmulatedArray(self.array.repeat(repeats, axis))
+
     def __getitem__(self, key):
-        return EmulatedArray(self.array[key])
+        return EmulatedArray(self.array[_unwrap(key)])
 
     def __setitem__(self, key, value):
-        self.array[key] = value.array if isinstance(value, EmulatedArray) else value
+        self.array[_unwrap(key)] = _unwrap(value)
+
+
+def _unwrap(value):
+    return value.array if isinstance(value, EmulatedArray) else value
+
+
+def _elementwise(function):
+    """A NumPy function as CuPy's: emulated arrays in, out= written in place, an emulated array out."""
+    def emulated(*args, **kwargs):
+        result = function(*map(_unwrap, args), **{k: _unwrap(v) for k, v in kwargs.items()})
+        return kwargs["out"] if "out" in kwargs else None if result is None else EmulatedArray(result)
+    return emulated
 
 
 class _Kernel:
@@ -194,10 +210,10 @@ def emulated_cupy():
     """A stand-in for the ``cupy`` module (install it in ``sys.modules``), or None without a compiler."""
     if COMPILER is None:
         return None
-    unwrap = lambda a: a.array if isinstance(a, EmulatedArray) else a  # noqa: E731
     return types.SimpleNamespace(
         __name__="cupy", ndarray=EmulatedArray, RawModule=_RawModule,
-        asarray=lambda a: a if isinstance(a, EmulatedArray) else EmulatedArray(np.asarray(unwrap(a))),
+        asarray=lambda a: a if isinstance(a, EmulatedArray) else EmulatedArray(np.asarray(_unwrap(a))),
         empty=lambda shape, dtype: EmulatedArray(np.empty(shape, dtype)),
-        may_share_memory=lambda a, b: np.may_share_memory(unwrap(a), unwrap(b)),
-        asnumpy=unwrap)
+        may_share_memory=lambda a, b: np.may_share_memory(_unwrap(a), _unwrap(b)),
+        asnumpy=_unwrap, rint=_elementwise(np.rint), clip=_elementwise(np.clip), isnan=_elementwise(np.isnan),
+        copyto=_elementwise(np.copyto))

@@ -24,7 +24,7 @@ import dwconv
 from cuda_emulation import EmulatedArray, emulated_cupy
 from dwconv import _cupy, _names
 from checks import assert_rounded_close, reference_forward, reference_gradients
-from reference import normalize_pair, resolve_padding
+from reference import conv2d_forward, normalize_pair, resolve_padding
 from sweep import FORMATS, MODES, SWEEP, build_case, sweep_id, to_format
 
 ACTIVATIONS = (None, *_names.ACTIVATIONS)
@@ -154,6 +154,29 @@ def test_filter_formats_and_the_bias_dtype(device, fmt):
                 dwconv.depthwise_conv2d_backprop_filter(put(x), w_torch.shape, put(dy), filter_format="torch", **args)):
         assert got.shape == w_torch.shape
         np.testing.assert_allclose(device.get(got), dw_torch, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype, delta", [(np.uint8, 0.0), (np.int16, 30000.0)])
+def test_integer_results_and_image_filtering(device, dtype, delta):
+    """Integer results on the GPU are rounded (ties to even) and saturated as on the CPU, through
+    filter2d and depthwise_conv2d alike. The weights are multiples of 5/8, so every sum is exact in
+    float32 and in the reference, ties (x.5) included; the sums pass the dtype's range."""
+    rng = np.random.default_rng(7)
+    info = np.iinfo(dtype)
+    image = rng.integers(0, 256, (9, 13, 3)).astype(np.uint8)
+    kernel = rng.integers(-8, 9, (3, 3)).astype(np.float32) * 5 / 8
+    filters = np.repeat(kernel[:, :, None], 3, axis=2)
+    reference = conv2d_forward(image[None].astype(np.float64), filters, (1, 1), ((1, 1), (1, 1)), "NHWC", (1, 1),
+                               padding_mode="reflect")[0] + delta
+    assert np.any(reference % 1 == 0.5) and reference.max() > info.max  # ties, and sums past the top
+    assert dtype != np.uint8 or reference.min() < 0  # and past the bottom
+    expected = np.clip(np.rint(reference), info.min, info.max)
+    y = dwconv.filter2d(device.put(image), device.put(kernel), delta=delta, dtype=dtype)
+    assert y.dtype == dtype and y.shape == image.shape
+    np.testing.assert_array_equal(device.get(y), expected)
+    y = dwconv.depthwise_conv2d(device.put(image[None]), device.put(filters), 1, 1, padding_mode="reflect",
+                                bias=device.put(np.full(3, delta, np.float32)), dtype=dtype)
+    np.testing.assert_array_equal(device.get(y)[0], expected)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

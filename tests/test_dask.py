@@ -256,3 +256,19 @@ def test_example_runs_and_writes_the_edges(tmp_path):
                                **dict(args, padding=((1, 1), (1, 1))))
     expected = np.hypot(gradients[..., 0::2], gradients[..., 1::2])
     np.testing.assert_allclose(np.load(out), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_integer_results_chunk_by_chunk(mode):
+    """8-bit images in and out, chunked: rounded to nearest (ties to even) and saturated as in memory.
+    The weights are multiples of 5/8, so every sum, ties included, is exact in float32 and in the
+    reference."""
+    rng = np.random.default_rng(11)
+    image = rng.integers(0, 256, (1, 37, 29, 3)).astype(np.uint8)
+    filters = rng.integers(-8, 9, (5, 5, 3)).astype(np.float32) * 5 / 8
+    y = dwconv.dask.depthwise_conv2d(da.from_array(image, chunks=(1, 10, 12, 3)), filters, 1, "SAME",
+                                     padding_mode=mode, dtype=np.uint8)
+    assert y.dtype == np.uint8
+    reference = conv2d_forward(image, filters, (1, 1), ((2, 2), (2, 2)), "NHWC", (1, 1), padding_mode=mode)
+    assert np.any(reference % 1 == 0.5) and reference.min() < 0 and reference.max() > 255
+    np.testing.assert_array_equal(y.compute(), np.clip(np.rint(reference), 0, 255))
