@@ -55,7 +55,7 @@ FORWARD_ONLY = frozenset({"blur-1080p-rgb-k5"})
 
 # The image section: one kernel on every channel of an (H, W, C) image, reflected borders (OpenCV's
 # default), the result in the image's dtype, as image pipelines filter frames. Each size with 3x3,
-# 5x5 and 7x7 kernels in uint8 and float32; then large kernels, and a separable 21-tap Gaussian.
+# 5x5 and 7x7 kernels in uint8 and float32; then large kernels, and separable 11- and 31-tap Gaussians.
 ImageCase = collections.namedtuple("ImageCase", "name H W C k dtype separable")
 IMAGE_SIZES = (("1080p-rgb", 1080, 1920, 3), ("4k-rgb", 2160, 3840, 3), ("1080p-rgba", 1080, 1920, 4),
                ("512-gray", 512, 512, 1))
@@ -66,7 +66,8 @@ IMAGE_SUITE = tuple(
 ) + (
     ImageCase("1080p-rgb-k11-f32", 1080, 1920, 3, 11, "f32", False),
     ImageCase("1080p-rgb-k21-f32", 1080, 1920, 3, 21, "f32", False),
-    ImageCase("1080p-rgb-gauss21-u8", 1080, 1920, 3, 21, "u8", True),
+    ImageCase("1080p-rgb-gauss11-u8", 1080, 1920, 3, 11, "u8", True),
+    ImageCase("1080p-rgb-gauss31-u8", 1080, 1920, 3, 31, "u8", True),
 )
 # scipy.ndimage runs one thread at 14-20x OpenCV's time: timed where a call takes at most ~0.5 s.
 SCIPY_MAX_TAPS_PIXELS = 7 * 7 * 1080 * 1920 * 4
