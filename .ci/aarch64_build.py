@@ -21,7 +21,7 @@ setuptools.setup = lambda **kwargs: None
 setup_py = runpy.run_path("setup.py")
 [ext] = setup_py["extensions"]
 [source] = ext.sources  # dwconv/_kernels.c after cythonize
-compile_flags, link_flags = setup_py["extension_flags"](False, False, "-fopenmp", True)
+compile_flags, link_flags = setup_py["extension_flags"](False, False, "-fopenmp")
 
 target = runpy.run_path(f"{sysroot}/usr/lib/python3.11/_sysconfigdata__linux_aarch64-linux-gnu.py")["build_time_vars"]
 include = [f"-I{d}" for d in ext.include_dirs] + [

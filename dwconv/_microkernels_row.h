@@ -331,9 +331,8 @@ DW_INLINE void DW_FN(row_stream_table)(DW_VEC *table, DW_VEC *start, const DW_T 
 
 /* One tile of the stream path, elements [e, e + DW_PLANE_TILE * DW_VLEN), over taps [k0, k0 + n)
  * (the table's): from the bias when k0 is 0, else adding to what dst holds (`nt` only for the last
- * taps: dst is read again after the others). Not inlined: its three calls would triple its code
- * at every level, for a call that a tile of at least 8 x kh*kw multiply-adds does not notice. */
-static __attribute__((noinline)) void DW_FN(row_stream_tile)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_tap, ptrdiff_t kw,
+ * taps: dst is read again after the others). */
+DW_INLINE void DW_FN(row_stream_tile)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_tap, ptrdiff_t kw,
                                   const DW_VEC *table, const DW_VEC *start, ptrdiff_t k0, ptrdiff_t n, DW_T *dst,
                                   ptrdiff_t e, ptrdiff_t nc, int nt)
 {
@@ -353,6 +352,17 @@ static __attribute__((noinline)) void DW_FN(row_stream_tile)(const DW_T *const *
     for (int t = 0; t < DW_PLANE_TILE; t++) DW_FN(store_out)(dst + e + t * DW_VLEN, acc[t], nt);
 }
 
+/* The same, called apart for kernels whose taps come in several chunks (large ones): inlined at
+ * those calls too, it would add 20 KB of code at every level for no measurable gain there. */
+static __attribute__((noinline)) void DW_FN(row_stream_chunk_tile)(const DW_T *const *rows, ptrdiff_t off,
+                                                                   ptrdiff_t src_tap, ptrdiff_t kw,
+                                                                   const DW_VEC *table, const DW_VEC *start,
+                                                                   ptrdiff_t k0, ptrdiff_t n, DW_T *dst, ptrdiff_t e,
+                                                                   ptrdiff_t nc, int nt)
+{
+    DW_FN(row_stream_tile)(rows, off, src_tap, kw, table, start, k0, n, dst, e, nc, nt);
+}
+
 /* stream: dst[e] = start + sum_taps w[tap + e % nc] * src[e + tap] for e < total (at least one
  * tile), where the taps read rows[a] + b*src_tap. The weights go into the table a chunk of taps at
  * a time (all of them, unless kh * kw * nc outgrows it: large kernels); each chunk after the first
@@ -364,20 +374,27 @@ static void DW_FN(row_stream)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t 
                               int nt)
 {
     DW_VEC table[DW_ROW_TABLE], start[DW_LANES];
-    const ptrdiff_t n_taps = kh * kw, chunk = DW_ROW_TABLE / nc, last = total - DW_PLANE_TILE * DW_VLEN;
-    const int chunked = n_taps > chunk;
+    const ptrdiff_t n_taps = kh * kw, chunk = DW_ROW_TABLE / nc, tile = DW_PLANE_TILE * DW_VLEN;
+    if (n_taps <= chunk) { /* one chunk: every tile once, the last overlapping */
+        DW_FN(row_stream_table)(table, start, w, w_tap, bias, 0, n_taps, nc);
+        for (ptrdiff_t e = 0;; e += tile) {
+            if (e + tile > total) e = total - tile;
+            DW_FN(row_stream_tile)(rows, off, src_tap, kw, table, start, 0, n_taps, dst, e, nc, nt);
+            if (e + tile >= total) break;
+        }
+        return;
+    }
+    const ptrdiff_t last = total - tile;
     for (ptrdiff_t k0 = 0; k0 < n_taps; k0 += chunk) {
         const ptrdiff_t n = n_taps - k0 < chunk ? n_taps - k0 : chunk;
-        const int final = nt && k0 + n == n_taps;
         DW_FN(row_stream_table)(table, start, w, w_tap, bias, k0, n, nc);
-        for (ptrdiff_t e = 0; e < last; e += DW_PLANE_TILE * DW_VLEN)
-            DW_FN(row_stream_tile)(rows, off, src_tap, kw, table, start, k0, n, dst, e, nc, final);
-        if (!chunked) DW_FN(row_stream_tile)(rows, off, src_tap, kw, table, start, k0, n, dst, last, nc, final);
+        for (ptrdiff_t e = 0; e < last; e += tile)
+            DW_FN(row_stream_chunk_tile)(rows, off, src_tap, kw, table, start, k0, n, dst, e, nc, nt && k0 + n == n_taps);
     }
-    for (ptrdiff_t k0 = 0; chunked && k0 < n_taps; k0 += chunk) {
+    for (ptrdiff_t k0 = 0; k0 < n_taps; k0 += chunk) {
         const ptrdiff_t n = n_taps - k0 < chunk ? n_taps - k0 : chunk;
         DW_FN(row_stream_table)(table, start, w, w_tap, bias, k0, n, nc);
-        DW_FN(row_stream_tile)(rows, off, src_tap, kw, table, start, k0, n, dst, last, nc, nt && k0 + n == n_taps);
+        DW_FN(row_stream_chunk_tile)(rows, off, src_tap, kw, table, start, k0, n, dst, last, nc, nt && k0 + n == n_taps);
     }
 }
 
