@@ -251,6 +251,27 @@ static ptrdiff_t dw_mask_span(const unsigned char *mask, ptrdiff_t npix, ptrdiff
 DW_CHECKED_KERNELS(float, f32)
 DW_CHECKED_KERNELS(double, f64)
 
+/* The integer pixels' conversions (_microkernels_convert.h): elements of 1 or 2 bytes. */
+static size_t dw_elem_size(int type) { return type == DW_ELEM_U8 ? 1 : 2; }
+
+static void dw_checked_widen(float *dst, ptrdiff_t dst_pix, const void *src, int type, ptrdiff_t src_pix,
+                             ptrdiff_t npix, ptrdiff_t nc)
+{
+    const ptrdiff_t src_counts_strides[] = {npix, nc, src_pix, 1};
+    dw_bounds_check("widen: src", src, dw_elem_size(type), 0, 2, src_counts_strides, src_counts_strides + 2);
+    DW_CHECK("widen: dst", dst, float, 1, npix, nc, dst_pix, 1);
+    dw_active->widen(dst, dst_pix, src, type, src_pix, npix, nc);
+}
+
+static void dw_checked_narrow(void *dst, int type, ptrdiff_t dst_pix, const float *src, ptrdiff_t src_pix,
+                              ptrdiff_t npix, ptrdiff_t nc)
+{
+    const ptrdiff_t dst_counts_strides[] = {npix, nc, dst_pix, 1};
+    DW_CHECK("narrow: src", src, float, 0, npix, nc, src_pix, 1);
+    dw_bounds_check("narrow: dst", dst, dw_elem_size(type), 1, 2, dst_counts_strides, dst_counts_strides + 2);
+    dw_active->narrow(dst, type, dst_pix, src, src_pix, npix, nc);
+}
+
 #undef dw_taps_float
 #undef dw_taps_double
 #undef dw_dot_float
@@ -270,6 +291,8 @@ DW_CHECKED_KERNELS(double, f64)
 #undef dw_flat_float
 #undef dw_flat_double
 #undef dw_flat_dot_float
+#undef dw_widen
+#undef dw_narrow
 #undef dw_flat_dot_double
 #define dw_flat_dot_float dw_checked_flat_dot_f32
 #define dw_flat_dot_double dw_checked_flat_dot_f64
@@ -291,6 +314,8 @@ DW_CHECKED_KERNELS(double, f64)
 #define dw_dot_window_double dw_checked_dot_window_f64
 #define dw_transpose_float dw_checked_transpose_f32
 #define dw_transpose_double dw_checked_transpose_f64
+#define dw_widen dw_checked_widen
+#define dw_narrow dw_checked_narrow
 
 #endif /* DWCONV_DEBUG */
 #endif /* DWCONV_BOUNDS_H */

@@ -45,6 +45,12 @@ def _dispatch(*array_names):
     return decorate
 
 
+# Integer pixels the float32 forward reads and writes itself, with one filter per channel: images
+# widened as its rings copy their rows, results rounded and saturated as they leave its scratch
+# (1080p RGB uint8 5x5: 4x faster than converting the image and the result in NumPy passes).
+_KERNEL_PIXELS = frozenset(map(np.dtype, (np.uint8, np.uint16, np.int16)))
+
+
 def _flat(array):
     return array.reshape(-1)
 
@@ -129,11 +135,19 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
     n_threads = _threads(num_threads)
     out = _args.output_array(out, c.shape, c.dtype, (("x", c.x), ("filters", c.filters), ("bias", c.bias)))
     if out.size:
-        x, filters = _flat(_args.contiguous(c.x, c.compute)), _flat(_args.contiguous(c.filters, c.compute))
         user_activation = c.activation if callable(c.activation) else None
         fused = c.activation if user_activation is None else None
-        _computed_into(out, c.compute, lambda y: _kernels.forward(x, filters, c.bias, y, c.g, fused, n_threads),
-                       user_activation)
+        kernel_pixels = c.compute == np.float32 and c.g.M == 1
+        x = _flat(_args.contiguous(c.x, c.x.dtype if kernel_pixels and c.x.dtype in _KERNEL_PIXELS else c.compute))
+        filters = _flat(_args.contiguous(c.filters, c.compute))
+
+        def forward(y):
+            _kernels.forward(x, filters, c.bias, y, c.g, fused, n_threads)
+
+        if kernel_pixels and user_activation is None and out.dtype in _KERNEL_PIXELS:
+            forward(_flat(out))
+        else:
+            _computed_into(out, c.compute, forward, user_activation)
     return out
 
 

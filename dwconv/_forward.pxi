@@ -104,45 +104,12 @@ cdef inline void row(const floating *const *rows, Py_ssize_t off, Py_ssize_t src
         dw_row_double(rows, off, src_pix, d.kh, d.kw, d.sw, d.dil_w, w, w_tap, bias, dst, dst_pix, npix, nc, streaming)
 
 
-# A core's share of a server's last-level cache is at most about this many bytes (1.4-1.9 MB per
-# core on Intel Xeons, 4 MB on AMD EPYC): a VM sees the whole L3 of its host listed, shared by its
-# few vCPUs, yet other tenants fill most of it (on 2 vCPUs listed as sharing 105 MB, copies ran at
-# DRAM speed from 12-16 MB up).
-CACHE_PER_CPU = 4 << 20
-
-
-def _count_cpus(cpu_list):
-    """The number of CPUs in a Linux CPU list such as "0-3,8"."""
-    n = 0
-    for part in cpu_list.strip().split(","):
-        first, _, last = part.partition("-")
-        n += int(last or first) - int(first) + 1
-    return n
-
-
-def _last_level_cache_bytes():
-    """The bytes of the last-level cache this process can count on: its size as Linux lists it, at
-    most CACHE_PER_CPU per CPU listed as sharing it (32 MiB where Linux does not say: Python's
-    os.sysconf knows no cache names)."""
-    levels = {}
-    for index in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*"):
-        try:
-            with open(os.path.join(index, "level")) as level, open(os.path.join(index, "size")) as size, \
-                    open(os.path.join(index, "shared_cpu_list")) as shared:
-                text = size.read().strip()
-                nbytes = int(text.rstrip("KMG")) << {"K": 10, "M": 20, "G": 30}.get(text[-1:], 0)
-                levels[int(level.read())] = min(nbytes, _count_cpus(shared.read()) * CACHE_PER_CPU)
-        except (OSError, ValueError):
-            continue
-    return levels[max(levels)] if levels else 32 << 20
-
-
 # Results larger than this are written with streaming stores: larger than half the last-level
 # cache, they would not be found there by the next layer anyway, and ordinary stores would first
 # read every line in (measured on 2 vCPUs of an AVX-512 Xeon at batch 16, streaming against plain
 # stores: 1.03-1.42x faster from 7 MB results up, NHWC mnv2-56x144 1.42x, effnet 1.32x; 0.93x on
 # 3 MB).
-cdef Py_ssize_t STREAMING_BYTES = _last_level_cache_bytes() // 2
+cdef Py_ssize_t STREAMING_BYTES = last_level_cache_bytes() // 2
 
 
 cdef inline bint whole_lines(Py_ssize_t plane, Py_ssize_t band, size_t elsize) noexcept nogil:
@@ -168,6 +135,12 @@ cdef inline bint flat_fits(const Dims *d) noexcept nogil:
                  or d.OW <= PACKED_FORWARD_WIDTH and (d.C >= LANE_BLOCK or d.OW < PLANE_MIN_WIDTH)))
 
 
+cdef inline bint converts(const Dims *d) noexcept nogil:
+    """Whether the input or the result holds integer pixels, which only NHWC rings and plane rings
+    convert (the flat and packed plans read or write the arrays directly)."""
+    return d.x_type != DW_ELEM_FLOAT or d.y_type != DW_ELEM_FLOAT
+
+
 cdef struct Plan:
     int kind  # the ring's layout: RING_PIXELS (NHWC), RING_PACKED or RING_PLANE (NCHW)
     bint streaming  # results written with streaming stores
@@ -175,8 +148,8 @@ cdef struct Plan:
     Py_ssize_t block, n_blocks, band_rows, n_bands
     Py_ssize_t out_rows  # output rows per micro-kernel call (several: NCHW planes of dilation 1)
     Py_ssize_t max_block  # channels in the largest block (the last is the largest or the smallest)
-    # packed NCHW: each thread's scratch of one band's output, and the filter (and bias) with their
-    # channels multiplier-major (kh, kw, M, C), as the ring's lanes are
+    # packed NCHW: each thread's scratch of one band's output (integer results: of one call's), and
+    # the filter (and bias) with their channels multiplier-major (kh, kw, M, C), as the ring's lanes are
     Py_ssize_t out_bytes
     void *scratch
     const void *w_mc
@@ -203,7 +176,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     # In place only at strides over 1, where the ring would copy several source pixels per output
     # pixel (measured on 2 cores of an AVX-512 Xeon: mnv2-112x96-s2 1.13x faster at batch 16, 1.2x
     # at batch 1; at stride 1 the aligned ring rows win, 5x5 and 7x7 kernels by 1.15-1.2x).
-    plan.in_place = d.nhwc and d.M == 1 and d.sw > 1 and d.OW >= IN_PLACE_MIN_WIDTH
+    plan.in_place = d.nhwc and d.M == 1 and d.sw > 1 and d.OW >= IN_PLACE_MIN_WIDTH and d.x_type == DW_ELEM_FLOAT
     wanted = 1 if n_threads == 1 else ceil_div(ITEMS_PER_THREAD * n_threads, d.N)  # items per image
     if d.nhwc:
         # Channel blocks as the ring's size asks, or of SHARED_BLOCK channels or more for the
@@ -215,13 +188,13 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         plan.block = round_up(ceil_div(C, plan.n_blocks), LANE_BLOCK) if plan.n_blocks > 1 else C
         plan.n_blocks = ceil_div(C, plan.block)
         plan.n_bands = max(1, min(ceil_div(wanted, plan.n_blocks), ceil_div(d.OH, 2)))  # bands of 2 rows or more
-    elif flat_fits(d):
+    elif flat_fits(d) and not converts(d):
         plan.kind = FLAT_PLANES
         plan.n_blocks = min(C, wanted)
         plan.block = ceil_div(C, plan.n_blocks)
         plan.n_blocks = ceil_div(C, plan.block)
         plan.n_bands = 1
-    elif d.OW <= PACKED_FORWARD_WIDTH and (d.C >= LANE_BLOCK or d.OW < PLANE_MIN_WIDTH):
+    elif d.OW <= PACKED_FORWARD_WIDTH and (d.C >= LANE_BLOCK or d.OW < PLANE_MIN_WIDTH) and not converts(d):
         plan.kind = RING_PACKED
         block = min(PACKED_CHANNELS, max(LANE_BLOCK, PACKED_ROW_LANES // d.OW // LANE_BLOCK * LANE_BLOCK))
         plan.n_blocks = max(1, C // block)
@@ -241,6 +214,12 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     # (an activation rereads the rows; packed NCHW results stream from the thread's scratch into
     # the planes)
     plan.streaming = act == IDENTITY and d.N * d.OH * d.OW * d.C * d.M * sizeof(floating) > STREAMING_BYTES
+    if d.y_type != DW_ELEM_FLOAT:  # each call's rows go to the thread's scratch, then narrowed into y
+        plan.streaming = False
+        plan.out_bytes = round_up(plan.out_rows * d.OW * (plan.max_block * M if d.nhwc else 1) * sizeof(floating),
+                                  RING_ALIGN)
+        plan.scratch = malloc(RING_ALIGN + n_threads * plan.out_bytes)
+        return plan.scratch != NULL
     if plan.kind == FLAT_PLANES:
         plan.streaming = plan.streaming and d.OH * d.OW * sizeof(floating) % RING_ALIGN == 0
         return flat_masks_init(&plan.flat, d)
@@ -301,6 +280,16 @@ cdef void activate_outputs(floating *y, int act, const Dims *d, Py_ssize_t n, Py
             activate(y + ((n * CM + co) * d.OH + oh0) * d.OW, (oh1 - oh0) * d.OW, act)
 
 
+cdef void narrow_results(floating *results, floating *y, Py_ssize_t index, Py_ssize_t y_pix, Py_ssize_t npix,
+                         Py_ssize_t nc, int act, const Dims *d) noexcept nogil:
+    """Elements index + p*y_pix + c (p < npix, c < nc) of the integer result y from the float
+    `results` (npix*nc, in order), activated, then rounded and saturated."""
+    if act != IDENTITY:
+        activate(results, npix * nc, act)
+    if floating is float:
+        dw_narrow(element_at(y, index, d.y_type, sizeof(float)), d.y_type, y_pix, results, nc, npix, nc)
+
+
 cdef void forward_item(const floating *x, const floating *w, const floating *bias, floating *y, Ring *ring,
                        const Plan *plan, int act, const Dims *d, Py_ssize_t item, int tid) noexcept nogil:
     cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, OW = d.OW
@@ -309,7 +298,8 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
     cdef Py_ssize_t nc = C - c0 if c0 == (plan.n_blocks - 1) * plan.block else plan.block
     cdef Py_ssize_t q0 = item % plan.n_bands * plan.band_rows
     cdef Py_ssize_t q1 = min(d.OH, q0 + plan.band_rows)
-    cdef Py_ssize_t q, m, c
+    cdef Py_ssize_t q, m, c, index, pix
+    cdef bint narrowing = d.y_type != DW_ELEM_FLOAT
     cdef const floating **rows
     cdef const floating *w_mc = <const floating *> plan.w_mc
     cdef const floating *bias_mc = <const floating *> plan.bias_mc
@@ -322,18 +312,23 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
         activate_outputs(y, act, d, n, 0, d.OH, c0, nc)
     elif plan.kind == RING_PIXELS:
         ring_reset(ring, tid)
+        pix = nc * M if narrowing else CM
         for q in range(q0, q1):
             rows = ring_rows(ring, tid, x, d, n, q, 1, c0, nc)
-            out = y + ((n * d.OH + q) * OW * C + c0) * M
+            index = ((n * d.OH + q) * OW * C + c0) * M
+            out = <floating *> plan_scratch(plan, tid) if narrowing else y + index
             if not ring.in_place:
-                row(rows, 0, nc * M, d, w + c0 * M, CM, offset(bias, c0 * M), out, CM, OW, nc * M, plan.streaming)
+                row(rows, 0, nc * M, d, w + c0 * M, CM, offset(bias, c0 * M), out, pix, OW, nc * M, plan.streaming)
             else:  # the pixels before o_lo and from o_hi on from the slots, those between from x
-                row(rows, 0, nc, d, w + c0, C, offset(bias, c0), out, C, ring.o_lo, nc, plan.streaming)
+                row(rows, 0, nc, d, w + c0, C, offset(bias, c0), out, pix, ring.o_lo, nc, plan.streaming)
                 row(rows + ring.span, (ring.o_lo * d.sw - d.pl) * C + c0, C, d, w + c0, C, offset(bias, c0),
-                    out + ring.o_lo * C, C, ring.o_hi - ring.o_lo, nc, plan.streaming)
-                row(rows, ring.o_hi * d.sw * nc, nc, d, w + c0, C, offset(bias, c0), out + ring.o_hi * C, C,
+                    out + ring.o_lo * pix, pix, ring.o_hi - ring.o_lo, nc, plan.streaming)
+                row(rows, ring.o_hi * d.sw * nc, nc, d, w + c0, C, offset(bias, c0), out + ring.o_hi * pix, pix,
                     OW - ring.o_hi, nc, plan.streaming)
-            activate_outputs(y, act, d, n, q, q + 1, c0, nc)
+            if narrowing:
+                narrow_results(out, y, index, CM, OW, nc * M, act, d)
+            else:
+                activate_outputs(y, act, d, n, q, q + 1, c0, nc)
     elif plan.kind == RING_PACKED:
         ring_reset(ring, tid)
         out = <floating *> plan_scratch(plan, tid)
@@ -355,21 +350,29 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
                     q = min(q, q1 - plan.out_rows)
                     rows = ring_rows(ring, tid, x, d, n, q, plan.out_rows, c, 1)
                     for m in range(M):
-                        plane_rows(rows, d, w + c * M + m, CM, offset(bias, c * M + m),
-                                   y + ((n * CM + c * M + m) * d.OH + q) * OW, plan.streaming)
+                        index = ((n * CM + c * M + m) * d.OH + q) * OW
+                        out = <floating *> plan_scratch(plan, tid) if narrowing else y + index
+                        plane_rows(rows, d, w + c * M + m, CM, offset(bias, c * M + m), out, plan.streaming)
+                        if narrowing:
+                            narrow_results(out, y, index, 0, 1, plan.out_rows * OW, act, d)
                     q += plan.out_rows
                     continue
                 rows = ring_rows(ring, tid, x, d, n, q, 1, c, 1)
                 for m in range(M):
-                    row(rows, 0, 1, d, w + c * M + m, CM, offset(bias, c * M + m),
-                        y + ((n * CM + c * M + m) * d.OH + q) * OW, 1, OW, 1, plan.streaming)
+                    index = ((n * CM + c * M + m) * d.OH + q) * OW
+                    out = <floating *> plan_scratch(plan, tid) if narrowing else y + index
+                    row(rows, 0, 1, d, w + c * M + m, CM, offset(bias, c * M + m), out, 1, OW, 1, plan.streaming)
+                    if narrowing:
+                        narrow_results(out, y, index, 0, 1, OW, act, d)
                 q += 1
-        activate_outputs(y, act, d, n, q0, q1, c0, nc)
+        if not narrowing:
+            activate_outputs(y, act, d, n, q0, q1, c0, nc)
 
 
 cdef int forward_dims(const floating *x, Py_ssize_t n_x, const floating *w, Py_ssize_t n_w, const floating *bias,
                       Py_ssize_t n_bias, floating *y, Py_ssize_t n_y, const Dims *d, int act, int n_threads) except -1:
-    """forward() on buffers of n_x, n_w, n_bias (bias NULL: none) and n_y elements, for geometry d."""
+    """forward() on buffers of n_x, n_w, n_bias (bias NULL: none) and n_y elements (of d.x_type and
+    d.y_type for x and y), for geometry d."""
     cdef Py_ssize_t item, n_items
     cdef Plan plan
     cdef Ring ring
@@ -388,7 +391,7 @@ cdef int forward_dims(const floating *x, Py_ssize_t n_x, const floating *w, Py_s
                 with gil:
                     raise MemoryError()
             n_items = d.N * plan.n_blocks * plan.n_bands
-            watch(True, x, n_x, w, n_w, bias, n_bias, y, n_y)
+            watch_io(True, x, n_x, w, n_w, bias, n_bias, y, n_y, d)
             if plan.kind != FLAT_PLANES:
                 ring_watch(True, &ring, d, n_threads)
             plan_watch(True, &plan, d, w, sizeof(floating), n_threads)
@@ -397,23 +400,58 @@ cdef int forward_dims(const floating *x, Py_ssize_t n_x, const floating *w, Py_s
             plan_watch(False, &plan, d, w, sizeof(floating), n_threads)
             if plan.kind != FLAT_PLANES:
                 ring_watch(False, &ring, d, n_threads)
-            watch(False, x, n_x, w, n_w, bias, n_bias, y, n_y)
+            watch_io(False, x, n_x, w, n_w, bias, n_bias, y, n_y, d)
     finally:
         plan_free(&plan, w)
         ring_free(&ring)
     return 0
 
 
-def forward(const floating[::1] x, const floating[::1] w, const floating[::1] bias,
-            floating[::1] y, g, activation, int n_threads):
+cdef void watch_io(bint on, const floating *x, Py_ssize_t n_x, const floating *w, Py_ssize_t n_w,
+                   const floating *bias, Py_ssize_t n_bias, floating *y, Py_ssize_t n_y, const Dims *d) noexcept nogil:
+    """watch() for the forward, whose x and y may hold integers."""
+    watch(on, w, n_w, bias, n_bias, NULL, 0, NULL, 0)
+    watch_one(on, x, n_x * element_size(d.x_type, sizeof(floating)), False)
+    watch_one(on, y, n_y * element_size(d.y_type, sizeof(floating)), True)
+
+
+# The buffer-protocol format character of each kind of integer pixels the forward converts itself.
+INTEGER_FORMATS = {"B": DW_ELEM_U8, "H": DW_ELEM_U16, "h": DW_ELEM_I16}
+
+
+cdef int element_type(Py_buffer *view, size_t float_size, name) except -1:
+    """The DW_ELEM_* code of the elements of `view` (obtained with PyBUF_FORMAT)."""
+    cdef char code = view.format[strlen(view.format) - 1]  # (after any byte-order character)
+    if <size_t> view.itemsize == float_size and code == (c'f' if float_size == sizeof(float) else c'd'):
+        return DW_ELEM_FLOAT
+    if float_size == sizeof(float) and view.itemsize <= 2 and chr(code) in INTEGER_FORMATS:
+        return INTEGER_FORMATS[chr(code)]
+    raise TypeError(f"forward: `{name}` holds {view.format.decode()!r} elements, not the filter's float type or "
+                    f"uint8, uint16, int16 pixels (with float32 filters)")
+
+
+def forward(x, const floating[::1] w, const floating[::1] bias, y, g, activation, int n_threads):
     """y = activation(depthwise_conv2d(x, w) + bias) for geometry g; all arrays flat, C-ordered,
-    non-empty y; `activation` None or a name from dwconv._names.ACTIVATIONS."""
+    non-empty y; `activation` None or a name from dwconv._names.ACTIVATIONS. x and y hold w's float
+    type or, with float32 filters, uint8, uint16 or int16 pixels: read widened to float32, and
+    results rounded to nearest (ties to even) and saturated (NaN 0) as they are written."""
     cdef Dims d = dims_of(g)
-    cdef const floating *x_data = &x[0] if x.shape[0] else NULL
     cdef const floating *bias_data = NULL if bias is None else &bias[0]
     cdef int act = ACTIVATION_CODES[activation]
-    forward_dims(x_data, x.shape[0], &w[0], w.shape[0], bias_data, 0 if bias is None else bias.shape[0], &y[0],
-                 y.shape[0], &d, act, n_threads)
+    cdef Py_buffer x_view, y_view
+    PyObject_GetBuffer(x, &x_view, PyBUF_ANY_CONTIGUOUS | PyBUF_FORMAT)
+    try:
+        PyObject_GetBuffer(y, &y_view, PyBUF_ANY_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE)
+        try:
+            d.x_type = element_type(&x_view, sizeof(floating), "x")
+            d.y_type = element_type(&y_view, sizeof(floating), "y")
+            forward_dims(<const floating *> x_view.buf if x_view.len else NULL, x_view.len // x_view.itemsize,
+                         &w[0], w.shape[0], bias_data, 0 if bias is None else bias.shape[0],
+                         <floating *> y_view.buf, y_view.len // y_view.itemsize, &d, act, n_threads)
+        finally:
+            PyBuffer_Release(&y_view)
+    finally:
+        PyBuffer_Release(&x_view)
 
 
 cdef bint input_grad_dims(Dims *t, const Dims *d) noexcept nogil:

@@ -19,18 +19,17 @@ weighted output-gradient pixels over its valid taps"). The filter gradient is a 
 in fixed chunks and combined in a fixed order so that its result does not depend on the number of
 threads; NCHW planes the forward reads in place are reduced plane by plane from its lane masks.
 """
-import glob
-import os
-
-from cpython.buffer cimport PyBUF_STRIDED_RO, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport (PyBUF_ANY_CONTIGUOUS, PyBUF_FORMAT, PyBUF_STRIDED_RO, PyBUF_WRITABLE, PyBuffer_Release,
+                             PyObject_GetBuffer)
 from cython.parallel cimport prange, threadid
 from libc.math cimport M_SQRT1_2, erf, erff, exp, expf, tanh, tanhf
 from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memset
+from libc.string cimport memset, strlen
 
 from dwconv._openmp cimport DW_OPENMP, dw_release_threads, omp_get_max_threads
 
 from dwconv import _names
+from dwconv._cache import last_level_cache_bytes
 
 ctypedef fused floating:
     float
@@ -42,6 +41,7 @@ cdef extern from "_microkernels.h" nogil:
     const dw_isa dw_isas[]
     const int dw_isa_count
     enum: DW_PLANE_ROWS
+    enum: DW_ELEM_FLOAT, DW_ELEM_U8, DW_ELEM_U16, DW_ELEM_I16
     const dw_isa *dw_active
     bint dw_isa_supported(int level)
     void dw_set_isa(int level)
@@ -81,6 +81,10 @@ cdef extern from "_microkernels.h" nogil:
                        Py_ssize_t nc)
     void dw_copy_double(double *dst, Py_ssize_t dst_pix, const double *src, Py_ssize_t src_pix, Py_ssize_t npix,
                         Py_ssize_t nc)
+    void dw_widen(float *dst, Py_ssize_t dst_pix, const void *src, int type, Py_ssize_t src_pix, Py_ssize_t npix,
+                  Py_ssize_t nc)
+    void dw_narrow(void *dst, int type, Py_ssize_t dst_pix, const float *src, Py_ssize_t src_pix, Py_ssize_t npix,
+                   Py_ssize_t nc)
     void dw_plane_rows_float(const float *const *rows, Py_ssize_t off, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
                              Py_ssize_t sw, Py_ssize_t dil_w, const float *w, Py_ssize_t w_tap, const float *bias, float *dst, Py_ssize_t dst_row,
                              Py_ssize_t npix, bint streaming)
@@ -409,10 +413,25 @@ cdef struct Dims:
     Py_ssize_t N, H, W, C, M, kh, kw, sh, sw, dil_h, dil_w, pt, pl, OH, OW
     bint nhwc
     int mode
+    # What the forward's input and result hold (DW_ELEM_*): the kernels' float type (always, but in
+    # the float32 forward), or integer pixels, which only the ring's copies read (widened) and
+    # only narrow_results writes (rounded and saturated): a pointer of the float type then
+    # addresses integers, through element_at.
+    int x_type, y_type
+
+
+cdef inline Py_ssize_t element_size(int elem, size_t float_size) noexcept nogil:
+    return float_size if elem == DW_ELEM_FLOAT else 1 if elem == DW_ELEM_U8 else 2
+
+
+cdef inline char *element_at(const void *base, Py_ssize_t index, int elem, size_t float_size) noexcept nogil:
+    """The address of element `index` of an array of `elem` elements."""
+    return <char *> base + index * element_size(elem, float_size)
 
 
 cdef Dims dims_of(g):
     cdef Dims d
+    d.x_type = d.y_type = DW_ELEM_FLOAT
     # (unpacked as a tuple: a lookup by name per field cost a microsecond a call)
     layout, d.N, d.H, d.W, d.C, d.M, d.kh, d.kw, d.sh, d.sw, d.dil_h, d.dil_w, d.pt, _, d.pl, _, d.OH, d.OW, mode = g
     d.nhwc = layout == "NHWC"

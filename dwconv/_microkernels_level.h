@@ -8,6 +8,7 @@
 #include "_microkernels_body.h"
 #include "_microkernels_row.h"
 #include "_microkernels_flat.h"
+#include "_microkernels_convert.h"
 #undef DW_T
 #undef DW_LANES
 #undef DW_FN

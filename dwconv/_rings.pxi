@@ -120,9 +120,19 @@ cdef inline void copy(floating *dst, Py_ssize_t dst_pix, const floating *src, Py
 cdef void copy_columns(const Ring *ring, floating *dst, const floating *x, const Dims *d, Py_ssize_t n,
                        Py_ssize_t r, Py_ssize_t col0, Py_ssize_t ncols, Py_ssize_t c0, Py_ssize_t nc) noexcept nogil:
     """Source columns [col0, col0+ncols) of row r of image n, channels [c0, c0+nc), to consecutive
-    ring pixels from dst on, in the ring's layout."""
+    ring pixels from dst on, in the ring's layout; integer pixels widened to float (NHWC rings and
+    planes, M 1)."""
     cdef Py_ssize_t C = d.C, M = d.M, p, c, m
     cdef const floating *src
+    if d.x_type != DW_ELEM_FLOAT:
+        if floating is float:
+            if ring.kind == RING_PIXELS:
+                dw_widen(dst, nc, element_at(x, ((n * d.H + r) * d.W + col0) * C + c0, d.x_type, sizeof(float)),
+                         d.x_type, C, ncols, nc)
+            else:
+                dw_widen(dst, ncols, element_at(x, ((n * C + c0) * d.H + r) * d.W + col0, d.x_type, sizeof(float)),
+                         d.x_type, ncols, 1, ncols)
+        return
     if ring.kind == RING_PIXELS:
         src = x + ((n * d.H + r) * d.W + col0) * C + c0
         if M == 1:

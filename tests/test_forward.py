@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import dwconv
+from dwconv import _cache
 from reference import (
     conv2d_forward,
     normalize_pair,
@@ -669,10 +670,10 @@ def test_ring_paths(isa_level, data_format, H, W, C, M, streaming):
 
 
 def test_streaming_threshold_counts_the_cpus_sharing_the_cache():
-    assert dwconv._kernels._count_cpus("0-3,8\n") == 5
-    assert dwconv._kernels._count_cpus("0") == 1
+    assert _cache.count_cpus("0-3,8\n") == 5
+    assert _cache.count_cpus("0") == 1
     if os.path.isdir("/sys/devices/system/cpu/cpu0/cache"):  # (Linux lists the caches there)
-        assert dwconv._kernels._last_level_cache_bytes() <= os.cpu_count() * dwconv._kernels.CACHE_PER_CPU
+        assert _cache.last_level_cache_bytes() <= os.cpu_count() * _cache.CACHE_PER_CPU
 
 
 # NCHW planes at stride 1 with kernels of up to 9 taps, 16 channels or more (any width from 32) or

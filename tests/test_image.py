@@ -1,10 +1,12 @@
 """dwconv.filter2d and dwconv.sep_filter2d, OpenCV's image-filtering calls, against the reference;
 and the integer results (rounded to nearest, saturated) they and depthwise_conv2d give."""
+import tracemalloc
+
 import numpy as np
 import pytest
 
 import dwconv
-from reference import conv2d_forward
+from reference import activate, conv2d_forward, resolve_padding
 
 BORDERS = {  # a name of each padding mode in each vocabulary filter2d takes
     "zeros": ("zeros", "constant", "BORDER_CONSTANT", "border_constant", 0),
@@ -110,6 +112,58 @@ def test_integer_result_with_a_callable_activation_sees_the_float_sums():
     y = dwconv.depthwise_conv2d(x, np.ones((1, 1, 1), np.float32), dtype=np.uint8,
                                 activation=lambda v: 100 / (1 + np.exp(-v)))
     np.testing.assert_array_equal(y.reshape(-1), np.rint(100 / (1 + np.exp(-x.reshape(-1).astype(np.float64)))))
+
+
+# The float32 forward reads uint8, uint16 and int16 pixels and writes them itself (one filter per
+# channel): NHWC rings of every width (a vector's remainder, channel blocks), NCHW planes, strides,
+# dilations, every padding mode, a bias and the fused activations; float in, integers out, and the
+# reverse.
+KERNEL_PIXEL_CASES = [  # (layout, N, H, W, C, k, stride, dilation, mode, activation)
+    ("NHWC", 2, 19, 37, 3, 5, 1, 1, "reflect", None),
+    ("NHWC", 1, 9, 70, 1, 3, 1, 1, "zeros", "relu6"),
+    ("NHWC", 1, 11, 23, 17, 3, 2, 1, "replicate", None),  # stride 2: no in-place rows for integers
+    ("NHWC", 1, 8, 9, 150, 3, 1, 1, "zeros", "relu"),  # blocks of channels
+    ("NHWC", 2, 13, 41, 4, 7, 1, 2, "circular", None),
+    ("NHWC", 1, 24, 31, 3, 21, 1, 1, "symmetric", None),  # more taps than the stream table holds
+    ("NCHW", 2, 21, 45, 3, 5, 1, 1, "reflect", None),
+    ("NCHW", 1, 9, 8, 20, 3, 1, 1, "zeros", "relu"),  # narrow planes, many channels: planes, not packed
+    ("NCHW", 1, 17, 33, 2, 3, 2, 1, "symmetric", "hard_swish"),
+    ("NCHW", 1, 15, 26, 2, 3, 1, 2, "replicate", None),
+]
+
+
+@pytest.mark.parametrize("case", KERNEL_PIXEL_CASES, ids=lambda c: "-".join(map(str, c)))
+@pytest.mark.parametrize("dtype", (np.uint8, np.uint16, np.int16))
+def test_integer_pixels_in_and_out_of_the_kernel(case, dtype, isa_level):
+    layout, n, h, w, c, k, stride, dilation, mode, act = case
+    rng = np.random.default_rng([h, w, c, k])
+    nhwc = _image((n, h, w, c), dtype, rng)
+    x = nhwc if layout == "NHWC" else nhwc.transpose(0, 3, 1, 2).copy()
+    filters = (rng.standard_normal((k, k, c)) * 2 / k).astype(np.float32)
+    bias = (rng.standard_normal(c) * 20).astype(np.float32)
+    padding = resolve_padding("SAME", (h, w), (k, k), (stride, stride), (dilation, dilation))
+    expected = activate(conv2d_forward(x, filters, (stride, stride), padding, layout, (dilation, dilation), bias,
+                                       mode), act)
+    arguments = dict(strides=stride, padding="SAME", data_format=layout, dilations=dilation, bias=bias,
+                     padding_mode=mode, activation=act)
+    _assert_result(dwconv.depthwise_conv2d(x, filters, dtype=dtype, **arguments), expected, dtype)
+    _assert_result(dwconv.depthwise_conv2d(x, filters, **arguments), expected, np.float32)
+    _assert_result(dwconv.depthwise_conv2d(x.astype(np.float32), filters, dtype=dtype, **arguments), expected, dtype)
+
+
+def test_integer_pixels_make_no_float_copy():
+    """An 8-bit image filtered into an 8-bit result allocates nothing near a float32 image's size."""
+    image = np.random.default_rng(5).integers(0, 256, (256, 512, 3), dtype=np.uint8)
+    kernel = np.full((5, 5), 1 / 25, np.float32)
+    out = np.empty_like(image)
+    dwconv.filter2d(image, kernel, out=out)  # (first call: imports and caches)
+    tracemalloc.start()
+    try:
+        dwconv.filter2d(image, kernel, out=out)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < image.nbytes // 4, peak  # a float32 copy of the image or result is 4 image.nbytes
 
 
 @pytest.mark.parametrize("shape", [(25, 33), (22, 30, 3)], ids=str)

@@ -1,0 +1,124 @@
+/* Integer pixels into and out of the float32 kernels: images of uint8, uint16 or int16 are widened
+ * to float as the forward's ring copies their rows, and results rounded and saturated into them as
+ * each output row leaves its scratch, so no float copy of the image or result is ever made.
+ *
+ * Included by _microkernels_level.h for float only, after _microkernels_body.h (DW_VEC, load and
+ * store), with DW_T, DW_LANES and DW_FN defined. Element types are DW_ELEM_* codes (_microkernels.h).
+ */
+
+#define DW_VEC DW_FN(vec)
+#define DW_VLEN ((ptrdiff_t)DW_LANES)
+#define DW_INLINE static inline __attribute__((always_inline))
+
+typedef int32_t DW_FN(ivec) __attribute__((vector_size(DW_LANES * 4)));
+typedef uint8_t DW_FN(u8vec) __attribute__((vector_size(DW_LANES)));
+typedef uint16_t DW_FN(u16vec) __attribute__((vector_size(DW_LANES * 2)));
+typedef int16_t DW_FN(i16vec) __attribute__((vector_size(DW_LANES * 2)));
+
+/* v rounded to the nearest integer, ties to even, as rint does: adding 1.5 * 2^23 leaves no bits
+ * below the units for |v| < 2^22, so the addition itself rounds (in the default rounding mode), and
+ * the subtraction is exact. Callers clamp v into the type's range first. */
+#define DW_ROUNDER 12582912.0f
+
+/* v with NaN replaced by 0 and clamped into [lo, hi] (lane by lane, as comparisons: a NaN lane
+ * compares false everywhere, so it is zeroed first), then rounded. */
+DW_INLINE DW_VEC DW_FN(saturated)(DW_VEC v, float lo, float hi)
+{
+    const DW_VEC lov = DW_FN(broadcast)(lo), hiv = DW_FN(broadcast)(hi);
+    DW_FN(ivec) bits = (DW_FN(ivec))v & (v == v);
+    DW_FN(ivec) above = (DW_FN(vec))bits > lov, below = (DW_FN(vec))bits < hiv;
+    bits = (bits & above) | ((DW_FN(ivec))lov & ~above);
+    bits = (bits & below) | ((DW_FN(ivec))hiv & ~below);
+    return ((DW_FN(vec))bits + DW_ROUNDER) - DW_ROUNDER;
+}
+
+DW_INLINE float DW_FN(saturated_one)(float v, float lo, float hi)
+{
+    v = v == v ? v : 0;
+    v = v > lo ? v : lo;
+    v = v < hi ? v : hi;
+    return (v + DW_ROUNDER) - DW_ROUNDER;
+}
+
+/* The run loops of widen and narrow for one integer type T (its vector VT, its range lo..hi): whole
+ * vectors, then the last one overlapping the one before, or scalars where the run is shorter than
+ * a vector. */
+#define DW_WIDEN_RUN(T, VT)                                                                  \
+    do {                                                                                     \
+        const T *s = (const T *)src + p * src_pix;                                           \
+        ptrdiff_t c = 0;                                                                     \
+        if (nc < DW_VLEN) {                                                                  \
+            for (; c < nc; c++) d[c] = (float)s[c];                                          \
+            break;                                                                           \
+        }                                                                                    \
+        for (;; c += DW_VLEN) {                                                              \
+            if (c + DW_VLEN > nc) c = nc - DW_VLEN;                                          \
+            VT v;                                                                            \
+            memcpy(&v, s + c, sizeof v);                                                     \
+            DW_FN(store)(d + c, __builtin_convertvector(v, DW_VEC));                         \
+            if (c + DW_VLEN == nc) break;                                                    \
+        }                                                                                    \
+    } while (0)
+
+#define DW_NARROW_RUN(T, VT, lo, hi)                                                         \
+    do {                                                                                     \
+        T *d = (T *)dst + p * dst_pix;                                                       \
+        ptrdiff_t c = 0;                                                                     \
+        if (nc < DW_VLEN) {                                                                  \
+            for (; c < nc; c++) d[c] = (T)DW_FN(saturated_one)(s[c], lo, hi);                \
+            break;                                                                           \
+        }                                                                                    \
+        for (;; c += DW_VLEN) {                                                              \
+            if (c + DW_VLEN > nc) c = nc - DW_VLEN;                                          \
+            const DW_FN(ivec) i = __builtin_convertvector(DW_FN(saturated)(DW_FN(load)(s + c), lo, hi), DW_FN(ivec)); \
+            const VT v = __builtin_convertvector(i, VT);                                     \
+            memcpy(d + c, &v, sizeof v);                                                     \
+            if (c + DW_VLEN == nc) break;                                                    \
+        }                                                                                    \
+    } while (0)
+
+/* dst[p*dst_pix + c] = src[p*src_pix + c] for p < npix, c < nc, from integers of type `type`. */
+static void DW_FN(widen)(float *dst, ptrdiff_t dst_pix, const void *src, int type, ptrdiff_t src_pix, ptrdiff_t npix,
+                         ptrdiff_t nc)
+{
+    if (dst_pix == nc && src_pix == nc) { /* one run */
+        nc *= npix;
+        npix = 1;
+    }
+    for (ptrdiff_t p = 0; p < npix; p++) {
+        float *d = dst + p * dst_pix;
+        if (type == DW_ELEM_U8)
+            DW_WIDEN_RUN(uint8_t, DW_FN(u8vec));
+        else if (type == DW_ELEM_U16)
+            DW_WIDEN_RUN(uint16_t, DW_FN(u16vec));
+        else
+            DW_WIDEN_RUN(int16_t, DW_FN(i16vec));
+    }
+}
+
+/* dst[p*dst_pix + c] = src[p*src_pix + c] for p < npix, c < nc, into integers of type `type`:
+ * rounded to nearest (ties to even) and saturated, NaN 0, as OpenCV's saturate_cast. */
+static void DW_FN(narrow)(void *dst, int type, ptrdiff_t dst_pix, const float *src, ptrdiff_t src_pix, ptrdiff_t npix,
+                          ptrdiff_t nc)
+{
+    if (dst_pix == nc && src_pix == nc) {
+        nc *= npix;
+        npix = 1;
+    }
+    for (ptrdiff_t p = 0; p < npix; p++) {
+        const float *s = src + p * src_pix;
+        if (type == DW_ELEM_U8)
+            DW_NARROW_RUN(uint8_t, DW_FN(u8vec), 0.0f, 255.0f);
+        else if (type == DW_ELEM_U16)
+            DW_NARROW_RUN(uint16_t, DW_FN(u16vec), 0.0f, 65535.0f);
+        else
+            DW_NARROW_RUN(int16_t, DW_FN(i16vec), -32768.0f, 32767.0f);
+    }
+}
+
+#undef DW_VEC
+#undef DW_VLEN
+#undef DW_INLINE
+#undef DW_ROUNDER
+#undef DW_WIDEN_RUN
+#undef DW_NARROW_RUN
