@@ -15,6 +15,19 @@ typedef uint8_t DW_FN(u8vec) __attribute__((vector_size(DW_LANES)));
 typedef uint16_t DW_FN(u16vec) __attribute__((vector_size(DW_LANES * 2)));
 typedef int16_t DW_FN(i16vec) __attribute__((vector_size(DW_LANES * 2)));
 
+/* Integer lanes to float, one width step at a time: GCC converts lanes of other steps one by one. */
+DW_INLINE DW_VEC DW_FN(widened_i16)(DW_FN(i16vec) v)
+{
+    return __builtin_convertvector(__builtin_convertvector(v, DW_FN(ivec)), DW_VEC);
+}
+
+DW_INLINE DW_VEC DW_FN(widened_u16)(DW_FN(u16vec) v)
+{
+    return __builtin_convertvector(__builtin_convertvector(v, DW_FN(ivec)), DW_VEC);
+}
+
+DW_INLINE DW_VEC DW_FN(widened_u8)(DW_FN(u8vec) v) { return DW_FN(widened_u16)(__builtin_convertvector(v, DW_FN(u16vec))); }
+
 /* v rounded to the nearest integer, ties to even, as rint does: adding 1.5 * 2^23 leaves no bits
  * below the units for |v| < 2^22, so the addition itself rounds (in the default rounding mode), and
  * the subtraction is exact. Callers clamp v into the type's range first. */
@@ -40,10 +53,10 @@ DW_INLINE float DW_FN(saturated_one)(float v, float lo, float hi)
     return (v + DW_ROUNDER) - DW_ROUNDER;
 }
 
-/* The run loops of widen and narrow for one integer type T (its vector VT, its range lo..hi): whole
- * vectors, then the last one overlapping the one before, or scalars where the run is shorter than
- * a vector. */
-#define DW_WIDEN_RUN(T, VT)                                                                  \
+/* The run loops of widen and narrow for one integer type T (V its short name: u8, u16 or i16; lo..hi
+ * its range): whole vectors, then the last one overlapping the one before, or scalars where the run
+ * is shorter than a vector. */
+#define DW_WIDEN_RUN(T, V)                                                                   \
     do {                                                                                     \
         const T *s = (const T *)src + p * src_pix;                                           \
         ptrdiff_t c = 0;                                                                     \
@@ -53,14 +66,14 @@ DW_INLINE float DW_FN(saturated_one)(float v, float lo, float hi)
         }                                                                                    \
         for (;; c += DW_VLEN) {                                                              \
             if (c + DW_VLEN > nc) c = nc - DW_VLEN;                                          \
-            VT v;                                                                            \
+            DW_FN(V##vec) v;                                                                 \
             memcpy(&v, s + c, sizeof v);                                                     \
-            DW_FN(store)(d + c, __builtin_convertvector(v, DW_VEC));                         \
+            DW_FN(store)(d + c, DW_FN(widened_##V)(v));                                      \
             if (c + DW_VLEN == nc) break;                                                    \
         }                                                                                    \
     } while (0)
 
-#define DW_NARROW_RUN(T, VT, lo, hi)                                                         \
+#define DW_NARROW_RUN(T, V, lo, hi)                                                          \
     do {                                                                                     \
         T *d = (T *)dst + p * dst_pix;                                                       \
         ptrdiff_t c = 0;                                                                     \
@@ -71,7 +84,7 @@ DW_INLINE float DW_FN(saturated_one)(float v, float lo, float hi)
         for (;; c += DW_VLEN) {                                                              \
             if (c + DW_VLEN > nc) c = nc - DW_VLEN;                                          \
             const DW_FN(ivec) i = __builtin_convertvector(DW_FN(saturated)(DW_FN(load)(s + c), lo, hi), DW_FN(ivec)); \
-            const VT v = __builtin_convertvector(i, VT);                                     \
+            const DW_FN(V##vec) v = __builtin_convertvector(i, DW_FN(V##vec));               \
             memcpy(d + c, &v, sizeof v);                                                     \
             if (c + DW_VLEN == nc) break;                                                    \
         }                                                                                    \
@@ -88,11 +101,11 @@ static void DW_FN(widen)(float *dst, ptrdiff_t dst_pix, const void *src, int typ
     for (ptrdiff_t p = 0; p < npix; p++) {
         float *d = dst + p * dst_pix;
         if (type == DW_ELEM_U8)
-            DW_WIDEN_RUN(uint8_t, DW_FN(u8vec));
+            DW_WIDEN_RUN(uint8_t, u8);
         else if (type == DW_ELEM_U16)
-            DW_WIDEN_RUN(uint16_t, DW_FN(u16vec));
+            DW_WIDEN_RUN(uint16_t, u16);
         else
-            DW_WIDEN_RUN(int16_t, DW_FN(i16vec));
+            DW_WIDEN_RUN(int16_t, i16);
     }
 }
 
@@ -108,11 +121,11 @@ static void DW_FN(narrow)(void *dst, int type, ptrdiff_t dst_pix, const float *s
     for (ptrdiff_t p = 0; p < npix; p++) {
         const float *s = src + p * src_pix;
         if (type == DW_ELEM_U8)
-            DW_NARROW_RUN(uint8_t, DW_FN(u8vec), 0.0f, 255.0f);
+            DW_NARROW_RUN(uint8_t, u8, 0.0f, 255.0f);
         else if (type == DW_ELEM_U16)
-            DW_NARROW_RUN(uint16_t, DW_FN(u16vec), 0.0f, 65535.0f);
+            DW_NARROW_RUN(uint16_t, u16, 0.0f, 65535.0f);
         else
-            DW_NARROW_RUN(int16_t, DW_FN(i16vec), -32768.0f, 32767.0f);
+            DW_NARROW_RUN(int16_t, i16, -32768.0f, 32767.0f);
     }
 }
 
