@@ -25,6 +25,12 @@
 #define DW_PLANE_TILE 8     /* vectors per register tile on the plane and stream paths (8 sums in flight) */
 #define DW_PLANE_VECS 2     /* vectors per row of the plane-rows tile (x DW_PLANE_ROWS rows: 8 sums) */
 #define DW_ROW_TABLE 512    /* taps x channels the stream path pre-arranges at a time */
+/* Vectors per stream tile whose lanes' channels repeat every vector (nc divides the vector: RGBA)
+ * or every 3 (nc 3, 6, 12: RGB): the accumulators and each tap's 1 or 3 weight vectors in registers. */
+#define DW_STREAM_TILE_1 (DW_VBYTES == 64 ? 12 : 8)
+#define DW_STREAM_TILE_3 (DW_VBYTES == 64 ? 12 : 6)
+#define DW_STREAM_MAX_TILE 12
+_Static_assert(DW_STREAM_TILE_3 % 3 == 0, "a stream tile of period 3 holds whole periods");
 #define DW_ROW_FLOAT (DW_LANES * 4 == DW_VBYTES)
 /* Dense tiles for float only: each is compiled for every (kw, stride, tile size), and double is
  * there for accuracy rather than speed (it halves the build time). Not at the baseline level either,
@@ -39,6 +45,9 @@
 _Static_assert((DW_ROW_TILE - 1) * DW_ROW_MAX_STRIDE + DW_ROW_MAX_KW <= DW_ROW_UNROLL_LIMIT,
                "the dense tile's source loop must unroll completely");
 _Static_assert(DW_ROW_TILE <= DW_ROW_UNROLL_LIMIT, "the pixel loops must unroll completely");
+_Static_assert(DW_STREAM_TILE_1 <= DW_STREAM_MAX_TILE && DW_STREAM_TILE_3 <= DW_STREAM_MAX_TILE &&
+                   DW_PLANE_TILE <= DW_STREAM_MAX_TILE && DW_STREAM_MAX_TILE <= DW_ROW_UNROLL_LIMIT,
+               "the stream tiles fit their arrays and unroll completely");
 /* The (k, stride) of every dense tile, for X(k, s): the functions of the channel and plane-rows
  * paths are compiled, and listed in their tables, from this one list. */
 _Static_assert(DW_ROW_MAX_KW == 7 && DW_ROW_MAX_STRIDE == 2, "DW_DENSE_SHAPES lists every dense tile");
@@ -314,42 +323,53 @@ DW_DENSE_SHAPES(DW_PLANE_ROWS_DENSE)
 #undef DW_PLANE_ROWS_DENSE
 
 /* The stream path's weights for taps [k0, k0 + n) of a row-major kh x kw kernel, per phase:
- * table[ph*n + k - k0] lane l = w[k][(ph + l) % nc]; start[ph] likewise the bias (0 without). */
+ * table[ph*n + k - k0] lane l = w[k][(ph + l) % nc]; start[ph] likewise the bias (0 without).
+ * Built for every row, so each tap's channels are laid out once, repeated along `repeated`, and
+ * each phase's vector loaded from where its first lane is (per lane, the build took as long as a
+ * 7x7 kernel's sums on a 256-pixel RGB row). */
 DW_INLINE void DW_FN(row_stream_table)(DW_VEC *table, DW_VEC *start, const DW_T *w, ptrdiff_t w_tap, const DW_T *bias,
                                    ptrdiff_t k0, ptrdiff_t n, ptrdiff_t nc)
 {
-    DW_T lanes[DW_LANES];
-    for (ptrdiff_t ph = 0; ph < nc; ph++) {
-        for (ptrdiff_t k = 0; k < n; k++) {
-            for (int l = 0; l < DW_LANES; l++) lanes[l] = w[(k0 + k) * w_tap + (ph + l) % nc];
-            table[ph * n + k] = DW_FN(load)(lanes);
+    DW_T repeated[2 * DW_LANES];
+    for (ptrdiff_t k = -1; k < n; k++) { /* (k -1: the bias) */
+        const DW_T *channels = k < 0 ? bias : w + (k0 + k) * w_tap;
+        for (ptrdiff_t l = 0, c = 0; l < DW_LANES + nc; l++, c = c + 1 == nc ? 0 : c + 1)
+            repeated[l] = channels ? channels[c] : 0;
+        for (ptrdiff_t ph = 0; ph < nc; ph++) {
+            const DW_VEC v = DW_FN(load)(repeated + ph);
+            if (k < 0)
+                start[ph] = v;
+            else
+                table[ph * n + k] = v;
         }
-        for (int l = 0; l < DW_LANES; l++) lanes[l] = bias ? bias[(ph + l) % nc] : 0;
-        start[ph] = DW_FN(load)(lanes);
     }
 }
 
-/* One tile of the stream path, elements [e, e + DW_PLANE_TILE * DW_VLEN), over taps [k0, k0 + n)
- * (the table's): from the bias when k0 is 0, else adding to what dst holds (`nt` only for the last
- * taps: dst is read again after the others). */
+/* One tile of the stream path, `tile` vectors from element e, over taps [k0, k0 + n) (the
+ * table's): from the bias when k0 is 0, else adding to what dst holds (`nt` only for the last taps:
+ * dst is read again after the others). The vectors' phases repeat every `period` vectors (0: no
+ * known period): each tap loads one weight vector per phase, for all the vectors of that phase. */
 DW_INLINE void DW_FN(row_stream_tile)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_tap, ptrdiff_t kw,
                                   const DW_VEC *table, const DW_VEC *start, ptrdiff_t k0, ptrdiff_t n, DW_T *dst,
-                                  ptrdiff_t e, ptrdiff_t nc, int nt)
+                                  ptrdiff_t e, ptrdiff_t nc, int nt, const int period, const int tile)
 {
-    ptrdiff_t phase[DW_PLANE_TILE];
-    DW_VEC acc[DW_PLANE_TILE];
-    for (int t = 0; t < DW_PLANE_TILE; t++) {
-        phase[t] = (e + t * DW_VLEN) % nc;
-        acc[t] = k0 ? DW_FN(load)(dst + e + t * DW_VLEN) : start[phase[t]];
-    }
+    const int n_phases = period ? period : tile;
+    ptrdiff_t phase[DW_STREAM_MAX_TILE];
+    DW_VEC acc[DW_STREAM_MAX_TILE], wv[DW_STREAM_MAX_TILE];
+    for (int t = 0; t < n_phases; t++) phase[t] = (e + t * DW_VLEN) % nc;
+    DW_ROW_UNROLL
+    for (int t = 0; t < tile; t++) acc[t] = k0 ? DW_FN(load)(dst + e + t * DW_VLEN) : start[phase[t % n_phases]];
     ptrdiff_t a = k0 / kw, b = k0 % kw;
     for (ptrdiff_t k = 0; k < n; k++) {
         const DW_T *s = rows[a] + off + b * src_tap + e;
-        const DW_VEC *wt = table + k;
-        for (int t = 0; t < DW_PLANE_TILE; t++) acc[t] += wt[phase[t] * n] * DW_FN(load)(s + t * DW_VLEN);
+        DW_ROW_UNROLL
+        for (int j = 0; j < n_phases; j++) wv[j] = table[phase[j] * n + k];
+        DW_ROW_UNROLL
+        for (int t = 0; t < tile; t++) acc[t] += wv[t % n_phases] * DW_FN(load)(s + t * DW_VLEN);
         if (++b == kw) b = 0, a++;
     }
-    for (int t = 0; t < DW_PLANE_TILE; t++) DW_FN(store_out)(dst + e + t * DW_VLEN, acc[t], nt);
+    DW_ROW_UNROLL
+    for (int t = 0; t < tile; t++) DW_FN(store_out)(dst + e + t * DW_VLEN, acc[t], nt);
 }
 
 /* The same, called apart for kernels whose taps come in several chunks (large ones): inlined at
@@ -360,7 +380,20 @@ static __attribute__((noinline)) void DW_FN(row_stream_chunk_tile)(const DW_T *c
                                                                    ptrdiff_t k0, ptrdiff_t n, DW_T *dst, ptrdiff_t e,
                                                                    ptrdiff_t nc, int nt)
 {
-    DW_FN(row_stream_tile)(rows, off, src_tap, kw, table, start, k0, n, dst, e, nc, nt);
+    DW_FN(row_stream_tile)(rows, off, src_tap, kw, table, start, k0, n, dst, e, nc, nt, 0, DW_PLANE_TILE);
+}
+
+/* The stream path with all taps in one chunk: tiles of `tile` vectors (period as for the tile),
+ * the last overlapping. */
+DW_INLINE void DW_FN(row_stream_one_chunk)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_tap, ptrdiff_t kw,
+                                           const DW_VEC *table, const DW_VEC *start, ptrdiff_t n_taps, DW_T *dst,
+                                           ptrdiff_t total, ptrdiff_t nc, int nt, const int period, const int tile)
+{
+    for (ptrdiff_t e = 0;; e += tile * DW_VLEN) {
+        if (e + tile * DW_VLEN > total) e = total - tile * DW_VLEN;
+        DW_FN(row_stream_tile)(rows, off, src_tap, kw, table, start, 0, n_taps, dst, e, nc, nt, period, tile);
+        if (e + tile * DW_VLEN >= total) break;
+    }
 }
 
 /* stream: dst[e] = start + sum_taps w[tap + e % nc] * src[e + tap] for e < total (at least one
@@ -377,11 +410,17 @@ static void DW_FN(row_stream)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t 
     const ptrdiff_t n_taps = kh * kw, chunk = DW_ROW_TABLE / nc, tile = DW_PLANE_TILE * DW_VLEN;
     if (n_taps <= chunk) { /* one chunk: every tile once, the last overlapping */
         DW_FN(row_stream_table)(table, start, w, w_tap, bias, 0, n_taps, nc);
-        for (ptrdiff_t e = 0;; e += tile) {
-            if (e + tile > total) e = total - tile;
-            DW_FN(row_stream_tile)(rows, off, src_tap, kw, table, start, 0, n_taps, dst, e, nc, nt);
-            if (e + tile >= total) break;
-        }
+        ptrdiff_t period = 1; /* the vectors after which the lanes' channels repeat */
+        while (period * DW_VLEN % nc) period++;
+        if (period == 1 && total >= DW_STREAM_TILE_1 * DW_VLEN)
+            DW_FN(row_stream_one_chunk)(rows, off, src_tap, kw, table, start, n_taps, dst, total, nc, nt, 1,
+                                        DW_STREAM_TILE_1);
+        else if (period == 3 && total >= DW_STREAM_TILE_3 * DW_VLEN)
+            DW_FN(row_stream_one_chunk)(rows, off, src_tap, kw, table, start, n_taps, dst, total, nc, nt, 3,
+                                        DW_STREAM_TILE_3);
+        else
+            DW_FN(row_stream_one_chunk)(rows, off, src_tap, kw, table, start, n_taps, dst, total, nc, nt, 0,
+                                        DW_PLANE_TILE);
         return;
     }
     const ptrdiff_t last = total - tile;
@@ -494,6 +533,9 @@ static void DW_FN(plane_rows)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t 
 #undef DW_ROW_MAX_KW
 #undef DW_ROW_MAX_STRIDE
 #undef DW_PLANE_TILE
+#undef DW_STREAM_TILE_1
+#undef DW_STREAM_TILE_3
+#undef DW_STREAM_MAX_TILE
 #undef DW_PLANE_VECS
 #undef DW_ROW_TABLE
 #undef DW_ROW_DENSE_TILES
