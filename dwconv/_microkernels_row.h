@@ -35,9 +35,9 @@ _Static_assert(DW_STREAM_TILE_3 % 3 == 0, "a stream tile of period 3 holds whole
 /* Dense tiles for float only: each is compiled for every (kw, stride, tile size), and double is
  * there for accuracy rather than speed (it halves the build time). Not at the baseline level either,
  * whose 16 registers the larger tiles spill: there the general tile ran 3x3 kernels at 0.96-1.07x
- * the dense tiles' time and 5x5 and 7x7 at 0.7-0.85x, and the package has 0.4 MB less code (dropping
- * the even-sized kernels' tiles at every level would save 0.27 MB more, but cost 1.15-1.5x on their
- * NHWC rows: measured, not done). */
+ * the dense tiles' time and 5x5 and 7x7 at 0.7-0.85x, and the package has 0.4 MB less code. Nor
+ * for 6x6 kernels, which no common network has: their tiles were 0.13 MB of the package's 2 MB
+ * (the general tile runs them 1.15-1.5x slower, as it does 2x2 and 4x4 kernels without theirs). */
 #define DW_ROW_DENSE_TILES (DW_ROW_FLOAT && DW_VBYTES >= 32)
 /* Loops with compile-time trip counts must unroll completely, or their sums leave the registers:
  * the longest is the dense tile's source loop, (tile - 1) * stride + kw iterations. */
@@ -50,16 +50,16 @@ _Static_assert(DW_STREAM_TILE_1 <= DW_STREAM_MAX_TILE && DW_STREAM_TILE_3 <= DW_
                "the stream tiles fit their arrays and unroll completely");
 /* The (k, stride) of every dense tile, for X(k, s): the functions of the channel and plane-rows
  * paths are compiled, and listed in their tables, from this one list. */
-_Static_assert(DW_ROW_MAX_KW == 7 && DW_ROW_MAX_STRIDE == 2, "DW_DENSE_SHAPES lists every dense tile");
-#define DW_DENSE_STRIDE(X, s) X(1, s) X(2, s) X(3, s) X(4, s) X(5, s) X(6, s) X(7, s)
+_Static_assert(DW_ROW_MAX_KW == 7 && DW_ROW_MAX_STRIDE == 2, "DW_DENSE_SHAPES lists every dense tile (all but 6x6)");
+#define DW_DENSE_STRIDE(X, s) X(1, s) X(2, s) X(3, s) X(4, s) X(5, s) X(7, s)
 #define DW_DENSE_SHAPES(X) DW_DENSE_STRIDE(X, 1) DW_DENSE_STRIDE(X, 2)
-/* The table of those functions, fn##_k_s at [s - 1][k - 1]. */
+/* The table of those functions, fn##_k_s at [s - 1][k - 1] (NULL for k 6). */
 #define DW_DENSE_ENTRY(fn, k, s) DW_FN(fn##_##k##_##s),
 #define DW_DENSE_TABLE(fn) {{DW_DENSE_ENTRY(fn, 1, 1) DW_DENSE_ENTRY(fn, 2, 1) DW_DENSE_ENTRY(fn, 3, 1) \
-                              DW_DENSE_ENTRY(fn, 4, 1) DW_DENSE_ENTRY(fn, 5, 1) DW_DENSE_ENTRY(fn, 6, 1) \
+                              DW_DENSE_ENTRY(fn, 4, 1) DW_DENSE_ENTRY(fn, 5, 1) NULL,                   \
                               DW_DENSE_ENTRY(fn, 7, 1)},                                                \
                              {DW_DENSE_ENTRY(fn, 1, 2) DW_DENSE_ENTRY(fn, 2, 2) DW_DENSE_ENTRY(fn, 3, 2) \
-                              DW_DENSE_ENTRY(fn, 4, 2) DW_DENSE_ENTRY(fn, 5, 2) DW_DENSE_ENTRY(fn, 6, 2) \
+                              DW_DENSE_ENTRY(fn, 4, 2) DW_DENSE_ENTRY(fn, 5, 2) NULL,                   \
                               DW_DENSE_ENTRY(fn, 7, 2)}}
 #if defined(__clang__)
 #define DW_ROW_UNROLL _Pragma("unroll")
@@ -185,7 +185,8 @@ static DW_FN(row_channels_fn) DW_FN(row_channels_for)(ptrdiff_t kh, ptrdiff_t kw
 {
 #if DW_ROW_DENSE_TILES
     static const DW_FN(row_channels_fn) dense[DW_ROW_MAX_STRIDE][DW_ROW_MAX_KW] = DW_DENSE_TABLE(row_channels);
-    if (kh == kw && dil_w == 1 && kw <= DW_ROW_MAX_KW && sw <= DW_ROW_MAX_STRIDE) return dense[sw - 1][kw - 1];
+    if (kh == kw && dil_w == 1 && kw <= DW_ROW_MAX_KW && sw <= DW_ROW_MAX_STRIDE && dense[sw - 1][kw - 1])
+        return dense[sw - 1][kw - 1];
 #else
     (void)kh, (void)kw, (void)sw, (void)dil_w;
 #endif
@@ -372,15 +373,36 @@ DW_INLINE void DW_FN(row_stream_tile)(const DW_T *const *rows, ptrdiff_t off, pt
     for (int t = 0; t < tile; t++) DW_FN(store_out)(dst + e + t * DW_VLEN, acc[t], nt);
 }
 
-/* The same, called apart for kernels whose taps come in several chunks (large ones): inlined at
- * those calls too, it would add 20 KB of code at every level for no measurable gain there. */
+/* The stream tile's period for these channels (0: none the tiles specialise in) and its vectors. */
+DW_INLINE int DW_FN(row_stream_period)(ptrdiff_t total, ptrdiff_t nc)
+{
+    ptrdiff_t period = 1; /* the vectors after which the lanes' channels repeat */
+    while (period * DW_VLEN % nc) period++;
+    if (period == 1 && total >= DW_STREAM_TILE_1 * DW_VLEN) return 1;
+    if (period == 3 && total >= DW_STREAM_TILE_3 * DW_VLEN) return 3;
+    return 0;
+}
+
+DW_INLINE int DW_FN(row_stream_tile_size)(int period)
+{
+    return period == 1 ? DW_STREAM_TILE_1 : period == 3 ? DW_STREAM_TILE_3 : DW_PLANE_TILE;
+}
+
+/* row_stream_tile for these taps, called apart for kernels whose taps come in several chunks
+ * (large ones): inlined at those calls too, it would add 20 KB of code at every level for no
+ * measurable gain there. */
 static __attribute__((noinline)) void DW_FN(row_stream_chunk_tile)(const DW_T *const *rows, ptrdiff_t off,
                                                                    ptrdiff_t src_tap, ptrdiff_t kw,
                                                                    const DW_VEC *table, const DW_VEC *start,
                                                                    ptrdiff_t k0, ptrdiff_t n, DW_T *dst, ptrdiff_t e,
-                                                                   ptrdiff_t nc, int nt)
+                                                                   ptrdiff_t nc, int nt, int period)
 {
-    DW_FN(row_stream_tile)(rows, off, src_tap, kw, table, start, k0, n, dst, e, nc, nt, 0, DW_PLANE_TILE);
+    if (period == 1)
+        DW_FN(row_stream_tile)(rows, off, src_tap, kw, table, start, k0, n, dst, e, nc, nt, 1, DW_STREAM_TILE_1);
+    else if (period == 3)
+        DW_FN(row_stream_tile)(rows, off, src_tap, kw, table, start, k0, n, dst, e, nc, nt, 3, DW_STREAM_TILE_3);
+    else
+        DW_FN(row_stream_tile)(rows, off, src_tap, kw, table, start, k0, n, dst, e, nc, nt, 0, DW_PLANE_TILE);
 }
 
 /* The stream path with all taps in one chunk: tiles of `tile` vectors (period as for the tile),
@@ -407,15 +429,14 @@ static void DW_FN(row_stream)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t 
                               int nt)
 {
     DW_VEC table[DW_ROW_TABLE], start[DW_LANES];
-    const ptrdiff_t n_taps = kh * kw, chunk = DW_ROW_TABLE / nc, tile = DW_PLANE_TILE * DW_VLEN;
+    const ptrdiff_t n_taps = kh * kw, chunk = DW_ROW_TABLE / nc;
+    const int period = DW_FN(row_stream_period)(total, nc);
     if (n_taps <= chunk) { /* one chunk: every tile once, the last overlapping */
         DW_FN(row_stream_table)(table, start, w, w_tap, bias, 0, n_taps, nc);
-        ptrdiff_t period = 1; /* the vectors after which the lanes' channels repeat */
-        while (period * DW_VLEN % nc) period++;
-        if (period == 1 && total >= DW_STREAM_TILE_1 * DW_VLEN)
+        if (period == 1)
             DW_FN(row_stream_one_chunk)(rows, off, src_tap, kw, table, start, n_taps, dst, total, nc, nt, 1,
                                         DW_STREAM_TILE_1);
-        else if (period == 3 && total >= DW_STREAM_TILE_3 * DW_VLEN)
+        else if (period == 3)
             DW_FN(row_stream_one_chunk)(rows, off, src_tap, kw, table, start, n_taps, dst, total, nc, nt, 3,
                                         DW_STREAM_TILE_3);
         else
@@ -423,17 +444,19 @@ static void DW_FN(row_stream)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t 
                                         DW_PLANE_TILE);
         return;
     }
-    const ptrdiff_t last = total - tile;
+    const ptrdiff_t tile = DW_FN(row_stream_tile_size)(period) * DW_VLEN, last = total - tile;
     for (ptrdiff_t k0 = 0; k0 < n_taps; k0 += chunk) {
         const ptrdiff_t n = n_taps - k0 < chunk ? n_taps - k0 : chunk;
         DW_FN(row_stream_table)(table, start, w, w_tap, bias, k0, n, nc);
         for (ptrdiff_t e = 0; e < last; e += tile)
-            DW_FN(row_stream_chunk_tile)(rows, off, src_tap, kw, table, start, k0, n, dst, e, nc, nt && k0 + n == n_taps);
+            DW_FN(row_stream_chunk_tile)(rows, off, src_tap, kw, table, start, k0, n, dst, e, nc,
+                                         nt && k0 + n == n_taps, period);
     }
     for (ptrdiff_t k0 = 0; k0 < n_taps; k0 += chunk) {
         const ptrdiff_t n = n_taps - k0 < chunk ? n_taps - k0 : chunk;
         DW_FN(row_stream_table)(table, start, w, w_tap, bias, k0, n, nc);
-        DW_FN(row_stream_chunk_tile)(rows, off, src_tap, kw, table, start, k0, n, dst, last, nc, nt && k0 + n == n_taps);
+        DW_FN(row_stream_chunk_tile)(rows, off, src_tap, kw, table, start, k0, n, dst, last, nc, nt && k0 + n == n_taps,
+                                     period);
     }
 }
 
@@ -514,7 +537,8 @@ static void DW_FN(plane_rows)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t 
 {
 #if DW_ROW_DENSE_TILES
     static const DW_FN(plane_rows_fn) dense[DW_ROW_MAX_STRIDE][DW_ROW_MAX_KW] = DW_DENSE_TABLE(plane_rows);
-    if (kh == kw && kw <= DW_ROW_MAX_KW && sh == sw && sw <= DW_ROW_MAX_STRIDE && dil_w == 1 && npix >= DW_VLEN) {
+    if (kh == kw && kw <= DW_ROW_MAX_KW && sh == sw && sw <= DW_ROW_MAX_STRIDE && dil_w == 1 && npix >= DW_VLEN &&
+        dense[sw - 1][kw - 1]) {
         dense[sw - 1][kw - 1](rows, off, w, w_tap, bias ? bias[0] : 0, dst, dst_row, npix, nt);
 #ifdef DW_X86
         if (nt) _mm_sfence();
