@@ -102,7 +102,8 @@ def _delta(delta, channels):
     return None if delta == 0 else [float(delta)] * channels
 
 
-def filter2d(image, kernel, border="reflect", *, delta=0, anchor=None, dtype=None, out=None, num_threads=None):
+def filter2d(image, kernel, border="reflect", *, delta=0, anchor=None, dtype=None, out=None, num_threads=None,
+             separable=False):
     """Correlate each channel of `image` with `kernel`, as ``cv2.filter2D(image, -1, kernel)`` does.
 
     Parameters
@@ -127,6 +128,11 @@ def filter2d(image, kernel, border="reflect", *, delta=0, anchor=None, dtype=Non
         C-contiguous, of the image's shape and the result's dtype; written and returned.
     num_threads : int, optional
         As for ``depthwise_conv2d``.
+    separable : bool
+        Where every channel's kernel is the outer product of a column and a row filter (rank 1, to
+        the rounding of the dtype computed in), filter with those as ``sep_filter2d`` does: kh + kw
+        multiply-adds a pixel instead of kh * kw. The results are the same to that rounding; an
+        integer result may differ by 1 where a sum lies within it of a tie (x.5).
 
     Returns
     -------
@@ -138,9 +144,35 @@ def filter2d(image, kernel, border="reflect", *, delta=0, anchor=None, dtype=Non
     mode = _border(border)
     padding = _anchor(anchor, *kernel.shape[:2])
     dtype, nhwc_out = _result(image, out, dtype)
+    factors = _rank_one_factors(kernel, _args.result_dtype(dtype, (x,), kernel, integers=True)[1]) if separable \
+        else None
+    if factors is not None:
+        return sep_filter2d(image, factors[1], factors[0], border, delta=delta, anchor=anchor, dtype=dtype, out=out,
+                            num_threads=num_threads)
     y = depthwise_conv2d(x, kernel, 1, padding, padding_mode=mode, bias=_delta(delta, channels), dtype=dtype,
                          out=nhwc_out, num_threads=num_threads)
     return y.reshape(image.shape) if out is None else out
+
+
+def _rank_one_factors(kernel, compute):
+    """The column and row filters ((kh, C) and (kw, C), in `compute`) whose outer products are the
+    channels of `kernel` ((kh, kw, C)) to `compute`'s rounding; None where one channel's is not such
+    a product, or the kernel is one row or column already (or a GPU array)."""
+    if not isinstance(kernel, np.ndarray) or 1 in kernel.shape[:2]:
+        return None
+    kh, kw, channels = kernel.shape
+    eps = np.finfo(compute).eps
+    columns, rows = np.empty((kh, channels), compute), np.empty((kw, channels), compute)
+    for c in range(channels):
+        k = kernel[:, :, c].astype(np.float64)
+        u, s, vt = np.linalg.svd(k)
+        if s[1] > 4 * eps * s[0] * max(kh, kw):
+            return None
+        columns[:, c], rows[:, c] = u[:, 0] * np.sqrt(s[0]), vt[0] * np.sqrt(s[0])
+        # (the factors as computed in: their products must give the kernel's taps to its rounding)
+        if np.abs(np.outer(columns[:, c], rows[:, c]) - k).max() > 4 * eps * np.abs(k).max():
+            return None
+    return columns, rows
 
 
 def sep_filter2d(image, kernel_x, kernel_y, border="reflect", *, delta=0, anchor=None, dtype=None, out=None,

@@ -260,3 +260,39 @@ def test_sep_filter2d_image_smaller_than_a_strip():
     _assert_result(dwconv.sep_filter2d(image, kernel, kernel, "symmetric"),
                    _expected(image, np.outer(kernel, kernel), "symmetric", ((2, 2), (2, 2))), np.uint8)
 
+
+@pytest.mark.parametrize("dtype", (np.uint8, np.float32, np.float64))
+@pytest.mark.parametrize("mode", ("reflect", "zeros"))
+def test_filter2d_separable_factors_rank_one_kernels(monkeypatch, dtype, mode):
+    """With separable=True a kernel that is an outer product (per channel) goes to sep_filter2d, with
+    the same results to rounding; without it, or for a kernel of rank 2, it does not."""
+    calls = []
+    sep_filter2d = dwconv._image.sep_filter2d
+    monkeypatch.setattr(dwconv._image, "sep_filter2d", lambda *a, **k: calls.append(a) or sep_filter2d(*a, **k))
+    rng = np.random.default_rng(10)
+    image = _image((40, 33, 3), dtype, rng)
+    column, row = np.array([1, 4, 6, 4, 1]) / 16, np.array([-1, 0, 2, 5, 2, 0, -1]) / 7
+    per_channel = np.stack([np.outer(column, row) * scale for scale in (1, -0.5, 2)], axis=2)
+    kernel = per_channel.astype(np.float64 if dtype == np.float64 else np.float32)
+    expected = _expected(image, kernel, mode, ((2, 2), (3, 3)), 0.75)
+    _assert_result(dwconv.filter2d(image, kernel, mode, delta=0.75, separable=True), expected, dtype)
+    assert len(calls) == 1
+    _assert_result(dwconv.filter2d(image, kernel, mode, delta=0.75), expected, dtype)
+    assert len(calls) == 1
+    rank_two = kernel.copy()
+    rank_two[0, 0, 1] += 1e-3
+    _assert_result(dwconv.filter2d(image, rank_two, mode, delta=0.75, separable=True),
+                   _expected(image, rank_two, mode, ((2, 2), (3, 3)), 0.75), dtype)
+    assert len(calls) == 1
+
+
+def test_filter2d_separable_needs_a_product_to_the_dtype_rounding():
+    """A float32 Gaussian's taps are a product to float32 rounding, not to float64's: factored for a
+    float32 (or uint8) image, not for a float64 one; a 1-D kernel is left to filter2d."""
+    g = np.exp(-0.5 * (np.arange(-4, 5) / 1.5) ** 2)
+    kernel = np.outer(g, g).astype(np.float32)
+    assert dwconv._image._rank_one_factors(kernel[:, :, None], np.float32) is not None
+    assert dwconv._image._rank_one_factors(kernel[:, :, None], np.float64) is None
+    assert dwconv._image._rank_one_factors(np.outer(g, g)[:, :, None], np.float64) is not None
+    assert dwconv._image._rank_one_factors(g[None, :, None], np.float32) is None
+    assert dwconv._image._rank_one_factors(np.eye(3)[:, :, None], np.float32) is None
