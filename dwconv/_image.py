@@ -157,8 +157,8 @@ def filter2d(image, kernel, border="reflect", *, delta=0, anchor=None, dtype=Non
 def _rank_one_factors(kernel, compute):
     """The column and row filters ((kh, C) and (kw, C), in `compute`) whose outer products are the
     channels of `kernel` ((kh, kw, C)) to `compute`'s rounding; None where one channel's is not such
-    a product, or the kernel is one row or column already (or a GPU array)."""
-    if not isinstance(kernel, np.ndarray) or 1 in kernel.shape[:2]:
+    a product, or the kernel is one row or column already (or a GPU array, or not finite)."""
+    if not isinstance(kernel, np.ndarray) or 1 in kernel.shape[:2] or not np.isfinite(kernel).all():
         return None
     kh, kw, channels = kernel.shape
     eps = np.finfo(compute).eps
@@ -185,6 +185,7 @@ def sep_filter2d(image, kernel_x, kernel_y, border="reflect", *, delta=0, anchor
     `kernel_x`: (kw,) for every channel (or OpenCV's (kw, 1) or (1, kw) vector), or (kw, C) one per
     channel; `kernel_y` likewise with kh. The other arguments are ``filter2d``'s. The column pass
     keeps float32 (float64 for float64 images) and rounds nothing; only the result is rounded.
+    A NumPy image is filtered a strip of rows at a time, so that the column sums stay in cache.
     """
     image, x = _image(image)
     channels = x.shape[3]

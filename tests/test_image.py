@@ -296,3 +296,4 @@ def test_filter2d_separable_needs_a_product_to_the_dtype_rounding():
     assert dwconv._image._rank_one_factors(np.outer(g, g)[:, :, None], np.float64) is not None
     assert dwconv._image._rank_one_factors(g[None, :, None], np.float32) is None
     assert dwconv._image._rank_one_factors(np.eye(3)[:, :, None], np.float32) is None
+    assert dwconv._image._rank_one_factors(np.full((3, 3, 1), np.nan), np.float32) is None  # (SVD would raise)
