@@ -185,6 +185,7 @@ def test_same_results_as_opencv(border):
 def strips_of(monkeypatch):
     """Make sep_filter2d cut images into strips of `rows` result rows (it chooses ~1 MiB ones)."""
     def cut(rows):
+        monkeypatch.setattr(dwconv._image, "STRIP_BYTES", 0)  # (else small images take the two whole passes)
         monkeypatch.setattr(dwconv._image, "_strip_rows", lambda *sizes: rows)
     return cut
 
@@ -195,18 +196,24 @@ def strips_of(monkeypatch):
     ((23, 18, 3), (7, 3), 5),     # strips narrower than the column filter
     ((9, 6, 3), (13, 11), 2),     # filters longer than the image in both directions
     ((16, 12, 4), (3, 5), 16),    # one strip, exactly
+    ((11, 8, 3), (5, 3), 40),     # one strip, larger than the image
     ((17, 12, 2), (1, 1), 3),     # one tap each way
 ], ids=str)
 @pytest.mark.parametrize("dtype", (np.uint8, np.float32))
 @pytest.mark.parametrize("threads", (1, 3))
-def test_sep_filter2d_in_strips_against_the_reference(strips_of, mode, shape, ksize, strip, dtype, threads):
+def test_sep_filter2d_in_strips_against_the_reference(monkeypatch, strips_of, mode, shape, ksize, strip, dtype,
+                                                       threads):
     strips_of(strip)
+    calls = []
+    depthwise_conv2d = dwconv._image.depthwise_conv2d
+    monkeypatch.setattr(dwconv._image, "depthwise_conv2d", lambda *a, **k: calls.append(a) or depthwise_conv2d(*a, **k))
     rng = np.random.default_rng([len(shape), shape[0], ksize[0], strip])
     image = _image(shape, dtype, rng)
     (kh, kw) = ksize
     kernel_x = rng.standard_normal(kw).astype(np.float32) / 2
     kernel_y = rng.standard_normal(kh).astype(np.float32) / 2
     result = dwconv.sep_filter2d(image, kernel_x, kernel_y, mode, delta=-2.5, num_threads=threads)
+    assert len(calls) == 2 * -(-shape[0] // strip)  # a column and a row pass a strip
     padding = ((kh // 2, kh - 1 - kh // 2), (kw // 2, kw - 1 - kw // 2))
     _assert_result(result, _expected(image, np.outer(kernel_y, kernel_x), mode, padding, -2.5), dtype)
 
@@ -252,7 +259,7 @@ def test_sep_filter2d_in_place_and_into_out(strips_of):
 
 
 def test_sep_filter2d_image_smaller_than_a_strip():
-    """The real strip height: a small image is one strip, a 1080p RGB one ~45-row strips."""
+    """The real strip height: 1080p RGB goes in 45-row strips; a small image in two whole passes."""
     assert dwconv._image._strip_rows((1920 + 10) * 3, 1920 * 3) == 45
     rng = np.random.default_rng(9)
     image = _image((7, 5, 3), np.uint8, rng)
