@@ -233,3 +233,128 @@ def test_same_results_as_opencv(border):
     ours, theirs = (dwconv.sep_filter2d(image, kernel_x, kernel_y, code),
                     cv2.sepFilter2D(image, -1, kernel_x, kernel_y, borderType=code))
     assert np.abs(ours.astype(int) - theirs).max() <= 1
+
+
+@pytest.fixture
+def strips_of(monkeypatch):
+    """Make sep_filter2d cut images into strips of `rows` result rows (it chooses ~1 MiB ones)."""
+    def cut(rows):
+        monkeypatch.setattr(dwconv._image, "STRIP_BYTES", 0)  # (else small images take the two whole passes)
+        monkeypatch.setattr(dwconv._image, "_strip_rows", lambda *sizes: rows)
+    return cut
+
+
+@pytest.mark.parametrize("mode", BORDERS)
+@pytest.mark.parametrize("shape, ksize, strip", [
+    ((29, 21), (5, 7), 4),        # 29 rows: 7 strips and a part one; a 2-D image
+    ((23, 18, 3), (7, 3), 5),     # strips narrower than the column filter
+    ((9, 6, 3), (13, 11), 2),     # filters longer than the image in both directions
+    ((16, 12, 4), (3, 5), 16),    # one strip, exactly
+    ((11, 8, 3), (5, 3), 40),     # one strip, larger than the image
+    ((17, 12, 2), (1, 1), 3),     # one tap each way
+], ids=str)
+@pytest.mark.parametrize("dtype", (np.uint8, np.float32))
+@pytest.mark.parametrize("threads", (1, 3))
+def test_sep_filter2d_in_strips_against_the_reference(monkeypatch, strips_of, mode, shape, ksize, strip, dtype,
+                                                       threads):
+    strips_of(strip)
+    calls = []
+    depthwise_conv2d = dwconv._image.depthwise_conv2d
+    monkeypatch.setattr(dwconv._image, "depthwise_conv2d", lambda *a, **k: calls.append(a) or depthwise_conv2d(*a, **k))
+    rng = np.random.default_rng([len(shape), shape[0], ksize[0], strip])
+    image = _image(shape, dtype, rng)
+    (kh, kw) = ksize
+    kernel_x = rng.standard_normal(kw).astype(np.float32) / 2
+    kernel_y = rng.standard_normal(kh).astype(np.float32) / 2
+    result = dwconv.sep_filter2d(image, kernel_x, kernel_y, mode, delta=-2.5, num_threads=threads)
+    assert len(calls) == 2 * -(-shape[0] // strip)  # a column and a row pass a strip
+    padding = ((kh // 2, kh - 1 - kh // 2), (kw // 2, kw - 1 - kw // 2))
+    _assert_result(result, _expected(image, np.outer(kernel_y, kernel_x), mode, padding, -2.5), dtype)
+
+
+@pytest.mark.parametrize("mode", BORDERS)
+def test_sep_filter2d_in_strips_per_channel_filters_and_anchor(strips_of, mode):
+    """Filters that differ by channel take the interleaved-channel passes."""
+    strips_of(3)
+    rng = np.random.default_rng(6)
+    image = _image((20, 15, 3), np.float64, rng)
+    kernel_x, kernel_y = rng.standard_normal((4, 3)), rng.standard_normal((5, 3))
+    result = dwconv.sep_filter2d(image, kernel_x, kernel_y, mode, anchor=(3, 1), num_threads=2)
+    kernel = kernel_y[:, None, :] * kernel_x[None, :, :]
+    _assert_result(result, _expected(image, kernel, mode, ((1, 3), (3, 0))), np.float64)
+
+
+@pytest.mark.parametrize("mode", BORDERS)
+def test_sep_filter2d_uint8_rounds_and_saturates_exactly(strips_of, mode):
+    """Weights in eighths sum every pixel exactly in float32, ties (x.5) and beyond 0..255 included:
+    the result is the reference rounded half to even and saturated, with no pixel off by one."""
+    strips_of(6)
+    rng = np.random.default_rng(7)
+    image = rng.integers(0, 256, (31, 26, 3), dtype=np.uint8)
+    kernel_x, kernel_y = np.array([1, -3, 8, 5, -2], np.float32) / 8, np.array([-1, 6, 4], np.float32) / 8
+    result = dwconv.sep_filter2d(image, kernel_x, kernel_y, mode, num_threads=2)
+    expected = _expected(image, np.outer(kernel_y, kernel_x), mode, ((1, 1), (2, 2)))
+    assert np.any(expected < 0) and np.any(expected > 255) and np.any(expected % 1 == 0.5)
+    np.testing.assert_array_equal(result, np.clip(np.rint(expected), 0, 255))
+
+
+def test_sep_filter2d_in_place_and_into_out(strips_of):
+    strips_of(4)
+    rng = np.random.default_rng(8)
+    image = _image((30, 20, 3), np.float32, rng)
+    kernel = np.array([1, 2, 3, 2, 1], np.float32) / 9
+    expected = dwconv.sep_filter2d(image.copy(), kernel, kernel)
+    out = np.empty_like(image)
+    assert dwconv.sep_filter2d(image, kernel, kernel, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+    # into the image itself: each strip reads rows the strip before has written
+    assert dwconv.sep_filter2d(image, kernel, kernel, out=image) is image
+    np.testing.assert_array_equal(image, expected)
+
+
+def test_sep_filter2d_image_smaller_than_a_strip():
+    """The real strip height: 1080p RGB goes in 45-row strips; a small image in two whole passes."""
+    assert dwconv._image._strip_rows((1920 + 10) * 3, 1920 * 3) == 45
+    rng = np.random.default_rng(9)
+    image = _image((7, 5, 3), np.uint8, rng)
+    kernel = np.array([1, 4, 6, 4, 1], np.float32) / 16
+    _assert_result(dwconv.sep_filter2d(image, kernel, kernel, "symmetric"),
+                   _expected(image, np.outer(kernel, kernel), "symmetric", ((2, 2), (2, 2))), np.uint8)
+
+
+@pytest.mark.parametrize("dtype", (np.uint8, np.float32, np.float64))
+@pytest.mark.parametrize("mode", ("reflect", "zeros"))
+def test_filter2d_separable_factors_rank_one_kernels(monkeypatch, dtype, mode):
+    """With separable=True a kernel that is an outer product (per channel) goes to sep_filter2d, with
+    the same results to rounding; without it, or for a kernel of rank 2, it does not."""
+    calls = []
+    sep_filter2d = dwconv._image.sep_filter2d
+    monkeypatch.setattr(dwconv._image, "sep_filter2d", lambda *a, **k: calls.append(a) or sep_filter2d(*a, **k))
+    rng = np.random.default_rng(10)
+    image = _image((40, 33, 3), dtype, rng)
+    column, row = np.array([1, 4, 6, 4, 1]) / 16, np.array([-1, 0, 2, 5, 2, 0, -1]) / 7
+    per_channel = np.stack([np.outer(column, row) * scale for scale in (1, -0.5, 2)], axis=2)
+    kernel = per_channel.astype(np.float64 if dtype == np.float64 else np.float32)
+    expected = _expected(image, kernel, mode, ((2, 2), (3, 3)), 0.75)
+    _assert_result(dwconv.filter2d(image, kernel, mode, delta=0.75, separable=True), expected, dtype)
+    assert len(calls) == 1
+    _assert_result(dwconv.filter2d(image, kernel, mode, delta=0.75), expected, dtype)
+    assert len(calls) == 1
+    rank_two = kernel.copy()
+    rank_two[0, 0, 1] += 1e-3
+    _assert_result(dwconv.filter2d(image, rank_two, mode, delta=0.75, separable=True),
+                   _expected(image, rank_two, mode, ((2, 2), (3, 3)), 0.75), dtype)
+    assert len(calls) == 1
+
+
+def test_filter2d_separable_needs_a_product_to_the_dtype_rounding():
+    """A float32 Gaussian's taps are a product to float32 rounding, not to float64's: factored for a
+    float32 (or uint8) image, not for a float64 one; a 1-D kernel is left to filter2d."""
+    g = np.exp(-0.5 * (np.arange(-4, 5) / 1.5) ** 2)
+    kernel = np.outer(g, g).astype(np.float32)
+    assert dwconv._image._rank_one_factors(kernel[:, :, None], np.float32) is not None
+    assert dwconv._image._rank_one_factors(kernel[:, :, None], np.float64) is None
+    assert dwconv._image._rank_one_factors(np.outer(g, g)[:, :, None], np.float64) is not None
+    assert dwconv._image._rank_one_factors(g[None, :, None], np.float32) is None
+    assert dwconv._image._rank_one_factors(np.eye(3)[:, :, None], np.float32) is None
+    assert dwconv._image._rank_one_factors(np.full((3, 3, 1), np.nan), np.float32) is None  # (SVD would raise)
