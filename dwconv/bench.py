@@ -37,8 +37,8 @@ from dwconv import _kernels
 
 Shape = collections.namedtuple("Shape", "name H W C k stride pad")
 
-# The suite: depthwise layers of MobileNetV2, EfficientNet and ConvNeXt at 224x224, and a
-# per-channel 5x5 blur of a 1080p RGB frame.
+# The suite: depthwise layers of MobileNetV2, EfficientNet and ConvNeXt at 224x224, RepLKNet-31B's
+# 31x31 layer of its first stage, and a per-channel 5x5 blur of a 1080p RGB frame.
 SUITE = (
     Shape("mnv2-112x32-s1", 112, 112, 32, 3, 1, 1),
     Shape("mnv2-112x96-s2", 112, 112, 96, 3, 2, 1),
@@ -48,6 +48,7 @@ SUITE = (
     Shape("mnv2-7x960-s1", 7, 7, 960, 3, 1, 1),
     Shape("effnet-28x240-k5", 28, 28, 240, 5, 1, 2),
     Shape("convnext-56x96-k7", 56, 56, 96, 7, 1, 3),
+    Shape("replknet-56x128-k31", 56, 56, 128, 31, 1, 15),
     Shape("blur-1080p-rgb-k5", 1080, 1920, 3, 5, 1, 2),
 )
 # An image-pipeline blur is never trained, and it would dominate the backward run time.
