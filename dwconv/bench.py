@@ -37,8 +37,8 @@ from dwconv import _kernels
 
 Shape = collections.namedtuple("Shape", "name H W C k stride pad")
 
-# The suite: depthwise layers of MobileNetV2, EfficientNet and ConvNeXt at 224x224, and a
-# per-channel 5x5 blur of a 1080p RGB frame.
+# The suite: depthwise layers of MobileNetV2, EfficientNet and ConvNeXt at 224x224, RepLKNet-31B's
+# 31x31 layer of its first stage, and a per-channel 5x5 blur of a 1080p RGB frame.
 SUITE = (
     Shape("mnv2-112x32-s1", 112, 112, 32, 3, 1, 1),
     Shape("mnv2-112x96-s2", 112, 112, 96, 3, 2, 1),
@@ -48,6 +48,7 @@ SUITE = (
     Shape("mnv2-7x960-s1", 7, 7, 960, 3, 1, 1),
     Shape("effnet-28x240-k5", 28, 28, 240, 5, 1, 2),
     Shape("convnext-56x96-k7", 56, 56, 96, 7, 1, 3),
+    Shape("replknet-56x128-k31", 56, 56, 128, 31, 1, 15),
     Shape("blur-1080p-rgb-k5", 1080, 1920, 3, 5, 1, 2),
 )
 # An image-pipeline blur is never trained, and it would dominate the backward run time.
@@ -81,6 +82,15 @@ LAYOUTS = ("NHWC", "NCHW")
 # for perf_counter and call overhead to vanish, short enough for many rounds.
 ROUNDS, QUICK_ROUNDS = 7, 3
 BATCH_SECONDS, QUICK_BATCH_SECONDS = 0.03, 0.02
+# A contestant's timed batches of one shape last about this long in all at most: one whose calls
+# take longer than this over the rounds is timed in fewer rounds (one at least), so that a peer
+# taking seconds a call (PyTorch's depthwise backward of a 31x31 kernel: 2-4 s) costs seconds, not
+# minutes.
+CONTESTANT_SECONDS = 3.0
+# A cross-check call this long is the contestant's warm-up and its estimate of one call a batch: a
+# wake-up after a pause costs milliseconds, and calls this slow would otherwise run 4 more times.
+# One longer than CONTESTANT_SECONDS is its one sample (TensorFlow's backward there: ~10 s a call).
+SLOW_CALL_SECONDS = 1.0
 # Pause after each timed batch while the contestant's idle worker threads still spin: on a
 # 2-core machine they would steal a core from the next contestant, whose own threads then wait
 # at every barrier for a time slice (measured: 10x slower and worse).  libgomp (dwconv, PyTorch)
@@ -684,18 +694,21 @@ def _time_batch(run, reps):
 
 
 def _repetitions(run, batch_seconds):
-    """Calls per timed batch so that one batch lasts about batch_seconds.
+    """(calls per timed batch so that one batch lasts about batch_seconds, seconds per call).
 
     The estimate is the fastest of three tries after a warm-up call: a first call after a pause can
     take milliseconds (threads woken, a virtual CPU rescheduled), and an estimate taken from it once
-    set a 0.05 ms call to 4 calls per batch, each batch then timing little but that wake-up."""
-    run()
+    set a 0.05 ms call to 4 calls per batch, each batch then timing little but that wake-up.  A
+    warm-up call that alone lasts a batch is the estimate: one call a batch, whatever the tries say."""
+    warm_up = _time_batch(run, 1)
+    if warm_up >= batch_seconds:
+        return 1, warm_up
     reps = 1
     while True:
         per_call = min(_time_batch(run, reps) for _ in range(3))
         # Estimate from at least a fifth of the target, so timer resolution does not matter.
         if per_call * reps >= batch_seconds / 5:
-            return max(1, round(batch_seconds / per_call))
+            return max(1, round(batch_seconds / per_call)), per_call
         reps *= 4
 
 
@@ -707,24 +720,49 @@ def _round_order(contestants, r):
     return contestants[k:] + contestants[:k]
 
 
-def _time_round_robin(contestants, rounds, batch_seconds, report_progress=lambda done, total: None):
+def _rounds_within_budget(rounds, batch_seconds):
+    """The rounds, at most `rounds` and one at least, whose batches of batch_seconds each last at
+    most CONTESTANT_SECONDS in all."""
+    return max(1, min(rounds, int(CONTESTANT_SECONDS / batch_seconds)))
+
+
+def _time_round_robin(contestants, rounds, batch_seconds, report_progress=lambda done, total: None,
+                      first_calls=None):
     """Per-call seconds of every round, by label; contestants alternate within each round, in an
-    order rotated from round to round.  report_progress(done, total) is called after each step (a
-    repetition estimate or a timed batch), outside the timed batches."""
-    reps, samples = {}, {c.label: [] for c in contestants}
+    order rotated from round to round.  A contestant whose batches would last more than
+    CONTESTANT_SECONDS over the rounds takes part in the first rounds only (_rounds_within_budget).
+    first_calls: the seconds of each contestant's cross-check call, by label; one of
+    SLOW_CALL_SECONDS or more stands for its warm-up and estimate, one over CONTESTANT_SECONDS for
+    its only sample.  report_progress(done, total) is called after each step (a repetition estimate
+    or a timed batch), outside the timed batches."""
+    reps, per_call, samples = {}, {}, {c.label: [] for c in contestants}
+    first_calls = first_calls or {}
     total = len(contestants) * (rounds + 1)
     # The cross-check has just run every contestant: let their threads stop spinning first, or the
     # first estimate meets them (measured: a 0.3 ms dwconv call estimated at ~10 ms, so 3 calls per
     # batch, each batch then timing mostly the wake-up after the pause: 0.6-4.4 ms per call).
     time.sleep(max(c.spin_down for c in contestants))
     for c in contestants:
-        reps[c.label] = _repetitions(c.run, batch_seconds)
+        first_call = first_calls.get(c.label, 0)
+        if first_call >= SLOW_CALL_SECONDS:
+            reps[c.label], per_call[c.label] = 1, first_call
+            if first_call > CONTESTANT_SECONDS:
+                samples[c.label].append(first_call)
+        else:
+            reps[c.label], per_call[c.label] = _repetitions(c.run, batch_seconds)
+            time.sleep(c.spin_down)
         report_progress(len(reps), total)
-        time.sleep(c.spin_down)
+    own_rounds = {label: 0 if samples[label] else _rounds_within_budget(rounds, reps[label] * per_call[label])
+                  for label in reps}
+    total = len(contestants) + sum(own_rounds.values())
+    done = len(contestants)
     for r in range(rounds):
-        for i, c in enumerate(_round_order(contestants, r)):
+        for c in _round_order(contestants, r):
+            if r >= own_rounds[c.label]:
+                continue
             samples[c.label].append(_time_batch(c.run, reps[c.label]))
-            report_progress(len(contestants) * (r + 1) + i + 1, total)
+            done += 1
+            report_progress(done, total)
             time.sleep(c.spin_down)
     return samples, reps
 
@@ -740,12 +778,21 @@ def _max_relative_error(results, reference):
     return max(errors)
 
 
+def _timed_call(run):
+    """(run()'s result, the seconds it took)."""
+    start = time.perf_counter()
+    result = run()
+    return result, time.perf_counter() - start
+
+
 def _cross_check(contestants, case, agree=None):
     """Run every contestant once (also its warm-up) and warn where it disagrees with the first:
-    `agree(result, reference)`, by default a relative error of at most TOLERANCE."""
-    reference = contestants[0].as_nhwc(contestants[0].run())
+    `agree(result, reference)`, by default a relative error of at most TOLERANCE.  Returns the
+    seconds of each call, by label."""
+    result, seconds = _timed_call(contestants[0].run)
+    reference, first_calls = contestants[0].as_nhwc(result), {contestants[0].label: seconds}
     for c in contestants[1:]:
-        result = c.run()
+        result, first_calls[c.label] = _timed_call(c.run)
         if c.as_nhwc is None:
             continue
         expected = reference if c.part is None else (reference[c.part],)
@@ -753,6 +800,7 @@ def _cross_check(contestants, case, agree=None):
         if not (agree(c.as_nhwc(result), expected) if agree else error <= TOLERANCE):
             print(f"  warning: {c.label} disagrees with {contestants[0].label} on {case} "
                   f"(max relative error {error:.2g}); its time compares different work")
+    return first_calls
 
 
 # ----------------------------------------------------------------------------- one section
@@ -791,14 +839,15 @@ def _measure_shape(section, shape, args, peers, rng, report_progress):
         problem = _make_image_problem(shape, rng)
         contestants = [_dwconv_image(problem, args.threads)]
         contestants += [c for c in (peer.images(problem) for peer in peers) if c is not None]
-        _cross_check(contestants, shape.name,
-                     lambda result, reference: _images_agree(result, reference, problem.image.dtype))
+        first_calls = _cross_check(contestants, shape.name,
+                                   lambda result, reference: _images_agree(result, reference, problem.image.dtype))
     else:
         problem = _make_problem(shape, section.batch, section.kind, rng)
         contestants = _contestants(problem, section.kind, args.layout, peers, args.threads)
-        _cross_check(contestants, f"{shape.name} batch {section.batch}")
+        first_calls = _cross_check(contestants, f"{shape.name} batch {section.batch}")
     snapshot = _cpu_snapshot()
-    samples, reps = _time_round_robin(contestants, args.rounds, args.batch_seconds, report_progress)
+    samples, reps = _time_round_robin(contestants, args.rounds, args.batch_seconds, report_progress,
+                                      first_calls)
     medians = {label: statistics.median(times) for label, times in samples.items()}
     return problem, medians, samples, reps, _other_cpus(snapshot)
 
@@ -1118,11 +1167,21 @@ def _run_section(section, args, peers, unmeasured, rng, limits, progress):
             _print_cells(_row_cells(row, section, peers, unmeasured, first_of_shape=i == 0), widths)
         if others is not None and others > BUSY_WARNING_CPUS:
             print(f"  ^ other processes used {others:.1f} CPUs meanwhile: times unreliable")
+        _print_fewer_rounds(samples, args.rounds)
         rows += shape_rows
         records += _measurement_records(section, shape, samples, reps)
     if section.kind == "backward" and _gradient_peers(peers):
         _print_gradients_alone(section, rows, _gradient_peers(peers))
     return rows, records
+
+
+def _print_fewer_rounds(samples, rounds):
+    """Name the contestants of a shape timed in fewer rounds than the others, and why."""
+    fewer = [f"{label} {len(times)} ({_fmt_ms(1e3 * statistics.median(times))} ms a call)"
+             for label, times in samples.items() if len(times) < rounds]
+    if fewer:
+        print(f"  ^ fewer rounds, to time each contestant for at most ~{CONTESTANT_SECONDS:.0f} s (a longer "
+              "call: its cross-check call alone): " + ", ".join(fewer))
 
 
 def _print_gradients_alone(section, rows, peers):

@@ -177,6 +177,41 @@ def test_round_robin_waits_for_spinning_threads_before_estimating(monkeypatch):
     assert events[1] == ("run", "a")
 
 
+def test_round_robin_times_slow_contestants_in_fewer_rounds(monkeypatch):
+    """Calls that would outlast CONTESTANT_SECONDS over the rounds are timed in fewer rounds, one at
+    least; a call whose cross-check took SLOW_CALL_SECONDS or more is not run again to estimate, and
+    one longer than CONTESTANT_SECONDS not at all: its cross-check call is its sample."""
+    clock, calls = FakeClock(), []
+    monkeypatch.setattr(bench.time, "perf_counter", clock)
+    monkeypatch.setattr(bench.time, "sleep", lambda seconds: None)
+
+    def contestant(label, seconds):
+        def run():
+            calls.append(label)
+            clock.now += seconds
+        return bench.Contestant(label, run, lambda result: (np.zeros(1),), spin_down=0)
+
+    costs = {"fast": 0.001, "half": 0.5, "slow": 2.0, "slower": 10.0}
+    contestants = [contestant(label, seconds) for label, seconds in costs.items()]
+    first_calls = bench._cross_check(contestants, "case")
+    assert first_calls == pytest.approx(costs)
+    calls.clear()
+    samples, reps = bench._time_round_robin(contestants, rounds=7, batch_seconds=0.03, first_calls=first_calls)
+    assert {label: len(times) for label, times in samples.items()} == {"fast": 7, "half": 6, "slow": 1, "slower": 1}
+    assert reps == {"fast": 30, "half": 1, "slow": 1, "slower": 1}
+    assert calls.count("half") == 1 + 6  # its warm-up, the estimate, then its rounds
+    assert calls.count("slow") == 1 and "slower" not in calls
+    assert samples["slower"] == pytest.approx([10.0])
+
+
+def test_fewer_rounds_are_reported_with_the_time_of_a_call(capsys):
+    bench._print_fewer_rounds({"dwconv NHWC": [0.2] * 7, "torch": [3.5]}, 7)
+    assert capsys.readouterr().out == ("  ^ fewer rounds, to time each contestant for at most ~3 s (a longer call: "
+                                       "its cross-check call alone): torch 1 (3500 ms a call)\n")
+    bench._print_fewer_rounds({"dwconv NHWC": [0.2] * 7}, 7)
+    assert capsys.readouterr().out == ""
+
+
 def reference_peer(problem_batch):
     """A peer computing the gradients with the test reference, so that the bench's per-gradient
     plumbing (contestants, cross-check, tables) runs without a framework installed."""
