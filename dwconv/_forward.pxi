@@ -439,6 +439,9 @@ def forward(x, const floating[::1] w, const floating[::1] bias, y, g, activation
     cdef const floating *bias_data = NULL if bias is None else &bias[0]
     cdef int act = ACTIVATION_CODES[activation]
     cdef Py_buffer x_view, y_view
+    # One channel in and out (a gray image): NHWC and NCHW hold the same, and NCHW's plane rows
+    # compute several output rows per call where NHWC's rings compute one.
+    d.nhwc = d.nhwc and d.C * d.M > 1
     PyObject_GetBuffer(x, &x_view, PyBUF_ANY_CONTIGUOUS | PyBUF_FORMAT)
     try:
         PyObject_GetBuffer(y, &y_view, PyBUF_ANY_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE)
