@@ -4,15 +4,18 @@
 # (zeros mode) or hold the row they mirror. An output row is then one uniform run of the `row`
 # micro-kernel, with no tap to clip and no border code.
 #
-# Three layouts of a ring row, one per kind of work:
+# Four layouts of a ring row, one per kind of work:
 #   RING_PIXELS  NHWC: pixels of nc*M lanes, lane c*M + m holding input channel c0 + c;
 #   RING_PACKED  NCHW planes transposed to pixels of nc*M lanes, lane m*nc + c holding channel c0 + c;
-#   RING_PLANE   one NCHW plane: pixels of one element.
+#   RING_PLANE   one NCHW plane: pixels of one element;
+#   RING_PLANES  NHWC pixels of a few channels (M 1) taken apart into nc planes, plane c holding
+#                channel c0 + c from element c*plane_size on: an image's channels, each then
+#                filtered as an NCHW plane is.
 # NCHW planes at stride 1 can also be read in place, with no ring at all (FLAT_PLANES): their
 # borders become lane masks (FlatMasks, at the end of this file).
 
 cdef enum:
-    RING_PIXELS, RING_PACKED, RING_PLANE, FLAT_PLANES
+    RING_PIXELS, RING_PACKED, RING_PLANE, RING_PLANES, FLAT_PLANES
     # Ring rows start on cache lines, so that vectors of lanes aligned to their pixels are too.
     RING_ALIGN = 64
 
@@ -34,7 +37,7 @@ cdef struct Ring:
     int kind
     bint in_place, slotted
     Py_ssize_t o_lo, o_hi, head_end, tail_start
-    Py_ssize_t slots, span, width, row_size, zero_size, elsize, book_size
+    Py_ssize_t slots, span, width, row_size, plane_size, zero_size, elsize, book_size
     char *memory
     char *rows
     char *zeros
@@ -68,7 +71,11 @@ cdef bint ring_init(Ring *ring, int kind, Py_ssize_t lanes, Py_ssize_t out_rows,
             ring.tail_start = ring.o_hi * d.sw if ring.o_hi < d.OW else ring.width
     ring.slotted = ring.head_end > 0 or ring.tail_start < ring.width
     # (a stride-2 plane vector reads one element past its last pixel: one more element per row)
-    ring.row_size = round_up((ring.width * lanes + 1) * elsize, RING_ALIGN) // elsize
+    ring.plane_size = round_up((ring.width + 1) * elsize, RING_ALIGN) // elsize
+    if kind == RING_PLANES:
+        ring.row_size = lanes * ring.plane_size
+    else:
+        ring.row_size = round_up((ring.width * lanes + 1) * elsize, RING_ALIGN) // elsize
     ring.zero_size = max(ring.row_size, d.W * d.C if ring.in_place else 0) * elsize
     ring.memory = <char *> malloc(RING_ALIGN + (n_threads * ring.slots * ring.row_size * elsize if ring.slotted else 0))
     ring.zeros = <char *> calloc(ring.zero_size, 1)
@@ -124,6 +131,15 @@ cdef void copy_columns(const Ring *ring, floating *dst, const floating *x, const
     planes, M 1)."""
     cdef Py_ssize_t C = d.C, M = d.M, p, c, m
     cdef const floating *src
+    if ring.kind == RING_PLANES:  # (each pixel's channels to their planes)
+        if d.x_type == DW_ELEM_FLOAT:
+            transpose(x + ((n * d.H + r) * d.W + col0) * C + c0, C, dst, ring.plane_size, nc, ncols)
+        elif floating is float:
+            for c in range(nc):
+                dw_widen(dst + c * ring.plane_size, 1,
+                         element_at(x, ((n * d.H + r) * d.W + col0) * C + c0 + c, d.x_type, sizeof(float)),
+                         d.x_type, C, ncols, 1)
+        return
     if d.x_type != DW_ELEM_FLOAT:
         if floating is float:
             if ring.kind == RING_PIXELS:
@@ -157,13 +173,14 @@ cdef void fill_columns(const Ring *ring, floating *slot, const floating *x, cons
                        Py_ssize_t r, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t p0, Py_ssize_t p1) noexcept nogil:
     """Padded columns [p0, p1) of a slot from source row r (inside the image) of image n, channels
     [c0, c0+nc)."""
-    cdef Py_ssize_t pix = 1 if ring.kind == RING_PLANE else nc * d.M, p
+    cdef Py_ssize_t pix = 1 if ring.kind == RING_PLANE or ring.kind == RING_PLANES else nc * d.M, p, c
     cdef Py_ssize_t first = min(max(d.pl, p0), p1), last = max(min(d.pl + d.W, p1), first)
     if last > first:
         copy_columns(ring, slot + first * pix, x, d, n, r, first - d.pl, last - first, c0, nc)
     if d.mode == ZEROS:
-        memset(slot + p0 * pix, 0, (first - p0) * pix * sizeof(floating))
-        memset(slot + last * pix, 0, (p1 - last) * pix * sizeof(floating))
+        for c in range(nc if ring.kind == RING_PLANES else 1):
+            memset(slot + c * ring.plane_size + p0 * pix, 0, (first - p0) * pix * sizeof(floating))
+            memset(slot + c * ring.plane_size + last * pix, 0, (p1 - last) * pix * sizeof(floating))
         return
     for p in range(p0, first):
         copy_columns(ring, slot + p * pix, x, d, n, r, padded_source(p - d.pl, d.W, d.mode), 1, c0, nc)

@@ -124,7 +124,9 @@ KERNEL_PIXEL_CASES = [  # (layout, N, H, W, C, k, stride, dilation, mode, activa
     ("NHWC", 1, 11, 23, 17, 3, 2, 1, "replicate", None),  # stride 2: no in-place rows for integers
     ("NHWC", 1, 8, 9, 150, 3, 1, 1, "zeros", "relu"),  # blocks of channels
     ("NHWC", 2, 13, 41, 4, 7, 1, 2, "circular", None),
-    ("NHWC", 1, 24, 31, 3, 21, 1, 1, "symmetric", None),  # more taps than the stream table holds
+    ("NHWC", 1, 24, 31, 3, 21, 1, 1, "symmetric", None),  # large kernels: the channels taken apart into planes
+    ("NHWC", 1, 18, 40, 5, 7, 2, 1, "reflect", "relu6"),  # planes at stride 2
+    ("NHWC", 2, 3, 33, 2, 7, 1, 1, "replicate", None),  # planes, fewer rows than one call computes
     ("NCHW", 2, 21, 45, 3, 5, 1, 1, "reflect", None),
     ("NCHW", 1, 9, 8, 20, 3, 1, 1, "zeros", "relu"),  # narrow planes, many channels: planes, not packed
     ("NCHW", 1, 17, 33, 2, 3, 2, 1, "symmetric", "hard_swish"),

@@ -1,8 +1,9 @@
 """Kernels of 11x11 to 31x31 (image filters; the depthwise layers of large-kernel networks such as
 RepLKNet), forward and gradients, both layouts, at every instruction-set level: no size may fall
 to a path that computes anything else. The sweeps of test_forward.py and test_backward.py stop at
-7x7, where the register-resident tiles end; past it, the micro-kernels take their weights in chunks
-(the NHWC stream path of 2 to 15 channels: 21x21 taps of 3 channels outgrow its table)."""
+7x7, where the register-resident tiles end; past it, NHWC images of 2 to 15 channels are taken
+apart into planes, and the NHWC stream path (2 to 15 lanes per pixel with a channel multiplier)
+takes its weights in chunks: 21x21 taps of 6 lanes outgrow its table."""
 import numpy as np
 import pytest
 
@@ -10,8 +11,8 @@ import dwconv
 from reference import conv2d_backprop_filter, conv2d_backprop_input, conv2d_forward
 
 CASES = [  # (H, W, C, k, stride, padding mode)
-    (26, 31, 3, 21, 1, "reflect"),   # NHWC: the stream path, its taps in three chunks
-    (19, 40, 5, 15, 1, "zeros"),     # two chunks
+    (26, 31, 3, 21, 1, "reflect"),   # NHWC: three channels taken apart into planes
+    (19, 40, 5, 15, 1, "zeros"),     # five planes
     (23, 23, 1, 11, 1, "replicate"),  # one channel: NHWC rows are planes
     (21, 18, 16, 13, 1, "zeros"),    # a vector of channels
     (30, 27, 20, 31, 2, "circular"),  # strided, and a kernel wider than the image
@@ -64,3 +65,16 @@ def test_gradients(case, layout, isa_level):
     np.testing.assert_allclose(grads.filters, expected_filters, rtol=0, atol=2e-5 * np.abs(expected_filters).max())
     expected_bias = dy.astype(np.float64).sum(axis=(0, 1, 2) if layout == "NHWC" else (0, 2, 3))
     np.testing.assert_allclose(grads.bias, expected_bias, rtol=0, atol=2e-5 * np.abs(expected_bias).max())
+
+
+@pytest.mark.parametrize("C, M, k", [(3, 2, 21), (5, 3, 15), (2, 4, 11)])
+def test_forward_stream_chunks(C, M, k, isa_level):
+    """NHWC pixels of fewer lanes than a vector (C*M), the taps in one, two or three chunks."""
+    rng = np.random.default_rng([C, M, k])
+    x = rng.standard_normal((1, 23, 37, C)).astype(np.float32)
+    filters = (rng.standard_normal((k, k, C, M)) / k).astype(np.float32)
+    bias = rng.standard_normal(C * M).astype(np.float32)
+    padding = ((k // 2, k // 2), (k // 2, k // 2))
+    y = dwconv.depthwise_conv2d(x, filters, 1, padding, padding_mode="replicate", bias=bias)
+    expected = conv2d_forward(x, filters, (1, 1), padding, "NHWC", (1, 1), bias, "replicate")
+    np.testing.assert_allclose(y, expected, rtol=0, atol=2e-5 * np.abs(expected).max())
