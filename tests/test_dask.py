@@ -272,3 +272,18 @@ def test_integer_results_chunk_by_chunk(mode):
     reference = conv2d_forward(image, filters, (1, 1), ((2, 2), (2, 2)), "NHWC", (1, 1), padding_mode=mode)
     assert np.any(reference % 1 == 0.5) and reference.min() < 0 and reference.max() > 255
     np.testing.assert_array_equal(y.compute(), np.clip(np.rint(reference), 0, 255))
+
+
+def test_gather_writes_each_piece_once_or_returns_a_view():
+    """A slab across chunks is the chunks' pieces in place; one inside a single chunk is a view of
+    it, not a copy."""
+    rng = np.random.default_rng(12)
+    blocks = [[rng.standard_normal((1, rows, cols, 2)) for cols in (4, 7, 3)] for rows in (5, 2)]
+    row_slices, col_slices = [slice(3, 5), slice(0, 1)], [slice(2, 4), slice(0, 7), slice(0, 1)]
+    slab = dwconv.dask._gather(blocks, row_slices, col_slices, 1, 2)
+    expected = np.concatenate([np.concatenate([block[:, rows, cols] for block, cols in zip(row, col_slices)], 2)
+                               for row, rows in zip(blocks, row_slices)], 1)
+    np.testing.assert_array_equal(slab, expected)
+    view = dwconv.dask._gather([[blocks[0][1]]], [slice(1, 4)], [slice(2, 6)], 1, 2)
+    np.testing.assert_array_equal(view, blocks[0][1][:, 1:4, 2:6])
+    assert np.shares_memory(view, blocks[0][1])
