@@ -5,8 +5,10 @@ The input may be chunked along batch, height, width and channels. Every output c
 the in-memory function from the slab of (padded) input it reads: the slab's halo comes from the
 kernel, the dilation and the stride, and output chunks start on stride-aligned input rows and
 columns, so strided results are exact. Chunks smaller than the halo simply make slabs that span
-several of them. Channel chunks take the matching slices of the filters and bias (depthwise
-channels are independent).
+several of them. A slab inside one chunk is a view of it (the in-memory call copies it if it is not
+contiguous, as it copies any such input); one across chunks is its pieces copied once into one
+array. Channel chunks take the matching slices of the filters and bias (depthwise channels are
+independent).
 
 Arguments are checked by ``dwconv._args`` exactly as for the in-memory functions, when the graph is
 built; nothing is computed before ``.compute()``. The padding modes are applied lazily with
