@@ -308,7 +308,7 @@ def test_slabs_views_and_copies_give_the_in_memory_result(mode, monkeypatch):
     # a 1x1 kernel padded after the image only: the slabs are the output chunks, some inside one input chunk
     for kernel, padding in (((1, 1), ((0, 2), (0, 1))), ((5, 3), "SAME")):
         w = rng.standard_normal(kernel + (2,))
-        args = dict(padding=padding, padding_mode=mode)
+        args = {"padding": padding, "padding_mode": mode}
         np.testing.assert_allclose(dwconv.dask.depthwise_conv2d(dx, w, **args).compute(scheduler="sync"),
                                    dwconv.depthwise_conv2d(x, w, **args), rtol=1e-12, atol=1e-12)
     assert any(views) and not all(views)
