@@ -75,6 +75,13 @@ IMAGE_SUITE = tuple(
 )
 # scipy.ndimage runs one thread at 14-20x OpenCV's time: timed where a call takes at most ~0.5 s.
 SCIPY_MAX_TAPS_PIXELS = 7 * 7 * 1080 * 1920 * 4
+# After the image section: one image larger than a frame, in chunks, filtered by dwconv.dask and by
+# dask-image (scipy.ndimage on each chunk and its halo), with one in-memory call on the whole image
+# for scale. 8000x8000x3 float32 is 768 MB; the run holds ~5 of those (image, results, cross-check).
+# A few single calls per contestant: dask-image takes seconds a call.
+ChunkedCase = collections.namedtuple("ChunkedCase", "H W C chunk k")
+CHUNKED_CASE = ChunkedCase(8000, 8000, 3, 2000, 5)
+CHUNKED_ROUNDS = 3
 BACKWARD_BATCH = 16
 LAYOUTS = ("NHWC", "NCHW")
 
@@ -552,6 +559,37 @@ def _images_agree(result, reference, dtype):
     if np.dtype(dtype).kind in "iu":
         return np.abs(result[0] - reference[0]).max(initial=0) <= 1
     return _max_relative_error(result, reference) <= TOLERANCE
+
+
+def _chunked_contestants(image, kernel, chunk, threads):
+    """dwconv.dask and dask-image on `image` in (chunk, chunk, C) chunks, each computed by dask's
+    threaded scheduler with `threads` workers, and dwconv's one in-memory call on the whole image;
+    reflected borders (scipy's "mirror")."""
+    import dask.array as da
+    from dask_image import ndfilters
+
+    import dwconv.dask
+
+    chunked = da.from_array(image, chunks=(chunk, chunk, image.shape[2]))
+    filters = np.repeat(kernel[:, :, None], image.shape[2], axis=2)
+
+    def dwconv_dask():
+        y = dwconv.dask.depthwise_conv2d(chunked[None], filters, padding="SAME", padding_mode="reflect")
+        return y.compute(scheduler="threads", num_workers=threads)[0]
+
+    def dask_image():
+        y = ndfilters.correlate(chunked, kernel[:, :, None], mode="mirror")
+        return y.compute(scheduler="threads", num_workers=threads)
+
+    in_memory = functools.partial(dwconv.filter2d, image, kernel, num_threads=threads)
+    return [Contestant("dwconv.dask", dwconv_dask, _float32_result),
+            Contestant("dask-image", dask_image, _float32_result),
+            Contestant("in memory", in_memory, _float32_result)]
+
+
+def _float32_result(y):
+    """A result for the cross-check as it is, float32 (in float64, the chunked image's is 1.5 GB)."""
+    return (np.asarray(y).reshape(-1),)
 
 
 # ----------------------------------------------------------------------------- peers
@@ -1204,6 +1242,40 @@ def _print_gradients_alone(section, rows, peers):
         _print_cells(cells, widths)
 
 
+def _run_chunked_images(args, rng, case=CHUNKED_CASE):
+    """Measure and print dwconv.dask against dask-image on one chunked image (CHUNKED_CASE), and
+    against one in-memory call; returns the medians in ms by contestant, or None when dask or
+    dask-image does not import."""
+    try:
+        import dask.array  # noqa: F401
+        import dask_image.ndfilters  # noqa: F401
+    except ImportError as exc:
+        print(f"\nChunked image (dask): not measured ({exc}); pip install \"dask[array]\" dask-image adds it")
+        return None
+    print(f"\nChunked image (dask): {case.H}x{case.W}x{case.C} float32 in {case.chunk}x{case.chunk}x{case.C} "
+          f"chunks, {case.k}x{case.k} kernel, reflected borders, dask's threaded scheduler with "
+          f"{_threads_text(args.threads)}: median ms per call of {CHUNKED_ROUNDS} interleaved rounds")
+    image = rng.random((case.H, case.W, case.C), dtype=np.float32)
+    kernel = rng.random((case.k, case.k), dtype=np.float32)
+    kernel /= kernel.sum()
+    contestants = _chunked_contestants(image, kernel, case.chunk, args.threads)
+    _cross_check(contestants, "the chunked image")
+    samples = {c.label: [] for c in contestants}
+    for r in range(CHUNKED_ROUNDS):
+        for c in _round_order(contestants, r):
+            samples[c.label].append(_time_batch(c.run, 1))
+            time.sleep(c.spin_down)
+    ms = {label: 1e3 * statistics.median(times) for label, times in samples.items()}
+    print("ratio = its time / dwconv.dask's (> 1: dwconv.dask is faster)")
+    columns = ["shape", "layout"] + list(ms) + ["dask-image ratio", "in memory ratio"]
+    widths = _widths(columns)
+    _print_cells(columns, widths)
+    _print_cells([f"{case.H}x{case.W}x{case.C}-k{case.k}-f32", "HWC"] + [_fmt_ms(t) for t in ms.values()]
+                 + [f"{ms['dask-image'] / ms['dwconv.dask']:.2f}", f"{ms['in memory'] / ms['dwconv.dask']:.2f}"],
+                 widths)
+    return ms
+
+
 def _sections(args):
     """The sections the options ask for that have shapes to measure."""
     sections = [Section("forward", batch) for batch in args.batch]
@@ -1335,7 +1407,8 @@ def parse_args(argv):
     parser.add_argument("--threads", type=int, default=2,
                         help="threads for dwconv and every peer (default: 2)")
     parser.add_argument("--images", action=argparse.BooleanOptionalAction,
-                        help="time image filtering against OpenCV, PyTorch and scipy.ndimage "
+                        help="time image filtering against OpenCV, PyTorch and scipy.ndimage, and a chunked "
+                             "image with dwconv.dask against dask-image "
                              "(default: yes, except under --quick)")
     parser.add_argument("--shapes", nargs="+", metavar="NAME", choices=[s.name for s in SUITE + IMAGE_SUITE],
                         help="only these shapes of the suite and of the image section")
@@ -1402,10 +1475,13 @@ def main(argv=None):
         )
         rows += section_rows
         records += section_records
+    # the chunked image runs with the whole image section (not for a few --shapes)
+    chunked_ms = _run_chunked_images(args, rng) if args.images and not args.shapes else None
     print(f"\ntotal run time {time.perf_counter() - start:.0f} s")
     if not args.no_save:
         print(_save_results(args, {"machine": info, "settings": vars(args),
-                                   "comparisons": rows, "measurements": records}))
+                                   "comparisons": rows, "measurements": records,
+                                   "chunked_image_ms": chunked_ms}))
     return 0
 
 

@@ -496,3 +496,42 @@ def test_progress_without_control_codes_writes_plain_lines(environment, monkeypa
         "[1/2] backward, batch 16: a: 4% done, about 8 min left\n"  # 10 s after the last line
         "[2/2] backward, batch 16: b\n"
     )
+
+
+SMALL_CHUNKED_CASE = bench.ChunkedCase(46, 37, 3, 16, 5)  # uneven chunks, and a last one under the halo
+
+
+def test_chunked_image_contestants_compute_the_in_memory_filter():
+    pytest.importorskip("dask_image")
+    from reference import conv2d_forward
+
+    rng = np.random.default_rng(5)
+    image = rng.random((46, 37, 3), dtype=np.float32)
+    kernel = rng.random((5, 5), dtype=np.float32)
+    expected = conv2d_forward(image[None].astype(np.float64), np.repeat(kernel[:, :, None], 3, axis=2),
+                              (1, 1), ((2, 2), (2, 2)), "NHWC", (1, 1), padding_mode="reflect")[0]
+    contestants = bench._chunked_contestants(image, kernel, 16, THREADS)
+    assert [c.label for c in contestants] == ["dwconv.dask", "dask-image", "in memory"]
+    for c in contestants:
+        [flat] = c.as_nhwc(c.run())
+        np.testing.assert_allclose(flat.reshape(image.shape), expected, rtol=1e-5, atol=1e-5, err_msg=c.label)
+
+
+def test_the_chunked_image_section_prints_times_and_ratios(capsys):
+    pytest.importorskip("dask_image")
+    args = bench.parse_args(["--no-save"])[1]
+    ms = bench._run_chunked_images(args, np.random.default_rng(6), SMALL_CHUNKED_CASE)
+    printed = capsys.readouterr().out
+    assert "Chunked image (dask): 46x37x3 float32 in 16x16x3 chunks, 5x5 kernel" in printed
+    assert "disagrees" not in printed
+    assert set(ms) == {"dwconv.dask", "dask-image", "in memory"} and min(ms.values()) > 0
+    row = next(line for line in printed.splitlines() if line.startswith("46x37x3-k5-f32"))
+    assert row.split()[-2:] == [f"{ms['dask-image'] / ms['dwconv.dask']:.2f}",
+                                f"{ms['in memory'] / ms['dwconv.dask']:.2f}"]
+
+
+def test_the_chunked_image_section_says_what_to_install(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "dask_image", None)  # (an import of it then raises ImportError)
+    args = bench.parse_args(["--no-save"])[1]
+    assert bench._run_chunked_images(args, np.random.default_rng(6), SMALL_CHUNKED_CASE) is None
+    assert 'pip install "dask[array]" dask-image adds it' in capsys.readouterr().out

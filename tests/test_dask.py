@@ -272,3 +272,43 @@ def test_integer_results_chunk_by_chunk(mode):
     reference = conv2d_forward(image, filters, (1, 1), ((2, 2), (2, 2)), "NHWC", (1, 1), padding_mode=mode)
     assert np.any(reference % 1 == 0.5) and reference.min() < 0 and reference.max() > 255
     np.testing.assert_array_equal(y.compute(), np.clip(np.rint(reference), 0, 255))
+
+
+def test_gather_writes_each_piece_once_or_returns_a_view():
+    """A slab across chunks is the chunks' pieces in place; one inside a single chunk is a view of
+    it, not a copy."""
+    rng = np.random.default_rng(12)
+    blocks = [[rng.standard_normal((1, rows, cols, 2)) for cols in (4, 7, 3)] for rows in (5, 2)]
+    row_slices, col_slices = [slice(3, 5), slice(0, 1)], [slice(2, 4), slice(0, 7), slice(0, 1)]
+    slab = dwconv.dask._gather(blocks, row_slices, col_slices, 1, 2)
+    expected = np.concatenate([np.concatenate([block[:, rows, cols] for block, cols in zip(row, col_slices)], 2)
+                               for row, rows in zip(blocks, row_slices)], 1)
+    np.testing.assert_array_equal(slab, expected)
+    view = dwconv.dask._gather([[blocks[0][1]]], [slice(1, 4)], [slice(2, 6)], 1, 2)
+    np.testing.assert_array_equal(view, blocks[0][1][:, 1:4, 2:6])
+    assert np.shares_memory(view, blocks[0][1])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_slabs_views_and_copies_give_the_in_memory_result(mode, monkeypatch):
+    """Slabs inside one chunk (views) and across chunks and the padding (one copy each), in every
+    padding mode: the result is the in-memory call's."""
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((1, 31, 23, 2))
+    dx = da.from_array(x, chunks=(1, (9, 12, 10), (8, 15), 2))
+    views = []
+
+    def gather(blocks, *slices):
+        slab = real_gather(blocks, *slices)
+        views.append(any(np.shares_memory(slab, block) for row in blocks for block in row))
+        return slab
+
+    real_gather = dwconv.dask._gather
+    monkeypatch.setattr(dwconv.dask, "_gather", gather)
+    # a 1x1 kernel padded after the image only: the slabs are the output chunks, some inside one input chunk
+    for kernel, padding in (((1, 1), ((0, 2), (0, 1))), ((5, 3), "SAME")):
+        w = rng.standard_normal(kernel + (2,))
+        args = {"padding": padding, "padding_mode": mode}
+        np.testing.assert_allclose(dwconv.dask.depthwise_conv2d(dx, w, **args).compute(scheduler="sync"),
+                                   dwconv.depthwise_conv2d(x, w, **args), rtol=1e-12, atol=1e-12)
+    assert any(views) and not all(views)
