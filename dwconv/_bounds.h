@@ -254,13 +254,13 @@ DW_CHECKED_KERNELS(double, f64)
 /* The integer pixels' conversions (_microkernels_convert.h): elements of 1 or 2 bytes. */
 static size_t dw_elem_size(int type) { return type == DW_ELEM_U8 ? 1 : 2; }
 
-static void dw_checked_widen(float *dst, ptrdiff_t dst_pix, const void *src, int type, ptrdiff_t src_pix,
-                             ptrdiff_t npix, ptrdiff_t nc)
+static void dw_checked_widen(float *dst, ptrdiff_t dst_pix, ptrdiff_t dst_c, const void *src, int type,
+                             ptrdiff_t src_pix, ptrdiff_t npix, ptrdiff_t nc)
 {
     const ptrdiff_t src_counts_strides[] = {npix, nc, src_pix, 1};
     dw_bounds_check("widen: src", src, dw_elem_size(type), 0, 2, src_counts_strides, src_counts_strides + 2);
-    DW_CHECK("widen: dst", dst, float, 1, npix, nc, dst_pix, 1);
-    dw_active->widen(dst, dst_pix, src, type, src_pix, npix, nc);
+    DW_CHECK("widen: dst", dst, float, 1, npix, nc, dst_pix, dst_c);
+    dw_active->widen(dst, dst_pix, dst_c, src, type, src_pix, npix, nc);
 }
 
 static void dw_checked_narrow(void *dst, int type, ptrdiff_t dst_pix, const float *src, ptrdiff_t src_pix,

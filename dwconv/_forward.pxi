@@ -60,10 +60,12 @@ cdef enum:
     # sums wait on the FMA latency: rows narrower than this are copied whole instead.
     IN_PLACE_MIN_WIDTH = 16
     # NHWC images of fewer channels than this (M 1) with kernels of this many taps or more are
-    # filtered channel by channel, each a plane (RING_PLANES), once the taps outweigh taking the
-    # pixels apart and putting them back together (measured on an AVX-512 Xeon against the stream
-    # path, RGB and RGBA: 7x7 1.05-1.17x faster, 11x11 1.14-1.39x, 21x21 1.56-2.13x, on 1080p and
-    # 128x256 images; 3x3 and 5x5 0.24-0.96x).
+    # filtered channel by channel, each a plane (RING_PLANES), where the taps outweigh taking the
+    # pixels apart and putting them back together; RGB images with any kernel, whose pixels the
+    # micro-kernels take apart in shuffles (measured on an AVX-512 Xeon against the stream path, on
+    # 1080p and 128x256 images: RGB 3x3 1.03-1.23x faster, 5x5 1.18-1.68x, 7x7 1.19-1.67x, 11x11
+    # 1.17-1.61x, 21x21 1.29-2.19x; RGBA 7x7 1.05-1.17x, 11x11 1.14-1.39x, 21x21 1.56-2.13x, but
+    # 3x3 and 5x5 0.54-0.96x).
     PLANAR_MAX_CHANNELS = 16
     PLANAR_MIN_TAPS = 49
 
@@ -188,7 +190,8 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     # at batch 1; at stride 1 the aligned ring rows win, 5x5 and 7x7 kernels by 1.15-1.2x).
     plan.in_place = d.nhwc and d.M == 1 and d.sw > 1 and d.OW >= IN_PLACE_MIN_WIDTH and d.x_type == DW_ELEM_FLOAT
     wanted = 1 if n_threads == 1 else ceil_div(ITEMS_PER_THREAD * n_threads, d.N)  # items per image
-    if d.nhwc and d.M == 1 and C < PLANAR_MAX_CHANNELS and n_taps >= PLANAR_MIN_TAPS and d.OW >= PLANE_MIN_WIDTH:
+    if (d.nhwc and d.M == 1 and C < PLANAR_MAX_CHANNELS and (n_taps >= PLANAR_MIN_TAPS or C == 3)
+            and d.OW >= PLANE_MIN_WIDTH):
         plan.kind = RING_PLANES
         plan.n_blocks, plan.block = 1, C
         plan.n_bands = wanted

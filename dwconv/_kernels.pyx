@@ -81,8 +81,8 @@ cdef extern from "_microkernels.h" nogil:
                        Py_ssize_t nc)
     void dw_copy_double(double *dst, Py_ssize_t dst_pix, const double *src, Py_ssize_t src_pix, Py_ssize_t npix,
                         Py_ssize_t nc)
-    void dw_widen(float *dst, Py_ssize_t dst_pix, const void *src, int type, Py_ssize_t src_pix, Py_ssize_t npix,
-                  Py_ssize_t nc)
+    void dw_widen(float *dst, Py_ssize_t dst_pix, Py_ssize_t dst_c, const void *src, int type, Py_ssize_t src_pix,
+                  Py_ssize_t npix, Py_ssize_t nc)
     void dw_narrow(void *dst, int type, Py_ssize_t dst_pix, const float *src, Py_ssize_t src_pix, Py_ssize_t npix,
                    Py_ssize_t nc)
     void dw_plane_rows_float(const float *const *rows, Py_ssize_t off, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,

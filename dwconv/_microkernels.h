@@ -142,7 +142,7 @@ typedef void (*dw_copy_f64_fn)(double *, ptrdiff_t, const double *, ptrdiff_t, p
 typedef void (*dw_transpose_f32_fn)(const float *, ptrdiff_t, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
 typedef void (*dw_transpose_f64_fn)(const double *, ptrdiff_t, double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
 
-typedef void (*dw_widen_fn)(float *, ptrdiff_t, const void *, int, ptrdiff_t, ptrdiff_t, ptrdiff_t);
+typedef void (*dw_widen_fn)(float *, ptrdiff_t, ptrdiff_t, const void *, int, ptrdiff_t, ptrdiff_t, ptrdiff_t);
 typedef void (*dw_narrow_fn)(void *, int, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
 
 typedef struct {

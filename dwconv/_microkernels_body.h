@@ -582,6 +582,46 @@ DW_INLINE void DW_FN(transpose_tile)(DW_VEC *v)
 #endif
 #undef DW_SWAP_STAGE
 }
+
+/* Three planes' vectors of DW_VLEN pixels to the three vectors of those pixels (an RGB image's
+ * channels put back together), and back, two two-vector shuffles per vector. Lane l of pixel
+ * vector k is element e = k*DW_VLEN + l of the pixels: pixel e / 3 of plane e % 3. */
+#define DW_RGB_E(k, l) ((k) * DW_LANES + (l))
+#define DW_RGB_A(k, l) (DW_RGB_E(k, l) % 3 == 0 ? DW_RGB_E(k, l) / 3 : DW_RGB_E(k, l) % 3 == 1 ? DW_LANES + DW_RGB_E(k, l) / 3 : 0)
+#define DW_RGB_B(k, l) (DW_RGB_E(k, l) % 3 == 2 ? DW_LANES + DW_RGB_E(k, l) / 3 : (l))
+DW_INLINE void DW_FN(pixels_of_three)(const DW_VEC *planes, DW_VEC *pixels)
+{
+#define DW_PIXELS(k)                                                                                     \
+    pixels[k] = __builtin_shufflevector(__builtin_shufflevector(planes[0], planes[1], DW_LANE_LIST(DW_RGB_A, k)), \
+                                        planes[2], DW_LANE_LIST(DW_RGB_B, k))
+    DW_PIXELS(0);
+    DW_PIXELS(1);
+    DW_PIXELS(2);
+#undef DW_PIXELS
+}
+
+/* Lane l of plane c is element e = 3*l + c of the pixels: lane e % DW_VLEN of vector e / DW_VLEN. */
+#define DW_PLANE_E(c, l) (3 * (l) + (c))
+#define DW_PLANE_A(c, l) (DW_PLANE_E(c, l) < 2 * DW_LANES ? DW_PLANE_E(c, l) : 0)
+#define DW_PLANE_B(c, l) (DW_PLANE_E(c, l) >= 2 * DW_LANES ? DW_PLANE_E(c, l) - DW_LANES : (l))
+DW_INLINE void DW_FN(planes_of_three)(const DW_VEC *pixels, DW_VEC *planes)
+{
+#define DW_PLANE(c)                                                                                      \
+    planes[c] = __builtin_shufflevector(__builtin_shufflevector(pixels[0], pixels[1], DW_LANE_LIST(DW_PLANE_A, c)), \
+                                        pixels[2], DW_LANE_LIST(DW_PLANE_B, c))
+    DW_PLANE(0);
+    DW_PLANE(1);
+    DW_PLANE(2);
+#undef DW_PLANE
+}
+/* (for _microkernels_convert.h, which takes integer RGB pixels apart too) */
+#define DW_HAS_THREE_PLANES 1
+#undef DW_RGB_E
+#undef DW_RGB_A
+#undef DW_RGB_B
+#undef DW_PLANE_E
+#undef DW_PLANE_A
+#undef DW_PLANE_B
 #undef DW_LANE_LIST
 #endif
 
@@ -592,6 +632,28 @@ static void DW_FN(transpose)(const DW_T *src, ptrdiff_t src_b, DW_T *dst, ptrdif
                              int nt)
 {
 #ifdef DW_TRANSPOSE_IN_REGISTERS
+    /* Three planes to pixels of three elements and back (an RGB image taken apart for its planes'
+     * kernels: the register tiles below took as long as a 7x7 kernel's sums), in plain stores. */
+    if (nb == 3 && dst_a == 3 && na >= DW_VLEN) {
+        DW_VEC planes[3], pixels[3];
+        for (ptrdiff_t a_next = 0; a_next < na; a_next += DW_VLEN) {
+            const ptrdiff_t a = a_next + DW_VLEN <= na ? a_next : na - DW_VLEN;
+            for (int c = 0; c < 3; c++) planes[c] = DW_FN(load)(src + c * src_b + a);
+            DW_FN(pixels_of_three)(planes, pixels);
+            for (int k = 0; k < 3; k++) DW_FN(store)(dst + 3 * a + k * DW_VLEN, pixels[k]);
+        }
+        return;
+    }
+    if (na == 3 && src_b == 3 && nb >= DW_VLEN) {
+        DW_VEC planes[3], pixels[3];
+        for (ptrdiff_t b_next = 0; b_next < nb; b_next += DW_VLEN) {
+            const ptrdiff_t b = b_next + DW_VLEN <= nb ? b_next : nb - DW_VLEN;
+            for (int k = 0; k < 3; k++) pixels[k] = DW_FN(load)(src + 3 * b + k * DW_VLEN);
+            DW_FN(planes_of_three)(pixels, planes);
+            for (int c = 0; c < 3; c++) DW_FN(store)(dst + c * dst_a + b, planes[c]);
+        }
+        return;
+    }
     if (na >= DW_VLEN && nb >= DW_VLEN) {
         DW_VEC v[DW_LANES];
         for (ptrdiff_t b_next = 0; b_next < nb; b_next += DW_VLEN) {

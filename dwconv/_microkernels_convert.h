@@ -90,10 +90,52 @@ DW_INLINE float DW_FN(saturated_one)(float v, float lo, float hi)
         }                                                                                    \
     } while (0)
 
-/* dst[p*dst_pix + c] = src[p*src_pix + c] for p < npix, c < nc, from integers of type `type`. */
-static void DW_FN(widen)(float *dst, ptrdiff_t dst_pix, const void *src, int type, ptrdiff_t src_pix, ptrdiff_t npix,
-                         ptrdiff_t nc)
+/* Element i of integers of type `type`, and the vector of elements [i, i + DW_VLEN), as floats. */
+DW_INLINE float DW_FN(widened_one)(const void *src, int type, ptrdiff_t i)
 {
+    return type == DW_ELEM_U8 ? ((const uint8_t *)src)[i] : type == DW_ELEM_U16 ? ((const uint16_t *)src)[i]
+                                                                                : ((const int16_t *)src)[i];
+}
+
+DW_INLINE DW_VEC DW_FN(widened_at)(const void *src, int type, ptrdiff_t i)
+{
+    DW_FN(u8vec) u8;
+    DW_FN(u16vec) u16;
+    DW_FN(i16vec) i16;
+    if (type == DW_ELEM_U8) {
+        memcpy(&u8, (const uint8_t *)src + i, sizeof u8);
+        return DW_FN(widened_u8)(u8);
+    }
+    if (type == DW_ELEM_U16) {
+        memcpy(&u16, (const uint16_t *)src + i, sizeof u16);
+        return DW_FN(widened_u16)(u16);
+    }
+    memcpy(&i16, (const int16_t *)src + i, sizeof i16);
+    return DW_FN(widened_i16)(i16);
+}
+
+/* dst[p*dst_pix + c*dst_c] = src[p*src_pix + c] for p < npix, c < nc, from integers of type `type`
+ * (dst_c 1: pixels of nc channels; else planes dst_c apart, each pixel's channels taken apart). */
+static void DW_FN(widen)(float *dst, ptrdiff_t dst_pix, ptrdiff_t dst_c, const void *src, int type, ptrdiff_t src_pix,
+                         ptrdiff_t npix, ptrdiff_t nc)
+{
+    if (dst_c != 1) {
+#ifdef DW_HAS_THREE_PLANES
+        if (nc == 3 && src_pix == 3 && dst_pix == 1 && npix >= DW_VLEN) { /* RGB, in shuffles */
+            DW_VEC pixels[3], planes[3];
+            for (ptrdiff_t p_next = 0; p_next < npix; p_next += DW_VLEN) {
+                const ptrdiff_t p = p_next + DW_VLEN <= npix ? p_next : npix - DW_VLEN;
+                for (int k = 0; k < 3; k++) pixels[k] = DW_FN(widened_at)(src, type, 3 * p + k * DW_VLEN);
+                DW_FN(planes_of_three)(pixels, planes);
+                for (int c = 0; c < 3; c++) DW_FN(store)(dst + c * dst_c + p, planes[c]);
+            }
+            return;
+        }
+#endif
+        for (ptrdiff_t p = 0; p < npix; p++)
+            for (ptrdiff_t c = 0; c < nc; c++) dst[p * dst_pix + c * dst_c] = DW_FN(widened_one)(src, type, p * src_pix + c);
+        return;
+    }
     if (dst_pix == nc && src_pix == nc) { /* one run */
         nc *= npix;
         npix = 1;

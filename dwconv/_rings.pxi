@@ -135,18 +135,16 @@ cdef void copy_columns(const Ring *ring, floating *dst, const floating *x, const
         if d.x_type == DW_ELEM_FLOAT:
             transpose(x + ((n * d.H + r) * d.W + col0) * C + c0, C, dst, ring.plane_size, nc, ncols)
         elif floating is float:
-            for c in range(nc):
-                dw_widen(dst + c * ring.plane_size, 1,
-                         element_at(x, ((n * d.H + r) * d.W + col0) * C + c0 + c, d.x_type, sizeof(float)),
-                         d.x_type, C, ncols, 1)
+            dw_widen(dst, 1, ring.plane_size, element_at(x, ((n * d.H + r) * d.W + col0) * C + c0, d.x_type,
+                                                          sizeof(float)), d.x_type, C, ncols, nc)
         return
     if d.x_type != DW_ELEM_FLOAT:
         if floating is float:
             if ring.kind == RING_PIXELS:
-                dw_widen(dst, nc, element_at(x, ((n * d.H + r) * d.W + col0) * C + c0, d.x_type, sizeof(float)),
+                dw_widen(dst, nc, 1, element_at(x, ((n * d.H + r) * d.W + col0) * C + c0, d.x_type, sizeof(float)),
                          d.x_type, C, ncols, nc)
             else:
-                dw_widen(dst, ncols, element_at(x, ((n * C + c0) * d.H + r) * d.W + col0, d.x_type, sizeof(float)),
+                dw_widen(dst, ncols, 1, element_at(x, ((n * C + c0) * d.H + r) * d.W + col0, d.x_type, sizeof(float)),
                          d.x_type, ncols, 1, ncols)
         return
     if ring.kind == RING_PIXELS:
