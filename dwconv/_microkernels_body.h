@@ -614,8 +614,69 @@ DW_INLINE void DW_FN(planes_of_three)(const DW_VEC *pixels, DW_VEC *planes)
     DW_PLANE(2);
 #undef DW_PLANE
 }
-/* (for _microkernels_convert.h, which takes integer RGB pixels apart too) */
-#define DW_HAS_THREE_PLANES 1
+/* The same for four planes (RGBA), in three shuffles per vector: channels 0 and 1, 2 and 3, then
+ * the two pairs. */
+#define DW_RGBA_E(k, l) ((k) * DW_LANES + (l))
+#define DW_RGBA_01(k, l) (DW_RGBA_E(k, l) % 4 == 0 ? DW_RGBA_E(k, l) / 4 : DW_LANES + DW_RGBA_E(k, l) / 4)
+#define DW_RGBA_23(k, l) (DW_RGBA_E(k, l) % 4 == 2 ? DW_RGBA_E(k, l) / 4 : DW_LANES + DW_RGBA_E(k, l) / 4)
+#define DW_RGBA_PAIRS(k, l) (DW_RGBA_E(k, l) % 4 < 2 ? (l) : DW_LANES + (l))
+DW_INLINE void DW_FN(pixels_of_four)(const DW_VEC *planes, DW_VEC *pixels)
+{
+#define DW_PIXELS(k)                                                                                     \
+    pixels[k] = __builtin_shufflevector(__builtin_shufflevector(planes[0], planes[1], DW_LANE_LIST(DW_RGBA_01, k)), \
+                                        __builtin_shufflevector(planes[2], planes[3], DW_LANE_LIST(DW_RGBA_23, k)), \
+                                        DW_LANE_LIST(DW_RGBA_PAIRS, k))
+    DW_PIXELS(0);
+    DW_PIXELS(1);
+    DW_PIXELS(2);
+    DW_PIXELS(3);
+#undef DW_PIXELS
+}
+
+#define DW_PLANE4_E(c, l) (4 * (l) + (c))
+#define DW_PLANE4_LO(c, l) (DW_PLANE4_E(c, l) < 2 * DW_LANES ? DW_PLANE4_E(c, l) : 0)
+#define DW_PLANE4_HI(c, l) (DW_PLANE4_E(c, l) >= 2 * DW_LANES ? DW_PLANE4_E(c, l) - 2 * DW_LANES : 0)
+#define DW_PLANE4_HALVES(c, l) (DW_PLANE4_E(c, l) < 2 * DW_LANES ? (l) : DW_LANES + (l))
+DW_INLINE void DW_FN(planes_of_four)(const DW_VEC *pixels, DW_VEC *planes)
+{
+#define DW_PLANE(c)                                                                                      \
+    planes[c] = __builtin_shufflevector(__builtin_shufflevector(pixels[0], pixels[1], DW_LANE_LIST(DW_PLANE4_LO, c)), \
+                                        __builtin_shufflevector(pixels[2], pixels[3], DW_LANE_LIST(DW_PLANE4_HI, c)), \
+                                        DW_LANE_LIST(DW_PLANE4_HALVES, c))
+    DW_PLANE(0);
+    DW_PLANE(1);
+    DW_PLANE(2);
+    DW_PLANE(3);
+#undef DW_PLANE
+}
+
+/* n (3 or 4) planes' vectors to pixel vectors and back. */
+DW_INLINE void DW_FN(pixels_of)(const DW_VEC *planes, DW_VEC *pixels, ptrdiff_t n)
+{
+    if (n == 3)
+        DW_FN(pixels_of_three)(planes, pixels);
+    else
+        DW_FN(pixels_of_four)(planes, pixels);
+}
+
+DW_INLINE void DW_FN(planes_of)(const DW_VEC *pixels, DW_VEC *planes, ptrdiff_t n)
+{
+    if (n == 3)
+        DW_FN(planes_of_three)(pixels, planes);
+    else
+        DW_FN(planes_of_four)(pixels, planes);
+}
+
+/* (for _microkernels_convert.h, which takes integer RGB and RGBA pixels apart too) */
+#define DW_HAS_PLANES_OF 1
+#undef DW_RGBA_E
+#undef DW_RGBA_01
+#undef DW_RGBA_23
+#undef DW_RGBA_PAIRS
+#undef DW_PLANE4_E
+#undef DW_PLANE4_LO
+#undef DW_PLANE4_HI
+#undef DW_PLANE4_HALVES
 #undef DW_RGB_E
 #undef DW_RGB_A
 #undef DW_RGB_B
@@ -632,25 +693,26 @@ static void DW_FN(transpose)(const DW_T *src, ptrdiff_t src_b, DW_T *dst, ptrdif
                              int nt)
 {
 #ifdef DW_TRANSPOSE_IN_REGISTERS
-    /* Three planes to pixels of three elements and back (an RGB image taken apart for its planes'
-     * kernels: the register tiles below took as long as a 7x7 kernel's sums), in plain stores. */
-    if (nb == 3 && dst_a == 3 && na >= DW_VLEN) {
-        DW_VEC planes[3], pixels[3];
+    /* Three or four planes to pixels of as many elements and back (an RGB or RGBA image taken apart
+     * for its planes' kernels: the register tiles below took as long as a 7x7 kernel's sums), in
+     * plain stores. */
+    if ((nb == 3 || nb == 4) && dst_a == nb && na >= DW_VLEN) {
+        DW_VEC planes[4], pixels[4];
         for (ptrdiff_t a_next = 0; a_next < na; a_next += DW_VLEN) {
             const ptrdiff_t a = a_next + DW_VLEN <= na ? a_next : na - DW_VLEN;
-            for (int c = 0; c < 3; c++) planes[c] = DW_FN(load)(src + c * src_b + a);
-            DW_FN(pixels_of_three)(planes, pixels);
-            for (int k = 0; k < 3; k++) DW_FN(store)(dst + 3 * a + k * DW_VLEN, pixels[k]);
+            for (int c = 0; c < nb; c++) planes[c] = DW_FN(load)(src + c * src_b + a);
+            DW_FN(pixels_of)(planes, pixels, nb);
+            for (int k = 0; k < nb; k++) DW_FN(store)(dst + nb * a + k * DW_VLEN, pixels[k]);
         }
         return;
     }
-    if (na == 3 && src_b == 3 && nb >= DW_VLEN) {
-        DW_VEC planes[3], pixels[3];
+    if ((na == 3 || na == 4) && src_b == na && nb >= DW_VLEN) {
+        DW_VEC planes[4], pixels[4];
         for (ptrdiff_t b_next = 0; b_next < nb; b_next += DW_VLEN) {
             const ptrdiff_t b = b_next + DW_VLEN <= nb ? b_next : nb - DW_VLEN;
-            for (int k = 0; k < 3; k++) pixels[k] = DW_FN(load)(src + 3 * b + k * DW_VLEN);
-            DW_FN(planes_of_three)(pixels, planes);
-            for (int c = 0; c < 3; c++) DW_FN(store)(dst + c * dst_a + b, planes[c]);
+            for (int k = 0; k < na; k++) pixels[k] = DW_FN(load)(src + na * b + k * DW_VLEN);
+            DW_FN(planes_of)(pixels, planes, na);
+            for (int c = 0; c < na; c++) DW_FN(store)(dst + c * dst_a + b, planes[c]);
         }
         return;
     }

@@ -120,14 +120,14 @@ static void DW_FN(widen)(float *dst, ptrdiff_t dst_pix, ptrdiff_t dst_c, const v
                          ptrdiff_t npix, ptrdiff_t nc)
 {
     if (dst_c != 1) {
-#ifdef DW_HAS_THREE_PLANES
-        if (nc == 3 && src_pix == 3 && dst_pix == 1 && npix >= DW_VLEN) { /* RGB, in shuffles */
-            DW_VEC pixels[3], planes[3];
+#ifdef DW_HAS_PLANES_OF
+        if ((nc == 3 || nc == 4) && src_pix == nc && dst_pix == 1 && npix >= DW_VLEN) { /* RGB, RGBA: shuffles */
+            DW_VEC pixels[4], planes[4];
             for (ptrdiff_t p_next = 0; p_next < npix; p_next += DW_VLEN) {
                 const ptrdiff_t p = p_next + DW_VLEN <= npix ? p_next : npix - DW_VLEN;
-                for (int k = 0; k < 3; k++) pixels[k] = DW_FN(widened_at)(src, type, 3 * p + k * DW_VLEN);
-                DW_FN(planes_of_three)(pixels, planes);
-                for (int c = 0; c < 3; c++) DW_FN(store)(dst + c * dst_c + p, planes[c]);
+                for (int k = 0; k < nc; k++) pixels[k] = DW_FN(widened_at)(src, type, nc * p + k * DW_VLEN);
+                DW_FN(planes_of)(pixels, planes, nc);
+                for (int c = 0; c < nc; c++) DW_FN(store)(dst + c * dst_c + p, planes[c]);
             }
             return;
         }
