@@ -1,4 +1,5 @@
-"""1-D depthwise convolution (``dwconv.depthwise_conv1d``, its gradients, the causal streaming form).
+"""1-D depthwise convolution (``dwconv.depthwise_conv1d``, its gradients, the causal streaming form,
+``dwconv.compat.keras.layers.DepthwiseConv1D``).
 
 The expectations come from ``tests/reference.py``'s float64 2-D reference run on images of height 1
 (a ``(N, L, C)`` signal as ``(N, 1, L, C)``, ``(k, C, M)`` filters as ``(1, k, C, M)``); the 1-D
@@ -14,10 +15,12 @@ from checks import (
     reference_forward,
     reference_gradients,
 )
+from reference import activate
 from sweep import MODES
 
 import dwconv
 from dwconv._names import ACTIVATIONS
+from dwconv.compat import keras
 
 FORMATS = ("NWC", "NCW")
 
@@ -309,3 +312,74 @@ def test_out_shape_error_shows_the_1d_shapes():
     x, w = np.ones((2, 6, 3), np.float32), np.ones((4, 3), np.float32)
     with pytest.raises(ValueError, match=r"^`out` has shape \(2, 4, 3\), expected \(2, 3, 3\)$"):
         dwconv.depthwise_conv1d(x, w, out=np.empty((2, 4, 3), np.float32))
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("padding, activation", [("causal", "tanh"), ("same", None), ("valid", "relu")])
+def test_keras_depthwise_conv1d_forward_and_backward_against_reference(data_format, padding, activation):
+    """The layer's output, input gradient and weight gradients through its activation (whose
+    derivative is taken by central differences of the reference's float64 activation)."""
+    rng = np.random.default_rng(8)
+    fmt = "NWC" if data_format == "channels_last" else "NCW"
+    x = signal(rng, fmt, 12, C=3)
+    layer = keras.layers.DepthwiseConv1D(3, 2 if padding == "valid" else 1, padding, 2, data_format, 2, activation,
+                                         bias_initializer=keras.initializers.RandomNormal(stddev=1.0, seed=4))
+    y = layer(x)
+    assert y.dtype == np.float32 and layer.kernel.shape == (3, 3, 2) and layer.bias.shape == (6,)
+    assert layer.compute_output_shape((None, *x.shape[1:])) == (None, *y.shape[1:])
+    z, _, args = reference(x, layer.kernel, fmt, 12, layer.strides[0], 2, padding, bias=layer.bias)
+    np.testing.assert_allclose(y, activate(z, activation), rtol=1e-5, atol=1e-5)
+    grad = rng.standard_normal(y.shape)
+    gx = layer.backward(grad)
+    h = 1e-6
+    dz = grad * (1 if activation is None else (activate(z + h, activation) - activate(z - h, activation)) / (2 * h))
+    ref_grads = reference_gradients(as_image(x, fmt), layer.kernel[None], as_image(dz, fmt), *args)
+    np.testing.assert_allclose(gx, as_signal(ref_grads["input"][0], fmt), rtol=1e-4, atol=1e-4)
+    kernel_grad, bias_grad = layer.gradients
+    np.testing.assert_allclose(kernel_grad, ref_grads["filters"][0][0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(bias_grad, ref_grads["bias"][0], rtol=1e-4, atol=1e-4)
+
+
+def test_keras_depthwise_conv1d_config_round_trip():
+    layer = keras.layers.DepthwiseConv1D(5, strides=2, padding="CAUSAL", depth_multiplier=3,
+                                         data_format="channels_first", dilation_rate=(2,), activation="swish",
+                                         depthwise_initializer=keras.initializers.HeNormal(seed=1),
+                                         bias_regularizer="l2", depthwise_constraint="non_neg", name="dw1",
+                                         dtype="float64")
+    config = layer.get_config()
+    assert config["kernel_size"] == (5,) and config["strides"] == (2,) and config["dilation_rate"] == (2,)
+    assert config["padding"] == "causal" and config["activation"] == "silu" and config["name"] == "dw1"
+    clone = keras.layers.DepthwiseConv1D.from_config(config)
+    assert type(clone) is keras.layers.DepthwiseConv1D and clone.get_config() == config
+    x = np.random.default_rng(9).standard_normal((2, 4, 11))
+    np.testing.assert_array_equal(clone(x), layer(x))     # seeded initializer: the same weights
+    assert layer(x).shape == (2, 12, 6) and layer(x).dtype == np.float64
+    assert repr(layer) == "<DepthwiseConv1D name=dw1, built=True>"
+    assert keras.layers.DepthwiseConv1D(3).name.startswith("depthwise_conv1d")
+
+
+def test_keras_depthwise_conv1d_config_round_trip_with_keras():
+    real_keras = pytest.importorskip("keras")
+    x = np.random.default_rng(10).standard_normal((2, 9, 4)).astype(np.float32)
+    theirs = real_keras.layers.DepthwiseConv1D(3, 1, "same", 2, dilation_rate=2, activation="relu",
+                                               bias_initializer=real_keras.initializers.Constant(0.5))
+    want = np.asarray(theirs(x))
+    ours = keras.layers.DepthwiseConv1D.from_config(theirs.get_config())
+    ours(x)
+    ours.set_weights(theirs.get_weights())
+    np.testing.assert_allclose(ours(x), want, rtol=1e-5, atol=1e-5)
+    again = real_keras.layers.DepthwiseConv1D.from_config(ours.get_config())
+    again(x)
+    again.set_weights(ours.get_weights())
+    np.testing.assert_allclose(np.asarray(again(x)), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: keras.layers.DepthwiseConv1D((3, 3)), r"`kernel_size` must be a positive int, got \(3, 3\)"),
+    (lambda: keras.layers.DepthwiseConv1D(3, padding="full"), r"`padding` must be 'VALID', 'SAME', 'CAUSAL'"),
+    (lambda: keras.layers.DepthwiseConv1D(3, dilation_rate=-1), r"`dilation_rate` must be a positive int, got -1"),
+    (lambda: keras.layers.DepthwiseConv2D(3, padding="causal"), r"`padding` must be 'VALID', 'SAME' or explicit"),
+])
+def test_keras_layer_errors(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
