@@ -147,7 +147,7 @@ def test_1d_functions(device, fmt):
     dy = signal(rng.standard_normal(y_shape))
     ref = reference_results(x4, w4, bias, image(dy), 1, ((0, 0), (6, 0)), fmt, 2, "zeros", None)
     put, get = device.put, device.get
-    kwargs = dict(data_format=one_d, dilations=2)
+    kwargs = {"data_format": one_d, "dilations": 2}
     y = dwconv.depthwise_conv1d(put(x), put(w), 1, "CAUSAL", bias=put(bias), **kwargs)
     assert_rounded_close(get(y), *map(signal, ref["y"]), np.float64, 4)
     grads = dwconv.depthwise_conv1d_grad(put(x), put(w), put(dy), 1, "CAUSAL", **kwargs)
