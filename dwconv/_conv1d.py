@@ -8,7 +8,8 @@ their backend through the 2-D functions' dispatch.
 
 The 1-D arguments (layout, shapes, strides, dilations, padding) are checked here, so that the errors
 name the 1-D forms; the 2-D function then checks the rest (dtypes, bias, activation, ``out``'s dtype
-and memory, threads) with the messages of ``dwconv._args``.
+and memory, threads) with the messages of ``dwconv._args``. ``forward``, ``input_grad`` and
+``filter_grad`` take the 2-D function to run, so that ``dwconv.dask`` has the 1-D functions too.
 """
 import importlib
 from collections import namedtuple
@@ -171,8 +172,8 @@ def _array(value, name):
     if any(backend.owns(value) for backend in _BACKENDS):
         return value
     if type(value).__module__.partition(".")[0] == "dask":
-        raise TypeError(f"`{name}` is a dask array: the 1-D functions take in-memory arrays; dwconv.dask's 2-D "
-                        "functions take its (N, 1, L, C) view, x[:, None], with (1, k, C, M) filters")
+        raise TypeError(f"`{name}` is a dask array, which dwconv.dask's functions take (dwconv.dask.depthwise_conv1d "
+                        "and its backprops); these take in-memory arrays")
     return _args.as_array(value, name)
 
 
@@ -195,23 +196,53 @@ def _kernel(filters, filter_format):
     return filters[None] if filter_format == "tf" else filters[:, :, None]
 
 
-def _checked(value, name, shape):
-    """`value` (an array of the 1-D result's shape) as an array; the 2-D function checks the rest."""
-    value = _array(value, name)
-    if value.shape != shape:
-        raise ValueError(f"`{name}` has shape {tuple(value.shape)} but the forward output for these arguments has "
-                         f"shape {shape}")
-    return value
+def _check_grad_output(grad_output, g):
+    if tuple(grad_output.shape) != g.output_shape:
+        raise ValueError(f"`grad_output` has shape {tuple(grad_output.shape)} but the forward output for these "
+                         f"arguments has shape {g.output_shape}")
 
 
-def _out(out, shape, view):
-    """The 4-D view of a user's `out` of the 1-D `shape`; anything but an array as it is, for the 2-D
-    function's type check."""
+def _out(arguments, shape, view):
+    """`arguments` with a user's `out` of the 1-D `shape` replaced by its 4-D view (anything but an
+    array is left for the 2-D function's type check)."""
+    out = arguments.get("out")
     if out is None or not hasattr(out, "shape"):
-        return out
+        return arguments
     if tuple(out.shape) != shape:
         raise ValueError(f"`out` has shape {tuple(out.shape)}, expected {shape}")
-    return view(out)
+    return {**arguments, "out": view(out)}
+
+
+# The three computations on the views, given the 2-D function to run (dwconv's, or dwconv.dask's) and
+# the arrays as that function takes them; `arguments` go to it as they are.
+
+def forward(conv2d, x, filters, strides, padding, data_format, dilations, filter_format, **arguments):
+    g = _geometry(x.shape, filters.shape, strides, padding, data_format, dilations, filter_format)
+    y = conv2d(_image(x, g.layout), _kernel(filters, g.filter_format),
+               **_out(arguments, g.output_shape, lambda a: _image(a, g.layout)), **g.conv2d_arguments)
+    return _signal(y, g.layout) if arguments.get("out") is None else arguments["out"]
+
+
+def input_grad(backprop_input, input_shape, filters, grad_output, strides, padding, data_format, dilations,
+               filter_format, **arguments):
+    input_shape = _args.shape_tuple(input_shape, "input_shape", (3,))
+    g = _geometry(input_shape, filters.shape, strides, padding, data_format, dilations, filter_format,
+                  "input_shape")
+    _check_grad_output(grad_output, g)
+    dx = backprop_input(_image(input_shape, g.layout), _kernel(filters, g.filter_format), _image(grad_output, g.layout),
+                        **_out(arguments, input_shape, lambda a: _image(a, g.layout)), **g.conv2d_arguments)
+    return _signal(dx, g.layout) if arguments.get("out") is None else arguments["out"]
+
+
+def filter_grad(backprop_filter, x, filter_shape, grad_output, strides, padding, data_format, dilations,
+                filter_format, **arguments):
+    filter_shape = _args.shape_tuple(filter_shape, "filter_shape", (3,) if filter_format == "torch" else (2, 3))
+    g = _geometry(x.shape, filter_shape, strides, padding, data_format, dilations, filter_format,
+                  filter_name="filter_shape")
+    _check_grad_output(grad_output, g)
+    dw = backprop_filter(_image(x, g.layout), _kernel(filter_shape, g.filter_format), _image(grad_output, g.layout),
+                         **_out(arguments, filter_shape, lambda a: _kernel(a, g.filter_format)), **g.conv2d_arguments)
+    return dw.reshape(filter_shape) if arguments.get("out") is None else arguments["out"]
 
 
 def depthwise_conv1d(x, filters, strides=1, padding="VALID", *, data_format="NWC", dilations=1, bias=None,
@@ -242,13 +273,9 @@ def depthwise_conv1d(x, filters, strides=1, padding="VALID", *, data_format="NWC
     ndarray with C*M channels in ``data_format``: channel ``c*M + m`` is input channel c filtered by
     ``filters[:, c, m]``.
     """
-    x, filters = _array(x, "x"), _array(filters, "filters")
-    g = _geometry(x.shape, filters.shape, strides, padding, data_format, dilations, filter_format)
-    y = depthwise_conv2d(_image(x, g.layout), _kernel(filters, g.filter_format), bias=bias,
-                         padding_mode=padding_mode, activation=activation, dtype=dtype,
-                         out=_out(out, g.output_shape, lambda a: _image(a, g.layout)), num_threads=num_threads,
-                         **g.conv2d_arguments)
-    return _signal(y, g.layout) if out is None else out
+    return forward(depthwise_conv2d, _array(x, "x"), _array(filters, "filters"), strides, padding, data_format,
+                   dilations, filter_format, bias=bias, padding_mode=padding_mode, activation=activation, dtype=dtype,
+                   out=out, num_threads=num_threads)
 
 
 def depthwise_conv1d_backprop_input(input_shape, filters, grad_output, strides=1, padding="VALID", *,
@@ -256,16 +283,9 @@ def depthwise_conv1d_backprop_input(input_shape, filters, grad_output, strides=1
                                     num_threads=None, filter_format=None):
     """The gradient of ``depthwise_conv1d`` with respect to ``x``, shaped ``input_shape``; arguments as
     for ``depthwise_conv1d`` (``grad_output``: the gradient of the output before any activation)."""
-    input_shape = _args.shape_tuple(input_shape, "input_shape", (3,))
-    filters = _array(filters, "filters")
-    g = _geometry(input_shape, filters.shape, strides, padding, data_format, dilations, filter_format,
-                  "input_shape")
-    grad_output = _checked(grad_output, "grad_output", g.output_shape)
-    dx = depthwise_conv2d_backprop_input(_image(input_shape, g.layout), _kernel(filters, g.filter_format),
-                                         _image(grad_output, g.layout), padding_mode=padding_mode, dtype=dtype,
-                                         out=_out(out, input_shape, lambda a: _image(a, g.layout)),
-                                         num_threads=num_threads, **g.conv2d_arguments)
-    return _signal(dx, g.layout) if out is None else out
+    return input_grad(depthwise_conv2d_backprop_input, input_shape, _array(filters, "filters"),
+                      _array(grad_output, "grad_output"), strides, padding, data_format, dilations, filter_format,
+                      padding_mode=padding_mode, dtype=dtype, out=out, num_threads=num_threads)
 
 
 def depthwise_conv1d_backprop_filter(x, filter_shape, grad_output, strides=1, padding="VALID", *,
@@ -273,25 +293,18 @@ def depthwise_conv1d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
                                      num_threads=None, filter_format=None):
     """The gradient of ``depthwise_conv1d`` with respect to ``filters``, shaped ``filter_shape``
     (``(k, C, M)`` or ``(k, C)``, or PyTorch's ``(C*M, 1, k)`` with ``filter_format="torch"``)."""
-    x = _array(x, "x")
-    filter_shape = _args.shape_tuple(filter_shape, "filter_shape", (3,) if filter_format == "torch" else (2, 3))
-    g = _geometry(x.shape, filter_shape, strides, padding, data_format, dilations, filter_format,
-                  filter_name="filter_shape")
-    grad_output = _checked(grad_output, "grad_output", g.output_shape)
-    dw = depthwise_conv2d_backprop_filter(_image(x, g.layout), _kernel(filter_shape, g.filter_format),
-                                          _image(grad_output, g.layout), padding_mode=padding_mode, dtype=dtype,
-                                          out=_out(out, filter_shape, lambda a: _kernel(a, g.filter_format)),
-                                          num_threads=num_threads, **g.conv2d_arguments)
-    return dw.reshape(filter_shape) if out is None else out
+    return filter_grad(depthwise_conv2d_backprop_filter, _array(x, "x"), filter_shape,
+                       _array(grad_output, "grad_output"), strides, padding, data_format, dilations, filter_format,
+                       padding_mode=padding_mode, dtype=dtype, out=out, num_threads=num_threads)
 
 
 def depthwise_conv1d_grad(x, filters, grad_output, strides=1, padding="VALID", *, data_format="NWC", dilations=1,
                           padding_mode="zeros", dtype=None, num_threads=None, filter_format=None):
     """All three gradients of ``depthwise_conv1d``: ``Gradients(input, filters, bias)``, the filter
     gradient in the shape and layout of ``filters``."""
-    x, filters = _array(x, "x"), _array(filters, "filters")
+    x, filters, grad_output = _array(x, "x"), _array(filters, "filters"), _array(grad_output, "grad_output")
     g = _geometry(x.shape, filters.shape, strides, padding, data_format, dilations, filter_format)
-    grad_output = _checked(grad_output, "grad_output", g.output_shape)
+    _check_grad_output(grad_output, g)
     grads = depthwise_conv2d_grad(_image(x, g.layout), _kernel(filters, g.filter_format),
                                   _image(grad_output, g.layout), padding_mode=padding_mode, dtype=dtype,
                                   num_threads=num_threads, **g.conv2d_arguments)

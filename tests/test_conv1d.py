@@ -185,6 +185,33 @@ def test_gradients_match_finite_differences():
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
+def test_dask_arrays(fmt):
+    """dwconv.dask's 1-D functions on signals chunked along every axis, against the reference; the
+    in-memory functions refuse dask arrays (rather than computing them whole)."""
+    da = pytest.importorskip("dask.array")
+    dwconv_dask = pytest.importorskip("dwconv.dask")
+    rng = np.random.default_rng(12)
+    x, w = signal(rng, fmt, 23, C=4), rng.standard_normal((3, 4, 2))
+    ref, scale, args = reference(x, w, fmt, 23, 2, 2, "CAUSAL", "reflect")
+    dy = rng.standard_normal(ref.shape)
+    chunks = (1, 5, 3) if fmt == "NWC" else (1, 3, 5)
+    kwargs = {"data_format": fmt, "dilations": 2, "padding_mode": "reflect"}
+    y = dwconv_dask.depthwise_conv1d(da.from_array(x, chunks), w, 2, "CAUSAL", **kwargs)
+    assert isinstance(y, da.Array)
+    assert_close(y.compute(scheduler="synchronous"), ref, scale, np.float64, 3)
+    ref_grads = reference_gradients(as_image(x, fmt), w[None], as_image(dy, fmt), *args, mode="reflect")
+    dx = dwconv_dask.depthwise_conv1d_backprop_input(x.shape, w, da.from_array(dy, chunks), 2, "CAUSAL", **kwargs)
+    assert_close(dx.compute(scheduler="synchronous"), *(as_signal(a, fmt) for a in ref_grads["input"]), np.float64,
+                 ref.size)
+    dw = dwconv_dask.depthwise_conv1d_backprop_filter(da.from_array(x, chunks), w.shape, da.from_array(dy, chunks), 2,
+                                                      "CAUSAL", **kwargs)
+    assert_close(dw.compute(scheduler="synchronous"), *(a[0] for a in ref_grads["filters"]), np.float64, ref.size,
+                 naive_sum=True)
+    with pytest.raises(TypeError, match=r"`x` is a dask array, which dwconv.dask's functions take"):
+        dwconv.depthwise_conv1d(da.from_array(x), w)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_the_kernels_read_the_signal_in_place(fmt):
     """A contiguous float32 signal is viewed, not copied: the call allocates its result and no more."""
     x = np.ones((1, 1 << 16, 64) if fmt == "NWC" else (1, 64, 1 << 16), np.float32)
