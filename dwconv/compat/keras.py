@@ -633,7 +633,7 @@ class DepthwiseConv1D(DepthwiseConv2D):
 
     @staticmethod
     def _check_padding(padding, layout):
-        _conv1d._padding(padding, 1, 1, 1, 1)
+        _conv1d._padding(padding, 1, 1, 1, 1)     # (its form only: the amounts wait for the input)
 
     def _output_shape(self, input_shape, kernel_shape):
         arguments = self._conv_args()
