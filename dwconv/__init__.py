@@ -1,4 +1,4 @@
-"""dwconv: fast 2-D depthwise convolution for NumPy arrays.
+"""dwconv: fast 2-D (and 1-D) depthwise convolution for NumPy arrays.
 
 Forward pass and gradients, NHWC and NCHW, every argument form of TensorFlow, Keras, ivy, Chainer
 and MegEngine, computed by OpenMP-parallel kernels with run-time instruction-set dispatch.
@@ -26,6 +26,13 @@ from dwconv._conv import (
     depthwise_conv2d_grad,
     output_shape,
 )
+from dwconv._conv1d import (
+    depthwise_conv1d,
+    depthwise_conv1d_backprop_filter,
+    depthwise_conv1d_backprop_input,
+    depthwise_conv1d_causal,
+    depthwise_conv1d_grad,
+)
 from dwconv._filters import convert_filters
 from dwconv._image import filter2d, sep_filter2d
 
@@ -36,6 +43,11 @@ __all__ = [
     "depthwise_conv2d_grad",
     "Gradients",
     "output_shape",
+    "depthwise_conv1d",
+    "depthwise_conv1d_backprop_input",
+    "depthwise_conv1d_backprop_filter",
+    "depthwise_conv1d_grad",
+    "depthwise_conv1d_causal",
     "convert_filters",
     "filter2d",
     "sep_filter2d",

@@ -30,9 +30,10 @@ except ImportError as exc:
                       "`pip install \"dask[array]\"` (or `pip install -e \".[dask]\"` in a dwconv checkout)") from exc
 
 import dwconv
-from dwconv import _args
+from dwconv import _args, _conv1d
 
-__all__ = ["depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_conv2d_backprop_filter"]
+__all__ = ["depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_conv2d_backprop_filter",
+           "depthwise_conv1d", "depthwise_conv1d_backprop_input", "depthwise_conv1d_backprop_filter"]
 
 
 def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHWC", dilations=1,
@@ -128,6 +129,35 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
         result_dtype=compute)
     total = partial.sum(axis=(0, 1, 2)).astype(dtype)
     return _args.filters_in_format(total, call).reshape(call.shape)
+
+
+# -- 1-D: the functions above on views of height 1 (dwconv._conv1d) -----------------------------------
+
+def depthwise_conv1d(x, filters, strides=1, padding="VALID", *, data_format="NWC", dilations=1, bias=None,
+                     padding_mode="zeros", activation=None, dtype=None, filter_format=None):
+    """``dwconv.depthwise_conv1d`` of a dask array (chunked along batch, length and channels): a lazy
+    dask array, ``depthwise_conv2d`` here of its view of height 1."""
+    return _conv1d.forward(depthwise_conv2d, _as_dask(x), _args.as_array(filters, "filters"), strides, padding,
+                           data_format, dilations, filter_format, bias=bias, padding_mode=padding_mode,
+                           activation=activation, dtype=dtype)
+
+
+def depthwise_conv1d_backprop_input(input_shape, filters, grad_output, strides=1, padding="VALID", *,
+                                    data_format="NWC", dilations=1, padding_mode="zeros", dtype=None,
+                                    filter_format=None):
+    """``dwconv.depthwise_conv1d_backprop_input`` of a dask ``grad_output``: a lazy dask array."""
+    return _conv1d.input_grad(depthwise_conv2d_backprop_input, input_shape, _args.as_array(filters, "filters"),
+                              _as_dask(grad_output), strides, padding, data_format, dilations, filter_format,
+                              padding_mode=padding_mode, dtype=dtype)
+
+
+def depthwise_conv1d_backprop_filter(x, filter_shape, grad_output, strides=1, padding="VALID", *,
+                                     data_format="NWC", dilations=1, padding_mode="zeros", dtype=None,
+                                     filter_format=None):
+    """``dwconv.depthwise_conv1d_backprop_filter`` of dask ``x`` and ``grad_output``: a lazy dask array."""
+    return _conv1d.filter_grad(depthwise_conv2d_backprop_filter, _as_dask(x), filter_shape, _as_dask(grad_output),
+                               strides, padding, data_format, dilations, filter_format, padding_mode=padding_mode,
+                               dtype=dtype)
 
 
 # -- the work of one chunk: an in-memory call with explicit ("VALID"-style) padding amounts --------

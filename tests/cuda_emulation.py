@@ -155,6 +155,9 @@ class EmulatedArray:
     def astype(self, dtype, order="K", copy=True):
         return EmulatedArray(self.array.astype(dtype, order=order, copy=copy))
 
+    def copy(self):
+        return EmulatedArray(self.array.copy())
+
     def reshape(self, *shape):
         return EmulatedArray(self.array.reshape(*shape))
 

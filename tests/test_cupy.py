@@ -134,6 +134,35 @@ def test_mixed_dtypes(device, fmt):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
+def test_1d_functions(device, fmt):
+    """depthwise_conv1d, its gradients and the causal streaming form on GPU arrays: views that the
+    2-D functions hand to the GPU. The reference sees the signal as an image of height 1."""
+    rng = np.random.default_rng(11)
+    x4 = to_format(rng.standard_normal((2, 1, 13, 3)), fmt)
+    w4, bias = rng.standard_normal((1, 4, 3, 2)), rng.standard_normal(6)
+    image = (lambda a: a[:, None]) if fmt == "NHWC" else (lambda a: a[:, :, None])
+    signal = (lambda a: a[:, 0]) if fmt == "NHWC" else (lambda a: a[:, :, 0])
+    x, w, one_d = signal(x4), w4[0], "NWC" if fmt == "NHWC" else "NCW"
+    y_shape = dwconv.output_shape(x4.shape, w4.shape, 1, ((0, 0), (6, 0)), data_format=fmt, dilations=2)
+    dy = signal(rng.standard_normal(y_shape))
+    ref = reference_results(x4, w4, bias, image(dy), 1, ((0, 0), (6, 0)), fmt, 2, "zeros", None)
+    put, get = device.put, device.get
+    kwargs = {"data_format": one_d, "dilations": 2}
+    y = dwconv.depthwise_conv1d(put(x), put(w), 1, "CAUSAL", bias=put(bias), **kwargs)
+    assert_rounded_close(get(y), *map(signal, ref["y"]), np.float64, 4)
+    grads = dwconv.depthwise_conv1d_grad(put(x), put(w), put(dy), 1, "CAUSAL", **kwargs)
+    assert_rounded_close(get(grads.input), *map(signal, ref["dx"]), np.float64, dy.size)
+    assert_rounded_close(get(grads.filters), *(a[0] for a in ref["dw"]), np.float64, dy.size)
+    axis = 1 if fmt == "NHWC" else 2
+    state, pieces = None, []
+    for start, stop in [(0, 2), (2, 2), (2, 9), (9, 13)]:
+        piece, state = dwconv.depthwise_conv1d_causal(put(np.take(x, np.arange(start, stop), axis)), put(w), state,
+                                                      bias=put(bias), **kwargs)
+        pieces.append(get(piece))
+    assert_rounded_close(np.concatenate(pieces, axis), *map(signal, ref["y"]), np.float64, 4)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_filter_formats_and_the_bias_dtype(device, fmt):
     """PyTorch-layout filters read as they are, their gradients returned in that layout; a float64
     bias makes a float64 result, as on the CPU."""

@@ -1,7 +1,8 @@
-"""``keras.layers.DepthwiseConv2D`` on NumPy arrays, with a backward pass for NumPy training loops.
+"""``keras.layers.DepthwiseConv2D`` and ``DepthwiseConv1D`` on NumPy arrays, with a backward pass for
+NumPy training loops.
 
-``from dwconv.compat import keras`` keeps ``keras.layers.DepthwiseConv2D(...)`` working, with Keras
-3's arguments (positional ones too: the second is ``strides``), weight layout (kernel
+``from dwconv.compat import keras`` keeps ``keras.layers.DepthwiseConv2D(...)`` (and
+``DepthwiseConv1D(...)``: kernel ``(k, C, M)``, and padding "causal" beyond Keras) working, with Keras 3's arguments (positional ones too: the second is ``strides``), weight layout (kernel
 ``(kh, kw, C, M)``, bias ``(C*M,)``), initializers, regularizers, constraints and configs (a config
 from Keras loads here, and one from here loads in Keras). ``keras.initializers``,
 ``keras.regularizers`` and ``keras.constraints`` hold the objects the layer accepts.
@@ -23,9 +24,9 @@ from types import SimpleNamespace
 import numpy as np
 
 import dwconv
-from dwconv import _args, _names
+from dwconv import _args, _conv1d, _names
 
-__all__ = ["DepthwiseConv2D", "layers", "initializers", "regularizers", "constraints"]
+__all__ = ["DepthwiseConv2D", "DepthwiseConv1D", "layers", "initializers", "regularizers", "constraints"]
 
 
 class _Configurable:
@@ -354,7 +355,7 @@ def _restored_function(config, custom_objects):
         if callable(function):
             return function
     raise ValueError(f"`activation` {config!r} names no function in `custom_objects` or in an imported "
-                     f"module; import its module first, or pass it, as in `DepthwiseConv2D.from_config(config, custom_objects={{{name!r}: "
+                     f"module; import its module first, or pass it, as in `layer_class.from_config(config, custom_objects={{{name!r}: "
                      "function})`, or use a named activation")
 
 
@@ -399,6 +400,23 @@ class DepthwiseConv2D:
     a ``gradient`` method (``L1``, ``L2``, ``L1L2``).
     """
 
+    # what differs between the 2-D layer and the 1-D one: the layer's default name, the convolution
+    # and its gradients, how the spatial arguments and the padding read, and the output's shape
+    _default_name = "depthwise_conv2d"
+    _forward = staticmethod(dwconv.depthwise_conv2d)
+    _gradients = staticmethod(dwconv.depthwise_conv2d_grad)
+
+    @staticmethod
+    def _spatial(value, name, layout):
+        return _args.spatial_pair(value, name, layout)
+
+    @staticmethod
+    def _check_padding(padding, layout):
+        _args.padding_spec(padding, layout)
+
+    def _output_shape(self, input_shape, kernel_shape):
+        return dwconv.output_shape(input_shape, kernel_shape, **self._conv_args())
+
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, data_format=None,
                  dilation_rate=(1, 1), activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
                  bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
@@ -410,10 +428,10 @@ class DepthwiseConv2D:
             raise ValueError(f"`trainable` must be a bool, got {trainable!r}")
         layout = _args.check_data_format(data_format)
         self.data_format = "channels_last" if layout == "NHWC" else "channels_first"
-        self.kernel_size = _args.spatial_pair(kernel_size, "kernel_size", layout)
-        self.strides = _args.spatial_pair(strides, "strides", layout)
-        self.dilation_rate = _args.spatial_pair(dilation_rate, "dilation_rate", layout)
-        _args.padding_spec(padding, layout)
+        self.kernel_size = self._spatial(kernel_size, "kernel_size", layout)
+        self.strides = self._spatial(strides, "strides", layout)
+        self.dilation_rate = self._spatial(dilation_rate, "dilation_rate", layout)
+        self._check_padding(padding, layout)
         self.padding = padding.lower() if isinstance(padding, str) else padding
         if not _args.is_int(depth_multiplier) or depth_multiplier < 1:
             raise ValueError(f"`depth_multiplier` must be a positive int, got {depth_multiplier!r}")
@@ -431,7 +449,7 @@ class DepthwiseConv2D:
         self.depthwise_constraint = _get(depthwise_constraint, _CONSTRAINTS, "constraints", "depthwise_constraint")
         self.bias_constraint = _get(bias_constraint, _CONSTRAINTS, "constraints", "bias_constraint")
         number = next(_layer_numbers)
-        self.name = name or ("depthwise_conv2d" + (f"_{number}" if number else ""))
+        self.name = name or (self._default_name + (f"_{number}" if number else ""))
         self.trainable = trainable
         self.dtype_policy = _policy(dtype)
         self.dtype, self.compute_dtype = _POLICIES[self.dtype_policy]
@@ -498,8 +516,8 @@ class DepthwiseConv2D:
         if not self.built:
             self.build(x.shape)
         activation = self.activation if callable(self.activation) else _ACTIVATIONS[self.activation]
-        y = dwconv.depthwise_conv2d(x, self.kernel, bias=self.bias, activation=activation,
-                                    dtype=self.compute_dtype, **self._conv_args())
+        y = self._forward(x, self.kernel, bias=self.bias, activation=activation, dtype=self.compute_dtype,
+                          **self._conv_args())
         self._last_call = (x, y)
         # Keras divides the activity penalty by the batch size
         self._activity_losses = [] if self.activity_regularizer is None else [
@@ -533,10 +551,10 @@ class DepthwiseConv2D:
                             "differentiate; use a named activation")
         fused = _names.ACTIVATIONS.get(_ACTIVATIONS[self.activation])
         if fused is not None:
-            z = None if fused.of_output else dwconv.depthwise_conv2d(
-                x, self.kernel, bias=self.bias, dtype=y.dtype, **self._conv_args())
+            z = None if fused.of_output else self._forward(x, self.kernel, bias=self.bias, dtype=y.dtype,
+                                                           **self._conv_args())
             grad = grad * fused.derivative(z, y)
-        grads = dwconv.depthwise_conv2d_grad(x, self.kernel, grad, **self._conv_args())
+        grads = self._gradients(x, self.kernel, grad, **self._conv_args())
         kernel_grad = grads.filters + self._penalty_gradient(self.depthwise_regularizer, self.kernel,
                                                              "depthwise_regularizer")
         self.gradients = [kernel_grad.astype(self.dtype)]
@@ -558,14 +576,13 @@ class DepthwiseConv2D:
         """The output shape for ``input_shape`` (whose batch size may be None)."""
         batch = input_shape[0]
         channels = input_shape[-1] if self.data_format == "channels_last" else input_shape[1]
-        shape = dwconv.output_shape((batch or 0, *input_shape[1:]),
-                                    (*self.kernel_size, channels, self.depth_multiplier), **self._conv_args())
+        shape = self._output_shape((batch or 0, *input_shape[1:]), (*self.kernel_size, channels, self.depth_multiplier))
         return (batch, *shape[1:])
 
     # -- configs ---------------------------------------------------------------
 
     def get_config(self):
-        """Keras's config of this layer: ``DepthwiseConv2D.from_config`` (here or in Keras) rebuilds it.
+        """Keras's config of this layer: ``from_config`` (here or in Keras) rebuilds it.
 
         A custom activation function is saved with its module and qualified name, so that
         ``from_config`` here imports it (Keras finds it only when registered or in its custom
@@ -595,7 +612,44 @@ class DepthwiseConv2D:
         return cls(**{**config, "activation": _activation(config.get("activation"), custom_objects)})
 
     def __repr__(self):
-        return f"<DepthwiseConv2D name={self.name}, built={self.built}>"
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 
 
-layers = SimpleNamespace(DepthwiseConv2D=DepthwiseConv2D)
+class DepthwiseConv1D(DepthwiseConv2D):
+    """1-D depthwise convolution layer, as ``keras.layers.DepthwiseConv1D`` (Keras 3): inputs
+    ``(N, L, C)`` (channels_last) or ``(N, C, L)``, kernel ``(k, C, depth_multiplier)``, padding
+    "valid" or "same", on ``dwconv.depthwise_conv1d``. Everything else as ``DepthwiseConv2D``.
+
+    Beyond Keras 3 (whose Conv1D has it, but not its DepthwiseConv1D): padding "causal",
+    ``(k-1)*dilation_rate`` zeros on the left; a config with it does not load in Keras."""
+
+    _default_name = "depthwise_conv1d"
+    _forward = staticmethod(dwconv.depthwise_conv1d)
+    _gradients = staticmethod(dwconv.depthwise_conv1d_grad)
+
+    @staticmethod
+    def _spatial(value, name, layout):
+        return (_conv1d._positive(value, name),)     # (a 1-tuple, as Keras keeps it)
+
+    @staticmethod
+    def _check_padding(padding, layout):
+        _conv1d._padding(padding, 1, 1, 1, 1)     # (its form only: the amounts wait for the input)
+
+    def _output_shape(self, input_shape, kernel_shape):
+        arguments = self._conv_args()
+        return _conv1d._geometry(input_shape, kernel_shape, arguments["strides"], arguments["padding"],
+                                 arguments["data_format"], arguments["dilations"], "tf", "input_shape",
+                                 "kernel_size").output_shape
+
+    def __init__(self, kernel_size, strides=1, padding="valid", depth_multiplier=1, data_format=None,
+                 dilation_rate=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
+                 bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, *, name=None,
+                 dtype=None, trainable=True):
+        super().__init__(kernel_size, strides, padding, depth_multiplier, data_format, dilation_rate, activation,
+                         use_bias, depthwise_initializer, bias_initializer, depthwise_regularizer, bias_regularizer,
+                         activity_regularizer, depthwise_constraint, bias_constraint, name=name, dtype=dtype,
+                         trainable=trainable)
+
+
+layers = SimpleNamespace(DepthwiseConv2D=DepthwiseConv2D, DepthwiseConv1D=DepthwiseConv1D)
