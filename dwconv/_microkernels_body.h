@@ -583,106 +583,76 @@ DW_INLINE void DW_FN(transpose_tile)(DW_VEC *v)
 #undef DW_SWAP_STAGE
 }
 
-/* Three planes' vectors of DW_VLEN pixels to the three vectors of those pixels (an RGB image's
- * channels put back together), and back, two two-vector shuffles per vector. Lane l of pixel
- * vector k is element e = k*DW_VLEN + l of the pixels: pixel e / 3 of plane e % 3. */
-#define DW_RGB_E(k, l) ((k) * DW_LANES + (l))
-#define DW_RGB_A(k, l) (DW_RGB_E(k, l) % 3 == 0 ? DW_RGB_E(k, l) / 3 : DW_RGB_E(k, l) % 3 == 1 ? DW_LANES + DW_RGB_E(k, l) / 3 : 0)
-#define DW_RGB_B(k, l) (DW_RGB_E(k, l) % 3 == 2 ? DW_LANES + DW_RGB_E(k, l) / 3 : (l))
-DW_INLINE void DW_FN(pixels_of_three)(const DW_VEC *planes, DW_VEC *pixels)
-{
-#define DW_PIXELS(k)                                                                                     \
-    pixels[k] = __builtin_shufflevector(__builtin_shufflevector(planes[0], planes[1], DW_LANE_LIST(DW_RGB_A, k)), \
-                                        planes[2], DW_LANE_LIST(DW_RGB_B, k))
-    DW_PIXELS(0);
-    DW_PIXELS(1);
-    DW_PIXELS(2);
-#undef DW_PIXELS
-}
-
-/* Lane l of plane c is element e = 3*l + c of the pixels: lane e % DW_VLEN of vector e / DW_VLEN. */
-#define DW_PLANE_E(c, l) (3 * (l) + (c))
-#define DW_PLANE_A(c, l) (DW_PLANE_E(c, l) < 2 * DW_LANES ? DW_PLANE_E(c, l) : 0)
-#define DW_PLANE_B(c, l) (DW_PLANE_E(c, l) >= 2 * DW_LANES ? DW_PLANE_E(c, l) - DW_LANES : (l))
-DW_INLINE void DW_FN(planes_of_three)(const DW_VEC *pixels, DW_VEC *planes)
-{
-#define DW_PLANE(c)                                                                                      \
-    planes[c] = __builtin_shufflevector(__builtin_shufflevector(pixels[0], pixels[1], DW_LANE_LIST(DW_PLANE_A, c)), \
-                                        pixels[2], DW_LANE_LIST(DW_PLANE_B, c))
-    DW_PLANE(0);
-    DW_PLANE(1);
-    DW_PLANE(2);
-#undef DW_PLANE
-}
-/* The same for four planes (RGBA), in three shuffles per vector: channels 0 and 1, 2 and 3, then
- * the two pairs. */
-#define DW_RGBA_E(k, l) ((k) * DW_LANES + (l))
-#define DW_RGBA_01(k, l) (DW_RGBA_E(k, l) % 4 == 0 ? DW_RGBA_E(k, l) / 4 : DW_LANES + DW_RGBA_E(k, l) / 4)
-#define DW_RGBA_23(k, l) (DW_RGBA_E(k, l) % 4 == 2 ? DW_RGBA_E(k, l) / 4 : DW_LANES + DW_RGBA_E(k, l) / 4)
-#define DW_RGBA_PAIRS(k, l) (DW_RGBA_E(k, l) % 4 < 2 ? (l) : DW_LANES + (l))
-DW_INLINE void DW_FN(pixels_of_four)(const DW_VEC *planes, DW_VEC *pixels)
-{
-#define DW_PIXELS(k)                                                                                     \
-    pixels[k] = __builtin_shufflevector(__builtin_shufflevector(planes[0], planes[1], DW_LANE_LIST(DW_RGBA_01, k)), \
-                                        __builtin_shufflevector(planes[2], planes[3], DW_LANE_LIST(DW_RGBA_23, k)), \
-                                        DW_LANE_LIST(DW_RGBA_PAIRS, k))
-    DW_PIXELS(0);
-    DW_PIXELS(1);
-    DW_PIXELS(2);
-    DW_PIXELS(3);
-#undef DW_PIXELS
-}
-
-#define DW_PLANE4_E(c, l) (4 * (l) + (c))
-#define DW_PLANE4_LO(c, l) (DW_PLANE4_E(c, l) < 2 * DW_LANES ? DW_PLANE4_E(c, l) : 0)
-#define DW_PLANE4_HI(c, l) (DW_PLANE4_E(c, l) >= 2 * DW_LANES ? DW_PLANE4_E(c, l) - 2 * DW_LANES : 0)
-#define DW_PLANE4_HALVES(c, l) (DW_PLANE4_E(c, l) < 2 * DW_LANES ? (l) : DW_LANES + (l))
-DW_INLINE void DW_FN(planes_of_four)(const DW_VEC *pixels, DW_VEC *planes)
-{
-#define DW_PLANE(c)                                                                                      \
-    planes[c] = __builtin_shufflevector(__builtin_shufflevector(pixels[0], pixels[1], DW_LANE_LIST(DW_PLANE4_LO, c)), \
-                                        __builtin_shufflevector(pixels[2], pixels[3], DW_LANE_LIST(DW_PLANE4_HI, c)), \
-                                        DW_LANE_LIST(DW_PLANE4_HALVES, c))
-    DW_PLANE(0);
-    DW_PLANE(1);
-    DW_PLANE(2);
-    DW_PLANE(3);
-#undef DW_PLANE
-}
+/* Three or four planes' vectors of DW_VLEN pixels to the vectors of those pixels (an RGB or RGBA
+ * image's channels put back together), and back. Each result vector k gathers its lanes from three
+ * vectors in two two-vector shuffles (lane lists A, then B), or from four in three (A of vectors 0
+ * and 1, B of 2 and 3, then PAIRS of the two). */
+#define DW_MIX3(out, in, A, B, k)                                                                        \
+    out[k] = __builtin_shufflevector(__builtin_shufflevector(in[0], in[1], DW_LANE_LIST(A, k)), in[2],     \
+                                     DW_LANE_LIST(B, k))
+#define DW_MIX4(out, in, A, B, PAIRS, k)                                                                 \
+    out[k] = __builtin_shufflevector(__builtin_shufflevector(in[0], in[1], DW_LANE_LIST(A, k)),           \
+                                     __builtin_shufflevector(in[2], in[3], DW_LANE_LIST(B, k)), DW_LANE_LIST(PAIRS, k))
+/* Lane l of pixel vector k is element e = k*DW_VLEN + l of the pixels: pixel e / n of plane e % n. */
+#define DW_PIX_E(k, l) ((k) * DW_LANES + (l))
+#define DW_RGB_A(k, l) (DW_PIX_E(k, l) % 3 == 0 ? DW_PIX_E(k, l) / 3 : DW_PIX_E(k, l) % 3 == 1 ? DW_LANES + DW_PIX_E(k, l) / 3 : 0)
+#define DW_RGB_B(k, l) (DW_PIX_E(k, l) % 3 == 2 ? DW_LANES + DW_PIX_E(k, l) / 3 : (l))
+#define DW_RGBA_A(k, l) (DW_PIX_E(k, l) % 4 == 0 ? DW_PIX_E(k, l) / 4 : DW_LANES + DW_PIX_E(k, l) / 4)
+#define DW_RGBA_B(k, l) (DW_PIX_E(k, l) % 4 == 2 ? DW_PIX_E(k, l) / 4 : DW_LANES + DW_PIX_E(k, l) / 4)
+#define DW_RGBA_PAIRS(k, l) (DW_PIX_E(k, l) % 4 < 2 ? (l) : DW_LANES + (l))
+/* Lane l of plane c is element e = n*l + c of the pixels: lane e % DW_VLEN of pixel vector e / DW_VLEN. */
+#define DW_PLANE_E(n, c, l) ((n) * (l) + (c))
+#define DW_PLANE3_A(c, l) (DW_PLANE_E(3, c, l) < 2 * DW_LANES ? DW_PLANE_E(3, c, l) : 0)
+#define DW_PLANE3_B(c, l) (DW_PLANE_E(3, c, l) >= 2 * DW_LANES ? DW_PLANE_E(3, c, l) - DW_LANES : (l))
+#define DW_PLANE4_A(c, l) (DW_PLANE_E(4, c, l) < 2 * DW_LANES ? DW_PLANE_E(4, c, l) : 0)
+#define DW_PLANE4_B(c, l) (DW_PLANE_E(4, c, l) >= 2 * DW_LANES ? DW_PLANE_E(4, c, l) - 2 * DW_LANES : 0)
+#define DW_PLANE4_PAIRS(c, l) (DW_PLANE_E(4, c, l) < 2 * DW_LANES ? (l) : DW_LANES + (l))
 
 /* n (3 or 4) planes' vectors to pixel vectors and back. */
 DW_INLINE void DW_FN(pixels_of)(const DW_VEC *planes, DW_VEC *pixels, ptrdiff_t n)
 {
-    if (n == 3)
-        DW_FN(pixels_of_three)(planes, pixels);
-    else
-        DW_FN(pixels_of_four)(planes, pixels);
+    if (n == 3) {
+        DW_MIX3(pixels, planes, DW_RGB_A, DW_RGB_B, 0);
+        DW_MIX3(pixels, planes, DW_RGB_A, DW_RGB_B, 1);
+        DW_MIX3(pixels, planes, DW_RGB_A, DW_RGB_B, 2);
+    } else {
+        DW_MIX4(pixels, planes, DW_RGBA_A, DW_RGBA_B, DW_RGBA_PAIRS, 0);
+        DW_MIX4(pixels, planes, DW_RGBA_A, DW_RGBA_B, DW_RGBA_PAIRS, 1);
+        DW_MIX4(pixels, planes, DW_RGBA_A, DW_RGBA_B, DW_RGBA_PAIRS, 2);
+        DW_MIX4(pixels, planes, DW_RGBA_A, DW_RGBA_B, DW_RGBA_PAIRS, 3);
+    }
 }
 
 DW_INLINE void DW_FN(planes_of)(const DW_VEC *pixels, DW_VEC *planes, ptrdiff_t n)
 {
-    if (n == 3)
-        DW_FN(planes_of_three)(pixels, planes);
-    else
-        DW_FN(planes_of_four)(pixels, planes);
+    if (n == 3) {
+        DW_MIX3(planes, pixels, DW_PLANE3_A, DW_PLANE3_B, 0);
+        DW_MIX3(planes, pixels, DW_PLANE3_A, DW_PLANE3_B, 1);
+        DW_MIX3(planes, pixels, DW_PLANE3_A, DW_PLANE3_B, 2);
+    } else {
+        DW_MIX4(planes, pixels, DW_PLANE4_A, DW_PLANE4_B, DW_PLANE4_PAIRS, 0);
+        DW_MIX4(planes, pixels, DW_PLANE4_A, DW_PLANE4_B, DW_PLANE4_PAIRS, 1);
+        DW_MIX4(planes, pixels, DW_PLANE4_A, DW_PLANE4_B, DW_PLANE4_PAIRS, 2);
+        DW_MIX4(planes, pixels, DW_PLANE4_A, DW_PLANE4_B, DW_PLANE4_PAIRS, 3);
+    }
 }
 
 /* (for _microkernels_convert.h, which takes integer RGB and RGBA pixels apart too) */
 #define DW_HAS_PLANES_OF 1
-#undef DW_RGBA_E
-#undef DW_RGBA_01
-#undef DW_RGBA_23
-#undef DW_RGBA_PAIRS
-#undef DW_PLANE4_E
-#undef DW_PLANE4_LO
-#undef DW_PLANE4_HI
-#undef DW_PLANE4_HALVES
-#undef DW_RGB_E
+#undef DW_MIX3
+#undef DW_MIX4
+#undef DW_PIX_E
 #undef DW_RGB_A
 #undef DW_RGB_B
+#undef DW_RGBA_A
+#undef DW_RGBA_B
+#undef DW_RGBA_PAIRS
 #undef DW_PLANE_E
-#undef DW_PLANE_A
-#undef DW_PLANE_B
+#undef DW_PLANE3_A
+#undef DW_PLANE3_B
+#undef DW_PLANE4_A
+#undef DW_PLANE4_B
+#undef DW_PLANE4_PAIRS
 #undef DW_LANE_LIST
 #endif
 
