@@ -445,7 +445,7 @@ def round_into(out, values, xp=np):
         xp.rint(values, out=values)
         xp.clip(values, limits.min, limits.max, out=values)
         values[xp.isnan(values)] = 0
-        out[...] = values.astype(out.dtype)
+        xp.copyto(out, values, casting="unsafe")
     else:
         xp.copyto(out, values, casting="same_kind")
 

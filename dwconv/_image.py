@@ -28,13 +28,13 @@ BORDERS = {
 
 
 def _border(value):
-    key = value.lower() if isinstance(value, str) else value
-    if isinstance(key, str) and key not in BORDERS:
-        key = "border_" + key
-    if _args.is_int(key) or isinstance(key, str):
-        mode = BORDERS.get(int(key) if _args.is_int(key) else key)
-        if mode is not None:
-            return mode
+    """The padding mode a border name or cv2 constant stands for (BORDERS)."""
+    if isinstance(value, str):
+        mode = BORDERS.get(value.lower(), BORDERS.get("border_" + value.lower()))
+    else:
+        mode = BORDERS.get(int(value)) if _args.is_int(value) else None
+    if mode is not None:
+        return mode
     names = ", ".join(repr(name) for name in BORDERS if isinstance(name, str) and not name.startswith("border_"))
     raise ValueError(f"`border` must be one of {names}, OpenCV's BORDER_* names (any case) or the values of "
                      f"cv2.BORDER_CONSTANT, _REPLICATE, _REFLECT, _WRAP, _REFLECT_101; got {value!r}")

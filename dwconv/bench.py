@@ -834,8 +834,9 @@ def _cross_check(contestants, case, agree=None):
         if c.as_nhwc is None:
             continue
         expected = reference if c.part is None else (reference[c.part],)
-        error = _max_relative_error(c.as_nhwc(result), expected)
-        if not (agree(c.as_nhwc(result), expected) if agree else error <= TOLERANCE):
+        result = c.as_nhwc(result)
+        error = _max_relative_error(result, expected)
+        if not (agree(result, expected) if agree else error <= TOLERANCE):
             print(f"  warning: {c.label} disagrees with {contestants[0].label} on {case} "
                   f"(max relative error {error:.2g}); its time compares different work")
     return first_calls
