@@ -41,6 +41,7 @@ cdef extern from "_microkernels.h" nogil:
     const dw_isa dw_isas[]
     const int dw_isa_count
     enum: DW_PLANE_ROWS
+    enum: DW_DOT_MAX_TAPS
     enum: DW_ELEM_FLOAT, DW_ELEM_U8, DW_ELEM_U16, DW_ELEM_I16
     const dw_isa *dw_active
     bint dw_isa_supported(int level)
@@ -159,8 +160,6 @@ cdef enum:
     # measured 5-15% faster than 64 on the 7- and 14-pixel planes; 256 no better than 128.)
     PACKED_CHANNELS = 128
     PACKED_PIXELS = 512
-    # taps per dot_taps call (its register tile holds that many sums)
-    MAX_DOT_TAPS = 7
     # Below this many multiply-adds a call runs on one thread: waking a second one costs more.
     # (Measured on 2 cores of an AVX-512 Xeon, 3x3 kernels with x out of cache: 0.17 M, 24 us on
     # one thread and 26 on two; 0.34 M, 34 and 33; mnv2-7x960 at batch 1, 0.42 M, 44 and 34.)
@@ -966,10 +965,15 @@ cdef void reduce_rows(const floating *x, const floating *dy, floating *partial, 
                 i = rows.tap0[oh] + u
                 ih = rows.src0[oh] + u * rows.src_tap_step
                 x_row = x + ((n * d.H + ih) * W * C + c0) if d.nhwc else x + ((n * C + c0) * d.H + ih) * W
-                if d.nhwc and M == 1 and kw <= 7 and all_lo < all_hi:
-                    # the columns every tap of the row reads: all taps at once, then each tap's edges
-                    dot_taps(x_row + (all_lo * d.sw - d.pl) * C, d.sw * C, d.dil_w * C, dy_row + all_lo * CM, CM,
-                             partial + i * kw * partial_tap + c0, partial_tap, kw, all_hi - all_lo, nc)
+                if d.nhwc and M == 1 and all_lo < all_hi:
+                    # the columns every tap of the row reads: its taps DW_DOT_MAX_TAPS at once (their
+                    # sums in registers), then each tap's edges
+                    j = 0
+                    while j < kw:
+                        dot_taps(x_row + (all_lo * d.sw - d.pl + j * d.dil_w) * C, d.sw * C, d.dil_w * C,
+                                 dy_row + all_lo * CM, CM, partial + (i * kw + j) * partial_tap + c0, partial_tap,
+                                 min(<Py_ssize_t> DW_DOT_MAX_TAPS, kw - j), all_hi - all_lo, nc)
+                        j += DW_DOT_MAX_TAPS
                     for j in range(kw):
                         reduce_columns(x_row, dy_row, partial + (i * kw + j) * partial_tap + c0 * M + m, j,
                                        col_lo[j], all_lo, nc, d)
@@ -1057,8 +1061,8 @@ cdef void reduce_ring(const floating *x, const floating *dy, floating *partial, 
             while j < d.kw:
                 dot_taps(src[a] + j * d.dil_w * nc, d.sw * nc, d.dil_w * nc, dy_row, dy_pix,
                          partial + (a * d.kw + j) * partial_tap + c0, partial_tap,
-                         min(d.kw - j, <Py_ssize_t> MAX_DOT_TAPS), d.OW, nc)
-                j += MAX_DOT_TAPS
+                         min(d.kw - j, <Py_ssize_t> DW_DOT_MAX_TAPS), d.OW, nc)
+                j += DW_DOT_MAX_TAPS
 
 
 cdef void reduce_packed(const floating *x, const floating *dy, floating *partial, const Axis *rows,

@@ -52,6 +52,9 @@ enum { DW_ELEM_FLOAT, DW_ELEM_U8, DW_ELEM_U16, DW_ELEM_I16 };
  * source rows of this many output rows of an NCHW plane). */
 #define DW_PLANE_ROWS 4
 
+/* The most taps dot_taps (the filter gradient's register-resident reduction) sums at once. */
+#define DW_DOT_MAX_TAPS 7
+
 /* The levels, from the most portable up. Each block names its level (DW_ISA), gives its vector
  * width (DW_VBYTES) and the level below it (DW_NARROWER), compiles the micro-kernels for it inside
  * its target region, and says whether a CPU runs it (dw_supported_<level>); a new level is one

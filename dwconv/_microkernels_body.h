@@ -415,6 +415,7 @@ DW_INLINE void DW_FN(dot_taps_vector)(const DW_T *src, ptrdiff_t src_pix, ptrdif
 static void DW_FN(dot_taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_tap, const DW_T *dy, ptrdiff_t dy_pix,
                             DW_T *acc, ptrdiff_t acc_tap, ptrdiff_t ntap, ptrdiff_t npix, ptrdiff_t nc)
 {
+    _Static_assert(DW_DOT_MAX_TAPS == 7, "the cases below list every tap count up to DW_DOT_MAX_TAPS");
     ptrdiff_t c = 0;
     for (; c + DW_VLEN <= nc; c += DW_VLEN) {
 #define DW_DOT_TAPS_CASE(k)                                                                              \
