@@ -95,6 +95,43 @@ DW_INLINE void DW_FN(row_tile_dense)(const DW_T *const *rows, ptrdiff_t off, ptr
     for (int t = 0; t < tile; t++) DW_FN(store_out)(dst + t * dst_pix, acc[t], nt);
 }
 
+/* channels, kernels wider than the dense tiles (dilation 1, stride sw known at compile time): each
+ * kernel row in pieces of DW_ROW_MAX_KW taps run as the dense tile runs its rows (each source
+ * vector loaded once per piece), the taps past the last whole piece one load per tap and pixel. */
+DW_INLINE void DW_FN(row_tile_pieces)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t pix, ptrdiff_t kh,
+                                      ptrdiff_t kw, const DW_T *w, ptrdiff_t w_tap, DW_VEC start, DW_T *dst,
+                                      ptrdiff_t dst_pix, int nt, const int sw, const int tile)
+{
+    DW_VEC acc[DW_ROW_TILE], wv[DW_ROW_MAX_KW];
+    const ptrdiff_t whole = kw / DW_ROW_MAX_KW * DW_ROW_MAX_KW;
+    DW_ROW_UNROLL
+    for (int t = 0; t < tile; t++) acc[t] = start;
+    for (ptrdiff_t a = 0; a < kh; a++)
+        for (ptrdiff_t b0 = 0; b0 < kw; b0 += DW_ROW_MAX_KW) {
+            const DW_T *s = rows[a] + off + b0 * pix, *wa = w + (a * kw + b0) * w_tap;
+            if (b0 == whole) { /* (the last taps) */
+                for (ptrdiff_t b = 0; b < kw - whole; b++) {
+                    const DW_VEC wb = DW_FN(load)(wa + b * w_tap);
+                    DW_ROW_UNROLL
+                    for (int t = 0; t < tile; t++) acc[t] += wb * DW_FN(load)(s + (t * sw + b) * pix);
+                }
+                break;
+            }
+            DW_ROW_UNROLL
+            for (int b = 0; b < DW_ROW_MAX_KW; b++) wv[b] = DW_FN(load)(wa + b * w_tap);
+            DW_ROW_UNROLL
+            for (int u = 0; u < (tile - 1) * sw + DW_ROW_MAX_KW; u++) {
+                DW_VEC x = DW_FN(load)(s + u * pix);
+                if (DW_VBYTES == 64) DW_IN_REGISTER(x);
+                DW_ROW_UNROLL
+                for (int b = 0; b < DW_ROW_MAX_KW; b++)
+                    if (u >= b && (u - b) % sw == 0 && (u - b) / sw < tile) acc[(u - b) / sw] += wv[b] * x;
+            }
+        }
+    DW_ROW_UNROLL
+    for (int t = 0; t < tile; t++) DW_FN(store_out)(dst + t * dst_pix, acc[t], nt);
+}
+
 /* channels, any kernel width, stride and dilation: one load per tap and pixel. */
 DW_INLINE void DW_FN(row_tile_any)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t src_tap,
                                    ptrdiff_t kh, ptrdiff_t kw, const DW_T *w, ptrdiff_t w_tap, DW_VEC start, DW_T *dst,
@@ -131,8 +168,8 @@ _Static_assert(DW_ROW_TILE == 8, "DW_TILE_CASES lists every tile size up to DW_R
     DW_TILE_CASE(5, TILE) DW_TILE_CASE(6, TILE) DW_TILE_CASE(7, TILE) DW_TILE_CASE(8, TILE)
 #endif
 
-/* The channel path over one row with a dense tile of constant (kw, sw), or the general tile when
- * kw == 0: tiles of equal size (as large as the registers allow), the last overlapping, each over
+/* The channel path over one row with a dense tile of constant (kw, sw), the pieces of wider kernels
+ * when kw < 0 (stride sw), or the general tile when kw == 0: tiles of equal size (as large as the registers allow), the last overlapping, each over
  * every vector of lanes (the last overlapping too). */
 DW_INLINE void DW_FN(row_channels)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t src_tap,
                                    ptrdiff_t kh, ptrdiff_t nkw, const DW_T *w, ptrdiff_t w_tap, const DW_T *bias,
@@ -148,9 +185,12 @@ DW_INLINE void DW_FN(row_channels)(const DW_T *const *rows, ptrdiff_t off, ptrdi
             const DW_VEC start = bias ? DW_FN(load)(bias + c) : DW_FN(broadcast)(0);
 #define DW_ROW_TILE_N(n)                                                                                 \
     do {                                                                                                 \
-        if (kw)                                                                                          \
+        if (kw > 0)                                                                                      \
             DW_FN(row_tile_dense)(rows, off + o * src_pix + c, src_tap, w + c, w_tap, start,            \
                                   dst + o * dst_pix + c, dst_pix, nt, kw, sw, n);                        \
+        else if (kw < 0)                                                                                 \
+            DW_FN(row_tile_pieces)(rows, off + o * src_pix + c, src_tap, kh, nkw, w + c, w_tap, start,  \
+                                   dst + o * dst_pix + c, dst_pix, nt, sw, n);                           \
         else                                                                                             \
             DW_FN(row_tile_any)(rows, off + o * src_pix + c, src_pix, src_tap, kh, nkw, w + c, w_tap, start, \
                                 dst + o * dst_pix + c, dst_pix, nt, n);                                  \
@@ -177,6 +217,18 @@ typedef void (*DW_FN(row_channels_fn))(const DW_T *const *, ptrdiff_t, ptrdiff_t
 DW_ROW_CHANNELS(0, 1)
 #if DW_ROW_DENSE_TILES
 DW_DENSE_SHAPES(DW_ROW_CHANNELS)
+/* kernels wider than the dense tiles, in pieces (kw -1), at stride 1 and 2 */
+#define DW_ROW_CHANNELS_WIDE(s)                                                                          \
+    static __attribute__((noinline)) void DW_FN(row_channels_wide_##s)(                                  \
+        const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t src_tap, ptrdiff_t kh, ptrdiff_t nkw, \
+        const DW_T *w, ptrdiff_t w_tap, const DW_T *bias, DW_T *dst, ptrdiff_t dst_pix, ptrdiff_t npix, ptrdiff_t nc, \
+        int nt)                                                                                          \
+    {                                                                                                    \
+        DW_FN(row_channels)(rows, off, src_pix, src_tap, kh, nkw, w, w_tap, bias, dst, dst_pix, npix, nc, nt, -1, s); \
+    }
+DW_ROW_CHANNELS_WIDE(1)
+DW_ROW_CHANNELS_WIDE(2)
+#undef DW_ROW_CHANNELS_WIDE
 #endif
 #undef DW_ROW_CHANNELS
 
@@ -187,6 +239,8 @@ static DW_FN(row_channels_fn) DW_FN(row_channels_for)(ptrdiff_t kh, ptrdiff_t kw
     static const DW_FN(row_channels_fn) dense[DW_ROW_MAX_STRIDE][DW_ROW_MAX_KW] = DW_DENSE_TABLE(row_channels);
     if (kh == kw && dil_w == 1 && kw <= DW_ROW_MAX_KW && sw <= DW_ROW_MAX_STRIDE && dense[sw - 1][kw - 1])
         return dense[sw - 1][kw - 1];
+    if (dil_w == 1 && kw > DW_ROW_MAX_KW && sw <= DW_ROW_MAX_STRIDE)
+        return sw == 1 ? DW_FN(row_channels_wide_1) : DW_FN(row_channels_wide_2);
 #else
     (void)kh, (void)kw, (void)sw, (void)dil_w;
 #endif
