@@ -729,7 +729,9 @@ def test_megengine_one_input_channel_keeps_the_dense_weight_layout():
 def test_megengine_initialization():
     m = M.Conv2d(64, 128, 3, groups=64)
     assert m.weight.dtype == np.float32 and not m.bias.any()
-    assert np.std(m.weight) == pytest.approx(1 / math.sqrt(9 * 64), rel=0.05)
+    # (1152 unseeded draws: their std is within 12% of the law's, 5.7 standard errors, all but never;
+    # within 5% failed about one run in 60)
+    assert np.std(m.weight) == pytest.approx(1 / math.sqrt(9 * 64), rel=0.12)
 
 
 @pytest.mark.parametrize("kwargs, match", [
