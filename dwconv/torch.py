@@ -165,6 +165,10 @@ def _conv2d_setup(ctx, inputs, output):
 
 def _conv2d_backward(ctx, grad):
     input, weight = ctx.saved_tensors
+    # Both gradients read `grad` in the input's layout, and the input's gradient comes in it: one
+    # copy here where autograd made `grad` otherwise (a slice's backward makes it contiguous),
+    # rather than one in the filter gradient and an input gradient in the wrong layout.
+    grad = grad.contiguous(memory_format=torch.channels_last if _channels_last(input) else torch.contiguous_format)
     dx = dw = db = None
     if ctx.needs_input_grad[0]:
         dx = _input_grad_op(grad, weight, list(input.shape), *ctx.geometry)
