@@ -287,9 +287,10 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=Non
     if weight.dim() != 4 or weight.shape[1] != 1 or weight.shape[0] % channels or not weight.shape[0]:
         raise ValueError(f"`weight` must be (C*M, 1, kh, kw) for the input's C = {channels} channels, "
                          f"got shape {tuple(weight.shape)}")
-    if bias is not None and (not isinstance(bias, torch.Tensor) or tuple(bias.shape) != (weight.shape[0],)):
-        shape = tuple(bias.shape) if isinstance(bias, torch.Tensor) else type(bias).__name__
-        raise ValueError(f"`bias` must be a tensor of shape ({weight.shape[0]},), got {shape}")
+    if bias is not None and not isinstance(bias, torch.Tensor):
+        raise TypeError(f"`bias` must be a torch.Tensor or None, got {type(bias).__name__}")
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(f"`bias` must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and t.dtype != input.dtype:
             raise TypeError(f"`{name}` must have the input's dtype {input.dtype}, got {t.dtype}")

@@ -285,6 +285,7 @@ def test_value_errors(call, match):
 @pytest.mark.parametrize("call, match", [
     (lambda x, w: dt.conv2d(x.numpy(), w), r"`input`.*ndarray"),
     (lambda x, w: dt.conv2d(x, w.float()), r"`weight`.*torch.float32"),
+    (lambda x, w: dt.conv2d(x, w, [0.0] * 6), r"`bias`.*list"),
     (lambda x, w: dt.conv2d(x.int(), w.int()), r"`input`.*torch.int32"),
     (lambda x, w: dt.conv2d(x, w, stride=(1, 2, 3)), r"`stride`.*\(1, 2, 3\)"),
     (lambda x, w: dt.conv2d(x, w, dilation=1.5), r"`dilation`.*1.5"),
