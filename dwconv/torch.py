@@ -294,6 +294,11 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=Non
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and t.dtype != input.dtype:
             raise TypeError(f"`{name}` must have the input's dtype {input.dtype}, got {t.dtype}")
+    if input.device.type not in ("cpu", "cuda"):
+        raise ValueError(f"`input` must be on the CPU or a CUDA device, got a tensor on {input.device}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.device != input.device:
+            raise ValueError(f"`{name}` must be on the input's device {input.device}, got {t.device}")
     if input.dtype not in (torch.float32, torch.float64, torch.float16):
         raise TypeError(f"`input` must be float32, float64 or float16, got {input.dtype}")
     if padding_mode not in PADDING_MODES:

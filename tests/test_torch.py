@@ -273,6 +273,8 @@ def test_torch_export():
     (lambda x, w: dt.conv2d(x, w, stride=2, padding="same"), r"`padding`='same'.*stride \(2, 2\)"),
     (lambda x, w: dt.conv2d(x, w, padding_mode="wrap"), r"`padding_mode`.*'wrap'"),
     (lambda x, w: dt.conv2d(x[0, 0], w), r"`input`.*\(7, 8\)"),
+    (lambda x, w: dt.conv2d(x.to("meta"), w.to("meta")), r"`input`.*meta"),
+    (lambda x, w: dt.conv2d(x, w.to("meta")), r"`weight`.*meta"),
     (lambda x, w: dt.Conv2d(3, 6, 3), r"`groups`.*groups=1"),
     (lambda x, w: dt.Conv1d(4, 4, 3, groups=2), r"`groups`.*groups=2"),
 ])
