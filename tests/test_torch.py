@@ -256,12 +256,16 @@ def test_torch_compile(backend):
     torch.testing.assert_close(torch.autograd.grad(y.sum(), (x, w, b)), torch.autograd.grad(ref.sum(), (x, w, b)))
 
 
-def test_torch_export():
+def test_torch_export_and_jit_trace():
+    """Both record the operator as one call (torch.jit.script cannot read dwconv.torch's Python)."""
     model = dt.convert(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, groups=4), nn.ReLU()))
     x = torch.randn(1, 4, 8, 8)
     exported = torch.export.export(model, (x,))
     assert "dwconv.conv2d" in str(exported.graph)
     torch.testing.assert_close(exported.module()(x), model(x))
+    traced = torch.jit.trace(model, x)
+    assert "dwconv::conv2d" in str(traced.inlined_graph)
+    torch.testing.assert_close(traced(x), model(x))
 
 
 @pytest.mark.parametrize("call, match", [
