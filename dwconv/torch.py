@@ -144,12 +144,33 @@ def _(input, grad_output, weight_size, stride, padding, dilation, padding_mode):
     return input.new_empty(weight_size)
 
 
+@torch.library.custom_op("dwconv::conv2d_backward", mutates_args=())
+def _backward_op(grad_output: torch.Tensor, input: torch.Tensor, weight: torch.Tensor, stride: list[int],
+                 padding: list[int], dilation: list[int], padding_mode: str) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                      torch.Tensor]:
+    """The input, weight and bias gradients together: dwconv's depthwise_conv2d_grad, which reads
+    grad_output once for the weight and bias, and for NHWC 3x3 "same" once for all three."""
+    data_format = _format(input)
+    grads = dwconv.depthwise_conv2d_grad(
+        _array(input, data_format), _array(weight, "NCHW"), _array(grad_output, data_format), stride,
+        _pads(padding), data_format=data_format, dilations=dilation, padding_mode=padding_mode,
+        filter_format="torch", num_threads=torch.get_num_threads())
+    return _tensor(grads.input, data_format), torch.from_numpy(grads.filters), torch.from_numpy(grads.bias)
+
+
+@_backward_op.register_fake
+def _(grad_output, input, weight, stride, padding, dilation, padding_mode):
+    return _empty_like_result(input, input.shape), weight.new_empty(weight.shape), weight.new_empty(weight.shape[0])
+
+
 # The autograd formulas. The convolution is bilinear in (input, weight), and so are its two
 # gradients; each operator's derivatives are therefore the other two operators:
 #   y  = conv(x, w)          dL/dx = input_grad(dy, w)        dL/dw = weight_grad(x, dy)
 #   dx = input_grad(dy, w)   dL/ddy = conv(g, w)              dL/dw = weight_grad(g, dy)
 #   dw = weight_grad(x, dy)  dL/dx = input_grad(dy, g)        dL/ddy = conv(x, g)
-# (g: the gradient arriving for the operator's result), which makes gradients of any order.
+# (g: the gradient arriving for the operator's result), which makes gradients of any order. When
+# both are wanted, one operator computes the three gradients together (dwconv's
+# depthwise_conv2d_grad); its derivatives are the sums of the three's.
 
 
 def _save_geometry(ctx, stride, padding, dilation, padding_mode):
@@ -170,13 +191,15 @@ def _conv2d_backward(ctx, grad):
     # rather than one in the filter gradient and an input gradient in the wrong layout.
     grad = grad.contiguous(memory_format=torch.channels_last if _channels_last(input) else torch.contiguous_format)
     dx = dw = db = None
-    if ctx.needs_input_grad[0]:
+    if ctx.needs_input_grad[0] and ctx.needs_input_grad[1]:
+        dx, dw, db = _backward_op(grad, input, weight, *ctx.geometry)
+    elif ctx.needs_input_grad[0]:
         dx = _input_grad_op(grad, weight, list(input.shape), *ctx.geometry)
-    if ctx.needs_input_grad[1]:
+    elif ctx.needs_input_grad[1]:
         dw = _weight_grad_op(input, grad, list(weight.shape), *ctx.geometry)
-    if ctx.has_bias and ctx.needs_input_grad[2]:
+    if ctx.has_bias and ctx.needs_input_grad[2] and db is None:
         db = grad.sum((0, 2, 3))
-    return dx, dw, db, None, None, None, None
+    return dx, dw, db if ctx.has_bias else None, None, None, None, None
 
 
 _conv2d_op.register_autograd(_conv2d_backward, setup_context=_conv2d_setup)
@@ -218,6 +241,33 @@ def _weight_grad_backward(ctx, grad):
 
 
 _weight_grad_op.register_autograd(_weight_grad_backward, setup_context=_weight_grad_setup)
+
+
+def _backward_setup(ctx, inputs, output):
+    grad_output, input, weight, *geometry = inputs
+    ctx.save_for_backward(grad_output, input, weight)
+    _save_geometry(ctx, *geometry)
+
+
+def _backward_backward(ctx, grad_dx, grad_dw, grad_db):
+    """The sum of the three gradients' own formulas (the bias gradient sums grad_output)."""
+    grad_output, input, weight = ctx.saved_tensors
+    d_grad_output = dx = dw = None
+    if ctx.needs_input_grad[0]:
+        d_grad_output = (torch.zeros_like(grad_output) if grad_db is None
+                         else grad_db[:, None, None].expand_as(grad_output))
+        if grad_dx is not None:
+            d_grad_output = d_grad_output + _conv2d_op(grad_dx, weight, None, *ctx.geometry)
+        if grad_dw is not None:
+            d_grad_output = d_grad_output + _conv2d_op(input, grad_dw, None, *ctx.geometry)
+    if ctx.needs_input_grad[1] and grad_dw is not None:
+        dx = _input_grad_op(grad_output, grad_dw, list(input.shape), *ctx.geometry)
+    if ctx.needs_input_grad[2] and grad_dx is not None:
+        dw = _weight_grad_op(grad_dx, grad_output, list(weight.shape), *ctx.geometry)
+    return d_grad_output, dx, dw, None, None, None, None
+
+
+_backward_op.register_autograd(_backward_backward, setup_context=_backward_setup)
 
 
 # ---------------------------------------------------------------------------------------------

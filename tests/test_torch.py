@@ -79,6 +79,9 @@ def test_gradcheck(geometry, mode, channels_last):
 
         assert torch.autograd.gradcheck(conv, args)
         assert torch.autograd.gradgradcheck(conv, args)
+    # one of the two: the input's or the weight's gradient operator alone, not the three together
+    assert torch.autograd.gradgradcheck(lambda x: conv(x, w.detach()), (x,))
+    assert torch.autograd.gradgradcheck(lambda w: conv(x.detach(), w), (w,))
 
 
 @pytest.mark.parametrize("channels_last", [False, True], ids=["NCHW", "channels_last"])
