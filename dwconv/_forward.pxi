@@ -235,7 +235,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     # the planes)
     plan.streaming = act == IDENTITY and d.N * d.OH * d.OW * d.C * d.M * sizeof(floating) > STREAMING_BYTES
     if plan.kind == RING_PLANES:  # each call's planes, then (integer results) one row of pixels
-        plan.streaming = False
+        plan.streaming = plan.streaming and d.y_type == DW_ELEM_FLOAT
         plan.out_bytes = round_up((plan.out_rows + (d.y_type != DW_ELEM_FLOAT)) * d.OW * C * sizeof(floating),
                                   RING_ALIGN)
         plan.scratch = malloc(RING_ALIGN + n_threads * plan.out_bytes)
@@ -374,7 +374,7 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
                     transpose(out + m * C * OW, OW, out + plan.out_rows * C * OW, C, OW, C)
                     narrow_results(out + plan.out_rows * C * OW, y, index, C, OW, C, act, d)
                 else:
-                    transpose(out + m * C * OW, OW, y + index, C, OW, C)
+                    transpose(out + m * C * OW, OW, y + index, C, OW, C, plan.streaming)
             q += rows_per_call
         if not narrowing:
             activate_outputs(y, act, d, n, q0, q1, 0, C)

@@ -665,16 +665,19 @@ static void DW_FN(transpose)(const DW_T *src, ptrdiff_t src_b, DW_T *dst, ptrdif
 {
 #ifdef DW_TRANSPOSE_IN_REGISTERS
     /* Three or four planes to pixels of as many elements and back (an RGB or RGBA image taken apart
-     * for its planes' kernels: the register tiles below took as long as a 7x7 kernel's sums), in
-     * plain stores. */
+     * for its planes' kernels: the register tiles below took as long as a 7x7 kernel's sums); the
+     * pixels (results) streamed with `nt`, the planes (a ring's rows) never. */
     if ((nb == 3 || nb == 4) && dst_a == nb && na >= DW_VLEN) {
         DW_VEC planes[4], pixels[4];
         for (ptrdiff_t a_next = 0; a_next < na; a_next += DW_VLEN) {
             const ptrdiff_t a = a_next + DW_VLEN <= na ? a_next : na - DW_VLEN;
             for (int c = 0; c < nb; c++) planes[c] = DW_FN(load)(src + c * src_b + a);
             DW_FN(pixels_of)(planes, pixels, nb);
-            for (int k = 0; k < nb; k++) DW_FN(store)(dst + nb * a + k * DW_VLEN, pixels[k]);
+            for (int k = 0; k < nb; k++) DW_FN(store_out)(dst + nb * a + k * DW_VLEN, pixels[k], nt);
         }
+#ifdef DW_X86
+        if (nt) _mm_sfence(); /* streamed results reach memory before any later store */
+#endif
         return;
     }
     if ((na == 3 || na == 4) && src_b == na && nb >= DW_VLEN) {

@@ -648,6 +648,8 @@ RING_CASES = [  # (data_format, H, W, C, M)
     ("NCHW", 5, 140, 19, 1),
     ("NCHW", 5, 70, 2, 2),
     ("NHWC", 5, 40, 3, 1),
+    ("NHWC", 5, 64, 3, 1),  # RGB and RGBA taken apart into planes; rows of whole cache lines stream
+    ("NHWC", 6, 48, 4, 1),
     ("NCHW", 8, 16, 19, 2),  # packed planes of whole cache lines: their results stream when forced
 ]
 
