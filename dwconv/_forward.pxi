@@ -62,10 +62,10 @@ cdef enum:
     # NHWC images of fewer channels than this (M 1) with kernels of this many taps or more are
     # filtered channel by channel, each a plane (RING_PLANES), where the taps outweigh taking the
     # pixels apart and putting them back together; RGB images with any kernel, whose pixels the
-    # micro-kernels take apart in shuffles (measured on an AVX-512 Xeon against the stream path, on
-    # 1080p and 128x256 images: RGB 3x3 1.03-1.23x faster, 5x5 1.18-1.68x, 7x7 1.19-1.67x, 11x11
-    # 1.17-1.61x, 21x21 1.29-2.19x; RGBA 7x7 1.05-1.17x, 11x11 1.14-1.39x, 21x21 1.56-2.13x, but
-    # 3x3 and 5x5 0.54-0.96x).
+    # micro-kernels take apart in shuffles (measured on 2 vCPUs of an AVX-512 AMD EPYC against the
+    # stream path, on 1080p and 128x256 images: RGB 3x3 1.03-1.23x faster, 5x5 1.18-1.68x, 7x7
+    # 1.19-1.67x, 11x11 1.17-1.61x, 21x21 1.29-2.19x; RGBA 7x7 1.05-1.17x, 11x11 1.14-1.39x, 21x21
+    # 1.56-2.13x, but 3x3 and 5x5 0.54-0.96x).
     PLANAR_MAX_CHANNELS = 16
     PLANAR_MIN_TAPS = 49
 
@@ -159,9 +159,9 @@ cdef struct Plan:
     Py_ssize_t block, n_blocks, band_rows, n_bands
     Py_ssize_t out_rows  # output rows per micro-kernel call (several: NCHW planes of dilation 1)
     Py_ssize_t max_block  # channels in the largest block (the last is the largest or the smallest)
-    # packed NCHW: each thread's scratch of one band's output (integer results and NHWC planes: of
-    # one call's), and
-    # the filter (and bias) with their channels multiplier-major (kh, kw, M, C), as the ring's lanes are
+    # each thread's scratch: packed NCHW, one band's output; NHWC planes and integer results, one
+    # call's; and (packed NCHW) the filter and bias with their channels multiplier-major (kh, kw, M,
+    # C), as the ring's lanes are
     Py_ssize_t out_bytes
     void *scratch
     const void *w_mc
@@ -179,6 +179,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     out of memory. Each image gets enough items for the threads to share (rows first: a band shares
     its ring's rows; channel blocks where rows run short or the ring would leave L2)."""
     cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, n_taps = d.kh * d.kw, wanted, max_blocks, ring_bytes, block
+    cdef Py_ssize_t lanes
     cdef floating *w_mc
     plan.scratch = NULL
     plan.flat.off, plan.flat.bits = NULL, NULL
@@ -234,16 +235,15 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     # (an activation rereads the rows; packed NCHW results stream from the thread's scratch into
     # the planes)
     plan.streaming = act == IDENTITY and d.N * d.OH * d.OW * d.C * d.M * sizeof(floating) > STREAMING_BYTES
-    if plan.kind == RING_PLANES:  # each call's planes, then (integer results) one row of pixels
+    if plan.kind == RING_PLANES or d.y_type != DW_ELEM_FLOAT:
+        # Each call's results go to the thread's scratch: NHWC planes, each call's planes, then
+        # (integer results) one row of pixels; integer results, the call's rows, then narrowed into y.
         plan.streaming = plan.streaming and d.y_type == DW_ELEM_FLOAT
-        plan.out_bytes = round_up((plan.out_rows + (d.y_type != DW_ELEM_FLOAT)) * d.OW * C * sizeof(floating),
-                                  RING_ALIGN)
-        plan.scratch = malloc(RING_ALIGN + n_threads * plan.out_bytes)
-        return plan.scratch != NULL
-    if d.y_type != DW_ELEM_FLOAT:  # each call's rows go to the thread's scratch, then narrowed into y
-        plan.streaming = False
-        plan.out_bytes = round_up(plan.out_rows * d.OW * (plan.max_block * M if d.nhwc else 1) * sizeof(floating),
-                                  RING_ALIGN)
+        if plan.kind == RING_PLANES:
+            lanes = (plan.out_rows + (d.y_type != DW_ELEM_FLOAT)) * C
+        else:
+            lanes = plan.out_rows * (plan.max_block * M if d.nhwc else 1)
+        plan.out_bytes = round_up(lanes * d.OW * sizeof(floating), RING_ALIGN)
         plan.scratch = malloc(RING_ALIGN + n_threads * plan.out_bytes)
         return plan.scratch != NULL
     if plan.kind == FLAT_PLANES:
@@ -358,9 +358,9 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
     elif plan.kind == RING_PLANES:
         ring_reset(ring, tid)
         out = <floating *> plan_scratch(plan, tid)  # channel c of output row j at (j*C + c)*OW
+        rows_per_call = plan.out_rows if q1 - q0 >= plan.out_rows else 1
         q = q0
         while q < q1:
-            rows_per_call = plan.out_rows if q1 - q0 >= plan.out_rows else 1
             q = min(q, q1 - rows_per_call)  # (the band's last call overlapping the one before)
             rows = ring_rows(ring, tid, x, d, n, q, rows_per_call, 0, C)
             for c in range(C):

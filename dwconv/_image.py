@@ -258,7 +258,7 @@ def _filter_in_strips(x, columns, rows, padding, mode, delta, compute, y, num_th
     def view(a):
         return a.reshape(1, a.shape[1], -1, view_channels)
 
-    def padding(padded):
+    def padding_rows(padded):
         """The padding rows `padded` (a slice of the padded image's rows)."""
         return 0 if mode == "zeros" else x[:, padded_rows[padded]]
 
@@ -275,9 +275,9 @@ def _filter_in_strips(x, columns, rows, padding, mode, delta, compute, y, num_th
             inside = strip_rows[:, :, left:left + width]
             np.copyto(inside[:, above:last - first - below], x[:, first + above:last - below])
             if above:
-                inside[:, :above] = padding(slice(start, start + above))
+                inside[:, :above] = padding_rows(slice(start, start + above))
             if below:
-                inside[:, last - first - below:] = padding(slice(last + top - below, last + top))
+                inside[:, last - first - below:] = padding_rows(slice(last + top - below, last + top))
             if mode != "zeros":
                 strip_rows[:, :, :left] = strip_rows[:, :, left + padded_columns[:left]]
                 strip_rows[:, :, left + width:] = strip_rows[:, :, left + padded_columns[left + width:]]

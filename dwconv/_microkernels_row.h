@@ -168,8 +168,9 @@ _Static_assert(DW_ROW_TILE == 8, "DW_TILE_CASES lists every tile size up to DW_R
 #endif
 
 /* The channel path over one row with a dense tile of constant (kw, sw), the pieces of wider kernels
- * when kw < 0 (stride sw), or the general tile when kw == 0: tiles of equal size (as large as the registers allow), the last overlapping, each over
- * every vector of lanes (the last overlapping too). */
+ * when kw < 0 (stride sw), or the general tile when kw == 0: tiles of equal size (as large as the
+ * registers allow), the last overlapping, each over every vector of lanes (the last overlapping
+ * too). */
 DW_INLINE void DW_FN(row_channels)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t src_tap,
                                    ptrdiff_t kh, ptrdiff_t nkw, const DW_T *w, ptrdiff_t w_tap, const DW_T *bias,
                                    DW_T *dst, ptrdiff_t dst_pix, ptrdiff_t npix, ptrdiff_t nc, int nt, const int kw,
