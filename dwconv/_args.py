@@ -18,8 +18,8 @@ from dwconv._names import ACTIVATIONS, PADDING_MODES
 
 __all__ = ["Geometry", "geometry", "shape_tuple", "as_array", "check_grad_output", "result_dtype", "contiguous",
            "check_bias", "check_activation", "apply_activation", "round_into", "output_array", "resolve_threads",
-           "is_int", "Call",
-           "Gradients", "forward_call", "input_grad_call", "filter_grad_call", "grad_call", "FILTER_FORMATS",
+           "is_int", "Call", "Gradients", "gradient_outs", "gradient_arrays", "forward_call", "input_grad_call",
+           "filter_grad_call", "grad_call", "FILTER_FORMATS",
            "check_filter_format", "filters_in_format", "PADDING_MODES", "ACTIVATIONS"]
 
 _LAYOUTS = {"NHWC": "NHWC", "CHANNELS_LAST": "NHWC", "NCHW": "NCHW", "CHANNELS_FIRST": "NCHW"}
@@ -574,6 +574,29 @@ def _aligned_empty(shape, dtype):
         return np.empty(shape, dtype)
     raw = np.empty(nbytes + _ALIGNMENT, np.uint8)
     return np.ndarray(shape, dtype, raw, -_kernels.data_address(raw) % _ALIGNMENT)
+
+
+def gradient_outs(out):
+    """The `out` of depthwise_conv2d_grad as a tuple (input, filters, bias) of arrays or Nones."""
+    if out is None:
+        return None, None, None
+    if not isinstance(out, (tuple, list)) or len(out) != 3:
+        raise TypeError("`out` must be a sequence of three arrays or Nones (input, filters, bias), "
+                        f"got {type(out).__name__} {out!r:.60}")
+    return tuple(out)
+
+
+def gradient_arrays(outs, c, xp=np, empty=_aligned_empty):
+    """(the Gradients that depthwise_conv2d_grad returns, the filter gradient in dwconv's own layout
+    that its kernels write): the arrays of `outs` (from `gradient_outs`), each checked as
+    `output_array` checks one, new ones for its Nones."""
+    inputs = (("x", c.x), ("filters", c.filters), ("grad_output", c.grad_output))
+    tf_filters = empty(c.filters.shape, c.dtype)
+    shapes = (c.g.input_shape, filters_in_format(tf_filters, c).shape, (c.g.C * c.g.M,))
+    grads = Gradients(*(output_array(o, shape, c.dtype, inputs, xp=xp, empty=empty) for o, shape in zip(outs, shapes)))
+    if c.filter_format == "tf":
+        tf_filters = grads.filters
+    return grads, tf_filters
 
 
 def output_array(out, shape, dtype, inputs=(), origin="x", xp=np, empty=_aligned_empty):

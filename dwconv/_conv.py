@@ -215,9 +215,13 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
 
 @_dispatch("x", "filters", "grad_output")
 def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *, data_format="NHWC",
-                          dilations=1, padding_mode="zeros", dtype=None, num_threads=None, filter_format=None):
+                          dilations=1, padding_mode="zeros", dtype=None, out=None, num_threads=None,
+                          filter_format=None):
     """All three gradients of ``depthwise_conv2d``: ``Gradients(input, filters, bias)``, the filter
     gradient in the layout of ``filters`` (``filter_format``).
+
+    ``out`` may give the arrays to write them into: ``(input, filters, bias)``, each as the ``out``
+    of ``depthwise_conv2d`` (C-contiguous, the result's shape and dtype), or None for a new array.
 
     The filter and bias gradients come from one pass over ``x`` and ``grad_output``; for NHWC 3x3
     kernels at stride 1 whose output is as large as ``x`` (``"SAME"``), the input gradient comes
@@ -225,14 +229,16 @@ def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *
     c = _args.grad_call(x, filters, grad_output, strides, padding, data_format, dilations, padding_mode, dtype,
                         filter_format)
     n_threads = _threads(num_threads)
-    grads = Gradients(_args.output_array(None, c.g.input_shape, c.dtype),
-                      np.empty(c.filters.shape, c.dtype), np.empty(c.g.C * c.g.M, c.dtype))
+    grads, tf_filters = _args.gradient_arrays(_args.gradient_outs(out), c)
+    computed = grads._replace(filters=tf_filters)
     # (converted once: the two passes below find them converted when the one sweep cannot serve)
     x, grad_output, filters = (_args.contiguous(a, c.compute) for a in (c.x, c.grad_output, c.filters))
-    if not _swept_together(grads, x, grad_output, filters, c.g, n_threads):
+    if not _swept_together(computed, x, grad_output, filters, c.g, n_threads):
         _input_grad_into(grads.input, grad_output, filters, c.g, c.compute, n_threads)
-        _filter_and_bias_grad(x, grad_output, c.g, c.compute, grads.filters, grads.bias, n_threads)
-    return grads._replace(filters=_args.contiguous(_args.filters_in_format(grads.filters, c), c.dtype))
+        _filter_and_bias_grad(x, grad_output, c.g, c.compute, tf_filters, grads.bias, n_threads)
+    if tf_filters is not grads.filters:
+        np.copyto(grads.filters, _args.filters_in_format(tf_filters, c))
+    return grads
 
 
 def _swept_together(grads, x, grad_output, filters, g, n_threads):

@@ -241,20 +241,23 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
 
 
 def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *, data_format="NHWC", dilations=1,
-                          padding_mode="zeros", dtype=None, num_threads=None, filter_format=None):
+                          padding_mode="zeros", dtype=None, out=None, num_threads=None, filter_format=None):
     """``dwconv.depthwise_conv2d_grad`` for GPU arrays: ``Gradients(input, filters, bias)``."""
-    x, filters, grad_output = _device_arrays(x=x, filters=filters, grad_output=grad_output)
+    outs = _args.gradient_outs(out)
+    x, filters, grad_output, *outs = _device_arrays(x=x, filters=filters, grad_output=grad_output, out_input=outs[0],
+                                                    out_filters=outs[1], out_bias=outs[2])
     import cupy  # (after the check for host arrays, which needs no CuPy)
 
     c = _args.grad_call(x, filters, grad_output, strides, padding, data_format, dilations, padding_mode, dtype,
                         filter_format, cupy)
     _check_threads(num_threads)
     with c.x.device:
-        grads = _args.Gradients(_args.output_array(None, c.g.input_shape, c.dtype, empty=cupy.empty),
-                                cupy.empty(c.filters.shape, c.dtype), cupy.empty(c.g.C * c.g.M, c.dtype))
+        grads, tf_filters = _args.gradient_arrays(outs, c, cupy, cupy.empty)
         _input_grad_into(grads.input, c.grad_output, c.filters, c.g, c.compute)
-        _filter_grad_into(grads.filters, grads.bias, c.x, c.grad_output, c.g, c.compute)
-        return grads._replace(filters=_args.contiguous(_args.filters_in_format(grads.filters, c), c.dtype))
+        _filter_grad_into(tf_filters, grads.bias, c.x, c.grad_output, c.g, c.compute)
+        if tf_filters is not grads.filters:
+            grads.filters[...] = _args.filters_in_format(tf_filters, c)
+        return grads
 
 
 @functools.lru_cache(maxsize=None)

@@ -2,8 +2,10 @@
 and ``convert(model)``, which swaps a model's depthwise convolutions for them.
 
 The arithmetic is dwconv's: tensors are handed to it as NumPy arrays without copies (a contiguous
-tensor as NCHW, a channels_last one as NHWC) and its results come back as tensors in the input's
-memory format. The forward pass and both gradients are PyTorch custom operators ("dwconv::..."),
+tensor as NCHW, a channels_last one as NHWC), and it writes its results into tensors allocated by
+PyTorch in the input's memory format. (PyTorch's allocator, not NumPy's: NumPy asks the kernel for
+huge pages for large arrays, whose first touch can stall for milliseconds right after PyTorch has
+freed memory, measured at 3-5x a 7x7 layer's time in a model.) The forward pass and both gradients are PyTorch custom operators ("dwconv::..."),
 each with its own autograd formula, so higher derivatives work, and each with a fake
 implementation, so torch.compile and torch.export see one opaque operator per call.
 
@@ -56,12 +58,6 @@ def _vector(t):
     return _cupy().from_dlpack(t) if t.device.type == "cuda" else t.numpy()
 
 
-def _tensor(array, data_format):
-    """A tensor over `array` (no copy), in NCHW order, channels_last when `data_format` is NHWC."""
-    t = torch.from_numpy(array) if isinstance(array, np.ndarray) else torch.from_dlpack(array)
-    return t.permute(0, 3, 1, 2) if data_format == "NHWC" else t
-
-
 def _cupy():
     try:
         import cupy
@@ -91,18 +87,7 @@ def _output_size(size, kernel, stride, pad_before, pad_after, dilation):
 # dilation (h, w), padding (top, bottom, left, right).
 
 
-@torch.library.custom_op("dwconv::conv2d", mutates_args=())
-def _conv2d_op(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: list[int],
-               padding: list[int], dilation: list[int], padding_mode: str) -> torch.Tensor:
-    data_format = _format(input)
-    y = dwconv.depthwise_conv2d(_array(input, data_format), _array(weight, "NCHW"), stride, _pads(padding),
-                                data_format=data_format, dilations=dilation, bias=_vector(bias),
-                                padding_mode=padding_mode, filter_format="torch", num_threads=torch.get_num_threads())
-    return _tensor(y, data_format)
-
-
-@_conv2d_op.register_fake
-def _(input, weight, bias, stride, padding, dilation, padding_mode):
+def _conv2d_result(input, weight, stride, padding, dilation):
     kh, kw = weight.shape[2:]
     shape = (input.shape[0], weight.shape[0],
              _output_size(input.shape[2], kh, stride[0], padding[0], padding[1], dilation[0]),
@@ -110,17 +95,34 @@ def _(input, weight, bias, stride, padding, dilation, padding_mode):
     return _empty_like_result(input, shape)
 
 
+@torch.library.custom_op("dwconv::conv2d", mutates_args=())
+def _conv2d_op(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: list[int],
+               padding: list[int], dilation: list[int], padding_mode: str) -> torch.Tensor:
+    data_format = _format(input)
+    y = _conv2d_result(input, weight, stride, padding, dilation)
+    dwconv.depthwise_conv2d(_array(input, data_format), _array(weight, "NCHW"), stride, _pads(padding),
+                            data_format=data_format, dilations=dilation, bias=_vector(bias),
+                            padding_mode=padding_mode, filter_format="torch", out=_array(y, data_format),
+                            num_threads=torch.get_num_threads())
+    return y
+
+
+@_conv2d_op.register_fake
+def _(input, weight, bias, stride, padding, dilation, padding_mode):
+    return _conv2d_result(input, weight, stride, padding, dilation)
+
+
 @torch.library.custom_op("dwconv::conv2d_input_grad", mutates_args=())
 def _input_grad_op(grad_output: torch.Tensor, weight: torch.Tensor, input_size: list[int], stride: list[int],
                    padding: list[int], dilation: list[int], padding_mode: str) -> torch.Tensor:
     data_format = _format(grad_output)
-    n, c, h, w = input_size
-    input_shape = (n, h, w, c) if data_format == "NHWC" else (n, c, h, w)
-    dx = dwconv.depthwise_conv2d_backprop_input(
-        input_shape, _array(weight, "NCHW"), _array(grad_output, data_format), stride, _pads(padding),
-        data_format=data_format, dilations=dilation, padding_mode=padding_mode, filter_format="torch",
+    dx = _empty_like_result(grad_output, input_size)
+    out = _array(dx, data_format)
+    dwconv.depthwise_conv2d_backprop_input(
+        out.shape, _array(weight, "NCHW"), _array(grad_output, data_format), stride, _pads(padding),
+        data_format=data_format, dilations=dilation, padding_mode=padding_mode, filter_format="torch", out=out,
         num_threads=torch.get_num_threads())
-    return _tensor(dx, data_format)
+    return dx
 
 
 @_input_grad_op.register_fake
@@ -132,11 +134,12 @@ def _(grad_output, weight, input_size, stride, padding, dilation, padding_mode):
 def _weight_grad_op(input: torch.Tensor, grad_output: torch.Tensor, weight_size: list[int], stride: list[int],
                     padding: list[int], dilation: list[int], padding_mode: str) -> torch.Tensor:
     data_format = _format(input)
-    dw = dwconv.depthwise_conv2d_backprop_filter(
+    dw = input.new_empty(weight_size)
+    dwconv.depthwise_conv2d_backprop_filter(
         _array(input, data_format), tuple(weight_size), _array(grad_output, data_format), stride, _pads(padding),
         data_format=data_format, dilations=dilation, padding_mode=padding_mode, filter_format="torch",
-        num_threads=torch.get_num_threads())
-    return _tensor(dw, "NCHW")
+        out=_array(dw, "NCHW"), num_threads=torch.get_num_threads())
+    return dw
 
 
 @_weight_grad_op.register_fake
@@ -151,16 +154,20 @@ def _backward_op(grad_output: torch.Tensor, input: torch.Tensor, weight: torch.T
     """The input, weight and bias gradients together: dwconv's depthwise_conv2d_grad, which reads
     grad_output once for the weight and bias, and for NHWC 3x3 "same" once for all three."""
     data_format = _format(input)
-    grads = dwconv.depthwise_conv2d_grad(
+    grads = _backward_results(input, weight)
+    dwconv.depthwise_conv2d_grad(
         _array(input, data_format), _array(weight, "NCHW"), _array(grad_output, data_format), stride,
         _pads(padding), data_format=data_format, dilations=dilation, padding_mode=padding_mode,
-        filter_format="torch", num_threads=torch.get_num_threads())
-    return _tensor(grads.input, data_format), torch.from_numpy(grads.filters), torch.from_numpy(grads.bias)
+        filter_format="torch", out=(_array(grads[0], data_format), _array(grads[1], "NCHW"), _vector(grads[2])),
+        num_threads=torch.get_num_threads())
+    return grads
 
 
-@_backward_op.register_fake
-def _(grad_output, input, weight, stride, padding, dilation, padding_mode):
+def _backward_results(input, weight):
     return _empty_like_result(input, input.shape), weight.new_empty(weight.shape), weight.new_empty(weight.shape[0])
+
+
+_backward_op.register_fake(lambda grad_output, input, weight, *geometry: _backward_results(input, weight))
 
 
 # The autograd formulas. The convolution is bilinear in (input, weight), and so are its two

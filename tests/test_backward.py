@@ -708,6 +708,36 @@ def test_out_backprop_filter(data_format, dtype):
 
 
 @pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("padding, strides", [("SAME", 1), ("VALID", 2)])  # one sweep (NHWC) / two passes
+def test_out_grad(data_format, padding, strides):
+    """depthwise_conv2d_grad writes the arrays `out` gives (None: a new one), PyTorch's filter layout
+    included, equal to the reference; a wrong `out` is refused before anything is written."""
+    rng = np.random.default_rng(142)
+    x, w, dy = random_case(rng, data_format, 2, 9, 10, 16, 1, 3, 3, strides, padding, 1, np.float32)
+    pad = resolve_padding(padding, hw_of(x.shape, data_format), (3, 3), (strides, strides), (1, 1), data_format)
+    ref = reference_gradients(x, w, dy, (strides, strides), pad, data_format, (1, 1))
+    torch_w = np.ascontiguousarray(w.transpose(2, 3, 0, 1))  # (C*M, 1, kh, kw)
+    for filters, filter_format, back in ((w, None, lambda a: a), (torch_w, "torch", lambda a: a.transpose(2, 3, 0, 1))):
+        out = tuple(np.full(shape, np.nan, np.float32) for shape in (x.shape, filters.shape, (16,)))
+        for given in (out, (out[0], None, out[2]), [None, out[1], None]):
+            got = dwconv.depthwise_conv2d_grad(x, filters, dy, strides, padding, data_format=data_format,
+                                               out=given, filter_format=filter_format)
+            for name, array, written in zip(("input", "filters", "bias"), got, given):
+                assert written is None or array is written
+                checks.assert_close(back(array) if name == "filters" else array, *ref[name], np.float32, 9, name)
+    before = [a.copy() for a in out]
+    bad = [(list(out[:2]), TypeError, "three"), (out[0], TypeError, "three"),
+           ((out[0], out[1], np.empty(15, np.float32)), ValueError, "shape"),
+           ((out[0].astype(np.float64), out[1], out[2]), ValueError, "dtype"),
+           ((x, out[1], out[2]), ValueError, "`x`")]
+    for given, error, words in bad:
+        with pytest.raises(error, match=words):
+            dwconv.depthwise_conv2d_grad(x, torch_w, dy, strides, padding, data_format=data_format, out=given,
+                                         filter_format="torch")
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(out, before))
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_inputs_not_modified(data_format, dtype):
     rng = np.random.default_rng(142)
