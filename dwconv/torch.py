@@ -97,18 +97,19 @@ def _conv2d_result(input, weight, stride, padding, dilation):
 
 @torch.library.custom_op("dwconv::conv2d", mutates_args=())
 def _conv2d_op(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: list[int],
-               padding: list[int], dilation: list[int], padding_mode: str) -> torch.Tensor:
+               padding: list[int], dilation: list[int], padding_mode: str, activation: str | None = None) -> torch.Tensor:
+    """`activation` (one of dwconv's fused ones) only from modules running fused, without autograd."""
     data_format = _format(input)
     y = _conv2d_result(input, weight, stride, padding, dilation)
     dwconv.depthwise_conv2d(_array(input, data_format), _array(weight, "NCHW"), stride, _pads(padding),
                             data_format=data_format, dilations=dilation, bias=_vector(bias),
-                            padding_mode=padding_mode, filter_format="torch", out=_array(y, data_format),
-                            num_threads=torch.get_num_threads())
+                            padding_mode=padding_mode, activation=activation, filter_format="torch",
+                            out=_array(y, data_format), num_threads=torch.get_num_threads())
     return y
 
 
 @_conv2d_op.register_fake
-def _(input, weight, bias, stride, padding, dilation, padding_mode):
+def _(input, weight, bias, stride, padding, dilation, padding_mode, activation=None):
     return _conv2d_result(input, weight, stride, padding, dilation)
 
 
@@ -185,13 +186,17 @@ def _save_geometry(ctx, stride, padding, dilation, padding_mode):
 
 
 def _conv2d_setup(ctx, inputs, output):
-    input, weight, bias, *geometry = inputs
+    input, weight, bias, *geometry, activation = inputs
     ctx.save_for_backward(input, weight)
     ctx.has_bias = bias is not None
+    ctx.activation = activation
     _save_geometry(ctx, *geometry)
 
 
 def _conv2d_backward(ctx, grad):
+    if ctx.activation is not None:
+        raise RuntimeError("dwconv::conv2d has no gradient with a fused activation (modules fuse only without "
+                           "autograd)")
     input, weight = ctx.saved_tensors
     # Both gradients read `grad` in the input's layout, and the input's gradient comes in it: one
     # copy here where autograd made `grad` otherwise (a slice's backward makes it contiguous),
@@ -206,7 +211,7 @@ def _conv2d_backward(ctx, grad):
         dw = _weight_grad_op(input, grad, list(weight.shape), *ctx.geometry)
     if ctx.has_bias and ctx.needs_input_grad[2] and db is None:
         db = grad.sum((0, 2, 3))
-    return dx, dw, db if ctx.has_bias else None, None, None, None, None
+    return dx, dw, db if ctx.has_bias else None, None, None, None, None, None
 
 
 _conv2d_op.register_autograd(_conv2d_backward, setup_context=_conv2d_setup)
@@ -383,10 +388,43 @@ class Conv2d(nn.Conv2d):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         _check_depthwise(self)
+        # (batch norm or None, activation name or None) after it that `convert` fused into it; kept
+        # in a tuple, so that the norm stays its parent's child and not this module's
+        self._fusion = None
+        self._folded_key, self._folded = None, None
+
+    def fused(self):
+        """Whether this call does the work of the modules `convert` fused into it: in eval mode (its
+        batch norm's too), without autograd, outside torch.compile (which sees them apart)."""
+        return (self._fusion is not None and not self.training and not torch.is_grad_enabled()
+                and (self._fusion[0] is None or not self._fusion[0].training) and not torch.compiler.is_compiling())
 
     def forward(self, input):
+        if self.fused():
+            weight, bias = self._folded_weights()
+            return _conv2d_op(input, weight, bias, list(self.stride), _explicit_padding(
+                self.padding, self.kernel_size, self.stride, self.dilation), list(self.dilation), self.padding_mode,
+                self._fusion[1])
         return conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
                       self.padding_mode)
+
+    def _folded_weights(self):
+        """The weight and bias with the batch norm's affine map folded in, remade when any tensor
+        they come from changes (an optimizer step, load_state_dict, .to())."""
+        norm = self._fusion[0]
+        if norm is None:
+            return self.weight, self.bias
+        sources = (self.weight, self.bias, norm.weight, norm.bias, norm.running_mean, norm.running_var)
+        key = (norm.eps, *((t.data_ptr(), t._version) for t in sources if t is not None))
+        if key != self._folded_key:
+            scale = (norm.running_var + norm.eps).rsqrt()
+            if norm.weight is not None:
+                scale = scale * norm.weight
+            bias = -norm.running_mean * scale if self.bias is None else (self.bias - norm.running_mean) * scale
+            if norm.bias is not None:
+                bias = bias + norm.bias
+            self._folded_key, self._folded = key, (self.weight * scale[:, None, None, None], bias)
+        return self._folded
 
 
 class Conv1d(nn.Conv1d):
@@ -406,6 +444,16 @@ class Conv1d(nn.Conv1d):
 
 _REPLACEMENTS = {nn.Conv2d: Conv2d, nn.Conv1d: Conv1d}
 
+# The activation modules a depthwise Conv2d fuses (dwconv's activation of the same arithmetic)
+_ACTIVATIONS = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.SiLU: "silu",
+                nn.Hardswish: "hard_swish"}
+
+
+def _activation_name(module):
+    if type(module) is nn.GELU:
+        return "gelu" if module.approximate == "none" else None
+    return _ACTIVATIONS.get(type(module))
+
 
 def _replacement(module):
     """dwconv's module for a depthwise nn.Conv1d / nn.Conv2d, sharing its parameters; None for others
@@ -422,10 +470,60 @@ def _replacement(module):
     return new
 
 
-def convert(model):
+class _FusedAway:
+    """Mixin for a module whose work the dwconv Conv2d before it does when that runs fused: it then
+    passes its input through, and otherwise does its own work."""
+
+    def forward(self, input):
+        return input if self._fused_into[0].fused() else super().forward(input)
+
+
+_FUSED_CLASSES = {}
+
+
+def _fuse_away(module, conv):
+    """Make `module` (the same object: its parameters, buffers, hooks and state_dict keys stay) pass
+    through when `conv` runs fused."""
+    cls = type(module)
+    if cls not in _FUSED_CLASSES:  # named as the class it extends, so the model prints as before
+        _FUSED_CLASSES[cls] = type(cls.__name__, (_FusedAway, cls), {"__module__": cls.__module__})
+    module.__class__ = _FUSED_CLASSES[cls]
+    module._fused_into = (conv,)
+
+
+def _fuse(sequence):
+    """Fuse into each dwconv Conv2d of an nn.Sequential the BatchNorm2d (with running statistics) and
+    the activation that follow it."""
+    children = list(sequence.children())
+    for i, conv in enumerate(children):
+        if type(conv) is not Conv2d or conv._fusion is not None:
+            continue
+        norm, activation, following = None, None, children[i + 1:i + 3]
+        if (following and type(following[0]) is nn.BatchNorm2d and following[0].track_running_stats
+                and following[0].num_features == conv.out_channels):
+            norm, following = following[0], following[1:]
+        if following and _activation_name(following[0]):
+            activation = following[0]
+        if norm is None and activation is None:
+            continue
+        conv._fusion = (norm, activation and _activation_name(activation))
+        for module in (norm, activation):
+            if module is not None:
+                _fuse_away(module, conv)
+
+
+def convert(model, fuse=True):
     """Swap every depthwise ``nn.Conv1d`` / ``nn.Conv2d`` in `model` (``groups == in_channels``) for
     dwconv's ``Conv1d`` / ``Conv2d``, which share its Parameter objects; returns the model (the
-    replacement, when `model` itself is such a convolution)."""
+    replacement, when `model` itself is such a convolution).
+
+    With `fuse`, a depthwise Conv2d followed in an ``nn.Sequential`` by a ``BatchNorm2d`` and/or an
+    activation (ReLU, ReLU6, SiLU, GELU, Hardswish, Sigmoid, Tanh) does their work in its own call
+    when the model runs in eval mode without autograd (``torch.no_grad()`` / ``inference_mode()``):
+    the norm folded into its weights and bias (refolded whenever they change), the activation
+    applied as its results are written, while the two modules pass their input through. They stay
+    the same objects (parameters, buffers, state_dict keys); in training, or with autograd, every
+    module does its own work as before."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
     own = _replacement(model)
@@ -436,4 +534,8 @@ def convert(model):
             new = _replacement(child)
             if new is not None:
                 setattr(parent, name, new)
+    if fuse:
+        for parent in model.modules():
+            if isinstance(parent, nn.Sequential) and type(parent).forward is nn.Sequential.forward:
+                _fuse(parent)
     return model

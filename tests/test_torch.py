@@ -241,6 +241,68 @@ def test_convert_shares_parameters():
     assert type(alone) is dt.Conv1d and alone.bias is None
 
 
+@pytest.mark.parametrize("activation", [nn.ReLU(), nn.ReLU6(), nn.Hardswish(), nn.SiLU(), nn.GELU(), nn.Sigmoid(),
+                                        nn.Tanh(), None], ids=lambda a: type(a).__name__)
+@pytest.mark.parametrize("norm", [True, False], ids=["norm", "no_norm"])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["NCHW", "channels_last"])
+def test_fused_norm_and_activation(activation, norm, channels_last):
+    """A depthwise conv's BatchNorm2d and activation run inside its call in eval mode without
+    autograd, equal to the modules apart; in training and with autograd each module works alone;
+    parameters, state_dict keys and module types stay; refolded when the statistics change."""
+    torch.manual_seed(7)
+    layers = [nn.Conv2d(6, 12, 3, padding=1, groups=6, bias=not norm)]
+    layers += [nn.BatchNorm2d(12)] if norm else []
+    layers += [activation] if activation is not None else []
+    model = nn.Sequential(*layers, nn.Conv2d(12, 4, 1))
+    with torch.no_grad():  # statistics far from the initial ones, as a trained model's
+        for batch_norm in model.modules():
+            if isinstance(batch_norm, nn.BatchNorm2d):
+                batch_norm.running_mean.uniform_(-1, 1), batch_norm.running_var.uniform_(0.5, 2)
+                batch_norm.weight.uniform_(0.5, 1.5), batch_norm.bias.uniform_(-0.5, 0.5)
+    model.eval()
+    converted = converted_copy(model)
+    conv = converted[0]
+    assert (conv._fusion is not None) == (len(layers) > 1)
+    assert list(converted.state_dict()) == list(model.state_dict())
+    assert [isinstance(a, type(b)) for a, b in zip(converted, model)] == [True] * len(model)
+    x = (3 * torch.randn(2, 6, 9, 9)).to(memory_format=memory_format(channels_last))
+
+    def check(fused):
+        with torch.no_grad():
+            assert conv.fused() is fused
+            torch.testing.assert_close(converted(x), model(x), rtol=1e-5, atol=1e-5)
+
+    check(fused=len(layers) > 1)
+    torch.testing.assert_close(converted(x), model(x), rtol=1e-5, atol=1e-5)  # with autograd: apart
+    converted.train(), model.train()
+    check(fused=False)
+    converted.eval(), model.eval()
+    if norm:  # new statistics are folded in on the next call
+        for m in (converted, model):
+            m[1].running_var.mul_(3)
+        check(fused=True)
+
+
+def test_fusion_only_in_plain_sequentials():
+    """The modules after a depthwise conv are fused only where nn.Sequential runs them in order,
+    and not when the model asks for none."""
+
+    class Reordered(nn.Sequential):
+        def forward(self, x):
+            return self[0](self[1](x))
+
+    def count(model):
+        return sum(m._fusion is not None for m in model.modules() if isinstance(m, dt.Conv2d))
+
+    make = lambda: nn.Sequential(nn.Conv2d(4, 4, 3, groups=4), nn.BatchNorm2d(4), nn.ReLU())
+    assert count(dt.convert(make())) == 1
+    assert count(dt.convert(make(), fuse=False)) == 0
+    assert count(dt.convert(nn.Sequential(Reordered(nn.ReLU(), nn.Conv2d(4, 4, 3, groups=4))))) == 0
+    # running statistics absent (batch statistics in eval too): the norm is not folded
+    untracked = dt.convert(nn.Sequential(nn.Conv2d(4, 4, 3, groups=4), nn.BatchNorm2d(4, track_running_stats=False)))
+    assert count(untracked) == 0
+
+
 @pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
 def test_torch_compile(backend):
     """torch.compile traces the operator as one opaque call (fake tensors, AOTAutograd's joint
