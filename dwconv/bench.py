@@ -20,6 +20,7 @@ import argparse
 import collections
 import contextlib
 import functools
+import importlib
 import io
 import json
 import os
@@ -82,6 +83,25 @@ SCIPY_MAX_TAPS_PIXELS = 7 * 7 * 1080 * 1920 * 4
 ChunkedCase = collections.namedtuple("ChunkedCase", "H W C chunk k")
 CHUNKED_CASE = ChunkedCase(8000, 8000, 3, 2000, 5)
 CHUNKED_ROUNDS = 3
+# The models section (issue 18): pieces of PyTorch models (dwconv/_bench_models.py, built by the
+# function `build` of that module with `options`) timed as stock PyTorch runs them and after
+# dwconv.torch.convert(), per batch, memory format and pass: "forward" (inference: no_grad, eval
+# mode), "backward" (the backward alone of a forward run before the timing) and "fwd+bwd" (a training
+# step: forward, then the input and parameter gradients of the output's sum).  `targets`: the passes
+# timed, each with the speedup (stock time / converted time) the issue asks for, None for none.
+# Batch norm stays in eval mode in every pass: the same arithmetic in both models, and no running
+# statistics that the timed calls would keep changing.
+ModelCase = collections.namedtuple("ModelCase", "name build options input_shape batches memory_formats targets")
+MODEL_CASES = (
+    ModelCase("ConvNeXt 4x(96, 7x7) 56x56", "convnext_stack", {"blocks": 4, "dim": 96, "kernel": 7},
+              (96, 56, 56), (1, 16), ("NCHW", "channels_last"), {"forward": 1.1, "fwd+bwd": 1.5}),
+    ModelCase("MobileNetV2 3x(24*6, 3x3) 56x56", "mobilenetv2_stack",
+              {"blocks": 3, "channels": 24, "expansion": 6, "kernel": 3},
+              (24, 56, 56), (1, 16), ("NCHW", "channels_last"), {"forward": 1.1, "fwd+bwd": None}),
+    # (batch, length, channels) in, as Mamba's block holds it: "NLC"
+    ModelCase("Mamba causal conv1d 4096x1536 k4", "causal_conv1d", {"channels": 1536, "kernel": 4},
+              (4096, 1536), (8,), ("NLC",), {"forward": 2.0, "backward": 2.0, "fwd+bwd": None}),
+)
 BACKWARD_BATCH = 16
 LAYOUTS = ("NHWC", "NCHW")
 
@@ -823,10 +843,14 @@ def _timed_call(run):
     return result, time.perf_counter() - start
 
 
-def _cross_check(contestants, case, agree=None):
+class Disagreement(Exception):
+    """A contestant's result is not the reference's: raised by _cross_check(strict=True)."""
+
+
+def _cross_check(contestants, case, agree=None, strict=False):
     """Run every contestant once (also its warm-up) and warn where it disagrees with the first:
-    `agree(result, reference)`, by default a relative error of at most TOLERANCE.  Returns the
-    seconds of each call, by label."""
+    `agree(result, reference)`, by default a relative error of at most TOLERANCE; `strict`: raise
+    Disagreement instead.  Returns the seconds of each call, by label."""
     result, seconds = _timed_call(contestants[0].run)
     reference, first_calls = contestants[0].as_nhwc(result), {contestants[0].label: seconds}
     for c in contestants[1:]:
@@ -837,8 +861,11 @@ def _cross_check(contestants, case, agree=None):
         result = c.as_nhwc(result)
         error = _max_relative_error(result, expected)
         if not (agree(result, expected) if agree else error <= TOLERANCE):
-            print(f"  warning: {c.label} disagrees with {contestants[0].label} on {case} "
-                  f"(max relative error {error:.2g}); its time compares different work")
+            disagreement = (f"{c.label} disagrees with {contestants[0].label} on {case} "
+                            f"(max relative error {error:.2g})")
+            if strict:
+                raise Disagreement(disagreement)
+            print(f"  warning: {disagreement}; its time compares different work")
     return first_calls
 
 
@@ -884,11 +911,17 @@ def _measure_shape(section, shape, args, peers, rng, report_progress):
         problem = _make_problem(shape, section.batch, section.kind, rng)
         contestants = _contestants(problem, section.kind, args.layout, peers, args.threads)
         first_calls = _cross_check(contestants, f"{shape.name} batch {section.batch}")
+    return (problem,) + _time_contestants(contestants, args, report_progress, first_calls)
+
+
+def _time_contestants(contestants, args, report_progress, first_calls):
+    """_time_round_robin with the run's rounds and batch length: (median seconds by label, samples,
+    repetitions, the CPUs other processes kept busy meanwhile)."""
     snapshot = _cpu_snapshot()
     samples, reps = _time_round_robin(contestants, args.rounds, args.batch_seconds, report_progress,
                                       first_calls)
     medians = {label: statistics.median(times) for label, times in samples.items()}
-    return problem, medians, samples, reps, _other_cpus(snapshot)
+    return medians, samples, reps, _other_cpus(snapshot)
 
 
 def _best_peer(medians, peers):
@@ -955,9 +988,9 @@ def _shape_rows(section, shape, problem, medians, peers, layouts, other_cpus, li
     return rows
 
 
-def _measurement_records(section, shape, samples, reps):
+def _measurement_records(kind, batch, name, samples, reps):
     return [
-        {"section": section.kind, "batch": section.batch, "shape": shape.name,
+        {"section": kind, "batch": batch, "shape": name,
          "contestant": label, "reps_per_round": reps[label],
          "median_ms": 1e3 * statistics.median(times), "round_ms": [1e3 * t for t in times]}
         for label, times in samples.items()
@@ -1204,14 +1237,19 @@ def _run_section(section, args, peers, unmeasured, rng, limits, progress):
         shape_rows = _shape_rows(section, shape, problem, medians, peers, args.layout, others, limits)
         for i, row in enumerate(shape_rows):
             _print_cells(_row_cells(row, section, peers, unmeasured, first_of_shape=i == 0), widths)
-        if others is not None and others > BUSY_WARNING_CPUS:
-            print(f"  ^ other processes used {others:.1f} CPUs meanwhile: times unreliable")
+        _print_if_busy(others)
         _print_fewer_rounds(samples, args.rounds)
         rows += shape_rows
-        records += _measurement_records(section, shape, samples, reps)
+        records += _measurement_records(section.kind, section.batch, shape.name, samples, reps)
     if section.kind == "backward" and _gradient_peers(peers):
         _print_gradients_alone(section, rows, _gradient_peers(peers))
     return rows, records
+
+
+def _print_if_busy(other_cpus):
+    """The line under a row timed while other processes kept more than BUSY_WARNING_CPUS busy."""
+    if other_cpus is not None and other_cpus > BUSY_WARNING_CPUS:
+        print(f"  ^ other processes used {other_cpus:.1f} CPUs meanwhile: times unreliable")
 
 
 def _print_fewer_rounds(samples, rounds):
@@ -1275,6 +1313,129 @@ def _run_chunked_images(args, rng, case=CHUNKED_CASE):
                  + [f"{ms['dask-image'] / ms['dwconv.dask']:.2f}", f"{ms['in memory'] / ms['dwconv.dask']:.2f}"],
                  widths)
     return ms
+
+
+# ----------------------------------------------------------------------------- PyTorch models
+
+
+def _model_runs(cases):
+    """(case, memory format, batch, pass) of every row of the models section, in the order timed."""
+    return [(case, memory_format, batch, which) for case in cases for memory_format in case.memory_formats
+            for batch in case.batches for which in case.targets]
+
+
+def _import_error(module):
+    """Why `module` does not import (its ImportError's message), or None when it does."""
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        return str(exc)
+    return None
+
+
+def _model_pair(case, memory_format):
+    """The stock model of `case`, in eval mode and `memory_format`, and a converted copy of it."""
+    import copy
+
+    import torch
+
+    import dwconv.torch
+    from dwconv import _bench_models
+
+    stock = getattr(_bench_models, case.build)(**case.options).eval()
+    if memory_format == "channels_last":
+        stock = stock.to(memory_format=torch.channels_last)
+    return stock, dwconv.torch.convert(copy.deepcopy(stock))
+
+
+def _model_step(model, x, which):
+    """A call of `model` on `x` as the pass `which` (see ModelCase) times it.  It returns what the
+    check compares: the output, or the gradients of the input and of every parameter (fwd+bwd: both)."""
+    import torch
+
+    if which == "forward":
+        def forward():
+            with torch.no_grad():
+                return (model(x),)
+        return forward
+    x = x.detach().requires_grad_()  # a block inside a network: its input's gradient is computed too
+    inputs = [x, *model.parameters()]
+    if which == "fwd+bwd":
+        def training_step():
+            y = model(x)
+            return (y, *torch.autograd.grad(y.sum(), inputs))
+        return training_step
+    # The backward alone: the forward runs once, here, and every call reuses its graph.  autograd.grad
+    # rather than .backward(): fresh gradients each call, not sums into .grad that add work each call.
+    y = model(x)
+    dy = torch.randn(y.shape, generator=torch.Generator().manual_seed(SEED))
+    return lambda: torch.autograd.grad(y, inputs, dy, retain_graph=True)
+
+
+def _model_contestants(case, memory_format, batch, which):
+    """The stock model and the converted one, each called as the pass `which` on the same input."""
+    import torch
+
+    x = torch.randn(batch, *case.input_shape)
+    if memory_format == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    return [Contestant(label, _model_step(model, x, which), lambda results: tuple(t.detach().numpy() for t in results))
+            for label, model in zip(("torch", "dwconv"), _model_pair(case, memory_format))]
+
+
+MODEL_COLUMNS = ("model", "pass", "batch", "format", "torch ms", "dwconv ms", "speedup", "target", "met")
+
+
+def _model_cells(row):
+    """A models row's cells, MODEL_COLUMNS; "met": whether the speedup reaches the target."""
+    target = row["target"]
+    return [row["name"], row["pass"], str(row["batch"]), row["memory_format"], _fmt_ms(row["torch_ms"]),
+            _fmt_ms(row["dwconv_ms"]), f"{row['speedup']:.2f}", f"{target:g}" if target else "-",
+            ("yes" if row["speedup"] >= target else "no") if target else "-"]
+
+
+def _run_models(runs, args, progress):
+    """Time and print the models section's rows `runs` (_model_runs); returns (rows, measurements).
+    A converted model whose results are not stock PyTorch's stops the section: its times would
+    compare different computations."""
+    import torch
+
+    import dwconv.torch
+
+    torch.set_num_threads(args.threads)  # dwconv.torch gives dwconv the same count
+    torch.manual_seed(SEED)
+    # dwconv.torch's first call sets its operators up (~1 s): not in the first row's cross-check call,
+    # which would take it for a slow call of the converted model (and time that one in fewer rounds)
+    dwconv.torch.conv2d(torch.zeros(1, 1, 1, 1), torch.zeros(1, 1, 1, 1))
+    print(f"\nPyTorch models (torch {torch.__version__}), stock against dwconv.torch.convert(), float32, "
+          f"{_threads_text(args.threads)}: median ms per call of {args.rounds} interleaved rounds")
+    print("speedup = torch ms / dwconv ms; target: the speedup issue 18 asks for")
+    widths = ([1 + max(len(case.name) for case, *_ in runs), 8, 6, 1 + len("channels_last")]
+              + [max(7, len(c) + 1) for c in MODEL_COLUMNS[4:]])
+    _print_cells(MODEL_COLUMNS, widths)
+    rows, records = [], []
+    for case, memory_format, batch, which in runs:
+        what = f"{case.name} {which} batch {batch} {memory_format}"
+        progress.start(f"models: {what}")
+        contestants = _model_contestants(case, memory_format, batch, which)
+        try:
+            first_calls = _cross_check(contestants, what, strict=True)
+        except Disagreement as exc:
+            progress.finish()
+            print(f"  error: {exc}; the models section stops here")
+            break
+        medians, samples, reps, others = _time_contestants(contestants, args, progress.update, first_calls)
+        progress.finish()
+        torch_ms, dwconv_ms = 1e3 * medians["torch"], 1e3 * medians["dwconv"]
+        row = {"name": case.name, "pass": which, "batch": batch, "memory_format": memory_format,
+               "torch_ms": torch_ms, "dwconv_ms": dwconv_ms, "speedup": torch_ms / dwconv_ms,
+               "target": case.targets[which], "other_cpus_meanwhile": others}
+        _print_cells(_model_cells(row), widths)
+        _print_if_busy(others)
+        _print_fewer_rounds(samples, args.rounds)
+        rows.append(row)
+        records += _measurement_records("models", batch, what, samples, reps)
+    return rows, records
 
 
 def _sections(args):
@@ -1361,8 +1522,16 @@ def _markdown_limits(machine):
             f"with them, the L3 figure for rows moving at most {2 * limits['l3_copy_bytes'] >> 20} MB.")
 
 
+def _markdown_models(rows):
+    """The models section's table, for a file that has one."""
+    columns = [c.removesuffix(" ms") for c in MODEL_COLUMNS]
+    return (["", "**PyTorch models**, stock against `dwconv.torch.convert()` (ms; speedup = torch / dwconv)", "",
+             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+            + ["| " + " | ".join(_model_cells(row)) + " |" for row in rows])
+
+
 def markdown_tables(saved):
-    """Markdown tables (one per section) of the comparisons in a results file saved by --json."""
+    """Markdown tables (one per section, and the models section's) of a results file saved by --json."""
     rows, machine = saved["comparisons"], saved["machine"]
     lines = [f"Measured with `python -m dwconv bench`: {machine['cpu']}, "
              f"{machine['threads']} threads for every framework, float32; "
@@ -1382,6 +1551,8 @@ def markdown_tables(saved):
                       "| shape | layout | dx | best peer | peer ms | ratio | dW | best peer | peer ms | ratio |",
                       "|" + "---|" * 10]
             lines += ["| " + " | ".join(_markdown_alone_cells(row)) + " |" for row in alone]
+    if saved.get("models"):
+        lines += _markdown_models(saved["models"])
     return "\n".join(lines)
 
 
@@ -1411,6 +1582,10 @@ def parse_args(argv):
                         help="time image filtering against OpenCV, PyTorch and scipy.ndimage, and a chunked "
                              "image with dwconv.dask against dask-image "
                              "(default: yes, except under --quick)")
+    parser.add_argument("--models", action=argparse.BooleanOptionalAction,
+                        help="time pieces of PyTorch models (ConvNeXt, MobileNetV2, Mamba's causal conv1d) "
+                             "stock and after dwconv.torch.convert(), needs torch "
+                             "(default: yes, except under --quick or --shapes)")
     parser.add_argument("--shapes", nargs="+", metavar="NAME", choices=[s.name for s in SUITE + IMAGE_SUITE],
                         help="only these shapes of the suite and of the image section")
     parser.add_argument("--json", metavar="FILE",
@@ -1442,6 +1617,8 @@ def parse_args(argv):
         args.backward = not args.quick
     if args.images is None:
         args.images = not args.quick
+    if args.models is None:
+        args.models = not args.quick and not args.shapes
     args.rounds = QUICK_ROUNDS if args.quick else ROUNDS
     args.batch_seconds = QUICK_BATCH_SECONDS if args.quick else BATCH_SECONDS
     args.peak_seconds = QUICK_PEAK_SECONDS if args.quick else PEAK_SECONDS
@@ -1456,7 +1633,10 @@ def main(argv=None):
             print(markdown_tables(json.load(saved)))
         return 0
     sections = _sections(args)
-    progress = Progress(sum(len(_section_shapes(section, args)) for section in sections))
+    # torch imported now, so that the progress counts the models' rows only where they can run
+    models_missing = _import_error("dwconv._bench_models") if args.models else None
+    model_runs = _model_runs(MODEL_CASES) if args.models and not models_missing else []
+    progress = Progress(sum(len(_section_shapes(section, args)) for section in sections) + len(model_runs))
     progress.note("importing the peer frameworks and measuring the machine's limits")
     peers, missing = load_peers(args.threads) if args.peers is not False else ([], {})
     if args.peers and not peers:
@@ -1478,11 +1658,17 @@ def main(argv=None):
         records += section_records
     # the chunked image runs with the whole image section (not for a few --shapes)
     chunked_ms = _run_chunked_images(args, rng) if args.images and not args.shapes else None
+    if models_missing:
+        print(f"\nPyTorch models: not measured ({models_missing}); pip install torch adds them")
+    model_rows = None
+    if model_runs:
+        model_rows, model_records = _run_models(model_runs, args, progress)
+        records += model_records
     print(f"\ntotal run time {time.perf_counter() - start:.0f} s")
     if not args.no_save:
         print(_save_results(args, {"machine": info, "settings": vars(args),
                                    "comparisons": rows, "measurements": records,
-                                   "chunked_image_ms": chunked_ms}))
+                                   "chunked_image_ms": chunked_ms, "models": model_rows}))
     return 0
 
 

@@ -535,3 +535,87 @@ def test_the_chunked_image_section_says_what_to_install(capsys, monkeypatch):
     args = bench.parse_args(["--no-save"])[1]
     assert bench._run_chunked_images(args, np.random.default_rng(6), SMALL_CHUNKED_CASE) is None
     assert 'pip install "dask[array]" dask-image adds it' in capsys.readouterr().out
+
+
+# The models section's cases at a size that runs in a few seconds: every pass, both memory formats.
+TINY_MODEL_CASES = (
+    bench.ModelCase("tiny ConvNeXt", "convnext_stack", {"blocks": 2, "dim": 8, "kernel": 7}, (8, 8, 8), (1,),
+                    ("NCHW", "channels_last"), {"forward": 1.1, "fwd+bwd": 1.5}),
+    bench.ModelCase("tiny MobileNetV2", "mobilenetv2_stack", {"blocks": 1, "channels": 4, "expansion": 2, "kernel": 3},
+                    (4, 8, 8), (1,), ("NCHW",), {"forward": 1.1, "fwd+bwd": None}),
+    bench.ModelCase("tiny causal conv1d", "causal_conv1d", {"channels": 16, "kernel": 4}, (32, 16), (2,), ("NLC",),
+                    {"forward": 2.0, "backward": 2.0, "fwd+bwd": None}),
+)
+# One thread: tiny calls on two threads wait at every barrier for a thread preempted by other processes.
+MODELS_ARGV = ["--quick", "--no-peers", "--threads", "1", "--shapes", SHAPE, "--layout", "NHWC", "--models"]
+
+
+def test_the_models_section_times_every_row_and_renders_markdown(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("torch")
+    monkeypatch.setattr(bench, "MODEL_CASES", TINY_MODEL_CASES)
+    saved = tmp_path / "results.json"
+    assert bench.main(MODELS_ARGV + ["--json", str(saved)]) == 0
+    printed = capsys.readouterr().out
+    assert "stock against dwconv.torch.convert()" in printed and "error" not in printed
+    expected = [(case.name, which, batch, memory_format, case.targets[which])
+                for case in TINY_MODEL_CASES for memory_format in case.memory_formats
+                for batch in case.batches for which in case.targets]
+    assert len(expected) == 9
+    table = [line.split() for line in printed.splitlines() if line.startswith("tiny ")]
+    assert [(" ".join(cells[:-8]), cells[-8], int(cells[-7]), cells[-6]) for cells in table] == [
+        row[:4] for row in expected]
+
+    results = json.loads(saved.read_text())
+    rows = results["models"]
+    assert [(r["name"], r["pass"], r["batch"], r["memory_format"], r["target"]) for r in rows] == expected
+    for row, cells in zip(rows, table):
+        assert row["torch_ms"] > 0 and row["dwconv_ms"] > 0
+        assert row["speedup"] == pytest.approx(row["torch_ms"] / row["dwconv_ms"])
+        assert cells[-3:] == [f"{row['speedup']:.2f}", f"{row['target']:g}" if row["target"] else "-",
+                              ("yes" if row["speedup"] >= row["target"] else "no") if row["target"] else "-"]
+    measured = {(m["shape"], m["contestant"]) for m in results["measurements"] if m["section"] == "models"}
+    assert len(measured) == 2 * len(expected)
+
+    assert bench.main(["--markdown", str(saved)]) == 0
+    markdown = capsys.readouterr().out
+    assert "**PyTorch models**" in markdown
+    assert "| model | pass | batch | format | torch | dwconv | speedup | target | met |" in markdown
+    assert "| tiny ConvNeXt | fwd+bwd | 1 | channels_last |" in markdown
+    assert "| tiny causal conv1d | backward | 2 | NLC |" in markdown
+
+
+def test_a_converted_model_that_computes_something_else_stops_the_models_section(tmp_path, capsys, monkeypatch):
+    torch = pytest.importorskip("torch")
+    import dwconv.torch
+
+    convert = dwconv.torch.convert
+
+    def wrong_convert(model):
+        with torch.no_grad():
+            next(model.parameters()).add_(0.1)  # (the copy's: the stock model keeps its weights)
+        return convert(model)
+
+    monkeypatch.setattr(dwconv.torch, "convert", wrong_convert)
+    monkeypatch.setattr(bench, "MODEL_CASES", TINY_MODEL_CASES)
+    saved = tmp_path / "results.json"
+    assert bench.main(MODELS_ARGV + ["--json", str(saved)]) == 0
+    printed = capsys.readouterr().out
+    assert "  error: dwconv disagrees with torch on tiny ConvNeXt forward batch 1 NCHW" in printed
+    assert "the models section stops here" in printed
+    assert not [line for line in printed.splitlines() if line.startswith("tiny ")]
+    assert json.loads(saved.read_text())["models"] == []
+
+
+def test_without_torch_the_models_section_says_what_to_install(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # (an import of it then raises ImportError)
+    monkeypatch.delitem(sys.modules, "dwconv._bench_models", raising=False)
+    assert bench.main(MODELS_ARGV + ["--no-save"]) == 0
+    printed = capsys.readouterr().out
+    assert "PyTorch models: not measured (" in printed and "); pip install torch adds them" in printed
+
+
+def test_the_models_section_runs_by_default_in_a_full_run_only():
+    assert bench.parse_args(["--no-save"])[1].models
+    assert not bench.parse_args(["--no-save", "--quick"])[1].models
+    assert not bench.parse_args(["--no-save", "--shapes", SHAPE])[1].models
+    assert bench.parse_args(["--no-save", "--shapes", SHAPE, "--models"])[1].models
