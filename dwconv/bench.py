@@ -1373,25 +1373,59 @@ def _model_step(model, x, which):
 
 
 def _model_contestants(case, memory_format, batch, which):
-    """The stock model and the converted one, each called as the pass `which` on the same input."""
+    """The stock model and the converted one, each called as the pass `which` on the same input; and
+    the stock model's modules whose work the converted one's dwconv modules do."""
     import torch
 
     x = torch.randn(batch, *case.input_shape)
     if memory_format == "channels_last":
         x = x.contiguous(memory_format=torch.channels_last)
-    return [Contestant(label, _model_step(model, x, which), lambda results: tuple(t.detach().numpy() for t in results))
-            for label, model in zip(("torch", "dwconv"), _model_pair(case, memory_format))]
+    models = _model_pair(case, memory_format)
+    contestants = [Contestant(label, _model_step(model, x, which),
+                              lambda results: tuple(t.detach().numpy() for t in results))
+                   for label, model in zip(("torch", "dwconv"), models)]
+    return contestants, _taken_over(*models)
 
 
-MODEL_COLUMNS = ("model", "pass", "batch", "format", "torch ms", "dwconv ms", "speedup", "target", "met")
+def _taken_over(stock, converted):
+    """The modules of `stock` whose work dwconv's modules in `converted` (a converted copy) do: its
+    depthwise convolutions, and the norms and activations fused into them."""
+    import dwconv.torch
+
+    ours = (dwconv.torch.Conv1d, dwconv.torch.Conv2d, dwconv.torch._FusedAway)
+    return [module for module, counterpart in zip(stock.modules(), converted.modules()) if isinstance(counterpart, ours)]
+
+
+def _share_of_time(modules, step, calls=5):
+    """The fraction of `step`'s time spent inside `modules` (their forward calls), over `calls` calls."""
+    spent, starts = [0.0], {}
+
+    def before(module, args):
+        starts[module] = time.perf_counter()
+
+    def after(module, args, result):
+        spent[0] += time.perf_counter() - starts[module]
+
+    hooks = [hook for m in modules for hook in (m.register_forward_pre_hook(before), m.register_forward_hook(after))]
+    try:
+        begin = time.perf_counter()
+        for _ in range(calls):
+            step()
+        return spent[0] / (time.perf_counter() - begin)
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+MODEL_COLUMNS = ("model", "pass", "batch", "format", "torch ms", "dwconv ms", "speedup", "target", "met", "bound")
 
 
 def _model_cells(row):
     """A models row's cells, MODEL_COLUMNS; "met": whether the speedup reaches the target."""
-    target = row["target"]
+    target, bound = row["target"], row.get("bound")
     return [row["name"], row["pass"], str(row["batch"]), row["memory_format"], _fmt_ms(row["torch_ms"]),
             _fmt_ms(row["dwconv_ms"]), f"{row['speedup']:.2f}", f"{target:g}" if target else "-",
-            ("yes" if row["speedup"] >= target else "no") if target else "-"]
+            ("yes" if row["speedup"] >= target else "no") if target else "-", f"{bound:.2f}" if bound else "-"]
 
 
 def _run_models(runs, args, progress):
@@ -1409,7 +1443,9 @@ def _run_models(runs, args, progress):
     dwconv.torch.conv2d(torch.zeros(1, 1, 1, 1), torch.zeros(1, 1, 1, 1))
     print(f"\nPyTorch models (torch {torch.__version__}), stock against dwconv.torch.convert(), float32, "
           f"{_threads_text(args.threads)}: median ms per call of {args.rounds} interleaved rounds")
-    print("speedup = torch ms / dwconv ms; target: the speedup issue 18 asks for")
+    print("speedup = torch ms / dwconv ms; target: the speedup issue 18 asks for; bound (inference): the speedup\n"
+          "if the stock layers dwconv takes over (depthwise convolutions, the norms and activations fused into\n"
+          "them) took no time at all, from the share of the stock model's time spent in them")
     widths = ([1 + max(len(case.name) for case, *_ in runs), 8, 6, 1 + len("channels_last")]
               + [max(7, len(c) + 1) for c in MODEL_COLUMNS[4:]])
     _print_cells(MODEL_COLUMNS, widths)
@@ -1417,7 +1453,7 @@ def _run_models(runs, args, progress):
     for case, memory_format, batch, which in runs:
         what = f"{case.name} {which} batch {batch} {memory_format}"
         progress.start(f"models: {what}")
-        contestants = _model_contestants(case, memory_format, batch, which)
+        contestants, taken_over = _model_contestants(case, memory_format, batch, which)
         try:
             first_calls = _cross_check(contestants, what, strict=True)
         except Disagreement as exc:
@@ -1427,9 +1463,10 @@ def _run_models(runs, args, progress):
         medians, samples, reps, others = _time_contestants(contestants, args, progress.update, first_calls)
         progress.finish()
         torch_ms, dwconv_ms = 1e3 * medians["torch"], 1e3 * medians["dwconv"]
+        bound = 1 / (1 - _share_of_time(taken_over, contestants[0].run)) if which == "forward" else None
         row = {"name": case.name, "pass": which, "batch": batch, "memory_format": memory_format,
                "torch_ms": torch_ms, "dwconv_ms": dwconv_ms, "speedup": torch_ms / dwconv_ms,
-               "target": case.targets[which], "other_cpus_meanwhile": others}
+               "target": case.targets[which], "bound": bound, "other_cpus_meanwhile": others}
         _print_cells(_model_cells(row), widths)
         _print_if_busy(others)
         _print_fewer_rounds(samples, args.rounds)

@@ -562,7 +562,7 @@ def test_the_models_section_times_every_row_and_renders_markdown(tmp_path, capsy
                 for batch in case.batches for which in case.targets]
     assert len(expected) == 9
     table = [line.split() for line in printed.splitlines() if line.startswith("tiny ")]
-    assert [(" ".join(cells[:-8]), cells[-8], int(cells[-7]), cells[-6]) for cells in table] == [
+    assert [(" ".join(cells[:-9]), cells[-9], int(cells[-8]), cells[-7]) for cells in table] == [
         row[:4] for row in expected]
 
     results = json.loads(saved.read_text())
@@ -571,15 +571,18 @@ def test_the_models_section_times_every_row_and_renders_markdown(tmp_path, capsy
     for row, cells in zip(rows, table):
         assert row["torch_ms"] > 0 and row["dwconv_ms"] > 0
         assert row["speedup"] == pytest.approx(row["torch_ms"] / row["dwconv_ms"])
-        assert cells[-3:] == [f"{row['speedup']:.2f}", f"{row['target']:g}" if row["target"] else "-",
-                              ("yes" if row["speedup"] >= row["target"] else "no") if row["target"] else "-"]
+        assert cells[-4:-1] == [f"{row['speedup']:.2f}", f"{row['target']:g}" if row["target"] else "-",
+                                ("yes" if row["speedup"] >= row["target"] else "no") if row["target"] else "-"]
+        # inference rows: the speedup bound of the time the stock model spends in the layers taken over
+        assert (row["bound"] > 1 and cells[-1] == f"{row['bound']:.2f}") if row["pass"] == "forward" else (
+            row["bound"] is None and cells[-1] == "-")
     measured = {(m["shape"], m["contestant"]) for m in results["measurements"] if m["section"] == "models"}
     assert len(measured) == 2 * len(expected)
 
     assert bench.main(["--markdown", str(saved)]) == 0
     markdown = capsys.readouterr().out
     assert "**PyTorch models**" in markdown
-    assert "| model | pass | batch | format | torch | dwconv | speedup | target | met |" in markdown
+    assert "| model | pass | batch | format | torch | dwconv | speedup | target | met | bound |" in markdown
     assert "| tiny ConvNeXt | fwd+bwd | 1 | channels_last |" in markdown
     assert "| tiny causal conv1d | backward | 2 | NLC |" in markdown
 
