@@ -95,10 +95,10 @@ def _conv2d_result(input, weight, stride, padding, dilation):
     return _empty_like_result(input, shape)
 
 
-@torch.library.custom_op("dwconv::conv2d", mutates_args=())
-def _conv2d_op(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: list[int],
-               padding: list[int], dilation: list[int], padding_mode: str, activation: str | None = None) -> torch.Tensor:
-    """`activation` (one of dwconv's fused ones) only from modules running fused, without autograd."""
+def _conv2d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: list[int],
+            padding: list[int], dilation: list[int], padding_mode: str, activation: str | None = None) -> torch.Tensor:
+    """The forward operator's implementation. `activation` (one of dwconv's fused ones) only from
+    modules running fused, without autograd."""
     data_format = _format(input)
     y = _conv2d_result(input, weight, stride, padding, dilation)
     dwconv.depthwise_conv2d(_array(input, data_format), _array(weight, "NCHW"), stride, _pads(padding),
@@ -106,6 +106,19 @@ def _conv2d_op(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
                             padding_mode=padding_mode, activation=activation, filter_format="torch",
                             out=_array(y, data_format), num_threads=torch.get_num_threads())
     return y
+
+
+_conv2d_op = torch.library.custom_op("dwconv::conv2d", _conv2d, mutates_args=())
+
+
+def _forward_function(input):
+    """The operator, or its implementation itself in eager inference (no autograd, no torch.compile
+    or jit tracing, a plain tensor): PyTorch's dispatch of a custom operator costs ~25 us a call,
+    the time of a whole 3x3 layer's batch-1 work at small sizes."""
+    if (torch.is_grad_enabled() or type(input) is not torch.Tensor or torch.compiler.is_compiling()
+            or torch.jit.is_tracing()):
+        return _conv2d_op
+    return _conv2d
 
 
 @_conv2d_op.register_fake
@@ -334,12 +347,18 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=Non
     padding_mode : "zeros", "reflect", "replicate" or "circular"
         What the padding holds, as ``nn.Conv2d``'s ``padding_mode``.
     """
+    return _checked_conv2d(input, weight, bias, stride, padding, dilation, groups, padding_mode)
+
+
+def _checked_conv2d(input, weight, bias, stride, padding, dilation, groups, padding_mode, activation=None):
+    """conv2d after checking its arguments; `activation` as for the operator."""
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"`input` must be a torch.Tensor, got {type(input).__name__}")
     if not isinstance(weight, torch.Tensor):
         raise TypeError(f"`weight` must be a torch.Tensor, got {type(weight).__name__}")
     if input.dim() == 3:
-        return conv2d(input.unsqueeze(0), weight, bias, stride, padding, dilation, groups, padding_mode).squeeze(0)
+        return _checked_conv2d(input.unsqueeze(0), weight, bias, stride, padding, dilation, groups, padding_mode,
+                               activation).squeeze(0)
     if input.dim() != 4:
         raise ValueError(f"`input` must be 4-D (N, C, H, W) or 3-D (C, H, W), got shape {tuple(input.shape)}")
     channels = input.shape[1]
@@ -368,7 +387,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=Non
     stride = _pair(stride, "stride")
     dilation = _pair(dilation, "dilation")
     padding = _explicit_padding(padding, tuple(weight.shape[2:]), stride, dilation)
-    return _conv2d_op(input, weight, bias, list(stride), padding, list(dilation), padding_mode)
+    return _forward_function(input)(input, weight, bias, list(stride), padding, list(dilation), padding_mode,
+                                    activation)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,9 +422,8 @@ class Conv2d(nn.Conv2d):
     def forward(self, input):
         if self.fused():
             weight, bias = self._folded_weights()
-            return _conv2d_op(input, weight, bias, list(self.stride), _explicit_padding(
-                self.padding, self.kernel_size, self.stride, self.dilation), list(self.dilation), self.padding_mode,
-                self._fusion[1])
+            return _checked_conv2d(input, weight, bias, self.stride, self.padding, self.dilation, self.groups,
+                                   self.padding_mode, self._fusion[1])
         return conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
                       self.padding_mode)
 
