@@ -380,3 +380,19 @@ def test_import_dwconv_does_not_import_torch():
     run = fresh_python("import sys, dwconv; print('torch' in sys.modules)", timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "False"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+@pytest.mark.parametrize("first", ["torch", "dwconv"])
+def test_one_openmp_runtime_with_torch(first):
+    """PyTorch's wheel carries its own libgomp.so.1, under the soname dwconv's extension asks for:
+    whichever is imported first, the process loads one OpenMP runtime, so dwconv's and PyTorch's
+    parallel regions share one pool of threads and cannot oversubscribe the cores."""
+    second = "dwconv" if first == "torch" else "torch"
+    run = fresh_python(f"""
+import re, {first}, {second}, dwconv._kernels
+print(sorted(set(re.findall(r'\\S*lib[gi]?omp\\S*', open('/proc/self/maps').read()))))
+""", timeout=120)
+    assert run.returncode == 0, run.stderr
+    runtimes = eval(run.stdout)
+    assert len(runtimes) == 1, runtimes
