@@ -1384,29 +1384,32 @@ def _model_contestants(case, memory_format, batch, which):
     contestants = [Contestant(label, _model_step(model, x, which),
                               lambda results: tuple(t.detach().numpy() for t in results))
                    for label, model in zip(("torch", "dwconv"), models)]
-    return contestants, _taken_over(*models)
+    return contestants, _taken_over(*models, fused=which == "forward")
 
 
-def _taken_over(stock, converted):
+def _taken_over(stock, converted, fused):
     """The modules of `stock` whose work dwconv's modules in `converted` (a converted copy) do: its
-    depthwise convolutions, and the norms and activations fused into them."""
+    depthwise convolutions, and with `fused` (inference) the norms and activations fused into them."""
     import dwconv.torch
 
-    ours = (dwconv.torch.Conv1d, dwconv.torch.Conv2d, dwconv.torch._FusedAway)
+    ours = (dwconv.torch.Conv1d, dwconv.torch.Conv2d) + ((dwconv.torch._FusedAway,) if fused else ())
     return [module for module, counterpart in zip(stock.modules(), converted.modules()) if isinstance(counterpart, ours)]
 
 
 def _share_of_time(modules, step, calls=5):
-    """The fraction of `step`'s time spent inside `modules` (their forward calls), over `calls` calls."""
+    """The fraction of `step`'s time spent inside `modules` (their forward calls, and the backward
+    calls of those the step differentiates), over `calls` calls."""
     spent, starts = [0.0], {}
 
-    def before(module, args):
+    def before(module, *_):
         starts[module] = time.perf_counter()
 
-    def after(module, args, result):
+    def after(module, *_):
         spent[0] += time.perf_counter() - starts[module]
 
-    hooks = [hook for m in modules for hook in (m.register_forward_pre_hook(before), m.register_forward_hook(after))]
+    hooks = [hook for m in modules for hook in (m.register_forward_pre_hook(before), m.register_forward_hook(after),
+                                                m.register_full_backward_pre_hook(before),
+                                                m.register_full_backward_hook(after))]
     try:
         begin = time.perf_counter()
         for _ in range(calls):
@@ -1443,9 +1446,9 @@ def _run_models(runs, args, progress):
     dwconv.torch.conv2d(torch.zeros(1, 1, 1, 1), torch.zeros(1, 1, 1, 1))
     print(f"\nPyTorch models (torch {torch.__version__}), stock against dwconv.torch.convert(), float32, "
           f"{_threads_text(args.threads)}: median ms per call of {args.rounds} interleaved rounds")
-    print("speedup = torch ms / dwconv ms; target: the speedup issue 18 asks for; bound (inference): the speedup\n"
-          "if the stock layers dwconv takes over (depthwise convolutions, the norms and activations fused into\n"
-          "them) took no time at all, from the share of the stock model's time spent in them")
+    print("speedup = torch ms / dwconv ms; target: the speedup issue 18 asks for; bound: the speedup if the\n"
+          "stock layers dwconv takes over (depthwise convolutions; in inference also the norms and activations\n"
+          "fused into them) took no time at all, from the share of the stock model's time spent in them")
     widths = ([1 + max(len(case.name) for case, *_ in runs), 8, 6, 1 + len("channels_last")]
               + [max(7, len(c) + 1) for c in MODEL_COLUMNS[4:]])
     _print_cells(MODEL_COLUMNS, widths)
@@ -1463,7 +1466,8 @@ def _run_models(runs, args, progress):
         medians, samples, reps, others = _time_contestants(contestants, args, progress.update, first_calls)
         progress.finish()
         torch_ms, dwconv_ms = 1e3 * medians["torch"], 1e3 * medians["dwconv"]
-        bound = 1 / (1 - _share_of_time(taken_over, contestants[0].run)) if which == "forward" else None
+        # (not for a backward alone: its graph, made before the hooks, calls none of them)
+        bound = 1 / (1 - _share_of_time(taken_over, contestants[0].run)) if which != "backward" else None
         row = {"name": case.name, "pass": which, "batch": batch, "memory_format": memory_format,
                "torch_ms": torch_ms, "dwconv_ms": dwconv_ms, "speedup": torch_ms / dwconv_ms,
                "target": case.targets[which], "bound": bound, "other_cpus_meanwhile": others}
