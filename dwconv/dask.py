@@ -14,9 +14,14 @@ Arguments are checked by ``dwconv._args`` exactly as for the in-memory functions
 built; nothing is computed before ``.compute()``. The padding modes are applied lazily with
 ``numpy.pad``'s index semantics, so the kernels see only "VALID" problems.
 
-Each chunk runs on OpenMP's default thread count: a ``dask.distributed`` worker starts with
-``OMP_NUM_THREADS=1``, so a cluster with one thread per core uses each core once.
+``num_threads`` (every function) sets the OpenMP threads of each chunk's call. By default a chunk
+computed in a thread other than the main one, where a scheduler runs chunks in parallel (dask's
+threaded scheduler, a ``dask.distributed`` worker's threads), runs on one: the scheduler's threads
+are the parallelism, and more on top of them wait at every barrier for a thread that is not
+running. In the main thread (the synchronous scheduler, one chunk at a time) it runs on OpenMP's
+default. A threaded scheduler with fewer threads than cores leaves cores idle: pass ``num_threads``.
 """
+import threading
 from collections import namedtuple
 
 import numpy as np
@@ -30,21 +35,24 @@ except ImportError as exc:
                       "`pip install \"dask[array]\"` (or `pip install -e \".[dask]\"` in a dwconv checkout)") from exc
 
 import dwconv
-from dwconv import _args, _conv1d
+from dwconv import _args, _conv1d, _kernels
 
 __all__ = ["depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_conv2d_backprop_filter",
            "depthwise_conv1d", "depthwise_conv1d_backprop_input", "depthwise_conv1d_backprop_filter"]
 
 
 def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHWC", dilations=1,
-                     bias=None, padding_mode="zeros", activation=None, dtype=None, filter_format=None):
+                     bias=None, padding_mode="zeros", activation=None, dtype=None, filter_format=None,
+                     num_threads=None):
     """``dwconv.depthwise_conv2d`` of a dask array: a lazy dask array equal to the in-memory result.
 
     ``x`` is a ``dask.array.Array`` (anything else is wrapped as one chunk); ``filters`` and ``bias``
     are small in-memory arrays. Arguments as for ``dwconv.depthwise_conv2d``. Output chunks follow
     the input's (divided by the stride); channel chunk ``c`` becomes ``c * M`` output channels. A
-    callable ``activation`` is applied chunk by chunk, so it must be elementwise."""
+    callable ``activation`` is applied chunk by chunk, so it must be elementwise. ``num_threads``: the
+    OpenMP threads of each chunk's call (see the module's docstring for the default)."""
     x = _as_dask(x)
+    _check_threads(num_threads)
     call = _args.forward_call(_virtual(x), filters, strides, padding, data_format, dilations, padding_mode, bias,
                               activation, dtype, filter_format)
     g, bias, dtype, activation = call.g, call.bias, call.dtype, call.activation
@@ -61,18 +69,19 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
         adjust_chunks={"h": _sizes(rows), "w": _sizes(cols), "c": lambda c: c * g.M},
         concatenate=True, align_arrays=False, meta=np.empty((0,) * 4, dtype),
         strides=(g.sh, g.sw), dilations=(g.dil_h, g.dil_w), data_format=g.layout, activation=activation,
-        result_dtype=dtype)
+        result_dtype=dtype, num_threads=num_threads)
 
 
 def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1, padding="VALID", *,
                                     data_format="NHWC", dilations=1, padding_mode="zeros", dtype=None,
-                                    filter_format=None):
+                                    filter_format=None, num_threads=None):
     """``dwconv.depthwise_conv2d_backprop_input`` of a dask ``grad_output``: a lazy dask array.
 
     Each chunk of the padded input's gradient comes from the output-gradient rows and columns whose
     windows reach it (the chunk's halo); the padding is then folded back onto the input as the
     transpose of ``padding_mode``."""
     grad_output = _as_dask(grad_output)
+    _check_threads(num_threads)
     call = _args.input_grad_call(input_shape, filters, _virtual(grad_output), strides, padding, data_format,
                                  dilations, padding_mode, dtype, filter_format)
     g, dtype, compute = call.g, call.dtype, call.compute
@@ -99,6 +108,7 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
                        "c": lambda n: n // g.M},
         concatenate=True, align_arrays=False, meta=np.empty((0,) * 4, compute),
         result_dtype=compute, halo=halo, strides=(g.sh, g.sw), dilations=(g.dil_h, g.dil_w), data_format=g.layout,
+        num_threads=num_threads,
         padding=((halo[0] * g.sh, max(eh - g.sh, 0)), (halo[1] * g.sw, max(ew - g.sw, 0))))
     grad = _fold_padding(_fold_padding(padded_grad, h, g.H, g.pt, g.pb, g.mode), w, g.W, g.pl, g.pr, g.mode)
     return grad.astype(dtype)
@@ -106,12 +116,13 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
 
 def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, padding="VALID", *,
                                      data_format="NHWC", dilations=1, padding_mode="zeros", dtype=None,
-                                     filter_format=None):
+                                     filter_format=None, num_threads=None):
     """``dwconv.depthwise_conv2d_backprop_filter`` of dask ``x`` and ``grad_output``: a lazy dask array.
 
     One partial gradient per output-gradient chunk (from the input slab it reads), summed by dask's
     tree reduction."""
     x = _as_dask(x)
+    _check_threads(num_threads)
     grad_output = _as_dask(grad_output)
     call = _args.filter_grad_call(_virtual(x), filter_shape, _virtual(grad_output), strides, padding, data_format,
                                   dilations, padding_mode, dtype, filter_format)
@@ -126,7 +137,7 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
         token="depthwise_conv2d_backprop_filter", new_axes={"i": g.kh, "j": g.kw, "m": g.M},
         adjust_chunks={"n": 1, "h": 1, "w": 1}, align_arrays=False, meta=np.empty((0,) * 7, compute),
         kernel=(g.kh, g.kw), strides=(g.sh, g.sw), dilations=(g.dil_h, g.dil_w), data_format=g.layout,
-        result_dtype=compute)
+        result_dtype=compute, num_threads=num_threads)
     total = partial.sum(axis=(0, 1, 2)).astype(dtype)
     return _args.filters_in_format(total, call).reshape(call.shape)
 
@@ -134,42 +145,43 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
 # -- 1-D: the functions above on views of height 1 (dwconv._conv1d) -----------------------------------
 
 def depthwise_conv1d(x, filters, strides=1, padding="VALID", *, data_format="NWC", dilations=1, bias=None,
-                     padding_mode="zeros", activation=None, dtype=None, filter_format=None):
+                     padding_mode="zeros", activation=None, dtype=None, filter_format=None, num_threads=None):
     """``dwconv.depthwise_conv1d`` of a dask array (chunked along batch, length and channels): a lazy
     dask array, ``depthwise_conv2d`` here of its view of height 1."""
     return _conv1d.forward(depthwise_conv2d, _as_dask(x), _args.as_array(filters, "filters"), strides, padding,
                            data_format, dilations, filter_format, bias=bias, padding_mode=padding_mode,
-                           activation=activation, dtype=dtype)
+                           activation=activation, dtype=dtype, num_threads=num_threads)
 
 
 def depthwise_conv1d_backprop_input(input_shape, filters, grad_output, strides=1, padding="VALID", *,
                                     data_format="NWC", dilations=1, padding_mode="zeros", dtype=None,
-                                    filter_format=None):
+                                    filter_format=None, num_threads=None):
     """``dwconv.depthwise_conv1d_backprop_input`` of a dask ``grad_output``: a lazy dask array."""
     return _conv1d.input_grad(depthwise_conv2d_backprop_input, input_shape, _args.as_array(filters, "filters"),
                               _as_dask(grad_output), strides, padding, data_format, dilations, filter_format,
-                              padding_mode=padding_mode, dtype=dtype)
+                              padding_mode=padding_mode, dtype=dtype, num_threads=num_threads)
 
 
 def depthwise_conv1d_backprop_filter(x, filter_shape, grad_output, strides=1, padding="VALID", *,
                                      data_format="NWC", dilations=1, padding_mode="zeros", dtype=None,
-                                     filter_format=None):
+                                     filter_format=None, num_threads=None):
     """``dwconv.depthwise_conv1d_backprop_filter`` of dask ``x`` and ``grad_output``: a lazy dask array."""
     return _conv1d.filter_grad(depthwise_conv2d_backprop_filter, _as_dask(x), filter_shape, _as_dask(grad_output),
                                strides, padding, data_format, dilations, filter_format, padding_mode=padding_mode,
-                               dtype=dtype)
+                               dtype=dtype, num_threads=num_threads)
 
 
 # -- the work of one chunk: an in-memory call with explicit ("VALID"-style) padding amounts --------
 
 # (blockwise keeps `dtype=` for itself: the blocks get theirs as `result_dtype`)
 
-def _forward_block(x, filters, bias=None, *, result_dtype, **arguments):
+def _forward_block(x, filters, bias=None, *, result_dtype, num_threads, **arguments):
     return dwconv.depthwise_conv2d(x, filters, padding="VALID", bias=bias, dtype=result_dtype, filter_format="tf",
-                                   **arguments)
+                                   num_threads=_chunk_threads(num_threads), **arguments)
 
 
-def _input_grad_block(grad_output, filters, *, halo, strides, data_format, result_dtype, **arguments):
+def _input_grad_block(grad_output, filters, *, halo, strides, data_format, result_dtype, num_threads,
+                      **arguments):
     """The gradient of the padded-input rows and columns this chunk of outputs (and its `halo` of
     earlier ones) reaches, `strides` rows and columns per output row and column."""
     multiplier = filters.shape[3]
@@ -180,18 +192,38 @@ def _input_grad_block(grad_output, filters, *, halo, strides, data_format, resul
         n, channels, rows, cols = grad_output.shape
         input_shape = (n, channels // multiplier, (rows - halo[0]) * strides[0], (cols - halo[1]) * strides[1])
     return dwconv.depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides, filter_format="tf",
-                                                  data_format=data_format, dtype=result_dtype, **arguments)
+                                                  data_format=data_format, dtype=result_dtype,
+                                                  num_threads=_chunk_threads(num_threads), **arguments)
 
 
-def _filter_grad_block(x, grad_output, *, kernel, data_format, result_dtype, **arguments):
+def _filter_grad_block(x, grad_output, *, kernel, data_format, result_dtype, num_threads, **arguments):
     """This chunk's share of the filter gradient, with three leading axes of one for the batch, row
     and column chunk it sums over."""
     channels = x.shape[data_format.index("C")]
     multiplier = grad_output.shape[data_format.index("C")] // channels
     grad = dwconv.depthwise_conv2d_backprop_filter(x, kernel + (channels, multiplier), grad_output, padding="VALID",
-                                                   filter_format="tf",
+                                                   filter_format="tf", num_threads=_chunk_threads(num_threads),
                                                    data_format=data_format, dtype=result_dtype, **arguments)
     return grad[None, None, None]
+
+
+def _chunk_threads(num_threads):
+    """The OpenMP threads of a chunk's call: `num_threads` when given; by default one in a thread other
+    than the main one, where a scheduler runs chunks in parallel (dask's threaded scheduler; a
+    ``dask.distributed`` worker's threads, started with OMP_NUM_THREADS=1 anyway), and OpenMP's
+    default in the main thread (the synchronous scheduler, one chunk at a time). On the project's
+    2-core machine, shared with other work, dask's 2 threads with OpenMP's 2 each computed the
+    benchmark's chunked image in a median 1370 ms, with one each 723 ms (11 interleaved rounds;
+    another run 652 and 626): 4 threads wait at every barrier for one that is not running."""
+    if num_threads is not None:
+        return num_threads
+    return 1 if threading.current_thread() is not threading.main_thread() else None
+
+
+def _check_threads(num_threads):
+    """`num_threads`'s errors when the graph is built, not when a chunk is computed."""
+    if num_threads is not None:
+        _args.resolve_threads(num_threads, _kernels.max_threads())
 
 
 # -- the graph ---------------------------------------------------------------------------------------

@@ -312,3 +312,30 @@ def test_slabs_views_and_copies_give_the_in_memory_result(mode, monkeypatch):
         np.testing.assert_allclose(dwconv.dask.depthwise_conv2d(dx, w, **args).compute(scheduler="sync"),
                                    dwconv.depthwise_conv2d(x, w, **args), rtol=1e-12, atol=1e-12)
     assert any(views) and not all(views)
+
+
+def test_num_threads_of_each_chunk(monkeypatch):
+    """A chunk computed in a scheduler's thread runs on one OpenMP thread by default, one computed in
+    the main thread on OpenMP's default; `num_threads` is passed to every call as it is, and its
+    errors are the core's, when the graph is built."""
+    rng = np.random.default_rng(15)
+    x = da.from_array(rng.standard_normal((1, 20, 20, 2)), chunks=(1, 10, 10, 2))
+    w = rng.standard_normal((3, 3, 2))
+    seen = []
+
+    def conv(*a, num_threads, **k):
+        seen.append(num_threads)
+        return real_conv(*a, num_threads=num_threads, **k)
+
+    real_conv = dwconv.depthwise_conv2d
+    monkeypatch.setattr(dwconv, "depthwise_conv2d", conv)
+    for scheduler, num_threads, expected in (("threads", None, 1), ("sync", None, None), ("threads", 2, 2),
+                                             ("sync", 1, 1)):
+        seen.clear()
+        dwconv.dask.depthwise_conv2d(x, w, padding="SAME", num_threads=num_threads).compute(scheduler=scheduler)
+        assert seen and set(seen) == {expected}, (scheduler, num_threads)
+    for bad, error in ((0, ValueError), (1.5, TypeError)):
+        with pytest.raises(error, match="num_threads"):
+            dwconv.dask.depthwise_conv2d(x, w, num_threads=bad)
+        with pytest.raises(error, match="num_threads"):
+            dwconv.dask.depthwise_conv2d_backprop_filter(x, (3, 3, 2), x, padding="SAME", num_threads=bad)
