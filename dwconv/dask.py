@@ -5,18 +5,25 @@ The input may be chunked along batch, height, width and channels. Every output c
 the in-memory function from the slab of (padded) input it reads: the slab's halo comes from the
 kernel, the dilation and the stride, and output chunks start on stride-aligned input rows and
 columns, so strided results are exact. Chunks smaller than the halo simply make slabs that span
-several of them. A slab inside one chunk is a view of it (the in-memory call copies it if it is not
-contiguous, as it copies any such input); one across chunks is its pieces copied once into one
-array. Channel chunks take the matching slices of the filters and bias (depthwise channels are
-independent).
+several of them. A slab is not gathered by a task of its own: the chunk's call copies its pieces,
+for an NHWC forward on one thread a band of rows at a time into one small buffer that the
+convolution then reads from the cache (its rows of outputs are contiguous in the result); else
+whole, once, into one array, or as a view of the chunk when it lies in one (the in-memory call
+copies it if it is not contiguous, as it copies any such input). Channel chunks take the matching
+slices of the filters and bias (depthwise channels are independent).
 
 Arguments are checked by ``dwconv._args`` exactly as for the in-memory functions, when the graph is
 built; nothing is computed before ``.compute()``. The padding modes are applied lazily with
 ``numpy.pad``'s index semantics, so the kernels see only "VALID" problems.
 
-Each chunk runs on OpenMP's default thread count: a ``dask.distributed`` worker starts with
-``OMP_NUM_THREADS=1``, so a cluster with one thread per core uses each core once.
+``num_threads`` (every function) sets the OpenMP threads of each chunk's call. By default a chunk
+computed in a thread other than the main one, where a scheduler runs chunks in parallel (dask's
+threaded scheduler, a ``dask.distributed`` worker's threads), runs on one: the scheduler's threads
+are the parallelism, and more on top of them wait at every barrier for a thread that is not
+running. In the main thread (the synchronous scheduler, one chunk at a time) it runs on OpenMP's
+default. A threaded scheduler with fewer threads than cores leaves cores idle: pass ``num_threads``.
 """
+import threading
 from collections import namedtuple
 
 import numpy as np
@@ -30,21 +37,24 @@ except ImportError as exc:
                       "`pip install \"dask[array]\"` (or `pip install -e \".[dask]\"` in a dwconv checkout)") from exc
 
 import dwconv
-from dwconv import _args, _conv1d
+from dwconv import _args, _conv1d, _kernels
 
 __all__ = ["depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_conv2d_backprop_filter",
            "depthwise_conv1d", "depthwise_conv1d_backprop_input", "depthwise_conv1d_backprop_filter"]
 
 
 def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHWC", dilations=1,
-                     bias=None, padding_mode="zeros", activation=None, dtype=None, filter_format=None):
+                     bias=None, padding_mode="zeros", activation=None, dtype=None, filter_format=None,
+                     num_threads=None):
     """``dwconv.depthwise_conv2d`` of a dask array: a lazy dask array equal to the in-memory result.
 
     ``x`` is a ``dask.array.Array`` (anything else is wrapped as one chunk); ``filters`` and ``bias``
     are small in-memory arrays. Arguments as for ``dwconv.depthwise_conv2d``. Output chunks follow
     the input's (divided by the stride); channel chunk ``c`` becomes ``c * M`` output channels. A
-    callable ``activation`` is applied chunk by chunk, so it must be elementwise."""
+    callable ``activation`` is applied chunk by chunk, so it must be elementwise. ``num_threads``: the
+    OpenMP threads of each chunk's call (see the module's docstring for the default)."""
     x = _as_dask(x)
+    _check_threads(num_threads)
     call = _args.forward_call(_virtual(x), filters, strides, padding, data_format, dilations, padding_mode, bias,
                               activation, dtype, filter_format)
     g, bias, dtype, activation = call.g, call.bias, call.dtype, call.activation
@@ -61,18 +71,19 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
         adjust_chunks={"h": _sizes(rows), "w": _sizes(cols), "c": lambda c: c * g.M},
         concatenate=True, align_arrays=False, meta=np.empty((0,) * 4, dtype),
         strides=(g.sh, g.sw), dilations=(g.dil_h, g.dil_w), data_format=g.layout, activation=activation,
-        result_dtype=dtype)
+        result_dtype=dtype, num_threads=num_threads)
 
 
 def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1, padding="VALID", *,
                                     data_format="NHWC", dilations=1, padding_mode="zeros", dtype=None,
-                                    filter_format=None):
+                                    filter_format=None, num_threads=None):
     """``dwconv.depthwise_conv2d_backprop_input`` of a dask ``grad_output``: a lazy dask array.
 
     Each chunk of the padded input's gradient comes from the output-gradient rows and columns whose
     windows reach it (the chunk's halo); the padding is then folded back onto the input as the
     transpose of ``padding_mode``."""
     grad_output = _as_dask(grad_output)
+    _check_threads(num_threads)
     call = _args.input_grad_call(input_shape, filters, _virtual(grad_output), strides, padding, data_format,
                                  dilations, padding_mode, dtype, filter_format)
     g, dtype, compute = call.g, call.dtype, call.compute
@@ -99,6 +110,7 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
                        "c": lambda n: n // g.M},
         concatenate=True, align_arrays=False, meta=np.empty((0,) * 4, compute),
         result_dtype=compute, halo=halo, strides=(g.sh, g.sw), dilations=(g.dil_h, g.dil_w), data_format=g.layout,
+        num_threads=num_threads,
         padding=((halo[0] * g.sh, max(eh - g.sh, 0)), (halo[1] * g.sw, max(ew - g.sw, 0))))
     grad = _fold_padding(_fold_padding(padded_grad, h, g.H, g.pt, g.pb, g.mode), w, g.W, g.pl, g.pr, g.mode)
     return grad.astype(dtype)
@@ -106,12 +118,13 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
 
 def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, padding="VALID", *,
                                      data_format="NHWC", dilations=1, padding_mode="zeros", dtype=None,
-                                     filter_format=None):
+                                     filter_format=None, num_threads=None):
     """``dwconv.depthwise_conv2d_backprop_filter`` of dask ``x`` and ``grad_output``: a lazy dask array.
 
     One partial gradient per output-gradient chunk (from the input slab it reads), summed by dask's
     tree reduction."""
     x = _as_dask(x)
+    _check_threads(num_threads)
     grad_output = _as_dask(grad_output)
     call = _args.filter_grad_call(_virtual(x), filter_shape, _virtual(grad_output), strides, padding, data_format,
                                   dilations, padding_mode, dtype, filter_format)
@@ -126,7 +139,7 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
         token="depthwise_conv2d_backprop_filter", new_axes={"i": g.kh, "j": g.kw, "m": g.M},
         adjust_chunks={"n": 1, "h": 1, "w": 1}, align_arrays=False, meta=np.empty((0,) * 7, compute),
         kernel=(g.kh, g.kw), strides=(g.sh, g.sw), dilations=(g.dil_h, g.dil_w), data_format=g.layout,
-        result_dtype=compute)
+        result_dtype=compute, num_threads=num_threads)
     total = partial.sum(axis=(0, 1, 2)).astype(dtype)
     return _args.filters_in_format(total, call).reshape(call.shape)
 
@@ -134,44 +147,89 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
 # -- 1-D: the functions above on views of height 1 (dwconv._conv1d) -----------------------------------
 
 def depthwise_conv1d(x, filters, strides=1, padding="VALID", *, data_format="NWC", dilations=1, bias=None,
-                     padding_mode="zeros", activation=None, dtype=None, filter_format=None):
+                     padding_mode="zeros", activation=None, dtype=None, filter_format=None, num_threads=None):
     """``dwconv.depthwise_conv1d`` of a dask array (chunked along batch, length and channels): a lazy
     dask array, ``depthwise_conv2d`` here of its view of height 1."""
     return _conv1d.forward(depthwise_conv2d, _as_dask(x), _args.as_array(filters, "filters"), strides, padding,
                            data_format, dilations, filter_format, bias=bias, padding_mode=padding_mode,
-                           activation=activation, dtype=dtype)
+                           activation=activation, dtype=dtype, num_threads=num_threads)
 
 
 def depthwise_conv1d_backprop_input(input_shape, filters, grad_output, strides=1, padding="VALID", *,
                                     data_format="NWC", dilations=1, padding_mode="zeros", dtype=None,
-                                    filter_format=None):
+                                    filter_format=None, num_threads=None):
     """``dwconv.depthwise_conv1d_backprop_input`` of a dask ``grad_output``: a lazy dask array."""
     return _conv1d.input_grad(depthwise_conv2d_backprop_input, input_shape, _args.as_array(filters, "filters"),
                               _as_dask(grad_output), strides, padding, data_format, dilations, filter_format,
-                              padding_mode=padding_mode, dtype=dtype)
+                              padding_mode=padding_mode, dtype=dtype, num_threads=num_threads)
 
 
 def depthwise_conv1d_backprop_filter(x, filter_shape, grad_output, strides=1, padding="VALID", *,
                                      data_format="NWC", dilations=1, padding_mode="zeros", dtype=None,
-                                     filter_format=None):
+                                     filter_format=None, num_threads=None):
     """``dwconv.depthwise_conv1d_backprop_filter`` of dask ``x`` and ``grad_output``: a lazy dask array."""
     return _conv1d.filter_grad(depthwise_conv2d_backprop_filter, _as_dask(x), filter_shape, _as_dask(grad_output),
                                strides, padding, data_format, dilations, filter_format, padding_mode=padding_mode,
-                               dtype=dtype)
+                               dtype=dtype, num_threads=num_threads)
 
 
 # -- the work of one chunk: an in-memory call with explicit ("VALID"-style) padding amounts --------
 
 # (blockwise keeps `dtype=` for itself: the blocks get theirs as `result_dtype`)
 
-def _forward_block(x, filters, bias=None, *, result_dtype, **arguments):
-    return dwconv.depthwise_conv2d(x, filters, padding="VALID", bias=bias, dtype=result_dtype, filter_format="tf",
-                                   **arguments)
+def _forward_block(slab, filters, bias=None, *, result_dtype, strides, dilations, data_format, num_threads,
+                   **arguments):
+    """This chunk's outputs, from its slab of padded input. On one thread, NHWC outputs are computed a
+    band of rows at a time (rows are contiguous in the result) from the rows of the slab they read,
+    copied into one small buffer that the convolution reads from the cache: the slab is never copied
+    whole. On more threads the short calls would wait at their barriers (a 2004x2004x3 chunk in bands
+    on 2 threads of the shared 2-core machine: 0.6-1.5 s, on one 34 ms), and NCHW rows are not
+    contiguous in the result: the slab is gathered whole."""
+    num_threads = _chunk_threads(num_threads)
+
+    def conv(x, out=None):
+        return dwconv.depthwise_conv2d(x, filters, strides, "VALID", bias=bias, dtype=result_dtype, out=out,
+                                       num_threads=num_threads, filter_format="tf", dilations=dilations,
+                                       data_format=data_format, **arguments)
+    if data_format != "NHWC" or num_threads != 1:
+        return conv(_gather(slab))
+    shape = _slab_shape(slab)
+    n, rows, cols, channels = dwconv.output_shape(shape, filters.shape, strides, dilations=dilations,
+                                                   filter_format="tf")
+    out = _args.output_array(None, (n, rows, cols, channels), np.dtype(result_dtype))
+    span = _span(filters.shape[0], dilations[0])
+    dtype = slab.blocks[0][0].dtype
+    band = min(_band_rows(n * shape[2] * shape[3] * dtype.itemsize, strides[0]), rows)
+    buffer = np.empty((n, (band - 1) * strides[0] + span) + shape[2:], dtype)
+    for first in range(0, rows, band):
+        last = min(first + band, rows)
+        start, stop = first * strides[0], (last - 1) * strides[0] + span
+        piece = _gather(slab, start, stop, out=buffer[:, :stop - start])
+        for image in range(n):
+            conv(piece[image:image + 1], out=out[image:image + 1, first:last])
+    return out
 
 
-def _input_grad_block(grad_output, filters, *, halo, strides, data_format, result_dtype, **arguments):
+# Bytes of input rows a band of outputs reads: small enough that the convolution reads the band
+# from the cache where the copy left it, large enough that the halo's rows, copied twice, and each
+# call's overhead stay small. An interior 2004x2004x3 float32 slab, one thread, on the project's
+# machine (1 MiB L2, 32 MiB L3): the slab gathered whole 30 ms; bands of 0.5, 1, 2, 4 MiB 25.5, 23,
+# 22, 24 ms (medians of 21).
+_BAND_BYTES = 2 << 20
+
+
+def _band_rows(row_bytes, stride):
+    """Output rows a band, for input rows of `row_bytes` (the chunk's images together): a multiple of
+    16, at least 16 (its rows of outputs then start on a cache line of the result when a row of
+    outputs is a multiple of 4 bytes)."""
+    return max(1, _BAND_BYTES // (row_bytes * stride) // 16) * 16
+
+
+def _input_grad_block(slab, filters, *, halo, strides, data_format, result_dtype, num_threads,
+                      **arguments):
     """The gradient of the padded-input rows and columns this chunk of outputs (and its `halo` of
-    earlier ones) reaches, `strides` rows and columns per output row and column."""
+    earlier ones, all in `slab`) reaches, `strides` rows and columns per output row and column."""
+    grad_output = _gather(slab)
     multiplier = filters.shape[3]
     if data_format == "NHWC":
         n, rows, cols, channels = grad_output.shape
@@ -180,18 +238,39 @@ def _input_grad_block(grad_output, filters, *, halo, strides, data_format, resul
         n, channels, rows, cols = grad_output.shape
         input_shape = (n, channels // multiplier, (rows - halo[0]) * strides[0], (cols - halo[1]) * strides[1])
     return dwconv.depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides, filter_format="tf",
-                                                  data_format=data_format, dtype=result_dtype, **arguments)
+                                                  data_format=data_format, dtype=result_dtype,
+                                                  num_threads=_chunk_threads(num_threads), **arguments)
 
 
-def _filter_grad_block(x, grad_output, *, kernel, data_format, result_dtype, **arguments):
-    """This chunk's share of the filter gradient, with three leading axes of one for the batch, row
-    and column chunk it sums over."""
+def _filter_grad_block(slab, grad_output, *, kernel, data_format, result_dtype, num_threads, **arguments):
+    """This chunk's share of the filter gradient, from the input `slab` it reads, with three leading
+    axes of one for the batch, row and column chunk it sums over."""
+    x = _gather(slab)
     channels = x.shape[data_format.index("C")]
     multiplier = grad_output.shape[data_format.index("C")] // channels
     grad = dwconv.depthwise_conv2d_backprop_filter(x, kernel + (channels, multiplier), grad_output, padding="VALID",
-                                                   filter_format="tf",
+                                                   filter_format="tf", num_threads=_chunk_threads(num_threads),
                                                    data_format=data_format, dtype=result_dtype, **arguments)
     return grad[None, None, None]
+
+
+def _chunk_threads(num_threads):
+    """The OpenMP threads of a chunk's call: `num_threads` when given; by default one in a thread other
+    than the main one, where a scheduler runs chunks in parallel (dask's threaded scheduler; a
+    ``dask.distributed`` worker's threads, started with OMP_NUM_THREADS=1 anyway), and OpenMP's
+    default in the main thread (the synchronous scheduler, one chunk at a time). On the project's
+    2-core machine, shared with other work, dask's 2 threads with OpenMP's 2 each computed the
+    benchmark's chunked image in a median 1370 ms, with one each 723 ms (11 interleaved rounds;
+    another run 652 and 626): 4 threads wait at every barrier for one that is not running."""
+    if num_threads is not None:
+        return num_threads
+    return 1 if threading.current_thread() is not threading.main_thread() else None
+
+
+def _check_threads(num_threads):
+    """`num_threads`'s errors when the graph is built, not when a chunk is computed."""
+    if num_threads is not None:
+        _args.resolve_threads(num_threads, _kernels.max_threads())
 
 
 # -- the graph ---------------------------------------------------------------------------------------
@@ -257,7 +336,8 @@ def _take(array, axis, index):
 
 def _slabs(array, h, w, rows, cols):
     """`array` cut into one chunk per region `rows[k]` x `cols[l]` ((start, stop) pairs along axes `h`
-    and `w`; the regions may overlap), each gathered in one task from the chunks it overlaps."""
+    and `w`; the regions may overlap), each a `_Slab` of the chunks it overlaps: the block functions
+    copy it (`_gather`) whole or a band of rows at a time."""
     name = "slabs-" + tokenize(array, h, w, rows, cols)
     row_pieces = [_pieces(array.chunks[h], start, stop) for start, stop in rows]
     col_pieces = [_pieces(array.chunks[w], start, stop) for start, stop in cols]
@@ -267,7 +347,7 @@ def _slabs(array, h, w, rows, cols):
     for index in np.ndindex(*numblocks):
         keys = [[_key(array.name, index, {h: i, w: j}) for j, _ in col_pieces[index[w]]]
                 for i, _ in row_pieces[index[h]]]
-        graph[(name, *index)] = (_gather, keys, [piece for _, piece in row_pieces[index[h]]],
+        graph[(name, *index)] = (_Slab, keys, [piece for _, piece in row_pieces[index[h]]],
                                  [piece for _, piece in col_pieces[index[w]]], h, w)
     chunks = list(array.chunks)
     chunks[h], chunks[w] = _sizes(rows), _sizes(cols)
@@ -287,26 +367,49 @@ def _pieces(chunks, start, stop):
             for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])) if lo < stop and start < hi and lo < hi]
 
 
-def _gather(blocks, row_slices, col_slices, h, w):
-    """One array from a grid of chunks (rows along axis `h`, columns along `w`), each sliced first: a
-    view of the chunk when the slab lies in one, else each piece written once into a new array
+# A region of an array, not copied yet: a grid of chunks (rows along axis h, columns along w) and the
+# slice of each that the region takes. Gathering a whole slab before the call costs a copy of every
+# chunk into memory nothing else touches; a band of rows at a time stays in the cache.
+_Slab = namedtuple("_Slab", "blocks row_slices col_slices h w")
+
+
+def _slab_shape(slab):
+    shape = list(slab.blocks[0][0].shape)
+    shape[slab.h] = sum(s.stop - s.start for s in slab.row_slices)
+    shape[slab.w] = sum(s.stop - s.start for s in slab.col_slices)
+    return tuple(shape)
+
+
+def _gather(slab, start=0, stop=None, out=None):
+    """Rows [start, stop) of `slab` (all of them by default) as one array: a view of a chunk when they
+    lie in one and no `out` is given, else each piece written once into `out` or a new array
     (concatenating rows of concatenated pieces copied a slab twice: an interior 2004x2004x3 float32
     slab took 24 ms that way, 10 ms this way)."""
+    h, w = slab.h, slab.w
+    stop = _slab_shape(slab)[h] if stop is None else stop
+
     def index(rows, cols):
-        where = [slice(None)] * blocks[0][0].ndim
+        where = [slice(None)] * slab.blocks[0][0].ndim
         where[h], where[w] = rows, cols
         return tuple(where)
-    if len(blocks) == 1 and len(blocks[0]) == 1:
-        return blocks[0][0][index(row_slices[0], col_slices[0])]
-    row_starts = np.cumsum([0] + [s.stop - s.start for s in row_slices]).tolist()
-    col_starts = np.cumsum([0] + [s.stop - s.start for s in col_slices]).tolist()
-    shape = list(blocks[0][0].shape)
-    shape[h], shape[w] = row_starts[-1], col_starts[-1]
-    slab = np.empty(shape, blocks[0][0].dtype)
-    for row, rows, top, bottom in zip(blocks, row_slices, row_starts, row_starts[1:]):
-        for block, cols, left, right in zip(row, col_slices, col_starts, col_starts[1:]):
-            slab[index(slice(top, bottom), slice(left, right))] = block[index(rows, cols)]
-    return slab
+    row_starts = np.cumsum([0] + [s.stop - s.start for s in slab.row_slices]).tolist()
+    col_starts = np.cumsum([0] + [s.stop - s.start for s in slab.col_slices]).tolist()
+    # (chunks, rows taken from them, rows of the result) for each row of chunks that [start, stop) overlaps
+    pieces = [(row, slice(taken.start + max(start, top) - top, taken.start + min(stop, bottom) - top),
+               slice(max(start, top) - start, min(stop, bottom) - start))
+              for row, taken, top, bottom in zip(slab.blocks, slab.row_slices, row_starts, row_starts[1:])
+              if top < stop and start < bottom]
+    if out is None and len(pieces) == 1 and len(slab.col_slices) == 1:
+        row, source, _ = pieces[0]
+        return row[0][index(source, slab.col_slices[0])]
+    if out is None:
+        shape = list(_slab_shape(slab))
+        shape[h] = stop - start
+        out = np.empty(shape, slab.blocks[0][0].dtype)
+    for row, source, target in pieces:
+        for block, cols, left, right in zip(row, slab.col_slices, col_starts, col_starts[1:]):
+            out[index(target, slice(left, right))] = block[index(source, cols)]
+    return out
 
 
 def _input_slabs(x, g, index, rows, cols):

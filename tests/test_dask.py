@@ -275,16 +275,21 @@ def test_integer_results_chunk_by_chunk(mode):
 
 
 def test_gather_writes_each_piece_once_or_returns_a_view():
-    """A slab across chunks is the chunks' pieces in place; one inside a single chunk is a view of
-    it, not a copy."""
+    """A slab across chunks is the chunks' pieces in place, whole or a band of its rows (into a given
+    buffer); one inside a single chunk is a view of it, not a copy."""
     rng = np.random.default_rng(12)
     blocks = [[rng.standard_normal((1, rows, cols, 2)) for cols in (4, 7, 3)] for rows in (5, 2)]
     row_slices, col_slices = [slice(3, 5), slice(0, 1)], [slice(2, 4), slice(0, 7), slice(0, 1)]
-    slab = dwconv.dask._gather(blocks, row_slices, col_slices, 1, 2)
+    slab = dwconv.dask._Slab(blocks, row_slices, col_slices, 1, 2)
     expected = np.concatenate([np.concatenate([block[:, rows, cols] for block, cols in zip(row, col_slices)], 2)
                                for row, rows in zip(blocks, row_slices)], 1)
-    np.testing.assert_array_equal(slab, expected)
-    view = dwconv.dask._gather([[blocks[0][1]]], [slice(1, 4)], [slice(2, 6)], 1, 2)
+    np.testing.assert_array_equal(dwconv.dask._gather(slab), expected)
+    for start, stop in ((0, 1), (1, 3), (2, 3)):
+        buffer = np.full((1, 4, 10, 2), np.nan)
+        band = dwconv.dask._gather(slab, start, stop, out=buffer[:, :stop - start])
+        np.testing.assert_array_equal(band, expected[:, start:stop])
+        assert np.shares_memory(band, buffer) and np.isnan(buffer[:, stop - start:]).all()
+    view = dwconv.dask._gather(dwconv.dask._Slab([[blocks[0][1]]], [slice(1, 4)], [slice(2, 6)], 1, 2))
     np.testing.assert_array_equal(view, blocks[0][1][:, 1:4, 2:6])
     assert np.shares_memory(view, blocks[0][1])
 
@@ -298,10 +303,10 @@ def test_slabs_views_and_copies_give_the_in_memory_result(mode, monkeypatch):
     dx = da.from_array(x, chunks=(1, (9, 12, 10), (8, 15), 2))
     views = []
 
-    def gather(blocks, *slices):
-        slab = real_gather(blocks, *slices)
-        views.append(any(np.shares_memory(slab, block) for row in blocks for block in row))
-        return slab
+    def gather(slab, *rows, **out):
+        array = real_gather(slab, *rows, **out)
+        views.append(any(np.shares_memory(array, block) for row in slab.blocks for block in row))
+        return array
 
     real_gather = dwconv.dask._gather
     monkeypatch.setattr(dwconv.dask, "_gather", gather)
@@ -312,3 +317,66 @@ def test_slabs_views_and_copies_give_the_in_memory_result(mode, monkeypatch):
         np.testing.assert_allclose(dwconv.dask.depthwise_conv2d(dx, w, **args).compute(scheduler="sync"),
                                    dwconv.depthwise_conv2d(x, w, **args), rtol=1e-12, atol=1e-12)
     assert any(views) and not all(views)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype, activation", [(np.float32, None), (np.float64, np.tanh), (np.uint8, "relu")])
+def test_bands_of_rows_give_the_whole_slabs_result(mode, dtype, activation, monkeypatch):
+    """NHWC chunks on one thread computed 16 output rows a band (the smallest band), with strides,
+    dilations, a batch of 2, a channel multiplier, integer results and a callable activation: the
+    result of each chunk's slab gathered whole (OpenMP's default threads, in the main thread),
+    exactly, and the in-memory call's (float32 sums of these shapes may run in another order)."""
+    rng = np.random.default_rng(14)
+    x = (rng.random((2, 75, 23, 3)) * 255).astype(dtype)
+    w = rng.standard_normal((5, 3, 3, 2)).astype(np.float32 if dtype == np.uint8 else dtype)
+    dx = da.from_array(x, chunks=(1, (40, 35), (10, 13), 3))
+    calls = []
+
+    def conv(*a, **k):
+        calls.append(k["out"] is not None)
+        return real_conv(*a, **k)
+
+    real_conv = dwconv.depthwise_conv2d
+    for strides, bands in (((1, 2), 3 + 3), ((2, 1), 2 + 2)):
+        args = {"strides": strides, "padding": "SAME", "padding_mode": mode, "dilations": (2, 1),
+                "activation": activation, "dtype": dtype}
+        whole = dwconv.dask.depthwise_conv2d(dx, w, **args).compute(scheduler="sync")
+        calls.clear()
+        monkeypatch.setattr(dwconv.dask, "_BAND_BYTES", 1)
+        monkeypatch.setattr(dwconv, "depthwise_conv2d", conv)
+        banded = dwconv.dask.depthwise_conv2d(dx, w, num_threads=1, **args).compute(scheduler="sync")
+        monkeypatch.undo()
+        np.testing.assert_array_equal(banded, whole)
+        # (results reach 1000: float32 sums in another order differ by up to 1e-4)
+        np.testing.assert_allclose(banded, dwconv.depthwise_conv2d(x, w, **args), rtol=1e-12,
+                                   atol={np.float32: 1e-3, np.float64: 1e-9, np.uint8: 1}[dtype])
+        # 2 images x 2 column chunks x 2 row chunks of 40 and 35 input rows: 3 + 3 bands of 16 output
+        # rows with stride 1, 2 + 2 with stride 2
+        assert all(calls) and len(calls) == 2 * 2 * bands
+
+
+def test_num_threads_of_each_chunk(monkeypatch):
+    """A chunk computed in a scheduler's thread runs on one OpenMP thread by default, one computed in
+    the main thread on OpenMP's default; `num_threads` is passed to every call as it is, and its
+    errors are the core's, when the graph is built."""
+    rng = np.random.default_rng(15)
+    x = da.from_array(rng.standard_normal((1, 20, 20, 2)), chunks=(1, 10, 10, 2))
+    w = rng.standard_normal((3, 3, 2))
+    seen = []
+
+    def conv(*a, num_threads, **k):
+        seen.append(num_threads)
+        return real_conv(*a, num_threads=num_threads, **k)
+
+    real_conv = dwconv.depthwise_conv2d
+    monkeypatch.setattr(dwconv, "depthwise_conv2d", conv)
+    for scheduler, num_threads, expected in (("threads", None, 1), ("sync", None, None), ("threads", 2, 2),
+                                             ("sync", 1, 1)):
+        seen.clear()
+        dwconv.dask.depthwise_conv2d(x, w, padding="SAME", num_threads=num_threads).compute(scheduler=scheduler)
+        assert seen and set(seen) == {expected}, (scheduler, num_threads)
+    for bad, error in ((0, ValueError), (1.5, TypeError)):
+        with pytest.raises(error, match="num_threads"):
+            dwconv.dask.depthwise_conv2d(x, w, num_threads=bad)
+        with pytest.raises(error, match="num_threads"):
+            dwconv.dask.depthwise_conv2d_backprop_filter(x, (3, 3, 2), x, padding="SAME", num_threads=bad)
