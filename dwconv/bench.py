@@ -1393,7 +1393,8 @@ def _taken_over(stock, converted, fused):
     import dwconv.torch
 
     ours = (dwconv.torch.Conv1d, dwconv.torch.Conv2d) + ((dwconv.torch._FusedAway,) if fused else ())
-    return [module for module, counterpart in zip(stock.modules(), converted.modules()) if isinstance(counterpart, ours)]
+    return [module for module, counterpart in zip(stock.modules(), converted.modules())
+            if isinstance(counterpart, ours)]
 
 
 def _share_of_time(modules, step, calls=5):

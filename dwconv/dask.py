@@ -475,7 +475,8 @@ def _fold_padding(padded_grad, axis, n, before, after, mode):
     for run in _padding_runs(n, before, after, mode):
         if run.lo is not None:
             piece = _take(padded_grad, axis, slice(run.start, run.stop))
-            piece = piece.sum(axis, keepdims=True) if run.step == 0 else piece[_along(axis, slice(None, None, run.step))]
+            piece = (piece.sum(axis, keepdims=True) if run.step == 0
+                     else piece[_along(axis, slice(None, None, run.step))])
             parts = [_take(grad, axis, slice(0, run.lo)), _take(grad, axis, slice(run.lo, run.hi)) + piece,
                      _take(grad, axis, slice(run.hi, n))]
             grad = da.concatenate([part for part in parts if part.shape[axis]], axis)

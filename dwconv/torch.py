@@ -5,15 +5,16 @@ The arithmetic is dwconv's: tensors are handed to it as NumPy arrays without cop
 tensor as NCHW, a channels_last one as NHWC), and it writes its results into tensors allocated by
 PyTorch in the input's memory format. (PyTorch's allocator, not NumPy's: NumPy asks the kernel for
 huge pages for large arrays, whose first touch can stall for milliseconds right after PyTorch has
-freed memory, measured at 3-5x a 7x7 layer's time in a model.) The forward pass and both gradients are PyTorch custom operators ("dwconv::..."),
-each with its own autograd formula, so higher derivatives work, and each with a fake
-implementation, so torch.compile and torch.export see one opaque operator per call.
+freed memory, measured at 3-5x a 7x7 layer's time in a model.)
+
+The forward pass and both gradients are PyTorch custom operators ("dwconv::..."), each with its own
+autograd formula, so higher derivatives work, and each with a fake implementation, so
+torch.compile and torch.export see one opaque operator per call.
 
 Imported only on ``import dwconv.torch``: PyTorch is optional for dwconv.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 

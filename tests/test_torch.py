@@ -294,7 +294,9 @@ def test_fusion_only_in_plain_sequentials():
     def count(model):
         return sum(m._fusion is not None for m in model.modules() if isinstance(m, dt.Conv2d))
 
-    make = lambda: nn.Sequential(nn.Conv2d(4, 4, 3, groups=4), nn.BatchNorm2d(4), nn.ReLU())
+    def make():
+        return nn.Sequential(nn.Conv2d(4, 4, 3, groups=4), nn.BatchNorm2d(4), nn.ReLU())
+
     assert count(dt.convert(make())) == 1
     assert count(dt.convert(make(), fuse=False)) == 0
     assert count(dt.convert(nn.Sequential(Reordered(nn.ReLU(), nn.Conv2d(4, 4, 3, groups=4))))) == 0
