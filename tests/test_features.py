@@ -214,10 +214,18 @@ def test_activations(fmt, dtype, activation):
         assert_rounded_close(got, ref, scale, dtype, 10, ACTIVATIONS[activation].slope)
 
 
-def test_activation_keeps_nan():
-    x = np.full((1, 3, 3, 1), np.nan)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activation_keeps_nan(dtype):
+    """NaN stays NaN, among other values, in rows long enough for the vectorized activation loops."""
+    x = np.linspace(-8, 8, 3 * 37 * 5, dtype=dtype).reshape(1, 3, 37, 5)
+    x[0, :, ::4] = np.nan
     for activation in ACTIVATIONS:
-        assert np.isnan(dwconv.depthwise_conv2d(x, np.ones((1, 1, 1)), activation=activation)).all()
+        y = dwconv.depthwise_conv2d(x, np.ones((1, 1, 5), dtype), activation=activation)
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(x), err_msg=activation)
+        ref, scale, _ = reference(np.nan_to_num(x), np.ones((1, 1, 5, 1), dtype), 1, "VALID", "NHWC", 1, "zeros",
+                                  activation=activation)
+        finite = ~np.isnan(x)
+        assert_rounded_close(y[finite], ref[finite], scale[finite], dtype, 1, ACTIVATIONS[activation].slope)
 
 
 def test_callable_activation():
