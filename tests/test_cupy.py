@@ -179,8 +179,14 @@ def test_filter_formats_and_the_bias_dtype(device, fmt):
     assert y.dtype == want.dtype == np.float64
     np.testing.assert_allclose(device.get(y), want, rtol=1e-6, atol=1e-6)
     dw_torch = dwconv.depthwise_conv2d_grad(x, w_torch, dy, filter_format="torch", **args).filters
+    # out=: the input and filter gradients written into the arrays given (the filters in torch's layout),
+    # a new array for the bias gradient
+    out = (put(np.empty(x.shape)), put(np.full(w_torch.shape, np.nan)), None)
+    written = dwconv.depthwise_conv2d_grad(put(x), put(w_torch), put(dy), filter_format="torch", out=out, **args)
+    assert written.input is out[0] and written.filters is out[1]
     for got in (dwconv.depthwise_conv2d_grad(put(x), put(w_torch), put(dy), filter_format="torch", **args).filters,
-                dwconv.depthwise_conv2d_backprop_filter(put(x), w_torch.shape, put(dy), filter_format="torch", **args)):
+                dwconv.depthwise_conv2d_backprop_filter(put(x), w_torch.shape, put(dy), filter_format="torch", **args),
+                written.filters):
         assert got.shape == w_torch.shape
         np.testing.assert_allclose(device.get(got), dw_torch, rtol=1e-5, atol=1e-4)
 
@@ -296,6 +302,7 @@ class FakeGPUArray:
     # the dispatch finds arrays passed by keyword, keyword-only ones included
     (lambda h, d: dwconv.depthwise_conv2d(x=h, filters=h, out=d), "x", "out"),
     (lambda h, d: dwconv.depthwise_conv2d_grad(h, filters=d, grad_output=h), "grad_output", "filters"),
+    (lambda h, d: dwconv.depthwise_conv2d_grad(d, d, d, out=(None, h, None)), "out_filters", "x"),
 ])
 def test_mixed_host_and_gpu_arrays_are_a_type_error(call, host, gpu):
     with pytest.raises(TypeError) as error:
