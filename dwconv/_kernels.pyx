@@ -578,56 +578,52 @@ cdef inline floating exp_(floating v) noexcept nogil:
         return exp(v)
 
 
-# The clamping activations, one loop each under OpenMP's simd: without it GCC keeps a branch per
-# element (without -ffast-math it may not turn a NaN-keeping compare into max/min, and -O2 does not
-# vectorize these loops), whose mispredictions on results of random sign made a fused ReLU cost
-# 8-17x the 3x3 convolution it followed. The selects here are exact: NaN stays NaN.
+# The clamping activations (relu, relu6, hard_swish), each in a loop of its own under OpenMP's simd:
+# without it GCC keeps a branch per element (without -ffast-math it may not turn a NaN-keeping compare
+# into max/min, and -O2 does not vectorize these loops), whose mispredictions on results of random
+# sign made a fused ReLU cost 8-17x the 3x3 convolution it followed; one loop for the three stayed
+# scalar. The selects are exact: NaN stays NaN.
 cdef extern from * nogil:
     """
-    #define DW_CLAMPS(T, S) \
-    static void dw_relu_##S(T *p, Py_ssize_t n) \
+    enum { DW_CLAMP_RELU, DW_CLAMP_RELU6, DW_CLAMP_HARD_SWISH };
+    #define DW_CLAMP(T, S) \
+    static void dw_clamp_##S(T *p, Py_ssize_t n, int which) \
     { \
-        _Pragma("omp simd") for (Py_ssize_t i = 0; i < n; i++) p[i] = p[i] < 0 ? 0 : p[i]; \
-    } \
-    static void dw_relu6_##S(T *p, Py_ssize_t n) \
-    { \
-        _Pragma("omp simd") for (Py_ssize_t i = 0; i < n; i++) { T v = p[i] < 0 ? 0 : p[i]; p[i] = v > 6 ? 6 : v; } \
-    } \
-    static void dw_hard_swish_##S(T *p, Py_ssize_t n) \
-    { \
-        _Pragma("omp simd") for (Py_ssize_t i = 0; i < n; i++) { \
-            T v = p[i] + 3; v = v < 0 ? 0 : v; p[i] = p[i] * (v > 6 ? 6 : v) / 6; } \
+        if (which == DW_CLAMP_RELU) { \
+            _Pragma("omp simd") for (Py_ssize_t i = 0; i < n; i++) p[i] = p[i] < 0 ? 0 : p[i]; \
+        } else if (which == DW_CLAMP_RELU6) { \
+            _Pragma("omp simd") for (Py_ssize_t i = 0; i < n; i++) { \
+                T v = p[i] < 0 ? 0 : p[i]; \
+                p[i] = v > 6 ? 6 : v; \
+            } \
+        } else { \
+            _Pragma("omp simd") for (Py_ssize_t i = 0; i < n; i++) { \
+                T v = p[i] + 3; \
+                v = v < 0 ? 0 : v; \
+                p[i] = p[i] * (v > 6 ? 6 : v) / 6; \
+            } \
+        } \
     }
-    DW_CLAMPS(float, f32)
-    DW_CLAMPS(double, f64)
+    DW_CLAMP(float, f32)
+    DW_CLAMP(double, f64)
     """
-    void dw_relu_f32(float *p, Py_ssize_t n)
-    void dw_relu_f64(double *p, Py_ssize_t n)
-    void dw_relu6_f32(float *p, Py_ssize_t n)
-    void dw_relu6_f64(double *p, Py_ssize_t n)
-    void dw_hard_swish_f32(float *p, Py_ssize_t n)
-    void dw_hard_swish_f64(double *p, Py_ssize_t n)
+    enum:
+        DW_CLAMP_RELU, DW_CLAMP_RELU6, DW_CLAMP_HARD_SWISH
+    void dw_clamp_f32(float *p, Py_ssize_t n, int which)
+    void dw_clamp_f64(double *p, Py_ssize_t n, int which)
 
 
 cdef void activate(floating *p, Py_ssize_t count, int act) noexcept nogil:
     """p[:count] = act(p[:count]); NaN stays NaN."""
     cdef Py_ssize_t i
     cdef floating v
-    if act == RELU:
+    cdef int clamp = (DW_CLAMP_RELU if act == RELU else DW_CLAMP_RELU6 if act == RELU6
+                      else DW_CLAMP_HARD_SWISH if act == HARD_SWISH else -1)
+    if clamp >= 0:
         if floating is float:
-            dw_relu_f32(p, count)
+            dw_clamp_f32(p, count, clamp)
         else:
-            dw_relu_f64(p, count)
-    elif act == RELU6:
-        if floating is float:
-            dw_relu6_f32(p, count)
-        else:
-            dw_relu6_f64(p, count)
-    elif act == HARD_SWISH:
-        if floating is float:
-            dw_hard_swish_f32(p, count)
-        else:
-            dw_hard_swish_f64(p, count)
+            dw_clamp_f64(p, count, clamp)
     elif act == SIGMOID:
         for i in range(count):
             p[i] = 1 / (1 + exp_(-p[i]))
