@@ -82,6 +82,9 @@ cdef extern from "_microkernels.h" nogil:
                        Py_ssize_t nc)
     void dw_copy_double(double *dst, Py_ssize_t dst_pix, const double *src, Py_ssize_t src_pix, Py_ssize_t npix,
                         Py_ssize_t nc)
+    enum: DW_CLAMP_RELU, DW_CLAMP_RELU6, DW_CLAMP_HARD_SWISH
+    void dw_clamp_float(float *p, Py_ssize_t n, int which)
+    void dw_clamp_double(double *p, Py_ssize_t n, int which)
     void dw_widen(float *dst, Py_ssize_t dst_pix, Py_ssize_t dst_c, const void *src, int type, Py_ssize_t src_pix,
                   Py_ssize_t npix, Py_ssize_t nc)
     void dw_narrow(void *dst, int type, Py_ssize_t dst_pix, const float *src, Py_ssize_t src_pix, Py_ssize_t npix,
@@ -578,41 +581,6 @@ cdef inline floating exp_(floating v) noexcept nogil:
         return exp(v)
 
 
-# The clamping activations (relu, relu6, hard_swish), each in a loop of its own under OpenMP's simd:
-# without it GCC keeps a branch per element (without -ffast-math it may not turn a NaN-keeping compare
-# into max/min, and -O2 does not vectorize these loops), whose mispredictions on results of random
-# sign made a fused ReLU cost 8-17x the 3x3 convolution it followed; one loop for the three stayed
-# scalar. The selects are exact: NaN stays NaN.
-cdef extern from * nogil:
-    """
-    enum { DW_CLAMP_RELU, DW_CLAMP_RELU6, DW_CLAMP_HARD_SWISH };
-    #define DW_CLAMP(T, S) \
-    static void dw_clamp_##S(T *p, Py_ssize_t n, int which) \
-    { \
-        if (which == DW_CLAMP_RELU) { \
-            _Pragma("omp simd") for (Py_ssize_t i = 0; i < n; i++) p[i] = p[i] < 0 ? 0 : p[i]; \
-        } else if (which == DW_CLAMP_RELU6) { \
-            _Pragma("omp simd") for (Py_ssize_t i = 0; i < n; i++) { \
-                T v = p[i] < 0 ? 0 : p[i]; \
-                p[i] = v > 6 ? 6 : v; \
-            } \
-        } else { \
-            _Pragma("omp simd") for (Py_ssize_t i = 0; i < n; i++) { \
-                T v = p[i] + 3; \
-                v = v < 0 ? 0 : v; \
-                p[i] = p[i] * (v > 6 ? 6 : v) / 6; \
-            } \
-        } \
-    }
-    DW_CLAMP(float, f32)
-    DW_CLAMP(double, f64)
-    """
-    enum:
-        DW_CLAMP_RELU, DW_CLAMP_RELU6, DW_CLAMP_HARD_SWISH
-    void dw_clamp_f32(float *p, Py_ssize_t n, int which)
-    void dw_clamp_f64(double *p, Py_ssize_t n, int which)
-
-
 cdef void activate(floating *p, Py_ssize_t count, int act) noexcept nogil:
     """p[:count] = act(p[:count]); NaN stays NaN."""
     cdef Py_ssize_t i
@@ -621,9 +589,9 @@ cdef void activate(floating *p, Py_ssize_t count, int act) noexcept nogil:
                       else DW_CLAMP_HARD_SWISH if act == HARD_SWISH else -1)
     if clamp >= 0:
         if floating is float:
-            dw_clamp_f32(p, count, clamp)
+            dw_clamp_float(p, count, clamp)
         else:
-            dw_clamp_f64(p, count, clamp)
+            dw_clamp_double(p, count, clamp)
     elif act == SIGMOID:
         for i in range(count):
             p[i] = 1 / (1 + exp_(-p[i]))

@@ -52,6 +52,9 @@ enum { DW_ELEM_FLOAT, DW_ELEM_U8, DW_ELEM_U16, DW_ELEM_I16 };
  * source rows of this many output rows of an NCHW plane). */
 #define DW_PLANE_ROWS 4
 
+/* The clamping activations, which the clamp micro-kernel applies. */
+enum { DW_CLAMP_RELU, DW_CLAMP_RELU6, DW_CLAMP_HARD_SWISH };
+
 /* The most taps dot_taps (the filter gradient's register-resident reduction) sums at once. */
 #define DW_DOT_MAX_TAPS 7
 
@@ -145,6 +148,9 @@ typedef void (*dw_copy_f64_fn)(double *, ptrdiff_t, const double *, ptrdiff_t, p
 typedef void (*dw_transpose_f32_fn)(const float *, ptrdiff_t, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
 typedef void (*dw_transpose_f64_fn)(const double *, ptrdiff_t, double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
 
+typedef void (*dw_clamp_f32_fn)(float *, ptrdiff_t, int);
+typedef void (*dw_clamp_f64_fn)(double *, ptrdiff_t, int);
+
 typedef void (*dw_widen_fn)(float *, ptrdiff_t, ptrdiff_t, const void *, int, ptrdiff_t, ptrdiff_t, ptrdiff_t);
 typedef void (*dw_narrow_fn)(void *, int, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
 
@@ -171,6 +177,8 @@ typedef struct {
     dw_flat_dot_f64_fn flat_dot_f64;
     dw_copy_f32_fn copy_f32;
     dw_copy_f64_fn copy_f64;
+    dw_clamp_f32_fn clamp_f32;
+    dw_clamp_f64_fn clamp_f64;
     dw_widen_fn widen;
     dw_narrow_fn narrow;
 } dw_isa;
@@ -183,7 +191,7 @@ typedef struct {
     {name, dw_supported_##isa, taps_##isa##_f32, taps_##isa##_f64, dot_##isa##_f32, dot_##isa##_f64,       \
      dot_taps_##isa##_f32, dot_taps_##isa##_f64, dot_window_##isa##_f32, dot_window_##isa##_f64, transpose_##isa##_f32, transpose_##isa##_f64,            \
      row_##isa##_f32, row_##isa##_f64, plane_rows_##isa##_f32, plane_rows_##isa##_f64, __VA_ARGS__, copy_##isa##_f32, \
-     copy_##isa##_f64, widen_##isa##_f32, narrow_##isa##_f32}
+     copy_##isa##_f64, clamp_##isa##_f32, clamp_##isa##_f64, widen_##isa##_f32, narrow_##isa##_f32}
 #define DW_FLAT_OF(isa) flat_##isa##_f32, flat_##isa##_f64, flat_dot_##isa##_f32, flat_dot_##isa##_f64
 #define DW_FLAT_NONE NULL, NULL, NULL, NULL
 
@@ -223,6 +231,8 @@ static void dw_set_isa(int i) { dw_active = &dw_isas[i]; }
 static int dw_has_flat(void) { return dw_active->flat_f32 != NULL; }
 #define dw_copy_float(...) dw_active->copy_f32(__VA_ARGS__)
 #define dw_copy_double(...) dw_active->copy_f64(__VA_ARGS__)
+#define dw_clamp_float(...) dw_active->clamp_f32(__VA_ARGS__)
+#define dw_clamp_double(...) dw_active->clamp_f64(__VA_ARGS__)
 #define dw_widen(...) dw_active->widen(__VA_ARGS__)
 #define dw_narrow(...) dw_active->narrow(__VA_ARGS__)
 

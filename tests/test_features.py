@@ -215,8 +215,9 @@ def test_activations(fmt, dtype, activation):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_activation_keeps_nan(dtype):
-    """NaN stays NaN, among other values, in rows long enough for the vectorized activation loops."""
+def test_activation_keeps_nan(isa_level, dtype):
+    """NaN stays NaN, among other values, in rows long enough for each level's vectorized clamps
+    (37 x 5 values: whole vectors and a tail)."""
     x = np.linspace(-8, 8, 3 * 37 * 5, dtype=dtype).reshape(1, 3, 37, 5)
     x[0, :, ::4] = np.nan
     for activation in ACTIVATIONS:
