@@ -231,9 +231,11 @@ def _conv2d_backward(ctx, grad):
 _conv2d_op.register_autograd(_conv2d_backward, setup_context=_conv2d_setup)
 
 
-def _input_grad_setup(ctx, inputs, output):
-    grad_output, weight, _, *geometry = inputs
-    ctx.save_for_backward(grad_output, weight)
+def _gradient_setup(ctx, inputs, output):
+    """Both gradient operators' setup: their two tensors (grad_output and weight, input and
+    grad_output) and the geometry; their third argument, a size, is the shape of a saved tensor."""
+    first, second, _, *geometry = inputs
+    ctx.save_for_backward(first, second)
     _save_geometry(ctx, *geometry)
 
 
@@ -247,13 +249,7 @@ def _input_grad_backward(ctx, grad):
     return d_grad_output, dw, None, None, None, None, None
 
 
-_input_grad_op.register_autograd(_input_grad_backward, setup_context=_input_grad_setup)
-
-
-def _weight_grad_setup(ctx, inputs, output):
-    input, grad_output, _, *geometry = inputs
-    ctx.save_for_backward(input, grad_output)
-    _save_geometry(ctx, *geometry)
+_input_grad_op.register_autograd(_input_grad_backward, setup_context=_gradient_setup)
 
 
 def _weight_grad_backward(ctx, grad):
@@ -266,7 +262,7 @@ def _weight_grad_backward(ctx, grad):
     return dx, d_grad_output, None, None, None, None, None
 
 
-_weight_grad_op.register_autograd(_weight_grad_backward, setup_context=_weight_grad_setup)
+_weight_grad_op.register_autograd(_weight_grad_backward, setup_context=_gradient_setup)
 
 
 def _backward_setup(ctx, inputs, output):
@@ -522,11 +518,12 @@ def _fuse(sequence):
         if (following and type(following[0]) is nn.BatchNorm2d and following[0].track_running_stats
                 and following[0].num_features == conv.out_channels):
             norm, following = following[0], following[1:]
-        if following and _activation_name(following[0]):
+        activation_name = _activation_name(following[0]) if following else None
+        if activation_name:
             activation = following[0]
         if norm is None and activation is None:
             continue
-        conv._fusion = (norm, activation and _activation_name(activation))
+        conv._fusion = (norm, activation_name)
         for module in (norm, activation):
             if module is not None:
                 _fuse_away(module, conv)
