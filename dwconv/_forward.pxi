@@ -59,6 +59,7 @@ cdef enum:
     # NHWC rows read in place compute their edge pixels apart, in tiles of 1-3 pixels whose few
     # sums wait on the FMA latency: rows narrower than this are copied whole instead.
     IN_PLACE_MIN_WIDTH = 16
+    IN_PLACE_MAX_TAPS = 9
     # NHWC images of fewer channels than this (M 1) with kernels of this many taps or more are
     # filtered channel by channel, each a plane (RING_PLANES), where the taps outweigh taking the
     # pixels apart and putting them back together; RGB images with any kernel, whose pixels the
@@ -186,10 +187,14 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     plan.w_mc, plan.bias_mc = w, bias
     plan.out_bytes = 0
     plan.out_rows = 1
-    # In place only at strides over 1, where the ring would copy several source pixels per output
-    # pixel (measured on 2 cores of an AVX-512 Xeon: mnv2-112x96-s2 1.13x faster at batch 16, 1.2x
-    # at batch 1; at stride 1 the aligned ring rows win, 5x5 and 7x7 kernels by 1.15-1.2x).
-    plan.in_place = d.nhwc and d.M == 1 and d.sw > 1 and d.OW >= IN_PLACE_MIN_WIDTH and d.x_type == DW_ELEM_FLOAT
+    # In place at strides over 1, where the ring would copy several source pixels per output pixel
+    # (measured on 2 cores of an AVX-512 Xeon: mnv2-112x96-s2 1.13x faster at batch 16, 1.2x at
+    # batch 1), and for small kernels, whose few taps per pixel leave the copy a third of the time
+    # (2 vCPUs of an AVX-512 AMD EPYC, 3x3: mnv2-112x32 and -28x192 1.17-1.25x faster at batch 16,
+    # mnv2-56x144 1.03x, and 1.12x at batch 1); at stride 1 the aligned ring rows win for 5x5 and
+    # 7x7 kernels, by 1.15-1.2x on the Xeon and 0.95-1.05x on the EPYC.
+    plan.in_place = (d.nhwc and d.M == 1 and (d.sw > 1 or n_taps <= IN_PLACE_MAX_TAPS) and d.OW >= IN_PLACE_MIN_WIDTH
+                     and d.x_type == DW_ELEM_FLOAT)
     wanted = 1 if n_threads == 1 else ceil_div(ITEMS_PER_THREAD * n_threads, d.N)  # items per image
     if (d.nhwc and d.M == 1 and C < PLANAR_MAX_CHANNELS and (n_taps >= PLANAR_MIN_TAPS or C == 3)
             and d.OW >= PLANE_MIN_WIDTH):
