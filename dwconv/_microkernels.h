@@ -55,6 +55,10 @@ enum { DW_ELEM_FLOAT, DW_ELEM_U8, DW_ELEM_U16, DW_ELEM_I16 };
 /* The clamping activations, which the clamp micro-kernel applies. */
 enum { DW_CLAMP_RELU, DW_CLAMP_RELU6, DW_CLAMP_HARD_SWISH };
 
+/* What dot_window is told about its rows (see there): the first pixel's first column of taps lies in
+ * the padding, the last pixel's last; the rows are an image's, read in place. */
+enum { DW_WINDOW_LEFT = 1, DW_WINDOW_RIGHT = 2, DW_WINDOW_STRIDED = 4 };
+
 /* The most taps dot_taps (the filter gradient's register-resident reduction) sums at once. */
 #define DW_DOT_MAX_TAPS 7
 
@@ -107,10 +111,10 @@ typedef void (*dw_dot_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, const float *
 typedef void (*dw_dot_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, double *,
                               ptrdiff_t, ptrdiff_t, ptrdiff_t);
 
-typedef int (*dw_dot_window_f32_fn)(const float *const *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, float *,
-                                    ptrdiff_t, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t);
-typedef int (*dw_dot_window_f64_fn)(const double *const *, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t, double *,
-                                    ptrdiff_t, double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t);
+typedef int (*dw_dot_window_f32_fn)(const float *const *, ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t,
+                                    float *, ptrdiff_t, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
+typedef int (*dw_dot_window_f64_fn)(const double *const *, ptrdiff_t, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t,
+                                    double *, ptrdiff_t, double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
 typedef void (*dw_dot_taps_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, float *, ptrdiff_t,
                                    ptrdiff_t, ptrdiff_t, ptrdiff_t);
 typedef void (*dw_dot_taps_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t, double *,

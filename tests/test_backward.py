@@ -308,13 +308,19 @@ def test_flat_plane_gradients(isa_level, H, W, C):
                 assert np.array_equal(got, want)
 
 
-# NHWC filter gradients of 3x3 kernels sum a row's whole window at once where it lies inside the
-# image (the first and last rows' windows reach into the padding), over chunks of rows and blocks
-# of channels chosen from the geometry: all channels where rows abound, blocks of 2 vectors or more
-# where they are few (here 5 blocks of 48 and a remainder of 8, or 70 channels: 4 vectors and 6
-# lanes), strided, dilated, rows lost to VALID padding; the same bits for any number of threads.
+# NHWC filter gradients of 3x3 kernels sum a row's whole window at once, the rows of it inside the
+# image (the first and last rows' windows reach into the padding: 2 rows of 3, or 1 in a 1-row
+# image), over chunks of rows and blocks of channels chosen from the geometry: all channels where
+# rows abound, blocks of 2 vectors or more where they are few (here 5 blocks of 48 and a remainder
+# of 8, or 70 channels: 4 vectors and 6 lanes), strided, dilated, rows lost to VALID padding; the
+# same bits for any number of threads. Items of all channels with at most one padding column on
+# either side read x's rows in place, leaving the first and last pixels' taps in the padding out:
+# on both sides, on one, on none, in a 1-pixel row, with rows dilated (the last six cases).
 NHWC_WINDOWS = [(1, 5, 9, 200, 1, "SAME", 1), (3, 12, 11, 70, 1, "SAME", 1), (2, 9, 10, 37, 2, "SAME", 1),
-                (2, 8, 13, 33, 1, "VALID", 2), (1, 2, 3, 16, 1, ((2, 2), (1, 3)), 1)]  # N, H, W, C, s, padding, d
+                (2, 8, 13, 33, 1, "VALID", 2), (1, 2, 3, 16, 1, ((2, 2), (1, 3)), 1),
+                (4, 6, 17, 35, 1, "SAME", 1), (3, 4, 6, 19, 1, ((0, 1), (1, 0)), 1), (3, 4, 6, 19, 1, ((1, 1), (0, 1)), 1),
+                (2, 6, 9, 24, 1, "VALID", (2, 1)), (2, 7, 1, 40, 1, "SAME", 1), (5, 1, 8, 20, 1, "SAME", 1)]
+# (N, H, W, C, strides, padding, dilations)
 
 
 @pytest.mark.parametrize("N, H, W, C, strides, padding, dil", NHWC_WINDOWS)
