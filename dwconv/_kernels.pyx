@@ -24,7 +24,7 @@ from cpython.buffer cimport (PyBUF_ANY_CONTIGUOUS, PyBUF_FORMAT, PyBUF_STRIDED_R
 from cython.parallel cimport prange, threadid
 from libc.math cimport M_SQRT1_2, erf, erff, exp, expf, tanh, tanhf
 from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memset, strlen
+from libc.string cimport memcpy, memset, strlen
 
 from dwconv._openmp cimport DW_OPENMP, dw_release_threads, omp_get_max_threads
 
@@ -149,6 +149,11 @@ cdef enum:
     REDUCTION_ITEMS = 32
     # Rows per chunk of the filter gradient's ring path (ring_reduction_block)
     CHUNK_ROWS = 4
+    # Elements per item of the sum of the filter gradient's partial sums
+    SUM_PIECE = 1024
+    # The filter gradient's ring path reads x's rows in place in blocks of at least this many channels
+    # (window_in_place)
+    IN_PLACE_BLOCK = 256
     # NCHW work items cover at most this many rows of a plane that share their taps, in this many
     # planes: enough work per micro-kernel call even for the 7x7 planes of late network layers.
     ROW_PIECE = 8
@@ -1038,11 +1043,12 @@ cdef inline Py_ssize_t right_padding(const Dims *d) noexcept nogil:
 cdef inline bint window_in_place(const Dims *d) noexcept nogil:
     """Whether reduce_ring may read x's rows in place, with no ring: 3x3 windows at dilation 1 along
     the rows, with at most one padding column on either side, which dot_window leaves out of the
-    first and the last pixel. It does where its items hold every channel: the ring's copy took a
-    quarter of the time (2 vCPUs of an AVX-512 AMD EPYC, one thread, batch 16, in place against
-    the ring: mnv2-56x144 1.4x faster, -28x192 1.25x, -112x32 1.2x, -14x576 and -7x960 1.1x,
-    -112x96-s2 1.08x); a block of fewer channels reads a slice of each pixel, which its compact
-    ring rows keep in L1 (batch 1, mnv2-56x144 in 3 blocks: 0.83x)."""
+    first and the last pixel. It does where its items hold every channel, or blocks of IN_PLACE_BLOCK
+    or more: the ring's copy took a quarter of the time (2 vCPUs of an AVX-512 AMD EPYC, one
+    thread, batch 16, in place against the ring: mnv2-56x144 1.4x faster, -28x192 1.25x, -112x32
+    1.2x, -112x96-s2 1.08x, -14x576 and -7x960 (2 blocks of 480) 1.1-1.3x); a block of a few
+    vectors reads a slice of each pixel, which its compact ring rows keep in L1 (batch 1,
+    mnv2-56x144 in 3 blocks of 48: 0.83x)."""
     return d.kh == 3 and d.kw == 3 and d.dil_w == 1 and d.pl <= 1 and right_padding(d) <= 1
 
 
@@ -1159,12 +1165,11 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfi
     cdef Py_ssize_t block_size = (PACKED_CHANNELS if packed else ring_reduction_block(&d, n_units) if ringed
                                   and d.kh == d.kw == 3 else CHANNEL_BLOCK if d.nhwc else 1)
     cdef Py_ssize_t n_blocks = max(1, d.C // block_size) if packed else (d.C + block_size - 1) // block_size
-    cdef bint in_place = ringed and n_blocks == 1 and window_in_place(&d)
+    cdef bint in_place = ringed and (n_blocks == 1 or block_size >= IN_PLACE_BLOCK) and window_in_place(&d)
     cdef Packing pack
     cdef Py_ssize_t n_chunks, chunk_units
     cdef Py_ssize_t partial_size = (n_taps + 1) * CM
     cdef Py_ssize_t item, chunk, c0, e, n, unit0, unit1
-    cdef floating total
     cdef Borders borders = Borders(g)
     cdef floating *partials = NULL
     cdef floating *dbias_data = NULL if dbias is None else &dbias[0]
@@ -1238,15 +1243,16 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfi
                 ring_watch(False, &ring, &d, n_threads)
             if packed:
                 packing_watch(False, &pack, &d, &dfilters[0], sizeof(floating), n_threads)
+            # the other chunks' partial sums added to the first chunk's, in an order fixed by their number,
+            # a piece of the elements per item
+            for item in prange(ceil_div(partial_size, SUM_PIECE), schedule="static", num_threads=n_threads):
+                e = item * SUM_PIECE
+                dot(<const floating *> NULL, 0, 0, partials + partial_size + e, partial_size, 1, partials + e, 1,
+                    n_chunks - 1, min(<Py_ssize_t> SUM_PIECE, partial_size - e))
             watch(False, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, partials, n_chunks * partial_size)
-            for e in prange(partial_size, schedule="static", num_threads=n_threads):
-                total = 0
-                for chunk in range(n_chunks):
-                    total = total + partials[chunk * partial_size + e]
-                if e < n_taps * CM:
-                    dfilters[e] = total
-                elif dbias_data != NULL:
-                    dbias_data[e - n_taps * CM] = total
+            memcpy(&dfilters[0], partials, n_taps * CM * sizeof(floating))
+            if dbias_data != NULL:
+                memcpy(dbias_data, partials + n_taps * CM, CM * sizeof(floating))
             if borders.plan != NULL:
                 # each item owns a block of channels and visits images and pixels in a fixed order
                 for item in prange((d.C + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK, schedule="static",
