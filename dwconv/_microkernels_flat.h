@@ -24,8 +24,11 @@
 #define DW_FLAT_PLANES 4
 #define DW_FLAT_VECS 2
 /* Taps per register tile of the filter gradient: one sum each, with the output-gradient vector
- * and a source vector in registers too (16 at AVX2). */
+ * and a source vector in registers too (16 at AVX2); and planes whose sums it keeps between images
+ * (flat_dot: 10 KB of AVX-512 float vectors). */
 #define DW_FLAT_DOT_TAPS 9
+#define DW_FLAT_DOT_PLANES 16
+#define DW_FLAT_DOT_PIXELS 64
 #if defined(__clang__)
 #define DW_FLAT_UNROLL _Pragma("unroll")
 #else
@@ -158,16 +161,16 @@ static void DW_FN(flat)(const DW_T *src, ptrdiff_t src_plane, const ptrdiff_t *o
     if (nt) _mm_sfence(); /* streamed results reach memory before any later store */
 }
 
-/* The filter gradient's reduction over one plane, nt taps (known at compile time) from tap t0:
- * one output-gradient vector loaded once for all of them, each tap's source vector under its mask. */
+/* The filter gradient's reduction over one plane of n_images images, nt taps (known at compile
+ * time) from tap t0, added to its vector sums `sums` (nt taps', then the bias's): one
+ * output-gradient vector loaded once for all of them, each tap's source vector under its mask. */
 DW_INLINE void DW_FN(flat_dot_tile)(const DW_T *src, ptrdiff_t src_image, const ptrdiff_t *off,
                                     const unsigned char *masks, ptrdiff_t mask_row, const DW_T *dy, ptrdiff_t dy_image,
-                                    DW_T *acc, ptrdiff_t acc_tap, DW_T *bias_acc, ptrdiff_t npix, ptrdiff_t n_images,
-                                    ptrdiff_t t0, const int nt)
+                                    DW_VEC *sums, ptrdiff_t npix, ptrdiff_t n_images, ptrdiff_t t0, const int nt)
 {
-    DW_VEC sum[DW_FLAT_DOT_TAPS], dy_sum = DW_FN(broadcast)(0);
+    DW_VEC sum[DW_FLAT_DOT_TAPS], dy_sum = sums[nt];
     DW_FLAT_UNROLL
-    for (int t = 0; t < nt; t++) sum[t] = dy_sum;
+    for (int t = 0; t < nt; t++) sum[t] = sums[t];
     for (ptrdiff_t n = 0; n < n_images; n++) {
         const DW_T *s = src + n * src_image, *dyp = dy + n * dy_image;
         for (ptrdiff_t o = 0; o < npix; o += DW_VLEN) {
@@ -182,40 +185,58 @@ DW_INLINE void DW_FN(flat_dot_tile)(const DW_T *src, ptrdiff_t src_image, const 
         }
     }
     DW_FLAT_UNROLL
-    for (int t = 0; t < nt; t++) acc[(t0 + t) * acc_tap] = DW_FN(horizontal_sum)(sum[t]);
-    if (bias_acc) *bias_acc = DW_FN(horizontal_sum)(dy_sum);
+    for (int t = 0; t < nt; t++) sums[t] = sum[t];
+    sums[nt] = dy_sum;
 }
 
 /* The filter gradient over flat planes, for p < np:
  * acc[t*acc_tap + p] = sum_{n < n_images, o < npix, bit o of mask t} dy[n*dy_image + p*dy_plane + o] * src[n*src_image + p*src_plane + o + off[t]]
  * and, unless bias_acc is NULL, bias_acc[p] = sum_{n, o} dy[n*dy_image + p*dy_plane + o] (masks as
- * for flat). Each sum runs in an order fixed by npix and n_images alone. */
+ * for flat). Each sum runs in an order fixed by npix and n_images alone (n, then o, in vectors).
+ * Planes of DW_FLAT_DOT_PIXELS or more run a block at a time, image by image, their vector sums
+ * kept in between: the planes of one image lie together in memory, those of one plane in several
+ * images a whole image apart, in pages of their own that the prefetchers do not follow; smaller
+ * planes run each through every image in turn, as the sums' loads and stores would cost more (2
+ * vCPUs of an AVX-512 AMD EPYC, one thread, batch 16, blocks against planes in turn: mnv2-56x144
+ * 1.24x faster, -28x192 1.22x, -112x32 1.07x, -14x576 1.06x; -7x960 0.87x). */
 static void DW_FN(flat_dot)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_image, const ptrdiff_t *off,
                             const unsigned char *masks, ptrdiff_t mask_row, ptrdiff_t ntaps, const DW_T *dy,
                             ptrdiff_t dy_plane, ptrdiff_t dy_image, DW_T *acc, ptrdiff_t acc_tap, DW_T *bias_acc,
                             ptrdiff_t npix, ptrdiff_t np, ptrdiff_t n_images)
 {
-    for (ptrdiff_t p = 0; p < np; p++)
+    DW_VEC sums[DW_FLAT_DOT_PLANES][DW_FLAT_DOT_TAPS + 1];
+    for (ptrdiff_t p0 = 0; p0 < np; p0 += DW_FLAT_DOT_PLANES) {
+        const ptrdiff_t planes = np - p0 < DW_FLAT_DOT_PLANES ? np - p0 : DW_FLAT_DOT_PLANES;
         for (ptrdiff_t t0 = 0; t0 < ntaps; t0 += DW_FLAT_DOT_TAPS) {
             const ptrdiff_t nt = ntaps - t0 < DW_FLAT_DOT_TAPS ? ntaps - t0 : DW_FLAT_DOT_TAPS;
-            DW_T *bias = t0 == 0 && bias_acc ? bias_acc + p : NULL;
-#define DW_FLAT_DOT_TILE(n)                                                                              \
-    DW_FN(flat_dot_tile)(src + p * src_plane, src_image, off, masks, mask_row, dy + p * dy_plane, dy_image, acc + p, \
-                         acc_tap, bias, npix, n_images, t0, n)
-            _Static_assert(DW_FLAT_DOT_TAPS == 9, "the cases below list every tile");
-            switch (nt) {
-                case 1: DW_FLAT_DOT_TILE(1); break;
-                case 2: DW_FLAT_DOT_TILE(2); break;
-                case 3: DW_FLAT_DOT_TILE(3); break;
-                case 4: DW_FLAT_DOT_TILE(4); break;
-                case 5: DW_FLAT_DOT_TILE(5); break;
-                case 6: DW_FLAT_DOT_TILE(6); break;
-                case 7: DW_FLAT_DOT_TILE(7); break;
-                case 8: DW_FLAT_DOT_TILE(8); break;
-                case 9: DW_FLAT_DOT_TILE(9); break;
-            }
+            for (ptrdiff_t p = 0; p < planes; p++)
+                for (ptrdiff_t t = 0; t <= nt; t++) sums[p][t] = DW_FN(broadcast)(0);
+            const ptrdiff_t step = npix < DW_FLAT_DOT_PIXELS ? n_images : 1; /* images per tile */
+            for (ptrdiff_t n = 0; n < n_images; n += step)
+                for (ptrdiff_t p = 0; p < planes; p++) {
+                    const DW_T *s = src + n * src_image + (p0 + p) * src_plane, *d = dy + n * dy_image + (p0 + p) * dy_plane;
+#define DW_FLAT_DOT_TILE(k) \
+    DW_FN(flat_dot_tile)(s, src_image, off, masks, mask_row, d, dy_image, sums[p], npix, step, t0, k)
+                    _Static_assert(DW_FLAT_DOT_TAPS == 9, "the cases below list every tile");
+                    switch (nt) {
+                        case 1: DW_FLAT_DOT_TILE(1); break;
+                        case 2: DW_FLAT_DOT_TILE(2); break;
+                        case 3: DW_FLAT_DOT_TILE(3); break;
+                        case 4: DW_FLAT_DOT_TILE(4); break;
+                        case 5: DW_FLAT_DOT_TILE(5); break;
+                        case 6: DW_FLAT_DOT_TILE(6); break;
+                        case 7: DW_FLAT_DOT_TILE(7); break;
+                        case 8: DW_FLAT_DOT_TILE(8); break;
+                        case 9: DW_FLAT_DOT_TILE(9); break;
+                    }
 #undef DW_FLAT_DOT_TILE
+                }
+            for (ptrdiff_t p = 0; p < planes; p++) {
+                for (ptrdiff_t t = 0; t < nt; t++) acc[(t0 + t) * acc_tap + p0 + p] = DW_FN(horizontal_sum)(sums[p][t]);
+                if (t0 == 0 && bias_acc) bias_acc[p0 + p] = DW_FN(horizontal_sum)(sums[p][nt]);
+            }
         }
+    }
 }
 
 #undef DW_VEC
@@ -225,5 +246,7 @@ static void DW_FN(flat_dot)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_
 #undef DW_FLAT_PLANES
 #undef DW_FLAT_VECS
 #undef DW_FLAT_DOT_TAPS
+#undef DW_FLAT_DOT_PLANES
+#undef DW_FLAT_DOT_PIXELS
 #undef DW_FLAT_UNROLL
 #endif
