@@ -302,12 +302,13 @@ static __attribute__((noinline)) void DW_FN(row_plane_2)(const DW_T *const *rows
     DW_FN(row_plane)(rows, off, src_tap, kh, kw, w, w_tap, start, dst, npix, nt, 2);
 }
 
-/* plane rows: DW_PLANE_ROWS output rows (dst_row apart) of a k x k kernel, stride sw, dilation 1,
- * each a tile of `tile` vectors. Output row j's tap row a is source row j*sw + a, so each source
- * vector, loaded once, serves every output row whose taps cover it (up to k of them) with its
- * weight from wt, the taps broadcast once per call. */
-DW_INLINE void DW_FN(plane_rows_tile)(const DW_T *const *rows, ptrdiff_t off, const DW_VEC *wt, DW_VEC start, DW_T *dst,
-                                      ptrdiff_t dst_row, int nt, const int k, const int sw, const int tile)
+/* plane rows: DW_PLANE_ROWS output rows (dst_row apart) of a k x k kernel, stride sw, its taps
+ * `step` elements apart along the rows (the dilation), each a tile of `tile` vectors. Output row
+ * j's tap row a is source row j*sw + a, so each source vector, loaded once, serves every output row
+ * whose taps cover it (up to k of them) with its weight from wt, the taps broadcast once per call. */
+DW_INLINE void DW_FN(plane_rows_tile)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t step, const DW_VEC *wt,
+                                      DW_VEC start, DW_T *dst, ptrdiff_t dst_row, int nt, const int k, const int sw,
+                                      const int tile)
 {
     DW_VEC acc[DW_PLANE_ROWS][DW_PLANE_VECS];
     DW_ROW_UNROLL
@@ -323,7 +324,8 @@ DW_INLINE void DW_FN(plane_rows_tile)(const DW_T *const *rows, ptrdiff_t off, co
             DW_VEC x[DW_PLANE_VECS];
             DW_ROW_UNROLL
             for (int v = 0; v < tile; v++)
-                x[v] = sw == 1 ? DW_FN(load)(s + b + v * DW_VLEN) : DW_FN(load_even)(s + b + 2 * v * DW_VLEN);
+                x[v] = sw == 1 ? DW_FN(load)(s + b * step + v * DW_VLEN)
+                               : DW_FN(load_even)(s + b * step + 2 * v * DW_VLEN);
             DW_ROW_UNROLL
             for (int j = 0; j < DW_PLANE_ROWS; j++)
                 if (i - j * sw >= 0 && i - j * sw < k) {
@@ -342,9 +344,9 @@ DW_INLINE void DW_FN(plane_rows_tile)(const DW_T *const *rows, ptrdiff_t off, co
 
 /* The plane-rows path over DW_PLANE_ROWS rows (npix >= DW_VLEN): tiles of up to DW_PLANE_VECS
  * vectors, all of one size, the last overlapping. */
-DW_INLINE void DW_FN(plane_rows_dense)(const DW_T *const *rows, ptrdiff_t off, const DW_T *w, ptrdiff_t w_tap,
-                                       DW_T bias, DW_T *dst, ptrdiff_t dst_row, ptrdiff_t npix, int nt, const int k,
-                                       const int sw)
+DW_INLINE void DW_FN(plane_rows_dense)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t step, const DW_T *w,
+                                       ptrdiff_t w_tap, DW_T bias, DW_T *dst, ptrdiff_t dst_row, ptrdiff_t npix, int nt,
+                                       const int k, const int sw)
 {
     DW_VEC wt[DW_ROW_MAX_KW * DW_ROW_MAX_KW];
     const DW_VEC start = DW_FN(broadcast)(bias);
@@ -356,21 +358,21 @@ DW_INLINE void DW_FN(plane_rows_dense)(const DW_T *const *rows, ptrdiff_t off, c
     for (ptrdiff_t o = 0;; o += tile * DW_VLEN) {
         if (o + tile * DW_VLEN > npix) o = npix - tile * DW_VLEN;
         if (tile == 2)
-            DW_FN(plane_rows_tile)(rows, off + o * sw, wt, start, dst + o, dst_row, nt, k, sw, 2);
+            DW_FN(plane_rows_tile)(rows, off + o * sw, step, wt, start, dst + o, dst_row, nt, k, sw, 2);
         else
-            DW_FN(plane_rows_tile)(rows, off + o * sw, wt, start, dst + o, dst_row, nt, k, sw, 1);
+            DW_FN(plane_rows_tile)(rows, off + o * sw, step, wt, start, dst + o, dst_row, nt, k, sw, 1);
         if (o + tile * DW_VLEN >= npix) break;
     }
 }
 
-typedef void (*DW_FN(plane_rows_fn))(const DW_T *const *, ptrdiff_t, const DW_T *, ptrdiff_t, DW_T, DW_T *, ptrdiff_t,
-                                     ptrdiff_t, int);
+typedef void (*DW_FN(plane_rows_fn))(const DW_T *const *, ptrdiff_t, ptrdiff_t, const DW_T *, ptrdiff_t, DW_T, DW_T *,
+                                     ptrdiff_t, ptrdiff_t, int);
 #define DW_PLANE_ROWS_DENSE(k, s)                                                                        \
     static __attribute__((noinline)) void DW_FN(plane_rows_##k##_##s)(                                   \
-        const DW_T *const *rows, ptrdiff_t off, const DW_T *w, ptrdiff_t w_tap, DW_T bias, DW_T *dst,      \
-        ptrdiff_t dst_row, ptrdiff_t npix, int nt)                                                       \
+        const DW_T *const *rows, ptrdiff_t off, ptrdiff_t step, const DW_T *w, ptrdiff_t w_tap, DW_T bias, \
+        DW_T *dst, ptrdiff_t dst_row, ptrdiff_t npix, int nt)                                             \
     {                                                                                                    \
-        DW_FN(plane_rows_dense)(rows, off, w, w_tap, bias, dst, dst_row, npix, nt, k, s);                \
+        DW_FN(plane_rows_dense)(rows, off, step, w, w_tap, bias, dst, dst_row, npix, nt, k, s);          \
     }
 #if DW_ROW_DENSE_TILES
 DW_DENSE_SHAPES(DW_PLANE_ROWS_DENSE)
@@ -378,11 +380,11 @@ DW_DENSE_SHAPES(DW_PLANE_ROWS_DENSE)
 #undef DW_PLANE_ROWS_DENSE
 
 /* The plane-rows path for kernels the dense tiles do not cover (at least DW_PLANE_ROWS rows; stride
- * and dilation 1): a tile of DW_PLANE_VECS vectors x DW_PLANE_ROWS rows, each source vector loaded
- * once for every output row it serves, the weights broadcast from memory (row by row, each
- * output row loads its own: 9 loads for 8 multiply-adds, against 6 here). */
-DW_INLINE void DW_FN(plane_rows_wide_tile)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t kh, ptrdiff_t kw,
-                                           const DW_T *w, ptrdiff_t w_tap, DW_VEC start, DW_T *dst,
+ * 1, taps `step` elements apart): a tile of DW_PLANE_VECS vectors x DW_PLANE_ROWS rows, each source
+ * vector loaded once for every output row it serves, the weights broadcast from memory (row by
+ * row, each output row loads its own: 9 loads for 8 multiply-adds, against 6 here). */
+DW_INLINE void DW_FN(plane_rows_wide_tile)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t step, ptrdiff_t kh,
+                                           ptrdiff_t kw, const DW_T *w, ptrdiff_t w_tap, DW_VEC start, DW_T *dst,
                                            ptrdiff_t dst_row, int nt)
 {
     DW_VEC acc[DW_PLANE_ROWS][DW_PLANE_VECS], x[DW_PLANE_VECS];
@@ -396,7 +398,7 @@ DW_INLINE void DW_FN(plane_rows_wide_tile)(const DW_T *const *rows, ptrdiff_t of
         const ptrdiff_t j_lo = i - kh + 1 > 0 ? i - kh + 1 : 0, j_hi = i < DW_PLANE_ROWS - 1 ? i : DW_PLANE_ROWS - 1;
         for (ptrdiff_t b = 0; b < kw; b++) {
             DW_ROW_UNROLL
-            for (int v = 0; v < DW_PLANE_VECS; v++) x[v] = DW_FN(load)(s + b + v * DW_VLEN);
+            for (int v = 0; v < DW_PLANE_VECS; v++) x[v] = DW_FN(load)(s + b * step + v * DW_VLEN);
             DW_ROW_UNROLL
             for (int j = 0; j < DW_PLANE_ROWS; j++)
                 if (j >= j_lo && j <= j_hi) {
@@ -619,29 +621,30 @@ static void DW_FN(row)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix
 /* DW_PLANE_ROWS output rows of one plane (pixels of one element), dilation 1 down the plane:
  * dst[j*dst_row + o] = bias[0] + sum_{a<kh, b<kw} w[(a*kw + b)*w_tap] * rows[j*sh + a][off + o*sw + b*dil_w]
  * for j < DW_PLANE_ROWS, o < npix (bias NULL: 0); rows holds (DW_PLANE_ROWS - 1)*sh + kh source rows.
- * Square kernels up to DW_ROW_MAX_KW, of equal strides up to DW_ROW_MAX_STRIDE and dilation 1, and
- * kernels of DW_PLANE_ROWS rows or more at stride and dilation 1, load each source vector once for
- * all the output rows; the rest run row by row. */
+ * Square kernels up to DW_ROW_MAX_KW, of equal strides up to DW_ROW_MAX_STRIDE, and kernels of
+ * DW_PLANE_ROWS rows or more at stride 1, load each source vector once for all the output rows (any
+ * dilation along the rows: the taps of an image's interleaved channels, C elements apart, too); the
+ * rest run row by row. */
 static void DW_FN(plane_rows)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh,
                               ptrdiff_t sw, ptrdiff_t dil_w, const DW_T *w, ptrdiff_t w_tap, const DW_T *bias,
                               DW_T *dst, ptrdiff_t dst_row, ptrdiff_t npix, int nt)
 {
 #if DW_ROW_DENSE_TILES
     static const DW_FN(plane_rows_fn) dense[DW_ROW_MAX_STRIDE][DW_ROW_MAX_KW] = DW_DENSE_TABLE(plane_rows);
-    if (kh == kw && kw <= DW_ROW_MAX_KW && sh == sw && sw <= DW_ROW_MAX_STRIDE && dil_w == 1 && npix >= DW_VLEN &&
+    if (kh == kw && kw <= DW_ROW_MAX_KW && sh == sw && sw <= DW_ROW_MAX_STRIDE && npix >= DW_VLEN &&
         dense[sw - 1][kw - 1]) {
-        dense[sw - 1][kw - 1](rows, off, w, w_tap, bias ? bias[0] : 0, dst, dst_row, npix, nt);
+        dense[sw - 1][kw - 1](rows, off, dil_w, w, w_tap, bias ? bias[0] : 0, dst, dst_row, npix, nt);
 #ifdef DW_X86
         if (nt) _mm_sfence();
 #endif
         return;
     }
 #endif
-    if (kh >= DW_PLANE_ROWS && sh == 1 && sw == 1 && dil_w == 1 && npix >= DW_PLANE_VECS * DW_VLEN) {
+    if (kh >= DW_PLANE_ROWS && sh == 1 && sw == 1 && npix >= DW_PLANE_VECS * DW_VLEN) {
         const DW_VEC start = DW_FN(broadcast)(bias ? bias[0] : 0);
         for (ptrdiff_t o = 0;; o += DW_PLANE_VECS * DW_VLEN) { /* (the last tile overlapping) */
             if (o + DW_PLANE_VECS * DW_VLEN > npix) o = npix - DW_PLANE_VECS * DW_VLEN;
-            DW_FN(plane_rows_wide_tile)(rows, off + o, kh, kw, w, w_tap, start, dst + o, dst_row, nt);
+            DW_FN(plane_rows_wide_tile)(rows, off + o, dil_w, kh, kw, w, w_tap, start, dst + o, dst_row, nt);
             if (o + DW_PLANE_VECS * DW_VLEN >= npix) break;
         }
 #ifdef DW_X86

@@ -360,3 +360,38 @@ def test_filter2d_separable_needs_a_product_to_the_dtype_rounding():
     assert dwconv._image._rank_one_factors(g[None, :, None], np.float32) is None
     assert dwconv._image._rank_one_factors(np.eye(3)[:, :, None], np.float32) is None
     assert dwconv._image._rank_one_factors(np.full((3, 3, 1), np.nan), np.float32) is None  # (SVD would raise)
+
+
+# A filter (and bias) the same for every channel of an NHWC image of 2 to 16 channels, at stride 1
+# along the rows (an image filter), runs each row as one plane of W*C elements, its taps C apart:
+# kernels of the dense tiles (up to 7x7) and wider ones, dilated, strided down the columns, images
+# of fewer rows than one call computes, every padding mode; float and integer pixels in and out, a
+# bias and an activation. A filter one element away from shared runs the channels apart.
+SHARED_CASES = [  # (H, W, C, kh, kw, strides, dilations, mode, activation)
+    (13, 11, 3, 3, 3, 1, 1, "reflect", None),
+    (9, 20, 4, 5, 5, 1, 1, "zeros", "relu6"),
+    (10, 7, 2, 7, 7, 1, (1, 2), "replicate", None),
+    (12, 9, 3, 9, 9, 1, 1, "circular", None),
+    (11, 6, 16, 11, 4, (2, 1), 1, "symmetric", "relu"),
+    (3, 17, 7, 2, 3, 1, (2, 1), "reflect", None),
+    (6, 5, 5, 1, 6, 1, 1, "zeros", "hard_swish"),
+]
+
+
+@pytest.mark.parametrize("case", SHARED_CASES, ids=lambda c: "-".join(map(str, c)))
+@pytest.mark.parametrize("dtype", (np.uint8, np.float32))
+def test_one_filter_for_every_channel(case, dtype, isa_level):
+    h, w, c, kh, kw, strides, dilations, mode, act = case
+    rng = np.random.default_rng([h, w, c, kh, kw])
+    x = _image((2, h, w, c), dtype, rng)
+    kernel = (rng.standard_normal((kh, kw)) * 2 / (kh * kw)).astype(np.float32)
+    bias = np.full(c, 3.5, np.float32)
+    strides, dilations = np.broadcast_to(strides, 2), np.broadcast_to(dilations, 2)
+    padding = resolve_padding("SAME", (h, w), (kh, kw), strides, dilations)
+    for filters in (np.repeat(kernel[:, :, None], c, axis=2), np.dstack([kernel] * (c - 1) + [kernel * 0.5])):
+        expected = activate(conv2d_forward(x.astype(np.float64), filters.astype(np.float64), strides, padding,
+                                           "NHWC", dilations, bias, mode), act)
+        for n_threads in (1, 2):
+            got = dwconv.depthwise_conv2d(x, filters, strides, "SAME", dilations=dilations, bias=bias,
+                                          padding_mode=mode, activation=act, dtype=dtype, num_threads=n_threads)
+            _assert_result(got, expected, dtype)
