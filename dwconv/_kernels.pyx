@@ -84,6 +84,7 @@ cdef extern from "_microkernels.h" nogil:
                         Py_ssize_t nc)
     enum: DW_CLAMP_RELU, DW_CLAMP_RELU6, DW_CLAMP_HARD_SWISH
     enum: DW_WINDOW_LEFT, DW_WINDOW_RIGHT, DW_WINDOW_STRIDED
+    void dw_prefetch(const void *p, Py_ssize_t nbytes)
     void dw_clamp_float(float *p, Py_ssize_t n, int which)
     void dw_clamp_double(double *p, Py_ssize_t n, int which)
     void dw_widen(float *dst, Py_ssize_t dst_pix, Py_ssize_t dst_c, const void *src, int type, Py_ssize_t src_pix,

@@ -55,6 +55,13 @@ enum { DW_ELEM_FLOAT, DW_ELEM_U8, DW_ELEM_U16, DW_ELEM_I16 };
 /* The clamping activations, which the clamp micro-kernel applies. */
 enum { DW_CLAMP_RELU, DW_CLAMP_RELU6, DW_CLAMP_HARD_SWISH };
 
+/* Ask the caches for bytes [p, p + nbytes) into L2, a line at a time (rows a kernel reads next:
+ * the same instruction at every level). */
+static inline void dw_prefetch(const void *p, ptrdiff_t nbytes)
+{
+    for (ptrdiff_t i = 0; i < nbytes; i += 64) __builtin_prefetch((const char *)p + i, 0, 2);
+}
+
 /* What dot_window is told about its rows (see there): the first pixel's first column of taps lies in
  * the padding, the last pixel's last; the rows are an image's, read in place. */
 enum { DW_WINDOW_LEFT = 1, DW_WINDOW_RIGHT = 2, DW_WINDOW_STRIDED = 4 };
