@@ -1,0 +1,290 @@
+/* The fused separable filter's two passes over one output row (dwconv.sep_filter2d, scheduled by
+ * _separable.pxi), with one column and one row filter for every channel:
+ *   sep_columns  the column pass: the filter's source rows summed, weighted by its taps, into a row
+ *                of column sums (the float type), element by element along the flat run of W*C
+ *                elements, integer pixels widened on the fly (no float copy of the image);
+ *   sep_rows     the row pass: taps `tap_step` (C) elements apart along that row of sums, plus delta,
+ *                into the output row, integers rounded to nearest and saturated as they are stored.
+ * A symmetric filter (k[a] == k[n-1-a]) is folded, as OpenCV's KERNEL_SYMMETRICAL: the two rows (or
+ * elements) of a pair of taps are added first, then multiplied once, half the multiplies; an
+ * antisymmetric one (k[a] == -k[n-1-a], derivatives) subtracts them.
+ *
+ * Included by _microkernels_level.h for float and for double, after _microkernels_body.h (DW_VEC,
+ * load, store, broadcast) and, for float, _microkernels_convert.h, whose widening and saturation
+ * give float its integer pixels (element types are DW_ELEM_* codes; double reads and writes its
+ * own type only).
+ */
+
+#define DW_VEC DW_FN(vec)
+#define DW_VLEN ((ptrdiff_t)DW_LANES)
+#define DW_INLINE static inline __attribute__((always_inline))
+#define DW_SEP_INTEGERS (DW_VBYTES / DW_LANES == 4) /* float: integer pixels too */
+/* Vectors per register tile: each tap's weight is broadcast once for all of them. */
+#define DW_SEP_TILE 4
+
+#if DW_SEP_INTEGERS
+/* Elements [i, i + DW_VLEN) of a row of 8- or 16-bit integers (`type`), as int32 lanes. On x86 one
+ * extending load: GCC's generic conversions (_microkernels_convert.h's widened_u8) widen 16 bytes
+ * in halves, with extracts and inserts between, and made the column pass of 1080p RGB uint8 with
+ * 11 taps 1.6x slower. */
+DW_INLINE DW_FN(ivec) DW_FN(sep_integers_at)(const void *row, const int type, ptrdiff_t i)
+{
+#if defined(DW_X86) && DW_VBYTES == 64
+    const void *p = (const char *)row + i * (type == DW_ELEM_U8 ? 1 : 2);
+    if (type == DW_ELEM_U8) return (DW_FN(ivec))_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+    if (type == DW_ELEM_U16) return (DW_FN(ivec))_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+    return (DW_FN(ivec))_mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)p));
+#elif defined(DW_X86) && DW_VBYTES == 32
+    const void *p = (const char *)row + i * (type == DW_ELEM_U8 ? 1 : 2);
+    if (type == DW_ELEM_U8) return (DW_FN(ivec))_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+    if (type == DW_ELEM_U16) return (DW_FN(ivec))_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return (DW_FN(ivec))_mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)p));
+#else
+    DW_FN(u8vec) u8;
+    DW_FN(u16vec) u16;
+    DW_FN(i16vec) i16;
+    if (type == DW_ELEM_U8) {
+        memcpy(&u8, (const uint8_t *)row + i, sizeof u8);
+        return __builtin_convertvector(__builtin_convertvector(u8, DW_FN(u16vec)), DW_FN(ivec));
+    }
+    if (type == DW_ELEM_U16) {
+        memcpy(&u16, (const uint16_t *)row + i, sizeof u16);
+        return __builtin_convertvector(u16, DW_FN(ivec));
+    }
+    memcpy(&i16, (const int16_t *)row + i, sizeof i16);
+    return __builtin_convertvector(i16, DW_FN(ivec));
+#endif
+}
+#endif
+
+/* Elements [i, i + DW_VLEN) (element i) of a row of `type`, as the float type. */
+DW_INLINE DW_VEC DW_FN(sep_load)(const void *row, const int type, ptrdiff_t i)
+{
+#if DW_SEP_INTEGERS
+    if (type != DW_ELEM_FLOAT) return __builtin_convertvector(DW_FN(sep_integers_at)(row, type, i), DW_VEC);
+#endif
+    return DW_FN(load)((const DW_T *)row + i);
+}
+
+/* The elements [i, i + DW_VLEN) of the rows of a pair of taps of a folded filter: added (fold 1) or
+ * subtracted (-1), integer pixels exactly as integers (one conversion for the two). */
+DW_INLINE DW_VEC DW_FN(sep_pair_at)(const void *row0, const void *row1, const int type, ptrdiff_t i, const int fold)
+{
+#if DW_SEP_INTEGERS
+    if (type != DW_ELEM_FLOAT) {
+        const DW_FN(ivec) x0 = DW_FN(sep_integers_at)(row0, type, i), x1 = DW_FN(sep_integers_at)(row1, type, i);
+        return __builtin_convertvector(fold > 0 ? x0 + x1 : x0 - x1, DW_VEC);
+    }
+#endif
+    const DW_VEC x0 = DW_FN(load)((const DW_T *)row0 + i), x1 = DW_FN(load)((const DW_T *)row1 + i);
+    return fold > 0 ? x0 + x1 : x0 - x1;
+}
+
+DW_INLINE DW_T DW_FN(sep_load_one)(const void *row, const int type, ptrdiff_t i)
+{
+#if DW_SEP_INTEGERS
+    if (type != DW_ELEM_FLOAT) return DW_FN(widened_one)(row, type, i);
+#endif
+    return ((const DW_T *)row)[i];
+}
+
+/* v (s) stored as elements [i, i + DW_VLEN) (element i) of a row of `type`: integers rounded to
+ * nearest, ties to even, and saturated, NaN 0 (as _microkernels_convert.h's narrow). On x86, 8- and
+ * 16-bit unsigned results take min, convert (rounding as the default rounding mode does, as
+ * `saturated` assumes too) and a saturating pack: NaN stays NaN through min(hi, v), whose second
+ * operand it returns, and converts to INT_MIN, which saturates to 0 (as any v below 0 does). */
+DW_INLINE void DW_FN(sep_store)(void *row, const int type, ptrdiff_t i, DW_VEC v)
+{
+#if DW_SEP_INTEGERS
+#if defined(DW_X86) && DW_VBYTES == 64
+    if (type == DW_ELEM_U8 || type == DW_ELEM_U16) {
+        const __m512i n = _mm512_max_epi32(
+            _mm512_cvtps_epi32(_mm512_min_ps(_mm512_set1_ps(type == DW_ELEM_U8 ? 255.0f : 65535.0f), (__m512)v)),
+            _mm512_setzero_si512());
+        if (type == DW_ELEM_U8)
+            _mm_storeu_si128((__m128i *)((uint8_t *)row + i), _mm512_cvtepi32_epi8(n));
+        else
+            _mm256_storeu_si256((__m256i *)((uint16_t *)row + i), _mm512_cvtepi32_epi16(n));
+        return;
+    }
+#elif defined(DW_X86) && DW_VBYTES == 32
+    if (type == DW_ELEM_U8 || type == DW_ELEM_U16) {
+        const __m256i n =
+            _mm256_cvtps_epi32(_mm256_min_ps(_mm256_set1_ps(type == DW_ELEM_U8 ? 255.0f : 65535.0f), (__m256)v));
+        const __m128i u16 = _mm_packus_epi32(_mm256_castsi256_si128(n), _mm256_extracti128_si256(n, 1));
+        if (type == DW_ELEM_U8)
+            _mm_storel_epi64((__m128i *)((uint8_t *)row + i), _mm_packus_epi16(u16, u16));
+        else
+            _mm_storeu_si128((__m128i *)((uint16_t *)row + i), u16);
+        return;
+    }
+#endif
+    if (type == DW_ELEM_U8) {
+        const DW_FN(u8vec) u = __builtin_convertvector(
+            __builtin_convertvector(DW_FN(saturated)(v, 0.0f, 255.0f), DW_FN(ivec)), DW_FN(u8vec));
+        memcpy((uint8_t *)row + i, &u, sizeof u);
+        return;
+    }
+    if (type == DW_ELEM_U16) {
+        const DW_FN(u16vec) u = __builtin_convertvector(
+            __builtin_convertvector(DW_FN(saturated)(v, 0.0f, 65535.0f), DW_FN(ivec)), DW_FN(u16vec));
+        memcpy((uint16_t *)row + i, &u, sizeof u);
+        return;
+    }
+    if (type == DW_ELEM_I16) {
+        const DW_FN(i16vec) u = __builtin_convertvector(
+            __builtin_convertvector(DW_FN(saturated)(v, -32768.0f, 32767.0f), DW_FN(ivec)), DW_FN(i16vec));
+        memcpy((int16_t *)row + i, &u, sizeof u);
+        return;
+    }
+#endif
+    DW_FN(store)((DW_T *)row + i, v);
+}
+
+DW_INLINE void DW_FN(sep_store_one)(void *row, const int type, ptrdiff_t i, DW_T s)
+{
+#if DW_SEP_INTEGERS
+    if (type == DW_ELEM_U8) {
+        ((uint8_t *)row)[i] = (uint8_t)DW_FN(saturated_one)(s, 0.0f, 255.0f);
+        return;
+    }
+    if (type == DW_ELEM_U16) {
+        ((uint16_t *)row)[i] = (uint16_t)DW_FN(saturated_one)(s, 0.0f, 65535.0f);
+        return;
+    }
+    if (type == DW_ELEM_I16) {
+        ((int16_t *)row)[i] = (int16_t)DW_FN(saturated_one)(s, -32768.0f, 32767.0f);
+        return;
+    }
+#endif
+    ((DW_T *)row)[i] = s;
+}
+
+/* sums[i + t*DW_VLEN + l] = sum_a k[a] * rows[a][i + t*DW_VLEN + l], for t < tile and l < DW_VLEN. */
+DW_INLINE void DW_FN(sep_columns_tile)(const void *const *rows, const int type, const DW_T *k, ptrdiff_t n_taps,
+                                       const int fold, DW_T *sums, ptrdiff_t i, const int tile)
+{
+    DW_VEC acc[DW_SEP_TILE];
+    for (int t = 0; t < tile; t++) acc[t] = DW_FN(broadcast)(0);
+    ptrdiff_t lo = 0, hi = n_taps; /* the taps not summed yet */
+    if (fold)
+        for (; hi - lo >= 2; lo++, hi--) {
+            const DW_VEC kv = DW_FN(broadcast)(k[lo]);
+            for (int t = 0; t < tile; t++)
+                acc[t] += kv * DW_FN(sep_pair_at)(rows[lo], rows[hi - 1], type, i + t * DW_VLEN, fold);
+        }
+    for (; lo < hi; lo++) {
+        const DW_VEC kv = DW_FN(broadcast)(k[lo]);
+        for (int t = 0; t < tile; t++) acc[t] += kv * DW_FN(sep_load)(rows[lo], type, i + t * DW_VLEN);
+    }
+    for (int t = 0; t < tile; t++) DW_FN(store)(sums + i + t * DW_VLEN, acc[t]);
+}
+
+/* dst[i + t*DW_VLEN + l] = delta + sum_b k[b] * sums[i + t*DW_VLEN + l + b*tap_step], stored as `type`. */
+DW_INLINE void DW_FN(sep_rows_tile)(const DW_T *sums, ptrdiff_t tap_step, const DW_T *k, ptrdiff_t n_taps,
+                                    const int fold, DW_T delta, void *dst, const int type, ptrdiff_t i, const int tile)
+{
+    DW_VEC acc[DW_SEP_TILE];
+    for (int t = 0; t < tile; t++) acc[t] = DW_FN(broadcast)(delta);
+    const DW_T *s = sums + i;
+    ptrdiff_t lo = 0, hi = n_taps;
+    if (fold)
+        for (; hi - lo >= 2; lo++, hi--) {
+            const DW_VEC kv = DW_FN(broadcast)(k[lo]);
+            for (int t = 0; t < tile; t++)
+                acc[t] += kv * DW_FN(sep_pair_at)(s + lo * tap_step, s + (hi - 1) * tap_step, DW_ELEM_FLOAT,
+                                                  t * DW_VLEN, fold);
+        }
+    for (; lo < hi; lo++) {
+        const DW_VEC kv = DW_FN(broadcast)(k[lo]);
+        for (int t = 0; t < tile; t++) acc[t] += kv * DW_FN(load)(s + lo * tap_step + t * DW_VLEN);
+    }
+    for (int t = 0; t < tile; t++) DW_FN(sep_store)(dst, type, i + t * DW_VLEN, acc[t]);
+}
+
+/* Tiles of whole vectors over elements [0, n), then the last vector overlapping the one before (both
+ * passes write, never accumulate, so an element computed twice comes out the same); rows shorter
+ * than a vector run as scalars (`scalar`, with e the element). */
+#define DW_SEP_RUN(tile_kernel, scalar)                                                                \
+    do {                                                                                               \
+        if (n < DW_VLEN) {                                                                             \
+            for (ptrdiff_t e = 0; e < n; e++) scalar;                                                  \
+            break;                                                                                     \
+        }                                                                                              \
+        ptrdiff_t i = 0;                                                                               \
+        for (; i + DW_SEP_TILE * DW_VLEN <= n; i += DW_SEP_TILE * DW_VLEN) tile_kernel(i, DW_SEP_TILE); \
+        for (; i + DW_VLEN <= n; i += DW_VLEN) tile_kernel(i, 1);                                      \
+        if (i < n) tile_kernel(n - DW_VLEN, 1);                                                        \
+    } while (0)
+
+/* One pass for compile-time `type` and `fold`, so that neither is tested inside the tiles. */
+DW_INLINE void DW_FN(sep_columns_of)(const void *const *rows, const int type, const DW_T *k, ptrdiff_t n_taps,
+                                     const int fold, DW_T *sums, ptrdiff_t n)
+{
+#define DW_TILE(i, tile) DW_FN(sep_columns_tile)(rows, type, k, n_taps, fold, sums, i, tile)
+#define DW_SCALAR                                                                                      \
+    do {                                                                                               \
+        DW_T sum = 0;                                                                                  \
+        for (ptrdiff_t a = 0; a < n_taps; a++) sum += k[a] * DW_FN(sep_load_one)(rows[a], type, e);    \
+        sums[e] = sum;                                                                                 \
+    } while (0)
+    DW_SEP_RUN(DW_TILE, DW_SCALAR);
+#undef DW_TILE
+#undef DW_SCALAR
+}
+
+DW_INLINE void DW_FN(sep_rows_of)(const DW_T *sums, ptrdiff_t tap_step, const DW_T *k, ptrdiff_t n_taps,
+                                  const int fold, DW_T delta, void *dst, const int type, ptrdiff_t n)
+{
+#define DW_TILE(i, tile) DW_FN(sep_rows_tile)(sums, tap_step, k, n_taps, fold, delta, dst, type, i, tile)
+#define DW_SCALAR                                                                                      \
+    do {                                                                                               \
+        DW_T sum = delta;                                                                              \
+        for (ptrdiff_t b = 0; b < n_taps; b++) sum += k[b] * sums[e + b * tap_step];                   \
+        DW_FN(sep_store_one)(dst, type, e, sum);                                                       \
+    } while (0)
+    DW_SEP_RUN(DW_TILE, DW_SCALAR);
+#undef DW_TILE
+#undef DW_SCALAR
+}
+
+/* `call`(type, fold) with `type` and `fold` (variables) as constants. */
+#define DW_SEP_FOLDED(call, type) (fold > 0 ? call(type, 1) : fold < 0 ? call(type, -1) : call(type, 0))
+#if DW_SEP_INTEGERS
+#define DW_SEP_TYPED(call)                                                                             \
+    (type == DW_ELEM_U8    ? DW_SEP_FOLDED(call, DW_ELEM_U8)                                           \
+     : type == DW_ELEM_U16 ? DW_SEP_FOLDED(call, DW_ELEM_U16)                                          \
+     : type == DW_ELEM_I16 ? DW_SEP_FOLDED(call, DW_ELEM_I16)                                          \
+                           : DW_SEP_FOLDED(call, DW_ELEM_FLOAT))
+#else
+#define DW_SEP_TYPED(call) DW_SEP_FOLDED(call, DW_ELEM_FLOAT)
+#endif
+
+/* The column pass: sums[e] = sum_{a < n_taps} k[a] * rows[a][e] for e < n, from rows of elements of
+ * `type`. fold: 1 when k is symmetric, -1 antisymmetric, 0 otherwise. */
+static void DW_FN(sep_columns)(const void *const *rows, int type, const DW_T *k, ptrdiff_t n_taps, int fold,
+                               DW_T *sums, ptrdiff_t n)
+{
+#define DW_CALL(type, fold) DW_FN(sep_columns_of)(rows, type, k, n_taps, fold, sums, n)
+    DW_SEP_TYPED(DW_CALL);
+#undef DW_CALL
+}
+
+/* The row pass: dst[e] = delta + sum_{b < n_taps} k[b] * sums[e + b*tap_step] for e < n, into
+ * elements of `type`. fold as sep_columns's. */
+static void DW_FN(sep_rows)(const DW_T *sums, ptrdiff_t tap_step, const DW_T *k, ptrdiff_t n_taps, int fold,
+                            DW_T delta, void *dst, int type, ptrdiff_t n)
+{
+#define DW_CALL(type, fold) DW_FN(sep_rows_of)(sums, tap_step, k, n_taps, fold, delta, dst, type, n)
+    DW_SEP_TYPED(DW_CALL);
+#undef DW_CALL
+}
+
+#undef DW_VEC
+#undef DW_VLEN
+#undef DW_INLINE
+#undef DW_SEP_INTEGERS
+#undef DW_SEP_TILE
+#undef DW_SEP_RUN
+#undef DW_SEP_FOLDED
+#undef DW_SEP_TYPED
