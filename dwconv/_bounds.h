@@ -287,14 +287,14 @@ static void dw_checked_narrow(void *dst, int type, ptrdiff_t dst_pix, const floa
         dw_active->sep_columns_##sfx(rows, type, k, n_taps, fold, sums, n);                              \
     }                                                                                                    \
     static void dw_checked_sep_rows_##sfx(const T *sums, ptrdiff_t tap_step, const T *k, ptrdiff_t n_taps, int fold, \
-                                          T delta, void *dst, int type, ptrdiff_t n)                     \
+                                          T delta, void *dst, int type, int nt, ptrdiff_t n)             \
     {                                                                                                    \
         const ptrdiff_t dst_counts_strides[] = {n, 1};                                                   \
         const size_t elsize = type == DW_ELEM_FLOAT ? sizeof(T) : dw_elem_size(type);                    \
         DW_CHECK("sep_rows: sums", sums, T, 0, n, n_taps, 1, tap_step);                                  \
         DW_CHECK("sep_rows: k", k, T, 0, n_taps, 1);                                                     \
         dw_bounds_check("sep_rows: dst", dst, elsize, 1, 1, dst_counts_strides, dst_counts_strides + 1); \
-        dw_active->sep_rows_##sfx(sums, tap_step, k, n_taps, fold, delta, dst, type, n);                 \
+        dw_active->sep_rows_##sfx(sums, tap_step, k, n_taps, fold, delta, dst, type, nt, n);                \
     }
 
 DW_CHECKED_SEPARABLE(float, f32)

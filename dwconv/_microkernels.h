@@ -156,10 +156,10 @@ typedef void (*dw_narrow_fn)(void *, int, ptrdiff_t, const float *, ptrdiff_t, p
 
 typedef void (*dw_sep_columns_f32_fn)(const void *const *, int, const float *, ptrdiff_t, int, float *, ptrdiff_t);
 typedef void (*dw_sep_columns_f64_fn)(const void *const *, int, const double *, ptrdiff_t, int, double *, ptrdiff_t);
-typedef void (*dw_sep_rows_f32_fn)(const float *, ptrdiff_t, const float *, ptrdiff_t, int, float, void *, int,
+typedef void (*dw_sep_rows_f32_fn)(const float *, ptrdiff_t, const float *, ptrdiff_t, int, float, void *, int, int,
                                    ptrdiff_t);
 typedef void (*dw_sep_rows_f64_fn)(const double *, ptrdiff_t, const double *, ptrdiff_t, int, double, void *, int,
-                                   ptrdiff_t);
+                                   int, ptrdiff_t);
 
 typedef struct {
     const char *name;

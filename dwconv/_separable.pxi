@@ -14,9 +14,9 @@ cdef extern from "_microkernels.h" nogil:
     void dw_sep_columns_double(const void *const *rows, int type, const double *k, Py_ssize_t n_taps, int fold,
                                double *sums, Py_ssize_t n)
     void dw_sep_rows_float(const float *sums, Py_ssize_t tap_step, const float *k, Py_ssize_t n_taps, int fold,
-                           float delta, void *dst, int type, Py_ssize_t n)
+                           float delta, void *dst, int type, bint streaming, Py_ssize_t n)
     void dw_sep_rows_double(const double *sums, Py_ssize_t tap_step, const double *k, Py_ssize_t n_taps, int fold,
-                            double delta, void *dst, int type, Py_ssize_t n)
+                            double delta, void *dst, int type, bint streaming, Py_ssize_t n)
 
 # The DW_ELEM_* code of each element type the fused filter reads and writes itself, by NumPy's
 # dtype.char: the float type it computes in, or (in float32) 8- and 16-bit integer pixels.
@@ -53,7 +53,7 @@ cdef void separable_band(const char *src, int src_type, Py_ssize_t src_row, char
                          Py_ssize_t dst_row, const floating *column_filter, Py_ssize_t kh, int column_fold,
                          const floating *row_filter, Py_ssize_t kw, int row_fold, floating delta,
                          const Py_ssize_t *source_rows, const Py_ssize_t *source_columns, Py_ssize_t width,
-                         Py_ssize_t channels, Py_ssize_t left, Py_ssize_t first, Py_ssize_t stop,
+                         Py_ssize_t channels, Py_ssize_t left, bint streaming, Py_ssize_t first, Py_ssize_t stop,
                          floating *sums, const void **rows) noexcept nogil:
     """Output rows [first, stop) of the fused filter (see separable), with one thread's padded row of
     column sums `sums` and room for kh row pointers `rows`."""
@@ -84,9 +84,10 @@ cdef void separable_band(const char *src, int src_type, Py_ssize_t src_row, char
                 memcpy(inside + (width + j) * channels, inside + source_columns[left + j] * channels,
                        channels * sizeof(floating))
         if floating is float:
-            dw_sep_rows_float(sums, channels, row_filter, kw, row_fold, delta, dst + r * dst_row, dst_type, n)
+            dw_sep_rows_float(sums, channels, row_filter, kw, row_fold, delta, dst + r * dst_row, dst_type, streaming, n)
         else:
-            dw_sep_rows_double(sums, channels, row_filter, kw, row_fold, delta, dst + r * dst_row, dst_type, n)
+            dw_sep_rows_double(sums, channels, row_filter, kw, row_fold, delta, dst + r * dst_row, dst_type, streaming,
+                               n)
 
 
 def separable(x, y, const floating[::1] column_filter, const floating[::1] row_filter,
@@ -112,6 +113,8 @@ def separable(x, y, const floating[::1] column_filter, const floating[::1] row_f
     cdef Py_ssize_t sums_bytes = round_up_64((width + kw - 1) * channels * sizeof(floating))
     cdef Py_ssize_t scratch_bytes = sums_bytes + round_up_64(kh * sizeof(void *))
     cdef Py_ssize_t item, n_items
+    # (streaming stores: as the forward's, for results the next call would not find in the cache)
+    cdef bint streaming = height * dst_row > STREAMING_BYTES
     if height * width * channels * (kh + kw) < SERIAL_WORK:
         n_threads = 1
     # One band of rows a thread: every band costs the same, and each item refills kh - 1 rows of
@@ -128,7 +131,7 @@ def separable(x, y, const floating[::1] column_filter, const floating[::1] row_f
             for item in prange(n_items, schedule="static", num_threads=n_threads):
                 separable_band(src, src_type, src_row, dst, dst_type, dst_row, &column_filter[0], kh, column_fold,
                                &row_filter[0], kw, row_fold, <floating> delta, &source_rows[0], columns_of, width,
-                               channels, left, height * item // n_items, height * (item + 1) // n_items,
+                               channels, left, streaming, height * item // n_items, height * (item + 1) // n_items,
                                <floating *> (scratch + item * scratch_bytes),
                                <const void **> (scratch + item * scratch_bytes + sums_bytes))
             separable_watch(False, src, height * src_row, dst, height * dst_row, scratch, n_items * scratch_bytes,
