@@ -211,15 +211,16 @@ def sep_filter2d(image, kernel_x, kernel_y, border="reflect", *, delta=0, anchor
 # numpy.pad's name for each padding mode but zeros
 _NUMPY_PAD = {"reflect": "reflect", "replicate": "edge", "circular": "wrap", "symmetric": "symmetric"}
 
-# The integer pixels the fused kernel reads and writes itself when it computes in float32
-_INTEGER_PIXELS = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int16))
+# The integer pixels the fused kernel reads and writes itself when it computes in float32 (int16,
+# rarer, is converted: its own micro-kernels would add ~25 KB of machine code)
+_INTEGER_PIXELS = (np.dtype(np.uint8), np.dtype(np.uint16))
 
 
 def _filter_fused(x, column_filter, row_filter, padding, mode, delta, compute, y, num_threads):
     """sep_filter2d of the NHWC image `x` into `y` with the column filter `column_filter` and the row
     filter `row_filter` ((kh,) and (kw,)), in one compiled pass (_kernels.separable). Images and
-    results of another type than the compute type or (in float32) 8- and 16-bit integers are
-    converted by NumPy."""
+    results of another type than the compute type or (in float32) uint8 and uint16 are converted by
+    NumPy."""
     (top, bottom), (left, right) = padding
     _, height, width, _ = x.shape
     pixels = (compute,) + (_INTEGER_PIXELS if compute == np.float32 else ())

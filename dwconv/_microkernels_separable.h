@@ -10,74 +10,77 @@
  * antisymmetric one (k[a] == -k[n-1-a], derivatives) subtracts them.
  *
  * Included by _microkernels_level.h for float and for double, after _microkernels_body.h (DW_VEC,
- * load, store, broadcast) and, for float, _microkernels_convert.h, whose widening and saturation
- * give float its integer pixels (element types are DW_ELEM_* codes; double reads and writes its
- * own type only).
+ * load, store, broadcast) and, for float, _microkernels_convert.h, whose saturation gives float its
+ * uint8 and uint16 pixels (element types are DW_ELEM_* codes; double reads and writes its own type
+ * only; int16 images the caller converts).
  */
 
 #define DW_VEC DW_FN(vec)
 #define DW_VLEN ((ptrdiff_t)DW_LANES)
 #define DW_INLINE static inline __attribute__((always_inline))
 #define DW_SEP_INTEGERS (DW_VBYTES / DW_LANES == 4) /* float: integer pixels too */
-/* Vectors per register tile: each tap's weight is broadcast once for all of them. */
+/* Vectors per register tile: each tap's weight is broadcast once for all of them; the two-row tile
+ * holds four vectors a vector of its width (two sums, two source rows): as many as 32 registers hold. */
 #define DW_SEP_TILE 4
+#define DW_SEP_PAIR_TILE (DW_VBYTES == 64 ? 4 : 2)
 
 #if DW_SEP_INTEGERS
-/* Elements [i, i + DW_VLEN) of a row of 8- or 16-bit integers (`type`), as int32 lanes. On x86 one
+/* Elements [i, i + DW_VLEN) of a row of uint8 or uint16 pixels (`type`), as int32 lanes. On x86 one
  * extending load: GCC's generic conversions (_microkernels_convert.h's widened_u8) widen 16 bytes
  * in halves, with extracts and inserts between, and made the column pass of 1080p RGB uint8 with
  * 11 taps 1.6x slower. */
 DW_INLINE DW_FN(ivec) DW_FN(sep_integers_at)(const void *row, const int type, ptrdiff_t i)
 {
+    const uint8_t *u8 = (const uint8_t *)row + i;
+    const uint16_t *u16 = (const uint16_t *)row + i;
 #if defined(DW_X86) && DW_VBYTES == 64
-    const void *p = (const char *)row + i * (type == DW_ELEM_U8 ? 1 : 2);
-    if (type == DW_ELEM_U8) return (DW_FN(ivec))_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
-    if (type == DW_ELEM_U16) return (DW_FN(ivec))_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
-    return (DW_FN(ivec))_mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)p));
+    if (type == DW_ELEM_U8) return (DW_FN(ivec))_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)u8));
+    return (DW_FN(ivec))_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)u16));
 #elif defined(DW_X86) && DW_VBYTES == 32
-    const void *p = (const char *)row + i * (type == DW_ELEM_U8 ? 1 : 2);
-    if (type == DW_ELEM_U8) return (DW_FN(ivec))_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
-    if (type == DW_ELEM_U16) return (DW_FN(ivec))_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
-    return (DW_FN(ivec))_mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)p));
+    if (type == DW_ELEM_U8) return (DW_FN(ivec))_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)u8));
+    return (DW_FN(ivec))_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)u16));
 #else
-    DW_FN(u8vec) u8;
-    DW_FN(u16vec) u16;
-    DW_FN(i16vec) i16;
+    DW_FN(u8vec) v8;
+    DW_FN(u16vec) v16;
     if (type == DW_ELEM_U8) {
-        memcpy(&u8, (const uint8_t *)row + i, sizeof u8);
-        return __builtin_convertvector(__builtin_convertvector(u8, DW_FN(u16vec)), DW_FN(ivec));
+        memcpy(&v8, u8, sizeof v8);
+        return __builtin_convertvector(__builtin_convertvector(v8, DW_FN(u16vec)), DW_FN(ivec));
     }
-    if (type == DW_ELEM_U16) {
-        memcpy(&u16, (const uint16_t *)row + i, sizeof u16);
-        return __builtin_convertvector(u16, DW_FN(ivec));
-    }
-    memcpy(&i16, (const int16_t *)row + i, sizeof i16);
-    return __builtin_convertvector(i16, DW_FN(ivec));
+    memcpy(&v16, u16, sizeof v16);
+    return __builtin_convertvector(v16, DW_FN(ivec));
 #endif
 }
 #endif
 
-/* Elements [i, i + DW_VLEN) (element i) of a row of `type`, as the float type. */
-DW_INLINE DW_VEC DW_FN(sep_load)(const void *row, const int type, ptrdiff_t i)
+/* Elements [i, i + DW_VLEN) of a row of `type` as they are read: the float type's, or the int32
+ * lanes of integer pixels (bit for bit in a float vector); sep_value makes them values and sep_pair
+ * adds (fold 1) or subtracts (-1) two of them, integer pixels exactly as integers (one conversion
+ * for the two). */
+DW_INLINE DW_VEC DW_FN(sep_raw_at)(const void *row, const int type, ptrdiff_t i)
 {
 #if DW_SEP_INTEGERS
-    if (type != DW_ELEM_FLOAT) return __builtin_convertvector(DW_FN(sep_integers_at)(row, type, i), DW_VEC);
+    if (type != DW_ELEM_FLOAT) return (DW_VEC)DW_FN(sep_integers_at)(row, type, i);
 #endif
     return DW_FN(load)((const DW_T *)row + i);
 }
 
-/* The elements [i, i + DW_VLEN) of the rows of a pair of taps of a folded filter: added (fold 1) or
- * subtracted (-1), integer pixels exactly as integers (one conversion for the two). */
-DW_INLINE DW_VEC DW_FN(sep_pair_at)(const void *row0, const void *row1, const int type, ptrdiff_t i, const int fold)
+DW_INLINE DW_VEC DW_FN(sep_value)(DW_VEC raw, const int type)
+{
+#if DW_SEP_INTEGERS
+    if (type != DW_ELEM_FLOAT) return __builtin_convertvector((DW_FN(ivec))raw, DW_VEC);
+#endif
+    return raw;
+}
+
+DW_INLINE DW_VEC DW_FN(sep_pair)(DW_VEC raw0, DW_VEC raw1, const int type, const int fold)
 {
 #if DW_SEP_INTEGERS
     if (type != DW_ELEM_FLOAT) {
-        const DW_FN(ivec) x0 = DW_FN(sep_integers_at)(row0, type, i), x1 = DW_FN(sep_integers_at)(row1, type, i);
+        const DW_FN(ivec) x0 = (DW_FN(ivec))raw0, x1 = (DW_FN(ivec))raw1;
         return __builtin_convertvector(fold > 0 ? x0 + x1 : x0 - x1, DW_VEC);
     }
 #endif
-    const DW_VEC x0 = DW_FN(load)((const DW_T *)row0 + i), x1 = DW_FN(load)((const DW_T *)row1 + i);
-    return fold > 0 ? x0 + x1 : x0 - x1;
+    return fold > 0 ? raw0 + raw1 : raw0 - raw1;
 }
 
 DW_INLINE DW_T DW_FN(sep_load_one)(const void *row, const int type, ptrdiff_t i)
@@ -90,72 +93,57 @@ DW_INLINE DW_T DW_FN(sep_load_one)(const void *row, const int type, ptrdiff_t i)
 
 /* v (s) stored as elements [i, i + DW_VLEN) (element i) of a row of `type`: floats streaming (past
  * the caches) when `nt` and the address allow it (1080p RGB float32, 11 taps, 2 threads: 4.0 against
- * 4.4 ms; 8-bit results gained nothing, 2.58 against 2.53 ms, and stay plain); integers rounded to
- * nearest, ties to even, and saturated, NaN 0 (as _microkernels_convert.h's narrow). On x86, 8- and
- * 16-bit unsigned results take min, convert (rounding as the default rounding mode does, as
- * `saturated` assumes too) and a saturating pack: NaN stays NaN through min(hi, v), whose second
- * operand it returns, and converts to INT_MIN, which saturates to 0 (as any v below 0 does). */
+ * 4.4 ms; 8-bit results gained nothing, 2.58 against 2.53 ms, and stay plain); uint8 and uint16
+ * rounded to nearest, ties to even, and saturated, NaN 0 (as _microkernels_convert.h's narrow). On
+ * x86: min, convert (rounding as the default rounding mode does, which `saturated` assumes too) and a
+ * saturating pack: NaN stays NaN through min(hi, v), whose second operand it returns, and converts
+ * to INT_MIN, which saturates to 0 as any v below 0 does. */
 DW_INLINE void DW_FN(sep_store)(void *row, const int type, ptrdiff_t i, DW_VEC v, int nt)
 {
 #if DW_SEP_INTEGERS
+    if (type != DW_ELEM_FLOAT) {
+        const float hi = type == DW_ELEM_U8 ? 255.0f : 65535.0f;
+        uint8_t *u8 = (uint8_t *)row + i;
+        uint16_t *u16 = (uint16_t *)row + i;
 #if defined(DW_X86) && DW_VBYTES == 64
-    if (type == DW_ELEM_U8 || type == DW_ELEM_U16) {
-        const __m512i n = _mm512_max_epi32(
-            _mm512_cvtps_epi32(_mm512_min_ps(_mm512_set1_ps(type == DW_ELEM_U8 ? 255.0f : 65535.0f), (__m512)v)),
-            _mm512_setzero_si512());
+        const __m512i n =
+            _mm512_max_epi32(_mm512_cvtps_epi32(_mm512_min_ps(_mm512_set1_ps(hi), (__m512)v)), _mm512_setzero_si512());
         if (type == DW_ELEM_U8)
-            _mm_storeu_si128((__m128i *)((uint8_t *)row + i), _mm512_cvtepi32_epi8(n));
+            _mm_storeu_si128((__m128i *)u8, _mm512_cvtepi32_epi8(n));
         else
-            _mm256_storeu_si256((__m256i *)((uint16_t *)row + i), _mm512_cvtepi32_epi16(n));
-        return;
-    }
+            _mm256_storeu_si256((__m256i *)u16, _mm512_cvtepi32_epi16(n));
 #elif defined(DW_X86) && DW_VBYTES == 32
-    if (type == DW_ELEM_U8 || type == DW_ELEM_U16) {
-        const __m256i n =
-            _mm256_cvtps_epi32(_mm256_min_ps(_mm256_set1_ps(type == DW_ELEM_U8 ? 255.0f : 65535.0f), (__m256)v));
-        const __m128i u16 = _mm_packus_epi32(_mm256_castsi256_si128(n), _mm256_extracti128_si256(n, 1));
+        const __m256i n = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_set1_ps(hi), (__m256)v));
+        const __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(n), _mm256_extracti128_si256(n, 1));
         if (type == DW_ELEM_U8)
-            _mm_storel_epi64((__m128i *)((uint8_t *)row + i), _mm_packus_epi16(u16, u16));
+            _mm_storel_epi64((__m128i *)u8, _mm_packus_epi16(packed, packed));
         else
-            _mm_storeu_si128((__m128i *)((uint16_t *)row + i), u16);
+            _mm_storeu_si128((__m128i *)u16, packed);
+#else
+        const DW_FN(ivec) n = __builtin_convertvector(DW_FN(saturated)(v, 0.0f, hi), DW_FN(ivec));
+        const DW_FN(u8vec) n8 = __builtin_convertvector(n, DW_FN(u8vec));
+        const DW_FN(u16vec) n16 = __builtin_convertvector(n, DW_FN(u16vec));
+        if (type == DW_ELEM_U8)
+            memcpy(u8, &n8, sizeof n8);
+        else
+            memcpy(u16, &n16, sizeof n16);
+#endif
         return;
     }
 #endif
-    if (type == DW_ELEM_U8) {
-        const DW_FN(u8vec) u = __builtin_convertvector(
-            __builtin_convertvector(DW_FN(saturated)(v, 0.0f, 255.0f), DW_FN(ivec)), DW_FN(u8vec));
-        memcpy((uint8_t *)row + i, &u, sizeof u);
-        return;
-    }
-    if (type == DW_ELEM_U16) {
-        const DW_FN(u16vec) u = __builtin_convertvector(
-            __builtin_convertvector(DW_FN(saturated)(v, 0.0f, 65535.0f), DW_FN(ivec)), DW_FN(u16vec));
-        memcpy((uint16_t *)row + i, &u, sizeof u);
-        return;
-    }
-    if (type == DW_ELEM_I16) {
-        const DW_FN(i16vec) u = __builtin_convertvector(
-            __builtin_convertvector(DW_FN(saturated)(v, -32768.0f, 32767.0f), DW_FN(ivec)), DW_FN(i16vec));
-        memcpy((int16_t *)row + i, &u, sizeof u);
-        return;
-    }
-#endif
+    (void)type;
     DW_FN(store_out)((DW_T *)row + i, v, nt);
 }
 
 DW_INLINE void DW_FN(sep_store_one)(void *row, const int type, ptrdiff_t i, DW_T s)
 {
 #if DW_SEP_INTEGERS
-    if (type == DW_ELEM_U8) {
-        ((uint8_t *)row)[i] = (uint8_t)DW_FN(saturated_one)(s, 0.0f, 255.0f);
-        return;
-    }
-    if (type == DW_ELEM_U16) {
-        ((uint16_t *)row)[i] = (uint16_t)DW_FN(saturated_one)(s, 0.0f, 65535.0f);
-        return;
-    }
-    if (type == DW_ELEM_I16) {
-        ((int16_t *)row)[i] = (int16_t)DW_FN(saturated_one)(s, -32768.0f, 32767.0f);
+    if (type != DW_ELEM_FLOAT) {
+        s = DW_FN(saturated_one)(s, 0.0f, type == DW_ELEM_U8 ? 255.0f : 65535.0f);
+        if (type == DW_ELEM_U8)
+            ((uint8_t *)row)[i] = (uint8_t)s;
+        else
+            ((uint16_t *)row)[i] = (uint16_t)s;
         return;
     }
 #endif
@@ -173,13 +161,54 @@ DW_INLINE void DW_FN(sep_columns_tile)(const void *const *rows, const int type, 
         for (; hi - lo >= 2; lo++, hi--) {
             const DW_VEC kv = DW_FN(broadcast)(k[lo]);
             for (int t = 0; t < tile; t++)
-                acc[t] += kv * DW_FN(sep_pair_at)(rows[lo], rows[hi - 1], type, i + t * DW_VLEN, fold);
+                acc[t] += kv * DW_FN(sep_pair)(DW_FN(sep_raw_at)(rows[lo], type, i + t * DW_VLEN),
+                                               DW_FN(sep_raw_at)(rows[hi - 1], type, i + t * DW_VLEN), type, fold);
         }
     for (; lo < hi; lo++) {
         const DW_VEC kv = DW_FN(broadcast)(k[lo]);
-        for (int t = 0; t < tile; t++) acc[t] += kv * DW_FN(sep_load)(rows[lo], type, i + t * DW_VLEN);
+        for (int t = 0; t < tile; t++)
+            acc[t] += kv * DW_FN(sep_value)(DW_FN(sep_raw_at)(rows[lo], type, i + t * DW_VLEN), type);
     }
     for (int t = 0; t < tile; t++) DW_FN(store)(sums + i + t * DW_VLEN, acc[t]);
+}
+
+/* The column sums of two output rows at once for a symmetric filter, sums0 from source rows
+ * rows[0 .. n_taps) and sums1 from rows[1 .. n_taps], as sep_columns_tile's with DW_SEP_PAIR_TILE
+ * vectors: each source vector is loaded once for both, half the loads (1080p RGB, 1 thread, 31 taps:
+ * the column pass's share of the time XX). Sums0 pairs rows lo and hi - 1, sums1 rows lo + 1 and hi:
+ * low and high carry rows lo and hi from one pair of taps to the next. */
+DW_INLINE void DW_FN(sep_columns_pair_tile)(const void *const *rows, const int type, const DW_T *k, ptrdiff_t n_taps,
+                                            DW_T *sums0, DW_T *sums1, ptrdiff_t i)
+{
+    DW_VEC acc0[DW_SEP_PAIR_TILE], acc1[DW_SEP_PAIR_TILE], low[DW_SEP_PAIR_TILE], high[DW_SEP_PAIR_TILE];
+    ptrdiff_t lo = 0, hi = n_taps;
+    for (int t = 0; t < DW_SEP_PAIR_TILE; t++) {
+        acc0[t] = acc1[t] = DW_FN(broadcast)(0);
+        low[t] = DW_FN(sep_raw_at)(rows[lo], type, i + t * DW_VLEN);
+        high[t] = DW_FN(sep_raw_at)(rows[hi], type, i + t * DW_VLEN);
+    }
+    for (; hi - lo >= 2; lo++, hi--) {
+        const DW_VEC kv = DW_FN(broadcast)(k[lo]);
+        for (int t = 0; t < DW_SEP_PAIR_TILE; t++) {
+            const DW_VEC next_low = DW_FN(sep_raw_at)(rows[lo + 1], type, i + t * DW_VLEN);
+            const DW_VEC next_high = DW_FN(sep_raw_at)(rows[hi - 1], type, i + t * DW_VLEN);
+            acc0[t] += kv * DW_FN(sep_pair)(low[t], next_high, type, 1);
+            acc1[t] += kv * DW_FN(sep_pair)(next_low, high[t], type, 1);
+            low[t] = next_low;
+            high[t] = next_high;
+        }
+    }
+    if (hi > lo) { /* the middle tap: rows lo and lo + 1 == hi */
+        const DW_VEC kv = DW_FN(broadcast)(k[lo]);
+        for (int t = 0; t < DW_SEP_PAIR_TILE; t++) {
+            acc0[t] += kv * DW_FN(sep_value)(low[t], type);
+            acc1[t] += kv * DW_FN(sep_value)(high[t], type);
+        }
+    }
+    for (int t = 0; t < DW_SEP_PAIR_TILE; t++) {
+        DW_FN(store)(sums0 + i + t * DW_VLEN, acc0[t]);
+        DW_FN(store)(sums1 + i + t * DW_VLEN, acc1[t]);
+    }
 }
 
 /* dst[i + t*DW_VLEN + l] = delta + sum_b k[b] * sums[i + t*DW_VLEN + l + b*tap_step], stored as `type`. */
@@ -195,8 +224,8 @@ DW_INLINE void DW_FN(sep_rows_tile)(const DW_T *sums, ptrdiff_t tap_step, const 
         for (; hi - lo >= 2; lo++, hi--) {
             const DW_VEC kv = DW_FN(broadcast)(k[lo]);
             for (int t = 0; t < tile; t++)
-                acc[t] += kv * DW_FN(sep_pair_at)(s + lo * tap_step, s + (hi - 1) * tap_step, DW_ELEM_FLOAT,
-                                                  t * DW_VLEN, fold);
+                acc[t] += kv * DW_FN(sep_pair)(DW_FN(load)(s + lo * tap_step + t * DW_VLEN),
+                                               DW_FN(load)(s + (hi - 1) * tap_step + t * DW_VLEN), DW_ELEM_FLOAT, fold);
         }
     for (; lo < hi; lo++) {
         const DW_VEC kv = DW_FN(broadcast)(k[lo]);
@@ -236,6 +265,20 @@ DW_INLINE void DW_FN(sep_columns_of)(const void *const *rows, const int type, co
 #undef DW_SCALAR
 }
 
+DW_INLINE void DW_FN(sep_columns_pair_of)(const void *const *rows, const int type, const DW_T *k, ptrdiff_t n_taps,
+                                          DW_T *sums0, DW_T *sums1, ptrdiff_t n)
+{
+    const ptrdiff_t step = DW_SEP_PAIR_TILE * DW_VLEN;
+    if (n < step) { /* (rows shorter than a tile: one row at a time) */
+        DW_FN(sep_columns_of)(rows, type, k, n_taps, 1, sums0, n);
+        DW_FN(sep_columns_of)(rows + 1, type, k, n_taps, 1, sums1, n);
+        return;
+    }
+    ptrdiff_t i = 0;
+    for (; i + step <= n; i += step) DW_FN(sep_columns_pair_tile)(rows, type, k, n_taps, sums0, sums1, i);
+    if (i < n) DW_FN(sep_columns_pair_tile)(rows, type, k, n_taps, sums0, sums1, n - step);
+}
+
 DW_INLINE void DW_FN(sep_rows_of)(const DW_T *sums, ptrdiff_t tap_step, const DW_T *k, ptrdiff_t n_taps,
                                   const int fold, DW_T delta, void *dst, const int type, int nt, ptrdiff_t n)
 {
@@ -251,17 +294,18 @@ DW_INLINE void DW_FN(sep_rows_of)(const DW_T *sums, ptrdiff_t tap_step, const DW
 #undef DW_SCALAR
 }
 
-/* `call`(type, fold) with `type` and `fold` (variables) as constants. */
+/* `call`(type, fold) with `type` and `fold` (variables) as constants; DW_SEP_TYPED_ONLY for calls
+ * without a fold (`call`(type)). */
 #define DW_SEP_FOLDED(call, type) (fold > 0 ? call(type, 1) : fold < 0 ? call(type, -1) : call(type, 0))
+#define DW_SEP_UNFOLDED(call, type) call(type)
 #if DW_SEP_INTEGERS
-#define DW_SEP_TYPED(call)                                                                             \
-    (type == DW_ELEM_U8    ? DW_SEP_FOLDED(call, DW_ELEM_U8)                                           \
-     : type == DW_ELEM_U16 ? DW_SEP_FOLDED(call, DW_ELEM_U16)                                          \
-     : type == DW_ELEM_I16 ? DW_SEP_FOLDED(call, DW_ELEM_I16)                                          \
-                           : DW_SEP_FOLDED(call, DW_ELEM_FLOAT))
+#define DW_SEP_TYPED_BY(by, call)                                                                      \
+    (type == DW_ELEM_U8 ? by(call, DW_ELEM_U8) : type == DW_ELEM_U16 ? by(call, DW_ELEM_U16) : by(call, DW_ELEM_FLOAT))
 #else
-#define DW_SEP_TYPED(call) DW_SEP_FOLDED(call, DW_ELEM_FLOAT)
+#define DW_SEP_TYPED_BY(by, call) by(call, DW_ELEM_FLOAT)
 #endif
+#define DW_SEP_TYPED(call) DW_SEP_TYPED_BY(DW_SEP_FOLDED, call)
+#define DW_SEP_TYPED_ONLY(call) DW_SEP_TYPED_BY(DW_SEP_UNFOLDED, call)
 
 /* The column pass: sums[e] = sum_{a < n_taps} k[a] * rows[a][e] for e < n, from rows of elements of
  * `type`. fold: 1 when k is symmetric, -1 antisymmetric, 0 otherwise. */
@@ -270,6 +314,16 @@ static void DW_FN(sep_columns)(const void *const *rows, int type, const DW_T *k,
 {
 #define DW_CALL(type, fold) DW_FN(sep_columns_of)(rows, type, k, n_taps, fold, sums, n)
     DW_SEP_TYPED(DW_CALL);
+#undef DW_CALL
+}
+
+/* The column pass of two output rows with a symmetric filter k: sums0 from rows[0 .. n_taps), sums1
+ * from rows[1 .. n_taps], as sep_columns's. */
+static void DW_FN(sep_columns_pair)(const void *const *rows, int type, const DW_T *k, ptrdiff_t n_taps, DW_T *sums0,
+                                    DW_T *sums1, ptrdiff_t n)
+{
+#define DW_CALL(type) DW_FN(sep_columns_pair_of)(rows, type, k, n_taps, sums0, sums1, n)
+    DW_SEP_TYPED_ONLY(DW_CALL);
 #undef DW_CALL
 }
 
@@ -291,6 +345,10 @@ static void DW_FN(sep_rows)(const DW_T *sums, ptrdiff_t tap_step, const DW_T *k,
 #undef DW_INLINE
 #undef DW_SEP_INTEGERS
 #undef DW_SEP_TILE
+#undef DW_SEP_PAIR_TILE
 #undef DW_SEP_RUN
 #undef DW_SEP_FOLDED
 #undef DW_SEP_TYPED
+#undef DW_SEP_UNFOLDED
+#undef DW_SEP_TYPED_BY
+#undef DW_SEP_TYPED_ONLY
