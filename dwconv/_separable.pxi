@@ -127,52 +127,75 @@ cdef void separable_band(const Separable *f, const floating *column_filter, cons
         r += 1
 
 
-def separable(x, y, const floating[::1] column_filter, const floating[::1] row_filter,
-              const Py_ssize_t[::1] source_rows, const Py_ssize_t[::1] source_columns, Py_ssize_t left,
-              double delta, int n_threads):
+cdef void separable_run(const Separable *f, const floating *column_filter, const floating *row_filter,
+                        floating delta, Py_ssize_t height, char *scratch, Py_ssize_t sums_bytes, Py_ssize_t n_items,
+                        int n_threads) noexcept nogil:
+    """The fused filter's parallel loop: band `item` of n_items in the item-th scratch (see separable)."""
+    cdef Py_ssize_t item, scratch_bytes = 2 * sums_bytes + round_up_64((f.kh + 1) * sizeof(void *))
+    cdef floating *sums
+    separable_watch(True, f, height, scratch, n_items * scratch_bytes, column_filter, row_filter)
+    for item in prange(n_items, schedule="static", num_threads=n_threads):
+        sums = <floating *> (scratch + item * scratch_bytes)
+        separable_band(f, column_filter, row_filter, delta, height * item // n_items, height * (item + 1) // n_items,
+                       sums, sums + sums_bytes // sizeof(floating),
+                       <const void **> (scratch + item * scratch_bytes + 2 * sums_bytes))
+    separable_watch(False, f, height, scratch, n_items * scratch_bytes, column_filter, row_filter)
+
+
+def separable(x, y, column_filter, row_filter, source_rows, source_columns, Py_ssize_t left, double delta,
+              int n_threads):
     """y[0, r, j, c] = delta + sum_{a, b} column_filter[a] * row_filter[b] * x[0, source_rows[r + a],
     source_column(j + b), c] for the C-contiguous NHWC images x and y (one image), whose elements
-    are in SEPARABLE_ELEMENTS (integer results rounded to nearest and saturated).
+    are in SEPARABLE_ELEMENTS (integer results rounded to nearest and saturated), with the
+    contiguous filters of the type computed in (float32 or float64).
 
-    source_rows: the image row of each of the H + kh - 1 rows of the padded image, -1 for a row of
-    zeros; source_column(q) is q - left inside the image, and for the padded columns the image
-    column given by source_columns (the left ones, then the right ones; empty for zeros padding)."""
+    source_rows: the image row (intp) of each of the H + kh - 1 rows of the padded image, -1 for a
+    row of zeros; source_column(q) is q - left inside the image, and for the padded columns the
+    image column given by source_columns (the left ones, then the right ones; empty for zeros
+    padding). (Arrays by address, not typed memoryviews: a fused def function's argument unpacking
+    took 30 KB of machine code.)"""
     cdef Separable f
     cdef Py_ssize_t height = x.shape[1]
+    cdef bint double_precision = column_filter.dtype.char == "d"
+    cdef Py_ssize_t elsize = 8 if double_precision else 4
     f.width, f.channels = x.shape[2], x.shape[3]
     f.kh, f.kw, f.left = column_filter.shape[0], row_filter.shape[0], left
     f.src_type, f.dst_type = SEPARABLE_ELEMENTS[x.dtype.char], SEPARABLE_ELEMENTS[y.dtype.char]
     f.src_row, f.dst_row = f.width * f.channels * x.itemsize, f.width * f.channels * y.itemsize
     f.src = <const char *> <size_t> data_address(x)
     f.dst = <char *> <size_t> data_address(y)
-    f.source_rows = &source_rows[0]
-    f.source_columns = &source_columns[0] if source_columns.shape[0] else NULL
-    f.column_fold, f.row_fold = fold_of(&column_filter[0], f.kh), fold_of(&row_filter[0], f.kw)
+    f.source_rows = <const Py_ssize_t *> <size_t> data_address(source_rows)
+    f.source_columns = <const Py_ssize_t *> <size_t> data_address(source_columns) if len(source_columns) else NULL
+    cdef const void *column_taps = <const void *> <size_t> data_address(column_filter)
+    cdef const void *row_taps = <const void *> <size_t> data_address(row_filter)
+    if double_precision:
+        f.column_fold = fold_of(<const double *> column_taps, f.kh)
+        f.row_fold = fold_of(<const double *> row_taps, f.kw)
+    else:
+        f.column_fold = fold_of(<const float *> column_taps, f.kh)
+        f.row_fold = fold_of(<const float *> row_taps, f.kw)
     # (streaming stores: as the forward's, for results the next call would not find in the cache)
     f.streaming = height * f.dst_row > STREAMING_BYTES
     # Each thread's scratch: two padded rows of column sums, then the kh + 1 source row pointers,
     # each 64-byte aligned (whole cache lines: no two threads write one).
-    cdef Py_ssize_t sums_bytes = round_up_64((f.width + f.kw - 1) * f.channels * sizeof(floating))
+    cdef Py_ssize_t sums_bytes = round_up_64((f.width + f.kw - 1) * f.channels * elsize)
     cdef Py_ssize_t scratch_bytes = 2 * sums_bytes + round_up_64((f.kh + 1) * sizeof(void *))
-    cdef Py_ssize_t item, n_items
     if height * f.width * f.channels * (f.kh + f.kw) < SERIAL_WORK:
         n_threads = 1
     # One band of rows a thread: every band costs the same, and each band reads kh - 1 rows of its
     # first window that the band above reads too.
-    n_items = n_threads = max(1, min(n_threads, height))
+    cdef Py_ssize_t n_items = max(1, min(n_threads, height))
     cdef char *block = <char *> calloc(n_items * scratch_bytes + 64, 1)  # (calloc: zeros' padded columns)
     if block == NULL:
         raise MemoryError()
     cdef char *scratch = block + (64 - <size_t> block % 64) % 64
-    cdef floating *sums
     try:
         with nogil:
-            separable_watch(True, &f, height, scratch, n_items * scratch_bytes, &column_filter[0], &row_filter[0])
-            for item in prange(n_items, schedule="static", num_threads=n_threads):
-                sums = <floating *> (scratch + item * scratch_bytes)
-                separable_band(&f, &column_filter[0], &row_filter[0], <floating> delta, height * item // n_items,
-                               height * (item + 1) // n_items, sums, sums + sums_bytes // sizeof(floating),
-                               <const void **> (scratch + item * scratch_bytes + 2 * sums_bytes))
-            separable_watch(False, &f, height, scratch, n_items * scratch_bytes, &column_filter[0], &row_filter[0])
+            if double_precision:
+                separable_run(&f, <const double *> column_taps, <const double *> row_taps, delta, height, scratch,
+                              sums_bytes, n_items, n_items)
+            else:
+                separable_run(&f, <const float *> column_taps, <const float *> row_taps, <float> delta, height,
+                              scratch, sums_bytes, n_items, n_items)
     finally:
         free(block)
