@@ -297,13 +297,15 @@ def test_sep_filter2d_fused_in_threads(mode, dtype):
 
 def test_sep_filter2d_shared_filters_take_the_fused_kernel(monkeypatch):
     """No depthwise_conv2d call where one filter serves every channel (OpenCV's column and row
-    vectors, or the same filter per channel); filters that differ by channel take two of them."""
+    vectors, the same filter per channel, filter2d's factors of a rank-one kernel); filters that
+    differ by channel take two of them."""
     calls = []
     depthwise_conv2d = dwconv._image.depthwise_conv2d
     monkeypatch.setattr(dwconv._image, "depthwise_conv2d", lambda *a, **k: calls.append(a) or depthwise_conv2d(*a, **k))
     image = _image((12, 10, 3), np.uint8, np.random.default_rng(12))
     kernel = np.array([1, 2, 1], np.float32) / 4
     dwconv.sep_filter2d(image, kernel[:, None], np.stack([kernel] * 3, axis=1))
+    dwconv.filter2d(image, np.outer(kernel, kernel), separable=True)
     assert calls == []
     dwconv.sep_filter2d(image, kernel, np.stack([kernel, kernel, 2 * kernel], axis=1))
     assert len(calls) == 2
