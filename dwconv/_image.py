@@ -2,7 +2,8 @@
 ``(H, W, C)`` images, one kernel for every channel or one per channel, OpenCV's border names, and
 give a result of the image's size and (by default) dtype, so that code written around
 ``cv2.filter2D`` / ``cv2.sepFilter2D`` switches without reshaping. Both are thin layers over
-``depthwise_conv2d``: the image is one NHWC batch, viewed, never copied."""
+``depthwise_conv2d`` (the image is one NHWC batch, viewed, never copied), but for sep_filter2d with
+one filter pair for every channel, which runs both passes fused (_kernels.separable)."""
 import numbers
 
 import numpy as np
@@ -195,7 +196,9 @@ def sep_filter2d(image, kernel_x, kernel_y, border="reflect", *, delta=0, anchor
     dtype, nhwc_out = _result(image, out, dtype)
     dtype, compute = _args.result_dtype(dtype, (x,), rows, columns, integers=True)
     # One filter for every channel, on a NumPy image: the fused kernel. Filters that differ by
-    # channel, and GPU arrays, take two passes over the whole image (the column sums a float image).
+    # channel, and GPU arrays, take two passes over the whole image, through a float image of column
+    # sums (1080p RGB, 2 threads, 11 taps: 8.0 ms for uint8 or float32, where the Python loop over
+    # strips of rows the fused kernel replaced took 9.9 and 10.6; shared filters fused 2.4 and 3.8).
     if isinstance(x, np.ndarray) and (columns == columns[:, :1]).all() and (rows == rows[:, :1]).all():
         y = _args.output_array(None, x.shape, dtype) if nhwc_out is None else nhwc_out
         _filter_fused(x, columns[:, 0], rows[:, 0], ((top, bottom), (left, right)), mode, delta, compute, y,

@@ -3,11 +3,11 @@
 # rows it needs straight from the image (their indices mapped by the border mode), sums them into
 # one padded row of column sums in its thread's scratch (sep_columns; for a symmetric filter two rows
 # at a time where both windows lie in the image, sep_columns_pair, each source row read once for
-# both), fills that row's
-# padded columns from the columns they mirror (a column sum at a padded column is the one at the
-# column it mirrors), and filters it into the output row (sep_rows): the column sums never leave
-# L1/L2, and the image is neither padded nor copied. The micro-kernels are in
-# _microkernels_separable.h.
+# both), fills that row's padded columns from the columns they mirror (a column sum at a padded
+# column is the one at the column it mirrors), and filters it into the output row (sep_rows): the
+# column sums never leave L1/L2, and the image is neither padded nor copied. Every output row is
+# computed the same way whichever band or pair it falls in, so the result does not depend on the
+# number of threads. The micro-kernels are in _microkernels_separable.h.
 
 from libc.string cimport memcpy
 
@@ -108,16 +108,16 @@ cdef void separable_band(const Separable *f, const floating *column_filter, cons
             finish_row(f, next_sums, row_filter, delta, r + 1)
             r += 2
             continue
-        lo, hi = 0, kh  # the source rows inside the image (for zeros, the others add nothing)
-        while lo < hi and f.source_rows[r + lo] < 0:
+        # the source rows inside the image (for zeros, the others add nothing; the anchor's row is
+        # always inside)
+        lo, hi = 0, kh
+        while f.source_rows[r + lo] < 0:
             lo += 1
-        while hi > lo and f.source_rows[r + hi - 1] < 0:
+        while f.source_rows[r + hi - 1] < 0:
             hi -= 1
         for a in range(lo, hi):
             rows[a - lo] = f.src + f.source_rows[r + a] * f.src_row
-        if hi == lo:
-            memset(sums + offset, 0, n * sizeof(floating))
-        elif floating is float:
+        if floating is float:
             dw_sep_columns_float(rows, f.src_type, column_filter + lo, hi - lo,
                                  f.column_fold if hi - lo == kh else 0, sums + offset, n)
         else:
