@@ -19,9 +19,11 @@
 #define DW_VLEN ((ptrdiff_t)DW_LANES)
 #define DW_INLINE static inline __attribute__((always_inline))
 #define DW_SEP_INTEGERS (DW_VBYTES / DW_LANES == 4) /* float: integer pixels too */
-/* Vectors per register tile: each tap's weight is broadcast once for all of them; the two-row tile
- * holds four vectors a vector of its width (two sums, two source rows): as many as 32 registers hold. */
+/* Vectors per register tile: each tap's weight is broadcast once for all of them. The two-row tile
+ * holds four vectors for each of its own (two sums, two source rows): 4 fill AVX-512's 32 registers,
+ * 2 the 16 of the narrower levels. */
 #define DW_SEP_TILE 4
+#define DW_SEP_PAIR_TILE (DW_VBYTES == 64 ? 4 : 2)
 /* The loops over a tile's vectors must unroll completely, or its sums and rows leave the registers
  * (as _microkernels_body.h's DW_UNROLL, which it undefines: GCC kept the two-row tile's arrays on the
  * stack: 1080p RGB uint8, 1 thread, filtered with one tap each way took 2.1 ms, 1.2 with this; with
@@ -31,13 +33,12 @@
 #else
 #define DW_SEP_UNROLL _Pragma("GCC unroll 16")
 #endif
-#define DW_SEP_PAIR_TILE (DW_VBYTES == 64 ? 4 : 2)
 
 #if DW_SEP_INTEGERS
 /* Elements [i, i + DW_VLEN) of a row of uint8 or uint16 pixels (`type`), as int32 lanes. On x86 one
  * extending load: GCC's generic conversions (_microkernels_convert.h's widened_u8) widen 16 bytes
- * in halves, with extracts and inserts between, and made the column pass of 1080p RGB uint8 with
- * 11 taps 1.6x slower. */
+ * in halves, with extracts and inserts between (1080p RGB uint8, 11 taps, 2 threads: 4.5 ms with
+ * them, 2.4 with these and pairs of rows added as integers). */
 DW_INLINE DW_FN(ivec) DW_FN(sep_integers_at)(const void *row, const int type, ptrdiff_t i)
 {
     const uint8_t *u8 = (const uint8_t *)row + i;
