@@ -276,6 +276,46 @@ static void dw_checked_narrow(void *dst, int type, ptrdiff_t dst_pix, const floa
     dw_active->narrow(dst, type, dst_pix, src, src_pix, npix, nc);
 }
 
+/* The separable filter's passes (_microkernels_separable.h): elements of `type`, the float type T's
+ * (elsize bytes) or integer pixels'. */
+#define DW_CHECKED_SEPARABLE(T, sfx)                                                                     \
+    static void dw_checked_sep_columns_##sfx(const void *const *rows, int type, const T *k, ptrdiff_t n_taps, \
+                                             int fold, T *sums, ptrdiff_t n)                             \
+    {                                                                                                    \
+        const ptrdiff_t row_counts_strides[] = {n, 1};                                                   \
+        const size_t elsize = type == DW_ELEM_FLOAT ? sizeof(T) : dw_elem_size(type);                    \
+        for (ptrdiff_t a = 0; a < n_taps; a++)                                                           \
+            dw_bounds_check("sep_columns: rows[a]", rows[a], elsize, 0, 1, row_counts_strides, row_counts_strides + 1); \
+        DW_CHECK("sep_columns: k", k, T, 0, n_taps, 1);                                                  \
+        DW_CHECK("sep_columns: sums", sums, T, 1, n, 1);                                                 \
+        dw_active->sep_columns_##sfx(rows, type, k, n_taps, fold, sums, n);                              \
+    }                                                                                                    \
+    static void dw_checked_sep_columns_pair_##sfx(const void *const *rows, int type, const T *k, ptrdiff_t n_taps, \
+                                                  T *sums0, T *sums1, ptrdiff_t n)                       \
+    {                                                                                                    \
+        const ptrdiff_t row_counts_strides[] = {n, 1};                                                   \
+        const size_t elsize = type == DW_ELEM_FLOAT ? sizeof(T) : dw_elem_size(type);                    \
+        for (ptrdiff_t a = 0; a <= n_taps; a++)                                                          \
+            dw_bounds_check("sep_columns_pair: rows[a]", rows[a], elsize, 0, 1, row_counts_strides, row_counts_strides + 1); \
+        DW_CHECK("sep_columns_pair: k", k, T, 0, n_taps, 1);                                             \
+        DW_CHECK("sep_columns_pair: sums0", sums0, T, 1, n, 1);                                          \
+        DW_CHECK("sep_columns_pair: sums1", sums1, T, 1, n, 1);                                          \
+        dw_active->sep_columns_pair_##sfx(rows, type, k, n_taps, sums0, sums1, n);                       \
+    }                                                                                                    \
+    static void dw_checked_sep_rows_##sfx(const T *sums, ptrdiff_t tap_step, const T *k, ptrdiff_t n_taps, int fold, \
+                                          T delta, void *dst, int type, int nt, ptrdiff_t n)             \
+    {                                                                                                    \
+        const ptrdiff_t dst_counts_strides[] = {n, 1};                                                   \
+        const size_t elsize = type == DW_ELEM_FLOAT ? sizeof(T) : dw_elem_size(type);                    \
+        DW_CHECK("sep_rows: sums", sums, T, 0, n, n_taps, 1, tap_step);                                  \
+        DW_CHECK("sep_rows: k", k, T, 0, n_taps, 1);                                                     \
+        dw_bounds_check("sep_rows: dst", dst, elsize, 1, 1, dst_counts_strides, dst_counts_strides + 1); \
+        dw_active->sep_rows_##sfx(sums, tap_step, k, n_taps, fold, delta, dst, type, nt, n);                \
+    }
+
+DW_CHECKED_SEPARABLE(float, f32)
+DW_CHECKED_SEPARABLE(double, f64)
+
 #undef dw_taps_float
 #undef dw_taps_double
 #undef dw_dot_float
@@ -298,6 +338,18 @@ static void dw_checked_narrow(void *dst, int type, ptrdiff_t dst_pix, const floa
 #undef dw_widen
 #undef dw_narrow
 #undef dw_flat_dot_double
+#undef dw_sep_columns_float
+#undef dw_sep_columns_double
+#undef dw_sep_columns_pair_float
+#undef dw_sep_columns_pair_double
+#undef dw_sep_rows_float
+#undef dw_sep_rows_double
+#define dw_sep_columns_float dw_checked_sep_columns_f32
+#define dw_sep_columns_double dw_checked_sep_columns_f64
+#define dw_sep_columns_pair_float dw_checked_sep_columns_pair_f32
+#define dw_sep_columns_pair_double dw_checked_sep_columns_pair_f64
+#define dw_sep_rows_float dw_checked_sep_rows_f32
+#define dw_sep_rows_double dw_checked_sep_rows_f64
 #define dw_flat_dot_float dw_checked_flat_dot_f32
 #define dw_flat_dot_double dw_checked_flat_dot_f64
 #define dw_flat_float dw_checked_flat_f32

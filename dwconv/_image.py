@@ -2,14 +2,13 @@
 ``(H, W, C)`` images, one kernel for every channel or one per channel, OpenCV's border names, and
 give a result of the image's size and (by default) dtype, so that code written around
 ``cv2.filter2D`` / ``cv2.sepFilter2D`` switches without reshaping. Both are thin layers over
-``depthwise_conv2d``: the image is one NHWC batch, viewed, never copied."""
-import concurrent.futures
-import math
+``depthwise_conv2d`` (the image is one NHWC batch, viewed, never copied), but for sep_filter2d with
+one filter pair for every channel, which runs both passes fused (_kernels.separable)."""
 import numbers
 
 import numpy as np
 
-from dwconv import _args
+from dwconv import _args, _kernels
 from dwconv._conv import _threads, depthwise_conv2d
 
 __all__ = ["filter2d", "sep_filter2d", "BORDERS"]
@@ -184,9 +183,9 @@ def sep_filter2d(image, kernel_x, kernel_y, border="reflect", *, delta=0, anchor
 
     `kernel_x`: (kw,) for every channel (or OpenCV's (kw, 1) or (1, kw) vector), or (kw, C) one per
     channel; `kernel_y` likewise with kh. The other arguments are ``filter2d``'s. The column pass
-    keeps float32 (float64 for float64 images) and rounds nothing; only the result is rounded.
-    A NumPy image whose column sums take more than ~1 MiB is filtered a strip of rows at a time, so
-    that they stay in cache.
+    keeps float32 (float64 for float64 results) and rounds nothing; only the result is rounded.
+    On a NumPy image, with one column and one row filter for every channel, both passes run fused,
+    an output row at a time: its column sums stay in cache, and the image is never padded or copied.
     """
     image, x = _image(image)
     channels = x.shape[3]
@@ -196,115 +195,51 @@ def sep_filter2d(image, kernel_x, kernel_y, border="reflect", *, delta=0, anchor
     (top, bottom), (left, right) = _anchor(anchor, columns.shape[0], rows.shape[0])
     dtype, nhwc_out = _result(image, out, dtype)
     dtype, compute = _args.result_dtype(dtype, (x,), rows, columns, integers=True)
-    # The two passes over the whole image, for a GPU array, or for an image whose column sums fit in
-    # one strip anyway: there the strips' copies cost more than they save (1 thread, 512x512 gray
-    # float32: 1.6 vs 0.8-0.9 ms at 11 taps, 2.0 vs 1.3 ms at 31; 320x240 RGB float32: 1.0-1.1 ms both).
-    if not isinstance(x, np.ndarray) or x.size * compute.itemsize <= STRIP_BYTES:
+    # One filter for every channel, on a NumPy image: the fused kernel. Filters that differ by
+    # channel, and GPU arrays, take two passes over the whole image, through a float image of column
+    # sums (1080p RGB, 2 threads, 11 taps: 8.0 ms for uint8 or float32, where the Python loop over
+    # strips of rows the fused kernel replaced took 9.9 and 10.6; shared filters fused 2.4 and 3.8).
+    if isinstance(x, np.ndarray) and (columns == columns[:, :1]).all() and (rows == rows[:, :1]).all():
+        y = _args.output_array(None, x.shape, dtype) if nhwc_out is None else nhwc_out
+        _filter_fused(x, columns[:, 0], rows[:, 0], ((top, bottom), (left, right)), mode, delta, compute, y,
+                      num_threads)
+    else:
         column_sums = depthwise_conv2d(x, columns[:, None, :], 1, ((top, bottom), (0, 0)), padding_mode=mode,
                                        dtype=compute, num_threads=num_threads)
         y = depthwise_conv2d(column_sums, rows[None, :, :], 1, ((0, 0), (left, right)), padding_mode=mode,
                              bias=_delta(delta, channels), dtype=dtype, out=nhwc_out, num_threads=num_threads)
-    else:
-        y = _args.output_array(None, x.shape, dtype) if nhwc_out is None else nhwc_out
-        if np.may_share_memory(x, y):  # (in place: a strip's result would overwrite the next one's input rows)
-            x = x.copy()
-        _filter_in_strips(x, columns, rows, ((top, bottom), (left, right)), mode, delta, compute, y, num_threads)
     return y.reshape(image.shape) if out is None else out
 
 
 # numpy.pad's name for each padding mode but zeros
 _NUMPY_PAD = {"reflect": "reflect", "replicate": "edge", "circular": "wrap", "symmetric": "symmetric"}
 
-# sep_filter2d's strips: the float32 column sums of one strip take this many bytes at most (each
-# thread's L2 is 1 MiB on the 2-vCPU EPYC measured), yet hold no fewer rows than MIN_STRIP_ROWS (each
-# call costs ~10-30 us). 1080p RGB, 2 threads, median/min ms of 9 interleaved rounds on that busy
-# machine, strips of 24 / 45 (1 MiB) / 90 / 180 rows: 11 taps uint8 36-39/18-27 at 24-90 rows and
-# 36/24 at 180; float32 34-44/12-13 and 46/20; 31 taps uint8 79-85/42-50 and 85/58, float32 61-71/38-42
-# and 59/46. The two passes over the whole image took 88/78, 49/37, 140/127 and 75/42.
-# The column pass comes first: it reads only the strip's rows plus kh - 1, where a row pass first
-# would filter those kh - 1 rows again for every strip (64-row float32 strips, 2 threads: 21 vs 44 ms
-# for 11 taps, 46 vs 93 ms for 31).
-STRIP_BYTES = 1 << 20
-MIN_STRIP_ROWS = 16
+# The integer pixels the fused kernel reads and writes itself when it computes in float32 (int16,
+# rarer, is converted: its own micro-kernels would add ~25 KB of machine code)
+_INTEGER_PIXELS = (np.dtype(np.uint8), np.dtype(np.uint16))
 
 
-def _filter_in_strips(x, columns, rows, padding, mode, delta, compute, y, num_threads):
-    """sep_filter2d of the NHWC image `x` into `y`, a strip of result rows at a time: the strip's
-    rows of the padded image are copied into one buffer (padding included, so that both passes are
-    VALID), the column pass sums them into another, L2-sized, and the row pass reads those and writes
-    the strip's rows of `y` (in its dtype: the kernels convert and round).
-
-    Each of `num_threads` Python threads filters a band of whole strips with one kernel thread and
-    buffers of its own (the kernels release the GIL): on the busy 2-vCPU machine, two OpenMP threads
-    in every call took 10x as long (1080p RGB, 11 taps: 225 vs 20 ms, median), waiting at each call's
-    barrier for a thread the other processes held."""
+def _filter_fused(x, column_filter, row_filter, padding, mode, delta, compute, y, num_threads):
+    """sep_filter2d of the NHWC image `x` into `y` with the column filter `column_filter` and the row
+    filter `row_filter` ((kh,) and (kw,)), in one compiled pass (_kernels.separable). Images and
+    results of another type than the compute type or (in float32) uint8 and uint16 are converted by
+    NumPy."""
     (top, bottom), (left, right) = padding
-    _, height, width, channels = x.shape
-    padded_width = left + width + right
-    strip = _strip_rows(padded_width * channels, width * channels * y.dtype.itemsize)
-    if mode != "zeros":  # which image row (column) each row (column) of the padded image is
-        padded_rows = np.pad(np.arange(height), (top, bottom), _NUMPY_PAD[mode])
-        padded_columns = np.pad(np.arange(width), (left, right), _NUMPY_PAD[mode])
-    # A filter shared by every channel runs on rows viewed as one channel W * C wide (the row filter's
-    # taps C apart), which the kernels run 1.5-1.9x faster than C interleaved channels: 1920x3 float32
-    # rows, 64 of them, 11 and 31 taps: columns 0.33 vs 0.46-0.68 ms and 0.72-0.85 vs 1.32-1.37 ms;
-    # rows 0.21 vs 0.35 ms and 0.44 vs 0.80 ms.
-    shared = bool((columns == columns[:, :1]).all() and (rows == rows[:, :1]).all())
-    view_channels = 1 if shared else channels
-    column_filter = columns[:, None, :view_channels]
-    row_filter, dilation = rows[None, :, :view_channels], (1, channels if shared else 1)
-    bias = _delta(delta, view_channels)
-
-    def view(a):
-        return a.reshape(1, a.shape[1], -1, view_channels)
-
-    def padding_rows(padded):
-        """The padding rows `padded` (a slice of the padded image's rows)."""
-        return 0 if mode == "zeros" else x[:, padded_rows[padded]]
-
-    def filter_band(band_start, band_stop):
-        image_rows = _args.output_array(None, (1, top + strip + bottom, padded_width, channels), x.dtype)
-        if mode == "zeros":  # (the padding columns, which stay 0)
-            image_rows[:, :, :left] = image_rows[:, :, left + width:] = 0
-        column_sums = _args.output_array(None, (1, strip, padded_width, channels), compute)
-        for start in range(band_start, band_stop, strip):
-            stop = min(start + strip, band_stop)
-            first, last = start - top, stop + bottom  # the padded image's rows this strip's column pass reads
-            above, below = max(-first, 0), max(last - height, 0)  # how many of them are padding
-            strip_rows = image_rows[:, :last - first]
-            inside = strip_rows[:, :, left:left + width]
-            np.copyto(inside[:, above:last - first - below], x[:, first + above:last - below])
-            if above:
-                inside[:, :above] = padding_rows(slice(start, start + above))
-            if below:
-                inside[:, last - first - below:] = padding_rows(slice(last + top - below, last + top))
-            if mode != "zeros":
-                strip_rows[:, :, :left] = strip_rows[:, :, left + padded_columns[:left]]
-                strip_rows[:, :, left + width:] = strip_rows[:, :, left + padded_columns[left + width:]]
-            sums = column_sums[:, :stop - start]
-            depthwise_conv2d(view(strip_rows), column_filter, 1, "VALID", dtype=compute, out=view(sums),
-                             num_threads=1)
-            depthwise_conv2d(view(sums), row_filter, 1, "VALID", dilations=dilation, bias=bias, dtype=y.dtype,
-                             out=view(y[:, start:stop]), num_threads=1)
-
-    strip = min(strip, height)
-    n_strips = -(-height // strip)
-    n_bands = min(_threads(num_threads), n_strips)
-    bounds = [min(height, (n_strips * band // n_bands) * strip) for band in range(n_bands + 1)]
-    if n_bands == 1:
-        filter_band(0, height)
+    _, height, width, _ = x.shape
+    pixels = (compute,) + (_INTEGER_PIXELS if compute == np.float32 else ())
+    x = np.ascontiguousarray(x) if x.dtype in pixels else x.astype(compute)
+    if np.may_share_memory(x, y):  # (in place: a row's result would overwrite later rows' source rows)
+        x = x.copy()
+    result = y if y.dtype in pixels else np.empty(y.shape, compute)
+    if mode == "zeros":  # (-1: a row of zeros; the padded columns stay zeros)
+        source_rows = np.pad(np.arange(height), (top, bottom), constant_values=-1)
+        source_columns = np.empty(0, np.intp)
     else:
-        with concurrent.futures.ThreadPoolExecutor(n_bands - 1) as pool:
-            others = [pool.submit(filter_band, bounds[b], bounds[b + 1]) for b in range(1, n_bands)]
-            filter_band(bounds[0], bounds[1])
-            for band in others:
-                band.result()
-
-
-def _strip_rows(sums_row_values, result_row_bytes):
-    """Rows per strip: ~STRIP_BYTES of float32 column sums with `sums_row_values` values a row, and a
-    whole number of cache lines of result rows of `result_row_bytes`, so that each strip's result
-    starts on one."""
-    rows = max(MIN_STRIP_ROWS, STRIP_BYTES // (4 * sums_row_values))
-    step = 64 // math.gcd(result_row_bytes, 64)
-    return max(step, rows // step * step)
+        source_rows = np.pad(np.arange(height), (top, bottom), _NUMPY_PAD[mode])
+        padded_columns = np.pad(np.arange(width), (left, right), _NUMPY_PAD[mode])
+        source_columns = np.concatenate([padded_columns[:left], padded_columns[left + width:]])
+    _kernels.separable(x, result, column_filter.astype(compute), row_filter.astype(compute),
+                       source_rows.astype(np.intp), source_columns.astype(np.intp), left, float(delta),
+                       _threads(num_threads))
+    if result is not y:
+        _args.round_into(y, result)

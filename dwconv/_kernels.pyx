@@ -1276,3 +1276,4 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfi
 include "_rings.pxi"
 include "_forward.pxi"
 include "_machine.pxi"
+include "_separable.pxi"

@@ -165,6 +165,17 @@ typedef void (*dw_clamp_f64_fn)(double *, ptrdiff_t, int);
 typedef void (*dw_widen_fn)(float *, ptrdiff_t, ptrdiff_t, const void *, int, ptrdiff_t, ptrdiff_t, ptrdiff_t);
 typedef void (*dw_narrow_fn)(void *, int, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
 
+typedef void (*dw_sep_columns_f32_fn)(const void *const *, int, const float *, ptrdiff_t, int, float *, ptrdiff_t);
+typedef void (*dw_sep_columns_f64_fn)(const void *const *, int, const double *, ptrdiff_t, int, double *, ptrdiff_t);
+typedef void (*dw_sep_columns_pair_f32_fn)(const void *const *, int, const float *, ptrdiff_t, float *, float *,
+                                           ptrdiff_t);
+typedef void (*dw_sep_columns_pair_f64_fn)(const void *const *, int, const double *, ptrdiff_t, double *, double *,
+                                           ptrdiff_t);
+typedef void (*dw_sep_rows_f32_fn)(const float *, ptrdiff_t, const float *, ptrdiff_t, int, float, void *, int, int,
+                                   ptrdiff_t);
+typedef void (*dw_sep_rows_f64_fn)(const double *, ptrdiff_t, const double *, ptrdiff_t, int, double, void *, int,
+                                   int, ptrdiff_t);
+
 typedef struct {
     const char *name;
     int (*supported)(void);
@@ -192,6 +203,12 @@ typedef struct {
     dw_clamp_f64_fn clamp_f64;
     dw_widen_fn widen;
     dw_narrow_fn narrow;
+    dw_sep_columns_f32_fn sep_columns_f32;
+    dw_sep_columns_f64_fn sep_columns_f64;
+    dw_sep_columns_pair_f32_fn sep_columns_pair_f32;
+    dw_sep_columns_pair_f64_fn sep_columns_pair_f64;
+    dw_sep_rows_f32_fn sep_rows_f32;
+    dw_sep_rows_f64_fn sep_rows_f64;
 } dw_isa;
 
 /* A level's table entry; after the level, its flat-plane micro-kernels, DW_FLAT_OF(level) or
@@ -202,7 +219,9 @@ typedef struct {
     {name, dw_supported_##isa, taps_##isa##_f32, taps_##isa##_f64, dot_##isa##_f32, dot_##isa##_f64,       \
      dot_taps_##isa##_f32, dot_taps_##isa##_f64, dot_window_##isa##_f32, dot_window_##isa##_f64, transpose_##isa##_f32, transpose_##isa##_f64,            \
      row_##isa##_f32, row_##isa##_f64, plane_rows_##isa##_f32, plane_rows_##isa##_f64, __VA_ARGS__, copy_##isa##_f32, \
-     copy_##isa##_f64, clamp_##isa##_f32, clamp_##isa##_f64, widen_##isa##_f32, narrow_##isa##_f32}
+     copy_##isa##_f64, clamp_##isa##_f32, clamp_##isa##_f64, widen_##isa##_f32, narrow_##isa##_f32,  \
+     sep_columns_##isa##_f32, sep_columns_##isa##_f64, sep_columns_pair_##isa##_f32, sep_columns_pair_##isa##_f64, \
+     sep_rows_##isa##_f32, sep_rows_##isa##_f64}
 #define DW_FLAT_OF(isa) flat_##isa##_f32, flat_##isa##_f64, flat_dot_##isa##_f32, flat_dot_##isa##_f64
 #define DW_FLAT_NONE NULL, NULL, NULL, NULL
 
@@ -246,5 +265,11 @@ static int dw_has_flat(void) { return dw_active->flat_f32 != NULL; }
 #define dw_clamp_double(...) dw_active->clamp_f64(__VA_ARGS__)
 #define dw_widen(...) dw_active->widen(__VA_ARGS__)
 #define dw_narrow(...) dw_active->narrow(__VA_ARGS__)
+#define dw_sep_columns_float(...) dw_active->sep_columns_f32(__VA_ARGS__)
+#define dw_sep_columns_double(...) dw_active->sep_columns_f64(__VA_ARGS__)
+#define dw_sep_columns_pair_float(...) dw_active->sep_columns_pair_f32(__VA_ARGS__)
+#define dw_sep_columns_pair_double(...) dw_active->sep_columns_pair_f64(__VA_ARGS__)
+#define dw_sep_rows_float(...) dw_active->sep_rows_f32(__VA_ARGS__)
+#define dw_sep_rows_double(...) dw_active->sep_rows_f64(__VA_ARGS__)
 
 #endif

@@ -9,6 +9,7 @@
 #include "_microkernels_row.h"
 #include "_microkernels_flat.h"
 #include "_microkernels_convert.h"
+#include "_microkernels_separable.h"
 #undef DW_T
 #undef DW_LANES
 #undef DW_FN
@@ -20,6 +21,7 @@
 #include "_microkernels_body.h"
 #include "_microkernels_row.h"
 #include "_microkernels_flat.h"
+#include "_microkernels_separable.h"
 #undef DW_T
 #undef DW_LANES
 #undef DW_FN

@@ -237,47 +237,83 @@ def test_same_results_as_opencv(border):
     assert np.abs(ours.astype(int) - theirs).max() <= 1
 
 
-@pytest.fixture
-def strips_of(monkeypatch):
-    """Make sep_filter2d cut images into strips of `rows` result rows (it chooses ~1 MiB ones)."""
-    def cut(rows):
-        monkeypatch.setattr(dwconv._image, "STRIP_BYTES", 0)  # (else small images take the two whole passes)
-        monkeypatch.setattr(dwconv._image, "_strip_rows", lambda *sizes: rows)
-    return cut
+def _filters(kind, size, rng):
+    """A (size,) float32 filter: symmetric, antisymmetric (a derivative) or neither, which the fused
+    kernel folds into pairs of taps, subtracts in pairs, or takes one tap at a time."""
+    taps = rng.standard_normal(size).astype(np.float32) / 2
+    if kind == "symmetric":
+        return taps + taps[::-1]
+    if kind == "antisymmetric":
+        return taps - taps[::-1]
+    return taps
+
+
+FUSED_CASES = [  # (shape, (kh, kw), anchor (x, y))
+    ((29, 21), (5, 7), None),           # a 2-D image
+    ((23, 18, 3), (7, 3), (0, 6)),      # anchors at the filters' ends
+    ((9, 6, 3), (13, 11), None),        # filters longer than the image both ways
+    ((16, 12, 4), (4, 6), None),        # even sizes: the anchor one past the middle
+    ((11, 8, 5), (5, 3), (2, 1)),       # 5 channels
+    ((17, 12, 2), (1, 1), None),        # one tap each way
+    ((1, 1), (3, 5), None),             # one pixel
+    ((1, 13, 3), (5, 3), None),         # one row
+    ((13, 1), (3, 5), (4, 0)),          # one column
+    ((26, 45, 3), (31, 31), None),      # rows of several vectors and their overlapping last one
+]
 
 
 @pytest.mark.parametrize("mode", BORDERS)
-@pytest.mark.parametrize("shape, ksize, strip", [
-    ((29, 21), (5, 7), 4),        # 29 rows: 7 strips and a part one; a 2-D image
-    ((23, 18, 3), (7, 3), 5),     # strips narrower than the column filter
-    ((9, 6, 3), (13, 11), 2),     # filters longer than the image in both directions
-    ((16, 12, 4), (3, 5), 16),    # one strip, exactly
-    ((11, 8, 3), (5, 3), 40),     # one strip, larger than the image
-    ((17, 12, 2), (1, 1), 3),     # one tap each way
-], ids=str)
+@pytest.mark.parametrize("shape, ksize, anchor", FUSED_CASES, ids=str)
+@pytest.mark.parametrize("dtype", (np.uint8, np.uint16, np.int16, np.float32, np.float64))
+def test_sep_filter2d_fused_against_the_reference(mode, shape, ksize, anchor, dtype, isa_level):
+    """One filter for every channel: the fused kernel, for every border, element type, kind of
+    filter and instruction-set level; 1 and 2 threads give the same result."""
+    rng = np.random.default_rng([len(shape), shape[0], shape[1], ksize[0], ksize[1]])
+    image = _image(shape, dtype, rng)
+    (kh, kw) = ksize
+    ax, ay = (kw // 2, kh // 2) if anchor is None else anchor
+    for kind in ("symmetric", "antisymmetric", "neither"):
+        kernel_x, kernel_y = _filters(kind, kw, rng), _filters(kind, kh, rng)
+        result = dwconv.sep_filter2d(image, kernel_x, kernel_y, mode, delta=-2.5, anchor=anchor, num_threads=1)
+        expected = _expected(image, np.outer(kernel_y.astype(np.float64), kernel_x), mode,
+                             ((ay, kh - 1 - ay), (ax, kw - 1 - ax)), -2.5)
+        _assert_result(result, expected, dtype)
+        np.testing.assert_array_equal(
+            dwconv.sep_filter2d(image, kernel_x, kernel_y, mode, delta=-2.5, anchor=anchor, num_threads=2), result)
+
+
+@pytest.mark.parametrize("mode", BORDERS)
 @pytest.mark.parametrize("dtype", (np.uint8, np.float32))
-@pytest.mark.parametrize("threads", (1, 3))
-def test_sep_filter2d_in_strips_against_the_reference(monkeypatch, strips_of, mode, shape, ksize, strip, dtype,
-                                                       threads):
-    strips_of(strip)
+def test_sep_filter2d_fused_in_threads(mode, dtype):
+    """An image large enough to share: bands of rows per thread, the same result for 1, 2 and 3."""
+    rng = np.random.default_rng(11)
+    image = _image((157, 130, 3), dtype, rng)
+    kernel_x, kernel_y = _filters("symmetric", 9, rng), _filters("neither", 6, rng)
+    results = [dwconv.sep_filter2d(image, kernel_x, kernel_y, mode, num_threads=n) for n in (1, 2, 3)]
+    _assert_result(results[0], _expected(image, np.outer(kernel_y, kernel_x), mode, ((3, 2), (4, 4))), dtype)
+    for result in results[1:]:
+        np.testing.assert_array_equal(result, results[0])
+
+
+def test_sep_filter2d_shared_filters_take_the_fused_kernel(monkeypatch):
+    """No depthwise_conv2d call where one filter serves every channel (OpenCV's column and row
+    vectors, the same filter per channel, filter2d's factors of a rank-one kernel); filters that
+    differ by channel take two of them."""
     calls = []
     depthwise_conv2d = dwconv._image.depthwise_conv2d
     monkeypatch.setattr(dwconv._image, "depthwise_conv2d", lambda *a, **k: calls.append(a) or depthwise_conv2d(*a, **k))
-    rng = np.random.default_rng([len(shape), shape[0], ksize[0], strip])
-    image = _image(shape, dtype, rng)
-    (kh, kw) = ksize
-    kernel_x = rng.standard_normal(kw).astype(np.float32) / 2
-    kernel_y = rng.standard_normal(kh).astype(np.float32) / 2
-    result = dwconv.sep_filter2d(image, kernel_x, kernel_y, mode, delta=-2.5, num_threads=threads)
-    assert len(calls) == 2 * -(-shape[0] // strip)  # a column and a row pass a strip
-    padding = ((kh // 2, kh - 1 - kh // 2), (kw // 2, kw - 1 - kw // 2))
-    _assert_result(result, _expected(image, np.outer(kernel_y, kernel_x), mode, padding, -2.5), dtype)
+    image = _image((12, 10, 3), np.uint8, np.random.default_rng(12))
+    kernel = np.array([1, 2, 1], np.float32) / 4
+    dwconv.sep_filter2d(image, kernel[:, None], np.stack([kernel] * 3, axis=1))
+    dwconv.filter2d(image, np.outer(kernel, kernel), separable=True)
+    assert calls == []
+    dwconv.sep_filter2d(image, kernel, np.stack([kernel, kernel, 2 * kernel], axis=1))
+    assert len(calls) == 2
 
 
 @pytest.mark.parametrize("mode", BORDERS)
-def test_sep_filter2d_in_strips_per_channel_filters_and_anchor(strips_of, mode):
-    """Filters that differ by channel take the interleaved-channel passes."""
-    strips_of(3)
+def test_sep_filter2d_per_channel_filters_and_anchor(mode):
+    """Filters that differ by channel take the two passes over the whole image."""
     rng = np.random.default_rng(6)
     image = _image((20, 15, 3), np.float64, rng)
     kernel_x, kernel_y = rng.standard_normal((4, 3)), rng.standard_normal((5, 3))
@@ -287,21 +323,33 @@ def test_sep_filter2d_in_strips_per_channel_filters_and_anchor(strips_of, mode):
 
 
 @pytest.mark.parametrize("mode", BORDERS)
-def test_sep_filter2d_uint8_rounds_and_saturates_exactly(strips_of, mode):
+@pytest.mark.parametrize("shape", [(31, 26, 3), (2, 3, 1)], ids=str)
+def test_sep_filter2d_uint8_rounds_and_saturates_exactly(mode, shape, isa_level):
     """Weights in eighths sum every pixel exactly in float32, ties (x.5) and beyond 0..255 included:
-    the result is the reference rounded half to even and saturated, with no pixel off by one."""
-    strips_of(6)
+    the result is the reference rounded half to even and saturated, with no pixel off by one (whole
+    vectors, and rows shorter than one)."""
     rng = np.random.default_rng(7)
-    image = rng.integers(0, 256, (31, 26, 3), dtype=np.uint8)
+    image = rng.integers(0, 256, shape, dtype=np.uint8)
     kernel_x, kernel_y = np.array([1, -3, 8, 5, -2], np.float32) / 8, np.array([-1, 6, 4], np.float32) / 8
     result = dwconv.sep_filter2d(image, kernel_x, kernel_y, mode, num_threads=2)
     expected = _expected(image, np.outer(kernel_y, kernel_x), mode, ((1, 1), (2, 2)))
-    assert np.any(expected < 0) and np.any(expected > 255) and np.any(expected % 1 == 0.5)
+    if shape[0] > 2:
+        assert np.any(expected < 0) and np.any(expected > 255) and np.any(expected % 1 == 0.5)
     np.testing.assert_array_equal(result, np.clip(np.rint(expected), 0, 255))
 
 
-def test_sep_filter2d_in_place_and_into_out(strips_of):
-    strips_of(4)
+@pytest.mark.parametrize("dtype", (np.uint8, np.uint16, np.int16))
+def test_sep_filter2d_integer_results_of_non_finite_sums(dtype, isa_level):
+    """Into integers, as OpenCV's saturate_cast: +inf the largest value, -inf the smallest, NaN 0."""
+    image = np.zeros((3, 40), np.float32)
+    image[1, :] = [np.nan, np.inf, -np.inf, 1e30, -1e30, 2.5, 3.5, -2.5] * 5
+    result = dwconv.sep_filter2d(image, np.ones(1, np.float32), np.array([0, 1, 0], np.float32), dtype=dtype)
+    info = np.iinfo(dtype)
+    want = np.clip(np.nan_to_num(image, nan=0, posinf=info.max, neginf=info.min), info.min, info.max)
+    np.testing.assert_array_equal(result, np.rint(want).astype(dtype))
+
+
+def test_sep_filter2d_in_place_and_into_out():
     rng = np.random.default_rng(8)
     image = _image((30, 20, 3), np.float32, rng)
     kernel = np.array([1, 2, 3, 2, 1], np.float32) / 9
@@ -309,19 +357,22 @@ def test_sep_filter2d_in_place_and_into_out(strips_of):
     out = np.empty_like(image)
     assert dwconv.sep_filter2d(image, kernel, kernel, out=out) is out
     np.testing.assert_array_equal(out, expected)
-    # into the image itself: each strip reads rows the strip before has written
+    # into the image itself: each row's result would overwrite source rows of the rows after it
     assert dwconv.sep_filter2d(image, kernel, kernel, out=image) is image
     np.testing.assert_array_equal(image, expected)
 
 
-def test_sep_filter2d_image_smaller_than_a_strip():
-    """The real strip height: 1080p RGB goes in 45-row strips; a small image in two whole passes."""
-    assert dwconv._image._strip_rows((1920 + 10) * 3, 1920 * 3) == 45
-    rng = np.random.default_rng(9)
-    image = _image((7, 5, 3), np.uint8, rng)
-    kernel = np.array([1, 4, 6, 4, 1], np.float32) / 16
-    _assert_result(dwconv.sep_filter2d(image, kernel, kernel, "symmetric"),
-                   _expected(image, np.outer(kernel, kernel), "symmetric", ((2, 2), (2, 2))), np.uint8)
+@pytest.mark.parametrize("dtype, result_dtype", [(np.float64, np.float32), (np.uint8, np.float64),
+                                                 (np.int32, np.uint8), (np.float16, np.float16),
+                                                 (np.float32, np.int32)], ids=str)
+def test_sep_filter2d_other_image_and_result_types(dtype, result_dtype):
+    """Images and results the fused kernel does not read or write itself are converted around it."""
+    rng = np.random.default_rng(13)
+    image = _image((14, 17, 3), dtype, rng)
+    kernel_x, kernel_y = _filters("symmetric", 5, rng), _filters("neither", 3, rng)
+    result = dwconv.sep_filter2d(image, kernel_x, kernel_y, "replicate", delta=0.25, dtype=result_dtype)
+    expected = _expected(image, np.outer(kernel_y.astype(np.float64), kernel_x), "replicate", ((1, 1), (2, 2)), 0.25)
+    _assert_result(result, expected, result_dtype)
 
 
 @pytest.mark.parametrize("dtype", (np.uint8, np.float32, np.float64))
