@@ -9,7 +9,6 @@
 # computed the same way whichever band or pair it falls in, so the result does not depend on the
 # number of threads. The micro-kernels are in _microkernels_separable.h.
 
-from libc.string cimport memcpy
 
 cdef extern from "_microkernels.h" nogil:
     void dw_sep_columns_float(const void *const *rows, int type, const float *k, Py_ssize_t n_taps, int fold,
