@@ -91,6 +91,17 @@ cdef inline void plane_rows(const floating *const *rows, Py_ssize_t off, const D
                              streaming)
 
 
+cdef inline void plane_call(const floating *const *rows, Py_ssize_t off, Py_ssize_t out_rows, const Dims *d,
+                            const floating *w, Py_ssize_t w_tap, const floating *bias, floating *dst,
+                            Py_ssize_t dst_row, bint streaming) noexcept nogil:
+    """`out_rows` output rows (DW_PLANE_ROWS, or 1) of a plane of geometry d, dst_row apart, from
+    their ring rows."""
+    if out_rows > 1:
+        plane_rows(rows, off, d, w, w_tap, bias, dst, dst_row, streaming)
+    else:
+        row(rows, off, 1, d, w, w_tap, bias, dst, 1, d.OW, 1, streaming)
+
+
 cdef inline void flat(const floating *src, Py_ssize_t src_plane, const FlatMasks *f, Py_ssize_t n_taps,
                       const floating *w, Py_ssize_t w_plane, Py_ssize_t w_tap, const floating *bias,
                       Py_ssize_t bias_plane, floating *dst, Py_ssize_t dst_plane, Py_ssize_t npix, Py_ssize_t n_planes,
@@ -126,12 +137,15 @@ cdef inline void row(const floating *const *rows, Py_ssize_t off, Py_ssize_t src
         dw_row_double(rows, off, src_pix, d.kh, d.kw, d.sw, d.dil_w, w, w_tap, bias, dst, dst_pix, npix, nc, streaming)
 
 
+# The bytes of the last-level cache this process can count on (dwconv._cache), read once.
+cdef Py_ssize_t LAST_LEVEL_CACHE_BYTES = last_level_cache_bytes()
+
 # Results larger than this are written with streaming stores: larger than half the last-level
 # cache, they would not be found there by the next layer anyway, and ordinary stores would first
 # read every line in (measured on 2 vCPUs of an AVX-512 Xeon at batch 16, streaming against plain
 # stores: 1.03-1.42x faster from 7 MB results up, NHWC mnv2-56x144 1.42x, effnet 1.32x; 0.93x on
 # 3 MB).
-cdef Py_ssize_t STREAMING_BYTES = last_level_cache_bytes() // 2
+cdef Py_ssize_t STREAMING_BYTES = LAST_LEVEL_CACHE_BYTES // 2
 
 
 cdef inline bint whole_lines(Py_ssize_t plane, Py_ssize_t band, size_t elsize) noexcept nogil:
@@ -148,7 +162,7 @@ cdef inline bint whole_lines(Py_ssize_t plane, Py_ssize_t band, size_t elsize) n
 # 16, mnv2-112x96-s2 1.1-1.2x faster, -112x32 1.06-1.22x, -56x144 1.13-1.2x; 1080p RGB 5x5 1.09x,
 # uint8 3x3 1.4x, 4K RGB 5x5 1.23x; at batch 1, inputs in the cache, 0.9x; the rings that copy
 # every source row, 5x5 and 7x7 at batch 16, 0.9-0.94x).
-cdef Py_ssize_t PREFETCH_BYTES = last_level_cache_bytes()
+cdef Py_ssize_t PREFETCH_BYTES = LAST_LEVEL_CACHE_BYTES
 
 
 def set_streaming_bytes(Py_ssize_t nbytes):
@@ -420,10 +434,7 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
             rows = ring_rows(ring, tid, x, d, n, q, rows_per_call, 0, C)
             index = (n * d.OH + q) * OW * C
             out = <floating *> plan_scratch(plan, tid) if narrowing else y + index
-            if rows_per_call > 1:
-                plane_rows(rows, 0, &plan.row_plane, w, C, bias, out, OW * C, plan.streaming)
-            else:
-                row(rows, 0, 1, &plan.row_plane, w, C, bias, out, 1, OW * C, 1, plan.streaming)
+            plane_call(rows, 0, rows_per_call, &plan.row_plane, w, C, bias, out, OW * C, plan.streaming)
             if narrowing:
                 narrow_results(out, y, index, 0, 1, rows_per_call * OW * C, act, d)
             q += rows_per_call
@@ -459,10 +470,8 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
             q = min(q, q1 - rows_per_call)  # (the band's last call overlapping the one before)
             rows = ring_rows(ring, tid, x, d, n, q, rows_per_call, 0, C)
             for c in range(C):
-                if rows_per_call > 1:
-                    plane_rows(rows, c * ring.plane_size, d, w + c, C, offset(bias, c), out + c * OW, C * OW, False)
-                else:
-                    row(rows, c * ring.plane_size, 1, d, w + c, C, offset(bias, c), out + c * OW, 1, OW, 1, False)
+                plane_call(rows, c * ring.plane_size, rows_per_call, d, w + c, C, offset(bias, c), out + c * OW,
+                           C * OW, False)
             for m in range(rows_per_call):  # (each output row's planes back into pixels)
                 index = (n * d.OH + q + m) * OW * C
                 if narrowing:
@@ -486,29 +495,21 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
                       (q1 - q0) * OW, plan.streaming)
         activate_outputs(y, act, d, n, q0, q1, c0, nc)
     else:
+        rows_per_call = plan.out_rows if q1 - q0 >= plan.out_rows else 1
         for c in range(c0, c0 + nc):
             ring_reset(ring, tid)
             q = q0
             while q < q1:
-                if q1 - q0 >= plan.out_rows > 1:  # (the band's last call overlapping the one before)
-                    q = min(q, q1 - plan.out_rows)
-                    rows = ring_rows(ring, tid, x, d, n, q, plan.out_rows, c, 1)
-                    for m in range(M):
-                        index = ((n * CM + c * M + m) * d.OH + q) * OW
-                        out = <floating *> plan_scratch(plan, tid) if narrowing else y + index
-                        plane_rows(rows, 0, d, w + c * M + m, CM, offset(bias, c * M + m), out, OW, plan.streaming)
-                        if narrowing:
-                            narrow_results(out, y, index, 0, 1, plan.out_rows * OW, act, d)
-                    q += plan.out_rows
-                    continue
-                rows = ring_rows(ring, tid, x, d, n, q, 1, c, 1)
+                q = min(q, q1 - rows_per_call)  # (the band's last call overlapping the one before)
+                rows = ring_rows(ring, tid, x, d, n, q, rows_per_call, c, 1)
                 for m in range(M):
                     index = ((n * CM + c * M + m) * d.OH + q) * OW
                     out = <floating *> plan_scratch(plan, tid) if narrowing else y + index
-                    row(rows, 0, 1, d, w + c * M + m, CM, offset(bias, c * M + m), out, 1, OW, 1, plan.streaming)
+                    plane_call(rows, 0, rows_per_call, d, w + c * M + m, CM, offset(bias, c * M + m), out, OW,
+                               plan.streaming)
                     if narrowing:
-                        narrow_results(out, y, index, 0, 1, OW, act, d)
-                q += 1
+                        narrow_results(out, y, index, 0, 1, rows_per_call * OW, act, d)
+                q += rows_per_call
         if not narrowing:
             activate_outputs(y, act, d, n, q0, q1, c0, nc)
 

@@ -1167,6 +1167,7 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfi
                                   and d.kh == d.kw == 3 else CHANNEL_BLOCK if d.nhwc else 1)
     cdef Py_ssize_t n_blocks = max(1, d.C // block_size) if packed else (d.C + block_size - 1) // block_size
     cdef bint in_place = ringed and (n_blocks == 1 or block_size >= IN_PLACE_BLOCK) and window_in_place(&d)
+    cdef bint x_ring = ringed and not in_place  # x's rows through a ring
     cdef Packing pack
     cdef Py_ssize_t n_chunks, chunk_units
     cdef Py_ssize_t partial_size = (n_taps + 1) * CM
@@ -1196,8 +1197,8 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfi
             if not packing_init(&pack, &dfilters[0], &rows, &d, False, n_threads):
                 raise MemoryError()
             n_units = d.N * pack.n_bands
-        if ringed and not in_place and not ring_init(&ring, RING_PIXELS, min(block_size, d.C), 1, False, &d,
-                                                     sizeof(floating), n_threads):
+        if x_ring and not ring_init(&ring, RING_PIXELS, min(block_size, d.C), 1, False, &d, sizeof(floating),
+                                    n_threads):
             raise MemoryError()
         if fused != NULL:
             sweep.turned = turned_filter(&w[0], &d)
@@ -1218,7 +1219,7 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfi
             watch(True, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, partials, n_chunks * partial_size)
             if packed:
                 packing_watch(True, &pack, &d, &dfilters[0], sizeof(floating), n_threads)
-            if ringed and not in_place:
+            if x_ring:
                 ring_watch(True, &ring, &d, n_threads)
             if fused != NULL:
                 ring_watch(True, &dy_ring, &sweep.t, n_threads)
@@ -1240,7 +1241,7 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfi
             if fused != NULL:
                 watch(False, <const floating *> sweep.turned, d.kh * d.kw * d.C, NULL, 0, NULL, 0, &dx[0], dx.shape[0])
                 ring_watch(False, &dy_ring, &sweep.t, n_threads)
-            if ringed and not in_place:
+            if x_ring:
                 ring_watch(False, &ring, &d, n_threads)
             if packed:
                 packing_watch(False, &pack, &d, &dfilters[0], sizeof(floating), n_threads)
