@@ -41,6 +41,7 @@ cdef extern from "_microkernels.h" nogil:
     const dw_isa dw_isas[]
     const int dw_isa_count
     enum: DW_PLANE_ROWS
+    enum: DW_FLAT_ROWS
     enum: DW_DOT_MAX_TAPS
     enum: DW_ELEM_FLOAT, DW_ELEM_U8, DW_ELEM_U16, DW_ELEM_I16
     const dw_isa *dw_active
@@ -99,13 +100,21 @@ cdef extern from "_microkernels.h" nogil:
                               Py_ssize_t npix, bint streaming)
     bint dw_has_flat()
     void dw_flat_float(const float *src, Py_ssize_t src_plane, const Py_ssize_t *off, const unsigned char *masks,
-                       Py_ssize_t mask_row, Py_ssize_t ntaps, const float *w, Py_ssize_t w_plane, Py_ssize_t w_tap,
-                       const float *bias, Py_ssize_t bias_plane, float *dst, Py_ssize_t dst_plane, Py_ssize_t npix,
+                       Py_ssize_t mask_row, Py_ssize_t ntaps, const float *w, Py_ssize_t w_plane,
+                       Py_ssize_t w_tap, const float *bias, Py_ssize_t bias_plane, float *dst, Py_ssize_t dst_plane, Py_ssize_t npix,
                        Py_ssize_t np, bint streaming)
     void dw_flat_double(const double *src, Py_ssize_t src_plane, const Py_ssize_t *off, const unsigned char *masks,
-                        Py_ssize_t mask_row, Py_ssize_t ntaps, const double *w, Py_ssize_t w_plane, Py_ssize_t w_tap,
-                        const double *bias, Py_ssize_t bias_plane, double *dst, Py_ssize_t dst_plane,
+                        Py_ssize_t mask_row, Py_ssize_t ntaps, const double *w, Py_ssize_t w_plane,
+                        Py_ssize_t w_tap, const double *bias, Py_ssize_t bias_plane, double *dst, Py_ssize_t dst_plane,
                         Py_ssize_t npix, Py_ssize_t np, bint streaming)
+    void dw_flat_rows_float(const float *src, Py_ssize_t src_plane, Py_ssize_t height, Py_ssize_t width, Py_ssize_t pt,
+                            Py_ssize_t pl, Py_ssize_t sw, const float *w, Py_ssize_t w_plane, Py_ssize_t w_tap,
+                            const float *bias, Py_ssize_t bias_plane, float *dst, Py_ssize_t dst_plane, Py_ssize_t OH,
+                            Py_ssize_t OW, Py_ssize_t np, bint streaming)
+    void dw_flat_rows_double(const double *src, Py_ssize_t src_plane, Py_ssize_t height, Py_ssize_t width,
+                             Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t sw, const double *w, Py_ssize_t w_plane,
+                             Py_ssize_t w_tap, const double *bias, Py_ssize_t bias_plane, double *dst,
+                             Py_ssize_t dst_plane, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t np, bint streaming)
     void dw_flat_dot_float(const float *src, Py_ssize_t src_plane, Py_ssize_t src_image, const Py_ssize_t *off,
                            const unsigned char *masks, Py_ssize_t mask_row, Py_ssize_t ntaps, const float *dy,
                            Py_ssize_t dy_plane, Py_ssize_t dy_image, float *acc, Py_ssize_t acc_tap, float *bias_acc,

@@ -1,4 +1,4 @@
-/* The forward's flat-plane micro-kernel: NCHW planes read in place, their borders as lane masks.
+/* The forward's flat-plane micro-kernels: NCHW planes read in place, their borders as lane masks.
  *
  * Included by _microkernels_level.h after _microkernels_body.h, once per (instruction-set level,
  * element type), with the same macros defined (DW_T, DW_VBYTES, DW_LANES, DW_FN). Only levels
@@ -10,6 +10,11 @@
  * one masked load and one FMA per tap: the mask (built once per call, _rings.pxi) clears the lanes
  * whose tap falls in the padding, and nothing is read there. No copy, no transposition, no border
  * code; only the plane's last vector is stored under a mask.
+ *
+ * 3x3 kernels on planes at least a vector wide run in row tiles instead (flat_rows), at stride 1
+ * or 2: several output rows x vectors along a row, each source vector loaded once for every output
+ * row it serves, and the lanes outside the plane masked where the tile's place says so (1.4-1.9x
+ * faster than one load per tap on 28- to 112-pixel planes, batch 1 and 16).
  */
 
 #if defined(DW_X86) && DW_VBYTES >= 32
@@ -29,26 +34,24 @@
 #define DW_FLAT_DOT_TAPS 9
 #define DW_FLAT_DOT_PLANES 16
 #define DW_FLAT_DOT_PIXELS 64
+/* Row tiles (3x3 kernels on planes a vector wide or more): DW_FLAT_ROWS output rows x vectors
+ * along a row. At AVX2 one vector: its 4 sums and 9 taps leave 3 of the 16 registers. */
+#define DW_FLAT_ROW_VECS (DW_VBYTES == 64 ? 2 : 1)
 #if defined(__clang__)
 #define DW_FLAT_UNROLL _Pragma("unroll")
 #else
 #define DW_FLAT_UNROLL _Pragma("GCC unroll 16")
 #endif
-_Static_assert(DW_FLAT_PLANES <= 8 && DW_FLAT_VECS <= 8 && DW_FLAT_DOT_TAPS <= 16,
+_Static_assert(DW_FLAT_PLANES <= 8 && DW_FLAT_VECS <= 8 && DW_FLAT_DOT_TAPS <= 16 && (DW_FLAT_ROWS - 1) * 2 + 3 <= 16
+               && DW_FLAT_ROW_VECS <= DW_FLAT_VECS,
                "the tile loops must unroll completely");
 
-/* The DW_LANES bits of `mask` (a bitmap, bit i at byte i / 8) from bit o on (o a multiple of DW_LANES). */
+/* The DW_LANES bits of `mask` (a bitmap, bit i at byte i / 8, bit i % 8) from bit o on. */
 DW_INLINE unsigned DW_FN(flat_bits)(const unsigned char *mask, ptrdiff_t o)
 {
-#if DW_LANES == 16
-    uint16_t bits;
+    uint32_t bits;
     memcpy(&bits, mask + o / 8, sizeof bits);
-    return bits;
-#elif DW_LANES == 8
-    return mask[o / 8];
-#else
-    return (mask[o / 8] >> (o & 4)) & 15;
-#endif
+    return (bits >> (o % 8)) & ((1u << DW_LANES) - 1);
 }
 
 /* v's first n lanes (0 < n <= DW_VLEN) to p[0 .. n), writing nothing past them. */
@@ -122,6 +125,196 @@ DW_INLINE void DW_FN(flat_tile)(const DW_T *src, ptrdiff_t src_plane, const ptrd
         for (int v = 0; v < nv; v++)
             DW_FN(store_first)(dst + p * dst_plane + o + v * DW_VLEN, acc[p][v], v < nv - 1 ? DW_VLEN : n_last, nt);
     }
+}
+
+/* The bits of lanes [lo, hi) (clipped to the vector's). */
+DW_INLINE unsigned DW_FN(lane_range)(ptrdiff_t lo, ptrdiff_t hi)
+{
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > DW_VLEN ? DW_VLEN : hi;
+    return lo < hi ? ((1u << hi) - 1) & ~((1u << lo) - 1) : 0;
+}
+
+/* The even (odd: `odd`) elements of the 2 * DW_VLEN elements lo, hi. */
+DW_INLINE DW_VEC DW_FN(alternate)(DW_VEC lo, DW_VEC hi, const int odd)
+{
+#if defined(__clang__) || __GNUC__ >= 12
+#if DW_LANES == 16
+    return odd ? __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)
+               : __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+#elif DW_LANES == 8
+    return odd ? __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15)
+               : __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14);
+#else
+    return odd ? __builtin_shufflevector(lo, hi, 1, 3, 5, 7) : __builtin_shufflevector(lo, hi, 0, 2, 4, 6);
+#endif
+#else
+    DW_T both[2 * DW_LANES], lanes[DW_LANES];
+    memcpy(both, &lo, sizeof lo);
+    memcpy(both + DW_LANES, &hi, sizeof hi);
+    for (int l = 0; l < DW_LANES; l++) lanes[l] = both[2 * l + odd];
+    return DW_FN(load)(lanes);
+#endif
+}
+
+/* Lanes 1.. of a, then lane 0 of b. */
+DW_INLINE DW_VEC DW_FN(shift_in)(DW_VEC a, DW_VEC b)
+{
+#if defined(__clang__) || __GNUC__ >= 12
+#if DW_LANES == 16
+    return __builtin_shufflevector(a, b, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
+#elif DW_LANES == 8
+    return __builtin_shufflevector(a, b, 1, 2, 3, 4, 5, 6, 7, 8);
+#else
+    return __builtin_shufflevector(a, b, 1, 2, 3, 4);
+#endif
+#else
+    DW_T both[2 * DW_LANES];
+    memcpy(both, &a, sizeof a);
+    memcpy(both + DW_LANES, &b, sizeof b);
+    return DW_FN(load)(both + 1);
+#endif
+}
+
+/* A row tile's source vectors of one row, relative to its first tap column: at stride 1, vector
+ * 3v + b is tap column b's for output vector v; at stride 2, vectors 2v and 2v + 1 hold tap columns
+ * 0 and 1 of output vector v as their even and odd elements, and tap column 2 is column 0's shifted
+ * by one lane, its last from vector 2v + 2 (of which only that lane is read at v = nv - 1). */
+#define DW_FLAT_ROW_LOADS (3 * DW_FLAT_ROW_VECS)
+DW_INLINE ptrdiff_t DW_FN(flat_rows_at)(int k, const int sw)
+{
+    return sw == 1 ? k % 3 + k / 3 * DW_VLEN : k * DW_VLEN;
+}
+
+/* A row tile of a 3x3 kernel (dilation 1, stride sw of 1 or 2): DW_FLAT_ROWS output rows (dst_row
+ * apart) x nv vectors along a row, from source row row0 and column col0 (tap 0 of the tile's first
+ * pixel) of a plane `width` x `height`. Source row i of the tile serves tap row i - r*sw of output
+ * row r: each of its vectors is loaded once for every output row it serves. Lanes whose source
+ * element falls outside the plane (`masked` 1: columns, 2: rows too) are neither read nor added,
+ * the same for every output row. */
+DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t height, ptrdiff_t row0,
+                                     ptrdiff_t col0, const DW_VEC *wt, DW_VEC start, DW_T *dst, ptrdiff_t dst_row,
+                                     int nt, const int nv, const int masked, const int sw)
+{
+    DW_VEC acc[DW_FLAT_ROWS][DW_FLAT_ROW_VECS];
+    unsigned inside_lanes[DW_FLAT_ROW_LOADS];
+    const int n_loads = sw == 1 ? 3 * nv : 2 * nv + 1;
+    DW_FLAT_UNROLL
+    for (int r = 0; r < DW_FLAT_ROWS; r++) {
+        DW_FLAT_UNROLL
+        for (int v = 0; v < nv; v++) acc[r][v] = start;
+    }
+    DW_FLAT_UNROLL
+    for (int k = 0; k < n_loads; k++) {
+        const ptrdiff_t col = col0 + DW_FN(flat_rows_at)(k, sw);
+        inside_lanes[k] = masked ? DW_FN(lane_range)(-col, width - col) : 0;
+    }
+    const DW_T *row = src + (masked < 2 ? row0 * width + col0 : 0);
+    DW_FLAT_UNROLL
+    for (int i = 0; i < (DW_FLAT_ROWS - 1) * sw + 3; i++) {
+        const int inside = masked < 2 || (row0 + i >= 0 && row0 + i < height);
+        /* (rows one pointer apart in turn: the compiler otherwise keeps each row's and tap's address
+         * apart, more than the registers hold; a row outside is read at none of its lanes) */
+        const DW_T *s = masked < 2 ? row : src + (inside ? (row0 + i) * width + col0 : 0);
+        if (masked < 2) {
+            row += width;
+            __asm__("" : "+r"(row));
+        }
+        DW_VEC x[3][DW_FLAT_ROW_VECS], loaded[DW_FLAT_ROW_LOADS];
+        DW_FLAT_UNROLL
+        for (int k = 0; k < n_loads; k++) {
+            const DW_T *at = s + DW_FN(flat_rows_at)(k, sw);
+            if (sw == 2 && k == 2 * nv) /* (one element) */
+                loaded[k] = DW_FN(broadcast)(!masked || (inside && inside_lanes[k]) ? *at : 0);
+            else
+                loaded[k] = masked ? DW_FN(load_masked)(at, inside ? inside_lanes[k] : 0) : DW_FN(load)(at);
+            /* (in a register: folded into each multiply-add, it would be loaded once for each) */
+            __asm__("" : "+v"(loaded[k]));
+        }
+        DW_FLAT_UNROLL
+        for (int v = 0; v < nv; v++) {
+            DW_FLAT_UNROLL
+            for (int b = 0; b < 3; b++)
+                x[b][v] = sw == 1 ? loaded[3 * v + b]
+                          : b < 2 ? DW_FN(alternate)(loaded[2 * v], loaded[2 * v + 1], b)
+                                  : DW_FN(shift_in)(x[0][v], loaded[2 * v + 2]);
+        }
+        DW_FLAT_UNROLL
+        for (int r = 0; r < DW_FLAT_ROWS; r++)
+            if (i - r * sw >= 0 && i - r * sw < 3) {
+                DW_FLAT_UNROLL
+                for (int b = 0; b < 3; b++) {
+                    DW_FLAT_UNROLL
+                    for (int v = 0; v < nv; v++) acc[r][v] += wt[(i - r * sw) * 3 + b] * x[b][v];
+                }
+            }
+    }
+    DW_FLAT_UNROLL
+    for (int r = 0; r < DW_FLAT_ROWS; r++) {
+        DW_FLAT_UNROLL
+        for (int v = 0; v < nv; v++) DW_FN(store_out)(dst + r * dst_row + v * DW_VLEN, acc[r][v], nt);
+    }
+}
+
+/* A 3x3 kernel (dilation 1) at stride sw (1 or 2) over np NCHW planes read in place, in row tiles:
+ * dst[p*dst_plane + y*OW + x] = bias[p*bias_plane] + sum_{a, b < 3} w[p*w_plane + (3a + b)*w_tap] * src[p*src_plane + (y*sw + a - pt)*width + x*sw + b - pl],
+ * the taps outside the `height` x `width` plane (zero padding) left out, for y < OH, x < OW
+ * (bias NULL: 0). Needs OW >= DW_VLEN and OH >= DW_FLAT_ROWS. Each source vector is loaded once
+ * for the output rows it serves (at stride 1: 3 loads per row and vector where `flat` has 9), and
+ * the borders' lanes follow from the tile's place. Each band of rows runs in tiles of
+ * DW_FLAT_ROW_VECS vectors, the last overlapping the one before where the row is not whole tiles;
+ * the last band overlaps the one before likewise. With `nt`, output rows of whole cache lines are
+ * written with streaming stores. */
+static void DW_FN(flat_rows)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t height, ptrdiff_t width, ptrdiff_t pt,
+                             ptrdiff_t pl, ptrdiff_t sw, const DW_T *w, ptrdiff_t w_plane, ptrdiff_t w_tap,
+                             const DW_T *bias, ptrdiff_t bias_plane, DW_T *dst, ptrdiff_t dst_plane, ptrdiff_t OH,
+                             ptrdiff_t OW, ptrdiff_t np, int nt)
+{
+    /* (an overlapping tile, or a line shared by two rows, would mix streamed and plain stores) */
+    nt = nt && OW * (ptrdiff_t)sizeof(DW_T) % 64 == 0;
+    const ptrdiff_t band_rows = (DW_FLAT_ROWS - 1) * sw + 3; /* the source rows a band reads */
+    for (ptrdiff_t p = 0; p < np; p++) {
+        DW_VEC wt[9];
+        for (int t = 0; t < 9; t++) wt[t] = DW_FN(broadcast)(w[p * w_plane + t * w_tap]);
+        const DW_VEC start = DW_FN(broadcast)(bias ? bias[p * bias_plane] : 0);
+        const DW_T *s = src + p * src_plane;
+        DW_T *d = dst + p * dst_plane;
+        for (ptrdiff_t y = 0; y < OH; y += DW_FLAT_ROWS) {
+            const ptrdiff_t y0 = y + DW_FLAT_ROWS <= OH ? y : OH - DW_FLAT_ROWS, row0 = y0 * sw - pt;
+            /* the source rows the next band reads and this one does not, which the prefetchers,
+             * seeing rows read a few lines at a time, fetch late from DRAM */
+            const ptrdiff_t ahead = row0 + band_rows > 0 ? row0 + band_rows : 0;
+            const ptrdiff_t n_ahead = height - ahead < DW_FLAT_ROWS * sw ? height - ahead : DW_FLAT_ROWS * sw;
+            if (n_ahead > 0) dw_prefetch(s + ahead * width, n_ahead * width * (ptrdiff_t)sizeof(DW_T));
+            const int masked_rows = row0 < 0 || row0 + band_rows > height;
+            for (ptrdiff_t x = 0; x < OW;) {
+                const int nv = OW - x > DW_VLEN && OW >= DW_FLAT_ROW_VECS * DW_VLEN ? DW_FLAT_ROW_VECS : 1;
+                const ptrdiff_t x0 = x + nv * DW_VLEN <= OW ? x : OW - nv * DW_VLEN, col0 = x0 * sw - pl;
+                /* (the columns the tile reads) */
+                const ptrdiff_t span = sw == 1 ? nv * DW_VLEN + 2 : 2 * nv * DW_VLEN + 1;
+                const int masked = masked_rows ? 2 : col0 < 0 || col0 + span > width;
+#define DW_FLAT_ROWS_TILE(n, m, st) \
+    DW_FN(flat_rows_tile)(s, width, height, row0, col0, wt, start, d + y0 * OW + x0, OW, nt, n, m, st)
+#define DW_FLAT_ROWS_TILES(st)                                          \
+    switch ((nv == DW_FLAT_ROW_VECS) * 3 + masked) {                    \
+        case 0: DW_FLAT_ROWS_TILE(1, 0, st); break;                     \
+        case 1: DW_FLAT_ROWS_TILE(1, 1, st); break;                     \
+        case 2: DW_FLAT_ROWS_TILE(1, 2, st); break;                     \
+        case 3: DW_FLAT_ROWS_TILE(DW_FLAT_ROW_VECS, 0, st); break;      \
+        case 4: DW_FLAT_ROWS_TILE(DW_FLAT_ROW_VECS, 1, st); break;      \
+        case 5: DW_FLAT_ROWS_TILE(DW_FLAT_ROW_VECS, 2, st); break;      \
+    }
+                if (sw == 1)
+                    DW_FLAT_ROWS_TILES(1)
+                else
+                    DW_FLAT_ROWS_TILES(2)
+#undef DW_FLAT_ROWS_TILES
+#undef DW_FLAT_ROWS_TILE
+                x = x0 + nv * DW_VLEN;
+            }
+        }
+    }
+    if (nt) _mm_sfence(); /* streamed results reach memory before any later store */
 }
 
 /* dst[p*dst_plane + o] = bias[p*bias_plane] + sum_{t < ntaps} w[p*w_plane + t*w_tap] * src[p*src_plane + o + off[t]],
@@ -248,5 +441,7 @@ static void DW_FN(flat_dot)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_
 #undef DW_FLAT_DOT_TAPS
 #undef DW_FLAT_DOT_PLANES
 #undef DW_FLAT_DOT_PIXELS
+#undef DW_FLAT_ROW_VECS
+#undef DW_FLAT_ROW_LOADS
 #undef DW_FLAT_UNROLL
 #endif

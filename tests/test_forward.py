@@ -683,9 +683,19 @@ def test_streaming_threshold_counts_the_cpus_sharing_the_cache():
 # a vector and ending mid-vector, every remainder of the 4-plane tile, kernels taller or wider than
 # one, dilated, asymmetric padding and rows lost to VALID padding (output rows fewer than the
 # input's), multipliers, float64 (8 lanes), results streamed or not, and a wide plane of 32 channels.
-FLAT_PLANES = [(1, 1, 16), (2, 3, 17), (7, 7, 18), (5, 13, 19), (16, 16, 16), (4, 9, 3), (3, 140, 32)]  # (H, W, C)
+# 3x3 kernels on planes a vector wide or more run in tiles of 4 rows: rows of whole tiles, of tiles
+# and a vector, and of overlapping tiles (40, 17 and 24 pixels: 2.5, 1.06 and 1.5 float vectors at
+# AVX-512), heights that are not a multiple of 4, padding of 2 on one side, and output rows more or
+# fewer than the input's (which leave the tiles).
+FLAT_PLANES = [(1, 1, 16), (2, 3, 17), (7, 7, 18), (5, 13, 19), (16, 16, 16), (4, 9, 3), (3, 140, 32),
+               (6, 40, 16), (9, 17, 16), (10, 64, 16), (5, 24, 16)]  # (H, W, C)
 FLAT_KERNELS = [  # (kh, kw, dilations, padding)
     (3, 3, (1, 1), "SAME"),
+    (3, 3, (1, 1), ((2, 0), (0, 2))),
+    (3, 3, (1, 1), ((0, 2), (2, 0))),
+    (3, 3, (1, 1), ((2, 2), (1, 1))),
+    (3, 3, (1, 1), ((0, 0), (1, 1))),
+    (3, 3, (2, 1), "SAME"),
     (1, 1, (1, 1), "VALID"),
     (3, 1, (2, 1), "SAME"),
     (3, 1, (1, 1), "VALID"),
@@ -701,15 +711,40 @@ def test_flat_planes(isa_level, H, W, C, streaming):
     before = dwconv._kernels.set_streaming_bytes(0 if streaming else 1 << 60)
     try:
         for (kh, kw, dil, padding), M, dtype in itertools.product(FLAT_KERNELS, (1, 2), DTYPES):
-            if padding == "VALID" and kh > H:
+            pad = resolve_padding(padding, (H, W), (kh, kw), (1, 1), dil)
+            if H + sum(pad[0]) < (kh - 1) * dil[0] + 1 or W + sum(pad[1]) < (kw - 1) * dil[1] + 1:
                 continue
             x = make_x(rng, 2, H, W, C, "NCHW", dtype)
             w = rng.standard_normal((kh, kw, C, M)).astype(dtype)
             b = rng.standard_normal(C * M).astype(dtype)
             got = dwconv.depthwise_conv2d(x, w, 1, padding, data_format="NCHW", dilations=dil, bias=b,
                                           num_threads=1 + M % 2)
-            pad = resolve_padding(padding, (H, W), (kh, kw), (1, 1), dil)
             assert_conv_close(got, x, w, (1, 1), pad, "NCHW", dil, bias=b)
+    finally:
+        dwconv._kernels.set_streaming_bytes(before)
+
+
+# 3x3 kernels at stride 2 on NCHW planes of 16 channels or more whose output is a vector wide and 4
+# rows high or more run in place in row tiles too: output rows of a vector, of whole tiles and of
+# overlapping ones, heights not a multiple of 4, padding on one side or both (the tiles' last
+# column read one past the last tap's), VALID, and planes too small for the tiles (6 rows: 3 out).
+ROW_TILE_PLANES = [(8, 32, 16), (9, 66, 16), (13, 100, 17), (16, 64, 16), (6, 40, 16)]  # (H, W, C)
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
+@pytest.mark.parametrize("H, W, C", ROW_TILE_PLANES)
+def test_flat_row_tiles_at_stride_2(isa_level, H, W, C, streaming):
+    rng = np.random.default_rng(H * W + C)
+    before = dwconv._kernels.set_streaming_bytes(0 if streaming else 1 << 60)
+    try:
+        for padding, M, dtype in itertools.product(
+                ["SAME", ((1, 1), (1, 1)), "VALID", ((2, 0), (0, 2)), ((0, 2), (2, 1))], (1, 2), DTYPES):
+            x = make_x(rng, 2, H, W, C, "NCHW", dtype)
+            w = rng.standard_normal((3, 3, C, M)).astype(dtype)
+            b = rng.standard_normal(C * M).astype(dtype)
+            got = dwconv.depthwise_conv2d(x, w, 2, padding, data_format="NCHW", bias=b, num_threads=1 + M % 2)
+            pad = resolve_padding(padding, (H, W), (3, 3), (2, 2), (1, 1))
+            assert_conv_close(got, x, w, (2, 2), pad, "NCHW", (1, 1), bias=b)
     finally:
         dwconv._kernels.set_streaming_bytes(before)
 
