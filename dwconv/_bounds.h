@@ -228,19 +228,6 @@ static ptrdiff_t dw_mask_span(const unsigned char *mask, ptrdiff_t npix, ptrdiff
         dw_active->flat_##sfx(src, src_plane, off, masks, mask_row, ntaps, w, w_plane, w_tap, bias, bias_plane, dst, \
                               dst_plane, npix, np, nt);                                                  \
     }                                                                                                    \
-    /* (the row tiles read inside the planes only, under masks of their own) */                         \
-    static void dw_checked_flat_rows_##sfx(const T *src, ptrdiff_t src_plane, ptrdiff_t height, ptrdiff_t width, \
-                                           ptrdiff_t pt, ptrdiff_t pl, ptrdiff_t sw, const T *w, ptrdiff_t w_plane, \
-                                           ptrdiff_t w_tap, const T *bias, ptrdiff_t bias_plane, T *dst,        \
-                                           ptrdiff_t dst_plane, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t np, int nt) \
-    {                                                                                                    \
-        DW_CHECK("flat_rows: src", src, T, 0, np, height * width, src_plane, 1);                         \
-        DW_CHECK("flat_rows: w", w, T, 0, np, 9, w_plane, w_tap);                                        \
-        if (bias) DW_CHECK("flat_rows: bias", bias, T, 0, np, bias_plane);                               \
-        DW_CHECK("flat_rows: dst", dst, T, 1, np, OH * OW, dst_plane, 1);                                \
-        dw_active->flat_rows_##sfx(src, src_plane, height, width, pt, pl, sw, w, w_plane, w_tap, bias, bias_plane, \
-                                   dst, dst_plane, OH, OW, np, nt);                                      \
-    }                                                                                                    \
     static void dw_checked_flat_dot_##sfx(const T *src, ptrdiff_t src_plane, ptrdiff_t src_image, const ptrdiff_t *off, \
                                           const unsigned char *masks, ptrdiff_t mask_row, ptrdiff_t ntaps, \
                                           const T *dy, ptrdiff_t dy_plane, ptrdiff_t dy_image, T *acc,   \
@@ -267,6 +254,20 @@ static ptrdiff_t dw_mask_span(const unsigned char *mask, ptrdiff_t npix, ptrdiff
 
 DW_CHECKED_KERNELS(float, f32)
 DW_CHECKED_KERNELS(double, f64)
+
+/* (float only, as the row tiles are; they read inside the planes only, under masks of their own) */
+static void dw_checked_flat_rows_f32(const float *src, ptrdiff_t src_plane, ptrdiff_t height, ptrdiff_t width,
+                                     ptrdiff_t pt, ptrdiff_t pl, ptrdiff_t sw, const float *w, ptrdiff_t w_plane,
+                                     ptrdiff_t w_tap, const float *bias, ptrdiff_t bias_plane, float *dst,
+                                     ptrdiff_t dst_plane, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t np, int nt)
+{
+    DW_CHECK("flat_rows: src", src, float, 0, np, height * width, src_plane, 1);
+    DW_CHECK("flat_rows: w", w, float, 0, np, 9, w_plane, w_tap);
+    if (bias) DW_CHECK("flat_rows: bias", bias, float, 0, np, bias_plane);
+    DW_CHECK("flat_rows: dst", dst, float, 1, np, OH * OW, dst_plane, 1);
+    dw_active->flat_rows_f32(src, src_plane, height, width, pt, pl, sw, w, w_plane, w_tap, bias, bias_plane, dst,
+                             dst_plane, OH, OW, np, nt);
+}
 
 /* The integer pixels' conversions (_microkernels_convert.h): elements of 1 or 2 bytes. */
 static size_t dw_elem_size(int type) { return type == DW_ELEM_U8 ? 1 : 2; }
@@ -348,7 +349,6 @@ DW_CHECKED_SEPARABLE(double, f64)
 #undef dw_flat_float
 #undef dw_flat_double
 #undef dw_flat_rows_float
-#undef dw_flat_rows_double
 #undef dw_flat_dot_float
 #undef dw_widen
 #undef dw_narrow
@@ -370,7 +370,6 @@ DW_CHECKED_SEPARABLE(double, f64)
 #define dw_flat_float dw_checked_flat_f32
 #define dw_flat_double dw_checked_flat_f64
 #define dw_flat_rows_float dw_checked_flat_rows_f32
-#define dw_flat_rows_double dw_checked_flat_rows_f64
 #define dw_copy_float dw_checked_copy_f32
 #define dw_plane_rows_float dw_checked_plane_rows_f32
 #define dw_plane_rows_double dw_checked_plane_rows_f64

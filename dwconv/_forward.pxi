@@ -118,12 +118,9 @@ cdef inline void flat(const floating *src, Py_ssize_t src_plane, const FlatMasks
 cdef inline void flat_rows(const floating *src, Py_ssize_t src_plane, const Dims *d, const floating *w,
                            Py_ssize_t w_plane, Py_ssize_t w_tap, const floating *bias, Py_ssize_t bias_plane,
                            floating *dst, Py_ssize_t dst_plane, Py_ssize_t n_planes, bint streaming) noexcept nogil:
-    if floating is float:
+    if floating is float:  # (rows_fit: float only)
         dw_flat_rows_float(src, src_plane, d.H, d.W, d.pt, d.pl, d.sw, w, w_plane, w_tap, bias, bias_plane, dst,
                            dst_plane, d.OH, d.OW, n_planes, streaming)
-    else:
-        dw_flat_rows_double(src, src_plane, d.H, d.W, d.pt, d.pl, d.sw, w, w_plane, w_tap, bias, bias_plane, dst,
-                            dst_plane, d.OH, d.OW, n_planes, streaming)
 
 
 cdef inline void flat_dot(const floating *src, Py_ssize_t src_plane, Py_ssize_t src_image, const FlatMasks *f,
@@ -194,10 +191,11 @@ cdef inline bint flat_fits(const Dims *d) noexcept nogil:
 
 
 cdef inline bint rows_fit(const Dims *d, size_t elsize) noexcept nogil:
-    """Whether NCHW geometry d runs its planes in place in row tiles (flat_rows): 3x3 kernels of
-    dilation 1 at stride 1 or 2, zeros padding, output planes a vector wide (64 bytes: every level's)
-    and DW_FLAT_ROWS high or more."""
-    return (not d.nhwc and dw_has_flat() and d.kh == 3 and d.kw == 3 and d.dil_h == 1 and d.dil_w == 1
+    """Whether NCHW geometry d runs its planes in place in row tiles (flat_rows): float32, 3x3
+    kernels of dilation 1 at stride 1 or 2, zeros padding, output planes a vector wide (64 bytes:
+    every level's) and DW_FLAT_ROWS high or more. (float64 keeps the other paths: its tiles would
+    add a fifth of the row tiles' code, 30 KB, to a package near its size bound.)"""
+    return (not d.nhwc and dw_has_flat() and elsize == sizeof(float) and d.kh == 3 and d.kw == 3 and d.dil_h == 1 and d.dil_w == 1
             and d.sh == d.sw and d.sh <= 2 and d.mode == ZEROS and d.OW * elsize >= 64
             and d.OH >= DW_FLAT_ROWS)
 

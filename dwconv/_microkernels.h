@@ -151,9 +151,6 @@ typedef void (*dw_flat_f64_fn)(const double *, ptrdiff_t, const ptrdiff_t *, con
 typedef void (*dw_flat_rows_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                                     const float *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, float *, ptrdiff_t,
                                     ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
-typedef void (*dw_flat_rows_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
-                                    const double *, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t, double *,
-                                    ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
 
 typedef void (*dw_flat_dot_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, const ptrdiff_t *, const unsigned char *,
                                    ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, float *, ptrdiff_t,
@@ -204,8 +201,7 @@ typedef struct {
     dw_plane_rows_f64_fn plane_rows_f64;
     dw_flat_f32_fn flat_f32; /* the flat-plane kernels: NULL at levels without masked loads */
     dw_flat_f64_fn flat_f64;
-    dw_flat_rows_f32_fn flat_rows_f32;
-    dw_flat_rows_f64_fn flat_rows_f64;
+    dw_flat_rows_f32_fn flat_rows_f32; /* (float only) */
     dw_flat_dot_f32_fn flat_dot_f32;
     dw_flat_dot_f64_fn flat_dot_f64;
     dw_copy_f32_fn copy_f32;
@@ -223,7 +219,7 @@ typedef struct {
 } dw_isa;
 
 /* A level's table entry; after the level, its flat-plane micro-kernels, DW_FLAT_OF(level) or
- * DW_FLAT_NONE (variadic: DW_ISA_ENTRY passes them on expanded, as six entries). */
+ * DW_FLAT_NONE (variadic: DW_ISA_ENTRY passes them on expanded, as five entries). */
 #define DW_ISA_ENTRY(isa, ...) DW_ISA_ENTRY_NAMED(#isa, isa, __VA_ARGS__)
 /* The same, with the name `name` (a string) in the table. */
 #define DW_ISA_ENTRY_NAMED(name, isa, ...)                                                               \
@@ -234,8 +230,8 @@ typedef struct {
      sep_columns_##isa##_f32, sep_columns_##isa##_f64, sep_columns_pair_##isa##_f32, sep_columns_pair_##isa##_f64, \
      sep_rows_##isa##_f32, sep_rows_##isa##_f64}
 #define DW_FLAT_OF(isa) \
-    flat_##isa##_f32, flat_##isa##_f64, flat_rows_##isa##_f32, flat_rows_##isa##_f64, flat_dot_##isa##_f32, flat_dot_##isa##_f64
-#define DW_FLAT_NONE NULL, NULL, NULL, NULL, NULL, NULL
+    flat_##isa##_f32, flat_##isa##_f64, flat_rows_##isa##_f32, flat_dot_##isa##_f32, flat_dot_##isa##_f64
+#define DW_FLAT_NONE NULL, NULL, NULL, NULL, NULL
 
 static const dw_isa dw_isas[] = {
     DW_ISA_ENTRY_NAMED(DW_BASELINE_NAME, baseline, DW_FLAT_NONE),
@@ -268,7 +264,6 @@ static void dw_set_isa(int i) { dw_active = &dw_isas[i]; }
 #define dw_flat_float(...) dw_active->flat_f32(__VA_ARGS__)
 #define dw_flat_double(...) dw_active->flat_f64(__VA_ARGS__)
 #define dw_flat_rows_float(...) dw_active->flat_rows_f32(__VA_ARGS__)
-#define dw_flat_rows_double(...) dw_active->flat_rows_f64(__VA_ARGS__)
 #define dw_flat_dot_float(...) dw_active->flat_dot_f32(__VA_ARGS__)
 #define dw_flat_dot_double(...) dw_active->flat_dot_f64(__VA_ARGS__)
 /* Whether the active level has the flat-plane micro-kernels. */

@@ -127,6 +127,7 @@ DW_INLINE void DW_FN(flat_tile)(const DW_T *src, ptrdiff_t src_plane, const ptrd
     }
 }
 
+#if DW_FLAT_FLOAT /* (the row tiles: float only) */
 /* The bits of lanes [lo, hi) (clipped to the vector's). */
 DW_INLINE unsigned DW_FN(lane_range)(ptrdiff_t lo, ptrdiff_t hi)
 {
@@ -316,6 +317,7 @@ static void DW_FN(flat_rows)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t hei
     }
     if (nt) _mm_sfence(); /* streamed results reach memory before any later store */
 }
+#endif
 
 /* dst[p*dst_plane + o] = bias[p*bias_plane] + sum_{t < ntaps} w[p*w_plane + t*w_tap] * src[p*src_plane + o + off[t]],
  * the sum over the taps t whose bit o is set in mask t (masks + t*mask_row, bit o at byte o / 8;

@@ -683,7 +683,7 @@ def test_streaming_threshold_counts_the_cpus_sharing_the_cache():
 # a vector and ending mid-vector, every remainder of the 4-plane tile, kernels taller or wider than
 # one, dilated, asymmetric padding and rows lost to VALID padding (output rows fewer than the
 # input's), multipliers, float64 (8 lanes), results streamed or not, and a wide plane of 32 channels.
-# 3x3 kernels on planes a vector wide or more run in tiles of 4 rows: rows of whole tiles, of tiles
+# float32 3x3 kernels on planes a vector wide or more run in tiles of 4 rows: rows of whole tiles, of tiles
 # and a vector, and of overlapping tiles (40, 17 and 24 pixels: 2.5, 1.06 and 1.5 float vectors at
 # AVX-512), heights that are not a multiple of 4, padding of 2 on one side, and output rows more or
 # fewer than the input's (which leave the tiles).
@@ -724,8 +724,8 @@ def test_flat_planes(isa_level, H, W, C, streaming):
         dwconv._kernels.set_streaming_bytes(before)
 
 
-# 3x3 kernels at stride 2 on NCHW planes of 16 channels or more whose output is a vector wide and 4
-# rows high or more run in place in row tiles too: output rows of a vector, of whole tiles and of
+# float32 3x3 kernels at stride 2 on NCHW planes of 16 channels or more whose output is a vector wide
+# and 4 rows high or more run in place in row tiles too (float64 takes the packed path): output rows of a vector, of whole tiles and of
 # overlapping ones, heights not a multiple of 4, padding on one side or both (the tiles' last
 # column read one past the last tap's), VALID, and planes too small for the tiles (6 rows: 3 out).
 ROW_TILE_PLANES = [(8, 32, 16), (9, 66, 16), (13, 100, 17), (16, 64, 16), (6, 40, 16)]  # (H, W, C)
