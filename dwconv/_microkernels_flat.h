@@ -192,10 +192,18 @@ DW_INLINE ptrdiff_t DW_FN(flat_rows_at)(int k, const int sw)
  * pixel) of a plane `width` x `height`. Source row i of the tile serves tap row i - r*sw of output
  * row r: each of its vectors is loaded once for every output row it serves. Lanes whose source
  * element falls outside the plane (`masked` 1: columns, 2: rows too) are neither read nor added,
- * the same for every output row. */
+ * the same for every output row.
+ *
+ * A `narrow` tile (stride 1, one vector, planes narrower than it but more than half as wide: output
+ * rows as wide as the source's) covers a row and the start of the next with each vector, lane l
+ * reading the pixel l columns on in the plane's row-major order: its columns' lanes are `columns`
+ * (one set per tap column, the same for every tile: rows start at lane 0), its rows' lanes those
+ * of each row a vector spans; output rows from `rows` on are not stored, and row rows - 1 (the
+ * plane's last) only up to its end. */
 DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t height, ptrdiff_t row0,
                                      ptrdiff_t col0, const DW_VEC *wt, DW_VEC start, DW_T *dst, ptrdiff_t dst_row,
-                                     int nt, const int nv, const int masked, const int sw)
+                                     int nt, const int nv, const int masked, const int sw, const int narrow,
+                                     const unsigned *columns, ptrdiff_t rows)
 {
     DW_VEC acc[DW_FLAT_ROWS][DW_FLAT_ROW_VECS];
     unsigned inside_lanes[DW_FLAT_ROW_LOADS];
@@ -208,16 +216,25 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
     DW_FLAT_UNROLL
     for (int k = 0; k < n_loads; k++) {
         const ptrdiff_t col = col0 + DW_FN(flat_rows_at)(k, sw);
-        inside_lanes[k] = masked ? DW_FN(lane_range)(-col, width - col) : 0;
+        inside_lanes[k] = narrow ? columns[k] : masked ? DW_FN(lane_range)(-col, width - col) : 0;
     }
-    const DW_T *row = src + (masked < 2 ? row0 * width + col0 : 0);
+    /* (a narrow tile's rows above the plane: read at none of their lanes) */
+    const int stepped = masked < 2 || narrow;
+    const DW_T *row = src + (stepped ? row0 * width + col0 : 0);
     DW_FLAT_UNROLL
     for (int i = 0; i < (DW_FLAT_ROWS - 1) * sw + 3; i++) {
         const int inside = masked < 2 || (row0 + i >= 0 && row0 + i < height);
+        unsigned rows_inside = ~0u; /* (narrow, masked 2: the lanes of the rows inside the plane) */
+        if (narrow && masked == 2) {
+            rows_inside = 0;
+            for (ptrdiff_t g = 0; g * width < DW_VLEN; g++)
+                if (row0 + i + g >= 0 && row0 + i + g < height)
+                    rows_inside |= DW_FN(lane_range)(g * width, (g + 1) * width);
+        }
         /* (rows one pointer apart in turn: the compiler otherwise keeps each row's and tap's address
          * apart, more than the registers hold; a row outside is read at none of its lanes) */
-        const DW_T *s = masked < 2 ? row : src + (inside ? (row0 + i) * width + col0 : 0);
-        if (masked < 2) {
+        const DW_T *s = stepped ? row : src + (inside ? (row0 + i) * width + col0 : 0);
+        if (stepped) {
             row += width;
             __asm__("" : "+r"(row));
         }
@@ -228,7 +245,8 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
             if (sw == 2 && k == 2 * nv) /* (one element) */
                 loaded[k] = DW_FN(broadcast)(!masked || (inside && inside_lanes[k]) ? *at : 0);
             else
-                loaded[k] = masked ? DW_FN(load_masked)(at, inside ? inside_lanes[k] : 0) : DW_FN(load)(at);
+                loaded[k] = !masked ? DW_FN(load)(at)
+                            : DW_FN(load_masked)(at, narrow ? inside_lanes[k] & rows_inside : inside ? inside_lanes[k] : 0);
             /* (in a register: folded into each multiply-add, it would be loaded once for each) */
             __asm__("" : "+v"(loaded[k]));
         }
@@ -252,15 +270,20 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
     }
     DW_FLAT_UNROLL
     for (int r = 0; r < DW_FLAT_ROWS; r++) {
-        DW_FLAT_UNROLL
-        for (int v = 0; v < nv; v++) DW_FN(store_out)(dst + r * dst_row + v * DW_VLEN, acc[r][v], nt);
+        if (narrow && r < rows)
+            DW_FN(store_first)(dst + r * dst_row, acc[r][0], r < rows - 1 ? DW_VLEN : width, nt);
+        else if (!narrow) {
+            DW_FLAT_UNROLL
+            for (int v = 0; v < nv; v++) DW_FN(store_out)(dst + r * dst_row + v * DW_VLEN, acc[r][v], nt);
+        }
     }
 }
 
 /* A 3x3 kernel (dilation 1) at stride sw (1 or 2) over np NCHW planes read in place, in row tiles:
  * dst[p*dst_plane + y*OW + x] = bias[p*bias_plane] + sum_{a, b < 3} w[p*w_plane + (3a + b)*w_tap] * src[p*src_plane + (y*sw + a - pt)*width + x*sw + b - pl],
  * the taps outside the `height` x `width` plane (zero padding) left out, for y < OH, x < OW
- * (bias NULL: 0). Needs OW >= DW_VLEN and OH >= DW_FLAT_ROWS. Each source vector is loaded once
+ * (bias NULL: 0). Needs OH >= DW_FLAT_ROWS, and OW >= DW_VLEN or, at stride 1 with OW == width,
+ * 2 * OW > DW_VLEN (narrow tiles, flat_rows_tile). Each source vector is loaded once
  * for the output rows it serves (at stride 1: 3 loads per row and vector where `flat` has 9), and
  * the borders' lanes follow from the tile's place. Each band of rows runs in tiles of
  * DW_FLAT_ROW_VECS vectors, the last overlapping the one before where the row is not whole tiles;
@@ -274,6 +297,15 @@ static void DW_FN(flat_rows)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t hei
     /* (an overlapping tile, or a line shared by two rows, would mix streamed and plain stores) */
     nt = nt && OW * (ptrdiff_t)sizeof(DW_T) % 64 == 0;
     const ptrdiff_t band_rows = (DW_FLAT_ROWS - 1) * sw + 3; /* the source rows a band reads */
+    /* Narrow planes (stride 1, OW == width): each tap column's lanes, a row and the next's start */
+    const int narrow = OW < DW_VLEN;
+    const ptrdiff_t spans = narrow ? (DW_VLEN - 1) / OW : 0; /* the rows a vector reaches past its own */
+    unsigned columns[3] = {0, 0, 0};
+    for (int b = 0; narrow && b < 3; b++)
+        for (ptrdiff_t g = 0; g <= spans; g++) {
+            const ptrdiff_t lo = pl - b > 0 ? pl - b : 0, hi = OW + pl - b < OW ? OW + pl - b : OW;
+            columns[b] |= DW_FN(lane_range)(g * OW + lo, g * OW + hi);
+        }
     for (ptrdiff_t p = 0; p < np; p++) {
         DW_VEC wt[9];
         for (int t = 0; t < 9; t++) wt[t] = DW_FN(broadcast)(w[p * w_plane + t * w_tap]);
@@ -281,13 +313,23 @@ static void DW_FN(flat_rows)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t hei
         const DW_T *s = src + p * src_plane;
         DW_T *d = dst + p * dst_plane;
         for (ptrdiff_t y = 0; y < OH; y += DW_FLAT_ROWS) {
-            const ptrdiff_t y0 = y + DW_FLAT_ROWS <= OH ? y : OH - DW_FLAT_ROWS, row0 = y0 * sw - pt;
+            /* (narrow: the last band's rows past the plane computed and not stored) */
+            const ptrdiff_t y0 = y + DW_FLAT_ROWS <= OH || narrow ? y : OH - DW_FLAT_ROWS, row0 = y0 * sw - pt;
             /* the source rows the next band reads and this one does not, which the prefetchers,
              * seeing rows read a few lines at a time, fetch late from DRAM */
             const ptrdiff_t ahead = row0 + band_rows > 0 ? row0 + band_rows : 0;
             const ptrdiff_t n_ahead = height - ahead < DW_FLAT_ROWS * sw ? height - ahead : DW_FLAT_ROWS * sw;
             if (n_ahead > 0) dw_prefetch(s + ahead * width, n_ahead * width * (ptrdiff_t)sizeof(DW_T));
-            const int masked_rows = row0 < 0 || row0 + band_rows > height;
+            const int masked_rows = row0 < 0 || row0 + band_rows + spans > height;
+            if (narrow) {
+                if (masked_rows)
+                    DW_FN(flat_rows_tile)(s, width, height, row0, -pl, wt, start, d + y0 * OW, OW, nt, 1, 2, 1, 1,
+                                          columns, OH - y0);
+                else
+                    DW_FN(flat_rows_tile)(s, width, height, row0, -pl, wt, start, d + y0 * OW, OW, nt, 1, 1, 1, 1,
+                                          columns, OH - y0);
+                continue;
+            }
             for (ptrdiff_t x = 0; x < OW;) {
                 const int nv = OW - x > DW_VLEN && OW >= DW_FLAT_ROW_VECS * DW_VLEN ? DW_FLAT_ROW_VECS : 1;
                 const ptrdiff_t x0 = x + nv * DW_VLEN <= OW ? x : OW - nv * DW_VLEN, col0 = x0 * sw - pl;
@@ -295,7 +337,7 @@ static void DW_FN(flat_rows)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t hei
                 const ptrdiff_t span = sw == 1 ? nv * DW_VLEN + 2 : 2 * nv * DW_VLEN + 1;
                 const int masked = masked_rows ? 2 : col0 < 0 || col0 + span > width;
 #define DW_FLAT_ROWS_TILE(n, m, st) \
-    DW_FN(flat_rows_tile)(s, width, height, row0, col0, wt, start, d + y0 * OW + x0, OW, nt, n, m, st)
+    DW_FN(flat_rows_tile)(s, width, height, row0, col0, wt, start, d + y0 * OW + x0, OW, nt, n, m, st, 0, NULL, 0)
 #define DW_FLAT_ROWS_TILES(st)                                          \
     switch ((nv == DW_FLAT_ROW_VECS) * 3 + masked) {                    \
         case 0: DW_FLAT_ROWS_TILE(1, 0, st); break;                     \
