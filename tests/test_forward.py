@@ -705,49 +705,44 @@ FLAT_KERNELS = [  # (kh, kw, dilations, padding)
 ]
 
 
-@pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
-@pytest.mark.parametrize("H, W, C", FLAT_PLANES)
-def test_flat_planes(isa_level, H, W, C, streaming):
+def check_planes(H, W, C, streaming, stride, kernels):
+    """NCHW planes H x W of C channels against the reference: each kernel (kh, kw, dilations,
+    padding) at `stride`, multipliers 1 and 2, every dtype, results streamed or not."""
     rng = np.random.default_rng(H * W + C)
     before = dwconv._kernels.set_streaming_bytes(0 if streaming else 1 << 60)
     try:
-        for (kh, kw, dil, padding), M, dtype in itertools.product(FLAT_KERNELS, (1, 2), DTYPES):
-            pad = resolve_padding(padding, (H, W), (kh, kw), (1, 1), dil)
+        for (kh, kw, dil, padding), M, dtype in itertools.product(kernels, (1, 2), DTYPES):
+            pad = resolve_padding(padding, (H, W), (kh, kw), (stride, stride), dil)
             if H + sum(pad[0]) < (kh - 1) * dil[0] + 1 or W + sum(pad[1]) < (kw - 1) * dil[1] + 1:
                 continue
             x = make_x(rng, 2, H, W, C, "NCHW", dtype)
             w = rng.standard_normal((kh, kw, C, M)).astype(dtype)
             b = rng.standard_normal(C * M).astype(dtype)
-            got = dwconv.depthwise_conv2d(x, w, 1, padding, data_format="NCHW", dilations=dil, bias=b,
+            got = dwconv.depthwise_conv2d(x, w, stride, padding, data_format="NCHW", dilations=dil, bias=b,
                                           num_threads=1 + M % 2)
-            assert_conv_close(got, x, w, (1, 1), pad, "NCHW", dil, bias=b)
+            assert_conv_close(got, x, w, (stride, stride), pad, "NCHW", dil, bias=b)
     finally:
         dwconv._kernels.set_streaming_bytes(before)
 
 
+@pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
+@pytest.mark.parametrize("H, W, C", FLAT_PLANES)
+def test_flat_planes(isa_level, H, W, C, streaming):
+    check_planes(H, W, C, streaming, 1, FLAT_KERNELS)
+
+
 # float32 3x3 kernels at stride 2 on NCHW planes of 16 channels or more whose output is a vector wide
-# and 4 rows high or more run in place in row tiles too (float64 takes the packed path): output rows of a vector, of whole tiles and of
-# overlapping ones, heights not a multiple of 4, padding on one side or both (the tiles' last
-# column read one past the last tap's), VALID, and planes too small for the tiles (6 rows: 3 out).
+# and 4 rows high or more run in place in row tiles too (float64 takes the packed path): output rows
+# of a vector, of whole tiles and of overlapping ones, heights not a multiple of 4, padding on one
+# side or both, VALID, and planes too small for the tiles (6 rows: 3 out).
 ROW_TILE_PLANES = [(8, 32, 16), (9, 66, 16), (13, 100, 17), (16, 64, 16), (6, 40, 16)]  # (H, W, C)
+ROW_TILE_PADDINGS = ["SAME", ((1, 1), (1, 1)), "VALID", ((2, 0), (0, 2)), ((0, 2), (2, 1))]
 
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
 @pytest.mark.parametrize("H, W, C", ROW_TILE_PLANES)
 def test_flat_row_tiles_at_stride_2(isa_level, H, W, C, streaming):
-    rng = np.random.default_rng(H * W + C)
-    before = dwconv._kernels.set_streaming_bytes(0 if streaming else 1 << 60)
-    try:
-        for padding, M, dtype in itertools.product(
-                ["SAME", ((1, 1), (1, 1)), "VALID", ((2, 0), (0, 2)), ((0, 2), (2, 1))], (1, 2), DTYPES):
-            x = make_x(rng, 2, H, W, C, "NCHW", dtype)
-            w = rng.standard_normal((3, 3, C, M)).astype(dtype)
-            b = rng.standard_normal(C * M).astype(dtype)
-            got = dwconv.depthwise_conv2d(x, w, 2, padding, data_format="NCHW", bias=b, num_threads=1 + M % 2)
-            pad = resolve_padding(padding, (H, W), (3, 3), (2, 2), (1, 1))
-            assert_conv_close(got, x, w, (2, 2), pad, "NCHW", (1, 1), bias=b)
-    finally:
-        dwconv._kernels.set_streaming_bytes(before)
+    check_planes(H, W, C, streaming, 2, [(3, 3, (1, 1), padding) for padding in ROW_TILE_PADDINGS])
 
 
 # ---------------------------------------------------------------------------
