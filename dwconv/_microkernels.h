@@ -43,6 +43,9 @@
 #else
 #define DW_IN_REGISTER(v) (void)(v)
 #endif
+/* A pointer the compiler must advance step by step, as the code does: left to itself, GCC keeps
+ * each of a tile's source addresses apart, more than the registers hold, and spills them. */
+#define DW_STEPPED(p) __asm__("" : "+r"(p))
 
 /* What the elements of an image or result are, where the forward converts them (see
  * _microkernels_convert.h): the kernels' own float type, or integer pixels. */

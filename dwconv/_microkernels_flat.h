@@ -231,12 +231,11 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
                 if (row0 + i + g >= 0 && row0 + i + g < height)
                     rows_inside |= DW_FN(lane_range)(g * width, (g + 1) * width);
         }
-        /* (rows one pointer apart in turn: the compiler otherwise keeps each row's and tap's address
-         * apart, more than the registers hold; a row outside is read at none of its lanes) */
+        /* (a row outside is read at none of its lanes) */
         const DW_T *s = stepped ? row : src + (inside ? (row0 + i) * width + col0 : 0);
         if (stepped) {
             row += width;
-            __asm__("" : "+r"(row));
+            DW_STEPPED(row);
         }
         DW_VEC x[3][DW_FLAT_ROW_VECS], loaded[DW_FLAT_ROW_LOADS];
         DW_FLAT_UNROLL
@@ -247,8 +246,7 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
             else
                 loaded[k] = !masked ? DW_FN(load)(at)
                             : DW_FN(load_masked)(at, narrow ? inside_lanes[k] & rows_inside : inside ? inside_lanes[k] : 0);
-            /* (in a register: folded into each multiply-add, it would be loaded once for each) */
-            __asm__("" : "+v"(loaded[k]));
+            DW_IN_REGISTER(loaded[k]);
         }
         DW_FLAT_UNROLL
         for (int v = 0; v < nv; v++) {

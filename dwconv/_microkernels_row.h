@@ -82,8 +82,9 @@ DW_INLINE void DW_FN(row_tile_dense)(const DW_T *const *rows, ptrdiff_t off, ptr
         DW_ROW_UNROLL
         for (int b = 0; b < kw; b++) wv[b] = DW_FN(load)(w + (a * kw + b) * w_tap);
         DW_ROW_UNROLL
-        for (int u = 0; u < (tile - 1) * sw + kw; u++) {
-            DW_VEC x = DW_FN(load)(s + u * pix);
+        for (int u = 0; u < (tile - 1) * sw + kw; u++, s += pix) {
+            DW_STEPPED(s);
+            DW_VEC x = DW_FN(load)(s);
             if (DW_VBYTES == 64) DW_IN_REGISTER(x); /* (AVX2's 16 registers then spill the sums) */
             DW_ROW_UNROLL
             for (int b = 0; b < kw; b++)
@@ -119,8 +120,9 @@ DW_INLINE void DW_FN(row_tile_pieces)(const DW_T *const *rows, ptrdiff_t off, pt
             DW_ROW_UNROLL
             for (int b = 0; b < DW_ROW_MAX_KW; b++) wv[b] = DW_FN(load)(wa + b * w_tap);
             DW_ROW_UNROLL
-            for (int u = 0; u < (tile - 1) * sw + DW_ROW_MAX_KW; u++) {
-                DW_VEC x = DW_FN(load)(s + u * pix);
+            for (int u = 0; u < (tile - 1) * sw + DW_ROW_MAX_KW; u++, s += pix) {
+                DW_STEPPED(s);
+                DW_VEC x = DW_FN(load)(s);
                 if (DW_VBYTES == 64) DW_IN_REGISTER(x);
                 DW_ROW_UNROLL
                 for (int b = 0; b < DW_ROW_MAX_KW; b++)
