@@ -194,10 +194,11 @@ cdef inline bint rows_fit(const Dims *d, size_t elsize) noexcept nogil:
     """Whether NCHW geometry d runs its planes in place in row tiles (flat_rows): float32, 3x3
     kernels of dilation 1 at stride 1 or 2, zeros padding, output planes a vector wide (64 bytes:
     every level's), or more than half a vector at stride 1 (narrow tiles), and DW_FLAT_ROWS high
-    or more. (float64 keeps the other paths: its tiles would
-    add a fifth of the row tiles' code, 30 KB, to a package near its size bound.)"""
-    return (not d.nhwc and dw_has_flat() and elsize == sizeof(float) and d.kh == 3 and d.kw == 3 and d.dil_h == 1 and d.dil_w == 1
-            and d.sh == d.sw and d.sh <= 2 and d.mode == ZEROS and d.OH >= DW_FLAT_ROWS
+    or more. (float64 keeps the other paths: its tiles would add 30 KB of code to a package near
+    its size bound.)"""
+    return (not d.nhwc and dw_has_flat() and elsize == sizeof(float) and d.kh == 3 and d.kw == 3
+            and d.dil_h == 1 and d.dil_w == 1 and d.sh == d.sw and d.sh <= 2 and d.mode == ZEROS
+            and d.OH >= DW_FLAT_ROWS
             and (d.OW * elsize >= 64 or d.sh == 1 and d.OW == d.W and 2 * d.OW * elsize > 64))
 
 

@@ -100,12 +100,12 @@ cdef extern from "_microkernels.h" nogil:
                               Py_ssize_t npix, bint streaming)
     bint dw_has_flat()
     void dw_flat_float(const float *src, Py_ssize_t src_plane, const Py_ssize_t *off, const unsigned char *masks,
-                       Py_ssize_t mask_row, Py_ssize_t ntaps, const float *w, Py_ssize_t w_plane,
-                       Py_ssize_t w_tap, const float *bias, Py_ssize_t bias_plane, float *dst, Py_ssize_t dst_plane, Py_ssize_t npix,
+                       Py_ssize_t mask_row, Py_ssize_t ntaps, const float *w, Py_ssize_t w_plane, Py_ssize_t w_tap,
+                       const float *bias, Py_ssize_t bias_plane, float *dst, Py_ssize_t dst_plane, Py_ssize_t npix,
                        Py_ssize_t np, bint streaming)
     void dw_flat_double(const double *src, Py_ssize_t src_plane, const Py_ssize_t *off, const unsigned char *masks,
-                        Py_ssize_t mask_row, Py_ssize_t ntaps, const double *w, Py_ssize_t w_plane,
-                        Py_ssize_t w_tap, const double *bias, Py_ssize_t bias_plane, double *dst, Py_ssize_t dst_plane,
+                        Py_ssize_t mask_row, Py_ssize_t ntaps, const double *w, Py_ssize_t w_plane, Py_ssize_t w_tap,
+                        const double *bias, Py_ssize_t bias_plane, double *dst, Py_ssize_t dst_plane,
                         Py_ssize_t npix, Py_ssize_t np, bint streaming)
     void dw_flat_rows_float(const float *src, Py_ssize_t src_plane, Py_ssize_t height, Py_ssize_t width, Py_ssize_t pt,
                             Py_ssize_t pl, Py_ssize_t sw, const float *w, Py_ssize_t w_plane, Py_ssize_t w_tap,

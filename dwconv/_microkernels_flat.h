@@ -46,12 +46,18 @@ _Static_assert(DW_FLAT_PLANES <= 8 && DW_FLAT_VECS <= 8 && DW_FLAT_DOT_TAPS <= 1
                && DW_FLAT_ROW_VECS <= DW_FLAT_VECS,
                "the tile loops must unroll completely");
 
-/* The DW_LANES bits of `mask` (a bitmap, bit i at byte i / 8, bit i % 8) from bit o on. */
+/* The DW_LANES bits of `mask` (a bitmap, bit i at byte i / 8) from bit o on (o a multiple of DW_LANES). */
 DW_INLINE unsigned DW_FN(flat_bits)(const unsigned char *mask, ptrdiff_t o)
 {
-    uint32_t bits;
+#if DW_LANES == 16
+    uint16_t bits;
     memcpy(&bits, mask + o / 8, sizeof bits);
-    return (bits >> (o % 8)) & ((1u << DW_LANES) - 1);
+    return bits;
+#elif DW_LANES == 8
+    return mask[o / 8];
+#else
+    return (mask[o / 8] >> (o & 4)) & 15;
+#endif
 }
 
 /* v's first n lanes (0 < n <= DW_VLEN) to p[0 .. n), writing nothing past them. */
@@ -242,7 +248,7 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
         for (int k = 0; k < n_loads; k++) {
             const DW_T *at = s + DW_FN(flat_rows_at)(k, sw);
             if (sw == 2 && k == 2 * nv) /* (one element) */
-                loaded[k] = DW_FN(broadcast)(!masked || (inside && inside_lanes[k]) ? *at : 0);
+                loaded[k] = DW_FN(broadcast)(!masked || (inside && (inside_lanes[k] & 1)) ? *at : 0);
             else
                 loaded[k] = !masked ? DW_FN(load)(at)
                             : DW_FN(load_masked)(at, narrow ? inside_lanes[k] & rows_inside : inside ? inside_lanes[k] : 0);

@@ -271,9 +271,8 @@ cdef bint flat_masks_init(FlatMasks *f, const Dims *d) noexcept nogil:
     """Each tap's offset and bitmap for geometry d (stride 1, OW == W, zeros padding); released by
     flat_masks_free. False when out of memory."""
     cdef Py_ssize_t a, b, t, oy, oy0, oy1, lo, hi, n_taps = d.kh * d.kw
-    # (the micro-kernel reads the bits of whole tiles of vectors, up to 32 past the last pixel, 4
-    # bytes at a time)
-    f.row_bytes = round_up(d.OH * d.OW // 8 + 8, 8)
+    # (the micro-kernel reads the bits of whole tiles of vectors: up to 32 past the last pixel)
+    f.row_bytes = round_up(d.OH * d.OW // 8 + 5, 8)
     f.off = <Py_ssize_t *> malloc(n_taps * sizeof(Py_ssize_t))
     f.bits = <unsigned char *> calloc(n_taps * f.row_bytes, 1)
     if f.off == NULL or f.bits == NULL:
@@ -289,7 +288,8 @@ cdef bint flat_masks_init(FlatMasks *f, const Dims *d) noexcept nogil:
             if lo >= hi:
                 continue
             # (the rows' bits all set in one run, then each row's few columns in the padding
-            # cleared: a run per row took 6% of a one-thread batch-1 call on 112-pixel planes)
+            # cleared: a run per row took 6% of a one-thread batch-1 call on 112-pixel planes,
+            # measured before their 3x3 kernels took the row tiles, which need no masks)
             set_bits(f.bits + t * f.row_bytes, oy0 * d.OW, oy1 * d.OW)
             for oy in range(oy0, oy1):
                 clear_bits(f.bits + t * f.row_bytes, oy * d.OW, oy * d.OW + lo)
