@@ -257,15 +257,15 @@ DW_CHECKED_KERNELS(double, f64)
 
 /* (float only, as the row tiles are; they read inside the planes only, under masks of their own) */
 static void dw_checked_flat_rows_f32(const float *src, ptrdiff_t src_plane, ptrdiff_t height, ptrdiff_t width,
-                                     ptrdiff_t pt, ptrdiff_t pl, ptrdiff_t sw, const float *w, ptrdiff_t w_plane,
-                                     ptrdiff_t w_tap, const float *bias, ptrdiff_t bias_plane, float *dst,
-                                     ptrdiff_t dst_plane, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t np, int nt)
+                                     ptrdiff_t pt, ptrdiff_t pl, ptrdiff_t k, ptrdiff_t sw, const float *w,
+                                     ptrdiff_t w_plane, ptrdiff_t w_tap, const float *bias, ptrdiff_t bias_plane,
+                                     float *dst, ptrdiff_t dst_plane, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t np, int nt)
 {
     DW_CHECK("flat_rows: src", src, float, 0, np, height * width, src_plane, 1);
-    DW_CHECK("flat_rows: w", w, float, 0, np, 9, w_plane, w_tap);
+    DW_CHECK("flat_rows: w", w, float, 0, np, k * k, w_plane, w_tap);
     if (bias) DW_CHECK("flat_rows: bias", bias, float, 0, np, bias_plane);
     DW_CHECK("flat_rows: dst", dst, float, 1, np, OH * OW, dst_plane, 1);
-    dw_active->flat_rows_f32(src, src_plane, height, width, pt, pl, sw, w, w_plane, w_tap, bias, bias_plane, dst,
+    dw_active->flat_rows_f32(src, src_plane, height, width, pt, pl, k, sw, w, w_plane, w_tap, bias, bias_plane, dst,
                              dst_plane, OH, OW, np, nt);
 }
 

@@ -6,7 +6,8 @@
 #   NHWC          rings of pixels; the output row is written in place;
 #   flat planes   NCHW at stride 1 with small kernels (3x3): no ring and no item bands; each plane
 #                 read in place as one flat run, the borders as lane masks (_microkernels_flat.h);
-#                 3x3 kernels on planes a vector wide, at stride 1 or 2, in row tiles (flat_rows);
+#                 3x3 kernels on planes a vector wide, at stride 1 or 2, and 5x5 at stride 1, in
+#                 row tiles (flat_rows);
 #   packed NCHW   planes up to PACKED_FORWARD_WIDTH wide with a vector's worth of channels: source
 #                 rows transposed once each into a ring of pixels; the band's output goes to the
 #                 thread's scratch and is transposed back into the planes;
@@ -119,7 +120,7 @@ cdef inline void flat_rows(const floating *src, Py_ssize_t src_plane, const Dims
                            Py_ssize_t w_plane, Py_ssize_t w_tap, const floating *bias, Py_ssize_t bias_plane,
                            floating *dst, Py_ssize_t dst_plane, Py_ssize_t n_planes, bint streaming) noexcept nogil:
     if floating is float:  # (rows_fit: float only)
-        dw_flat_rows_float(src, src_plane, d.H, d.W, d.pt, d.pl, d.sw, w, w_plane, w_tap, bias, bias_plane, dst,
+        dw_flat_rows_float(src, src_plane, d.H, d.W, d.pt, d.pl, d.kh, d.sw, w, w_plane, w_tap, bias, bias_plane, dst,
                            dst_plane, d.OH, d.OW, n_planes, streaming)
 
 
@@ -191,15 +192,27 @@ cdef inline bint flat_fits(const Dims *d) noexcept nogil:
 
 
 cdef inline bint rows_fit(const Dims *d, size_t elsize) noexcept nogil:
-    """Whether NCHW geometry d runs its planes in place in row tiles (flat_rows): float32, 3x3
-    kernels of dilation 1 at stride 1 or 2, zeros padding, output planes a vector wide (64 bytes:
-    every level's), or more than half a vector at stride 1 (narrow tiles), and DW_FLAT_ROWS high
-    or more. (float64 keeps the other paths: its tiles would add 30 KB of code to a package near
-    its size bound.)"""
-    return (not d.nhwc and dw_has_flat() and elsize == sizeof(float) and d.kh == 3 and d.kw == 3
-            and d.dil_h == 1 and d.dil_w == 1 and d.sh == d.sw and d.sh <= 2 and d.mode == ZEROS
-            and d.OH >= DW_FLAT_ROWS
-            and (d.OW * elsize >= 64 or d.sh == 1 and d.OW == d.W and 2 * d.OW * elsize > 64))
+    """Whether NCHW geometry d runs its planes in place in row tiles (flat_rows): float32, square
+    kernels of dilation 1, zeros padding, output planes DW_FLAT_ROWS high or more and a vector wide
+    (64 bytes: every level's); 3x3 kernels at stride 1 or 2, and at stride 1 on planes more than
+    half a vector wide too (narrow tiles); 5x5 at stride 1 where the tiles' vectors fill the rows
+    (tiles_fill). (float64 keeps the other paths: its tiles would add 30 KB of code to a package
+    near its size bound.)"""
+    return (not d.nhwc and dw_has_flat() and elsize == sizeof(float) and d.kh == d.kw and d.dil_h == 1
+            and d.dil_w == 1 and d.sh == d.sw and d.mode == ZEROS and d.OH >= DW_FLAT_ROWS
+            and (d.kh == 3 and d.sh <= 2 and (d.OW * elsize >= 64 or d.sh == 1 and d.OW == d.W and 2 * d.OW * elsize > 64)
+                 or d.kh == 5 and d.sh == 1 and tiles_fill(d.OW, elsize)))
+
+
+cdef inline bint tiles_fill(Py_ssize_t OW, size_t elsize) noexcept nogil:
+    """Whether AVX-512's row tiles (vectors of 64 bytes, two per tile) compute 7/8 of their lanes or
+    more on rows of OW elements: where 5x5 kernels run faster in them than packed (2 vCPUs of an
+    AVX-512 AMD EPYC, against the packed path: planes of 28, 56 and 112 pixels, 7/8 and whole,
+    1.05-1.3x faster at batch 1 and 16; 40 pixels, 5/6, 0.98-1.07x; 24 and 20, 3/4 and 5/8,
+    0.8-0.9x)."""
+    cdef Py_ssize_t lanes = 64 // elsize
+    cdef Py_ssize_t computed = lanes if OW <= lanes else round_up(max(OW, 2 * lanes), lanes)
+    return OW >= lanes and 8 * OW >= 7 * computed
 
 
 cdef inline bint converts(const Dims *d) noexcept nogil:
@@ -316,9 +329,10 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         plan.block = round_up(ceil_div(C, plan.n_blocks), LANE_BLOCK) if plan.n_blocks > 1 else C
         plan.n_blocks = ceil_div(C, plan.block)
         plan.n_bands = max(1, min(ceil_div(wanted, plan.n_blocks), ceil_div(d.OH, 2)))  # bands of 2 rows or more
-    elif (flat_fits(d) or d.sh == 2 and rows_fit(d, sizeof(floating)) and C >= LANE_BLOCK) and not converts(d):
-        # (stride 2 in row tiles where the packed path would run: 2 vCPUs of an AVX-512 AMD EPYC,
-        # mnv2-112x96-s2, 1.4-1.8x faster at batch 1, 1.2-1.3x at batch 16)
+    elif (flat_fits(d) or (d.sh == 2 or d.kh > 3) and rows_fit(d, sizeof(floating)) and C >= LANE_BLOCK) and not converts(d):
+        # (stride 2 and 5x5 kernels in row tiles where the packed path would run: 2 vCPUs of an
+        # AVX-512 AMD EPYC, mnv2-112x96-s2, 1.4-1.8x faster at batch 1, 1.2-1.3x at batch 16;
+        # effnet-28x240 5x5 1.0x at batch 1 on one thread, 1.07x on two, 1.15-1.2x at batch 16)
         plan.kind = FLAT_PLANES
         plan.flat_rows = rows_fit(d, sizeof(floating))
         plan.n_blocks = min(C, wanted)

@@ -12,9 +12,10 @@
  * code; only the plane's last vector is stored under a mask.
  *
  * 3x3 kernels on planes at least a vector wide run in row tiles instead (flat_rows), at stride 1
- * or 2: several output rows x vectors along a row, each source vector loaded once for every output
- * row it serves, and the lanes outside the plane masked where the tile's place says so (1.4-1.9x
- * faster than one load per tap on 28- to 112-pixel planes, batch 1 and 16).
+ * or 2, and 5x5 kernels at stride 1: several output rows x vectors along a row, each source vector
+ * loaded once for every output row it serves, and the lanes outside the plane masked where the
+ * tile's place says so (3x3: 1.4-1.9x faster than one load per tap on 28- to 112-pixel planes,
+ * batch 1 and 16).
  */
 
 #if defined(DW_X86) && DW_VBYTES >= 32
@@ -34,15 +35,19 @@
 #define DW_FLAT_DOT_TAPS 9
 #define DW_FLAT_DOT_PLANES 16
 #define DW_FLAT_DOT_PIXELS 64
-/* Row tiles (3x3 kernels on planes a vector wide or more): DW_FLAT_ROWS output rows x vectors
- * along a row. At AVX2 one vector: its 4 sums and 9 taps leave 3 of the 16 registers. */
+/* Row tiles (3x3 and 5x5 kernels on planes a vector wide or more): DW_FLAT_ROWS output rows x
+ * vectors along a row. At AVX2 one vector: its 4 sums and 9 taps leave 3 of the 16 registers.
+ * (7x7 tiles measured 0.85-0.93x the packed path on 56-pixel planes, at batch 1 and 16, their
+ * taps broadcast into registers or from memory within each FMA: left out.) */
 #define DW_FLAT_ROW_VECS (DW_VBYTES == 64 ? 2 : 1)
+#define DW_FLAT_ROW_MAX_K 5
 #if defined(__clang__)
 #define DW_FLAT_UNROLL _Pragma("unroll")
 #else
 #define DW_FLAT_UNROLL _Pragma("GCC unroll 16")
 #endif
 _Static_assert(DW_FLAT_PLANES <= 8 && DW_FLAT_VECS <= 8 && DW_FLAT_DOT_TAPS <= 16 && (DW_FLAT_ROWS - 1) * 2 + 3 <= 16
+               && DW_FLAT_ROWS - 1 + DW_FLAT_ROW_MAX_K <= 16 && DW_FLAT_ROW_MAX_K * DW_FLAT_ROW_VECS <= 16
                && DW_FLAT_ROW_VECS <= DW_FLAT_VECS,
                "the tile loops must unroll completely");
 
@@ -184,51 +189,54 @@ DW_INLINE DW_VEC DW_FN(shift_in)(DW_VEC a, DW_VEC b)
 }
 
 /* A row tile's source vectors of one row, relative to its first tap column: at stride 1, vector
- * 3v + b is tap column b's for output vector v; at stride 2, vectors 2v and 2v + 1 hold tap columns
- * 0 and 1 of output vector v as their even and odd elements, and tap column 2 is column 0's shifted
- * by one lane, its last from vector 2v + 2 (of which only that lane is read at v = nv - 1). */
-#define DW_FLAT_ROW_LOADS (3 * DW_FLAT_ROW_VECS)
-DW_INLINE ptrdiff_t DW_FN(flat_rows_at)(int k, const int sw)
+ * k*v + b is tap column b's for output vector v (k x k kernels), output vectors vstep pixels
+ * apart; at stride 2 (3x3 kernels),
+ * vectors 2v and 2v + 1 hold tap columns 0 and 1 of output vector v as their even and odd
+ * elements, and tap column 2 is column 0's shifted by one lane, its last from vector 2v + 2 (of
+ * which only that lane is read at v = nv - 1). */
+#define DW_FLAT_ROW_LOADS (DW_FLAT_ROW_MAX_K * DW_FLAT_ROW_VECS)
+DW_INLINE ptrdiff_t DW_FN(flat_rows_at)(int i, const int k, const int sw, ptrdiff_t vstep)
 {
-    return sw == 1 ? k % 3 + k / 3 * DW_VLEN : k * DW_VLEN;
+    return sw == 1 ? i % k + i / k * vstep : i * DW_VLEN;
 }
 
-/* A row tile of a 3x3 kernel (dilation 1, stride sw of 1 or 2): DW_FLAT_ROWS output rows (dst_row
- * apart) x nv vectors along a row, from source row row0 and column col0 (tap 0 of the tile's first
- * pixel) of a plane `width` x `height`. Source row i of the tile serves tap row i - r*sw of output
- * row r: each of its vectors is loaded once for every output row it serves. Lanes whose source
- * element falls outside the plane (`masked` 1: columns, 2: rows too) are neither read nor added,
- * the same for every output row.
+/* A row tile of a k x k kernel (dilation 1; k 3 at stride sw of 1 or 2, k 5 at stride 1):
+ * DW_FLAT_ROWS output rows (dst_row apart) x nv vectors along a row, from source row row0 and
+ * column col0 (tap 0 of the tile's first pixel) of a plane `width` x `height`. Source row i of the
+ * tile serves tap row i - r*sw of output row r: each of its vectors is loaded once for every
+ * output row it serves. The taps come as vectors wt (3x3: kept in registers for the whole plane)
+ * or as scalars wk (5x5: too many for the registers next to the sums and source vectors). Lanes whose source element falls outside the plane (`masked` 1: columns, 2: rows too) are
+ * neither read nor added, the same for every output row.
  *
- * A `narrow` tile (stride 1, one vector, planes narrower than it but more than half as wide: output
- * rows as wide as the source's) covers a row and the start of the next with each vector, lane l
- * reading the pixel l columns on in the plane's row-major order: its columns' lanes are `columns`
- * (one set per tap column, the same for every tile: rows start at lane 0), its rows' lanes those
- * of each row a vector spans; output rows from `rows` on are not stored, and row rows - 1 (the
- * plane's last) only up to its end. */
+ * A `narrow` tile (3x3, stride 1, one vector, planes narrower than it but more than half as wide:
+ * output rows as wide as the source's) covers a row and the start of the next with each vector,
+ * lane l reading the pixel l columns on in the plane's row-major order: its columns' lanes are
+ * `columns` (one set per tap column, the same for every tile: rows start at lane 0), its rows'
+ * lanes those of each row a vector spans; output rows from `rows` on are not stored, and row
+ * rows - 1 (the plane's last) only up to its end. */
 DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t height, ptrdiff_t row0,
-                                     ptrdiff_t col0, const DW_VEC *wt, DW_VEC start, DW_T *dst, ptrdiff_t dst_row,
-                                     int nt, const int nv, const int masked, const int sw, const int narrow,
-                                     const unsigned *columns, ptrdiff_t rows)
+                                     ptrdiff_t col0, ptrdiff_t vstep, const DW_VEC *wt, const DW_T *wk, DW_VEC start,
+                                     DW_T *dst, ptrdiff_t dst_row, int nt, const int k, const int nv, const int masked,
+                                     const int sw, const int narrow, const unsigned *columns, ptrdiff_t rows)
 {
     DW_VEC acc[DW_FLAT_ROWS][DW_FLAT_ROW_VECS];
     unsigned inside_lanes[DW_FLAT_ROW_LOADS];
-    const int n_loads = sw == 1 ? 3 * nv : 2 * nv + 1;
+    const int n_loads = sw == 1 ? k * nv : 2 * nv + 1;
     DW_FLAT_UNROLL
     for (int r = 0; r < DW_FLAT_ROWS; r++) {
         DW_FLAT_UNROLL
         for (int v = 0; v < nv; v++) acc[r][v] = start;
     }
     DW_FLAT_UNROLL
-    for (int k = 0; k < n_loads; k++) {
-        const ptrdiff_t col = col0 + DW_FN(flat_rows_at)(k, sw);
-        inside_lanes[k] = narrow ? columns[k] : masked ? DW_FN(lane_range)(-col, width - col) : 0;
+    for (int i = 0; i < n_loads; i++) {
+        const ptrdiff_t col = col0 + DW_FN(flat_rows_at)(i, k, sw, vstep);
+        inside_lanes[i] = narrow ? columns[i] : masked ? DW_FN(lane_range)(-col, width - col) : 0;
     }
     /* (a narrow tile's rows above the plane: read at none of their lanes) */
     const int stepped = masked < 2 || narrow;
     const DW_T *row = src + (stepped ? row0 * width + col0 : 0);
     DW_FLAT_UNROLL
-    for (int i = 0; i < (DW_FLAT_ROWS - 1) * sw + 3; i++) {
+    for (int i = 0; i < (DW_FLAT_ROWS - 1) * sw + k; i++) {
         const int inside = masked < 2 || (row0 + i >= 0 && row0 + i < height);
         unsigned rows_inside = ~0u; /* (narrow, masked 2: the lanes of the rows inside the plane) */
         if (narrow && masked == 2) {
@@ -243,32 +251,34 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
             row += width;
             DW_STEPPED(row);
         }
-        DW_VEC x[3][DW_FLAT_ROW_VECS], loaded[DW_FLAT_ROW_LOADS];
+        DW_VEC x[DW_FLAT_ROW_MAX_K][DW_FLAT_ROW_VECS], loaded[DW_FLAT_ROW_LOADS];
         DW_FLAT_UNROLL
-        for (int k = 0; k < n_loads; k++) {
-            const DW_T *at = s + DW_FN(flat_rows_at)(k, sw);
-            if (sw == 2 && k == 2 * nv) /* (one element) */
-                loaded[k] = DW_FN(broadcast)(!masked || (inside && (inside_lanes[k] & 1)) ? *at : 0);
+        for (int j = 0; j < n_loads; j++) {
+            const DW_T *at = s + DW_FN(flat_rows_at)(j, k, sw, vstep);
+            if (sw == 2 && j == 2 * nv) /* (one element) */
+                loaded[j] = DW_FN(broadcast)(!masked || (inside && (inside_lanes[j] & 1)) ? *at : 0);
             else
-                loaded[k] = !masked ? DW_FN(load)(at)
-                            : DW_FN(load_masked)(at, narrow ? inside_lanes[k] & rows_inside : inside ? inside_lanes[k] : 0);
-            DW_IN_REGISTER(loaded[k]);
+                loaded[j] = !masked ? DW_FN(load)(at)
+                            : DW_FN(load_masked)(at, narrow ? inside_lanes[j] & rows_inside : inside ? inside_lanes[j] : 0);
+            DW_IN_REGISTER(loaded[j]);
         }
         DW_FLAT_UNROLL
         for (int v = 0; v < nv; v++) {
             DW_FLAT_UNROLL
-            for (int b = 0; b < 3; b++)
-                x[b][v] = sw == 1 ? loaded[3 * v + b]
+            for (int b = 0; b < k; b++)
+                x[b][v] = sw == 1 ? loaded[k * v + b]
                           : b < 2 ? DW_FN(alternate)(loaded[2 * v], loaded[2 * v + 1], b)
                                   : DW_FN(shift_in)(x[0][v], loaded[2 * v + 2]);
         }
         DW_FLAT_UNROLL
         for (int r = 0; r < DW_FLAT_ROWS; r++)
-            if (i - r * sw >= 0 && i - r * sw < 3) {
+            if (i - r * sw >= 0 && i - r * sw < k) {
                 DW_FLAT_UNROLL
-                for (int b = 0; b < 3; b++) {
+                for (int b = 0; b < k; b++) {
+                    const int t = (i - r * sw) * k + b;
                     DW_FLAT_UNROLL
-                    for (int v = 0; v < nv; v++) acc[r][v] += wt[(i - r * sw) * 3 + b] * x[b][v];
+                    for (int v = 0; v < nv; v++)
+                        acc[r][v] += (k == 3 ? wt[t] : DW_FN(broadcast)(wk[t])) * x[b][v];
                 }
             }
     }
@@ -278,31 +288,25 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
             DW_FN(store_first)(dst + r * dst_row, acc[r][0], r < rows - 1 ? DW_VLEN : width, nt);
         else if (!narrow) {
             DW_FLAT_UNROLL
-            for (int v = 0; v < nv; v++) DW_FN(store_out)(dst + r * dst_row + v * DW_VLEN, acc[r][v], nt);
+            for (int v = 0; v < nv; v++) DW_FN(store_out)(dst + r * dst_row + v * vstep, acc[r][v], nt);
         }
     }
 }
 
-/* A 3x3 kernel (dilation 1) at stride sw (1 or 2) over np NCHW planes read in place, in row tiles:
- * dst[p*dst_plane + y*OW + x] = bias[p*bias_plane] + sum_{a, b < 3} w[p*w_plane + (3a + b)*w_tap] * src[p*src_plane + (y*sw + a - pt)*width + x*sw + b - pl],
- * the taps outside the `height` x `width` plane (zero padding) left out, for y < OH, x < OW
- * (bias NULL: 0). Needs OH >= DW_FLAT_ROWS, and OW >= DW_VLEN or, at stride 1 with OW == width,
- * 2 * OW > DW_VLEN (narrow tiles, flat_rows_tile). Each source vector is loaded once
- * for the output rows it serves (at stride 1: 3 loads per row and vector where `flat` has 9), and
- * the borders' lanes follow from the tile's place. Each band of rows runs in tiles of
- * DW_FLAT_ROW_VECS vectors, the last overlapping the one before where the row is not whole tiles;
- * the last band overlaps the one before likewise. With `nt`, output rows of whole cache lines are
- * written with streaming stores. */
-static void DW_FN(flat_rows)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t height, ptrdiff_t width, ptrdiff_t pt,
-                             ptrdiff_t pl, ptrdiff_t sw, const DW_T *w, ptrdiff_t w_plane, ptrdiff_t w_tap,
-                             const DW_T *bias, ptrdiff_t bias_plane, DW_T *dst, ptrdiff_t dst_plane, ptrdiff_t OH,
-                             ptrdiff_t OW, ptrdiff_t np, int nt)
+/* flat_rows for one kernel size k (known at compile time). */
+DW_INLINE void DW_FN(flat_rows_k)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t height, ptrdiff_t width,
+                                  ptrdiff_t pt, ptrdiff_t pl, ptrdiff_t sw, const DW_T *w, ptrdiff_t w_plane,
+                                  ptrdiff_t w_tap, const DW_T *bias, ptrdiff_t bias_plane, DW_T *dst,
+                                  ptrdiff_t dst_plane, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t np, int nt, const int k)
 {
-    /* (an overlapping tile, or a line shared by two rows, would mix streamed and plain stores) */
-    nt = nt && OW * (ptrdiff_t)sizeof(DW_T) % 64 == 0;
-    const ptrdiff_t band_rows = (DW_FLAT_ROWS - 1) * sw + 3; /* the source rows a band reads */
-    /* Narrow planes (stride 1, OW == width): each tap column's lanes, a row and the next's start */
-    const int narrow = OW < DW_VLEN;
+    const ptrdiff_t band_rows = (DW_FLAT_ROWS - 1) * sw + k; /* the source rows a band reads */
+    /* A tile's vectors a vector apart; at stride 1 on planes less than two vectors wide, two
+     * overlapping vectors fill the row in one tile (8 sums in flight where 4 would wait on the FMA
+     * latency) */
+    _Static_assert(DW_FLAT_ROW_VECS <= 2, "two overlapping vectors fill a row");
+    const ptrdiff_t vstep = sw == 1 && OW < 2 * DW_VLEN ? OW - DW_VLEN : DW_VLEN;
+    /* Narrow planes (3x3, stride 1, OW == width): each tap column's lanes, a row and the next's start */
+    const int narrow = k == 3 && OW < DW_VLEN;
     const ptrdiff_t spans = narrow ? (DW_VLEN - 1) / OW : 0; /* the rows a vector reaches past its own */
     unsigned columns[3] = {0, 0, 0};
     for (int b = 0; narrow && b < 3; b++)
@@ -311,8 +315,10 @@ static void DW_FN(flat_rows)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t hei
             columns[b] |= DW_FN(lane_range)(g * OW + lo, g * OW + hi);
         }
     for (ptrdiff_t p = 0; p < np; p++) {
+        DW_T wk[DW_FLAT_ROW_MAX_K * DW_FLAT_ROW_MAX_K];
         DW_VEC wt[9];
-        for (int t = 0; t < 9; t++) wt[t] = DW_FN(broadcast)(w[p * w_plane + t * w_tap]);
+        for (int t = 0; t < k * k; t++) wk[t] = w[p * w_plane + t * w_tap];
+        for (int t = 0; k == 3 && t < 9; t++) wt[t] = DW_FN(broadcast)(wk[t]);
         const DW_VEC start = DW_FN(broadcast)(bias ? bias[p * bias_plane] : 0);
         const DW_T *s = src + p * src_plane;
         DW_T *d = dst + p * dst_plane;
@@ -327,40 +333,86 @@ static void DW_FN(flat_rows)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t hei
             const int masked_rows = row0 < 0 || row0 + band_rows + spans > height;
             if (narrow) {
                 if (masked_rows)
-                    DW_FN(flat_rows_tile)(s, width, height, row0, -pl, wt, start, d + y0 * OW, OW, nt, 1, 2, 1, 1,
-                                          columns, OH - y0);
+                    DW_FN(flat_rows_tile)(s, width, height, row0, -pl, DW_VLEN, wt, wk, start, d + y0 * OW, OW, nt, 3, 1,
+                                          2, 1, 1, columns, OH - y0);
                 else
-                    DW_FN(flat_rows_tile)(s, width, height, row0, -pl, wt, start, d + y0 * OW, OW, nt, 1, 1, 1, 1,
-                                          columns, OH - y0);
+                    DW_FN(flat_rows_tile)(s, width, height, row0, -pl, DW_VLEN, wt, wk, start, d + y0 * OW, OW, nt, 3, 1,
+                                          1, 1, 1, columns, OH - y0);
                 continue;
             }
             for (ptrdiff_t x = 0; x < OW;) {
-                const int nv = OW - x > DW_VLEN && OW >= DW_FLAT_ROW_VECS * DW_VLEN ? DW_FLAT_ROW_VECS : 1;
-                const ptrdiff_t x0 = x + nv * DW_VLEN <= OW ? x : OW - nv * DW_VLEN, col0 = x0 * sw - pl;
+                const int nv = OW - x > DW_VLEN && (sw == 1 || OW >= DW_FLAT_ROW_VECS * DW_VLEN) ? DW_FLAT_ROW_VECS : 1;
+                const ptrdiff_t tile_width = (nv - 1) * vstep + DW_VLEN;
+                const ptrdiff_t x0 = x + tile_width <= OW ? x : OW - tile_width, col0 = x0 * sw - pl;
                 /* (the columns the tile reads) */
-                const ptrdiff_t span = sw == 1 ? nv * DW_VLEN + 2 : 2 * nv * DW_VLEN + 1;
-                const int masked = masked_rows ? 2 : col0 < 0 || col0 + span > width;
+                const ptrdiff_t span = sw == 1 ? tile_width + k - 1 : 2 * nv * DW_VLEN + 1;
+                /* (5x5: tiles inside the plane masked as at its columns, for the code's size) */
+                const int masked = masked_rows ? 2 : col0 < 0 || col0 + span > width || k > 3;
 #define DW_FLAT_ROWS_TILE(n, m, st) \
-    DW_FN(flat_rows_tile)(s, width, height, row0, col0, wt, start, d + y0 * OW + x0, OW, nt, n, m, st, 0, NULL, 0)
-#define DW_FLAT_ROWS_TILES(st)                                          \
-    switch ((nv == DW_FLAT_ROW_VECS) * 3 + masked) {                    \
-        case 0: DW_FLAT_ROWS_TILE(1, 0, st); break;                     \
-        case 1: DW_FLAT_ROWS_TILE(1, 1, st); break;                     \
-        case 2: DW_FLAT_ROWS_TILE(1, 2, st); break;                     \
-        case 3: DW_FLAT_ROWS_TILE(DW_FLAT_ROW_VECS, 0, st); break;      \
-        case 4: DW_FLAT_ROWS_TILE(DW_FLAT_ROW_VECS, 1, st); break;      \
-        case 5: DW_FLAT_ROWS_TILE(DW_FLAT_ROW_VECS, 2, st); break;      \
+    DW_FN(flat_rows_tile)(s, width, height, row0, col0, vstep, wt, wk, start, d + y0 * OW + x0, OW, nt, k, n, m, st, 0, \
+                          NULL, 0)
+#define DW_FLAT_ROWS_TILES(st)                                                  \
+    switch ((nv == DW_FLAT_ROW_VECS) * 3 + masked) {                            \
+        case 0: if (k == 3) DW_FLAT_ROWS_TILE(1, 0, st); break;                 \
+        case 1: DW_FLAT_ROWS_TILE(1, 1, st); break;                             \
+        case 2: DW_FLAT_ROWS_TILE(1, 2, st); break;                             \
+        case 3: if (k == 3) DW_FLAT_ROWS_TILE(DW_FLAT_ROW_VECS, 0, st); break;  \
+        case 4: DW_FLAT_ROWS_TILE(DW_FLAT_ROW_VECS, 1, st); break;              \
+        case 5: DW_FLAT_ROWS_TILE(DW_FLAT_ROW_VECS, 2, st); break;              \
     }
                 if (sw == 1)
                     DW_FLAT_ROWS_TILES(1)
-                else
+                else if (k == 3)
                     DW_FLAT_ROWS_TILES(2)
 #undef DW_FLAT_ROWS_TILES
 #undef DW_FLAT_ROWS_TILE
-                x = x0 + nv * DW_VLEN;
+                x = x0 + tile_width;
             }
         }
     }
+}
+
+/* One function per kernel size, compiled apart so that each gets the registers to itself. */
+#define DW_FLAT_ROWS_OF(k)                                                                               \
+    static __attribute__((noinline)) void DW_FN(flat_rows_##k)(                                          \
+        const DW_T *src, ptrdiff_t src_plane, ptrdiff_t height, ptrdiff_t width, ptrdiff_t pt, ptrdiff_t pl, \
+        ptrdiff_t sw, const DW_T *w, ptrdiff_t w_plane, ptrdiff_t w_tap, const DW_T *bias, ptrdiff_t bias_plane, \
+        DW_T *dst, ptrdiff_t dst_plane, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t np, int nt)                \
+    {                                                                                                    \
+        DW_FN(flat_rows_k)(src, src_plane, height, width, pt, pl, sw, w, w_plane, w_tap, bias, bias_plane, dst, \
+                           dst_plane, OH, OW, np, nt, k);                                                \
+    }
+DW_FLAT_ROWS_OF(3)
+DW_FLAT_ROWS_OF(5)
+#undef DW_FLAT_ROWS_OF
+
+/* A k x k kernel (k 3 or 5; dilation 1) at stride sw (1, or 2 with k 3) over np NCHW planes
+ * read in place, in row tiles:
+ * dst[p*dst_plane + y*OW + x] = bias[p*bias_plane] + sum_{a, b < k} w[p*w_plane + (k*a + b)*w_tap] * src[p*src_plane + (y*sw + a - pt)*width + x*sw + b - pl],
+ * the taps outside the `height` x `width` plane (zero padding) left out, for y < OH, x < OW
+ * (bias NULL: 0). Needs OH >= DW_FLAT_ROWS, and OW >= DW_VLEN or, with k 3 at stride 1 and
+ * OW == width, 2 * OW > DW_VLEN (narrow tiles, flat_rows_tile). Each source vector is loaded once
+ * for the output rows it serves (3x3 at stride 1: 3 loads per row and vector where `flat` has 9),
+ * and the borders' lanes follow from the tile's place. Each band of rows runs in tiles of
+ * DW_FLAT_ROW_VECS vectors, the last overlapping the one before where the row is not whole tiles;
+ * the last band overlaps the one before likewise. With `nt`, output rows of whole cache lines are
+ * written with streaming stores. */
+static void DW_FN(flat_rows)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t height, ptrdiff_t width, ptrdiff_t pt,
+                             ptrdiff_t pl, ptrdiff_t k, ptrdiff_t sw, const DW_T *w, ptrdiff_t w_plane,
+                             ptrdiff_t w_tap, const DW_T *bias, ptrdiff_t bias_plane, DW_T *dst, ptrdiff_t dst_plane,
+                             ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t np, int nt)
+{
+    /* (an overlapping tile, or a line shared by two rows, would mix streamed and plain stores) */
+    nt = nt && OW * (ptrdiff_t)sizeof(DW_T) % 64 == 0;
+#define DW_FLAT_ROWS_K(k) \
+    DW_FN(flat_rows_##k)(src, src_plane, height, width, pt, pl, sw, w, w_plane, w_tap, bias, bias_plane, dst, dst_plane, \
+                         OH, OW, np, nt)
+    _Static_assert(DW_FLAT_ROW_MAX_K == 5, "the cases below list every kernel size");
+    switch (k) {
+        case 3: DW_FLAT_ROWS_K(3); break;
+        case 5: DW_FLAT_ROWS_K(5); break;
+    }
+#undef DW_FLAT_ROWS_K
     if (nt) _mm_sfence(); /* streamed results reach memory before any later store */
 }
 #endif
@@ -491,5 +543,6 @@ static void DW_FN(flat_dot)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_
 #undef DW_FLAT_DOT_PIXELS
 #undef DW_FLAT_ROW_VECS
 #undef DW_FLAT_ROW_LOADS
+#undef DW_FLAT_ROW_MAX_K
 #undef DW_FLAT_UNROLL
 #endif

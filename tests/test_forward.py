@@ -745,6 +745,21 @@ def test_flat_row_tiles_at_stride_2(isa_level, H, W, C, streaming):
     check_planes(H, W, C, streaming, 2, [(3, 3, (1, 1), padding) for padding in ROW_TILE_PADDINGS])
 
 
+# float32 5x5 kernels at stride 1 on NCHW planes of 16 channels or more whose row tiles fill 7/8 of
+# their lanes run in row tiles too: one vector (16 pixels at AVX-512), two overlapping to fill a
+# row (28), whole tiles (32), tiles and a vector (48), overlapping tiles (56); heights not a
+# multiple of 4 and 4 itself, padding of 4 on one side, uneven padding, and VALID (narrower output
+# rows, some of which leave the tiles).
+ROW_TILE_5X5_PLANES = [(4, 16, 16), (9, 28, 16), (13, 56, 17), (6, 48, 16), (11, 32, 16)]  # (H, W, C)
+ROW_TILE_5X5_PADDINGS = ["SAME", "VALID", ((4, 0), (0, 4)), ((0, 4), (4, 0)), ((2, 2), (1, 3)), ((1, 3), (2, 2))]
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
+@pytest.mark.parametrize("H, W, C", ROW_TILE_5X5_PLANES)
+def test_flat_row_tiles_5x5(isa_level, H, W, C, streaming):
+    check_planes(H, W, C, streaming, 1, [(5, 5, (1, 1), padding) for padding in ROW_TILE_5X5_PADDINGS])
+
+
 # ---------------------------------------------------------------------------
 # threads: results must not depend on the thread count
 
