@@ -17,7 +17,7 @@ if importlib.util.find_spec("dwconv._kernels") is None:
         "the checkout to use the installed dwconv", name="dwconv._kernels")
 del importlib
 
-from dwconv._config import _select_isa_at_import, show_config, supported_isas, use_isa
+from dwconv._config import _select_isa_at_import, release_memory, show_config, supported_isas, use_isa
 from dwconv._conv import (
     Gradients,
     depthwise_conv2d,
@@ -54,6 +54,7 @@ __all__ = [
     "show_config",
     "supported_isas",
     "use_isa",
+    "release_memory",
 ]
 
 _select_isa_at_import()

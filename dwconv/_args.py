@@ -568,10 +568,13 @@ def grad_call(x, filters, grad_output, strides, padding, data_format, dilations,
 
 
 def _aligned_empty(shape, dtype):
-    """An empty array whose data starts on a cache line."""
+    """An empty array whose data starts on a cache line; from _kernels' pool of large results'
+    memory (_results.pxi) from POOLED_FROM_BYTES up."""
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < _ALIGN_FROM_BYTES:
         return np.empty(shape, dtype)
+    if nbytes >= _kernels.POOLED_FROM_BYTES:
+        return np.ndarray(shape, dtype, _kernels.pooled_block(nbytes))
     raw = np.empty(nbytes + _ALIGNMENT, np.uint8)
     return np.ndarray(shape, dtype, raw, -_kernels.data_address(raw) % _ALIGNMENT)
 

@@ -139,14 +139,14 @@ static ptrdiff_t dw_mask_span(const unsigned char *mask, ptrdiff_t npix, ptrdiff
                                       ptrdiff_t src_a, ptrdiff_t src_b, const T *w, ptrdiff_t w_c, ptrdiff_t w_a, \
                                       ptrdiff_t w_b, const T *bias, ptrdiff_t bias_c, T *dst, ptrdiff_t dst_row, \
                                       ptrdiff_t dst_pix, ptrdiff_t dst_c, ptrdiff_t na, ptrdiff_t nb,           \
-                                      ptrdiff_t nrows, ptrdiff_t npix, ptrdiff_t nc, int accumulate)           \
+                                      ptrdiff_t nrows, ptrdiff_t npix, ptrdiff_t nc, int accumulate, int nt)   \
     {                                                                                                    \
         DW_CHECK("taps: src", src, T, 0, nrows, npix, na, nb, nc, src_row, src_pix, src_a, src_b, src_c); \
         DW_CHECK("taps: w", w, T, 0, nrows * npix, na, nb, nc, 0, w_a, w_b, w_c);                        \
         if (bias && !accumulate) DW_CHECK("taps: bias", bias, T, 0, nrows * npix, nc, 0, bias_c);        \
         DW_CHECK("taps: dst", dst, T, 1, nrows, npix, nc, dst_row, dst_pix, dst_c);                      \
         dw_active->taps_##sfx(src, src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, bias_c, dst, \
-                              dst_row, dst_pix, dst_c, na, nb, nrows, npix, nc, accumulate);             \
+                              dst_row, dst_pix, dst_c, na, nb, nrows, npix, nc, accumulate, nt);         \
     }                                                                                                    \
     static void dw_checked_dot_##sfx(const T *src, ptrdiff_t src_pix, ptrdiff_t src_c, const T *dy,      \
                                      ptrdiff_t dy_pix, ptrdiff_t dy_c, T *acc, ptrdiff_t acc_c, ptrdiff_t npix, \

@@ -7,7 +7,7 @@ import numpy as np
 
 from dwconv import _cupy, _kernels
 
-__all__ = ["config", "show_config", "use_isa", "supported_isas"]
+__all__ = ["config", "show_config", "use_isa", "supported_isas", "release_memory"]
 
 
 def supported_isas():
@@ -38,6 +38,14 @@ def _select_isa_at_import():
     _kernels.set_isa(level)
 
 
+def release_memory():
+    """Give back to the system the memory dwconv keeps for large results: a result of 32 MiB or more
+    leaves its memory, once its arrays are gone, for the next call's result of the same size (at
+    most 4 blocks and 1 GiB wait; fresh memory costs the time its pages take to be zeroed, up to
+    half of a large call's). Returns the bytes given back."""
+    return _kernels.release_memory()
+
+
 def config():
     """The configuration in effect, as a dict."""
     from dwconv import __version__
@@ -53,6 +61,7 @@ def config():
         "python": sys.version.split()[0],
         "machine": platform.machine(),
         "cupy": _cupy.available()[2],
+        "kept_result_bytes": _kernels.kept_bytes(),
     }
 
 

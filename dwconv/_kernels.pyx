@@ -51,12 +51,12 @@ cdef extern from "_microkernels.h" nogil:
                        Py_ssize_t src_a, Py_ssize_t src_b, const float *w, Py_ssize_t w_c, Py_ssize_t w_a,
                        Py_ssize_t w_b, const float *bias, Py_ssize_t bias_c, float *dst, Py_ssize_t dst_row,
                        Py_ssize_t dst_pix, Py_ssize_t dst_c, Py_ssize_t na, Py_ssize_t nb, Py_ssize_t nrows,
-                       Py_ssize_t npix, Py_ssize_t nc, bint accumulate)
+                       Py_ssize_t npix, Py_ssize_t nc, bint accumulate, bint streaming)
     void dw_taps_double(const double *src, Py_ssize_t src_row, Py_ssize_t src_pix, Py_ssize_t src_c,
                         Py_ssize_t src_a, Py_ssize_t src_b, const double *w, Py_ssize_t w_c, Py_ssize_t w_a,
                         Py_ssize_t w_b, const double *bias, Py_ssize_t bias_c, double *dst, Py_ssize_t dst_row,
                         Py_ssize_t dst_pix, Py_ssize_t dst_c, Py_ssize_t na, Py_ssize_t nb, Py_ssize_t nrows,
-                        Py_ssize_t npix, Py_ssize_t nc, bint accumulate)
+                        Py_ssize_t npix, Py_ssize_t nc, bint accumulate, bint streaming)
     void dw_dot_float(const float *src, Py_ssize_t src_pix, Py_ssize_t src_c, const float *dy,
                       Py_ssize_t dy_pix, Py_ssize_t dy_c, float *acc, Py_ssize_t acc_c,
                       Py_ssize_t npix, Py_ssize_t nc)
@@ -375,13 +375,14 @@ cdef inline void taps(const floating *src, Py_ssize_t src_row, Py_ssize_t src_pi
                       Py_ssize_t src_a, Py_ssize_t src_b, const floating *w, Py_ssize_t w_c, Py_ssize_t w_a,
                       Py_ssize_t w_b, const floating *bias, Py_ssize_t bias_c, floating *dst,
                       Py_ssize_t dst_row, Py_ssize_t dst_pix, Py_ssize_t dst_c, Py_ssize_t na, Py_ssize_t nb,
-                      Py_ssize_t nrows, Py_ssize_t npix, Py_ssize_t nc, bint accumulate) noexcept nogil:
+                      Py_ssize_t nrows, Py_ssize_t npix, Py_ssize_t nc, bint accumulate,
+                      bint streaming=False) noexcept nogil:
     if floating is float:
         dw_taps_float(src, src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, bias_c, dst,
-                      dst_row, dst_pix, dst_c, na, nb, nrows, npix, nc, accumulate)
+                      dst_row, dst_pix, dst_c, na, nb, nrows, npix, nc, accumulate, streaming)
     else:
         dw_taps_double(src, src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, bias_c, dst,
-                       dst_row, dst_pix, dst_c, na, nb, nrows, npix, nc, accumulate)
+                       dst_row, dst_pix, dst_c, na, nb, nrows, npix, nc, accumulate, streaming)
 
 
 cdef inline void dot(const floating *src, Py_ssize_t src_pix, Py_ssize_t src_c, const floating *dy,
@@ -640,10 +641,11 @@ cdef inline int threads_for(const Dims *d, int n_threads) noexcept nogil:
 
 
 cdef void gather_nhwc(const floating *dy, const floating *w, floating *dx, const Axis *rows, const Axis *cols,
-                      const Dims *d, int n_threads) noexcept nogil:
+                      const Dims *d, bint streaming, int n_threads) noexcept nogil:
     """dx[n, i_h, i_w, c] = sum over m and the valid taps of w * dy, for every input pixel: dy's
     C*M channels (channel c*M+m from c) sum into dx's C. Work items are (image, input row, block of
-    input channels)."""
+    input channels). With `streaming` (M 1, pixels of whole cache lines), dx is written with
+    streaming stores."""
     cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, kw = d.kw
     # as many blocks as it takes to give every thread an item; the last takes the remainder
     cdef Py_ssize_t n_blocks = max(1, min(C // CHANNEL_BLOCK, (n_threads + d.N * d.H - 1) // max(1, d.N * d.H)))
@@ -666,7 +668,7 @@ cdef void gather_nhwc(const floating *dy, const floating *w, floating *dx, const
                      w + (rows.tap0[q_h] * kw + cols.tap0[q_w]) * CM + c0 * M + m, M,
                      rows.tap_step * kw * CM, cols.tap_step * CM, NULL, 0,
                      dx_row + q_w * C + c0, 0, cols.dst_step * C, 1,
-                     rows.ntaps[q_h], cols.ntaps[q_w], 1, cols.run_count[r], nc, m > 0)
+                     rows.ntaps[q_h], cols.ntaps[q_w], 1, cols.run_count[r], nc, m > 0, streaming)
 
 
 cdef void gather_nchw(const floating *dy, const floating *w, floating *dx, const Axis *rows, const Axis *cols,
@@ -884,7 +886,9 @@ cdef gather_input_grad(const floating[::1] dy, const floating[::1] w, floating[:
                         raise MemoryError()
                 packing_watch(True, &pack, &d, &w[0], sizeof(floating), n_threads)
             if d.nhwc:
-                gather_nhwc(dy_data, &w[0], &dx[0], &rows, &cols, &d, n_threads)
+                gather_nhwc(dy_data, &w[0], &dx[0], &rows, &cols, &d,
+                            d.M == 1 and d.C * sizeof(floating) % RING_ALIGN == 0
+                            and dx.shape[0] * sizeof(floating) > STREAMING_BYTES, n_threads)
             elif packed:
                 gather_nchw_packed(dy_data, &w[0], &dx[0], &rows, &cols, &pack, &d, n_threads)
             else:
@@ -1283,3 +1287,4 @@ include "_rings.pxi"
 include "_forward.pxi"
 include "_machine.pxi"
 include "_separable.pxi"
+include "_results.pxi"

@@ -114,10 +114,10 @@ static int dw_supported_avx512(void) { return dw_supported_avx2() && DW_CPU_HAS(
 
 typedef void (*dw_taps_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *,
                                ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, float *, ptrdiff_t, ptrdiff_t,
-                               ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
+                               ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, int, int);
 typedef void (*dw_taps_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, const double *,
                                ptrdiff_t, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t, double *, ptrdiff_t, ptrdiff_t,
-                               ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
+                               ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, int, int);
 typedef void (*dw_dot_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, float *,
                               ptrdiff_t, ptrdiff_t, ptrdiff_t);
 typedef void (*dw_dot_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, double *,

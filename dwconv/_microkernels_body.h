@@ -97,10 +97,13 @@ DW_INLINE DW_T DW_FN(horizontal_sum)(DW_VEC v)
         for (; (i) + (unit) <= (limit); (i) += (unit)) kernel(1);                                      \
     } while (0)
 
-/* channels: dst[t*dst_pix + l] = start + sum_taps w[tap + l] * src[t*src_pix + tap + l], t < tile. */
+DW_INLINE void DW_FN(store_out)(DW_T *p, DW_VEC v, int nt);
+
+/* channels: dst[t*dst_pix + l] = start + sum_taps w[tap + l] * src[t*src_pix + tap + l], t < tile;
+ * with `nt`, aligned vectors written with streaming stores. */
 DW_INLINE void DW_FN(channel_tile)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_a, ptrdiff_t src_b,
                                    const DW_T *w, ptrdiff_t w_a, ptrdiff_t w_b, DW_VEC start, int accumulate,
-                                   DW_T *dst, ptrdiff_t dst_pix, ptrdiff_t na, ptrdiff_t nb, const int tile)
+                                   DW_T *dst, ptrdiff_t dst_pix, ptrdiff_t na, ptrdiff_t nb, int nt, const int tile)
 {
     DW_VEC acc[DW_PIXEL_TILE];
     for (int t = 0; t < tile; t++) acc[t] = accumulate ? DW_FN(load)(dst + t * dst_pix) : start;
@@ -111,7 +114,7 @@ DW_INLINE void DW_FN(channel_tile)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t
             DW_UNROLL
             for (int t = 0; t < tile; t++) acc[t] += wv * DW_FN(load)(s + t * src_pix);
         }
-    for (int t = 0; t < tile; t++) DW_FN(store)(dst + t * dst_pix, acc[t]);
+    for (int t = 0; t < tile; t++) DW_FN(store_out)(dst + t * dst_pix, acc[t], nt);
 }
 
 /* stream: vector t of the tile starts at stream offset t*DW_VLEN, whose channel is phase[t]; its
@@ -243,11 +246,13 @@ DW_INLINE void DW_FN(scalar_row)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t s
 
 /* dst[r*dst_row + p*dst_pix + c*dst_c] = start + sum_{a<na, b<nb} w[a*w_a + b*w_b + c*w_c] * src[r*src_row + p*src_pix + a*src_a + b*src_b + c*src_c]
  * for r < nrows, p < npix, c < nc: a block of destination pixels that share their taps.
- * start = dst[...] when accumulate, else bias[c*bias_c] (0 when bias is NULL). */
+ * start = dst[...] when accumulate, else bias[c*bias_c] (0 when bias is NULL). With `nt`, the
+ * channel path writes its aligned vectors with streaming stores (whole cache lines: channel
+ * vectors of pixels DW_VBYTES apart). */
 static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_row, ptrdiff_t src_pix, ptrdiff_t src_c, ptrdiff_t src_a,
                         ptrdiff_t src_b, const DW_T *w, ptrdiff_t w_c, ptrdiff_t w_a, ptrdiff_t w_b, const DW_T *bias,
                         ptrdiff_t bias_c, DW_T *dst, ptrdiff_t dst_row, ptrdiff_t dst_pix, ptrdiff_t dst_c, ptrdiff_t na, ptrdiff_t nb,
-                        ptrdiff_t nrows, ptrdiff_t npix, ptrdiff_t nc, int accumulate)
+                        ptrdiff_t nrows, ptrdiff_t npix, ptrdiff_t nc, int accumulate, int nt)
 {
     ptrdiff_t c = 0, p, r;
     const int unit_channels = src_c == 1 && w_c == 1 && dst_c == 1;
@@ -257,7 +262,7 @@ static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_row, ptrdiff_t src_pix, p
          * are when the pixel stride is a whole number of vectors), overlapping the first. With
          * both ends unaligned that pays from four vectors of channels on. */
         const size_t misalign = (uintptr_t)src % sizeof(DW_VEC);
-        const ptrdiff_t shift = misalign && misalign % sizeof(DW_T) == 0 && !accumulate && nc >= 4 * DW_VLEN
+        const ptrdiff_t shift = misalign && misalign % sizeof(DW_T) == 0 && !accumulate && !nt && nc >= 4 * DW_VLEN
                                 ? (ptrdiff_t)((sizeof(DW_VEC) - misalign) / sizeof(DW_T)) : 0;
         for (;; c = c == 0 && shift ? shift : c + DW_VLEN) {
             if (c + DW_VLEN > nc) { /* a last partial vector overlaps the one before, unless it would add twice */
@@ -267,13 +272,16 @@ static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_row, ptrdiff_t src_pix, p
             const DW_VEC start = bias && !accumulate ? DW_FN(load)(bias + c) : DW_FN(broadcast)(0);
 #define DW_CHANNEL_TILE(n)                                                                               \
     DW_FN(channel_tile)(src + r * src_row + p * src_pix + c, src_pix, src_a, src_b, w + c, w_a, w_b, start,  \
-                        accumulate, dst + r * dst_row + p * dst_pix + c, dst_pix, na, nb, n)
+                        accumulate, dst + r * dst_row + p * dst_pix + c, dst_pix, na, nb, nt, n)
             for (r = 0; r < nrows; r++) {
                 p = 0;
                 DW_TILED(p, npix, 1, DW_PIXEL_TILE, DW_CHANNEL_TILE);
             }
 #undef DW_CHANNEL_TILE
         }
+#ifdef DW_X86
+        if (nt) _mm_sfence(); /* streamed results reach memory before any later store */
+#endif
         if (c == nc) return;
     } else if (unit_channels && src_pix == nc && dst_pix == nc && npix * nc >= DW_VLEN && na * nb * nc <= DW_STREAM_TABLE) {
         for (r = 0; r < nrows; r++)
@@ -291,7 +299,7 @@ static void DW_FN(taps)(const DW_T *src, ptrdiff_t src_row, ptrdiff_t src_pix, p
     if ((unit_channels && nc < DW_VLEN && nc >= DW_VLEN / 2) ||
         (pixel_path && vector_pixels < DW_VLEN && vector_pixels >= DW_VLEN / 2)) {
         DW_NARROWER_FN(taps)(src, src_row, src_pix, src_c, src_a, src_b, w, w_c, w_a, w_b, bias, bias_c, dst, dst_row,
-                             dst_pix, dst_c, na, nb, nrows, npix, nc, accumulate);
+                             dst_pix, dst_c, na, nb, nrows, npix, nc, accumulate, nt);
         return;
     }
 #endif

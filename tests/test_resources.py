@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import dwconv
+from dwconv._config import config
 from fresh_python import fresh_python
 from sweep import to_format
 
@@ -140,6 +141,56 @@ def test_backward_scratch_is_bounded():
 
 
 # ---------------------------------------------------------------------------
+# large results' memory, kept for the next result of the same size
+
+LARGE = (1, 256, 256, 144)  # float32: 36 MiB, from 32 MiB up results' memory is kept
+
+
+def large_result(value):
+    """A 3x3 "SAME" convolution of an image of `value`s with a filter of ones: 9 * value inside."""
+    return dwconv.depthwise_conv2d(np.full(LARGE, value, np.float32), np.ones((3, 3, LARGE[3]), np.float32), 1,
+                                   "SAME")
+
+
+def test_large_results_reuse_the_memory_of_results_gone():
+    dwconv.release_memory()
+    y = large_result(1.0)
+    address = y.ctypes.data
+    assert address % 64 == 0 and y.flags.writeable
+    del y
+    assert config()["kept_result_bytes"] == np.prod(LARGE) * 4
+    y = large_result(2.0)
+    assert y.ctypes.data == address
+    assert y[0, 1:-1, 1:-1].min() == y[0, 1:-1, 1:-1].max() == 18 and y[0, 0, 0, 0] == 8
+    del y
+    assert dwconv.release_memory() == np.prod(LARGE) * 4
+    assert config()["kept_result_bytes"] == 0
+
+
+def test_a_view_keeps_a_large_result_memory_its_own():
+    """Memory returns to the pool only when the last array viewing it is gone."""
+    dwconv.release_memory()
+    y = large_result(1.0)
+    address, view = y.ctypes.data, y[0, 100]
+    del y
+    assert config()["kept_result_bytes"] == 0
+    other = large_result(3.0)
+    assert other.ctypes.data != address
+    np.testing.assert_array_equal(view[1:-1], 9)
+    del view
+    assert config()["kept_result_bytes"] == np.prod(LARGE) * 4
+    del other
+    assert dwconv.release_memory() == 2 * np.prod(LARGE) * 4
+
+
+def test_at_most_four_blocks_wait():
+    dwconv.release_memory()
+    results = [large_result(1.0) for _ in range(6)]
+    del results
+    assert dwconv.release_memory() == 4 * np.prod(LARGE) * 4
+
+
+# ---------------------------------------------------------------------------
 # floating-point state
 
 FP_STATE = r"""
@@ -162,6 +213,7 @@ def denormals():
 
 states = [(control(), denormals())]
 import dwconv
+from dwconv._config import config
 states.append((control(), denormals()))
 x = np.full((2, 64, 64, 64), 2.0 ** -140, np.float32)  # subnormal, in a call big enough for threads
 y = dwconv.depthwise_conv2d(x, np.full((3, 3, 64), 0.5, np.float32), 1, "SAME")
