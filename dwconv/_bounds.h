@@ -269,6 +269,18 @@ static void dw_checked_flat_rows_f32(const float *src, ptrdiff_t src_plane, ptrd
                              dst_plane, OH, OW, np, nt);
 }
 
+/* (float only, as the plane groups are; they read inside the planes only, under masks of their own) */
+static void dw_checked_flat_groups_f32(const float *src, ptrdiff_t height, ptrdiff_t width, ptrdiff_t kh, ptrdiff_t kw,
+                                       ptrdiff_t dil_h, ptrdiff_t dil_w, ptrdiff_t pt, ptrdiff_t pl, const float *w,
+                                       ptrdiff_t w_tap, const float *bias, float *dst, ptrdiff_t np, int nt)
+{
+    DW_CHECK("flat_groups: src", src, float, 0, np * height * width, 1);
+    DW_CHECK("flat_groups: w", w, float, 0, kh * kw, np, w_tap, 1);
+    if (bias) DW_CHECK("flat_groups: bias", bias, float, 0, np, 1);
+    DW_CHECK("flat_groups: dst", dst, float, 1, np * height * width, 1);
+    dw_active->flat_groups_f32(src, height, width, kh, kw, dil_h, dil_w, pt, pl, w, w_tap, bias, dst, np, nt);
+}
+
 /* The integer pixels' conversions (_microkernels_convert.h): elements of 1 or 2 bytes. */
 static size_t dw_elem_size(int type) { return type == DW_ELEM_U8 ? 1 : 2; }
 
@@ -349,6 +361,7 @@ DW_CHECKED_SEPARABLE(double, f64)
 #undef dw_flat_float
 #undef dw_flat_double
 #undef dw_flat_rows_float
+#undef dw_flat_groups_float
 #undef dw_flat_dot_float
 #undef dw_widen
 #undef dw_narrow
@@ -370,6 +383,7 @@ DW_CHECKED_SEPARABLE(double, f64)
 #define dw_flat_float dw_checked_flat_f32
 #define dw_flat_double dw_checked_flat_f64
 #define dw_flat_rows_float dw_checked_flat_rows_f32
+#define dw_flat_groups_float dw_checked_flat_groups_f32
 #define dw_copy_float dw_checked_copy_f32
 #define dw_plane_rows_float dw_checked_plane_rows_f32
 #define dw_plane_rows_double dw_checked_plane_rows_f64

@@ -155,6 +155,10 @@ typedef void (*dw_flat_rows_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff
                                     ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, float *, ptrdiff_t,
                                     ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
 
+typedef void (*dw_flat_groups_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                                      ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, const float *, float *, ptrdiff_t,
+                                      int);
+
 typedef void (*dw_flat_dot_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, const ptrdiff_t *, const unsigned char *,
                                    ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, float *, ptrdiff_t,
                                    float *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
@@ -205,6 +209,7 @@ typedef struct {
     dw_flat_f32_fn flat_f32; /* the flat-plane kernels: NULL at levels without masked loads */
     dw_flat_f64_fn flat_f64;
     dw_flat_rows_f32_fn flat_rows_f32; /* (float only) */
+    dw_flat_groups_f32_fn flat_groups_f32; /* (float only) */
     dw_flat_dot_f32_fn flat_dot_f32;
     dw_flat_dot_f64_fn flat_dot_f64;
     dw_copy_f32_fn copy_f32;
@@ -233,8 +238,9 @@ typedef struct {
      sep_columns_##isa##_f32, sep_columns_##isa##_f64, sep_columns_pair_##isa##_f32, sep_columns_pair_##isa##_f64, \
      sep_rows_##isa##_f32, sep_rows_##isa##_f64}
 #define DW_FLAT_OF(isa) \
-    flat_##isa##_f32, flat_##isa##_f64, flat_rows_##isa##_f32, flat_dot_##isa##_f32, flat_dot_##isa##_f64
-#define DW_FLAT_NONE NULL, NULL, NULL, NULL, NULL
+    flat_##isa##_f32, flat_##isa##_f64, flat_rows_##isa##_f32, flat_groups_##isa##_f32, flat_dot_##isa##_f32, \
+        flat_dot_##isa##_f64
+#define DW_FLAT_NONE NULL, NULL, NULL, NULL, NULL, NULL
 
 static const dw_isa dw_isas[] = {
     DW_ISA_ENTRY_NAMED(DW_BASELINE_NAME, baseline, DW_FLAT_NONE),
@@ -267,6 +273,7 @@ static void dw_set_isa(int i) { dw_active = &dw_isas[i]; }
 #define dw_flat_float(...) dw_active->flat_f32(__VA_ARGS__)
 #define dw_flat_double(...) dw_active->flat_f64(__VA_ARGS__)
 #define dw_flat_rows_float(...) dw_active->flat_rows_f32(__VA_ARGS__)
+#define dw_flat_groups_float(...) dw_active->flat_groups_f32(__VA_ARGS__)
 #define dw_flat_dot_float(...) dw_active->flat_dot_f32(__VA_ARGS__)
 #define dw_flat_dot_double(...) dw_active->flat_dot_f64(__VA_ARGS__)
 /* Whether the active level has the flat-plane micro-kernels. */

@@ -15,7 +15,8 @@
  * or 2, and 5x5 kernels at stride 1: several output rows x vectors along a row, each source vector
  * loaded once for every output row it serves, and the lanes outside the plane masked where the
  * tile's place says so (3x3: 1.4-1.9x faster than one load per tap on 28- to 112-pixel planes,
- * batch 1 and 16).
+ * batch 1 and 16). Planes of a few dozen pixels run a vector's worth at a time instead (flat_groups):
+ * the group is whole vectors, each lane a pixel of one of its planes.
  */
 
 #if defined(DW_X86) && DW_VBYTES >= 32
@@ -41,6 +42,12 @@
  * taps broadcast into registers or from memory within each FMA: left out.) */
 #define DW_FLAT_ROW_VECS (DW_VBYTES == 64 ? 2 : 1)
 #define DW_FLAT_ROW_MAX_K 5
+/* Plane groups (flat_groups): planes of up to this many pixels and kernels of up to this many
+ * taps, in register tiles of this many vectors (AVX2: its 16 registers hold 4 sums next to their
+ * lanes' weights). */
+#define DW_FLAT_GROUP_PIXELS 64 /* (with DW_VLEN, at most 128 bits: unsigned __int128) */
+#define DW_FLAT_GROUP_TAPS 9
+#define DW_FLAT_GROUP_TILE (DW_VBYTES == 64 ? 8 : 4)
 #if defined(__clang__)
 #define DW_FLAT_UNROLL _Pragma("unroll")
 #else
@@ -417,6 +424,101 @@ static void DW_FN(flat_rows)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t hei
 }
 #endif
 
+#if DW_FLAT_FLOAT /* (float only: one permutation of 32-bit lanes) */
+/* The lanes of `table` that idx names (DW_LANES 32-bit indices). */
+DW_INLINE DW_VEC DW_FN(lanes_of)(DW_VEC table, const int32_t *idx)
+{
+#if DW_VBYTES == 64
+    return (DW_VEC)_mm512_permutexvar_ps(_mm512_loadu_si512(idx), (__m512)table);
+#else
+    return (DW_VEC)_mm256_permutevar8x32_ps((__m256)table, _mm256_loadu_si256((const __m256i *)idx));
+#endif
+}
+
+/* Vectors v0 .. v0 + n of a group (n known at compile time): each tap one masked load and one FMA
+ * per vector, its lanes' weights picked from the group's by lane_planes. */
+DW_INLINE void DW_FN(flat_group_tile)(const DW_T *src, const ptrdiff_t *off, const unsigned *masks,
+                                      const int32_t *lane_planes, ptrdiff_t npix, ptrdiff_t ntaps, const DW_VEC *wg,
+                                      DW_VEC bias, DW_T *dst, ptrdiff_t v0, int nt, const int n)
+{
+    DW_VEC acc[DW_FLAT_GROUP_TILE];
+    DW_FLAT_UNROLL
+    for (int j = 0; j < n; j++) acc[j] = DW_FN(lanes_of)(bias, lane_planes + (v0 + j) * DW_LANES);
+    for (ptrdiff_t t = 0; t < ntaps; t++) {
+        const DW_T *s = src + v0 * DW_VLEN + off[t];
+        DW_FLAT_UNROLL
+        for (int j = 0; j < n; j++)
+            acc[j] += DW_FN(lanes_of)(wg[t], lane_planes + (v0 + j) * DW_LANES)
+                      * DW_FN(load_masked)(s + j * DW_VLEN, masks[t * npix + v0 + j]);
+    }
+    DW_FLAT_UNROLL
+    for (int j = 0; j < n; j++) DW_FN(store_out)(dst + (v0 + j) * DW_VLEN, acc[j], nt);
+}
+
+/* A kh x kw kernel (kh*kw <= DW_FLAT_GROUP_TAPS, dilation dil_h x dil_w) at stride 1 over np NCHW
+ * planes of height x width <= DW_FLAT_GROUP_PIXELS pixels, read in place, output planes the
+ * input's size:
+ * dst[p*npix + o] = bias[p] + sum_{a<kh, b<kw} w[(a*kw + b)*w_tap + p] * src[p*npix + o + (a*dil_h - pt)*width + b*dil_w - pl],
+ * the taps outside the plane (zero padding) left out, for p < np (a multiple of DW_VLEN), o < npix
+ * (bias NULL: 0). The planes run DW_VLEN at a time, a group: its DW_VLEN*npix elements are npix
+ * whole vectors, lane l of vector v being element e = v*DW_VLEN + l, pixel e % npix of plane
+ * e / npix. Each tap is then, as on the flat path, one masked load per vector (its lanes masked
+ * where the tap leaves their plane), with the lanes' weights picked from the group's weights
+ * for that tap, one vector: no lane computed for nothing, where a plane of 49 pixels alone
+ * computes 64. With `nt`, results are written with streaming stores. */
+static void DW_FN(flat_groups)(const DW_T *src, ptrdiff_t height, ptrdiff_t width, ptrdiff_t kh, ptrdiff_t kw,
+                               ptrdiff_t dil_h, ptrdiff_t dil_w, ptrdiff_t pt, ptrdiff_t pl, const DW_T *w,
+                               ptrdiff_t w_tap, const DW_T *bias, DW_T *dst, ptrdiff_t np, int nt)
+{
+    const ptrdiff_t npix = height * width, ntaps = kh * kw;
+    ptrdiff_t off[DW_FLAT_GROUP_TAPS];
+    unsigned masks[DW_FLAT_GROUP_TAPS * DW_FLAT_GROUP_PIXELS];
+    int32_t lane_planes[DW_FLAT_GROUP_PIXELS * DW_LANES];
+    for (ptrdiff_t e = 0, plane = 0, o = 0; e < npix * DW_VLEN; e++, o++) {
+        if (o == npix) o = 0, plane++;
+        lane_planes[e] = (int32_t)plane;
+    }
+    for (ptrdiff_t a = 0; a < kh; a++)
+        for (ptrdiff_t b = 0; b < kw; b++) {
+            const ptrdiff_t t = a * kw + b, dy = a * dil_h - pt, dx = b * dil_w - pl;
+            off[t] = dy * width + dx;
+            /* the tap's pixels inside the plane, bit o, repeated plane after plane (bits up to
+             * npix - 1 + DW_VLEN, where a vector's lanes start) */
+            unsigned __int128 inside = 0, repeated = 0;
+            for (ptrdiff_t y = 0; y < height; y++)
+                for (ptrdiff_t x = 0; x < width; x++)
+                    if (y + dy >= 0 && y + dy < height && x + dx >= 0 && x + dx < width)
+                        inside |= (unsigned __int128)1 << (y * width + x);
+            for (ptrdiff_t k = 0; k * npix < npix + DW_VLEN; k++) repeated |= inside << (k * npix);
+            for (ptrdiff_t v = 0; v < npix; v++)
+                masks[t * npix + v] = (unsigned)(repeated >> (v * DW_VLEN % npix)) & ((1u << DW_VLEN) - 1);
+        }
+    nt = nt && (uintptr_t)dst % sizeof(DW_VEC) == 0;
+    for (ptrdiff_t g = 0; g < np / DW_VLEN; g++) {
+        DW_VEC wg[DW_FLAT_GROUP_TAPS];
+        for (ptrdiff_t t = 0; t < ntaps; t++) wg[t] = DW_FN(load)(w + t * w_tap + g * DW_VLEN);
+        const DW_VEC bg = bias ? DW_FN(load)(bias + g * DW_VLEN) : DW_FN(broadcast)(0);
+        const DW_T *sg = src + g * DW_VLEN * npix;
+        DW_T *dg = dst + g * DW_VLEN * npix;
+        ptrdiff_t v = 0;
+#define DW_FLAT_GROUP_TILE_N(n) DW_FN(flat_group_tile)(sg, off, masks, lane_planes, npix, ntaps, wg, bg, dg, v, nt, n)
+        for (; v + DW_FLAT_GROUP_TILE <= npix; v += DW_FLAT_GROUP_TILE) DW_FLAT_GROUP_TILE_N(DW_FLAT_GROUP_TILE);
+        _Static_assert(DW_FLAT_GROUP_TILE == 8 || DW_FLAT_GROUP_TILE == 4, "the cases below list every tile");
+        switch (npix - v) { /* (the vectors left) */
+            case 7: DW_FLAT_GROUP_TILE_N(7); break;
+            case 6: DW_FLAT_GROUP_TILE_N(6); break;
+            case 5: DW_FLAT_GROUP_TILE_N(5); break;
+            case 4: DW_FLAT_GROUP_TILE_N(4); break;
+            case 3: DW_FLAT_GROUP_TILE_N(3); break;
+            case 2: DW_FLAT_GROUP_TILE_N(2); break;
+            case 1: DW_FLAT_GROUP_TILE_N(1); break;
+        }
+#undef DW_FLAT_GROUP_TILE_N
+    }
+    if (nt) _mm_sfence(); /* streamed results reach memory before any later store */
+}
+#endif
+
 /* dst[p*dst_plane + o] = bias[p*bias_plane] + sum_{t < ntaps} w[p*w_plane + t*w_tap] * src[p*src_plane + o + off[t]],
  * the sum over the taps t whose bit o is set in mask t (masks + t*mask_row, bit o at byte o / 8;
  * the bits from npix on clear up to npix + 2*DW_VLEN), for p < np, o < npix (bias NULL: 0). Only
@@ -544,5 +646,8 @@ static void DW_FN(flat_dot)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_
 #undef DW_FLAT_ROW_VECS
 #undef DW_FLAT_ROW_LOADS
 #undef DW_FLAT_ROW_MAX_K
+#undef DW_FLAT_GROUP_PIXELS
+#undef DW_FLAT_GROUP_TAPS
+#undef DW_FLAT_GROUP_TILE
 #undef DW_FLAT_UNROLL
 #endif
