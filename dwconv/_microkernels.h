@@ -278,6 +278,12 @@ static void dw_set_isa(int i) { dw_active = &dw_isas[i]; }
 #define dw_flat_dot_double(...) dw_active->flat_dot_f64(__VA_ARGS__)
 /* Whether the active level has the flat-plane micro-kernels. */
 static int dw_has_flat(void) { return dw_active->flat_f32 != NULL; }
+/* Whether the flat planes' row tiles take 5x5 kernels at the active level (AVX-512's only). */
+#ifdef DW_X86
+static int dw_has_row_tiles_5x5(void) { return dw_active->flat_rows_f32 == flat_rows_avx512_f32; }
+#else
+static int dw_has_row_tiles_5x5(void) { return 0; }
+#endif
 #define dw_copy_float(...) dw_active->copy_f32(__VA_ARGS__)
 #define dw_copy_double(...) dw_active->copy_f64(__VA_ARGS__)
 #define dw_clamp_float(...) dw_active->clamp_f32(__VA_ARGS__)

@@ -41,7 +41,9 @@
  * (7x7 tiles measured 0.85-0.93x the packed path on 56-pixel planes, at batch 1 and 16, their
  * taps broadcast into registers or from memory within each FMA: left out.) */
 #define DW_FLAT_ROW_VECS (DW_VBYTES == 64 ? 2 : 1)
-#define DW_FLAT_ROW_MAX_K 5
+/* 5x5 tiles at AVX-512 only: AVX2's one-vector tiles, their taps broadcast anew for each use, ran
+ * NCHW effnet-28x240 at batch 1 0.65x the packed path (batch 16 1.6x), for 7 KB of code. */
+#define DW_FLAT_ROW_MAX_K (DW_VBYTES == 64 ? 5 : 3)
 /* Plane groups (flat_groups): planes of up to this many pixels and kernels of up to this many
  * taps, in register tiles of this many vectors (AVX2: its 16 registers hold 4 sums next to their
  * lanes' weights). */
@@ -390,10 +392,12 @@ DW_INLINE void DW_FN(flat_rows_k)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_
                            dst_plane, OH, OW, np, nt, k);                                                \
     }
 DW_FLAT_ROWS_OF(3)
+#if DW_FLAT_ROW_MAX_K == 5
 DW_FLAT_ROWS_OF(5)
+#endif
 #undef DW_FLAT_ROWS_OF
 
-/* A k x k kernel (k 3 or 5; dilation 1) at stride sw (1, or 2 with k 3) over np NCHW planes
+/* A k x k kernel (k 3, or 5 up to DW_FLAT_ROW_MAX_K; dilation 1) at stride sw (1, or 2 with k 3) over np NCHW planes
  * read in place, in row tiles:
  * dst[p*dst_plane + y*OW + x] = bias[p*bias_plane] + sum_{a, b < k} w[p*w_plane + (k*a + b)*w_tap] * src[p*src_plane + (y*sw + a - pt)*width + x*sw + b - pl],
  * the taps outside the `height` x `width` plane (zero padding) left out, for y < OH, x < OW
@@ -414,10 +418,12 @@ static void DW_FN(flat_rows)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t hei
 #define DW_FLAT_ROWS_K(k) \
     DW_FN(flat_rows_##k)(src, src_plane, height, width, pt, pl, sw, w, w_plane, w_tap, bias, bias_plane, dst, dst_plane, \
                          OH, OW, np, nt)
-    _Static_assert(DW_FLAT_ROW_MAX_K == 5, "the cases below list every kernel size");
+    _Static_assert(DW_FLAT_ROW_MAX_K <= 5, "the cases below list every kernel size");
     switch (k) {
         case 3: DW_FLAT_ROWS_K(3); break;
+#if DW_FLAT_ROW_MAX_K == 5
         case 5: DW_FLAT_ROWS_K(5); break;
+#endif
     }
 #undef DW_FLAT_ROWS_K
     if (nt) _mm_sfence(); /* streamed results reach memory before any later store */
