@@ -212,11 +212,12 @@ cdef inline bint rows_fit(const Dims *d, size_t elsize) noexcept nogil:
     kernels of dilation 1, zeros padding, output planes DW_FLAT_ROWS high or more and a vector wide
     (64 bytes: every level's); 3x3 kernels at stride 1 or 2, and at stride 1 on planes more than
     half a vector wide too (narrow tiles); 5x5 at stride 1, at AVX-512, where the tiles' vectors
-    fill the rows (tiles_fill). (float64 keeps the other paths: its tiles would add 30 KB of code to a package
-    near its size bound.)"""
+    fill the rows (tiles_fill). (float64 keeps the other paths: its tiles would add 30 KB of code to
+    a package near its size bound.)"""
     return (not d.nhwc and dw_has_flat() and elsize == sizeof(float) and d.kh == d.kw and d.dil_h == 1
             and d.dil_w == 1 and d.sh == d.sw and d.mode == ZEROS and d.OH >= DW_FLAT_ROWS
-            and (d.kh == 3 and d.sh <= 2 and (d.OW * elsize >= 64 or d.sh == 1 and d.OW == d.W and 2 * d.OW * elsize > 64)
+            and (d.kh == 3 and d.sh <= 2
+                 and (d.OW * elsize >= 64 or d.sh == 1 and d.OW == d.W and 2 * d.OW * elsize > 64)
                  or d.kh == 5 and d.sh == 1 and dw_has_row_tiles_5x5() and tiles_fill(d.OW, elsize)))
 
 
@@ -355,7 +356,8 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         plan.block = round_up(ceil_div(C, plan.n_blocks), LANE_BLOCK) if plan.n_blocks > 1 else C
         plan.n_blocks = ceil_div(C, plan.block)
         plan.n_bands = max(1, min(ceil_div(wanted, plan.n_blocks), ceil_div(d.OH, 2)))  # bands of 2 rows or more
-    elif (flat_fits(d) or (d.sh == 2 or d.kh > 3) and rows_fit(d, sizeof(floating)) and C >= LANE_BLOCK) and not converts(d):
+    elif ((flat_fits(d) or (d.sh == 2 or d.kh > 3) and rows_fit(d, sizeof(floating)) and C >= LANE_BLOCK)
+            and not converts(d)):
         # (stride 2 and 5x5 kernels in row tiles where the packed path would run: 2 vCPUs of an
         # AVX-512 AMD EPYC, mnv2-112x96-s2, 1.4-1.8x faster at batch 1, 1.2-1.3x at batch 16;
         # effnet-28x240 5x5 1.0x at batch 1 on one thread, 1.07x on two, 1.15-1.2x at batch 16)

@@ -152,8 +152,8 @@ typedef void (*dw_flat_f64_fn)(const double *, ptrdiff_t, const ptrdiff_t *, con
                                ptrdiff_t, ptrdiff_t, int);
 
 typedef void (*dw_flat_rows_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
-                                    ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, float *, ptrdiff_t,
-                                    ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
+                                    ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, float *,
+                                    ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
 
 typedef void (*dw_flat_groups_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                                       ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, const float *, float *, ptrdiff_t,

@@ -147,7 +147,7 @@ DW_INLINE void DW_FN(flat_tile)(const DW_T *src, ptrdiff_t src_plane, const ptrd
     }
 }
 
-#if DW_FLAT_FLOAT /* (the row tiles: float only) */
+#if DW_FLAT_FLOAT /* (the row tiles and plane groups: float only) */
 /* The bits of lanes [lo, hi) (clipped to the vector's). */
 DW_INLINE unsigned DW_FN(lane_range)(ptrdiff_t lo, ptrdiff_t hi)
 {
@@ -214,8 +214,9 @@ DW_INLINE ptrdiff_t DW_FN(flat_rows_at)(int i, const int k, const int sw, ptrdif
  * column col0 (tap 0 of the tile's first pixel) of a plane `width` x `height`. Source row i of the
  * tile serves tap row i - r*sw of output row r: each of its vectors is loaded once for every
  * output row it serves. The taps come as vectors wt (3x3: kept in registers for the whole plane)
- * or as scalars wk (5x5: too many for the registers next to the sums and source vectors). Lanes whose source element falls outside the plane (`masked` 1: columns, 2: rows too) are
- * neither read nor added, the same for every output row.
+ * or as scalars wk (5x5: too many for the registers next to the sums and source vectors). Lanes
+ * whose source element falls outside the plane (`masked` 1: columns, 2: rows too) are neither
+ * read nor added, the same for every output row.
  *
  * A `narrow` tile (3x3, stride 1, one vector, planes narrower than it but more than half as wide:
  * output rows as wide as the source's) covers a row and the start of the next with each vector,
@@ -268,7 +269,8 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
                 loaded[j] = DW_FN(broadcast)(!masked || (inside && (inside_lanes[j] & 1)) ? *at : 0);
             else
                 loaded[j] = !masked ? DW_FN(load)(at)
-                            : DW_FN(load_masked)(at, narrow ? inside_lanes[j] & rows_inside : inside ? inside_lanes[j] : 0);
+                            : DW_FN(load_masked)(at, narrow   ? inside_lanes[j] & rows_inside
+                                                     : inside ? inside_lanes[j] : 0);
             DW_IN_REGISTER(loaded[j]);
         }
         DW_FLAT_UNROLL
@@ -342,11 +344,11 @@ DW_INLINE void DW_FN(flat_rows_k)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_
             const int masked_rows = row0 < 0 || row0 + band_rows + spans > height;
             if (narrow) {
                 if (masked_rows)
-                    DW_FN(flat_rows_tile)(s, width, height, row0, -pl, DW_VLEN, wt, wk, start, d + y0 * OW, OW, nt, 3, 1,
-                                          2, 1, 1, columns, OH - y0);
+                    DW_FN(flat_rows_tile)(s, width, height, row0, -pl, DW_VLEN, wt, wk, start, d + y0 * OW, OW, nt,
+                                          3, 1, 2, 1, 1, columns, OH - y0);
                 else
-                    DW_FN(flat_rows_tile)(s, width, height, row0, -pl, DW_VLEN, wt, wk, start, d + y0 * OW, OW, nt, 3, 1,
-                                          1, 1, 1, columns, OH - y0);
+                    DW_FN(flat_rows_tile)(s, width, height, row0, -pl, DW_VLEN, wt, wk, start, d + y0 * OW, OW, nt,
+                                          3, 1, 1, 1, 1, columns, OH - y0);
                 continue;
             }
             for (ptrdiff_t x = 0; x < OW;) {
@@ -358,8 +360,8 @@ DW_INLINE void DW_FN(flat_rows_k)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_
                 /* (5x5: tiles inside the plane masked as at its columns, for the code's size) */
                 const int masked = masked_rows ? 2 : col0 < 0 || col0 + span > width || k > 3;
 #define DW_FLAT_ROWS_TILE(n, m, st) \
-    DW_FN(flat_rows_tile)(s, width, height, row0, col0, vstep, wt, wk, start, d + y0 * OW + x0, OW, nt, k, n, m, st, 0, \
-                          NULL, 0)
+    DW_FN(flat_rows_tile)(s, width, height, row0, col0, vstep, wt, wk, start, d + y0 * OW + x0, OW, nt, k, n, m, \
+                          st, 0, NULL, 0)
 #define DW_FLAT_ROWS_TILES(st)                                                  \
     switch ((nv == DW_FLAT_ROW_VECS) * 3 + masked) {                            \
         case 0: if (k == 3) DW_FLAT_ROWS_TILE(1, 0, st); break;                 \
@@ -397,8 +399,8 @@ DW_FLAT_ROWS_OF(5)
 #endif
 #undef DW_FLAT_ROWS_OF
 
-/* A k x k kernel (k 3, or 5 up to DW_FLAT_ROW_MAX_K; dilation 1) at stride sw (1, or 2 with k 3) over np NCHW planes
- * read in place, in row tiles:
+/* A k x k kernel (k 3, or 5 up to DW_FLAT_ROW_MAX_K; dilation 1) at stride sw (1, or 2 with k 3)
+ * over np NCHW planes read in place, in row tiles:
  * dst[p*dst_plane + y*OW + x] = bias[p*bias_plane] + sum_{a, b < k} w[p*w_plane + (k*a + b)*w_tap] * src[p*src_plane + (y*sw + a - pt)*width + x*sw + b - pl],
  * the taps outside the `height` x `width` plane (zero padding) left out, for y < OH, x < OW
  * (bias NULL: 0). Needs OH >= DW_FLAT_ROWS, and OW >= DW_VLEN or, with k 3 at stride 1 and
@@ -416,8 +418,8 @@ static void DW_FN(flat_rows)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t hei
     /* (an overlapping tile, or a line shared by two rows, would mix streamed and plain stores) */
     nt = nt && OW * (ptrdiff_t)sizeof(DW_T) % 64 == 0;
 #define DW_FLAT_ROWS_K(k) \
-    DW_FN(flat_rows_##k)(src, src_plane, height, width, pt, pl, sw, w, w_plane, w_tap, bias, bias_plane, dst, dst_plane, \
-                         OH, OW, np, nt)
+    DW_FN(flat_rows_##k)(src, src_plane, height, width, pt, pl, sw, w, w_plane, w_tap, bias, bias_plane, dst, \
+                         dst_plane, OH, OW, np, nt)
     _Static_assert(DW_FLAT_ROW_MAX_K <= 5, "the cases below list every kernel size");
     switch (k) {
         case 3: DW_FLAT_ROWS_K(3); break;
@@ -428,10 +430,9 @@ static void DW_FN(flat_rows)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t hei
 #undef DW_FLAT_ROWS_K
     if (nt) _mm_sfence(); /* streamed results reach memory before any later store */
 }
-#endif
 
-#if DW_FLAT_FLOAT /* (float only: one permutation of 32-bit lanes) */
-/* The lanes of `table` that idx names (DW_LANES 32-bit indices). */
+/* The lanes of `table` that idx names (DW_LANES 32-bit indices; float only, as the plane groups
+ * are: one permutation of 32-bit lanes). */
 DW_INLINE DW_VEC DW_FN(lanes_of)(DW_VEC table, const int32_t *idx)
 {
 #if DW_VBYTES == 64

@@ -128,7 +128,7 @@ def _(input, weight, bias, stride, padding, dilation, padding_mode, activation=N
 
 
 def _input_grad(grad_output: torch.Tensor, weight: torch.Tensor, input_size: list[int], stride: list[int],
-                   padding: list[int], dilation: list[int], padding_mode: str) -> torch.Tensor:
+                padding: list[int], dilation: list[int], padding_mode: str) -> torch.Tensor:
     data_format = _format(grad_output)
     dx = _empty_like_result(grad_output, input_size)
     out = _array(dx, data_format)
@@ -148,7 +148,7 @@ def _(grad_output, weight, input_size, stride, padding, dilation, padding_mode):
 
 
 def _weight_grad(input: torch.Tensor, grad_output: torch.Tensor, weight_size: list[int], stride: list[int],
-                    padding: list[int], dilation: list[int], padding_mode: str) -> torch.Tensor:
+                 padding: list[int], dilation: list[int], padding_mode: str) -> torch.Tensor:
     data_format = _format(input)
     dw = input.new_empty(weight_size)
     dwconv.depthwise_conv2d_backprop_filter(
@@ -167,8 +167,8 @@ def _(input, grad_output, weight_size, stride, padding, dilation, padding_mode):
 
 
 def _backward(grad_output: torch.Tensor, input: torch.Tensor, weight: torch.Tensor, stride: list[int],
-                 padding: list[int], dilation: list[int], padding_mode: str) -> tuple[torch.Tensor, torch.Tensor,
-                                                                                      torch.Tensor]:
+              padding: list[int], dilation: list[int], padding_mode: str) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                   torch.Tensor]:
     """The input, weight and bias gradients together: dwconv's depthwise_conv2d_grad, which reads
     grad_output once for the weight and bias, and for NHWC 3x3 "same" once for all three."""
     data_format = _format(input)
@@ -242,7 +242,7 @@ class _EagerConv2d(torch.autograd.Function):
     """The forward operator and its autograd formula in eager mode, without the operators'
     dispatch: the implementations run directly, and the operators only where the gradients' own
     graph is recorded (create_graph, for higher derivatives). (A MobileNetV2 3x3 layer at batch 1,
-    forward and backward: 0.44 ms through the operators, 0.25 ms this way; PyTorch's own 0.25.)"""
+    forward and input gradient: 0.44 ms through the operators, 0.29 ms this way; PyTorch's own 0.25.)"""
 
     @staticmethod
     def forward(ctx, input, weight, bias, stride, padding, dilation, padding_mode, activation=None):

@@ -768,7 +768,8 @@ GROUP_PLANES = [(7, 7, 320), (5, 5, 320), (6, 6, 336), (7, 9, 320), (8, 8, 320),
                 (2, 3, 320), (1, 1, 320)]  # (H, W, C)
 GROUP_KERNELS = [(kh, kw, dil, padding) for kh, kw, dil, padding in FLAT_KERNELS
                  if padding == "SAME" or padding == "VALID" and kh == kw == 1
-                 or padding != "VALID" and sum(padding[0]) == dil[0] * (kh - 1) and sum(padding[1]) == dil[1] * (kw - 1)]
+                 or padding != "VALID" and sum(padding[0]) == dil[0] * (kh - 1)
+                 and sum(padding[1]) == dil[1] * (kw - 1)]
 
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
