@@ -201,6 +201,16 @@ static ptrdiff_t dw_mask_span(const unsigned char *mask, ptrdiff_t npix, ptrdiff
         DW_CHECK("row: dst", dst, T, 1, npix, nc, dst_pix, 1);                                           \
         dw_active->row_##sfx(rows, off, src_pix, kh, kw, sw, dil_w, w, w_tap, bias, dst, dst_pix, npix, nc, nt); \
     }                                                                                                    \
+    static void dw_checked_row_edge_##sfx(const T *const *rows, ptrdiff_t off, ptrdiff_t src_tap, ptrdiff_t kh, \
+                                          ptrdiff_t nb, const T *w, ptrdiff_t w_row, ptrdiff_t w_tap, const T *bias, \
+                                          T *dst, ptrdiff_t nc, int nt)                                  \
+    {                                                                                                    \
+        for (ptrdiff_t a = 0; a < kh; a++) DW_CHECK("row_edge: rows[a]", rows[a] + off, T, 0, nb, nc, src_tap, 1); \
+        DW_CHECK("row_edge: w", w, T, 0, kh, nb, nc, w_row, w_tap, 1);                                   \
+        if (bias) DW_CHECK("row_edge: bias", bias, T, 0, nc, 1);                                         \
+        DW_CHECK("row_edge: dst", dst, T, 1, nc, 1);                                                     \
+        dw_active->row_edge_##sfx(rows, off, src_tap, kh, nb, w, w_row, w_tap, bias, dst, nc, nt);       \
+    }                                                                                                    \
     static void dw_checked_plane_rows_##sfx(const T *const *rows, ptrdiff_t off, ptrdiff_t kh, ptrdiff_t kw,     \
                                             ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dil_w, const T *w, ptrdiff_t w_tap, const T *bias, T *dst, \
                                             ptrdiff_t dst_row, ptrdiff_t npix, int nt)                   \
@@ -354,6 +364,8 @@ DW_CHECKED_SEPARABLE(double, f64)
 #undef dw_transpose_double
 #undef dw_row_float
 #undef dw_row_double
+#undef dw_row_edge_float
+#undef dw_row_edge_double
 #undef dw_copy_float
 #undef dw_plane_rows_float
 #undef dw_plane_rows_double
@@ -390,6 +402,8 @@ DW_CHECKED_SEPARABLE(double, f64)
 #define dw_copy_double dw_checked_copy_f64
 #define dw_row_float dw_checked_row_f32
 #define dw_row_double dw_checked_row_f64
+#define dw_row_edge_float dw_checked_row_edge_f32
+#define dw_row_edge_double dw_checked_row_edge_f64
 #define dw_taps_float dw_checked_taps_f32
 #define dw_taps_double dw_checked_taps_f64
 #define dw_dot_float dw_checked_dot_f32

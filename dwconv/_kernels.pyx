@@ -129,6 +129,12 @@ cdef extern from "_microkernels.h" nogil:
     void dw_row_double(const double *const *rows, Py_ssize_t off, Py_ssize_t src_pix, Py_ssize_t kh, Py_ssize_t kw,
                        Py_ssize_t sw, Py_ssize_t dil_w, const double *w, Py_ssize_t w_tap, const double *bias,
                        double *dst, Py_ssize_t dst_pix, Py_ssize_t npix, Py_ssize_t nc, bint streaming)
+    void dw_row_edge_float(const float *const *rows, Py_ssize_t off, Py_ssize_t src_tap, Py_ssize_t kh, Py_ssize_t nb,
+                           const float *w, Py_ssize_t w_row, Py_ssize_t w_tap, const float *bias, float *dst,
+                           Py_ssize_t nc, bint streaming)
+    void dw_row_edge_double(const double *const *rows, Py_ssize_t off, Py_ssize_t src_tap, Py_ssize_t kh,
+                            Py_ssize_t nb, const double *w, Py_ssize_t w_row, Py_ssize_t w_tap, const double *bias,
+                            double *dst, Py_ssize_t nc, bint streaming)
 
 # Debug builds (DWCONV_DEBUG) wrap every micro-kernel in a check that what it reads and writes lies
 # inside the buffers registered here for the call; in release builds these are empty macros.

@@ -25,6 +25,7 @@
 #define DW_PLANE_TILE 8     /* vectors per register tile on the plane and stream paths (8 sums in flight) */
 #define DW_PLANE_VECS 2     /* vectors per row of the plane-rows tile (x DW_PLANE_ROWS rows: 8 sums) */
 #define DW_ROW_TABLE 512    /* taps x channels the stream path pre-arranges at a time */
+#define DW_EDGE_VECS 4      /* vectors of channels per edge pixel's tile (4 sums in flight) */
 /* Vectors per stream tile whose lanes' channels repeat every vector (nc divides the vector: RGBA)
  * or every 3 (nc 3, 6, 12: RGB): the accumulators and each tap's 1 or 3 weight vectors in registers. */
 #define DW_STREAM_TILE_1 (DW_VBYTES == 64 ? 12 : 8)
@@ -584,6 +585,58 @@ static void DW_FN(copy)(DW_T *dst, ptrdiff_t dst_pix, const DW_T *src, ptrdiff_t
     }
 }
 
+/* One output pixel, `vecs` vectors of channels: dst[l] = start + sum_{a<kh, b<nb} w[a*w_row + b*w_tap + l] * rows[a][off + b*src_tap + l]. */
+DW_INLINE void DW_FN(edge_tile)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_tap, ptrdiff_t kh, ptrdiff_t nb,
+                                const DW_T *w, ptrdiff_t w_row, ptrdiff_t w_tap, const DW_T *bias, DW_T *dst, int nt,
+                                const int vecs)
+{
+    DW_VEC acc[DW_EDGE_VECS];
+    DW_ROW_UNROLL
+    for (int v = 0; v < vecs; v++) acc[v] = bias ? DW_FN(load)(bias + v * DW_VLEN) : DW_FN(broadcast)(0);
+    for (ptrdiff_t a = 0; a < kh; a++)
+        for (ptrdiff_t b = 0; b < nb; b++) {
+            const DW_T *s = rows[a] + off + b * src_tap, *wt = w + a * w_row + b * w_tap;
+            DW_ROW_UNROLL
+            for (int v = 0; v < vecs; v++) acc[v] += DW_FN(load)(wt + v * DW_VLEN) * DW_FN(load)(s + v * DW_VLEN);
+        }
+    DW_ROW_UNROLL
+    for (int v = 0; v < vecs; v++) DW_FN(store_out)(dst + v * DW_VLEN, acc[v], nt);
+}
+
+/* An edge pixel of a row read in place, whose taps past the image's side add zeros (zeros padding),
+ * over the kh x nb taps inside: dst[c] = bias[c] + sum_{a<kh, b<nb} w[a*w_row + b*w_tap + c] * rows[a][off + b*src_tap + c]
+ * for c < nc (bias NULL: 0). A pixel alone has one sum per vector of channels, each a chain of
+ * FMAs, so the channels go DW_EDGE_VECS vectors at a time. */
+static void DW_FN(row_edge)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_tap, ptrdiff_t kh, ptrdiff_t nb,
+                            const DW_T *w, ptrdiff_t w_row, ptrdiff_t w_tap, const DW_T *bias, DW_T *dst, ptrdiff_t nc,
+                            int nt)
+{
+    ptrdiff_t c = 0;
+    for (; c + DW_EDGE_VECS * DW_VLEN <= nc; c += DW_EDGE_VECS * DW_VLEN)
+        DW_FN(edge_tile)(rows, off + c, src_tap, kh, nb, w + c, w_row, w_tap, bias ? bias + c : NULL, dst + c, nt,
+                         DW_EDGE_VECS);
+    if (nc >= DW_VLEN) {
+        for (; c < nc; c += DW_VLEN) {
+            if (c + DW_VLEN > nc) c = nc - DW_VLEN; /* (the last overlapping) */
+            DW_FN(edge_tile)(rows, off + c, src_tap, kh, nb, w + c, w_row, w_tap, bias ? bias + c : NULL, dst + c, nt, 1);
+        }
+    } else {
+#ifdef DW_NARROWER
+        DW_NARROWER_FN(row_edge)(rows, off, src_tap, kh, nb, w, w_row, w_tap, bias, dst, nc, nt);
+#else
+        for (; c < nc; c++) {
+            DW_T sum = bias ? bias[c] : 0;
+            for (ptrdiff_t a = 0; a < kh; a++)
+                for (ptrdiff_t b = 0; b < nb; b++) sum += w[a * w_row + b * w_tap + c] * rows[a][off + b * src_tap + c];
+            dst[c] = sum;
+        }
+#endif
+    }
+#ifdef DW_X86
+    if (nt) _mm_sfence();
+#endif
+}
+
 /* dst[o*dst_pix + c] = bias[c] + sum_{a<kh, b<kw} w[(a*kw + b)*w_tap + c] * rows[a][off + (o*sw + b*dil_w)*src_pix + c]
  * for o < npix, c < nc (bias NULL: 0). The rows hold pixels of src_pix elements; dst must not
  * overlap them. With `nt`, aligned vectors of dst are written with streaming stores. */
@@ -670,6 +723,7 @@ static void DW_FN(plane_rows)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t 
 #undef DW_STREAM_MAX_TILE
 #undef DW_PLANE_VECS
 #undef DW_ROW_TABLE
+#undef DW_EDGE_VECS
 #undef DW_ROW_DENSE_TILES
 #undef DW_ROW_FLOAT
 #undef DW_ROW_UNROLL_LIMIT

@@ -33,8 +33,9 @@ cdef struct Ring:
     # NHWC with one filter per channel (M 1) reads in place: output pixels [o_lo, o_hi), whose taps
     # all fall inside the image, read their rows straight from x (span more pointers follow the
     # slots'), and the slots hold only the padded columns [0, head_end) and [tail_start, width)
-    # that the pixels before and after read (no slots at all when there are none): it saves a copy
-    # of every source row (at stride 2, two per output row).
+    # that the pixels before and after read; with zeros padding none at all, those pixels reading
+    # x in place too, over their taps inside the image (edge_pixels). It saves a copy of every
+    # source row (at stride 2, two per output row).
     int kind
     bint in_place, slotted
     Py_ssize_t o_lo, o_hi, head_end, tail_start
@@ -67,7 +68,9 @@ cdef bint ring_init(Ring *ring, int kind, Py_ssize_t lanes, Py_ssize_t out_rows,
         last = d.pl + d.W - 1 - (d.kw - 1) * d.dil_w  # the last padded column an inner pixel may start at
         ring.o_hi = min(d.OW, last // d.sw + 1) if last >= 0 else 0
         ring.in_place = ring.o_hi > ring.o_lo
-        if ring.in_place:
+        if ring.in_place and d.mode == ZEROS:  # (edge_pixels reads the pixels before and after in place too)
+            ring.head_end = 0
+        elif ring.in_place:
             ring.head_end = (ring.o_lo - 1) * d.sw + (d.kw - 1) * d.dil_w + 1 if ring.o_lo > 0 else 0
             ring.tail_start = ring.o_hi * d.sw if ring.o_hi < d.OW else ring.width
     ring.slotted = ring.head_end > 0 or ring.tail_start < ring.width

@@ -671,6 +671,31 @@ def test_ring_paths(isa_level, data_format, H, W, C, M, streaming):
         dwconv._kernels.set_streaming_bytes(before)
 
 
+# NHWC rows of 8 output pixels or more read in place with zeros padding compute their edge pixels
+# (those with a tap outside the image) in place too, over the taps inside: channels in tiles of 4
+# vectors, single vectors with an overlapping last one, and fewer than a vector; rows whose edge
+# pixels have no tap inside at all (padding wider than the kernel's reach), one-sided and
+# asymmetric padding, dilation, stride 2 with 3x3 and 5x5 kernels.
+EDGE_PADDINGS = ["SAME", ((1, 1), (2, 0)), ((0, 2), (0, 2)), ((2, 1), (4, 3))]
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
+@pytest.mark.parametrize("W, C", [(8, 69), (9, 16), (15, 7), (30, 40)])
+def test_in_place_edge_pixels(isa_level, W, C, streaming):
+    rng = np.random.default_rng(W * C)
+    x = make_x(rng, 2, 6, W, C, "NHWC", np.float32)
+    before = dwconv._kernels.set_streaming_bytes(0 if streaming else 1 << 60)
+    try:
+        for (k, s, dil), padding in itertools.product([(3, 1, 1), (3, 1, 2), (3, 2, 1), (5, 2, 1)], EDGE_PADDINGS):
+            w = rng.standard_normal((k, k, C, 1)).astype(np.float32)
+            b = rng.standard_normal(C).astype(np.float32)
+            got = dwconv.depthwise_conv2d(x, w, s, padding, dilations=dil, bias=b, num_threads=1 + s % 2)
+            pad = resolve_padding(padding, (6, W), (k, k), (s, s), (dil, dil))
+            assert_conv_close(got, x, w, (s, s), pad, "NHWC", (dil, dil), bias=b)
+    finally:
+        dwconv._kernels.set_streaming_bytes(before)
+
+
 def test_streaming_threshold_counts_the_cpus_sharing_the_cache():
     assert _cache.count_cpus("0-3,8\n") == 5
     assert _cache.count_cpus("0") == 1
