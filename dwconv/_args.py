@@ -515,9 +515,63 @@ def read_filter_shape(filter_shape, filter_format, input_shape, data_format, inp
             key or "tf")
 
 
+# What the checks of a call concluded (its geometry, the result's dtype, the dtype the kernels
+# compute in, the filters' format), kept per signature: the kind of call, its arrays' shapes and
+# dtypes and its other arguments' values, when those are plain (_frozen). A layer called again with
+# arrays of the same shapes (inference, a training loop's every step) then skips the checks: they
+# took 3 of the 9 us of a batch-1 call too small to take any time itself.
+_CALLS, _MAX_CALLS = {}, 1024
+
+
+def _signature(xp, arrays, arguments):
+    """The key of _CALLS for a call of these arrays (None for an absent one) and arguments; None
+    when an array is not one of `xp`'s or an argument not plain."""
+    if not _PLAIN.issuperset(map(type, arguments)):  # (a padding's pairs, a list of strides)
+        arguments = _frozen(arguments)
+        if arguments is _UNCACHED:
+            return None
+    key = [arguments]
+    for array in arrays:
+        if array is None:
+            key.append(None)
+        elif type(array) is xp.ndarray:
+            key += (array.shape, array.dtype)
+        else:
+            return None
+    return tuple(key)
+
+
+def _known(key, x=None, filters=None, grad_output=None, bias=None, activation=None):
+    """The Call of a signature seen before (a key of _CALLS) for these arrays, else None."""
+    known = _CALLS.get(key)
+    if known is None:
+        return None
+    g, shape, dtype, compute, filter_key = known
+    filters = filters if filter_key == "tf" or filters is None else FILTER_FORMATS[filter_key].to_tf(filters, g.C)
+    return Call(g, shape, dtype, compute, x, filters, grad_output, None if bias is None else contiguous(bias, compute),
+                activation, filter_key)
+
+
+def _remember(key, call):
+    """`call`, its conclusions kept under `key` (None: not kept)."""
+    if key is not None:
+        if len(_CALLS) >= _MAX_CALLS:
+            _CALLS.clear()
+        _CALLS[key] = (call.g, call.shape, call.dtype, call.compute, call.filter_format)
+    return call
+
+
 def forward_call(x, filters, strides, padding, data_format, dilations, padding_mode, bias, activation, dtype,
                  filter_format=None, xp=np):
     """The checked arguments of ``depthwise_conv2d``."""
+    key = _signature(xp, (x, filters, bias), ("forward", strides, padding, data_format, dilations, padding_mode,
+                                              activation, dtype, filter_format))
+    return _known(key, x, filters, bias=bias, activation=activation) or _remember(key, _forward_call(
+        x, filters, strides, padding, data_format, dilations, padding_mode, bias, activation, dtype, filter_format, xp))
+
+
+def _forward_call(x, filters, strides, padding, data_format, dilations, padding_mode, bias, activation, dtype,
+                  filter_format, xp):
     x, filters = as_array(x, "x", xp), as_array(filters, "filters", xp)
     filters, key = _read_filters(filters, filter_format, x.shape, data_format)
     g = geometry(x.shape, filters.shape, strides, padding, data_format, dilations, padding_mode=padding_mode)
@@ -532,6 +586,15 @@ def forward_call(x, filters, strides, padding, data_format, dilations, padding_m
 def input_grad_call(input_shape, filters, grad_output, strides, padding, data_format, dilations, padding_mode,
                     dtype, filter_format=None, xp=np):
     """The checked arguments of ``depthwise_conv2d_backprop_input``."""
+    key = _signature(xp, (filters, grad_output), ("input_grad", input_shape, strides, padding, data_format, dilations,
+                                                  padding_mode, dtype, filter_format))
+    return _known(key, filters=filters, grad_output=grad_output) or _remember(key, _input_grad_call(
+        input_shape, filters, grad_output, strides, padding, data_format, dilations, padding_mode, dtype,
+        filter_format, xp))
+
+
+def _input_grad_call(input_shape, filters, grad_output, strides, padding, data_format, dilations, padding_mode,
+                     dtype, filter_format, xp):
     filters = as_array(filters, "filters", xp)
     input_shape = shape_tuple(input_shape, "input_shape", (4,))
     filters, key = _read_filters(filters, filter_format, input_shape, data_format, input_name="input_shape")
@@ -546,6 +609,15 @@ def filter_grad_call(x, filter_shape, grad_output, strides, padding, data_format
                      dtype, filter_format=None, xp=np):
     """The checked arguments of ``depthwise_conv2d_backprop_filter``; the result's shape is
     `filter_shape` as given, 3-D or 4-D, in the filter format."""
+    key = _signature(xp, (x, grad_output), ("filter_grad", filter_shape, strides, padding, data_format, dilations,
+                                            padding_mode, dtype, filter_format))
+    return _known(key, x, grad_output=grad_output) or _remember(key, _filter_grad_call(
+        x, filter_shape, grad_output, strides, padding, data_format, dilations, padding_mode, dtype, filter_format,
+        xp))
+
+
+def _filter_grad_call(x, filter_shape, grad_output, strides, padding, data_format, dilations, padding_mode, dtype,
+                      filter_format, xp):
     x = as_array(x, "x", xp)
     filter_shape, tf_shape, key = read_filter_shape(filter_shape, filter_format, x.shape, data_format)
     g = geometry(x.shape, tf_shape, strides, padding, data_format, dilations, "x", "filter_shape",
@@ -559,6 +631,14 @@ def grad_call(x, filters, grad_output, strides, padding, data_format, dilations,
               filter_format=None, xp=np):
     """The checked arguments of ``depthwise_conv2d_grad`` (whose results have the shapes of `x`,
     `filters` and the bias)."""
+    key = _signature(xp, (x, filters, grad_output), ("grad", strides, padding, data_format, dilations, padding_mode,
+                                                     dtype, filter_format))
+    return _known(key, x, filters, grad_output) or _remember(key, _grad_call(
+        x, filters, grad_output, strides, padding, data_format, dilations, padding_mode, dtype, filter_format, xp))
+
+
+def _grad_call(x, filters, grad_output, strides, padding, data_format, dilations, padding_mode, dtype, filter_format,
+               xp):
     x, filters = as_array(x, "x", xp), as_array(filters, "filters", xp)
     filters, key = _read_filters(filters, filter_format, x.shape, data_format)
     g = geometry(x.shape, filters.shape, strides, padding, data_format, dilations, padding_mode=padding_mode)

@@ -35,6 +35,8 @@ def _dispatch(*array_names):
             # (loops, not any(): this runs on every call, and a generator costs)
             for position, name in arrays:
                 value = args[position] if position < given else kwargs.get(name)
+                if value is None or type(value) is np.ndarray:  # (the common case, decided at once)
+                    continue
                 for owns, backend_function in backends:
                     if owns(value):
                         return backend_function(*args, **kwargs)
@@ -145,7 +147,7 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
         def forward(y):
             _kernels.forward(x, filters, c.bias, y, c.g, fused, n_threads)
 
-        if kernel_pixels and user_activation is None and out.dtype in _KERNEL_PIXELS:
+        if user_activation is None and (out.dtype == c.compute or kernel_pixels and out.dtype in _KERNEL_PIXELS):
             forward(_flat(out))
         else:
             _computed_into(out, c.compute, forward, user_activation)

@@ -696,6 +696,27 @@ def test_in_place_edge_pixels(isa_level, W, C, streaming):
         dwconv._kernels.set_streaming_bytes(before)
 
 
+def test_calls_seen_before_read_their_new_arrays():
+    """A call whose signature (the arrays' shapes and dtypes, the other arguments) was seen before
+    skips the argument checks but must read the arrays it is given now: filters in PyTorch's
+    layout, a strided input, a new bias; a new dtype is a new signature. (Every error test also
+    runs its invalid call after the valid one, so from a signature seen before.)"""
+    rng = np.random.default_rng(7)
+    for _ in range(2):
+        x = rng.standard_normal((2, 3, 9, 20))[..., ::2]  # (a view: not contiguous)
+        w = rng.standard_normal((6, 1, 3, 3))  # PyTorch's (C*M, 1, kh, kw), M 2
+        b = rng.standard_normal(6)
+        got = dwconv.depthwise_conv2d(x, w, 1, "SAME", data_format="NCHW", bias=b, filter_format="torch")
+        tf_w = w.reshape(3, 2, 3, 3).transpose(2, 3, 0, 1)
+        assert_conv_close(got, x, tf_w, (1, 1), ((1, 1), (1, 1)), "NCHW", (1, 1), bias=b)
+    got = dwconv.depthwise_conv2d(x.astype(np.float32), w.astype(np.float32), 1, "SAME", data_format="NCHW",
+                                  bias=b.astype(np.float32), filter_format="torch")
+    assert_conv_close(got, x, tf_w, (1, 1), ((1, 1), (1, 1)), "NCHW", (1, 1), bias=b, out_dtype=np.float32)
+    with pytest.raises(ValueError, match="`out` has shape"):
+        dwconv.depthwise_conv2d(x, w, 1, "SAME", data_format="NCHW", bias=b, filter_format="torch",
+                                out=np.empty((2, 6, 9, 9)))
+
+
 def test_streaming_threshold_counts_the_cpus_sharing_the_cache():
     assert _cache.count_cpus("0-3,8\n") == 5
     assert _cache.count_cpus("0") == 1
