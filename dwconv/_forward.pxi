@@ -70,12 +70,12 @@ cdef enum:
     # 1024 1.33x, 5x5 of 512 1.1x; batch 1, 7x7 of 960 1.02x, 576 1.1-1.4x).
     GROUP_MAX_PIXELS = 64
     GROUP_MIN_CHANNELS = 320
-    # NHWC rows read in place compute their edge pixels apart (edge_pixels), each tap of each
-    # edge pixel loading its weights and source anew: rows narrower than this are copied whole
-    # instead (2 vCPUs of an AVX-512 AMD EPYC, 3x3, in place against copied whole: 14x14x576 at
-    # batch 16 1.24x faster, 10x10x576 1.1x, batch 1 1.0x; 7x7x960 0.88x at batch 1, 1.03x at 16).
-    IN_PLACE_MIN_WIDTH = 8
-    IN_PLACE_MAX_TAPS = 9
+    # NHWC rows read in place compute their edge pixels (those with a tap in the padding) apart,
+    # each tap of each loading its weights and source anew (edge_pixels): rows are read in place
+    # where those are at most 1/IN_PLACE_EDGE_SHARE of the row, else copied whole (2 vCPUs of an
+    # AVX-512 AMD EPYC, 3x3, in place against copied whole: 14x14x576 at batch 16 1.24x faster,
+    # 10x10x576 1.1x, 7x7x960 1.03x but 0.88x at batch 1).
+    IN_PLACE_EDGE_SHARE = 5
     # NHWC images of fewer channels than this (M 1) with kernels of this many taps or more are
     # filtered channel by channel, each a plane (RING_PLANES), where the taps outweigh taking the
     # pixels apart and putting them back together; RGB images with any kernel, whose pixels the
@@ -337,7 +337,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     out of memory. Each image gets enough items for the threads to share (rows first: a band shares
     its ring's rows; channel blocks where rows run short or the ring would leave L2)."""
     cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, n_taps = d.kh * d.kw, wanted, max_blocks, ring_bytes, block
-    cdef Py_ssize_t lanes
+    cdef Py_ssize_t lanes, o_lo, o_hi
     cdef floating *w_mc
     plan.scratch = NULL
     plan.flat.off, plan.flat.bits = NULL, NULL
@@ -349,10 +349,12 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     # (measured on 2 cores of an AVX-512 Xeon: mnv2-112x96-s2 1.13x faster at batch 16, 1.2x at
     # batch 1), and for small kernels, whose few taps per pixel leave the copy a third of the time
     # (2 vCPUs of an AVX-512 AMD EPYC, 3x3: mnv2-112x32 and -28x192 1.17-1.25x faster at batch 16,
-    # mnv2-56x144 1.03x, and 1.12x at batch 1); at stride 1 the aligned ring rows win for 5x5 and
-    # 7x7 kernels, by 1.15-1.2x on the Xeon and 0.95-1.05x on the EPYC.
-    plan.in_place = (d.nhwc and d.M == 1 and (d.sw > 1 or n_taps <= IN_PLACE_MAX_TAPS) and d.OW >= IN_PLACE_MIN_WIDTH
-                     and d.x_type == DW_ELEM_FLOAT)
+    # mnv2-56x144 1.03x, and 1.12x at batch 1); not where the edge pixels are too many
+    # (IN_PLACE_EDGE_SHARE). At stride 1 the ring's rows, which start on cache lines, win for 5x5
+    # and 7x7 kernels where x does not: 28x28x240 5x5 at batch 16 in place 0.94x, 56x56x96 7x7
+    # 0.86x, x starting 16 bytes past a cache line, as NumPy's arrays may (on one: 0.99x, 1.0x).
+    plan.in_place = (d.nhwc and d.M == 1 and d.x_type == DW_ELEM_FLOAT and (d.sw > 1 or n_taps <= 9)
+                     and inner_pixels(d, &o_lo, &o_hi) and d.OW >= IN_PLACE_EDGE_SHARE * (d.OW - (o_hi - o_lo)))
     wanted = 1 if n_threads == 1 else ceil_div(ITEMS_PER_THREAD * n_threads, d.N)  # items per image
     plan.shared = shares_taps(w, bias, d)
     if plan.shared:

@@ -51,12 +51,19 @@ cdef inline Py_ssize_t round_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b * b
 
 
+cdef inline bint inner_pixels(const Dims *d, Py_ssize_t *o_lo, Py_ssize_t *o_hi) noexcept nogil:
+    """The output pixels [o_lo, o_hi) of a row whose taps all fall inside the image; whether any do."""
+    cdef Py_ssize_t last = d.pl + d.W - 1 - (d.kw - 1) * d.dil_w  # the last padded column they may start at
+    o_lo[0] = min(d.OW, (d.pl + d.sw - 1) // d.sw)
+    o_hi[0] = min(d.OW, last // d.sw + 1) if last >= 0 else 0
+    return o_hi[0] > o_lo[0]
+
+
 cdef bint ring_init(Ring *ring, int kind, Py_ssize_t lanes, Py_ssize_t out_rows, bint in_place, const Dims *d,
                     size_t elsize, int n_threads) noexcept nogil:
     """Fill in `ring` for rows of `lanes` elements per pixel, read by `out_rows` output rows at a
     time (several only with dilation 1), in place where it can (NHWC, M 1) and `in_place` asks;
     released by ring_free. False when out of memory."""
-    cdef Py_ssize_t last
     ring.kind, ring.elsize = kind, elsize
     ring.slots = (out_rows - 1) * d.sh + (d.kh - 1) * d.dil_h + 1  # the rows the output rows span
     ring.span = (out_rows - 1) * d.sh + d.kh
@@ -64,10 +71,7 @@ cdef bint ring_init(Ring *ring, int kind, Py_ssize_t lanes, Py_ssize_t out_rows,
     ring.in_place = False
     ring.head_end, ring.tail_start = ring.width, ring.width
     if in_place and kind == RING_PIXELS and d.M == 1:
-        ring.o_lo = min(d.OW, (d.pl + d.sw - 1) // d.sw)
-        last = d.pl + d.W - 1 - (d.kw - 1) * d.dil_w  # the last padded column an inner pixel may start at
-        ring.o_hi = min(d.OW, last // d.sw + 1) if last >= 0 else 0
-        ring.in_place = ring.o_hi > ring.o_lo
+        ring.in_place = inner_pixels(d, &ring.o_lo, &ring.o_hi)
         if ring.in_place and d.mode == ZEROS:  # (edge_pixels reads the pixels before and after in place too)
             ring.head_end = 0
         elif ring.in_place:

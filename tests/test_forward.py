@@ -671,16 +671,16 @@ def test_ring_paths(isa_level, data_format, H, W, C, M, streaming):
         dwconv._kernels.set_streaming_bytes(before)
 
 
-# NHWC rows of 8 output pixels or more read in place with zeros padding compute their edge pixels
-# (those with a tap outside the image) in place too, over the taps inside: channels in tiles of 4
-# vectors, single vectors with an overlapping last one, and fewer than a vector; rows whose edge
-# pixels have no tap inside at all (padding wider than the kernel's reach), one-sided and
-# asymmetric padding, dilation, stride 2 with 3x3 and 5x5 kernels.
+# NHWC rows read in place with zeros padding (rows of 5 output pixels per edge pixel or more)
+# compute their edge pixels (those with a tap outside the image) in place too, over the taps
+# inside: channels in tiles of 4 vectors, single vectors with an overlapping last one, and fewer
+# than a vector; rows whose edge pixels have no tap inside at all (padding wider than the
+# kernel's reach), one-sided and asymmetric padding, dilation, stride 2 with 3x3 and 5x5 kernels.
 EDGE_PADDINGS = ["SAME", ((1, 1), (2, 0)), ((0, 2), (0, 2)), ((2, 1), (4, 3))]
 
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
-@pytest.mark.parametrize("W, C", [(8, 69), (9, 16), (15, 7), (30, 40)])
+@pytest.mark.parametrize("W, C", [(10, 69), (11, 16), (15, 7), (30, 40)])
 def test_in_place_edge_pixels(isa_level, W, C, streaming):
     rng = np.random.default_rng(W * C)
     x = make_x(rng, 2, 6, W, C, "NHWC", np.float32)
