@@ -497,8 +497,12 @@ static void DW_FN(flat_groups)(const DW_T *src, ptrdiff_t height, ptrdiff_t widt
                     if (y + dy >= 0 && y + dy < height && x + dx >= 0 && x + dx < width)
                         inside |= (unsigned __int128)1 << (y * width + x);
             for (ptrdiff_t k = 0; k * npix < npix + DW_VLEN; k++) repeated |= inside << (k * npix);
-            for (ptrdiff_t v = 0; v < npix; v++)
-                masks[t * npix + v] = (unsigned)(repeated >> (v * DW_VLEN % npix)) & ((1u << DW_VLEN) - 1);
+            /* (vector v starts at pixel v*DW_VLEN % npix of its plane, stepped without a division:
+             * the modulo per mask was half the setup's time) */
+            for (ptrdiff_t v = 0, first = 0; v < npix; v++, first += DW_VLEN) {
+                while (first >= npix) first -= npix;
+                masks[t * npix + v] = (unsigned)(repeated >> first) & ((1u << DW_VLEN) - 1);
+            }
         }
     nt = nt && (uintptr_t)dst % sizeof(DW_VEC) == 0;
     for (ptrdiff_t g = 0; g < np / DW_VLEN; g++) {
