@@ -166,20 +166,23 @@ static ptrdiff_t dw_mask_span(const unsigned char *mask, ptrdiff_t npix, ptrdiff
         DW_CHECK("dot_taps: acc", acc, T, 1, ntap, nc, acc_tap, 1);                                      \
         dw_active->dot_taps_##sfx(src, src_pix, src_tap, dy, dy_pix, acc, acc_tap, ntap, npix, nc);      \
     }                                                                                                    \
-    static int dw_checked_dot_window_##sfx(const T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t src_tap, \
-                                           const T *dy, ptrdiff_t dy_pix, T *acc, ptrdiff_t acc_tap, T *bias_acc, \
-                                           ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t npix, ptrdiff_t nc, int edges) \
+    static int dw_checked_dot_window_##sfx(const T *const *rows, const T *const *dys, ptrdiff_t nrows, ptrdiff_t off, \
+                                           ptrdiff_t src_pix, ptrdiff_t src_tap, ptrdiff_t dy_pix, T *acc,     \
+                                           ptrdiff_t acc_tap, T *bias_acc, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t npix, \
+                                           ptrdiff_t nc, int edges)                                      \
     {                                                                                                    \
         /* from the first pixel's first tap read to the last pixel's last (edges: taps left out) */     \
         const ptrdiff_t left = (edges & DW_WINDOW_LEFT) != 0, right = (edges & DW_WINDOW_RIGHT) != 0;   \
-        for (ptrdiff_t a = 0; a < kh && npix > 0; a++)                                                   \
-            DW_CHECK("dot_window: rows[a]", rows[a] + off + left * src_tap, T, 0,                        \
-                     (npix - 1) * src_pix + (kw - 1 - left - right) * src_tap + nc, 1);                   \
-        DW_CHECK("dot_window: dy", dy, T, 0, npix, nc, dy_pix, 1);                                       \
+        for (ptrdiff_t j = 0; j < nrows && npix > 0; j++) {                                              \
+            for (ptrdiff_t a = 0; a < kh; a++)                                                           \
+                DW_CHECK("dot_window: rows[j*kh + a]", rows[j * kh + a] + off + left * src_tap, T, 0,    \
+                         (npix - 1) * src_pix + (kw - 1 - left - right) * src_tap + nc, 1);               \
+            DW_CHECK("dot_window: dys[j]", dys[j], T, 0, npix, nc, dy_pix, 1);                           \
+        }                                                                                                \
         DW_CHECK("dot_window: acc", acc, T, 1, kh * kw, nc, acc_tap, 1);                                 \
         if (bias_acc) DW_CHECK("dot_window: bias_acc", bias_acc, T, 1, nc, 1);                           \
-        return dw_active->dot_window_##sfx(rows, off, src_pix, src_tap, dy, dy_pix, acc, acc_tap, bias_acc, kh, kw, npix, \
-                                           nc, edges);                                                   \
+        return dw_active->dot_window_##sfx(rows, dys, nrows, off, src_pix, src_tap, dy_pix, acc, acc_tap, bias_acc, kh, \
+                                           kw, npix, nc, edges);                                         \
     }                                                                                                    \
     static void dw_checked_transpose_##sfx(const T *src, ptrdiff_t src_b, T *dst, ptrdiff_t dst_a, ptrdiff_t na, \
                                            ptrdiff_t nb, int nt)                                                 \

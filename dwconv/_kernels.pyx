@@ -69,12 +69,13 @@ cdef extern from "_microkernels.h" nogil:
     void dw_dot_taps_double(const double *src, Py_ssize_t src_pix, Py_ssize_t src_tap, const double *dy,
                             Py_ssize_t dy_pix, double *acc, Py_ssize_t acc_tap, Py_ssize_t ntap, Py_ssize_t npix,
                             Py_ssize_t nc)
-    bint dw_dot_window_float(const float *const *rows, Py_ssize_t off, Py_ssize_t src_pix, Py_ssize_t src_tap,
-                             const float *dy, Py_ssize_t dy_pix, float *acc, Py_ssize_t acc_tap, float *bias_acc,
-                             Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t npix, Py_ssize_t nc, int edges)
-    bint dw_dot_window_double(const double *const *rows, Py_ssize_t off, Py_ssize_t src_pix, Py_ssize_t src_tap,
-                              const double *dy, Py_ssize_t dy_pix, double *acc, Py_ssize_t acc_tap, double *bias_acc,
-                              Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t npix, Py_ssize_t nc, int edges)
+    bint dw_dot_window_float(const float *const *rows, const float *const *dys, Py_ssize_t nrows, Py_ssize_t off,
+                             Py_ssize_t src_pix, Py_ssize_t src_tap, Py_ssize_t dy_pix, float *acc, Py_ssize_t acc_tap,
+                             float *bias_acc, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t npix, Py_ssize_t nc, int edges)
+    bint dw_dot_window_double(const double *const *rows, const double *const *dys, Py_ssize_t nrows, Py_ssize_t off,
+                              Py_ssize_t src_pix, Py_ssize_t src_tap, Py_ssize_t dy_pix, double *acc,
+                              Py_ssize_t acc_tap, double *bias_acc, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t npix,
+                              Py_ssize_t nc, int edges)
     void dw_transpose_float(const float *src, Py_ssize_t src_b, float *dst, Py_ssize_t dst_a, Py_ssize_t na,
                             Py_ssize_t nb, bint streaming)
     void dw_transpose_double(const double *src, Py_ssize_t src_b, double *dst, Py_ssize_t dst_a, Py_ssize_t na,
@@ -168,8 +169,10 @@ cdef enum:
     # Elements per item of the sum of the filter gradient's partial sums
     SUM_PIECE = 1024
     # The filter gradient's ring path reads x's rows in place in blocks of at least this many channels
-    # (window_in_place)
+    # (window_in_place), and sums up to this many rows of whole windows per dot_window call, their
+    # sums held in registers across the rows
     IN_PLACE_BLOCK = 256
+    WINDOW_BATCH = 16
     # NCHW work items cover at most this many rows of a plane that share their taps, in this many
     # planes: enough work per micro-kernel call even for the 7x7 planes of late network layers.
     ROW_PIECE = 8
@@ -404,16 +407,16 @@ cdef inline void dot(const floating *src, Py_ssize_t src_pix, Py_ssize_t src_c, 
         dw_dot_double(src, src_pix, src_c, dy, dy_pix, dy_c, acc, acc_c, npix, nc)
 
 
-cdef inline bint dot_window(const floating *const *rows, Py_ssize_t off, Py_ssize_t src_pix, Py_ssize_t src_tap,
-                            const floating *dy, Py_ssize_t dy_pix, floating *acc, Py_ssize_t acc_tap,
-                            floating *bias_acc, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t npix, Py_ssize_t nc,
-                            int edges) noexcept nogil:
+cdef inline bint dot_window(const floating *const *rows, const floating *const *dys, Py_ssize_t nrows, Py_ssize_t off,
+                            Py_ssize_t src_pix, Py_ssize_t src_tap, Py_ssize_t dy_pix, floating *acc,
+                            Py_ssize_t acc_tap, floating *bias_acc, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t npix,
+                            Py_ssize_t nc, int edges) noexcept nogil:
     if floating is float:
-        return dw_dot_window_float(rows, off, src_pix, src_tap, dy, dy_pix, acc, acc_tap, bias_acc, kh, kw, npix, nc,
-                                   edges)
+        return dw_dot_window_float(rows, dys, nrows, off, src_pix, src_tap, dy_pix, acc, acc_tap, bias_acc, kh, kw, npix,
+                                   nc, edges)
     else:
-        return dw_dot_window_double(rows, off, src_pix, src_tap, dy, dy_pix, acc, acc_tap, bias_acc, kh, kw, npix, nc,
-                                    edges)
+        return dw_dot_window_double(rows, dys, nrows, off, src_pix, src_tap, dy_pix, acc, acc_tap, bias_acc, kh, kw,
+                                    npix, nc, edges)
 
 
 cdef inline void dot_taps(const floating *src, Py_ssize_t src_pix, Py_ssize_t src_tap, const floating *dy,
@@ -1082,13 +1085,17 @@ cdef void reduce_ring(const floating *x, const floating *dy, floating *partial, 
     at once (dot_window, for 3x3 kernels); rows in the padding are skipped. With a `sweep` (not
     NULL), dx rows [row0, row1) too, each from dy's rows in the sweep's ring, which the filter
     gradient then reads its dy row from: dy comes from memory once for both gradients."""
-    cdef Py_ssize_t unit, n, q, r, a, a0, a1, j, dy_pix = d.C, prev_n = -1
+    cdef Py_ssize_t unit, n, q, r, a, a0, a1, j, dy_pix = d.C, prev_n = -1, n_batched = 0
     cdef Py_ssize_t off = 0, src_pix = d.sw * nc, src_tap = d.dil_w * nc
     cdef int edges = 0
     cdef const floating *image_rows[3]
     cdef const floating **src = image_rows
     cdef const floating **dy_rows
     cdef const floating *dy_row
+    # (in place, rows of whole windows wait here to run WINDOW_BATCH at a time: their rows are x's)
+    cdef const floating *batch_rows[3 * WINDOW_BATCH]
+    cdef const floating *batch_dy[WINDOW_BATCH]
+    cdef floating *bias_partial = partial + d.kh * d.kw * partial_tap + c0
     if in_place:
         off, src_pix, src_tap = c0 - d.pl * d.C, d.sw * d.C, d.C
         edges = (DW_WINDOW_STRIDED | (DW_WINDOW_LEFT if d.pl == 1 else 0)
@@ -1120,11 +1127,24 @@ cdef void reduce_ring(const floating *x, const floating *dy, floating *partial, 
             for a in range(d.kh):
                 if src[a] != <const floating *> ring.zeros:
                     a0, a1 = min(a0, a), a + 1
-        if a0 < a1 and dot_window(src + a0, off, src_pix, src_tap, dy_row, dy_pix,
-                                  partial + a0 * d.kw * partial_tap + c0, partial_tap,
-                                  partial + d.kh * d.kw * partial_tap + c0, a1 - a0, d.kw, d.OW, nc, edges):
+        if in_place and a0 == 0 and a1 == 3 and d.kh == 3:
+            batch_rows[3 * n_batched], batch_rows[3 * n_batched + 1], batch_rows[3 * n_batched + 2] = src[0], src[1], src[2]
+            batch_dy[n_batched] = dy + unit * d.OW * d.C + c0  # (x's, not a sweep ring's, which moves on)
+            n_batched += 1
+            if n_batched == WINDOW_BATCH or unit == row1 - 1:
+                dot_window(batch_rows, batch_dy, n_batched, off, src_pix, src_tap, d.C, partial + c0, partial_tap,
+                           bias_partial, 3, 3, d.OW, nc, edges)
+                n_batched = 0
             continue
-        dot(<const floating *> NULL, 0, 0, dy_row, dy_pix, 1, partial + d.kh * d.kw * partial_tap + c0, 1, d.OW, nc)
+        if n_batched:  # (the rows before this one first: the sums' order stays the rows')
+            dot_window(batch_rows, batch_dy, n_batched, off, src_pix, src_tap, d.C, partial + c0, partial_tap,
+                       bias_partial, 3, 3, d.OW, nc, edges)
+            n_batched = 0
+        if a0 < a1 and dot_window(src + a0, &dy_row, 1, off, src_pix, src_tap, dy_pix,
+                                  partial + a0 * d.kw * partial_tap + c0, partial_tap, bias_partial, a1 - a0, d.kw,
+                                  d.OW, nc, edges):
+            continue
+        dot(<const floating *> NULL, 0, 0, dy_row, dy_pix, 1, bias_partial, 1, d.OW, nc)
         for a in range(a0, a1):
             j = 0
             while j < d.kw:

@@ -123,10 +123,12 @@ typedef void (*dw_dot_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, const float *
 typedef void (*dw_dot_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, double *,
                               ptrdiff_t, ptrdiff_t, ptrdiff_t);
 
-typedef int (*dw_dot_window_f32_fn)(const float *const *, ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t,
-                                    float *, ptrdiff_t, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
-typedef int (*dw_dot_window_f64_fn)(const double *const *, ptrdiff_t, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t,
-                                    double *, ptrdiff_t, double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
+typedef int (*dw_dot_window_f32_fn)(const float *const *, const float *const *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                                    ptrdiff_t, ptrdiff_t, float *, ptrdiff_t, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                                    ptrdiff_t, int);
+typedef int (*dw_dot_window_f64_fn)(const double *const *, const double *const *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                                    ptrdiff_t, ptrdiff_t, double *, ptrdiff_t, double *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                                    ptrdiff_t, int);
 typedef void (*dw_dot_taps_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, float *, ptrdiff_t,
                                    ptrdiff_t, ptrdiff_t, ptrdiff_t);
 typedef void (*dw_dot_taps_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t, double *,

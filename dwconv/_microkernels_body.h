@@ -467,84 +467,90 @@ DW_INLINE void DW_FN(window_pixel)(DW_VEC sum[DW_WINDOW_MAX][DW_WINDOW_MAX], DW_
     }
 }
 
-/* dot_window for one vector of lanes and a kh x kw window known at compile time: every tap's sum
- * (and the bias's) in a register across the row, started from acc and stored back once. The
- * first pixel leaves out its first column of taps with DW_WINDOW_LEFT in `edges`, the last its last with
- * DW_WINDOW_RIGHT; DW_WINDOW_STRIDED prefetches the rows. */
-DW_INLINE void DW_FN(dot_window_vector)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t src_tap,
-                                        const DW_T *dy, ptrdiff_t dy_pix, DW_T *acc, ptrdiff_t acc_tap, DW_T *bias_acc,
-                                        ptrdiff_t npix, int edges, const int kh, const int kw)
+/* dot_window for one vector of lanes (lane c on) and a kh x kw window known at compile time: every
+ * tap's sum (and the bias's) in a register across the rows, started from acc and stored back once.
+ * The first pixel leaves out its first column of taps with DW_WINDOW_LEFT in `edges`, the last its
+ * last with DW_WINDOW_RIGHT; DW_WINDOW_STRIDED prefetches the rows. */
+DW_INLINE void DW_FN(dot_window_vector)(const DW_T *const *rows, const DW_T *const *dys, ptrdiff_t nrows,
+                                        ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t src_tap, ptrdiff_t dy_pix,
+                                        ptrdiff_t c, DW_T *acc, ptrdiff_t acc_tap, DW_T *bias_acc, ptrdiff_t npix,
+                                        int edges, const int kh, const int kw)
 {
     const int left = edges & DW_WINDOW_LEFT, right = (edges & DW_WINDOW_RIGHT) != 0;
     const int prefetch = (edges & DW_WINDOW_STRIDED) != 0;
-    DW_VEC sum[DW_WINDOW_MAX][DW_WINDOW_MAX], bias = bias_acc ? DW_FN(load)(bias_acc) : DW_FN(broadcast)(0);
+    DW_VEC sum[DW_WINDOW_MAX][DW_WINDOW_MAX], bias = bias_acc ? DW_FN(load)(bias_acc + c) : DW_FN(broadcast)(0);
     DW_UNROLL
     for (int a = 0; a < kh; a++) {
         DW_UNROLL
-        for (int b = 0; b < kw; b++) sum[a][b] = DW_FN(load)(acc + (a * kw + b) * acc_tap);
+        for (int b = 0; b < kw; b++) sum[a][b] = DW_FN(load)(acc + (a * kw + b) * acc_tap + c);
     }
-    ptrdiff_t p = 0, end = npix - right;
-    if (left && right && npix == 1) {
-        DW_FN(window_pixel)(sum, &bias, rows, off, src_tap, DW_FN(load)(dy), 0, kh, 1, kw - 1);
-        p = end = npix;
-    } else if (left) {
-        DW_FN(window_pixel)(sum, &bias, rows, off, src_tap, DW_FN(load)(dy), 0, kh, 1, kw);
-        p = 1;
+    for (ptrdiff_t j = 0; j < nrows; j++, rows += kh) {
+        const DW_T *dy = dys[j] + c;
+        ptrdiff_t p = 0, end = npix - right;
+        if (left && right && npix == 1) {
+            DW_FN(window_pixel)(sum, &bias, rows, off + c, src_tap, DW_FN(load)(dy), 0, kh, 1, kw - 1);
+            p = end = npix;
+        } else if (left) {
+            DW_FN(window_pixel)(sum, &bias, rows, off + c, src_tap, DW_FN(load)(dy), 0, kh, 1, kw);
+            p = 1;
+        }
+        for (; p < end; p++) {
+            if (prefetch) __builtin_prefetch(dy + p * dy_pix + DW_WINDOW_AHEAD);
+            DW_FN(window_pixel)(sum, &bias, rows, off + c + p * src_pix, src_tap, DW_FN(load)(dy + p * dy_pix),
+                                prefetch, kh, 0, kw);
+        }
+        if (p < npix)
+            DW_FN(window_pixel)(sum, &bias, rows, off + c + p * src_pix, src_tap, DW_FN(load)(dy + p * dy_pix), 0, kh,
+                                0, kw - 1);
     }
-    for (; p < end; p++) {
-        if (prefetch) __builtin_prefetch(dy + p * dy_pix + DW_WINDOW_AHEAD);
-        DW_FN(window_pixel)(sum, &bias, rows, off + p * src_pix, src_tap, DW_FN(load)(dy + p * dy_pix), prefetch, kh, 0,
-                            kw);
-    }
-    if (p < npix)
-        DW_FN(window_pixel)(sum, &bias, rows, off + p * src_pix, src_tap, DW_FN(load)(dy + p * dy_pix), 0, kh, 0,
-                            kw - 1);
     DW_UNROLL
     for (int a = 0; a < kh; a++) {
         DW_UNROLL
-        for (int b = 0; b < kw; b++) DW_FN(store)(acc + (a * kw + b) * acc_tap, sum[a][b]);
+        for (int b = 0; b < kw; b++) DW_FN(store)(acc + (a * kw + b) * acc_tap + c, sum[a][b]);
     }
-    if (bias_acc) DW_FN(store)(bias_acc, bias);
+    if (bias_acc) DW_FN(store)(bias_acc + c, bias);
 }
 
-/* acc[(a*kw + b)*acc_tap + c] += sum_{p<npix} rows[a][off + p*src_pix + b*src_tap + c] * dy[p*dy_pix + c], and
- * bias_acc[c] += sum_p dy[p*dy_pix + c] (bias_acc NULL: none), for c < nc: the filter (and bias)
- * gradient of one output row, its whole window at once, each dy vector loaded once for every tap.
- * `edges` (DW_WINDOW_* flags): with LEFT, pixel 0's taps b = 0 lie in the padding, with RIGHT, pixel
- * npix - 1's taps b = kw - 1; those are neither read nor added (so that rows can be read in place,
- * with no padded copy). STRIDED: the rows are strided by more channels than nc (the image's, read
- * in place), and are prefetched. 3-wide windows of 1 to 3 rows only (returns 0, nothing
- * done, for others: the rows of a 3x3 kernel that lie in the image): a 5x5 window's sums still fit
- * AVX-512's registers, but its 25 source pointers do not fit the general ones, and reloading them
- * halved the rate. */
-static int DW_FN(dot_window)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t src_tap,
-                             const DW_T *dy, ptrdiff_t dy_pix, DW_T *acc, ptrdiff_t acc_tap, DW_T *bias_acc,
-                             ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t npix, ptrdiff_t nc, int edges)
+/* acc[(a*kw + b)*acc_tap + c] += sum_{j<nrows, p<npix} rows[j*kh + a][off + p*src_pix + b*src_tap + c] * dys[j][p*dy_pix + c],
+ * and bias_acc[c] += sum_{j, p} dys[j][p*dy_pix + c] (bias_acc NULL: none), for c < nc: the filter
+ * (and bias) gradient of nrows output rows of the same window rows in the image (rows j*kh to
+ * j*kh + kh - 1 those of output row j), whole windows at once, each dy vector loaded once for
+ * every tap, the sums in registers across the rows (7-pixel rows of 960 channels, one at a time
+ * with their sums loaded and stored, ran 1.xx slower). `edges` (DW_WINDOW_* flags): with LEFT,
+ * pixel 0's taps b = 0 lie in the padding, with RIGHT, pixel npix - 1's taps b = kw - 1; those are
+ * neither read nor added (so that rows can be read in place, with no padded copy). STRIDED: the
+ * rows are strided by more channels than nc (the image's, read in place), and are prefetched.
+ * 3-wide windows of 1 to 3 rows only (returns 0, nothing done, for others: the rows of a 3x3
+ * kernel that lie in the image): a 5x5 window's sums still fit AVX-512's registers, but its 25
+ * source pointers do not fit the general ones, and reloading them halved the rate. */
+static int DW_FN(dot_window)(const DW_T *const *rows, const DW_T *const *dys, ptrdiff_t nrows, ptrdiff_t off,
+                             ptrdiff_t src_pix, ptrdiff_t src_tap, ptrdiff_t dy_pix, DW_T *acc, ptrdiff_t acc_tap,
+                             DW_T *bias_acc, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t npix, ptrdiff_t nc, int edges)
 {
     if (kh < 1 || kh > DW_WINDOW_MAX || kw != DW_WINDOW_MAX) return 0;
     if (npix <= 0) return 1;
     const int left = (edges & DW_WINDOW_LEFT) != 0, right = (edges & DW_WINDOW_RIGHT) != 0;
     ptrdiff_t c = 0;
     for (; c + DW_VLEN <= nc; c += DW_VLEN) {
-        DW_T *bias = bias_acc ? bias_acc + c : NULL;
         switch (kh) {
-            case 1: DW_FN(dot_window_vector)(rows, off + c, src_pix, src_tap, dy + c, dy_pix, acc + c, acc_tap, bias,
+            case 1: DW_FN(dot_window_vector)(rows, dys, nrows, off, src_pix, src_tap, dy_pix, c, acc, acc_tap, bias_acc,
                                              npix, edges, 1, DW_WINDOW_MAX); break;
-            case 2: DW_FN(dot_window_vector)(rows, off + c, src_pix, src_tap, dy + c, dy_pix, acc + c, acc_tap, bias,
+            case 2: DW_FN(dot_window_vector)(rows, dys, nrows, off, src_pix, src_tap, dy_pix, c, acc, acc_tap, bias_acc,
                                              npix, edges, 2, DW_WINDOW_MAX); break;
-            default: DW_FN(dot_window_vector)(rows, off + c, src_pix, src_tap, dy + c, dy_pix, acc + c, acc_tap, bias,
+            default: DW_FN(dot_window_vector)(rows, dys, nrows, off, src_pix, src_tap, dy_pix, c, acc, acc_tap, bias_acc,
                                               npix, edges, DW_WINDOW_MAX, DW_WINDOW_MAX);
         }
     }
-    if (c < nc) { /* the last lanes: each tap over the pixels whose column of it lies in the image */
-        for (ptrdiff_t a = 0; a < kh; a++)
-            for (ptrdiff_t b = 0; b < kw; b++) {
-                const ptrdiff_t p0 = b == 0 && left, p1 = npix - (b == kw - 1 && right);
-                DW_FN(dot)(rows[a] + off + p0 * src_pix + b * src_tap + c, src_pix, 1, dy + p0 * dy_pix + c, dy_pix, 1,
-                           acc + (a * kw + b) * acc_tap + c, 1, p1 - p0, nc - c);
-            }
-        if (bias_acc) DW_FN(dot)(NULL, 0, 0, dy + c, dy_pix, 1, bias_acc + c, 1, npix, nc - c);
-    }
+    if (c < nc) /* the last lanes: each tap over the pixels whose column of it lies in the image */
+        for (ptrdiff_t j = 0; j < nrows; j++) {
+            for (ptrdiff_t a = 0; a < kh; a++)
+                for (ptrdiff_t b = 0; b < kw; b++) {
+                    const ptrdiff_t p0 = b == 0 && left, p1 = npix - (b == kw - 1 && right);
+                    DW_FN(dot)(rows[j * kh + a] + off + p0 * src_pix + b * src_tap + c, src_pix, 1,
+                               dys[j] + p0 * dy_pix + c, dy_pix, 1, acc + (a * kw + b) * acc_tap + c, 1, p1 - p0, nc - c);
+                }
+            if (bias_acc) DW_FN(dot)(NULL, 0, 0, dys[j] + c, dy_pix, 1, bias_acc + c, 1, npix, nc - c);
+        }
     return 1;
 }
 
