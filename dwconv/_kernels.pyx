@@ -460,13 +460,21 @@ cdef inline char *element_at(const void *base, Py_ssize_t index, int elem, size_
     return <char *> base + index * element_size(elem, float_size)
 
 
-cdef Dims dims_of(g):
+cdef Dims dims_of(geometry):
+    cdef tuple g = <tuple> geometry
     cdef Dims d
+    cdef Py_ssize_t *fields[17]
+    cdef Py_ssize_t i
     d.x_type = d.y_type = DW_ELEM_FLOAT
-    # (unpacked as a tuple: a lookup by name per field cost a microsecond a call)
-    layout, d.N, d.H, d.W, d.C, d.M, d.kh, d.kw, d.sh, d.sw, d.dil_h, d.dil_w, d.pt, _, d.pl, _, d.OH, d.OW, mode = g
-    d.nhwc = layout == "NHWC"
-    d.mode = MODE_CODES[mode]
+    # (read as a tuple, the Geometry namedtuple is: a lookup by name per field cost a microsecond a
+    # call; and in a loop, as unpacking it into the fields compiled to 17 KB of code)
+    fields[:] = [&d.N, &d.H, &d.W, &d.C, &d.M, &d.kh, &d.kw, &d.sh, &d.sw, &d.dil_h, &d.dil_w, &d.pt, NULL, &d.pl,
+                 NULL, &d.OH, &d.OW]
+    for i in range(17):
+        if fields[i] != NULL:
+            fields[i][0] = g[i + 1]
+    d.nhwc = g[0] == "NHWC"
+    d.mode = MODE_CODES[g[18]]
     return d
 
 
