@@ -3,7 +3,7 @@
 Design: for every shape of the suite the same float32 data goes to dwconv (NHWC and NCHW) and to
 each installed peer (PyTorch NCHW and channels_last, ONNX Runtime NCHW, TensorFlow NHWC), every
 one given the same number of threads.  The contestants of a shape are timed round-robin: one timed
-batch of repetitions each per round, in an order rotated from round to round, several rounds,
+batch of repetitions each per round, in an order shuffled anew each round, several rounds,
 median of the per-call times.  Noise from the shared machine then hits everyone alike, so the
 *ratios* printed are trustworthy even when absolute times drift between runs.  Before timing, every contestant's result is compared with
 dwconv's, so a table never compares different computations.
@@ -25,6 +25,7 @@ import io
 import json
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -771,11 +772,12 @@ def _repetitions(run, batch_seconds):
 
 
 def _round_order(contestants, r):
-    """Round r's order: the list rotated by r, so that whatever one contestant's batch leaves behind
-    for the next falls on each of them in turn, in a few rounds the median leaves out, rather than
-    on the same one in every round."""
-    k = r % len(contestants)
-    return contestants[k:] + contestants[:k]
+    """Round r's order: a shuffle of its own, fixed by r, so that whatever one contestant's batch
+    leaves behind for the next falls on a different one in each round, in the few rounds the median
+    leaves out. (A rotation kept every contestant after the same one in all rounds but one: dwconv
+    NHWC after TensorFlow, which measured 14x14x576 at batch 16 0.4-0.6 ms where it takes 0.33 ms
+    after anything else.)"""
+    return random.Random(SEED + r).sample(contestants, len(contestants))
 
 
 def _rounds_within_budget(rounds, batch_seconds):
@@ -787,7 +789,7 @@ def _rounds_within_budget(rounds, batch_seconds):
 def _time_round_robin(contestants, rounds, batch_seconds, report_progress=lambda done, total: None,
                       first_calls=None):
     """Per-call seconds of every round, by label; contestants alternate within each round, in an
-    order rotated from round to round.  A contestant whose batches would last more than
+    order shuffled anew each round (_round_order).  A contestant whose batches would last more than
     CONTESTANT_SECONDS over the rounds takes part in the first rounds only (_rounds_within_budget).
     first_calls: the seconds of each contestant's cross-check call, by label; one of
     SLOW_CALL_SECONDS or more stands for its warm-up and estimate, one over CONTESTANT_SECONDS for

@@ -141,18 +141,25 @@ def test_one_thread_limits_are_the_per_core_figures(monkeypatch):
     assert limits["dram_copy_bytes"] == 4 << 20
 
 
-def test_round_robin_rotates_who_goes_first():
-    """Each contestant opens as many rounds as every other, and every round times each of them
-    once: the one that goes first after the others' batches meets what they leave behind."""
+def test_round_robin_varies_who_goes_before_whom():
+    """Every round times each contestant once, in an order of its own: across the rounds each one
+    follows several others (what one batch leaves behind for the next, such as a peer's threads
+    still busy, does not fall on the same contestant in most rounds)."""
     calls = []
     contestants = [bench.Contestant(label, lambda label=label: calls.append(label), None, spin_down=0)
-                   for label in "abc"]
-    samples, reps = bench._time_round_robin(contestants, rounds=6, batch_seconds=1e-4)
-    assert {label: len(times) for label, times in samples.items()} == {"a": 6, "b": 6, "c": 6}
-    per_round = sum(reps.values())
-    timed = calls[len(calls) - 6 * per_round:]  # after the repetition estimates
-    firsts = [timed[r * per_round] for r in range(6)]
-    assert sorted(firsts) == ["a", "a", "b", "b", "c", "c"]
+                   for label in "abcd"]
+    samples, reps = bench._time_round_robin(contestants, rounds=7, batch_seconds=1e-4)
+    assert {label: len(times) for label, times in samples.items()} == {label: 7 for label in "abcd"}
+    timed = calls[len(calls) - 7 * sum(reps.values()):]  # after the repetition estimates
+    batches, i = [], 0
+    while i < len(timed):  # (one batch: reps[label] calls of the same contestant)
+        batches.append(timed[i])
+        assert timed[i:i + reps[timed[i]]] == [timed[i]] * reps[timed[i]]
+        i += reps[timed[i]]
+    rounds = [batches[4 * r:4 * r + 4] for r in range(7)]
+    assert all(sorted(order) == list("abcd") for order in rounds)
+    before = {label: {order[order.index(label) - 1] for order in rounds if order[0] != label} for label in "abcd"}
+    assert all(len(others) >= 2 for others in before.values()), before
 
 
 def test_round_robin_reports_every_step_in_order():
