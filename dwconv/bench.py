@@ -549,7 +549,7 @@ def _torch_image(problem):
     pad = (case.k // 2,) * 4
 
     def weights(shape):
-        return torch.from_numpy(np.ascontiguousarray(np.broadcast_to(problem.kernel.reshape(shape[2:]), shape)))
+        return torch.from_numpy(np.broadcast_to(problem.kernel.reshape(shape[2:]), shape).copy())
 
     if case.separable:  # the column filter, then the row filter, as sepFilter2D (2k taps a pixel, not k*k)
         columns, rows = weights((case.C, 1, case.k, 1)), weights((case.C, 1, 1, case.k))
