@@ -181,8 +181,8 @@ static ptrdiff_t dw_mask_span(const unsigned char *mask, ptrdiff_t npix, ptrdiff
         }                                                                                                \
         DW_CHECK("dot_window: acc", acc, T, 1, kh * kw, nc, acc_tap, 1);                                 \
         if (bias_acc) DW_CHECK("dot_window: bias_acc", bias_acc, T, 1, nc, 1);                           \
-        return dw_active->dot_window_##sfx(rows, dys, nrows, off, src_pix, src_tap, dy_pix, acc, acc_tap, bias_acc, kh, \
-                                           kw, npix, nc, edges);                                         \
+        return dw_active->dot_window_##sfx(rows, dys, nrows, off, src_pix, src_tap, dy_pix, acc, acc_tap,   \
+                                           bias_acc, kh, kw, npix, nc, edges);                           \
     }                                                                                                    \
     static void dw_checked_transpose_##sfx(const T *src, ptrdiff_t src_b, T *dst, ptrdiff_t dst_a, ptrdiff_t na, \
                                            ptrdiff_t nb, int nt)                                                 \

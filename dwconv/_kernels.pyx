@@ -412,8 +412,8 @@ cdef inline bint dot_window(const floating *const *rows, const floating *const *
                             Py_ssize_t acc_tap, floating *bias_acc, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t npix,
                             Py_ssize_t nc, int edges) noexcept nogil:
     if floating is float:
-        return dw_dot_window_float(rows, dys, nrows, off, src_pix, src_tap, dy_pix, acc, acc_tap, bias_acc, kh, kw, npix,
-                                   nc, edges)
+        return dw_dot_window_float(rows, dys, nrows, off, src_pix, src_tap, dy_pix, acc, acc_tap, bias_acc, kh, kw,
+                                   npix, nc, edges)
     else:
         return dw_dot_window_double(rows, dys, nrows, off, src_pix, src_tap, dy_pix, acc, acc_tap, bias_acc, kh, kw,
                                     npix, nc, edges)
@@ -1136,7 +1136,8 @@ cdef void reduce_ring(const floating *x, const floating *dy, floating *partial, 
                 if src[a] != <const floating *> ring.zeros:
                     a0, a1 = min(a0, a), a + 1
         if in_place and a0 == 0 and a1 == 3 and d.kh == 3:
-            batch_rows[3 * n_batched], batch_rows[3 * n_batched + 1], batch_rows[3 * n_batched + 2] = src[0], src[1], src[2]
+            for a in range(3):
+                batch_rows[3 * n_batched + a] = src[a]
             batch_dy[n_batched] = dy + unit * d.OW * d.C + c0  # (x's, not a sweep ring's, which moves on)
             n_batched += 1
             if n_batched == WINDOW_BATCH or unit == row1 - 1:

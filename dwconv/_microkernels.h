@@ -127,8 +127,8 @@ typedef int (*dw_dot_window_f32_fn)(const float *const *, const float *const *, 
                                     ptrdiff_t, ptrdiff_t, float *, ptrdiff_t, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                                     ptrdiff_t, int);
 typedef int (*dw_dot_window_f64_fn)(const double *const *, const double *const *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
-                                    ptrdiff_t, ptrdiff_t, double *, ptrdiff_t, double *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
-                                    ptrdiff_t, int);
+                                    ptrdiff_t, ptrdiff_t, double *, ptrdiff_t, double *, ptrdiff_t, ptrdiff_t,
+                                    ptrdiff_t, ptrdiff_t, int);
 typedef void (*dw_dot_taps_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, float *, ptrdiff_t,
                                    ptrdiff_t, ptrdiff_t, ptrdiff_t);
 typedef void (*dw_dot_taps_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t, double *,
@@ -241,7 +241,8 @@ typedef struct {
 #define DW_ISA_ENTRY_NAMED(name, isa, ...)                                                               \
     {name, dw_supported_##isa, taps_##isa##_f32, taps_##isa##_f64, dot_##isa##_f32, dot_##isa##_f64,       \
      dot_taps_##isa##_f32, dot_taps_##isa##_f64, dot_window_##isa##_f32, dot_window_##isa##_f64, transpose_##isa##_f32, transpose_##isa##_f64,            \
-     row_##isa##_f32, row_##isa##_f64, row_edge_##isa##_f32, row_edge_##isa##_f64, plane_rows_##isa##_f32, plane_rows_##isa##_f64, __VA_ARGS__, copy_##isa##_f32, \
+     row_##isa##_f32, row_##isa##_f64, row_edge_##isa##_f32, row_edge_##isa##_f64, plane_rows_##isa##_f32,        \
+     plane_rows_##isa##_f64, __VA_ARGS__, copy_##isa##_f32,                                                         \
      copy_##isa##_f64, clamp_##isa##_f32, clamp_##isa##_f64, widen_##isa##_f32, narrow_##isa##_f32,  \
      sep_columns_##isa##_f32, sep_columns_##isa##_f64, sep_columns_pair_##isa##_f32, sep_columns_pair_##isa##_f64, \
      sep_rows_##isa##_f32, sep_rows_##isa##_f64}

@@ -511,12 +511,13 @@ DW_INLINE void DW_FN(dot_window_vector)(const DW_T *const *rows, const DW_T *con
     if (bias_acc) DW_FN(store)(bias_acc + c, bias);
 }
 
-/* acc[(a*kw + b)*acc_tap + c] += sum_{j<nrows, p<npix} rows[j*kh + a][off + p*src_pix + b*src_tap + c] * dys[j][p*dy_pix + c],
+/* acc[(a*kw + b)*acc_tap + c] += sum_{j<nrows, p<npix} rows[j*kh + a][off + p*src_pix + b*src_tap + c]
+ *                                                    * dys[j][p*dy_pix + c],
  * and bias_acc[c] += sum_{j, p} dys[j][p*dy_pix + c] (bias_acc NULL: none), for c < nc: the filter
  * (and bias) gradient of nrows output rows of the same window rows in the image (rows j*kh to
  * j*kh + kh - 1 those of output row j), whole windows at once, each dy vector loaded once for
  * every tap, the sums in registers across the rows (7-pixel rows of 960 channels, one at a time
- * with their sums loaded and stored, ran 1.xx slower). `edges` (DW_WINDOW_* flags): with LEFT,
+ * with their sums loaded and stored, ran 1.08x slower). `edges` (DW_WINDOW_* flags): with LEFT,
  * pixel 0's taps b = 0 lie in the padding, with RIGHT, pixel npix - 1's taps b = kw - 1; those are
  * neither read nor added (so that rows can be read in place, with no padded copy). STRIDED: the
  * rows are strided by more channels than nc (the image's, read in place), and are prefetched.
@@ -537,8 +538,8 @@ static int DW_FN(dot_window)(const DW_T *const *rows, const DW_T *const *dys, pt
                                              npix, edges, 1, DW_WINDOW_MAX); break;
             case 2: DW_FN(dot_window_vector)(rows, dys, nrows, off, src_pix, src_tap, dy_pix, c, acc, acc_tap, bias_acc,
                                              npix, edges, 2, DW_WINDOW_MAX); break;
-            default: DW_FN(dot_window_vector)(rows, dys, nrows, off, src_pix, src_tap, dy_pix, c, acc, acc_tap, bias_acc,
-                                              npix, edges, DW_WINDOW_MAX, DW_WINDOW_MAX);
+            default: DW_FN(dot_window_vector)(rows, dys, nrows, off, src_pix, src_tap, dy_pix, c, acc, acc_tap,
+                                              bias_acc, npix, edges, DW_WINDOW_MAX, DW_WINDOW_MAX);
         }
     }
     if (c < nc) /* the last lanes: each tap over the pixels whose column of it lies in the image */
@@ -547,7 +548,8 @@ static int DW_FN(dot_window)(const DW_T *const *rows, const DW_T *const *dys, pt
                 for (ptrdiff_t b = 0; b < kw; b++) {
                     const ptrdiff_t p0 = b == 0 && left, p1 = npix - (b == kw - 1 && right);
                     DW_FN(dot)(rows[j * kh + a] + off + p0 * src_pix + b * src_tap + c, src_pix, 1,
-                               dys[j] + p0 * dy_pix + c, dy_pix, 1, acc + (a * kw + b) * acc_tap + c, 1, p1 - p0, nc - c);
+                               dys[j] + p0 * dy_pix + c, dy_pix, 1, acc + (a * kw + b) * acc_tap + c, 1, p1 - p0,
+                               nc - c);
                 }
             if (bias_acc) DW_FN(dot)(NULL, 0, 0, dys[j] + c, dy_pix, 1, bias_acc + c, 1, npix, nc - c);
         }

@@ -585,7 +585,8 @@ static void DW_FN(copy)(DW_T *dst, ptrdiff_t dst_pix, const DW_T *src, ptrdiff_t
     }
 }
 
-/* One output pixel, `vecs` vectors of channels: dst[l] = start + sum_{a<kh, b<nb} w[a*w_row + b*w_tap + l] * rows[a][off + b*src_tap + l]. */
+/* One output pixel, `vecs` vectors of channels:
+ * dst[l] = bias[l] + sum_{a<kh, b<nb} w[a*w_row + b*w_tap + l] * rows[a][off + b*src_tap + l]. */
 DW_INLINE void DW_FN(edge_tile)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_tap, ptrdiff_t kh, ptrdiff_t nb,
                                 const DW_T *w, ptrdiff_t w_row, ptrdiff_t w_tap, const DW_T *bias, DW_T *dst, int nt,
                                 const int vecs)
@@ -604,7 +605,8 @@ DW_INLINE void DW_FN(edge_tile)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_
 }
 
 /* An edge pixel of a row read in place, whose taps past the image's side add zeros (zeros padding),
- * over the kh x nb taps inside: dst[c] = bias[c] + sum_{a<kh, b<nb} w[a*w_row + b*w_tap + c] * rows[a][off + b*src_tap + c]
+ * over the kh x nb taps inside:
+ * dst[c] = bias[c] + sum_{a<kh, b<nb} w[a*w_row + b*w_tap + c] * rows[a][off + b*src_tap + c]
  * for c < nc (bias NULL: 0). A pixel alone has one sum per vector of channels, each a chain of
  * FMAs, so the channels go DW_EDGE_VECS vectors at a time. */
 static void DW_FN(row_edge)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_tap, ptrdiff_t kh, ptrdiff_t nb,
@@ -618,7 +620,8 @@ static void DW_FN(row_edge)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t sr
     if (nc >= DW_VLEN) {
         for (; c < nc; c += DW_VLEN) {
             if (c + DW_VLEN > nc) c = nc - DW_VLEN; /* (the last overlapping) */
-            DW_FN(edge_tile)(rows, off + c, src_tap, kh, nb, w + c, w_row, w_tap, bias ? bias + c : NULL, dst + c, nt, 1);
+            DW_FN(edge_tile)(rows, off + c, src_tap, kh, nb, w + c, w_row, w_tap, bias ? bias + c : NULL, dst + c, nt,
+                             1);
         }
     } else {
 #ifdef DW_NARROWER
