@@ -633,8 +633,9 @@ def test_isa_levels(isa_level):
 
 
 # The forward's ring paths on every level: the dense tile of each square kernel up to 7x7 at
-# strides 1 and 2 and the general tile past them (NHWC, read in place (rows of 16 output pixels or
-# more: kernels up to 3x3, and at stride 2 any, as in the first two cases) or from full ring rows, and
+# strides 1 and 2 and the general tile past them (NHWC, read in place (rows of at least 5 output
+# pixels per edge pixel: kernels up to 3x3, and at stride 2 any, as in the first two cases) or from
+# full ring rows, and
 # NCHW planes of 16 channels or more, which are packed into the same pixels), vectors along wide NCHW planes
 # (several output rows per call, the last call of a band overlapping, and planes of fewer rows),
 # the flat stream of a few channels; rows
