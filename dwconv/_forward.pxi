@@ -165,29 +165,23 @@ cdef inline void row(const floating *const *rows, Py_ssize_t off, Py_ssize_t src
         dw_row_double(rows, off, src_pix, d.kh, d.kw, d.sw, d.dil_w, w, w_tap, bias, dst, dst_pix, npix, nc, streaming)
 
 
-cdef inline Py_ssize_t taps_inside(Py_ssize_t first, Py_ssize_t dil, Py_ssize_t k, Py_ssize_t size,
-                                   Py_ssize_t *t0) noexcept nogil:
-    """How many taps t of k read a source index first + t*dil inside [0, size); the first is *t0."""
-    t0[0] = 0 if first >= 0 else min(k, (-first + dil - 1) // dil)
-    return 0 if first + t0[0] * dil >= size else min(k, (size - 1 - first) // dil + 1) - t0[0]
-
-
 cdef void edge_pixels(const floating *const *rows, const Dims *d, Py_ssize_t q, Py_ssize_t o0, Py_ssize_t o1,
                       Py_ssize_t c0, Py_ssize_t nc, const floating *w, const floating *bias, floating *out,
                       Py_ssize_t pix, bint streaming) noexcept nogil:
     """Output pixels [o0, o1) of output row q, channels [c0, c0+nc), from the kh `rows` of x read
     in place (NHWC, M 1, zeros padding): each over only the taps whose source pixels lie in the
     image, the others adding zeros; `out` holds the row's pixels, `pix` apart."""
-    cdef Py_ssize_t a0, b0, o, nb
+    cdef Py_ssize_t a0, b0, o, nb, kh, off
     cdef Py_ssize_t na = taps_inside(q * d.sh - d.pt, d.dil_h, d.kh, d.H, &a0)
     for o in range(o0, o1):
         nb = taps_inside(o * d.sw - d.pl, d.dil_w, d.kw, d.W, &b0) if na else 0
+        kh, off = (na if nb else 0), (o * d.sw - d.pl + b0 * d.dil_w) * d.C + c0
         if floating is float:
-            dw_row_edge_float(rows + a0, (o * d.sw - d.pl + b0 * d.dil_w) * d.C + c0, d.dil_w * d.C, na if nb else 0,
-                              nb, w + (a0 * d.kw + b0) * d.C, d.kw * d.C, d.C, bias, out + o * pix, nc, streaming)
+            dw_row_edge_float(rows + a0, off, d.dil_w * d.C, kh, nb, w + (a0 * d.kw + b0) * d.C, d.kw * d.C, d.C, bias,
+                              out + o * pix, nc, streaming)
         else:
-            dw_row_edge_double(rows + a0, (o * d.sw - d.pl + b0 * d.dil_w) * d.C + c0, d.dil_w * d.C, na if nb else 0,
-                               nb, w + (a0 * d.kw + b0) * d.C, d.kw * d.C, d.C, bias, out + o * pix, nc, streaming)
+            dw_row_edge_double(rows + a0, off, d.dil_w * d.C, kh, nb, w + (a0 * d.kw + b0) * d.C, d.kw * d.C, d.C,
+                               bias, out + o * pix, nc, streaming)
 
 
 # The bytes of the last-level cache this process can count on (dwconv._cache), read once.

@@ -316,16 +316,22 @@ cdef void axis_set(Axis *axis, Py_ssize_t q, Py_ssize_t tap0, Py_ssize_t ntaps, 
     axis.src0[q] = src0
 
 
+cdef inline Py_ssize_t taps_inside(Py_ssize_t start, Py_ssize_t dil, Py_ssize_t k, Py_ssize_t size,
+                                   Py_ssize_t *first) noexcept nogil:
+    """How many taps t of k read a source index start + t*dil inside [0, size); the first is *first."""
+    first[0] = 0 if start >= 0 else min(k, (-start + dil - 1) // dil)
+    return 0 if start + first[0] * dil >= size else min(k, (size - 1 - start) // dil + 1) - first[0]
+
+
 cdef void axis_forward(Axis *axis, Py_ssize_t n_src, Py_ssize_t n_dst, Py_ssize_t k, Py_ssize_t s,
                        Py_ssize_t dil, Py_ssize_t pad) noexcept nogil:
     """Output coordinate o reads source o*s - pad + t*dil for taps t in [0, k) inside [0, n_src)."""
-    cdef Py_ssize_t o, start, first, end
+    cdef Py_ssize_t o, start, first, n
     axis.tap_step, axis.src_tap_step, axis.dst_step, axis.src_step = 1, dil, 1, s
     for o in range(n_dst):
         start = o * s - pad
-        first = 0 if start >= 0 else (-start + dil - 1) // dil
-        end = min(k, floordiv(n_src - 1 - start, dil) + 1)
-        axis_set(axis, o, first, end - first, start + first * dil)
+        n = taps_inside(start, dil, k, n_src, &first)
+        axis_set(axis, o, first, n, start + first * dil)
     axis_group_runs(axis, n_dst)
 
 
@@ -1096,6 +1102,7 @@ cdef void reduce_ring(const floating *x, const floating *dy, floating *partial, 
     cdef Py_ssize_t unit, n, q, r, a, a0, a1, j, dy_pix = d.C, prev_n = -1, n_batched = 0
     cdef Py_ssize_t off = 0, src_pix = d.sw * nc, src_tap = d.dil_w * nc
     cdef int edges = 0
+    cdef bint whole
     cdef const floating *image_rows[3]
     cdef const floating **src = image_rows
     cdef const floating **dy_rows
@@ -1135,20 +1142,19 @@ cdef void reduce_ring(const floating *x, const floating *dy, floating *partial, 
             for a in range(d.kh):
                 if src[a] != <const floating *> ring.zeros:
                     a0, a1 = min(a0, a), a + 1
-        if in_place and a0 == 0 and a1 == 3 and d.kh == 3:
-            for a in range(3):
-                batch_rows[3 * n_batched + a] = src[a]
+        whole = in_place and a0 == 0 and a1 == d.kh  # (in place: 3x3 windows, whose rows fit batch_rows)
+        if whole:
+            for a in range(d.kh):
+                batch_rows[d.kh * n_batched + a] = src[a]
             batch_dy[n_batched] = dy + unit * d.OW * d.C + c0  # (x's, not a sweep ring's, which moves on)
             n_batched += 1
-            if n_batched == WINDOW_BATCH or unit == row1 - 1:
-                dot_window(batch_rows, batch_dy, n_batched, off, src_pix, src_tap, d.C, partial + c0, partial_tap,
-                           bias_partial, 3, 3, d.OW, nc, edges)
-                n_batched = 0
-            continue
-        if n_batched:  # (the rows before this one first: the sums' order stays the rows')
+        # (a row whose window lies partly in the padding runs after those batched before it: the rows' order)
+        if n_batched and (not whole or n_batched == WINDOW_BATCH or unit == row1 - 1):
             dot_window(batch_rows, batch_dy, n_batched, off, src_pix, src_tap, d.C, partial + c0, partial_tap,
-                       bias_partial, 3, 3, d.OW, nc, edges)
+                       bias_partial, d.kh, d.kw, d.OW, nc, edges)
             n_batched = 0
+        if whole:
+            continue
         if a0 < a1 and dot_window(src + a0, &dy_row, 1, off, src_pix, src_tap, dy_pix,
                                   partial + a0 * d.kw * partial_tap + c0, partial_tap, bias_partial, a1 - a0, d.kw,
                                   d.OW, nc, edges):
