@@ -39,7 +39,10 @@
 /* Row tiles (3x3 and 5x5 kernels on planes a vector wide or more): DW_FLAT_ROWS output rows x
  * vectors along a row. At AVX2 one vector: its 4 sums and 9 taps leave 3 of the 16 registers.
  * (7x7 tiles measured 0.85-0.93x the packed path on 56-pixel planes, at batch 1 and 16, their
- * taps broadcast into registers or from memory within each FMA: left out.) */
+ * taps broadcast into registers or from memory within each FMA: left out. Narrow tiles, one
+ * vector per row, keep one plane of DW_FLAT_ROWS rows: on 14x14x576 at batch 16, two planes per
+ * tile ran 0.65x, their 18 taps spilled, or broadcast within the FMAs and hoisted by GCC all the
+ * same; 8-row tiles 0.78x; one masked load per tap (the flat path) 0.83x.) */
 #define DW_FLAT_ROW_VECS (DW_VBYTES == 64 ? 2 : 1)
 /* 5x5 tiles at AVX-512 only: AVX2's one-vector tiles, their taps broadcast anew for each use, ran
  * NCHW effnet-28x240 at batch 1 0.65x the packed path (batch 16 1.6x), for 7 KB of code. */
