@@ -283,15 +283,15 @@ static void dw_checked_flat_rows_f32(const float *src, ptrdiff_t src_plane, ptrd
 }
 
 /* (float only, as the plane groups are; they read inside the planes only, under masks of their own) */
-static void dw_checked_flat_groups_f32(const float *src, ptrdiff_t height, ptrdiff_t width, ptrdiff_t kh, ptrdiff_t kw,
-                                       ptrdiff_t dil_h, ptrdiff_t dil_w, ptrdiff_t pt, ptrdiff_t pl, const float *w,
-                                       ptrdiff_t w_tap, const float *bias, float *dst, ptrdiff_t np, int nt)
+static void dw_checked_flat_groups_f32(const float *src, const dw_flat_group *group, ptrdiff_t npix, ptrdiff_t ntaps,
+                                       const float *w, ptrdiff_t w_tap, const float *bias, float *dst, ptrdiff_t np,
+                                       int nt)
 {
-    DW_CHECK("flat_groups: src", src, float, 0, np * height * width, 1);
-    DW_CHECK("flat_groups: w", w, float, 0, kh * kw, np, w_tap, 1);
+    DW_CHECK("flat_groups: src", src, float, 0, np * npix, 1);
+    DW_CHECK("flat_groups: w", w, float, 0, ntaps, np, w_tap, 1);
     if (bias) DW_CHECK("flat_groups: bias", bias, float, 0, np, 1);
-    DW_CHECK("flat_groups: dst", dst, float, 1, np * height * width, 1);
-    dw_active->flat_groups_f32(src, height, width, kh, kw, dil_h, dil_w, pt, pl, w, w_tap, bias, dst, np, nt);
+    DW_CHECK("flat_groups: dst", dst, float, 1, np * npix, 1);
+    dw_active->flat_groups_f32(src, group, npix, ntaps, w, w_tap, bias, dst, np, nt);
 }
 
 /* The integer pixels' conversions (_microkernels_convert.h): elements of 1 or 2 bytes. */

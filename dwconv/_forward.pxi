@@ -64,12 +64,14 @@ cdef enum:
     FLAT_WIDE_CHANNELS = 32
     # Flat planes of at most this many pixels run in groups of a vector's worth of planes
     # (flat_groups: its DW_FLAT_GROUP_PIXELS), every lane computing a pixel where a plane alone
-    # leaves the last vector's lanes idle (49 pixels in 64 lanes), from this many channels (each
-    # call builds the groups' masks: 2 vCPUs of an AVX-512 AMD EPYC, against the flat path, 3x3
-    # at batch 16, 7x7 planes of 960 channels 1.24x faster, 576 1.17x, 320 1.04x, 160 0.93x; 6x6 of
-    # 1024 1.33x, 5x5 of 512 1.1x; batch 1, 7x7 of 960 1.02x, 576 1.1-1.4x).
+    # leaves the last vector's lanes idle (49 pixels in 64 lanes), where the call has this many
+    # planes (images x channels), for which the groups' masks, built once per call, are worth it
+    # (2 vCPUs of an AVX-512 AMD EPYC, against the flat path, 3x3: at batch 16, 7x7 planes of 32
+    # channels 1.15x faster, 96 1.24x, 160 1.17x, 5x5 of 256 1.17x, 8x8 of 128 1.0x; at batch 1,
+    # 7x7 of 16 and 64 channels 0.87x and 0.92x, 8x8 of 128 0.83x, 7x7 of 160 and 320 1.0x; earlier,
+    # masks built by each work item: 7x7 of 960 at batch 16 1.24x, 6x6 of 1024 1.33x).
     GROUP_MAX_PIXELS = 64
-    GROUP_MIN_CHANNELS = 320
+    GROUP_MIN_PLANES = 320
     # NHWC rows read in place compute their edge pixels (those with a tap in the padding) apart,
     # each tap of each loading its weights and source anew (edge_pixels): rows are read in place
     # where those are at most 1/IN_PLACE_EDGE_SHARE of the row, else copied whole (2 vCPUs of an
@@ -135,11 +137,10 @@ cdef inline void flat_rows(const floating *src, Py_ssize_t src_plane, const Dims
                            dst_plane, d.OH, d.OW, n_planes, streaming)
 
 
-cdef inline void flat_groups(const floating *src, const Dims *d, const floating *w, const floating *bias,
-                             floating *dst, Py_ssize_t n_planes, bint streaming) noexcept nogil:
+cdef inline void flat_groups(const floating *src, const dw_flat_group *group, const Dims *d, const floating *w,
+                             const floating *bias, floating *dst, Py_ssize_t n_planes, bint streaming) noexcept nogil:
     if floating is float:  # (groups_fit: float only)
-        dw_flat_groups_float(src, d.H, d.W, d.kh, d.kw, d.dil_h, d.dil_w, d.pt, d.pl, w, d.C, bias, dst, n_planes,
-                             streaming)
+        dw_flat_groups_float(src, group, d.H * d.W, d.kh * d.kw, w, d.C, bias, dst, n_planes, streaming)
 
 
 cdef inline void flat_dot(const floating *src, Py_ssize_t src_plane, Py_ssize_t src_image, const FlatMasks *f,
@@ -256,9 +257,9 @@ cdef inline bint tiles_fill(Py_ssize_t OW, size_t elsize) noexcept nogil:
 cdef inline bint groups_fit(const Dims *d, size_t elsize) noexcept nogil:
     """Whether flat NCHW geometry d (flat_fits) runs its planes in groups of a vector's worth
     (flat_groups): float32, M 1, whole groups of LANE_BLOCK channels (every level's vector divides
-    it) and GROUP_MIN_CHANNELS or more, output planes the input's size, of GROUP_MAX_PIXELS pixels
+    it), GROUP_MIN_PLANES planes or more, output planes the input's size, of GROUP_MAX_PIXELS pixels
     or fewer."""
-    return (elsize == sizeof(float) and d.M == 1 and d.C % LANE_BLOCK == 0 and d.C >= GROUP_MIN_CHANNELS
+    return (elsize == sizeof(float) and d.M == 1 and d.C % LANE_BLOCK == 0 and d.N * d.C >= GROUP_MIN_PLANES
             and d.OH == d.H and d.OW == d.W and d.H * d.W <= GROUP_MAX_PIXELS)
 
 
@@ -284,7 +285,8 @@ cdef struct Plan:
     const void *bias_mc
     FlatMasks flat  # flat planes: each tap's offset and lane masks
     bint flat_rows  # flat planes in row tiles (rows_fit), which need no masks
-    bint flat_groups  # flat planes in groups (groups_fit), which build their own masks
+    bint flat_groups  # flat planes in groups (groups_fit)
+    dw_flat_group group  # what the groups share: their taps' offsets and lane masks
     bint prefetch  # NHWC rows of every channel read in place, or of a shared filter, ask for the next
     # call's new source rows (prefetch_rows)
     bint shared  # RING_PIXELS whose filter serves every channel (shares_taps): rows run as `row_plane`
@@ -391,6 +393,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         plan.block = ceil_div(C, plan.n_blocks)
         if plan.flat_groups:  # (blocks of whole groups)
             plan.block = round_up(plan.block, LANE_BLOCK)
+            dw_flat_group_masks_float(d.H, d.W, d.kh, d.kw, d.dil_h, d.dil_w, d.pt, d.pl, &plan.group)
         plan.n_blocks = ceil_div(C, plan.block)
         plan.n_bands = 1
     elif d.OW <= PACKED_FORWARD_WIDTH and (d.C >= LANE_BLOCK or d.OW < PLANE_MIN_WIDTH) and not converts(d):
@@ -515,8 +518,8 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
     if plan.kind == FLAT_PLANES:
         for m in range(M):
             if plan.flat_groups:  # (M 1)
-                flat_groups(x + (n * C + c0) * d.H * d.W, d, w + c0, offset(bias, c0), y + (n * C + c0) * d.OH * OW, nc,
-                            plan.streaming)
+                flat_groups(x + (n * C + c0) * d.H * d.W, &plan.group, d, w + c0, offset(bias, c0),
+                            y + (n * C + c0) * d.OH * OW, nc, plan.streaming)
             elif plan.flat_rows:
                 flat_rows(x + (n * C + c0) * d.H * d.W, d.H * d.W, d, w + c0 * M + m, M, CM, offset(bias, c0 * M + m),
                           M, y + (n * CM + c0 * M + m) * d.OH * OW, M * d.OH * OW, nc, plan.streaming)

@@ -38,6 +38,8 @@ ctypedef fused floating:
 cdef extern from "_microkernels.h" nogil:
     ctypedef struct dw_isa:
         const char *name
+    ctypedef struct dw_flat_group:
+        pass
     const dw_isa dw_isas[]
     const int dw_isa_count
     enum: DW_PLANE_ROWS
@@ -113,9 +115,11 @@ cdef extern from "_microkernels.h" nogil:
                             Py_ssize_t pl, Py_ssize_t k, Py_ssize_t sw, const float *w, Py_ssize_t w_plane,
                             Py_ssize_t w_tap, const float *bias, Py_ssize_t bias_plane, float *dst,
                             Py_ssize_t dst_plane, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t np, bint streaming)
-    void dw_flat_groups_float(const float *src, Py_ssize_t height, Py_ssize_t width, Py_ssize_t kh, Py_ssize_t kw,
-                              Py_ssize_t dil_h, Py_ssize_t dil_w, Py_ssize_t pt, Py_ssize_t pl, const float *w,
-                              Py_ssize_t w_tap, const float *bias, float *dst, Py_ssize_t np, bint streaming)
+    void dw_flat_group_masks_float(Py_ssize_t height, Py_ssize_t width, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t dil_h,
+                                   Py_ssize_t dil_w, Py_ssize_t pt, Py_ssize_t pl, dw_flat_group *group)
+    void dw_flat_groups_float(const float *src, const dw_flat_group *group, Py_ssize_t npix, Py_ssize_t ntaps,
+                              const float *w, Py_ssize_t w_tap, const float *bias, float *dst, Py_ssize_t np,
+                              bint streaming)
     void dw_flat_dot_float(const float *src, Py_ssize_t src_plane, Py_ssize_t src_image, const Py_ssize_t *off,
                            const unsigned char *masks, Py_ssize_t mask_row, Py_ssize_t ntaps, const float *dy,
                            Py_ssize_t dy_plane, Py_ssize_t dy_image, float *acc, Py_ssize_t acc_tap, float *bias_acc,

@@ -47,11 +47,8 @@
 /* 5x5 tiles at AVX-512 only: AVX2's one-vector tiles, their taps broadcast anew for each use, ran
  * NCHW effnet-28x240 at batch 1 0.65x the packed path (batch 16 1.6x), for 7 KB of code. */
 #define DW_FLAT_ROW_MAX_K (DW_VBYTES == 64 ? 5 : 3)
-/* Plane groups (flat_groups): planes of up to this many pixels and kernels of up to this many
- * taps, in register tiles of this many vectors (AVX2: its 16 registers hold 4 sums next to their
- * lanes' weights). */
-#define DW_FLAT_GROUP_PIXELS 64 /* (with DW_VLEN, at most 128 bits: unsigned __int128) */
-#define DW_FLAT_GROUP_TAPS 9
+/* Plane groups (flat_groups): register tiles of this many vectors (AVX2: its 16 registers hold 4
+ * sums next to their lanes' weights). */
 #define DW_FLAT_GROUP_TILE (DW_VBYTES == 64 ? 8 : 4)
 #if defined(__clang__)
 #define DW_FLAT_UNROLL _Pragma("unroll")
@@ -465,28 +462,20 @@ DW_INLINE void DW_FN(flat_group_tile)(const DW_T *src, const ptrdiff_t *off, con
     for (int j = 0; j < n; j++) DW_FN(store_out)(dst + (v0 + j) * DW_VLEN, acc[j], nt);
 }
 
-/* A kh x kw kernel (kh*kw <= DW_FLAT_GROUP_TAPS, dilation dil_h x dil_w) at stride 1 over np NCHW
- * planes of height x width <= DW_FLAT_GROUP_PIXELS pixels, read in place, output planes the
- * input's size:
- * dst[p*npix + o] = bias[p] + sum_{a<kh, b<kw} w[(a*kw + b)*w_tap + p] * src[p*npix + o + (a*dil_h - pt)*width + b*dil_w - pl],
- * the taps outside the plane (zero padding) left out, for p < np (a multiple of DW_VLEN), o < npix
- * (bias NULL: 0). The planes run DW_VLEN at a time, a group: its DW_VLEN*npix elements are npix
- * whole vectors, lane l of vector v being element e = v*DW_VLEN + l, pixel e % npix of plane
- * e / npix. Each tap is then, as on the flat path, one masked load per vector (its lanes masked
- * where the tap leaves their plane), with the lanes' weights picked from the group's weights
- * for that tap, one vector: no lane computed for nothing, where a plane of 49 pixels alone
- * computes 64. With `nt`, results are written with streaming stores. */
-static void DW_FN(flat_groups)(const DW_T *src, ptrdiff_t height, ptrdiff_t width, ptrdiff_t kh, ptrdiff_t kw,
-                               ptrdiff_t dil_h, ptrdiff_t dil_w, ptrdiff_t pt, ptrdiff_t pl, const DW_T *w,
-                               ptrdiff_t w_tap, const DW_T *bias, DW_T *dst, ptrdiff_t np, int nt)
+/* The plane groups' shared part (flat_groups) for a kh x kw kernel (kh*kw <= DW_FLAT_GROUP_TAPS,
+ * dilation dil_h x dil_w, padding pt above and pl left) on planes of height x width <=
+ * DW_FLAT_GROUP_PIXELS pixels. */
+static void DW_FN(flat_group_masks)(ptrdiff_t height, ptrdiff_t width, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t dil_h,
+                                    ptrdiff_t dil_w, ptrdiff_t pt, ptrdiff_t pl, dw_flat_group *group)
 {
-    const ptrdiff_t npix = height * width, ntaps = kh * kw;
-    ptrdiff_t off[DW_FLAT_GROUP_TAPS];
-    unsigned masks[DW_FLAT_GROUP_TAPS * DW_FLAT_GROUP_PIXELS];
-    int32_t lane_planes[DW_FLAT_GROUP_PIXELS * DW_LANES];
+    _Static_assert(DW_LANES <= sizeof group->lane_planes / sizeof group->lane_planes[0] / DW_FLAT_GROUP_PIXELS,
+                   "lane_planes holds a group's elements");
+    const ptrdiff_t npix = height * width;
+    ptrdiff_t *const off = group->off;
+    unsigned *const masks = group->masks;
     for (ptrdiff_t e = 0, plane = 0, o = 0; e < npix * DW_VLEN; e++, o++) {
         if (o == npix) o = 0, plane++;
-        lane_planes[e] = (int32_t)plane;
+        group->lane_planes[e] = (int32_t)plane;
     }
     for (ptrdiff_t a = 0; a < kh; a++)
         for (ptrdiff_t b = 0; b < kw; b++) {
@@ -507,6 +496,24 @@ static void DW_FN(flat_groups)(const DW_T *src, ptrdiff_t height, ptrdiff_t widt
                 masks[t * npix + v] = (unsigned)(repeated >> first) & ((1u << DW_VLEN) - 1);
             }
         }
+}
+
+/* A kernel of ntaps taps at stride 1 over np NCHW planes of npix pixels, read in place, output
+ * planes the input's size, their shared part `group` (flat_group_masks):
+ * dst[p*npix + o] = bias[p] + sum_{t < ntaps} w[t*w_tap + p] * src[p*npix + o + off[t]],
+ * the taps outside the plane (zero padding) left out, for p < np (a multiple of DW_VLEN), o < npix
+ * (bias NULL: 0). The planes run DW_VLEN at a time, a group: its DW_VLEN*npix elements are npix
+ * whole vectors, lane l of vector v being element e = v*DW_VLEN + l, pixel e % npix of plane
+ * e / npix. Each tap is then, as on the flat path, one masked load per vector (its lanes masked
+ * where the tap leaves their plane), with the lanes' weights picked from the group's weights
+ * for that tap, one vector: no lane computed for nothing, where a plane of 49 pixels alone
+ * computes 64. With `nt`, results are written with streaming stores. */
+static void DW_FN(flat_groups)(const DW_T *src, const dw_flat_group *group, ptrdiff_t npix, ptrdiff_t ntaps,
+                               const DW_T *w, ptrdiff_t w_tap, const DW_T *bias, DW_T *dst, ptrdiff_t np, int nt)
+{
+    const ptrdiff_t *const off = group->off;
+    const unsigned *const masks = group->masks;
+    const int32_t *const lane_planes = group->lane_planes;
     nt = nt && (uintptr_t)dst % sizeof(DW_VEC) == 0;
     for (ptrdiff_t g = 0; g < np / DW_VLEN; g++) {
         DW_VEC wg[DW_FLAT_GROUP_TAPS];
@@ -660,8 +667,6 @@ static void DW_FN(flat_dot)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_
 #undef DW_FLAT_ROW_VECS
 #undef DW_FLAT_ROW_LOADS
 #undef DW_FLAT_ROW_MAX_K
-#undef DW_FLAT_GROUP_PIXELS
-#undef DW_FLAT_GROUP_TAPS
 #undef DW_FLAT_GROUP_TILE
 #undef DW_FLAT_UNROLL
 #endif

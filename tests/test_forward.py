@@ -807,12 +807,14 @@ def test_flat_row_tiles_5x5(isa_level, H, W, C, streaming):
     check_planes(H, W, C, streaming, 1, [(5, 5, (1, 1), padding) for padding in ROW_TILE_5X5_PADDINGS])
 
 
-# float32 NCHW planes of up to 64 pixels, 320 channels or more (whole groups of 16), output planes
-# the input's size, run in groups of a vector's worth of planes, a vector's lanes spanning two
-# planes or (planes of fewer pixels than a vector) more: 7x7, 5x5, 6x6, 7x9 and 8x8 planes, 3x3,
-# 4x4, 2x3 and 1x1 ones; kernels whose output keeps the input's size (the others are flat).
+# float32 NCHW planes of up to 64 pixels in calls of 320 planes or more (whole groups of 16
+# channels; check_planes' 2 images), output planes the input's size, run in groups of a vector's
+# worth of planes, a vector's lanes spanning two planes or (planes of fewer pixels than a vector)
+# more: 7x7, 5x5, 6x6, 7x9 and 8x8 planes, 3x3, 4x4, 2x3 and 1x1 ones, and 7x7 planes of 160
+# channels (320 planes in the 2 images); kernels whose output keeps the input's size (the others
+# are flat).
 GROUP_PLANES = [(7, 7, 320), (5, 5, 320), (6, 6, 336), (7, 9, 320), (8, 8, 320), (3, 3, 320), (4, 4, 320),
-                (2, 3, 320), (1, 1, 320)]  # (H, W, C)
+                (2, 3, 320), (1, 1, 320), (7, 7, 160)]  # (H, W, C)
 GROUP_KERNELS = [(kh, kw, dil, padding) for kh, kw, dil, padding in FLAT_KERNELS
                  if padding == "SAME" or padding == "VALID" and kh == kw == 1
                  or padding != "VALID" and sum(padding[0]) == dil[0] * (kh - 1)
