@@ -315,11 +315,14 @@ def test_flat_plane_gradients(isa_level, H, W, C):
 # of 8, or 70 channels: 4 vectors and 6 lanes), strided, dilated, rows lost to VALID padding; the
 # same bits for any number of threads. Items of all channels with at most one padding column on
 # either side read x's rows in place, leaving the first and last pixels' taps in the padding out:
-# on both sides, on one, on none, in a 1-pixel row, with rows dilated (the last six cases).
+# on both sides, on one, on none, in a 1-pixel row, with rows dilated (the six cases after the
+# first five); their whole windows run in batches of rows, fewer the wider the rows (WINDOW_PIXELS):
+# 16 rows of narrow ones, 4 of 112 pixels, 2 of 140 at stride 2 (the last two cases).
 NHWC_WINDOWS = [(1, 5, 9, 200, 1, "SAME", 1), (3, 12, 11, 70, 1, "SAME", 1), (2, 9, 10, 37, 2, "SAME", 1),
                 (2, 8, 13, 33, 1, "VALID", 2), (1, 2, 3, 16, 1, ((2, 2), (1, 3)), 1),
                 (4, 6, 17, 35, 1, "SAME", 1), (3, 4, 6, 19, 1, ((0, 1), (1, 0)), 1), (3, 4, 6, 19, 1, ((1, 1), (0, 1)), 1),
-                (2, 6, 9, 24, 1, "VALID", (2, 1)), (2, 7, 1, 40, 1, "SAME", 1), (5, 1, 8, 20, 1, "SAME", 1)]
+                (2, 6, 9, 24, 1, "VALID", (2, 1)), (2, 7, 1, 40, 1, "SAME", 1), (5, 1, 8, 20, 1, "SAME", 1),
+                (3, 56, 112, 16, 1, "SAME", 1), (2, 70, 140, 17, 2, "SAME", 1)]
 # (N, H, W, C, strides, padding, dilations)
 
 
