@@ -78,6 +78,7 @@ cdef enum:
     # AVX-512 AMD EPYC, 3x3, in place against copied whole: 14x14x576 at batch 16 1.24x faster,
     # 10x10x576 1.1x, 7x7x960 1.03x but 0.88x at batch 1).
     IN_PLACE_EDGE_SHARE = 5
+    IN_PLACE_MAX_TAPS = 9  # (at stride 1: see plan_init)
     # NHWC images of fewer channels than this (M 1) with kernels of this many taps or more are
     # filtered channel by channel, each a plane (RING_PLANES), where the taps outweigh taking the
     # pixels apart and putting them back together; RGB images with any kernel, whose pixels the
@@ -349,7 +350,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     # (IN_PLACE_EDGE_SHARE). At stride 1 the ring's rows, which start on cache lines, win for 5x5
     # and 7x7 kernels where x does not: 28x28x240 5x5 at batch 16 in place 0.94x, 56x56x96 7x7
     # 0.86x, x starting 16 bytes past a cache line, as NumPy's arrays may (on one: 0.99x, 1.0x).
-    plan.in_place = (d.nhwc and d.M == 1 and d.x_type == DW_ELEM_FLOAT and (d.sw > 1 or n_taps <= 9)
+    plan.in_place = (d.nhwc and d.M == 1 and d.x_type == DW_ELEM_FLOAT and (d.sw > 1 or n_taps <= IN_PLACE_MAX_TAPS)
                      and inner_pixels(d, &o_lo, &o_hi) and d.OW >= IN_PLACE_EDGE_SHARE * (d.OW - (o_hi - o_lo)))
     wanted = 1 if n_threads == 1 else ceil_div(ITEMS_PER_THREAD * n_threads, d.N)  # items per image
     plan.shared = shares_taps(w, bias, d)

@@ -1119,7 +1119,7 @@ cdef void reduce_ring(const floating *x, const floating *dy, floating *partial, 
     cdef const floating **src = image_rows
     cdef const floating **dy_rows
     cdef const floating *dy_row
-    # (in place, rows of whole windows wait here to run WINDOW_BATCH at a time: their rows are x's)
+    # (in place, rows of whole windows wait here to run `batch` at a time: their rows are x's)
     cdef const floating *batch_rows[3 * WINDOW_BATCH]
     cdef const floating *batch_dy[WINDOW_BATCH]
     cdef floating *bias_partial = partial + d.kh * d.kw * partial_tap + c0
