@@ -6,8 +6,8 @@
 #   NHWC          rings of pixels; the output row is written in place;
 #   flat planes   NCHW at stride 1 with small kernels (3x3): no ring and no item bands; each plane
 #                 read in place as one flat run, the borders as lane masks (_microkernels_flat.h);
-#                 3x3 kernels on planes a vector wide, at stride 1 or 2, and 5x5 at stride 1, in
-#                 row tiles (flat_rows); planes of a few dozen pixels a vector's worth at a time,
+#                 3x3 kernels on planes a vector wide, at stride 1 or 2, and 5x5 and 7x7 at
+#                 stride 1, in row tiles (flat_rows); planes of a few dozen pixels a vector's worth at a time,
 #                 each vector's lanes pixels of several planes (flat_groups);
 #   packed NCHW   planes up to PACKED_FORWARD_WIDTH wide with a vector's worth of channels: source
 #                 rows transposed once each into a ring of pixels; the band's output goes to the
@@ -234,14 +234,15 @@ cdef inline bint rows_fit(const Dims *d, size_t elsize) noexcept nogil:
     """Whether NCHW geometry d runs its planes in place in row tiles (flat_rows): float32, square
     kernels of dilation 1, zeros padding, output planes DW_FLAT_ROWS high or more and a vector wide
     (64 bytes: every level's); 3x3 kernels at stride 1 or 2, and at stride 1 on planes more than
-    half a vector wide too (narrow tiles); 5x5 at stride 1, at AVX-512, where the tiles' vectors
-    fill the rows (tiles_fill). (float64 keeps the other paths: its tiles would add 30 KB of code to
-    a package near its size bound.)"""
+    half a vector wide too (narrow tiles); 5x5 and 7x7 at stride 1, at AVX-512, where the tiles'
+    vectors fill the rows (tiles_fill, wide_tiles_fill). (float64 keeps the other paths: its tiles
+    would add 30 KB of code to a package near its size bound.)"""
     return (not d.nhwc and dw_has_flat() and elsize == sizeof(float) and d.kh == d.kw and d.dil_h == 1
             and d.dil_w == 1 and d.sh == d.sw and d.mode == ZEROS and d.OH >= DW_FLAT_ROWS
             and (d.kh == 3 and d.sh <= 2
                  and (d.OW * elsize >= 64 or d.sh == 1 and d.OW == d.W and 2 * d.OW * elsize > 64)
-                 or d.kh == 5 and d.sh == 1 and dw_has_row_tiles_5x5() and tiles_fill(d.OW, elsize)))
+                 or d.kh == 5 and d.sh == 1 and dw_has_wide_row_tiles() and tiles_fill(d.OW, elsize)
+                 or d.kh == 7 and d.sh == 1 and dw_has_wide_row_tiles() and wide_tiles_fill(d.OW)))
 
 
 cdef inline bint tiles_fill(Py_ssize_t OW, size_t elsize) noexcept nogil:
@@ -253,6 +254,15 @@ cdef inline bint tiles_fill(Py_ssize_t OW, size_t elsize) noexcept nogil:
     cdef Py_ssize_t lanes = 64 // elsize
     cdef Py_ssize_t computed = lanes if OW <= lanes else round_up(max(OW, 2 * lanes), lanes)
     return OW >= lanes and 8 * OW >= 7 * computed
+
+
+cdef inline bint wide_tiles_fill(Py_ssize_t OW) noexcept nogil:
+    """Whether the 7x7 row tiles (DW_WIDE_ROW_PIXELS, 56 pixels a tile) compute 6/7 of their lanes
+    or more on rows of OW pixels: where they run faster than packed (2 vCPUs of an AVX-512 AMD EPYC,
+    one thread, against the packed path: planes of 56 pixels 1.2x faster at batch 1, 1.35x at 16;
+    of 96, 112, 150 and 224 pixels 1.09-1.41x at batch 4; of 48, 6/7, 1.0x; of 28, 40 and 64
+    pixels, 1/2 to 5/7, 0.64-0.82x)."""
+    return 7 * OW >= 6 * round_up(OW, DW_WIDE_ROW_PIXELS)
 
 
 cdef inline bint groups_fit(const Dims *d, size_t elsize) noexcept nogil:
@@ -384,9 +394,10 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         plan.n_bands = max(1, min(ceil_div(wanted, plan.n_blocks), ceil_div(d.OH, 2)))  # bands of 2 rows or more
     elif ((flat_fits(d) or (d.sh == 2 or d.kh > 3) and rows_fit(d, sizeof(floating)) and C >= LANE_BLOCK)
             and not converts(d)):
-        # (stride 2 and 5x5 kernels in row tiles where the packed path would run: 2 vCPUs of an
+        # (stride 2, 5x5 and 7x7 kernels in row tiles where the packed path would run: 2 vCPUs of an
         # AVX-512 AMD EPYC, mnv2-112x96-s2, 1.4-1.8x faster at batch 1, 1.2-1.3x at batch 16;
-        # effnet-28x240 5x5 1.0x at batch 1 on one thread, 1.07x on two, 1.15-1.2x at batch 16)
+        # effnet-28x240 5x5 1.0x at batch 1 on one thread, 1.07x on two, 1.15-1.2x at batch 16;
+        # convnext-56x96 7x7 1.2x at batch 1, 1.3x at batch 16, on one thread and two)
         plan.kind = FLAT_PLANES
         plan.flat_rows = rows_fit(d, sizeof(floating))
         plan.flat_groups = not plan.flat_rows and groups_fit(d, sizeof(floating))

@@ -44,6 +44,7 @@ cdef extern from "_microkernels.h" nogil:
     const int dw_isa_count
     enum: DW_PLANE_ROWS
     enum: DW_FLAT_ROWS
+    enum: DW_WIDE_ROW_PIXELS
     enum: DW_DOT_MAX_TAPS
     enum: DW_ELEM_FLOAT, DW_ELEM_U8, DW_ELEM_U16, DW_ELEM_I16
     const dw_isa *dw_active
@@ -102,7 +103,7 @@ cdef extern from "_microkernels.h" nogil:
                               Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dil_w, const double *w, Py_ssize_t w_tap, const double *bias, double *dst, Py_ssize_t dst_row,
                               Py_ssize_t npix, bint streaming)
     bint dw_has_flat()
-    bint dw_has_row_tiles_5x5()
+    bint dw_has_wide_row_tiles()
     void dw_flat_float(const float *src, Py_ssize_t src_plane, const Py_ssize_t *off, const unsigned char *masks,
                        Py_ssize_t mask_row, Py_ssize_t ntaps, const float *w, Py_ssize_t w_plane, Py_ssize_t w_tap,
                        const float *bias, Py_ssize_t bias_plane, float *dst, Py_ssize_t dst_plane, Py_ssize_t npix,

@@ -54,8 +54,10 @@ enum { DW_ELEM_FLOAT, DW_ELEM_U8, DW_ELEM_U16, DW_ELEM_I16 };
 /* Output rows per call of the plane-rows micro-kernel, at every level (the forward's rings hold the
  * source rows of this many output rows of an NCHW plane). */
 #define DW_PLANE_ROWS 4
-/* Output rows per row tile of the flat-plane path (flat_rows). */
+/* Output rows per row tile of the flat-plane path (flat_rows), and the pixels along a row of its
+ * 7x7 tiles (AVX-512's: 3.5 vectors of floats). */
 #define DW_FLAT_ROWS 4
+#define DW_WIDE_ROW_PIXELS 56
 /* Plane groups (flat_groups): planes of up to this many pixels and kernels of up to this many
  * taps. */
 #define DW_FLAT_GROUP_PIXELS 64 /* (with a vector's lanes, at most 128 bits: unsigned __int128) */
@@ -305,11 +307,11 @@ static void dw_set_isa(int i) { dw_active = &dw_isas[i]; }
 #define dw_flat_dot_double(...) dw_active->flat_dot_f64(__VA_ARGS__)
 /* Whether the active level has the flat-plane micro-kernels. */
 static int dw_has_flat(void) { return dw_active->flat_f32 != NULL; }
-/* Whether the flat planes' row tiles take 5x5 kernels at the active level (AVX-512's only). */
+/* Whether the flat planes' row tiles take 5x5 and 7x7 kernels at the active level (AVX-512's only). */
 #ifdef DW_X86
-static int dw_has_row_tiles_5x5(void) { return dw_active->flat_rows_f32 == flat_rows_avx512_f32; }
+static int dw_has_wide_row_tiles(void) { return dw_active->flat_rows_f32 == flat_rows_avx512_f32; }
 #else
-static int dw_has_row_tiles_5x5(void) { return 0; }
+static int dw_has_wide_row_tiles(void) { return 0; }
 #endif
 #define dw_copy_float(...) dw_active->copy_f32(__VA_ARGS__)
 #define dw_copy_double(...) dw_active->copy_f64(__VA_ARGS__)

@@ -12,9 +12,9 @@
  * code; only the plane's last vector is stored under a mask.
  *
  * 3x3 kernels on planes at least a vector wide run in row tiles instead (flat_rows), at stride 1
- * or 2, and 5x5 kernels at stride 1: several output rows x vectors along a row, each source vector
- * loaded once for every output row it serves, and the lanes outside the plane masked where the
- * tile's place says so (3x3: 1.4-1.9x faster than one load per tap on 28- to 112-pixel planes,
+ * or 2, and 5x5 and 7x7 kernels at stride 1: several output rows x vectors along a row, each
+ * source vector loaded once for every output row it serves, and the lanes outside the plane masked
+ * where the tile's place says so (3x3: 1.4-1.9x faster than one load per tap on 28- to 112-pixel planes,
  * batch 1 and 16). Planes of a few dozen pixels run a vector's worth at a time instead (flat_groups):
  * the group is whole vectors, each lane a pixel of one of its planes.
  */
@@ -38,8 +38,7 @@
 #define DW_FLAT_DOT_PIXELS 64
 /* Row tiles (3x3 and 5x5 kernels on planes a vector wide or more): DW_FLAT_ROWS output rows x
  * vectors along a row. At AVX2 one vector: its 4 sums and 9 taps leave 3 of the 16 registers.
- * (7x7 tiles measured 0.85-0.93x the packed path on 56-pixel planes, at batch 1 and 16, their
- * taps broadcast into registers or from memory within each FMA: left out. Narrow tiles, one
+ * (7x7 kernels have tiles of their own, wide_row_tile. Narrow tiles, one
  * vector per row, keep one plane of DW_FLAT_ROWS rows: on 14x14x576 at batch 16, two planes per
  * tile ran 0.65x, their 18 taps spilled, or broadcast within the FMAs and hoisted by GCC all the
  * same; 8-row tiles 0.78x; one masked load per tap (the flat path) 0.83x.) */
@@ -399,7 +398,137 @@ DW_FLAT_ROWS_OF(5)
 #endif
 #undef DW_FLAT_ROWS_OF
 
-/* A k x k kernel (k 3, or 5 up to DW_FLAT_ROW_MAX_K; dilation 1) at stride sw (1, or 2 with k 3)
+#if DW_VBYTES == 64
+/* Wide row tiles (7x7 kernels at stride 1, AVX-512): DW_FLAT_ROWS output rows x 3.5 vectors along
+ * a row (56 pixels: ConvNeXt's first stage in one tile). Each source row is 4 masked loads; its
+ * tap columns are those vectors shifted in registers (valignd), each used for every output row it
+ * serves, each tap broadcast once for the tile's vectors: 4 loads and 24 shifts per 112
+ * multiply-adds, where the 3x3 and 5x5 tiles' one load per tap column and vector would be 28
+ * (those 7x7 tiles, two vectors wide, ran 0.85-0.93x the packed path). The half vector's sums are
+ * 256-bit: AMD's AVX-512 (Zen 4) runs two of those per cycle where it runs one of 512 bits (4
+ * whole vectors, 64 pixels, ran ConvNeXt's 56-pixel planes 1.14x slower); Intel's as many. */
+#define DW_WIDE_ROW_K 7
+#define DW_WIDE_ROW_VECS 3 /* whole vectors, then a half */
+_Static_assert(DW_WIDE_ROW_PIXELS == DW_WIDE_ROW_VECS * DW_VLEN + DW_VLEN / 2 && DW_WIDE_ROW_K - 1 <= DW_VLEN / 2
+               && DW_WIDE_ROW_VECS + 1 <= 7 && DW_FLAT_ROWS - 1 + DW_WIDE_ROW_K <= 16,
+               "3.5 vectors; the half vector's taps lie in the last vector loaded; masks in k registers");
+
+/* The DW_VLEN elements from element b of lo, hi (0 <= b < DW_VLEN, known at compile time). */
+DW_INLINE DW_VEC DW_FN(elements_from)(DW_VEC lo, DW_VEC hi, const int b)
+{
+    return b == 0 ? lo : (DW_VEC)_mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512((__m512)hi),
+                                                                           _mm512_castps_si512((__m512)lo), b));
+}
+
+/* acc + w * x in the low halves of the vectors (256-bit, the high half cleared). (In assembly: the
+ * same in C, with 256-bit vector types or casts, had GCC 12 keep those sums on the stack.) */
+DW_INLINE DW_VEC DW_FN(fma_low_half)(DW_VEC acc, DW_VEC w, DW_VEC x)
+{
+    __asm__("vfmadd231ps %t1, %t2, %t0" : "+v"(acc) : "v"(w), "v"(x));
+    return acc;
+}
+
+/* Source row i of a wide tile, loaded (x), into the sums (acc; the half vector's in its low half)
+ * of output rows r_lo..r_hi (those whose tap rows i - r it holds), taps wi = wk + i*k. (Those rows
+ * as a branch per row and tap column, not one copy of the code per set of rows: 7 copies took
+ * 12 KB, for the same speed.) */
+DW_INLINE void DW_FN(wide_row_source)(DW_VEC acc[][DW_WIDE_ROW_VECS + 1], const DW_VEC *x,
+                                      const DW_T *wi, int r_lo, int r_hi)
+{
+    DW_FLAT_UNROLL
+    for (int b = 0; b < DW_WIDE_ROW_K; b++) {
+        DW_VEC xb[DW_WIDE_ROW_VECS];
+        DW_FLAT_UNROLL
+        for (int v = 0; v < DW_WIDE_ROW_VECS; v++) xb[v] = DW_FN(elements_from)(x[v], x[v + 1], b);
+        const DW_VEC xh = DW_FN(elements_from)(x[DW_WIDE_ROW_VECS], x[DW_WIDE_ROW_VECS], b);
+        DW_FLAT_UNROLL
+        for (int r = 0; r < DW_FLAT_ROWS; r++)
+            if (r >= r_lo && r <= r_hi) {
+                const DW_VEC wv = DW_FN(broadcast)(wi[b - r * DW_WIDE_ROW_K]);
+                DW_FLAT_UNROLL
+                for (int v = 0; v < DW_WIDE_ROW_VECS; v++) acc[r][v] += wv * xb[v];
+                acc[r][DW_WIDE_ROW_VECS] = DW_FN(fma_low_half)(acc[r][DW_WIDE_ROW_VECS], wv, xh);
+            }
+    }
+}
+
+/* A wide tile: output rows [row0 + pt, ...) of which the first `rows` are stored, pixels [col0 + pl,
+ * ...) of which the first n_out, from the `height` x `width` plane src, taps wk (k x k, row-major);
+ * source elements outside the plane neither read nor added. */
+DW_INLINE void DW_FN(wide_row_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t height, ptrdiff_t row0,
+                                    ptrdiff_t col0, const DW_T *wk, DW_VEC start, DW_T *dst, ptrdiff_t dst_row,
+                                    ptrdiff_t rows, ptrdiff_t n_out)
+{
+    const int k = DW_WIDE_ROW_K;
+    DW_VEC acc[DW_FLAT_ROWS][DW_WIDE_ROW_VECS + 1];
+    unsigned inside[DW_WIDE_ROW_VECS + 1];
+    DW_FLAT_UNROLL
+    for (int r = 0; r < DW_FLAT_ROWS; r++) {
+        DW_FLAT_UNROLL
+        for (int v = 0; v <= DW_WIDE_ROW_VECS; v++) acc[r][v] = start;
+    }
+    DW_FLAT_UNROLL
+    for (int v = 0; v <= DW_WIDE_ROW_VECS; v++)
+        inside[v] = DW_FN(lane_range)(-(col0 + v * DW_VLEN), width - (col0 + v * DW_VLEN));
+    for (int i = 0; i < DW_FLAT_ROWS - 1 + k; i++) {
+        if (row0 + i < 0 || row0 + i >= height) continue; /* (padding: nothing to add) */
+        const DW_T *s = src + (row0 + i) * width + col0;
+        DW_VEC x[DW_WIDE_ROW_VECS + 1];
+        DW_FLAT_UNROLL
+        for (int v = 0; v <= DW_WIDE_ROW_VECS; v++) x[v] = DW_FN(load_masked)(s + v * DW_VLEN, inside[v]);
+        DW_FN(wide_row_source)(acc, x, wk + i * k, i - k + 1 > 0 ? i - k + 1 : 0,
+                               i < DW_FLAT_ROWS - 1 ? i : DW_FLAT_ROWS - 1);
+    }
+    DW_FLAT_UNROLL
+    for (int r = 0; r < DW_FLAT_ROWS; r++) {
+        if (r >= rows) break;
+        DW_T *d = dst + r * dst_row;
+        DW_FLAT_UNROLL
+        for (int v = 0; v < DW_WIDE_ROW_VECS; v++)
+            if (n_out > v * DW_VLEN)
+                DW_FN(store_first)(d + v * DW_VLEN, acc[r][v],
+                                   n_out - v * DW_VLEN < DW_VLEN ? n_out - v * DW_VLEN : DW_VLEN, 0);
+        if (n_out > DW_WIDE_ROW_VECS * DW_VLEN)
+            DW_FN(store_first)(d + DW_WIDE_ROW_VECS * DW_VLEN, acc[r][DW_WIDE_ROW_VECS],
+                               n_out - DW_WIDE_ROW_VECS * DW_VLEN, 0);
+    }
+}
+
+/* flat_rows for 7x7 kernels at stride 1, in wide tiles: each band of DW_FLAT_ROWS rows (the last
+ * stored up to OH) in tiles of DW_WIDE_ROW_PIXELS along the rows (the last stored up to OW). Plain
+ * stores: tiles of 56 pixels start off the cache lines that streaming stores need, and streaming
+ * each band from a buffer on the stack measured no faster (convnext-56x96 at batch 16, 19 MB). */
+static __attribute__((noinline)) void DW_FN(flat_rows_7)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t height,
+                                                         ptrdiff_t width, ptrdiff_t pt, ptrdiff_t pl, ptrdiff_t sw,
+                                                         const DW_T *w, ptrdiff_t w_plane, ptrdiff_t w_tap,
+                                                         const DW_T *bias, ptrdiff_t bias_plane, DW_T *dst,
+                                                         ptrdiff_t dst_plane, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t np,
+                                                         int nt)
+{
+    const int k = DW_WIDE_ROW_K;
+    (void)sw, (void)nt;
+    for (ptrdiff_t p = 0; p < np; p++) {
+        DW_T wk[DW_WIDE_ROW_K * DW_WIDE_ROW_K];
+        for (int t = 0; t < k * k; t++) wk[t] = w[p * w_plane + t * w_tap];
+        const DW_VEC start = DW_FN(broadcast)(bias ? bias[p * bias_plane] : 0);
+        const DW_T *s = src + p * src_plane;
+        DW_T *d = dst + p * dst_plane;
+        for (ptrdiff_t y = 0; y < OH; y += DW_FLAT_ROWS) {
+            /* (the rows the next band reads and this one does not, as flat_rows_k asks for them) */
+            const ptrdiff_t ahead = y - pt + DW_FLAT_ROWS - 1 + k > 0 ? y - pt + DW_FLAT_ROWS - 1 + k : 0;
+            const ptrdiff_t n_ahead = height - ahead < DW_FLAT_ROWS ? height - ahead : DW_FLAT_ROWS;
+            if (n_ahead > 0) dw_prefetch(s + ahead * width, n_ahead * width * (ptrdiff_t)sizeof(DW_T));
+            for (ptrdiff_t x = 0; x < OW; x += DW_WIDE_ROW_PIXELS)
+                DW_FN(wide_row_tile)(s, width, height, y - pt, x - pl, wk, start, d + y * OW + x, OW,
+                                     OH - y < DW_FLAT_ROWS ? OH - y : DW_FLAT_ROWS,
+                                     OW - x < DW_WIDE_ROW_PIXELS ? OW - x : DW_WIDE_ROW_PIXELS);
+        }
+    }
+}
+#endif
+
+/* A k x k kernel (k 3, or 5 up to DW_FLAT_ROW_MAX_K, or 7 at AVX-512 (flat_rows_7); dilation 1) at
+ * stride sw (1, or 2 with k 3)
  * over np NCHW planes read in place, in row tiles:
  * dst[p*dst_plane + y*OW + x] = bias[p*bias_plane] + sum_{a, b < k} w[p*w_plane + (k*a + b)*w_tap] * src[p*src_plane + (y*sw + a - pt)*width + x*sw + b - pl],
  * the taps outside the `height` x `width` plane (zero padding) left out, for y < OH, x < OW
@@ -425,6 +554,9 @@ static void DW_FN(flat_rows)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t hei
         case 3: DW_FLAT_ROWS_K(3); break;
 #if DW_FLAT_ROW_MAX_K == 5
         case 5: DW_FLAT_ROWS_K(5); break;
+#endif
+#if DW_VBYTES == 64
+        case 7: DW_FLAT_ROWS_K(7); break;
 #endif
     }
 #undef DW_FLAT_ROWS_K

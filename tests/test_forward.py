@@ -807,6 +807,20 @@ def test_flat_row_tiles_5x5(isa_level, H, W, C, streaming):
     check_planes(H, W, C, streaming, 1, [(5, 5, (1, 1), padding) for padding in ROW_TILE_5X5_PADDINGS])
 
 
+# float32 7x7 kernels at stride 1 on NCHW planes of 16 channels or more whose rows fill 6/7 of the
+# 56-pixel tiles (3.5 vectors at AVX-512) run in row tiles too: one tile (56 pixels; 48, a half
+# vector short; VALID's 50), whole tiles (112), and a last tile of 38 pixels (150); heights not a
+# multiple of 4 and 4 itself; padding of 6 on one side, uneven padding, and VALID.
+ROW_TILE_7X7_PLANES = [(4, 56, 16), (9, 48, 16), (13, 112, 17), (6, 150, 16), (11, 56, 32)]  # (H, W, C)
+ROW_TILE_7X7_PADDINGS = ["SAME", "VALID", ((6, 0), (0, 6)), ((0, 6), (6, 0)), ((3, 3), (2, 4)), ((1, 5), (4, 2))]
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
+@pytest.mark.parametrize("H, W, C", ROW_TILE_7X7_PLANES)
+def test_flat_row_tiles_7x7(isa_level, H, W, C, streaming):
+    check_planes(H, W, C, streaming, 1, [(7, 7, (1, 1), padding) for padding in ROW_TILE_7X7_PADDINGS])
+
+
 # float32 NCHW planes of up to 64 pixels in calls of 320 planes or more (whole groups of 16
 # channels; check_planes' 2 images), output planes the input's size, run in groups of a vector's
 # worth of planes, a vector's lanes spanning two planes or (planes of fewer pixels than a vector)
