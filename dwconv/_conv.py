@@ -226,8 +226,9 @@ def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *
     of ``depthwise_conv2d`` (C-contiguous, the result's shape and dtype), or None for a new array.
 
     The filter and bias gradients come from one pass over ``x`` and ``grad_output``; for NHWC 3x3
-    kernels at stride 1 whose output is as large as ``x`` (``"SAME"``), the input gradient comes
-    from that pass too, reading ``grad_output`` from memory once for all three."""
+    kernels at stride 1 whose output is as large as ``x`` (``"SAME"``) and larger than half the
+    last-level cache, the input gradient comes from that pass too, reading ``grad_output`` from
+    memory once for all three."""
     c = _args.grad_call(x, filters, grad_output, strides, padding, data_format, dilations, padding_mode, dtype,
                         filter_format)
     n_threads = _threads(num_threads)

@@ -348,12 +348,13 @@ SWEPT_TOGETHER = [(3, 12, 11, 70, "SAME"), (2, 9, 10, 37, ((1, 1), (1, 1))), (1,
 @pytest.mark.parametrize("N, H, W, C, padding", SWEPT_TOGETHER)
 def test_gradients_swept_together(isa_level, N, H, W, C, padding, streaming):
     """Where the filter gradient's sweep over dy computes the input gradient too (dx rows from the
-    ring of dy rows the filter gradient reads), all three gradients match the reference, the filter
-    gradient bitwise equal to the separate entry point's, for any thread count, with dx written by
-    plain or streaming stores."""
+    ring of dy rows the filter gradient reads; taken from this many bytes of dy, here all), all
+    three gradients match the reference, the filter gradient bitwise equal to the separate entry
+    point's, for any thread count, with dx written by plain or streaming stores."""
     from dwconv import _args, _kernels
     rng = np.random.default_rng(N * H * W * C)
     old = _kernels.set_streaming_bytes(0 if streaming else 1 << 60)
+    old_swept = _kernels.set_swept_bytes(0)
     try:
         for dtype in DTYPES:
             x, w, dy = random_case(rng, "NHWC", N, H, W, C, 1, 3, 3, 1, padding, 1, dtype)
@@ -367,8 +368,12 @@ def test_gradients_swept_together(isa_level, N, H, W, C, padding, streaming):
                 assert np.array_equal(got.filters, separate)
                 assert np.array_equal(got.input, dx.reshape(x.shape))
                 assert np.array_equal(got.bias, db)
+        # (the sweep only where dy is larger than the limit)
+        _kernels.set_swept_bytes(dy.nbytes)
+        assert not _kernels.filter_grad(x.ravel(), dy.ravel(), dw, db, g, 2, w.ravel(), dx)
     finally:
         _kernels.set_streaming_bytes(old)
+        _kernels.set_swept_bytes(old_swept)
 
 
 @pytest.mark.parametrize("streaming", [False, True])
