@@ -271,13 +271,23 @@ def filters_in_format(dfilters, call):
 _PLAIN = frozenset((int, str, type(None)))
 _GEOMETRIES, _MAX_GEOMETRIES = {}, 1024
 _UNCACHED = object()
+# The tag of a dtype in a key (a dtype compares equal to its name and its scalar type, which must
+# not share its entries: `dtype="float32"` is checked as a name).
+_DTYPE = object()
 
 
 def _frozen(value):
     """`value` as a hashable key when it is built of _PLAIN values in lists and tuples (as paddings
-    are), else _UNCACHED."""
+    are), or is a NumPy dtype or scalar type (as `dtype` may be), else _UNCACHED."""
     if type(value) in _PLAIN:
         return value
+    if isinstance(value, np.dtype):
+        return _DTYPE, value
+    if isinstance(value, type) and issubclass(value, np.generic):
+        try:
+            return _DTYPE, np.dtype(value)
+        except TypeError:  # (an abstract type, np.floating: the checks say so)
+            return _UNCACHED
     if type(value) is not list and type(value) is not tuple:
         return _UNCACHED
     items = []

@@ -718,6 +718,26 @@ def test_calls_seen_before_read_their_new_arrays():
                                 out=np.empty((2, 6, 9, 9)))
 
 
+def test_calls_seen_before_with_dtypes():
+    """A result dtype given as a NumPy dtype or scalar type is part of a call's signature (so such
+    calls skip the checks the second time): each spelling gives its own dtype, never the entry of
+    another that compares equal to it, and an invalid one fails every time."""
+    from dwconv import _args
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((1, 6, 7, 3)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 3)).astype(np.float32)
+    for _ in range(2):
+        for dtype, want in [(np.float64, np.float64), (np.dtype(np.float64), np.float64), ("float64", np.float64),
+                            (np.dtype("<f4"), np.float32), (np.float32, np.float32)]:
+            got = dwconv.depthwise_conv2d(x, w, 1, "SAME", dtype=dtype)
+            assert got.dtype == want
+            assert_conv_close(got, x, w, (1, 1), ((1, 1), (1, 1)), "NHWC", (1, 1), out_dtype=got.dtype)
+        assert _args._signature(np, (x, w, None), ("forward", np.float32)) is not None
+        for bad in (np.floating, np.bool_, np.dtype("U3")):
+            with pytest.raises(TypeError, match="`dtype` must be"):
+                dwconv.depthwise_conv2d(x, w, 1, "SAME", dtype=bad)
+
+
 def test_streaming_threshold_counts_the_cpus_sharing_the_cache():
     assert _cache.count_cpus("0-3,8\n") == 5
     assert _cache.count_cpus("0") == 1
