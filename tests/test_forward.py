@@ -812,33 +812,27 @@ def test_flat_row_tiles_at_stride_2(isa_level, H, W, C, streaming):
     check_planes(H, W, C, streaming, 2, [(3, 3, (1, 1), padding) for padding in ROW_TILE_PADDINGS])
 
 
-# float32 5x5 kernels at stride 1 on NCHW planes of 16 channels or more whose row tiles fill 7/8 of
-# their lanes run in row tiles too: one vector (16 pixels at AVX-512), two overlapping to fill a
-# row (28), whole tiles (32), tiles and a vector (48), overlapping tiles (56); heights not a
-# multiple of 4 and 4 itself, padding of 4 on one side, uneven padding, and VALID (narrower output
-# rows, some of which leave the tiles).
-ROW_TILE_5X5_PLANES = [(4, 16, 16), (9, 28, 16), (13, 56, 17), (6, 48, 16), (11, 32, 16)]  # (H, W, C)
-ROW_TILE_5X5_PADDINGS = ["SAME", "VALID", ((4, 0), (0, 4)), ((0, 4), (4, 0)), ((2, 2), (1, 3)), ((1, 3), (2, 2))]
+# float32 5x5 and 7x7 kernels at stride 1 on NCHW planes of 16 channels or more whose row tiles fill
+# their lanes run in row tiles too. 5x5 (7/8 of the lanes): one vector (16 pixels at AVX-512), two
+# overlapping to fill a row (28), whole tiles (32), tiles and a vector (48), overlapping tiles (56).
+# 7x7 (6/7 of the 56-pixel tiles, 3.5 vectors at AVX-512): one tile (56 pixels; 48, a half vector
+# short; VALID's 50), whole tiles (112), and a last tile of 38 pixels (150). Heights not a multiple
+# of 4 and 4 itself, padding of k - 1 on one side, uneven padding, and VALID (narrower output rows,
+# some of which leave the tiles).
+ROW_TILE_WIDE_PLANES = {  # k: (H, W, C)
+    5: [(4, 16, 16), (9, 28, 16), (13, 56, 17), (6, 48, 16), (11, 32, 16)],
+    7: [(4, 56, 16), (9, 48, 16), (13, 112, 17), (6, 150, 16), (11, 56, 32)],
+}
+ROW_TILE_WIDE_PADDINGS = {
+    5: ["SAME", "VALID", ((4, 0), (0, 4)), ((0, 4), (4, 0)), ((2, 2), (1, 3)), ((1, 3), (2, 2))],
+    7: ["SAME", "VALID", ((6, 0), (0, 6)), ((0, 6), (6, 0)), ((3, 3), (2, 4)), ((1, 5), (4, 2))],
+}
 
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
-@pytest.mark.parametrize("H, W, C", ROW_TILE_5X5_PLANES)
-def test_flat_row_tiles_5x5(isa_level, H, W, C, streaming):
-    check_planes(H, W, C, streaming, 1, [(5, 5, (1, 1), padding) for padding in ROW_TILE_5X5_PADDINGS])
-
-
-# float32 7x7 kernels at stride 1 on NCHW planes of 16 channels or more whose rows fill 6/7 of the
-# 56-pixel tiles (3.5 vectors at AVX-512) run in row tiles too: one tile (56 pixels; 48, a half
-# vector short; VALID's 50), whole tiles (112), and a last tile of 38 pixels (150); heights not a
-# multiple of 4 and 4 itself; padding of 6 on one side, uneven padding, and VALID.
-ROW_TILE_7X7_PLANES = [(4, 56, 16), (9, 48, 16), (13, 112, 17), (6, 150, 16), (11, 56, 32)]  # (H, W, C)
-ROW_TILE_7X7_PADDINGS = ["SAME", "VALID", ((6, 0), (0, 6)), ((0, 6), (6, 0)), ((3, 3), (2, 4)), ((1, 5), (4, 2))]
-
-
-@pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
-@pytest.mark.parametrize("H, W, C", ROW_TILE_7X7_PLANES)
-def test_flat_row_tiles_7x7(isa_level, H, W, C, streaming):
-    check_planes(H, W, C, streaming, 1, [(7, 7, (1, 1), padding) for padding in ROW_TILE_7X7_PADDINGS])
+@pytest.mark.parametrize("k, H, W, C", [(k, *plane) for k, planes in ROW_TILE_WIDE_PLANES.items() for plane in planes])
+def test_flat_row_tiles_5x5_and_7x7(isa_level, k, H, W, C, streaming):
+    check_planes(H, W, C, streaming, 1, [(k, k, (1, 1), padding) for padding in ROW_TILE_WIDE_PADDINGS[k]])
 
 
 # float32 NCHW planes of up to 64 pixels in calls of 320 planes or more (whole groups of 16
