@@ -117,14 +117,19 @@ DW_TARGET_BEGIN("avx2,fma")
 DW_TARGET_END
 static int dw_supported_avx2(void) { return DW_CPU_HAS("avx2") && DW_CPU_HAS("fma"); }
 
-/* AVX-512 F: 64-byte vectors, 32 registers. */
+/* AVX-512 F: 64-byte vectors, 32 registers; run where VL is there too (every AVX-512 CPU but the
+ * Xeon Phi): the 7x7 row tiles' 256-bit sums (inline assembly, _microkernels_flat.h) may sit in
+ * registers 16-31, which only VL's encoding reaches. */
 DW_TARGET_BEGIN("avx512f,avx2,fma")
 #define DW_ISA avx512
 #define DW_VBYTES 64
 #define DW_NARROWER avx2
 #include "_microkernels_level.h"
 DW_TARGET_END
-static int dw_supported_avx512(void) { return dw_supported_avx2() && DW_CPU_HAS("avx512f"); }
+static int dw_supported_avx512(void)
+{
+    return dw_supported_avx2() && DW_CPU_HAS("avx512f") && DW_CPU_HAS("avx512vl");
+}
 #endif
 
 typedef void (*dw_taps_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *,

@@ -422,7 +422,8 @@ DW_INLINE DW_VEC DW_FN(elements_from)(DW_VEC lo, DW_VEC hi, const int b)
 }
 
 /* acc + w * x in the low halves of the vectors (256-bit, the high half cleared). (In assembly: the
- * same in C, with 256-bit vector types or casts, had GCC 12 keep those sums on the stack.) */
+ * same in C, with 256-bit vector types or casts, had GCC 12 keep those sums on the stack. In
+ * registers 16-31 it is AVX-512 VL's, which dw_supported_avx512 asks for.) */
 DW_INLINE DW_VEC DW_FN(fma_low_half)(DW_VEC acc, DW_VEC w, DW_VEC x)
 {
     __asm__("vfmadd231ps %t1, %t2, %t0" : "+v"(acc) : "v"(w), "v"(x));
