@@ -7,8 +7,8 @@
 #   flat planes   NCHW at stride 1 with small kernels (3x3): no ring and no item bands; each plane
 #                 read in place as one flat run, the borders as lane masks (_microkernels_flat.h);
 #                 3x3 kernels on planes a vector wide, at stride 1 or 2, and 5x5 and 7x7 at
-#                 stride 1, in row tiles (flat_rows); planes of a few dozen pixels a vector's worth at a time,
-#                 each vector's lanes pixels of several planes (flat_groups);
+#                 stride 1, in row tiles (flat_rows); planes of a few dozen pixels a vector's
+#                 worth at a time, each vector's lanes pixels of several planes (flat_groups);
 #   packed NCHW   planes up to PACKED_FORWARD_WIDTH wide with a vector's worth of channels: source
 #                 rows transposed once each into a ring of pixels; the band's output goes to the
 #                 thread's scratch and is transposed back into the planes;
@@ -271,7 +271,7 @@ cdef inline bint tiles_fill(Py_ssize_t OW, size_t elsize) noexcept nogil:
 cdef inline bint wide_tiles_fill(Py_ssize_t OW) noexcept nogil:
     """Whether the 7x7 row tiles (DW_WIDE_ROW_PIXELS, 56 pixels a tile) compute 6/7 of their lanes
     or more on rows of OW pixels: where they run faster than packed (2 vCPUs of an AVX-512 AMD EPYC,
-    one thread, against the packed path: planes of 56 pixels 1.2x faster at batch 1, 1.35x at 16;
+    one thread, against the packed path: planes of 56 pixels 1.2x faster at batch 1, 1.33x at 16;
     of 96, 112, 150 and 224 pixels 1.09-1.41x at batch 4; of 48, 6/7, 1.0x; of 28, 40 and 64
     pixels, 1/2 to 5/7, 0.64-0.82x)."""
     return 7 * OW >= 6 * round_up(OW, DW_WIDE_ROW_PIXELS)

@@ -1073,19 +1073,19 @@ cdef struct InputGradSweep:
     bint streaming
 
 
-cdef bint sweeps_both(InputGradSweep *sweep, const Dims *d, size_t elsize) noexcept nogil:
+cdef bint sweeps_both(InputGradSweep *sweep, const Dims *d, Py_ssize_t dy_bytes) noexcept nogil:
     """Whether the filter gradient's ring sweep (reduce_ring with dot_window: NHWC 3x3, M 1, zeros
     padding) computes dx too, setting sweep.t: where dx is a forward pass over dy (input_grad_dims)
     as tall and wide as dy, dilation 1, so that dx row r reads dy rows r - 1 to r + 1 and the
-    filter gradient dy row r from the same ring; and where dy, of `elsize`-byte elements, is larger
-    than SWEPT_BYTES, half the last-level cache, so that a second pass would read it from memory
+    filter gradient dy row r from the same ring; and where dy (`dy_bytes`) is larger than
+    SWEPT_BYTES, half the last-level cache, so that a second pass would read it from memory
     again (2 vCPUs of an AVX-512 AMD EPYC, batch 16, together against apart:
     mnv2-56x144 and -112x32, 29 and 26 MB, 1.1-1.18x and 1.0-1.05x faster; mnv2-28x192, -14x576 and
     -7x960, 9.6, 7.2 and 3 MB, 0.83-0.98x, 0.79x and 0.92x). (NCHW flat planes measured no faster
     swept together than apart: each few planes' dx in every image, then their filter gradient from
     dy in L2, ran 0.81-1.01x at batch 16.)"""
     return (d.nhwc and d.kh == 3 and d.kw == 3 and d.dil_h == 1 and d.dil_w == 1 and d.OH == d.H and d.OW == d.W
-            and d.N * d.OH * d.OW * d.C * elsize > SWEPT_BYTES and input_grad_dims(&sweep.t, d))
+            and dy_bytes > SWEPT_BYTES and input_grad_dims(&sweep.t, d))
 
 
 cdef inline Py_ssize_t right_padding(const Dims *d) noexcept nogil:
@@ -1225,7 +1225,7 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfi
     cdef InputGradSweep sweep
     cdef InputGradSweep *fused = NULL
     if dx is not None:
-        if not sweeps_both(&sweep, &d, sizeof(floating)):
+        if not sweeps_both(&sweep, &d, dy.shape[0] * sizeof(floating)):
             return False
         fused = &sweep
     elif flat_filter_grad(x, dy, dfilters, dbias, &d, n_threads):

@@ -14,8 +14,8 @@
  * 3x3 kernels on planes at least a vector wide run in row tiles instead (flat_rows), at stride 1
  * or 2, and 5x5 and 7x7 kernels at stride 1: several output rows x vectors along a row, each
  * source vector loaded once for every output row it serves, and the lanes outside the plane masked
- * where the tile's place says so (3x3: 1.4-1.9x faster than one load per tap on 28- to 112-pixel planes,
- * batch 1 and 16). Planes of a few dozen pixels run a vector's worth at a time instead (flat_groups):
+ * where the tile's place says so (3x3: 1.4-1.9x faster than one load per tap on 28- to 112-pixel
+ * planes, batch 1 and 16). Planes of a few dozen pixels run a vector's worth at a time instead (flat_groups):
  * the group is whole vectors, each lane a pixel of one of its planes.
  */
 
@@ -303,6 +303,16 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
     }
 }
 
+/* Ask for rows [ahead, ahead + n) of the `height` x `width` plane at `plane` (those inside it): the
+ * source rows the next band of row tiles reads and this one does not, which the prefetchers,
+ * seeing rows read a few lines at a time, fetch late from DRAM. */
+DW_INLINE void DW_FN(prefetch_band)(const DW_T *plane, ptrdiff_t width, ptrdiff_t height, ptrdiff_t ahead, ptrdiff_t n)
+{
+    ahead = ahead > 0 ? ahead : 0;
+    n = height - ahead < n ? height - ahead : n;
+    if (n > 0) dw_prefetch(plane + ahead * width, n * width * (ptrdiff_t)sizeof(DW_T));
+}
+
 /* flat_rows for one kernel size k (known at compile time). */
 DW_INLINE void DW_FN(flat_rows_k)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t height, ptrdiff_t width,
                                   ptrdiff_t pt, ptrdiff_t pl, ptrdiff_t sw, const DW_T *w, ptrdiff_t w_plane,
@@ -335,11 +345,7 @@ DW_INLINE void DW_FN(flat_rows_k)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_
         for (ptrdiff_t y = 0; y < OH; y += DW_FLAT_ROWS) {
             /* (narrow: the last band's rows past the plane computed and not stored) */
             const ptrdiff_t y0 = y + DW_FLAT_ROWS <= OH || narrow ? y : OH - DW_FLAT_ROWS, row0 = y0 * sw - pt;
-            /* the source rows the next band reads and this one does not, which the prefetchers,
-             * seeing rows read a few lines at a time, fetch late from DRAM */
-            const ptrdiff_t ahead = row0 + band_rows > 0 ? row0 + band_rows : 0;
-            const ptrdiff_t n_ahead = height - ahead < DW_FLAT_ROWS * sw ? height - ahead : DW_FLAT_ROWS * sw;
-            if (n_ahead > 0) dw_prefetch(s + ahead * width, n_ahead * width * (ptrdiff_t)sizeof(DW_T));
+            DW_FN(prefetch_band)(s, width, height, row0 + band_rows, DW_FLAT_ROWS * sw);
             const int masked_rows = row0 < 0 || row0 + band_rows + spans > height;
             if (narrow) {
                 if (masked_rows)
@@ -486,13 +492,10 @@ DW_INLINE void DW_FN(wide_row_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t 
         if (r >= rows) break;
         DW_T *d = dst + r * dst_row;
         DW_FLAT_UNROLL
-        for (int v = 0; v < DW_WIDE_ROW_VECS; v++)
+        for (int v = 0; v <= DW_WIDE_ROW_VECS; v++) /* (the half vector: at most half its lanes) */
             if (n_out > v * DW_VLEN)
                 DW_FN(store_first)(d + v * DW_VLEN, acc[r][v],
                                    n_out - v * DW_VLEN < DW_VLEN ? n_out - v * DW_VLEN : DW_VLEN, 0);
-        if (n_out > DW_WIDE_ROW_VECS * DW_VLEN)
-            DW_FN(store_first)(d + DW_WIDE_ROW_VECS * DW_VLEN, acc[r][DW_WIDE_ROW_VECS],
-                               n_out - DW_WIDE_ROW_VECS * DW_VLEN, 0);
     }
 }
 
@@ -516,10 +519,7 @@ static __attribute__((noinline)) void DW_FN(flat_rows_7)(const DW_T *src, ptrdif
         const DW_T *s = src + p * src_plane;
         DW_T *d = dst + p * dst_plane;
         for (ptrdiff_t y = 0; y < OH; y += DW_FLAT_ROWS) {
-            /* (the rows the next band reads and this one does not, as flat_rows_k asks for them) */
-            const ptrdiff_t ahead = y - pt + DW_FLAT_ROWS - 1 + k > 0 ? y - pt + DW_FLAT_ROWS - 1 + k : 0;
-            const ptrdiff_t n_ahead = height - ahead < DW_FLAT_ROWS ? height - ahead : DW_FLAT_ROWS;
-            if (n_ahead > 0) dw_prefetch(s + ahead * width, n_ahead * width * (ptrdiff_t)sizeof(DW_T));
+            DW_FN(prefetch_band)(s, width, height, y - pt + DW_FLAT_ROWS - 1 + k, DW_FLAT_ROWS);
             for (ptrdiff_t x = 0; x < OW; x += DW_WIDE_ROW_PIXELS)
                 DW_FN(wide_row_tile)(s, width, height, y - pt, x - pl, wk, start, d + y * OW + x, OW,
                                      OH - y < DW_FLAT_ROWS ? OH - y : DW_FLAT_ROWS,
