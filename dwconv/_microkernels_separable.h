@@ -10,9 +10,9 @@
  * antisymmetric one (k[a] == -k[n-1-a], derivatives) subtracts them.
  *
  * Included by _microkernels_level.h for float and for double, after _microkernels_body.h (DW_VEC,
- * load, store, broadcast) and, for float, _microkernels_convert.h, whose saturation gives float its
- * uint8 and uint16 pixels (element types are DW_ELEM_* codes; double reads and writes its own type
- * only; int16 images the caller converts).
+ * load, store, broadcast) and, for float, _microkernels_convert.h, whose integer loads and stores
+ * give float its uint8 and uint16 pixels (element types are DW_ELEM_* codes; double reads and writes
+ * its own type only; int16 images the caller converts).
  */
 
 #define DW_VEC DW_FN(vec)
@@ -34,34 +34,6 @@
 #define DW_SEP_UNROLL _Pragma("GCC unroll 16")
 #endif
 
-#if DW_SEP_INTEGERS
-/* Elements [i, i + DW_VLEN) of a row of uint8 or uint16 pixels (`type`), as int32 lanes. On x86 one
- * extending load: GCC's generic conversions (_microkernels_convert.h's widened_u8) widen 16 bytes
- * in halves, with extracts and inserts between (1080p RGB uint8, 11 taps, 2 threads: 4.5 ms with
- * them, 2.4 with these and pairs of rows added as integers). */
-DW_INLINE DW_FN(ivec) DW_FN(sep_integers_at)(const void *row, const int type, ptrdiff_t i)
-{
-    const uint8_t *u8 = (const uint8_t *)row + i;
-    const uint16_t *u16 = (const uint16_t *)row + i;
-#if defined(DW_X86) && DW_VBYTES == 64
-    if (type == DW_ELEM_U8) return (DW_FN(ivec))_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)u8));
-    return (DW_FN(ivec))_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)u16));
-#elif defined(DW_X86) && DW_VBYTES == 32
-    if (type == DW_ELEM_U8) return (DW_FN(ivec))_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)u8));
-    return (DW_FN(ivec))_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)u16));
-#else
-    DW_FN(u8vec) v8;
-    DW_FN(u16vec) v16;
-    if (type == DW_ELEM_U8) {
-        memcpy(&v8, u8, sizeof v8);
-        return __builtin_convertvector(__builtin_convertvector(v8, DW_FN(u16vec)), DW_FN(ivec));
-    }
-    memcpy(&v16, u16, sizeof v16);
-    return __builtin_convertvector(v16, DW_FN(ivec));
-#endif
-}
-#endif
-
 /* Elements [i, i + DW_VLEN) of a row of `type` as they are read: the float type's, or the int32
  * lanes of integer pixels (bit for bit in a float vector); sep_value makes them values and sep_pair
  * adds (fold 1) or subtracts (-1) two of them, integer pixels exactly as integers (one conversion
@@ -69,7 +41,7 @@ DW_INLINE DW_FN(ivec) DW_FN(sep_integers_at)(const void *row, const int type, pt
 DW_INLINE DW_VEC DW_FN(sep_raw_at)(const void *row, const int type, ptrdiff_t i)
 {
 #if DW_SEP_INTEGERS
-    if (type != DW_ELEM_FLOAT) return (DW_VEC)DW_FN(sep_integers_at)(row, type, i);
+    if (type != DW_ELEM_FLOAT) return (DW_VEC)DW_FN(integers_at)(row, type, i);
 #endif
     return DW_FN(load)((const DW_T *)row + i);
 }
@@ -104,40 +76,12 @@ DW_INLINE DW_T DW_FN(sep_load_one)(const void *row, const int type, ptrdiff_t i)
 /* v (s) stored as elements [i, i + DW_VLEN) (element i) of a row of `type`: floats streaming (past
  * the caches) when `nt` and the address allow it (1080p RGB float32, 11 taps, 2 threads: 4.0 against
  * 4.4 ms; 8-bit results gained nothing, 2.58 against 2.53 ms, and stay plain); uint8 and uint16
- * rounded to nearest, ties to even, and saturated, NaN 0 (as _microkernels_convert.h's narrow). On
- * x86: min, convert (rounding as the default rounding mode does, which `saturated` assumes too) and a
- * saturating pack: NaN stays NaN through min(hi, v), whose second operand it returns, and converts
- * to INT_MIN, which saturates to 0 as any v below 0 does. */
+ * rounded to nearest and saturated (_microkernels_convert.h's store_narrowed). */
 DW_INLINE void DW_FN(sep_store)(void *row, const int type, ptrdiff_t i, DW_VEC v, int nt)
 {
 #if DW_SEP_INTEGERS
     if (type != DW_ELEM_FLOAT) {
-        const float hi = type == DW_ELEM_U8 ? 255.0f : 65535.0f;
-        uint8_t *u8 = (uint8_t *)row + i;
-        uint16_t *u16 = (uint16_t *)row + i;
-#if defined(DW_X86) && DW_VBYTES == 64
-        const __m512i n =
-            _mm512_max_epi32(_mm512_cvtps_epi32(_mm512_min_ps(_mm512_set1_ps(hi), (__m512)v)), _mm512_setzero_si512());
-        if (type == DW_ELEM_U8)
-            _mm_storeu_si128((__m128i *)u8, _mm512_cvtepi32_epi8(n));
-        else
-            _mm256_storeu_si256((__m256i *)u16, _mm512_cvtepi32_epi16(n));
-#elif defined(DW_X86) && DW_VBYTES == 32
-        const __m256i n = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_set1_ps(hi), (__m256)v));
-        const __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(n), _mm256_extracti128_si256(n, 1));
-        if (type == DW_ELEM_U8)
-            _mm_storel_epi64((__m128i *)u8, _mm_packus_epi16(packed, packed));
-        else
-            _mm_storeu_si128((__m128i *)u16, packed);
-#else
-        const DW_FN(ivec) n = __builtin_convertvector(DW_FN(saturated)(v, 0.0f, hi), DW_FN(ivec));
-        const DW_FN(u8vec) n8 = __builtin_convertvector(n, DW_FN(u8vec));
-        const DW_FN(u16vec) n16 = __builtin_convertvector(n, DW_FN(u16vec));
-        if (type == DW_ELEM_U8)
-            memcpy(u8, &n8, sizeof n8);
-        else
-            memcpy(u16, &n16, sizeof n16);
-#endif
+        DW_FN(store_narrowed)(row, type, i, v);
         return;
     }
 #endif
@@ -149,11 +93,7 @@ DW_INLINE void DW_FN(sep_store_one)(void *row, const int type, ptrdiff_t i, DW_T
 {
 #if DW_SEP_INTEGERS
     if (type != DW_ELEM_FLOAT) {
-        s = DW_FN(saturated_one)(s, 0.0f, type == DW_ELEM_U8 ? 255.0f : 65535.0f);
-        if (type == DW_ELEM_U8)
-            ((uint8_t *)row)[i] = (uint8_t)s;
-        else
-            ((uint16_t *)row)[i] = (uint16_t)s;
+        DW_FN(store_narrowed_one)(row, type, i, s);
         return;
     }
 #endif

@@ -89,22 +89,28 @@ def test_filter2d_result_dtype_and_out():
 
 
 @pytest.mark.parametrize("dtype", INTEGERS)
-def test_integer_results_saturate(dtype):
-    """Sums beyond the dtype's range give its limits, as OpenCV's saturate_cast does; NaN gives 0."""
+def test_integer_results_saturate(dtype, isa_level):
+    """Sums beyond the dtype's range give its limits, as OpenCV's saturate_cast does; NaN gives 0;
+    in a row long enough for whole vectors and a last one overlapping them at every level."""
     info = np.iinfo(dtype)
-    x = np.array([-4.0, -1.0, 1.0, 4.0, np.nan], np.float64).reshape(1, 1, 5, 1) * float(info.max)
+    values = np.array([-4.0, -1.0, 1.0, 4.0, np.nan], np.float64) * float(info.max)
+    values = np.concatenate([values, [np.inf, -np.inf, 1e30, -1e30]])
+    x = np.resize(values, 67).reshape(1, 1, 67, 1)
     y = dwconv.depthwise_conv2d(x.astype(np.float32), np.ones((1, 1, 1), np.float32), dtype=dtype)
     assert y.dtype == np.dtype(dtype)
-    expected = [info.min, max(info.min, -info.max), info.max, info.max, 0]
+    expected = [info.min, max(info.min, -info.max), info.max, info.max, 0, info.max, info.min, info.max, info.min]
     if dtype == np.int32:  # float32 holds 2**31 - 1 as 2**31, which saturates to the same limit
         expected[1] = info.min
-    np.testing.assert_array_equal(y.reshape(-1), expected)
+    np.testing.assert_array_equal(y.reshape(-1), np.resize(expected, 67))
 
 
-def test_integer_results_round_ties_to_even():
-    x = np.array([0.5, 1.5, 2.5, -0.5, 2.4999, 2.5001], np.float32).reshape(1, 1, 6, 1)
-    y = dwconv.depthwise_conv2d(x, np.ones((1, 1, 1), np.float32), dtype=np.int16)
-    np.testing.assert_array_equal(y.reshape(-1), [0, 2, 2, 0, 2, 3])
+@pytest.mark.parametrize("dtype", (np.uint8, np.uint16, np.int16))
+def test_integer_results_round_ties_to_even(dtype, isa_level):
+    values = [0.5, 1.5, 2.5, 2.4999, 2.5001, 254.5, 253.5] + ([-0.5, -1.5, -2.5] if dtype == np.int16 else [])
+    x = np.resize(np.array(values, np.float32), 67).reshape(1, 1, 67, 1)
+    y = dwconv.depthwise_conv2d(x, np.ones((1, 1, 1), np.float32), dtype=dtype)
+    expected = [0, 2, 2, 2, 3, 254, 254] + ([0, -2, -2] if dtype == np.int16 else [])
+    np.testing.assert_array_equal(y.reshape(-1), np.resize(expected, 67))
 
 
 def test_integer_result_with_a_callable_activation_sees_the_float_sums():
