@@ -8,7 +8,32 @@
 # TensorFlow's allocator keeps its memory: at most POOL_BLOCKS blocks and POOL_KEPT_BYTES wait,
 # the oldest given back first, and release_memory() gives them all back. Blocks are handed out and
 # returned with the GIL held.
+#
+# New blocks ask for huge pages (Linux's transparent ones, as NumPy asks for its arrays' memory):
+# 512 times fewer faults, each zeroing 2 MiB. A fresh 768 MB result (an 8000x8000x3 float32 image,
+# 2 threads) faulted in 4 KiB pages took 0.31-0.44 s a call, in huge pages 0.12-0.16; dwconv.dask's
+# 48 MB chunk results of it 0.56-1.07 s, 0.34-0.44.
 from cpython.buffer cimport PyBuffer_FillInfo
+
+cdef extern from *:
+    """
+    #if defined(__linux__)
+    #include <sys/mman.h>
+    #endif
+    /* Ask for the whole 2 MiB pages in [p, p + n) to be huge ones, where the system has them. */
+    static void dw_advise_huge_pages(void *p, size_t n)
+    {
+    #if defined(__linux__) && defined(MADV_HUGEPAGE)
+        const uintptr_t huge = (uintptr_t)2 << 20;
+        const uintptr_t begin = ((uintptr_t)p + huge - 1) & ~(huge - 1), end = ((uintptr_t)p + n) & ~(huge - 1);
+        if (end > begin) madvise((void *)begin, end - begin, MADV_HUGEPAGE);
+    #else
+        (void)p;
+        (void)n;
+    #endif
+    }
+    """
+    void dw_advise_huge_pages(void *p, size_t n)
 
 cdef enum:
     POOL_FROM_BYTES = 32 << 20
@@ -81,6 +106,7 @@ def pooled_block(Py_ssize_t nbytes):
         if block.data == NULL:
             raise MemoryError(f"no memory for a result of {nbytes} bytes")
         block.nbytes = nbytes
+        dw_advise_huge_pages(block.data, nbytes + POOL_ALIGN)
     return block
 
 
