@@ -418,6 +418,44 @@ DW_INLINE void DW_FN(dot_taps_vector)(const DW_T *src, ptrdiff_t src_pix, ptrdif
 }
 #undef DW_DOT_PHASES
 
+/* dot_taps_vector where the taps are whole pixels apart (src_tap == src_pix: stride 1 and dilation 1,
+ * or stride and dilation 2): tap j of pixel p reads the source pixel tap 0 of pixel p + j does, so a
+ * window of ntap source vectors slides along in registers, one new vector and one dy vector loaded
+ * per pixel for its ntap FMAs, where loading each tap's vector took ntap + 1 loads, which AVX-512 on
+ * AMD's cores issues one a cycle, the rate of its FMAs. The window's registers rotate by name: each
+ * loop step takes ntap pixels, the source vector of pixel p + j in x[(u + j) % ntap] at its step u.
+ * (AVX-512 only: 2*ntap + 1 registers, more than the 16 of the narrower levels hold beside their
+ * addresses.) */
+DW_INLINE void DW_FN(dot_taps_sliding)(const DW_T *src, ptrdiff_t src_pix, const DW_T *dy, ptrdiff_t dy_pix,
+                                       DW_T *acc, ptrdiff_t acc_tap, ptrdiff_t npix, const int ntap)
+{
+    DW_VEC sum[7], x[7];
+    ptrdiff_t p = 0;
+    DW_UNROLL
+    for (int j = 0; j < ntap; j++) sum[j] = DW_FN(broadcast)(0);
+    DW_UNROLL
+    for (int j = 0; j + 1 < ntap; j++) x[j] = DW_FN(load)(src + j * src_pix);
+    for (; p + ntap <= npix; p += ntap) {
+        DW_UNROLL
+        for (int u = 0; u < ntap; u++) {
+            const DW_VEC dyv = DW_FN(load)(dy + (p + u) * dy_pix);
+            x[(u + ntap - 1) % ntap] = DW_FN(load)(src + (p + u + ntap - 1) * src_pix);
+            DW_UNROLL
+            for (int j = 0; j < ntap; j++) sum[j] += x[(u + j) % ntap] * dyv;
+        }
+    }
+    DW_UNROLL
+    for (int u = 0; u < ntap; u++) { /* the last npix % ntap pixels */
+        if (p + u >= npix) break;
+        const DW_VEC dyv = DW_FN(load)(dy + (p + u) * dy_pix);
+        x[(u + ntap - 1) % ntap] = DW_FN(load)(src + (p + u + ntap - 1) * src_pix);
+        DW_UNROLL
+        for (int j = 0; j < ntap; j++) sum[j] += x[(u + j) % ntap] * dyv;
+    }
+    DW_UNROLL
+    for (int j = 0; j < ntap; j++) DW_FN(store)(acc + j * acc_tap, DW_FN(load)(acc + j * acc_tap) + sum[j]);
+}
+
 /* acc[j*acc_tap + c] += sum_{p<npix} src[p*src_pix + j*src_tap + c] * dy[p*dy_pix + c]  for j < ntap <= 7,
  * c < nc: the filter gradient of one kernel row, each dy vector loaded once for all its taps. */
 static void DW_FN(dot_taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_tap, const DW_T *dy, ptrdiff_t dy_pix,
@@ -425,10 +463,14 @@ static void DW_FN(dot_taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_ta
 {
     _Static_assert(DW_DOT_MAX_TAPS == 7, "the cases below list every tap count up to DW_DOT_MAX_TAPS");
     ptrdiff_t c = 0;
+    const int sliding = DW_VBYTES == 64 && src_tap == src_pix && ntap >= 4;
     for (; c + DW_VLEN <= nc; c += DW_VLEN) {
 #define DW_DOT_TAPS_CASE(k)                                                                              \
     case k:                                                                                              \
-        DW_FN(dot_taps_vector)(src + c, src_pix, src_tap, dy + c, dy_pix, acc + c, acc_tap, npix, k);      \
+        if (sliding)                                                                                     \
+            DW_FN(dot_taps_sliding)(src + c, src_pix, dy + c, dy_pix, acc + c, acc_tap, npix, k);          \
+        else                                                                                             \
+            DW_FN(dot_taps_vector)(src + c, src_pix, src_tap, dy + c, dy_pix, acc + c, acc_tap, npix, k);  \
         break;
         switch (ntap) {
             DW_DOT_TAPS_CASE(1)

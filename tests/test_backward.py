@@ -339,6 +339,21 @@ def test_nhwc_filter_gradient_windows(isa_level, N, H, W, C, strides, padding, d
                 assert np.array_equal(got, want)
 
 
+# Kernel rows of 4 to 7 taps whole pixels apart (stride 1, or stride and dilation 2), whose filter
+# gradient slides a window of source vectors along each row: widths whose outputs are whole multiples
+# of the taps and not, channels of whole vectors and a remainder. (N, H, W, C, kh, kw, strides, dil)
+TAP_ROWS = [(2, 9, 14, 35, 7, 7, 1, 1), (1, 8, 13, 16, 7, 7, 1, 1), (2, 7, 11, 48, 5, 5, 1, 1),
+            (1, 6, 10, 33, 4, 6, 1, 1), (2, 13, 15, 20, 5, 5, 2, 2), (1, 5, 3, 17, 3, 5, 1, 1)]
+
+
+@pytest.mark.parametrize("N, H, W, C, kh, kw, strides, dil", TAP_ROWS)
+def test_nhwc_filter_gradient_rows_of_taps(isa_level, N, H, W, C, kh, kw, strides, dil):
+    rng = np.random.default_rng(N * H * W + C + kw)
+    for dtype in DTYPES:
+        x, w, dy = random_case(rng, "NHWC", N, H, W, C, 1, kh, kw, strides, "SAME", dil, dtype)
+        check_gradients(x, w, dy, strides, "SAME", "NHWC", dil)
+
+
 # NHWC 3x3, stride 1, outputs as large as the input: N, H, W, C, padding
 SWEPT_TOGETHER = [(3, 12, 11, 70, "SAME"), (2, 9, 10, 37, ((1, 1), (1, 1))), (1, 5, 9, 200, "SAME"),
                   (2, 1, 17, 3, "SAME"), (1, 6, 6, 16, ((0, 2), (2, 0)))]
