@@ -169,6 +169,9 @@ cdef enum:
     # The filter gradient cuts its reduction into about this many (row chunk x channel block) items,
     # a number fixed by the problem's shape alone so that the summation order is too.
     REDUCTION_ITEMS = 32
+    # The filter gradient of narrow NCHW planes packs the padding columns of kernel rows this long
+    # with the pixels (packed_band)
+    PADDED_BAND_TAPS = 4
     # Rows per chunk of the filter gradient's ring path (ring_reduction_block)
     CHUNK_ROWS = 4
     # Elements per item of the sum of the filter gradient's partial sums
@@ -1187,14 +1190,17 @@ cdef void reduce_ring(const floating *x, const floating *dy, floating *partial, 
 
 
 cdef Dims packed_band(const Dims *d, Py_ssize_t nc) noexcept nogil:
-    """The geometry of reduce_packed's bands: an NHWC image of nc channels whose rows hold their
-    padding columns, zeros, so that every tap of a kernel row runs over the whole row at once
-    (dot_taps); the taps that fall in the padding add zeros (and in other padding modes, the border
-    plan adds what they read). Left to each tap's own columns, the first and last pixels of 56-pixel
-    rows took a fifth of a 7x7 filter gradient's time."""
+    """The geometry of reduce_packed's bands: an NHWC image of nc channels. For kernel rows of
+    PADDED_BAND_TAPS taps or more, its rows hold their padding columns, zeros, so that every tap
+    of a kernel row runs over the whole row at once (dot_taps); the taps that fall in the padding
+    add zeros (and in other padding modes, the border plan adds what they read). Left to each
+    tap's own columns, the first and last pixels of 56-pixel rows took a fifth of a 7x7 filter
+    gradient's time; for 3x3 kernels the row-by-row transposes the padding takes cost more than it
+    saves (mnv2-112x96-s2, batch 16: 0.9x)."""
     cdef Dims band = d[0]
     band.nhwc, band.N, band.C = True, 1, nc
-    band.W, band.pl = d.pl + d.W + max(0, right_padding(d)), 0
+    if d.kw >= PADDED_BAND_TAPS:
+        band.W, band.pl = d.pl + d.W + max(0, right_padding(d)), 0
     return band
 
 
@@ -1208,19 +1214,24 @@ cdef void reduce_packed(const floating *x, const floating *dy, floating *partial
     cdef Py_ssize_t unit, n, q0, q1, r
     cdef Span span
     cdef Dims band = packed_band(d, nc)
+    cdef Py_ssize_t lead = d.pl - band.pl  # the padding columns a row holds before its pixels
     cdef floating *packed_x = <floating *> pack.scratch + threadid() * (pack.src_size + pack.dst_size)
     cdef floating *packed_dy = packed_x + pack.src_size
     for r in range(pack.src_rows):  # (the padding columns, which the transposes leave alone)
-        memset(packed_x + r * band.W * nc, 0, d.pl * nc * sizeof(floating))
-        memset(packed_x + (r * band.W + d.pl + d.W) * nc, 0, (band.W - d.pl - d.W) * nc * sizeof(floating))
+        memset(packed_x + r * band.W * nc, 0, lead * nc * sizeof(floating))
+        memset(packed_x + (r * band.W + lead + d.W) * nc, 0, (band.W - lead - d.W) * nc * sizeof(floating))
     for unit in range(unit0, unit1):
         n = unit // pack.n_bands
         q0 = unit % pack.n_bands * pack.band_rows
         q1 = min(d.OH, q0 + pack.band_rows)
         span = band_sources(rows, q0, q1)
-        for r in range(span.lo, span.hi):
-            transpose(x + ((n * d.C + c0) * d.H + r) * d.W, d.H * d.W, packed_x + ((r - span.lo) * band.W + d.pl) * nc,
-                      nc, d.W, nc)
+        if band.W == d.W:
+            transpose(x + ((n * d.C + c0) * d.H + span.lo) * d.W, d.H * d.W, packed_x, nc, (span.hi - span.lo) * d.W,
+                      nc)
+        else:
+            for r in range(span.lo, span.hi):
+                transpose(x + ((n * d.C + c0) * d.H + r) * d.W, d.H * d.W,
+                          packed_x + ((r - span.lo) * band.W + lead) * nc, nc, d.W, nc)
         transpose(dy + ((n * d.C + c0) * d.OH + q0) * d.OW, d.OH * d.OW, packed_dy, nc, (q1 - q0) * d.OW, nc)
         # the scratch holds rows span.lo.. and q0.. of the image: shift the bases to its row 0
         reduce_rows(packed_x - span.lo * band.W * nc, packed_dy - q0 * d.OW * nc, partial + c0, d.C * d.M, rows,
