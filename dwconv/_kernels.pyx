@@ -1054,13 +1054,13 @@ cdef void reduce_rows(const floating *x, const floating *dy, floating *partial, 
 
 
 cdef Py_ssize_t ring_reduction_block(const Dims *d, Py_ssize_t n_units) noexcept nogil:
-    """The channels of reduce_ring's items for 3x3 kernels (dot_window): all of them where the rows
-    alone make REDUCTION_ITEMS chunks of CHUNK_ROWS rows or more, else blocks of 2 vectors or more,
-    as few as make that many items with the chunks there are. (Each chunk copies kh - 1 source rows
-    more into its ring; each block reads a slice of every pixel, a stream the prefetchers follow less
-    well. Measured against blocks of 64 channels, batch 16: mnv2-112x96-s2 1.5x, 56x144 1.3x, the
-    other 3x3 rows 1.07-1.19x faster, batch 1 1.03-1.2x; the 5x5 rows 0.92-0.95x, and so they keep
-    blocks of 64.)"""
+    """The channels of reduce_ring's items: all of them where the rows alone make REDUCTION_ITEMS
+    chunks of CHUNK_ROWS rows or more, else blocks of 2 vectors or more, as few as make that many
+    items with the chunks there are. (Each chunk copies kh - 1 source rows more into its ring; each
+    block reads a slice of every pixel, a stream the prefetchers follow less well. Measured against
+    blocks of 64 channels, batch 16: mnv2-112x96-s2 1.5x, 56x144 1.3x, the other 3x3 rows
+    1.07-1.19x faster, batch 1 1.03-1.2x; with their rows' window sliding (dot_taps_sliding),
+    effnet-28x240 5x5 1.25x on one thread, convnext-56x96 7x7 1.17x on two, batch 1 the same.)"""
     cdef Py_ssize_t n_chunks = max(1, min(<Py_ssize_t> REDUCTION_ITEMS, n_units // CHUNK_ROWS))
     cdef Py_ssize_t n_blocks = max(1, min(ceil_div(REDUCTION_ITEMS, n_chunks), d.C // (2 * LANE_BLOCK)))
     return round_up(ceil_div(d.C, n_blocks), LANE_BLOCK)
@@ -1262,7 +1262,7 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfi
     cdef bint ringed = d.nhwc and d.M == 1 and d.mode == ZEROS
     cdef Py_ssize_t n_units = d.N * d.OH
     cdef Py_ssize_t block_size = (PACKED_CHANNELS if packed else ring_reduction_block(&d, n_units) if ringed
-                                  and d.kh == d.kw == 3 else CHANNEL_BLOCK if d.nhwc else 1)
+                                  else CHANNEL_BLOCK if d.nhwc else 1)
     cdef Py_ssize_t n_blocks = max(1, d.C // block_size) if packed else (d.C + block_size - 1) // block_size
     cdef bint in_place = ringed and (n_blocks == 1 or block_size >= IN_PLACE_BLOCK) and window_in_place(&d)
     cdef bint x_ring = ringed and not in_place  # x's rows through a ring
