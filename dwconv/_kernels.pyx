@@ -171,7 +171,7 @@ cdef enum:
     REDUCTION_ITEMS = 32
     # The filter gradient of narrow NCHW planes packs the padding columns of kernel rows this long
     # with the pixels (packed_band)
-    PADDED_BAND_TAPS = 4
+    PADDED_BAND_TAPS = 6
     # Rows per chunk of the filter gradient's ring path (ring_reduction_block)
     CHUNK_ROWS = 4
     # Elements per item of the sum of the filter gradient's partial sums
@@ -1195,8 +1195,9 @@ cdef Dims packed_band(const Dims *d, Py_ssize_t nc) noexcept nogil:
     of a kernel row runs over the whole row at once (dot_taps); the taps that fall in the padding
     add zeros (and in other padding modes, the border plan adds what they read). Left to each
     tap's own columns, the first and last pixels of 56-pixel rows took a fifth of a 7x7 filter
-    gradient's time; for 3x3 kernels the row-by-row transposes the padding takes cost more than it
-    saves (mnv2-112x96-s2, batch 16: 0.9x)."""
+    gradient's time; for shorter kernel rows the row-by-row transposes the padding takes cost as
+    much as it saves or more (2 threads, batch 16, best of 4: 7x7 on 56-pixel planes 1.11x faster
+    padded; 5x5 on 56-pixel planes 1.0x, on 28-pixel ones 0.95x; 3x3, mnv2-112x96-s2, 0.9x)."""
     cdef Dims band = d[0]
     band.nhwc, band.N, band.C = True, 1, nc
     if d.kw >= PADDED_BAND_TAPS:

@@ -346,12 +346,15 @@ TAP_ROWS = [(2, 9, 14, 35, 7, 7, 1, 1), (1, 8, 13, 16, 7, 7, 1, 1), (2, 7, 11, 4
             (1, 6, 10, 33, 4, 6, 1, 1), (2, 13, 15, 20, 5, 5, 2, 2), (1, 5, 3, 17, 3, 5, 1, 1)]
 
 
+@pytest.mark.parametrize("data_format", FORMATS)
 @pytest.mark.parametrize("N, H, W, C, kh, kw, strides, dil", TAP_ROWS)
-def test_nhwc_filter_gradient_rows_of_taps(isa_level, N, H, W, C, kh, kw, strides, dil):
+def test_filter_gradient_rows_of_taps(isa_level, data_format, N, H, W, C, kh, kw, strides, dil):
+    """NHWC rows from the ring; narrow NCHW planes packed as NHWC, their rows padded for 6 taps or
+    more (packed_band)."""
     rng = np.random.default_rng(N * H * W + C + kw)
     for dtype in DTYPES:
-        x, w, dy = random_case(rng, "NHWC", N, H, W, C, 1, kh, kw, strides, "SAME", dil, dtype)
-        check_gradients(x, w, dy, strides, "SAME", "NHWC", dil)
+        x, w, dy = random_case(rng, data_format, N, H, W, C, 1, kh, kw, strides, "SAME", dil, dtype)
+        check_gradients(x, w, dy, strides, "SAME", data_format, dil)
 
 
 # NHWC 3x3, stride 1, outputs as large as the input: N, H, W, C, padding
