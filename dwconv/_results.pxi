@@ -9,10 +9,12 @@
 # the oldest given back first, and release_memory() gives them all back. Blocks are handed out and
 # returned with the GIL held.
 #
-# New blocks ask for huge pages (Linux's transparent ones, as NumPy asks for its arrays' memory):
-# 512 times fewer faults, each zeroing 2 MiB. A fresh 768 MB result (an 8000x8000x3 float32 image,
-# 2 threads) faulted in 4 KiB pages took 0.31-0.44 s a call, in huge pages 0.12-0.16; dwconv.dask's
-# 48 MB chunk results of it 0.56-1.07 s, 0.34-0.44.
+# New blocks from HUGE_PAGES_FROM_BYTES up ask for huge pages (Linux's transparent ones, as NumPy
+# asks for its arrays' memory): 512 times fewer faults, each zeroing 2 MiB. A fresh 768 MB result
+# (an 8000x8000x3 float32 image, 2 threads) faulted in 4 KiB pages took 0.26-0.35 s a call, in huge
+# pages 0.13-0.14. Smaller blocks do not ask: dwconv.dask's 48 MB chunk results of that image, 768
+# MB of new memory in 0.2 s, met the system compacting memory for their huge pages, and the chunked
+# image's medians of 3 calls went from 0.52-0.53 s to 0.40, 1.70 and 1.77 s.
 from cpython.buffer cimport PyBuffer_FillInfo
 
 cdef extern from *:
@@ -37,6 +39,7 @@ cdef extern from *:
 
 cdef enum:
     POOL_FROM_BYTES = 32 << 20
+    HUGE_PAGES_FROM_BYTES = 256 << 20
     POOL_BLOCKS = 4
     POOL_ALIGN = 64  # (blocks hold this many bytes more: their data starts at the first multiple)
 
@@ -106,7 +109,8 @@ def pooled_block(Py_ssize_t nbytes):
         if block.data == NULL:
             raise MemoryError(f"no memory for a result of {nbytes} bytes")
         block.nbytes = nbytes
-        dw_advise_huge_pages(block.data, nbytes + POOL_ALIGN)
+        if nbytes >= HUGE_PAGES_FROM_BYTES:
+            dw_advise_huge_pages(block.data, nbytes + POOL_ALIGN)
     return block
 
 
