@@ -429,7 +429,8 @@ DW_INLINE void DW_FN(dot_taps_vector)(const DW_T *src, ptrdiff_t src_pix, ptrdif
 DW_INLINE void DW_FN(dot_taps_sliding)(const DW_T *src, ptrdiff_t src_pix, const DW_T *dy, ptrdiff_t dy_pix,
                                        DW_T *acc, ptrdiff_t acc_tap, ptrdiff_t npix, const int ntap)
 {
-    DW_VEC sum[7], x[7];
+    _Static_assert(DW_DOT_MAX_TAPS <= 16, "DW_UNROLL unrolls the loops over the taps completely");
+    DW_VEC sum[DW_DOT_MAX_TAPS], x[DW_DOT_MAX_TAPS];
     ptrdiff_t p = 0;
     DW_UNROLL
     for (int j = 0; j < ntap; j++) sum[j] = DW_FN(broadcast)(0);
