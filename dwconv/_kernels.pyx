@@ -1226,7 +1226,7 @@ cdef void reduce_packed(const floating *x, const floating *dy, floating *partial
         q0 = unit % pack.n_bands * pack.band_rows
         q1 = min(d.OH, q0 + pack.band_rows)
         span = band_sources(rows, q0, q1)
-        if band.W == d.W:
+        if band.W == d.W:  # (rows back to back: one call for all of them)
             transpose(x + ((n * d.C + c0) * d.H + span.lo) * d.W, d.H * d.W, packed_x, nc, (span.hi - span.lo) * d.W,
                       nc)
         else:
@@ -1291,11 +1291,8 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfi
             raise MemoryError()
         n_threads = threads_for(&d, n_threads)
         axis_forward(&rows, d.H, d.OH, d.kh, d.sh, d.dil_h, d.pt)
-        if packed:
-            band = packed_band(&d, 1)
-            column_ranges(col_lo, col_lo + d.kw, &band)
-        else:
-            column_ranges(col_lo, col_lo + d.kw, &d)
+        band = packed_band(&d, 1) if packed else d  # (the rows reduce_rows reads: packed bands, or x's)
+        column_ranges(col_lo, col_lo + d.kw, &band)
         if packed:
             # (M = 1: no filter to rearrange; packing_init is handed dfilters only as the filter it keeps)
             if not packing_init(&pack, &dfilters[0], &rows, &d, False, n_threads):

@@ -122,15 +122,16 @@ DW_INLINE void DW_FN(store_narrowed)(void *dst, const int type, ptrdiff_t i, DW_
     }
 #endif
     const DW_FN(ivec) n = __builtin_convertvector(DW_FN(saturated)(v, DW_LOWEST(type), DW_HIGHEST(type)), DW_FN(ivec));
-    const DW_FN(u8vec) n8 = __builtin_convertvector(n, DW_FN(u8vec));
-    const DW_FN(u16vec) n16 = __builtin_convertvector(n, DW_FN(u16vec));
-    const DW_FN(i16vec) s16 = __builtin_convertvector(n, DW_FN(i16vec));
-    if (type == DW_ELEM_U8)
+    if (type == DW_ELEM_U8) {
+        const DW_FN(u8vec) n8 = __builtin_convertvector(n, DW_FN(u8vec));
         memcpy(u8, &n8, sizeof n8);
-    else if (type == DW_ELEM_U16)
+    } else if (type == DW_ELEM_U16) {
+        const DW_FN(u16vec) n16 = __builtin_convertvector(n, DW_FN(u16vec));
         memcpy(u16, &n16, sizeof n16);
-    else
+    } else {
+        const DW_FN(i16vec) s16 = __builtin_convertvector(n, DW_FN(i16vec));
         memcpy(u16, &s16, sizeof s16);
+    }
 }
 
 DW_INLINE void DW_FN(store_narrowed_one)(void *dst, const int type, ptrdiff_t i, float s)
@@ -144,31 +145,31 @@ DW_INLINE void DW_FN(store_narrowed_one)(void *dst, const int type, ptrdiff_t i,
         ((int16_t *)dst)[i] = (int16_t)s;
 }
 
-/* The run loops of widen and narrow for integers of one `type` (a constant where they are inlined):
- * whole vectors, then the last one overlapping the one before, or scalars where the run is shorter
- * than a vector. */
-DW_INLINE void DW_FN(widen_run)(float *d, const void *src, const int type, ptrdiff_t nc)
+/* The run loops of widen and narrow over integers [i0, i0 + nc) of one `type` (a constant where
+ * they are inlined): whole vectors, then the last one overlapping the one before, or scalars where
+ * the run is shorter than a vector. */
+DW_INLINE void DW_FN(widen_run)(float *d, const void *src, const int type, ptrdiff_t i0, ptrdiff_t nc)
 {
     if (nc < DW_VLEN) {
-        for (ptrdiff_t c = 0; c < nc; c++) d[c] = DW_FN(widened_one)(src, type, c);
+        for (ptrdiff_t c = 0; c < nc; c++) d[c] = DW_FN(widened_one)(src, type, i0 + c);
         return;
     }
     for (ptrdiff_t c = 0;; c += DW_VLEN) {
         if (c + DW_VLEN > nc) c = nc - DW_VLEN;
-        DW_FN(store)(d + c, DW_FN(widened_at)(src, type, c));
+        DW_FN(store)(d + c, DW_FN(widened_at)(src, type, i0 + c));
         if (c + DW_VLEN == nc) return;
     }
 }
 
-DW_INLINE void DW_FN(narrow_run)(void *dst, const int type, const float *s, ptrdiff_t nc)
+DW_INLINE void DW_FN(narrow_run)(void *dst, const int type, ptrdiff_t i0, const float *s, ptrdiff_t nc)
 {
     if (nc < DW_VLEN) {
-        for (ptrdiff_t c = 0; c < nc; c++) DW_FN(store_narrowed_one)(dst, type, c, s[c]);
+        for (ptrdiff_t c = 0; c < nc; c++) DW_FN(store_narrowed_one)(dst, type, i0 + c, s[c]);
         return;
     }
     for (ptrdiff_t c = 0;; c += DW_VLEN) {
         if (c + DW_VLEN > nc) c = nc - DW_VLEN;
-        DW_FN(store_narrowed)(dst, type, c, DW_FN(load)(s + c));
+        DW_FN(store_narrowed)(dst, type, i0 + c, DW_FN(load)(s + c));
         if (c + DW_VLEN == nc) return;
     }
 }
@@ -201,13 +202,12 @@ static void DW_FN(widen)(float *dst, ptrdiff_t dst_pix, ptrdiff_t dst_c, const v
     }
     for (ptrdiff_t p = 0; p < npix; p++) {
         float *d = dst + p * dst_pix;
-        const char *s = (const char *)src + p * src_pix * (type == DW_ELEM_U8 ? 1 : 2);
         if (type == DW_ELEM_U8)
-            DW_FN(widen_run)(d, s, DW_ELEM_U8, nc);
+            DW_FN(widen_run)(d, src, DW_ELEM_U8, p * src_pix, nc);
         else if (type == DW_ELEM_U16)
-            DW_FN(widen_run)(d, s, DW_ELEM_U16, nc);
+            DW_FN(widen_run)(d, src, DW_ELEM_U16, p * src_pix, nc);
         else
-            DW_FN(widen_run)(d, s, DW_ELEM_I16, nc);
+            DW_FN(widen_run)(d, src, DW_ELEM_I16, p * src_pix, nc);
     }
 }
 
@@ -222,13 +222,12 @@ static void DW_FN(narrow)(void *dst, int type, ptrdiff_t dst_pix, const float *s
     }
     for (ptrdiff_t p = 0; p < npix; p++) {
         const float *s = src + p * src_pix;
-        char *d = (char *)dst + p * dst_pix * (type == DW_ELEM_U8 ? 1 : 2);
         if (type == DW_ELEM_U8)
-            DW_FN(narrow_run)(d, DW_ELEM_U8, s, nc);
+            DW_FN(narrow_run)(dst, DW_ELEM_U8, p * dst_pix, s, nc);
         else if (type == DW_ELEM_U16)
-            DW_FN(narrow_run)(d, DW_ELEM_U16, s, nc);
+            DW_FN(narrow_run)(dst, DW_ELEM_U16, p * dst_pix, s, nc);
         else
-            DW_FN(narrow_run)(d, DW_ELEM_I16, s, nc);
+            DW_FN(narrow_run)(dst, DW_ELEM_I16, p * dst_pix, s, nc);
     }
 }
 
