@@ -79,6 +79,9 @@ cdef enum:
     # 10x10x576 1.1x, 7x7x960 1.03x but 0.88x at batch 1).
     IN_PLACE_EDGE_SHARE = 5
     IN_PLACE_MAX_TAPS = 9  # (at stride 1: see plan_init)
+    # The most kernel columns an edge pixel of a row read in place may have inside the image for
+    # edge_columns (its array of column pointers); wider kernels' edge pixels go one by one.
+    EDGE_COLUMN_TAPS = 8
     # NHWC images of fewer channels than this (M 1) with kernels of this many taps or more are
     # filtered channel by channel, each a plane (RING_PLANES), where the taps outweigh taking the
     # pixels apart and putting them back together; RGB images with any kernel, whose pixels the
@@ -184,6 +187,56 @@ cdef void edge_pixels(const floating *const *rows, const Dims *d, Py_ssize_t q, 
         else:
             dw_row_edge_double(rows + a0, off, d.dil_w * d.C, kh, nb, w + (a0 * d.kw + b0) * d.C, d.kw * d.C, d.C,
                                bias, out + o * pix, nc, streaming)
+
+
+cdef bint columns_fit(const Dims *d, bint in_place, Py_ssize_t *q_lo, Py_ssize_t *q_hi) noexcept nogil:
+    """Whether NHWC rows read in place (`in_place`) compute their edge pixels as columns
+    (edge_columns): zeros padding, float results (integer ones are narrowed row by row), output rows
+    [q_lo, q_hi) whose kernel rows all fall inside the image, and edge pixels each with 1 to
+    EDGE_COLUMN_TAPS kernel columns inside it."""
+    cdef Py_ssize_t o_lo, o_hi, o, b0, nb
+    if not (in_place and d.mode == ZEROS and d.y_type == DW_ELEM_FLOAT
+            and inner_range(d.pt, d.H, d.kh, d.sh, d.dil_h, d.OH, q_lo, q_hi) and inner_pixels(d, &o_lo, &o_hi)):
+        return False
+    for o in range(d.OW):
+        nb = taps_inside(o * d.sw - d.pl, d.dil_w, d.kw, d.W, &b0)
+        if (o < o_lo or o >= o_hi) and not 0 < nb <= EDGE_COLUMN_TAPS:
+            return False
+    return True
+
+
+cdef const floating *columns_major(const floating *w, const Dims *d) noexcept nogil:
+    """A new copy of the filter w (kh, kw, C; M 1) as (kw, kh, C), for the caller to free; NULL
+    when out of memory."""
+    cdef floating *turned = <floating *> malloc(d.kh * d.kw * d.C * sizeof(floating))
+    cdef Py_ssize_t a, b
+    if turned != NULL:
+        for a in range(d.kh):
+            for b in range(d.kw):
+                memcpy(turned + (b * d.kh + a) * d.C, w + (a * d.kw + b) * d.C, d.C * sizeof(floating))
+    return turned
+
+
+cdef void edge_columns(const floating *x, const Dims *d, const floating *w_columns, Py_ssize_t n, Py_ssize_t q0,
+                       Py_ssize_t q1, Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t c0, Py_ssize_t nc,
+                       const floating *bias, floating *y, bint streaming) noexcept nogil:
+    """Output pixels [o0, o1) of output rows [q0, q1) of image n, channels [c0, c0+nc), rows whose
+    kernel rows all fall inside the image (columns_fit): each output column one `row` call down the
+    image, its kernel columns inside the image as the call's kernel rows, x read in place. Each
+    weight is then loaded once per column, not once per pixel as edge_pixels loads it (2 vCPUs of
+    an AVX-512 AMD EPYC, 14x14x576 3x3 at batch 16: the edges 3x faster)."""
+    cdef const floating *columns[EDGE_COLUMN_TAPS]
+    cdef Dims t = d[0]  # the geometry of a column as a row: the kernel on its side
+    cdef Py_ssize_t o, b0, j
+    if q1 <= q0:
+        return
+    t.kw, t.sw, t.dil_w = d.kh, d.sh, d.dil_h
+    for o in range(o0, o1):
+        t.kh = taps_inside(o * d.sw - d.pl, d.dil_w, d.kw, d.W, &b0)
+        for j in range(t.kh):
+            columns[j] = x + (n * d.H * d.W + o * d.sw - d.pl + (b0 + j) * d.dil_w) * d.C
+        row(columns, (q0 * d.sh - d.pt) * d.W * d.C + c0, d.W * d.C, &t, w_columns + b0 * d.kh * d.C + c0, d.C,
+            offset(bias, c0), y + ((n * d.OH + q0) * d.OW + o) * d.C + c0, d.OW * d.C, q1 - q0, nc, streaming)
 
 
 # The bytes of the last-level cache this process can count on (dwconv._cache), read once.
@@ -296,6 +349,11 @@ cdef struct Plan:
     int kind  # the ring's layout: RING_PIXELS or RING_PLANES (NHWC), RING_PACKED or RING_PLANE (NCHW)
     bint streaming  # results written with streaming stores
     bint in_place  # NHWC rings read the inner pixels' rows in place (see Ring)
+    # In place with zeros padding: the edge pixels of output rows [q_lo, q_hi), whose kernel rows
+    # all fall inside the image, as columns (edge_columns), from the filter with its kernel
+    # columns major (kw, kh, C); NULL where they go pixel by pixel (edge_pixels)
+    const void *w_columns
+    Py_ssize_t q_lo, q_hi
     Py_ssize_t block, n_blocks, band_rows, n_bands
     Py_ssize_t out_rows  # output rows per micro-kernel call (several: NCHW planes of dilation 1)
     Py_ssize_t max_block  # channels in the largest block (the last is the largest or the smallest)
@@ -358,7 +416,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, n_taps = d.kh * d.kw, wanted, max_blocks, ring_bytes, block
     cdef Py_ssize_t lanes, o_lo, o_hi
     cdef floating *w_mc
-    plan.scratch = NULL
+    plan.scratch = plan.w_columns = NULL
     plan.flat.off, plan.flat.bits = NULL, NULL
     plan.flat_rows = plan.flat_groups = False
     plan.w_mc, plan.bias_mc = w, bias
@@ -439,6 +497,10 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
                      and d.N * d.H * d.W * C * element_size(d.x_type, sizeof(floating)) > PREFETCH_BYTES)
     plan.band_rows = ceil_div(d.OH, min(d.OH, plan.n_bands))
     plan.n_bands = ceil_div(d.OH, plan.band_rows)
+    if columns_fit(d, plan.in_place and plan.kind == RING_PIXELS, &plan.q_lo, &plan.q_hi):
+        plan.w_columns = columns_major(w, d)
+        if plan.w_columns == NULL:
+            return False
     # (an activation rereads the rows; packed NCHW results stream from the thread's scratch into
     # the planes)
     plan.streaming = act == IDENTITY and d.N * d.OH * d.OW * d.C * d.M * sizeof(floating) > STREAMING_BYTES
@@ -480,10 +542,11 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
 
 cdef void plan_free(Plan *plan, const void *w) noexcept nogil:
     free(plan.scratch)
+    free(<void *> plan.w_columns)
     flat_masks_free(&plan.flat)
     if plan.w_mc != w:
         free(<void *> plan.w_mc)
-    plan.scratch = plan.w_mc = NULL
+    plan.scratch = plan.w_mc = plan.w_columns = NULL
 
 
 cdef inline char *plan_scratch(const Plan *plan, int tid) noexcept nogil:
@@ -497,6 +560,8 @@ cdef void plan_watch(bint on, const Plan *plan, const Dims *d, const void *w, si
         watch_one(on, plan_scratch(plan, 0), n_threads * plan.out_bytes, True)
     if plan.w_mc != w:
         watch_one(on, plan.w_mc, (d.kh * d.kw + 1) * d.C * d.M * elsize, False)
+    if plan.w_columns != NULL:
+        watch_one(on, plan.w_columns, d.kh * d.kw * d.C * elsize, False)
 
 
 cdef void activate_outputs(floating *y, int act, const Dims *d, Py_ssize_t n, Py_ssize_t oh0, Py_ssize_t oh1,
@@ -587,15 +652,22 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
                     row(rows, 0, nc, d, w + c0, C, offset(bias, c0), out, pix, ring.o_lo, nc, plan.streaming)
                     row(rows, ring.o_hi * d.sw * nc, nc, d, w + c0, C, offset(bias, c0), out + ring.o_hi * pix, pix,
                         OW - ring.o_hi, nc, plan.streaming)
-                else:
+                elif plan.w_columns == NULL or q < plan.q_lo or q >= plan.q_hi:
                     edge_pixels(rows + ring.span, d, q, 0, ring.o_lo, c0, nc, w + c0, offset(bias, c0), out, pix,
                                 plan.streaming)
                     edge_pixels(rows + ring.span, d, q, ring.o_hi, OW, c0, nc, w + c0, offset(bias, c0), out, pix,
                                 plan.streaming)
             if narrowing:
                 narrow_results(out, y, index, CM, OW, nc * M, act, d)
-            else:
+            elif plan.w_columns == NULL:
                 activate_outputs(y, act, d, n, q, q + 1, c0, nc)
+        if plan.w_columns != NULL:  # (the edge pixels of the band's inner rows, then its activation)
+            q, m = max(q0, plan.q_lo), min(q1, plan.q_hi)
+            edge_columns(x, d, <const floating *> plan.w_columns, n, q, m, 0, ring.o_lo, c0, nc, bias, y,
+                         plan.streaming)
+            edge_columns(x, d, <const floating *> plan.w_columns, n, q, m, ring.o_hi, OW, c0, nc, bias, y,
+                         plan.streaming)
+            activate_outputs(y, act, d, n, q0, q1, c0, nc)
     elif plan.kind == RING_PLANES:
         ring_reset(ring, tid)
         out = <floating *> plan_scratch(plan, tid)  # channel c of output row j at (j*C + c)*OW
@@ -656,8 +728,7 @@ cdef int forward_dims(const floating *x, Py_ssize_t n_x, const floating *w, Py_s
     cdef Py_ssize_t item, n_items
     cdef Plan plan
     cdef Ring ring
-    plan.scratch = NULL
-    plan.w_mc = NULL
+    plan.scratch = plan.w_mc = plan.w_columns = NULL
     plan.flat.off, plan.flat.bits = NULL, NULL
     ring.memory = NULL
     ring.zeros = NULL

@@ -51,12 +51,19 @@ cdef inline Py_ssize_t round_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b * b
 
 
+cdef inline bint inner_range(Py_ssize_t pad, Py_ssize_t size, Py_ssize_t k, Py_ssize_t s, Py_ssize_t dil,
+                             Py_ssize_t n_out, Py_ssize_t *lo, Py_ssize_t *hi) noexcept nogil:
+    """The outputs [lo, hi) of n_out along an axis (padding `pad` before `size` sources, k taps,
+    stride s, dilation dil) whose taps all fall inside the source; whether any do."""
+    cdef Py_ssize_t last = pad + size - 1 - (k - 1) * dil  # the last padded index they may start at
+    lo[0] = min(n_out, (pad + s - 1) // s)
+    hi[0] = min(n_out, last // s + 1) if last >= 0 else 0
+    return hi[0] > lo[0]
+
+
 cdef inline bint inner_pixels(const Dims *d, Py_ssize_t *o_lo, Py_ssize_t *o_hi) noexcept nogil:
     """The output pixels [o_lo, o_hi) of a row whose taps all fall inside the image; whether any do."""
-    cdef Py_ssize_t last = d.pl + d.W - 1 - (d.kw - 1) * d.dil_w  # the last padded column they may start at
-    o_lo[0] = min(d.OW, (d.pl + d.sw - 1) // d.sw)
-    o_hi[0] = min(d.OW, last // d.sw + 1) if last >= 0 else 0
-    return o_hi[0] > o_lo[0]
+    return inner_range(d.pl, d.W, d.kw, d.sw, d.dil_w, d.OW, o_lo, o_hi)
 
 
 cdef bint ring_init(Ring *ring, int kind, Py_ssize_t lanes, Py_ssize_t out_rows, bint in_place, const Dims *d,

@@ -674,9 +674,11 @@ def test_ring_paths(isa_level, data_format, H, W, C, M, streaming):
 
 # NHWC rows read in place with zeros padding (rows of 5 output pixels per edge pixel or more)
 # compute their edge pixels (those with a tap outside the image) in place too, over the taps
-# inside: channels in tiles of 4 vectors, single vectors with an overlapping last one, and fewer
-# than a vector; rows whose edge pixels have no tap inside at all (padding wider than the
-# kernel's reach), one-sided and asymmetric padding, dilation, stride 2 with 3x3 and 5x5 kernels.
+# inside: a column of them down the rows whose kernel rows all fall inside the image (each band of
+# rows its own, at 2 threads), and pixel by pixel on the first and last rows; channels in tiles of
+# 4 vectors, single vectors with an overlapping last one, and fewer than a vector; rows whose edge
+# pixels have no tap inside at all (padding wider than the kernel's reach: pixel by pixel
+# throughout), one-sided and asymmetric padding, dilation, stride 2 with 3x3 and 5x5 kernels.
 EDGE_PADDINGS = ["SAME", ((1, 1), (2, 0)), ((0, 2), (0, 2)), ((2, 1), (4, 3))]
 
 
