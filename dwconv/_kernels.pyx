@@ -1119,7 +1119,8 @@ cdef void reduce_ring(const floating *x, const floating *dy, floating *partial, 
     NULL), dx rows [row0, row1) too, each from dy's rows in the sweep's ring, which the filter
     gradient then reads its dy row from: dy comes from memory once for both gradients."""
     cdef Py_ssize_t unit, n, q, r, a, a0, a1, j, dy_pix = d.C, prev_n = -1, n_batched = 0
-    cdef Py_ssize_t off = 0, src_pix = d.sw * nc, src_tap = d.dil_w * nc
+    cdef Py_ssize_t ring_pix = ring_pixel(nc, sizeof(floating))  # (a pixel's elements in the rings)
+    cdef Py_ssize_t off = 0, src_pix = d.sw * ring_pix, src_tap = d.dil_w * ring_pix
     cdef int edges = 0
     cdef bint whole
     cdef Py_ssize_t batch = max(1, min(<Py_ssize_t> WINDOW_BATCH, WINDOW_PIXELS // ((d.sh + 1) * d.W)))
@@ -1146,9 +1147,9 @@ cdef void reduce_ring(const floating *x, const floating *dy, floating *partial, 
         dy_row = dy + unit * d.OW * d.C + c0
         if sweep != NULL:
             dy_rows = ring_rows(sweep.dy_ring, tid, dy, &sweep.t, n, q, 1, c0, nc)
-            row(dy_rows, 0, nc, &sweep.t, <const floating *> sweep.turned + c0, d.C, NULL,
+            row(dy_rows, 0, ring_pix, &sweep.t, <const floating *> sweep.turned + c0, d.C, NULL,
                 <floating *> sweep.dx + unit * d.W * d.C + c0, d.C, d.W, nc, sweep.streaming)
-            dy_row, dy_pix = dy_rows[sweep.t.pt] + sweep.t.pl * nc, nc  # (dy row `unit`, padded)
+            dy_row, dy_pix = dy_rows[sweep.t.pt] + sweep.t.pl * ring_pix, ring_pix  # (dy row `unit`, padded)
         # the window's rows in the image, a0 to a1 (those in the padding lie above and below them)
         a0, a1 = d.kh, 0
         if in_place:

@@ -21,7 +21,8 @@ from reference import (
     output_hw,
     resolve_padding,
 )
-from checks import AWKWARD, assert_close, awkward, reference_forward, snapshot, unchanged
+from checks import (AWKWARD, assert_close, awkward, reference_forward, reference_gradients, snapshot,
+                    unchanged)
 from seeds import (IVY_A, IVY_B, IVY_LAPLACE, IVY_SEED_EXAMPLES, IVY_X, TF_EXPLICIT_PADDING, TF_EXPLICIT_Y, TF_KERNEL,
                    TF_VALID_Y, TF_X)
 from sweep import (DILATIONS, DTYPES, FORMATS, KERNELS, PADDINGS, STRIDES, SWEEP,
@@ -697,6 +698,44 @@ def test_in_place_edge_pixels(isa_level, W, C, streaming):
             assert_conv_close(got, x, w, (s, s), pad, "NHWC", (dil, dil), bias=b)
     finally:
         dwconv._kernels.set_streaming_bytes(before)
+
+
+# Ring pixels a multiple of 2 KB (512 float32 channels, 256 float64, or as many lanes of C*M)
+# take a cache line more in the rings (ring_pixel), and NHWC rows of such pixels go through the
+# ring rather than in place: the rows copied whole or (other padding modes) their padding columns
+# mirrored, at strides 1 and 2, channel multipliers, packed NCHW planes (blocks of 128 channels,
+# M 4); the filter gradient's rings of x (5x5) and of dy (3x3, swept together with dx).
+PADDED_PIXEL_CASES = [("NHWC", 512, 1, np.float32), ("NHWC", 256, 1, np.float64), ("NHWC", 256, 2, np.float32),
+                      ("NCHW", 128, 4, np.float32)]
+
+
+@pytest.mark.parametrize("data_format, C, M, dtype", PADDED_PIXEL_CASES)
+def test_padded_ring_pixels(isa_level, data_format, C, M, dtype):
+    rng = np.random.default_rng(C * M)
+    x = make_x(rng, 2, 5, 7, C, data_format, dtype)
+    for k, s, mode in [(3, 1, "zeros"), (5, 1, "zeros"), (3, 2, "zeros"), (3, 1, "reflect"), (5, 2, "circular")]:
+        w = rng.standard_normal((k, k, C, M)).astype(dtype)
+        b = rng.standard_normal(C * M).astype(dtype)
+        got = dwconv.depthwise_conv2d(x, w, s, "SAME", data_format=data_format, bias=b, padding_mode=mode,
+                                      num_threads=2)
+        pad = resolve_padding("SAME", (5, 7), (k, k), (s, s), (1, 1))
+        ref, scale = reference_forward(x, w, (s, s), pad, data_format, (1, 1), bias=b, mode=mode)
+        assert_close(got, ref, scale, dtype, k * k, f"{k}x{k} stride {s} {mode}")
+    if data_format == "NCHW" or M > 1:
+        return
+    x = make_x(rng, 2, 64, 3, C, data_format, dtype)  # (rows enough for items of every channel)
+    old_swept = dwconv._kernels.set_swept_bytes(0)
+    try:
+        for k in (3, 5):
+            w = rng.standard_normal((k, k, C, 1)).astype(dtype)
+            dy = rng.standard_normal(x.shape).astype(dtype)
+            got = dwconv.depthwise_conv2d_grad(x, w, dy, 1, "SAME", num_threads=2)
+            ref = reference_gradients(x, w, dy, (1, 1), resolve_padding("SAME", (64, 3), (k, k), (1, 1), (1, 1)),
+                                      "NHWC", (1, 1))
+            for name, value in zip(("input", "filters", "bias"), got):
+                assert_close(value, *ref[name], dtype, 2 * 64 * 3, f"{k}x{k} {name} gradient", naive_sum=True)
+    finally:
+        dwconv._kernels.set_swept_bytes(old_swept)
 
 
 def test_calls_seen_before_read_their_new_arrays():
