@@ -285,13 +285,13 @@ static void dw_checked_flat_rows_f32(const float *src, ptrdiff_t src_plane, ptrd
 /* (float only, as the plane groups are; they read inside the planes only, under masks of their own) */
 static void dw_checked_flat_groups_f32(const float *src, const dw_flat_group *group, ptrdiff_t npix, ptrdiff_t ntaps,
                                        const float *w, ptrdiff_t w_tap, const float *bias, float *dst, ptrdiff_t np,
-                                       int nt)
+                                       ptrdiff_t n_images, ptrdiff_t image_step, int nt)
 {
-    DW_CHECK("flat_groups: src", src, float, 0, np * npix, 1);
+    DW_CHECK("flat_groups: src", src, float, 0, n_images, np * npix, image_step, 1);
     DW_CHECK("flat_groups: w", w, float, 0, ntaps, np, w_tap, 1);
     if (bias) DW_CHECK("flat_groups: bias", bias, float, 0, np, 1);
-    DW_CHECK("flat_groups: dst", dst, float, 1, np * npix, 1);
-    dw_active->flat_groups_f32(src, group, npix, ntaps, w, w_tap, bias, dst, np, nt);
+    DW_CHECK("flat_groups: dst", dst, float, 1, n_images, np * npix, image_step, 1);
+    dw_active->flat_groups_f32(src, group, npix, ntaps, w, w_tap, bias, dst, np, n_images, image_step, nt);
 }
 
 /* The integer pixels' conversions (_microkernels_convert.h): elements of 1 or 2 bytes. */

@@ -120,7 +120,7 @@ cdef extern from "_microkernels.h" nogil:
                                    Py_ssize_t dil_w, Py_ssize_t pt, Py_ssize_t pl, dw_flat_group *group)
     void dw_flat_groups_float(const float *src, const dw_flat_group *group, Py_ssize_t npix, Py_ssize_t ntaps,
                               const float *w, Py_ssize_t w_tap, const float *bias, float *dst, Py_ssize_t np,
-                              bint streaming)
+                              Py_ssize_t n_images, Py_ssize_t image_step, bint streaming)
     void dw_flat_dot_float(const float *src, Py_ssize_t src_plane, Py_ssize_t src_image, const Py_ssize_t *off,
                            const unsigned char *masks, Py_ssize_t mask_row, Py_ssize_t ntaps, const float *dy,
                            Py_ssize_t dy_plane, Py_ssize_t dy_image, float *acc, Py_ssize_t acc_tap, float *bias_acc,

@@ -184,7 +184,7 @@ typedef void (*dw_flat_rows_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff
 typedef void (*dw_flat_group_masks_f32_fn)(ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                                            ptrdiff_t, dw_flat_group *);
 typedef void (*dw_flat_groups_f32_fn)(const float *, const dw_flat_group *, ptrdiff_t, ptrdiff_t, const float *,
-                                      ptrdiff_t, const float *, float *, ptrdiff_t, int);
+                                      ptrdiff_t, const float *, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
 
 typedef void (*dw_flat_dot_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, const ptrdiff_t *, const unsigned char *,
                                    ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, float *, ptrdiff_t,

@@ -596,6 +596,30 @@ DW_INLINE void DW_FN(flat_group_tile)(const DW_T *src, const ptrdiff_t *off, con
     for (int j = 0; j < n; j++) DW_FN(store_out)(dst + (v0 + j) * DW_VLEN, acc[j], nt);
 }
 
+/* Vector v of a group in DW_FLAT_GROUP_TILE images (image_step elements apart): each tap's lane
+ * weights picked once for all of them and its mask loaded once, where a tile of vectors of one
+ * image picks and loads them for each vector (the picks, permutes, then competed with the FMAs
+ * for their ports one for one). */
+DW_INLINE void DW_FN(flat_group_images)(const DW_T *src, ptrdiff_t image_step, const ptrdiff_t *off,
+                                        const unsigned *masks, const int32_t *lane_planes, ptrdiff_t npix,
+                                        ptrdiff_t ntaps, const DW_VEC *wg, DW_VEC bias, DW_T *dst, ptrdiff_t v, int nt)
+{
+    DW_VEC acc[DW_FLAT_GROUP_TILE];
+    const int32_t *lanes = lane_planes + v * DW_LANES;
+    const DW_VEC start = DW_FN(lanes_of)(bias, lanes);
+    DW_FLAT_UNROLL
+    for (int i = 0; i < DW_FLAT_GROUP_TILE; i++) acc[i] = start;
+    for (ptrdiff_t t = 0; t < ntaps; t++) {
+        const DW_T *s = src + v * DW_VLEN + off[t];
+        const DW_VEC wv = DW_FN(lanes_of)(wg[t], lanes);
+        const unsigned bits = masks[t * npix + v];
+        DW_FLAT_UNROLL
+        for (int i = 0; i < DW_FLAT_GROUP_TILE; i++) acc[i] += wv * DW_FN(load_masked)(s + i * image_step, bits);
+    }
+    DW_FLAT_UNROLL
+    for (int i = 0; i < DW_FLAT_GROUP_TILE; i++) DW_FN(store_out)(dst + i * image_step + v * DW_VLEN, acc[i], nt);
+}
+
 /* The plane groups' shared part (flat_groups) for a kh x kw kernel (kh*kw <= DW_FLAT_GROUP_TAPS,
  * dilation dil_h x dil_w, padding pt above and pl left) on planes of height x width <=
  * DW_FLAT_GROUP_PIXELS pixels. */
@@ -632,43 +656,53 @@ static void DW_FN(flat_group_masks)(ptrdiff_t height, ptrdiff_t width, ptrdiff_t
         }
 }
 
-/* A kernel of ntaps taps at stride 1 over np NCHW planes of npix pixels, read in place, output
- * planes the input's size, their shared part `group` (flat_group_masks):
- * dst[p*npix + o] = bias[p] + sum_{t < ntaps} w[t*w_tap + p] * src[p*npix + o + off[t]],
- * the taps outside the plane (zero padding) left out, for p < np (a multiple of DW_VLEN), o < npix
- * (bias NULL: 0). The planes run DW_VLEN at a time, a group: its DW_VLEN*npix elements are npix
+/* A kernel of ntaps taps at stride 1 over np NCHW planes of npix pixels in each of n_images
+ * images (image_step elements apart), read in place, output planes the input's size, their shared
+ * part `group` (flat_group_masks):
+ * dst[i*image_step + p*npix + o] = bias[p] + sum_{t < ntaps} w[t*w_tap + p] * src[i*image_step + p*npix + o + off[t]],
+ * the taps outside the plane (zero padding) left out, for i < n_images, p < np (a multiple of
+ * DW_VLEN), o < npix (bias NULL: 0). The planes run DW_VLEN at a time, a group: its DW_VLEN*npix elements are npix
  * whole vectors, lane l of vector v being element e = v*DW_VLEN + l, pixel e % npix of plane
  * e / npix. Each tap is then, as on the flat path, one masked load per vector (its lanes masked
  * where the tap leaves their plane), with the lanes' weights picked from the group's weights
  * for that tap, one vector: no lane computed for nothing, where a plane of 49 pixels alone
  * computes 64. With `nt`, results are written with streaming stores. */
 static void DW_FN(flat_groups)(const DW_T *src, const dw_flat_group *group, ptrdiff_t npix, ptrdiff_t ntaps,
-                               const DW_T *w, ptrdiff_t w_tap, const DW_T *bias, DW_T *dst, ptrdiff_t np, int nt)
+                               const DW_T *w, ptrdiff_t w_tap, const DW_T *bias, DW_T *dst, ptrdiff_t np,
+                               ptrdiff_t n_images, ptrdiff_t image_step, int nt)
 {
     const ptrdiff_t *const off = group->off;
     const unsigned *const masks = group->masks;
     const int32_t *const lane_planes = group->lane_planes;
-    nt = nt && (uintptr_t)dst % sizeof(DW_VEC) == 0;
+    nt = nt && (uintptr_t)dst % sizeof(DW_VEC) == 0 && image_step * sizeof(DW_T) % sizeof(DW_VEC) == 0;
     for (ptrdiff_t g = 0; g < np / DW_VLEN; g++) {
         DW_VEC wg[DW_FLAT_GROUP_TAPS];
         for (ptrdiff_t t = 0; t < ntaps; t++) wg[t] = DW_FN(load)(w + t * w_tap + g * DW_VLEN);
         const DW_VEC bg = bias ? DW_FN(load)(bias + g * DW_VLEN) : DW_FN(broadcast)(0);
-        const DW_T *sg = src + g * DW_VLEN * npix;
-        DW_T *dg = dst + g * DW_VLEN * npix;
-        ptrdiff_t v = 0;
+        ptrdiff_t i = 0;
+        for (; i + DW_FLAT_GROUP_TILE <= n_images; i += DW_FLAT_GROUP_TILE) /* tiles of images */
+            for (ptrdiff_t v = 0; v < npix; v++)
+                DW_FN(flat_group_images)(src + i * image_step + g * DW_VLEN * npix, image_step, off, masks,
+                                         lane_planes, npix, ntaps, wg, bg, dst + i * image_step + g * DW_VLEN * npix,
+                                         v, nt);
+        for (; i < n_images; i++) { /* the images left, in tiles of vectors */
+            const DW_T *sg = src + i * image_step + g * DW_VLEN * npix;
+            DW_T *dg = dst + i * image_step + g * DW_VLEN * npix;
+            ptrdiff_t v = 0;
 #define DW_FLAT_GROUP_TILE_N(n) DW_FN(flat_group_tile)(sg, off, masks, lane_planes, npix, ntaps, wg, bg, dg, v, nt, n)
-        for (; v + DW_FLAT_GROUP_TILE <= npix; v += DW_FLAT_GROUP_TILE) DW_FLAT_GROUP_TILE_N(DW_FLAT_GROUP_TILE);
-        _Static_assert(DW_FLAT_GROUP_TILE == 8 || DW_FLAT_GROUP_TILE == 4, "the cases below list every tile");
-        switch (npix - v) { /* (the vectors left) */
-            case 7: DW_FLAT_GROUP_TILE_N(7); break;
-            case 6: DW_FLAT_GROUP_TILE_N(6); break;
-            case 5: DW_FLAT_GROUP_TILE_N(5); break;
-            case 4: DW_FLAT_GROUP_TILE_N(4); break;
-            case 3: DW_FLAT_GROUP_TILE_N(3); break;
-            case 2: DW_FLAT_GROUP_TILE_N(2); break;
-            case 1: DW_FLAT_GROUP_TILE_N(1); break;
-        }
+            for (; v + DW_FLAT_GROUP_TILE <= npix; v += DW_FLAT_GROUP_TILE) DW_FLAT_GROUP_TILE_N(DW_FLAT_GROUP_TILE);
+            _Static_assert(DW_FLAT_GROUP_TILE == 8 || DW_FLAT_GROUP_TILE == 4, "the cases below list every tile");
+            switch (npix - v) { /* (the vectors left) */
+                case 7: DW_FLAT_GROUP_TILE_N(7); break;
+                case 6: DW_FLAT_GROUP_TILE_N(6); break;
+                case 5: DW_FLAT_GROUP_TILE_N(5); break;
+                case 4: DW_FLAT_GROUP_TILE_N(4); break;
+                case 3: DW_FLAT_GROUP_TILE_N(3); break;
+                case 2: DW_FLAT_GROUP_TILE_N(2); break;
+                case 1: DW_FLAT_GROUP_TILE_N(1); break;
+            }
 #undef DW_FLAT_GROUP_TILE_N
+        }
     }
     if (nt) _mm_sfence(); /* streamed results reach memory before any later store */
 }

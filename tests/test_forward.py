@@ -813,9 +813,10 @@ FLAT_KERNELS = [  # (kh, kw, dilations, padding)
 ]
 
 
-def check_planes(H, W, C, streaming, stride, kernels):
-    """NCHW planes H x W of C channels against the reference: each kernel (kh, kw, dilations,
-    padding) at `stride`, multipliers 1 and 2, every dtype, results streamed or not."""
+def check_planes(H, W, C, streaming, stride, kernels, n_images=2):
+    """NCHW planes H x W of C channels in `n_images` images against the reference: each kernel
+    (kh, kw, dilations, padding) at `stride`, multipliers 1 and 2, every dtype, results streamed or
+    not."""
     rng = np.random.default_rng(H * W + C)
     before = dwconv._kernels.set_streaming_bytes(0 if streaming else 1 << 60)
     try:
@@ -823,7 +824,7 @@ def check_planes(H, W, C, streaming, stride, kernels):
             pad = resolve_padding(padding, (H, W), (kh, kw), (stride, stride), dil)
             if H + sum(pad[0]) < (kh - 1) * dil[0] + 1 or W + sum(pad[1]) < (kw - 1) * dil[1] + 1:
                 continue
-            x = make_x(rng, 2, H, W, C, "NCHW", dtype)
+            x = make_x(rng, n_images, H, W, C, "NCHW", dtype)
             w = rng.standard_normal((kh, kw, C, M)).astype(dtype)
             b = rng.standard_normal(C * M).astype(dtype)
             got = dwconv.depthwise_conv2d(x, w, stride, padding, data_format="NCHW", dilations=dil, bias=b,
@@ -894,6 +895,19 @@ GROUP_KERNELS = [(kh, kw, dil, padding) for kh, kw, dil, padding in FLAT_KERNELS
 @pytest.mark.parametrize("H, W, C", GROUP_PLANES)
 def test_flat_plane_groups(isa_level, H, W, C, streaming):
     check_planes(H, W, C, streaming, 1, GROUP_KERNELS)
+
+
+# Plane groups run several images at a time (items of 8 images, tiles of a vector's worth): 11
+# images, a whole tile or two and the images left one by one, each item's images activated.
+@pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
+def test_flat_plane_groups_of_images(isa_level, streaming):
+    check_planes(7, 7, 32, streaming, 1, [(3, 3, (1, 1), "SAME"), (5, 5, (1, 1), "SAME")], n_images=11)
+    rng = np.random.default_rng(11)
+    x = make_x(rng, 11, 7, 7, 32, "NCHW", np.float32)
+    w = rng.standard_normal((3, 3, 32, 1)).astype(np.float32)
+    got = dwconv.depthwise_conv2d(x, w, 1, "SAME", data_format="NCHW", activation="relu", num_threads=2)
+    ref, scale = reference_forward(x, w, (1, 1), ((1, 1), (1, 1)), "NCHW", (1, 1), activation="relu")
+    assert_close(got, ref, scale, np.float32, 9, "relu")
 
 
 # ---------------------------------------------------------------------------
