@@ -73,9 +73,10 @@ cdef enum:
     GROUP_MAX_PIXELS = 64
     GROUP_MIN_PLANES = 320
     # Plane groups' items hold this many images (or the batch's last ones), which their kernel takes
-    # a tile at a time for each vector of a group (flat_group_images: 2 vCPUs of an AVX-512 AMD
-    # EPYC, 7x7x960 3x3 at batch 16, against one image per item: 1.09-1.12x faster on one thread and
-    # two; its loads, 8 of 9 taps' split across cache lines, now bound it at 39% of the FMA peak).
+    # a tile at a time for each vector of a group (flat_group_images, flat_group_near: 2 vCPUs of an
+    # AVX-512 AMD EPYC, 7x7x960 3x3 at batch 16, against one image per item: 1.18x faster on one
+    # thread, 1.12-1.2x on two, at 42% of the FMA peak, which the permutes that pick each tap's
+    # lanes bound; 7x7x1024 1.2x, 8x8x512 1.09x).
     GROUP_IMAGES = 8
     # NHWC rows read in place compute their edge pixels (those with a tap in the padding) apart,
     # each tap of each loading its weights and source anew (edge_pixels): rows are read in place

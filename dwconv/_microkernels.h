@@ -70,6 +70,11 @@ typedef struct {
     ptrdiff_t off[DW_FLAT_GROUP_TAPS];
     unsigned masks[DW_FLAT_GROUP_TAPS * DW_FLAT_GROUP_PIXELS]; /* tap t's of vector v at t*npix + v */
     int32_t lane_planes[DW_FLAT_GROUP_PIXELS * 16];
+    /* Where every tap's offset is at most a vector (16 lanes) away (`near`): lane l of tap t's
+     * source vector as lane shift[16*t + l] of the vector pair (before, at) or (at, after), as
+     * off[t] is negative or not. */
+    int near;
+    int32_t shift[DW_FLAT_GROUP_TAPS * 16];
 } dw_flat_group;
 
 /* The clamping activations, which the clamp micro-kernel applies. */

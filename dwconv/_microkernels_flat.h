@@ -620,6 +620,47 @@ DW_INLINE void DW_FN(flat_group_images)(const DW_T *src, ptrdiff_t image_step, c
     for (int i = 0; i < DW_FLAT_GROUP_TILE; i++) DW_FN(store_out)(dst + i * image_step + v * DW_VLEN, acc[i], nt);
 }
 
+#if DW_VBYTES == 64 && DW_FLAT_FLOAT
+#define DW_FLAT_NEAR_IMAGES 4 /* (their vectors before, at and after v in registers, and a sum each) */
+/* flat_group_images where every tap's offset is at most a vector away (group->near): each image's
+ * vectors before, at and after v loaded once, aligned, and each tap's lanes picked from two of them
+ * by one permute, its mask zeroing the lanes outside their plane (those are the only lanes that
+ * reach past the group's ends: the vectors there are left zero). The loads of flat_group_images
+ * are split across cache lines for 8 taps of 9. */
+DW_INLINE void DW_FN(flat_group_near)(const DW_T *src, ptrdiff_t image_step, const dw_flat_group *group,
+                                      ptrdiff_t npix, ptrdiff_t ntaps, const DW_VEC *wg, DW_VEC bias, DW_T *dst,
+                                      ptrdiff_t v, int nt)
+{
+    DW_VEC acc[DW_FLAT_NEAR_IMAGES], before[DW_FLAT_NEAR_IMAGES], at[DW_FLAT_NEAR_IMAGES], after[DW_FLAT_NEAR_IMAGES];
+    const int32_t *lanes = group->lane_planes + v * DW_LANES;
+    const DW_VEC start = DW_FN(lanes_of)(bias, lanes);
+    DW_FLAT_UNROLL
+    for (int i = 0; i < DW_FLAT_NEAR_IMAGES; i++) {
+        const DW_T *s = src + i * image_step + v * DW_VLEN;
+        acc[i] = start;
+        at[i] = DW_FN(load)(s);
+        before[i] = v > 0 ? DW_FN(load)(s - DW_VLEN) : DW_FN(broadcast)(0);
+        after[i] = v + 1 < npix ? DW_FN(load)(s + DW_VLEN) : DW_FN(broadcast)(0);
+    }
+    for (ptrdiff_t t = 0; t < ntaps; t++) {
+        const DW_VEC wv = DW_FN(lanes_of)(wg[t], lanes);
+        const __m512i shift = _mm512_loadu_si512(group->shift + t * DW_LANES);
+        const __mmask16 bits = (__mmask16)group->masks[t * npix + v];
+        if (group->off[t] < 0) {
+            DW_FLAT_UNROLL
+            for (int i = 0; i < DW_FLAT_NEAR_IMAGES; i++)
+                acc[i] += wv * (DW_VEC)_mm512_maskz_permutex2var_ps(bits, (__m512)before[i], shift, (__m512)at[i]);
+        } else {
+            DW_FLAT_UNROLL
+            for (int i = 0; i < DW_FLAT_NEAR_IMAGES; i++)
+                acc[i] += wv * (DW_VEC)_mm512_maskz_permutex2var_ps(bits, (__m512)at[i], shift, (__m512)after[i]);
+        }
+    }
+    DW_FLAT_UNROLL
+    for (int i = 0; i < DW_FLAT_NEAR_IMAGES; i++) DW_FN(store_out)(dst + i * image_step + v * DW_VLEN, acc[i], nt);
+}
+#endif
+
 /* The plane groups' shared part (flat_groups) for a kh x kw kernel (kh*kw <= DW_FLAT_GROUP_TAPS,
  * dilation dil_h x dil_w, padding pt above and pl left) on planes of height x width <=
  * DW_FLAT_GROUP_PIXELS pixels. */
@@ -635,10 +676,13 @@ static void DW_FN(flat_group_masks)(ptrdiff_t height, ptrdiff_t width, ptrdiff_t
         if (o == npix) o = 0, plane++;
         group->lane_planes[e] = (int32_t)plane;
     }
+    group->near = 1;
     for (ptrdiff_t a = 0; a < kh; a++)
         for (ptrdiff_t b = 0; b < kw; b++) {
             const ptrdiff_t t = a * kw + b, dy = a * dil_h - pt, dx = b * dil_w - pl;
             off[t] = dy * width + dx;
+            group->near = group->near && off[t] >= -16 && off[t] <= 16;
+            for (int l = 0; l < 16; l++) group->shift[t * 16 + l] = (int32_t)(l + off[t] + (off[t] < 0 ? 16 : 0));
             /* the tap's pixels inside the plane, bit o, repeated plane after plane (bits up to
              * npix - 1 + DW_VLEN, where a vector's lanes start) */
             unsigned __int128 inside = 0, repeated = 0;
@@ -680,6 +724,12 @@ static void DW_FN(flat_groups)(const DW_T *src, const dw_flat_group *group, ptrd
         for (ptrdiff_t t = 0; t < ntaps; t++) wg[t] = DW_FN(load)(w + t * w_tap + g * DW_VLEN);
         const DW_VEC bg = bias ? DW_FN(load)(bias + g * DW_VLEN) : DW_FN(broadcast)(0);
         ptrdiff_t i = 0;
+#if DW_VBYTES == 64 && DW_FLAT_FLOAT
+        for (; group->near && i + DW_FLAT_NEAR_IMAGES <= n_images; i += DW_FLAT_NEAR_IMAGES)
+            for (ptrdiff_t v = 0; v < npix; v++)
+                DW_FN(flat_group_near)(src + i * image_step + g * DW_VLEN * npix, image_step, group, npix, ntaps, wg, bg,
+                                       dst + i * image_step + g * DW_VLEN * npix, v, nt);
+#endif
         for (; i + DW_FLAT_GROUP_TILE <= n_images; i += DW_FLAT_GROUP_TILE) /* tiles of images */
             for (ptrdiff_t v = 0; v < npix; v++)
                 DW_FN(flat_group_images)(src + i * image_step + g * DW_VLEN * npix, image_step, off, masks,
