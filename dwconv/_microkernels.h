@@ -60,7 +60,7 @@ enum { DW_ELEM_FLOAT, DW_ELEM_U8, DW_ELEM_U16, DW_ELEM_I16 };
 #define DW_WIDE_ROW_PIXELS 56
 /* Plane groups (flat_groups): planes of up to this many pixels and kernels of up to this many
  * taps. */
-#define DW_FLAT_GROUP_PIXELS 64 /* (with a vector's lanes, at most 128 bits: unsigned __int128) */
+#define DW_FLAT_GROUP_PIXELS 256
 #define DW_FLAT_GROUP_TAPS 9
 /* What the plane groups of one call share (flat_group_masks builds it, flat_groups reads it): each
  * tap's source offset, its lanes inside their plane for each vector of a group, and each element's
@@ -318,10 +318,13 @@ static void dw_set_isa(int i) { dw_active = &dw_isas[i]; }
 /* Whether the active level has the flat-plane micro-kernels. */
 static int dw_has_flat(void) { return dw_active->flat_f32 != NULL; }
 /* Whether the flat planes' row tiles take 5x5 and 7x7 kernels at the active level (AVX-512's only). */
+/* Whether the plane groups pick taps near a vector from aligned vectors (flat_group_near: AVX-512's). */
 #ifdef DW_X86
 static int dw_has_wide_row_tiles(void) { return dw_active->flat_rows_f32 == flat_rows_avx512_f32; }
+static int dw_has_near_groups(void) { return dw_active->flat_groups_f32 == flat_groups_avx512_f32; }
 #else
 static int dw_has_wide_row_tiles(void) { return 0; }
+static int dw_has_near_groups(void) { return 0; }
 #endif
 #define dw_copy_float(...) dw_active->copy_f32(__VA_ARGS__)
 #define dw_copy_double(...) dw_active->copy_f64(__VA_ARGS__)

@@ -683,19 +683,25 @@ static void DW_FN(flat_group_masks)(ptrdiff_t height, ptrdiff_t width, ptrdiff_t
             off[t] = dy * width + dx;
             group->near = group->near && off[t] >= -16 && off[t] <= 16;
             for (int l = 0; l < 16; l++) group->shift[t * 16 + l] = (int32_t)(l + off[t] + (off[t] < 0 ? 16 : 0));
-            /* the tap's pixels inside the plane, bit o, repeated plane after plane (bits up to
-             * npix - 1 + DW_VLEN, where a vector's lanes start) */
-            unsigned __int128 inside = 0, repeated = 0;
+            /* the tap's pixels inside the plane, bit o of inside[] */
+            uint64_t inside[DW_FLAT_GROUP_PIXELS / 64 + 1] = {0};
             for (ptrdiff_t y = 0; y < height; y++)
                 for (ptrdiff_t x = 0; x < width; x++)
                     if (y + dy >= 0 && y + dy < height && x + dx >= 0 && x + dx < width)
-                        inside |= (unsigned __int128)1 << (y * width + x);
-            for (ptrdiff_t k = 0; k * npix < npix + DW_VLEN; k++) repeated |= inside << (k * npix);
-            /* (vector v starts at pixel v*DW_VLEN % npix of its plane, stepped without a division:
-             * the modulo per mask was half the setup's time) */
+                        inside[(y * width + x) / 64] |= (uint64_t)1 << ((y * width + x) % 64);
+            /* vector v's lanes from pixel v*DW_VLEN % npix of its plane on, plane after plane
+             * (stepped without a division: the modulo per mask was half the setup's time) */
             for (ptrdiff_t v = 0, first = 0; v < npix; v++, first += DW_VLEN) {
                 while (first >= npix) first -= npix;
-                masks[t * npix + v] = (unsigned)(repeated >> first) & ((1u << DW_VLEN) - 1);
+                unsigned bits = 0;
+                for (ptrdiff_t lane = 0, o = first; lane < DW_VLEN; o = 0) {
+                    const ptrdiff_t n = npix - o < DW_VLEN - lane ? npix - o : DW_VLEN - lane; /* (at most 16) */
+                    uint64_t run = inside[o / 64] >> (o % 64);
+                    if (o % 64 + n > 64) run |= inside[o / 64 + 1] << (64 - o % 64);
+                    bits |= (unsigned)(run & ((1u << n) - 1)) << lane;
+                    lane += n;
+                }
+                masks[t * npix + v] = bits;
             }
         }
 }
