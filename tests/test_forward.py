@@ -704,7 +704,8 @@ def test_in_place_edge_pixels(isa_level, W, C, streaming):
 # take a cache line more in the rings (ring_pixel), and NHWC rows of such pixels go through the
 # ring rather than in place: the rows copied whole or (other padding modes) their padding columns
 # mirrored, at strides 1 and 2, channel multipliers, packed NCHW planes (blocks of 128 channels,
-# M 4); the filter gradient's rings of x (5x5) and of dy (3x3, swept together with dx).
+# M 4); the filter gradient's rings of x (3x3 too, not read in place) and of dy (3x3, swept together
+# with dx).
 PADDED_PIXEL_CASES = [("NHWC", 512, 1, np.float32), ("NHWC", 256, 1, np.float64), ("NHWC", 256, 2, np.float32),
                       ("NCHW", 128, 4, np.float32)]
 
