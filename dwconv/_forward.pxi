@@ -73,7 +73,7 @@ cdef enum:
     GROUP_MAX_PIXELS = 64
     # Planes of up to this many pixels (DW_FLAT_GROUP_PIXELS) run in groups too where the taps lie
     # within a vector of the pixel and a batch fills tiles of images (groups_fit: 14x14x576 3x3 at
-    # batch 16 1.065x faster than in row tiles, at batch 1, one image at a time, 0.8x).
+    # batch 16 1.07-1.15x faster than in row tiles; at batch 1, one image at a time, 0.8x).
     GROUP_NEAR_PIXELS = 256
     GROUP_MIN_PLANES = 320
     # Plane groups' items hold this many images (or the batch's last ones), which their kernel takes
@@ -236,7 +236,7 @@ cdef void edge_columns(const floating *x, const Dims *d, const floating *w_colum
     kernel rows all fall inside the image (columns_fit): each output column one `row` call down the
     image, its kernel columns inside the image as the call's kernel rows, x read in place. Each
     weight is then loaded once per column, not once per pixel as edge_pixels loads it (2 vCPUs of
-    an AVX-512 AMD EPYC, 14x14x576 3x3 at batch 16: the edges 3x faster)."""
+    an AVX-512 AMD EPYC, 14x14x576 3x3 at batch 16: the edges 2x faster, the call 1.11-1.13x)."""
     cdef const floating *columns[EDGE_COLUMN_TAPS]
     cdef Dims t = d[0]  # the geometry of a column as a row: the kernel on its side
     cdef Py_ssize_t o, b0, j
@@ -450,8 +450,8 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     # (IN_PLACE_EDGE_SHARE). At stride 1 the ring's rows, which start on cache lines, win for 5x5
     # and 7x7 kernels where x does not: 28x28x240 5x5 at batch 16 in place 0.94x, 56x56x96 7x7
     # 0.86x, x starting 16 bytes past a cache line, as NumPy's arrays may (on one: 0.99x, 1.0x).
-    # Nor where x's pixels are a multiple of 8 cache lines, whose rows the ring pads (ring_pixel):
-    # 14x14x512 3x3 at batch 16 1.9x faster through the ring.
+    # Nor where x's pixels are a multiple of 2 KB, whose rows the ring pads (ring_pixel): 14x14x512
+    # 3x3 at batch 16 1.55x faster through the ring.
     plan.in_place = (d.nhwc and d.M == 1 and d.x_type == DW_ELEM_FLOAT and (d.sw > 1 or n_taps <= IN_PLACE_MAX_TAPS)
                      and ring_pixel(C, sizeof(floating)) == C
                      and inner_pixels(d, &o_lo, &o_hi) and d.OW >= IN_PLACE_EDGE_SHARE * (d.OW - (o_hi - o_lo)))
@@ -627,7 +627,7 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
     cdef Py_ssize_t nc = C - c0 if c0 == (plan.n_blocks - 1) * plan.block else plan.block
     cdef Py_ssize_t q0 = item % plan.n_bands * plan.band_rows
     cdef Py_ssize_t q1 = min(d.OH, q0 + plan.band_rows)
-    cdef Py_ssize_t q, m, c, index, pix, rows_per_call
+    cdef Py_ssize_t q, m, c, index, pix, rows_per_call, ring_pix, image, inner0, inner1
     cdef bint narrowing = d.y_type != DW_ELEM_FLOAT
     cdef const floating **rows
     cdef const floating *w_mc = <const floating *> plan.w_mc
@@ -645,8 +645,8 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
                 flat(x + (n * C + c0) * d.H * d.W, d.H * d.W, &plan.flat, d, w + c0 * M + m, M, CM,
                      offset(bias, c0 * M + m), M, y + (n * CM + c0 * M + m) * d.OH * OW, M * d.OH * OW, nc,
                      plan.streaming)
-        for m in range(n, n + n_images):
-            activate_outputs(y, act, d, m, 0, d.OH, c0, nc)
+        for image in range(n, n + n_images):
+            activate_outputs(y, act, d, image, 0, d.OH, c0, nc)
     elif plan.shared:
         ring_reset(ring, tid)
         rows_per_call = plan.out_rows if q1 - q0 >= plan.out_rows else 1
@@ -667,6 +667,7 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
     elif plan.kind == RING_PIXELS:
         ring_reset(ring, tid)
         pix = nc * M if narrowing else CM
+        ring_pix = ring_pixel(nc * M, sizeof(floating))
         for q in range(q0, q1):
             if plan.prefetch and q + 1 < q1:
                 prefetch_rows(x, d, n, q + 1, 1)
@@ -674,16 +675,14 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
             index = ((n * d.OH + q) * OW * C + c0) * M
             out = <floating *> plan_scratch(plan, tid) if narrowing else y + index
             if not ring.in_place:
-                row(rows, 0, ring_pixel(nc * M, sizeof(floating)), d, w + c0 * M, CM, offset(bias, c0 * M), out, pix, OW,
-                    nc * M, plan.streaming)
+                row(rows, 0, ring_pix, d, w + c0 * M, CM, offset(bias, c0 * M), out, pix, OW, nc * M, plan.streaming)
             else:  # the pixels before o_lo and from o_hi on from the slots or edge_pixels, those between from x
                 row(rows + ring.span, (ring.o_lo * d.sw - d.pl) * C + c0, C, d, w + c0, C, offset(bias, c0),
                     out + ring.o_lo * pix, pix, ring.o_hi - ring.o_lo, nc, plan.streaming)
                 if ring.slotted:
-                    m = ring_pixel(nc, sizeof(floating))  # (M 1)
-                    row(rows, 0, m, d, w + c0, C, offset(bias, c0), out, pix, ring.o_lo, nc, plan.streaming)
-                    row(rows, ring.o_hi * d.sw * m, m, d, w + c0, C, offset(bias, c0), out + ring.o_hi * pix, pix,
-                        OW - ring.o_hi, nc, plan.streaming)
+                    row(rows, 0, ring_pix, d, w + c0, C, offset(bias, c0), out, pix, ring.o_lo, nc, plan.streaming)
+                    row(rows, ring.o_hi * d.sw * ring_pix, ring_pix, d, w + c0, C, offset(bias, c0),
+                        out + ring.o_hi * pix, pix, OW - ring.o_hi, nc, plan.streaming)
                 elif plan.w_columns == NULL or q < plan.q_lo or q >= plan.q_hi:
                     edge_pixels(rows + ring.span, d, q, 0, ring.o_lo, c0, nc, w + c0, offset(bias, c0), out, pix,
                                 plan.streaming)
@@ -694,10 +693,10 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
             elif plan.w_columns == NULL:
                 activate_outputs(y, act, d, n, q, q + 1, c0, nc)
         if plan.w_columns != NULL:  # (the edge pixels of the band's inner rows, then its activation)
-            q, m = max(q0, plan.q_lo), min(q1, plan.q_hi)
-            edge_columns(x, d, <const floating *> plan.w_columns, n, q, m, 0, ring.o_lo, c0, nc, bias, y,
+            inner0, inner1 = max(q0, plan.q_lo), min(q1, plan.q_hi)
+            edge_columns(x, d, <const floating *> plan.w_columns, n, inner0, inner1, 0, ring.o_lo, c0, nc, bias, y,
                          plan.streaming)
-            edge_columns(x, d, <const floating *> plan.w_columns, n, q, m, ring.o_hi, OW, c0, nc, bias, y,
+            edge_columns(x, d, <const floating *> plan.w_columns, n, inner0, inner1, ring.o_hi, OW, c0, nc, bias, y,
                          plan.streaming)
             activate_outputs(y, act, d, n, q0, q1, c0, nc)
     elif plan.kind == RING_PLANES:
@@ -724,10 +723,11 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
     elif plan.kind == RING_PACKED:
         ring_reset(ring, tid)
         out = <floating *> plan_scratch(plan, tid)
+        ring_pix = ring_pixel(nc * M, sizeof(floating))
         for q in range(q0, q1):
             rows = ring_rows(ring, tid, x, d, n, q, 1, c0, nc)
             for m in range(M):
-                row(rows, m * nc, ring_pixel(nc * M, sizeof(floating)), d, w_mc + m * C + c0, CM, offset(bias_mc, m * C + c0),
+                row(rows, m * nc, ring_pix, d, w_mc + m * C + c0, CM, offset(bias_mc, m * C + c0),
                     out + (q - q0) * OW * nc * M + m * nc, nc * M, OW, nc, False)
         for m in range(M):
             transpose(out + m * nc, nc * M, y + ((n * CM + c0 * M + m) * d.OH + q0) * OW, M * d.OH * OW, nc,

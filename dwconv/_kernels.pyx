@@ -1267,7 +1267,7 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfi
     cdef Py_ssize_t block_size = (PACKED_CHANNELS if packed else ring_reduction_block(&d, n_units) if ringed
                                   else CHANNEL_BLOCK if d.nhwc else 1)
     cdef Py_ssize_t n_blocks = max(1, d.C // block_size) if packed else (d.C + block_size - 1) // block_size
-    # (in place unless x's pixels are a multiple of 8 cache lines, which the ring pads: ring_pixel)
+    # (in place unless x's pixels are a multiple of 2 KB, which the ring pads: ring_pixel)
     cdef bint in_place = (ringed and (n_blocks == 1 or block_size >= IN_PLACE_BLOCK) and window_in_place(&d)
                           and ring_pixel(d.C, sizeof(floating)) == d.C)
     cdef bint x_ring = ringed and not in_place  # x's rows through a ring

@@ -317,10 +317,10 @@ static void dw_set_isa(int i) { dw_active = &dw_isas[i]; }
 #define dw_flat_dot_double(...) dw_active->flat_dot_f64(__VA_ARGS__)
 /* Whether the active level has the flat-plane micro-kernels. */
 static int dw_has_flat(void) { return dw_active->flat_f32 != NULL; }
-/* Whether the flat planes' row tiles take 5x5 and 7x7 kernels at the active level (AVX-512's only). */
-/* Whether the plane groups pick taps near a vector from aligned vectors (flat_group_near: AVX-512's). */
 #ifdef DW_X86
+/* Whether the flat planes' row tiles take 5x5 and 7x7 kernels at the active level (AVX-512's only). */
 static int dw_has_wide_row_tiles(void) { return dw_active->flat_rows_f32 == flat_rows_avx512_f32; }
+/* Whether the plane groups pick the taps near a pixel from aligned vectors (flat_group_near: AVX-512's). */
 static int dw_has_near_groups(void) { return dw_active->flat_groups_f32 == flat_groups_avx512_f32; }
 #else
 static int dw_has_wide_row_tiles(void) { return 0; }

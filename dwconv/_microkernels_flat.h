@@ -711,12 +711,14 @@ static void DW_FN(flat_group_masks)(ptrdiff_t height, ptrdiff_t width, ptrdiff_t
  * part `group` (flat_group_masks):
  * dst[i*image_step + p*npix + o] = bias[p] + sum_{t < ntaps} w[t*w_tap + p] * src[i*image_step + p*npix + o + off[t]],
  * the taps outside the plane (zero padding) left out, for i < n_images, p < np (a multiple of
- * DW_VLEN), o < npix (bias NULL: 0). The planes run DW_VLEN at a time, a group: its DW_VLEN*npix elements are npix
- * whole vectors, lane l of vector v being element e = v*DW_VLEN + l, pixel e % npix of plane
- * e / npix. Each tap is then, as on the flat path, one masked load per vector (its lanes masked
- * where the tap leaves their plane), with the lanes' weights picked from the group's weights
- * for that tap, one vector: no lane computed for nothing, where a plane of 49 pixels alone
- * computes 64. With `nt`, results are written with streaming stores. */
+ * DW_VLEN), o < npix (bias NULL: 0). The planes run DW_VLEN at a time, a group: its DW_VLEN*npix
+ * elements are npix whole vectors, lane l of vector v being element e = v*DW_VLEN + l, pixel
+ * e % npix of plane e / npix. Each tap is then, as on the flat path, one masked load per vector
+ * (its lanes masked where the tap leaves their plane), with the lanes' weights picked from the
+ * group's weights for that tap, one vector: no lane computed for nothing, where a plane of 49
+ * pixels alone computes 64. The images go a tile at a time for each vector (flat_group_near where
+ * the taps are near, flat_group_images), those left over one at a time in tiles of vectors
+ * (flat_group_tile). With `nt`, results are written with streaming stores. */
 static void DW_FN(flat_groups)(const DW_T *src, const dw_flat_group *group, ptrdiff_t npix, ptrdiff_t ntaps,
                                const DW_T *w, ptrdiff_t w_tap, const DW_T *bias, DW_T *dst, ptrdiff_t np,
                                ptrdiff_t n_images, ptrdiff_t image_step, int nt)
@@ -733,8 +735,8 @@ static void DW_FN(flat_groups)(const DW_T *src, const dw_flat_group *group, ptrd
 #if DW_VBYTES == 64 && DW_FLAT_FLOAT
         for (; group->near && i + DW_FLAT_NEAR_IMAGES <= n_images; i += DW_FLAT_NEAR_IMAGES)
             for (ptrdiff_t v = 0; v < npix; v++)
-                DW_FN(flat_group_near)(src + i * image_step + g * DW_VLEN * npix, image_step, group, npix, ntaps, wg, bg,
-                                       dst + i * image_step + g * DW_VLEN * npix, v, nt);
+                DW_FN(flat_group_near)(src + i * image_step + g * DW_VLEN * npix, image_step, group, npix, ntaps, wg,
+                                       bg, dst + i * image_step + g * DW_VLEN * npix, v, nt);
 #endif
         for (; i + DW_FLAT_GROUP_TILE <= n_images; i += DW_FLAT_GROUP_TILE) /* tiles of images */
             for (ptrdiff_t v = 0; v < npix; v++)

@@ -7,6 +7,7 @@
 # Four layouts of a ring row, one per kind of work:
 #   RING_PIXELS  NHWC: pixels of nc*M lanes, lane c*M + m holding input channel c0 + c;
 #   RING_PACKED  NCHW planes transposed to pixels of nc*M lanes, lane m*nc + c holding channel c0 + c;
+#                (these two kinds' pixels ring_pixel(nc*M) elements apart);
 #   RING_PLANE   one NCHW plane: pixels of one element;
 #   RING_PLANES  NHWC pixels of a few channels (M 1) taken apart into nc planes, plane c holding
 #                channel c0 + c from element c*plane_size on: an image's channels, each then
@@ -53,10 +54,10 @@ cdef inline Py_ssize_t round_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
 
 cdef inline Py_ssize_t ring_pixel(Py_ssize_t lanes, size_t elsize) noexcept nogil:
     """The elements a ring pixel of `lanes` elements takes (RING_PIXELS, RING_PACKED): a cache line
-    more where pixels of a multiple of 8 lines would put a row's pixels in a few of L1's 64 sets
-    (4 for 1 KB pixels, 2 for 2 KB), which a tile's dozens of lines then thrash (2 vCPUs of an
-    AVX-512 AMD EPYC, 14x14 3x3 at batch 16: 512 channels 28 GFLOP/s on one thread against 66 for
-    576)."""
+    more where pixels of a multiple of 2 KB would put a row's pixels in 2 of L1's 64 sets (or 1),
+    which a tile's dozens of lines then thrash (2 vCPUs of an AVX-512 AMD EPYC, 14x14 3x3 at batch
+    16: 512 channels 28 GFLOP/s on one thread against 66 for 576; 1 KB pixels, 4 sets, as fast
+    unpadded, 28x28x256 in place 0.98-1.05x the padded ring)."""
     return lanes + RING_ALIGN // elsize if lanes * elsize % (32 * RING_ALIGN) == 0 else lanes
 
 
@@ -196,7 +197,8 @@ cdef void fill_columns(const Ring *ring, floating *slot, const floating *x, cons
                        Py_ssize_t r, Py_ssize_t c0, Py_ssize_t nc, Py_ssize_t p0, Py_ssize_t p1) noexcept nogil:
     """Padded columns [p0, p1) of a slot from source row r (inside the image) of image n, channels
     [c0, c0+nc)."""
-    cdef Py_ssize_t pix = 1 if ring.kind == RING_PLANE or ring.kind == RING_PLANES else ring_pixel(nc * d.M, ring.elsize)
+    cdef bint planar = ring.kind == RING_PLANE or ring.kind == RING_PLANES
+    cdef Py_ssize_t pix = 1 if planar else ring_pixel(nc * d.M, ring.elsize)
     cdef Py_ssize_t p, c
     cdef Py_ssize_t first = min(max(d.pl, p0), p1), last = max(min(d.pl + d.W, p1), first)
     if last > first:
