@@ -347,14 +347,14 @@ cdef inline bint groups_fit(const Dims *d, size_t elsize) noexcept nogil:
     (flat_groups): float32, M 1, whole groups of LANE_BLOCK channels (every level's vector divides
     it), GROUP_MIN_PLANES planes or more, output planes the input's size, of GROUP_MAX_PIXELS pixels
     or fewer; or of up to GROUP_NEAR_PIXELS in GROUP_IMAGES images or more, where the taps lie within
-    16 elements of the pixel and AVX-512 picks them from aligned vectors (flat_group_near)."""
+    DW_FLAT_GROUP_NEAR elements of the pixel and AVX-512 picks them from aligned vectors (flat_group_near)."""
     cdef Py_ssize_t nearest = -d.pt * d.W - d.pl  # (the first tap's offset, then the last's)
     cdef Py_ssize_t farthest = ((d.kh - 1) * d.dil_h - d.pt) * d.W + (d.kw - 1) * d.dil_w - d.pl
     return (elsize == sizeof(float) and d.M == 1 and d.C % LANE_BLOCK == 0 and d.N * d.C >= GROUP_MIN_PLANES
             and d.OH == d.H and d.OW == d.W
             and (d.H * d.W <= GROUP_MAX_PIXELS
                  or d.H * d.W <= GROUP_NEAR_PIXELS and d.N >= GROUP_IMAGES and dw_has_near_groups()
-                 and nearest >= -16 and farthest <= 16))
+                 and nearest >= -DW_FLAT_GROUP_NEAR and farthest <= DW_FLAT_GROUP_NEAR))
 
 
 cdef inline bint converts(const Dims *d) noexcept nogil:

@@ -46,6 +46,7 @@ cdef extern from "_microkernels.h" nogil:
     enum: DW_FLAT_ROWS
     enum: DW_WIDE_ROW_PIXELS
     enum: DW_DOT_MAX_TAPS
+    enum: DW_FLAT_GROUP_NEAR
     enum: DW_ELEM_FLOAT, DW_ELEM_U8, DW_ELEM_U16, DW_ELEM_I16
     const dw_isa *dw_active
     bint dw_isa_supported(int level)

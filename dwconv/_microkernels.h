@@ -62,6 +62,9 @@ enum { DW_ELEM_FLOAT, DW_ELEM_U8, DW_ELEM_U16, DW_ELEM_I16 };
  * taps. */
 #define DW_FLAT_GROUP_PIXELS 256
 #define DW_FLAT_GROUP_TAPS 9
+/* The farthest a tap's offset may lie from its pixel for flat_group_near (a vector of AVX-512's
+ * floats), as flat_group_masks sets `near` and the plan (groups_fit) chooses larger planes. */
+#define DW_FLAT_GROUP_NEAR 16
 /* What the plane groups of one call share (flat_group_masks builds it, flat_groups reads it): each
  * tap's source offset, its lanes inside their plane for each vector of a group, and each element's
  * plane. Built once per call: each call of flat_groups built its own, a tenth of its time on
@@ -70,7 +73,7 @@ typedef struct {
     ptrdiff_t off[DW_FLAT_GROUP_TAPS];
     unsigned masks[DW_FLAT_GROUP_TAPS * DW_FLAT_GROUP_PIXELS]; /* tap t's of vector v at t*npix + v */
     int32_t lane_planes[DW_FLAT_GROUP_PIXELS * 16];
-    /* Where every tap's offset is at most a vector (16 lanes) away (`near`): lane l of tap t's
+    /* Where every tap's offset is at most DW_FLAT_GROUP_NEAR away (`near`): lane l of tap t's
      * source vector as lane shift[16*t + l] of the vector pair (before, at) or (at, after), as
      * off[t] is negative or not. */
     int near;

@@ -681,7 +681,7 @@ static void DW_FN(flat_group_masks)(ptrdiff_t height, ptrdiff_t width, ptrdiff_t
         for (ptrdiff_t b = 0; b < kw; b++) {
             const ptrdiff_t t = a * kw + b, dy = a * dil_h - pt, dx = b * dil_w - pl;
             off[t] = dy * width + dx;
-            group->near = group->near && off[t] >= -16 && off[t] <= 16;
+            group->near = group->near && off[t] >= -DW_FLAT_GROUP_NEAR && off[t] <= DW_FLAT_GROUP_NEAR;
             for (int l = 0; l < 16; l++) group->shift[t * 16 + l] = (int32_t)(l + off[t] + (off[t] < 0 ? 16 : 0));
             /* the tap's pixels inside the plane, bit o of inside[] */
             uint64_t inside[DW_FLAT_GROUP_PIXELS / 64 + 1] = {0};

@@ -20,6 +20,8 @@ cdef enum:
     RING_PIXELS, RING_PACKED, RING_PLANE, RING_PLANES, FLAT_PLANES
     # Ring rows start on cache lines, so that vectors of lanes aligned to their pixels are too.
     RING_ALIGN = 64
+    # Ring pixels of a multiple of this many bytes take a cache line more (ring_pixel).
+    PADDED_PIXEL_BYTES = 32 * RING_ALIGN
 
 
 cdef struct Ring:
@@ -58,7 +60,7 @@ cdef inline Py_ssize_t ring_pixel(Py_ssize_t lanes, size_t elsize) noexcept nogi
     which a tile's dozens of lines then thrash (2 vCPUs of an AVX-512 AMD EPYC, 14x14 3x3 at batch
     16: 512 channels 28 GFLOP/s on one thread against 66 for 576; 1 KB pixels, 4 sets, as fast
     unpadded, 28x28x256 in place 0.98-1.05x the padded ring)."""
-    return lanes + RING_ALIGN // elsize if lanes * elsize % (32 * RING_ALIGN) == 0 else lanes
+    return lanes + RING_ALIGN // elsize if lanes * elsize % PADDED_PIXEL_BYTES == 0 else lanes
 
 
 cdef inline bint inner_range(Py_ssize_t pad, Py_ssize_t size, Py_ssize_t k, Py_ssize_t s, Py_ssize_t dil,
@@ -81,6 +83,7 @@ cdef bint ring_init(Ring *ring, int kind, Py_ssize_t lanes, Py_ssize_t out_rows,
     """Fill in `ring` for rows of `lanes` elements per pixel, read by `out_rows` output rows at a
     time (several only with dilation 1), in place where it can (NHWC, M 1) and `in_place` asks;
     released by ring_free. False when out of memory."""
+    cdef Py_ssize_t pixel
     ring.kind, ring.elsize = kind, elsize
     ring.slots = (out_rows - 1) * d.sh + (d.kh - 1) * d.dil_h + 1  # the rows the output rows span
     ring.span = (out_rows - 1) * d.sh + d.kh
@@ -100,8 +103,9 @@ cdef bint ring_init(Ring *ring, int kind, Py_ssize_t lanes, Py_ssize_t out_rows,
     if kind == RING_PLANES:
         ring.row_size = lanes * ring.plane_size
     else:
-        # (room for the pixels of any block up to `lanes`, a smaller one's padded (ring_pixel) or not)
-        ring.row_size = round_up((ring.width * (lanes + RING_ALIGN // elsize) + 1) * elsize, RING_ALIGN) // elsize
+        # (room for the pixels of any block up to `lanes`, padded by ring_pixel where one can be)
+        pixel = lanes + RING_ALIGN // elsize if lanes * elsize >= PADDED_PIXEL_BYTES else lanes
+        ring.row_size = round_up((ring.width * pixel + 1) * elsize, RING_ALIGN) // elsize
     ring.zero_size = max(ring.row_size, d.W * d.C if ring.in_place else 0) * elsize
     ring.memory = <char *> malloc(RING_ALIGN + (n_threads * ring.slots * ring.row_size * elsize if ring.slotted else 0))
     ring.zeros = <char *> calloc(ring.zero_size, 1)
