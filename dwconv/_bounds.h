@@ -355,6 +355,38 @@ static void dw_checked_narrow(void *dst, int type, ptrdiff_t dst_pix, const floa
 DW_CHECKED_SEPARABLE(float, f32)
 DW_CHECKED_SEPARABLE(double, f64)
 
+/* The spectral rows (float only): a row's spectra are pairs of segments of 2L floats per channel. */
+static ptrdiff_t dw_spectra_floats(const dw_spectral *s, ptrdiff_t nc)
+{
+    return nc * ((s->n_segments + 1) / 2) * 2 * s->length;
+}
+static void dw_checked_spectral_filter_f32(const float *w, ptrdiff_t w_tap, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t nc,
+                                           const dw_spectral *s, void *spectra)
+{
+    DW_CHECK("spectral_filter: w", w, float, 0, kh * kw, nc, w_tap, 1);
+    DW_CHECK("spectral_filter: spectra", (float *)spectra, float, 1, nc * kh * 2 * s->length, 1);
+    dw_active->spectral_filter_f32(w, w_tap, kh, kw, nc, s, spectra);
+}
+static void dw_checked_spectral_source_f32(const float *row, ptrdiff_t pix, ptrdiff_t nc, const dw_spectral *s,
+                                           void *spectra)
+{
+    DW_CHECK("spectral_source: row", row, float, 0, s->width, nc, pix, 1);
+    DW_CHECK("spectral_source: spectra", (float *)spectra, float, 1, dw_spectra_floats(s, nc), 1);
+    dw_active->spectral_source_f32(row, pix, nc, s, spectra);
+}
+static void dw_checked_spectral_rows_f32(const void *const *sources, const void *filters, ptrdiff_t kh, ptrdiff_t rows,
+                                         ptrdiff_t nc, const dw_spectral *s, const float *bias, void *sums, float *dst,
+                                         ptrdiff_t dst_row, ptrdiff_t dst_pix)
+{
+    for (ptrdiff_t a = 0; a < kh + rows - 1; a++)
+        if (sources[a]) DW_CHECK("spectral_rows: sources[a]", (const float *)sources[a], float, 0, dw_spectra_floats(s, nc), 1);
+    DW_CHECK("spectral_rows: filters", (const float *)filters, float, 0, nc * kh * 2 * s->length, 1);
+    if (bias) DW_CHECK("spectral_rows: bias", bias, float, 0, nc, 1);
+    DW_CHECK("spectral_rows: sums", (float *)sums, float, 1, rows * 2 * s->length * DW_SPECTRAL_SUM_LANES, 1);
+    DW_CHECK("spectral_rows: dst", dst, float, 1, rows, s->n_out, nc, dst_row, dst_pix, 1);
+    dw_active->spectral_rows_f32(sources, filters, kh, rows, nc, s, bias, sums, dst, dst_row, dst_pix);
+}
+
 #undef dw_taps_float
 #undef dw_taps_double
 #undef dw_dot_float
@@ -387,6 +419,12 @@ DW_CHECKED_SEPARABLE(double, f64)
 #undef dw_sep_columns_pair_double
 #undef dw_sep_rows_float
 #undef dw_sep_rows_double
+#undef dw_spectral_filter_float
+#undef dw_spectral_source_float
+#undef dw_spectral_rows_float
+#define dw_spectral_filter_float dw_checked_spectral_filter_f32
+#define dw_spectral_source_float dw_checked_spectral_source_f32
+#define dw_spectral_rows_float dw_checked_spectral_rows_f32
 #define dw_sep_columns_float dw_checked_sep_columns_f32
 #define dw_sep_columns_double dw_checked_sep_columns_f64
 #define dw_sep_columns_pair_float dw_checked_sep_columns_pair_f32

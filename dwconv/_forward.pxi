@@ -391,6 +391,8 @@ cdef struct Plan:
     # call's new source rows (prefetch_rows)
     bint shared  # RING_PIXELS whose filter serves every channel (shares_taps): rows run as `row_plane`
     Dims row_plane  # (shared) the geometry of one row as a plane of W*C elements, its taps C apart
+    bint spectral  # RING_PIXELS and RING_PACKED rows through `spectra` (_spectral.pxi) rather than `row`
+    Spectra spectra
 
 
 cdef inline Py_ssize_t ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -433,11 +435,12 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     out of memory. Each image gets enough items for the threads to share (rows first: a band shares
     its ring's rows; channel blocks where rows run short or the ring would leave L2)."""
     cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, n_taps = d.kh * d.kw, wanted, max_blocks, ring_bytes, block
-    cdef Py_ssize_t lanes, o_lo, o_hi
+    cdef Py_ssize_t lanes, o_lo, o_hi, spectral_size
     cdef floating *w_mc
     plan.scratch = plan.w_columns = NULL
     plan.flat.off, plan.flat.bits = NULL, NULL
     plan.flat_rows = plan.flat_groups = False
+    plan.spectra.memory = NULL
     plan.w_mc, plan.bias_mc = w, bias
     plan.out_bytes = 0
     plan.out_rows = 1
@@ -520,6 +523,19 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         if d.dil_h == 1 and d.OH >= DW_PLANE_ROWS:
             plan.out_rows = DW_PLANE_ROWS
             plan.n_bands = min(plan.n_bands, d.OH // DW_PLANE_ROWS)  # bands of whole calls
+    spectral_size = spectral_length(d, sizeof(floating)) if plan.kind == RING_PACKED or (
+        plan.kind == RING_PIXELS and not plan.shared) else 0
+    plan.spectral = spectral_size > 0
+    if plan.spectral:  # (blocks of a vector's worth of channels, whose spectra stay in L2; bands of whole calls)
+        if not spectra_init(&plan.spectra, spectral_size, d, n_threads):
+            return False
+        plan.in_place = False
+        plan.block = LANE_BLOCK
+        plan.n_blocks = C // LANE_BLOCK
+        plan.n_bands = ceil_div(wanted, plan.n_blocks)
+        if d.OH >= DW_SPECTRAL_ROWS:
+            plan.out_rows = DW_SPECTRAL_ROWS
+            plan.n_bands = min(plan.n_bands, d.OH // DW_SPECTRAL_ROWS)
     plan.max_block = max(plan.block, C - (plan.n_blocks - 1) * plan.block)
     plan.prefetch = ((plan.in_place or plan.shared) and plan.n_blocks == 1
                      and d.N * d.H * d.W * C * element_size(d.x_type, sizeof(floating)) > PREFETCH_BYTES)
@@ -570,6 +586,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
 
 cdef void plan_free(Plan *plan, const void *w) noexcept nogil:
     free(plan.scratch)
+    spectra_free(&plan.spectra)
     free(<void *> plan.w_columns)
     flat_masks_free(&plan.flat)
     if plan.w_mc != w:
@@ -590,6 +607,8 @@ cdef void plan_watch(bint on, const Plan *plan, const Dims *d, const void *w, si
         watch_one(on, plan.w_mc, (d.kh * d.kw + 1) * d.C * d.M * elsize, False)
     if plan.w_columns != NULL:
         watch_one(on, plan.w_columns, d.kh * d.kw * d.C * elsize, False)
+    if plan.spectral:
+        spectra_watch(on, &plan.spectra, n_threads)
 
 
 cdef void activate_outputs(floating *y, int act, const Dims *d, Py_ssize_t n, Py_ssize_t oh0, Py_ssize_t oh1,
@@ -621,9 +640,13 @@ cdef void narrow_results(floating *results, floating *y, Py_ssize_t index, Py_ss
 cdef void forward_item(const floating *x, const floating *w, const floating *bias, floating *y, Ring *ring,
                        const Plan *plan, int act, const Dims *d, Py_ssize_t item, int tid) noexcept nogil:
     cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, OW = d.OW
-    cdef Py_ssize_t n = item // (plan.n_blocks * plan.n_bands) * plan.item_images
+    # (items image by image, a block of channels and a band each; the spectral rows' block by block)
+    cdef Py_ssize_t n_groups = ceil_div(d.N, plan.item_images)
+    cdef Py_ssize_t group = item // plan.n_bands % n_groups if plan.spectral else item // (plan.n_blocks * plan.n_bands)
+    cdef Py_ssize_t block = item // (n_groups * plan.n_bands) if plan.spectral else item // plan.n_bands % plan.n_blocks
+    cdef Py_ssize_t n = group * plan.item_images
     cdef Py_ssize_t n_images = min(plan.item_images, d.N - n)
-    cdef Py_ssize_t c0 = item // plan.n_bands % plan.n_blocks * plan.block
+    cdef Py_ssize_t c0 = block * plan.block
     cdef Py_ssize_t nc = C - c0 if c0 == (plan.n_blocks - 1) * plan.block else plan.block
     cdef Py_ssize_t q0 = item % plan.n_bands * plan.band_rows
     cdef Py_ssize_t q1 = min(d.OH, q0 + plan.band_rows)
@@ -664,6 +687,8 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
             q += rows_per_call
         if not narrowing:
             activate_outputs(y, act, d, n, q0, q1, 0, C)
+    elif plan.spectral:
+        spectral_item(x, w, bias, y, ring, &plan.spectra, plan, act, d, n, c0, q0, q1, tid)
     elif plan.kind == RING_PIXELS:
         ring_reset(ring, tid)
         pix = nc * M if narrowing else CM

@@ -1381,6 +1381,7 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfi
 
 
 include "_rings.pxi"
+include "_spectral.pxi"
 include "_forward.pxi"
 include "_machine.pxi"
 include "_separable.pxi"

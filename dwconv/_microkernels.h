@@ -80,6 +80,24 @@ typedef struct {
     int32_t shift[DW_FLAT_GROUP_TAPS * 16];
 } dw_flat_group;
 
+/* The spectral rows' transforms (_microkernels_spectral.h): L (`length`), a power of two from
+ * DW_SPECTRAL_MIN_LENGTH to DW_SPECTRAL_MAX_LENGTH; segment s of a padded source row of `width`
+ * pixels covers its columns [starts[s], starts[s] + L) and gives outputs [starts[s], starts[s] +
+ * valid) of the n_out; the twiddles are (cos, -sin)(2 pi k / L) for k < L/2. Built once per call. */
+#define DW_SPECTRAL_MIN_LENGTH 16
+#define DW_SPECTRAL_MAX_LENGTH 256
+#define DW_SPECTRAL_MAX_SEGMENTS 16
+/* Output rows per call of spectral_rows (the rings hold their source rows); its `sums` hold rows*2L
+ * vectors of up to DW_SPECTRAL_SUM_LANES floats (AVX-512's). */
+#define DW_SPECTRAL_ROWS 4
+#define DW_SPECTRAL_SUM_LANES 16
+typedef struct {
+    ptrdiff_t length, valid, width, n_out, n_segments;
+    ptrdiff_t starts[DW_SPECTRAL_MAX_SEGMENTS];
+    float twiddles[DW_SPECTRAL_MAX_LENGTH];
+} dw_spectral;
+#define DW_MIN(a, b) ((a) < (b) ? (a) : (b))
+
 /* The clamping activations, which the clamp micro-kernel applies. */
 enum { DW_CLAMP_RELU, DW_CLAMP_RELU6, DW_CLAMP_HARD_SWISH };
 
@@ -224,6 +242,12 @@ typedef void (*dw_sep_rows_f32_fn)(const float *, ptrdiff_t, const float *, ptrd
 typedef void (*dw_sep_rows_f64_fn)(const double *, ptrdiff_t, const double *, ptrdiff_t, int, double, void *, int,
                                    int, ptrdiff_t);
 
+typedef void (*dw_spectral_filter_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, const dw_spectral *,
+                                          void *);
+typedef void (*dw_spectral_source_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, const dw_spectral *, void *);
+typedef void (*dw_spectral_rows_f32_fn)(const void *const *, const void *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                                        const dw_spectral *, const float *, void *, float *, ptrdiff_t, ptrdiff_t);
+
 typedef struct {
     const char *name;
     int (*supported)(void);
@@ -262,6 +286,9 @@ typedef struct {
     dw_sep_columns_pair_f64_fn sep_columns_pair_f64;
     dw_sep_rows_f32_fn sep_rows_f32;
     dw_sep_rows_f64_fn sep_rows_f64;
+    dw_spectral_filter_f32_fn spectral_filter_f32; /* (float only) */
+    dw_spectral_source_f32_fn spectral_source_f32;
+    dw_spectral_rows_f32_fn spectral_rows_f32;
 } dw_isa;
 
 /* A level's table entry; after the level, its flat-plane micro-kernels, DW_FLAT_OF(level) or
@@ -275,7 +302,8 @@ typedef struct {
      plane_rows_##isa##_f64, __VA_ARGS__, copy_##isa##_f32,                                                         \
      copy_##isa##_f64, clamp_##isa##_f32, clamp_##isa##_f64, widen_##isa##_f32, narrow_##isa##_f32,  \
      sep_columns_##isa##_f32, sep_columns_##isa##_f64, sep_columns_pair_##isa##_f32, sep_columns_pair_##isa##_f64, \
-     sep_rows_##isa##_f32, sep_rows_##isa##_f64}
+     sep_rows_##isa##_f32, sep_rows_##isa##_f64, spectral_filter_##isa##_f32, spectral_source_##isa##_f32,      \
+     spectral_rows_##isa##_f32}
 #define DW_FLAT_OF(isa) \
     flat_##isa##_f32, flat_##isa##_f64, flat_rows_##isa##_f32, flat_group_masks_##isa##_f32, flat_groups_##isa##_f32, \
         flat_dot_##isa##_f32, flat_dot_##isa##_f64
@@ -341,5 +369,8 @@ static int dw_has_near_groups(void) { return 0; }
 #define dw_sep_columns_pair_double(...) dw_active->sep_columns_pair_f64(__VA_ARGS__)
 #define dw_sep_rows_float(...) dw_active->sep_rows_f32(__VA_ARGS__)
 #define dw_sep_rows_double(...) dw_active->sep_rows_f64(__VA_ARGS__)
+#define dw_spectral_filter_float(...) dw_active->spectral_filter_f32(__VA_ARGS__)
+#define dw_spectral_source_float(...) dw_active->spectral_source_f32(__VA_ARGS__)
+#define dw_spectral_rows_float(...) dw_active->spectral_rows_f32(__VA_ARGS__)
 
 #endif

@@ -10,6 +10,7 @@
 #include "_microkernels_flat.h"
 #include "_microkernels_convert.h"
 #include "_microkernels_separable.h"
+#include "_microkernels_spectral.h"
 #undef DW_T
 #undef DW_LANES
 #undef DW_FN
