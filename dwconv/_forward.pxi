@@ -523,7 +523,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         if d.dil_h == 1 and d.OH >= DW_PLANE_ROWS:
             plan.out_rows = DW_PLANE_ROWS
             plan.n_bands = min(plan.n_bands, d.OH // DW_PLANE_ROWS)  # bands of whole calls
-    spectral_size = spectral_length(d, sizeof(floating)) if plan.kind == RING_PACKED or (
+    spectral_size = spectral_length(d, sizeof(floating), plan.kind == RING_PACKED) if plan.kind == RING_PACKED or (
         plan.kind == RING_PIXELS and not plan.shared) else 0
     plan.spectral = spectral_size > 0
     if plan.spectral:  # (blocks of a vector's worth of channels, whose spectra stay in L2; bands of whole calls)

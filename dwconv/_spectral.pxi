@@ -32,8 +32,11 @@ from libc.math cimport cos, sin, M_PI
 
 cdef enum:
     # Kernels of at least this many taps take the spectral rows, where their cost (spectral_cost)
-    # is below the taps' (MEASURED below).
-    SPECTRAL_MIN_TAPS = 100
+    # is below the taps' too: 13x13 in NHWC, 11x11 in packed NCHW (2 vCPUs of an AVX-512 AMD EPYC,
+    # against the taps, batch 1 and 16 on 28x28x256, 56x56x128 and 112x112x64: 13x13 1.13-1.78x
+    # faster, 17x17 1.32-2.02x, 31x31 56x56x128 3.3x; 11x11 NCHW 1.08-1.36x, NHWC 0.89-1.1x).
+    SPECTRAL_MIN_TAPS = 13 * 13
+    SPECTRAL_MIN_TAPS_PACKED = 11 * 11
     # A thread's kh source spectra (one block of channels) stay within this many bytes, in L2.
     SPECTRAL_SLOT_BYTES = 1 << 19
 
@@ -69,11 +72,13 @@ cdef inline Py_ssize_t spectral_cost(Py_ssize_t length, const Dims *d) noexcept 
     return ceil_div(spectral_segments(length, d), 2) * length * (4 * d.kh + 7 * passes)
 
 
-cdef Py_ssize_t spectral_length(const Dims *d, size_t elsize) noexcept nogil:
-    """The transform length for geometry d's spectral rows, 0 where it takes none (see above)."""
+cdef Py_ssize_t spectral_length(const Dims *d, size_t elsize, bint packed) noexcept nogil:
+    """The transform length for geometry d's spectral rows (on packed NCHW rings, or NHWC's), 0
+    where it takes none (see above)."""
     cdef Py_ssize_t length = DW_SPECTRAL_MIN_LENGTH, best = 0
     if not (elsize == sizeof(float) and d.sh == 1 and d.sw == 1 and d.dil_h == 1 and d.dil_w == 1 and d.M == 1
-            and d.C % LANE_BLOCK == 0 and d.kh * d.kw >= SPECTRAL_MIN_TAPS):
+            and d.C % LANE_BLOCK == 0
+            and d.kh * d.kw >= (SPECTRAL_MIN_TAPS_PACKED if packed else SPECTRAL_MIN_TAPS)):
         return 0
     while length <= DW_SPECTRAL_MAX_LENGTH:
         if (length >= d.kw and spectral_segments(length, d) <= DW_SPECTRAL_MAX_SEGMENTS
@@ -211,3 +216,27 @@ cdef void spectral_item(const floating *x, const floating *w, const floating *bi
         transpose(scratch, nc, y + ((n * C + c0) * d.OH + q0) * OW, d.OH * OW, nc, (q1 - q0) * OW, plan.streaming)
     if not narrowing:
         activate_outputs(y, act, d, n, q0, q1, c0, nc)
+
+
+def spectral_rows_length(g):
+    """The transform length of the spectral rows the float32 forward of geometry g takes (of a
+    filter with a different value at every tap and channel), 0 where it takes the taps: for the
+    tests, which check that their cases take them."""
+    cdef Dims d = dims_of(g)
+    cdef Py_ssize_t n_w = d.kh * d.kw * d.C * d.M, i, length
+    cdef float *w = <float *> malloc(n_w * sizeof(float))
+    cdef Plan plan
+    if w == NULL:
+        raise MemoryError()
+    d.nhwc = d.nhwc and d.C * d.M > 1  # (as forward() has it)
+    for i in range(n_w):
+        w[i] = i
+    plan.scratch = plan.w_mc = plan.w_columns = NULL
+    try:
+        if not plan_init(&plan, w, NULL, &d, IDENTITY, 1):
+            raise MemoryError()
+        length = plan.spectra.shape.length if plan.spectral else 0
+    finally:
+        plan_free(&plan, w)
+        free(w)
+    return length

@@ -78,3 +78,65 @@ def test_forward_stream_chunks(C, M, k, isa_level):
     y = dwconv.depthwise_conv2d(x, filters, 1, padding, padding_mode="replicate", bias=bias)
     expected = conv2d_forward(x, filters, (1, 1), padding, "NHWC", (1, 1), bias, "replicate")
     np.testing.assert_allclose(y, expected, rtol=0, atol=2e-5 * np.abs(expected).max())
+
+
+SPECTRAL_CASES = [  # (N, H, W, C, k, padding, padding mode): forwards through the spectral rows
+    (2, 20, 45, 16, 13, "SAME", "zeros"),      # three segments: the last pair's second part empty
+    (1, 17, 70, 32, 15, "SAME", "reflect"),    # four, the last overlapping the one before
+    (1, 30, 28, 16, 31, "SAME", "circular"),   # a kernel wider than the image
+    (1, 35, 45, 16, 17, "VALID", "zeros"),     # no padding rows
+    (3, 6, 16, 48, 13, "SAME", "symmetric"),   # output rows in calls of 4 overlapping; 3 blocks
+    (1, 3, 20, 16, 13, "SAME", "replicate"),   # fewer output rows than a call's 4
+]
+
+
+def _spectral_geometry(x, filters, padding, layout, mode="zeros"):
+    return dwconv._args.geometry(x.shape, filters.shape, 1, padding, layout, 1, "x", "filters", mode)
+
+
+@pytest.mark.parametrize("case", SPECTRAL_CASES, ids=lambda c: f"{c[1]}x{c[2]}x{c[3]}-k{c[4]}-{c[5]}-{c[6]}")
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+def test_spectral_rows(case, layout, isa_level):
+    """Large kernels through short Fourier transforms along the rows (_spectral.pxi): every padding
+    mode, bias and a fused activation, any number of segments and of output rows, the same bits for
+    any number of threads (each pixel is computed by one call in one order)."""
+    N, H, W, C, k, padding, mode = case
+    rng = np.random.default_rng([H, W, C, k])
+    x = _layout(rng.standard_normal((N, H, W, C)), layout).astype(np.float32)
+    filters = (rng.standard_normal((k, k, C, 1)) / k).astype(np.float32)
+    bias = rng.standard_normal(C).astype(np.float32)
+    assert dwconv._kernels.spectral_rows_length(_spectral_geometry(x, filters, padding, layout, mode)) > 0
+    pads = ((k // 2, k // 2), (k // 2, k // 2)) if padding == "SAME" else ((0, 0), (0, 0))
+    expected = conv2d_forward(x, filters, (1, 1), pads, layout, (1, 1), bias, mode)
+    results = [dwconv.depthwise_conv2d(x, filters, 1, padding, data_format=layout, padding_mode=mode, bias=bias,
+                                       activation="relu", num_threads=n) for n in (1, 2, 3)]
+    np.testing.assert_allclose(results[0], np.maximum(expected, 0), rtol=0, atol=2e-6 * np.abs(expected).max())
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
+
+
+def test_spectral_rows_of_8bit_images(isa_level):
+    """uint8 pixels in and out: widened by the ring, rounded and saturated from the thread's scratch."""
+    rng = np.random.default_rng(8)
+    x = rng.integers(0, 256, (1, 24, 50, 16), dtype=np.uint8)
+    filters = (rng.random((13, 13, 16)) / 40).astype(np.float32)
+    assert dwconv._kernels.spectral_rows_length(_spectral_geometry(x, filters, "SAME", "NHWC")) > 0
+    y = dwconv.depthwise_conv2d(x, filters, 1, "SAME", padding_mode="reflect", dtype=np.uint8)
+    expected = conv2d_forward(x, filters, (1, 1), ((6, 6), (6, 6)), "NHWC", (1, 1), None, "reflect")
+    exact = np.clip(np.rint(expected), 0, 255)
+    assert y.dtype == np.uint8 and (expected > 255).any()  # (some saturate)
+    # (a float32 sum a rounding away from .5 may round the other way: at most 1 apart, and rarely)
+    assert np.abs(y.astype(np.int32) - exact).max() <= 1 and np.mean(y != exact) < 1e-3
+
+
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+def test_spectral_rows_input_gradient(layout, isa_level):
+    """The input gradient at stride 1, a forward over dy with the filter turned, takes them too."""
+    rng = np.random.default_rng(13)
+    x_shape = (2, 21, 40, 16) if layout == "NHWC" else (2, 16, 21, 40)
+    filters = (rng.standard_normal((15, 15, 16, 1)) / 15).astype(np.float32)
+    dy = rng.standard_normal(x_shape).astype(np.float32)
+    assert dwconv._kernels.spectral_rows_length(_spectral_geometry(dy, filters, "SAME", layout)) > 0
+    dx = dwconv.depthwise_conv2d_backprop_input(x_shape, filters, dy, 1, "SAME", data_format=layout)
+    expected = conv2d_backprop_input(x_shape, filters, dy, (1, 1), ((7, 7), (7, 7)), layout, (1, 1), "zeros")
+    np.testing.assert_allclose(dx, expected, rtol=0, atol=2e-6 * np.abs(expected).max())
