@@ -368,11 +368,28 @@ static void dw_checked_spectral_filter_f32(const float *w, ptrdiff_t w_tap, ptrd
     dw_active->spectral_filter_f32(w, w_tap, kh, kw, nc, s, spectra);
 }
 static void dw_checked_spectral_source_f32(const float *row, ptrdiff_t pix, ptrdiff_t nc, const dw_spectral *s,
-                                           void *spectra)
+                                           ptrdiff_t span, ptrdiff_t end, void *spectra)
 {
-    DW_CHECK("spectral_source: row", row, float, 0, s->width, nc, pix, 1);
+    DW_CHECK("spectral_source: row", row, float, 0, end, nc, pix, 1);
     DW_CHECK("spectral_source: spectra", (float *)spectra, float, 1, dw_spectra_floats(s, nc), 1);
-    dw_active->spectral_source_f32(row, pix, nc, s, spectra);
+    dw_active->spectral_source_f32(row, pix, nc, s, span, end, spectra);
+}
+static void dw_checked_spectral_correlate_f32(const void *const *sources, const void *const *dys, ptrdiff_t kh,
+                                              ptrdiff_t rows, ptrdiff_t nc, const dw_spectral *s, void *grads)
+{
+    for (ptrdiff_t a = 0; a < kh + rows - 1; a++)
+        if (sources[a]) DW_CHECK("spectral_correlate: sources[a]", (const float *)sources[a], float, 0, dw_spectra_floats(s, nc), 1);
+    for (ptrdiff_t r = 0; r < rows; r++)
+        DW_CHECK("spectral_correlate: dys[r]", (const float *)dys[r], float, 0, dw_spectra_floats(s, nc), 1);
+    DW_CHECK("spectral_correlate: grads", (float *)grads, float, 1, nc * kh * 2 * s->length, 1);
+    dw_active->spectral_correlate_f32(sources, dys, kh, rows, nc, s, grads);
+}
+static void dw_checked_spectral_filter_grad_f32(void *grads, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t nc,
+                                                const dw_spectral *s, float *dst, ptrdiff_t dst_tap)
+{
+    DW_CHECK("spectral_filter_grad: grads", (float *)grads, float, 1, nc * kh * 2 * s->length, 1);
+    DW_CHECK("spectral_filter_grad: dst", dst, float, 1, kh * kw, nc, dst_tap, 1);
+    dw_active->spectral_filter_grad_f32(grads, kh, kw, nc, s, dst, dst_tap);
 }
 static void dw_checked_spectral_rows_f32(const void *const *sources, const void *filters, ptrdiff_t kh, ptrdiff_t rows,
                                          ptrdiff_t nc, const dw_spectral *s, const float *bias, void *sums, float *dst,
@@ -422,6 +439,10 @@ static void dw_checked_spectral_rows_f32(const void *const *sources, const void 
 #undef dw_spectral_filter_float
 #undef dw_spectral_source_float
 #undef dw_spectral_rows_float
+#undef dw_spectral_correlate_float
+#undef dw_spectral_filter_grad_float
+#define dw_spectral_correlate_float dw_checked_spectral_correlate_f32
+#define dw_spectral_filter_grad_float dw_checked_spectral_filter_grad_f32
 #define dw_spectral_filter_float dw_checked_spectral_filter_f32
 #define dw_spectral_source_float dw_checked_spectral_source_f32
 #define dw_spectral_rows_float dw_checked_spectral_rows_f32

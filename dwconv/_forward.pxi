@@ -527,7 +527,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         plan.kind == RING_PIXELS and not plan.shared) else 0
     plan.spectral = spectral_size > 0
     if plan.spectral:  # (blocks of a vector's worth of channels, whose spectra stay in L2; bands of whole calls)
-        if not spectra_init(&plan.spectra, spectral_size, d, n_threads):
+        if not spectra_init(&plan.spectra, spectral_size, d, n_threads, False):
             return False
         plan.in_place = False
         plan.block = LANE_BLOCK

@@ -1259,7 +1259,8 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfi
         if not sweeps_both(&sweep, &d, dy.shape[0] * sizeof(floating)):
             return False
         fused = &sweep
-    elif flat_filter_grad(x, dy, dfilters, dbias, &d, n_threads):
+    elif (flat_filter_grad(x, dy, dfilters, dbias, &d, n_threads)
+          or spectral_filter_grad(x, dy, dfilters, dbias, &d, n_threads)):
         return False
     cdef Py_ssize_t CM = d.C * d.M, n_taps = d.kh * d.kw
     cdef bint packed = not d.nhwc and d.OW <= PACKED_WIDTH and d.M == 1

@@ -244,7 +244,12 @@ typedef void (*dw_sep_rows_f64_fn)(const double *, ptrdiff_t, const double *, pt
 
 typedef void (*dw_spectral_filter_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, const dw_spectral *,
                                           void *);
-typedef void (*dw_spectral_source_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, const dw_spectral *, void *);
+typedef void (*dw_spectral_source_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, const dw_spectral *, ptrdiff_t, ptrdiff_t,
+                                          void *);
+typedef void (*dw_spectral_correlate_f32_fn)(const void *const *, const void *const *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                                             const dw_spectral *, void *);
+typedef void (*dw_spectral_filter_grad_f32_fn)(void *, ptrdiff_t, ptrdiff_t, ptrdiff_t, const dw_spectral *, float *,
+                                               ptrdiff_t);
 typedef void (*dw_spectral_rows_f32_fn)(const void *const *, const void *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                                         const dw_spectral *, const float *, void *, float *, ptrdiff_t, ptrdiff_t);
 
@@ -289,6 +294,8 @@ typedef struct {
     dw_spectral_filter_f32_fn spectral_filter_f32; /* (float only) */
     dw_spectral_source_f32_fn spectral_source_f32;
     dw_spectral_rows_f32_fn spectral_rows_f32;
+    dw_spectral_correlate_f32_fn spectral_correlate_f32;
+    dw_spectral_filter_grad_f32_fn spectral_filter_grad_f32;
 } dw_isa;
 
 /* A level's table entry; after the level, its flat-plane micro-kernels, DW_FLAT_OF(level) or
@@ -303,7 +310,7 @@ typedef struct {
      copy_##isa##_f64, clamp_##isa##_f32, clamp_##isa##_f64, widen_##isa##_f32, narrow_##isa##_f32,  \
      sep_columns_##isa##_f32, sep_columns_##isa##_f64, sep_columns_pair_##isa##_f32, sep_columns_pair_##isa##_f64, \
      sep_rows_##isa##_f32, sep_rows_##isa##_f64, spectral_filter_##isa##_f32, spectral_source_##isa##_f32,      \
-     spectral_rows_##isa##_f32}
+     spectral_rows_##isa##_f32, spectral_correlate_##isa##_f32, spectral_filter_grad_##isa##_f32}
 #define DW_FLAT_OF(isa) \
     flat_##isa##_f32, flat_##isa##_f64, flat_rows_##isa##_f32, flat_group_masks_##isa##_f32, flat_groups_##isa##_f32, \
         flat_dot_##isa##_f32, flat_dot_##isa##_f64
@@ -372,5 +379,7 @@ static int dw_has_near_groups(void) { return 0; }
 #define dw_spectral_filter_float(...) dw_active->spectral_filter_f32(__VA_ARGS__)
 #define dw_spectral_source_float(...) dw_active->spectral_source_f32(__VA_ARGS__)
 #define dw_spectral_rows_float(...) dw_active->spectral_rows_f32(__VA_ARGS__)
+#define dw_spectral_correlate_float(...) dw_active->spectral_correlate_f32(__VA_ARGS__)
+#define dw_spectral_filter_grad_float(...) dw_active->spectral_filter_grad_f32(__VA_ARGS__)
 
 #endif

@@ -12,7 +12,10 @@
  *   spectral_source  transforms each source row once, for the kh output rows that read it;
  *   spectral_rows    multiplies and adds an output row's kh source spectra with the kernel rows'
  *                    (4*L*kh FMAs per pair of segments, against 2*valid*kh*kw for the taps) and
- *                    transforms the sum back once.
+ *                    transforms the sum back once;
+ *   spectral_correlate and spectral_filter_grad: the filter gradient, the correlations of the
+ *                    source rows with the output gradient's rows summed as spectra, transformed
+ *                    back once per kernel row at the end.
  * Each complex element is a vector of channels (real parts and imaginary parts in vectors of their
  * own, side by side), so the transforms are plain vector arithmetic with no shuffle. They are
  * radix 2: the forward by decimation in frequency (natural order in, bit-reversed order out), the
@@ -96,19 +99,22 @@ static void DW_FN(spectral_filter)(const DW_T *w, ptrdiff_t w_tap, ptrdiff_t kh,
         }
 }
 
-/* The spectra of one padded source row (s->width pixels `pix` elements apart, channels [0, nc) of
- * each): the segments in pairs, pair p of vector v of channels at spectra + (v*n_pairs + p)*2L
- * vectors; columns past the row read as zeros. */
-static void DW_FN(spectral_source)(const DW_T *row, ptrdiff_t pix, ptrdiff_t nc, const dw_spectral *s, void *spectra)
+/* The spectra of one row (`pix` elements apart, channels [0, nc) of each pixel): pixels [start,
+ * start + span) of segment p, start = s->starts[p], those from `end` on read as zeros (past the
+ * row), then zeros up to L; the segments in pairs, pair p/2 of vector v of channels at spectra +
+ * (v*n_pairs + p/2)*2L vectors. A padded source row has span L and ends at s->width; an output
+ * gradient's row (the filter gradient) span `valid` and ends at s->n_out. */
+static void DW_FN(spectral_source)(const DW_T *row, ptrdiff_t pix, ptrdiff_t nc, const dw_spectral *s,
+                                   ptrdiff_t span, ptrdiff_t end, void *spectra)
 {
     const ptrdiff_t L = s->length;
     const DW_VEC zero = {0};
     DW_VEC *x = (DW_VEC *)spectra;
     for (ptrdiff_t c = 0; c < nc; c += DW_VLEN)
         for (ptrdiff_t p = 0; p < s->n_segments; p += 2, x += 2 * L) {
-            const ptrdiff_t a = s->starts[p], na = DW_MIN(L, s->width - a);
+            const ptrdiff_t a = s->starts[p], na = DW_MIN(span, end - a);
             const ptrdiff_t b = p + 1 < s->n_segments ? s->starts[p + 1] : 0;
-            const ptrdiff_t nb = p + 1 < s->n_segments ? DW_MIN(L, s->width - b) : 0;
+            const ptrdiff_t nb = p + 1 < s->n_segments ? DW_MIN(span, end - b) : 0;
             for (ptrdiff_t k = 0; k < L; k++) {
                 x[2 * k] = k < na ? DW_FN(load)(row + (a + k) * pix + c) : zero;
                 x[2 * k + 1] = k < nb ? DW_FN(load)(row + (b + k) * pix + c) : zero;
@@ -199,6 +205,88 @@ static void DW_FN(spectral_rows)(const void *const *sources, const void *filters
             }
         }
     }
+}
+
+/* The filter gradient's spectra: grads[i] += sum over r < rows (1 or DW_SPECTRAL_ROWS) of source
+ * row r + i's spectrum times the conjugate of output-gradient row r's, kernel rows i < kh, summed
+ * over the pairs of segments too (sources[j]: spectral_source's, NULL for a row of zeros; dys[r]
+ * the same of an output gradient's row; kernel row i of vector v of channels at grads + (v*kh +
+ * i)*2L vectors). With a pair's two segments a + ib in both, the real part of the product's inverse
+ * is corr(a) + corr(b): the cross terms land in the imaginary part (filter_grad_rows keeps only the
+ * real). Each output-gradient vector is loaded once for all kh kernel rows, each sum once for all
+ * the rows. */
+DW_INLINE void DW_FN(correlate_tile)(const void *const *sources, const void *const *dys, ptrdiff_t kh,
+                                     const int rows, ptrdiff_t pair, ptrdiff_t f, ptrdiff_t L, DW_VEC *g0)
+{
+    DW_VEC pr[DW_SPECTRAL_ROWS][DW_SPECTRAL_TILE], pi[DW_SPECTRAL_ROWS][DW_SPECTRAL_TILE];
+    DW_SPECTRAL_UNROLL
+    for (int r = 0; r < rows; r++) {
+        const DW_VEC *dy = (const DW_VEC *)dys[r] + pair + f;
+        DW_SPECTRAL_UNROLL
+        for (int t = 0; t < DW_SPECTRAL_TILE; t++) {
+            pr[r][t] = dy[2 * t];
+            pi[r][t] = dy[2 * t + 1];
+        }
+    }
+    for (ptrdiff_t i = 0; i < kh; i++) {
+        DW_VEC *g = g0 + i * 2 * L + f;
+        DW_VEC acc[2 * DW_SPECTRAL_TILE];
+        DW_SPECTRAL_UNROLL
+        for (int t = 0; t < 2 * DW_SPECTRAL_TILE; t++) acc[t] = g[t];
+        DW_SPECTRAL_UNROLL
+        for (int r = 0; r < rows; r++) {
+            const DW_VEC *x = (const DW_VEC *)sources[r + i];
+            if (!x) continue;
+            x += pair + f;
+            DW_SPECTRAL_UNROLL
+            for (int t = 0; t < DW_SPECTRAL_TILE; t++) {
+                DW_VEC xr = x[2 * t], xi = x[2 * t + 1];
+                DW_IN_REGISTER(xr);
+                DW_IN_REGISTER(xi);
+                /* x times the conjugate of dy, a product per statement (four FMAs) */
+                acc[2 * t] += xr * pr[r][t];
+                acc[2 * t] += xi * pi[r][t];
+                acc[2 * t + 1] += xi * pr[r][t];
+                acc[2 * t + 1] -= xr * pi[r][t];
+            }
+        }
+        DW_SPECTRAL_UNROLL
+        for (int t = 0; t < 2 * DW_SPECTRAL_TILE; t++) g[t] = acc[t];
+    }
+}
+
+static void DW_FN(spectral_correlate)(const void *const *sources, const void *const *dys, ptrdiff_t kh,
+                                      ptrdiff_t rows, ptrdiff_t nc, const dw_spectral *s, void *grads)
+{
+    const ptrdiff_t L = s->length, n_pairs = (s->n_segments + 1) / 2;
+    for (ptrdiff_t c = 0; c < nc; c += DW_VLEN) {
+        DW_VEC *g0 = (DW_VEC *)grads + c / DW_VLEN * kh * 2 * L;
+        for (ptrdiff_t p = 0; p < s->n_segments; p += 2) {
+            const ptrdiff_t pair = (c / DW_VLEN * n_pairs + p / 2) * 2 * L;
+            for (ptrdiff_t f = 0; f < 2 * L; f += 2 * DW_SPECTRAL_TILE) {
+                if (rows == DW_SPECTRAL_ROWS)
+                    DW_FN(correlate_tile)(sources, dys, kh, DW_SPECTRAL_ROWS, pair, f, L, g0);
+                else
+                    DW_FN(correlate_tile)(sources, dys, kh, 1, pair, f, L, g0);
+            }
+        }
+    }
+}
+
+/* The filter gradient, kernel rows i < kh and columns j < kw of channels [0, nc), at dst +
+ * (i*kw + j)*dst_tap, from spectral_correlate's sums (transformed back in place): the real parts,
+ * scaled by 1/L. */
+static void DW_FN(spectral_filter_grad)(void *grads, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t nc, const dw_spectral *s,
+                                        DW_T *dst, ptrdiff_t dst_tap)
+{
+    const ptrdiff_t L = s->length;
+    const DW_VEC scale = DW_FN(broadcast)((DW_T)1 / (DW_T)L);
+    DW_VEC *g = (DW_VEC *)grads;
+    for (ptrdiff_t c = 0; c < nc; c += DW_VLEN)
+        for (ptrdiff_t i = 0; i < kh; i++, g += 2 * L) {
+            DW_FN(fft_inverse)(g, s);
+            for (ptrdiff_t j = 0; j < kw; j++) DW_FN(store)(dst + (i * kw + j) * dst_tap + c, g[2 * j] * scale);
+        }
 }
 
 #undef DW_VEC

@@ -22,7 +22,11 @@ cdef extern from "_microkernels.h" nogil:
     void dw_spectral_filter_float(const float *w, Py_ssize_t w_tap, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t nc,
                                   const dw_spectral *s, void *spectra)
     void dw_spectral_source_float(const float *row, Py_ssize_t pix, Py_ssize_t nc, const dw_spectral *s,
-                                  void *spectra)
+                                  Py_ssize_t span, Py_ssize_t end, void *spectra)
+    void dw_spectral_correlate_float(const void *const *sources, const void *const *dys, Py_ssize_t kh,
+                                     Py_ssize_t rows, Py_ssize_t nc, const dw_spectral *s, void *grads)
+    void dw_spectral_filter_grad_float(void *grads, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t nc,
+                                       const dw_spectral *s, float *dst, Py_ssize_t dst_tap)
     enum: DW_SPECTRAL_ROWS, DW_SPECTRAL_SUM_LANES
     void dw_spectral_rows_float(const void *const *sources, const void *filters, Py_ssize_t kh, Py_ssize_t rows,
                                 Py_ssize_t nc, const dw_spectral *s, const float *bias, void *sums, float *dst,
@@ -43,10 +47,12 @@ cdef enum:
 
 cdef struct Spectra:
     dw_spectral shape
-    # per thread, thread_size bytes apart: `slots` slots of slot_size bytes; the spectra of its
-    # block's kernel rows (filter_size bytes); the sums of a call's output rows (sums_size bytes);
-    # held[slots], the padded row each slot holds (-1: none), and the block's first channel (-1:
-    # none); the source pointers of the output rows at hand
+    # per thread, thread_size bytes apart: `slots` slots of slot_size bytes (source rows); the
+    # spectra of its block's kernel rows, or the filter gradient's sums (filter_size bytes); the
+    # forward's sums of a call's output rows, or the filter gradient's DW_SPECTRAL_ROWS slots of
+    # output-gradient rows and those rows' pixels (sums_size bytes); held[slots], the padded row each
+    # slot holds (-1: none), and the block's first channel (-1: none); the source pointers of the
+    # output rows at hand (and the filter gradient's output-gradient rows')
     char *memory
     Py_ssize_t slots, slot_size, filter_size, sums_size, thread_size
 
@@ -90,25 +96,30 @@ cdef Py_ssize_t spectral_length(const Dims *d, size_t elsize, bint packed) noexc
     return best if best and spectral_cost(best, d) * 85 < d.OW * d.kh * d.kw * 100 else 0
 
 
-cdef bint spectra_init(Spectra *s, Py_ssize_t length, const Dims *d, int n_threads) noexcept nogil:
-    """Fill in `s` for transforms of `length` (spectral_length's), all but the kernel rows' spectra
-    (spectra_filter_block's); released by spectra_free. False when out of memory."""
+cdef bint spectra_init(Spectra *s, Py_ssize_t length, const Dims *d, int n_threads, bint gradient) noexcept nogil:
+    """Fill in `s` for transforms of `length` (spectral_length's) for the forward, or for the filter
+    `gradient`; released by spectra_free. False when out of memory."""
     cdef dw_spectral *shape = &s.shape
     cdef Py_ssize_t k, seg
     cdef int tid
     shape.length, shape.valid = length, length - d.kw + 1
     shape.width, shape.n_out = d.OW + d.kw - 1, d.OW
     shape.n_segments = spectral_segments(length, d)
-    for seg in range(shape.n_segments):  # (the last overlapping the one before rather than shrinking)
-        shape.starts[seg] = max(0, min(seg * shape.valid, d.OW - shape.valid))
+    for seg in range(shape.n_segments):
+        # (the forward's last overlapping the one before rather than shrinking; the gradient's each
+        # output once: the last shorter)
+        shape.starts[seg] = seg * shape.valid if gradient else max(0, min(seg * shape.valid, d.OW - shape.valid))
     for k in range(length // 2):
         shape.twiddles[2 * k] = cos(2 * M_PI * k / length)
         shape.twiddles[2 * k + 1] = -sin(2 * M_PI * k / length)
     s.slots = d.kh + DW_SPECTRAL_ROWS - 1
     s.slot_size = spectral_slot_bytes(length, d)
     s.filter_size = d.kh * 2 * length * LANE_BLOCK * sizeof(float)
-    s.sums_size = DW_SPECTRAL_ROWS * 2 * length * DW_SPECTRAL_SUM_LANES * sizeof(float)
-    s.thread_size = round_up(s.slots * (s.slot_size + sizeof(Py_ssize_t) + sizeof(void *)) + s.filter_size
+    if gradient:
+        s.sums_size = DW_SPECTRAL_ROWS * (s.slot_size + round_up(d.OW * LANE_BLOCK * sizeof(float), RING_ALIGN))
+    else:
+        s.sums_size = DW_SPECTRAL_ROWS * 2 * length * DW_SPECTRAL_SUM_LANES * sizeof(float)
+    s.thread_size = round_up(s.slots * (s.slot_size + sizeof(Py_ssize_t) + 2 * sizeof(void *)) + s.filter_size
                              + s.sums_size + sizeof(Py_ssize_t), RING_ALIGN)
     s.memory = <char *> malloc(RING_ALIGN + n_threads * s.thread_size)
     if s.memory == NULL:
@@ -161,15 +172,12 @@ cdef void spectra_watch(bint on, const Spectra *s, int n_threads) noexcept nogil
     watch_one(on, spectra_slots(s, 0), n_threads * s.thread_size, True)
 
 
-cdef void spectral_rows(const Spectra *s, const Ring *ring, const floating *const *rows, Py_ssize_t q,
-                        Py_ssize_t out_rows, int tid, Py_ssize_t nc, const floating *bias, floating *out,
-                        Py_ssize_t out_row, Py_ssize_t out_pix, const Dims *d) noexcept nogil:
-    """Output rows [q, q + out_rows) (1 or DW_SPECTRAL_ROWS) of the block of nc channels spectra_reset
-    set, pixel o of row r at out + r*out_row + o*out_pix, from the ring's rows for them, as `row`
-    computes them; transforming the rows no slot of thread `tid` holds yet."""
+cdef void source_spectra(const Spectra *s, const Ring *ring, const floating *const *rows, Py_ssize_t q,
+                         Py_ssize_t out_rows, int tid, Py_ssize_t nc, const void **sources, const Dims *d) noexcept nogil:
+    """sources[i]: the spectra of ring row i of output rows [q, q + out_rows) (out_rows + kh - 1 of
+    them), NULL for a row of zeros; transforming those no slot of thread `tid` holds yet."""
     cdef char *slots = spectra_slots(s, tid)
     cdef Py_ssize_t *held = spectra_held(s, tid)
-    cdef const void **sources = <const void **> (held + s.slots + 1)
     cdef Py_ssize_t i, p, slot
     if floating is float:
         for i in range(out_rows + d.kh - 1):
@@ -179,10 +187,21 @@ cdef void spectral_rows(const Spectra *s, const Ring *ring, const floating *cons
                 continue
             slot = p % s.slots
             if held[slot] != p:
-                dw_spectral_source_float(rows[i], ring_pixel(nc, sizeof(floating)), nc, &s.shape,
-                                         slots + slot * s.slot_size)
+                dw_spectral_source_float(rows[i], ring_pixel(nc, sizeof(floating)), nc, &s.shape, s.shape.length,
+                                         s.shape.width, slots + slot * s.slot_size)
                 held[slot] = p
             sources[i] = slots + slot * s.slot_size
+
+
+cdef void spectral_rows(const Spectra *s, const Ring *ring, const floating *const *rows, Py_ssize_t q,
+                        Py_ssize_t out_rows, int tid, Py_ssize_t nc, const floating *bias, floating *out,
+                        Py_ssize_t out_row, Py_ssize_t out_pix, const Dims *d) noexcept nogil:
+    """Output rows [q, q + out_rows) (1 or DW_SPECTRAL_ROWS) of the block of nc channels spectra_reset
+    set, pixel o of row r at out + r*out_row + o*out_pix, from the ring's rows for them, as `row`
+    computes them."""
+    cdef const void **sources = <const void **> (spectra_held(s, tid) + s.slots + 1)
+    source_spectra(s, ring, rows, q, out_rows, tid, nc, sources, d)
+    if floating is float:
         dw_spectral_rows_float(sources, spectra_filters(s, tid), d.kh, out_rows, nc, &s.shape, bias,
                                spectra_sums(s, tid), out, out_row, out_pix)
 
@@ -240,3 +259,103 @@ def spectral_rows_length(g):
         plan_free(&plan, w)
         free(w)
     return length
+
+
+cdef bint spectral_filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfilters,
+                               floating[::1] dbias, const Dims *d, int n_threads) except -1:
+    """filter_grad through the spectral rows where the forward takes them (spectral_length, on the
+    forward's rings); True when done. Items are (block of LANE_BLOCK channels, chunk of images), the
+    chunks fixed by the geometry alone: each sums the spectra of its images' rows, transforms them
+    back into a partial gradient of its own, and the partials are added in chunk order, so the
+    result does not depend on the number of threads."""
+    cdef Py_ssize_t length = spectral_length(d, sizeof(floating), not d.nhwc)
+    cdef Py_ssize_t n_blocks = d.C // LANE_BLOCK, n_taps = d.kh * d.kw
+    cdef Py_ssize_t n_chunks, chunk_images, item, partial_size, e, chunk
+    cdef floating *partials = NULL
+    cdef Spectra s
+    cdef Ring ring
+    if floating is double or length == 0:
+        return False
+    n_chunks = max(1, min(d.N, ceil_div(REDUCTION_ITEMS, n_blocks)))
+    chunk_images = ceil_div(d.N, n_chunks)
+    n_chunks = ceil_div(d.N, chunk_images)
+    partial_size = (n_taps + 1) * d.C
+    n_threads = threads_for(d, n_threads)
+    s.memory = NULL
+    ring.memory = ring.zeros = ring.book_memory = NULL
+    try:
+        partials = <floating *> malloc(n_chunks * partial_size * sizeof(floating))
+        if (partials == NULL or not spectra_init(&s, length, d, n_threads, True)
+                or not ring_init(&ring, RING_PIXELS if d.nhwc else RING_PACKED, LANE_BLOCK, DW_SPECTRAL_ROWS, False, d,
+                                 sizeof(floating), n_threads)):
+            raise MemoryError()
+        with nogil:
+            watch(True, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, partials, n_chunks * partial_size)
+            ring_watch(True, &ring, d, n_threads)
+            spectra_watch(True, &s, n_threads)
+            for item in prange(n_blocks * n_chunks, schedule="static", num_threads=n_threads):
+                gradient_item(&x[0], &dy[0], partials + item % n_chunks * partial_size, &ring, &s, d,
+                              item // n_chunks * LANE_BLOCK, item % n_chunks * chunk_images,
+                              min(d.N, (item % n_chunks + 1) * chunk_images), threadid())
+            spectra_watch(False, &s, n_threads)
+            ring_watch(False, &ring, d, n_threads)
+            watch(False, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, partials, n_chunks * partial_size)
+            for e in range(n_taps * d.C):
+                dfilters[e] = partials[e]
+                for chunk in range(1, n_chunks):
+                    dfilters[e] += partials[chunk * partial_size + e]
+            if dbias is not None:
+                for e in range(d.C):
+                    dbias[e] = partials[n_taps * d.C + e]
+                    for chunk in range(1, n_chunks):
+                        dbias[e] += partials[chunk * partial_size + n_taps * d.C + e]
+    finally:
+        free(partials)
+        spectra_free(&s)
+        ring_free(&ring)
+    return True
+
+
+cdef void gradient_item(const floating *x, const floating *dy, floating *partial, Ring *ring, const Spectra *s,
+                        const Dims *d, Py_ssize_t c0, Py_ssize_t n0, Py_ssize_t n1, int tid) noexcept nogil:
+    """spectral_filter_grad's item: the partial filter gradient (kh, kw, C) and bias gradient (C)
+    of images [n0, n1), channels [c0, c0 + LANE_BLOCK), into `partial`."""
+    cdef Py_ssize_t C = d.C, OW = d.OW, n, q, r, o, c, i, out_rows
+    cdef Py_ssize_t *held = spectra_held(s, tid)
+    cdef const void **sources = <const void **> (held + s.slots + 1)
+    cdef const void **dys = sources + s.slots
+    cdef char *dy_slots = spectra_sums(s, tid)
+    cdef floating *pixels = <floating *> (dy_slots + DW_SPECTRAL_ROWS * s.slot_size)
+    cdef Py_ssize_t pixels_row = round_up(OW * LANE_BLOCK * sizeof(floating), RING_ALIGN) // sizeof(floating)
+    cdef const floating *dy_row
+    cdef floating *bias = partial + d.kh * d.kw * C + c0
+    if floating is not float:
+        return
+    memset(spectra_filters(s, tid), 0, s.filter_size)
+    for c in range(LANE_BLOCK):
+        bias[c] = 0
+    for n in range(n0, n1):
+        ring_reset(ring, tid)
+        for i in range(s.slots):
+            held[i] = -1
+        q = 0
+        while q < d.OH:
+            out_rows = DW_SPECTRAL_ROWS if d.OH - q >= DW_SPECTRAL_ROWS else 1  # (each output row once)
+            source_spectra(s, ring, ring_rows(ring, tid, x, d, n, q, out_rows, c0, LANE_BLOCK), q, out_rows, tid,
+                           LANE_BLOCK, sources, d)
+            for r in range(out_rows):
+                if d.nhwc:
+                    dy_row = dy + (n * d.OH + q + r) * OW * C + c0
+                else:  # (the row's LANE_BLOCK planes as pixels)
+                    transpose(dy + ((n * C + c0) * d.OH + q + r) * OW, d.OH * OW, pixels + r * pixels_row, LANE_BLOCK,
+                              OW, LANE_BLOCK)
+                    dy_row = pixels + r * pixels_row
+                for o in range(OW):
+                    for c in range(LANE_BLOCK):
+                        bias[c] += dy_row[o * (C if d.nhwc else LANE_BLOCK) + c]
+                dw_spectral_source_float(dy_row, C if d.nhwc else LANE_BLOCK, LANE_BLOCK, &s.shape, s.shape.valid,
+                                         OW, dy_slots + r * s.slot_size)
+                dys[r] = dy_slots + r * s.slot_size
+            dw_spectral_correlate_float(sources, dys, d.kh, out_rows, LANE_BLOCK, &s.shape, spectra_filters(s, tid))
+            q += out_rows
+    dw_spectral_filter_grad_float(spectra_filters(s, tid), d.kh, d.kw, LANE_BLOCK, &s.shape, partial + c0, C)
