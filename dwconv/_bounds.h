@@ -381,13 +381,13 @@ static void dw_checked_spectral_correlate_f32(const void *const *sources, const 
         if (sources[a]) DW_CHECK("spectral_correlate: sources[a]", (const float *)sources[a], float, 0, dw_spectra_floats(s, nc), 1);
     for (ptrdiff_t r = 0; r < rows; r++)
         DW_CHECK("spectral_correlate: dys[r]", (const float *)dys[r], float, 0, dw_spectra_floats(s, nc), 1);
-    DW_CHECK("spectral_correlate: grads", (float *)grads, float, 1, nc * kh * 2 * s->length, 1);
+    DW_CHECK("spectral_correlate: grads", (float *)grads, float, 1, nc * kh * (2 * s->length + 1), 1);
     dw_active->spectral_correlate_f32(sources, dys, kh, rows, nc, s, grads);
 }
 static void dw_checked_spectral_filter_grad_f32(void *grads, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t nc,
                                                 const dw_spectral *s, float *dst, ptrdiff_t dst_tap)
 {
-    DW_CHECK("spectral_filter_grad: grads", (float *)grads, float, 1, nc * kh * 2 * s->length, 1);
+    DW_CHECK("spectral_filter_grad: grads", (float *)grads, float, 1, nc * kh * (2 * s->length + 1), 1);
     DW_CHECK("spectral_filter_grad: dst", dst, float, 1, kh * kw, nc, dst_tap, 1);
     dw_active->spectral_filter_grad_f32(grads, kh, kw, nc, s, dst, dst_tap);
 }

@@ -114,7 +114,8 @@ cdef bint spectra_init(Spectra *s, Py_ssize_t length, const Dims *d, int n_threa
         shape.twiddles[2 * k + 1] = -sin(2 * M_PI * k / length)
     s.slots = d.kh + DW_SPECTRAL_ROWS - 1
     s.slot_size = spectral_slot_bytes(length, d)
-    s.filter_size = d.kh * 2 * length * LANE_BLOCK * sizeof(float)
+    # (the gradient's sums a vector more per kernel row: DW_GRAD_ROW)
+    s.filter_size = d.kh * (2 * length + gradient) * LANE_BLOCK * sizeof(float)
     if gradient:
         s.sums_size = DW_SPECTRAL_ROWS * (s.slot_size + round_up(d.OW * LANE_BLOCK * sizeof(float), RING_ALIGN))
     else:
