@@ -140,3 +140,29 @@ def test_spectral_rows_input_gradient(layout, isa_level):
     dx = dwconv.depthwise_conv2d_backprop_input(x_shape, filters, dy, 1, "SAME", data_format=layout)
     expected = conv2d_backprop_input(x_shape, filters, dy, (1, 1), ((7, 7), (7, 7)), layout, (1, 1), "zeros")
     np.testing.assert_allclose(dx, expected, rtol=0, atol=2e-6 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("case", SPECTRAL_CASES, ids=lambda c: f"{c[1]}x{c[2]}x{c[3]}-k{c[4]}-{c[5]}-{c[6]}")
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+def test_spectral_filter_gradient(case, layout, isa_level):
+    """The filter and bias gradients where the forward takes the spectral rows: summed as spectra
+    over every image and row (segments that do not overlap, the last one shorter), in chunks of
+    images fixed by the geometry: the same bits for any number of threads."""
+    N, H, W, C, k, padding, mode = case
+    N += 3  # (several images per chunk)
+    rng = np.random.default_rng([H, W, C, k, 2])
+    x = _layout(rng.standard_normal((N, H, W, C)), layout).astype(np.float32)
+    filters = (rng.standard_normal((k, k, C, 1)) / k).astype(np.float32)
+    assert dwconv._kernels.spectral_rows_length(_spectral_geometry(x, filters, padding, layout, mode)) > 0
+    dy = rng.standard_normal(dwconv.output_shape(x.shape, filters.shape, 1, padding, data_format=layout))
+    dy = dy.astype(np.float32)
+    pads = ((k // 2, k // 2), (k // 2, k // 2)) if padding == "SAME" else ((0, 0), (0, 0))
+    expected = conv2d_backprop_filter(x, filters.shape, dy, (1, 1), pads, layout, (1, 1), mode)
+    expected_bias = dy.astype(np.float64).sum(axis=(0, 1, 2) if layout == "NHWC" else (0, 2, 3))
+    grads = [dwconv.depthwise_conv2d_grad(x, filters, dy, 1, padding, data_format=layout, padding_mode=mode,
+                                          num_threads=n) for n in (1, 2, 3)]
+    np.testing.assert_allclose(grads[0].filters, expected, rtol=0, atol=2e-6 * np.abs(expected).max())
+    np.testing.assert_allclose(grads[0].bias, expected_bias, rtol=0, atol=2e-6 * np.abs(expected_bias).max())
+    for other in grads[1:]:
+        np.testing.assert_array_equal(other.filters, grads[0].filters)
+        np.testing.assert_array_equal(other.bias, grads[0].bias)
