@@ -40,40 +40,98 @@ _Static_assert(DW_SPECTRAL_MIN_LENGTH % DW_SPECTRAL_TILE == 0, "a spectrum is wh
 #define DW_SPECTRAL_UNROLL _Pragma("GCC unroll 16")
 #endif
 
-/* x[2k] + i x[2k+1], k < L: transformed in place, natural order in, bit-reversed order out. */
+/* (a + ib) times (c + it) */
+#define DW_CMUL(re, im, a, b, c, t) \
+    do {                            \
+        re = (a) * (c) - (b) * (t); \
+        im = (a) * (t) + (b) * (c); \
+    } while (0)
+
+/* x[2k] + i x[2k+1], k < L: transformed in place, natural order in, bit-reversed order out. The
+ * radix-2 passes go two at a time (spans h and h/2 of each block of 2h: four elements loaded and
+ * stored once for both), then the last alone where there is an odd number: half the loads and
+ * stores of one pass per span, which bound these in-cache transforms. */
 static void DW_FN(fft_forward)(DW_VEC *x, const dw_spectral *s)
 {
     const ptrdiff_t L = s->length;
-    for (ptrdiff_t half = L / 2, step = 1; half >= 1; half /= 2, step *= 2)
-        for (ptrdiff_t b = 0; b < L; b += 2 * half)
-            for (ptrdiff_t j = 0; j < half; j++) {
-                DW_VEC *u = x + 2 * (b + j), *v = u + 2 * half;
-                const DW_VEC c = DW_FN(broadcast)(s->twiddles[2 * j * step]);
-                const DW_VEC t = DW_FN(broadcast)(s->twiddles[2 * j * step + 1]);
-                const DW_VEC dr = u[0] - v[0], di = u[1] - v[1];
-                u[0] += v[0];
-                u[1] += v[1];
-                v[0] = dr * c - di * t;
-                v[1] = dr * t + di * c;
+    const DW_T *tw = s->twiddles;
+    ptrdiff_t h = L / 2;
+    for (; h >= 2; h /= 4)
+        for (ptrdiff_t b = 0; b < L; b += 2 * h)
+            for (ptrdiff_t j = 0; j < h / 2; j++) {
+                DW_VEC *p0 = x + 2 * (b + j), *p1 = p0 + h, *p2 = p0 + 2 * h, *p3 = p0 + 3 * h;
+                const ptrdiff_t w1 = 2 * j * (L / (2 * h)), w2 = 2 * (j + h / 2) * (L / (2 * h)), w3 = 2 * j * (L / h);
+                const DW_VEC c1 = DW_FN(broadcast)(tw[w1]), t1 = DW_FN(broadcast)(tw[w1 + 1]);
+                const DW_VEC c2 = DW_FN(broadcast)(tw[w2]), t2 = DW_FN(broadcast)(tw[w2 + 1]);
+                const DW_VEC c3 = DW_FN(broadcast)(tw[w3]), t3 = DW_FN(broadcast)(tw[w3 + 1]);
+                DW_VEC ar = p0[0] + p2[0], ai = p0[1] + p2[1], br = p1[0] + p3[0], bi = p1[1] + p3[1];
+                DW_VEC cr, ci, dr, di, er, ei;
+                DW_CMUL(cr, ci, p0[0] - p2[0], p0[1] - p2[1], c1, t1);
+                DW_CMUL(dr, di, p1[0] - p3[0], p1[1] - p3[1], c2, t2);
+                p0[0] = ar + br;
+                p0[1] = ai + bi;
+                DW_CMUL(er, ei, ar - br, ai - bi, c3, t3);
+                p1[0] = er;
+                p1[1] = ei;
+                p2[0] = cr + dr;
+                p2[1] = ci + di;
+                DW_CMUL(er, ei, cr - dr, ci - di, c3, t3);
+                p3[0] = er;
+                p3[1] = ei;
             }
+    if (h == 1) /* (the last pass alone: its twiddles are 1) */
+        for (ptrdiff_t b = 0; b < L; b += 2) {
+            DW_VEC *u = x + 2 * b, *v = u + 2;
+            const DW_VEC dr = u[0] - v[0], di = u[1] - v[1];
+            u[0] += v[0];
+            u[1] += v[1];
+            v[0] = dr;
+            v[1] = di;
+        }
 }
 
-/* The unscaled inverse of fft_forward, in place: bit-reversed order in, natural order out. */
+/* The unscaled inverse of fft_forward, in place: bit-reversed order in, natural order out; its
+ * passes in the reverse order, the first alone where there is an odd number. */
 static void DW_FN(fft_inverse)(DW_VEC *x, const dw_spectral *s)
 {
     const ptrdiff_t L = s->length;
-    for (ptrdiff_t half = 1, step = L / 2; half < L; half *= 2, step /= 2)
-        for (ptrdiff_t b = 0; b < L; b += 2 * half)
-            for (ptrdiff_t j = 0; j < half; j++) {
-                DW_VEC *u = x + 2 * (b + j), *v = u + 2 * half;
-                const DW_VEC c = DW_FN(broadcast)(s->twiddles[2 * j * step]);
-                const DW_VEC t = DW_FN(broadcast)(s->twiddles[2 * j * step + 1]);
-                /* v times the conjugate twiddle */
-                const DW_VEC vr = v[0] * c + v[1] * t, vi = v[1] * c - v[0] * t;
-                v[0] = u[0] - vr;
-                v[1] = u[1] - vi;
-                u[0] += vr;
-                u[1] += vi;
+    const DW_T *tw = s->twiddles;
+    ptrdiff_t h = 2;
+    if (L & 0xAAAAAAAA) { /* (an odd number of passes: L = 2^(odd)) */
+        for (ptrdiff_t b = 0; b < L; b += 2) {
+            DW_VEC *u = x + 2 * b, *v = u + 2;
+            const DW_VEC dr = u[0] - v[0], di = u[1] - v[1];
+            u[0] += v[0];
+            u[1] += v[1];
+            v[0] = dr;
+            v[1] = di;
+        }
+        h = 4;
+    }
+    for (; h <= L / 2; h *= 4)
+        for (ptrdiff_t b = 0; b < L; b += 2 * h)
+            for (ptrdiff_t j = 0; j < h / 2; j++) {
+                DW_VEC *p0 = x + 2 * (b + j), *p1 = p0 + h, *p2 = p0 + 2 * h, *p3 = p0 + 3 * h;
+                const ptrdiff_t w1 = 2 * j * (L / (2 * h)), w2 = 2 * (j + h / 2) * (L / (2 * h)), w3 = 2 * j * (L / h);
+                /* (the conjugate twiddles) */
+                const DW_VEC c1 = DW_FN(broadcast)(tw[w1]), t1 = -DW_FN(broadcast)(tw[w1 + 1]);
+                const DW_VEC c2 = DW_FN(broadcast)(tw[w2]), t2 = -DW_FN(broadcast)(tw[w2 + 1]);
+                const DW_VEC c3 = DW_FN(broadcast)(tw[w3]), t3 = -DW_FN(broadcast)(tw[w3 + 1]);
+                DW_VEC tr, ti, ur, ui;
+                DW_CMUL(tr, ti, p1[0], p1[1], c3, t3);
+                const DW_VEC ar = p0[0] + tr, ai = p0[1] + ti, br = p0[0] - tr, bi = p0[1] - ti;
+                DW_CMUL(ur, ui, p3[0], p3[1], c3, t3);
+                const DW_VEC cr = p2[0] + ur, ci = p2[1] + ui, dr = p2[0] - ur, di = p2[1] - ui;
+                DW_CMUL(tr, ti, cr, ci, c1, t1);
+                p0[0] = ar + tr;
+                p0[1] = ai + ti;
+                p2[0] = ar - tr;
+                p2[1] = ai - ti;
+                DW_CMUL(ur, ui, dr, di, c2, t2);
+                p1[0] = br + ur;
+                p1[1] = bi + ui;
+                p3[0] = br - ur;
+                p3[1] = bi - ui;
             }
 }
 
@@ -300,3 +358,4 @@ static void DW_FN(spectral_filter_grad)(void *grads, ptrdiff_t kh, ptrdiff_t kw,
 #undef DW_SPECTRAL_TILE
 #undef DW_SPECTRAL_UNROLL
 #undef DW_GRAD_ROW
+#undef DW_CMUL
