@@ -47,6 +47,34 @@ _Static_assert(DW_SPECTRAL_MIN_LENGTH % DW_SPECTRAL_TILE == 0, "a spectrum is wh
         im = (a) * (t) + (b) * (c); \
     } while (0)
 
+/* The twiddles (cos, sin) of element j of a block of 2h in a pair of passes: W_2h^j and W_2h^(j+h/2)
+ * for the pass of span h, W_h^j for that of span h/2 (W_n = exp(-2 pi i / n)); conjugated for the
+ * inverse (sign -1). */
+DW_INLINE void DW_FN(fft_twiddles)(const dw_spectral *s, ptrdiff_t h, ptrdiff_t j, DW_T sign, DW_VEC *c1, DW_VEC *t1,
+                                   DW_VEC *c2, DW_VEC *t2, DW_VEC *c3, DW_VEC *t3)
+{
+    const ptrdiff_t L = s->length, w1 = 2 * j * (L / (2 * h)), w2 = 2 * (j + h / 2) * (L / (2 * h)), w3 = 2 * j * (L / h);
+    *c1 = DW_FN(broadcast)(s->twiddles[w1]);
+    *t1 = DW_FN(broadcast)(sign * s->twiddles[w1 + 1]);
+    *c2 = DW_FN(broadcast)(s->twiddles[w2]);
+    *t2 = DW_FN(broadcast)(sign * s->twiddles[w2 + 1]);
+    *c3 = DW_FN(broadcast)(s->twiddles[w3]);
+    *t3 = DW_FN(broadcast)(sign * s->twiddles[w3 + 1]);
+}
+
+/* The radix-2 pass of span 1, whose twiddles are all 1: the same in both directions. */
+DW_INLINE void DW_FN(fft_unit_pass)(DW_VEC *x, ptrdiff_t L)
+{
+    for (ptrdiff_t b = 0; b < L; b += 2) {
+        DW_VEC *u = x + 2 * b, *v = u + 2;
+        const DW_VEC dr = u[0] - v[0], di = u[1] - v[1];
+        u[0] += v[0];
+        u[1] += v[1];
+        v[0] = dr;
+        v[1] = di;
+    }
+}
+
 /* x[2k] + i x[2k+1], k < L: transformed in place, natural order in, bit-reversed order out. The
  * radix-2 passes go two at a time (spans h and h/2 of each block of 2h: four elements loaded and
  * stored once for both), then the last alone where there is an odd number: half the loads and
@@ -54,16 +82,13 @@ _Static_assert(DW_SPECTRAL_MIN_LENGTH % DW_SPECTRAL_TILE == 0, "a spectrum is wh
 static void DW_FN(fft_forward)(DW_VEC *x, const dw_spectral *s)
 {
     const ptrdiff_t L = s->length;
-    const DW_T *tw = s->twiddles;
     ptrdiff_t h = L / 2;
     for (; h >= 2; h /= 4)
         for (ptrdiff_t b = 0; b < L; b += 2 * h)
             for (ptrdiff_t j = 0; j < h / 2; j++) {
                 DW_VEC *p0 = x + 2 * (b + j), *p1 = p0 + h, *p2 = p0 + 2 * h, *p3 = p0 + 3 * h;
-                const ptrdiff_t w1 = 2 * j * (L / (2 * h)), w2 = 2 * (j + h / 2) * (L / (2 * h)), w3 = 2 * j * (L / h);
-                const DW_VEC c1 = DW_FN(broadcast)(tw[w1]), t1 = DW_FN(broadcast)(tw[w1 + 1]);
-                const DW_VEC c2 = DW_FN(broadcast)(tw[w2]), t2 = DW_FN(broadcast)(tw[w2 + 1]);
-                const DW_VEC c3 = DW_FN(broadcast)(tw[w3]), t3 = DW_FN(broadcast)(tw[w3 + 1]);
+                DW_VEC c1, t1, c2, t2, c3, t3;
+                DW_FN(fft_twiddles)(s, h, j, 1, &c1, &t1, &c2, &t2, &c3, &t3);
                 DW_VEC ar = p0[0] + p2[0], ai = p0[1] + p2[1], br = p1[0] + p3[0], bi = p1[1] + p3[1];
                 DW_VEC cr, ci, dr, di, er, ei;
                 DW_CMUL(cr, ci, p0[0] - p2[0], p0[1] - p2[1], c1, t1);
@@ -79,15 +104,8 @@ static void DW_FN(fft_forward)(DW_VEC *x, const dw_spectral *s)
                 p3[0] = er;
                 p3[1] = ei;
             }
-    if (h == 1) /* (the last pass alone: its twiddles are 1) */
-        for (ptrdiff_t b = 0; b < L; b += 2) {
-            DW_VEC *u = x + 2 * b, *v = u + 2;
-            const DW_VEC dr = u[0] - v[0], di = u[1] - v[1];
-            u[0] += v[0];
-            u[1] += v[1];
-            v[0] = dr;
-            v[1] = di;
-        }
+    if (h == 1) /* (the last pass alone) */
+        DW_FN(fft_unit_pass)(x, L);
 }
 
 /* The unscaled inverse of fft_forward, in place: bit-reversed order in, natural order out; its
@@ -95,28 +113,17 @@ static void DW_FN(fft_forward)(DW_VEC *x, const dw_spectral *s)
 static void DW_FN(fft_inverse)(DW_VEC *x, const dw_spectral *s)
 {
     const ptrdiff_t L = s->length;
-    const DW_T *tw = s->twiddles;
     ptrdiff_t h = 2;
     if (L & 0xAAAAAAAA) { /* (an odd number of passes: L = 2^(odd)) */
-        for (ptrdiff_t b = 0; b < L; b += 2) {
-            DW_VEC *u = x + 2 * b, *v = u + 2;
-            const DW_VEC dr = u[0] - v[0], di = u[1] - v[1];
-            u[0] += v[0];
-            u[1] += v[1];
-            v[0] = dr;
-            v[1] = di;
-        }
+        DW_FN(fft_unit_pass)(x, L);
         h = 4;
     }
     for (; h <= L / 2; h *= 4)
         for (ptrdiff_t b = 0; b < L; b += 2 * h)
             for (ptrdiff_t j = 0; j < h / 2; j++) {
                 DW_VEC *p0 = x + 2 * (b + j), *p1 = p0 + h, *p2 = p0 + 2 * h, *p3 = p0 + 3 * h;
-                const ptrdiff_t w1 = 2 * j * (L / (2 * h)), w2 = 2 * (j + h / 2) * (L / (2 * h)), w3 = 2 * j * (L / h);
-                /* (the conjugate twiddles) */
-                const DW_VEC c1 = DW_FN(broadcast)(tw[w1]), t1 = -DW_FN(broadcast)(tw[w1 + 1]);
-                const DW_VEC c2 = DW_FN(broadcast)(tw[w2]), t2 = -DW_FN(broadcast)(tw[w2 + 1]);
-                const DW_VEC c3 = DW_FN(broadcast)(tw[w3]), t3 = -DW_FN(broadcast)(tw[w3 + 1]);
+                DW_VEC c1, t1, c2, t2, c3, t3; /* (conjugated) */
+                DW_FN(fft_twiddles)(s, h, j, -1, &c1, &t1, &c2, &t2, &c3, &t3);
                 DW_VEC tr, ti, ur, ui;
                 DW_CMUL(tr, ti, p1[0], p1[1], c3, t3);
                 const DW_VEC ar = p0[0] + tr, ai = p0[1] + ti, br = p0[0] - tr, bi = p0[1] - ti;
