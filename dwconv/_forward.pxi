@@ -523,8 +523,9 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         if d.dil_h == 1 and d.OH >= DW_PLANE_ROWS:
             plan.out_rows = DW_PLANE_ROWS
             plan.n_bands = min(plan.n_bands, d.OH // DW_PLANE_ROWS)  # bands of whole calls
-    spectral_size = spectral_length(d, sizeof(floating), plan.kind == RING_PACKED) if plan.kind == RING_PACKED or (
-        plan.kind == RING_PIXELS and not plan.shared) else 0
+    spectral_size = (spectral_length(d, sizeof(floating), SPECTRAL_MIN_TAPS_PACKED) if plan.kind == RING_PACKED
+                     else spectral_length(d, sizeof(floating), SPECTRAL_MIN_TAPS)
+                     if plan.kind == RING_PIXELS and not plan.shared else 0)
     plan.spectral = spectral_size > 0
     if plan.spectral:  # (blocks of a vector's worth of channels, whose spectra stay in L2; bands of whole calls)
         if not spectra_init(&plan.spectra, spectral_size, d, n_threads, False):

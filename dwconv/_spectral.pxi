@@ -36,11 +36,15 @@ from libc.math cimport cos, sin, M_PI
 
 cdef enum:
     # Kernels of at least this many taps take the spectral rows, where their cost (spectral_cost)
-    # is below the taps' too: 13x13 in NHWC, 11x11 in packed NCHW (2 vCPUs of an AVX-512 AMD EPYC,
-    # against the taps, batch 1 and 16 on 28x28x256, 56x56x128 and 112x112x64: 13x13 1.13-1.78x
-    # faster, 17x17 1.32-2.02x, 31x31 56x56x128 3.3x; 11x11 NCHW 1.08-1.36x, NHWC 0.89-1.1x).
+    # is below the taps' too: 13x13 in NHWC, 9x9 in NCHW (2 vCPUs of an AVX-512 AMD EPYC, against
+    # the taps, batch 1 and 16 on 28x28x256, 56x56x128 and 112x112x64: the forward at 13x13
+    # 1.13-1.78x faster, 17x17 1.32-2.02x; NCHW 9x9 1.26-1.59x, its filter gradient 1.55-2.06x;
+    # NHWC 9x9 and 11x11 0.72-0.96x at batch 16, both ways). And the NCHW filter gradient of planes
+    # wider than PACKED_WIDTH, whose taps reduce each channel's rows alone, from 7x7 (3.6-4.6x
+    # faster on 112x112x64 and 224x224x32; on 56x56x96, packed, 0.9-0.95x).
     SPECTRAL_MIN_TAPS = 13 * 13
-    SPECTRAL_MIN_TAPS_PACKED = 11 * 11
+    SPECTRAL_MIN_TAPS_PACKED = 9 * 9
+    SPECTRAL_MIN_TAPS_WIDE = 7 * 7
     # A thread's kh source spectra (one block of channels) stay within this many bytes, in L2.
     SPECTRAL_SLOT_BYTES = 1 << 19
 
@@ -78,13 +82,12 @@ cdef inline Py_ssize_t spectral_cost(Py_ssize_t length, const Dims *d) noexcept 
     return ceil_div(spectral_segments(length, d), 2) * length * (4 * d.kh + 7 * passes)
 
 
-cdef Py_ssize_t spectral_length(const Dims *d, size_t elsize, bint packed) noexcept nogil:
-    """The transform length for geometry d's spectral rows (on packed NCHW rings, or NHWC's), 0
-    where it takes none (see above)."""
+cdef Py_ssize_t spectral_length(const Dims *d, size_t elsize, Py_ssize_t min_taps) noexcept nogil:
+    """The transform length for geometry d's spectral rows, from kernels of min_taps taps (one of
+    the above), 0 where it takes none."""
     cdef Py_ssize_t length = DW_SPECTRAL_MIN_LENGTH, best = 0
     if not (elsize == sizeof(float) and d.sh == 1 and d.sw == 1 and d.dil_h == 1 and d.dil_w == 1 and d.M == 1
-            and d.C % LANE_BLOCK == 0
-            and d.kh * d.kw >= (SPECTRAL_MIN_TAPS_PACKED if packed else SPECTRAL_MIN_TAPS)):
+            and d.C % LANE_BLOCK == 0 and d.kh * d.kw >= min_taps):
         return 0
     while length <= DW_SPECTRAL_MAX_LENGTH:
         if (length >= d.kw and spectral_segments(length, d) <= DW_SPECTRAL_MAX_SEGMENTS
@@ -238,14 +241,17 @@ cdef void spectral_item(const floating *x, const floating *w, const floating *bi
         activate_outputs(y, act, d, n, q0, q1, c0, nc)
 
 
-def spectral_rows_length(g):
+def spectral_rows_length(g, bint filter_gradient=False):
     """The transform length of the spectral rows the float32 forward of geometry g takes (of a
-    filter with a different value at every tap and channel), 0 where it takes the taps: for the
-    tests, which check that their cases take them."""
+    filter with a different value at every tap and channel), or its filter gradient; 0 where it
+    takes the taps: for the tests, which check that their cases take them."""
     cdef Dims d = dims_of(g)
     cdef Py_ssize_t n_w = d.kh * d.kw * d.C * d.M, i, length
-    cdef float *w = <float *> malloc(n_w * sizeof(float))
+    cdef float *w
     cdef Plan plan
+    if filter_gradient:
+        return gradient_spectral_length(&d, sizeof(float))
+    w = <float *> malloc(n_w * sizeof(float))
     if w == NULL:
         raise MemoryError()
     d.nhwc = d.nhwc and d.C * d.M > 1  # (as forward() has it)
@@ -262,14 +268,20 @@ def spectral_rows_length(g):
     return length
 
 
+cdef inline Py_ssize_t gradient_spectral_length(const Dims *d, size_t elsize) noexcept nogil:
+    """spectral_length for the filter gradient of geometry d."""
+    return spectral_length(d, elsize, SPECTRAL_MIN_TAPS if d.nhwc else SPECTRAL_MIN_TAPS_WIDE if d.OW > PACKED_WIDTH
+                           else SPECTRAL_MIN_TAPS_PACKED)
+
+
 cdef bint spectral_filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfilters,
                                floating[::1] dbias, const Dims *d, int n_threads) except -1:
-    """filter_grad through the spectral rows where the forward takes them (spectral_length, on the
-    forward's rings); True when done. Items are (block of LANE_BLOCK channels, chunk of images), the
+    """filter_grad through the spectral rows where gradient_spectral_length allows (on the forward's
+    rings); True when done. Items are (block of LANE_BLOCK channels, chunk of images), the
     chunks fixed by the geometry alone: each sums the spectra of its images' rows, transforms them
     back into a partial gradient of its own, and the partials are added in chunk order, so the
     result does not depend on the number of threads."""
-    cdef Py_ssize_t length = spectral_length(d, sizeof(floating), not d.nhwc)
+    cdef Py_ssize_t length = gradient_spectral_length(d, sizeof(floating))
     cdef Py_ssize_t n_blocks = d.C // LANE_BLOCK, n_taps = d.kh * d.kw
     cdef Py_ssize_t n_chunks, chunk_images, item, partial_size, e, chunk
     cdef floating *partials = NULL

@@ -1191,7 +1191,7 @@ def _print_limits(limits, threads):
         print(f"  ^ other processes used {others:.1f} CPUs meanwhile: limits unreliable, and so the % columns")
     print("GFLOP/s counts 2 flops per multiply-add of the taps (backward: input and filter gradients); "
           f"% peak: of the FMA peak of {_threads_text(threads)}")
-    print("  (kernels from 11x11 on may run as Fourier transforms along the rows, with fewer multiply-adds: "
+    print("  (kernels from 9x9 on may run as Fourier transforms along the rows, with fewer multiply-adds: "
           "past 100% there)")
     print(f"% copy bw: of the copy bandwidth of {_threads_text(threads)}, L3's for rows moving at most "
           f"{2 * limits['l3_copy_bytes'] >> 20} MB (as much as the L3 copy), else DRAM's")
@@ -1566,7 +1566,7 @@ def _markdown_limits(machine):
             f"{figures['dram_copy_gb_per_s']:.1f} GB/s DRAM, {figures['l3_copy_gb_per_s']:.1f} GB/s L3 "
             "(bytes read + written); % peak and % copy bw compare GFLOP/s (2 per multiply-add of the taps) "
             f"and GB/s with them, the L3 figure for rows moving at most {2 * limits['l3_copy_bytes'] >> 20} MB. "
-            "Kernels from 11x11 on may run as Fourier transforms along the rows, with fewer multiply-adds "
+            "Kernels from 9x9 on may run as Fourier transforms along the rows, with fewer multiply-adds "
             "than the taps: their % peak can pass 100.")
 
 

@@ -142,8 +142,13 @@ def test_spectral_rows_input_gradient(layout, isa_level):
     np.testing.assert_allclose(dx, expected, rtol=0, atol=2e-6 * np.abs(expected).max())
 
 
-@pytest.mark.parametrize("case", SPECTRAL_CASES, ids=lambda c: f"{c[1]}x{c[2]}x{c[3]}-k{c[4]}-{c[5]}-{c[6]}")
-@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+# (and 7x7 on NCHW planes wider than the packed ones, PACKED_WIDTH)
+GRADIENT_CASES = ([(case, layout) for case in SPECTRAL_CASES for layout in ("NHWC", "NCHW")]
+                  + [((1, 9, 80, 32, 7, "SAME", "reflect"), "NCHW")])
+
+
+@pytest.mark.parametrize("case, layout", GRADIENT_CASES,
+                         ids=lambda c: c if isinstance(c, str) else f"{c[1]}x{c[2]}x{c[3]}-k{c[4]}-{c[5]}-{c[6]}")
 def test_spectral_filter_gradient(case, layout, isa_level):
     """The filter and bias gradients where the forward takes the spectral rows: summed as spectra
     over every image and row (segments that do not overlap, the last one shorter), in chunks of
@@ -153,7 +158,7 @@ def test_spectral_filter_gradient(case, layout, isa_level):
     rng = np.random.default_rng([H, W, C, k, 2])
     x = _layout(rng.standard_normal((N, H, W, C)), layout).astype(np.float32)
     filters = (rng.standard_normal((k, k, C, 1)) / k).astype(np.float32)
-    assert dwconv._kernels.spectral_rows_length(_spectral_geometry(x, filters, padding, layout, mode)) > 0
+    assert dwconv._kernels.spectral_rows_length(_spectral_geometry(x, filters, padding, layout, mode), True) > 0
     dy = rng.standard_normal(dwconv.output_shape(x.shape, filters.shape, 1, padding, data_format=layout))
     dy = dy.astype(np.float32)
     pads = ((k // 2, k // 2), (k // 2, k // 2)) if padding == "SAME" else ((0, 0), (0, 0))
