@@ -6,9 +6,9 @@
 # A thread keeps the spectra of the source rows its output rows read (DW_SPECTRAL_ROWS of them per
 # call, and kh + DW_SPECTRAL_ROWS - 1 source rows), padded row p in slot p % slots, as the ring's
 # slots hold the rows themselves: each source row is transformed once per band of output rows, each
-# output row transformed back once. Rows of zeros (the padding of zeros mode)
-# have no spectrum at all. It keeps its block's kernel-row spectra too, made when its block changes:
-# the items go block by block (spectral_item), so each thread makes each block's once or twice.
+# output row transformed back once. Rows of zeros (the padding of zeros mode) have no spectrum at
+# all. It keeps its block's kernel-row spectra too, made when its block changes: the items go block
+# by block (forward_item), so each thread makes each block's once or twice.
 # (Made once per call for every channel, they took 2 MB on 56x56x128 31x31, whose allocation and
 # release made glibc return the heap's top to the system at each call, and the result's pages
 # fault again: batch 1 on two threads 2.8 ms against 1.4 with `out` given.)
