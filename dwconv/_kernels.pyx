@@ -991,6 +991,16 @@ cdef void column_ranges(Py_ssize_t *lo, Py_ssize_t *hi, const Dims *d) noexcept 
         hi[j] = max(lo[j], min(d.OW, floordiv(d.W - 1 + d.pl - j * d.dil_w, d.sw) + 1))
 
 
+cdef void add_partials(floating *partials, Py_ssize_t partial_size, Py_ssize_t n_chunks, int n_threads) noexcept nogil:
+    """The other chunks' partial sums (partial_size elements each) added to the first chunk's, in an
+    order fixed by their number, a piece of the elements per item."""
+    cdef Py_ssize_t item, e
+    for item in prange(ceil_div(partial_size, SUM_PIECE), schedule="static", num_threads=n_threads):
+        e = item * SUM_PIECE
+        dot(<const floating *> NULL, 0, 0, partials + partial_size + e, partial_size, 1, partials + e, 1,
+            n_chunks - 1, min(<Py_ssize_t> SUM_PIECE, partial_size - e))
+
+
 cdef inline void zero_partial(floating *partial, Py_ssize_t partial_tap, Py_ssize_t n_taps, Py_ssize_t c0,
                               Py_ssize_t n) noexcept nogil:
     """Zero elements [c0, c0 + n) of every tap's partial sums and of the bias's after them."""
@@ -1364,12 +1374,7 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfi
                 ring_watch(False, &ring, &d, n_threads)
             if packed:
                 packing_watch(False, &pack, &d, &dfilters[0], sizeof(floating), n_threads)
-            # the other chunks' partial sums added to the first chunk's, in an order fixed by their number,
-            # a piece of the elements per item
-            for item in prange(ceil_div(partial_size, SUM_PIECE), schedule="static", num_threads=n_threads):
-                e = item * SUM_PIECE
-                dot(<const floating *> NULL, 0, 0, partials + partial_size + e, partial_size, 1, partials + e, 1,
-                    n_chunks - 1, min(<Py_ssize_t> SUM_PIECE, partial_size - e))
+            add_partials(partials, partial_size, n_chunks, n_threads)
             watch(False, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, partials, n_chunks * partial_size)
             memcpy(&dfilters[0], partials, n_taps * CM * sizeof(floating))
             if dbias_data != NULL:

@@ -283,8 +283,9 @@ cdef bint spectral_filter_grad(const floating[::1] x, const floating[::1] dy, fl
     result does not depend on the number of threads."""
     cdef Py_ssize_t length = gradient_spectral_length(d, sizeof(floating))
     cdef Py_ssize_t n_blocks = d.C // LANE_BLOCK, n_taps = d.kh * d.kw
-    cdef Py_ssize_t n_chunks, chunk_images, item, partial_size, e, chunk
+    cdef Py_ssize_t n_chunks, chunk_images, item, partial_size
     cdef floating *partials = NULL
+    cdef floating *dbias_data = NULL if dbias is None else &dbias[0]
     cdef Spectra s
     cdef Ring ring
     if floating is double or length == 0:
@@ -312,16 +313,11 @@ cdef bint spectral_filter_grad(const floating[::1] x, const floating[::1] dy, fl
                               min(d.N, (item % n_chunks + 1) * chunk_images), threadid())
             spectra_watch(False, &s, n_threads)
             ring_watch(False, &ring, d, n_threads)
+            add_partials(partials, partial_size, n_chunks, n_threads)
             watch(False, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, partials, n_chunks * partial_size)
-            for e in range(n_taps * d.C):
-                dfilters[e] = partials[e]
-                for chunk in range(1, n_chunks):
-                    dfilters[e] += partials[chunk * partial_size + e]
-            if dbias is not None:
-                for e in range(d.C):
-                    dbias[e] = partials[n_taps * d.C + e]
-                    for chunk in range(1, n_chunks):
-                        dbias[e] += partials[chunk * partial_size + n_taps * d.C + e]
+            memcpy(&dfilters[0], partials, n_taps * d.C * sizeof(floating))
+            if dbias_data != NULL:
+                memcpy(dbias_data, partials + n_taps * d.C, d.C * sizeof(floating))
     finally:
         free(partials)
         spectra_free(&s)
@@ -363,7 +359,7 @@ cdef void gradient_item(const floating *x, const floating *dy, floating *partial
                     transpose(dy + ((n * C + c0) * d.OH + q + r) * OW, d.OH * OW, pixels + r * pixels_row, LANE_BLOCK,
                               OW, LANE_BLOCK)
                     dy_row = pixels + r * pixels_row
-                for o in range(OW):
+                for o in range(OW):  # (not dot(NULL, ...) per row: 1.08x slower on 56x56x128 31x31 NHWC)
                     for c in range(LANE_BLOCK):
                         bias[c] += dy_row[o * (C if d.nhwc else LANE_BLOCK) + c]
                 dw_spectral_source_float(dy_row, C if d.nhwc else LANE_BLOCK, LANE_BLOCK, &s.shape, s.shape.valid,
