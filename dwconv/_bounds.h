@@ -294,6 +294,31 @@ static void dw_checked_flat_groups_f32(const float *src, const dw_flat_group *gr
     dw_active->flat_groups_f32(src, group, npix, ntaps, w, w_tap, bias, dst, np, n_images, image_step, nt);
 }
 
+/* (float only, as the strided gradients are; they read inside the planes only, under masks of their own) */
+static void dw_checked_flat_input_grad_s2_f32(const float *dy, ptrdiff_t dy_plane, ptrdiff_t OH, ptrdiff_t OW,
+                                              ptrdiff_t pt, ptrdiff_t pl, const float *w, ptrdiff_t w_plane,
+                                              ptrdiff_t w_tap, float *dx, ptrdiff_t dx_plane, ptrdiff_t height,
+                                              ptrdiff_t width, ptrdiff_t np)
+{
+    DW_CHECK("flat_input_grad_s2: dy", dy, float, 0, np, OH * OW, dy_plane, 1);
+    DW_CHECK("flat_input_grad_s2: w", w, float, 0, np, 9, w_plane, w_tap);
+    DW_CHECK("flat_input_grad_s2: dx", dx, float, 1, np, height * width, dx_plane, 1);
+    dw_active->flat_input_grad_s2_f32(dy, dy_plane, OH, OW, pt, pl, w, w_plane, w_tap, dx, dx_plane, height, width, np);
+}
+
+static void dw_checked_flat_dot_s2_f32(const float *src, ptrdiff_t src_plane, ptrdiff_t src_image, ptrdiff_t height,
+                                       ptrdiff_t width, ptrdiff_t pt, ptrdiff_t pl, const float *dy, ptrdiff_t dy_plane,
+                                       ptrdiff_t dy_image, ptrdiff_t OH, ptrdiff_t OW, float *acc, ptrdiff_t acc_tap,
+                                       float *bias_acc, ptrdiff_t np, ptrdiff_t n_images)
+{
+    DW_CHECK("flat_dot_s2: src", src, float, 0, n_images, np, height * width, src_image, src_plane, 1);
+    DW_CHECK("flat_dot_s2: dy", dy, float, 0, n_images, np, OH * OW, dy_image, dy_plane, 1);
+    DW_CHECK("flat_dot_s2: acc", acc, float, 1, 9, np, acc_tap, 1);
+    if (bias_acc) DW_CHECK("flat_dot_s2: bias_acc", bias_acc, float, 1, np, 1);
+    dw_active->flat_dot_s2_f32(src, src_plane, src_image, height, width, pt, pl, dy, dy_plane, dy_image, OH, OW, acc,
+                               acc_tap, bias_acc, np, n_images);
+}
+
 /* The integer pixels' conversions (_microkernels_convert.h): elements of 1 or 2 bytes. */
 static size_t dw_elem_size(int type) { return type == DW_ELEM_U8 ? 1 : 2; }
 
@@ -430,6 +455,8 @@ static void dw_checked_spectral_rows_f32(const void *const *sources, const void 
 #undef dw_widen
 #undef dw_narrow
 #undef dw_flat_dot_double
+#undef dw_flat_input_grad_s2_float
+#undef dw_flat_dot_s2_float
 #undef dw_sep_columns_float
 #undef dw_sep_columns_double
 #undef dw_sep_columns_pair_float
@@ -454,6 +481,8 @@ static void dw_checked_spectral_rows_f32(const void *const *sources, const void 
 #define dw_sep_rows_double dw_checked_sep_rows_f64
 #define dw_flat_dot_float dw_checked_flat_dot_f32
 #define dw_flat_dot_double dw_checked_flat_dot_f64
+#define dw_flat_input_grad_s2_float dw_checked_flat_input_grad_s2_f32
+#define dw_flat_dot_s2_float dw_checked_flat_dot_s2_f32
 #define dw_flat_float dw_checked_flat_f32
 #define dw_flat_double dw_checked_flat_f64
 #define dw_flat_rows_float dw_checked_flat_rows_f32

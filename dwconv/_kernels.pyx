@@ -131,6 +131,13 @@ cdef extern from "_microkernels.h" nogil:
                             const unsigned char *masks, Py_ssize_t mask_row, Py_ssize_t ntaps, const double *dy,
                             Py_ssize_t dy_plane, Py_ssize_t dy_image, double *acc, Py_ssize_t acc_tap,
                             double *bias_acc, Py_ssize_t npix, Py_ssize_t np, Py_ssize_t n_images)
+    void dw_flat_input_grad_s2_float(const float *dy, Py_ssize_t dy_plane, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t pt,
+                                     Py_ssize_t pl, const float *w, Py_ssize_t w_plane, Py_ssize_t w_tap, float *dx,
+                                     Py_ssize_t dx_plane, Py_ssize_t height, Py_ssize_t width, Py_ssize_t np)
+    void dw_flat_dot_s2_float(const float *src, Py_ssize_t src_plane, Py_ssize_t src_image, Py_ssize_t height,
+                              Py_ssize_t width, Py_ssize_t pt, Py_ssize_t pl, const float *dy, Py_ssize_t dy_plane,
+                              Py_ssize_t dy_image, Py_ssize_t OH, Py_ssize_t OW, float *acc, Py_ssize_t acc_tap,
+                              float *bias_acc, Py_ssize_t np, Py_ssize_t n_images)
     void dw_row_float(const float *const *rows, Py_ssize_t off, Py_ssize_t src_pix, Py_ssize_t kh, Py_ssize_t kw,
                       Py_ssize_t sw, Py_ssize_t dil_w, const float *w, Py_ssize_t w_tap, const float *bias, float *dst,
                       Py_ssize_t dst_pix, Py_ssize_t npix, Py_ssize_t nc, bint streaming)
@@ -972,7 +979,7 @@ def input_grad(const floating[::1] dy, const floating[::1] w, floating[::1] dx, 
     cdef Dims d = dims_of(g)
     cdef Borders borders = Borders(g)
     cdef Py_ssize_t item, n_blocks = (d.C + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK
-    if not forward_input_grad(dy, w, dx, &d, n_threads):
+    if not (forward_input_grad(dy, w, dx, &d, n_threads) or strided_input_grad(dy, w, dx, &d, n_threads)):
         gather_input_grad(dy, w, dx, g, n_threads)
     if borders.plan == NULL:
         return

@@ -764,6 +764,150 @@ static void DW_FN(flat_groups)(const DW_T *src, const dw_flat_group *group, ptrd
     }
     if (nt) _mm_sfence(); /* streamed results reach memory before any later store */
 }
+/* Stride 2, 3x3 kernels (dilation 1): the gradients of flat_rows' strided tiles, planes read in
+ * place. Along a row, output pixel x reads source columns 2x + b - pl: the even and odd elements of
+ * two source vectors (alternate), and the even ones shifted by a lane (shift_in). No transposition
+ * into pixel rings and back (which took half of the packed path's time on mnv2-112x96-s2). */
+
+/* a's and b's lanes alternately, from lane 0 of each (`upper`: from lane DW_VLEN / 2). */
+DW_INLINE DW_VEC DW_FN(interleave)(DW_VEC a, DW_VEC b, const int upper)
+{
+#if defined(__clang__) || __GNUC__ >= 12
+#if DW_LANES == 16
+    return upper ? __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
+                 : __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+#elif DW_LANES == 8
+    return upper ? __builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15)
+                 : __builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11);
+#else
+    return upper ? __builtin_shufflevector(a, b, 2, 6, 3, 7) : __builtin_shufflevector(a, b, 0, 4, 1, 5);
+#endif
+#else
+    DW_T both[2 * DW_LANES], lanes[DW_LANES];
+    memcpy(both, &a, sizeof a);
+    memcpy(both + DW_LANES, &b, sizeof b);
+    for (int l = 0; l < DW_LANES; l++) lanes[l] = both[(l & 1) * DW_LANES + upper * DW_LANES / 2 + l / 2];
+    return DW_FN(load)(lanes);
+#endif
+}
+
+/* Two vectors of an input-gradient row from pixel j0 on (`odd`: j0 + pl odd), from the n output-
+ * gradient rows `rows` its kernel rows read (wr: their taps, one vector per column). Pixels j0 + 2t
+ * and j0 + 2t + 1 read output-gradient columns `base` + t and its neighbours, so the row's even and
+ * odd pixels are a vector each, interleaved at the store. */
+DW_INLINE void DW_FN(input_grad_s2_tile)(const DW_T *const *rows, DW_VEC wr[2][3], ptrdiff_t base, ptrdiff_t OW,
+                                         DW_T *dst, const int n, const int odd)
+{
+    DW_VEC even = DW_FN(broadcast)(0), odd_pixels = even;
+    /* (columns past dy's edges: not read) */
+    const ptrdiff_t near = odd ? base + 1 : base - 1;
+    const unsigned at_base = DW_FN(lane_range)(-base, OW - base), at_near = DW_FN(lane_range)(-near, OW - near);
+    DW_FLAT_UNROLL
+    for (int r = 0; r < n; r++) {
+        const DW_VEC v = DW_FN(load_masked)(rows[r] + base, at_base), u = DW_FN(load_masked)(rows[r] + near, at_near);
+        if (odd) {
+            even += wr[r][1] * v;
+            odd_pixels += wr[r][0] * u + wr[r][2] * v;
+        } else {
+            even += wr[r][0] * v + wr[r][2] * u;
+            odd_pixels += wr[r][1] * v;
+        }
+    }
+    DW_FN(store)(dst, DW_FN(interleave)(even, odd_pixels, 0));
+    DW_FN(store)(dst + DW_VLEN, DW_FN(interleave)(even, odd_pixels, 1));
+}
+
+/* The input gradient of a 3x3 kernel at stride 2 (dilation 1), for p < np:
+ * dx[p*dx_plane + i*width + j] = sum_{a, b < 3} w[p*w_plane + (3*a + b)*w_tap] * dy[p*dy_plane + (i + pt - a)/2 * OW + (j + pl - b)/2],
+ * the sum over the taps whose halves are whole and inside dy's OH x OW plane, for dx's `height` x
+ * `width` planes (width >= 2 * DW_VLEN). Row i's kernel rows are those of i + pt's parity (one or
+ * two); each tile is two vectors of the row, the last overlapping the one before. (Plain stores:
+ * streamed ones ran 1.03x slower on mnv2-112x96-s2 at batch 16, 77 MB of dx.) */
+static void DW_FN(flat_input_grad_s2)(const DW_T *dy, ptrdiff_t dy_plane, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t pt,
+                                      ptrdiff_t pl, const DW_T *w, ptrdiff_t w_plane, ptrdiff_t w_tap, DW_T *dx,
+                                      ptrdiff_t dx_plane, ptrdiff_t height, ptrdiff_t width, ptrdiff_t np)
+{
+    for (ptrdiff_t p = 0; p < np; p++) {
+        DW_VEC wt[9], wr[2][3];
+        for (int t = 0; t < 9; t++) wt[t] = DW_FN(broadcast)(w[p * w_plane + t * w_tap]);
+        for (ptrdiff_t i = 0; i < height; i++) {
+            const DW_T *rows[2];
+            int n = 0;
+            for (ptrdiff_t a = (i + pt) & 1; a < 3; a += 2) { /* (i + pt - a even: its half exact) */
+                const ptrdiff_t m = (i + pt - a) / 2;
+                if (m >= 0 && m < OH) {
+                    rows[n] = dy + p * dy_plane + m * OW;
+                    for (int b = 0; b < 3; b++) wr[n][b] = wt[3 * a + b];
+                    n++;
+                }
+            }
+            DW_T *out = dx + p * dx_plane + i * width;
+            for (ptrdiff_t j = 0; j < width; j += 2 * DW_VLEN) {
+                const ptrdiff_t j0 = j + 2 * DW_VLEN <= width ? j : width - 2 * DW_VLEN, odd = (j0 + pl) & 1;
+                const ptrdiff_t base = (j0 + pl - odd) / 2;
+#define DW_INPUT_GRAD_S2_TILE(n, odd) DW_FN(input_grad_s2_tile)(rows, wr, base, OW, out + j0, n, odd)
+                switch (n * 2 + odd) {
+                    case 0: case 1: DW_INPUT_GRAD_S2_TILE(0, 0); break;
+                    case 2: DW_INPUT_GRAD_S2_TILE(1, 0); break;
+                    case 3: DW_INPUT_GRAD_S2_TILE(1, 1); break;
+                    case 4: DW_INPUT_GRAD_S2_TILE(2, 0); break;
+                    case 5: DW_INPUT_GRAD_S2_TILE(2, 1); break;
+                }
+#undef DW_INPUT_GRAD_S2_TILE
+            }
+        }
+    }
+}
+
+/* The filter gradient of a 3x3 kernel at stride 2 (dilation 1), for p < np, t = 3*a + b:
+ * acc[t*acc_tap + p] = sum_{n < n_images, y < OH, x < OW} dy[n*dy_image + p*dy_plane + y*OW + x] * src[n*src_image + p*src_plane + (2y + a - pt)*width + 2x + b - pl],
+ * over the source pixels inside the `height` x `width` plane, and bias_acc[p] the sum of dy (unless
+ * NULL). Each output-gradient vector is loaded once for the 9 taps; each sum runs in an order fixed
+ * by the geometry (n, y, then x in vectors). */
+static void DW_FN(flat_dot_s2)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_image, ptrdiff_t height,
+                               ptrdiff_t width, ptrdiff_t pt, ptrdiff_t pl, const DW_T *dy, ptrdiff_t dy_plane,
+                               ptrdiff_t dy_image, ptrdiff_t OH, ptrdiff_t OW, DW_T *acc, ptrdiff_t acc_tap,
+                               DW_T *bias_acc, ptrdiff_t np, ptrdiff_t n_images)
+{
+    for (ptrdiff_t p = 0; p < np; p++) {
+        DW_VEC sum[9], dy_sum = DW_FN(broadcast)(0);
+        DW_FLAT_UNROLL
+        for (int t = 0; t < 9; t++) sum[t] = dy_sum;
+        for (ptrdiff_t n = 0; n < n_images; n++) {
+            const DW_T *s = src + n * src_image + p * src_plane, *d = dy + n * dy_image + p * dy_plane;
+            for (ptrdiff_t y = 0; y < OH; y++, d += OW) {
+                const DW_T *rows[3];
+                DW_FLAT_UNROLL
+                for (int a = 0; a < 3; a++) {
+                    const ptrdiff_t r = 2 * y + a - pt;
+                    rows[a] = r >= 0 && r < height ? s + r * width : NULL;
+                }
+                for (ptrdiff_t x = 0; x < OW; x += DW_VLEN) {
+                    /* (lanes past dy's row read as zeros, and the source columns only they would
+                     * read as zeros too: a NaN there must not reach the sums) */
+                    const ptrdiff_t valid = OW - x < DW_VLEN ? OW - x : DW_VLEN, col = 2 * x - pl;
+                    const ptrdiff_t end = width - col < 2 * valid + 1 ? width - col : 2 * valid + 1;
+                    const DW_VEC dyv = valid == DW_VLEN ? DW_FN(load)(d + x) : DW_FN(load_masked)(d + x, (1u << valid) - 1);
+                    const unsigned lo = DW_FN(lane_range)(-col, end), hi = DW_FN(lane_range)(-col - DW_VLEN, end - DW_VLEN);
+                    const int last = end > 2 * DW_VLEN && col + 2 * DW_VLEN >= 0; /* (col + 2 * DW_VLEN: the last lane's tap 2) */
+                    dy_sum += dyv;
+                    DW_FLAT_UNROLL
+                    for (int a = 0; a < 3; a++) {
+                        if (!rows[a]) continue;
+                        const DW_T *at = rows[a] + col;
+                        const DW_VEC l0 = DW_FN(load_masked)(at, lo), l1 = DW_FN(load_masked)(at + DW_VLEN, hi);
+                        const DW_VEC even = DW_FN(alternate)(l0, l1, 0);
+                        sum[3 * a] += dyv * even;
+                        sum[3 * a + 1] += dyv * DW_FN(alternate)(l0, l1, 1);
+                        sum[3 * a + 2] += dyv * DW_FN(shift_in)(even, DW_FN(broadcast)(last ? at[2 * DW_VLEN] : 0));
+                    }
+                }
+            }
+        }
+        for (int t = 0; t < 9; t++) acc[t * acc_tap + p] = DW_FN(horizontal_sum)(sum[t]);
+        if (bias_acc) bias_acc[p] = DW_FN(horizontal_sum)(dy_sum);
+    }
+}
 #endif
 
 /* dst[p*dst_plane + o] = bias[p*bias_plane] + sum_{t < ntaps} w[p*w_plane + t*w_tap] * src[p*src_plane + o + off[t]],

@@ -308,6 +308,53 @@ def test_flat_plane_gradients(isa_level, H, W, C):
                 assert np.array_equal(got, want)
 
 
+# NCHW 3x3 kernels at stride 2 on planes 32 pixels wide or more: both gradients read the planes in
+# place along their rows (dx two vectors of a row at a time, its even and odd pixels apart, the
+# last tile overlapping the one before; the filter gradient a vector of dy at a time, the last
+# masked). Widths of one tile, of tiles and an overlap, odd and even; padding on the left odd and
+# even, wider than the kernel, VALID (rows and columns no output reads); dx in every padding mode
+# (the padding's share added after); the same bits for any number of threads. (N, H, W, C, padding)
+STRIDED_PLANES = [(2, 9, 32, 5, "SAME"), (1, 12, 47, 3, 1), (2, 7, 64, 2, "VALID"), (1, 10, 70, 4, ((0, 1), (1, 0))),
+                  (1, 6, 34, 2, ((3, 2), (4, 3))), (3, 5, 33, 17, ((1, 2), (2, 1)))]
+
+
+@pytest.mark.parametrize("N, H, W, C, padding", STRIDED_PLANES)
+def test_strided_plane_gradients(isa_level, N, H, W, C, padding):
+    from dwconv import _args, _kernels
+    from reference import conv2d_backprop_input
+    rng = np.random.default_rng(N * H * W + C)
+    x, w, dy = random_case(rng, "NCHW", N, H, W, C, 1, 3, 3, 2, padding, 1, np.float32)
+    g = _args.geometry(x.shape, w.shape, 2, padding, "NCHW", 1)
+    assert _kernels.reads_strided_planes(g) == (isa_level != "baseline")
+    check_gradients(x, w, dy, 2, padding, "NCHW", 1)
+    one = dwconv.depthwise_conv2d_grad(x, w, dy, 2, padding, data_format="NCHW", num_threads=1)
+    for n_threads in (2, 3):
+        again = dwconv.depthwise_conv2d_grad(x, w, dy, 2, padding, data_format="NCHW", num_threads=n_threads)
+        for got, want in zip(again, one):
+            assert np.array_equal(got, want)
+    pad = resolve_padding(padding, (H, W), (3, 3), (2, 2), (1, 1), "NCHW")
+    for mode in ("reflect", "replicate", "circular", "symmetric"):
+        if mode == "reflect" and max(max(pad[0]), max(pad[1])) >= min(H, W):
+            continue  # (numpy.pad's reflection needs the padding narrower than the image)
+        dx = dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, 2, padding, data_format="NCHW", padding_mode=mode)
+        ref = conv2d_backprop_input(x.shape, w, dy, (2, 2), pad, "NCHW", (1, 1), mode)
+        assert_close(dx, ref, np.abs(ref).max(), np.float32, 9, f"dx ({mode})")
+
+
+def test_strided_plane_filter_gradient_skips_unread_columns(isa_level):
+    """A NaN in the column (and the row) no output reads at VALID padding stays out of the filter
+    gradient, although the last dy vector's lanes past the row would pair with it."""
+    from reference import conv2d_backprop_filter
+    rng = np.random.default_rng(5)
+    x, w, dy = random_case(rng, "NCHW", 2, 8, 40, 3, 1, 3, 3, 2, "VALID", 1, np.float32)  # (19 outputs: 0..38 read)
+    x[:, :, :, 39] = np.nan
+    x[:, :, 7, :] = np.inf
+    got = dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, 2, "VALID", data_format="NCHW")
+    want = conv2d_backprop_filter(x, w.shape, dy, (2, 2), ((0, 0), (0, 0)), "NCHW", (1, 1))  # (reads no NaN)
+    assert np.isfinite(want).all()
+    assert_close(got, want, np.abs(want).max(), np.float32, 2 * 3 * 19, "dW")
+
+
 # NHWC filter gradients of 3x3 kernels sum a row's whole window at once, the rows of it inside the
 # image (the first and last rows' windows reach into the padding: 2 rows of 3, or 1 in a 1-row
 # image), over chunks of rows and blocks of channels chosen from the geometry: all channels where
