@@ -225,29 +225,17 @@ def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *
     ``out`` may give the arrays to write them into: ``(input, filters, bias)``, each as the ``out``
     of ``depthwise_conv2d`` (C-contiguous, the result's shape and dtype), or None for a new array.
 
-    The filter and bias gradients come from one pass over ``x`` and ``grad_output``; for NHWC 3x3
-    kernels at stride 1 whose output is as large as ``x`` (``"SAME"``) and larger than half the
-    last-level cache, the input gradient comes from that pass too, reading ``grad_output`` from
-    memory once for all three."""
+    The filter and bias gradients come from one pass over ``x`` and ``grad_output``, the input
+    gradient from another over ``grad_output``."""
     c = _args.grad_call(x, filters, grad_output, strides, padding, data_format, dilations, padding_mode, dtype,
                         filter_format)
     n_threads = _threads(num_threads)
     grads, tf_filters = _args.gradient_arrays(_args.gradient_outs(out), c)
-    computed = grads._replace(filters=tf_filters)
-    # (converted once: the two passes below find them converted when the one sweep cannot serve)
+    # (converted once, for both passes)
     x, grad_output, filters = (_args.contiguous(a, c.compute) for a in (c.x, c.grad_output, c.filters))
-    if not _swept_together(computed, x, grad_output, filters, c.g, n_threads):
-        _input_grad_into(grads.input, grad_output, filters, c.g, c.compute, n_threads)
-        _filter_and_bias_grad(x, grad_output, c.g, c.compute, tf_filters, grads.bias, n_threads)
+    _input_grad_into(grads.input, grad_output, filters, c.g, c.compute, n_threads)
+    _filter_and_bias_grad(x, grad_output, c.g, c.compute, tf_filters, grads.bias, n_threads)
     if tf_filters is not grads.filters:
         np.copyto(grads.filters, _args.filters_in_format(tf_filters, c))
     return grads
 
-
-def _swept_together(grads, x, grad_output, filters, g, n_threads):
-    """Write all three gradients from one sweep over grad_output where the kernels have one for
-    geometry g and the results are in the arrays' dtype; whether they did."""
-    if grads.input.dtype != x.dtype or not (x.size and grad_output.size):
-        return False
-    return _kernels.filter_grad(_flat(x), _flat(grad_output), _flat(grads.filters), grads.bias, g, n_threads,
-                                _flat(filters), _flat(grads.input))

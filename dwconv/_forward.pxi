@@ -261,10 +261,6 @@ cdef Py_ssize_t LAST_LEVEL_CACHE_BYTES = last_level_cache_bytes()
 # 3 MB).
 cdef Py_ssize_t STREAMING_BYTES = LAST_LEVEL_CACHE_BYTES // 2
 
-# Output gradients larger than this are swept once for the input and filter gradients where the
-# kernels can (sweeps_both): a second pass would read them from memory again.
-cdef Py_ssize_t SWEPT_BYTES = LAST_LEVEL_CACHE_BYTES // 2
-
 
 cdef inline bint whole_lines(Py_ssize_t plane, Py_ssize_t band, size_t elsize) noexcept nogil:
     """Whether vectors transposed into planes of `plane` elements, in bands of `band`, fill cache
@@ -287,14 +283,6 @@ def set_streaming_bytes(Py_ssize_t nbytes):
     """Stream results larger than `nbytes` from now on (tests and benchmarks); returns the old limit."""
     global STREAMING_BYTES
     old, STREAMING_BYTES = STREAMING_BYTES, nbytes
-    return old
-
-
-def set_swept_bytes(Py_ssize_t nbytes):
-    """Sweep output gradients larger than `nbytes` once for both gradients from now on (tests);
-    returns the old limit."""
-    global SWEPT_BYTES
-    old, SWEPT_BYTES = SWEPT_BYTES, nbytes
     return old
 
 

@@ -1093,31 +1093,6 @@ cdef Py_ssize_t ring_reduction_block(const Dims *d, Py_ssize_t n_units) noexcept
     return round_up(ceil_div(d.C, n_blocks), LANE_BLOCK)
 
 
-cdef struct InputGradSweep:
-    # The input gradient computed in the filter gradient's sweep over dy (sweeps_both): dx as the
-    # forward pass (geometry t) over dy's rows, held in dy_ring, of the filter turned by 180 degrees.
-    Ring *dy_ring
-    Dims t
-    void *turned
-    void *dx
-    bint streaming
-
-
-cdef bint sweeps_both(InputGradSweep *sweep, const Dims *d, Py_ssize_t dy_bytes) noexcept nogil:
-    """Whether the filter gradient's ring sweep (reduce_ring with dot_window: NHWC 3x3, M 1, zeros
-    padding) computes dx too, setting sweep.t: where dx is a forward pass over dy (input_grad_dims)
-    as tall and wide as dy, dilation 1, so that dx row r reads dy rows r - 1 to r + 1 and the
-    filter gradient dy row r from the same ring; and where dy (`dy_bytes`) is larger than
-    SWEPT_BYTES, half the last-level cache, so that a second pass would read it from memory
-    again (2 vCPUs of an AVX-512 AMD EPYC, batch 16, together against apart:
-    mnv2-56x144 and -112x32, 29 and 26 MB, 1.1-1.18x and 1.0-1.05x faster; mnv2-28x192, -14x576 and
-    -7x960, 9.6, 7.2 and 3 MB, 0.83-0.98x, 0.79x and 0.92x). (NCHW flat planes measured no faster
-    swept together than apart: each few planes' dx in every image, then their filter gradient from
-    dy in L2, ran 0.81-1.01x at batch 16.)"""
-    return (d.nhwc and d.kh == 3 and d.kw == 3 and d.dil_h == 1 and d.dil_w == 1 and d.OH == d.H and d.OW == d.W
-            and dy_bytes > SWEPT_BYTES and input_grad_dims(&sweep.t, d))
-
-
 cdef inline Py_ssize_t right_padding(const Dims *d) noexcept nogil:
     """The padding columns the last output pixel's window reaches past the image."""
     return (d.OW - 1) * d.sw + (d.kw - 1) * d.dil_w + 1 - d.pl - d.W
@@ -1137,15 +1112,13 @@ cdef inline bint window_in_place(const Dims *d) noexcept nogil:
 
 cdef void reduce_ring(const floating *x, const floating *dy, floating *partial, Py_ssize_t partial_tap, Ring *ring,
                       Py_ssize_t row0, Py_ssize_t row1, Py_ssize_t c0, Py_ssize_t nc, const Dims *d, int tid,
-                      bint in_place, InputGradSweep *sweep) noexcept nogil:
+                      bint in_place) noexcept nogil:
     """reduce_rows for NHWC with one filter per channel and zeros padding: from the forward's rings
     (thread tid's ring), each output row's source rows padded so that every tap runs over the whole
     row, with no edge columns apart; or, `in_place` (window_in_place), from x's rows themselves, the
     taps in the padding left out by dot_window. The window's rows in the image sum all their taps
-    at once (dot_window, for 3x3 kernels); rows in the padding are skipped. With a `sweep` (not
-    NULL), dx rows [row0, row1) too, each from dy's rows in the sweep's ring, which the filter
-    gradient then reads its dy row from: dy comes from memory once for both gradients."""
-    cdef Py_ssize_t unit, n, q, r, a, a0, a1, j, dy_pix = d.C, prev_n = -1, n_batched = 0
+    at once (dot_window, for 3x3 kernels); rows in the padding are skipped."""
+    cdef Py_ssize_t unit, n, q, r, a, a0, a1, j, prev_n = -1, n_batched = 0
     cdef Py_ssize_t ring_pix = ring_pixel(nc, sizeof(floating))  # (a pixel's elements in the rings)
     cdef Py_ssize_t off = 0, src_pix = d.sw * ring_pix, src_tap = d.dil_w * ring_pix
     cdef int edges = 0
@@ -1153,7 +1126,6 @@ cdef void reduce_ring(const floating *x, const floating *dy, floating *partial, 
     cdef Py_ssize_t batch = max(1, min(<Py_ssize_t> WINDOW_BATCH, WINDOW_PIXELS // ((d.sh + 1) * d.W)))
     cdef const floating *image_rows[3]
     cdef const floating **src = image_rows
-    cdef const floating **dy_rows
     cdef const floating *dy_row
     # (in place, rows of whole windows wait here to run `batch` at a time: their rows are x's)
     cdef const floating *batch_rows[3 * WINDOW_BATCH]
@@ -1165,18 +1137,10 @@ cdef void reduce_ring(const floating *x, const floating *dy, floating *partial, 
                  | (DW_WINDOW_RIGHT if right_padding(d) == 1 else 0))
     for unit in range(row0, row1):
         n, q = unit // d.OH, unit % d.OH
-        if n != prev_n:
-            if not in_place:
-                ring_reset(ring, tid)
-            if sweep != NULL:
-                ring_reset(sweep.dy_ring, tid)
-            prev_n = n
+        if n != prev_n and not in_place:
+            ring_reset(ring, tid)
+        prev_n = n
         dy_row = dy + unit * d.OW * d.C + c0
-        if sweep != NULL:
-            dy_rows = ring_rows(sweep.dy_ring, tid, dy, &sweep.t, n, q, 1, c0, nc)
-            row(dy_rows, 0, ring_pix, &sweep.t, <const floating *> sweep.turned + c0, d.C, NULL,
-                <floating *> sweep.dx + unit * d.W * d.C + c0, d.C, d.W, nc, sweep.streaming)
-            dy_row, dy_pix = dy_rows[sweep.t.pt] + sweep.t.pl * ring_pix, ring_pix  # (dy row `unit`, padded)
         # the window's rows in the image, a0 to a1 (those in the padding lie above and below them)
         a0, a1 = d.kh, 0
         if in_place:
@@ -1194,7 +1158,7 @@ cdef void reduce_ring(const floating *x, const floating *dy, floating *partial, 
         if whole:
             for a in range(d.kh):
                 batch_rows[d.kh * n_batched + a] = src[a]
-            batch_dy[n_batched] = dy + unit * d.OW * d.C + c0  # (x's, not a sweep ring's, which moves on)
+            batch_dy[n_batched] = dy_row
             n_batched += 1
         # (a row whose window lies partly in the padding runs after those batched before it: the rows' order)
         if n_batched and (not whole or n_batched == batch or unit == row1 - 1):
@@ -1203,15 +1167,15 @@ cdef void reduce_ring(const floating *x, const floating *dy, floating *partial, 
             n_batched = 0
         if whole:
             continue
-        if a0 < a1 and dot_window(src + a0, &dy_row, 1, off, src_pix, src_tap, dy_pix,
+        if a0 < a1 and dot_window(src + a0, &dy_row, 1, off, src_pix, src_tap, d.C,
                                   partial + a0 * d.kw * partial_tap + c0, partial_tap, bias_partial, a1 - a0, d.kw,
                                   d.OW, nc, edges):
             continue
-        dot(<const floating *> NULL, 0, 0, dy_row, dy_pix, 1, bias_partial, 1, d.OW, nc)
+        dot(<const floating *> NULL, 0, 0, dy_row, d.C, 1, bias_partial, 1, d.OW, nc)
         for a in range(a0, a1):
             j = 0
             while j < d.kw:
-                dot_taps(src[a] + j * src_tap, src_pix, src_tap, dy_row, dy_pix,
+                dot_taps(src[a] + j * src_tap, src_pix, src_tap, dy_row, d.C,
                          partial + (a * d.kw + j) * partial_tap + c0, partial_tap,
                          min(d.kw - j, <Py_ssize_t> DW_DOT_MAX_TAPS), d.OW, nc)
                 j += DW_DOT_MAX_TAPS
@@ -1268,25 +1232,18 @@ cdef void reduce_packed(const floating *x, const floating *dy, floating *partial
 
 
 def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfilters, floating[::1] dbias,
-                g, int n_threads, const floating[::1] w=None, floating[::1] dx=None):
-    """dfilters (kh*kw*C*M, the filter gradient) and dbias (C*M, the bias gradient, or None) from x and dy;
-    with the filter `w` and `dx` given, the input gradient too in the same sweep over dy where
-    sweeps_both allows, else nothing at all. Returns whether dx was written.
+                g, int n_threads):
+    """dfilters (kh*kw*C*M, the filter gradient) and dbias (C*M, the bias gradient, or None) from x
+    and dy.
 
     The reduction over images and rows is cut into chunks fixed by the geometry alone; each chunk
     sums into its own partial buffer, and the partials are added in chunk order: the result is
     bitwise the same for any number of threads. Narrow NCHW planes are reduced in units of
     (image, band of rows) packed as NHWC (reduce_packed), other geometries in units of rows."""
     cdef Dims d = dims_of(g)
-    cdef InputGradSweep sweep
-    cdef InputGradSweep *fused = NULL
-    if dx is not None:
-        if not sweeps_both(&sweep, &d, dy.shape[0] * sizeof(floating)):
-            return False
-        fused = &sweep
-    elif (flat_filter_grad(x, dy, dfilters, dbias, &d, n_threads)
-          or spectral_filter_grad(x, dy, dfilters, dbias, &d, n_threads)):
-        return False
+    if (flat_filter_grad(x, dy, dfilters, dbias, &d, n_threads)
+            or spectral_filter_grad(x, dy, dfilters, dbias, &d, n_threads)):
+        return
     cdef Py_ssize_t CM = d.C * d.M, n_taps = d.kh * d.kw
     cdef bint packed = not d.nhwc and d.OW <= PACKED_WIDTH and d.M == 1
     cdef bint ringed = d.nhwc and d.M == 1 and d.mode == ZEROS
@@ -1308,14 +1265,11 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfi
     cdef floating *dbias_data = NULL if dbias is None else &dbias[0]
     cdef Py_ssize_t *col_lo = NULL
     cdef Axis rows
-    cdef Ring ring, dy_ring
+    cdef Ring ring
     rows.tap0 = NULL
     pack.scratch = NULL
     pack.w_mc = NULL
     ring.memory = ring.zeros = ring.book_memory = NULL
-    dy_ring.memory = dy_ring.zeros = dy_ring.book_memory = NULL
-    sweep.dy_ring = &dy_ring
-    sweep.turned = NULL
     try:
         col_lo = <Py_ssize_t *> malloc(2 * d.kw * sizeof(Py_ssize_t))
         if col_lo == NULL or not axis_alloc(&rows, d.OH):
@@ -1332,13 +1286,6 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfi
         if x_ring and not ring_init(&ring, RING_PIXELS, min(block_size, d.C), 1, False, &d, sizeof(floating),
                                     n_threads):
             raise MemoryError()
-        if fused != NULL:
-            sweep.turned = turned_filter(&w[0], &d)
-            sweep.dx = &dx[0]
-            sweep.streaming = dx.shape[0] * sizeof(floating) > STREAMING_BYTES
-            if not ring_init(&dy_ring, RING_PIXELS, min(block_size, d.C), 1, False, &sweep.t, sizeof(floating),
-                             n_threads):
-                raise MemoryError()
         # chunks of units, fixed by the geometry alone; each item is (chunk, block of channels)
         n_chunks = max(1, min(n_units, (REDUCTION_ITEMS + n_blocks - 1) // n_blocks))
         chunk_units = (n_units + n_chunks - 1) // n_chunks if n_units else 0
@@ -1355,9 +1302,6 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfi
                 packing_watch(True, &pack, &d, &dfilters[0], sizeof(floating), n_threads)
             if x_ring:
                 ring_watch(True, &ring, &d, n_threads)
-            if fused != NULL:
-                ring_watch(True, &dy_ring, &sweep.t, n_threads)
-                watch(True, <const floating *> sweep.turned, d.kh * d.kw * d.C, NULL, 0, NULL, 0, &dx[0], dx.shape[0])
             for item in prange(n_chunks * n_blocks, schedule="static", num_threads=n_threads):
                 chunk = item // n_blocks
                 c0 = (item % n_blocks) * block_size
@@ -1370,13 +1314,10 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfi
                                   &d)
                 elif ringed:
                     reduce_ring(&x[0], &dy[0], partials + chunk * partial_size, CM, &ring, unit0, unit1, c0,
-                                min(block_size, d.C - c0), &d, threadid(), in_place, fused)
+                                min(block_size, d.C - c0), &d, threadid(), in_place)
                 else:
                     reduce_rows(&x[0], &dy[0], partials + chunk * partial_size, CM, &rows, col_lo, col_lo + d.kw,
                                 unit0, unit1, c0, min(block_size, d.C - c0), &d)
-            if fused != NULL:
-                watch(False, <const floating *> sweep.turned, d.kh * d.kw * d.C, NULL, 0, NULL, 0, &dx[0], dx.shape[0])
-                ring_watch(False, &dy_ring, &sweep.t, n_threads)
             if x_ring:
                 ring_watch(False, &ring, &d, n_threads)
             if packed:
@@ -1400,9 +1341,6 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfi
         packing_free(&pack, &dfilters[0])
         axis_free(&rows)
         ring_free(&ring)
-        ring_free(&dy_ring)
-        free(sweep.turned)
-    return fused != NULL
 
 
 include "_rings.pxi"

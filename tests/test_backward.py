@@ -404,43 +404,6 @@ def test_filter_gradient_rows_of_taps(isa_level, data_format, N, H, W, C, kh, kw
         check_gradients(x, w, dy, strides, "SAME", data_format, dil)
 
 
-# NHWC 3x3, stride 1, outputs as large as the input: N, H, W, C, padding
-SWEPT_TOGETHER = [(3, 12, 11, 70, "SAME"), (2, 9, 10, 37, ((1, 1), (1, 1))), (1, 5, 9, 200, "SAME"),
-                  (2, 1, 17, 3, "SAME"), (1, 6, 6, 16, ((0, 2), (2, 0)))]
-
-
-@pytest.mark.parametrize("streaming", [False, True])
-@pytest.mark.parametrize("N, H, W, C, padding", SWEPT_TOGETHER)
-def test_gradients_swept_together(isa_level, N, H, W, C, padding, streaming):
-    """Where the filter gradient's sweep over dy computes the input gradient too (dx rows from the
-    ring of dy rows the filter gradient reads; taken from this many bytes of dy, here all), all
-    three gradients match the reference, the filter gradient bitwise equal to the separate entry
-    point's, for any thread count, with dx written by plain or streaming stores."""
-    from dwconv import _args, _kernels
-    rng = np.random.default_rng(N * H * W * C)
-    old = _kernels.set_streaming_bytes(0 if streaming else 1 << 60)
-    old_swept = _kernels.set_swept_bytes(0)
-    try:
-        for dtype in DTYPES:
-            x, w, dy = random_case(rng, "NHWC", N, H, W, C, 1, 3, 3, 1, padding, 1, dtype)
-            g = _args.geometry(x.shape, w.shape, 1, padding, "NHWC", 1)
-            dx, dw, db = np.full(x.size, np.nan, dtype), np.empty(w.size, dtype), np.empty(C, dtype)
-            assert _kernels.filter_grad(x.ravel(), dy.ravel(), dw, db, g, 2, w.ravel(), dx)  # one sweep
-            check_gradients(x, w, dy, 1, padding, "NHWC", 1, num_threads="mixed")
-            separate = dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, 1, padding, num_threads=1)
-            for n_threads in (1, 2, 3):
-                got = dwconv.depthwise_conv2d_grad(x, w, dy, 1, padding, num_threads=n_threads)
-                assert np.array_equal(got.filters, separate)
-                assert np.array_equal(got.input, dx.reshape(x.shape))
-                assert np.array_equal(got.bias, db)
-        # (the sweep only where dy is larger than the limit)
-        _kernels.set_swept_bytes(dy.nbytes)
-        assert not _kernels.filter_grad(x.ravel(), dy.ravel(), dw, db, g, 2, w.ravel(), dx)
-    finally:
-        _kernels.set_streaming_bytes(old)
-        _kernels.set_swept_bytes(old_swept)
-
-
 @pytest.mark.parametrize("streaming", [False, True])
 @pytest.mark.parametrize("H, W, strides", [(16, 16, 2), (8, 32, (2, 1)), (7, 9, 2)])
 def test_packed_input_gradient(isa_level, H, W, strides, streaming):
@@ -456,20 +419,6 @@ def test_packed_input_gradient(isa_level, H, W, strides, streaming):
             check_gradients(x, w, dy, strides, "SAME", "NCHW", 1, num_threads=2)
     finally:
         _kernels.set_streaming_bytes(old)
-
-
-@pytest.mark.parametrize("strides, padding, dilations", [(2, "SAME", 1), (1, "VALID", 1), (1, "SAME", 2)])
-def test_gradients_apart_where_one_sweep_cannot_do_both(strides, padding, dilations):
-    """Geometries whose dx is not a forward pass over dy as large as x: the one-sweep kernel writes
-    nothing and says so, and depthwise_conv2d_grad's results still match the reference."""
-    from dwconv import _args, _kernels
-    rng = np.random.default_rng(7)
-    x, w, dy = random_case(rng, "NHWC", 2, 9, 8, 20, 1, 3, 3, strides, padding, dilations, np.float32)
-    g = _args.geometry(x.shape, w.shape, strides, padding, "NHWC", dilations)
-    dx, dw = np.full(x.size, np.nan, np.float32), np.full(w.size, np.nan, np.float32)
-    assert not _kernels.filter_grad(x.ravel(), dy.ravel(), dw, None, g, 2, w.ravel(), dx)
-    assert np.isnan(dx).all() and np.isnan(dw).all()
-    check_gradients(x, w, dy, strides, padding, "NHWC", dilations, num_threads="mixed")
 
 
 @pytest.mark.parametrize("H, kh", [(1, 1), (3, 3)])
@@ -787,7 +736,7 @@ def test_out_backprop_filter(data_format, dtype):
 
 
 @pytest.mark.parametrize("data_format", FORMATS)
-@pytest.mark.parametrize("padding, strides", [("SAME", 1), ("VALID", 2)])  # one sweep (NHWC) / two passes
+@pytest.mark.parametrize("padding, strides", [("SAME", 1), ("VALID", 2)])
 def test_out_grad(data_format, padding, strides):
     """depthwise_conv2d_grad writes the arrays `out` gives (None: a new one), PyTorch's filter layout
     included, equal to the reference; a wrong `out` is refused before anything is written."""

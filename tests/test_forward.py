@@ -704,8 +704,8 @@ def test_in_place_edge_pixels(isa_level, W, C, streaming):
 # take a cache line more in the rings (ring_pixel), and NHWC rows of such pixels go through the
 # ring rather than in place: the rows copied whole or (other padding modes) their padding columns
 # mirrored, at strides 1 and 2, channel multipliers, packed NCHW planes (blocks of 128 channels,
-# M 4); the filter gradient's rings of x (3x3 too, not read in place) and of dy (3x3, swept together
-# with dx).
+# M 4); the filter gradient's rings of x (3x3 too, not read in place), and dx from a forward pass
+# over dy.
 PADDED_PIXEL_CASES = [("NHWC", 512, 1, np.float32), ("NHWC", 256, 1, np.float64), ("NHWC", 256, 2, np.float32),
                       ("NCHW", 128, 4, np.float32)]
 
@@ -725,19 +725,15 @@ def test_padded_ring_pixels(isa_level, data_format, C, M, dtype):
     if data_format == "NCHW" or M > 1:
         return
     x = make_x(rng, 2, 64, 3, C, data_format, dtype)  # (rows enough for items of every channel)
-    old_swept = dwconv._kernels.set_swept_bytes(0)
-    try:
-        for k in (3, 5):
-            w = rng.standard_normal((k, k, C, 1)).astype(dtype)
-            dy = rng.standard_normal(x.shape).astype(dtype)
-            got = dwconv.depthwise_conv2d_grad(x, w, dy, 1, "SAME", num_threads=2)
-            ref = reference_gradients(x, w, dy, (1, 1), resolve_padding("SAME", (64, 3), (k, k), (1, 1), (1, 1)),
-                                      "NHWC", (1, 1))
-            for name, value in zip(("input", "filters", "bias"), got):
-                terms = k * k if name == "input" else 2 * 64 * 3  # (dx: a pixel's taps; the others: every pixel)
-                assert_close(value, *ref[name], dtype, terms, f"{k}x{k} {name} gradient", naive_sum=True)
-    finally:
-        dwconv._kernels.set_swept_bytes(old_swept)
+    for k in (3, 5):
+        w = rng.standard_normal((k, k, C, 1)).astype(dtype)
+        dy = rng.standard_normal(x.shape).astype(dtype)
+        got = dwconv.depthwise_conv2d_grad(x, w, dy, 1, "SAME", num_threads=2)
+        ref = reference_gradients(x, w, dy, (1, 1), resolve_padding("SAME", (64, 3), (k, k), (1, 1), (1, 1)),
+                                  "NHWC", (1, 1))
+        for name, value in zip(("input", "filters", "bias"), got):
+            terms = k * k if name == "input" else 2 * 64 * 3  # (dx: a pixel's taps; the others: every pixel)
+            assert_close(value, *ref[name], dtype, terms, f"{k}x{k} {name} gradient", naive_sum=True)
 
 
 def test_calls_seen_before_read_their_new_arrays():
