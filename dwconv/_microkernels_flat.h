@@ -791,6 +791,18 @@ DW_INLINE DW_VEC DW_FN(interleave)(DW_VEC a, DW_VEC b, const int upper)
 #endif
 }
 
+/* v's lanes where `bits` has them set, zeros elsewhere. */
+DW_INLINE DW_VEC DW_FN(keep_lanes)(DW_VEC v, unsigned bits)
+{
+#if DW_VBYTES == 64
+    return (DW_VEC)_mm512_maskz_mov_ps((__mmask16)bits, (__m512)v);
+#else
+    const __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return (DW_VEC)_mm256_and_ps((__m256)v, _mm256_castsi256_ps(_mm256_cmpeq_epi32(
+                                                _mm256_and_si256(_mm256_set1_epi32((int)bits), lane), lane)));
+#endif
+}
+
 /* Two vectors of an input-gradient row from pixel j0 on (`odd`: j0 + pl odd), from the n output-
  * gradient rows `rows` its kernel rows read (wr: their taps, one vector per column). Pixels j0 + 2t
  * and j0 + 2t + 1 read output-gradient columns `base` + t and its neighbours, so the row's even and
@@ -883,11 +895,13 @@ static void DW_FN(flat_dot_s2)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t s
                     rows[a] = r >= 0 && r < height ? s + r * width : NULL;
                 }
                 for (ptrdiff_t x = 0; x < OW; x += DW_VLEN) {
-                    /* (lanes past dy's row read as zeros, and the source columns only they would
-                     * read as zeros too: a NaN there must not reach the sums) */
+                    /* (lanes past dy's row read as zeros, the source columns only they read too, and
+                     * tap column 0's lane `valid` cleared: the one source column a lane inside reads
+                     * as well, for tap column 2; a NaN there must not reach tap column 0's sums) */
                     const ptrdiff_t valid = OW - x < DW_VLEN ? OW - x : DW_VLEN, col = 2 * x - pl;
                     const ptrdiff_t end = width - col < 2 * valid + 1 ? width - col : 2 * valid + 1;
-                    const DW_VEC dyv = valid == DW_VLEN ? DW_FN(load)(d + x) : DW_FN(load_masked)(d + x, (1u << valid) - 1);
+                    const unsigned inside = (unsigned)((1ull << valid) - 1);
+                    const DW_VEC dyv = valid == DW_VLEN ? DW_FN(load)(d + x) : DW_FN(load_masked)(d + x, inside);
                     const unsigned lo = DW_FN(lane_range)(-col, end), hi = DW_FN(lane_range)(-col - DW_VLEN, end - DW_VLEN);
                     const int last = end > 2 * DW_VLEN && col + 2 * DW_VLEN >= 0; /* (col + 2 * DW_VLEN: the last lane's tap 2) */
                     dy_sum += dyv;
@@ -897,7 +911,7 @@ static void DW_FN(flat_dot_s2)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t s
                         const DW_T *at = rows[a] + col;
                         const DW_VEC l0 = DW_FN(load_masked)(at, lo), l1 = DW_FN(load_masked)(at + DW_VLEN, hi);
                         const DW_VEC even = DW_FN(alternate)(l0, l1, 0);
-                        sum[3 * a] += dyv * even;
+                        sum[3 * a] += dyv * DW_FN(keep_lanes)(even, inside);
                         sum[3 * a + 1] += dyv * DW_FN(alternate)(l0, l1, 1);
                         sum[3 * a + 2] += dyv * DW_FN(shift_in)(even, DW_FN(broadcast)(last ? at[2 * DW_VLEN] : 0));
                     }

@@ -341,18 +341,23 @@ def test_strided_plane_gradients(isa_level, N, H, W, C, padding):
         assert_close(dx, ref, np.abs(ref).max(), np.float32, 9, f"dx ({mode})")
 
 
-def test_strided_plane_filter_gradient_skips_unread_columns(isa_level):
-    """A NaN in the column (and the row) no output reads at VALID padding stays out of the filter
-    gradient, although the last dy vector's lanes past the row would pair with it."""
+def test_strided_plane_filter_gradient_of_nonfinite_pixels(isa_level):
+    """Non-finite pixels reach the taps that read them and no other: at VALID padding the last dy
+    vector's lanes past the row (zeros) line up with source columns that lanes inside read for
+    another tap (column 38, tap column 2's only) or that no output reads (column 39, row 7)."""
     from reference import conv2d_backprop_filter
     rng = np.random.default_rng(5)
     x, w, dy = random_case(rng, "NCHW", 2, 8, 40, 3, 1, 3, 3, 2, "VALID", 1, np.float32)  # (19 outputs: 0..38 read)
+    x[0, 1, 2, 38] = np.nan
     x[:, :, :, 39] = np.nan
     x[:, :, 7, :] = np.inf
     got = dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, 2, "VALID", data_format="NCHW")
-    want = conv2d_backprop_filter(x, w.shape, dy, (2, 2), ((0, 0), (0, 0)), "NCHW", (1, 1))  # (reads no NaN)
-    assert np.isfinite(want).all()
-    assert_close(got, want, np.abs(want).max(), np.float32, 2 * 3 * 19, "dW")
+    with np.errstate(invalid="ignore"):
+        want = conv2d_backprop_filter(x, w.shape, dy, (2, 2), ((0, 0), (0, 0)), "NCHW", (1, 1))
+    assert np.isnan(want).sum() == 2  # (channel 1's taps (0, 2) and (2, 2): kernel rows 0 and 2 read row 2)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    finite = np.isfinite(want)
+    assert_close(got[finite], want[finite], np.abs(want[finite]).max(), np.float32, 2 * 3 * 19, "dW")
 
 
 # NHWC filter gradients of 3x3 kernels sum a row's whole window at once, the rows of it inside the
