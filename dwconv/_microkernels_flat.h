@@ -971,22 +971,17 @@ DW_INLINE void DW_FN(flat_dot_tile)(const DW_T *src, ptrdiff_t src_image, const 
     DW_VEC sum[DW_FLAT_DOT_TAPS], dy_sum = sums[nt];
     DW_FLAT_UNROLL
     for (int t = 0; t < nt; t++) sum[t] = sums[t];
-    /* (each vector's taps' masks and sources looked up once for every image) */
-    for (ptrdiff_t o = 0; o < npix; o += DW_VLEN) {
-        /* (lanes past the plane's end read as zeros: a NaN there must not reach the sums) */
-        const unsigned inside = o + DW_VLEN <= npix ? (1u << DW_VLEN) - 1 : (1u << (npix - o)) - 1;
-        unsigned bits[DW_FLAT_DOT_TAPS];
-        const DW_T *at[DW_FLAT_DOT_TAPS];
-        DW_FLAT_UNROLL
-        for (int t = 0; t < nt; t++) {
-            bits[t] = DW_FN(flat_bits)(masks + (t0 + t) * mask_row, o);
-            at[t] = src + o + off[t0 + t];
-        }
-        for (ptrdiff_t n = 0; n < n_images; n++) {
-            const DW_VEC dyv = DW_FN(load_masked)(dy + n * dy_image + o, inside);
+    for (ptrdiff_t n = 0; n < n_images; n++) {
+        const DW_T *s = src + n * src_image, *dyp = dy + n * dy_image;
+        for (ptrdiff_t o = 0; o < npix; o += DW_VLEN) {
+            /* (lanes past the plane's end read as zeros: a NaN there must not reach the sums) */
+            const DW_VEC dyv = o + DW_VLEN <= npix ? DW_FN(load)(dyp + o)
+                                                  : DW_FN(load_masked)(dyp + o, (1u << (npix - o)) - 1);
             dy_sum += dyv;
             DW_FLAT_UNROLL
-            for (int t = 0; t < nt; t++) sum[t] += dyv * DW_FN(load_masked)(at[t] + n * src_image, bits[t]);
+            for (int t = 0; t < nt; t++)
+                sum[t] += dyv * DW_FN(load_masked)(s + o + off[t0 + t],
+                                                  DW_FN(flat_bits)(masks + (t0 + t) * mask_row, o));
         }
     }
     DW_FLAT_UNROLL
