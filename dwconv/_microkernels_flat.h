@@ -155,45 +155,46 @@ DW_INLINE unsigned DW_FN(lane_range)(ptrdiff_t lo, ptrdiff_t hi)
     return lo < hi ? ((1u << hi) - 1) & ~((1u << lo) - 1) : 0;
 }
 
+/* Two vectors' lanes rearranged: lane l of the result is lane F(s, l) of a and b concatenated (F a
+ * lane-list macro of _microkernels_body.h's kind, s a constant), in one shuffle where the compiler
+ * has __builtin_shufflevector, else through memory (lanes_of_two). */
+DW_INLINE DW_VEC DW_FN(lanes_of_two)(DW_VEC a, DW_VEC b, const int *lane)
+{
+    DW_T both[2 * DW_LANES], lanes[DW_LANES];
+    memcpy(both, &a, sizeof a);
+    memcpy(both + DW_LANES, &b, sizeof b);
+    for (int l = 0; l < DW_LANES; l++) lanes[l] = both[lane[l]];
+    return DW_FN(load)(lanes);
+}
+#if DW_LANES == 16
+#define DW_FLAT_LANES DW_LANES_16
+#elif DW_LANES == 8
+#define DW_FLAT_LANES DW_LANES_8
+#else
+#define DW_FLAT_LANES DW_LANES_4
+#endif
+#if defined(__clang__) || __GNUC__ >= 12
+#define DW_SHUFFLE_TWO(a, b, F, s) __builtin_shufflevector(a, b, DW_FLAT_LANES(F, s))
+#else
+#define DW_SHUFFLE_TWO(a, b, F, s) DW_FN(lanes_of_two)(a, b, (const int[]){DW_FLAT_LANES(F, s)})
+#endif
+#define DW_ALTERNATE_LANE(odd, l) (2 * (l) + (odd))
+#define DW_INTERLEAVE_LANE(upper, l) (((l) & 1) * DW_LANES + (upper) * DW_LANES / 2 + (l) / 2)
+#define DW_SHIFT_IN_LANE(unused, l) ((l) + 1)
+
 /* The even (odd: `odd`) elements of the 2 * DW_VLEN elements lo, hi. */
 DW_INLINE DW_VEC DW_FN(alternate)(DW_VEC lo, DW_VEC hi, const int odd)
 {
-#if defined(__clang__) || __GNUC__ >= 12
-#if DW_LANES == 16
-    return odd ? __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)
-               : __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-#elif DW_LANES == 8
-    return odd ? __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15)
-               : __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14);
-#else
-    return odd ? __builtin_shufflevector(lo, hi, 1, 3, 5, 7) : __builtin_shufflevector(lo, hi, 0, 2, 4, 6);
-#endif
-#else
-    DW_T both[2 * DW_LANES], lanes[DW_LANES];
-    memcpy(both, &lo, sizeof lo);
-    memcpy(both + DW_LANES, &hi, sizeof hi);
-    for (int l = 0; l < DW_LANES; l++) lanes[l] = both[2 * l + odd];
-    return DW_FN(load)(lanes);
-#endif
+    return odd ? DW_SHUFFLE_TWO(lo, hi, DW_ALTERNATE_LANE, 1) : DW_SHUFFLE_TWO(lo, hi, DW_ALTERNATE_LANE, 0);
 }
 
 /* Lanes 1.. of a, then lane 0 of b. */
-DW_INLINE DW_VEC DW_FN(shift_in)(DW_VEC a, DW_VEC b)
+DW_INLINE DW_VEC DW_FN(shift_in)(DW_VEC a, DW_VEC b) { return DW_SHUFFLE_TWO(a, b, DW_SHIFT_IN_LANE, 0); }
+
+/* a's and b's lanes alternately, from lane 0 of each (`upper`: from lane DW_VLEN / 2). */
+DW_INLINE DW_VEC DW_FN(interleave)(DW_VEC a, DW_VEC b, const int upper)
 {
-#if defined(__clang__) || __GNUC__ >= 12
-#if DW_LANES == 16
-    return __builtin_shufflevector(a, b, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
-#elif DW_LANES == 8
-    return __builtin_shufflevector(a, b, 1, 2, 3, 4, 5, 6, 7, 8);
-#else
-    return __builtin_shufflevector(a, b, 1, 2, 3, 4);
-#endif
-#else
-    DW_T both[2 * DW_LANES];
-    memcpy(both, &a, sizeof a);
-    memcpy(both + DW_LANES, &b, sizeof b);
-    return DW_FN(load)(both + 1);
-#endif
+    return upper ? DW_SHUFFLE_TWO(a, b, DW_INTERLEAVE_LANE, 1) : DW_SHUFFLE_TWO(a, b, DW_INTERLEAVE_LANE, 0);
 }
 
 /* A row tile's source vectors of one row, relative to its first tap column: at stride 1, vector
@@ -769,28 +770,6 @@ static void DW_FN(flat_groups)(const DW_T *src, const dw_flat_group *group, ptrd
  * two source vectors (alternate), and the even ones shifted by a lane (shift_in). No transposition
  * into pixel rings and back (which took half of the packed path's time on mnv2-112x96-s2). */
 
-/* a's and b's lanes alternately, from lane 0 of each (`upper`: from lane DW_VLEN / 2). */
-DW_INLINE DW_VEC DW_FN(interleave)(DW_VEC a, DW_VEC b, const int upper)
-{
-#if defined(__clang__) || __GNUC__ >= 12
-#if DW_LANES == 16
-    return upper ? __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
-                 : __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-#elif DW_LANES == 8
-    return upper ? __builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15)
-                 : __builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11);
-#else
-    return upper ? __builtin_shufflevector(a, b, 2, 6, 3, 7) : __builtin_shufflevector(a, b, 0, 4, 1, 5);
-#endif
-#else
-    DW_T both[2 * DW_LANES], lanes[DW_LANES];
-    memcpy(both, &a, sizeof a);
-    memcpy(both + DW_LANES, &b, sizeof b);
-    for (int l = 0; l < DW_LANES; l++) lanes[l] = both[(l & 1) * DW_LANES + upper * DW_LANES / 2 + l / 2];
-    return DW_FN(load)(lanes);
-#endif
-}
-
 /* v's lanes where `bits` has them set, zeros elsewhere. */
 DW_INLINE DW_VEC DW_FN(keep_lanes)(DW_VEC v, unsigned bits)
 {
@@ -1052,5 +1031,10 @@ static void DW_FN(flat_dot)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_
 #undef DW_FLAT_ROW_LOADS
 #undef DW_FLAT_ROW_MAX_K
 #undef DW_FLAT_GROUP_TILE
+#undef DW_FLAT_LANES
+#undef DW_SHUFFLE_TWO
+#undef DW_ALTERNATE_LANE
+#undef DW_INTERLEAVE_LANE
+#undef DW_SHIFT_IN_LANE
 #undef DW_FLAT_UNROLL
 #endif
