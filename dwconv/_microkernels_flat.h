@@ -92,6 +92,20 @@ DW_INLINE void DW_FN(store_first)(DW_T *p, DW_VEC v, ptrdiff_t n, int nt)
 #endif
 }
 
+#if DW_VBYTES == 32
+/* AVX2's lane mask of `bits`: lane i all ones where bit i is set, else zeros. */
+DW_INLINE __m256i DW_FN(lane_mask)(unsigned bits)
+{
+#if DW_FLAT_FLOAT
+    const __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)bits), lane), lane);
+#else
+    const __m256i lane = _mm256_setr_epi64x(1, 2, 4, 8);
+    return _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(bits), lane), lane);
+#endif
+}
+#endif
+
 /* p[i] in lane i where bit i of `bits` is set, else 0; nothing read for the lanes clear. */
 DW_INLINE DW_VEC DW_FN(load_masked)(const DW_T *p, unsigned bits)
 {
@@ -100,11 +114,9 @@ DW_INLINE DW_VEC DW_FN(load_masked)(const DW_T *p, unsigned bits)
 #elif DW_VBYTES == 64
     return (DW_VEC)_mm512_maskz_loadu_pd((__mmask8)bits, p);
 #elif DW_FLAT_FLOAT
-    const __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-    return (DW_VEC)_mm256_maskload_ps(p, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)bits), lane), lane));
+    return (DW_VEC)_mm256_maskload_ps(p, DW_FN(lane_mask)(bits));
 #else
-    const __m256i lane = _mm256_setr_epi64x(1, 2, 4, 8);
-    return (DW_VEC)_mm256_maskload_pd(p, _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(bits), lane), lane));
+    return (DW_VEC)_mm256_maskload_pd(p, DW_FN(lane_mask)(bits));
 #endif
 }
 
@@ -776,9 +788,7 @@ DW_INLINE DW_VEC DW_FN(keep_lanes)(DW_VEC v, unsigned bits)
 #if DW_VBYTES == 64
     return (DW_VEC)_mm512_maskz_mov_ps((__mmask16)bits, (__m512)v);
 #else
-    const __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-    return (DW_VEC)_mm256_and_ps((__m256)v, _mm256_castsi256_ps(_mm256_cmpeq_epi32(
-                                                _mm256_and_si256(_mm256_set1_epi32((int)bits), lane), lane)));
+    return (DW_VEC)_mm256_and_ps((__m256)v, _mm256_castsi256_ps(DW_FN(lane_mask)(bits)));
 #endif
 }
 
