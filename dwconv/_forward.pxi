@@ -907,6 +907,24 @@ cdef inline bint strided_fits(const Dims *d, size_t elsize) noexcept nogil:
             and d.OW > 0)
 
 
+cdef inline bint narrow_fits(const Dims *d, size_t elsize) noexcept nogil:
+    """Whether NCHW geometry d's filter gradient reads its planes a row to a vector
+    (flat_dot_narrow): float32, 3x3 kernels of dilation 1 at stride 1, M 1, zeros padding, and
+    rows narrower than the active level's vectors with room past them for the taps' rotations (the
+    row and its left padding, the output row and its right, each within a vector)."""
+    cdef Py_ssize_t lanes = dw_narrow_lanes()
+    return (not d.nhwc and elsize == sizeof(float) and d.kh == 3 and d.kw == 3 and d.sh == 1 and d.sw == 1
+            and d.dil_h == 1 and d.dil_w == 1 and d.M == 1 and d.mode == ZEROS and 0 <= d.pl <= 2
+            and d.W + d.pl <= lanes and d.OW + 2 - d.pl <= lanes and d.OH > 0 and d.OW > 0)
+
+
+def reads_narrow_planes(g):
+    """Whether the float32 filter gradient of geometry g reads its planes a row to a vector
+    (narrow_fits): for the tests, which check that their cases do."""
+    cdef Dims d = dims_of(g)
+    return narrow_fits(&d, sizeof(float))
+
+
 def reads_strided_planes(g):
     """Whether the float32 gradients of geometry g read its planes in place at stride 2
     (strided_fits): for the tests, which check that their cases do."""
@@ -939,23 +957,24 @@ cdef bint strided_input_grad(const floating[::1] dy, const floating[::1] w, floa
 cdef bint flat_filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfilters, floating[::1] dbias,
                            const Dims *d, int n_threads) except -1:
     """filter_grad where the forward reads its planes in place (flat_fits, M 1), or its gradients do
-    at stride 2 (strided_fits, zeros padding); True when done. Each item sums the planes of a block
-    of channels over every image, from the forward's lane masks (flat_dot) or along the rows
-    (flat_dot_s2); every sum runs in an order fixed by the geometry, so the result does not depend
-    on the number of threads."""
+    at stride 2 (strided_fits, zeros padding), or its rows fit a vector each (narrow_fits); True when
+    done. Each item sums the planes of a block of channels over every image, from the forward's
+    lane masks (flat_dot) or along the rows (flat_dot_s2, flat_dot_narrow); every sum runs in an
+    order fixed by the geometry, so the result does not depend on the number of threads."""
     cdef FlatMasks f
     cdef Py_ssize_t n_blocks, block, item, c0
     cdef floating *dbias_data = NULL if dbias is None else &dbias[0]
     cdef floating *dbias_block
     cdef bint strided = floating is float and d.mode == ZEROS and strided_fits(d, sizeof(floating))
-    if d.M != 1 or d.N == 0 or d.C == 0 or d.OH == 0 or not (flat_fits(d) or strided):
+    cdef bint narrow = floating is float and narrow_fits(d, sizeof(floating))
+    if d.M != 1 or d.N == 0 or d.C == 0 or d.OH == 0 or not (flat_fits(d) or strided or narrow):
         return False
     n_threads = threads_for(d, n_threads)
     block = ceil_div(d.C, min(d.C, ITEMS_PER_THREAD * n_threads))
     n_blocks = ceil_div(d.C, block)
     f.off, f.bits = NULL, NULL
     try:
-        if not strided and not flat_masks_init(&f, d):
+        if not (strided or narrow) and not flat_masks_init(&f, d):
             raise MemoryError()
         with nogil:
             watch(True, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, &dfilters[0], dfilters.shape[0])
@@ -969,6 +988,11 @@ cdef bint flat_filter_grad(const floating[::1] x, const floating[::1] dy, floati
                                          d.pt, d.pl, <const float *> &dy[0] + c0 * d.OH * d.OW, d.OH * d.OW,
                                          d.C * d.OH * d.OW, d.OH, d.OW, <float *> &dfilters[0] + c0, d.C,
                                          <float *> dbias_block, min(block, d.C - c0), d.N)
+                elif narrow:
+                    dw_flat_dot_narrow_float(<const float *> &x[0] + c0 * d.H * d.W, d.H * d.W, d.C * d.H * d.W, d.H,
+                                             d.W, d.pt, d.pl, <const float *> &dy[0] + c0 * d.OH * d.OW, d.OH * d.OW,
+                                             d.C * d.OH * d.OW, d.OH, d.OW, <float *> &dfilters[0] + c0, d.C,
+                                             <float *> dbias_block, min(block, d.C - c0), d.N)
                 else:
                     flat_dot(&x[0] + c0 * d.H * d.W, d.H * d.W, d.C * d.H * d.W, &f, d.kh * d.kw,
                              &dy[0] + c0 * d.OH * d.OW, d.OH * d.OW, d.C * d.OH * d.OW, &dfilters[0] + c0, d.C,

@@ -106,6 +106,7 @@ cdef extern from "_microkernels.h" nogil:
     bint dw_has_flat()
     bint dw_has_wide_row_tiles()
     bint dw_has_near_groups()
+    int dw_narrow_lanes()
     void dw_flat_float(const float *src, Py_ssize_t src_plane, const Py_ssize_t *off, const unsigned char *masks,
                        Py_ssize_t mask_row, Py_ssize_t ntaps, const float *w, Py_ssize_t w_plane, Py_ssize_t w_tap,
                        const float *bias, Py_ssize_t bias_plane, float *dst, Py_ssize_t dst_plane, Py_ssize_t npix,
@@ -138,6 +139,10 @@ cdef extern from "_microkernels.h" nogil:
                               Py_ssize_t width, Py_ssize_t pt, Py_ssize_t pl, const float *dy, Py_ssize_t dy_plane,
                               Py_ssize_t dy_image, Py_ssize_t OH, Py_ssize_t OW, float *acc, Py_ssize_t acc_tap,
                               float *bias_acc, Py_ssize_t np, Py_ssize_t n_images)
+    void dw_flat_dot_narrow_float(const float *src, Py_ssize_t src_plane, Py_ssize_t src_image, Py_ssize_t height,
+                                  Py_ssize_t width, Py_ssize_t pt, Py_ssize_t pl, const float *dy, Py_ssize_t dy_plane,
+                                  Py_ssize_t dy_image, Py_ssize_t OH, Py_ssize_t OW, float *acc, Py_ssize_t acc_tap,
+                                  float *bias_acc, Py_ssize_t np, Py_ssize_t n_images)
     void dw_row_float(const float *const *rows, Py_ssize_t off, Py_ssize_t src_pix, Py_ssize_t kh, Py_ssize_t kw,
                       Py_ssize_t sw, Py_ssize_t dil_w, const float *w, Py_ssize_t w_tap, const float *bias, float *dst,
                       Py_ssize_t dst_pix, Py_ssize_t npix, Py_ssize_t nc, bint streaming)

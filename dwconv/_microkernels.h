@@ -222,9 +222,10 @@ typedef void (*dw_flat_dot_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, const p
 typedef void (*dw_flat_input_grad_s2_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                                              const float *, ptrdiff_t, ptrdiff_t, float *, ptrdiff_t, ptrdiff_t,
                                              ptrdiff_t, ptrdiff_t);
-typedef void (*dw_flat_dot_s2_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
-                                      const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, float *, ptrdiff_t,
-                                      float *, ptrdiff_t, ptrdiff_t);
+/* (flat_dot_s2 and flat_dot_narrow: a 3x3 kernel's filter gradient along the rows) */
+typedef void (*dw_flat_dot_rows_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                                        const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, float *, ptrdiff_t,
+                                        float *, ptrdiff_t, ptrdiff_t);
 
 typedef void (*dw_copy_f32_fn)(float *, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
 typedef void (*dw_copy_f64_fn)(double *, ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
@@ -287,7 +288,8 @@ typedef struct {
     dw_flat_dot_f32_fn flat_dot_f32;
     dw_flat_dot_f64_fn flat_dot_f64;
     dw_flat_input_grad_s2_f32_fn flat_input_grad_s2_f32; /* (float only) */
-    dw_flat_dot_s2_f32_fn flat_dot_s2_f32; /* (float only) */
+    dw_flat_dot_rows_f32_fn flat_dot_s2_f32; /* (float only) */
+    dw_flat_dot_rows_f32_fn flat_dot_narrow_f32; /* (float only) */
     dw_copy_f32_fn copy_f32;
     dw_copy_f64_fn copy_f64;
     dw_clamp_f32_fn clamp_f32;
@@ -308,7 +310,7 @@ typedef struct {
 } dw_isa;
 
 /* A level's table entry; after the level, its flat-plane micro-kernels, DW_FLAT_OF(level) or
- * DW_FLAT_NONE (variadic: DW_ISA_ENTRY passes them on expanded, as nine entries). */
+ * DW_FLAT_NONE (variadic: DW_ISA_ENTRY passes them on expanded, as ten entries). */
 #define DW_ISA_ENTRY(isa, ...) DW_ISA_ENTRY_NAMED(#isa, isa, __VA_ARGS__)
 /* The same, with the name `name` (a string) in the table. */
 #define DW_ISA_ENTRY_NAMED(name, isa, ...)                                                               \
@@ -322,8 +324,9 @@ typedef struct {
      spectral_rows_##isa##_f32, spectral_correlate_##isa##_f32, spectral_filter_grad_##isa##_f32}
 #define DW_FLAT_OF(isa) \
     flat_##isa##_f32, flat_##isa##_f64, flat_rows_##isa##_f32, flat_group_masks_##isa##_f32, flat_groups_##isa##_f32, \
-        flat_dot_##isa##_f32, flat_dot_##isa##_f64, flat_input_grad_s2_##isa##_f32, flat_dot_s2_##isa##_f32
-#define DW_FLAT_NONE NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+        flat_dot_##isa##_f32, flat_dot_##isa##_f64, flat_input_grad_s2_##isa##_f32, flat_dot_s2_##isa##_f32, \
+        flat_dot_narrow_##isa##_f32
+#define DW_FLAT_NONE NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 
 static const dw_isa dw_isas[] = {
     DW_ISA_ENTRY_NAMED(DW_BASELINE_NAME, baseline, DW_FLAT_NONE),
@@ -364,6 +367,7 @@ static void dw_set_isa(int i) { dw_active = &dw_isas[i]; }
 #define dw_flat_dot_double(...) dw_active->flat_dot_f64(__VA_ARGS__)
 #define dw_flat_input_grad_s2_float(...) dw_active->flat_input_grad_s2_f32(__VA_ARGS__)
 #define dw_flat_dot_s2_float(...) dw_active->flat_dot_s2_f32(__VA_ARGS__)
+#define dw_flat_dot_narrow_float(...) dw_active->flat_dot_narrow_f32(__VA_ARGS__)
 /* Whether the active level has the flat-plane micro-kernels. */
 static int dw_has_flat(void) { return dw_active->flat_f32 != NULL; }
 #ifdef DW_X86
@@ -371,9 +375,15 @@ static int dw_has_flat(void) { return dw_active->flat_f32 != NULL; }
 static int dw_has_wide_row_tiles(void) { return dw_active->flat_rows_f32 == flat_rows_avx512_f32; }
 /* Whether the plane groups pick the taps near a pixel from aligned vectors (flat_group_near: AVX-512's). */
 static int dw_has_near_groups(void) { return dw_active->flat_groups_f32 == flat_groups_avx512_f32; }
+/* The lanes of the active level's vectors of narrow planes (flat_dot_narrow), 0 where it has none. */
+static int dw_narrow_lanes(void)
+{
+    return dw_active->flat_dot_narrow_f32 == flat_dot_narrow_avx512_f32 ? 16 : dw_active->flat_dot_narrow_f32 ? 8 : 0;
+}
 #else
 static int dw_has_wide_row_tiles(void) { return 0; }
 static int dw_has_near_groups(void) { return 0; }
+static int dw_narrow_lanes(void) { return 0; }
 #endif
 #define dw_copy_float(...) dw_active->copy_f32(__VA_ARGS__)
 #define dw_copy_double(...) dw_active->copy_f64(__VA_ARGS__)

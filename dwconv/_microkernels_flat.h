@@ -918,6 +918,93 @@ static void DW_FN(flat_dot_s2)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t s
         if (bias_acc) bias_acc[p] = DW_FN(horizontal_sum)(dy_sum);
     }
 }
+
+/* Stride 1, 3x3 kernels (dilation 1) on planes narrower than a vector: the filter gradient with
+ * each plane row in a vector of its own, its lanes past the row zeros (one masked load). Tap column
+ * b of output pixel j reads source column j + b - pl: the row's vector rotated by b - pl lanes,
+ * whose lanes wrapped around are the zeros past the row (narrow_fits: the row and its left
+ * padding, and the output row and its right, within a vector). No tap needs a mask of its own, and
+ * the loads start on the rows, not at each tap's offset across cache lines as flat_dot's do. At
+ * AVX-512 each row is rotated once for the three output-gradient rows it serves (its 32 registers
+ * keep the rotations); AVX2's 16 rotate it anew for each. */
+#define DW_ROTATE_LANE(s, l) (((l) + (s) + DW_LANES) % DW_LANES)
+
+/* v's lanes rotated by s (-2 <= s <= 2, known at compile time): lane l is lane (l + s) mod DW_VLEN. */
+DW_INLINE DW_VEC DW_FN(rotate)(DW_VEC v, const int s)
+{
+    switch (s) {
+        case -2: return DW_SHUFFLE_TWO(v, v, DW_ROTATE_LANE, -2);
+        case -1: return DW_SHUFFLE_TWO(v, v, DW_ROTATE_LANE, -1);
+        case 1: return DW_SHUFFLE_TWO(v, v, DW_ROTATE_LANE, 1);
+        case 2: return DW_SHUFFLE_TWO(v, v, DW_ROTATE_LANE, 2);
+        default: return v;
+    }
+}
+
+/* flat_dot_narrow for left padding pl (known at compile time). */
+DW_INLINE void DW_FN(flat_dot_narrow_pl)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_image, ptrdiff_t height,
+                                         ptrdiff_t width, ptrdiff_t pt, const DW_T *dy, ptrdiff_t dy_plane,
+                                         ptrdiff_t dy_image, ptrdiff_t OH, ptrdiff_t OW, DW_T *acc, ptrdiff_t acc_tap,
+                                         DW_T *bias_acc, ptrdiff_t np, ptrdiff_t n_images, const int pl)
+{
+    const int keep = DW_VBYTES == 64; /* (the rotated rows kept for the next output row) */
+    const unsigned row_lanes = DW_FN(lane_range)(0, width), dy_lanes = DW_FN(lane_range)(0, OW);
+    for (ptrdiff_t p = 0; p < np; p++) {
+        DW_VEC sum[9], dy_sum = DW_FN(broadcast)(0);
+        DW_FLAT_UNROLL
+        for (int t = 0; t < 9; t++) sum[t] = dy_sum;
+        for (ptrdiff_t n = 0; n < n_images; n++) {
+            const DW_T *s = src + n * src_image + p * src_plane, *d = dy + n * dy_image + p * dy_plane;
+            DW_VEC taps[3][3]; /* tap row a's source row y + a - pt, rotated for tap columns b */
+            for (ptrdiff_t y = 0; y < OH; y++) {
+                const DW_VEC dyv = DW_FN(load_masked)(d + y * OW, dy_lanes);
+                dy_sum += dyv;
+                DW_FLAT_UNROLL
+                for (int a = 0; a < 3; a++) {
+                    const ptrdiff_t r = y + a - pt;
+                    if (keep && y > 0 && a < 2) {
+                        DW_FLAT_UNROLL
+                        for (int b = 0; b < 3; b++) taps[a][b] = taps[a + 1][b];
+                    } else {
+                        const DW_VEC row = r >= 0 && r < height ? DW_FN(load_masked)(s + r * width, row_lanes)
+                                                                : DW_FN(broadcast)(0);
+                        DW_FLAT_UNROLL
+                        for (int b = 0; b < 3; b++) taps[a][b] = DW_FN(rotate)(row, b - pl);
+                    }
+                    DW_FLAT_UNROLL
+                    for (int b = 0; b < 3; b++) sum[3 * a + b] += dyv * taps[a][b];
+                }
+            }
+        }
+        /* (lanes from OW on: products of the zeros past dy's row with source pixels no output reads,
+         * NaN for a NaN there; left out of the sums. Unrolled, as every loop over the sums: one with
+         * a variable index keeps them in memory, stored after every multiply-add) */
+        DW_FLAT_UNROLL
+        for (int t = 0; t < 9; t++) acc[t * acc_tap + p] = DW_FN(horizontal_sum)(DW_FN(keep_lanes)(sum[t], dy_lanes));
+        if (bias_acc) bias_acc[p] = DW_FN(horizontal_sum)(dy_sum);
+    }
+}
+
+/* The filter gradient of a 3x3 kernel at stride 1 (dilation 1) on planes narrower than a vector
+ * (narrow_fits), for p < np, t = 3*a + b:
+ * acc[t*acc_tap + p] = sum_{n < n_images, y < OH, x < OW} dy[n*dy_image + p*dy_plane + y*OW + x] * src[n*src_image + p*src_plane + (y + a - pt)*width + x + b - pl],
+ * over the source pixels inside the `height` x `width` plane, and bias_acc[p] the sum of dy (unless
+ * NULL). Each sum runs in an order fixed by the geometry (n, y, then the lanes). */
+static void DW_FN(flat_dot_narrow)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_image, ptrdiff_t height,
+                                   ptrdiff_t width, ptrdiff_t pt, ptrdiff_t pl, const DW_T *dy, ptrdiff_t dy_plane,
+                                   ptrdiff_t dy_image, ptrdiff_t OH, ptrdiff_t OW, DW_T *acc, ptrdiff_t acc_tap,
+                                   DW_T *bias_acc, ptrdiff_t np, ptrdiff_t n_images)
+{
+#define DW_FLAT_DOT_NARROW(pad)                                                                          \
+    DW_FN(flat_dot_narrow_pl)(src, src_plane, src_image, height, width, pt, dy, dy_plane, dy_image, OH, OW, acc, \
+                              acc_tap, bias_acc, np, n_images, pad)
+    switch (pl) {
+        case 0: DW_FLAT_DOT_NARROW(0); break;
+        case 1: DW_FLAT_DOT_NARROW(1); break;
+        default: DW_FLAT_DOT_NARROW(2); break; /* (narrow_fits: 0 <= pl <= 2) */
+    }
+#undef DW_FLAT_DOT_NARROW
+}
 #endif
 
 /* dst[p*dst_plane + o] = bias[p*bias_plane] + sum_{t < ntaps} w[p*w_plane + t*w_tap] * src[p*src_plane + o + off[t]],
@@ -1053,5 +1140,6 @@ static void DW_FN(flat_dot)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_
 #undef DW_ALTERNATE_LANE
 #undef DW_INTERLEAVE_LANE
 #undef DW_SHIFT_IN_LANE
+#undef DW_ROTATE_LANE
 #undef DW_FLAT_UNROLL
 #endif
