@@ -346,6 +346,17 @@ cdef inline bint groups_fit(const Dims *d, size_t elsize) noexcept nogil:
                  and nearest >= -DW_FLAT_GROUP_NEAR and farthest <= DW_FLAT_GROUP_NEAR))
 
 
+cdef inline bint narrow_fits(const Dims *d, size_t elsize) noexcept nogil:
+    """Whether NCHW geometry d's filter gradient reads its planes a row to a vector
+    (flat_dot_narrow): float32, 3x3 kernels of dilation 1 at stride 1, M 1, zeros padding, and
+    rows narrower than the active level's vectors with room past them for the taps' rotations (the
+    row and its left padding, the output row and its right, each within a vector)."""
+    cdef Py_ssize_t lanes = dw_narrow_lanes()
+    return (not d.nhwc and elsize == sizeof(float) and d.kh == 3 and d.kw == 3 and d.sh == 1 and d.sw == 1
+            and d.dil_h == 1 and d.dil_w == 1 and d.M == 1 and d.mode == ZEROS and 0 <= d.pl <= 2
+            and d.W + d.pl <= lanes and d.OW + 2 - d.pl <= lanes and d.OH > 0 and d.OW > 0)
+
+
 cdef inline bint converts(const Dims *d) noexcept nogil:
     """Whether the input or the result holds integer pixels, which only NHWC rings and plane rings
     convert (the flat and packed plans read or write the arrays directly)."""
@@ -425,6 +436,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     its ring's rows; channel blocks where rows run short or the ring would leave L2)."""
     cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, n_taps = d.kh * d.kw, wanted, max_blocks, ring_bytes, block
     cdef Py_ssize_t lanes, o_lo, o_hi, spectral_size
+    cdef bint narrow
     cdef floating *w_mc
     plan.scratch = plan.w_columns = NULL
     plan.flat.off, plan.flat.bits = NULL, NULL
@@ -484,9 +496,14 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         # effnet-28x240 5x5 1.0x at batch 1 on one thread, 1.07x on two, 1.15-1.2x at batch 16;
         # convnext-56x96 7x7 1.2x at batch 1, 1.3x at batch 16, on one thread and two)
         plan.kind = FLAT_PLANES
-        plan.flat_groups = groups_fit(d, sizeof(floating)) and (d.H * d.W > GROUP_MAX_PIXELS
-                                                                 or not rows_fit(d, sizeof(floating)))
-        plan.flat_rows = not plan.flat_groups and rows_fit(d, sizeof(floating))
+        # (planes whose rows fill 3/4 of a vector or more run a row to a vector rather than in groups:
+        # 2 vCPUs of an AVX-512 AMD EPYC, batch 16, 3x3: 14x14x576 1.43x faster, 15x15 and 12x12 of
+        # 256 channels 1.6x and 1.27x; 11x11, 10x10 and 9x9 0.93x, 0.83x and 0.65x, 7x7 of 960 0.6x)
+        narrow = (narrow_fits(d, sizeof(floating)) and d.H * d.W > GROUP_MAX_PIXELS
+                  and 4 * d.W >= 3 * dw_narrow_lanes())
+        plan.flat_groups = (groups_fit(d, sizeof(floating)) and not narrow
+                            and (d.H * d.W > GROUP_MAX_PIXELS or not rows_fit(d, sizeof(floating))))
+        plan.flat_rows = not plan.flat_groups and (rows_fit(d, sizeof(floating)) or narrow)
         if plan.flat_groups:  # (items of GROUP_IMAGES images, in as many blocks of channels as make enough)
             plan.item_images = GROUP_IMAGES
             if n_threads > 1:
@@ -905,17 +922,6 @@ cdef inline bint strided_fits(const Dims *d, size_t elsize) noexcept nogil:
     return (not d.nhwc and dw_has_flat() and elsize == sizeof(float) and d.kh == 3 and d.kw == 3 and d.sh == 2
             and d.sw == 2 and d.dil_h == 1 and d.dil_w == 1 and d.M == 1 and d.W * elsize >= 128 and d.OH > 0
             and d.OW > 0)
-
-
-cdef inline bint narrow_fits(const Dims *d, size_t elsize) noexcept nogil:
-    """Whether NCHW geometry d's filter gradient reads its planes a row to a vector
-    (flat_dot_narrow): float32, 3x3 kernels of dilation 1 at stride 1, M 1, zeros padding, and
-    rows narrower than the active level's vectors with room past them for the taps' rotations (the
-    row and its left padding, the output row and its right, each within a vector)."""
-    cdef Py_ssize_t lanes = dw_narrow_lanes()
-    return (not d.nhwc and elsize == sizeof(float) and d.kh == 3 and d.kw == 3 and d.sh == 1 and d.sw == 1
-            and d.dil_h == 1 and d.dil_w == 1 and d.M == 1 and d.mode == ZEROS and 0 <= d.pl <= 2
-            and d.W + d.pl <= lanes and d.OW + 2 - d.pl <= lanes and d.OH > 0 and d.OW > 0)
 
 
 def reads_narrow_planes(g):

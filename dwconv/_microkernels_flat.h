@@ -43,6 +43,8 @@
  * tile ran 0.65x, their 18 taps spilled, or broadcast within the FMAs and hoisted by GCC all the
  * same; 8-row tiles 0.78x; one masked load per tap (the flat path) 0.83x.) */
 #define DW_FLAT_ROW_VECS (DW_VBYTES == 64 ? 2 : 1)
+/* Output rows per narrow tile (a row to a vector): 8 sums in flight at AVX-512, 4 in AVX2's 16 registers. */
+#define DW_NARROW_ROWS (DW_VBYTES == 64 ? 8 : 4)
 /* 5x5 tiles at AVX-512 only: AVX2's one-vector tiles, their taps broadcast anew for each use, ran
  * NCHW effnet-28x240 at batch 1 0.65x the packed path (batch 16 1.6x), for 7 KB of code. */
 #define DW_FLAT_ROW_MAX_K (DW_VBYTES == 64 ? 5 : 3)
@@ -56,7 +58,7 @@
 #endif
 _Static_assert(DW_FLAT_PLANES <= 8 && DW_FLAT_VECS <= 8 && DW_FLAT_DOT_TAPS <= 16 && (DW_FLAT_ROWS - 1) * 2 + 3 <= 16
                && DW_FLAT_ROWS - 1 + DW_FLAT_ROW_MAX_K <= 16 && DW_FLAT_ROW_MAX_K * DW_FLAT_ROW_VECS <= 16
-               && DW_FLAT_ROW_VECS <= DW_FLAT_VECS,
+               && DW_FLAT_ROW_VECS <= DW_FLAT_VECS && DW_NARROW_ROWS + 2 <= 16,
                "the tile loops must unroll completely");
 
 /* The DW_LANES bits of `mask` (a bitmap, bit i at byte i / 8) from bit o on (o a multiple of DW_LANES). */
@@ -326,6 +328,69 @@ DW_INLINE void DW_FN(prefetch_band)(const DW_T *plane, ptrdiff_t width, ptrdiff_
     if (n > 0) dw_prefetch(plane + ahead * width, n * width * (ptrdiff_t)sizeof(DW_T));
 }
 
+#define DW_ROTATE_LANE(s, l) (((l) + (s) + DW_LANES) % DW_LANES)
+
+/* v's lanes rotated by s (-2 <= s <= 2, known at compile time): lane l is lane (l + s) mod DW_VLEN. */
+DW_INLINE DW_VEC DW_FN(rotate)(DW_VEC v, const int s)
+{
+    switch (s) {
+        case -2: return DW_SHUFFLE_TWO(v, v, DW_ROTATE_LANE, -2);
+        case -1: return DW_SHUFFLE_TWO(v, v, DW_ROTATE_LANE, -1);
+        case 1: return DW_SHUFFLE_TWO(v, v, DW_ROTATE_LANE, 1);
+        case 2: return DW_SHUFFLE_TWO(v, v, DW_ROTATE_LANE, 2);
+        default: return v;
+    }
+}
+
+/* Narrow planes (3x3, stride 1, each row and its padding within a vector: narrow_fits): output rows
+ * y0 .. y0 + DW_NARROW_ROWS - 1 of a plane, each in a vector of its own, source row y0 - pt + i
+ * loaded once (lanes [0, width), zeros past them) and rotated by b - pl for tap column b, for every
+ * output row it serves; the first `rows` stored (OW lanes each). */
+DW_INLINE void DW_FN(narrow_tile)(const DW_T *src, ptrdiff_t height, ptrdiff_t width, ptrdiff_t row0, const DW_VEC *wt,
+                                  DW_VEC start, DW_T *dst, ptrdiff_t OW, ptrdiff_t rows, int nt, const int pl)
+{
+    const unsigned row_lanes = DW_FN(lane_range)(0, width);
+    DW_VEC acc[DW_NARROW_ROWS];
+    DW_FLAT_UNROLL
+    for (int r = 0; r < DW_NARROW_ROWS; r++) acc[r] = start;
+    DW_FLAT_UNROLL
+    for (int i = 0; i < DW_NARROW_ROWS + 2; i++) {
+        const ptrdiff_t r = row0 + i;
+        const DW_VEC row = r >= 0 && r < height ? DW_FN(load_masked)(src + r * width, row_lanes) : DW_FN(broadcast)(0);
+        DW_VEC x[3];
+        DW_FLAT_UNROLL
+        for (int b = 0; b < 3; b++) x[b] = DW_FN(rotate)(row, b - pl);
+        DW_FLAT_UNROLL
+        for (int j = 0; j < DW_NARROW_ROWS; j++)
+            if (i - j >= 0 && i - j < 3) {
+                DW_FLAT_UNROLL
+                for (int b = 0; b < 3; b++) acc[j] += wt[3 * (i - j) + b] * x[b];
+            }
+    }
+    DW_FLAT_UNROLL
+    for (int j = 0; j < DW_NARROW_ROWS; j++)
+        if (j < rows) DW_FN(store_first)(dst + j * OW, acc[j], OW, nt);
+}
+
+/* The narrow tiles over np planes, left padding pl known at compile time (flat_rows' arguments). */
+DW_INLINE void DW_FN(flat_narrow_pl)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t height, ptrdiff_t width,
+                                     ptrdiff_t pt, const DW_T *w, ptrdiff_t w_plane, ptrdiff_t w_tap, const DW_T *bias,
+                                     ptrdiff_t bias_plane, DW_T *dst, ptrdiff_t dst_plane, ptrdiff_t OH, ptrdiff_t OW,
+                                     ptrdiff_t np, int nt, const int pl)
+{
+    for (ptrdiff_t p = 0; p < np; p++) {
+        DW_VEC wt[9];
+        for (int t = 0; t < 9; t++) wt[t] = DW_FN(broadcast)(w[p * w_plane + t * w_tap]);
+        const DW_VEC start = DW_FN(broadcast)(bias ? bias[p * bias_plane] : 0);
+        for (ptrdiff_t y = 0; y < OH; y += DW_NARROW_ROWS) {
+            /* (the last tile overlapping the one before, or past the plane's last row, unstored) */
+            const ptrdiff_t y0 = y + DW_NARROW_ROWS <= OH || OH < DW_NARROW_ROWS ? y : OH - DW_NARROW_ROWS;
+            DW_FN(narrow_tile)(src + p * src_plane, height, width, y0 - pt, wt, start, dst + p * dst_plane + y0 * OW, OW,
+                               OH - y0 < DW_NARROW_ROWS ? OH - y0 : DW_NARROW_ROWS, nt, pl);
+        }
+    }
+}
+
 /* flat_rows for one kernel size k (known at compile time). */
 DW_INLINE void DW_FN(flat_rows_k)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t height, ptrdiff_t width,
                                   ptrdiff_t pt, ptrdiff_t pl, ptrdiff_t sw, const DW_T *w, ptrdiff_t w_plane,
@@ -338,8 +403,20 @@ DW_INLINE void DW_FN(flat_rows_k)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_
      * latency) */
     _Static_assert(DW_FLAT_ROW_VECS <= 2, "two overlapping vectors fill a row");
     const ptrdiff_t vstep = sw == 1 && OW < 2 * DW_VLEN ? OW - DW_VLEN : DW_VLEN;
-    /* Narrow planes (3x3, stride 1, OW == width): each tap column's lanes, a row and the next's start */
+    /* Narrow planes (3x3, stride 1, OW == width): a row to a vector where it and its padding fit one,
+     * else each tap column's lanes, a row and the next's start */
     const int narrow = k == 3 && OW < DW_VLEN;
+    if (k == 3 && sw == 1 && OW < DW_VLEN && width + pl <= DW_VLEN && OW + 2 - pl <= DW_VLEN) {
+#define DW_FLAT_NARROW(pad) \
+    DW_FN(flat_narrow_pl)(src, src_plane, height, width, pt, w, w_plane, w_tap, bias, bias_plane, dst, dst_plane, OH, OW, np, nt, pad)
+        switch (pl) {
+            case 0: DW_FLAT_NARROW(0); break;
+            case 1: DW_FLAT_NARROW(1); break;
+            default: DW_FLAT_NARROW(2); break;
+        }
+#undef DW_FLAT_NARROW
+        return;
+    }
     const ptrdiff_t spans = narrow ? (DW_VLEN - 1) / OW : 0; /* the rows a vector reaches past its own */
     unsigned columns[3] = {0, 0, 0};
     for (int b = 0; narrow && b < 3; b++)
@@ -927,20 +1004,6 @@ static void DW_FN(flat_dot_s2)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t s
  * the loads start on the rows, not at each tap's offset across cache lines as flat_dot's do. At
  * AVX-512 each row is rotated once for the three output-gradient rows it serves (its 32 registers
  * keep the rotations); AVX2's 16 rotate it anew for each. */
-#define DW_ROTATE_LANE(s, l) (((l) + (s) + DW_LANES) % DW_LANES)
-
-/* v's lanes rotated by s (-2 <= s <= 2, known at compile time): lane l is lane (l + s) mod DW_VLEN. */
-DW_INLINE DW_VEC DW_FN(rotate)(DW_VEC v, const int s)
-{
-    switch (s) {
-        case -2: return DW_SHUFFLE_TWO(v, v, DW_ROTATE_LANE, -2);
-        case -1: return DW_SHUFFLE_TWO(v, v, DW_ROTATE_LANE, -1);
-        case 1: return DW_SHUFFLE_TWO(v, v, DW_ROTATE_LANE, 1);
-        case 2: return DW_SHUFFLE_TWO(v, v, DW_ROTATE_LANE, 2);
-        default: return v;
-    }
-}
-
 /* flat_dot_narrow for left padding pl (known at compile time). */
 DW_INLINE void DW_FN(flat_dot_narrow_pl)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_image, ptrdiff_t height,
                                          ptrdiff_t width, ptrdiff_t pt, const DW_T *dy, ptrdiff_t dy_plane,
@@ -1132,6 +1195,7 @@ static void DW_FN(flat_dot)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_
 #undef DW_FLAT_DOT_PLANES
 #undef DW_FLAT_DOT_PIXELS
 #undef DW_FLAT_ROW_VECS
+#undef DW_NARROW_ROWS
 #undef DW_FLAT_ROW_LOADS
 #undef DW_FLAT_ROW_MAX_K
 #undef DW_FLAT_GROUP_TILE
