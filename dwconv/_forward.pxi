@@ -7,8 +7,9 @@
 #   flat planes   NCHW at stride 1 with small kernels (3x3): no ring and no item bands; each plane
 #                 read in place as one flat run, the borders as lane masks (_microkernels_flat.h);
 #                 3x3 kernels on planes a vector wide, at stride 1 or 2, and 5x5 and 7x7 at
-#                 stride 1, in row tiles (flat_rows); planes of a few dozen pixels a vector's
-#                 worth at a time, each vector's lanes pixels of several planes (flat_groups);
+#                 stride 1, in row tiles (flat_rows), 3x3 on narrower planes a row (or two
+#                 planes' rows) to a vector; planes of a few dozen pixels a vector's worth at a
+#                 time, each vector's lanes pixels of several planes (flat_groups);
 #   packed NCHW   planes up to PACKED_FORWARD_WIDTH wide with a vector's worth of channels: source
 #                 rows transposed once each into a ring of pixels; the band's output goes to the
 #                 thread's scratch and is transposed back into the planes;
@@ -299,14 +300,15 @@ cdef inline bint flat_fits(const Dims *d) noexcept nogil:
 cdef inline bint rows_fit(const Dims *d, size_t elsize) noexcept nogil:
     """Whether NCHW geometry d runs its planes in place in row tiles (flat_rows): float32, square
     kernels of dilation 1, zeros padding, output planes DW_FLAT_ROWS high or more and a vector wide
-    (64 bytes: every level's); 3x3 kernels at stride 1 or 2, and at stride 1 on planes more than
-    half a vector wide too (narrow tiles); 5x5 and 7x7 at stride 1, at AVX-512, where the tiles'
-    vectors fill the rows (tiles_fill, wide_tiles_fill). (float64 keeps the other paths: its tiles
-    would add 30 KB of code to a package near its size bound.)"""
+    (64 bytes: every level's); 3x3 kernels at stride 1 or 2, and at stride 1 on narrow planes
+    (narrow_rows_fit: a row to a vector, or two planes' to one); 5x5 and 7x7
+    at stride 1, at AVX-512, where the tiles' vectors fill the rows (tiles_fill, wide_tiles_fill).
+    (float64 keeps the other paths: its tiles would add 30 KB of code to a package near its size
+    bound.)"""
     return (not d.nhwc and dw_has_flat() and elsize == sizeof(float) and d.kh == d.kw and d.dil_h == 1
             and d.dil_w == 1 and d.sh == d.sw and d.mode == ZEROS and d.OH >= DW_FLAT_ROWS
             and (d.kh == 3 and d.sh <= 2
-                 and (d.OW * elsize >= 64 or d.sh == 1 and d.OW == d.W and 2 * d.OW * elsize > 64)
+                 and (d.OW * elsize >= 64 or narrow_rows_fit(d, elsize))
                  or d.kh == 5 and d.sh == 1 and dw_has_wide_row_tiles() and tiles_fill(d.OW, elsize)
                  or d.kh == 7 and d.sh == 1 and dw_has_wide_row_tiles() and wide_tiles_fill(d.OW)))
 
@@ -347,14 +349,31 @@ cdef inline bint groups_fit(const Dims *d, size_t elsize) noexcept nogil:
 
 
 cdef inline bint narrow_fits(const Dims *d, size_t elsize) noexcept nogil:
-    """Whether NCHW geometry d's filter gradient reads its planes a row to a vector
-    (flat_dot_narrow): float32, 3x3 kernels of dilation 1 at stride 1, M 1, zeros padding, and
+    """Whether NCHW geometry d's planes run a row to a vector (the forward's narrow_tile, the filter
+    gradient's flat_dot_narrow): float32, 3x3 kernels of dilation 1 at stride 1, zeros padding, and
     rows narrower than the active level's vectors with room past them for the taps' rotations (the
     row and its left padding, the output row and its right, each within a vector)."""
     cdef Py_ssize_t lanes = dw_narrow_lanes()
     return (not d.nhwc and elsize == sizeof(float) and d.kh == 3 and d.kw == 3 and d.sh == 1 and d.sw == 1
-            and d.dil_h == 1 and d.dil_w == 1 and d.M == 1 and d.mode == ZEROS and 0 <= d.pl <= 2
+            and d.dil_h == 1 and d.dil_w == 1 and d.mode == ZEROS and 0 <= d.pl <= 2
             and d.W + d.pl <= lanes and d.OW + 2 - d.pl <= lanes and d.OH > 0 and d.OW > 0)
+
+
+cdef inline Py_ssize_t narrow_slot(const Dims *d) noexcept nogil:
+    """The lanes a row of narrow planes (narrow_fits) runs in: half an AVX-512 vector where rows and
+    their padding fit one (two planes to a vector: narrow_pairs), else a vector."""
+    cdef Py_ssize_t lanes = dw_narrow_lanes()
+    return lanes // 2 if lanes == 16 and d.W + d.pl <= lanes // 2 and d.OW + 2 - d.pl <= lanes // 2 else lanes
+
+
+cdef inline bint narrow_rows_fit(const Dims *d, size_t elsize) noexcept nogil:
+    """Whether NCHW geometry d runs in row tiles of narrow planes (narrow_fits): a row to a vector on
+    planes more than half a vector wide (64 bytes), or at AVX-512 two planes' rows to one where they
+    fill 3/4 of their half or more (2 vCPUs of an AVX-512 AMD EPYC, 3x3, against plane groups at
+    batch 16: 7x7 of 256 and 960 channels 1.1-1.25x faster, 6x6 of 512 1.15x; 5x5 and 4x4 0.9x and
+    0.68x; at batch 1 7x7 of 960 1.56x)."""
+    cdef Py_ssize_t slot = narrow_slot(d)
+    return narrow_fits(d, elsize) and (2 * d.OW * elsize > 64 if slot == dw_narrow_lanes() else 4 * d.W >= 3 * slot)
 
 
 cdef inline bint converts(const Dims *d) noexcept nogil:

@@ -15,8 +15,10 @@
  * or 2, and 5x5 and 7x7 kernels at stride 1: several output rows x vectors along a row, each
  * source vector loaded once for every output row it serves, and the lanes outside the plane masked
  * where the tile's place says so (3x3: 1.4-1.9x faster than one load per tap on 28- to 112-pixel
- * planes, batch 1 and 16). Planes of a few dozen pixels run a vector's worth at a time instead (flat_groups):
- * the group is whole vectors, each lane a pixel of one of its planes.
+ * planes, batch 1 and 16). 3x3 kernels on planes narrower than a vector run them a row to a vector
+ * (narrow_tile; at AVX-512 two planes' rows to one where they fit half a vector), the tap columns
+ * rotations of it. Planes of a few dozen pixels run a vector's worth at a time instead
+ * (flat_groups): the group is whole vectors, each lane a pixel of one of its planes.
  */
 
 #if defined(DW_X86) && DW_VBYTES >= 32
@@ -230,18 +232,11 @@ DW_INLINE ptrdiff_t DW_FN(flat_rows_at)(int i, const int k, const int sw, ptrdif
  * output row it serves. The taps come as vectors wt (3x3: kept in registers for the whole plane)
  * or as scalars wk (5x5: too many for the registers next to the sums and source vectors). Lanes
  * whose source element falls outside the plane (`masked` 1: columns, 2: rows too) are neither
- * read nor added, the same for every output row.
- *
- * A `narrow` tile (3x3, stride 1, one vector, planes narrower than it but more than half as wide:
- * output rows as wide as the source's) covers a row and the start of the next with each vector,
- * lane l reading the pixel l columns on in the plane's row-major order: its columns' lanes are
- * `columns` (one set per tap column, the same for every tile: rows start at lane 0), its rows'
- * lanes those of each row a vector spans; output rows from `rows` on are not stored, and row
- * rows - 1 (the plane's last) only up to its end. */
+ * read nor added, the same for every output row. */
 DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t height, ptrdiff_t row0,
                                      ptrdiff_t col0, ptrdiff_t vstep, const DW_VEC *wt, const DW_T *wk, DW_VEC start,
                                      DW_T *dst, ptrdiff_t dst_row, int nt, const int k, const int nv, const int masked,
-                                     const int sw, const int narrow, const unsigned *columns, ptrdiff_t rows)
+                                     const int sw)
 {
     DW_VEC acc[DW_FLAT_ROWS][DW_FLAT_ROW_VECS];
     unsigned inside_lanes[DW_FLAT_ROW_LOADS];
@@ -254,21 +249,13 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
     DW_FLAT_UNROLL
     for (int i = 0; i < n_loads; i++) {
         const ptrdiff_t col = col0 + DW_FN(flat_rows_at)(i, k, sw, vstep);
-        inside_lanes[i] = narrow ? columns[i] : masked ? DW_FN(lane_range)(-col, width - col) : 0;
+        inside_lanes[i] = masked ? DW_FN(lane_range)(-col, width - col) : 0;
     }
-    /* (a narrow tile's rows above the plane: read at none of their lanes) */
-    const int stepped = masked < 2 || narrow;
+    const int stepped = masked < 2;
     const DW_T *row = src + (stepped ? row0 * width + col0 : 0);
     DW_FLAT_UNROLL
     for (int i = 0; i < (DW_FLAT_ROWS - 1) * sw + k; i++) {
         const int inside = masked < 2 || (row0 + i >= 0 && row0 + i < height);
-        unsigned rows_inside = ~0u; /* (narrow, masked 2: the lanes of the rows inside the plane) */
-        if (narrow && masked == 2) {
-            rows_inside = 0;
-            for (ptrdiff_t g = 0; g * width < DW_VLEN; g++)
-                if (row0 + i + g >= 0 && row0 + i + g < height)
-                    rows_inside |= DW_FN(lane_range)(g * width, (g + 1) * width);
-        }
         /* (a row outside is read at none of its lanes) */
         const DW_T *s = stepped ? row : src + (inside ? (row0 + i) * width + col0 : 0);
         if (stepped) {
@@ -282,9 +269,7 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
             if (sw == 2 && j == 2 * nv) /* (one element) */
                 loaded[j] = DW_FN(broadcast)(!masked || (inside && (inside_lanes[j] & 1)) ? *at : 0);
             else
-                loaded[j] = !masked ? DW_FN(load)(at)
-                            : DW_FN(load_masked)(at, narrow   ? inside_lanes[j] & rows_inside
-                                                     : inside ? inside_lanes[j] : 0);
+                loaded[j] = !masked ? DW_FN(load)(at) : DW_FN(load_masked)(at, inside ? inside_lanes[j] : 0);
             DW_IN_REGISTER(loaded[j]);
         }
         DW_FLAT_UNROLL
@@ -309,12 +294,8 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
     }
     DW_FLAT_UNROLL
     for (int r = 0; r < DW_FLAT_ROWS; r++) {
-        if (narrow && r < rows)
-            DW_FN(store_first)(dst + r * dst_row, acc[r][0], r < rows - 1 ? DW_VLEN : width, nt);
-        else if (!narrow) {
-            DW_FLAT_UNROLL
-            for (int v = 0; v < nv; v++) DW_FN(store_out)(dst + r * dst_row + v * vstep, acc[r][v], nt);
-        }
+        DW_FLAT_UNROLL
+        for (int v = 0; v < nv; v++) DW_FN(store_out)(dst + r * dst_row + v * vstep, acc[r][v], nt);
     }
 }
 
@@ -328,6 +309,14 @@ DW_INLINE void DW_FN(prefetch_band)(const DW_T *plane, ptrdiff_t width, ptrdiff_
     if (n > 0) dw_prefetch(plane + ahead * width, n * width * (ptrdiff_t)sizeof(DW_T));
 }
 
+/* Narrow planes (3x3 kernels at stride 1 whose rows, with their padding, fit a vector: narrow_fits)
+ * run a row to a vector, its lanes past the row zeros (one masked load), or at AVX-512, where rows
+ * and padding fit half a vector, a row of each of two planes to a vector (g = 2: plane j's row in
+ * slot j, the DW_VLEN / 2 lanes from lane j * DW_VLEN / 2; 7x7 planes then fill 7/8 of the lanes
+ * rather than 7/16). Tap column b of output pixel j reads source column j + b - pl: the vector
+ * rotated by b - pl lanes, whose lanes moved across a slot's edge are the zeros past a row, so no
+ * tap needs a mask of its own, and the loads start on the rows rather than at each tap's offset
+ * across cache lines. */
 #define DW_ROTATE_LANE(s, l) (((l) + (s) + DW_LANES) % DW_LANES)
 
 /* v's lanes rotated by s (-2 <= s <= 2, known at compile time): lane l is lane (l + s) mod DW_VLEN. */
@@ -342,12 +331,68 @@ DW_INLINE DW_VEC DW_FN(rotate)(DW_VEC v, const int s)
     }
 }
 
-/* Narrow planes (3x3, stride 1, each row and its padding within a vector: narrow_fits): output rows
- * y0 .. y0 + DW_NARROW_ROWS - 1 of a plane, each in a vector of its own, source row y0 - pt + i
- * loaded once (lanes [0, width), zeros past them) and rotated by b - pl for tap column b, for every
- * output row it serves; the first `rows` stored (OW lanes each). */
-DW_INLINE void DW_FN(narrow_tile)(const DW_T *src, ptrdiff_t height, ptrdiff_t width, ptrdiff_t row0, const DW_VEC *wt,
-                                  DW_VEC start, DW_T *dst, ptrdiff_t OW, ptrdiff_t rows, int nt, const int pl)
+/* Whether rows of `width` with left padding pl, and output rows of OW, run two planes to a vector. */
+DW_INLINE int DW_FN(narrow_pairs)(ptrdiff_t width, ptrdiff_t pl, ptrdiff_t OW)
+{
+    return DW_VBYTES == 64 && width + pl <= DW_VLEN / 2 && OW + 2 - pl <= DW_VLEN / 2;
+}
+
+/* p + (bytes) n elements, as an address (the second plane's row, loaded or stored half a vector
+ * before it so that its elements meet the upper lanes). */
+DW_INLINE DW_T *DW_FN(elements_on)(const DW_T *p, ptrdiff_t n)
+{
+    return (DW_T *)((uintptr_t)p + (uintptr_t)(n * (ptrdiff_t)sizeof(DW_T)));
+}
+
+/* Row r (`width` elements, rows `width` apart) of the g planes from `plane`, `plane_step` apart, in
+ * their slots' lanes [0, width) (row_lanes); zeros elsewhere, and for a row outside [0, height). */
+DW_INLINE DW_VEC DW_FN(narrow_row)(const DW_T *plane, ptrdiff_t plane_step, ptrdiff_t r, ptrdiff_t height,
+                                   ptrdiff_t width, unsigned row_lanes, const int g)
+{
+    if (r < 0 || r >= height) return DW_FN(broadcast)(0);
+    const DW_T *at = plane + r * width;
+#if DW_VBYTES == 64
+    if (g == 2)
+        return (DW_VEC)_mm512_mask_loadu_ps(_mm512_maskz_loadu_ps((__mmask16)row_lanes, at),
+                                            (__mmask16)(row_lanes << DW_VLEN / 2),
+                                            DW_FN(elements_on)(at, plane_step - DW_VLEN / 2));
+#endif
+    (void)plane_step;
+    return DW_FN(load_masked)(at, row_lanes);
+}
+
+/* The first n lanes of each of v's g slots to the row at `plane` of each plane (plane_step apart). */
+DW_INLINE void DW_FN(narrow_store)(DW_T *plane, ptrdiff_t plane_step, DW_VEC v, ptrdiff_t n, int nt, const int g)
+{
+#if DW_VBYTES == 64
+    if (g == 2) {
+        const unsigned lanes = DW_FN(lane_range)(0, n);
+        _mm512_mask_storeu_ps(plane, (__mmask16)lanes, (__m512)v);
+        _mm512_mask_storeu_ps(DW_FN(elements_on)(plane, plane_step - DW_VLEN / 2), (__mmask16)(lanes << DW_VLEN / 2),
+                              (__m512)v);
+        return;
+    }
+#endif
+    (void)plane_step;
+    DW_FN(store_first)(plane, v, n, nt);
+}
+
+/* a in the lanes of slot 0, b in those of slot 1 (g 1: a in every lane). */
+DW_INLINE DW_VEC DW_FN(narrow_slots)(DW_T a, DW_T b, const int g)
+{
+#if DW_VBYTES == 64
+    if (g == 2) return (DW_VEC)_mm512_mask_mov_ps(_mm512_set1_ps(a), (__mmask16)0xFF00, _mm512_set1_ps(b));
+#endif
+    (void)b;
+    return DW_FN(broadcast)(a);
+}
+
+/* Output rows y0 .. y0 + DW_NARROW_ROWS - 1 of g planes (src_plane, dst_plane apart), source row
+ * y0 - pt + i loaded once (narrow_row) and rotated by b - pl for tap column b, for every output row
+ * it serves; the first `rows` stored (OW lanes of each slot). */
+DW_INLINE void DW_FN(narrow_tile)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t height, ptrdiff_t width,
+                                  ptrdiff_t row0, const DW_VEC *wt, DW_VEC start, DW_T *dst, ptrdiff_t dst_plane,
+                                  ptrdiff_t OW, ptrdiff_t rows, int nt, const int g, const int pl)
 {
     const unsigned row_lanes = DW_FN(lane_range)(0, width);
     DW_VEC acc[DW_NARROW_ROWS];
@@ -355,8 +400,7 @@ DW_INLINE void DW_FN(narrow_tile)(const DW_T *src, ptrdiff_t height, ptrdiff_t w
     for (int r = 0; r < DW_NARROW_ROWS; r++) acc[r] = start;
     DW_FLAT_UNROLL
     for (int i = 0; i < DW_NARROW_ROWS + 2; i++) {
-        const ptrdiff_t r = row0 + i;
-        const DW_VEC row = r >= 0 && r < height ? DW_FN(load_masked)(src + r * width, row_lanes) : DW_FN(broadcast)(0);
+        const DW_VEC row = DW_FN(narrow_row)(src, src_plane, row0 + i, height, width, row_lanes, g);
         DW_VEC x[3];
         DW_FLAT_UNROLL
         for (int b = 0; b < 3; b++) x[b] = DW_FN(rotate)(row, b - pl);
@@ -369,25 +413,52 @@ DW_INLINE void DW_FN(narrow_tile)(const DW_T *src, ptrdiff_t height, ptrdiff_t w
     }
     DW_FLAT_UNROLL
     for (int j = 0; j < DW_NARROW_ROWS; j++)
-        if (j < rows) DW_FN(store_first)(dst + j * OW, acc[j], OW, nt);
+        if (j < rows) DW_FN(narrow_store)(dst + j * OW, dst_plane, acc[j], OW, nt, g);
 }
 
-/* The narrow tiles over np planes, left padding pl known at compile time (flat_rows' arguments). */
-DW_INLINE void DW_FN(flat_narrow_pl)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t height, ptrdiff_t width,
-                                     ptrdiff_t pt, const DW_T *w, ptrdiff_t w_plane, ptrdiff_t w_tap, const DW_T *bias,
-                                     ptrdiff_t bias_plane, DW_T *dst, ptrdiff_t dst_plane, ptrdiff_t OH, ptrdiff_t OW,
-                                     ptrdiff_t np, int nt, const int pl)
+/* The narrow tiles over g planes from plane p, left padding pl (both known at compile time;
+ * flat_rows' arguments). */
+DW_INLINE void DW_FN(narrow_planes)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t height, ptrdiff_t width,
+                                    ptrdiff_t pt, const DW_T *w, ptrdiff_t w_plane, ptrdiff_t w_tap, const DW_T *bias,
+                                    ptrdiff_t bias_plane, DW_T *dst, ptrdiff_t dst_plane, ptrdiff_t OH, ptrdiff_t OW,
+                                    ptrdiff_t p, int nt, const int g, const int pl)
 {
-    for (ptrdiff_t p = 0; p < np; p++) {
-        DW_VEC wt[9];
-        for (int t = 0; t < 9; t++) wt[t] = DW_FN(broadcast)(w[p * w_plane + t * w_tap]);
-        const DW_VEC start = DW_FN(broadcast)(bias ? bias[p * bias_plane] : 0);
-        for (ptrdiff_t y = 0; y < OH; y += DW_NARROW_ROWS) {
-            /* (the last tile overlapping the one before, or past the plane's last row, unstored) */
-            const ptrdiff_t y0 = y + DW_NARROW_ROWS <= OH || OH < DW_NARROW_ROWS ? y : OH - DW_NARROW_ROWS;
-            DW_FN(narrow_tile)(src + p * src_plane, height, width, y0 - pt, wt, start, dst + p * dst_plane + y0 * OW, OW,
-                               OH - y0 < DW_NARROW_ROWS ? OH - y0 : DW_NARROW_ROWS, nt, pl);
+    DW_VEC wt[9];
+    for (int t = 0; t < 9; t++)
+        wt[t] = DW_FN(narrow_slots)(w[p * w_plane + t * w_tap], w[(p + g - 1) * w_plane + t * w_tap], g);
+    const DW_VEC start = bias ? DW_FN(narrow_slots)(bias[p * bias_plane], bias[(p + g - 1) * bias_plane], g)
+                              : DW_FN(broadcast)(0);
+    for (ptrdiff_t y = 0; y < OH; y += DW_NARROW_ROWS) {
+        /* (the last tile overlapping the one before, or past the plane's last row, unstored) */
+        const ptrdiff_t y0 = y + DW_NARROW_ROWS <= OH || OH < DW_NARROW_ROWS ? y : OH - DW_NARROW_ROWS;
+        DW_FN(narrow_tile)(src + p * src_plane, src_plane, height, width, y0 - pt, wt, start,
+                           dst + p * dst_plane + y0 * OW, dst_plane, OW, OH - y0 < DW_NARROW_ROWS ? OH - y0 : DW_NARROW_ROWS,
+                           nt, g, pl);
+    }
+}
+
+/* flat_rows on narrow planes: two at a time where they pair (narrow_pairs), the last odd one alone. */
+static void DW_FN(flat_narrow)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t height, ptrdiff_t width, ptrdiff_t pt,
+                               ptrdiff_t pl, const DW_T *w, ptrdiff_t w_plane, ptrdiff_t w_tap, const DW_T *bias,
+                               ptrdiff_t bias_plane, DW_T *dst, ptrdiff_t dst_plane, ptrdiff_t OH, ptrdiff_t OW,
+                               ptrdiff_t np, int nt)
+{
+    const int g = DW_FN(narrow_pairs)(width, pl, OW) ? 2 : 1;
+    for (ptrdiff_t p = 0; p < np; p += g) {
+#define DW_NARROW_PLANES(n, pad)                                                                         \
+    DW_FN(narrow_planes)(src, src_plane, height, width, pt, w, w_plane, w_tap, bias, bias_plane, dst, dst_plane, OH, OW, \
+                         p, nt, n, pad)
+        switch ((g == 2 && p + 1 < np) * 3 + (pl < 2 ? (int)pl : 2)) { /* (narrow_fits: 0 <= pl <= 2) */
+            case 0: DW_NARROW_PLANES(1, 0); break;
+            case 1: DW_NARROW_PLANES(1, 1); break;
+            case 2: DW_NARROW_PLANES(1, 2); break;
+#if DW_VBYTES == 64
+            case 3: DW_NARROW_PLANES(2, 0); break;
+            case 4: DW_NARROW_PLANES(2, 1); break;
+            case 5: DW_NARROW_PLANES(2, 2); break;
+#endif
         }
+#undef DW_NARROW_PLANES
     }
 }
 
@@ -403,27 +474,11 @@ DW_INLINE void DW_FN(flat_rows_k)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_
      * latency) */
     _Static_assert(DW_FLAT_ROW_VECS <= 2, "two overlapping vectors fill a row");
     const ptrdiff_t vstep = sw == 1 && OW < 2 * DW_VLEN ? OW - DW_VLEN : DW_VLEN;
-    /* Narrow planes (3x3, stride 1, OW == width): a row to a vector where it and its padding fit one,
-     * else each tap column's lanes, a row and the next's start */
-    const int narrow = k == 3 && OW < DW_VLEN;
-    if (k == 3 && sw == 1 && OW < DW_VLEN && width + pl <= DW_VLEN && OW + 2 - pl <= DW_VLEN) {
-#define DW_FLAT_NARROW(pad) \
-    DW_FN(flat_narrow_pl)(src, src_plane, height, width, pt, w, w_plane, w_tap, bias, bias_plane, dst, dst_plane, OH, OW, np, nt, pad)
-        switch (pl) {
-            case 0: DW_FLAT_NARROW(0); break;
-            case 1: DW_FLAT_NARROW(1); break;
-            default: DW_FLAT_NARROW(2); break;
-        }
-#undef DW_FLAT_NARROW
+    if (k == 3 && OW < DW_VLEN) { /* (narrow planes: stride 1, each row and its padding within a vector) */
+        DW_FN(flat_narrow)(src, src_plane, height, width, pt, pl, w, w_plane, w_tap, bias, bias_plane, dst, dst_plane, OH,
+                           OW, np, nt);
         return;
     }
-    const ptrdiff_t spans = narrow ? (DW_VLEN - 1) / OW : 0; /* the rows a vector reaches past its own */
-    unsigned columns[3] = {0, 0, 0};
-    for (int b = 0; narrow && b < 3; b++)
-        for (ptrdiff_t g = 0; g <= spans; g++) {
-            const ptrdiff_t lo = pl - b > 0 ? pl - b : 0, hi = OW + pl - b < OW ? OW + pl - b : OW;
-            columns[b] |= DW_FN(lane_range)(g * OW + lo, g * OW + hi);
-        }
     for (ptrdiff_t p = 0; p < np; p++) {
         DW_T wk[DW_FLAT_ROW_MAX_K * DW_FLAT_ROW_MAX_K];
         DW_VEC wt[9];
@@ -433,19 +488,9 @@ DW_INLINE void DW_FN(flat_rows_k)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_
         const DW_T *s = src + p * src_plane;
         DW_T *d = dst + p * dst_plane;
         for (ptrdiff_t y = 0; y < OH; y += DW_FLAT_ROWS) {
-            /* (narrow: the last band's rows past the plane computed and not stored) */
-            const ptrdiff_t y0 = y + DW_FLAT_ROWS <= OH || narrow ? y : OH - DW_FLAT_ROWS, row0 = y0 * sw - pt;
+            const ptrdiff_t y0 = y + DW_FLAT_ROWS <= OH ? y : OH - DW_FLAT_ROWS, row0 = y0 * sw - pt;
             DW_FN(prefetch_band)(s, width, height, row0 + band_rows, DW_FLAT_ROWS * sw);
-            const int masked_rows = row0 < 0 || row0 + band_rows + spans > height;
-            if (narrow) {
-                if (masked_rows)
-                    DW_FN(flat_rows_tile)(s, width, height, row0, -pl, DW_VLEN, wt, wk, start, d + y0 * OW, OW, nt,
-                                          3, 1, 2, 1, 1, columns, OH - y0);
-                else
-                    DW_FN(flat_rows_tile)(s, width, height, row0, -pl, DW_VLEN, wt, wk, start, d + y0 * OW, OW, nt,
-                                          3, 1, 1, 1, 1, columns, OH - y0);
-                continue;
-            }
+            const int masked_rows = row0 < 0 || row0 + band_rows > height;
             for (ptrdiff_t x = 0; x < OW;) {
                 const int nv = OW - x > DW_VLEN && (sw == 1 || OW >= DW_FLAT_ROW_VECS * DW_VLEN) ? DW_FLAT_ROW_VECS : 1;
                 const ptrdiff_t tile_width = (nv - 1) * vstep + DW_VLEN;
@@ -455,8 +500,7 @@ DW_INLINE void DW_FN(flat_rows_k)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_
                 /* (5x5: tiles inside the plane masked as at its columns, for the code's size) */
                 const int masked = masked_rows ? 2 : col0 < 0 || col0 + span > width || k > 3;
 #define DW_FLAT_ROWS_TILE(n, m, st) \
-    DW_FN(flat_rows_tile)(s, width, height, row0, col0, vstep, wt, wk, start, d + y0 * OW + x0, OW, nt, k, n, m, \
-                          st, 0, NULL, 0)
+    DW_FN(flat_rows_tile)(s, width, height, row0, col0, vstep, wt, wk, start, d + y0 * OW + x0, OW, nt, k, n, m, st)
 #define DW_FLAT_ROWS_TILES(st)                                                  \
     switch ((nv == DW_FLAT_ROW_VECS) * 3 + masked) {                            \
         case 0: if (k == 3) DW_FLAT_ROWS_TILE(1, 0, st); break;                 \
@@ -624,8 +668,9 @@ static __attribute__((noinline)) void DW_FN(flat_rows_7)(const DW_T *src, ptrdif
  * over np NCHW planes read in place, in row tiles:
  * dst[p*dst_plane + y*OW + x] = bias[p*bias_plane] + sum_{a, b < k} w[p*w_plane + (k*a + b)*w_tap] * src[p*src_plane + (y*sw + a - pt)*width + x*sw + b - pl],
  * the taps outside the `height` x `width` plane (zero padding) left out, for y < OH, x < OW
- * (bias NULL: 0). Needs OH >= DW_FLAT_ROWS, and OW >= DW_VLEN or, with k 3 at stride 1 and
- * OW == width, 2 * OW > DW_VLEN (narrow tiles, flat_rows_tile). Each source vector is loaded once
+ * (bias NULL: 0). Needs OH >= DW_FLAT_ROWS, and OW >= DW_VLEN or, with k 3 at stride 1, each
+ * source row and its padding, and output row and its, within a vector (narrow_tile, a row to a
+ * vector; narrow_fits). Each source vector is loaded once
  * for the output rows it serves (3x3 at stride 1: 3 loads per row and vector where `flat` has 9),
  * and the borders' lanes follow from the tile's place. Each band of rows runs in tiles of
  * DW_FLAT_ROW_VECS vectors, the last overlapping the one before where the row is not whole tiles;
@@ -996,55 +1041,51 @@ static void DW_FN(flat_dot_s2)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t s
     }
 }
 
-/* Stride 1, 3x3 kernels (dilation 1) on planes narrower than a vector: the filter gradient with
- * each plane row in a vector of its own, its lanes past the row zeros (one masked load). Tap column
- * b of output pixel j reads source column j + b - pl: the row's vector rotated by b - pl lanes,
- * whose lanes wrapped around are the zeros past the row (narrow_fits: the row and its left
- * padding, and the output row and its right, within a vector). No tap needs a mask of its own, and
- * the loads start on the rows, not at each tap's offset across cache lines as flat_dot's do. At
- * AVX-512 each row is rotated once for the three output-gradient rows it serves (its 32 registers
- * keep the rotations); AVX2's 16 rotate it anew for each. */
-/* flat_dot_narrow for left padding pl (known at compile time). */
-DW_INLINE void DW_FN(flat_dot_narrow_pl)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_image, ptrdiff_t height,
-                                         ptrdiff_t width, ptrdiff_t pt, const DW_T *dy, ptrdiff_t dy_plane,
-                                         ptrdiff_t dy_image, ptrdiff_t OH, ptrdiff_t OW, DW_T *acc, ptrdiff_t acc_tap,
-                                         DW_T *bias_acc, ptrdiff_t np, ptrdiff_t n_images, const int pl)
+/* The filter gradient on narrow planes, their rows as the forward's narrow tiles have them
+ * (narrow_row, rotate). At AVX-512 each row is rotated once for the three output-gradient rows it
+ * serves (its 32 registers keep the rotations); AVX2's 16 rotate it anew for each. */
+
+/* flat_dot_narrow over the g planes from plane p, left padding pl (both known at compile time). */
+DW_INLINE void DW_FN(narrow_dot_planes)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_image, ptrdiff_t height,
+                                        ptrdiff_t width, ptrdiff_t pt, const DW_T *dy, ptrdiff_t dy_plane,
+                                        ptrdiff_t dy_image, ptrdiff_t OH, ptrdiff_t OW, DW_T *acc, ptrdiff_t acc_tap,
+                                        DW_T *bias_acc, ptrdiff_t p, ptrdiff_t n_images, const int g, const int pl)
 {
     const int keep = DW_VBYTES == 64; /* (the rotated rows kept for the next output row) */
     const unsigned row_lanes = DW_FN(lane_range)(0, width), dy_lanes = DW_FN(lane_range)(0, OW);
-    for (ptrdiff_t p = 0; p < np; p++) {
-        DW_VEC sum[9], dy_sum = DW_FN(broadcast)(0);
-        DW_FLAT_UNROLL
-        for (int t = 0; t < 9; t++) sum[t] = dy_sum;
-        for (ptrdiff_t n = 0; n < n_images; n++) {
-            const DW_T *s = src + n * src_image + p * src_plane, *d = dy + n * dy_image + p * dy_plane;
-            DW_VEC taps[3][3]; /* tap row a's source row y + a - pt, rotated for tap columns b */
-            for (ptrdiff_t y = 0; y < OH; y++) {
-                const DW_VEC dyv = DW_FN(load_masked)(d + y * OW, dy_lanes);
-                dy_sum += dyv;
-                DW_FLAT_UNROLL
-                for (int a = 0; a < 3; a++) {
-                    const ptrdiff_t r = y + a - pt;
-                    if (keep && y > 0 && a < 2) {
-                        DW_FLAT_UNROLL
-                        for (int b = 0; b < 3; b++) taps[a][b] = taps[a + 1][b];
-                    } else {
-                        const DW_VEC row = r >= 0 && r < height ? DW_FN(load_masked)(s + r * width, row_lanes)
-                                                                : DW_FN(broadcast)(0);
-                        DW_FLAT_UNROLL
-                        for (int b = 0; b < 3; b++) taps[a][b] = DW_FN(rotate)(row, b - pl);
-                    }
+    DW_VEC sum[9], dy_sum = DW_FN(broadcast)(0);
+    DW_FLAT_UNROLL
+    for (int t = 0; t < 9; t++) sum[t] = dy_sum;
+    for (ptrdiff_t n = 0; n < n_images; n++) {
+        const DW_T *s = src + n * src_image + p * src_plane, *d = dy + n * dy_image + p * dy_plane;
+        DW_VEC taps[3][3]; /* tap row a's source row y + a - pt, rotated for tap columns b */
+        for (ptrdiff_t y = 0; y < OH; y++) {
+            const DW_VEC dyv = DW_FN(narrow_row)(d, dy_plane, y, OH, OW, dy_lanes, g);
+            dy_sum += dyv;
+            DW_FLAT_UNROLL
+            for (int a = 0; a < 3; a++) {
+                if (keep && y > 0 && a < 2) {
                     DW_FLAT_UNROLL
-                    for (int b = 0; b < 3; b++) sum[3 * a + b] += dyv * taps[a][b];
+                    for (int b = 0; b < 3; b++) taps[a][b] = taps[a + 1][b];
+                } else {
+                    const DW_VEC row = DW_FN(narrow_row)(s, src_plane, y + a - pt, height, width, row_lanes, g);
+                    DW_FLAT_UNROLL
+                    for (int b = 0; b < 3; b++) taps[a][b] = DW_FN(rotate)(row, b - pl);
                 }
+                DW_FLAT_UNROLL
+                for (int b = 0; b < 3; b++) sum[3 * a + b] += dyv * taps[a][b];
             }
         }
-        /* (lanes from OW on: products of the zeros past dy's row with source pixels no output reads,
-         * NaN for a NaN there; left out of the sums. Unrolled, as every loop over the sums: one with
-         * a variable index keeps them in memory, stored after every multiply-add) */
+    }
+    /* (each slot's lanes from OW on: products of the zeros past dy's row with source pixels no
+     * output reads, NaN for a NaN there; left out of the sums. Unrolled, as every loop over the
+     * sums: one with a variable index keeps them in memory, stored after every multiply-add) */
+    DW_FLAT_UNROLL
+    for (int j = 0; j < g; j++) {
+        const unsigned slot = dy_lanes << j * DW_VLEN / 2;
         DW_FLAT_UNROLL
-        for (int t = 0; t < 9; t++) acc[t * acc_tap + p] = DW_FN(horizontal_sum)(DW_FN(keep_lanes)(sum[t], dy_lanes));
-        if (bias_acc) bias_acc[p] = DW_FN(horizontal_sum)(dy_sum);
+        for (int t = 0; t < 9; t++) acc[t * acc_tap + p + j] = DW_FN(horizontal_sum)(DW_FN(keep_lanes)(sum[t], slot));
+        if (bias_acc) bias_acc[p + j] = DW_FN(horizontal_sum)(g == 1 ? dy_sum : DW_FN(keep_lanes)(dy_sum, slot));
     }
 }
 
@@ -1052,21 +1093,30 @@ DW_INLINE void DW_FN(flat_dot_narrow_pl)(const DW_T *src, ptrdiff_t src_plane, p
  * (narrow_fits), for p < np, t = 3*a + b:
  * acc[t*acc_tap + p] = sum_{n < n_images, y < OH, x < OW} dy[n*dy_image + p*dy_plane + y*OW + x] * src[n*src_image + p*src_plane + (y + a - pt)*width + x + b - pl],
  * over the source pixels inside the `height` x `width` plane, and bias_acc[p] the sum of dy (unless
- * NULL). Each sum runs in an order fixed by the geometry (n, y, then the lanes). */
+ * NULL); two planes at a time where they pair (narrow_pairs). Each sum runs in an order fixed by
+ * the geometry (n, y, then the lanes). */
 static void DW_FN(flat_dot_narrow)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_image, ptrdiff_t height,
                                    ptrdiff_t width, ptrdiff_t pt, ptrdiff_t pl, const DW_T *dy, ptrdiff_t dy_plane,
                                    ptrdiff_t dy_image, ptrdiff_t OH, ptrdiff_t OW, DW_T *acc, ptrdiff_t acc_tap,
                                    DW_T *bias_acc, ptrdiff_t np, ptrdiff_t n_images)
 {
-#define DW_FLAT_DOT_NARROW(pad)                                                                          \
-    DW_FN(flat_dot_narrow_pl)(src, src_plane, src_image, height, width, pt, dy, dy_plane, dy_image, OH, OW, acc, \
-                              acc_tap, bias_acc, np, n_images, pad)
-    switch (pl) {
-        case 0: DW_FLAT_DOT_NARROW(0); break;
-        case 1: DW_FLAT_DOT_NARROW(1); break;
-        default: DW_FLAT_DOT_NARROW(2); break; /* (narrow_fits: 0 <= pl <= 2) */
+    const int g = DW_FN(narrow_pairs)(width, pl, OW) ? 2 : 1;
+    for (ptrdiff_t p = 0; p < np; p += g) {
+#define DW_NARROW_DOT_PLANES(n, pad)                                                                     \
+    DW_FN(narrow_dot_planes)(src, src_plane, src_image, height, width, pt, dy, dy_plane, dy_image, OH, OW, acc, \
+                             acc_tap, bias_acc, p, n_images, n, pad)
+        switch ((g == 2 && p + 1 < np) * 3 + (pl < 2 ? (int)pl : 2)) { /* (narrow_fits: 0 <= pl <= 2) */
+            case 0: DW_NARROW_DOT_PLANES(1, 0); break;
+            case 1: DW_NARROW_DOT_PLANES(1, 1); break;
+            case 2: DW_NARROW_DOT_PLANES(1, 2); break;
+#if DW_VBYTES == 64
+            case 3: DW_NARROW_DOT_PLANES(2, 0); break;
+            case 4: DW_NARROW_DOT_PLANES(2, 1); break;
+            case 5: DW_NARROW_DOT_PLANES(2, 2); break;
+#endif
+        }
+#undef DW_NARROW_DOT_PLANES
     }
-#undef DW_FLAT_DOT_NARROW
 }
 #endif
 

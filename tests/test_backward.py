@@ -362,10 +362,11 @@ def test_strided_plane_filter_gradient_of_nonfinite_pixels(isa_level):
 
 # NCHW 3x3 filter gradients at stride 1 on planes narrower than a vector read each plane row into a
 # vector of its own and rotate it for the tap columns (flat_dot_narrow), where the row with its left
-# padding and the output row with its right fit a vector (16 lanes at AVX-512, 8 at AVX2): 7x7 and
-# 14x14 planes, the widest (15 with SAME padding), VALID (no left padding), two columns of padding
-# on the left or the right, 1-pixel rows, padding taller than the kernel; the same bits for any
-# number of threads. (N, H, W, C, padding, the widest row and padding: W + max(pl, OW + 2 - pl - W))
+# padding and the output row with its right fit a vector (16 lanes at AVX-512, 8 at AVX2; at
+# AVX-512 two planes to a vector where they fit 8, an odd plane left alone): 7x7 and 14x14 planes,
+# the widest (15 with SAME padding), VALID (no left padding), two columns of padding on the left or
+# the right, 1-pixel rows, padding taller than the kernel; the same bits for any number of threads.
+# (N, H, W, C, padding, the widest row and padding: W + max(pl, OW + 2 - pl - W))
 NARROW_PLANES = [(2, 7, 7, 5, "SAME", 8), (3, 14, 14, 3, "SAME", 15), (2, 5, 15, 4, 1, 16), (1, 6, 6, 3, "VALID", 6),
                  (2, 4, 9, 3, ((2, 0), (2, 0)), 11), (1, 3, 1, 2, 1, 2), (2, 9, 13, 6, ((0, 2), (0, 2)), 15),
                  (1, 2, 5, 3, ((3, 1), (1, 1)), 6)]
@@ -390,15 +391,17 @@ def test_narrow_plane_filter_gradient(isa_level, N, H, W, C, padding, span):
 def test_narrow_plane_filter_gradient_of_nonfinite_pixels(isa_level):
     """A NaN in a plane's last column reaches the taps that read it (tap column 2 at VALID padding)
     and no other: the rotations for tap columns 0 and 1 carry it into lanes past the output row,
-    whose products with the zeros past dy's row are left out of the sums."""
+    whose products with the zeros past dy's row are left out of the sums (at AVX-512 in a pair of
+    planes, channels 0 and 1, its second slot, and in the odd plane left, channel 2)."""
     from reference import conv2d_backprop_filter
     rng = np.random.default_rng(6)
     x, w, dy = random_case(rng, "NCHW", 2, 6, 7, 3, 1, 3, 3, 1, "VALID", 1, np.float32)  # (5 outputs a row)
     x[1, 2, 3, 6] = np.nan
+    x[0, 1, 2, 6] = np.nan
     got = dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, 1, "VALID", data_format="NCHW")
     with np.errstate(invalid="ignore"):
         want = conv2d_backprop_filter(x, w.shape, dy, (1, 1), ((0, 0), (0, 0)), "NCHW", (1, 1))
-    assert np.isnan(want).sum() == 3  # (channel 2's taps (0, 2), (1, 2), (2, 2): rows 3, 2, 1 read row 3)
+    assert np.isnan(want).sum() == 6  # (channels 1 and 2's taps (0, 2), (1, 2), (2, 2): 3 rows read rows 2, 3)
     assert np.array_equal(np.isnan(got), np.isnan(want))
     finite = np.isfinite(want)
     assert_close(got[finite], want[finite], np.abs(want[finite]).max(), np.float32, 2 * 4 * 5, "dW")
