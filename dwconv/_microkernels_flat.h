@@ -338,6 +338,23 @@ DW_INLINE int DW_FN(narrow_pairs)(ptrdiff_t width, ptrdiff_t pl, ptrdiff_t OW)
     return DW_VBYTES == 64 && width + pl <= DW_VLEN / 2 && OW + 2 - pl <= DW_VLEN / 2;
 }
 
+/* For each group of narrow planes p, p + 1, .. (np of them): CALL(g, pl) with the group's size g (2
+ * where the planes pair, 1 for the last one left) and the left padding pl (0 to 2: narrow_fits) as
+ * constants. */
+#if DW_VBYTES == 64
+#define DW_NARROW_PAIR_CASES(CALL) case 3: CALL(2, 0); break; case 4: CALL(2, 1); break; case 5: CALL(2, 2); break;
+#else
+#define DW_NARROW_PAIR_CASES(CALL)
+#endif
+#define DW_NARROW_GROUPS(width, pl, OW, np, CALL)                                                        \
+    for (ptrdiff_t p = 0, g = DW_FN(narrow_pairs)(width, pl, OW) ? 2 : 1; p < (np); p += g)             \
+        switch ((g == 2 && p + 1 < (np)) * 3 + ((pl) < 2 ? (int)(pl) : 2)) {                           \
+            case 0: CALL(1, 0); break;                                                                  \
+            case 1: CALL(1, 1); break;                                                                  \
+            case 2: CALL(1, 2); break;                                                                  \
+            DW_NARROW_PAIR_CASES(CALL)                                                                  \
+        }
+
 /* p + (bytes) n elements, as an address (the second plane's row, loaded or stored half a vector
  * before it so that its elements meet the upper lanes). */
 DW_INLINE DW_T *DW_FN(elements_on)(const DW_T *p, ptrdiff_t n)
@@ -464,23 +481,11 @@ static void DW_FN(flat_narrow)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t h
                                ptrdiff_t bias_plane, DW_T *dst, ptrdiff_t dst_plane, ptrdiff_t OH, ptrdiff_t OW,
                                ptrdiff_t np, int nt)
 {
-    const int g = DW_FN(narrow_pairs)(width, pl, OW) ? 2 : 1;
-    for (ptrdiff_t p = 0; p < np; p += g) {
 #define DW_NARROW_PLANES(n, pad)                                                                         \
     DW_FN(narrow_planes)(src, src_plane, height, width, pt, w, w_plane, w_tap, bias, bias_plane, dst, dst_plane, OH, OW, \
                          p, nt, n, pad)
-        switch ((g == 2 && p + 1 < np) * 3 + (pl < 2 ? (int)pl : 2)) { /* (narrow_fits: 0 <= pl <= 2) */
-            case 0: DW_NARROW_PLANES(1, 0); break;
-            case 1: DW_NARROW_PLANES(1, 1); break;
-            case 2: DW_NARROW_PLANES(1, 2); break;
-#if DW_VBYTES == 64
-            case 3: DW_NARROW_PLANES(2, 0); break;
-            case 4: DW_NARROW_PLANES(2, 1); break;
-            case 5: DW_NARROW_PLANES(2, 2); break;
-#endif
-        }
+    DW_NARROW_GROUPS(width, pl, OW, np, DW_NARROW_PLANES)
 #undef DW_NARROW_PLANES
-    }
 }
 
 /* flat_rows for one kernel size k (known at compile time). */
@@ -1121,23 +1126,11 @@ static void DW_FN(flat_dot_narrow)(const DW_T *src, ptrdiff_t src_plane, ptrdiff
                                    ptrdiff_t dy_image, ptrdiff_t OH, ptrdiff_t OW, DW_T *acc, ptrdiff_t acc_tap,
                                    DW_T *bias_acc, ptrdiff_t np, ptrdiff_t n_images)
 {
-    const int g = DW_FN(narrow_pairs)(width, pl, OW) ? 2 : 1;
-    for (ptrdiff_t p = 0; p < np; p += g) {
 #define DW_NARROW_DOT_PLANES(n, pad)                                                                     \
     DW_FN(narrow_dot_planes)(src, src_plane, src_image, height, width, pt, dy, dy_plane, dy_image, OH, OW, acc, \
                              acc_tap, bias_acc, p, n_images, n, pad)
-        switch ((g == 2 && p + 1 < np) * 3 + (pl < 2 ? (int)pl : 2)) { /* (narrow_fits: 0 <= pl <= 2) */
-            case 0: DW_NARROW_DOT_PLANES(1, 0); break;
-            case 1: DW_NARROW_DOT_PLANES(1, 1); break;
-            case 2: DW_NARROW_DOT_PLANES(1, 2); break;
-#if DW_VBYTES == 64
-            case 3: DW_NARROW_DOT_PLANES(2, 0); break;
-            case 4: DW_NARROW_DOT_PLANES(2, 1); break;
-            case 5: DW_NARROW_DOT_PLANES(2, 2); break;
-#endif
-        }
+    DW_NARROW_GROUPS(width, pl, OW, np, DW_NARROW_DOT_PLANES)
 #undef DW_NARROW_DOT_PLANES
-    }
 }
 #endif
 
@@ -1276,5 +1269,7 @@ static void DW_FN(flat_dot)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_
 #undef DW_INTERLEAVE_LANE
 #undef DW_SHIFT_IN_LANE
 #undef DW_ROTATE_LANE
+#undef DW_NARROW_PAIR_CASES
+#undef DW_NARROW_GROUPS
 #undef DW_FLAT_UNROLL
 #endif
