@@ -301,10 +301,9 @@ cdef inline bint rows_fit(const Dims *d, size_t elsize) noexcept nogil:
     """Whether NCHW geometry d runs its planes in place in row tiles (flat_rows): float32, square
     kernels of dilation 1, zeros padding, output planes DW_FLAT_ROWS high or more and a vector wide
     (64 bytes: every level's); 3x3 kernels at stride 1 or 2, and at stride 1 on narrow planes
-    (narrow_rows_fit: a row to a vector, or two planes' to one); 5x5 and 7x7
-    at stride 1, at AVX-512, where the tiles' vectors fill the rows (tiles_fill, wide_tiles_fill).
-    (float64 keeps the other paths: its tiles would add 30 KB of code to a package near its size
-    bound.)"""
+    (narrow_rows_fit: a row to a vector, or two planes' to one); 5x5 and 7x7 at stride 1, at
+    AVX-512, where the tiles' vectors fill the rows (tiles_fill, wide_tiles_fill). (float64 keeps
+    the other paths: its tiles would add 30 KB of code to a package near its size bound.)"""
     return (not d.nhwc and dw_has_flat() and elsize == sizeof(float) and d.kh == d.kw and d.dil_h == 1
             and d.dil_w == 1 and d.sh == d.sw and d.mode == ZEROS and d.OH >= DW_FLAT_ROWS
             and (d.kh == 3 and d.sh <= 2
@@ -515,9 +514,11 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         # effnet-28x240 5x5 1.0x at batch 1 on one thread, 1.07x on two, 1.15-1.2x at batch 16;
         # convnext-56x96 7x7 1.2x at batch 1, 1.3x at batch 16, on one thread and two)
         plan.kind = FLAT_PLANES
-        # (planes whose rows fill 3/4 of a vector or more run a row to a vector rather than in groups:
-        # 2 vCPUs of an AVX-512 AMD EPYC, batch 16, 3x3: 14x14x576 1.43x faster, 15x15 and 12x12 of
-        # 256 channels 1.6x and 1.27x; 11x11, 10x10 and 9x9 0.93x, 0.83x and 0.65x, 7x7 of 960 0.6x)
+        # (planes of more than GROUP_MAX_PIXELS whose rows fill 3/4 of a vector or more run a row to
+        # a vector rather than in groups: 2 vCPUs of an AVX-512 AMD EPYC, batch 16, 3x3: 14x14x576
+        # 1.43x faster, 15x15 and 12x12 of 256 channels 1.6x and 1.27x; 11x11, 10x10 and 9x9 0.93x,
+        # 0.83x and 0.65x. Smaller planes in row tiles, rows_fit's, are not grouped either: 7x7 and
+        # 6x6 two planes to a vector, narrow_rows_fit)
         narrow = (narrow_fits(d, sizeof(floating)) and d.H * d.W > GROUP_MAX_PIXELS
                   and 4 * d.W >= 3 * dw_narrow_lanes())
         plan.flat_groups = (groups_fit(d, sizeof(floating)) and not narrow

@@ -355,8 +355,9 @@ DW_INLINE int DW_FN(narrow_pairs)(ptrdiff_t width, ptrdiff_t pl, ptrdiff_t OW)
             DW_NARROW_PAIR_CASES(CALL)                                                                  \
         }
 
-/* p + (bytes) n elements, as an address (the second plane's row, loaded or stored half a vector
- * before it so that its elements meet the upper lanes). */
+/* p moved by n elements (n may be negative), as an address: the second plane's row is loaded and
+ * stored from half a vector before it, so that its elements meet the upper lanes, and that address
+ * may lie before the array, where pointer arithmetic may not go. */
 DW_INLINE DW_T *DW_FN(elements_on)(const DW_T *p, ptrdiff_t n)
 {
     return (DW_T *)((uintptr_t)p + (uintptr_t)(n * (ptrdiff_t)sizeof(DW_T)));
@@ -434,8 +435,8 @@ DW_INLINE void DW_FN(narrow_tile)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_
         if (j < rows) DW_FN(narrow_store)(dst + j * OW, dst_plane, acc[j], OW, nt, g);
 }
 
-/* The narrow tiles of n rows over the OH output rows of g planes from plane p (n, g, pl known at
- * compile time; flat_rows' arguments), the last overlapping the one before (or, past the plane's
+/* The narrow tiles of n rows over the OH output rows of the g planes at src and dst (n, g, pl known
+ * at compile time; flat_rows' arguments), the last overlapping the one before (or, past the plane's
  * last row, computing rows it does not store). */
 DW_INLINE void DW_FN(narrow_tiles)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t height, ptrdiff_t width,
                                    ptrdiff_t pt, const DW_VEC *wt, DW_VEC start, DW_T *dst, ptrdiff_t dst_plane,
