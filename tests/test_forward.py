@@ -899,7 +899,8 @@ def test_flat_plane_groups(isa_level, H, W, C, streaming):
 # images, a whole tile or two and the images left one by one, each item's images activated; at
 # AVX-512 planes of up to 256 pixels too where the taps lie within 16 elements of the pixel (15x11
 # at 3x3, 8x7 at 5x5; planes of more than 64 pixels run in row tiles at the other levels), except
-# where 3x3 rows fill 3/4 of a vector or more, which run a row to a vector (14x14 at AVX-512).
+# 3x3 planes narrow enough to run a row to a vector (14x14 at AVX-512; 7x7 there two planes' rows
+# to a vector, its 5x5 case still in groups).
 @pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
 @pytest.mark.parametrize("H, W", [(7, 7), (14, 14), (15, 11), (8, 7)])
 def test_flat_plane_groups_of_images(isa_level, H, W, streaming):
