@@ -1032,11 +1032,6 @@ static void DW_FN(flat_dot_s2)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t s
                     const ptrdiff_t r = 2 * y + a - pt;
                     rows[a] = r >= 0 && r < height ? s + r * width : NULL;
                 }
-                /* (the row's sums in a copy of their own: with the whole call's array GCC stored every
-                 * sum after each multiply-add) */
-                DW_VEC row_sum[9];
-                DW_FLAT_UNROLL
-                for (int t = 0; t < 9; t++) row_sum[t] = sum[t];
                 for (ptrdiff_t x = 0; x < OW; x += DW_VLEN) {
                     /* (lanes past dy's row read as zeros, the source columns only they read too, and
                      * tap column 0's lane `valid` cleared: the one source column a lane inside reads
@@ -1054,15 +1049,16 @@ static void DW_FN(flat_dot_s2)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t s
                         const DW_T *at = rows[a] + col;
                         const DW_VEC l0 = DW_FN(load_masked)(at, lo), l1 = DW_FN(load_masked)(at + DW_VLEN, hi);
                         const DW_VEC even = DW_FN(alternate)(l0, l1, 0);
-                        row_sum[3 * a] += dyv * DW_FN(keep_lanes)(even, inside);
-                        row_sum[3 * a + 1] += dyv * DW_FN(alternate)(l0, l1, 1);
-                        row_sum[3 * a + 2] += dyv * DW_FN(shift_in)(even, DW_FN(broadcast)(last ? at[2 * DW_VLEN] : 0));
+                        sum[3 * a] += dyv * DW_FN(keep_lanes)(even, inside);
+                        sum[3 * a + 1] += dyv * DW_FN(alternate)(l0, l1, 1);
+                        sum[3 * a + 2] += dyv * DW_FN(shift_in)(even, DW_FN(broadcast)(last ? at[2 * DW_VLEN] : 0));
                     }
                 }
-                DW_FLAT_UNROLL
-                for (int t = 0; t < 9; t++) sum[t] = row_sum[t];
             }
         }
+        /* (unrolled, as every loop over the sums: one with a variable index keeps them in memory,
+         * stored after every multiply-add) */
+        DW_FLAT_UNROLL
         for (int t = 0; t < 9; t++) acc[t * acc_tap + p] = DW_FN(horizontal_sum)(sum[t]);
         if (bias_acc) bias_acc[p] = DW_FN(horizontal_sum)(dy_sum);
     }
