@@ -355,14 +355,14 @@ cdef inline bint narrow_fits(const Dims *d, size_t elsize) noexcept nogil:
     cdef Py_ssize_t lanes = dw_narrow_lanes()
     return (not d.nhwc and elsize == sizeof(float) and d.kh == 3 and d.kw == 3 and d.sh == 1 and d.sw == 1
             and d.dil_h == 1 and d.dil_w == 1 and d.mode == ZEROS and 0 <= d.pl <= 2
-            and d.W + d.pl <= lanes and d.OW + 2 - d.pl <= lanes and d.OH > 0 and d.OW > 0)
+            and dw_narrow_rows_within(d.W, d.pl, d.OW, lanes) and d.OH > 0 and d.OW > 0)
 
 
 cdef inline Py_ssize_t narrow_slot(const Dims *d) noexcept nogil:
     """The lanes a row of narrow planes (narrow_fits) runs in: half an AVX-512 vector where rows and
     their padding fit one (two planes to a vector: narrow_pairs), else a vector."""
     cdef Py_ssize_t lanes = dw_narrow_lanes()
-    return lanes // 2 if lanes == 16 and d.W + d.pl <= lanes // 2 and d.OW + 2 - d.pl <= lanes // 2 else lanes
+    return lanes // 2 if lanes == 16 and dw_narrow_rows_within(d.W, d.pl, d.OW, lanes // 2) else lanes
 
 
 cdef inline bint narrow_rows_fit(const Dims *d, size_t elsize) noexcept nogil:

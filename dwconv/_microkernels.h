@@ -108,6 +108,14 @@ static inline void dw_prefetch(const void *p, ptrdiff_t nbytes)
     for (ptrdiff_t i = 0; i < nbytes; i += 64) __builtin_prefetch((const char *)p + i, 0, 2);
 }
 
+/* Whether 3x3 rows of `width` elements with left padding pl, and output rows of OW, fit `lanes`
+ * lanes a row, so that rotating a row's lanes by up to two moves only the zeros past it across the
+ * lanes' edges (narrow planes: the planner's narrow_fits and narrow_slot, the kernels' narrow_pairs). */
+static inline int dw_narrow_rows_within(ptrdiff_t width, ptrdiff_t pl, ptrdiff_t OW, ptrdiff_t lanes)
+{
+    return width + pl <= lanes && OW + 2 - pl <= lanes;
+}
+
 /* What dot_window is told about its rows (see there): the first pixel's first column of taps lies in
  * the padding, the last pixel's last; the rows are an image's, read in place. */
 enum { DW_WINDOW_LEFT = 1, DW_WINDOW_RIGHT = 2, DW_WINDOW_STRIDED = 4 };

@@ -335,7 +335,7 @@ DW_INLINE DW_VEC DW_FN(rotate)(DW_VEC v, const int s)
 /* Whether rows of `width` with left padding pl, and output rows of OW, run two planes to a vector. */
 DW_INLINE int DW_FN(narrow_pairs)(ptrdiff_t width, ptrdiff_t pl, ptrdiff_t OW)
 {
-    return DW_VBYTES == 64 && width + pl <= DW_VLEN / 2 && OW + 2 - pl <= DW_VLEN / 2;
+    return DW_VBYTES == 64 && dw_narrow_rows_within(width, pl, OW, DW_VLEN / 2);
 }
 
 /* For each group of narrow planes p, p + 1, .. (np of them): CALL(g, pl) with the group's size g (2
