@@ -47,13 +47,6 @@ def _dispatch(*array_names):
     return decorate
 
 
-# Integer pixels the float32 forward reads and writes itself, with one filter per channel: images
-# widened as its rings copy their rows, results rounded and saturated as they leave its scratch
-# (1080p RGB uint8, 3x3 to 7x7: 2-3.7x faster than converting the image and the result in NumPy
-# passes).
-_KERNEL_PIXELS = frozenset(map(np.dtype, (np.uint8, np.uint16, np.int16)))
-
-
 def _flat(array):
     return array.reshape(-1)
 
@@ -73,16 +66,16 @@ def output_shape(input_shape, filter_shape, strides=1, padding="VALID", *, data_
     return g.output_shape
 
 
-def _computed_into(out, compute_dtype, kernel, finish=None):
+def _computed_into(out, compute_dtype, kernel, n_threads, finish=None):
     """Run `kernel(target)` on a flat `compute_dtype` view of `out`, then `finish(result)` (a user's
     activation) on it; or, when `out` holds a narrower float (float16) or integers, on a scratch
-    array that is then rounded into `out`."""
-    target = out if out.dtype == compute_dtype else np.empty(out.shape, compute_dtype)
+    array that is then rounded into `out` (on `n_threads` threads)."""
+    target = out if out.dtype == compute_dtype else _args.scratch_empty(out.shape, compute_dtype)
     kernel(_flat(target))
     if finish is not None:
         _args.apply_activation(finish, target)
     if target is not out:
-        _args.round_into(out, target)
+        _args.round_into(out, target, n_threads=n_threads)
 
 
 @_dispatch("x", "filters", "bias", "out")
@@ -140,17 +133,25 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
     if out.size:
         user_activation = c.activation if callable(c.activation) else None
         fused = c.activation if user_activation is None else None
-        kernel_pixels = c.compute == np.float32 and c.g.M == 1
-        x = _flat(_args.contiguous(c.x, c.x.dtype if kernel_pixels and c.x.dtype in _KERNEL_PIXELS else c.compute))
+        # The float32 forward reads and writes _args.KERNEL_PIXELS itself, with one filter per
+        # channel where its plan converts at float32's speed: images widened as its rings copy their
+        # rows, results rounded (integers saturated) as they leave its scratch (1080p RGB uint8, 3x3
+        # to 7x7: 2-3.7x faster than converting the image and the result in NumPy passes; float16
+        # 56x56x144 3x3 at batch 16 20x, and 2.1x faster than the kernels' conversions around it)
+        kernel_pixels = (c.compute == np.float32 and c.g.M == 1
+                         and (c.x.dtype in _args.KERNEL_PIXELS or out.dtype in _args.KERNEL_PIXELS)
+                         and _kernels.converts_itself(c.g))
+        x = _flat(_args.contiguous(c.x, c.x.dtype if kernel_pixels and c.x.dtype in _args.KERNEL_PIXELS else c.compute,
+                                   n_threads))
         filters = _flat(_args.contiguous(c.filters, c.compute))
 
         def forward(y):
             _kernels.forward(x, filters, c.bias, y, c.g, fused, n_threads)
 
-        if user_activation is None and (out.dtype == c.compute or kernel_pixels and out.dtype in _KERNEL_PIXELS):
+        if user_activation is None and (out.dtype == c.compute or kernel_pixels and out.dtype in _args.KERNEL_PIXELS):
             forward(_flat(out))
         else:
-            _computed_into(out, c.compute, forward, user_activation)
+            _computed_into(out, c.compute, forward, n_threads, user_activation)
     return out
 
 
@@ -174,9 +175,9 @@ def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1
 def _input_grad_into(out, grad_output, filters, g, compute, n_threads):
     """Write the input gradient for `grad_output` into `out`."""
     if out.size and grad_output.size:
-        grad_output = _flat(_args.contiguous(grad_output, compute))
+        grad_output = _flat(_args.contiguous(grad_output, compute, n_threads))
         filters = _flat(_args.contiguous(filters, compute))
-        _computed_into(out, compute, lambda dx: _kernels.input_grad(grad_output, filters, dx, g, n_threads))
+        _computed_into(out, compute, lambda dx: _kernels.input_grad(grad_output, filters, dx, g, n_threads), n_threads)
     else:
         out.fill(0)
 
@@ -184,11 +185,12 @@ def _input_grad_into(out, grad_output, filters, g, compute, n_threads):
 def _filter_and_bias_grad(x, grad_output, g, compute, out_filters, out_bias, n_threads):
     if out_filters.size:
         if x.size and grad_output.size:
-            x = _flat(_args.contiguous(x, compute))
-            grad_output = _flat(_args.contiguous(grad_output, compute))
+            x = _flat(_args.contiguous(x, compute, n_threads))
+            grad_output = _flat(_args.contiguous(grad_output, compute, n_threads))
             bias = None if out_bias is None else np.empty(out_bias.shape, compute)
             _computed_into(out_filters, compute,
-                           lambda dfilters: _kernels.filter_grad(x, grad_output, dfilters, bias, g, n_threads))
+                           lambda dfilters: _kernels.filter_grad(x, grad_output, dfilters, bias, g, n_threads),
+                           n_threads)
             if out_bias is not None:
                 np.copyto(out_bias, bias, casting="same_kind")
             return
@@ -232,7 +234,7 @@ def depthwise_conv2d_grad(x, filters, grad_output, strides=1, padding="VALID", *
     n_threads = _threads(num_threads)
     grads, tf_filters = _args.gradient_arrays(_args.gradient_outs(out), c)
     # (converted once, for both passes)
-    x, grad_output, filters = (_args.contiguous(a, c.compute) for a in (c.x, c.grad_output, c.filters))
+    x, grad_output, filters = (_args.contiguous(a, c.compute, n_threads) for a in (c.x, c.grad_output, c.filters))
     _input_grad_into(grads.input, grad_output, filters, c.g, c.compute, n_threads)
     _filter_and_bias_grad(x, grad_output, c.g, c.compute, tf_filters, grads.bias, n_threads)
     if tf_filters is not grads.filters:

@@ -110,6 +110,8 @@ cdef enum:
     # 1.1x, 21x21 1.07x; RGBA 3x3 1.54x, 5x5 1.3x, 7x7 1.23x; uint8 RGB 3x3 1.22x, 5x5 1.13x; 960x540,
     # 8 channels 5x5 1.16x, 16 channels 3x3 1.33x, 5x5 1.0x).
     SHARED_MAX_CHANNELS = 16
+    # Elements per work item of convert(): items of 128-256 KB, a few per thread on small arrays.
+    CONVERT_PIECE = 1 << 15
 
 
 cdef inline void plane_rows(const floating *const *rows, Py_ssize_t off, const Dims *d, const floating *w,
@@ -205,7 +207,7 @@ cdef void edge_pixels(const floating *const *rows, const Dims *d, Py_ssize_t q, 
 
 cdef bint columns_fit(const Dims *d, bint in_place, Py_ssize_t *q_lo, Py_ssize_t *q_hi) noexcept nogil:
     """Whether NHWC rows read in place (`in_place`) compute their edge pixels as columns
-    (edge_columns): zeros padding, float results (integer ones are narrowed row by row), output rows
+    (edge_columns): zeros padding, float results (converted ones are narrowed row by row), output rows
     [q_lo, q_hi) whose kernel rows all fall inside the image, and edge pixels each with 1 to
     EDGE_COLUMN_TAPS kernel columns inside it."""
     cdef Py_ssize_t o_lo, o_hi, o, b0, nb
@@ -376,9 +378,34 @@ cdef inline bint narrow_rows_fit(const Dims *d, size_t elsize) noexcept nogil:
 
 
 cdef inline bint converts(const Dims *d) noexcept nogil:
-    """Whether the input or the result holds integer pixels, which only NHWC rings and plane rings
-    convert (the flat and packed plans read or write the arrays directly)."""
+    """Whether the input or the result holds integer pixels or half floats, which only NHWC rings and
+    plane rings convert (the flat and packed plans read or write the arrays directly)."""
     return d.x_type != DW_ELEM_FLOAT or d.y_type != DW_ELEM_FLOAT
+
+
+cdef int planes_kind(const Dims *d, size_t elsize) noexcept nogil:
+    """The plan for NCHW planes of float elements: FLAT_PLANES, RING_PACKED or RING_PLANE (see
+    plan_init)."""
+    if flat_fits(d) or (d.sh == 2 or d.kh > 3) and rows_fit(d, elsize) and d.C >= LANE_BLOCK:
+        # (stride 2, 5x5 and 7x7 kernels in row tiles where the packed path would run: 2 vCPUs of an
+        # AVX-512 AMD EPYC, mnv2-112x96-s2, 1.4-1.8x faster at batch 1, 1.2-1.3x at batch 16;
+        # effnet-28x240 5x5 1.0x at batch 1 on one thread, 1.07x on two, 1.15-1.2x at batch 16;
+        # convnext-56x96 7x7 1.2x at batch 1, 1.3x at batch 16, on one thread and two)
+        return FLAT_PLANES
+    if d.OW <= PACKED_FORWARD_WIDTH and (d.C >= LANE_BLOCK or d.OW < PLANE_MIN_WIDTH):
+        return RING_PACKED
+    return RING_PLANE
+
+
+def converts_itself(g):
+    """Whether the float32 forward of geometry g reads and writes uint8, uint16, int16 or float16
+    pixels itself at float32's speed: NHWC rings, which copy every row anyway, and the NCHW planes
+    that plane rings take in float32 too. Other NCHW planes are converted around the float32 path:
+    plane rings would trade its flat or packed plans for theirs (2 vCPUs of an AVX-512 AMD EPYC,
+    float16 3x3 at batch 16 through plane rings against converted around: 14x14x576 11x slower,
+    56x56x144 1.0x, 112x112x32 1.36x faster)."""
+    cdef Dims d = dims_of(g)
+    return d.nhwc and d.C * d.M > 1 or planes_kind(&d, sizeof(float)) == RING_PLANE
 
 
 cdef struct Plan:
@@ -454,6 +481,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     its ring's rows; channel blocks where rows run short or the ring would leave L2)."""
     cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, n_taps = d.kh * d.kw, wanted, max_blocks, ring_bytes, block
     cdef Py_ssize_t lanes, o_lo, o_hi, spectral_size
+    cdef int kind = RING_PLANE if d.nhwc or converts(d) else planes_kind(d, sizeof(floating))
     cdef bint narrow
     cdef floating *w_mc
     plan.scratch = plan.w_columns = NULL
@@ -507,12 +535,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         plan.block = round_up(ceil_div(C, plan.n_blocks), LANE_BLOCK) if plan.n_blocks > 1 else C
         plan.n_blocks = ceil_div(C, plan.block)
         plan.n_bands = max(1, min(ceil_div(wanted, plan.n_blocks), ceil_div(d.OH, 2)))  # bands of 2 rows or more
-    elif ((flat_fits(d) or (d.sh == 2 or d.kh > 3) and rows_fit(d, sizeof(floating)) and C >= LANE_BLOCK)
-            and not converts(d)):
-        # (stride 2, 5x5 and 7x7 kernels in row tiles where the packed path would run: 2 vCPUs of an
-        # AVX-512 AMD EPYC, mnv2-112x96-s2, 1.4-1.8x faster at batch 1, 1.2-1.3x at batch 16;
-        # effnet-28x240 5x5 1.0x at batch 1 on one thread, 1.07x on two, 1.15-1.2x at batch 16;
-        # convnext-56x96 7x7 1.2x at batch 1, 1.3x at batch 16, on one thread and two)
+    elif kind == FLAT_PLANES:
         plan.kind = FLAT_PLANES
         # (planes of more than GROUP_MAX_PIXELS whose rows fill 3/4 of a vector or more run a row to
         # a vector rather than in groups: 2 vCPUs of an AVX-512 AMD EPYC, batch 16, 3x3: 14x14x576
@@ -535,7 +558,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
             dw_flat_group_masks_float(d.H, d.W, d.kh, d.kw, d.dil_h, d.dil_w, d.pt, d.pl, &plan.group)
         plan.n_blocks = ceil_div(C, plan.block)
         plan.n_bands = 1
-    elif d.OW <= PACKED_FORWARD_WIDTH and (d.C >= LANE_BLOCK or d.OW < PLANE_MIN_WIDTH) and not converts(d):
+    elif kind == RING_PACKED:
         plan.kind = RING_PACKED
         block = min(PACKED_CHANNELS, max(LANE_BLOCK, PACKED_ROW_LANES // d.OW // LANE_BLOCK * LANE_BLOCK))
         plan.n_blocks = max(1, C // block)
@@ -656,8 +679,8 @@ cdef void activate_outputs(floating *y, int act, const Dims *d, Py_ssize_t n, Py
 
 cdef void narrow_results(floating *results, floating *y, Py_ssize_t index, Py_ssize_t y_pix, Py_ssize_t npix,
                          Py_ssize_t nc, int act, const Dims *d) noexcept nogil:
-    """Elements index + p*y_pix + c (p < npix, c < nc) of the integer result y from the float
-    `results` (npix*nc, in order), activated, then rounded and saturated."""
+    """Elements index + p*y_pix + c (p < npix, c < nc) of the integer or half-float result y from
+    the float `results` (npix*nc, in order), activated, then rounded (and integers saturated)."""
     if act != IDENTITY:
         activate(results, npix * nc, act)
     if floating is float:
@@ -850,8 +873,8 @@ cdef void watch_io(bint on, const floating *x, Py_ssize_t n_x, const floating *w
     watch_one(on, y, n_y * element_size(d.y_type, sizeof(floating)), True)
 
 
-# The buffer-protocol format character of each kind of integer pixels the forward converts itself.
-INTEGER_FORMATS = {"B": DW_ELEM_U8, "H": DW_ELEM_U16, "h": DW_ELEM_I16}
+# The buffer-protocol format character of each kind of pixels the float32 forward converts itself.
+CONVERTED_FORMATS = {"B": DW_ELEM_U8, "H": DW_ELEM_U16, "h": DW_ELEM_I16, "e": DW_ELEM_F16}
 
 
 cdef int element_type(Py_buffer *view, size_t float_size, name) except -1:
@@ -859,17 +882,17 @@ cdef int element_type(Py_buffer *view, size_t float_size, name) except -1:
     cdef char code = view.format[strlen(view.format) - 1]  # (after any byte-order character)
     if <size_t> view.itemsize == float_size and code == (c'f' if float_size == sizeof(float) else c'd'):
         return DW_ELEM_FLOAT
-    if float_size == sizeof(float) and view.itemsize <= 2 and chr(code) in INTEGER_FORMATS:
-        return INTEGER_FORMATS[chr(code)]
+    if float_size == sizeof(float) and view.itemsize <= 2 and chr(code) in CONVERTED_FORMATS:
+        return CONVERTED_FORMATS[chr(code)]
     raise TypeError(f"forward: `{name}` holds {view.format.decode()!r} elements, not the filter's float type or "
-                    f"uint8, uint16, int16 pixels (with float32 filters)")
+                    f"uint8, uint16, int16 or float16 pixels (with float32 filters)")
 
 
 def forward(x, const floating[::1] w, const floating[::1] bias, y, g, activation, int n_threads):
     """y = activation(depthwise_conv2d(x, w) + bias) for geometry g; all arrays flat, C-ordered,
     non-empty y; `activation` None or a name from dwconv._names.ACTIVATIONS. x and y hold w's float
-    type or, with float32 filters, uint8, uint16 or int16 pixels: read widened to float32, and
-    results rounded to nearest (ties to even) and saturated (NaN 0) as they are written."""
+    type or, with float32 filters, uint8, uint16, int16 or float16 pixels: read widened to float32,
+    and results rounded to nearest (ties to even; integers saturated, NaN 0) as they are written."""
     cdef Dims d = dims_of(g)
     cdef const floating *bias_data = NULL if bias is None else &bias[0]
     cdef int act = ACTIVATION_CODES[activation]
@@ -890,6 +913,43 @@ def forward(x, const floating[::1] w, const floating[::1] bias, y, g, activation
             PyBuffer_Release(&y_view)
     finally:
         PyBuffer_Release(&x_view)
+
+
+def convert(src, dst, int n_threads):
+    """dst[i] = src[i] for flat arrays of one size, one float32, the other of pixels the forward
+    converts (uint8, uint16, int16, float16): widened, or rounded to nearest (ties to even; integers
+    saturated, NaN 0) as the forward's results are. NumPy converts float16 an element at a time
+    (1.6-3 ns each, 10-20x a float32 convolution's time per element); this, in vectors (F16C)."""
+    cdef Py_buffer src_view, dst_view
+    cdef int src_type, dst_type
+    cdef Py_ssize_t n, item, e
+    PyObject_GetBuffer(src, &src_view, PyBUF_ANY_CONTIGUOUS | PyBUF_FORMAT)
+    try:
+        PyObject_GetBuffer(dst, &dst_view, PyBUF_ANY_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE)
+        try:
+            src_type = element_type(&src_view, sizeof(float), "src")
+            dst_type = element_type(&dst_view, sizeof(float), "dst")
+            n = src_view.len // src_view.itemsize
+            if (src_type == DW_ELEM_FLOAT) == (dst_type == DW_ELEM_FLOAT) or dst_view.len // dst_view.itemsize != n:
+                raise ValueError(f"convert: `src` ({src_view.format.decode()!r}, {n}) and `dst` "
+                                 f"({dst_view.format.decode()!r}, {dst_view.len // dst_view.itemsize}) must be "
+                                 f"as many elements, one of them float32")
+            watch_one(True, src_view.buf, src_view.len, False)
+            watch_one(True, dst_view.buf, dst_view.len, True)
+            for item in prange(ceil_div(n, CONVERT_PIECE), nogil=True, schedule="static", num_threads=n_threads):
+                e = item * CONVERT_PIECE
+                if src_type == DW_ELEM_FLOAT:
+                    dw_narrow(element_at(dst_view.buf, e, dst_type, sizeof(float)), dst_type, 0,
+                              <const float *> src_view.buf + e, 0, 1, min(<Py_ssize_t> CONVERT_PIECE, n - e))
+                else:
+                    dw_widen(<float *> dst_view.buf + e, 0, 1, element_at(src_view.buf, e, src_type, sizeof(float)),
+                             src_type, 0, 1, min(<Py_ssize_t> CONVERT_PIECE, n - e))
+            watch_one(False, src_view.buf, src_view.len, False)
+            watch_one(False, dst_view.buf, dst_view.len, True)
+        finally:
+            PyBuffer_Release(&dst_view)
+    finally:
+        PyBuffer_Release(&src_view)
 
 
 cdef bint input_grad_dims(Dims *t, const Dims *d) noexcept nogil:

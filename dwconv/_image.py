@@ -226,8 +226,9 @@ def _filter_fused(x, column_filter, row_filter, padding, mode, delta, compute, y
     NumPy."""
     (top, bottom), (left, right) = padding
     _, height, width, _ = x.shape
+    n_threads = _threads(num_threads)
     pixels = (compute,) + (_INTEGER_PIXELS if compute == np.float32 else ())
-    x = np.ascontiguousarray(x) if x.dtype in pixels else x.astype(compute)
+    x = np.ascontiguousarray(x) if x.dtype in pixels else _args.contiguous(x, compute, n_threads)
     if np.may_share_memory(x, y):  # (in place: a row's result would overwrite later rows' source rows)
         x = x.copy()
     result = y if y.dtype in pixels else np.empty(y.shape, compute)
@@ -239,7 +240,6 @@ def _filter_fused(x, column_filter, row_filter, padding, mode, delta, compute, y
         padded_columns = np.pad(np.arange(width), (left, right), _NUMPY_PAD[mode])
         source_columns = np.concatenate([padded_columns[:left], padded_columns[left + width:]])
     _kernels.separable(x, result, column_filter.astype(compute), row_filter.astype(compute),
-                       source_rows.astype(np.intp), source_columns.astype(np.intp), left, float(delta),
-                       _threads(num_threads))
+                       source_rows.astype(np.intp), source_columns.astype(np.intp), left, float(delta), n_threads)
     if result is not y:
-        _args.round_into(y, result)
+        _args.round_into(y, result, n_threads=n_threads)

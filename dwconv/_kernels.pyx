@@ -47,7 +47,7 @@ cdef extern from "_microkernels.h" nogil:
     enum: DW_WIDE_ROW_PIXELS
     enum: DW_DOT_MAX_TAPS
     enum: DW_FLAT_GROUP_NEAR
-    enum: DW_ELEM_FLOAT, DW_ELEM_U8, DW_ELEM_U16, DW_ELEM_I16
+    enum: DW_ELEM_FLOAT, DW_ELEM_U8, DW_ELEM_U16, DW_ELEM_I16, DW_ELEM_F16
     const dw_isa *dw_active
     bint dw_isa_supported(int level)
     void dw_set_isa(int level)
@@ -481,14 +481,14 @@ cdef struct Dims:
     bint nhwc
     int mode
     # What the forward's input and result hold (DW_ELEM_*): the kernels' float type (always, but in
-    # the float32 forward), or integer pixels, which only the ring's copies read (widened) and
-    # only narrow_results writes (rounded and saturated): a pointer of the float type then
-    # addresses integers, through element_at.
+    # the float32 forward), or integer pixels or half floats, which only the ring's copies read
+    # (widened) and only narrow_results writes (rounded, integers saturated): a pointer of the float
+    # type then addresses them, through element_at.
     int x_type, y_type
 
 
 cdef inline Py_ssize_t element_size(int elem, size_t float_size) noexcept nogil:
-    return float_size if elem == DW_ELEM_FLOAT else 1 if elem == DW_ELEM_U8 else 2
+    return float_size if elem == DW_ELEM_FLOAT else 1 if elem == DW_ELEM_U8 else 2  # (uint16, int16, float16)
 
 
 cdef inline char *element_at(const void *base, Py_ssize_t index, int elem, size_t float_size) noexcept nogil:

@@ -48,8 +48,46 @@
 #define DW_STEPPED(p) __asm__("" : "+r"(p))
 
 /* What the elements of an image or result are, where the forward converts them (see
- * _microkernels_convert.h): the kernels' own float type, or integer pixels. */
-enum { DW_ELEM_FLOAT, DW_ELEM_U8, DW_ELEM_U16, DW_ELEM_I16 };
+ * _microkernels_convert.h): the kernels' own float type, integer pixels, or IEEE half floats
+ * (NumPy's float16) around float32 kernels. */
+enum { DW_ELEM_FLOAT, DW_ELEM_U8, DW_ELEM_U16, DW_ELEM_I16, DW_ELEM_F16 };
+
+/* One half float (its bits) as a float, and a float rounded to the nearest half (ties to even;
+ * past 65504 to infinity, NaN kept quiet) as F16C's conversions do: the scalar ends of runs, and
+ * every element at levels without F16C. */
+static inline float dw_half_to_float(uint16_t h)
+{
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu;
+    uint32_t bits;
+    float f;
+    if (exponent == 0) { /* zero or subnormal: mantissa * 2^-24, exact in float */
+        f = (float)mantissa * 5.9604644775390625e-8f;
+        return sign ? -f : f;
+    }
+    bits = sign | (exponent == 0x1f ? 0x7f800000u | mantissa << 13 : (exponent + 112) << 23 | mantissa << 13);
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static inline uint16_t dw_float_to_half(float f)
+{
+    uint32_t bits, magnitude;
+    memcpy(&bits, &f, sizeof bits);
+    const uint16_t sign = (uint16_t)((bits >> 16) & 0x8000u);
+    magnitude = bits & 0x7fffffffu;
+    if (magnitude > 0x7f800000u) /* NaN: its top mantissa bits, quiet */
+        return sign | 0x7e00u | (uint16_t)((magnitude >> 13) & 0x3ffu);
+    if (magnitude >= 0x477ff000u) /* 65520 and up (infinity too) round to infinity */
+        return sign | 0x7c00u;
+    if (magnitude < 0x38800000u) { /* below 2^-14: a subnormal half, |f| * 2^24 rounded (exact scaling;
+                                    * the addition rounds, ties to even; 1024 is the smallest normal) */
+        const float scaled = (sign ? -f : f) * 16777216.0f;
+        return sign | (uint16_t)((scaled + 12582912.0f) - 12582912.0f);
+    }
+    /* normal: the exponent rebiased (-112), the 13 bits dropped rounded to nearest, ties to even
+     * (a carry out of the mantissa steps the exponent, as it should) */
+    return sign | (uint16_t)((magnitude - 0x38000000u + 0xfffu + ((magnitude >> 13) & 1u)) >> 13);
+}
 
 /* Output rows per call of the plane-rows micro-kernel, at every level (the forward's rings hold the
  * source rows of this many output rows of an NCHW plane). */
@@ -142,19 +180,19 @@ enum { DW_WINDOW_LEFT = 1, DW_WINDOW_RIGHT = 2, DW_WINDOW_STRIDED = 4 };
 static int dw_supported_baseline(void) { return 1; }
 
 #ifdef DW_X86
-/* AVX2 and FMA: 32-byte vectors, 16 registers. */
-DW_TARGET_BEGIN("avx2,fma")
+/* AVX2, FMA and F16C (half floats: every AVX2 CPU has it): 32-byte vectors, 16 registers. */
+DW_TARGET_BEGIN("avx2,fma,f16c")
 #define DW_ISA avx2
 #define DW_VBYTES 32
 #define DW_NARROWER baseline
 #include "_microkernels_level.h"
 DW_TARGET_END
-static int dw_supported_avx2(void) { return DW_CPU_HAS("avx2") && DW_CPU_HAS("fma"); }
+static int dw_supported_avx2(void) { return DW_CPU_HAS("avx2") && DW_CPU_HAS("fma") && DW_CPU_HAS("f16c"); }
 
 /* AVX-512 F: 64-byte vectors, 32 registers; run where VL is there too (every AVX-512 CPU but the
  * Xeon Phi): the 7x7 row tiles' 256-bit sums (inline assembly, _microkernels_flat.h) may sit in
  * registers 16-31, which only VL's encoding reaches. */
-DW_TARGET_BEGIN("avx512f,avx2,fma")
+DW_TARGET_BEGIN("avx512f,avx2,fma,f16c")
 #define DW_ISA avx512
 #define DW_VBYTES 64
 #define DW_NARROWER avx2

@@ -1,6 +1,7 @@
-/* Integer pixels into and out of the float32 kernels: images of uint8, uint16 or int16 are widened
- * to float as the forward's ring copies their rows, and results rounded and saturated into them as
- * each output row leaves its scratch, so no float copy of the image or result is ever made.
+/* Integer pixels and half floats into and out of the float32 kernels: images of uint8, uint16, int16
+ * or float16 are widened to float as the forward's ring copies their rows, and results rounded (and
+ * integers saturated) into them as each output row leaves its scratch, so no float copy of the
+ * image or result is ever made.
  *
  * Included by _microkernels_level.h for float only, after _microkernels_body.h (DW_VEC, load and
  * store), with DW_T, DW_LANES and DW_FN defined. Element types are DW_ELEM_* codes (_microkernels.h).
@@ -49,15 +50,32 @@ DW_INLINE DW_FN(ivec) DW_FN(integers_at)(const void *src, const int type, ptrdif
 #endif
 }
 
-/* Element i of integers of type `type`, and the vector of elements [i, i + DW_VLEN), as floats. */
+/* Element i of elements of type `type`, and the vector of elements [i, i + DW_VLEN), as floats. */
 DW_INLINE float DW_FN(widened_one)(const void *src, const int type, ptrdiff_t i)
 {
+    if (type == DW_ELEM_F16) return dw_half_to_float(((const uint16_t *)src)[i]);
     return type == DW_ELEM_U8 ? ((const uint8_t *)src)[i] : type == DW_ELEM_U16 ? ((const uint16_t *)src)[i]
                                                                                 : ((const int16_t *)src)[i];
 }
 
+/* Half floats [i, i + DW_VLEN) as floats: F16C's conversion at x86's wider levels. */
+DW_INLINE DW_VEC DW_FN(halves_at)(const void *src, ptrdiff_t i)
+{
+    const uint16_t *h = (const uint16_t *)src + i;
+#if defined(DW_X86) && DW_VBYTES == 64
+    return (DW_VEC)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)h));
+#elif defined(DW_X86) && DW_VBYTES == 32
+    return (DW_VEC)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+#else
+    DW_VEC v;
+    for (int k = 0; k < DW_LANES; k++) v[k] = dw_half_to_float(h[k]);
+    return v;
+#endif
+}
+
 DW_INLINE DW_VEC DW_FN(widened_at)(const void *src, const int type, ptrdiff_t i)
 {
+    if (type == DW_ELEM_F16) return DW_FN(halves_at)(src, i);
     return __builtin_convertvector(DW_FN(integers_at)(src, type, i), DW_VEC);
 }
 
@@ -100,6 +118,16 @@ DW_INLINE void DW_FN(store_narrowed)(void *dst, const int type, ptrdiff_t i, DW_
 {
     uint8_t *u8 = (uint8_t *)dst + i;
     uint16_t *u16 = (uint16_t *)dst + i;
+    if (type == DW_ELEM_F16) { /* rounded to nearest, ties to even */
+#if defined(DW_X86) && DW_VBYTES == 64
+        _mm256_storeu_si256((__m256i *)u16, _mm512_cvtps_ph((__m512)v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#elif defined(DW_X86) && DW_VBYTES == 32
+        _mm_storeu_si128((__m128i *)u16, _mm256_cvtps_ph((__m256)v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#else
+        for (int k = 0; k < DW_LANES; k++) u16[k] = dw_float_to_half(v[k]);
+#endif
+        return;
+    }
 #if defined(DW_X86) && DW_VBYTES == 64
     if (type != DW_ELEM_I16) {
         const __m512i n = _mm512_max_epi32(_mm512_cvtps_epi32(_mm512_min_ps(_mm512_set1_ps(DW_HIGHEST(type)), (__m512)v)),
@@ -136,6 +164,10 @@ DW_INLINE void DW_FN(store_narrowed)(void *dst, const int type, ptrdiff_t i, DW_
 
 DW_INLINE void DW_FN(store_narrowed_one)(void *dst, const int type, ptrdiff_t i, float s)
 {
+    if (type == DW_ELEM_F16) {
+        ((uint16_t *)dst)[i] = dw_float_to_half(s);
+        return;
+    }
     s = DW_FN(saturated_one)(s, DW_LOWEST(type), DW_HIGHEST(type));
     if (type == DW_ELEM_U8)
         ((uint8_t *)dst)[i] = (uint8_t)s;
@@ -145,7 +177,7 @@ DW_INLINE void DW_FN(store_narrowed_one)(void *dst, const int type, ptrdiff_t i,
         ((int16_t *)dst)[i] = (int16_t)s;
 }
 
-/* The run loops of widen and narrow over integers [i0, i0 + nc) of one `type` (a constant where
+/* The run loops of widen and narrow over elements [i0, i0 + nc) of one `type` (a constant where
  * they are inlined): whole vectors, then the last one overlapping the one before, or scalars where
  * the run is shorter than a vector. */
 DW_INLINE void DW_FN(widen_run)(float *d, const void *src, const int type, ptrdiff_t i0, ptrdiff_t nc)
@@ -174,7 +206,7 @@ DW_INLINE void DW_FN(narrow_run)(void *dst, const int type, ptrdiff_t i0, const 
     }
 }
 
-/* dst[p*dst_pix + c*dst_c] = src[p*src_pix + c] for p < npix, c < nc, from integers of type `type`
+/* dst[p*dst_pix + c*dst_c] = src[p*src_pix + c] for p < npix, c < nc, from elements of type `type`
  * (dst_c 1: pixels of nc channels; else planes dst_c apart, each pixel's channels taken apart). */
 static void DW_FN(widen)(float *dst, ptrdiff_t dst_pix, ptrdiff_t dst_c, const void *src, int type, ptrdiff_t src_pix,
                          ptrdiff_t npix, ptrdiff_t nc)
@@ -204,6 +236,8 @@ static void DW_FN(widen)(float *dst, ptrdiff_t dst_pix, ptrdiff_t dst_c, const v
         float *d = dst + p * dst_pix;
         if (type == DW_ELEM_U8)
             DW_FN(widen_run)(d, src, DW_ELEM_U8, p * src_pix, nc);
+        else if (type == DW_ELEM_F16)
+            DW_FN(widen_run)(d, src, DW_ELEM_F16, p * src_pix, nc);
         else if (type == DW_ELEM_U16)
             DW_FN(widen_run)(d, src, DW_ELEM_U16, p * src_pix, nc);
         else
@@ -211,8 +245,8 @@ static void DW_FN(widen)(float *dst, ptrdiff_t dst_pix, ptrdiff_t dst_c, const v
     }
 }
 
-/* dst[p*dst_pix + c] = src[p*src_pix + c] for p < npix, c < nc, into integers of type `type`:
- * rounded to nearest (ties to even) and saturated, NaN 0, as OpenCV's saturate_cast. */
+/* dst[p*dst_pix + c] = src[p*src_pix + c] for p < npix, c < nc, into elements of type `type`:
+ * rounded to nearest (ties to even), and integers saturated, NaN 0, as OpenCV's saturate_cast. */
 static void DW_FN(narrow)(void *dst, int type, ptrdiff_t dst_pix, const float *src, ptrdiff_t src_pix, ptrdiff_t npix,
                           ptrdiff_t nc)
 {
@@ -224,6 +258,8 @@ static void DW_FN(narrow)(void *dst, int type, ptrdiff_t dst_pix, const float *s
         const float *s = src + p * src_pix;
         if (type == DW_ELEM_U8)
             DW_FN(narrow_run)(dst, DW_ELEM_U8, p * dst_pix, s, nc);
+        else if (type == DW_ELEM_F16)
+            DW_FN(narrow_run)(dst, DW_ELEM_F16, p * dst_pix, s, nc);
         else if (type == DW_ELEM_U16)
             DW_FN(narrow_run)(dst, DW_ELEM_U16, p * dst_pix, s, nc);
         else

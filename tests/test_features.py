@@ -102,13 +102,16 @@ def test_valid_padding_ignores_the_mode():
 
 @pytest.mark.parametrize("fmt", ["NHWC", "NCHW"])
 @pytest.mark.parametrize("w_dtype", [np.float16, np.float32])
-def test_float16(fmt, w_dtype):
+@pytest.mark.parametrize("M", [1, 2])
+def test_float16(isa_level, fmt, w_dtype, M):
     """float16 data gives a float16 result accumulated in float32: within float16 rounding of the
-    exact result, forward and gradients."""
+    exact result, forward and gradients. M 1: the forward reads and writes the halves itself; M 2
+    and the gradients: converted around it (_kernels.convert). 12x21 pixels of 20 channels: whole
+    vectors and the tails after them at every level."""
     rng = np.random.default_rng(3)
-    x, w = case(rng, fmt, 12, 10, (3, 3), C=20, M=2)
+    x, w = case(rng, fmt, 12, 21, (3, 3), C=20, M=M)
     x, w = x.astype(np.float16), w.astype(w_dtype)
-    bias = rng.standard_normal(40).astype(np.float16)
+    bias = rng.standard_normal(20 * M).astype(np.float16)
     ref, scale, args = reference(x, w, 1, "SAME", fmt, 1, "reflect", bias=bias)
     got = dwconv.depthwise_conv2d(x, w, 1, "SAME", data_format=fmt, bias=bias, padding_mode="reflect")
     assert_rounded_close(got, ref, scale, np.float16, 9)
@@ -121,6 +124,47 @@ def test_float16(fmt, w_dtype):
     axes = (0, 1, 2) if fmt == "NHWC" else (0, 2, 3)
     assert grads.bias.dtype == np.float16
     np.testing.assert_allclose(grads.bias, dy.astype(np.float64).sum(axis=axes), rtol=1e-3, atol=1e-2)
+
+
+# float32 values to round to float16: random bit patterns (NaNs and infinities among them), the ties
+# between neighbouring halves in every binade (normal and subnormal), the largest half and the
+# overflow threshold on either side, the smallest subnormal and half of it, and signed zeros
+def float16_rounding_cases(rng):
+    halves = np.arange(0, 0x7c00, 7, dtype=np.uint16).view(np.float16).astype(np.float64)
+    ties = (halves[:-1] + np.nextafter(halves[:-1].astype(np.float16), np.float16(np.inf))) / 2
+    edges = [65504, 65519.996, 65520, 65536, 2.0 ** -24, 2.0 ** -25, 1.5 * 2.0 ** -25, 2.0 ** -14, 0.0, -0.0,
+             np.inf, np.nan]
+    values = np.concatenate([rng.integers(0, 2 ** 32, 40_000, dtype=np.uint64).astype(np.uint32).view(np.float32),
+                             ties.astype(np.float32), np.array(edges, np.float32)])
+    return np.concatenate([values, -values])
+
+
+@pytest.mark.parametrize("fmt", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("M", [1, 2])
+def test_float16_conversions_round_as_numpy(isa_level, fmt, M):
+    """Every float16 widened exactly, and float32 rounded to the nearest float16 (ties to even,
+    overflow to infinity, subnormals kept, NaN NaN) as NumPy's astype does, through a 1x1 filter of
+    ones: in the forward's own conversions (M 1: NHWC rings, NCHW plane rings) and in
+    _kernels.convert (M 2, around the float32 kernels), at every level (the baseline's scalar
+    conversions, F16C's vectors)."""
+    ones = np.ones((1, 1, 1, M), np.float32)
+    halves = np.arange(2 ** 16, dtype=np.uint16).view(np.float16)
+    rng = np.random.default_rng(11)
+    floats = float16_rounding_cases(rng)
+    for x, dtype in ((halves, np.float32), (floats, np.float16)):
+        x = x[:x.size // 37 * 37 - 1]  # (rows of 37: vectors, and tails overlapping them)
+        image = np.pad(x, (0, 1)).reshape((1, -1, 37, 1) if fmt == "NHWC" else (1, 1, -1, 37))
+        with np.errstate(over="ignore", invalid="ignore"):
+            want = image.astype(dtype)
+        g = dwconv._args.geometry(image.shape, ones.shape, 1, "VALID", fmt, 1)
+        assert M == 2 or dwconv._kernels.converts_itself(g)  # (M 1: the forward's own conversions)
+        got = dwconv.depthwise_conv2d(image, ones, data_format=fmt, dtype=dtype)
+        for m in range(M):
+            got_m = got[..., m] if fmt == "NHWC" else got[:, m]
+            want_m = want[..., 0] if fmt == "NHWC" else want[:, 0]
+            np.testing.assert_array_equal(np.isnan(got_m), np.isnan(want_m))
+            finite = ~np.isnan(want_m)
+            np.testing.assert_array_equal(got_m[finite], want_m[finite])  # (+0 for -0: 0 + x * 1)
 
 
 def test_float16_accumulates_in_float32():
