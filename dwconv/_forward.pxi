@@ -301,13 +301,14 @@ cdef inline bint flat_fits(const Dims *d) noexcept nogil:
 
 cdef inline bint rows_fit(const Dims *d, size_t elsize) noexcept nogil:
     """Whether NCHW geometry d runs its planes in place in row tiles (flat_rows): float32, square
-    kernels of dilation 1, zeros padding, output planes DW_FLAT_ROWS high or more and a vector wide
+    kernels of dilation 1, zeros padding, output planes as high as a tile or more and a vector wide
     (64 bytes: every level's); 3x3 kernels at stride 1 or 2, and at stride 1 on narrow planes
     (narrow_rows_fit: a row to a vector, or two planes' to one); 5x5 and 7x7 at stride 1, at
     AVX-512, where the tiles' vectors fill the rows (tiles_fill, wide_tiles_fill). (float64 keeps
     the other paths: its tiles would add 30 KB of code to a package near its size bound.)"""
     return (not d.nhwc and dw_has_flat() and elsize == sizeof(float) and d.kh == d.kw and d.dil_h == 1
-            and d.dil_w == 1 and d.sh == d.sw and d.mode == ZEROS and d.OH >= DW_FLAT_ROWS
+            and d.dil_w == 1 and d.sh == d.sw and d.mode == ZEROS
+            and d.OH >= (DW_FLAT_ROWS_5 if d.kh == 5 else DW_FLAT_ROWS)
             and (d.kh == 3 and d.sh <= 2
                  and (d.OW * elsize >= 64 or narrow_rows_fit(d, elsize))
                  or d.kh == 5 and d.sh == 1 and dw_has_wide_row_tiles() and tiles_fill(d.OW, elsize)

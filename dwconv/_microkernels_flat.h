@@ -38,7 +38,7 @@
 #define DW_FLAT_DOT_TAPS 9
 #define DW_FLAT_DOT_PLANES 16
 #define DW_FLAT_DOT_PIXELS 64
-/* Row tiles (3x3 and 5x5 kernels on planes a vector wide or more): DW_FLAT_ROWS output rows x
+/* Row tiles (3x3 and 5x5 kernels on planes a vector wide or more): DW_FLAT_ROWS_OF(k) output rows x
  * vectors along a row. At AVX2 one vector: its 4 sums and 9 taps leave 3 of the 16 registers.
  * (7x7 kernels have tiles of their own, wide_row_tile. Narrow tiles, one
  * vector per row, keep one plane of DW_FLAT_ROWS rows: on 14x14x576 at batch 16, two planes per
@@ -60,7 +60,8 @@
 #define DW_FLAT_UNROLL _Pragma("GCC unroll 16")
 #endif
 _Static_assert(DW_FLAT_PLANES <= 8 && DW_FLAT_VECS <= 8 && DW_FLAT_DOT_TAPS <= 16 && (DW_FLAT_ROWS - 1) * 2 + 3 <= 16
-               && DW_FLAT_ROWS - 1 + DW_FLAT_ROW_MAX_K <= 16 && DW_FLAT_ROW_MAX_K * DW_FLAT_ROW_VECS <= 16
+               && DW_FLAT_ROWS_5 >= DW_FLAT_ROWS && DW_FLAT_ROWS_5 - 1 + DW_FLAT_ROW_MAX_K <= 16
+               && DW_FLAT_ROW_MAX_K * DW_FLAT_ROW_VECS <= 16
                && DW_FLAT_ROW_VECS <= DW_FLAT_VECS && DW_NARROW_ROWS + 2 <= 16,
                "the tile loops must unroll completely");
 
@@ -221,13 +222,15 @@ DW_INLINE DW_VEC DW_FN(interleave)(DW_VEC a, DW_VEC b, const int upper)
  * elements, and tap column 2 is column 0's shifted by one lane, its last from vector 2v + 2 (of
  * which only that lane is read at v = nv - 1). */
 #define DW_FLAT_ROW_LOADS (DW_FLAT_ROW_MAX_K * DW_FLAT_ROW_VECS)
+/* The output rows of a row tile of a k x k kernel. */
+#define DW_FLAT_ROWS_OF(k) ((k) == 5 ? DW_FLAT_ROWS_5 : DW_FLAT_ROWS)
 DW_INLINE ptrdiff_t DW_FN(flat_rows_at)(int i, const int k, const int sw, ptrdiff_t vstep)
 {
     return sw == 1 ? i % k + i / k * vstep : i * DW_VLEN;
 }
 
 /* A row tile of a k x k kernel (dilation 1; k 3 at stride sw of 1 or 2, k 5 at stride 1):
- * DW_FLAT_ROWS output rows (dst_row apart) x nv vectors along a row, from source row row0 and
+ * DW_FLAT_ROWS_OF(k) output rows (dst_row apart) x nv vectors along a row, from source row row0 and
  * column col0 (tap 0 of the tile's first pixel) of a plane `width` x `height`. Source row i of the
  * tile serves tap row i - r*sw of output row r: each of its vectors is loaded once for every
  * output row it serves. The taps come as vectors wt (3x3: kept in registers for the whole plane)
@@ -239,11 +242,12 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
                                      DW_T *dst, ptrdiff_t dst_row, int nt, const int k, const int nv, const int masked,
                                      const int sw)
 {
-    DW_VEC acc[DW_FLAT_ROWS][DW_FLAT_ROW_VECS];
+    const int n_rows = DW_FLAT_ROWS_OF(k);
+    DW_VEC acc[DW_FLAT_ROWS_5][DW_FLAT_ROW_VECS];
     unsigned inside_lanes[DW_FLAT_ROW_LOADS];
     const int n_loads = sw == 1 ? k * nv : 2 * nv + 1;
     DW_FLAT_UNROLL
-    for (int r = 0; r < DW_FLAT_ROWS; r++) {
+    for (int r = 0; r < n_rows; r++) {
         DW_FLAT_UNROLL
         for (int v = 0; v < nv; v++) acc[r][v] = start;
     }
@@ -255,7 +259,7 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
     const int stepped = masked < 2;
     const DW_T *row = src + (stepped ? row0 * width + col0 : 0);
     DW_FLAT_UNROLL
-    for (int i = 0; i < (DW_FLAT_ROWS - 1) * sw + k; i++) {
+    for (int i = 0; i < (n_rows - 1) * sw + k; i++) {
         const int inside = masked < 2 || (row0 + i >= 0 && row0 + i < height);
         /* (a row outside is read at none of its lanes) */
         const DW_T *s = stepped ? row : src + (inside ? (row0 + i) * width + col0 : 0);
@@ -282,7 +286,7 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
                                   : DW_FN(shift_in)(x[0][v], loaded[2 * v + 2]);
         }
         DW_FLAT_UNROLL
-        for (int r = 0; r < DW_FLAT_ROWS; r++)
+        for (int r = 0; r < n_rows; r++)
             if (i - r * sw >= 0 && i - r * sw < k) {
                 DW_FLAT_UNROLL
                 for (int b = 0; b < k; b++) {
@@ -294,7 +298,7 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
             }
     }
     DW_FLAT_UNROLL
-    for (int r = 0; r < DW_FLAT_ROWS; r++) {
+    for (int r = 0; r < n_rows; r++) {
         DW_FLAT_UNROLL
         for (int v = 0; v < nv; v++) DW_FN(store_out)(dst + r * dst_row + v * vstep, acc[r][v], nt);
     }
@@ -495,7 +499,8 @@ DW_INLINE void DW_FN(flat_rows_k)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_
                                   ptrdiff_t w_tap, const DW_T *bias, ptrdiff_t bias_plane, DW_T *dst,
                                   ptrdiff_t dst_plane, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t np, int nt, const int k)
 {
-    const ptrdiff_t band_rows = (DW_FLAT_ROWS - 1) * sw + k; /* the source rows a band reads */
+    const int n_rows = DW_FLAT_ROWS_OF(k);
+    const ptrdiff_t band_rows = (n_rows - 1) * sw + k; /* the source rows a band reads */
     /* A tile's vectors a vector apart; at stride 1 on planes less than two vectors wide, two
      * overlapping vectors fill the row in one tile (8 sums in flight where 4 would wait on the FMA
      * latency) */
@@ -514,9 +519,9 @@ DW_INLINE void DW_FN(flat_rows_k)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_
         const DW_VEC start = DW_FN(broadcast)(bias ? bias[p * bias_plane] : 0);
         const DW_T *s = src + p * src_plane;
         DW_T *d = dst + p * dst_plane;
-        for (ptrdiff_t y = 0; y < OH; y += DW_FLAT_ROWS) {
-            const ptrdiff_t y0 = y + DW_FLAT_ROWS <= OH ? y : OH - DW_FLAT_ROWS, row0 = y0 * sw - pt;
-            DW_FN(prefetch_band)(s, width, height, row0 + band_rows, DW_FLAT_ROWS * sw);
+        for (ptrdiff_t y = 0; y < OH; y += n_rows) {
+            const ptrdiff_t y0 = y + n_rows <= OH ? y : OH - n_rows, row0 = y0 * sw - pt;
+            DW_FN(prefetch_band)(s, width, height, row0 + band_rows, n_rows * sw);
             const int masked_rows = row0 < 0 || row0 + band_rows > height;
             for (ptrdiff_t x = 0; x < OW;) {
                 const int nv = OW - x > DW_VLEN && (sw == 1 || OW >= DW_FLAT_ROW_VECS * DW_VLEN) ? DW_FLAT_ROW_VECS : 1;
@@ -695,7 +700,7 @@ static __attribute__((noinline)) void DW_FN(flat_rows_7)(const DW_T *src, ptrdif
  * over np NCHW planes read in place, in row tiles:
  * dst[p*dst_plane + y*OW + x] = bias[p*bias_plane] + sum_{a, b < k} w[p*w_plane + (k*a + b)*w_tap] * src[p*src_plane + (y*sw + a - pt)*width + x*sw + b - pl],
  * the taps outside the `height` x `width` plane (zero padding) left out, for y < OH, x < OW
- * (bias NULL: 0). Needs OH >= DW_FLAT_ROWS, and OW >= DW_VLEN or, with k 3 at stride 1, each
+ * (bias NULL: 0). Needs OH >= DW_FLAT_ROWS_OF(k), and OW >= DW_VLEN or, with k 3 at stride 1, each
  * source row and its padding, and output row and its, within a vector (narrow_tile, a row to a
  * vector; narrow_fits). Each source vector is loaded once
  * for the output rows it serves (3x3 at stride 1: 3 loads per row and vector where `flat` has 9),

@@ -857,10 +857,11 @@ def test_flat_row_tiles_at_stride_2(isa_level, H, W, C, streaming):
 # overlapping to fill a row (28), whole tiles (32), tiles and a vector (48), overlapping tiles (56).
 # 7x7 (6/7 of the 56-pixel tiles, 3.5 vectors at AVX-512): one tile (56 pixels; 48, a half vector
 # short; VALID's 50), whole tiles (112), and a last tile of 38 pixels (150). Heights not a multiple
-# of 4 and 4 itself, padding of k - 1 on one side, uneven padding, and VALID (narrower output rows,
-# some of which leave the tiles).
+# of the tiles' rows (4; 7 for 5x5), one 5x5 tile high (7) and four (28), planes too low for those
+# (4 and 6: another path), padding of k - 1 on one side, uneven padding, and VALID (narrower output
+# rows, some of which leave the tiles).
 ROW_TILE_WIDE_PLANES = {  # k: (H, W, C)
-    5: [(4, 16, 16), (9, 28, 16), (13, 56, 17), (6, 48, 16), (11, 32, 16)],
+    5: [(4, 16, 16), (7, 16, 16), (9, 28, 16), (13, 56, 17), (6, 48, 16), (11, 32, 16), (28, 28, 16)],
     7: [(4, 56, 16), (9, 48, 16), (13, 112, 17), (6, 150, 16), (11, 56, 32)],
 }
 ROW_TILE_WIDE_PADDINGS = {
