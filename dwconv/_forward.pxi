@@ -302,15 +302,20 @@ cdef inline bint flat_fits(const Dims *d) noexcept nogil:
 cdef inline bint rows_fit(const Dims *d, size_t elsize) noexcept nogil:
     """Whether NCHW geometry d runs its planes in place in row tiles (flat_rows): float32, square
     kernels of dilation 1, zeros padding, output planes as high as a tile or more and a vector wide
-    (64 bytes: every level's); 3x3 kernels at stride 1 or 2, and at stride 1 on narrow planes
-    (narrow_rows_fit: a row to a vector, or two planes' to one); 5x5 and 7x7 at stride 1, at
-    AVX-512, where the tiles' vectors fill the rows (tiles_fill, wide_tiles_fill). (float64 keeps
-    the other paths: its tiles would add 30 KB of code to a package near its size bound.)"""
+    (64 bytes: every level's); 3x3 kernels at stride 1 or 2, at stride 1 on narrow planes
+    (narrow_rows_fit: a row to a vector, or two planes' to one), and at stride 2 and AVX-512 on
+    output rows that fill more than half a vector (9-15 pixels: a vector each, 7 rows a tile; 2
+    vCPUs of an AVX-512 AMD EPYC, 28x28x192 at batch 1 and 16, 1.9-2.3x faster than packed; 7-pixel
+    rows 0.9-0.95x); 5x5 and 7x7 at stride 1, at AVX-512, where the tiles' vectors fill the rows
+    (tiles_fill, wide_tiles_fill). (float64 keeps the other paths: its tiles would add 30 KB of
+    code to a package near its size bound.)"""
     return (not d.nhwc and dw_has_flat() and elsize == sizeof(float) and d.kh == d.kw and d.dil_h == 1
             and d.dil_w == 1 and d.sh == d.sw and d.mode == ZEROS
             and d.OH >= (DW_FLAT_ROWS_5 if d.kh == 5 else DW_FLAT_ROWS)
             and (d.kh == 3 and d.sh <= 2
-                 and (d.OW * elsize >= 64 or narrow_rows_fit(d, elsize))
+                 and (d.OW * elsize >= 64 or narrow_rows_fit(d, elsize)
+                      or d.sh == 2 and dw_has_wide_row_tiles() and 2 * d.OW * elsize > 64
+                      and d.OH >= DW_FLAT_ROWS_NARROW_S2)
                  or d.kh == 5 and d.sh == 1 and dw_has_wide_row_tiles() and tiles_fill(d.OW, elsize)
                  or d.kh == 7 and d.sh == 1 and dw_has_wide_row_tiles() and wide_tiles_fill(d.OW)))
 
@@ -1003,6 +1008,13 @@ cdef inline bint strided_fits(const Dims *d, size_t elsize) noexcept nogil:
     return (not d.nhwc and dw_has_flat() and elsize == sizeof(float) and d.kh == 3 and d.kw == 3 and d.sh == 2
             and d.sw == 2 and d.dil_h == 1 and d.dil_w == 1 and d.M == 1 and d.W * elsize >= 128 and d.OH > 0
             and d.OW > 0)
+
+
+def runs_row_tiles(g):
+    """Whether the float32 forward of geometry g runs its NCHW planes in row tiles (rows_fit): for
+    the tests, which check that their cases do."""
+    cdef Dims d = dims_of(g)
+    return rows_fit(&d, sizeof(float))
 
 
 def reads_narrow_planes(g):

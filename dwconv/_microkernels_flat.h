@@ -38,7 +38,7 @@
 #define DW_FLAT_DOT_TAPS 9
 #define DW_FLAT_DOT_PLANES 16
 #define DW_FLAT_DOT_PIXELS 64
-/* Row tiles (3x3 and 5x5 kernels on planes a vector wide or more): DW_FLAT_ROWS_OF(k) output rows x
+/* Row tiles (3x3 and 5x5 kernels on planes a vector wide or more): DW_TILE_ROWS(k, sw) output rows x
  * vectors along a row. At AVX2 one vector: its 4 sums and 9 taps leave 3 of the 16 registers.
  * (7x7 kernels have tiles of their own, wide_row_tile. Narrow tiles, one
  * vector per row, keep one plane of DW_FLAT_ROWS rows: on 14x14x576 at batch 16, two planes per
@@ -60,7 +60,8 @@
 #define DW_FLAT_UNROLL _Pragma("GCC unroll 16")
 #endif
 _Static_assert(DW_FLAT_PLANES <= 8 && DW_FLAT_VECS <= 8 && DW_FLAT_DOT_TAPS <= 16 && (DW_FLAT_ROWS - 1) * 2 + 3 <= 16
-               && DW_FLAT_ROWS_5 >= DW_FLAT_ROWS && DW_FLAT_ROWS_5 - 1 + DW_FLAT_ROW_MAX_K <= 16
+               && DW_FLAT_ROWS_MAX >= DW_FLAT_ROWS_5 && DW_FLAT_ROWS_MAX >= DW_FLAT_ROWS_NARROW_S2
+               && DW_FLAT_ROWS_5 - 1 + DW_FLAT_ROW_MAX_K <= 16 && (DW_FLAT_ROWS_NARROW_S2 - 1) * 2 + 3 <= 16
                && DW_FLAT_ROW_MAX_K * DW_FLAT_ROW_VECS <= 16
                && DW_FLAT_ROW_VECS <= DW_FLAT_VECS && DW_NARROW_ROWS + 2 <= 16,
                "the tile loops must unroll completely");
@@ -222,15 +223,16 @@ DW_INLINE DW_VEC DW_FN(interleave)(DW_VEC a, DW_VEC b, const int upper)
  * elements, and tap column 2 is column 0's shifted by one lane, its last from vector 2v + 2 (of
  * which only that lane is read at v = nv - 1). */
 #define DW_FLAT_ROW_LOADS (DW_FLAT_ROW_MAX_K * DW_FLAT_ROW_VECS)
-/* The output rows of a row tile of a k x k kernel. */
-#define DW_FLAT_ROWS_OF(k) ((k) == 5 ? DW_FLAT_ROWS_5 : DW_FLAT_ROWS)
+/* The output rows of a row tile of a k x k kernel at stride sw, on rows narrower than a vector
+ * (`narrow`: 3x3 at stride 2, their first OW lanes stored). */
+#define DW_TILE_ROWS(k, sw, narrow) ((k) == 5 ? DW_FLAT_ROWS_5 : (narrow) ? DW_FLAT_ROWS_NARROW_S2 : DW_FLAT_ROWS)
 DW_INLINE ptrdiff_t DW_FN(flat_rows_at)(int i, const int k, const int sw, ptrdiff_t vstep)
 {
     return sw == 1 ? i % k + i / k * vstep : i * DW_VLEN;
 }
 
-/* A row tile of a k x k kernel (dilation 1; k 3 at stride sw of 1 or 2, k 5 at stride 1):
- * DW_FLAT_ROWS_OF(k) output rows (dst_row apart) x nv vectors along a row, from source row row0 and
+/* A row tile of a k x k kernel (dilation 1; k 3 at stride sw of 1 or 2, k 5 at stride 1): n_rows
+ * (DW_TILE_ROWS) output rows (dst_row apart) x nv vectors along a row, from source row row0 and
  * column col0 (tap 0 of the tile's first pixel) of a plane `width` x `height`. Source row i of the
  * tile serves tap row i - r*sw of output row r: each of its vectors is loaded once for every
  * output row it serves. The taps come as vectors wt (3x3: kept in registers for the whole plane)
@@ -239,11 +241,10 @@ DW_INLINE ptrdiff_t DW_FN(flat_rows_at)(int i, const int k, const int sw, ptrdif
  * read nor added, the same for every output row. */
 DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t height, ptrdiff_t row0,
                                      ptrdiff_t col0, ptrdiff_t vstep, const DW_VEC *wt, const DW_T *wk, DW_VEC start,
-                                     DW_T *dst, ptrdiff_t dst_row, int nt, const int k, const int nv, const int masked,
-                                     const int sw)
+                                     DW_T *dst, ptrdiff_t dst_row, ptrdiff_t n_out, int nt, const int k, const int nv,
+                                     const int masked, const int sw, const int n_rows)
 {
-    const int n_rows = DW_FLAT_ROWS_OF(k);
-    DW_VEC acc[DW_FLAT_ROWS_5][DW_FLAT_ROW_VECS];
+    DW_VEC acc[DW_FLAT_ROWS_MAX][DW_FLAT_ROW_VECS];
     unsigned inside_lanes[DW_FLAT_ROW_LOADS];
     const int n_loads = sw == 1 ? k * nv : 2 * nv + 1;
     DW_FLAT_UNROLL
@@ -300,7 +301,7 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
     DW_FLAT_UNROLL
     for (int r = 0; r < n_rows; r++) {
         DW_FLAT_UNROLL
-        for (int v = 0; v < nv; v++) DW_FN(store_out)(dst + r * dst_row + v * vstep, acc[r][v], nt);
+        for (int v = 0; v < nv; v++) DW_FN(store_first)(dst + r * dst_row + v * vstep, acc[r][v], n_out, nt);
     }
 }
 
@@ -499,14 +500,14 @@ DW_INLINE void DW_FN(flat_rows_k)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_
                                   ptrdiff_t w_tap, const DW_T *bias, ptrdiff_t bias_plane, DW_T *dst,
                                   ptrdiff_t dst_plane, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t np, int nt, const int k)
 {
-    const int n_rows = DW_FLAT_ROWS_OF(k);
+    const int narrow = sw == 2 && OW < DW_VLEN, n_rows = DW_TILE_ROWS(k, sw, narrow);
     const ptrdiff_t band_rows = (n_rows - 1) * sw + k; /* the source rows a band reads */
     /* A tile's vectors a vector apart; at stride 1 on planes less than two vectors wide, two
      * overlapping vectors fill the row in one tile (8 sums in flight where 4 would wait on the FMA
      * latency) */
     _Static_assert(DW_FLAT_ROW_VECS <= 2, "two overlapping vectors fill a row");
     const ptrdiff_t vstep = sw == 1 && OW < 2 * DW_VLEN ? OW - DW_VLEN : DW_VLEN;
-    if (k == 3 && OW < DW_VLEN) { /* (narrow planes: stride 1, each row and its padding within a vector) */
+    if (k == 3 && sw == 1 && OW < DW_VLEN) { /* (narrow planes: each row and its padding within a vector) */
         DW_FN(flat_narrow)(src, src_plane, height, width, pt, pl, w, w_plane, w_tap, bias, bias_plane, dst, dst_plane, OH,
                            OW, np, nt);
         return;
@@ -526,24 +527,27 @@ DW_INLINE void DW_FN(flat_rows_k)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_
             for (ptrdiff_t x = 0; x < OW;) {
                 const int nv = OW - x > DW_VLEN && (sw == 1 || OW >= DW_FLAT_ROW_VECS * DW_VLEN) ? DW_FLAT_ROW_VECS : 1;
                 const ptrdiff_t tile_width = (nv - 1) * vstep + DW_VLEN;
-                const ptrdiff_t x0 = x + tile_width <= OW ? x : OW - tile_width, col0 = x0 * sw - pl;
+                const ptrdiff_t x0 = x + tile_width <= OW || narrow ? x : OW - tile_width, col0 = x0 * sw - pl;
                 /* (the columns the tile reads) */
                 const ptrdiff_t span = sw == 1 ? tile_width + k - 1 : 2 * nv * DW_VLEN + 1;
                 /* (5x5: tiles inside the plane masked as at its columns, for the code's size) */
                 const int masked = masked_rows ? 2 : col0 < 0 || col0 + span > width || k > 3;
-#define DW_FLAT_ROWS_TILE(n, m, st) \
-    DW_FN(flat_rows_tile)(s, width, height, row0, col0, vstep, wt, wk, start, d + y0 * OW + x0, OW, nt, k, n, m, st)
-#define DW_FLAT_ROWS_TILES(st)                                                  \
-    switch ((nv == DW_FLAT_ROW_VECS) * 3 + masked) {                            \
-        case 0: if (k == 3) DW_FLAT_ROWS_TILE(1, 0, st); break;                 \
-        case 1: DW_FLAT_ROWS_TILE(1, 1, st); break;                             \
-        case 2: DW_FLAT_ROWS_TILE(1, 2, st); break;                             \
-        case 3: if (k == 3) DW_FLAT_ROWS_TILE(DW_FLAT_ROW_VECS, 0, st); break;  \
-        case 4: DW_FLAT_ROWS_TILE(DW_FLAT_ROW_VECS, 1, st); break;              \
-        case 5: DW_FLAT_ROWS_TILE(DW_FLAT_ROW_VECS, 2, st); break;              \
+#define DW_FLAT_ROWS_TILE(n, m, st, rows)                                                                            \
+    DW_FN(flat_rows_tile)(s, width, height, row0, col0, vstep, wt, wk, start, d + y0 * OW + x0, OW,                  \
+                          narrow ? OW : DW_VLEN, nt, k, n, m, st, rows)
+#define DW_FLAT_ROWS_TILES(st)                                                                       \
+    switch ((nv == DW_FLAT_ROW_VECS) * 3 + masked) {                                                 \
+        case 0: if (k == 3) DW_FLAT_ROWS_TILE(1, 0, st, DW_TILE_ROWS(k, st, 0)); break;                \
+        case 1: DW_FLAT_ROWS_TILE(1, 1, st, DW_TILE_ROWS(k, st, 0)); break;                            \
+        case 2: DW_FLAT_ROWS_TILE(1, 2, st, DW_TILE_ROWS(k, st, 0)); break;                            \
+        case 3: if (k == 3) DW_FLAT_ROWS_TILE(DW_FLAT_ROW_VECS, 0, st, DW_TILE_ROWS(k, st, 0)); break; \
+        case 4: DW_FLAT_ROWS_TILE(DW_FLAT_ROW_VECS, 1, st, DW_TILE_ROWS(k, st, 0)); break;             \
+        case 5: DW_FLAT_ROWS_TILE(DW_FLAT_ROW_VECS, 2, st, DW_TILE_ROWS(k, st, 0)); break;             \
     }
                 if (sw == 1)
                     DW_FLAT_ROWS_TILES(1)
+                else if (k == 3 && narrow) /* (one vector, its first lanes reaching past the row: masked) */
+                    DW_FLAT_ROWS_TILE(1, masked_rows ? 2 : 1, 2, DW_TILE_ROWS(3, 2, 1));
                 else if (k == 3)
                     DW_FLAT_ROWS_TILES(2)
 #undef DW_FLAT_ROWS_TILES
@@ -700,7 +704,7 @@ static __attribute__((noinline)) void DW_FN(flat_rows_7)(const DW_T *src, ptrdif
  * over np NCHW planes read in place, in row tiles:
  * dst[p*dst_plane + y*OW + x] = bias[p*bias_plane] + sum_{a, b < k} w[p*w_plane + (k*a + b)*w_tap] * src[p*src_plane + (y*sw + a - pt)*width + x*sw + b - pl],
  * the taps outside the `height` x `width` plane (zero padding) left out, for y < OH, x < OW
- * (bias NULL: 0). Needs OH >= DW_FLAT_ROWS_OF(k), and OW >= DW_VLEN or, with k 3 at stride 1, each
+ * (bias NULL: 0). Needs OH >= DW_TILE_ROWS(k, sw), and OW >= DW_VLEN or, with k 3 at stride 1, each
  * source row and its padding, and output row and its, within a vector (narrow_tile, a row to a
  * vector; narrow_fits). Each source vector is loaded once
  * for the output rows it serves (3x3 at stride 1: 3 loads per row and vector where `flat` has 9),

@@ -842,13 +842,20 @@ def test_flat_planes(isa_level, H, W, C, streaming):
 # and 4 rows high or more run in place in row tiles too (float64 takes the packed path): output rows
 # of a vector, of whole tiles and of overlapping ones, heights not a multiple of 4, padding on one
 # side or both, VALID, and planes too small for the tiles (6 rows: 3 out).
-ROW_TILE_PLANES = [(8, 32, 16), (9, 66, 16), (13, 100, 17), (16, 64, 16), (6, 40, 16)]  # (H, W, C)
+# At AVX-512, output rows of 9 to 15 pixels too, a vector each (their first lanes stored), in tiles of
+# 7 rows: 28x28 (14 pixels, 14 rows: two tiles), 18 wide (9), 15 high (7 rows: one tile), 30x22
+# (overlapping tiles); 16 wide (8 pixels: another path).
+ROW_TILE_PLANES = [(8, 32, 16), (9, 66, 16), (13, 100, 17), (16, 64, 16), (6, 40, 16), (28, 28, 16), (15, 18, 16),
+                   (30, 22, 17), (16, 16, 16)]  # (H, W, C)
 ROW_TILE_PADDINGS = ["SAME", ((1, 1), (1, 1)), "VALID", ((2, 0), (0, 2)), ((0, 2), (2, 1))]
 
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
 @pytest.mark.parametrize("H, W, C", ROW_TILE_PLANES)
 def test_flat_row_tiles_at_stride_2(isa_level, H, W, C, streaming):
+    if (H, W) in ((28, 28), (15, 18)):
+        g = dwconv._args.geometry((1, C, H, W), (3, 3, C, 1), 2, "SAME", "NCHW", 1)
+        assert dwconv._kernels.runs_row_tiles(g) == (isa_level == "avx512")
     check_planes(H, W, C, streaming, 2, [(3, 3, (1, 1), padding) for padding in ROW_TILE_PADDINGS])
 
 
