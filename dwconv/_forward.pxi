@@ -311,12 +311,11 @@ cdef inline bint rows_fit(const Dims *d, size_t elsize) noexcept nogil:
     code to a package near its size bound.)"""
     return (not d.nhwc and dw_has_flat() and elsize == sizeof(float) and d.kh == d.kw and d.dil_h == 1
             and d.dil_w == 1 and d.sh == d.sw and d.mode == ZEROS
-            and d.OH >= (DW_FLAT_ROWS_5 if d.kh == 5 else DW_FLAT_ROWS)
-            and (d.kh == 3 and d.sh <= 2
-                 and (d.OW * elsize >= 64 or narrow_rows_fit(d, elsize)
-                      or d.sh == 2 and dw_has_wide_row_tiles() and 2 * d.OW * elsize > 64
-                      and d.OH >= DW_FLAT_ROWS_NARROW_S2)
-                 or d.kh == 5 and d.sh == 1 and dw_has_wide_row_tiles() and tiles_fill(d.OW, elsize)
+            and d.OH >= (DW_FLAT_ROWS_5 if d.kh == 5 and d.sh == 1 else DW_FLAT_ROWS)
+            and (d.kh == 3 and d.sh <= 2 and (d.OW * elsize >= 64 or narrow_rows_fit(d, elsize))
+                 or (d.kh == 3 or d.kh == 5) and d.sh == 2 and dw_has_wide_row_tiles() and 2 * d.OW * elsize > 64
+                 and d.OH >= DW_FLAT_ROWS_NARROW_S2
+                 or d.kh == 5 and d.sh <= 2 and dw_has_wide_row_tiles() and tiles_fill(d.OW, elsize)
                  or d.kh == 7 and d.sh == 1 and dw_has_wide_row_tiles() and wide_tiles_fill(d.OW)))
 
 

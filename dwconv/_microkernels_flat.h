@@ -199,7 +199,7 @@ DW_INLINE DW_VEC DW_FN(lanes_of_two)(DW_VEC a, DW_VEC b, const int *lane)
 #endif
 #define DW_ALTERNATE_LANE(odd, l) (2 * (l) + (odd))
 #define DW_INTERLEAVE_LANE(upper, l) (((l) & 1) * DW_LANES + (upper) * DW_LANES / 2 + (l) / 2)
-#define DW_SHIFT_IN_LANE(unused, l) ((l) + 1)
+#define DW_SHIFT_IN_LANE(s, l) ((l) + 1 + ((l) == DW_LANES - 1) * (s))
 
 /* The even (odd: `odd`) elements of the 2 * DW_VLEN elements lo, hi. */
 DW_INLINE DW_VEC DW_FN(alternate)(DW_VEC lo, DW_VEC hi, const int odd)
@@ -207,8 +207,12 @@ DW_INLINE DW_VEC DW_FN(alternate)(DW_VEC lo, DW_VEC hi, const int odd)
     return odd ? DW_SHUFFLE_TWO(lo, hi, DW_ALTERNATE_LANE, 1) : DW_SHUFFLE_TWO(lo, hi, DW_ALTERNATE_LANE, 0);
 }
 
-/* Lanes 1.. of a, then lane 0 of b. */
-DW_INLINE DW_VEC DW_FN(shift_in)(DW_VEC a, DW_VEC b) { return DW_SHUFFLE_TWO(a, b, DW_SHIFT_IN_LANE, 0); }
+/* Lanes 1.. of a, then lane s of b (s 0, 1 or 2, known at compile time). */
+DW_INLINE DW_VEC DW_FN(shift_in)(DW_VEC a, DW_VEC b, const int s)
+{
+    return s == 2 ? DW_SHUFFLE_TWO(a, b, DW_SHIFT_IN_LANE, 2)
+           : s == 1 ? DW_SHUFFLE_TWO(a, b, DW_SHIFT_IN_LANE, 1) : DW_SHUFFLE_TWO(a, b, DW_SHIFT_IN_LANE, 0);
+}
 
 /* a's and b's lanes alternately, from lane 0 of each (`upper`: from lane DW_VLEN / 2). */
 DW_INLINE DW_VEC DW_FN(interleave)(DW_VEC a, DW_VEC b, const int upper)
@@ -218,20 +222,21 @@ DW_INLINE DW_VEC DW_FN(interleave)(DW_VEC a, DW_VEC b, const int upper)
 
 /* A row tile's source vectors of one row, relative to its first tap column: at stride 1, vector
  * k*v + b is tap column b's for output vector v (k x k kernels), output vectors vstep pixels
- * apart; at stride 2 (3x3 kernels),
- * vectors 2v and 2v + 1 hold tap columns 0 and 1 of output vector v as their even and odd
- * elements, and tap column 2 is column 0's shifted by one lane, its last from vector 2v + 2 (of
- * which only that lane is read at v = nv - 1). */
+ * apart; at stride 2, vectors 2v and 2v + 1 hold tap columns 0 and 1 of output vector v as their
+ * even and odd elements, and tap columns 2, 3 and 4 are columns 0, 1 and 2 shifted by a lane, their
+ * last lanes lanes 0, 1 and 2 of vector 2v + 2 (3x3 reads lane 0 alone at v = nv - 1). */
 #define DW_FLAT_ROW_LOADS (DW_FLAT_ROW_MAX_K * DW_FLAT_ROW_VECS)
 /* The output rows of a row tile of a k x k kernel at stride sw, on rows narrower than a vector
- * (`narrow`: 3x3 at stride 2, their first OW lanes stored). */
-#define DW_TILE_ROWS(k, sw, narrow) ((k) == 5 ? DW_FLAT_ROWS_5 : (narrow) ? DW_FLAT_ROWS_NARROW_S2 : DW_FLAT_ROWS)
+ * (`narrow`: at stride 2, their first OW lanes stored) or not. (5x5 at stride 2 keeps 4: the tile's
+ * 5 source vectors and 10 tap columns beside 14 sums would not leave the registers for more.) */
+#define DW_TILE_ROWS(k, sw, narrow) \
+    ((k) == 5 && (sw) == 1 ? DW_FLAT_ROWS_5 : (k) == 3 && (narrow) ? DW_FLAT_ROWS_NARROW_S2 : DW_FLAT_ROWS)
 DW_INLINE ptrdiff_t DW_FN(flat_rows_at)(int i, const int k, const int sw, ptrdiff_t vstep)
 {
     return sw == 1 ? i % k + i / k * vstep : i * DW_VLEN;
 }
 
-/* A row tile of a k x k kernel (dilation 1; k 3 at stride sw of 1 or 2, k 5 at stride 1): n_rows
+/* A row tile of a k x k kernel (dilation 1; k 3 or 5, at stride sw of 1 or 2): n_rows
  * (DW_TILE_ROWS) output rows (dst_row apart) x nv vectors along a row, from source row row0 and
  * column col0 (tap 0 of the tile's first pixel) of a plane `width` x `height`. Source row i of the
  * tile serves tap row i - r*sw of output row r: each of its vectors is loaded once for every
@@ -272,7 +277,7 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
         DW_FLAT_UNROLL
         for (int j = 0; j < n_loads; j++) {
             const DW_T *at = s + DW_FN(flat_rows_at)(j, k, sw, vstep);
-            if (sw == 2 && j == 2 * nv) /* (one element) */
+            if (sw == 2 && j == 2 * nv && k == 3) /* (one element) */
                 loaded[j] = DW_FN(broadcast)(!masked || (inside && (inside_lanes[j] & 1)) ? *at : 0);
             else
                 loaded[j] = !masked ? DW_FN(load)(at) : DW_FN(load_masked)(at, inside ? inside_lanes[j] : 0);
@@ -284,7 +289,7 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
             for (int b = 0; b < k; b++)
                 x[b][v] = sw == 1 ? loaded[k * v + b]
                           : b < 2 ? DW_FN(alternate)(loaded[2 * v], loaded[2 * v + 1], b)
-                                  : DW_FN(shift_in)(x[0][v], loaded[2 * v + 2]);
+                                  : DW_FN(shift_in)(x[b - 2][v], loaded[2 * v + 2], b - 2);
         }
         DW_FLAT_UNROLL
         for (int r = 0; r < n_rows; r++)
@@ -529,7 +534,7 @@ DW_INLINE void DW_FN(flat_rows_k)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_
                 const ptrdiff_t tile_width = (nv - 1) * vstep + DW_VLEN;
                 const ptrdiff_t x0 = x + tile_width <= OW || narrow ? x : OW - tile_width, col0 = x0 * sw - pl;
                 /* (the columns the tile reads) */
-                const ptrdiff_t span = sw == 1 ? tile_width + k - 1 : 2 * nv * DW_VLEN + 1;
+                const ptrdiff_t span = sw == 1 ? tile_width + k - 1 : 2 * nv * DW_VLEN + k - 2;
                 /* (5x5: tiles inside the plane masked as at its columns, for the code's size) */
                 const int masked = masked_rows ? 2 : col0 < 0 || col0 + span > width || k > 3;
 #define DW_FLAT_ROWS_TILE(n, m, st, rows)                                                                            \
@@ -546,9 +551,9 @@ DW_INLINE void DW_FN(flat_rows_k)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_
     }
                 if (sw == 1)
                     DW_FLAT_ROWS_TILES(1)
-                else if (k == 3 && narrow) /* (one vector, its first lanes reaching past the row: masked) */
-                    DW_FLAT_ROWS_TILE(1, masked_rows ? 2 : 1, 2, DW_TILE_ROWS(3, 2, 1));
-                else if (k == 3)
+                else if (narrow) /* (one vector, its first lanes reaching past the row: masked) */
+                    DW_FLAT_ROWS_TILE(1, masked_rows ? 2 : 1, 2, DW_TILE_ROWS(k, 2, 1));
+                else
                     DW_FLAT_ROWS_TILES(2)
 #undef DW_FLAT_ROWS_TILES
 #undef DW_FLAT_ROWS_TILE
@@ -1060,7 +1065,7 @@ static void DW_FN(flat_dot_s2)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t s
                         const DW_VEC even = DW_FN(alternate)(l0, l1, 0);
                         sum[3 * a] += dyv * DW_FN(keep_lanes)(even, inside);
                         sum[3 * a + 1] += dyv * DW_FN(alternate)(l0, l1, 1);
-                        sum[3 * a + 2] += dyv * DW_FN(shift_in)(even, DW_FN(broadcast)(last ? at[2 * DW_VLEN] : 0));
+                        sum[3 * a + 2] += dyv * DW_FN(shift_in)(even, DW_FN(broadcast)(last ? at[2 * DW_VLEN] : 0), 0);
                     }
                 }
             }

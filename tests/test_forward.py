@@ -841,22 +841,25 @@ def test_flat_planes(isa_level, H, W, C, streaming):
 # float32 3x3 kernels at stride 2 on NCHW planes of 16 channels or more whose output is a vector wide
 # and 4 rows high or more run in place in row tiles too (float64 takes the packed path): output rows
 # of a vector, of whole tiles and of overlapping ones, heights not a multiple of 4, padding on one
-# side or both, VALID, and planes too small for the tiles (6 rows: 3 out).
-# At AVX-512, output rows of 9 to 15 pixels too, a vector each (their first lanes stored), in tiles of
-# 7 rows: 28x28 (14 pixels, 14 rows: two tiles), 18 wide (9), 15 high (7 rows: one tile), 30x22
+# side or both, VALID, and planes too small for the tiles (6 rows: 3 out). At AVX-512 5x5 kernels
+# too (output rows of 7/8 of their tiles' lanes or more: 32 pixels, two vectors a tile; 28, two tiles),
+# and output rows of 9 to 15 pixels, a vector each (their first lanes stored; 3x3 in tiles of 7
+# rows): 28x28 (14 pixels, 14 rows), 18 wide (9), 15 high (7 rows: one 3x3 tile), 30x22
 # (overlapping tiles); 16 wide (8 pixels: another path).
 ROW_TILE_PLANES = [(8, 32, 16), (9, 66, 16), (13, 100, 17), (16, 64, 16), (6, 40, 16), (28, 28, 16), (15, 18, 16),
-                   (30, 22, 17), (16, 16, 16)]  # (H, W, C)
+                   (30, 22, 17), (16, 16, 16), (14, 56, 16)]  # (H, W, C)
 ROW_TILE_PADDINGS = ["SAME", ((1, 1), (1, 1)), "VALID", ((2, 0), (0, 2)), ((0, 2), (2, 1))]
 
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
 @pytest.mark.parametrize("H, W, C", ROW_TILE_PLANES)
-def test_flat_row_tiles_at_stride_2(isa_level, H, W, C, streaming):
-    if (H, W) in ((28, 28), (15, 18)):
-        g = dwconv._args.geometry((1, C, H, W), (3, 3, C, 1), 2, "SAME", "NCHW", 1)
-        assert dwconv._kernels.runs_row_tiles(g) == (isa_level == "avx512")
-    check_planes(H, W, C, streaming, 2, [(3, 3, (1, 1), padding) for padding in ROW_TILE_PADDINGS])
+@pytest.mark.parametrize("k", [3, 5])
+def test_flat_row_tiles_at_stride_2(isa_level, k, H, W, C, streaming):
+    if (H, W) in ((28, 28), (15, 18)) or k == 5 and (H, W) == (16, 64):
+        g = dwconv._args.geometry((1, C, H, W), (k, k, C, 1), 2, "SAME", "NCHW", 1)
+        assert dwconv._kernels.runs_row_tiles(g) == (isa_level == "avx512" and H >= 14)
+    paddings = ROW_TILE_PADDINGS if k == 3 else ROW_TILE_WIDE_PADDINGS[5]
+    check_planes(H, W, C, streaming, 2, [(k, k, (1, 1), padding) for padding in paddings])
 
 
 # float32 5x5 and 7x7 kernels at stride 1 on NCHW planes of 16 channels or more whose row tiles fill
