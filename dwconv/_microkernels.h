@@ -165,6 +165,15 @@ static inline int dw_narrow_rows_within(ptrdiff_t width, ptrdiff_t pl, ptrdiff_t
     return width + pl <= lanes && OW + 2 - pl <= lanes;
 }
 
+/* Whether stride-2 rows of `width` elements with left padding pl, and output rows of OW, run two
+ * planes to a 16-lane vector (AVX-512's flat_rows, 3x3 kernels: narrow_s2_tile): each row and its
+ * left padding within 16 lanes, whose even and odd elements then fill the 8 lanes of a plane's
+ * half, an output row of 5 to 8 pixels in each (the planner's rows_fit, the kernel's flat_rows_k). */
+static inline int dw_narrow_s2_pairs(ptrdiff_t width, ptrdiff_t pl, ptrdiff_t OW)
+{
+    return width + pl <= 16 && OW >= 5 && OW <= 8;
+}
+
 /* What dot_window is told about its rows (see there): the first pixel's first column of taps lies in
  * the padding, the last pixel's last; the rows are an image's, read in place. */
 enum { DW_WINDOW_LEFT = 1, DW_WINDOW_RIGHT = 2, DW_WINDOW_STRIDED = 4 };

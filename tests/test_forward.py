@@ -845,9 +845,11 @@ def test_flat_planes(isa_level, H, W, C, streaming):
 # too (output rows of 7/8 of their tiles' lanes or more: 32 pixels, two vectors a tile; 28, two tiles),
 # and output rows of 9 to 15 pixels, a vector each (their first lanes stored; 3x3 in tiles of 7
 # rows): 28x28 (14 pixels, 14 rows), 18 wide (9), 15 high (7 rows: one 3x3 tile), 30x22
-# (overlapping tiles); 16 wide (8 pixels: another path).
+# (overlapping tiles); and for 3x3 planes whose rows with their left padding fit 16 lanes, output
+# rows of 5 to 8 pixels, two planes to a vector: 14x14 (7x7 out), 13x13 of 17 channels (the last
+# plane alone), 10x10 (5x5), 16x16 (8x8 where the left padding is 0, else another path).
 ROW_TILE_PLANES = [(8, 32, 16), (9, 66, 16), (13, 100, 17), (16, 64, 16), (6, 40, 16), (28, 28, 16), (15, 18, 16),
-                   (30, 22, 17), (16, 16, 16), (14, 56, 16)]  # (H, W, C)
+                   (30, 22, 17), (16, 16, 16), (14, 56, 16), (14, 14, 16), (13, 13, 17), (10, 10, 16)]  # (H, W, C)
 ROW_TILE_PADDINGS = ["SAME", ((1, 1), (1, 1)), "VALID", ((2, 0), (0, 2)), ((0, 2), (2, 1))]
 
 
@@ -855,9 +857,9 @@ ROW_TILE_PADDINGS = ["SAME", ((1, 1), (1, 1)), "VALID", ((2, 0), (0, 2)), ((0, 2
 @pytest.mark.parametrize("H, W, C", ROW_TILE_PLANES)
 @pytest.mark.parametrize("k", [3, 5])
 def test_flat_row_tiles_at_stride_2(isa_level, k, H, W, C, streaming):
-    if (H, W) in ((28, 28), (15, 18)) or k == 5 and (H, W) == (16, 64):
+    if (H, W) in ((28, 28), (15, 18)) or (k, H, W) in ((3, 14, 14), (5, 16, 64)):
         g = dwconv._args.geometry((1, C, H, W), (k, k, C, 1), 2, "SAME", "NCHW", 1)
-        assert dwconv._kernels.runs_row_tiles(g) == (isa_level == "avx512" and H >= 14)
+        assert dwconv._kernels.runs_row_tiles(g) == (isa_level == "avx512")
     paddings = ROW_TILE_PADDINGS if k == 3 else ROW_TILE_WIDE_PADDINGS[5]
     check_planes(H, W, C, streaming, 2, [(k, k, (1, 1), padding) for padding in paddings])
 
