@@ -1000,13 +1000,14 @@ cdef bint forward_input_grad(const floating[::1] dy, const floating[::1] w, floa
 
 cdef inline bint strided_fits(const Dims *d, size_t elsize) noexcept nogil:
     """Whether NCHW geometry d's gradients read the planes in place at stride 2 (flat_input_grad_s2,
-    flat_dot_s2): float32, 3x3 kernels of dilation 1 at stride 2, M 1, input rows two AVX-512
-    vectors wide or more (the input gradient's tiles), at levels with masked loads (2 vCPUs of an
-    AVX-512 AMD EPYC, mnv2-112x96-s2 at batch 16, against the packed path, whose transposes took
-    half its time: the input gradient 2.5x faster, the filter gradient 1.8x, both then at the DRAM
-    copy bandwidth)."""
+    flat_dot_s2): float32, 3x3 kernels of dilation 1 at stride 2, M 1, input rows an AVX-512 vector
+    wide or more, at levels with masked loads (2 vCPUs of an AVX-512 AMD EPYC, against the packed
+    path, whose transposes took half its time: mnv2-112x96-s2 at batch 16, the input gradient 2.5x
+    faster, the filter gradient 1.8x, both then at the DRAM copy bandwidth; 28x28x192 1.4x and 1.6x
+    at batch 16, 1.6x and 2x at batch 1; 20-pixel rows, a partial tile of the input gradient's, 1.0x
+    and 1.45x; 14-pixel rows 0.7x and 0.95x)."""
     return (not d.nhwc and dw_has_flat() and elsize == sizeof(float) and d.kh == 3 and d.kw == 3 and d.sh == 2
-            and d.sw == 2 and d.dil_h == 1 and d.dil_w == 1 and d.M == 1 and d.W * elsize >= 128 and d.OH > 0
+            and d.sw == 2 and d.dil_h == 1 and d.dil_w == 1 and d.M == 1 and d.W * elsize >= 64 and d.OH > 0
             and d.OW > 0)
 
 

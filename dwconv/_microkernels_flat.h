@@ -1039,7 +1039,7 @@ DW_INLINE DW_VEC DW_FN(keep_lanes)(DW_VEC v, unsigned bits)
  * and j0 + 2t + 1 read output-gradient columns `base` + t and its neighbours, so the row's even and
  * odd pixels are a vector each, interleaved at the store. */
 DW_INLINE void DW_FN(input_grad_s2_tile)(const DW_T *const *rows, DW_VEC wr[2][3], ptrdiff_t base, ptrdiff_t OW,
-                                         DW_T *dst, const int n, const int odd)
+                                         DW_T *dst, ptrdiff_t n_out, const int n, const int odd)
 {
     DW_VEC even = DW_FN(broadcast)(0), odd_pixels = even;
     /* (columns past dy's edges: not read) */
@@ -1056,16 +1056,17 @@ DW_INLINE void DW_FN(input_grad_s2_tile)(const DW_T *const *rows, DW_VEC wr[2][3
             odd_pixels += wr[r][1] * v;
         }
     }
-    DW_FN(store)(dst, DW_FN(interleave)(even, odd_pixels, 0));
-    DW_FN(store)(dst + DW_VLEN, DW_FN(interleave)(even, odd_pixels, 1));
+    DW_FN(store_first)(dst, DW_FN(interleave)(even, odd_pixels, 0), n_out < DW_VLEN ? n_out : DW_VLEN, 0);
+    if (n_out > DW_VLEN) DW_FN(store_first)(dst + DW_VLEN, DW_FN(interleave)(even, odd_pixels, 1), n_out - DW_VLEN, 0);
 }
 
 /* The input gradient of a 3x3 kernel at stride 2 (dilation 1), for p < np:
  * dx[p*dx_plane + i*width + j] = sum_{a, b < 3} w[p*w_plane + (3*a + b)*w_tap] * dy[p*dy_plane + (i + pt - a)/2 * OW + (j + pl - b)/2],
  * the sum over the taps whose halves are whole and inside dy's OH x OW plane, for dx's `height` x
- * `width` planes (width >= 2 * DW_VLEN). Row i's kernel rows are those of i + pt's parity (one or
- * two); each tile is two vectors of the row, the last overlapping the one before. (Plain stores:
- * streamed ones ran 1.03x slower on mnv2-112x96-s2 at batch 16, 77 MB of dx.) */
+ * `width` planes. Row i's kernel rows are those of i + pt's parity (one or two); each tile is two
+ * vectors of the row, the last overlapping the one before (rows narrower: one tile, its first
+ * `width` elements stored). (Plain stores: streamed ones ran 1.03x slower on mnv2-112x96-s2 at
+ * batch 16, 77 MB of dx.) */
 static void DW_FN(flat_input_grad_s2)(const DW_T *dy, ptrdiff_t dy_plane, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t pt,
                                       ptrdiff_t pl, const DW_T *w, ptrdiff_t w_plane, ptrdiff_t w_tap, DW_T *dx,
                                       ptrdiff_t dx_plane, ptrdiff_t height, ptrdiff_t width, ptrdiff_t np)
@@ -1086,9 +1087,11 @@ static void DW_FN(flat_input_grad_s2)(const DW_T *dy, ptrdiff_t dy_plane, ptrdif
             }
             DW_T *out = dx + p * dx_plane + i * width;
             for (ptrdiff_t j = 0; j < width; j += 2 * DW_VLEN) {
-                const ptrdiff_t j0 = j + 2 * DW_VLEN <= width ? j : width - 2 * DW_VLEN, odd = (j0 + pl) & 1;
-                const ptrdiff_t base = (j0 + pl - odd) / 2;
-#define DW_INPUT_GRAD_S2_TILE(n, odd) DW_FN(input_grad_s2_tile)(rows, wr, base, OW, out + j0, n, odd)
+                /* (rows narrower than a tile: one, its first `width` elements stored) */
+                const ptrdiff_t j0 = j + 2 * DW_VLEN <= width || width < 2 * DW_VLEN ? j : width - 2 * DW_VLEN;
+                const ptrdiff_t odd = (j0 + pl) & 1, base = (j0 + pl - odd) / 2;
+#define DW_INPUT_GRAD_S2_TILE(n, odd) \
+    DW_FN(input_grad_s2_tile)(rows, wr, base, OW, out + j0, width < 2 * DW_VLEN ? width : 2 * DW_VLEN, n, odd)
                 switch (n * 2 + odd) {
                     case 0: case 1: DW_INPUT_GRAD_S2_TILE(0, 0); break;
                     case 2: DW_INPUT_GRAD_S2_TILE(1, 0); break;
