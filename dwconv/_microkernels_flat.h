@@ -784,13 +784,14 @@ static __attribute__((noinline)) void DW_FN(flat_rows_7)(const DW_T *src, ptrdif
 #endif
 
 /* A k x k kernel (k 3, or 5 up to DW_FLAT_ROW_MAX_K, or 7 at AVX-512 (flat_rows_7); dilation 1) at
- * stride sw (1, or 2 with k 3)
+ * stride sw (1, or 2 with k 3 or 5)
  * over np NCHW planes read in place, in row tiles:
  * dst[p*dst_plane + y*OW + x] = bias[p*bias_plane] + sum_{a, b < k} w[p*w_plane + (k*a + b)*w_tap] * src[p*src_plane + (y*sw + a - pt)*width + x*sw + b - pl],
  * the taps outside the `height` x `width` plane (zero padding) left out, for y < OH, x < OW
- * (bias NULL: 0). Needs OH >= DW_TILE_ROWS(k, sw), and OW >= DW_VLEN or, with k 3 at stride 1, each
- * source row and its padding, and output row and its, within a vector (narrow_tile, a row to a
- * vector; narrow_fits). Each source vector is loaded once
+ * (bias NULL: 0). Needs OH >= its tiles' rows (DW_TILE_ROWS), and OW >= DW_VLEN or, with k 3 at
+ * stride 1, each source row and its padding, and output row and its, within a vector (narrow_tile,
+ * a row to a vector; narrow_fits), or at stride 2 (AVX-512) OW < DW_VLEN: rows of 9 to 15 pixels
+ * a vector each, 3x3 rows that pair (dw_narrow_s2_pairs) two planes to one. Each source vector is loaded once
  * for the output rows it serves (3x3 at stride 1: 3 loads per row and vector where `flat` has 9),
  * and the borders' lanes follow from the tile's place. Each band of rows runs in tiles of
  * DW_FLAT_ROW_VECS vectors, the last overlapping the one before where the row is not whole tiles;
