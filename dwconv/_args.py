@@ -477,7 +477,8 @@ def round_into(out, values, xp=np, n_threads=1):
 
 def contiguous(array, dtype, n_threads=1):
     """`array` as a C-contiguous, native-endian `dtype` array of its own array module; a copy only
-    when it is not one already (float16's by the kernels, on `n_threads` threads)."""
+    when it is not one already (float16 and 8- and 16-bit pixels to float32 by the kernels, on
+    `n_threads` threads)."""
     if _converts(array, np.dtype(dtype)):
         converted = scratch_empty(array.shape, np.dtype(dtype))
         _kernels.convert(array.reshape(-1), converted.reshape(-1), n_threads)

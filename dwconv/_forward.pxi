@@ -303,12 +303,13 @@ cdef inline bint rows_fit(const Dims *d, size_t elsize) noexcept nogil:
     """Whether NCHW geometry d runs its planes in place in row tiles (flat_rows): float32, square
     kernels of dilation 1, zeros padding, output planes as high as a tile or more and a vector wide
     (64 bytes: every level's); 3x3 kernels at stride 1 or 2, at stride 1 on narrow planes
-    (narrow_rows_fit: a row to a vector, or two planes' to one), and at stride 2 and AVX-512 on
-    output rows that fill more than half a vector (9-15 pixels: a vector each, 7 rows a tile; 2
-    vCPUs of an AVX-512 AMD EPYC, 28x28x192 at batch 1 and 16, 1.9-2.3x faster than packed; 7-pixel
-    rows 0.9-0.95x); 5x5 and 7x7 at stride 1, at AVX-512, where the tiles' vectors fill the rows
-    (tiles_fill, wide_tiles_fill). (float64 keeps the other paths: its tiles would add 30 KB of
-    code to a package near its size bound.)"""
+    (narrow_rows_fit: a row to a vector, or two planes' to one); at stride 2 and AVX-512, 3x3 and
+    5x5 kernels on output rows that fill more than half a vector (9-15 pixels: a vector each; 2 vCPUs
+    of an AVX-512 AMD EPYC, 3x3 on 28x28x192 at batch 1 and 16 1.9-2.3x faster than packed, one
+    plane of 7-pixel rows to a vector 0.9-0.95x), and 3x3 on rows of 5-8 pixels two planes to a
+    vector (dw_narrow_s2_pairs: 14x14x576 1.5-1.8x faster); 5x5 at stride 1 and 2 and 7x7 at stride
+    1, at AVX-512, where the tiles' vectors fill the rows (tiles_fill, wide_tiles_fill). (float64
+    keeps the other paths: its tiles would add 30 KB of code to a package near its size bound.)"""
     return (not d.nhwc and dw_has_flat() and elsize == sizeof(float) and d.kh == d.kw and d.dil_h == 1
             and d.dil_w == 1 and d.sh == d.sw and d.mode == ZEROS
             and d.OH >= (DW_FLAT_ROWS_5 if d.kh == 5 and d.sh == 1 else DW_FLAT_ROWS)
