@@ -307,7 +307,7 @@ cdef inline bint rows_fit(const Dims *d, size_t elsize) noexcept nogil:
     5x5 kernels on output rows that fill more than half a vector (9-15 pixels: a vector each; 2 vCPUs
     of an AVX-512 AMD EPYC, 3x3 on 28x28x192 at batch 1 and 16 1.9-2.3x faster than packed, one
     plane of 7-pixel rows to a vector 0.9-0.95x), and 3x3 on rows of 5-8 pixels two planes to a
-    vector (dw_narrow_s2_pairs: 14x14x576 1.5-1.8x faster); 5x5 at stride 1 and 2 and 7x7 at stride
+    vector (dw_narrow_s2_pairs: 14x14x576 1.5-1.9x faster); 5x5 at stride 1 and 2 and 7x7 at stride
     1, at AVX-512, where the tiles' vectors fill the rows (tiles_fill, wide_tiles_fill). (float64
     keeps the other paths: its tiles would add 30 KB of code to a package near its size bound.)"""
     return (not d.nhwc and dw_has_flat() and elsize == sizeof(float) and d.kh == d.kw and d.dil_h == 1
