@@ -93,11 +93,11 @@ static inline uint16_t dw_float_to_half(float f)
  * source rows of this many output rows of an NCHW plane). */
 #define DW_PLANE_ROWS 4
 /* Output rows per row tile of the flat-plane path (flat_rows), and the pixels along a row of its
- * 7x7 tiles (AVX-512's: 3.5 vectors of floats). 5x5 tiles (AVX-512's) have DW_FLAT_ROWS_5: each
- * source row's ten vectors serve 7 output rows' sums where 4 rows' served a third fewer in turn
- * (2 vCPUs of an AVX-512 AMD EPYC, against 4 rows: effnet-28x240 1.07-1.08x faster at batch 1 and
- * 16, on one thread and two; 56- and 112-pixel planes 1.06-1.09x; 32-pixel ones, which 8-row tiles
- * divide, 0.99x, where 8 rows ran 1.1x, but 28-pixel ones 0.97x, and 6 rows 1.0x). */
+ * 7x7 tiles (AVX-512's: 3.5 vectors of floats). 5x5 tiles at stride 1 (AVX-512's) have
+ * DW_FLAT_ROWS_5: 11 source rows loaded for 7 output rows, where 4 rows took 8 (2 vCPUs of an
+ * AVX-512 AMD EPYC, against 4 rows: effnet-28x240 1.07-1.08x faster at batch 1 and 16, on one
+ * thread and two; 56- and 112-pixel planes 1.06-1.09x; 32-pixel ones, which 8-row tiles divide,
+ * 0.99x, where 8 rows ran 1.1x, but 28-pixel ones 0.97x, and 6 rows 1.0x). */
 #define DW_FLAT_ROWS 4
 #define DW_FLAT_ROWS_5 7
 /* Output rows per row tile of 3x3 kernels at stride 2 on rows narrower than a vector (AVX-512's:
