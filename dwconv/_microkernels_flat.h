@@ -416,6 +416,15 @@ DW_INLINE DW_VEC DW_FN(narrow_slots)(DW_T a, DW_T b, const int g)
     return DW_FN(broadcast)(a);
 }
 
+/* The taps (wt, 9) and bias (start) of planes p and q in slots 0 and 1 (g 2; g 1: p's in every
+ * lane), for tiles that run two planes to a vector. */
+DW_INLINE void DW_FN(slot_taps)(const DW_T *w, ptrdiff_t w_plane, ptrdiff_t w_tap, const DW_T *bias, ptrdiff_t bias_plane,
+                                ptrdiff_t p, ptrdiff_t q, DW_VEC *wt, DW_VEC *start, const int g)
+{
+    for (int t = 0; t < 9; t++) wt[t] = DW_FN(narrow_slots)(w[p * w_plane + t * w_tap], w[q * w_plane + t * w_tap], g);
+    *start = bias ? DW_FN(narrow_slots)(bias[p * bias_plane], bias[q * bias_plane], g) : DW_FN(broadcast)(0);
+}
+
 /* Output rows y0 .. y0 + n - 1 (n <= DW_NARROW_ROWS) of g planes (src_plane, dst_plane apart), source
  * row y0 - pt + i loaded once (narrow_row) and rotated by b - pl for tap column b, for every output
  * row it serves; the first `rows` stored (OW lanes of each slot). n, g, pl known at compile time. */
@@ -466,11 +475,8 @@ DW_INLINE void DW_FN(narrow_planes)(const DW_T *src, ptrdiff_t src_plane, ptrdif
                                     ptrdiff_t bias_plane, DW_T *dst, ptrdiff_t dst_plane, ptrdiff_t OH, ptrdiff_t OW,
                                     ptrdiff_t p, int nt, const int g, const int pl)
 {
-    DW_VEC wt[9];
-    for (int t = 0; t < 9; t++)
-        wt[t] = DW_FN(narrow_slots)(w[p * w_plane + t * w_tap], w[(p + g - 1) * w_plane + t * w_tap], g);
-    const DW_VEC start = bias ? DW_FN(narrow_slots)(bias[p * bias_plane], bias[(p + g - 1) * bias_plane], g)
-                              : DW_FN(broadcast)(0);
+    DW_VEC wt[9], start;
+    DW_FN(slot_taps)(w, w_plane, w_tap, bias, bias_plane, p, p + g - 1, wt, &start, g);
     const DW_T *s = src + p * src_plane;
     DW_T *d = dst + p * dst_plane;
 #if DW_VBYTES == 64
@@ -555,9 +561,8 @@ static void DW_FN(flat_narrow_s2)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_
     const int n = DW_FLAT_ROWS_NARROW_S2;
     for (ptrdiff_t p = 0; p < np; p += 2) {
         const ptrdiff_t q = p + 1 < np ? p + 1 : p; /* (the second slot's plane; the first's again alone) */
-        DW_VEC wt[9];
-        for (int t = 0; t < 9; t++) wt[t] = DW_FN(narrow_slots)(w[p * w_plane + t * w_tap], w[q * w_plane + t * w_tap], 2);
-        const DW_VEC start = bias ? DW_FN(narrow_slots)(bias[p * bias_plane], bias[q * bias_plane], 2) : DW_FN(broadcast)(0);
+        DW_VEC wt[9], start;
+        DW_FN(slot_taps)(w, w_plane, w_tap, bias, bias_plane, p, q, wt, &start, 2);
         for (ptrdiff_t y = 0; y < OH; y += n) {
             const ptrdiff_t y0 = y + n <= OH || OH < n ? y : OH - n, rows = OH - y0 < n ? OH - y0 : n;
             const DW_T *s = src + p * src_plane;
