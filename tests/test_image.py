@@ -423,7 +423,9 @@ def test_filter2d_separable_needs_a_product_to_the_dtype_rounding():
 # along the rows (an image filter), runs each row as one plane of W*C elements, its taps C apart:
 # kernels of the dense tiles (up to 7x7) and wider ones, dilated, strided down the columns, images
 # of fewer rows than one call computes, every padding mode; float and integer pixels in and out, a
-# bias and an activation. A filter one element away from shared runs the channels apart.
+# bias and an activation. A filter one element away from shared runs the channels apart. Float
+# rows wide enough to have whole cache lines of output pixels between two tiles at each end read
+# their middle in place (the last five cases: from pixel 16, 8, 16, 2 and 16 on).
 SHARED_CASES = [  # (H, W, C, kh, kw, strides, dilations, mode, activation)
     (13, 11, 3, 3, 3, 1, 1, "reflect", None),
     (9, 20, 4, 5, 5, 1, 1, "zeros", "relu6"),
@@ -432,6 +434,11 @@ SHARED_CASES = [  # (H, W, C, kh, kw, strides, dilations, mode, activation)
     (11, 6, 16, 11, 4, (2, 1), 1, "symmetric", "relu"),
     (3, 17, 7, 2, 3, 1, (2, 1), "reflect", None),
     (6, 5, 5, 1, 6, 1, 1, "zeros", "hard_swish"),
+    (7, 64, 3, 5, 5, 1, 1, "reflect", None),
+    (6, 40, 4, 3, 3, 1, 1, "zeros", "relu"),
+    (9, 50, 2, 7, 7, 1, (1, 2), "circular", None),
+    (8, 45, 16, 5, 3, (2, 1), 1, "symmetric", None),
+    (5, 60, 5, 4, 4, 1, 1, "replicate", None),
 ]
 
 
