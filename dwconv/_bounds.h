@@ -215,16 +215,16 @@ static ptrdiff_t dw_mask_span(const unsigned char *mask, ptrdiff_t npix, ptrdiff
         dw_active->row_edge_##sfx(rows, off, src_tap, kh, nb, w, w_row, w_tap, bias, dst, nc, nt);       \
     }                                                                                                    \
     static void dw_checked_plane_rows_##sfx(const T *const *rows, ptrdiff_t off, ptrdiff_t kh, ptrdiff_t kw,     \
-                                            ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dil_w, const T *w, ptrdiff_t w_tap, const T *bias, T *dst, \
-                                            ptrdiff_t dst_row, ptrdiff_t npix, int nt)                   \
+                                            ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dil_w, const T *w, ptrdiff_t w_tap, const T *bias, \
+                                            ptrdiff_t nc, T *dst, ptrdiff_t dst_row, ptrdiff_t npix, int nt) \
     {                                                                                                    \
         /* (a stride-2 vector reads one element past its last pixel) */                                  \
         for (ptrdiff_t i = 0; i < (DW_PLANE_ROWS - 1) * sh + kh; i++)                                    \
             DW_CHECK("plane_rows: rows[i]", rows[i] + off, T, 0, npix, kw, 1 + (sw == 2), sw, dil_w, 1);  \
-        DW_CHECK("plane_rows: w", w, T, 0, kh * kw, w_tap);                                              \
-        if (bias) DW_CHECK("plane_rows: bias", bias, T, 0, 1, 1);                                        \
+        DW_CHECK("plane_rows: w", w, T, 0, kh * kw, nc, w_tap, 1);                                       \
+        if (bias) DW_CHECK("plane_rows: bias", bias, T, 0, nc, 1);                                       \
         DW_CHECK("plane_rows: dst", dst, T, 1, DW_PLANE_ROWS, npix, dst_row, 1);                         \
-        dw_active->plane_rows_##sfx(rows, off, kh, kw, sh, sw, dil_w, w, w_tap, bias, dst, dst_row, npix, nt);   \
+        dw_active->plane_rows_##sfx(rows, off, kh, kw, sh, sw, dil_w, w, w_tap, bias, nc, dst, dst_row, npix, nt); \
     }                                                                                                    \
     static void dw_checked_flat_##sfx(const T *src, ptrdiff_t src_plane, const ptrdiff_t *off,                \
                                       const unsigned char *masks, ptrdiff_t mask_row, ptrdiff_t ntaps, const T *w, \

@@ -16,10 +16,11 @@
 #   wide planes   one ring per plane, several output rows per call with vectors along the rows,
 #                 each source vector loaded once for all of them (wider planes and few channels:
 #                 a 1080p RGB blur 5x faster than packed);
-#   shared taps   NHWC images of a few channels that one filter serves (an image filter): each
-#                 row one plane of W*C elements, its taps C elements apart, run as wide planes are,
-#                 float rows read in place but for their ends (from the ring's slots); the output
-#                 rows written in place.
+#   interleaved   NHWC images of a few channels (images filtered channel by channel): each row
+#                 one plane of W*C elements, its taps C apart, run as wide planes are, each lane
+#                 weighted by its channel (one weight a tap where the filter serves every
+#                 channel); float rows read in place but for their ends (from the ring's slots);
+#                 the output rows written in place.
 # The gradients share this machinery: at stride 1 the input gradient is a forward pass over dy
 # (forward_input_grad), and the filter gradient of flat planes reduces over their lane masks
 # (flat_filter_grad); at stride 2, NCHW planes of 3x3 kernels are read in place by both gradients
@@ -104,36 +105,41 @@ cdef enum:
     # 1.56-2.13x, but 3x3 and 5x5 0.54-0.96x).
     PLANAR_MAX_CHANNELS = 16
     PLANAR_MIN_TAPS = 49
-    # NHWC images of at most this many channels whose filter is the same for every channel (M 1,
-    # stride 1 along the rows) are filtered as planes of W*C elements with taps C apart (shares_taps):
-    # no channel taken apart, no output transposed back (2 vCPUs of an AVX-512 AMD EPYC, one thread,
-    # 1080p, against the planes and pixel rings: RGB 3x3 1.38x faster, 5x5 1.22x, 7x7 1.14x, 11x11
-    # 1.1x, 21x21 1.07x; RGBA 3x3 1.54x, 5x5 1.3x, 7x7 1.23x; uint8 RGB 3x3 1.22x, 5x5 1.13x; 960x540,
-    # 8 channels 5x5 1.16x, 16 channels 3x3 1.33x, 5x5 1.0x).
-    SHARED_MAX_CHANNELS = 16
+    # NHWC images of at most this many channels (M 1, stride 1 along the rows) are filtered as planes
+    # of W*C elements with taps C apart (interleaves): no channel taken apart, no output transposed
+    # back. Where the filter is the same for every channel (shares_taps), each tap is one weight
+    # (2 vCPUs of an AVX-512 AMD EPYC, one thread, 1080p, against the planes and pixel rings: RGB
+    # 3x3 1.38x faster, 5x5 1.22x, 7x7 1.14x, 11x11 1.1x, 21x21 1.07x; RGBA 3x3 1.54x, 5x5 1.3x, 7x7
+    # 1.23x; uint8 RGB 3x3 1.22x, 5x5 1.13x; 960x540, 8 channels 5x5 1.16x); else each lane gets its
+    # channel's weight, where the plane-rows tiles take those lanes (dw_plane_lane_tiles; 2 threads,
+    # against the planes and pixel rings: 1080p RGB 3x3 1.5x, RGBA 3x3 1.7x, 5x5 1.15x, 7x7
+    # 1.1-1.6x, 2 channels 5x5 1.5x, 7x7 1.6x, uint8 RGB 3x3 1.2x; 960x540, 6 channels 3x3 1.3x, 8
+    # channels 3x3 1.8x, 5x5 1.2x, 7x7 1.13x, 12 channels 3x3 1.9x). Not 16 channels, a whole vector
+    # a pixel, which the channel tiles ran 1.1-1.3x faster, shared filter or not.
+    SHARED_MAX_CHANNELS = 12
     # Elements per work item of convert(): items of 128-256 KB, a few per thread on small arrays.
     CONVERT_PIECE = 1 << 15
 
 
-cdef inline void plane_rows(const floating *const *rows, Py_ssize_t off, const Dims *d, const floating *w,
-                            Py_ssize_t w_tap, const floating *bias, floating *dst, Py_ssize_t dst_row,
-                            bint streaming) noexcept nogil:
-    if floating is float:
-        dw_plane_rows_float(rows, off, d.kh, d.kw, d.sh, d.sw, d.dil_w, w, w_tap, bias, dst, dst_row, d.OW, streaming)
-    else:
-        dw_plane_rows_double(rows, off, d.kh, d.kw, d.sh, d.sw, d.dil_w, w, w_tap, bias, dst, dst_row, d.OW,
-                             streaming)
-
-
 cdef inline void plane_call(const floating *const *rows, Py_ssize_t off, Py_ssize_t out_rows, const Dims *d,
-                            const floating *w, Py_ssize_t w_tap, const floating *bias, floating *dst,
+                            const floating *w, Py_ssize_t w_tap, const floating *bias, Py_ssize_t nc, floating *dst,
                             Py_ssize_t dst_row, bint streaming) noexcept nogil:
     """`out_rows` output rows (DW_PLANE_ROWS, or 1) of a plane of geometry d, dst_row apart, from
-    their ring rows."""
+    their ring rows: with nc > 1, the rows of an image of nc interleaved channels, each weighted by
+    its own (d's pixels their elements, its taps nc elements apart: plane_rows)."""
     if out_rows > 1:
-        plane_rows(rows, off, d, w, w_tap, bias, dst, dst_row, streaming)
+        if floating is float:
+            dw_plane_rows_float(rows, off, d.kh, d.kw, d.sh, d.sw, d.dil_w, w, w_tap, bias, nc, dst, dst_row, d.OW,
+                                streaming)
+        else:
+            dw_plane_rows_double(rows, off, d.kh, d.kw, d.sh, d.sw, d.dil_w, w, w_tap, bias, nc, dst, dst_row, d.OW,
+                                 streaming)
+    elif floating is float:
+        dw_row_float(rows, off, nc, d.kh, d.kw, d.sw, d.dil_w // nc, w, w_tap, bias, dst, nc, d.OW // nc, nc,
+                     streaming)
     else:
-        row(rows, off, 1, d, w, w_tap, bias, dst, 1, d.OW, 1, streaming)
+        dw_row_double(rows, off, nc, d.kh, d.kw, d.sw, d.dil_w // nc, w, w_tap, bias, dst, nc, d.OW // nc, nc,
+                      streaming)
 
 
 cdef inline void flat(const floating *src, Py_ssize_t src_plane, const FlatMasks *f, const Dims *d,
@@ -440,10 +446,11 @@ cdef struct Plan:
     bint flat_rows  # flat planes in row tiles (rows_fit), which need no masks
     bint flat_groups  # flat planes in groups (groups_fit)
     dw_flat_group group  # what the groups share: their taps' offsets and lane masks
-    bint prefetch  # NHWC rows of every channel read in place, or of a shared filter, ask for the next
+    bint prefetch  # NHWC rows of every channel read in place, or interleaved, ask for the next
     # call's new source rows (prefetch_rows)
-    bint shared  # RING_PIXELS whose filter serves every channel (shares_taps): rows run as `row_plane`
-    Dims row_plane  # (shared) the geometry of one row as a plane of W*C elements, its taps C apart
+    bint interleaved  # RING_PIXELS of a few channels (interleaves): rows run as `row_plane`
+    Dims row_plane  # (interleaved) the geometry of one row as a plane of W*C elements, its taps C apart
+    Py_ssize_t lane_channels  # (interleaved) C, each lane weighted by its channel; 1 for a shared filter
     bint spectral  # RING_PIXELS and RING_PACKED rows through `spectra` (_spectral.pxi) rather than `row`
     Spectra spectra
 
@@ -464,13 +471,15 @@ cdef void prefetch_rows(const floating *x, const Dims *d, Py_ssize_t n, Py_ssize
         r += 1
 
 
-cdef bint shares_taps(const floating *w, const floating *bias, const Dims *d) noexcept nogil:
+cdef inline bint interleaves(const Dims *d) noexcept nogil:
     """Whether d is an NHWC image of a few channels (1 < C <= SHARED_MAX_CHANNELS, M 1, stride 1
-    along the rows) whose filter w, and bias, are the same for every channel: an image filter."""
+    along the rows), whose rows may run as planes of W*C elements."""
+    return d.nhwc and d.M == 1 and 1 < d.C <= SHARED_MAX_CHANNELS and d.sw == 1 and d.OW * d.C >= PLANE_MIN_WIDTH
+
+
+cdef bint shares_taps(const floating *w, const floating *bias, const Dims *d) noexcept nogil:
+    """Whether the filter w, and bias, are the same for every channel: an image filter."""
     cdef Py_ssize_t tap, c
-    if not (d.nhwc and d.M == 1 and 1 < d.C <= SHARED_MAX_CHANNELS and d.sw == 1
-            and d.OW * d.C >= PLANE_MIN_WIDTH):
-        return False
     for tap in range(d.kh * d.kw):
         for c in range(1, d.C):
             if w[tap * d.C + c] != w[tap * d.C]:
@@ -514,8 +523,11 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
                      and ring_pixel(C, sizeof(floating)) == C
                      and inner_pixels(d, &o_lo, &o_hi) and d.OW >= IN_PLACE_EDGE_SHARE * (d.OW - (o_hi - o_lo)))
     wanted = 1 if n_threads == 1 else ceil_div(ITEMS_PER_THREAD * n_threads, d.N)  # items per image
-    plan.shared = shares_taps(w, bias, d)
-    if plan.shared:
+    # (a filter that differs by channel where the plane-rows tiles take its lanes: SHARED_MAX_CHANNELS)
+    plan.lane_channels = 1 if interleaves(d) and shares_taps(w, bias, d) else C
+    plan.interleaved = interleaves(d) and (plan.lane_channels == 1 or floating is float and d.dil_h == 1
+                                           and d.OH >= DW_PLANE_ROWS and dw_plane_lane_tiles(C, d.kh, d.kw, d.sh, d.sw))
+    if plan.interleaved:
         plan.kind = RING_PIXELS
         # Float rows in place but for their ends, where the rows are wide enough (ring_init): the
         # ring's copy of each row took a fifth of the time (2 vCPUs of an AVX-512 AMD EPYC, 1080p,
@@ -586,7 +598,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
             plan.n_bands = min(plan.n_bands, d.OH // DW_PLANE_ROWS)  # bands of whole calls
     spectral_size = (spectral_length(d, sizeof(floating), SPECTRAL_MIN_TAPS_PACKED) if plan.kind == RING_PACKED
                      else spectral_length(d, sizeof(floating), SPECTRAL_MIN_TAPS)
-                     if plan.kind == RING_PIXELS and not plan.shared else 0)
+                     if plan.kind == RING_PIXELS and not plan.interleaved else 0)
     plan.spectral = spectral_size > 0
     if plan.spectral:  # (blocks of a vector's worth of channels, whose spectra stay in L2; bands of whole calls)
         if not spectra_init(&plan.spectra, spectral_size, d, n_threads, False):
@@ -599,11 +611,11 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
             plan.out_rows = DW_SPECTRAL_ROWS
             plan.n_bands = min(plan.n_bands, d.OH // DW_SPECTRAL_ROWS)
     plan.max_block = max(plan.block, C - (plan.n_blocks - 1) * plan.block)
-    plan.prefetch = ((plan.in_place or plan.shared) and plan.n_blocks == 1
+    plan.prefetch = ((plan.in_place or plan.interleaved) and plan.n_blocks == 1
                      and d.N * d.H * d.W * C * element_size(d.x_type, sizeof(floating)) > PREFETCH_BYTES)
     plan.band_rows = ceil_div(d.OH, min(d.OH, plan.n_bands))
     plan.n_bands = ceil_div(d.OH, plan.band_rows)
-    if columns_fit(d, plan.in_place and plan.kind == RING_PIXELS and not plan.shared, &plan.q_lo, &plan.q_hi):
+    if columns_fit(d, plan.in_place and plan.kind == RING_PIXELS and not plan.interleaved, &plan.q_lo, &plan.q_hi):
         plan.w_columns = columns_major(w, d)
         if plan.w_columns == NULL:
             return False
@@ -626,7 +638,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         plan.streaming = plan.streaming and (plan.flat_groups or d.OH * d.OW * sizeof(floating) % RING_ALIGN == 0)
         return plan.flat_rows or plan.flat_groups or flat_masks_init(&plan.flat, d)
     if (plan.kind == RING_PLANE and d.OW * sizeof(floating) % RING_ALIGN
-            or plan.shared and d.OW * C * sizeof(floating) % RING_ALIGN):
+            or plan.interleaved and d.OW * C * sizeof(floating) % RING_ALIGN):
         # (rows that do not fill whole cache lines would mix streamed and plain stores in a line:
         # measured 2.5x slower than plain stores alone on 56-pixel planes)
         plan.streaming = False
@@ -733,7 +745,7 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
                      plan.streaming)
         for image in range(n, n + n_images):
             activate_outputs(y, act, d, image, 0, d.OH, c0, nc)
-    elif plan.shared:
+    elif plan.interleaved:
         ring_reset(ring, tid)
         rows_per_call = plan.out_rows if q1 - q0 >= plan.out_rows else 1
         q = q0
@@ -748,14 +760,16 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
                 plane = plan.row_plane
                 plane.OW = (ring.o_hi - ring.o_lo) * C
                 plane_call(rows + ring.span, (ring.o_lo - d.pl) * C, rows_per_call, &plane, w, C, bias,
-                           out + ring.o_lo * C, OW * C, plan.streaming)
+                           plan.lane_channels, out + ring.o_lo * C, OW * C, plan.streaming)
                 plane.OW = ring.o_lo * C
-                plane_call(rows, 0, rows_per_call, &plane, w, C, bias, out, OW * C, plan.streaming)
-                plane.OW = (OW - ring.o_hi) * C
-                plane_call(rows, ring.o_hi * C, rows_per_call, &plane, w, C, bias, out + ring.o_hi * C, OW * C,
+                plane_call(rows, 0, rows_per_call, &plane, w, C, bias, plan.lane_channels, out, OW * C,
                            plan.streaming)
+                plane.OW = (OW - ring.o_hi) * C
+                plane_call(rows, ring.o_hi * C, rows_per_call, &plane, w, C, bias, plan.lane_channels,
+                           out + ring.o_hi * C, OW * C, plan.streaming)
             else:
-                plane_call(rows, 0, rows_per_call, &plan.row_plane, w, C, bias, out, OW * C, plan.streaming)
+                plane_call(rows, 0, rows_per_call, &plan.row_plane, w, C, bias, plan.lane_channels, out, OW * C,
+                           plan.streaming)
             if narrowing:
                 narrow_results(out, y, index, 0, 1, rows_per_call * OW * C, act, d)
             q += rows_per_call
@@ -807,7 +821,7 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
             q = min(q, q1 - rows_per_call)  # (the band's last call overlapping the one before)
             rows = ring_rows(ring, tid, x, d, n, q, rows_per_call, 0, C)
             for c in range(C):
-                plane_call(rows, c * ring.plane_size, rows_per_call, d, w + c, C, offset(bias, c), out + c * OW,
+                plane_call(rows, c * ring.plane_size, rows_per_call, d, w + c, C, offset(bias, c), 1, out + c * OW,
                            C * OW, False)
             for m in range(rows_per_call):  # (each output row's planes back into pixels)
                 index = (n * d.OH + q + m) * OW * C
@@ -843,7 +857,7 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
                 for m in range(M):
                     index = ((n * CM + c * M + m) * d.OH + q) * OW
                     out = <floating *> plan_scratch(plan, tid) if narrowing else y + index
-                    plane_call(rows, 0, rows_per_call, d, w + c * M + m, CM, offset(bias, c * M + m), out, OW,
+                    plane_call(rows, 0, rows_per_call, d, w + c * M + m, CM, offset(bias, c * M + m), 1, out, OW,
                                plan.streaming)
                     if narrowing:
                         narrow_results(out, y, index, 0, 1, rows_per_call * OW, act, d)
@@ -869,7 +883,7 @@ cdef int forward_dims(const floating *x, Py_ssize_t n_x, const floating *w, Py_s
         with nogil:
             if not plan_init(&plan, w, bias, d, act, n_threads) or (plan.kind != FLAT_PLANES and not ring_init(
                     &ring, plan.kind, 1 if plan.kind == RING_PLANE else plan.max_block * d.M, plan.out_rows,
-                    plan.in_place, d, sizeof(floating), n_threads, plan.shared)):
+                    plan.in_place, d, sizeof(floating), n_threads, plan.interleaved)):
                 with gil:
                     raise MemoryError()
             n_items = ceil_div(d.N, plan.item_images) * plan.n_blocks * plan.n_bands

@@ -98,11 +98,13 @@ cdef extern from "_microkernels.h" nogil:
     void dw_narrow(void *dst, int type, Py_ssize_t dst_pix, const float *src, Py_ssize_t src_pix, Py_ssize_t npix,
                    Py_ssize_t nc)
     void dw_plane_rows_float(const float *const *rows, Py_ssize_t off, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
-                             Py_ssize_t sw, Py_ssize_t dil_w, const float *w, Py_ssize_t w_tap, const float *bias, float *dst, Py_ssize_t dst_row,
-                             Py_ssize_t npix, bint streaming)
+                             Py_ssize_t sw, Py_ssize_t dil_w, const float *w, Py_ssize_t w_tap, const float *bias,
+                             Py_ssize_t nc, float *dst, Py_ssize_t dst_row, Py_ssize_t npix, bint streaming)
     void dw_plane_rows_double(const double *const *rows, Py_ssize_t off, Py_ssize_t kh, Py_ssize_t kw,
-                              Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dil_w, const double *w, Py_ssize_t w_tap, const double *bias, double *dst, Py_ssize_t dst_row,
-                              Py_ssize_t npix, bint streaming)
+                              Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dil_w, const double *w, Py_ssize_t w_tap,
+                              const double *bias, Py_ssize_t nc, double *dst, Py_ssize_t dst_row, Py_ssize_t npix,
+                              bint streaming)
+    bint dw_plane_lane_tiles(Py_ssize_t nc, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw)
     bint dw_has_flat()
     bint dw_has_wide_row_tiles()
     bint dw_has_near_groups()

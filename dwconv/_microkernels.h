@@ -256,11 +256,12 @@ typedef void (*dw_row_edge_f64_fn)(const double *const *, ptrdiff_t, ptrdiff_t, 
                                    ptrdiff_t, ptrdiff_t, const double *, double *, ptrdiff_t, int);
 
 typedef void (*dw_plane_rows_f32_fn)(const float *const *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
-                                     ptrdiff_t, const float *,
-                                     ptrdiff_t, const float *, float *, ptrdiff_t, ptrdiff_t, int);
+                                     ptrdiff_t, const float *, ptrdiff_t, const float *, ptrdiff_t, float *, ptrdiff_t,
+                                     ptrdiff_t, int);
 typedef void (*dw_plane_rows_f64_fn)(const double *const *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
-                                     ptrdiff_t, const double *,
-                                     ptrdiff_t, const double *, double *, ptrdiff_t, ptrdiff_t, int);
+                                     ptrdiff_t, const double *, ptrdiff_t, const double *, ptrdiff_t, double *, ptrdiff_t,
+                                     ptrdiff_t, int);
+typedef int (*dw_plane_lane_tiles_fn)(ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t);
 
 typedef void (*dw_flat_f32_fn)(const float *, ptrdiff_t, const ptrdiff_t *, const unsigned char *, ptrdiff_t, ptrdiff_t,
                                const float *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, float *, ptrdiff_t,
@@ -346,6 +347,7 @@ typedef struct {
     dw_row_edge_f64_fn row_edge_f64;
     dw_plane_rows_f32_fn plane_rows_f32;
     dw_plane_rows_f64_fn plane_rows_f64;
+    dw_plane_lane_tiles_fn plane_lane_tiles_f32;
     dw_flat_f32_fn flat_f32; /* the flat-plane kernels: NULL at levels without masked loads */
     dw_flat_f64_fn flat_f64;
     dw_flat_rows_f32_fn flat_rows_f32; /* (float only) */
@@ -383,7 +385,7 @@ typedef struct {
     {name, dw_supported_##isa, taps_##isa##_f32, taps_##isa##_f64, dot_##isa##_f32, dot_##isa##_f64,       \
      dot_taps_##isa##_f32, dot_taps_##isa##_f64, dot_window_##isa##_f32, dot_window_##isa##_f64, transpose_##isa##_f32, transpose_##isa##_f64,            \
      row_##isa##_f32, row_##isa##_f64, row_edge_##isa##_f32, row_edge_##isa##_f64, plane_rows_##isa##_f32,        \
-     plane_rows_##isa##_f64, __VA_ARGS__, copy_##isa##_f32,                                                         \
+     plane_rows_##isa##_f64, plane_lane_tiles_##isa##_f32, __VA_ARGS__, copy_##isa##_f32,                                                         \
      copy_##isa##_f64, clamp_##isa##_f32, clamp_##isa##_f64, widen_##isa##_f32, narrow_##isa##_f32,  \
      sep_columns_##isa##_f32, sep_columns_##isa##_f64, sep_columns_pair_##isa##_f32, sep_columns_pair_##isa##_f64, \
      sep_rows_##isa##_f32, sep_rows_##isa##_f64, spectral_filter_##isa##_f32, spectral_source_##isa##_f32,      \
@@ -424,6 +426,8 @@ static void dw_set_isa(int i) { dw_active = &dw_isas[i]; }
 #define dw_row_edge_double(...) dw_active->row_edge_f64(__VA_ARGS__)
 #define dw_plane_rows_float(...) dw_active->plane_rows_f32(__VA_ARGS__)
 #define dw_plane_rows_double(...) dw_active->plane_rows_f64(__VA_ARGS__)
+/* Whether the active level's plane_rows runs float rows of nc > 1 interleaved channels in tiles. */
+#define dw_plane_lane_tiles(...) dw_active->plane_lane_tiles_f32(__VA_ARGS__)
 #define dw_flat_float(...) dw_active->flat_f32(__VA_ARGS__)
 #define dw_flat_double(...) dw_active->flat_f64(__VA_ARGS__)
 #define dw_flat_rows_float(...) dw_active->flat_rows_f32(__VA_ARGS__)

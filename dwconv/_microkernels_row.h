@@ -24,6 +24,8 @@
 #define DW_ROW_MAX_STRIDE 2 /* widest stride whose tile loads each source pixel once */
 #define DW_PLANE_TILE 8     /* vectors per register tile on the plane and stream paths (8 sums in flight) */
 #define DW_PLANE_VECS 2     /* vectors per row of the plane-rows tile (x DW_PLANE_ROWS rows: 8 sums) */
+#define DW_PLANE_MAX_VECS 3 /* ... and of its tile for interleaved channels whose lanes repeat every 3 (RGB) */
+#define DW_LANE_MAX_CHANNELS 16 /* channels lane_table lays out: the stream's, fewer than a vector; plane rows' */
 #define DW_ROW_TABLE 512    /* taps x channels the stream path pre-arranges at a time */
 #define DW_EDGE_VECS 4      /* vectors of channels per edge pixel's tile (4 sums in flight) */
 /* Vectors per stream tile whose lanes' channels repeat every vector (nc divides the vector: RGBA)
@@ -58,6 +60,10 @@ _Static_assert(DW_STREAM_TILE_1 <= DW_STREAM_MAX_TILE && DW_STREAM_TILE_3 <= DW_
  * NCHW planes; 5x5 kernels the same either way). */
 _Static_assert(DW_ROW_MAX_KW == 7 && DW_ROW_MAX_STRIDE == 2, "DW_DENSE_SHAPES lists every dense tile");
 #define DW_PLANE_DENSE_SHAPES(X) X(1, 1) X(2, 1) X(3, 1) X(4, 1) X(5, 1) X(1, 2) X(2, 2) X(3, 2) X(4, 2) X(5, 2)
+#define DW_PLANE_DENSE_MAX_KW 5
+/* The most taps of interleaved channels' weights the wide plane-rows tile lays out per call (7x7:
+ * 1080p RGBA 9.3 -> 5.7 ms; 11x11 12.5, against its planes' 12.0). */
+#define DW_PLANE_LANE_TAPS 49
 #define DW_DENSE_SHAPES(X) DW_PLANE_DENSE_SHAPES(X) X(7, 1)
 /* The table of those functions, fn##_k_s at [s - 1][k - 1] (NULL where there is none), with
  * `k7_1` at 7x7, stride 1. */
@@ -310,26 +316,61 @@ static __attribute__((noinline)) void DW_FN(row_plane_2)(const DW_T *const *rows
     DW_FN(row_plane)(rows, off, src_tap, kh, kw, w, w_tap, start, dst, npix, nt, 2);
 }
 
+/* Per-lane weights for taps [k0, k0 + n) of a row-major kh x kw kernel whose lanes hold nc channels
+ * interleaved (lane l of a vector starting on channel ph: channel (ph + l) % nc), per phase i <
+ * n_phases, the vectors starting on channel ph = (i * step) % nc: table[i*n + k - k0] lane l =
+ * w[k*w_tap + (ph + l) % nc]; start[i] likewise the bias (0 without). nc 1 broadcasts. Each tap's
+ * channels are laid out once, repeated along `repeated`, and each phase's vector loaded from where
+ * its first lane is (per lane, the build took as long as a 7x7 kernel's sums on a 256-pixel RGB
+ * row). The stream builds every phase (step 1), the plane-rows tiles those of their vectors. */
+DW_INLINE void DW_FN(lane_table)(DW_VEC *table, DW_VEC *start, const DW_T *w, ptrdiff_t w_tap, const DW_T *bias,
+                                 ptrdiff_t k0, ptrdiff_t n, ptrdiff_t nc, ptrdiff_t step, ptrdiff_t n_phases)
+{
+    DW_T repeated[DW_LANES + DW_LANE_MAX_CHANNELS] = {0}; /* (all of it: a phase's load reads past nc) */
+    for (ptrdiff_t k = -1; k < n; k++) { /* (k -1: the bias) */
+        const DW_T *channels = k < 0 ? bias : w + (k0 + k) * w_tap;
+        for (ptrdiff_t l = 0, c = 0; l < DW_LANES + nc; l++, c = c + 1 == nc ? 0 : c + 1)
+            repeated[l] = channels ? channels[c] : 0;
+        for (ptrdiff_t i = 0; i < n_phases; i++) {
+            const DW_VEC v = DW_FN(load)(repeated + i * step % nc);
+            if (k < 0)
+                start[i] = v;
+            else
+                table[i * n + k] = v;
+        }
+    }
+}
+
+/* The vectors after which the lanes' channels repeat, for nc channels interleaved along a row. */
+DW_INLINE int DW_FN(lane_period)(ptrdiff_t nc)
+{
+    int period = 1;
+    while (period * DW_VLEN % nc) period++;
+    return period;
+}
+
 /* plane rows: DW_PLANE_ROWS output rows (dst_row apart) of a k x k kernel, stride sw, its taps
  * `step` elements apart along the rows (the dilation), each a tile of `tile` vectors. Output row
  * j's tap row a is source row j*sw + a, so each source vector, loaded once, serves every output row
- * whose taps cover it (up to k of them) with its weight from wt, the taps broadcast once per call. */
+ * whose taps cover it (up to k of them) with its weight from wt, the taps' vectors made once per
+ * call: vector v's from phase v % period of wt and start (lane_table's; interleaved channels whose
+ * lanes repeat every `period` vectors, the tile starting on channel 0). */
 DW_INLINE void DW_FN(plane_rows_tile)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t step, const DW_VEC *wt,
-                                      DW_VEC start, DW_T *dst, ptrdiff_t dst_row, int nt, const int k, const int sw,
-                                      const int tile)
+                                      const DW_VEC *start, DW_T *dst, ptrdiff_t dst_row, int nt, const int k,
+                                      const int sw, const int tile, const int period)
 {
-    DW_VEC acc[DW_PLANE_ROWS][DW_PLANE_VECS];
+    DW_VEC acc[DW_PLANE_ROWS][DW_PLANE_MAX_VECS];
     DW_ROW_UNROLL
     for (int j = 0; j < DW_PLANE_ROWS; j++) {
         DW_ROW_UNROLL
-        for (int v = 0; v < tile; v++) acc[j][v] = start;
+        for (int v = 0; v < tile; v++) acc[j][v] = start[v % period];
     }
     DW_ROW_UNROLL
     for (int i = 0; i < (DW_PLANE_ROWS - 1) * sw + k; i++) {
         const DW_T *s = rows[i] + off;
         DW_ROW_UNROLL
         for (int b = 0; b < k; b++) {
-            DW_VEC x[DW_PLANE_VECS];
+            DW_VEC x[DW_PLANE_MAX_VECS];
             DW_ROW_UNROLL
             for (int v = 0; v < tile; v++)
                 x[v] = sw == 1 ? DW_FN(load)(s + b * step + v * DW_VLEN)
@@ -337,9 +378,8 @@ DW_INLINE void DW_FN(plane_rows_tile)(const DW_T *const *rows, ptrdiff_t off, pt
             DW_ROW_UNROLL
             for (int j = 0; j < DW_PLANE_ROWS; j++)
                 if (i - j * sw >= 0 && i - j * sw < k) {
-                    const DW_VEC wv = wt[(i - j * sw) * k + b];
                     DW_ROW_UNROLL
-                    for (int v = 0; v < tile; v++) acc[j][v] += wv * x[v];
+                    for (int v = 0; v < tile; v++) acc[j][v] += wt[(v % period) * k * k + (i - j * sw) * k + b] * x[v];
                 }
         }
     }
@@ -351,14 +391,19 @@ DW_INLINE void DW_FN(plane_rows_tile)(const DW_T *const *rows, ptrdiff_t off, pt
 }
 
 /* The plane-rows path over DW_PLANE_ROWS rows (npix >= DW_VLEN): tiles of up to DW_PLANE_VECS
- * vectors, all of one size, the last overlapping. */
+ * vectors, all of one size, the last overlapping; rows of nc > 1 interleaved channels (stride 1)
+ * whose lanes' channels repeat every vector too, each tile starting on a multiple of nc. */
 DW_INLINE void DW_FN(plane_rows_dense)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t step, const DW_T *w,
-                                       ptrdiff_t w_tap, DW_T bias, DW_T *dst, ptrdiff_t dst_row, ptrdiff_t npix, int nt,
-                                       const int k, const int sw)
+                                       ptrdiff_t w_tap, const DW_T *bias, ptrdiff_t nc, DW_T *dst, ptrdiff_t dst_row,
+                                       ptrdiff_t npix, int nt, const int k, const int sw)
 {
-    DW_VEC wt[DW_ROW_MAX_KW * DW_ROW_MAX_KW];
-    const DW_VEC start = DW_FN(broadcast)(bias);
-    for (int t = 0; t < k * k; t++) wt[t] = DW_FN(broadcast)(w[t * w_tap]);
+    DW_VEC wt[DW_ROW_MAX_KW * DW_ROW_MAX_KW], start;
+    if (nc == 1) { /* (a plane: each tap one weight, broadcast; lane_table's loops took 7% of a 3x3 call) */
+        for (int t = 0; t < k * k; t++) wt[t] = DW_FN(broadcast)(w[t * w_tap]);
+        start = DW_FN(broadcast)(bias ? bias[0] : 0);
+    } else {
+        DW_FN(lane_table)(wt, &start, w, w_tap, bias, 0, k * k, nc, DW_VLEN, 1);
+    }
     const ptrdiff_t n_vectors = npix / DW_VLEN;
     const ptrdiff_t n_tiles = (n_vectors + DW_PLANE_VECS - 1) / DW_PLANE_VECS;
     const int tile = (int)((n_vectors + n_tiles - 1) / n_tiles);
@@ -366,21 +411,45 @@ DW_INLINE void DW_FN(plane_rows_dense)(const DW_T *const *rows, ptrdiff_t off, p
     for (ptrdiff_t o = 0;; o += tile * DW_VLEN) {
         if (o + tile * DW_VLEN > npix) o = npix - tile * DW_VLEN;
         if (tile == 2)
-            DW_FN(plane_rows_tile)(rows, off + o * sw, step, wt, start, dst + o, dst_row, nt, k, sw, 2);
+            DW_FN(plane_rows_tile)(rows, off + o * sw, step, wt, &start, dst + o, dst_row, nt, k, sw, 2, 1);
         else
-            DW_FN(plane_rows_tile)(rows, off + o * sw, step, wt, start, dst + o, dst_row, nt, k, sw, 1);
+            DW_FN(plane_rows_tile)(rows, off + o * sw, step, wt, &start, dst + o, dst_row, nt, k, sw, 1, 1);
         if (o + tile * DW_VLEN >= npix) break;
     }
 }
 
-typedef void (*DW_FN(plane_rows_fn))(const DW_T *const *, ptrdiff_t, ptrdiff_t, const DW_T *, ptrdiff_t, DW_T, DW_T *,
-                                     ptrdiff_t, ptrdiff_t, int);
+/* The plane-rows path for 3x3 kernels over rows of nc interleaved channels whose lanes' channels
+ * repeat every 3 vectors (RGB; npix >= 3 vectors), in tiles of 3 vectors that start on multiples
+ * of nc, so that each vector of a tile has the same channels wherever the tile starts; compiled
+ * apart from the plane tiles, whose registers it would share. Larger kernels' tiles of 3 loaded
+ * more weight vectors than they did multiply-adds, and ran slower than the planes an RGB image is
+ * taken apart into (2 vCPUs of an AVX-512 AMD EPYC, 1080p RGB 5x5: 3.7 ms, planes 3.0; 3x3 1.3,
+ * planes 2.1). */
+#if DW_ROW_DENSE_TILES
+static __attribute__((noinline)) void DW_FN(plane_rows_lanes_3)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t step,
+                                                              const DW_T *w, ptrdiff_t w_tap, const DW_T *bias,
+                                                              ptrdiff_t nc, DW_T *dst, ptrdiff_t dst_row,
+                                                              ptrdiff_t npix, int nt)
+{
+    DW_VEC wt[DW_PLANE_MAX_VECS * 3 * 3], start[DW_PLANE_MAX_VECS];
+    DW_FN(lane_table)(wt, start, w, w_tap, bias, 0, 3 * 3, nc, DW_VLEN, DW_PLANE_MAX_VECS);
+    for (ptrdiff_t o = 0;; o += DW_PLANE_MAX_VECS * DW_VLEN) {
+        if (o + DW_PLANE_MAX_VECS * DW_VLEN > npix) o = npix - DW_PLANE_MAX_VECS * DW_VLEN;
+        DW_FN(plane_rows_tile)(rows, off + o, step, wt, start, dst + o, dst_row, nt, 3, 1, DW_PLANE_MAX_VECS,
+                               DW_PLANE_MAX_VECS);
+        if (o + DW_PLANE_MAX_VECS * DW_VLEN >= npix) break;
+    }
+}
+#endif
+
+typedef void (*DW_FN(plane_rows_fn))(const DW_T *const *, ptrdiff_t, ptrdiff_t, const DW_T *, ptrdiff_t, const DW_T *,
+                                     ptrdiff_t, DW_T *, ptrdiff_t, ptrdiff_t, int);
 #define DW_PLANE_ROWS_DENSE(k, s)                                                                        \
     static __attribute__((noinline)) void DW_FN(plane_rows_##k##_##s)(                                   \
-        const DW_T *const *rows, ptrdiff_t off, ptrdiff_t step, const DW_T *w, ptrdiff_t w_tap, DW_T bias, \
-        DW_T *dst, ptrdiff_t dst_row, ptrdiff_t npix, int nt)                                             \
+        const DW_T *const *rows, ptrdiff_t off, ptrdiff_t step, const DW_T *w, ptrdiff_t w_tap,            \
+        const DW_T *bias, ptrdiff_t nc, DW_T *dst, ptrdiff_t dst_row, ptrdiff_t npix, int nt)              \
     {                                                                                                    \
-        DW_FN(plane_rows_dense)(rows, off, step, w, w_tap, bias, dst, dst_row, npix, nt, k, s);          \
+        DW_FN(plane_rows_dense)(rows, off, step, w, w_tap, bias, nc, dst, dst_row, npix, nt, k, s);      \
     }
 #if DW_ROW_DENSE_TILES
 DW_PLANE_DENSE_SHAPES(DW_PLANE_ROWS_DENSE)
@@ -390,10 +459,12 @@ DW_PLANE_DENSE_SHAPES(DW_PLANE_ROWS_DENSE)
 /* The plane-rows path for kernels the dense tiles do not cover (at least DW_PLANE_ROWS rows; stride
  * 1, taps `step` elements apart): a tile of DW_PLANE_VECS vectors x DW_PLANE_ROWS rows, each source
  * vector loaded once for every output row it serves, the weights broadcast from memory (row by
- * row, each output row loads its own: 9 loads for 8 multiply-adds, against 6 here). */
+ * row, each output row loads its own: 9 loads for 8 multiply-adds, against 6 here); with `lanes`,
+ * each tap's vector from `table` instead (lane_table's: interleaved channels whose lanes repeat
+ * every vector). */
 DW_INLINE void DW_FN(plane_rows_wide_tile)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t step, ptrdiff_t kh,
-                                           ptrdiff_t kw, const DW_T *w, ptrdiff_t w_tap, DW_VEC start, DW_T *dst,
-                                           ptrdiff_t dst_row, int nt)
+                                           ptrdiff_t kw, const DW_T *w, ptrdiff_t w_tap, const DW_VEC *table,
+                                           DW_VEC start, DW_T *dst, ptrdiff_t dst_row, int nt, const int lanes)
 {
     DW_VEC acc[DW_PLANE_ROWS][DW_PLANE_VECS], x[DW_PLANE_VECS];
     DW_ROW_UNROLL
@@ -410,7 +481,7 @@ DW_INLINE void DW_FN(plane_rows_wide_tile)(const DW_T *const *rows, ptrdiff_t of
             DW_ROW_UNROLL
             for (int j = 0; j < DW_PLANE_ROWS; j++)
                 if (j >= j_lo && j <= j_hi) {
-                    const DW_VEC wv = DW_FN(broadcast)(w[((i - j) * kw + b) * w_tap]);
+                    const DW_VEC wv = lanes ? table[(i - j) * kw + b] : DW_FN(broadcast)(w[((i - j) * kw + b) * w_tap]);
                     DW_ROW_UNROLL
                     for (int v = 0; v < DW_PLANE_VECS; v++) acc[j][v] += wv * x[v];
                 }
@@ -420,29 +491,6 @@ DW_INLINE void DW_FN(plane_rows_wide_tile)(const DW_T *const *rows, ptrdiff_t of
     for (int j = 0; j < DW_PLANE_ROWS; j++) {
         DW_ROW_UNROLL
         for (int v = 0; v < DW_PLANE_VECS; v++) DW_FN(store_out)(dst + j * dst_row + v * DW_VLEN, acc[j][v], nt);
-    }
-}
-
-/* The stream path's weights for taps [k0, k0 + n) of a row-major kh x kw kernel, per phase:
- * table[ph*n + k - k0] lane l = w[k][(ph + l) % nc]; start[ph] likewise the bias (0 without).
- * Built for every row, so each tap's channels are laid out once, repeated along `repeated`, and
- * each phase's vector loaded from where its first lane is (per lane, the build took as long as a
- * 7x7 kernel's sums on a 256-pixel RGB row). */
-DW_INLINE void DW_FN(row_stream_table)(DW_VEC *table, DW_VEC *start, const DW_T *w, ptrdiff_t w_tap, const DW_T *bias,
-                                   ptrdiff_t k0, ptrdiff_t n, ptrdiff_t nc)
-{
-    DW_T repeated[2 * DW_LANES];
-    for (ptrdiff_t k = -1; k < n; k++) { /* (k -1: the bias) */
-        const DW_T *channels = k < 0 ? bias : w + (k0 + k) * w_tap;
-        for (ptrdiff_t l = 0, c = 0; l < DW_LANES + nc; l++, c = c + 1 == nc ? 0 : c + 1)
-            repeated[l] = channels ? channels[c] : 0;
-        for (ptrdiff_t ph = 0; ph < nc; ph++) {
-            const DW_VEC v = DW_FN(load)(repeated + ph);
-            if (k < 0)
-                start[ph] = v;
-            else
-                table[ph * n + k] = v;
-        }
     }
 }
 
@@ -476,8 +524,7 @@ DW_INLINE void DW_FN(row_stream_tile)(const DW_T *const *rows, ptrdiff_t off, pt
 /* The stream tile's period for these channels (0: none the tiles specialise in) and its vectors. */
 DW_INLINE int DW_FN(row_stream_period)(ptrdiff_t total, ptrdiff_t nc)
 {
-    ptrdiff_t period = 1; /* the vectors after which the lanes' channels repeat */
-    while (period * DW_VLEN % nc) period++;
+    const int period = DW_FN(lane_period)(nc);
     if (period == 1 && total >= DW_STREAM_TILE_1 * DW_VLEN) return 1;
     if (period == 3 && total >= DW_STREAM_TILE_3 * DW_VLEN) return 3;
     return 0;
@@ -532,7 +579,7 @@ static void DW_FN(row_stream)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t 
     const ptrdiff_t n_taps = kh * kw, chunk = DW_ROW_TABLE / nc;
     const int period = DW_FN(row_stream_period)(total, nc);
     if (n_taps <= chunk) { /* one chunk: every tile once, the last overlapping */
-        DW_FN(row_stream_table)(table, start, w, w_tap, bias, 0, n_taps, nc);
+        DW_FN(lane_table)(table, start, w, w_tap, bias, 0, n_taps, nc, 1, nc);
         if (period == 1)
             DW_FN(row_stream_one_chunk)(rows, off, src_tap, kw, table, start, n_taps, dst, total, nc, nt, 1,
                                         DW_STREAM_TILE_1);
@@ -547,14 +594,14 @@ static void DW_FN(row_stream)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t 
     const ptrdiff_t tile = DW_FN(row_stream_tile_size)(period) * DW_VLEN, last = total - tile;
     for (ptrdiff_t k0 = 0; k0 < n_taps; k0 += chunk) {
         const ptrdiff_t n = n_taps - k0 < chunk ? n_taps - k0 : chunk;
-        DW_FN(row_stream_table)(table, start, w, w_tap, bias, k0, n, nc);
+        DW_FN(lane_table)(table, start, w, w_tap, bias, k0, n, nc, 1, nc);
         for (ptrdiff_t e = 0; e < last; e += tile)
             DW_FN(row_stream_chunk_tile)(rows, off, src_tap, kw, table, start, k0, n, dst, e, nc,
                                          nt && k0 + n == n_taps, period);
     }
     for (ptrdiff_t k0 = 0; k0 < n_taps; k0 += chunk) {
         const ptrdiff_t n = n_taps - k0 < chunk ? n_taps - k0 : chunk;
-        DW_FN(row_stream_table)(table, start, w, w_tap, bias, k0, n, nc);
+        DW_FN(lane_table)(table, start, w, w_tap, bias, k0, n, nc, 1, nc);
         DW_FN(row_stream_chunk_tile)(rows, off, src_tap, kw, table, start, k0, n, dst, last, nc, nt && k0 + n == n_taps,
                                      period);
     }
@@ -681,33 +728,61 @@ static void DW_FN(row)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix
 #endif
 }
 
-/* DW_PLANE_ROWS output rows of one plane (pixels of one element), dilation 1 down the plane:
+/* Whether plane_rows runs rows of nc > 1 interleaved channels (stride 1) in tiles of several rows
+ * rather than row by row (the stream): the dense tiles take them where the lanes' channels repeat
+ * every vector or every 3 (RGB), the wide one where they repeat every vector and its table fits. */
+static int DW_FN(plane_lane_tiles)(ptrdiff_t nc, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw)
+{
+    if (nc > DW_LANE_MAX_CHANNELS || sh != 1 || sw != 1) return 0;
+    const int period = DW_FN(lane_period)(nc);
+    if (DW_ROW_DENSE_TILES && kh == kw && ((period == 1 && kw <= DW_PLANE_DENSE_MAX_KW) ||
+                                           (period == DW_PLANE_MAX_VECS && kw == 3)))
+        return 1;
+    return period == 1 && kh >= DW_PLANE_ROWS && kh * kw <= DW_PLANE_LANE_TAPS;
+}
+
+/* DW_PLANE_ROWS output rows of one plane, dilation 1 down the plane:
  * dst[j*dst_row + o] = bias[0] + sum_{a<kh, b<kw} w[(a*kw + b)*w_tap] * rows[j*sh + a][off + o*sw + b*dil_w]
  * for j < DW_PLANE_ROWS, o < npix (bias NULL: 0); rows holds (DW_PLANE_ROWS - 1)*sh + kh source rows.
+ * With nc > 1 the rows interleave nc channels (an NHWC image's, dil_w a multiple of nc), each
+ * element weighted by its own: w[(a*kw + b)*w_tap + o % nc] and bias[o % nc]; npix a multiple of nc.
  * Square kernels up to DW_ROW_MAX_KW, of equal strides up to DW_ROW_MAX_STRIDE, and kernels of
  * DW_PLANE_ROWS rows or more at stride 1, load each source vector once for all the output rows (any
- * dilation along the rows: the taps of an image's interleaved channels, C elements apart, too); the
- * rest run row by row. */
+ * dilation along the rows: the taps of interleaved channels, nc elements apart, too; for nc > 1
+ * where plane_lane_tiles says); the rest run row by row. */
 static void DW_FN(plane_rows)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh,
                               ptrdiff_t sw, ptrdiff_t dil_w, const DW_T *w, ptrdiff_t w_tap, const DW_T *bias,
-                              DW_T *dst, ptrdiff_t dst_row, ptrdiff_t npix, int nt)
+                              ptrdiff_t nc, DW_T *dst, ptrdiff_t dst_row, ptrdiff_t npix, int nt)
 {
+    const int lanes = nc > 1 && DW_FN(plane_lane_tiles)(nc, kh, kw, sh, sw), period = DW_FN(lane_period)(nc);
+    if (nc > 1 && !lanes) {
+        for (ptrdiff_t j = 0; j < DW_PLANE_ROWS; j++)
+            DW_FN(row)(rows + j * sh, off, nc, kh, kw, sw, dil_w / nc, w, w_tap, bias, dst + j * dst_row, nc,
+                       npix / nc, nc, nt);
+        return;
+    }
 #if DW_ROW_DENSE_TILES
     static const DW_FN(plane_rows_fn) dense[DW_ROW_MAX_STRIDE][DW_ROW_MAX_KW] = DW_DENSE_TABLE(plane_rows, NULL);
-    if (kh == kw && kw <= DW_ROW_MAX_KW && sh == sw && sw <= DW_ROW_MAX_STRIDE && npix >= DW_VLEN &&
-        dense[sw - 1][kw - 1]) {
-        dense[sw - 1][kw - 1](rows, off, dil_w, w, w_tap, bias ? bias[0] : 0, dst, dst_row, npix, nt);
+    if (kh == kw && kw <= DW_ROW_MAX_KW && sh == sw && sw <= DW_ROW_MAX_STRIDE &&
+        npix >= period * DW_VLEN && dense[sw - 1][kw - 1]) {
+        (period == 1 ? dense[sw - 1][kw - 1] : DW_FN(plane_rows_lanes_3))(rows, off, dil_w, w, w_tap, bias, nc, dst,
+                                                                         dst_row, npix, nt);
 #ifdef DW_X86
         if (nt) _mm_sfence();
 #endif
         return;
     }
 #endif
-    if (kh >= DW_PLANE_ROWS && sh == 1 && sw == 1 && npix >= DW_PLANE_VECS * DW_VLEN) {
-        const DW_VEC start = DW_FN(broadcast)(bias ? bias[0] : 0);
+    if (kh >= DW_PLANE_ROWS && sh == 1 && sw == 1 && npix >= DW_PLANE_VECS * DW_VLEN &&
+        (!lanes || (period == 1 && kh * kw <= DW_PLANE_LANE_TAPS))) {
+        DW_VEC table[DW_PLANE_LANE_TAPS], start = DW_FN(broadcast)(bias ? bias[0] : 0);
+        if (lanes) DW_FN(lane_table)(table, &start, w, w_tap, bias, 0, kh * kw, nc, DW_VLEN, 1);
         for (ptrdiff_t o = 0;; o += DW_PLANE_VECS * DW_VLEN) { /* (the last tile overlapping) */
             if (o + DW_PLANE_VECS * DW_VLEN > npix) o = npix - DW_PLANE_VECS * DW_VLEN;
-            DW_FN(plane_rows_wide_tile)(rows, off + o, dil_w, kh, kw, w, w_tap, start, dst + o, dst_row, nt);
+            if (lanes)
+                DW_FN(plane_rows_wide_tile)(rows, off + o, dil_w, kh, kw, w, w_tap, table, start, dst + o, dst_row, nt, 1);
+            else
+                DW_FN(plane_rows_wide_tile)(rows, off + o, dil_w, kh, kw, w, w_tap, table, start, dst + o, dst_row, nt, 0);
             if (o + DW_PLANE_VECS * DW_VLEN >= npix) break;
         }
 #ifdef DW_X86
@@ -716,7 +791,8 @@ static void DW_FN(plane_rows)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t 
         return;
     }
     for (ptrdiff_t j = 0; j < DW_PLANE_ROWS; j++)
-        DW_FN(row)(rows + j * sh, off, 1, kh, kw, sw, dil_w, w, w_tap, bias, dst + j * dst_row, 1, npix, 1, nt);
+        DW_FN(row)(rows + j * sh, off, nc, kh, kw, sw, dil_w / nc, w, w_tap, bias, dst + j * dst_row, nc, npix / nc,
+                   nc, nt);
 }
 
 #undef DW_VEC
@@ -730,6 +806,10 @@ static void DW_FN(plane_rows)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t 
 #undef DW_STREAM_TILE_3
 #undef DW_STREAM_MAX_TILE
 #undef DW_PLANE_VECS
+#undef DW_PLANE_MAX_VECS
+#undef DW_PLANE_DENSE_MAX_KW
+#undef DW_LANE_MAX_CHANNELS
+#undef DW_PLANE_LANE_TAPS
 #undef DW_ROW_TABLE
 #undef DW_EDGE_VECS
 #undef DW_ROW_DENSE_TILES

@@ -22,9 +22,9 @@ cdef enum:
     RING_ALIGN = 64
     # Ring pixels of a multiple of this many bytes take a cache line more (ring_pixel).
     PADDED_PIXEL_BYTES = 32 * RING_ALIGN
-    # The rows of a shared filter read in place run at least this many bytes of output pixels at
-    # either end from the slots: a tile of two vectors at any level.
-    SHARED_END_BYTES = 2 * RING_ALIGN
+    # Interleaved rows (run as planes of W*C elements) read in place run at least this many bytes
+    # of output pixels at either end from the slots: a tile of up to three vectors at any level.
+    END_BYTES = 3 * RING_ALIGN
 
 
 cdef struct Ring:
@@ -42,8 +42,9 @@ cdef struct Ring:
     # that the pixels before and after read; with zeros padding none at all, those pixels reading
     # x in place too, over their taps inside the image (edge_pixels). It saves a copy of every
     # source row (at stride 2, two per output row).
-    # The rows of a shared filter (run as planes of W*C elements) read in place the same way, the
-    # pixels before and after from the slots in every padding mode (ring_init's `shared`).
+    # Interleaved rows (NHWC images of a few channels run as planes of W*C elements) read in place
+    # the same way, the pixels before and after from the slots in every padding mode (ring_init's
+    # `interleaved`).
     int kind
     bint in_place, slotted
     Py_ssize_t o_lo, o_hi, head_end, tail_start
@@ -84,12 +85,12 @@ cdef inline bint inner_pixels(const Dims *d, Py_ssize_t *o_lo, Py_ssize_t *o_hi)
 
 
 cdef bint ring_init(Ring *ring, int kind, Py_ssize_t lanes, Py_ssize_t out_rows, bint in_place, const Dims *d,
-                    size_t elsize, int n_threads, bint shared=False) noexcept nogil:
+                    size_t elsize, int n_threads, bint interleaved=False) noexcept nogil:
     """Fill in `ring` for rows of `lanes` elements per pixel, read by `out_rows` output rows at a
     time (several only with dilation 1), in place where it can (NHWC, M 1) and `in_place` asks;
-    released by ring_free. False when out of memory. `shared`: the rows of a shared filter
-    (shares_taps), whose pixels before o_lo and from o_hi on run from the slots in every padding
-    mode, each end whole vectors that start and end on cache lines (SHARED_END_BYTES or more)."""
+    released by ring_free. False when out of memory. `interleaved`: the rows of an image of a few
+    channels run as planes (interleaves), whose pixels before o_lo and from o_hi on run from the
+    slots in every padding mode, each end whole cache lines of output pixels (END_BYTES or more)."""
     cdef Py_ssize_t pixel, line = RING_ALIGN // gcd(RING_ALIGN, d.C * elsize)  # (pixels per whole line)
     ring.kind, ring.elsize = kind, elsize
     ring.slots = (out_rows - 1) * d.sh + (d.kh - 1) * d.dil_h + 1  # the rows the output rows span
@@ -99,11 +100,11 @@ cdef bint ring_init(Ring *ring, int kind, Py_ssize_t lanes, Py_ssize_t out_rows,
     ring.head_end, ring.tail_start = ring.width, ring.width
     if in_place and kind == RING_PIXELS and d.M == 1:
         ring.in_place = inner_pixels(d, &ring.o_lo, &ring.o_hi)
-        if shared:
-            ring.o_lo = round_up(max(ring.o_lo, ceil_div(SHARED_END_BYTES, d.C * elsize)), line)
-            ring.o_hi = min(ring.o_hi, d.OW - ceil_div(SHARED_END_BYTES, d.C * elsize)) // line * line
+        if interleaved:
+            ring.o_lo = round_up(max(ring.o_lo, ceil_div(END_BYTES, d.C * elsize)), line)
+            ring.o_hi = min(ring.o_hi, d.OW - ceil_div(END_BYTES, d.C * elsize)) // line * line
             ring.in_place = ring.in_place and ring.o_lo < ring.o_hi
-        if ring.in_place and d.mode == ZEROS and not shared:  # (edge_pixels reads the pixels before and after in place too)
+        if ring.in_place and d.mode == ZEROS and not interleaved:  # (edge_pixels reads the pixels before and after in place too)
             ring.head_end = 0
         elif ring.in_place:
             ring.head_end = (ring.o_lo - 1) * d.sw + (d.kw - 1) * d.dil_w + 1 if ring.o_lo > 0 else 0

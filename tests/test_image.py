@@ -419,13 +419,16 @@ def test_filter2d_separable_needs_a_product_to_the_dtype_rounding():
     assert dwconv._image._rank_one_factors(np.full((3, 3, 1), np.nan), np.float32) is None  # (SVD would raise)
 
 
-# A filter (and bias) the same for every channel of an NHWC image of 2 to 16 channels, at stride 1
-# along the rows (an image filter), runs each row as one plane of W*C elements, its taps C apart:
-# kernels of the dense tiles (up to 7x7) and wider ones, dilated, strided down the columns, images
-# of fewer rows than one call computes, every padding mode; float and integer pixels in and out, a
-# bias and an activation. A filter one element away from shared runs the channels apart. Float
-# rows wide enough to have whole cache lines of output pixels between two tiles at each end read
-# their middle in place (the last five cases: from pixel 16, 8, 16, 2 and 16 on).
+# NHWC images of 2 to 12 channels, at stride 1 along the rows, run each row as one plane of W*C
+# elements, its taps C apart, where a filter (and bias) is the same for every channel (an image
+# filter): kernels of the dense tiles (up to 7x7) and wider ones, dilated, strided down the columns,
+# images of fewer rows than one call computes, every padding mode; float and integer pixels in and
+# out, a bias and an activation. A filter (and bias) that differs by channel runs so too, each lane
+# weighted by its channel, where the lanes' channels repeat every vector (2, 4, 8 channels) or every
+# three (3, 6, 12: 3x3 kernels) and the plane-rows tiles take the kernel; else the channels apart.
+# Float rows wide enough to have whole cache lines of output pixels between two tiles at each end
+# read their middle in place (the cases from (7, 64, 3) on: from pixel 16, 12, 24, 4, 16, 16, 8, 4,
+# 6 and 12 on).
 SHARED_CASES = [  # (H, W, C, kh, kw, strides, dilations, mode, activation)
     (13, 11, 3, 3, 3, 1, 1, "reflect", None),
     (9, 20, 4, 5, 5, 1, 1, "zeros", "relu6"),
@@ -436,9 +439,14 @@ SHARED_CASES = [  # (H, W, C, kh, kw, strides, dilations, mode, activation)
     (6, 5, 5, 1, 6, 1, 1, "zeros", "hard_swish"),
     (7, 64, 3, 5, 5, 1, 1, "reflect", None),
     (6, 40, 4, 3, 3, 1, 1, "zeros", "relu"),
-    (9, 50, 2, 7, 7, 1, (1, 2), "circular", None),
-    (8, 45, 16, 5, 3, (2, 1), 1, "symmetric", None),
+    (9, 70, 2, 7, 7, 1, (1, 2), "circular", None),
+    (8, 45, 12, 5, 3, (2, 1), 1, "symmetric", None),
     (5, 60, 5, 4, 4, 1, 1, "replicate", None),
+    (6, 70, 3, 3, 3, 1, 1, "reflect", None),
+    (7, 30, 6, 3, 3, 1, 1, "zeros", "relu"),
+    (5, 24, 12, 3, 3, 1, 1, "symmetric", None),
+    (6, 33, 8, 5, 5, 1, 1, "replicate", None),
+    (9, 40, 4, 7, 7, 1, 1, "reflect", "gelu"),
 ]
 
 
@@ -449,10 +457,11 @@ def test_one_filter_for_every_channel(case, dtype, isa_level):
     rng = np.random.default_rng([h, w, c, kh, kw])
     x = _image((2, h, w, c), dtype, rng)
     kernel = (rng.standard_normal((kh, kw)) * 2 / (kh * kw)).astype(np.float32)
-    bias = np.full(c, 3.5, np.float32)
     strides, dilations = np.broadcast_to(strides, 2), np.broadcast_to(dilations, 2)
     padding = resolve_padding("SAME", (h, w), (kh, kw), strides, dilations)
-    for filters in (np.repeat(kernel[:, :, None], c, axis=2), np.dstack([kernel] * (c - 1) + [kernel * 0.5])):
+    shared = (np.repeat(kernel[:, :, None], c, axis=2), np.full(c, 3.5, np.float32))
+    apart = (np.dstack([kernel * (1 + i / c) for i in range(c)]), np.linspace(2, 5, c, dtype=np.float32))
+    for filters, bias in (shared, apart):
         expected = activate(conv2d_forward(x.astype(np.float64), filters.astype(np.float64), strides, padding,
                                            "NHWC", dilations, bias, mode), act)
         for n_threads in (1, 2):
