@@ -142,6 +142,25 @@ cdef inline void plane_call(const floating *const *rows, Py_ssize_t off, Py_ssiz
                       streaming)
 
 
+cdef inline void ring_call(const Ring *ring, const floating *const *rows, Py_ssize_t out_rows, const Dims *d,
+                           Py_ssize_t pix, const floating *w, Py_ssize_t w_tap, const floating *bias, Py_ssize_t nc,
+                           floating *dst, Py_ssize_t dst_row, bint streaming) noexcept nogil:
+    """plane_call over a call's interleaved rows from the ring (a plane of geometry d, whose pixels
+    are `pix` elements); where the ring reads in place, the output pixels before o_lo and from o_hi
+    on from its slots, those between from the source rows."""
+    cdef Dims part = d[0]
+    if not ring.in_place:
+        plane_call(rows, 0, out_rows, d, w, w_tap, bias, nc, dst, dst_row, streaming)
+        return
+    part.OW = (ring.o_hi - ring.o_lo) * pix
+    plane_call(rows + ring.span, (ring.o_lo - d.pl) * pix, out_rows, &part, w, w_tap, bias, nc, dst + ring.o_lo * pix,
+               dst_row, streaming)
+    part.OW = ring.o_lo * pix
+    plane_call(rows, 0, out_rows, &part, w, w_tap, bias, nc, dst, dst_row, streaming)
+    part.OW = d.OW - ring.o_hi * pix
+    plane_call(rows, ring.o_hi * pix, out_rows, &part, w, w_tap, bias, nc, dst + ring.o_hi * pix, dst_row, streaming)
+
+
 cdef inline void flat(const floating *src, Py_ssize_t src_plane, const FlatMasks *f, const Dims *d,
                       const floating *w, Py_ssize_t w_plane, Py_ssize_t w_tap, const floating *bias,
                       Py_ssize_t bias_plane, floating *dst, Py_ssize_t dst_plane, Py_ssize_t n_planes,
@@ -730,7 +749,6 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
     cdef const floating *w_mc = <const floating *> plan.w_mc
     cdef const floating *bias_mc = <const floating *> plan.bias_mc
     cdef floating *out
-    cdef Dims plane
     if plan.kind == FLAT_PLANES:
         for m in range(M):
             if plan.flat_groups:  # (M 1)
@@ -756,20 +774,8 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
             rows = ring_rows(ring, tid, x, d, n, q, rows_per_call, 0, C)
             index = (n * d.OH + q) * OW * C
             out = <floating *> plan_scratch(plan, tid) if narrowing else y + index
-            if ring.in_place:  # (the pixels before o_lo and from o_hi on from the slots, those between from x)
-                plane = plan.row_plane
-                plane.OW = (ring.o_hi - ring.o_lo) * C
-                plane_call(rows + ring.span, (ring.o_lo - d.pl) * C, rows_per_call, &plane, w, C, bias,
-                           plan.lane_channels, out + ring.o_lo * C, OW * C, plan.streaming)
-                plane.OW = ring.o_lo * C
-                plane_call(rows, 0, rows_per_call, &plane, w, C, bias, plan.lane_channels, out, OW * C,
-                           plan.streaming)
-                plane.OW = (OW - ring.o_hi) * C
-                plane_call(rows, ring.o_hi * C, rows_per_call, &plane, w, C, bias, plan.lane_channels,
-                           out + ring.o_hi * C, OW * C, plan.streaming)
-            else:
-                plane_call(rows, 0, rows_per_call, &plan.row_plane, w, C, bias, plan.lane_channels, out, OW * C,
-                           plan.streaming)
+            ring_call(ring, rows, rows_per_call, &plan.row_plane, C, w, C, bias, plan.lane_channels, out, OW * C,
+                      plan.streaming)
             if narrowing:
                 narrow_results(out, y, index, 0, 1, rows_per_call * OW * C, act, d)
             q += rows_per_call
