@@ -545,7 +545,8 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     # (a filter that differs by channel where the plane-rows tiles take its lanes: SHARED_MAX_CHANNELS)
     plan.lane_channels = 1 if interleaves(d) and shares_taps(w, bias, d) else C
     plan.interleaved = interleaves(d) and (plan.lane_channels == 1 or floating is float and d.dil_h == 1
-                                           and d.OH >= DW_PLANE_ROWS and dw_plane_lane_tiles(C, d.kh, d.kw, d.sh, d.sw))
+                                           and d.OH >= DW_PLANE_ROWS
+                                           and dw_plane_lane_tiles(C, d.kh, d.kw, d.sh, d.sw))
     if plan.interleaved:
         plan.kind = RING_PIXELS
         # Float rows in place but for their ends, where the rows are wide enough (ring_init): the

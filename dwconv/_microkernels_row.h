@@ -481,7 +481,8 @@ DW_INLINE void DW_FN(plane_rows_wide_tile)(const DW_T *const *rows, ptrdiff_t of
             DW_ROW_UNROLL
             for (int j = 0; j < DW_PLANE_ROWS; j++)
                 if (j >= j_lo && j <= j_hi) {
-                    const DW_VEC wv = lanes ? table[(i - j) * kw + b] : DW_FN(broadcast)(w[((i - j) * kw + b) * w_tap]);
+                    const DW_VEC wv = lanes ? table[(i - j) * kw + b]
+                                            : DW_FN(broadcast)(w[((i - j) * kw + b) * w_tap]);
                     DW_ROW_UNROLL
                     for (int v = 0; v < DW_PLANE_VECS; v++) acc[j][v] += wv * x[v];
                 }
@@ -780,9 +781,11 @@ static void DW_FN(plane_rows)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t 
         for (ptrdiff_t o = 0;; o += DW_PLANE_VECS * DW_VLEN) { /* (the last tile overlapping) */
             if (o + DW_PLANE_VECS * DW_VLEN > npix) o = npix - DW_PLANE_VECS * DW_VLEN;
             if (lanes)
-                DW_FN(plane_rows_wide_tile)(rows, off + o, dil_w, kh, kw, w, w_tap, table, start, dst + o, dst_row, nt, 1);
+                DW_FN(plane_rows_wide_tile)(rows, off + o, dil_w, kh, kw, w, w_tap, table, start, dst + o, dst_row, nt,
+                                            1);
             else
-                DW_FN(plane_rows_wide_tile)(rows, off + o, dil_w, kh, kw, w, w_tap, table, start, dst + o, dst_row, nt, 0);
+                DW_FN(plane_rows_wide_tile)(rows, off + o, dil_w, kh, kw, w, w_tap, table, start, dst + o, dst_row, nt,
+                                            0);
             if (o + DW_PLANE_VECS * DW_VLEN >= npix) break;
         }
 #ifdef DW_X86
