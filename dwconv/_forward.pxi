@@ -658,9 +658,15 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         plan.streaming = plan.streaming and (plan.flat_groups or d.OH * d.OW * sizeof(floating) % RING_ALIGN == 0)
         return plan.flat_rows or plan.flat_groups or flat_masks_init(&plan.flat, d)
     if (plan.kind == RING_PLANE and d.OW * sizeof(floating) % RING_ALIGN
-            or plan.interleaved and d.OW * C * sizeof(floating) % RING_ALIGN):
-        # (rows that do not fill whole cache lines would mix streamed and plain stores in a line:
-        # measured 2.5x slower than plain stores alone on 56-pixel planes)
+            or plan.interleaved and d.OW * C * sizeof(floating) % RING_ALIGN
+            or plan.kind == RING_PIXELS and not plan.interleaved and CM * sizeof(floating) > dw_vector_bytes()
+            and CM * sizeof(floating) % dw_vector_bytes()):
+        # (rows that do not fill whole cache lines, or pixels of a vector or more that are not whole
+        # vectors, would mix streamed and plain stores in a line: measured 2.5x slower than plain
+        # stores alone on 56-pixel planes; at AVX-512, 960x540 NHWC 3x3 images of 20 and 24
+        # channels 3.9x and 2.5x, 40 channels 1.55x, 4x112x112x72 2.75x, 5x5 1.5x, 16x56x56x120 5x5
+        # 1.23x; at AVX2, 12 and 20 channels 13-17x. Pixels of fewer channels than a vector run as
+        # one stream along the row, its vectors on lines.)
         plan.streaming = False
     if plan.kind != RING_PACKED:
         return True

@@ -109,6 +109,7 @@ cdef extern from "_microkernels.h" nogil:
     bint dw_has_wide_row_tiles()
     bint dw_has_near_groups()
     int dw_narrow_lanes()
+    int dw_vector_bytes()
     bint dw_narrow_rows_within(Py_ssize_t width, Py_ssize_t pl, Py_ssize_t OW, Py_ssize_t lanes)
     bint dw_narrow_s2_pairs(Py_ssize_t width, Py_ssize_t pl, Py_ssize_t OW)
     void dw_flat_float(const float *src, Py_ssize_t src_plane, const Py_ssize_t *off, const unsigned char *masks,

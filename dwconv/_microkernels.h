@@ -450,10 +450,16 @@ static int dw_narrow_lanes(void)
 {
     return dw_active->flat_dot_narrow_f32 == flat_dot_narrow_avx512_f32 ? 16 : dw_active->flat_dot_narrow_f32 ? 8 : 0;
 }
+/* The bytes of the active level's vectors. */
+static int dw_vector_bytes(void)
+{
+    return dw_active->row_f32 == row_avx512_f32 ? 64 : dw_active->row_f32 == row_avx2_f32 ? 32 : 16;
+}
 #else
 static int dw_has_wide_row_tiles(void) { return 0; }
 static int dw_has_near_groups(void) { return 0; }
 static int dw_narrow_lanes(void) { return 0; }
+static int dw_vector_bytes(void) { return 16; }
 #endif
 #define dw_copy_float(...) dw_active->copy_f32(__VA_ARGS__)
 #define dw_copy_double(...) dw_active->copy_f64(__VA_ARGS__)
