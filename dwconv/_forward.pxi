@@ -542,7 +542,8 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
                      and ring_pixel(C, sizeof(floating)) == C
                      and inner_pixels(d, &o_lo, &o_hi) and d.OW >= IN_PLACE_EDGE_SHARE * (d.OW - (o_hi - o_lo)))
     wanted = 1 if n_threads == 1 else ceil_div(ITEMS_PER_THREAD * n_threads, d.N)  # items per image
-    # (a filter that differs by channel where the plane-rows tiles take its lanes: SHARED_MAX_CHANNELS)
+    # (a filter that differs by channel too, where the plane-rows tiles take its lanes: see
+    # SHARED_MAX_CHANNELS)
     plan.lane_channels = 1 if interleaves(d) and shares_taps(w, bias, d) else C
     plan.interleaved = interleaves(d) and (plan.lane_channels == 1 or floating is float and d.dil_h == 1
                                            and d.OH >= DW_PLANE_ROWS
