@@ -96,13 +96,14 @@ cdef enum:
     # The most kernel columns an edge pixel of a row read in place may have inside the image for
     # edge_columns (its array of column pointers); wider kernels' edge pixels go one by one.
     EDGE_COLUMN_TAPS = 8
-    # NHWC images of fewer channels than this (M 1) with kernels of this many taps or more are
-    # filtered channel by channel, each a plane (RING_PLANES), where the taps outweigh taking the
-    # pixels apart and putting them back together; RGB images with any kernel, whose pixels the
-    # micro-kernels take apart in shuffles (measured on 2 vCPUs of an AVX-512 AMD EPYC against the
-    # stream path, on 1080p and 128x256 images: RGB 3x3 1.03-1.23x faster, 5x5 1.18-1.68x, 7x7
-    # 1.19-1.67x, 11x11 1.17-1.61x, 21x21 1.29-2.19x; RGBA 7x7 1.05-1.17x, 11x11 1.14-1.39x, 21x21
-    # 1.56-2.13x, but 3x3 and 5x5 0.54-0.96x).
+    # NHWC images of fewer channels than this (M 1) with kernels of this many taps or more, that the
+    # interleaved rows do not take (SHARED_MAX_CHANNELS), are filtered channel by channel, each a
+    # plane (RING_PLANES), where the taps outweigh taking the pixels apart and putting them back
+    # together; RGB images with any kernel, whose pixels the micro-kernels take apart in shuffles
+    # (measured on 2 vCPUs of an AVX-512 AMD EPYC against the stream path, on 1080p and 128x256
+    # images: RGB 3x3 1.03-1.23x faster, 5x5 1.18-1.68x, 7x7 1.19-1.67x, 11x11 1.17-1.61x, 21x21
+    # 1.29-2.19x; RGBA 7x7 1.05-1.17x, 11x11 1.14-1.39x, 21x21 1.56-2.13x, but 3x3 and 5x5
+    # 0.54-0.96x).
     PLANAR_MAX_CHANNELS = 16
     PLANAR_MIN_TAPS = 49
     # NHWC images of at most this many channels (M 1, stride 1 along the rows) are filtered as planes
@@ -300,7 +301,7 @@ cdef inline bint whole_lines(Py_ssize_t plane, Py_ssize_t band, size_t elsize) n
 
 
 # Inputs larger than this are read from memory, not from the last-level cache: NHWC rows read in
-# place, or filtered by one filter for every channel, ask for the source rows of the next output
+# place, or interleaved (images of a few channels), ask for the source rows of the next output
 # rows while the micro-kernels compute the present ones (prefetch_rows). The prefetchers alone left
 # the reads at about half the copy bandwidth (2 vCPUs of an AVX-512 AMD EPYC, against none: batch
 # 16, mnv2-112x96-s2 1.1-1.2x faster, -112x32 1.06-1.22x, -56x144 1.13-1.2x; 1080p RGB 5x5 1.09x,
