@@ -144,11 +144,12 @@ cdef inline void plane_call(const floating *const *rows, Py_ssize_t off, Py_ssiz
 
 
 cdef inline void ring_call(const Ring *ring, const floating *const *rows, Py_ssize_t out_rows, const Dims *d,
-                           Py_ssize_t pix, const floating *w, Py_ssize_t w_tap, const floating *bias, Py_ssize_t nc,
-                           floating *dst, Py_ssize_t dst_row, bint streaming) noexcept nogil:
-    """plane_call over a call's interleaved rows from the ring (a plane of geometry d, whose pixels
-    are `pix` elements); where the ring reads in place, the output pixels before o_lo and from o_hi
-    on from its slots, those between from the source rows."""
+                           const floating *w, Py_ssize_t w_tap, const floating *bias, Py_ssize_t nc, floating *dst,
+                           Py_ssize_t dst_row, bint streaming) noexcept nogil:
+    """plane_call over a call's interleaved rows from the ring (d: the rows as a plane of W*C
+    elements); where the ring reads in place, the output pixels before o_lo and from o_hi on from
+    its slots, those between from the source rows."""
+    cdef Py_ssize_t pix = d.C  # (the elements of a pixel)
     cdef Dims part = d[0]
     if not ring.in_place:
         plane_call(rows, 0, out_rows, d, w, w_tap, bias, nc, dst, dst_row, streaming)
@@ -519,7 +520,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     cdef Py_ssize_t C = d.C, M = d.M, CM = d.C * d.M, n_taps = d.kh * d.kw, wanted, max_blocks, ring_bytes, block
     cdef Py_ssize_t lanes, o_lo, o_hi, spectral_size
     cdef int kind = RING_PLANE if d.nhwc or converts(d) else planes_kind(d, sizeof(floating))
-    cdef bint narrow
+    cdef bint narrow, few_channels
     cdef floating *w_mc
     plan.scratch = plan.w_columns = NULL
     plan.flat.off, plan.flat.bits = NULL, NULL
@@ -545,10 +546,10 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     wanted = 1 if n_threads == 1 else ceil_div(ITEMS_PER_THREAD * n_threads, d.N)  # items per image
     # (a filter that differs by channel too, where the plane-rows tiles take its lanes: see
     # SHARED_MAX_CHANNELS)
-    plan.lane_channels = 1 if interleaves(d) and shares_taps(w, bias, d) else C
-    plan.interleaved = interleaves(d) and (plan.lane_channels == 1 or floating is float and d.dil_h == 1
-                                           and d.OH >= DW_PLANE_ROWS
-                                           and dw_plane_lane_tiles(C, d.kh, d.kw, d.sh, d.sw))
+    few_channels = interleaves(d)
+    plan.lane_channels = 1 if few_channels and shares_taps(w, bias, d) else C
+    plan.interleaved = few_channels and (plan.lane_channels == 1 or floating is float and d.dil_h == 1
+                                         and d.OH >= DW_PLANE_ROWS and dw_plane_lane_tiles(C, d.kh, d.kw, d.sh, d.sw))
     if plan.interleaved:
         plan.kind = RING_PIXELS
         # Float rows in place but for their ends, where the rows are wide enough (ring_init): the
@@ -783,7 +784,7 @@ cdef void forward_item(const floating *x, const floating *w, const floating *bia
             rows = ring_rows(ring, tid, x, d, n, q, rows_per_call, 0, C)
             index = (n * d.OH + q) * OW * C
             out = <floating *> plan_scratch(plan, tid) if narrowing else y + index
-            ring_call(ring, rows, rows_per_call, &plan.row_plane, C, w, C, bias, plan.lane_channels, out, OW * C,
+            ring_call(ring, rows, rows_per_call, &plan.row_plane, w, C, bias, plan.lane_channels, out, OW * C,
                       plan.streaming)
             if narrowing:
                 narrow_results(out, y, index, 0, 1, rows_per_call * OW * C, act, d)

@@ -755,16 +755,12 @@ static void DW_FN(plane_rows)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t 
                               ptrdiff_t sw, ptrdiff_t dil_w, const DW_T *w, ptrdiff_t w_tap, const DW_T *bias,
                               ptrdiff_t nc, DW_T *dst, ptrdiff_t dst_row, ptrdiff_t npix, int nt)
 {
-    const int lanes = nc > 1 && DW_FN(plane_lane_tiles)(nc, kh, kw, sh, sw), period = DW_FN(lane_period)(nc);
-    if (nc > 1 && !lanes) {
-        for (ptrdiff_t j = 0; j < DW_PLANE_ROWS; j++)
-            DW_FN(row)(rows + j * sh, off, nc, kh, kw, sw, dil_w / nc, w, w_tap, bias, dst + j * dst_row, nc,
-                       npix / nc, nc, nt);
-        return;
-    }
+    /* (interleaved channels, each lane weighted by its own, take the tiles where plane_lane_tiles says) */
+    const int lanes = nc > 1, tiled = !lanes || DW_FN(plane_lane_tiles)(nc, kh, kw, sh, sw);
+    const int period = DW_FN(lane_period)(nc);
 #if DW_ROW_DENSE_TILES
     static const DW_FN(plane_rows_fn) dense[DW_ROW_MAX_STRIDE][DW_ROW_MAX_KW] = DW_DENSE_TABLE(plane_rows, NULL);
-    if (kh == kw && kw <= DW_ROW_MAX_KW && sh == sw && sw <= DW_ROW_MAX_STRIDE &&
+    if (tiled && kh == kw && kw <= DW_ROW_MAX_KW && sh == sw && sw <= DW_ROW_MAX_STRIDE &&
         npix >= period * DW_VLEN && dense[sw - 1][kw - 1]) {
         (period == 1 ? dense[sw - 1][kw - 1] : DW_FN(plane_rows_lanes_3))(rows, off, dil_w, w, w_tap, bias, nc, dst,
                                                                          dst_row, npix, nt);
@@ -774,7 +770,7 @@ static void DW_FN(plane_rows)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t 
         return;
     }
 #endif
-    if (kh >= DW_PLANE_ROWS && sh == 1 && sw == 1 && npix >= DW_PLANE_VECS * DW_VLEN &&
+    if (tiled && kh >= DW_PLANE_ROWS && sh == 1 && sw == 1 && npix >= DW_PLANE_VECS * DW_VLEN &&
         (!lanes || (period == 1 && kh * kw <= DW_PLANE_LANE_TAPS))) {
         DW_VEC table[DW_PLANE_LANE_TAPS], start = DW_FN(broadcast)(bias ? bias[0] : 0);
         if (lanes) DW_FN(lane_table)(table, &start, w, w_tap, bias, 0, kh * kw, nc, DW_VLEN, 1);
