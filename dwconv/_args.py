@@ -724,10 +724,11 @@ def gradient_arrays(outs, c, xp=np, empty=_aligned_empty):
     return grads, tf_filters
 
 
-def output_array(out, shape, dtype, inputs=(), origin="x", xp=np, empty=_aligned_empty):
+def output_array(out, shape, dtype, inputs=(), origin="x", xp=np, empty=_aligned_empty, contiguous=True):
     """`out` checked against the result it must hold, or a new array from `empty(shape, dtype)` when
     it is None; the same checks for every backend, whose array module `xp` says what an array is and
-    which memory arrays share.
+    which memory arrays share. `contiguous`: whether `out` must be C-contiguous (the kernels write
+    flat arrays; dwconv.dask writes any array region by region).
 
     `inputs` are (name, array) pairs `out` must not overlap (None for an absent one); `origin` names
     the argument whose size decides the result's (for the error when it would not fit in memory)."""
@@ -744,7 +745,7 @@ def output_array(out, shape, dtype, inputs=(), origin="x", xp=np, empty=_aligned
         raise ValueError(f"`out` has shape {out.shape}, expected {tuple(shape)}")
     if out.dtype != dtype:
         raise ValueError(f"`out` has dtype {out.dtype}, expected {np.dtype(dtype)}")
-    if not out.flags.c_contiguous:
+    if contiguous and not out.flags.c_contiguous:
         raise ValueError("`out` must be C-contiguous")
     if not getattr(out.flags, "writeable", True):  # (CuPy's arrays are always writeable: no such flag)
         raise ValueError("`out` is read-only")

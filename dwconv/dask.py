@@ -12,9 +12,15 @@ whole, once, into one array, or as a view of the chunk when it lies in one (the 
 copies it if it is not contiguous, as it copies any such input). Channel chunks take the matching
 slices of the filters and bias (depthwise channels are independent).
 
+``depthwise_conv2d(..., out=array)`` computes the result now into a NumPy array of the caller's,
+whole rows of it a task, each task padding its rows' columns itself: where the chunks are views of
+one array (``dask.array.from_array``'s), the rows are read where they lie and the results written
+where they go, as by one in-memory call, with no chunk results for ``.compute()`` to concatenate.
+
 Arguments are checked by ``dwconv._args`` exactly as for the in-memory functions, when the graph is
-built; nothing is computed before ``.compute()``. The padding modes are applied lazily with
-``numpy.pad``'s index semantics, so the kernels see only "VALID" problems.
+built; nothing is computed before ``.compute()`` (but with ``out``). The padding modes are applied
+lazily with ``numpy.pad``'s index semantics, so the kernels see only "VALID" problems (but the
+columns of whole rows, with ``out``).
 
 ``num_threads`` (every function) sets the OpenMP threads of each chunk's call. By default a chunk
 computed in a thread other than the main one, where a scheduler runs chunks in parallel (dask's
@@ -23,14 +29,19 @@ are the parallelism, and more on top of them wait at every barrier for a thread 
 running. In the main thread (the synchronous scheduler, one chunk at a time) it runs on OpenMP's
 default. A threaded scheduler with fewer threads than cores leaves cores idle: pass ``num_threads``.
 """
+import functools
 import threading
 from collections import namedtuple
 
 import numpy as np
 
 try:
+    import dask
     import dask.array as da
-    from dask.base import tokenize
+    import dask.local
+    import dask.threaded
+    from dask.base import get_scheduler, tokenize
+    from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph
 except ImportError as exc:
     raise ImportError(f"dwconv.dask needs dask's arrays, which do not import ({exc}); install them with "
@@ -45,14 +56,22 @@ __all__ = ["depthwise_conv2d", "depthwise_conv2d_backprop_input", "depthwise_con
 
 def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHWC", dilations=1,
                      bias=None, padding_mode="zeros", activation=None, dtype=None, filter_format=None,
-                     num_threads=None):
+                     num_threads=None, out=None):
     """``dwconv.depthwise_conv2d`` of a dask array: a lazy dask array equal to the in-memory result.
 
     ``x`` is a ``dask.array.Array`` (anything else is wrapped as one chunk); ``filters`` and ``bias``
     are small in-memory arrays. Arguments as for ``dwconv.depthwise_conv2d``. Output chunks follow
     the input's (divided by the stride); channel chunk ``c`` becomes ``c * M`` output channels. A
     callable ``activation`` is applied chunk by chunk, so it must be elementwise. ``num_threads``: the
-    OpenMP threads of each chunk's call (see the module's docstring for the default)."""
+    OpenMP threads of each chunk's call (see the module's docstring for the default).
+
+    ``out``: a NumPy array of the result's shape and dtype (any strides; a ``numpy.memmap`` too) to
+    compute the result into, now, whole rows of it a task (a row of chunks), and return. Where
+    ``.compute()`` concatenates the chunks' results into a new array on one thread, this writes no
+    chunk results, and reads the rows of an in-memory image's chunks where they lie (the bench's
+    8000x8000x3 image: 5x faster than ``.compute()``, about the time of one in-memory call). It
+    needs a scheduler that shares this process's memory (dask's threaded or synchronous one, as
+    ``dask.config.set`` chooses), and ``out`` must not overlap ``x``'s memory."""
     x = _as_dask(x)
     _check_threads(num_threads)
     call = _args.forward_call(_virtual(x), filters, strides, padding, data_format, dilations, padding_mode, bias,
@@ -61,17 +80,27 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
     filters = call.filters.reshape(g.filter_shape)
     index = _index(g.layout)
     rows = _output_bounds(x.chunks[index.index("h")], g.sh, g.OH)
-    cols = _output_bounds(x.chunks[index.index("w")], g.sw, g.OW)
     channel_chunks = x.chunks[index.index("c")]
-    arrays = [_input_slabs(x, g, index, rows, cols), index, _channel_sliced(filters, channel_chunks), "ijcm"]
+    arguments = dict(strides=(g.sh, g.sw), dilations=(g.dil_h, g.dil_w), data_format=g.layout,
+                     activation=activation, result_dtype=dtype, num_threads=num_threads)
+    filter_chunks = [_channel_sliced(filters, channel_chunks), "ijcm"]
     if bias is not None:
-        arrays += [da.from_array(bias, chunks=(tuple(c * g.M for c in channel_chunks),)), "c"]
+        filter_chunks += [da.from_array(bias, chunks=(tuple(c * g.M for c in channel_chunks),)), "c"]
+    if out is not None:
+        # Each task computes whole rows of `out` (contiguous there for NHWC), padding the columns
+        # itself: where x's chunks are views of one array (dask.array.from_array's), its rows are
+        # read in place, as by one in-memory call.
+        out = _args.output_array(out, call.shape, dtype, contiguous=False)
+        chunks = dict(zip(index, x.chunks), h=_sizes(rows), w=(g.OW,), c=tuple(c * g.M for c in channel_chunks))
+        slabs = _input_slabs(x, g, index, rows)
+        return _computed_into(out, index, [chunks[axis] for axis in index], _forward_block, [slabs, index] + filter_chunks,
+                              dict(arguments, columns=(g.pl, g.pr), padding_mode=g.mode))
+    cols = _output_bounds(x.chunks[index.index("w")], g.sw, g.OW)
+    arrays = [_input_slabs(x, g, index, rows, cols), index] + filter_chunks
     return da.blockwise(
         _forward_block, index, *arrays, token="depthwise_conv2d",
         adjust_chunks={"h": _sizes(rows), "w": _sizes(cols), "c": lambda c: c * g.M},
-        concatenate=True, align_arrays=False, meta=np.empty((0,) * 4, dtype),
-        strides=(g.sh, g.sw), dilations=(g.dil_h, g.dil_w), data_format=g.layout, activation=activation,
-        result_dtype=dtype, num_threads=num_threads)
+        concatenate=True, align_arrays=False, meta=np.empty((0,) * 4, dtype), **arguments)
 
 
 def depthwise_conv2d_backprop_input(input_shape, filters, grad_output, strides=1, padding="VALID", *,
@@ -147,12 +176,13 @@ def depthwise_conv2d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
 # -- 1-D: the functions above on views of height 1 (dwconv._conv1d) -----------------------------------
 
 def depthwise_conv1d(x, filters, strides=1, padding="VALID", *, data_format="NWC", dilations=1, bias=None,
-                     padding_mode="zeros", activation=None, dtype=None, filter_format=None, num_threads=None):
+                     padding_mode="zeros", activation=None, dtype=None, filter_format=None, num_threads=None,
+                     out=None):
     """``dwconv.depthwise_conv1d`` of a dask array (chunked along batch, length and channels): a lazy
-    dask array, ``depthwise_conv2d`` here of its view of height 1."""
+    dask array, ``depthwise_conv2d`` here of its view of height 1 (``out`` as there)."""
     return _conv1d.forward(depthwise_conv2d, _as_dask(x), _args.as_array(filters, "filters"), strides, padding,
                            data_format, dilations, filter_format, bias=bias, padding_mode=padding_mode,
-                           activation=activation, dtype=dtype, num_threads=num_threads)
+                           activation=activation, dtype=dtype, num_threads=num_threads, out=out)
 
 
 def depthwise_conv1d_backprop_input(input_shape, filters, grad_output, strides=1, padding="VALID", *,
@@ -178,36 +208,61 @@ def depthwise_conv1d_backprop_filter(x, filter_shape, grad_output, strides=1, pa
 # (blockwise keeps `dtype=` for itself: the blocks get theirs as `result_dtype`)
 
 def _forward_block(slab, filters, bias=None, *, result_dtype, strides, dilations, data_format, num_threads,
-                   **arguments):
-    """This chunk's outputs, from its slab of padded input. On one thread, NHWC outputs are computed a
-    band of rows at a time (rows are contiguous in the result) from the rows of the slab they read,
-    copied into one small buffer that the convolution reads from the cache: the slab is never copied
-    whole. On more threads the short calls would wait at their barriers (a 2004x2004x3 chunk in bands
-    on 2 threads of the shared 2-core machine: 0.6-1.5 s, on one 34 ms), and NCHW rows are not
-    contiguous in the result: the slab is gathered whole."""
+                   columns=(0, 0), out=None, **arguments):
+    """This chunk's outputs, from its slab of input (padded but for the `columns` of padding on each
+    side its call adds), written into `out` (its region of the caller's array, any strides) or a new
+    array. On one thread, NHWC outputs are computed a band of rows at a time (rows are contiguous in
+    the result) from the rows of the slab they read: in place where they are contiguous in memory
+    (`_rows_in_place`), else copied into one small buffer that the convolution reads from the cache,
+    so that the slab is never copied whole. On more threads the short calls would wait at their
+    barriers (a 2004x2004x3 chunk in bands on 2 threads of the shared 2-core machine: 0.6-1.5 s, on
+    one 34 ms), and NCHW rows are not contiguous in the result: the slab is gathered whole."""
     num_threads = _chunk_threads(num_threads)
+    padding = ((0, 0), columns)
 
-    def conv(x, out=None):
-        return dwconv.depthwise_conv2d(x, filters, strides, "VALID", bias=bias, dtype=result_dtype, out=out,
+    def conv(x, out):
+        return dwconv.depthwise_conv2d(x, filters, strides, padding, bias=bias, dtype=result_dtype, out=out,
                                        num_threads=num_threads, filter_format="tf", dilations=dilations,
                                        data_format=data_format, **arguments)
-    if data_format != "NHWC" or num_threads != 1:
-        return conv(_gather(slab))
     shape = _slab_shape(slab)
-    n, rows, cols, channels = dwconv.output_shape(shape, filters.shape, strides, dilations=dilations,
+    if data_format != "NHWC" or num_threads != 1:
+        rows, stop = _rows_in_place(slab, 0) if data_format == "NHWC" else (None, 0)
+        return _written(out, lambda into: conv(rows if stop == shape[1] else _gather(slab), into))
+    n, rows, cols, channels = dwconv.output_shape(shape, filters.shape, strides, padding, dilations=dilations,
                                                    filter_format="tf")
-    out = _args.output_array(None, (n, rows, cols, channels), np.dtype(result_dtype))
+    if out is None:
+        out = _args.output_array(None, (n, rows, cols, channels), np.dtype(result_dtype))
     span = _span(filters.shape[0], dilations[0])
     dtype = slab.blocks[0][0].dtype
     band = min(_band_rows(n * shape[2] * shape[3] * dtype.itemsize, strides[0]), rows)
     buffer = np.empty((n, (band - 1) * strides[0] + span) + shape[2:], dtype)
-    for first in range(0, rows, band):
-        last = min(first + band, rows)
-        start, stop = first * strides[0], (last - 1) * strides[0] + span
-        piece = _gather(slab, start, stop, out=buffer[:, :stop - start])
+    # (the band's results, where its rows of `out` are not contiguous: they go there from the cache)
+    results = None if out[:1, :band].flags.c_contiguous else np.empty((1, band, cols, channels), out.dtype)
+    first = 0
+    while first < rows:
+        start = first * strides[0]
+        piece, stop = _rows_in_place(slab, start)
+        if stop - start >= span:  # (as many output rows as those rows give, a band where they go through results)
+            last = min((stop - span) // strides[0] + 1, rows if results is None else first + band)
+        else:
+            last = min(first + band, rows)
+            piece = _gather(slab, start, (last - 1) * strides[0] + span, out=buffer)
         for image in range(n):
-            conv(piece[image:image + 1], out=out[image:image + 1, first:last])
+            _written(out[image:image + 1, first:last],
+                     lambda into: conv(piece[image:image + 1, :(last - first - 1) * strides[0] + span], into),
+                     None if results is None else results[:, :last - first])
+        first = last
     return out
+
+
+def _written(out, compute, scratch=None):
+    """`out` (a new array when None) holding `compute(into)`'s result, computed straight into it when
+    it is C-contiguous (the kernels write flat arrays), else into `scratch` (or a new array) and
+    copied."""
+    if out is not None and not out.flags.c_contiguous:
+        out[...] = compute(scratch)
+        return out
+    return compute(out)
 
 
 # Bytes of input rows a band of outputs reads: small enough that the convolution reads the band
@@ -252,6 +307,28 @@ def _filter_grad_block(slab, grad_output, *, kernel, data_format, result_dtype, 
                                                    filter_format="tf", num_threads=_chunk_threads(num_threads),
                                                    data_format=data_format, dtype=result_dtype, **arguments)
     return grad[None, None, None]
+
+
+def _computed_into(out, index, chunks, block_function, arrays, arguments):
+    """`out` with every block of the result (chunked as `chunks` along the axes `index` names)
+    written into its region of `out` by `block_function`, computed now; `arrays` and their indices
+    as for ``dask.array.blockwise``."""
+    scheduler = get_scheduler(collections=[arrays[0]])
+    if scheduler not in (dask.threaded.get, dask.local.get_sync):
+        raise ValueError(f"`out` needs a scheduler that shares this process's memory (dask's threaded or "
+                         f"synchronous one), not {getattr(scheduler, '__qualname__', scheduler)}; compute the lazy "
+                         "result (without `out`) and store it, e.g. with dask.array.store")
+    name = "into-" + tokenize(*(array.name for array in arrays[::2]), index, chunks, out.ctypes.data, out.strides)
+    edges = [np.cumsum((0,) + c).tolist() for c in chunks]
+    graph = {}
+    for block in np.ndindex(*map(len, chunks)):
+        region = tuple(slice(e[i], e[i + 1]) for e, i in zip(edges, block))
+        keys = [(array.name, *(block[index.index(axis)] if axis in index else 0 for axis in axes))
+                for array, axes in zip(arrays[::2], arrays[1::2])]
+        graph[(name, *block)] = (functools.partial(block_function, out=out[region], **arguments), *keys)
+    graph[name] = (len, list(graph))
+    Delayed(name, HighLevelGraph.from_collections(name, graph, dependencies=arrays[::2])).compute(scheduler=scheduler)
+    return out
 
 
 def _chunk_threads(num_threads):
@@ -380,6 +457,56 @@ def _slab_shape(slab):
     return tuple(shape)
 
 
+def _rows_in_place(slab, start):
+    """(rows, stop): the rows [start, stop) of NHWC `slab` as one array, its images' rows contiguous,
+    viewed where they lie, for the largest stop they allow: rows of a row of chunks side by side in
+    one array's memory (dask.array.from_array's chunks are views of the array), across the rows of
+    chunks that continue them; (None, start) when the row at `start` is not such."""
+    row_starts = np.cumsum([0] + [s.stop - s.start for s in slab.row_slices]).tolist()
+    origin, stop = None, start
+    for blocks, taken, top, bottom in zip(slab.blocks, slab.row_slices, row_starts, row_starts[1:]):
+        if bottom <= stop:
+            continue
+        strip = _strip(blocks, slab.col_slices, taken.start + stop - top)
+        if strip is None or origin is not None and (
+                strip.strides != origin.strides or _root(strip) is not _root(origin)
+                or strip.ctypes.data != origin.ctypes.data + (stop - start) * origin.strides[1]):
+            break
+        origin = strip if origin is None else origin
+        stop = bottom
+    if origin is None:
+        return None, start
+    shape = (origin.shape[0], stop - start, _slab_shape(slab)[2], origin.shape[3])
+    return np.lib.stride_tricks.as_strided(origin, shape, origin.strides, writeable=False), stop
+
+
+def _strip(blocks, col_slices, row):
+    """The rows from `row` on of one row of NHWC chunks (`blocks`, the `col_slices` of each), viewed
+    from the first, when the chunks lie side by side in one array's memory and make whole rows of
+    it; else None."""
+    first = blocks[0]
+    if not all(isinstance(block, np.ndarray) and block.strides == first.strides and _root(block) is _root(first)
+               for block in blocks):
+        return None
+    _, row_stride, pixel_stride, channel_stride = first.strides
+    width = sum(cols.stop - cols.start for cols in col_slices)
+    if (channel_stride != first.itemsize or pixel_stride != first.shape[3] * first.itemsize
+            or row_stride != width * pixel_stride):
+        return None
+    at = first.ctypes.data + row * row_stride + col_slices[0].start * pixel_stride
+    for block, cols, left in zip(blocks, col_slices, np.cumsum([0] + [c.stop - c.start for c in col_slices])):
+        if block.ctypes.data + row * row_stride + cols.start * pixel_stride != at + int(left) * pixel_stride:
+            return None
+    return first[:, row:, col_slices[0].start:]
+
+
+def _root(array):
+    """The array whose memory `array` views (itself when it owns its memory)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
 def _gather(slab, start=0, stop=None, out=None):
     """Rows [start, stop) of `slab` (all of them by default) as one array: a view of a chunk when they
     lie in one and no `out` is given, else each piece written once into `out` or a new array
@@ -412,13 +539,18 @@ def _gather(slab, start=0, stop=None, out=None):
     return out
 
 
-def _input_slabs(x, g, index, rows, cols):
-    """The padded input cut into the slabs that the chunks of outputs (`rows` x `cols`) read."""
+def _input_slabs(x, g, index, rows, cols=None):
+    """The padded input cut into the slabs that the chunks of outputs (`rows` x `cols`) read; with
+    `cols` None, the slabs of whole rows, padded along the rows only."""
     h, w = index.index("h"), index.index("w")
-    padded = _pad(_pad(x, h, g.H, g.pt, g.pb, g.mode), w, g.W, g.pl, g.pr, g.mode)
+    padded = _pad(x, h, g.H, g.pt, g.pb, g.mode)
     eh, ew = _span(g.kh, g.dil_h), _span(g.kw, g.dil_w)
-    return _slabs(padded, h, w, [(a * g.sh, (b - 1) * g.sh + eh) for a, b in rows],
-                  [(a * g.sw, (b - 1) * g.sw + ew) for a, b in cols])
+    if cols is None:
+        regions = [(0, g.W)]
+    else:
+        padded = _pad(padded, w, g.W, g.pl, g.pr, g.mode)
+        regions = [(a * g.sw, (b - 1) * g.sw + ew) for a, b in cols]
+    return _slabs(padded, h, w, [(a * g.sh, (b - 1) * g.sh + eh) for a, b in rows], regions)
 
 
 # Padded positions [start, stop) that read zeros (lo is None) or the axis positions [lo, hi): in

@@ -380,3 +380,113 @@ def test_num_threads_of_each_chunk(monkeypatch):
             dwconv.dask.depthwise_conv2d(x, w, num_threads=bad)
         with pytest.raises(error, match="num_threads"):
             dwconv.dask.depthwise_conv2d_backprop_filter(x, (3, 3, 2), x, padding="SAME", num_threads=bad)
+
+
+# -- computed into the caller's array (out=) ---------------------------------------------------------
+
+def copied_chunks(array):
+    """`array` as a dask array whose chunks are arrays of their own (as chunks read from files are),
+    not views of it."""
+    return array.map_blocks(np.copy)
+
+
+@pytest.mark.parametrize("seed, mode, form", [(seed, mode, form) for seed, (mode, form) in
+                                              enumerate(itertools.product(MODES, PADDING_FORMS))])
+def test_computed_into_out_equals_the_reference(seed, mode, form):
+    """out= on random geometries, both layouts, every padding form and mode: chunks viewing x or
+    copied, a C-contiguous `out` or one with gaps between its elements, the threaded and the
+    synchronous scheduler: `out` holds the reference and is what is returned."""
+    rng, x, filters, bias, args = random_case(seed, mode, form)
+    expected = conv2d_forward(x, filters, bias=bias, **reference_args(x, filters, args))
+    for chunks, scheduler, gaps in ((chunked(rng, x), "threads", False), (chunked(rng, x), "sync", True),
+                                    (copied_chunks(chunked(rng, x)), "sync", True),
+                                    (copied_chunks(chunked(rng, x)), "threads", False)):
+        out = np.full(expected.shape[:3] + (expected.shape[3] * (2 if gaps else 1),), np.nan)[..., ::2 if gaps else 1]
+        with dask.config.set(scheduler=scheduler):
+            result = dwconv.dask.depthwise_conv2d(chunks, filters, bias=bias, out=out, **args)
+        assert result is out
+        np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_computed_into_out_reads_viewed_rows_in_place(mode, monkeypatch):
+    """NHWC chunks of an in-memory image (views of it), computed into `out` on one thread a task:
+    each task's whole rows are read where they lie but for the bands around the rows' padding (16
+    output rows a band, the smallest), with a stride, a dilation and a batch of 2; chunks of their
+    own are copied a band at a time. Both give the reference."""
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal((2, 75, 23, 3))
+    w = rng.standard_normal((5, 3, 3))
+    args = {"strides": (2, 1), "padding": "SAME", "padding_mode": mode, "dilations": (2, 1)}
+    expected = conv2d_forward(x, w, **reference_args(x, w, dict(args, data_format="NHWC")))
+    in_place = []
+
+    def rows_in_place(slab, start):
+        rows, stop = real_rows_in_place(slab, start)
+        in_place.append(rows is not None)
+        if rows is not None:
+            assert any(np.shares_memory(rows, block) for row in slab.blocks for block in row) and stop > start
+        return rows, stop
+
+    real_rows_in_place = dwconv.dask._rows_in_place
+    monkeypatch.setattr(dwconv.dask, "_rows_in_place", rows_in_place)
+    monkeypatch.setattr(dwconv.dask, "_BAND_BYTES", 1)
+    for chunks, viewed in ((da.from_array(x, chunks=(1, (40, 35), (10, 13), 3)), True),
+                           (copied_chunks(da.from_array(x, chunks=(1, (40, 35), (10, 13), 3))), False)):
+        in_place.clear()
+        out = np.full(expected.shape, np.nan)
+        with dask.config.set(scheduler="threads"):
+            dwconv.dask.depthwise_conv2d(chunks, w, num_threads=1, out=out, **args)
+        np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+        assert any(in_place) == viewed and not all(in_place)
+
+
+def test_computed_into_out_integer_results_and_memmap(tmp_path):
+    """8-bit results into a memory-mapped file, rounded to nearest and saturated as in memory (the
+    weights of test_integer_results_chunk_by_chunk: every sum is exact)."""
+    rng = np.random.default_rng(17)
+    image = rng.integers(0, 256, (1, 37, 29, 3)).astype(np.uint8)
+    filters = rng.integers(-8, 9, (5, 5, 3)).astype(np.float32) * 5 / 8
+    out = np.lib.format.open_memmap(tmp_path / "y.npy", mode="w+", dtype=np.uint8, shape=image.shape)
+    with dask.config.set(scheduler="threads"):
+        dwconv.dask.depthwise_conv2d(da.from_array(image, chunks=(1, 10, 12, 3)), filters, 1, "SAME",
+                                     padding_mode="reflect", dtype=np.uint8, out=out)
+    out.flush()
+    reference = conv2d_forward(image, filters, (1, 1), ((2, 2), (2, 2)), "NHWC", (1, 1), padding_mode="reflect")
+    assert reference.min() < 0 and reference.max() > 255
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), np.clip(np.rint(reference), 0, 255))
+
+
+def test_computed_into_out_of_a_signal():
+    """dwconv.dask.depthwise_conv1d's `out`, through its 2-D view."""
+    rng = np.random.default_rng(18)
+    x, w = rng.standard_normal((2, 50, 3)), rng.standard_normal((4, 3))
+    out = np.full((2, 50, 3), np.nan)
+    with dask.config.set(scheduler="sync"):
+        result = dwconv.dask.depthwise_conv1d(da.from_array(x, chunks=(1, 17, 3)), w, padding="SAME",
+                                              padding_mode="circular", out=out)
+    assert result is out
+    expected = conv2d_forward(x[:, None], w[None], (1, 1), ((0, 0), (1, 2)), "NHWC", (1, 1),
+                              padding_mode="circular")[:, 0]
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_bad_out_is_refused_before_anything_is_written(client):
+    """A wrong `out` or a scheduler in other processes: a clear error, and `out` untouched."""
+    x = da.from_array(np.ones((1, 8, 8, 2)), chunks=(1, 4, 4, 2))
+    w = np.ones((3, 3, 2))
+    bad = [(np.full((1, 6, 6, 3), np.nan), ValueError, r"`out` has shape \(1, 6, 6, 3\)"),
+           (np.full((1, 6, 6, 2), np.nan, np.float32), ValueError, "`out` has dtype float32"),
+           ([[0.0]], TypeError, "`out` must be a numpy.ndarray, got list")]
+    read_only = np.full((1, 6, 6, 2), np.nan)
+    read_only.flags.writeable = False
+    bad.append((read_only, ValueError, "`out` is read-only"))
+    for out, error, message in bad:
+        with pytest.raises(error, match=message):
+            dwconv.dask.depthwise_conv2d(x, w, out=out)
+    # (the module's client makes the distributed scheduler dask's default)
+    for scheduler in (None, "processes"):
+        out = np.full((1, 6, 6, 2), np.nan)
+        with dask.config.set(scheduler=scheduler), pytest.raises(ValueError, match="`out` needs a scheduler"):
+            dwconv.dask.depthwise_conv2d(x, w, out=out)
+        assert np.isnan(out).all()
