@@ -66,6 +66,13 @@ cdef enum:
     # wider planes, 0.9x).
     FLAT_MAX_TAPS = 9
     FLAT_WIDE_CHANNELS = 32
+    # The filter gradient reads flat planes in place for kernels of up to this many taps (flat_dot,
+    # 9 taps a pass), where the packed path transposes x's and dy's planes (a third of its time)
+    # and wider planes have only the row-by-row reduction (2 vCPUs of an AVX-512 AMD EPYC, batch 16,
+    # 5x5 against those paths: 28x28x240 (effnet) 1.1-1.35x faster, 14x14x480 1.6x, 7x7x960 1.3-2x,
+    # 32x32x128 1.9x; 80x80x64 3.6x, 112x112x32 2.5-3x, 224x224x32 at batch 4 2.5x; 48- to
+    # 60-pixel planes 0.9-1.1x. 7x7 kernels 0.55-0.9x: they keep the packed path.)
+    FLAT_DOT_MAX_TAPS = 25
     # Flat planes of at most this many pixels run in groups of a vector's worth of planes
     # (flat_groups: its DW_FLAT_GROUP_PIXELS), every lane computing a pixel where a plane alone
     # leaves the last vector's lanes idle (49 pixels in 64 lanes), where the call has this many
@@ -318,11 +325,12 @@ def set_streaming_bytes(Py_ssize_t nbytes):
     return old
 
 
-cdef inline bint flat_fits(const Dims *d) noexcept nogil:
+cdef inline bint flat_fits(const Dims *d, Py_ssize_t max_taps=FLAT_MAX_TAPS) noexcept nogil:
     """Whether NCHW geometry d reads its planes in place (flat planes): stride 1, output planes as
-    wide as the input's, zeros padding, and where measured faster than packing or plane rows."""
+    wide as the input's, zeros padding, kernels of at most `max_taps` taps (the forward's, or the
+    filter gradient's FLAT_DOT_MAX_TAPS), and where measured faster than packing or plane rows."""
     return (not d.nhwc and dw_has_flat() and d.sh == 1 and d.sw == 1 and d.OW == d.W and d.mode == ZEROS
-            and d.kh * d.kw <= FLAT_MAX_TAPS
+            and d.kh * d.kw <= max_taps
             and (d.C >= FLAT_WIDE_CHANNELS
                  or d.OW <= PACKED_FORWARD_WIDTH and (d.C >= LANE_BLOCK or d.OW < PLANE_MIN_WIDTH)))
 
@@ -1104,7 +1112,7 @@ cdef bint strided_input_grad(const floating[::1] dy, const floating[::1] w, floa
 
 cdef bint flat_filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfilters, floating[::1] dbias,
                            const Dims *d, int n_threads) except -1:
-    """filter_grad where the forward reads its planes in place (flat_fits, M 1), or its gradients do
+    """filter_grad where its planes are read in place (flat_fits to 5x5 kernels, M 1), or its gradients do
     at stride 2 (strided_fits, zeros padding), or its rows fit a vector each (narrow_fits); True when
     done. Each item sums the planes of a block of channels over every image, from the forward's
     lane masks (flat_dot) or along the rows (flat_dot_s2, flat_dot_narrow); every sum runs in an
@@ -1115,7 +1123,7 @@ cdef bint flat_filter_grad(const floating[::1] x, const floating[::1] dy, floati
     cdef floating *dbias_block
     cdef bint strided = floating is float and d.mode == ZEROS and strided_fits(d, sizeof(floating))
     cdef bint narrow = floating is float and narrow_fits(d, sizeof(floating))
-    if d.M != 1 or d.N == 0 or d.C == 0 or d.OH == 0 or not (flat_fits(d) or strided or narrow):
+    if d.M != 1 or d.N == 0 or d.C == 0 or d.OH == 0 or not (flat_fits(d, FLAT_DOT_MAX_TAPS) or strided or narrow):
         return False
     n_threads = threads_for(d, n_threads)
     block = ceil_div(d.C, min(d.C, ITEMS_PER_THREAD * n_threads))
