@@ -89,8 +89,10 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
     if out is not None:
         # Each task computes whole rows of `out` (contiguous there for NHWC), padding the columns
         # itself: where x's chunks are views of one array (dask.array.from_array's), its rows are
-        # read in place, as by one in-memory call.
+        # read in place, as by one in-memory call. Rows of chunks are cut into tasks enough to keep
+        # every thread busy (`_cut`).
         out = _args.output_array(out, call.shape, dtype, contiguous=False)
+        rows = _cut(rows, -(-TASKS_PER_THREAD * _kernels.max_threads() // len(rows)), MIN_TASK_ROWS)
         chunks = dict(zip(index, x.chunks), h=_sizes(rows), w=(g.OW,), c=tuple(c * g.M for c in channel_chunks))
         slabs = _input_slabs(x, g, index, rows)
         return _computed_into(out, index, [chunks[axis] for axis in index], _forward_block, [slabs, index] + filter_chunks,
@@ -227,7 +229,8 @@ def _forward_block(slab, filters, bias=None, *, result_dtype, strides, dilations
     shape = _slab_shape(slab)
     if data_format != "NHWC" or num_threads != 1:
         rows, stop = _rows_in_place(slab, 0) if data_format == "NHWC" else (None, 0)
-        return _written(out, lambda into: conv(rows if stop == shape[1] else _gather(slab), into))
+        whole = rows if rows is not None and stop == shape[1] else _gather(slab)
+        return _written(out, lambda into: conv(whole, into))
     n, rows, cols, channels = dwconv.output_shape(shape, filters.shape, strides, padding, dilations=dilations,
                                                    filter_format="tf")
     if out is None:
@@ -329,6 +332,24 @@ def _computed_into(out, index, chunks, block_function, arrays, arguments):
     graph[name] = (len, list(graph))
     Delayed(name, HighLevelGraph.from_collections(name, graph, dependencies=arrays[::2])).compute(scheduler=scheduler)
     return out
+
+
+# Computed into `out`, rows of chunks are cut into at least this many tasks a thread, each of this
+# many output rows or more: a task per row of chunks left a thread idle where they were fewer than
+# the threads, or not a multiple of them (a one-chunk image on one thread of two).
+TASKS_PER_THREAD = 2
+MIN_TASK_ROWS = 16
+
+
+def _cut(bounds, pieces, smallest):
+    """`bounds` ((start, stop) pairs) each cut into `pieces` of about equal size, fewer where they
+    would be smaller than `smallest` rows."""
+    cut = []
+    for start, stop in bounds:
+        n = max(1, min(pieces, (stop - start) // smallest))
+        edges = np.linspace(start, stop, n + 1).round().astype(int).tolist()
+        cut += list(zip(edges[:-1], edges[1:]))
+    return cut
 
 
 def _chunk_threads(num_threads):

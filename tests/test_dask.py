@@ -490,3 +490,27 @@ def test_bad_out_is_refused_before_anything_is_written(client):
         with dask.config.set(scheduler=scheduler), pytest.raises(ValueError, match="`out` needs a scheduler"):
             dwconv.dask.depthwise_conv2d(x, w, out=out)
         assert np.isnan(out).all()
+
+
+def test_computed_into_out_cuts_rows_of_chunks_into_tasks(monkeypatch):
+    """Into `out`, a one-chunk image still runs as TASKS_PER_THREAD tasks a thread (of at least
+    MIN_TASK_ROWS output rows each), which together cover every output row once."""
+    assert dwconv.dask._cut([(0, 100), (100, 103), (103, 140)], 4, 16) == [
+        (0, 25), (25, 50), (50, 75), (75, 100), (100, 103), (103, 122), (122, 140)]
+    rng = np.random.default_rng(19)
+    x, w = rng.standard_normal((1, 64, 9, 2)), rng.standard_normal((3, 3, 2))
+    tasks = []
+
+    def forward_block(slab, *arrays, out, **arguments):
+        tasks.append(out.shape)
+        return real_forward_block(slab, *arrays, out=out, **arguments)
+
+    real_forward_block = dwconv.dask._forward_block
+    monkeypatch.setattr(dwconv.dask, "_forward_block", forward_block)
+    monkeypatch.setattr(dwconv._kernels, "max_threads", lambda: 2)
+    out = np.full((1, 64, 9, 2), np.nan)
+    with dask.config.set(scheduler="threads"):
+        dwconv.dask.depthwise_conv2d(da.from_array(x), w, padding="SAME", padding_mode="symmetric", out=out)
+    assert sorted(tasks) == [(1, 16, 9, 2)] * 4
+    np.testing.assert_allclose(out, conv2d_forward(x, w, (1, 1), ((1, 1), (1, 1)), "NHWC", (1, 1),
+                                                   padding_mode="symmetric"), rtol=1e-12, atol=1e-12)
