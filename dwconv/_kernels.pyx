@@ -185,9 +185,13 @@ cdef enum:
     # threads: measured, one micro-kernel call per row beats several per block even at batch 1
     # (mnv2-7x960: 7 rows for 2 threads 0.028 ms, in blocks 0.037 ms; batch 16 up to 2.4x).
     CHANNEL_BLOCK = 64
-    # The filter gradient cuts its reduction into about this many (row chunk x channel block) items,
-    # a number fixed by the problem's shape alone so that the summation order is too.
+    # The filter gradient cuts its reduction into chunks fixed by the problem's shape alone, so that
+    # the summation order is too: about this many (chunk x channel block) items (reduce_ring's blocks
+    # follow the threads: as many chunks as items), fewer chunks where one would hold fewer
+    # multiply-adds than PARTIAL_WORK times its partial sums, which it zeroes and the end adds up
+    # (reduction_chunks).
     REDUCTION_ITEMS = 32
+    PARTIAL_WORK = 64
     # The filter gradient of narrow NCHW planes packs the padding columns of kernel rows this long
     # with the pixels (packed_band)
     PADDED_BAND_TAPS = 6
@@ -1090,16 +1094,28 @@ cdef void reduce_rows(const floating *x, const floating *dy, floating *partial, 
                                        col_lo[j], col_hi[j], nc, d)
 
 
-cdef Py_ssize_t ring_reduction_block(const Dims *d, Py_ssize_t n_units) noexcept nogil:
-    """The channels of reduce_ring's items: all of them where the rows alone make REDUCTION_ITEMS
-    chunks of CHUNK_ROWS rows or more, else blocks of 2 vectors or more, as few as make that many
-    items with the chunks there are. (Each chunk copies kh - 1 source rows more into its ring; each
-    block reads a slice of every pixel, a stream the prefetchers follow less well. Measured against
-    blocks of 64 channels, batch 16: mnv2-112x96-s2 1.5x, 56x144 1.3x, the other 3x3 rows
-    1.07-1.19x faster, batch 1 1.03-1.2x; with their rows' window sliding (dot_taps_sliding),
-    effnet-28x240 5x5 1.25x on one thread, convnext-56x96 7x7 1.17x on two, batch 1 the same.)"""
-    cdef Py_ssize_t n_chunks = max(1, min(<Py_ssize_t> REDUCTION_ITEMS, n_units // CHUNK_ROWS))
-    cdef Py_ssize_t n_blocks = max(1, min(ceil_div(REDUCTION_ITEMS, n_chunks), d.C // (2 * LANE_BLOCK)))
+cdef Py_ssize_t reduction_chunks(const Dims *d, Py_ssize_t n_units, Py_ssize_t n_blocks) noexcept nogil:
+    """The chunks of the filter gradient's n_units units, fixed by the geometry alone (so is the
+    summation order): enough for REDUCTION_ITEMS items of n_blocks blocks of channels each, fewer
+    where a chunk would do less than PARTIAL_WORK multiply-adds per partial sum."""
+    cdef Py_ssize_t partial_size = (d.kh * d.kw + 1) * d.C * d.M
+    cdef Py_ssize_t multiply_adds = d.N * d.OH * d.OW * d.C * d.M * d.kh * d.kw
+    return max(1, min(n_units, ceil_div(REDUCTION_ITEMS, n_blocks), multiply_adds // (partial_size * PARTIAL_WORK)))
+
+
+cdef Py_ssize_t ring_reduction_block(const Dims *d, Py_ssize_t n_chunks, int n_threads) noexcept nogil:
+    """The channels of reduce_ring's items: all of them where n_chunks chunks give every thread
+    ITEMS_PER_THREAD items, else blocks of 2 vectors or more, as few as do. (Each chunk copies kh - 1
+    source rows more into its ring; each block reads a slice of every pixel, a stream the
+    prefetchers follow less well. Measured against blocks of 64 channels, batch 16: mnv2-112x96-s2
+    1.5x, 56x144 1.3x, the other 3x3 rows 1.07-1.19x faster, batch 1 1.03-1.2x; with their rows'
+    window sliding (dot_taps_sliding), effnet-28x240 5x5 1.25x on one thread, convnext-56x96 7x7
+    1.17x on two, batch 1 the same. Blocks for the threads rather than for REDUCTION_ITEMS items,
+    with PARTIAL_WORK, against both for REDUCTION_ITEMS, 2 vCPUs of an AVX-512 AMD EPYC: batch 1
+    14x14x576 3x3 1.5x faster, 28x28x240 5x5 1.3x, 7x7x960 3x3 1.2x, 56x56x144 3x3 1.0-1.2x; batch
+    16 within the machine's noise.) The blocks do not change any channel's summation order."""
+    cdef Py_ssize_t n_blocks = max(1, min(ceil_div(ITEMS_PER_THREAD * n_threads, n_chunks),
+                                          d.C // (2 * LANE_BLOCK)))
     return round_up(ceil_div(d.C, n_blocks), LANE_BLOCK)
 
 
@@ -1258,8 +1274,10 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfi
     cdef bint packed = not d.nhwc and d.OW <= PACKED_WIDTH and d.M == 1
     cdef bint ringed = d.nhwc and d.M == 1 and d.mode == ZEROS
     cdef Py_ssize_t n_units = d.N * d.OH
-    cdef Py_ssize_t block_size = (PACKED_CHANNELS if packed else ring_reduction_block(&d, n_units) if ringed
-                                  else CHANNEL_BLOCK if d.nhwc else 1)
+    n_threads = threads_for(&d, n_threads)
+    cdef Py_ssize_t n_chunks = reduction_chunks(&d, n_units // CHUNK_ROWS, 1)  # (reduce_ring's)
+    cdef Py_ssize_t block_size = (PACKED_CHANNELS if packed else ring_reduction_block(&d, n_chunks, n_threads)
+                                  if ringed else CHANNEL_BLOCK if d.nhwc else 1)
     cdef Py_ssize_t n_blocks = max(1, d.C // block_size) if packed else (d.C + block_size - 1) // block_size
     # (in place unless x's pixels are a multiple of 2 KB, which the ring pads: ring_pixel)
     cdef bint in_place = (ringed and (n_blocks == 1 or block_size >= IN_PLACE_BLOCK) and window_in_place(&d)
@@ -1267,7 +1285,7 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfi
     cdef bint x_ring = ringed and not in_place  # x's rows through a ring
     cdef Packing pack
     cdef Dims band
-    cdef Py_ssize_t n_chunks, chunk_units
+    cdef Py_ssize_t chunk_units
     cdef Py_ssize_t partial_size = (n_taps + 1) * CM
     cdef Py_ssize_t item, chunk, c0, e, n, unit0, unit1
     cdef Borders borders = Borders(g)
@@ -1284,7 +1302,6 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfi
         col_lo = <Py_ssize_t *> malloc(2 * d.kw * sizeof(Py_ssize_t))
         if col_lo == NULL or not axis_alloc(&rows, d.OH):
             raise MemoryError()
-        n_threads = threads_for(&d, n_threads)
         axis_forward(&rows, d.H, d.OH, d.kh, d.sh, d.dil_h, d.pt)
         band = packed_band(&d, 1) if packed else d  # (the rows reduce_rows reads: packed bands, or x's)
         column_ranges(col_lo, col_lo + d.kw, &band)
@@ -1297,7 +1314,8 @@ def filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfi
                                     n_threads):
             raise MemoryError()
         # chunks of units, fixed by the geometry alone; each item is (chunk, block of channels)
-        n_chunks = max(1, min(n_units, (REDUCTION_ITEMS + n_blocks - 1) // n_blocks))
+        if not ringed:  # (whose blocks are fixed by the geometry too)
+            n_chunks = reduction_chunks(&d, n_units, n_blocks)
         chunk_units = (n_units + n_chunks - 1) // n_chunks if n_units else 0
         if chunk_units:
             n_chunks = (n_units + chunk_units - 1) // chunk_units

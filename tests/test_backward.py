@@ -713,6 +713,9 @@ THREAD_SHAPES = [
     (2, 3, 5, 3, 1, (1, 1), 1, "VALID"),
     (5, 7, 6, 2, 1, (3, 3), 2, 1),
     (0, 5, 5, 3, 2, (3, 3), 1, "SAME"),
+    # the filter gradient's channel blocks follow the threads: x read in place on one, through a
+    # ring on more
+    (1, 7, 7, 960, 1, (3, 3), 1, "SAME"),
 ]
 
 
