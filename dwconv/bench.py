@@ -103,7 +103,6 @@ MODEL_CASES = (
     ModelCase("Mamba causal conv1d 4096x1536 k4", "causal_conv1d", {"channels": 1536, "kernel": 4},
               (4096, 1536), (8,), ("NLC",), {"forward": 2.0, "backward": 2.0, "fwd+bwd": None}),
 )
-BACKWARD_BATCH = 16
 LAYOUTS = ("NHWC", "NCHW")
 
 # Rounds and timed-batch length: full run, then --quick.  Batches of 20-50 ms are long enough
@@ -1498,7 +1497,7 @@ def _run_models(runs, args, progress):
 def _sections(args):
     """The sections the options ask for that have shapes to measure."""
     sections = [Section("forward", batch) for batch in args.batch]
-    sections += [Section("backward", BACKWARD_BATCH)] if args.backward else []
+    sections += [Section("backward", batch) for batch in args.batch] if args.backward else []
     sections += [Section("images", 1)] if args.images else []
     return [section for section in sections if _section_shapes(section, args)]
 
@@ -1633,7 +1632,7 @@ def parse_args(argv):
                         help="measure the peer frameworks (default: those installed; "
                              "--peers fails when none is)")
     parser.add_argument("--backward", action=argparse.BooleanOptionalAction,
-                        help=f"time gradients at batch {BACKWARD_BATCH} "
+                        help="time gradients at each batch size "
                              "(default: yes, except under --quick)")
     parser.add_argument("--threads", type=int, default=2,
                         help="threads for dwconv and every peer (default: 2)")
