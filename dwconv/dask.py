@@ -473,9 +473,14 @@ _Slab = namedtuple("_Slab", "blocks row_slices col_slices h w")
 
 def _slab_shape(slab):
     shape = list(slab.blocks[0][0].shape)
-    shape[slab.h] = sum(s.stop - s.start for s in slab.row_slices)
-    shape[slab.w] = sum(s.stop - s.start for s in slab.col_slices)
+    shape[slab.h] = _edges(slab.row_slices)[-1]
+    shape[slab.w] = _edges(slab.col_slices)[-1]
     return tuple(shape)
+
+
+def _edges(slices):
+    """Where each of `slices`' pieces starts in their concatenation, then where the last ends."""
+    return np.cumsum([0] + [s.stop - s.start for s in slices]).tolist()
 
 
 def _rows_in_place(slab, start):
@@ -483,7 +488,7 @@ def _rows_in_place(slab, start):
     viewed where they lie, for the largest stop they allow: rows of a row of chunks side by side in
     one array's memory (dask.array.from_array's chunks are views of the array), across the rows of
     chunks that continue them; (None, start) when the row at `start` is not such."""
-    row_starts = np.cumsum([0] + [s.stop - s.start for s in slab.row_slices]).tolist()
+    row_starts = _edges(slab.row_slices)
     origin, stop = None, start
     for blocks, taken, top, bottom in zip(slab.blocks, slab.row_slices, row_starts, row_starts[1:]):
         if bottom <= stop:
@@ -510,13 +515,13 @@ def _strip(blocks, col_slices, row):
                for block in blocks):
         return None
     _, row_stride, pixel_stride, channel_stride = first.strides
-    width = sum(cols.stop - cols.start for cols in col_slices)
+    col_starts = _edges(col_slices)
     if (channel_stride != first.itemsize or pixel_stride != first.shape[3] * first.itemsize
-            or row_stride != width * pixel_stride):
+            or row_stride != col_starts[-1] * pixel_stride):
         return None
     at = first.ctypes.data + row * row_stride + col_slices[0].start * pixel_stride
-    for block, cols, left in zip(blocks, col_slices, np.cumsum([0] + [c.stop - c.start for c in col_slices])):
-        if block.ctypes.data + row * row_stride + cols.start * pixel_stride != at + int(left) * pixel_stride:
+    for block, cols, left in zip(blocks, col_slices, col_starts):
+        if block.ctypes.data + row * row_stride + cols.start * pixel_stride != at + left * pixel_stride:
             return None
     return first[:, row:, col_slices[0].start:]
 
@@ -540,8 +545,7 @@ def _gather(slab, start=0, stop=None, out=None):
         where = [slice(None)] * slab.blocks[0][0].ndim
         where[h], where[w] = rows, cols
         return tuple(where)
-    row_starts = np.cumsum([0] + [s.stop - s.start for s in slab.row_slices]).tolist()
-    col_starts = np.cumsum([0] + [s.stop - s.start for s in slab.col_slices]).tolist()
+    row_starts, col_starts = _edges(slab.row_slices), _edges(slab.col_slices)
     # (chunks, rows taken from them, rows of the result) for each row of chunks that [start, stop) overlaps
     pieces = [(row, slice(taken.start + max(start, top) - top, taken.start + min(stop, bottom) - top),
                slice(max(start, top) - start, min(stop, bottom) - start))
