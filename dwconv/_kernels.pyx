@@ -14,8 +14,10 @@ Every function here takes flat C-contiguous buffers and a geometry already valid
 
 At stride 1, with one filter per channel and zeros padding, the input gradient is the forward pass
 over the output gradient with the filter turned by 180 degrees (``_forward.pxi``: 1.03-4.8x faster
-than the gather on the suite at batch 16); otherwise it is a gather ("each input pixel sums
-weighted output-gradient pixels over its valid taps"). The filter gradient is a reduction, computed
+than the gather on the suite at batch 16). At strides over 1 (NHWC, one filter per channel,
+dilation 1) the pixels of dx fall into phases (their index modulo the stride), each a forward row
+over dy with the taps of that phase (``_forward.pxi``); otherwise it is a gather ("each input pixel
+sums weighted output-gradient pixels over its valid taps"). The filter gradient is a reduction, computed
 in fixed chunks and combined in a fixed order so that its result does not depend on the number of
 threads; NCHW planes the forward reads in place are reduced plane by plane from its lane masks.
 """
@@ -993,7 +995,8 @@ def input_grad(const floating[::1] dy, const floating[::1] w, floating[::1] dx, 
     cdef Dims d = dims_of(g)
     cdef Borders borders = Borders(g)
     cdef Py_ssize_t item, n_blocks = (d.C + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK
-    if not (forward_input_grad(dy, w, dx, &d, n_threads) or strided_input_grad(dy, w, dx, &d, n_threads)):
+    if not (forward_input_grad(dy, w, dx, &d, n_threads) or strided_input_grad(dy, w, dx, &d, n_threads)
+            or phase_input_grad(dy, w, dx, &d, n_threads)):
         gather_input_grad(dy, w, dx, g, n_threads)
     if borders.plan == NULL:
         return

@@ -344,6 +344,49 @@ def test_strided_plane_gradients(isa_level, N, H, W, C, padding):
         assert_close(dx, ref, np.abs(ref).max(), np.float32, 9, f"dx ({mode})")
 
 
+# NHWC input gradients at strides over 1 (phase_input_grad): strides 2, 3 and 4, and mixed; kernels
+# narrower than the stride (phases with no taps: pixels no tap reaches), wider, and even; padding
+# before of 0 to kw - 1, so that a phase's first pixels miss taps, and rows and columns past the
+# last output's taps (VALID); channels of a vector and more, with a partial vector, and fewer than
+# a vector (the narrower levels); dx in every padding mode; streaming stores (forced on for these
+# small results: whole lines where the pixels are); the same bits for any number of threads.
+# (N, H, W, C, kh, kw, strides, padding)
+PHASE_CASES = [(2, 12, 13, 32, 3, 3, 2, "SAME"), (1, 11, 16, 21, 3, 3, 2, 1), (2, 9, 10, 16, 5, 5, 2, "VALID"),
+               (1, 10, 17, 40, 7, 7, 2, ((3, 2), (0, 6))), (2, 8, 9, 3, 3, 3, 2, "SAME"), (1, 13, 14, 24, 3, 3, 3, 1),
+               (2, 12, 12, 16, 4, 4, 4, "VALID"), (1, 7, 15, 17, 3, 3, (1, 2), "SAME"),
+               (1, 15, 7, 48, 3, 3, (2, 1), ((2, 0), (1, 1))), (2, 9, 11, 16, 1, 1, 2, "VALID"),
+               (1, 10, 10, 8, 2, 2, 3, ((1, 1), (0, 1))), (1, 6, 20, 5, 2, 6, (3, 2), ((0, 1), (5, 4)))]
+
+
+@pytest.mark.parametrize("N, H, W, C, kh, kw, strides, padding", PHASE_CASES)
+def test_phase_input_gradient(isa_level, N, H, W, C, kh, kw, strides, padding):
+    from dwconv import _args, _kernels
+    from reference import conv2d_backprop_input
+    rng = np.random.default_rng(N * H * W + C + kh)
+    sp = normalize_pair(strides, "NHWC")
+    pad = resolve_padding(padding, (H, W), (kh, kw), sp, (1, 1), "NHWC")
+    for dtype in DTYPES:
+        x, w, dy = random_case(rng, "NHWC", N, H, W, C, 1, kh, kw, strides, padding, 1, dtype)
+        assert _kernels.runs_phases(_args.geometry(x.shape, w.shape, strides, padding, "NHWC", 1))
+        check_gradients(x, w, dy, strides, padding, "NHWC", 1)
+        one = dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, strides, padding, num_threads=1)
+        for n_threads in (2, 3):
+            again = dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, strides, padding, num_threads=n_threads)
+            assert np.array_equal(again, one)
+        old = _kernels.set_streaming_bytes(0)
+        try:
+            streamed = dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, strides, padding, num_threads=2)
+        finally:
+            _kernels.set_streaming_bytes(old)
+        assert np.array_equal(streamed, one)
+        for mode in ("reflect", "replicate", "circular", "symmetric"):
+            if max(max(pad[0]), max(pad[1])) >= min(H, W):
+                continue  # (numpy.pad's reflection and wrap need the padding narrower than the image)
+            dx = dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, strides, padding, padding_mode=mode)
+            ref = conv2d_backprop_input(x.shape, w, dy, sp, pad, "NHWC", (1, 1), mode)
+            assert_close(dx, ref, np.abs(ref).max(), dtype, kh * kw, f"dx ({mode})")
+
+
 def test_strided_plane_filter_gradient_of_nonfinite_pixels(isa_level):
     """Non-finite pixels reach the taps that read them and no other: at VALID padding the last dy
     vector's lanes past the row (zeros) line up with source columns that lanes inside read for
