@@ -1104,13 +1104,43 @@ DW_INLINE void DW_FN(input_grad_s2_tile)(const DW_T *const *rows, DW_VEC wr[2][3
     if (n_out > DW_VLEN) DW_FN(store_first)(dst + DW_VLEN, DW_FN(interleave)(even, odd_pixels, 1), n_out - DW_VLEN, 0);
 }
 
+/* The whole tiles of an input-gradient row (input_grad_s2_tile's, pixels j0 + pl of parity `odd`
+ * at each, as for every tile 2*DW_VLEN apart), their taps held in registers from wr: those whose
+ * columns lie inside dy read them with plain loads. */
+DW_INLINE void DW_FN(input_grad_s2_row)(const DW_T *const *rows, DW_VEC wr[2][3], ptrdiff_t pl, ptrdiff_t OW,
+                                        DW_T *out, ptrdiff_t width, const int n, const int odd)
+{
+    const DW_VEC a0 = wr[0][0], a1 = wr[0][1], a2 = wr[0][2], b0 = wr[1][0], b1 = wr[1][1], b2 = wr[1][2];
+    for (ptrdiff_t j = 0; j + 2 * DW_VLEN <= width; j += 2 * DW_VLEN) {
+        const ptrdiff_t base = (j + pl - odd) / 2, near = odd ? base + 1 : base - 1;
+        if ((odd ? base : near) < 0 || (odd ? near : base) + DW_VLEN > OW) {
+            DW_FN(input_grad_s2_tile)(rows, wr, base, OW, out + j, 2 * DW_VLEN, n, odd);
+            continue;
+        }
+        DW_VEC even = DW_FN(broadcast)(0), odd_pixels = even;
+        if (n > 0) {
+            const DW_VEC v = DW_FN(load)(rows[0] + base), u = DW_FN(load)(rows[0] + near);
+            even += odd ? a1 * v : a0 * v + a2 * u;
+            odd_pixels += odd ? a0 * u + a2 * v : a1 * v;
+        }
+        if (n > 1) {
+            const DW_VEC v = DW_FN(load)(rows[1] + base), u = DW_FN(load)(rows[1] + near);
+            even += odd ? b1 * v : b0 * v + b2 * u;
+            odd_pixels += odd ? b0 * u + b2 * v : b1 * v;
+        }
+        DW_FN(store)(out + j, DW_FN(interleave)(even, odd_pixels, 0));
+        DW_FN(store)(out + j + DW_VLEN, DW_FN(interleave)(even, odd_pixels, 1));
+    }
+}
+
 /* The input gradient of a 3x3 kernel at stride 2 (dilation 1), for p < np:
  * dx[p*dx_plane + i*width + j] = sum_{a, b < 3} w[p*w_plane + (3*a + b)*w_tap] * dy[p*dy_plane + (i + pt - a)/2 * OW + (j + pl - b)/2],
  * the sum over the taps whose halves are whole and inside dy's OH x OW plane, for dx's `height` x
  * `width` planes. Row i's kernel rows are those of i + pt's parity (one or two); each tile is two
- * vectors of the row, the last overlapping the one before (rows narrower: one tile, its first
- * `width` elements stored). (Plain stores: streamed ones ran 1.03x slower on mnv2-112x96-s2 at
- * batch 16, 77 MB of dx.) */
+ * vectors of the row (input_grad_s2_row), a last one overlapping the one before (rows narrower: one
+ * tile, its first `width` elements stored). (Plain stores: streamed ones ran 1.03x slower on
+ * mnv2-112x96-s2 at batch 16, 77 MB of dx. Its taps in registers along the row, and plain loads
+ * inside dy: 1.5x faster there at batch 1, where each tile loaded its taps and masked every load.) */
 static void DW_FN(flat_input_grad_s2)(const DW_T *dy, ptrdiff_t dy_plane, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t pt,
                                       ptrdiff_t pl, const DW_T *w, ptrdiff_t w_plane, ptrdiff_t w_tap, DW_T *dx,
                                       ptrdiff_t dx_plane, ptrdiff_t height, ptrdiff_t width, ptrdiff_t np)
@@ -1129,22 +1159,32 @@ static void DW_FN(flat_input_grad_s2)(const DW_T *dy, ptrdiff_t dy_plane, ptrdif
                     n++;
                 }
             }
+            for (int r = n; r < 2; r++)
+                for (int b = 0; b < 3; b++) wr[r][b] = DW_FN(broadcast)(0);
             DW_T *out = dx + p * dx_plane + i * width;
-            for (ptrdiff_t j = 0; j < width; j += 2 * DW_VLEN) {
-                /* (rows narrower than a tile: one, its first `width` elements stored) */
-                const ptrdiff_t j0 = j + 2 * DW_VLEN <= width || width < 2 * DW_VLEN ? j : width - 2 * DW_VLEN;
-                const ptrdiff_t odd = (j0 + pl) & 1, base = (j0 + pl - odd) / 2;
+            switch (n * 2 + (pl & 1)) {
+                case 0: case 1: DW_FN(input_grad_s2_row)(rows, wr, pl, OW, out, width, 0, 0); break;
+                case 2: DW_FN(input_grad_s2_row)(rows, wr, pl, OW, out, width, 1, 0); break;
+                case 3: DW_FN(input_grad_s2_row)(rows, wr, pl, OW, out, width, 1, 1); break;
+                case 4: DW_FN(input_grad_s2_row)(rows, wr, pl, OW, out, width, 2, 0); break;
+                case 5: DW_FN(input_grad_s2_row)(rows, wr, pl, OW, out, width, 2, 1); break;
+            }
+            if (width % (2 * DW_VLEN) == 0)
+                continue;
+            /* (the last tile, overlapping the one before; rows narrower than a tile: one, its first
+             * `width` elements stored) */
+            const ptrdiff_t j0 = width < 2 * DW_VLEN ? 0 : width - 2 * DW_VLEN;
+            const ptrdiff_t odd = (j0 + pl) & 1, base = (j0 + pl - odd) / 2;
 #define DW_INPUT_GRAD_S2_TILE(n, odd) \
     DW_FN(input_grad_s2_tile)(rows, wr, base, OW, out + j0, width < 2 * DW_VLEN ? width : 2 * DW_VLEN, n, odd)
-                switch (n * 2 + odd) {
-                    case 0: case 1: DW_INPUT_GRAD_S2_TILE(0, 0); break;
-                    case 2: DW_INPUT_GRAD_S2_TILE(1, 0); break;
-                    case 3: DW_INPUT_GRAD_S2_TILE(1, 1); break;
-                    case 4: DW_INPUT_GRAD_S2_TILE(2, 0); break;
-                    case 5: DW_INPUT_GRAD_S2_TILE(2, 1); break;
-                }
-#undef DW_INPUT_GRAD_S2_TILE
+            switch (n * 2 + odd) {
+                case 0: case 1: DW_INPUT_GRAD_S2_TILE(0, 0); break;
+                case 2: DW_INPUT_GRAD_S2_TILE(1, 0); break;
+                case 3: DW_INPUT_GRAD_S2_TILE(1, 1); break;
+                case 4: DW_INPUT_GRAD_S2_TILE(2, 0); break;
+                case 5: DW_INPUT_GRAD_S2_TILE(2, 1); break;
             }
+#undef DW_INPUT_GRAD_S2_TILE
         }
     }
 }
