@@ -680,15 +680,19 @@ def test_ring_paths(isa_level, data_format, H, W, C, M, streaming):
 # 4 vectors, single vectors with an overlapping last one, and fewer than a vector; rows whose edge
 # pixels have no tap inside at all (padding wider than the kernel's reach: pixel by pixel
 # throughout), one-sided and asymmetric padding, dilation, stride 2 with 3x3 and 5x5 kernels.
+# Inputs too large for the cache ask for each next row a piece at a time, the row's pixels run in as
+# many pieces (forced on for these small inputs: up to 5 pieces a row).
 EDGE_PADDINGS = ["SAME", ((1, 1), (2, 0)), ((0, 2), (0, 2)), ((2, 1), (4, 3))]
 
 
-@pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
-@pytest.mark.parametrize("W, C", [(10, 69), (11, 16), (15, 7), (30, 40)])
-def test_in_place_edge_pixels(isa_level, W, C, streaming):
+@pytest.mark.parametrize("streaming, prefetching", [(False, False), (True, False), (False, True)],
+                         ids=["plain", "streaming", "prefetching"])
+@pytest.mark.parametrize("W, C", [(10, 69), (11, 16), (15, 7), (30, 40), (43, 69)])
+def test_in_place_edge_pixels(isa_level, W, C, streaming, prefetching):
     rng = np.random.default_rng(W * C)
     x = make_x(rng, 2, 6, W, C, "NHWC", np.float32)
     before = dwconv._kernels.set_streaming_bytes(0 if streaming else 1 << 60)
+    prefetch_before = dwconv._kernels.set_prefetch_bytes(0 if prefetching else 1 << 60)
     try:
         for (k, s, dil), padding in itertools.product([(3, 1, 1), (3, 1, 2), (3, 2, 1), (5, 2, 1)], EDGE_PADDINGS):
             w = rng.standard_normal((k, k, C, 1)).astype(np.float32)
@@ -698,6 +702,7 @@ def test_in_place_edge_pixels(isa_level, W, C, streaming):
             assert_conv_close(got, x, w, (s, s), pad, "NHWC", (dil, dil), bias=b)
     finally:
         dwconv._kernels.set_streaming_bytes(before)
+        dwconv._kernels.set_prefetch_bytes(prefetch_before)
 
 
 # Ring pixels a multiple of 2 KB (512 float32 channels, 256 float64, or as many lanes of C*M)
