@@ -511,7 +511,8 @@ cdef void prefetch_rows(const floating *x, const Dims *d, Py_ssize_t n, Py_ssize
     cdef Py_ssize_t r = max(0, (q - 1) * d.sh + (d.kh - 1) * d.dil_h - d.pt + 1)
     cdef Py_ssize_t last = min(d.H - 1, (q + out_rows - 1) * d.sh + (d.kh - 1) * d.dil_h - d.pt)
     cdef Py_ssize_t begin = row_bytes * piece // n_pieces // RING_ALIGN * RING_ALIGN
-    cdef Py_ssize_t end = row_bytes * (piece + 1) // n_pieces // RING_ALIGN * RING_ALIGN if piece + 1 < n_pieces else row_bytes
+    cdef Py_ssize_t end = (row_bytes * (piece + 1) // n_pieces // RING_ALIGN * RING_ALIGN if piece + 1 < n_pieces
+                           else row_bytes)
     while r <= last:
         dw_prefetch(element_at(x, (n * d.H + r) * d.W * d.C, d.x_type, sizeof(floating)) + begin, end - begin)
         r += 1
@@ -1176,8 +1177,8 @@ cdef floating *phase_filters(const floating *w, const Dims *d) except NULL:
             dst = phases + (phase_start(d.kh, d.sh, e_h) * d.kw + nt_h * phase_start(d.kw, d.sw, e_w)) * d.C
             for t_h in range(nt_h):
                 for u in range(nt_w):
-                    memcpy(dst + (t_h * nt_w + u) * d.C, w + ((t_h * d.sh + e_h) * d.kw + (nt_w - 1 - u) * d.sw + e_w) * d.C,
-                           d.C * sizeof(floating))
+                    memcpy(dst + (t_h * nt_w + u) * d.C,
+                           w + ((t_h * d.sh + e_h) * d.kw + (nt_w - 1 - u) * d.sw + e_w) * d.C, d.C * sizeof(floating))
     return phases
 
 
@@ -1199,15 +1200,16 @@ cdef void phase_row(const floating *dy, const floating *w, const floating *phase
     cdef Py_ssize_t C = d.C, sw = d.sw, e_h = (i + d.pt) % d.sh, o_h = (i + d.pt) // d.sh
     cdef Py_ssize_t nt_h = phase_taps(d.kh, d.sh, e_h)
     cdef Py_ssize_t t_lo = max(0, o_h - d.OH + 1), nr = min(nt_h - 1, o_h) - t_lo + 1  # (the kernel rows inside dy)
-    cdef Py_ssize_t e_w, nt_w, m, m_lo, m_hi, in_lo, in_hi, u_lo, nu
+    cdef Py_ssize_t a, e_w, nt_w, m, m_lo, m_hi, in_lo, in_hi, u_lo, nu
     cdef floating *dx_row = dx + (n * d.H + i) * d.W * C
     cdef const floating *w_phase
+    cdef const floating *w_edge
     cdef Dims sub = d[0]  # (the phase's forward geometry: nr x nt_w taps at stride 1)
     if nr <= 0:
         memset(dx_row, 0, d.W * C * sizeof(floating))
         return
-    for m in range(nr):  # (kernel row t_lo + m reads dy row o_h - t_lo - m)
-        rows[m] = dy + (n * d.OH + o_h - t_lo - m) * d.OW * C
+    for a in range(nr):  # (kernel row t_lo + a reads dy row o_h - t_lo - a)
+        rows[a] = dy + (n * d.OH + o_h - t_lo - a) * d.OW * C
     sub.kh, sub.sw, sub.dil_w = nr, 1, 1
     for e_w in range(sw):
         nt_w = phase_taps(d.kw, sw, e_w)
@@ -1216,7 +1218,8 @@ cdef void phase_row(const floating *dy, const floating *w, const floating *phase
         in_lo, in_hi = min(max(m_lo, nt_w - 1), m_hi), max(min(m_hi, d.OW), m_lo)
         if in_hi > in_lo and nt_w > 0:
             sub.kw = nt_w
-            w_phase = phases + (phase_start(d.kh, d.sh, e_h) * d.kw + nt_h * phase_start(d.kw, sw, e_w) + t_lo * nt_w) * C
+            w_phase = phases + (phase_start(d.kh, d.sh, e_h) * d.kw + nt_h * phase_start(d.kw, sw, e_w)
+                                + t_lo * nt_w) * C
             row(rows, (in_lo - nt_w + 1) * C, C, &sub, w_phase, C, NULL, dx_row + (in_lo * sw - d.pl + e_w) * C, sw * C,
                 in_hi - in_lo, C, streaming)
         else:
@@ -1228,12 +1231,14 @@ cdef void phase_row(const floating *dy, const floating *w, const floating *phase
             nu = min(nt_w - 1, m) - u_lo + 1
             if nu <= 0:
                 memset(dx_row + (m * sw - d.pl + e_w) * C, 0, C * sizeof(floating))
-            elif floating is float:
-                dw_row_edge_float(rows, (m - u_lo) * C, -C, nr, nu, w + ((t_lo * d.sh + e_h) * d.kw + u_lo * sw + e_w) * C,
-                                  d.sh * d.kw * C, sw * C, NULL, dx_row + (m * sw - d.pl + e_w) * C, C, streaming)
+                continue
+            w_edge = w + ((t_lo * d.sh + e_h) * d.kw + u_lo * sw + e_w) * C
+            if floating is float:
+                dw_row_edge_float(rows, (m - u_lo) * C, -C, nr, nu, w_edge, d.sh * d.kw * C, sw * C, NULL,
+                                  dx_row + (m * sw - d.pl + e_w) * C, C, streaming)
             else:
-                dw_row_edge_double(rows, (m - u_lo) * C, -C, nr, nu, w + ((t_lo * d.sh + e_h) * d.kw + u_lo * sw + e_w) * C,
-                                   d.sh * d.kw * C, sw * C, NULL, dx_row + (m * sw - d.pl + e_w) * C, C, streaming)
+                dw_row_edge_double(rows, (m - u_lo) * C, -C, nr, nu, w_edge, d.sh * d.kw * C, sw * C, NULL,
+                                   dx_row + (m * sw - d.pl + e_w) * C, C, streaming)
 
 
 cdef bint phase_input_grad(const floating[::1] dy, const floating[::1] w, floating[::1] dx, const Dims *d,
