@@ -631,7 +631,7 @@ cdef void border_pixel(int op, floating *x, floating *w, floating *y, const Bord
                 continue
             x_pix = x + pixel_at(d, n, b.row_src[oh * kh + i], b.col_src[ow * kw + j], d.H, d.W, d.C) + c0 * x_c
             w_tap = w + (i * kw + j) * CM + c0 * M
-            if M == 1 and x_c == 1:  # (NHWC, one filter per channel: loops the compiler vectorises)
+            if M == 1 and d.nhwc:  # (one filter per channel, channels adjacent: loops the compiler vectorises)
                 if op == ADD_TO_SOURCE:
                     for c in range(nc):
                         x_pix[c] += w_tap[c] * y_pix[c]

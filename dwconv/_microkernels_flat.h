@@ -1118,10 +1118,10 @@ DW_INLINE void DW_FN(input_grad_s2_row)(const DW_T *const *rows, DW_VEC wr[2][3]
             continue;
         }
         DW_VEC even = DW_FN(broadcast)(0), odd_pixels = even;
-        if (n > 0) {
+        if (n > 0) { /* (assigned, not added to the zeros: an addition the compiler must keep, for -0) */
             const DW_VEC v = DW_FN(load)(rows[0] + base), u = DW_FN(load)(rows[0] + near);
-            even += odd ? a1 * v : a0 * v + a2 * u;
-            odd_pixels += odd ? a0 * u + a2 * v : a1 * v;
+            even = odd ? a1 * v : a0 * v + a2 * u;
+            odd_pixels = odd ? a0 * u + a2 * v : a1 * v;
         }
         if (n > 1) {
             const DW_VEC v = DW_FN(load)(rows[1] + base), u = DW_FN(load)(rows[1] + near);

@@ -234,6 +234,27 @@ def test_padding_wider_than_kernel(data_format, dtype, strides, dilations):
 
 
 @pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("H, W, k", [(1, 1, 1), (1, 1, 3), (1, 3, 3), (2, 1, 1)])
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular", "symmetric"])
+def test_padding_modes_of_one_pixel_rows(data_format, H, W, k, mode):
+    """Planes of a pixel or two in padding modes that copy them: the padding's share of both
+    gradients added for each channel (NCHW planes of one pixel have their channels one element
+    apart, as NHWC pixels do, their output gradients a plane apart: the fuzzer's case)."""
+    from reference import conv2d_backprop_filter, conv2d_backprop_input
+    rng = np.random.default_rng(H * W * k)
+    pad = ((1, 1), (k // 2 + 1, 1))
+    for dtype in DTYPES:
+        x, w, dy = random_case(rng, data_format, 2, H, W, 5, 1, k, k, 1, pad, 1, dtype, three_d=True)
+        dx = dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, 1, pad, data_format=data_format, padding_mode=mode)
+        ref = conv2d_backprop_input(x.shape, w, dy, (1, 1), pad, data_format, (1, 1), mode)
+        assert_close(dx, ref, np.abs(ref).max(), dtype, 4 * k * k, f"dx ({mode})")
+        dw = dwconv.depthwise_conv2d_backprop_filter(x, w.shape, dy, 1, pad, data_format=data_format,
+                                                     padding_mode=mode)
+        ref = conv2d_backprop_filter(x, w.shape, dy, (1, 1), pad, data_format, (1, 1), mode)
+        assert_close(dw, ref, np.abs(ref).max(), dtype, dy.size, f"dW ({mode})")
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
 def test_kernel_larger_than_input_but_padding_fits(data_format):
     rng = np.random.default_rng(17)
     x, w, dy = random_case(rng, data_format, 2, 3, 2, 2, 2, 5, 4, 1, ((1, 2), (2, 1)), 1)
