@@ -1140,7 +1140,8 @@ DW_INLINE void DW_FN(input_grad_s2_row)(const DW_T *const *rows, DW_VEC wr[2][3]
  * vectors of the row (input_grad_s2_row), a last one overlapping the one before (rows narrower: one
  * tile, its first `width` elements stored). (Plain stores: streamed ones ran 1.03x slower on
  * mnv2-112x96-s2 at batch 16, 77 MB of dx. Its taps in registers along the row, and plain loads
- * inside dy: 1.5x faster there at batch 1, where each tile loaded its taps and masked every load.) */
+ * inside dy: there at batch 1 1.1-1.8x faster on one thread, 1.1-1.25x on two, than each tile
+ * loading its taps and masking every load.) */
 static void DW_FN(flat_input_grad_s2)(const DW_T *dy, ptrdiff_t dy_plane, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t pt,
                                       ptrdiff_t pl, const DW_T *w, ptrdiff_t w_plane, ptrdiff_t w_tap, DW_T *dx,
                                       ptrdiff_t dx_plane, ptrdiff_t height, ptrdiff_t width, ptrdiff_t np)
