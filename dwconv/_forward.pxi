@@ -1159,10 +1159,16 @@ cdef inline Py_ssize_t phase_start(Py_ssize_t k, Py_ssize_t s, Py_ssize_t e) noe
     return before
 
 
+cdef inline Py_ssize_t phase_offset(const Dims *d, Py_ssize_t e_h, Py_ssize_t e_w) noexcept nogil:
+    """Where phase (e_h, e_w) starts in phase_filters' copy, in elements: after the whole kernel
+    rows of the row phases before e_h, and the taps of e_h's rows in the column phases before e_w."""
+    return (phase_start(d.kh, d.sh, e_h) * d.kw + phase_taps(d.kh, d.sh, e_h) * phase_start(d.kw, d.sw, e_w)) * d.C
+
+
 cdef floating *phase_filters(const floating *w, const Dims *d) except NULL:
     """A new copy of the filter w (M 1), for the caller to free, phase by phase: phase (e_h, e_w)
-    from element (phase_start(kh, sh, e_h) * kw + phase_taps(kh, sh, e_h) * phase_start(kw, sw, e_w)) * C
-    on, a kernel of phase_taps(kh, sh, e_h) x phase_taps(kw, sw, e_w) taps whose tap (t_h, u) is
+    from element phase_offset(d, e_h, e_w) on, a kernel of phase_taps(kh, sh, e_h) x
+    phase_taps(kw, sw, e_w) taps whose tap (t_h, u) is
     w's tap (t_h*sh + e_h, (nt_w - 1 - u)*sw + e_w): each row turned, so that its output-gradient
     pixels run forwards (phase_input_grad)."""
     cdef floating *phases = <floating *> malloc(d.kh * d.kw * d.C * sizeof(floating))
@@ -1174,7 +1180,7 @@ cdef floating *phase_filters(const floating *w, const Dims *d) except NULL:
         nt_h = phase_taps(d.kh, d.sh, e_h)
         for e_w in range(min(d.sw, d.kw)):
             nt_w = phase_taps(d.kw, d.sw, e_w)
-            dst = phases + (phase_start(d.kh, d.sh, e_h) * d.kw + nt_h * phase_start(d.kw, d.sw, e_w)) * d.C
+            dst = phases + phase_offset(d, e_h, e_w)
             for t_h in range(nt_h):
                 for u in range(nt_w):
                     memcpy(dst + (t_h * nt_w + u) * d.C,
@@ -1218,8 +1224,7 @@ cdef void phase_row(const floating *dy, const floating *w, const floating *phase
         in_lo, in_hi = min(max(m_lo, nt_w - 1), m_hi), max(min(m_hi, d.OW), m_lo)
         if in_hi > in_lo and nt_w > 0:
             sub.kw = nt_w
-            w_phase = phases + (phase_start(d.kh, d.sh, e_h) * d.kw + nt_h * phase_start(d.kw, sw, e_w)
-                                + t_lo * nt_w) * C
+            w_phase = phases + phase_offset(d, e_h, e_w) + t_lo * nt_w * C
             row(rows, (in_lo - nt_w + 1) * C, C, &sub, w_phase, C, NULL, dx_row + (in_lo * sw - d.pl + e_w) * C, sw * C,
                 in_hi - in_lo, C, streaming)
         else:

@@ -12,14 +12,15 @@ Every function here takes flat C-contiguous buffers and a geometry already valid
   zeros add the taps that land in the padding afterwards, over the border pixels only (``Border``);
 * arithmetic -- the micro-kernels of ``_microkernels.h``, chosen per instruction set at import.
 
-At stride 1, with one filter per channel and zeros padding, the input gradient is the forward pass
-over the output gradient with the filter turned by 180 degrees (``_forward.pxi``: 1.03-4.8x faster
-than the gather on the suite at batch 16). At strides over 1 (NHWC, one filter per channel,
-dilation 1) the pixels of dx fall into phases (their index modulo the stride), each a forward row
-over dy with the taps of that phase (``_forward.pxi``); otherwise it is a gather ("each input pixel
-sums weighted output-gradient pixels over its valid taps"). The filter gradient is a reduction, computed
-in fixed chunks and combined in a fixed order so that its result does not depend on the number of
-threads; NCHW planes the forward reads in place are reduced plane by plane from its lane masks.
+At stride 1, with one filter per channel, the input gradient over the taps inside the image (zeros
+padding's, in every mode) is the forward pass over the output gradient with the filter turned by 180
+degrees (``_forward.pxi``: 1.03-4.8x faster than the gather on the suite at batch 16). At strides
+over 1 (NHWC, one filter per channel, dilation 1) the pixels of dx fall into phases (their index
+modulo the stride), each a forward row over dy with the taps of that phase (``_forward.pxi``);
+otherwise it is a gather ("each input pixel sums weighted output-gradient pixels over its valid
+taps"). The filter gradient is a reduction, computed in fixed chunks and combined in a fixed order
+so that its result does not depend on the number of threads; NCHW planes the forward reads in place
+are reduced plane by plane from its lane masks.
 """
 from cpython.buffer cimport (PyBUF_ANY_CONTIGUOUS, PyBUF_FORMAT, PyBUF_STRIDED_RO, PyBUF_WRITABLE, PyBuffer_Release,
                              PyObject_GetBuffer)

@@ -96,7 +96,8 @@ def depthwise_conv2d(x, filters, strides=1, padding="VALID", *, data_format="NHW
         chunks = dict(zip(index, x.chunks), h=_sizes(rows), w=(g.OW,), c=tuple(c * g.M for c in channel_chunks))
         slabs = _input_slabs(x, g, index, rows)
         return _computed_into(out, index, [chunks[axis] for axis in index], _forward_block,
-                              [slabs, index] + filter_chunks, dict(arguments, columns=(g.pl, g.pr), padding_mode=g.mode))
+                              [slabs, index] + filter_chunks,
+                              dict(arguments, columns=(g.pl, g.pr), padding_mode=g.mode))
     cols = _output_bounds(x.chunks[index.index("w")], g.sw, g.OW)
     arrays = [_input_slabs(x, g, index, rows, cols), index] + filter_chunks
     return da.blockwise(
