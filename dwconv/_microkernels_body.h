@@ -797,11 +797,17 @@ static void DW_FN(transpose)(const DW_T *src, ptrdiff_t src_b, DW_T *dst, ptrdif
         return;
     }
     if (na >= DW_VLEN && nb >= DW_VLEN) {
+        /* The tiles go along the rows of the side whose rows lie farther apart (the planes, read
+         * or written), a vector's worth of them at a time: a few streams of whole lines, where
+         * the other order wrote part of a line of every plane in turn. */
+        const int along_b = dst_a > src_b;
+        const ptrdiff_t n_outer = along_b ? na : nb, n_inner = along_b ? nb : na;
         DW_VEC v[DW_LANES];
-        for (ptrdiff_t b_next = 0; b_next < nb; b_next += DW_VLEN) {
-            const ptrdiff_t b = b_next + DW_VLEN <= nb ? b_next : nb - DW_VLEN;
-            for (ptrdiff_t a_next = 0; a_next < na; a_next += DW_VLEN) {
-                const ptrdiff_t a = a_next + DW_VLEN <= na ? a_next : na - DW_VLEN;
+        for (ptrdiff_t outer_next = 0; outer_next < n_outer; outer_next += DW_VLEN) {
+            const ptrdiff_t outer = outer_next + DW_VLEN <= n_outer ? outer_next : n_outer - DW_VLEN;
+            for (ptrdiff_t inner_next = 0; inner_next < n_inner; inner_next += DW_VLEN) {
+                const ptrdiff_t inner = inner_next + DW_VLEN <= n_inner ? inner_next : n_inner - DW_VLEN;
+                const ptrdiff_t a = along_b ? outer : inner, b = along_b ? inner : outer;
                 DW_UNROLL
                 for (int i = 0; i < DW_LANES; i++) v[i] = DW_FN(load)(src + (b + i) * src_b + a);
                 DW_FN(transpose_tile)(v);
