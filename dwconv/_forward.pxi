@@ -363,6 +363,8 @@ cdef inline bint rows_fit(const Dims *d, size_t elsize) noexcept nogil:
             and d.dil_w == 1 and d.sh == d.sw and d.mode == ZEROS
             and d.OH >= (DW_FLAT_ROWS_5 if d.kh == 5 and d.sh == 1 else DW_FLAT_ROWS)
             and (d.kh == 3 and d.sh <= 2 and (d.OW * elsize >= 64 or narrow_rows_fit(d, elsize))
+                 or d.kh == 3 and d.sh == 1 and dw_vector_bytes() == 32
+                 and dw_rolling_fits(d.H, d.W, d.pt, d.pl, d.OH, d.OW, 32 // elsize)
                  or (d.kh == 3 or d.kh == 5) and d.sh == 2 and dw_has_wide_row_tiles()
                  and (2 * d.OW * elsize > 64 and d.OH >= DW_FLAT_ROWS_NARROW_S2
                       or d.kh == 3 and dw_narrow_s2_pairs(d.W, d.pl, d.OW))

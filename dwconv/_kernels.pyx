@@ -115,6 +115,8 @@ cdef extern from "_microkernels.h" nogil:
     int dw_vector_bytes()
     bint dw_narrow_rows_within(Py_ssize_t width, Py_ssize_t pl, Py_ssize_t OW, Py_ssize_t lanes)
     bint dw_narrow_s2_pairs(Py_ssize_t width, Py_ssize_t pl, Py_ssize_t OW)
+    bint dw_rolling_fits(Py_ssize_t height, Py_ssize_t width, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t OH,
+                         Py_ssize_t OW, Py_ssize_t lanes)
     void dw_flat_float(const float *src, Py_ssize_t src_plane, const Py_ssize_t *off, const unsigned char *masks,
                        Py_ssize_t mask_row, Py_ssize_t ntaps, const float *w, Py_ssize_t w_plane, Py_ssize_t w_tap,
                        const float *bias, Py_ssize_t bias_plane, float *dst, Py_ssize_t dst_plane, Py_ssize_t npix,

@@ -174,6 +174,15 @@ static inline int dw_narrow_s2_pairs(ptrdiff_t width, ptrdiff_t pl, ptrdiff_t OW
     return width + pl <= 16 && OW >= 5 && OW <= 8;
 }
 
+/* Whether 3x3 planes of height x width at stride 1 run a plane at a time from top to bottom (AVX2's
+ * flat_rolling): a pixel of zeros around them, output planes the input's size, rows more than a
+ * vector of `lanes` wide and at most two (the planner's rows_fit, the kernel's flat_rows_at_stride). */
+static inline int dw_rolling_fits(ptrdiff_t height, ptrdiff_t width, ptrdiff_t pt, ptrdiff_t pl, ptrdiff_t OH,
+                                  ptrdiff_t OW, ptrdiff_t lanes)
+{
+    return pt == 1 && pl == 1 && OH == height && OW == width && width > lanes;
+}
+
 /* What dot_window is told about its rows (see there): the first pixel's first column of taps lies in
  * the padding, the last pixel's last; the rows are an image's, read in place. */
 enum { DW_WINDOW_LEFT = 1, DW_WINDOW_RIGHT = 2, DW_WINDOW_STRIDED = 4 };

@@ -893,6 +893,35 @@ def test_flat_row_tiles_5x5_and_7x7(isa_level, k, H, W, C, streaming):
     check_planes(H, W, C, streaming, 1, [(k, k, (1, 1), padding) for padding in ROW_TILE_WIDE_PADDINGS[k]])
 
 
+# float32 3x3 kernels at stride 1 with a pixel of zeros around NCHW planes more than a vector wide run
+# a plane at a time from top to bottom at AVX2 (flat_rolling), in strips of two vectors' columns, the
+# last vector overlapping the one before: rows of a vector and a lane (9), two overlapping vectors
+# (14, 15), two (16), two and one alone (17, 24), four (32), 33 (two strips and one), 56 (three
+# strips and one); heights 4 to 14, 16 to 33 channels (the first plane's first element and the last
+# plane's last, in every item of 1 to 3 threads, are loaded under masks: checked by the debug build's
+# bounds too). The input gradient at stride 1 is a forward pass over dy: it runs them as well.
+ROLLING_PLANES = [(14, 14, 16), (4, 9, 16), (5, 15, 17), (4, 16, 16), (6, 17, 32), (5, 24, 16), (7, 32, 33),
+                  (6, 33, 16), (9, 56, 16)]  # (H, W, C)
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
+@pytest.mark.parametrize("H, W, C", ROLLING_PLANES)
+def test_rolling_planes(isa_level, H, W, C, streaming):
+    g = dwconv._args.geometry((1, C, H, W), (3, 3, C, 1), 1, "SAME", "NCHW", 1)
+    if isa_level == "avx2":
+        assert dwconv._kernels.runs_row_tiles(g)
+    check_planes(H, W, C, streaming, 1, [(3, 3, (1, 1), "SAME")])
+    rng = np.random.default_rng(H * W + C)
+    pad = ((1, 1), (1, 1))
+    for n_images, n_threads in ((1, 1), (2, 2), (3, 3)):
+        w = rng.standard_normal((3, 3, C)).astype(np.float32)
+        dy = rng.standard_normal((n_images, C, H, W)).astype(np.float32)
+        got = dwconv.depthwise_conv2d_backprop_input(dy.shape, w, dy, 1, "SAME", data_format="NCHW",
+                                                     num_threads=n_threads)
+        ref, scale = reference_gradients(np.zeros(dy.shape), w, dy, (1, 1), pad, "NCHW", (1, 1))["input"]
+        assert_close(got, ref, scale, np.float32, 9, "backprop_input")
+
+
 # float32 NCHW planes of up to 64 pixels in calls of 320 planes or more (whole groups of 16
 # channels; check_planes' 2 images), output planes the input's size, run in groups of a vector's
 # worth of planes, a vector's lanes spanning two planes or (planes of fewer pixels than a vector)
