@@ -175,12 +175,12 @@ static inline int dw_narrow_s2_pairs(ptrdiff_t width, ptrdiff_t pl, ptrdiff_t OW
 }
 
 /* Whether 3x3 planes of height x width at stride 1 run a plane at a time from top to bottom (AVX2's
- * flat_rolling): a pixel of zeros around them, output planes the input's size, rows more than a
- * vector of `lanes` wide and at most two (the planner's rows_fit, the kernel's flat_rows_at_stride). */
+ * flat_rolling): a pixel of zeros around them, output planes the input's size, rows more than half
+ * a vector of `lanes` wide (the planner's rows_fit, the kernel's flat_rows_at_stride). */
 static inline int dw_rolling_fits(ptrdiff_t height, ptrdiff_t width, ptrdiff_t pt, ptrdiff_t pl, ptrdiff_t OH,
                                   ptrdiff_t OW, ptrdiff_t lanes)
 {
-    return pt == 1 && pl == 1 && OH == height && OW == width && width > lanes;
+    return pt == 1 && pl == 1 && OH == height && OW == width && 2 * width > lanes;
 }
 
 /* What dot_window is told about its rows (see there): the first pixel's first column of taps lies in

@@ -577,22 +577,28 @@ static void DW_FN(flat_narrow_s2)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_
 #endif
 
 #if DW_VBYTES == 32 && DW_FLAT_FLOAT
-/* 3x3 kernels at stride 1 on planes a vector wide or more with a pixel of zeros around them (AVX2;
- * rolling_fits): each plane in strips of two vectors' columns (the last vector at column width -
- * DW_VLEN, overlapping the one before), each strip from top to bottom: each source row's vectors
- * and their neighbours a column either side loaded once and added into the three output rows they
- * serve, an output row stored when its last source row is in. The lanes in the padding columns
- * (lane 0 of a vector's left neighbour at column 0, the last lane of its right one at the last
- * column) are cleared by a mask of lanes kept: the loads are plain, one element past the row,
- * inside the block of planes but for its first and last element, which are loaded under masks.
- * (2 vCPUs of an AVX2 AMD EPYC against the flat path's masked loads (14x14) and row tiles: one
- * thread, 14x14x576 at batch 4 2.5x faster, 28x28x192 1.6x, 56x56x144 1.2x, 112x112x32 1.1x; two,
- * batch 16, 3x, 1.8x, 1.0x (memory-bound), 1.2x; their input gradients alike.) */
+/* 3x3 kernels at stride 1 on planes more than half a vector wide with a pixel of zeros around them
+ * (AVX2; rolling_fits): each plane in strips of two vectors' columns (the last vector at column
+ * width - DW_VLEN, overlapping the one before), each strip from top to bottom: each source row's
+ * vectors and their neighbours a column either side loaded once and added into the three output
+ * rows they serve, an output row stored when its last source row is in. The lanes in the padding
+ * columns (lane 0 of a vector's left neighbour at column 0, the last lane of its right one at the
+ * last column) are blended to zeros: the loads are plain, one element past the row, inside the
+ * block of planes but for its first and last element, which are loaded under masks. Rows narrower
+ * than a vector (`narrow`: one vector at column 0, the padding lane of its right neighbour cleared
+ * by a mask) store whole vectors, their lanes past the row into the next row's first pixels before
+ * that row is stored; a plane's last row under a mask where the next plane's came first or is
+ * another block's. (2 vCPUs of an AVX2 AMD EPYC against the flat path's masked loads (7x7 and
+ * 14x14: plane groups and the flat path) and row tiles: one thread, 7x7x960 at batch 4 1.5x faster,
+ * 14x14x576 2.5x, 28x28x192 1.6x, 56x56x144 1.2x, 112x112x32 1.1x; two, batch 16, 1.5x, 3x, 1.8x,
+ * 1.0x (memory-bound), 1.2x; their input gradients alike.) */
 DW_INLINE void DW_FN(rolling_strip)(const DW_T *s, ptrdiff_t width, ptrdiff_t height, const ptrdiff_t *col,
-                                    const DW_VEC *wt, DW_VEC start, DW_T *d, int first, int last, int nt, const int nv,
-                                    const int left, const int right)
+                                    const DW_VEC *wt, DW_VEC start, DW_T *d, ptrdiff_t dst_plane, int first, int last,
+                                    int nt, const int nv, const int left, const int right, const int narrow)
 {
     const __m256 zero = _mm256_setzero_ps();
+    const unsigned inside = narrow ? (1u << width) - 1 : 0; /* (narrow rows: the lanes of a row) */
+    const __m256 keep = _mm256_castsi256_ps(DW_FN(lane_mask)(inside >> 1)); /* (and of its right neighbours) */
     DW_VEC above[2], here[2], below[2]; /* output rows r - 1, r, r + 1 */
     DW_FLAT_UNROLL
     for (int v = 0; v < nv; v++) above[v] = here[v] = start;
@@ -608,9 +614,14 @@ DW_INLINE void DW_FN(rolling_strip)(const DW_T *s, ptrdiff_t width, ptrdiff_t he
                 if (b == 0 && left && v == 0) /* (the block's first element: nothing before it is read) */
                     x = (DW_VEC)_mm256_blend_ps((__m256)(r == 0 && first ? DW_FN(load_masked)(at - 1, 0xfe)
                                                                         : DW_FN(load)(at - 1)), zero, 0x01);
-                else if (b == 2 && right && v == nv - 1) /* (and its last: nothing past it) */
+                else if (b == 2 && right && v == nv - 1 && !narrow) /* (and its last: nothing past it) */
                     x = (DW_VEC)_mm256_blend_ps((__m256)(r == height - 1 && last ? DW_FN(load_masked)(at + 1, 0x7f)
                                                                                 : DW_FN(load)(at + 1)), zero, 0x80);
+                else if (b == 2 && narrow)
+                    x = (DW_VEC)_mm256_and_ps((__m256)(r == height - 1 && last ? DW_FN(load_masked)(at + 1, inside >> 1)
+                                                                              : DW_FN(load)(at + 1)), keep);
+                else if (b == 1 && narrow)
+                    x = r == height - 1 && last ? DW_FN(load_masked)(at, inside) : DW_FN(load)(at);
                 else
                     x = DW_FN(load)(at + b - 1);
                 above[v] += wt[6 + b] * x;
@@ -625,7 +636,13 @@ DW_INLINE void DW_FN(rolling_strip)(const DW_T *s, ptrdiff_t width, ptrdiff_t he
         }
     }
     DW_FLAT_UNROLL
-    for (int v = 0; v < nv; v++) DW_FN(store_out)(d + (height - 1) * width + col[v], above[v], nt);
+    for (int v = 0; v < nv; v++) {
+        /* (narrow rows: the lanes past the last would reach past the block, or a plane of another call) */
+        if (narrow && (last || dst_plane != width * height))
+            DW_FN(store_first)(d + (height - 1) * width, above[v], width, 0);
+        else
+            DW_FN(store_out)(d + (height - 1) * width + col[v], above[v], nt);
+    }
 }
 
 static void DW_FN(flat_rolling)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t height, ptrdiff_t width, const DW_T *w,
@@ -642,18 +659,22 @@ static void DW_FN(flat_rolling)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t 
         const int first = p == 0, last = p == np - 1;
         for (ptrdiff_t v = 0; v < n_vectors; v += 2) {
             /* (a strip's vectors: two, or the row's last alone; the last at width - DW_VLEN) */
-            const ptrdiff_t col[2] = {v + 1 < n_vectors ? v * DW_VLEN : width - DW_VLEN,
+            const ptrdiff_t col[2] = {v + 1 < n_vectors || width < DW_VLEN ? v * DW_VLEN : width - DW_VLEN,
                                       v + 2 < n_vectors ? (v + 1) * DW_VLEN : width - DW_VLEN};
-            if (n_vectors == 2)
-                DW_FN(rolling_strip)(s, width, height, col, wt, start, d, first, last, nt, 2, 1, 1);
+            if (width < DW_VLEN) /* (its lanes past the row write the next row's first pixels, before that row) */
+                DW_FN(rolling_strip)(s, width, height, col, wt, start, d, dst_plane, first, last, 0, 1, 1, 1, 1);
+            else if (n_vectors == 1)
+                DW_FN(rolling_strip)(s, width, height, col, wt, start, d, dst_plane, first, last, nt, 1, 1, 1, 0);
+            else if (n_vectors == 2)
+                DW_FN(rolling_strip)(s, width, height, col, wt, start, d, dst_plane, first, last, nt, 2, 1, 1, 0);
             else if (v == 0)
-                DW_FN(rolling_strip)(s, width, height, col, wt, start, d, first, last, nt, 2, 1, 0);
+                DW_FN(rolling_strip)(s, width, height, col, wt, start, d, dst_plane, first, last, nt, 2, 1, 0, 0);
             else if (v + 2 < n_vectors)
-                DW_FN(rolling_strip)(s, width, height, col, wt, start, d, first, last, nt, 2, 0, 0);
+                DW_FN(rolling_strip)(s, width, height, col, wt, start, d, dst_plane, first, last, nt, 2, 0, 0, 0);
             else if (v + 2 == n_vectors)
-                DW_FN(rolling_strip)(s, width, height, col, wt, start, d, first, last, nt, 2, 0, 1);
+                DW_FN(rolling_strip)(s, width, height, col, wt, start, d, dst_plane, first, last, nt, 2, 0, 1, 0);
             else
-                DW_FN(rolling_strip)(s, width, height, col, wt, start, d, first, last, nt, 1, 0, 1);
+                DW_FN(rolling_strip)(s, width, height, col, wt, start, d, dst_plane, first, last, nt, 1, 0, 1, 0);
         }
     }
 #ifdef DW_X86

@@ -895,13 +895,15 @@ def test_flat_row_tiles_5x5_and_7x7(isa_level, k, H, W, C, streaming):
 
 # float32 3x3 kernels at stride 1 with a pixel of zeros around NCHW planes more than a vector wide run
 # a plane at a time from top to bottom at AVX2 (flat_rolling), in strips of two vectors' columns, the
-# last vector overlapping the one before: rows of a vector and a lane (9), two overlapping vectors
-# (14, 15), two (16), two and one alone (17, 24), four (32), 33 (two strips and one), 56 (three
-# strips and one); heights 4 to 14, 16 to 33 channels (the first plane's first element and the last
-# plane's last, in every item of 1 to 3 threads, are loaded under masks: checked by the debug build's
-# bounds too). The input gradient at stride 1 is a forward pass over dy: it runs them as well.
-ROLLING_PLANES = [(14, 14, 16), (4, 9, 16), (5, 15, 17), (4, 16, 16), (6, 17, 32), (5, 24, 16), (7, 32, 33),
-                  (6, 33, 16), (9, 56, 16)]  # (H, W, C)
+# last vector overlapping the one before: rows narrower than a vector and more than half (5, 7: their
+# lanes past the row written into the next row's first pixels before it is, the block's last plane
+# under a mask), of a vector (8) and a lane (9), two overlapping vectors (14, 15), two (16), two and
+# one alone (17, 24), four (32), 33 (two strips and one), 56 (three strips and one); heights 4 to 14,
+# 16 to 33 channels (the first plane's first element and the last plane's last, in every item of 1 to
+# 3 threads, are loaded under masks: checked by the debug build's bounds too). The input gradient at
+# stride 1 is a forward pass over dy: it runs them as well.
+ROLLING_PLANES = [(14, 14, 16), (7, 7, 16), (6, 7, 17), (5, 5, 16), (4, 8, 16), (4, 9, 16), (5, 15, 17),
+                  (4, 16, 16), (6, 17, 32), (5, 24, 16), (7, 32, 33), (6, 33, 16), (9, 56, 16)]  # (H, W, C)
 
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
