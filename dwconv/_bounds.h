@@ -332,6 +332,20 @@ static void dw_checked_flat_dot_narrow_f32(const float *src, ptrdiff_t src_plane
                                    acc, acc_tap, bias_acc, np, n_images);
 }
 
+static void dw_checked_flat_dot_rolling_f32(const float *src, ptrdiff_t src_plane, ptrdiff_t src_image,
+                                            ptrdiff_t height, ptrdiff_t width, ptrdiff_t pt, ptrdiff_t pl,
+                                            const float *dy, ptrdiff_t dy_plane, ptrdiff_t dy_image, ptrdiff_t OH,
+                                            ptrdiff_t OW, float *acc, ptrdiff_t acc_tap, float *bias_acc, ptrdiff_t np,
+                                            ptrdiff_t n_images)
+{
+    DW_CHECK("flat_dot_rolling: src", src, float, 0, n_images, np, height * width, src_image, src_plane, 1);
+    DW_CHECK("flat_dot_rolling: dy", dy, float, 0, n_images, np, OH * OW, dy_image, dy_plane, 1);
+    DW_CHECK("flat_dot_rolling: acc", acc, float, 1, 9, np, acc_tap, 1);
+    if (bias_acc) DW_CHECK("flat_dot_rolling: bias_acc", bias_acc, float, 1, np, 1);
+    dw_active->flat_dot_rolling_f32(src, src_plane, src_image, height, width, pt, pl, dy, dy_plane, dy_image, OH, OW,
+                                    acc, acc_tap, bias_acc, np, n_images);
+}
+
 /* The integer pixels' conversions (_microkernels_convert.h): elements of 1 or 2 bytes. */
 static size_t dw_elem_size(int type) { return type == DW_ELEM_U8 ? 1 : 2; }
 
@@ -471,6 +485,7 @@ static void dw_checked_spectral_rows_f32(const void *const *sources, const void 
 #undef dw_flat_input_grad_s2_float
 #undef dw_flat_dot_s2_float
 #undef dw_flat_dot_narrow_float
+#undef dw_flat_dot_rolling_float
 #undef dw_sep_columns_float
 #undef dw_sep_columns_double
 #undef dw_sep_columns_pair_float
@@ -498,6 +513,7 @@ static void dw_checked_spectral_rows_f32(const void *const *sources, const void 
 #define dw_flat_input_grad_s2_float dw_checked_flat_input_grad_s2_f32
 #define dw_flat_dot_s2_float dw_checked_flat_dot_s2_f32
 #define dw_flat_dot_narrow_float dw_checked_flat_dot_narrow_f32
+#define dw_flat_dot_rolling_float dw_checked_flat_dot_rolling_f32
 #define dw_flat_float dw_checked_flat_f32
 #define dw_flat_double dw_checked_flat_f64
 #define dw_flat_rows_float dw_checked_flat_rows_f32

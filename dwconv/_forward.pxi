@@ -363,13 +363,22 @@ cdef inline bint rows_fit(const Dims *d, size_t elsize) noexcept nogil:
             and d.dil_w == 1 and d.sh == d.sw and d.mode == ZEROS
             and d.OH >= (DW_FLAT_ROWS_5 if d.kh == 5 and d.sh == 1 else DW_FLAT_ROWS)
             and (d.kh == 3 and d.sh <= 2 and (d.OW * elsize >= 64 or narrow_rows_fit(d, elsize))
-                 or d.kh == 3 and d.sh == 1 and dw_vector_bytes() == 32
-                 and dw_rolling_fits(d.H, d.W, d.pt, d.pl, d.OH, d.OW, 32 // elsize)
+                 or rolling_fits(d, elsize)
                  or (d.kh == 3 or d.kh == 5) and d.sh == 2 and dw_has_wide_row_tiles()
                  and (2 * d.OW * elsize > 64 and d.OH >= DW_FLAT_ROWS_NARROW_S2
                       or d.kh == 3 and dw_narrow_s2_pairs(d.W, d.pl, d.OW))
                  or d.kh == 5 and d.sh <= 2 and dw_has_wide_row_tiles() and tiles_fill(d.OW, elsize)
                  or d.kh == 7 and d.sh == 1 and dw_has_wide_row_tiles() and wide_tiles_fill(d.OW)))
+
+
+cdef inline bint rolling_fits(const Dims *d, size_t elsize) noexcept nogil:
+    """Whether NCHW geometry d runs a plane at a time from top to bottom (AVX2's flat_rolling in the
+    forward and the input gradient, flat_dot_rolling in the filter gradient): float32 3x3 kernels of
+    dilation 1 at stride 1, zeros padding, a pixel of it around planes more than half a vector wide,
+    output planes as high as a row tile (DW_FLAT_ROWS) or more."""
+    return (not d.nhwc and dw_has_rolling() and elsize == sizeof(float) and d.kh == 3 and d.kw == 3 and d.sh == 1
+            and d.sw == 1 and d.dil_h == 1 and d.dil_w == 1 and d.mode == ZEROS and d.OH >= DW_FLAT_ROWS
+            and dw_rolling_fits(d.H, d.W, d.pt, d.pl, d.OH, d.OW, dw_vector_bytes() // elsize))
 
 
 cdef inline bint tiles_fill(Py_ssize_t OW, size_t elsize) noexcept nogil:
@@ -1290,15 +1299,17 @@ cdef bint flat_filter_grad(const floating[::1] x, const floating[::1] dy, floati
     cdef floating *dbias_data = NULL if dbias is None else &dbias[0]
     cdef floating *dbias_block
     cdef bint strided = floating is float and d.mode == ZEROS and strided_fits(d, sizeof(floating))
-    cdef bint narrow = floating is float and narrow_fits(d, sizeof(floating))
-    if d.M != 1 or d.N == 0 or d.C == 0 or d.OH == 0 or not (flat_fits(d, FLAT_DOT_MAX_TAPS) or strided or narrow):
+    cdef bint rolling = floating is float and rolling_fits(d, sizeof(floating)) and flat_fits(d, FLAT_DOT_MAX_TAPS)
+    cdef bint narrow = floating is float and not rolling and narrow_fits(d, sizeof(floating))
+    if (d.M != 1 or d.N == 0 or d.C == 0 or d.OH == 0
+            or not (flat_fits(d, FLAT_DOT_MAX_TAPS) or strided or narrow or rolling)):
         return False
     n_threads = threads_for(d, n_threads)
     block = ceil_div(d.C, min(d.C, ITEMS_PER_THREAD * n_threads))
     n_blocks = ceil_div(d.C, block)
     f.off, f.bits = NULL, NULL
     try:
-        if not (strided or narrow) and not flat_masks_init(&f, d):
+        if not (strided or narrow or rolling) and not flat_masks_init(&f, d):
             raise MemoryError()
         with nogil:
             watch(True, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, &dfilters[0], dfilters.shape[0])
@@ -1312,6 +1323,11 @@ cdef bint flat_filter_grad(const floating[::1] x, const floating[::1] dy, floati
                                          d.pt, d.pl, <const float *> &dy[0] + c0 * d.OH * d.OW, d.OH * d.OW,
                                          d.C * d.OH * d.OW, d.OH, d.OW, <float *> &dfilters[0] + c0, d.C,
                                          <float *> dbias_block, min(block, d.C - c0), d.N)
+                elif rolling:
+                    dw_flat_dot_rolling_float(<const float *> &x[0] + c0 * d.H * d.W, d.H * d.W, d.C * d.H * d.W, d.H,
+                                              d.W, d.pt, d.pl, <const float *> &dy[0] + c0 * d.OH * d.OW, d.OH * d.OW,
+                                              d.C * d.OH * d.OW, d.OH, d.OW, <float *> &dfilters[0] + c0, d.C,
+                                              <float *> dbias_block, min(block, d.C - c0), d.N)
                 elif narrow:
                     dw_flat_dot_narrow_float(<const float *> &x[0] + c0 * d.H * d.W, d.H * d.W, d.C * d.H * d.W, d.H,
                                              d.W, d.pt, d.pl, <const float *> &dy[0] + c0 * d.OH * d.OW, d.OH * d.OW,

@@ -901,7 +901,9 @@ def test_flat_row_tiles_5x5_and_7x7(isa_level, k, H, W, C, streaming):
 # one alone (17, 24), four (32), 33 (two strips and one), 56 (three strips and one); heights 4 to 14,
 # 16 to 33 channels (the first plane's first element and the last plane's last, in every item of 1 to
 # 3 threads, are loaded under masks: checked by the debug build's bounds too). The input gradient at
-# stride 1 is a forward pass over dy: it runs them as well.
+# stride 1 is a forward pass over dy: it runs them as well; the filter and bias gradients reduce
+# over them a plane at a time (flat_dot_rolling: lanes summed twice by overlapping vectors, or past
+# narrow rows, cleared).
 ROLLING_PLANES = [(14, 14, 16), (7, 7, 16), (6, 7, 17), (5, 5, 16), (4, 8, 16), (4, 9, 16), (5, 15, 17),
                   (4, 16, 16), (6, 17, 32), (5, 24, 16), (7, 32, 33), (6, 33, 16), (9, 56, 16)]  # (H, W, C)
 
@@ -914,14 +916,14 @@ def test_rolling_planes(isa_level, H, W, C, streaming):
         assert dwconv._kernels.runs_row_tiles(g)
     check_planes(H, W, C, streaming, 1, [(3, 3, (1, 1), "SAME")])
     rng = np.random.default_rng(H * W + C)
-    pad = ((1, 1), (1, 1))
     for n_images, n_threads in ((1, 1), (2, 2), (3, 3)):
+        x, dy = (rng.standard_normal((n_images, C, H, W)).astype(np.float32) for _ in range(2))
         w = rng.standard_normal((3, 3, C)).astype(np.float32)
-        dy = rng.standard_normal((n_images, C, H, W)).astype(np.float32)
-        got = dwconv.depthwise_conv2d_backprop_input(dy.shape, w, dy, 1, "SAME", data_format="NCHW",
-                                                     num_threads=n_threads)
-        ref, scale = reference_gradients(np.zeros(dy.shape), w, dy, (1, 1), pad, "NCHW", (1, 1))["input"]
-        assert_close(got, ref, scale, np.float32, 9, "backprop_input")
+        got = dwconv.depthwise_conv2d_grad(x, w, dy, 1, "SAME", data_format="NCHW", num_threads=n_threads)
+        ref = reference_gradients(x, w, dy, (1, 1), ((1, 1), (1, 1)), "NCHW", (1, 1))
+        assert_close(got.input, *ref["input"], np.float32, 9, "input gradient")
+        for name in ("filters", "bias"):
+            assert_close(getattr(got, name), *ref[name], np.float32, n_images * H * W, f"{name} gradient")
 
 
 # float32 NCHW planes of up to 64 pixels in calls of 320 planes or more (whole groups of 16
