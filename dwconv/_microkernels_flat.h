@@ -694,9 +694,14 @@ static void DW_FN(flat_rolling)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t 
  * and, on 7-pixel rows, flat_dot_narrow: one thread, 14x14x576 at batch 4 2.4x faster, 28x28x192
  * 2x, 56x56x144 2.5x, 112x112x32 2.3x, 7x7x960 1.0x; two threads at batch 16, 14x14x576 2.3x,
  * 28x28x192 2.3x, 7x7x960 1.4x.) */
+/* The rows ahead whose lines the first strip of a plane's filter gradient asks for: planes of more
+ * than a strip's columns read each row's lines strip by strip, which the prefetchers, seeing a line
+ * a row, fetch late (2 vCPUs of an AVX2 AMD EPYC, batch 16: 112x112x32 and 56x56x144 1.5x faster;
+ * the forward's strips, two vectors wide, no faster with it). */
+#define DW_ROLLING_AHEAD 2
 DW_INLINE void DW_FN(rolling_dot_strip)(const DW_T *s, const DW_T *dy, ptrdiff_t width, ptrdiff_t height,
                                         ptrdiff_t col, unsigned dy_lanes, DW_VEC *sum, int first, int last,
-                                        const int left, const int right, const int narrow)
+                                        int prefetch, const int left, const int right, const int narrow)
 {
     const __m256 zero = _mm256_setzero_ps();
     const unsigned inside = narrow ? (1u << width) - 1 : 0xff;
@@ -714,6 +719,10 @@ DW_INLINE void DW_FN(rolling_dot_strip)(const DW_T *s, const DW_T *dy, ptrdiff_t
                                                                   : DW_FN(load)(dy + col)), keep_dy);
     for (ptrdiff_t r = 0; r < height; r++) {
         const DW_T *row = s + r * width + col;
+        if (prefetch && r + DW_ROLLING_AHEAD < height) { /* (the rows the strips after this one read) */
+            dw_prefetch(s + (r + DW_ROLLING_AHEAD) * width, width * (ptrdiff_t)sizeof(DW_T));
+            dw_prefetch(dy + (r + DW_ROLLING_AHEAD) * width, width * (ptrdiff_t)sizeof(DW_T));
+        }
         if (r + 1 < height)
             dy_below = (DW_VEC)_mm256_and_ps((__m256)(r + 2 == height && last
                                                           ? DW_FN(load_masked)(dy + (r + 1) * width + col, dy_lanes)
@@ -725,7 +734,8 @@ DW_INLINE void DW_FN(rolling_dot_strip)(const DW_T *s, const DW_T *dy, ptrdiff_t
         for (int b = 0; b < 3; b++) {
             /* (the block's first element and last: nothing before or past them is read) */
             const int edge = narrow ? (b == 0 && r == 0 && first) || (r == height - 1 && last)
-                                    : (b == 0 && left && r == 0 && first) || (b == 2 && right && r == height - 1 && last);
+                                    : (b == 0 && left && r == 0 && first)
+                                          || (b == 2 && right && r == height - 1 && last);
             DW_VEC x = edge ? DW_FN(load_masked)(row + b - 1, lanes_read[b]) : DW_FN(load)(row + b - 1);
             if (narrow)
                 x = (DW_VEC)_mm256_and_ps((__m256)x, keep[b]);
@@ -761,16 +771,17 @@ static void DW_FN(flat_dot_rolling)(const DW_T *src, ptrdiff_t src_plane, ptrdif
                 const ptrdiff_t col = v + 1 < n_vectors || width < DW_VLEN ? v * DW_VLEN : width - DW_VLEN;
                 /* (the output gradients' lanes of this strip alone: past a narrow row, or summed before) */
                 const unsigned dy_lanes = width < DW_VLEN ? (1u << width) - 1 : (0xffu << (v * DW_VLEN - col)) & 0xff;
+                const int prefetch = v == 0 && n_vectors > 1;
                 if (width < DW_VLEN)
-                    DW_FN(rolling_dot_strip)(s, d, width, height, col, dy_lanes, sum, first, last, 1, 1, 1);
+                    DW_FN(rolling_dot_strip)(s, d, width, height, col, dy_lanes, sum, first, last, prefetch, 1, 1, 1);
                 else if (n_vectors == 1)
-                    DW_FN(rolling_dot_strip)(s, d, width, height, col, dy_lanes, sum, first, last, 1, 1, 0);
+                    DW_FN(rolling_dot_strip)(s, d, width, height, col, dy_lanes, sum, first, last, prefetch, 1, 1, 0);
                 else if (v == 0)
-                    DW_FN(rolling_dot_strip)(s, d, width, height, col, dy_lanes, sum, first, last, 1, 0, 0);
+                    DW_FN(rolling_dot_strip)(s, d, width, height, col, dy_lanes, sum, first, last, prefetch, 1, 0, 0);
                 else if (v + 1 < n_vectors)
-                    DW_FN(rolling_dot_strip)(s, d, width, height, col, dy_lanes, sum, first, last, 0, 0, 0);
+                    DW_FN(rolling_dot_strip)(s, d, width, height, col, dy_lanes, sum, first, last, prefetch, 0, 0, 0);
                 else
-                    DW_FN(rolling_dot_strip)(s, d, width, height, col, dy_lanes, sum, first, last, 0, 1, 0);
+                    DW_FN(rolling_dot_strip)(s, d, width, height, col, dy_lanes, sum, first, last, prefetch, 0, 1, 0);
             }
         }
         for (int t = 0; t < 9; t++) acc[t * acc_tap + p] = DW_FN(horizontal_sum)(sum[t]);
