@@ -577,6 +577,35 @@ static void DW_FN(flat_narrow_s2)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_
 #endif
 
 #if DW_VBYTES == 32 && DW_FLAT_FLOAT
+/* Source vector b (0 to 2: from column col - 1 to col + 1) of the row at `at` (its column col) of
+ * the planes flat_rolling and flat_dot_rolling run, zeros in its lanes of padding (left: col is 0;
+ * right: col is width - DW_VLEN) and, on rows narrower than a vector (narrow), past the row too:
+ * lanes_read and keep give, for each b, a narrow row's lanes (and the lanes read in the block's
+ * first row or last: nothing before or past the block is read). */
+DW_INLINE DW_VEC DW_FN(rolling_source)(const DW_T *at, const int b, int first_row, int last_row,
+                                       const unsigned *lanes_read, const __m256 *keep, const int left, const int right,
+                                       const int narrow)
+{
+    const int edge = narrow ? (b == 0 && first_row) || last_row
+                            : (b == 0 && left && first_row) || (b == 2 && right && last_row);
+    const DW_VEC x = edge ? DW_FN(load_masked)(at + b - 1, lanes_read[b]) : DW_FN(load)(at + b - 1);
+    if (narrow) return (DW_VEC)_mm256_and_ps((__m256)x, keep[b]);
+    if (b == 0 && left) return (DW_VEC)_mm256_blend_ps((__m256)x, _mm256_setzero_ps(), 0x01);
+    if (b == 2 && right) return (DW_VEC)_mm256_blend_ps((__m256)x, _mm256_setzero_ps(), 0x80);
+    return x;
+}
+
+/* The lanes rolling_source reads of narrow rows of `width` (or, 0xff, of others at the block's first
+ * and last element), and the masks that keep them. */
+DW_INLINE void DW_FN(rolling_lanes)(ptrdiff_t width, const int narrow, unsigned *lanes_read, __m256 *keep)
+{
+    const unsigned inside = narrow ? (1u << width) - 1 : 0xff;
+    lanes_read[0] = narrow ? (inside << 1) & 0xff : 0xfe;
+    lanes_read[1] = inside;
+    lanes_read[2] = narrow ? inside >> 1 : 0x7f;
+    for (int b = 0; b < 3; b++) keep[b] = _mm256_castsi256_ps(DW_FN(lane_mask)(lanes_read[b]));
+}
+
 /* 3x3 kernels at stride 1 on planes more than half a vector wide with a pixel of zeros around them
  * (AVX2; rolling_fits): each plane in strips of two vectors' columns (the last vector at column
  * width - DW_VLEN, overlapping the one before), each strip from top to bottom: each source row's
@@ -596,9 +625,9 @@ DW_INLINE void DW_FN(rolling_strip)(const DW_T *s, ptrdiff_t width, ptrdiff_t he
                                     const DW_VEC *wt, DW_VEC start, DW_T *d, ptrdiff_t dst_plane, int first, int last,
                                     int nt, const int nv, const int left, const int right, const int narrow)
 {
-    const __m256 zero = _mm256_setzero_ps();
-    const unsigned inside = narrow ? (1u << width) - 1 : 0; /* (narrow rows: the lanes of a row) */
-    const __m256 keep = _mm256_castsi256_ps(DW_FN(lane_mask)(inside >> 1)); /* (and of its right neighbours) */
+    unsigned lanes_read[3];
+    __m256 keep[3];
+    DW_FN(rolling_lanes)(width, narrow, lanes_read, keep);
     DW_VEC above[2], here[2], below[2]; /* output rows r - 1, r, r + 1 */
     DW_FLAT_UNROLL
     for (int v = 0; v < nv; v++) above[v] = here[v] = start;
@@ -606,24 +635,12 @@ DW_INLINE void DW_FN(rolling_strip)(const DW_T *s, ptrdiff_t width, ptrdiff_t he
         const DW_T *row = s + r * width;
         DW_FLAT_UNROLL
         for (int v = 0; v < nv; v++) {
-            const DW_T *at = row + col[v];
+            const int at_left = left && v == 0, at_right = right && v == nv - 1;
             below[v] = start;
             DW_FLAT_UNROLL
             for (int b = 0; b < 3; b++) {
-                DW_VEC x;
-                if (b == 0 && left && v == 0) /* (the block's first element: nothing before it is read) */
-                    x = (DW_VEC)_mm256_blend_ps((__m256)(r == 0 && first ? DW_FN(load_masked)(at - 1, 0xfe)
-                                                                        : DW_FN(load)(at - 1)), zero, 0x01);
-                else if (b == 2 && right && v == nv - 1 && !narrow) /* (and its last: nothing past it) */
-                    x = (DW_VEC)_mm256_blend_ps((__m256)(r == height - 1 && last ? DW_FN(load_masked)(at + 1, 0x7f)
-                                                                                : DW_FN(load)(at + 1)), zero, 0x80);
-                else if (b == 2 && narrow)
-                    x = (DW_VEC)_mm256_and_ps((__m256)(r == height - 1 && last ? DW_FN(load_masked)(at + 1, inside >> 1)
-                                                                              : DW_FN(load)(at + 1)), keep);
-                else if (b == 1 && narrow)
-                    x = r == height - 1 && last ? DW_FN(load_masked)(at, inside) : DW_FN(load)(at);
-                else
-                    x = DW_FN(load)(at + b - 1);
+                const DW_VEC x = DW_FN(rolling_source)(row + col[v], b, r == 0 && first, r == height - 1 && last,
+                                                       lanes_read, keep, at_left, at_right, narrow);
                 above[v] += wt[6 + b] * x;
                 here[v] += wt[3 + b] * x;
                 below[v] += wt[b] * x;
@@ -703,14 +720,10 @@ DW_INLINE void DW_FN(rolling_dot_strip)(const DW_T *s, const DW_T *dy, ptrdiff_t
                                         ptrdiff_t col, unsigned dy_lanes, DW_VEC *sum, int first, int last,
                                         int prefetch, const int left, const int right, const int narrow)
 {
-    const __m256 zero = _mm256_setzero_ps();
-    const unsigned inside = narrow ? (1u << width) - 1 : 0xff;
-    const __m256 keep_dy = _mm256_castsi256_ps(DW_FN(lane_mask)(dy_lanes));
-    /* (the lanes of the source vectors read where they reach the block's ends, and kept on narrow rows) */
-    const unsigned lanes_read[3] = {narrow ? (inside << 1) & 0xff : 0xfe, inside, narrow ? inside >> 1 : 0x7f};
-    const __m256 keep[3] = {_mm256_castsi256_ps(DW_FN(lane_mask)(lanes_read[0])),
-                            _mm256_castsi256_ps(DW_FN(lane_mask)(lanes_read[1])),
-                            _mm256_castsi256_ps(DW_FN(lane_mask)(lanes_read[2]))};
+    const __m256 zero = _mm256_setzero_ps(), keep_dy = _mm256_castsi256_ps(DW_FN(lane_mask)(dy_lanes));
+    unsigned lanes_read[3];
+    __m256 keep[3];
+    DW_FN(rolling_lanes)(width, narrow, lanes_read, keep);
     DW_VEC dy_above = (DW_VEC)zero, dy_here, dy_below; /* output rows r - 1, r, r + 1 */
     DW_VEC tap[9], dy_sum = sum[9];
     DW_FLAT_UNROLL
@@ -732,17 +745,8 @@ DW_INLINE void DW_FN(rolling_dot_strip)(const DW_T *s, const DW_T *dy, ptrdiff_t
         dy_sum += dy_here;
         DW_FLAT_UNROLL
         for (int b = 0; b < 3; b++) {
-            /* (the block's first element and last: nothing before or past them is read) */
-            const int edge = narrow ? (b == 0 && r == 0 && first) || (r == height - 1 && last)
-                                    : (b == 0 && left && r == 0 && first)
-                                          || (b == 2 && right && r == height - 1 && last);
-            DW_VEC x = edge ? DW_FN(load_masked)(row + b - 1, lanes_read[b]) : DW_FN(load)(row + b - 1);
-            if (narrow)
-                x = (DW_VEC)_mm256_and_ps((__m256)x, keep[b]);
-            else if (b == 0 && left)
-                x = (DW_VEC)_mm256_blend_ps((__m256)x, zero, 0x01);
-            else if (b == 2 && right)
-                x = (DW_VEC)_mm256_blend_ps((__m256)x, zero, 0x80);
+            const DW_VEC x = DW_FN(rolling_source)(row, b, r == 0 && first, r == height - 1 && last, lanes_read,
+                                                   keep, left, right, narrow);
             tap[b] += dy_below * x;
             tap[3 + b] += dy_here * x;
             tap[6 + b] += dy_above * x;
