@@ -74,6 +74,11 @@ cdef enum:
     # 32x32x128 1.9x; 80x80x64 3.6x, 112x112x32 2.5-3x, 224x224x32 at batch 4 2.5x; 48- to
     # 60-pixel planes 0.9-1.1x. 7x7 kernels 0.55-0.9x: they keep the packed path.)
     FLAT_DOT_MAX_TAPS = 25
+    # At AVX2 (8 lanes, masked loads that cost more), kernels past 3x3 read flat planes in place for
+    # their filter gradient only on rows this wide or wider (2 vCPUs of an AVX2 AMD EPYC, one thread,
+    # 5x5 in place against the other paths: 14x14x480 0.85x, 28x28x240 0.8x, 56x56x64 0.7x, 7x7x960
+    # 1.0x; 112x112x32 1.7x faster).
+    FLAT_DOT_AVX2_WIDTH = 96
     # Flat planes of at most this many pixels run in groups of a vector's worth of planes
     # (flat_groups: its DW_FLAT_GROUP_PIXELS), every lane computing a pixel where a plane alone
     # leaves the last vector's lanes idle (49 pixels in 64 lanes), where the call has this many
@@ -346,6 +351,14 @@ cdef inline bint flat_fits(const Dims *d, Py_ssize_t max_taps=FLAT_MAX_TAPS) noe
             and d.kh * d.kw <= max_taps
             and (d.C >= FLAT_WIDE_CHANNELS
                  or d.OW <= PACKED_FORWARD_WIDTH and (d.C >= LANE_BLOCK or d.OW < PLANE_MIN_WIDTH)))
+
+
+cdef inline bint flat_dot_fits(const Dims *d) noexcept nogil:
+    """Whether the filter gradient of NCHW geometry d reads its planes in place, 9 taps a pass
+    (flat_dot): flat_fits to FLAT_DOT_MAX_TAPS taps, at AVX2 past 3x3 on rows of FLAT_DOT_AVX2_WIDTH
+    or more only."""
+    return (flat_fits(d, FLAT_DOT_MAX_TAPS)
+            and (d.kh * d.kw <= FLAT_MAX_TAPS or dw_vector_bytes() != 32 or d.OW >= FLAT_DOT_AVX2_WIDTH))
 
 
 cdef inline bint rows_fit(const Dims *d, size_t elsize) noexcept nogil:
@@ -1289,20 +1302,21 @@ cdef bint phase_input_grad(const floating[::1] dy, const floating[::1] w, floati
 
 cdef bint flat_filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfilters, floating[::1] dbias,
                            const Dims *d, int n_threads) except -1:
-    """filter_grad where its planes are read in place (flat_fits to 5x5 kernels, M 1), or its gradients do
-    at stride 2 (strided_fits, zeros padding), or its rows fit a vector each (narrow_fits); True when
-    done. Each item sums the planes of a block of channels over every image, from the forward's
-    lane masks (flat_dot) or along the rows (flat_dot_s2, flat_dot_narrow); every sum runs in an
-    order fixed by the geometry, so the result does not depend on the number of threads."""
+    """filter_grad where its planes are read in place (flat_dot_fits: to 5x5 kernels, M 1), or its
+    gradients do at stride 2 (strided_fits, zeros padding), or its rows fit a vector each
+    (narrow_fits), or it runs a plane at a time (rolling_fits); True when done. Each item sums the
+    planes of a block of channels over every image, from the forward's lane masks (flat_dot) or
+    along the rows (flat_dot_s2, flat_dot_narrow, flat_dot_rolling); every sum runs in an order
+    fixed by the geometry, so the result does not depend on the number of threads."""
     cdef FlatMasks f
     cdef Py_ssize_t n_blocks, block, item, c0
     cdef floating *dbias_data = NULL if dbias is None else &dbias[0]
     cdef floating *dbias_block
     cdef bint strided = floating is float and d.mode == ZEROS and strided_fits(d, sizeof(floating))
-    cdef bint rolling = floating is float and rolling_fits(d, sizeof(floating)) and flat_fits(d, FLAT_DOT_MAX_TAPS)
+    cdef bint rolling = floating is float and rolling_fits(d, sizeof(floating)) and flat_dot_fits(d)
     cdef bint narrow = floating is float and not rolling and narrow_fits(d, sizeof(floating))
     if (d.M != 1 or d.N == 0 or d.C == 0 or d.OH == 0
-            or not (flat_fits(d, FLAT_DOT_MAX_TAPS) or strided or narrow or rolling)):
+            or not (flat_dot_fits(d) or strided or narrow or rolling)):
         return False
     n_threads = threads_for(d, n_threads)
     block = ceil_div(d.C, min(d.C, ITEMS_PER_THREAD * n_threads))
