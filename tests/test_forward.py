@@ -893,9 +893,9 @@ def test_flat_row_tiles_5x5_and_7x7(isa_level, k, H, W, C, streaming):
     check_planes(H, W, C, streaming, 1, [(k, k, (1, 1), padding) for padding in ROW_TILE_WIDE_PADDINGS[k]])
 
 
-# float32 3x3 kernels at stride 1 with a pixel of zeros around NCHW planes more than a vector wide run
-# a plane at a time from top to bottom at AVX2 (flat_rolling), in strips of two vectors' columns, the
-# last vector overlapping the one before: rows narrower than a vector and more than half (5, 7: their
+# float32 3x3 kernels at stride 1 with a pixel of zeros around NCHW planes more than half a vector wide
+# run a plane at a time from top to bottom at AVX2 (flat_rolling), in strips of two vectors' columns,
+# the last vector overlapping the one before: rows narrower than a vector and more than half (5, 7: their
 # lanes past the row written into the next row's first pixels before it is, the block's last plane
 # under a mask), of a vector (8) and a lane (9), two overlapping vectors (14, 15), two (16), two and
 # one alone (17, 24), four (32), 33 (two strips and one), 56 (three strips and one); heights 4 to 14,
