@@ -220,12 +220,40 @@ DW_INLINE DW_VEC DW_FN(interleave)(DW_VEC a, DW_VEC b, const int upper)
     return upper ? DW_SHUFFLE_TWO(a, b, DW_INTERLEAVE_LANE, 1) : DW_SHUFFLE_TWO(a, b, DW_INTERLEAVE_LANE, 0);
 }
 
+/* At AVX2, stride 2's tap columns of a 3x3 kernel come from pairs of a row's vectors within each
+ * half of 128 bits (one vshufps each, where alternate's lanes across the halves take three
+ * operations; 5x5 runs at AVX-512 alone), so that their lanes hold output pixels 0, 1, 4, 5, 2, 3,
+ * 6, 7: elements 0..15 of the row from the tile's first column give tap columns 0 (`s` 0: the even
+ * elements) and 1 (1: the odd ones), elements 2..9 and 9..16 tap column 2 (2: the even elements of
+ * the first, the odd ones of the second). Sums over these lanes go back in order once (in_order). */
+#define DW_S2_IN_HALVES (DW_VBYTES == 32 && DW_FLAT_FLOAT)
+#if DW_S2_IN_HALVES
+#define DW_HALVES_LANE(s, l) (((l) & 2) / 2 * DW_LANES + (l) / 4 * 4 + ((l) & 1) * 2 + ((s) == 1 || ((s) == 2 && ((l) & 2))))
+#define DW_IN_ORDER_LANE(unused, l) (((l) & 1) | ((l) & 2) << 1 | ((l) & 4) >> 1)
+
+/* Tap column s (0, 1 or 2, known at compile time) of a and b, as above. */
+DW_INLINE DW_VEC DW_FN(s2_taps)(DW_VEC a, DW_VEC b, const int s)
+{
+    return s == 2 ? DW_SHUFFLE_TWO(a, b, DW_HALVES_LANE, 2)
+           : s == 1 ? DW_SHUFFLE_TWO(a, b, DW_HALVES_LANE, 1) : DW_SHUFFLE_TWO(a, b, DW_HALVES_LANE, 0);
+}
+
+/* The lanes of s2_taps's order in the pixels' (the same permutation: it is its own inverse). */
+DW_INLINE DW_VEC DW_FN(in_order)(DW_VEC v)
+{
+    return DW_SHUFFLE_TWO(v, v, DW_IN_ORDER_LANE, 0);
+}
+#endif
+
 /* A row tile's source vectors of one row, relative to its first tap column: at stride 1, vector
  * k*v + b is tap column b's for output vector v (k x k kernels), output vectors vstep pixels
  * apart; at stride 2, vectors 2v and 2v + 1 hold tap columns 0 and 1 of output vector v as their
  * even and odd elements, and tap columns 2, 3 and 4 are columns 0, 1 and 2 shifted by a lane, their
- * last lanes lanes 0, 1 and 2 of vector 2v + 2 (3x3 reads lane 0 alone at v = nv - 1). */
-#define DW_FLAT_ROW_LOADS (DW_FLAT_ROW_MAX_K * DW_FLAT_ROW_VECS)
+ * last lanes lanes 0, 1 and 2 of vector 2v + 2 (3x3 reads lane 0 alone at v = nv - 1); at stride 2
+ * and AVX2 (DW_S2_IN_HALVES), vectors 4v..4v + 3 start at elements 0, DW_VLEN, 2 and DW_VLEN + 1
+ * of output vector v's. */
+#define DW_FLAT_ROW_LOADS (DW_S2_IN_HALVES ? 4 * DW_FLAT_ROW_VECS : DW_FLAT_ROW_MAX_K * DW_FLAT_ROW_VECS)
+_Static_assert(DW_FLAT_ROW_LOADS >= DW_FLAT_ROW_MAX_K * DW_FLAT_ROW_VECS, "a row tile's loads fit loaded[]");
 /* The output rows of a row tile of a k x k kernel at stride sw, on rows narrower than a vector
  * (`narrow`: at stride 2, their first OW lanes stored) or not. (5x5 at stride 2 keeps 4: the tile's
  * 5 source vectors and 10 tap columns beside 14 sums would not leave the registers for more.) */
@@ -233,7 +261,9 @@ DW_INLINE DW_VEC DW_FN(interleave)(DW_VEC a, DW_VEC b, const int upper)
     ((k) == 5 && (sw) == 1 ? DW_FLAT_ROWS_5 : (k) == 3 && (narrow) ? DW_FLAT_ROWS_NARROW_S2 : DW_FLAT_ROWS)
 DW_INLINE ptrdiff_t DW_FN(flat_rows_at)(int i, const int k, const int sw, ptrdiff_t vstep)
 {
-    return sw == 1 ? i % k + i / k * vstep : i * DW_VLEN;
+    return sw == 1 ? i % k + i / k * vstep
+           : DW_S2_IN_HALVES && k == 3 ? i / 4 * 2 * DW_VLEN + (i & 1) * DW_VLEN + (i & 2) / 2 * (2 - (i & 1))
+           : i * DW_VLEN;
 }
 
 /* A row tile of a k x k kernel (dilation 1; k 3 or 5, at stride sw of 1 or 2): n_rows
@@ -251,7 +281,8 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
 {
     DW_VEC acc[DW_FLAT_ROWS_MAX][DW_FLAT_ROW_VECS];
     unsigned inside_lanes[DW_FLAT_ROW_LOADS];
-    const int n_loads = sw == 1 ? k * nv : 2 * nv + 1;
+    const int halves = DW_S2_IN_HALVES && sw == 2 && k == 3;
+    const int n_loads = sw == 1 ? k * nv : halves ? 4 * nv : 2 * nv + 1;
     DW_FLAT_UNROLL
     for (int r = 0; r < n_rows; r++) {
         DW_FLAT_UNROLL
@@ -277,7 +308,7 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
         DW_FLAT_UNROLL
         for (int j = 0; j < n_loads; j++) {
             const DW_T *at = s + DW_FN(flat_rows_at)(j, k, sw, vstep);
-            if (sw == 2 && j == 2 * nv && k == 3) /* (one element) */
+            if (sw == 2 && j == 2 * nv && k == 3 && !halves) /* (one element) */
                 loaded[j] = DW_FN(broadcast)(!masked || (inside && (inside_lanes[j] & 1)) ? *at : 0);
             else
                 loaded[j] = !masked ? DW_FN(load)(at) : DW_FN(load_masked)(at, inside ? inside_lanes[j] : 0);
@@ -287,6 +318,11 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
         for (int v = 0; v < nv; v++) {
             DW_FLAT_UNROLL
             for (int b = 0; b < k; b++)
+#if DW_S2_IN_HALVES
+                if (halves)
+                    x[b][v] = DW_FN(s2_taps)(loaded[4 * v + b / 2 * 2], loaded[4 * v + b / 2 * 2 + 1], b);
+                else
+#endif
                 x[b][v] = sw == 1 ? loaded[k * v + b]
                           : b < 2 ? DW_FN(alternate)(loaded[2 * v], loaded[2 * v + 1], b)
                                   : DW_FN(shift_in)(x[b - 2][v], loaded[2 * v + 2], b - 2);
@@ -306,7 +342,12 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
     DW_FLAT_UNROLL
     for (int r = 0; r < n_rows; r++) {
         DW_FLAT_UNROLL
-        for (int v = 0; v < nv; v++) DW_FN(store_first)(dst + r * dst_row + v * vstep, acc[r][v], n_out, nt);
+        for (int v = 0; v < nv; v++) {
+#if DW_S2_IN_HALVES
+            if (halves) acc[r][v] = DW_FN(in_order)(acc[r][v]);
+#endif
+            DW_FN(store_first)(dst + r * dst_row + v * vstep, acc[r][v], n_out, nt);
+        }
     }
 }
 
@@ -1414,6 +1455,37 @@ static void DW_FN(flat_input_grad_s2)(const DW_T *dy, ptrdiff_t dy_plane, ptrdif
     }
 }
 
+#if DW_S2_IN_HALVES
+/* flat_dot_s2's sums of an output-gradient vector dyv, in s2_taps's lanes, from the rows of its tap
+ * rows 0, 1, 2 (NULL: outside the plane) at column col: tap columns 0 and 1 read elements
+ * [0, n01) from col, tap column 2 [2, n01 + 1), those inside the row of `width` alone (`whole`: all
+ * of them, plain loads), so lanes past dy's row (n01 below 2 * DW_VLEN) read zeros, NaN or not. */
+DW_INLINE void DW_FN(s2_dot_vector)(const DW_T *const *rows, ptrdiff_t col, ptrdiff_t width, ptrdiff_t n01, DW_VEC dyv,
+                                    DW_VEC *sum, const int whole)
+{
+    unsigned lanes[4] = {0, 0, 0, 0};
+    const ptrdiff_t end = width - col < n01 + 1 ? width - col : n01 + 1;
+    DW_FLAT_UNROLL
+    for (int j = 0; !whole && j < 4; j++) {
+        const ptrdiff_t at = DW_FN(flat_rows_at)(j, 3, 2, 0);
+        lanes[j] = DW_FN(lane_range)(-col - at, (j < 2 && end > n01 ? n01 : end) - at);
+    }
+    const DW_VEC dyp = DW_FN(in_order)(dyv);
+    DW_FLAT_UNROLL
+    for (int a = 0; a < 3; a++) {
+        if (!rows[a]) continue;
+        DW_VEC x[4];
+        DW_FLAT_UNROLL
+        for (int j = 0; j < 4; j++) {
+            const DW_T *at = rows[a] + col + DW_FN(flat_rows_at)(j, 3, 2, 0);
+            x[j] = whole ? DW_FN(load)(at) : DW_FN(load_masked)(at, lanes[j]);
+        }
+        DW_FLAT_UNROLL
+        for (int b = 0; b < 3; b++) sum[3 * a + b] += dyp * DW_FN(s2_taps)(x[b / 2 * 2], x[b / 2 * 2 + 1], b);
+    }
+}
+#endif
+
 /* The filter gradient of a 3x3 kernel at stride 2 (dilation 1), for p < np, t = 3*a + b:
  * acc[t*acc_tap + p] = sum_{n < n_images, y < OH, x < OW} dy[n*dy_image + p*dy_plane + y*OW + x] * src[n*src_image + p*src_plane + (2y + a - pt)*width + 2x + b - pl],
  * over the source pixels inside the `height` x `width` plane, and bias_acc[p] the sum of dy (unless
@@ -1442,12 +1514,18 @@ static void DW_FN(flat_dot_s2)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t s
                      * tap column 0's lane `valid` cleared: the one source column a lane inside reads
                      * as well, for tap column 2; a NaN there must not reach tap column 0's sums) */
                     const ptrdiff_t valid = OW - x < DW_VLEN ? OW - x : DW_VLEN, col = 2 * x - pl;
-                    const ptrdiff_t end = width - col < 2 * valid + 1 ? width - col : 2 * valid + 1;
                     const unsigned inside = (unsigned)((1ull << valid) - 1);
                     const DW_VEC dyv = valid == DW_VLEN ? DW_FN(load)(d + x) : DW_FN(load_masked)(d + x, inside);
+                    dy_sum += dyv;
+#if DW_S2_IN_HALVES
+                    if (valid == DW_VLEN && col >= 0 && col + 2 * DW_VLEN < width)
+                        DW_FN(s2_dot_vector)(rows, col, width, 2 * valid, dyv, sum, 1);
+                    else
+                        DW_FN(s2_dot_vector)(rows, col, width, 2 * valid, dyv, sum, 0);
+#else
+                    const ptrdiff_t end = width - col < 2 * valid + 1 ? width - col : 2 * valid + 1;
                     const unsigned lo = DW_FN(lane_range)(-col, end), hi = DW_FN(lane_range)(-col - DW_VLEN, end - DW_VLEN);
                     const int last = end > 2 * DW_VLEN && col + 2 * DW_VLEN >= 0; /* (col + 2 * DW_VLEN: the last lane's tap 2) */
-                    dy_sum += dyv;
                     DW_FLAT_UNROLL
                     for (int a = 0; a < 3; a++) {
                         if (!rows[a]) continue;
@@ -1458,6 +1536,7 @@ static void DW_FN(flat_dot_s2)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t s
                         sum[3 * a + 1] += dyv * DW_FN(alternate)(l0, l1, 1);
                         sum[3 * a + 2] += dyv * DW_FN(shift_in)(even, DW_FN(broadcast)(last ? at[2 * DW_VLEN] : 0), 0);
                     }
+#endif
                 }
             }
         }
@@ -1663,6 +1742,9 @@ static void DW_FN(flat_dot)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_
 #undef DW_FLAT_ROW_VECS
 #undef DW_NARROW_ROWS
 #undef DW_FLAT_ROW_LOADS
+#undef DW_S2_IN_HALVES
+#undef DW_HALVES_LANE
+#undef DW_IN_ORDER_LANE
 #undef DW_FLAT_ROW_MAX_K
 #undef DW_FLAT_GROUP_TILE
 #undef DW_FLAT_LANES
