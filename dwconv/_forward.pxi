@@ -312,14 +312,15 @@ cdef Py_ssize_t LAST_LEVEL_CACHE_BYTES = last_level_cache_bytes()
 cdef Py_ssize_t STREAMING_BYTES = LAST_LEVEL_CACHE_BYTES // 2
 
 
-cdef inline bint lines_streamed() noexcept nogil:
-    """Whether NHWC results stream: where a vector fills a cache line (AVX-512). The channel tiles
-    store a vector of each of several pixels before the next vector of channels, so at AVX2 a line
-    waits half-written across a tile (8-12 lines open at once), and streamed, ran 1.2-1.5x faster
-    than plain stores one minute and 2-4.5x slower the next (2 vCPUs of an AMD EPYC without
-    AVX-512, in one process: 16x112x112x32 3x3 forward 2.35 against 2.92 ms, then 6.7-7.3
-    against 3.6-3.9; the input gradient of 112x112x96 at stride 2, 4.8 MB, 0.26 against 0.20, then
-    1.11-1.13 against 0.25-0.32, a call after another); plain stores never ran far from their best."""
+cdef inline bint channel_tiles_streamed() noexcept nogil:
+    """Whether NHWC results of a vector of channels or more stream: where a vector fills a cache
+    line (AVX-512). Their tiles store a vector of each of several pixels before the next vector of
+    channels, so at AVX2 a line waits half-written across a tile (8-12 lines open at once; rows of
+    fewer channels run as one stream along the row, its lines filled in turn), and streamed, ran
+    1.2-1.5x faster than plain stores one minute and 2-4.5x slower the next (2 vCPUs of an AMD
+    EPYC without AVX-512, in one process: 16x112x112x32 3x3 forward 2.35 against 2.92 ms, then
+    6.7-7.3 against 3.6-3.9; the input gradient of 112x112x96 at stride 2, 4.8 MB, 0.26 against
+    0.20, then 1.11-1.13 against 0.25-0.32); plain stores never ran far from their best."""
     return dw_vector_bytes() >= RING_ALIGN
 
 
@@ -731,7 +732,8 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
             or plan.interleaved and d.OW * C * sizeof(floating) % RING_ALIGN
             or plan.kind == RING_PIXELS and not plan.interleaved and CM * sizeof(floating) > dw_vector_bytes()
             and CM * sizeof(floating) % dw_vector_bytes()
-            or d.nhwc and not lines_streamed()):
+            or plan.kind == RING_PIXELS and not plan.interleaved and CM * sizeof(floating) >= dw_vector_bytes()
+            and not channel_tiles_streamed()):
         # (rows that do not fill whole cache lines, or pixels of a vector or more that are not whole
         # vectors, would mix streamed and plain stores in a line: measured 2.5x slower than plain
         # stores alone on 56-pixel planes; at AVX-512, 960x540 NHWC 3x3 images of 20 and 24
@@ -1292,7 +1294,7 @@ cdef bint phase_input_grad(const floating[::1] dy, const floating[::1] w, floati
     cdef const floating **rows
     cdef Py_ssize_t item, span = phase_taps(d.kh, d.sh, 0)
     cdef bint streaming = (d.C * sizeof(floating) % RING_ALIGN == 0 and dx.shape[0] * sizeof(floating) > STREAMING_BYTES
-                           and lines_streamed())
+                           and channel_tiles_streamed())
     if not (phases_fit(d) and d.N * d.H * d.W * d.C and d.OH > 0 and d.OW > 0):
         return False
     n_threads = threads_for(d, n_threads)
