@@ -312,23 +312,25 @@ cdef Py_ssize_t LAST_LEVEL_CACHE_BYTES = last_level_cache_bytes()
 cdef Py_ssize_t STREAMING_BYTES = LAST_LEVEL_CACHE_BYTES // 2
 
 
-cdef inline bint channel_tiles_streamed() noexcept nogil:
-    """Whether NHWC results of a vector of channels or more stream: where a vector fills a cache
-    line (AVX-512). Their tiles store a vector of each of several pixels before the next vector of
-    channels, so at AVX2 a line waits half-written across a tile (8-12 lines open at once; rows of
-    fewer channels run as one stream along the row, its lines filled in turn), and streamed, ran
-    1.2-1.5x faster than plain stores one minute and 2-4.5x slower the next (2 vCPUs of an AMD
-    EPYC without AVX-512, in one process: 16x112x112x32 3x3 forward 2.35 against 2.92 ms, then
-    6.7-7.3 against 3.6-3.9; the input gradient of 112x112x96 at stride 2, 4.8 MB, 0.26 against
-    0.20, then 1.11-1.13 against 0.25-0.32); plain stores never ran far from their best."""
+cdef inline bint tiles_streamed() noexcept nogil:
+    """Whether results that tiles write a vector to each of several lines at a time (NHWC channel
+    tiles: a vector of each of several pixels before the next vector of channels; transposed
+    tiles: a vector to each of several planes' rows) stream: where a vector fills a cache line
+    (AVX-512). At AVX2 a tile leaves 8-12 lines half-written until the next, and streamed they ran
+    1.2-1.5x faster than plain stores one minute and 1.5-4.5x slower the next (2 vCPUs of an AMD
+    EPYC without AVX-512, in one process: 16x112x112x32 3x3 NHWC forward 2.35 against 2.92 ms,
+    then 6.7-7.3 against 3.6-3.9; the NHWC input gradient of 112x112x96 at stride 2, 4.8 MB, 0.26
+    against 0.20, then 1.11-1.13 against 0.25-0.32; 16x28x28x240 5x5 NCHW, packed, 6.8 against
+    4.6); plain stores never ran far from their best. (Rows of fewer channels than a vector, and
+    NCHW row tiles, stream along the rows, a line filled by consecutive tiles.)"""
     return dw_vector_bytes() >= RING_ALIGN
 
 
 cdef inline bint whole_lines(Py_ssize_t plane, Py_ssize_t band, size_t elsize) noexcept nogil:
     """Whether vectors transposed into planes of `plane` elements, in bands of `band`, fill cache
     lines of their own, and so may be streamed (a line of streamed and plain stores mixed ran 2.5x
-    slower than plain stores alone)."""
-    return plane * elsize % RING_ALIGN == 0 and band * elsize % RING_ALIGN == 0
+    slower than plain stores alone), where tiles stream at all (tiles_streamed)."""
+    return plane * elsize % RING_ALIGN == 0 and band * elsize % RING_ALIGN == 0 and tiles_streamed()
 
 
 # Inputs larger than this are read from memory, not from the last-level cache: NHWC rows read in
@@ -733,7 +735,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
             or plan.kind == RING_PIXELS and not plan.interleaved and CM * sizeof(floating) > dw_vector_bytes()
             and CM * sizeof(floating) % dw_vector_bytes()
             or plan.kind == RING_PIXELS and not plan.interleaved and CM * sizeof(floating) >= dw_vector_bytes()
-            and not channel_tiles_streamed()):
+            and not tiles_streamed()):
         # (rows that do not fill whole cache lines, or pixels of a vector or more that are not whole
         # vectors, would mix streamed and plain stores in a line: measured 2.5x slower than plain
         # stores alone on 56-pixel planes; at AVX-512, 960x540 NHWC 3x3 images of 20 and 24
@@ -1294,7 +1296,7 @@ cdef bint phase_input_grad(const floating[::1] dy, const floating[::1] w, floati
     cdef const floating **rows
     cdef Py_ssize_t item, span = phase_taps(d.kh, d.sh, 0)
     cdef bint streaming = (d.C * sizeof(floating) % RING_ALIGN == 0 and dx.shape[0] * sizeof(floating) > STREAMING_BYTES
-                           and channel_tiles_streamed())
+                           and tiles_streamed())
     if not (phases_fit(d) and d.N * d.H * d.W * d.C and d.OH > 0 and d.OW > 0):
         return False
     n_threads = threads_for(d, n_threads)
