@@ -462,32 +462,48 @@ DW_PLANE_DENSE_SHAPES(DW_PLANE_ROWS_DENSE)
  * row, each output row loads its own: 9 loads for 8 multiply-adds, against 6 here); with `lanes`,
  * each tap's vector from `table` instead (lane_table's: interleaved channels whose lanes repeat
  * every vector). */
+DW_INLINE void DW_FN(plane_rows_wide_source)(const DW_T *s, ptrdiff_t step, ptrdiff_t i, ptrdiff_t kw, const DW_T *w,
+                                             ptrdiff_t w_tap, const DW_VEC *table,
+                                             DW_VEC acc[DW_PLANE_ROWS][DW_PLANE_VECS], const int j_lo, const int j_hi,
+                                             const int lanes)
+{
+    /* (source row i serves output rows j_lo to j_hi) */
+    for (ptrdiff_t b = 0; b < kw; b++) {
+        DW_VEC x[DW_PLANE_VECS];
+        DW_ROW_UNROLL
+        for (int v = 0; v < DW_PLANE_VECS; v++) x[v] = DW_FN(load)(s + b * step + v * DW_VLEN);
+        DW_ROW_UNROLL
+        for (int j = j_lo; j <= j_hi; j++) {
+            const DW_VEC wv = lanes ? table[(i - j) * kw + b] : DW_FN(broadcast)(w[((i - j) * kw + b) * w_tap]);
+            DW_ROW_UNROLL
+            for (int v = 0; v < DW_PLANE_VECS; v++) acc[j][v] += wv * x[v];
+        }
+    }
+}
+
 DW_INLINE void DW_FN(plane_rows_wide_tile)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t step, ptrdiff_t kh,
                                            ptrdiff_t kw, const DW_T *w, ptrdiff_t w_tap, const DW_VEC *table,
                                            DW_VEC start, DW_T *dst, ptrdiff_t dst_row, int nt, const int lanes)
 {
-    DW_VEC acc[DW_PLANE_ROWS][DW_PLANE_VECS], x[DW_PLANE_VECS];
+    DW_VEC acc[DW_PLANE_ROWS][DW_PLANE_VECS];
     DW_ROW_UNROLL
     for (int j = 0; j < DW_PLANE_ROWS; j++) {
         DW_ROW_UNROLL
         for (int v = 0; v < DW_PLANE_VECS; v++) acc[j][v] = start;
     }
-    for (ptrdiff_t i = 0; i < DW_PLANE_ROWS - 1 + kh; i++) { /* source row i: kernel row i - j of output row j */
-        const DW_T *s = rows[i] + off;
-        const ptrdiff_t j_lo = i - kh + 1 > 0 ? i - kh + 1 : 0, j_hi = i < DW_PLANE_ROWS - 1 ? i : DW_PLANE_ROWS - 1;
-        for (ptrdiff_t b = 0; b < kw; b++) {
-            DW_ROW_UNROLL
-            for (int v = 0; v < DW_PLANE_VECS; v++) x[v] = DW_FN(load)(s + b * step + v * DW_VLEN);
-            DW_ROW_UNROLL
-            for (int j = 0; j < DW_PLANE_ROWS; j++)
-                if (j >= j_lo && j <= j_hi) {
-                    const DW_VEC wv = lanes ? table[(i - j) * kw + b]
-                                            : DW_FN(broadcast)(w[((i - j) * kw + b) * w_tap]);
-                    DW_ROW_UNROLL
-                    for (int v = 0; v < DW_PLANE_VECS; v++) acc[j][v] += wv * x[v];
-                }
-        }
-    }
+    /* Source row i is kernel row i - j of output row j: the first and last DW_PLANE_ROWS - 1 rows
+     * serve some output rows (their loops unrolled, which ones known at compile time), those
+     * between all of them (kh >= DW_PLANE_ROWS: no test in the loop; a test per output row and tap
+     * ran 7x7 planes at a third of the FMA peak). */
+    DW_ROW_UNROLL
+    for (int i = 0; i < DW_PLANE_ROWS - 1; i++)
+        DW_FN(plane_rows_wide_source)(rows[i] + off, step, i, kw, w, w_tap, table, acc, 0, i, lanes);
+    for (ptrdiff_t i = DW_PLANE_ROWS - 1; i < kh; i++)
+        DW_FN(plane_rows_wide_source)(rows[i] + off, step, i, kw, w, w_tap, table, acc, 0, DW_PLANE_ROWS - 1, lanes);
+    DW_ROW_UNROLL
+    for (int e = 1; e < DW_PLANE_ROWS; e++)
+        DW_FN(plane_rows_wide_source)(rows[kh - 1 + e] + off, step, kh - 1 + e, kw, w, w_tap, table, acc, e,
+                                      DW_PLANE_ROWS - 1, lanes);
     DW_ROW_UNROLL
     for (int j = 0; j < DW_PLANE_ROWS; j++) {
         DW_ROW_UNROLL
