@@ -24,6 +24,9 @@
 #define DW_ROW_MAX_STRIDE 2 /* widest stride whose tile loads each source pixel once */
 #define DW_PLANE_TILE 8     /* vectors per register tile on the plane and stream paths (8 sums in flight) */
 #define DW_PLANE_VECS 2     /* vectors per row of the plane-rows tile (x DW_PLANE_ROWS rows: 8 sums) */
+/* ... and of the tile for larger kernels (plane_rows_wide_tile), at AVX2 3: each weight broadcast for
+ * 12 multiply-adds rather than 8 (the loads had the FMAs waiting) */
+#define DW_PLANE_WIDE_VECS (DW_VBYTES == 32 ? 3 : DW_PLANE_VECS)
 #define DW_PLANE_MAX_VECS 3 /* ... and of its tile for interleaved channels whose lanes repeat every 3 (RGB) */
 #define DW_LANE_MAX_CHANNELS 16 /* channels lane_table lays out: the stream's, fewer than a vector; plane rows' */
 #define DW_ROW_TABLE 512    /* taps x channels the stream path pre-arranges at a time */
@@ -464,19 +467,19 @@ DW_PLANE_DENSE_SHAPES(DW_PLANE_ROWS_DENSE)
  * every vector). */
 DW_INLINE void DW_FN(plane_rows_wide_source)(const DW_T *s, ptrdiff_t step, ptrdiff_t i, ptrdiff_t kw, const DW_T *w,
                                              ptrdiff_t w_tap, const DW_VEC *table,
-                                             DW_VEC acc[DW_PLANE_ROWS][DW_PLANE_VECS], const int j_lo, const int j_hi,
-                                             const int lanes)
+                                             DW_VEC acc[DW_PLANE_ROWS][DW_PLANE_WIDE_VECS], const int j_lo,
+                                             const int j_hi, const int lanes)
 {
     /* (source row i serves output rows j_lo to j_hi) */
     for (ptrdiff_t b = 0; b < kw; b++) {
-        DW_VEC x[DW_PLANE_VECS];
+        DW_VEC x[DW_PLANE_WIDE_VECS];
         DW_ROW_UNROLL
-        for (int v = 0; v < DW_PLANE_VECS; v++) x[v] = DW_FN(load)(s + b * step + v * DW_VLEN);
+        for (int v = 0; v < DW_PLANE_WIDE_VECS; v++) x[v] = DW_FN(load)(s + b * step + v * DW_VLEN);
         DW_ROW_UNROLL
         for (int j = j_lo; j <= j_hi; j++) {
             const DW_VEC wv = lanes ? table[(i - j) * kw + b] : DW_FN(broadcast)(w[((i - j) * kw + b) * w_tap]);
             DW_ROW_UNROLL
-            for (int v = 0; v < DW_PLANE_VECS; v++) acc[j][v] += wv * x[v];
+            for (int v = 0; v < DW_PLANE_WIDE_VECS; v++) acc[j][v] += wv * x[v];
         }
     }
 }
@@ -485,11 +488,11 @@ DW_INLINE void DW_FN(plane_rows_wide_tile)(const DW_T *const *rows, ptrdiff_t of
                                            ptrdiff_t kw, const DW_T *w, ptrdiff_t w_tap, const DW_VEC *table,
                                            DW_VEC start, DW_T *dst, ptrdiff_t dst_row, int nt, const int lanes)
 {
-    DW_VEC acc[DW_PLANE_ROWS][DW_PLANE_VECS];
+    DW_VEC acc[DW_PLANE_ROWS][DW_PLANE_WIDE_VECS];
     DW_ROW_UNROLL
     for (int j = 0; j < DW_PLANE_ROWS; j++) {
         DW_ROW_UNROLL
-        for (int v = 0; v < DW_PLANE_VECS; v++) acc[j][v] = start;
+        for (int v = 0; v < DW_PLANE_WIDE_VECS; v++) acc[j][v] = start;
     }
     /* Source row i is kernel row i - j of output row j: the first and last DW_PLANE_ROWS - 1 rows
      * serve some output rows (their loops unrolled, which ones known at compile time), those
@@ -507,7 +510,7 @@ DW_INLINE void DW_FN(plane_rows_wide_tile)(const DW_T *const *rows, ptrdiff_t of
     DW_ROW_UNROLL
     for (int j = 0; j < DW_PLANE_ROWS; j++) {
         DW_ROW_UNROLL
-        for (int v = 0; v < DW_PLANE_VECS; v++) DW_FN(store_out)(dst + j * dst_row + v * DW_VLEN, acc[j][v], nt);
+        for (int v = 0; v < DW_PLANE_WIDE_VECS; v++) DW_FN(store_out)(dst + j * dst_row + v * DW_VLEN, acc[j][v], nt);
     }
 }
 
@@ -786,19 +789,19 @@ static void DW_FN(plane_rows)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t 
         return;
     }
 #endif
-    if (tiled && kh >= DW_PLANE_ROWS && sh == 1 && sw == 1 && npix >= DW_PLANE_VECS * DW_VLEN &&
+    if (tiled && kh >= DW_PLANE_ROWS && sh == 1 && sw == 1 && npix >= DW_PLANE_WIDE_VECS * DW_VLEN &&
         (!lanes || (period == 1 && kh * kw <= DW_PLANE_LANE_TAPS))) {
         DW_VEC table[DW_PLANE_LANE_TAPS], start = DW_FN(broadcast)(bias ? bias[0] : 0);
         if (lanes) DW_FN(lane_table)(table, &start, w, w_tap, bias, 0, kh * kw, nc, DW_VLEN, 1);
-        for (ptrdiff_t o = 0;; o += DW_PLANE_VECS * DW_VLEN) { /* (the last tile overlapping) */
-            if (o + DW_PLANE_VECS * DW_VLEN > npix) o = npix - DW_PLANE_VECS * DW_VLEN;
+        for (ptrdiff_t o = 0;; o += DW_PLANE_WIDE_VECS * DW_VLEN) { /* (the last tile overlapping) */
+            if (o + DW_PLANE_WIDE_VECS * DW_VLEN > npix) o = npix - DW_PLANE_WIDE_VECS * DW_VLEN;
             if (lanes)
                 DW_FN(plane_rows_wide_tile)(rows, off + o, dil_w, kh, kw, w, w_tap, table, start, dst + o, dst_row, nt,
                                             1);
             else
                 DW_FN(plane_rows_wide_tile)(rows, off + o, dil_w, kh, kw, w, w_tap, table, start, dst + o, dst_row, nt,
                                             0);
-            if (o + DW_PLANE_VECS * DW_VLEN >= npix) break;
+            if (o + DW_PLANE_WIDE_VECS * DW_VLEN >= npix) break;
         }
 #ifdef DW_X86
         if (nt) _mm_sfence();
@@ -821,6 +824,7 @@ static void DW_FN(plane_rows)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t 
 #undef DW_STREAM_TILE_3
 #undef DW_STREAM_MAX_TILE
 #undef DW_PLANE_VECS
+#undef DW_PLANE_WIDE_VECS
 #undef DW_PLANE_MAX_VECS
 #undef DW_PLANE_DENSE_MAX_KW
 #undef DW_LANE_MAX_CHANNELS
