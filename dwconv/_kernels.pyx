@@ -970,7 +970,7 @@ cdef gather_input_grad(const floating[::1] dy, const floating[::1] w, floating[:
             if d.nhwc:
                 gather_nhwc(dy_data, &w[0], &dx[0], &rows, &cols, &d,
                             d.M == 1 and d.C * sizeof(floating) % RING_ALIGN == 0
-                            and dx.shape[0] * sizeof(floating) > STREAMING_BYTES, n_threads)
+                            and dx.shape[0] * sizeof(floating) > STREAMING_BYTES and tiles_streamed(), n_threads)
             elif packed:
                 gather_nchw_packed(dy_data, &w[0], &dx[0], &rows, &cols, &pack, &d, n_threads)
             else:
