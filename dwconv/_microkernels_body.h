@@ -425,8 +425,8 @@ DW_INLINE void DW_FN(dot_taps_vector)(const DW_T *src, ptrdiff_t src_pix, ptrdif
  * AMD's cores issues one a cycle, the rate of its FMAs. The window's registers rotate by name: each
  * loop step takes ntap pixels, the source vector of pixel p + j in x[(u + j) % ntap] at its step u.
  * (2*ntap + 1 vector registers, 15 at 7 taps: AVX2's 16 hold them with no spill; there, one thread,
- * convnext-56x96 7x7 1.2x and effnet-28x240 5x5 1.09x faster than dot_taps_vector. The baseline
- * level keeps dot_taps_vector.) */
+ * convnext-56x96 7x7 1.2x and effnet-28x240 5x5 1.09x faster than dot_taps_vector; float alone
+ * there, for the package's size. The baseline level keeps dot_taps_vector.) */
 DW_INLINE void DW_FN(dot_taps_sliding)(const DW_T *src, ptrdiff_t src_pix, const DW_T *dy, ptrdiff_t dy_pix,
                                        DW_T *acc, ptrdiff_t acc_tap, ptrdiff_t npix, const int ntap)
 {
@@ -465,7 +465,8 @@ static void DW_FN(dot_taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_ta
 {
     _Static_assert(DW_DOT_MAX_TAPS == 7, "the cases below list every tap count up to DW_DOT_MAX_TAPS");
     ptrdiff_t c = 0;
-    const int sliding = DW_VBYTES >= 32 && src_tap == src_pix && ntap >= 4;
+    const int sliding = (DW_VBYTES == 64 || (DW_VBYTES == 32 && sizeof(DW_T) == 4)) && src_tap == src_pix
+                        && ntap >= 4;
     for (; c + DW_VLEN <= nc; c += DW_VLEN) {
 #define DW_DOT_TAPS_CASE(k)                                                                              \
     case k:                                                                                              \
