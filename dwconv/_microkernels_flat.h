@@ -1512,7 +1512,8 @@ static void DW_FN(flat_dot_s2)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t s
                 for (ptrdiff_t x = 0; x < OW; x += DW_VLEN) {
                     /* (lanes past dy's row read as zeros, the source columns only they read too, and
                      * tap column 0's lane `valid` cleared: the one source column a lane inside reads
-                     * as well, for tap column 2; a NaN there must not reach tap column 0's sums) */
+                     * as well, for tap column 2; a NaN there must not reach tap column 0's sums; at
+                     * AVX2, s2_dot_vector's loads read no element past those a lane inside uses) */
                     const ptrdiff_t valid = OW - x < DW_VLEN ? OW - x : DW_VLEN, col = 2 * x - pl;
                     const unsigned inside = (unsigned)((1ull << valid) - 1);
                     const DW_VEC dyv = valid == DW_VLEN ? DW_FN(load)(d + x) : DW_FN(load_masked)(d + x, inside);

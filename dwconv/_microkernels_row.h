@@ -459,18 +459,13 @@ DW_PLANE_DENSE_SHAPES(DW_PLANE_ROWS_DENSE)
 #endif
 #undef DW_PLANE_ROWS_DENSE
 
-/* The plane-rows path for kernels the dense tiles do not cover (at least DW_PLANE_ROWS rows; stride
- * 1, taps `step` elements apart): a tile of DW_PLANE_VECS vectors x DW_PLANE_ROWS rows, each source
- * vector loaded once for every output row it serves, the weights broadcast from memory (row by
- * row, each output row loads its own: 9 loads for 8 multiply-adds, against 6 here); with `lanes`,
- * each tap's vector from `table` instead (lane_table's: interleaved channels whose lanes repeat
- * every vector). */
+/* Source row i's share of plane_rows_wide_tile's sums: each of its kw tap columns' vectors loaded
+ * once for output rows j_lo to j_hi (kernel row i - j of output row j). */
 DW_INLINE void DW_FN(plane_rows_wide_source)(const DW_T *s, ptrdiff_t step, ptrdiff_t i, ptrdiff_t kw, const DW_T *w,
                                              ptrdiff_t w_tap, const DW_VEC *table,
                                              DW_VEC acc[DW_PLANE_ROWS][DW_PLANE_WIDE_VECS], const int j_lo,
                                              const int j_hi, const int lanes)
 {
-    /* (source row i serves output rows j_lo to j_hi) */
     for (ptrdiff_t b = 0; b < kw; b++) {
         DW_VEC x[DW_PLANE_WIDE_VECS];
         DW_ROW_UNROLL
@@ -484,6 +479,12 @@ DW_INLINE void DW_FN(plane_rows_wide_source)(const DW_T *s, ptrdiff_t step, ptrd
     }
 }
 
+/* The plane-rows path for kernels the dense tiles do not cover (at least DW_PLANE_ROWS rows; stride
+ * 1, taps `step` elements apart): a tile of DW_PLANE_WIDE_VECS vectors x DW_PLANE_ROWS rows, each
+ * source vector loaded once for every output row it serves, the weights broadcast from memory (row
+ * by row, each output row loads its own: 9 loads for 8 multiply-adds, against 6 here); with `lanes`,
+ * each tap's vector from `table` instead (lane_table's: interleaved channels whose lanes repeat
+ * every vector). */
 DW_INLINE void DW_FN(plane_rows_wide_tile)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t step, ptrdiff_t kh,
                                            ptrdiff_t kw, const DW_T *w, ptrdiff_t w_tap, const DW_VEC *table,
                                            DW_VEC start, DW_T *dst, ptrdiff_t dst_row, int nt, const int lanes)
