@@ -339,7 +339,8 @@ cdef inline bint whole_lines(Py_ssize_t plane, Py_ssize_t band, size_t elsize) n
 # the reads at about half the copy bandwidth (2 vCPUs of an AVX-512 AMD EPYC, against none: batch
 # 16, mnv2-112x96-s2 1.1-1.2x faster, -112x32 1.06-1.22x, -56x144 1.13-1.2x; 1080p RGB 5x5 1.09x,
 # uint8 3x3 1.4x, 4K RGB 5x5 1.23x; at batch 1, inputs in the cache, 0.9x; the rings that copy
-# every source row, 5x5 and 7x7 at batch 16, 0.9-0.94x).
+# every source row, 5x5 and 7x7 at batch 16, 0.9-0.94x). Packed NCHW rings ask for their planes'
+# rows ahead as they copy them (Ring's `prefetch`).
 cdef Py_ssize_t PREFETCH_BYTES = LAST_LEVEL_CACHE_BYTES
 
 
@@ -698,7 +699,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
             plan.out_rows = DW_SPECTRAL_ROWS
             plan.n_bands = min(plan.n_bands, d.OH // DW_SPECTRAL_ROWS)
     plan.max_block = max(plan.block, C - (plan.n_blocks - 1) * plan.block)
-    plan.prefetch = ((plan.in_place or plan.interleaved) and plan.n_blocks == 1
+    plan.prefetch = (((plan.in_place or plan.interleaved) and plan.n_blocks == 1 or plan.kind == RING_PACKED)
                      and d.N * d.H * d.W * C * element_size(d.x_type, sizeof(floating)) > PREFETCH_BYTES)
     # (a row's new source rows asked for at once queued most of them behind the first: 2 vCPUs of
     # an AVX-512 AMD EPYC, batch 16, a piece of PREFETCH_PIECE_BYTES a few pixels each against one:
@@ -979,6 +980,7 @@ cdef int forward_dims(const floating *x, Py_ssize_t n_x, const floating *w, Py_s
                     plan.in_place, d, sizeof(floating), n_threads, plan.interleaved)):
                 with gil:
                     raise MemoryError()
+            ring.prefetch = plan.kind == RING_PACKED and plan.prefetch
             n_items = ceil_div(d.N, plan.item_images) * plan.n_blocks * plan.n_bands
             watch_io(True, x, n_x, w, n_w, bias, n_bias, y, n_y, d)
             if plan.kind != FLAT_PLANES:
