@@ -528,7 +528,7 @@ cdef struct Plan:
     bint flat_groups  # flat planes in groups (groups_fit)
     dw_flat_group group  # what the groups share: their taps' offsets and lane masks
     bint prefetch  # NHWC rows of every channel read in place, or interleaved, ask for the next
-    # call's new source rows (prefetch_rows)
+    # call's new source rows (prefetch_rows); packed rings for their planes' rows ahead (Ring)
     Py_ssize_t prefetch_pieces  # (rows in place, not interleaved) the pieces of an output row (prefetch_rows's)
     bint interleaved  # RING_PIXELS of a few channels (interleaves): rows run as `row_plane`
     Dims row_plane  # (interleaved) the geometry of one row as a plane of W*C elements, its taps C apart
