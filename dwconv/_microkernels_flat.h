@@ -805,7 +805,8 @@ DW_INLINE void DW_FN(rolling_dot_strip)(const DW_T *s, const DW_T *dy, ptrdiff_t
 }
 
 /* One plane of one image into its sums (flat_dot_rolling), strip by strip; `first` and `last`:
- * whether it is the block's first plane and last. */
+ * whether it is the call's first plane and last (whose first and last element rolling_source
+ * loads under masks). */
 DW_INLINE void DW_FN(rolling_dot_plane)(const DW_T *s, const DW_T *d, ptrdiff_t width, ptrdiff_t height, DW_VEC *sum,
                                         int first, int last)
 {
