@@ -202,6 +202,9 @@ cdef enum:
     # (reduction_chunks).
     REDUCTION_ITEMS = 32
     PARTIAL_WORK = 64
+    # ... and from this many chunks on, a multiple of it: 2 threads got 6 and 5 of mnv2-7x960's 11
+    # chunks at batch 16, the last of 2 rows, so one waited a third of the time
+    CHUNK_MULTIPLE = 4
     # The filter gradient of narrow NCHW planes packs the padding columns of kernel rows this long
     # with the pixels (packed_band)
     PADDED_BAND_TAPS = 6
@@ -1119,10 +1122,18 @@ cdef void reduce_rows(const floating *x, const floating *dy, floating *partial, 
 cdef Py_ssize_t reduction_chunks(const Dims *d, Py_ssize_t n_units, Py_ssize_t n_blocks) noexcept nogil:
     """The chunks of the filter gradient's n_units units, fixed by the geometry alone (so is the
     summation order): enough for REDUCTION_ITEMS items of n_blocks blocks of channels each, fewer
-    where a chunk would do less than PARTIAL_WORK multiply-adds per partial sum."""
+    where a chunk would do less than PARTIAL_WORK multiply-adds per partial sum; from CHUNK_MULTIPLE
+    on, a multiple of it, so that the threads of a static schedule get as many chunks each."""
     cdef Py_ssize_t partial_size = (d.kh * d.kw + 1) * d.C * d.M
     cdef Py_ssize_t multiply_adds = d.N * d.OH * d.OW * d.C * d.M * d.kh * d.kw
-    return max(1, min(n_units, ceil_div(REDUCTION_ITEMS, n_blocks), multiply_adds // (partial_size * PARTIAL_WORK)))
+    cdef Py_ssize_t n_chunks = max(1, min(n_units, ceil_div(REDUCTION_ITEMS, n_blocks),
+                                          multiply_adds // (partial_size * PARTIAL_WORK)))
+    return n_chunks if n_chunks < CHUNK_MULTIPLE else n_chunks // CHUNK_MULTIPLE * CHUNK_MULTIPLE
+
+
+cdef inline Py_ssize_t chunk_start(Py_ssize_t chunk, Py_ssize_t n_chunks, Py_ssize_t n_units) noexcept nogil:
+    """The first of chunk's units: n_units split into n_chunks runs one unit apart in length at most."""
+    return chunk * n_units // n_chunks
 
 
 cdef Py_ssize_t ring_reduction_block(const Dims *d, Py_ssize_t n_chunks, int n_threads) noexcept nogil:
@@ -1325,7 +1336,6 @@ cdef int reduce_filter_grad(const floating[::1] x, const floating[::1] dy, float
     cdef bint x_ring = ringed and not in_place  # x's rows through a ring
     cdef Packing pack
     cdef Dims band
-    cdef Py_ssize_t chunk_units
     cdef Py_ssize_t partial_size = (n_taps + 1) * CM
     cdef Py_ssize_t item, chunk, c0, e, unit0, unit1
     cdef floating *partials = NULL
@@ -1355,9 +1365,6 @@ cdef int reduce_filter_grad(const floating[::1] x, const floating[::1] dy, float
         # chunks of units, fixed by the geometry alone; each item is (chunk, block of channels)
         if not ringed:  # (whose blocks are fixed by the geometry too)
             n_chunks = reduction_chunks(d, n_units, n_blocks)
-        chunk_units = (n_units + n_chunks - 1) // n_chunks if n_units else 0
-        if chunk_units:
-            n_chunks = (n_units + chunk_units - 1) // chunk_units
         # (each item zeroes its own partial sums, in parallel and into its cache: calloc zeroing them all
         # on one thread took a tenth of mnv2-7x960's NHWC filter gradient at batch 16, 32 chunks of 38 KB)
         partials = <floating *> malloc(n_chunks * partial_size * sizeof(floating))
@@ -1372,7 +1379,7 @@ cdef int reduce_filter_grad(const floating[::1] x, const floating[::1] dy, float
             for item in prange(n_chunks * n_blocks, schedule="static", num_threads=n_threads):
                 chunk = item // n_blocks
                 c0 = (item % n_blocks) * block_size
-                unit0, unit1 = chunk * chunk_units, min(n_units, (chunk + 1) * chunk_units)
+                unit0, unit1 = chunk_start(chunk, n_chunks, n_units), chunk_start(chunk + 1, n_chunks, n_units)
                 zero_partial(partials + chunk * partial_size, CM, n_taps, c0 * d.M,
                              (d.C - c0 if item % n_blocks == n_blocks - 1 else min(block_size, d.C - c0)) * d.M)
                 if packed:
