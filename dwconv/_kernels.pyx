@@ -221,7 +221,9 @@ cdef enum:
     # EPYC, batch 16, against batches of 16 rows: mnv2-112x96-s2 in 2 rows 1.5x faster on one
     # thread, 1.6x on two, mnv2-56x144 in 8 rows 1.17x and 1.05x; -112x32 in 4, -28x192, -14x576
     # and -7x960 in 16 unchanged)
-    IN_PLACE_BLOCK = 256
+    # (blocks of 128 rather than 256: mnv2-7x960's 4 blocks of 240 at batch 1, 2 threads, went through
+    # the ring, 1.35x slower; 7x7x640's blocks of 160 1.15x; 7x7x512's of 128 the same)
+    IN_PLACE_BLOCK = 128
     WINDOW_BATCH = 16
     WINDOW_PIXELS = 896
     # NCHW work items cover at most this many rows of a plane that share their taps, in this many
