@@ -315,14 +315,17 @@ cdef Py_ssize_t STREAMING_BYTES = LAST_LEVEL_CACHE_BYTES // 2
 cdef inline bint tiles_streamed() noexcept nogil:
     """Whether results that tiles write a vector to each of several lines at a time (NHWC channel
     tiles: a vector of each of several pixels before the next vector of channels; transposed
-    tiles: a vector to each of several planes' rows) stream: where a vector fills a cache line
-    (AVX-512). At AVX2 a tile leaves 8-12 lines half-written until the next, and streamed they ran
+    tiles: a vector to each of several planes' rows; interleaved images' plane-rows tiles: two or
+    three vectors to each of several rows) stream: where a vector fills a cache line (AVX-512). At
+    AVX2 a tile leaves 8-12 lines half-written until the next, and streamed they ran
     1.2-1.5x faster than plain stores one minute and 1.5-4.5x slower the next (2 vCPUs of an AMD
     EPYC without AVX-512, in one process: 16x112x112x32 3x3 NHWC forward 2.35 against 2.92 ms,
     then 6.7-7.3 against 3.6-3.9; the NHWC input gradient of 112x112x96 at stride 2, 4.8 MB, 0.26
     against 0.20, then 1.11-1.13 against 0.25-0.32; 16x28x28x240 5x5 NCHW, packed, 6.8 against
-    4.6); plain stores never ran far from their best. (Rows of fewer channels than a vector, and
-    NCHW row tiles, stream along the rows, a line filled by consecutive tiles.)"""
+    4.6; filter2d of 1080p RGBA images, 5 runs of 5 each, 3x3 3.6 against 2.7 ms, 5x5 8.1 against
+    6.3, 7x7 14.7 against 10.2; 1080p and 4K RGB 1.0-1.1x); plain stores never ran far from their
+    best. (Rows of fewer channels than a vector that run as one stream, and NCHW row tiles, stream
+    along the rows, a line filled by consecutive tiles.)"""
     return dw_vector_bytes() >= RING_ALIGN
 
 
@@ -732,7 +735,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
         plan.streaming = plan.streaming and (plan.flat_groups or d.OH * d.OW * sizeof(floating) % RING_ALIGN == 0)
         return plan.flat_rows or plan.flat_groups or flat_masks_init(&plan.flat, d)
     if (plan.kind == RING_PLANE and d.OW * sizeof(floating) % RING_ALIGN
-            or plan.interleaved and d.OW * C * sizeof(floating) % RING_ALIGN
+            or plan.interleaved and (d.OW * C * sizeof(floating) % RING_ALIGN or not tiles_streamed())
             or plan.kind == RING_PIXELS and not plan.interleaved and CM * sizeof(floating) > dw_vector_bytes()
             and CM * sizeof(floating) % dw_vector_bytes()
             or plan.kind == RING_PIXELS and not plan.interleaved and CM * sizeof(floating) >= dw_vector_bytes()
