@@ -279,7 +279,18 @@ _DTYPE = object()
 def _frozen(value):
     """`value` as a hashable key when it is built of _PLAIN values in lists and tuples (as paddings
     are), or is a NumPy dtype or scalar type (as `dtype` may be), else _UNCACHED."""
-    if type(value) in _PLAIN:
+    kind = type(value)
+    if kind is tuple or kind is list:
+        if _PLAIN.issuperset(map(type, value)):  # (a padding's pair: its own key)
+            return value if kind is tuple else tuple(value)
+        items = []
+        for item in value:
+            item = item if type(item) in _PLAIN else _frozen(item)
+            if item is _UNCACHED:
+                return _UNCACHED
+            items.append(item)
+        return tuple(items)
+    if kind in _PLAIN:
         return value
     if isinstance(value, np.dtype):
         return _DTYPE, value
@@ -288,15 +299,7 @@ def _frozen(value):
             return _DTYPE, np.dtype(value)
         except TypeError:  # (an abstract type, np.floating: the checks say so)
             return _UNCACHED
-    if type(value) is not list and type(value) is not tuple:
-        return _UNCACHED
-    items = []
-    for item in value:
-        item = item if type(item) in _PLAIN else _frozen(item)
-        if item is _UNCACHED:
-            return _UNCACHED
-        items.append(item)
-    return tuple(items)
+    return _UNCACHED
 
 
 def geometry(input_shape, filter_shape, strides, padding, data_format=None, dilations=None,

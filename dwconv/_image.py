@@ -64,7 +64,7 @@ def _per_channel(kernel, name, ndim, channels, what):
     if kernel.ndim == ndim + 1 and kernel.shape[-1] == channels:
         return kernel
     if kernel.ndim == ndim:
-        return kernel[..., None].repeat(channels, axis=-1)
+        return kernel[..., None] if channels == 1 else kernel[..., None].repeat(channels, axis=-1)
     raise ValueError(f"`{name}` must be {what} for every channel or {what[:-1]}, {channels}) for the image's "
                      f"{channels} channel(s); got shape {tuple(kernel.shape)}")
 
@@ -141,14 +141,19 @@ def filter2d(image, kernel, border="reflect", *, delta=0, anchor=None, dtype=Non
     channels = x.shape[3]
     kernel = _per_channel(kernel, "kernel", 2, channels, "(kh, kw)")
     mode = _border(border)
-    padding = _anchor(anchor, *kernel.shape[:2])
+    # Plain arguments are the quickest for depthwise_conv2d's cache of checked calls to look up: an
+    # int padding where it says as much, and no dtype where the default is the same (plain_dtype).
+    (top, bottom), (left, right) = padding = _anchor(anchor, *kernel.shape[:2])
+    if top == bottom == left == right:
+        padding = top
     dtype, nhwc_out = _result(image, out, dtype)
     factors = _rank_one_factors(kernel, _args.result_dtype(dtype, (x,), kernel, integers=True)[1]) if separable \
         else None
     if factors is not None:
         return sep_filter2d(image, factors[1], factors[0], border, delta=delta, anchor=anchor, dtype=dtype, out=out,
                             num_threads=num_threads)
-    y = depthwise_conv2d(x, kernel, 1, padding, padding_mode=mode, bias=_delta(delta, channels), dtype=dtype,
+    plain_dtype = None if dtype == x.dtype == kernel.dtype and x.dtype.kind == "f" else dtype
+    y = depthwise_conv2d(x, kernel, 1, padding, padding_mode=mode, bias=_delta(delta, channels), dtype=plain_dtype,
                          out=nhwc_out, num_threads=num_threads)
     return y.reshape(image.shape) if out is None else out
 
