@@ -207,7 +207,7 @@ cdef enum:
     CHUNK_MULTIPLE = 4
     # The filter gradient of narrow NCHW planes packs the padding columns of kernel rows this long
     # with the pixels (packed_band)
-    PADDED_BAND_TAPS = 6
+    PADDED_BAND_TAPS = 5
     # Rows per chunk of the filter gradient's ring path (ring_reduction_block)
     CHUNK_ROWS = 4
     # Elements per item of the sum of the filter gradient's partial sums
@@ -1250,7 +1250,10 @@ cdef Dims packed_band(const Dims *d, Py_ssize_t nc) noexcept nogil:
     tap's own columns, the first and last pixels of 56-pixel rows took a fifth of a 7x7 filter
     gradient's time; for shorter kernel rows the row-by-row transposes the padding takes cost as
     much as it saves or more (2 threads, batch 16, best of 4: 7x7 on 56-pixel planes 1.11x faster
-    padded; 5x5 on 56-pixel planes 1.0x, on 28-pixel ones 0.95x; 3x3, mnv2-112x96-s2, 0.9x)."""
+    padded; 5x5 on 56-pixel planes 1.0x, on 28-pixel ones 0.95x; 3x3, mnv2-112x96-s2, 0.9x). At
+    AVX2, where each edge tap's sums of 1-2 pixels (`dot`) took a quarter of 16x28x28x240 5x5, 5x5
+    gains: on 2 vCPUs of an AMD EPYC, padded, batch 1 1.2-1.4x faster (14x14x240 1.35x), batch 4 on
+    one thread 1.2x, batch 16 1.0-1.05x, 16x56x56x144 1.05-1.15x; so from 5 taps on."""
     cdef Dims band = d[0]
     band.nhwc, band.N, band.C = True, 1, nc
     if d.kw >= PADDED_BAND_TAPS:
