@@ -283,16 +283,14 @@ cdef bint spectral_filter_grad(const floating[::1] x, const floating[::1] dy, fl
     result does not depend on the number of threads."""
     cdef Py_ssize_t length = gradient_spectral_length(d, sizeof(floating))
     cdef Py_ssize_t n_blocks = d.C // LANE_BLOCK, n_taps = d.kh * d.kw
-    cdef Py_ssize_t n_chunks, chunk_images, item, partial_size
+    cdef Py_ssize_t n_chunks, item, partial_size
     cdef floating *partials = NULL
     cdef floating *dbias_data = NULL if dbias is None else &dbias[0]
     cdef Spectra s
     cdef Ring ring
     if floating is double or length == 0:
         return False
-    n_chunks = max(1, min(d.N, ceil_div(REDUCTION_ITEMS, n_blocks)))
-    chunk_images = ceil_div(d.N, n_chunks)
-    n_chunks = ceil_div(d.N, chunk_images)
+    n_chunks = max(1, min(d.N, ceil_div(REDUCTION_ITEMS, n_blocks)))  # (of images, split by chunk_start)
     partial_size = (n_taps + 1) * d.C
     n_threads = threads_for(d, n_threads)
     s.memory = NULL
@@ -309,8 +307,8 @@ cdef bint spectral_filter_grad(const floating[::1] x, const floating[::1] dy, fl
             spectra_watch(True, &s, n_threads)
             for item in prange(n_blocks * n_chunks, schedule="static", num_threads=n_threads):
                 gradient_item(&x[0], &dy[0], partials + item % n_chunks * partial_size, &ring, &s, d,
-                              item // n_chunks * LANE_BLOCK, item % n_chunks * chunk_images,
-                              min(d.N, (item % n_chunks + 1) * chunk_images), threadid())
+                              item // n_chunks * LANE_BLOCK, chunk_start(item % n_chunks, n_chunks, d.N),
+                              chunk_start(item % n_chunks + 1, n_chunks, d.N), threadid())
             spectra_watch(False, &s, n_threads)
             ring_watch(False, &ring, d, n_threads)
             add_partials(partials, partial_size, n_chunks, n_threads)

@@ -142,9 +142,11 @@ def test_spectral_rows_input_gradient(layout, isa_level):
     np.testing.assert_allclose(dx, expected, rtol=0, atol=2e-6 * np.abs(expected).max())
 
 
-# (and 7x7 on NCHW planes wider than the packed ones, PACKED_WIDTH)
+# (and 7x7 on NCHW planes wider than the packed ones, PACKED_WIDTH; and 160 channels, whose 10
+# blocks of channels leave 4 chunks for the 7 images: chunks of 1 and 2 images)
 GRADIENT_CASES = ([(case, layout) for case in SPECTRAL_CASES for layout in ("NHWC", "NCHW")]
-                  + [((1, 9, 80, 32, 7, "SAME", "reflect"), "NCHW")])
+                  + [((1, 9, 80, 32, 7, "SAME", "reflect"), "NCHW")]
+                  + [((4, 6, 16, 160, 13, "SAME", "symmetric"), layout) for layout in ("NHWC", "NCHW")])
 
 
 @pytest.mark.parametrize("case, layout", GRADIENT_CASES,
@@ -154,7 +156,7 @@ def test_spectral_filter_gradient(case, layout, isa_level):
     over every image and row (segments that do not overlap, the last one shorter), in chunks of
     images fixed by the geometry: the same bits for any number of threads."""
     N, H, W, C, k, padding, mode = case
-    N += 3  # (several images per chunk)
+    N += 3  # (several images per chunk where the blocks of channels are many)
     rng = np.random.default_rng([H, W, C, k, 2])
     x = _layout(rng.standard_normal((N, H, W, C)), layout).astype(np.float32)
     filters = (rng.standard_normal((k, k, C, 1)) / k).astype(np.float32)
