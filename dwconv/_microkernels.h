@@ -184,8 +184,9 @@ static inline int dw_rolling_fits(ptrdiff_t height, ptrdiff_t width, ptrdiff_t p
 }
 
 /* What dot_window is told about its rows (see there): the first pixel's first column of taps lies in
- * the padding, the last pixel's last; the rows are an image's, read in place. */
-enum { DW_WINDOW_LEFT = 1, DW_WINDOW_RIGHT = 2, DW_WINDOW_STRIDED = 4 };
+ * the padding, the last pixel's last; the rows are an image's, read in place; and (with STRIDED)
+ * the image lies in the last-level cache. */
+enum { DW_WINDOW_LEFT = 1, DW_WINDOW_RIGHT = 2, DW_WINDOW_STRIDED = 4, DW_WINDOW_CACHED = 8 };
 
 /* The most taps dot_taps (the filter gradient's register-resident reduction) sums at once. */
 #define DW_DOT_MAX_TAPS 7
