@@ -494,12 +494,12 @@ static void DW_FN(dot_taps)(const DW_T *src, ptrdiff_t src_pix, ptrdiff_t src_ta
  * b0 <= b < b1 of each of kh rows (the taps whose columns lie in the image), at element `at`. */
 #define DW_WINDOW_MAX 3
 /* Rows read in place are strided by whole pixels of many channels, one vector at a time: a stride
- * the prefetchers do not follow across pages. So, from memory, each pixel's rows are fetched this
- * far past its last tap, for a later vector (2 vCPUs of an AVX-512 AMD EPYC, one thread, batch 16,
- * 3x3: 128 bytes 1.1-1.4x faster than none, 256 bytes 1.0-1.2x); from the last-level cache
- * (DW_WINDOW_CACHED), the lanes at hand DW_WINDOW_AHEAD_PIXELS pixels ahead, which that prefetch
- * missed wherever a pixel is wider than it (2 vCPUs of an AVX2 AMD EPYC, batch 1, 2 threads:
- * mnv2-112x96-s2 1.2x faster, 56x56x144 1.2x; from memory, at batch 16, 0.8-0.9x). */
+ * the prefetchers do not follow across pages. So each pixel's rows are fetched ahead: from memory,
+ * DW_WINDOW_AHEAD elements past its last tap, lines a later vector reads (2 vCPUs of an AVX-512
+ * AMD EPYC, one thread, batch 16, 3x3: 128 bytes 1.1-1.4x faster than none, 256 bytes 1.0-1.2x);
+ * from the last-level cache (DW_WINDOW_CACHED), the lanes at hand DW_WINDOW_AHEAD_PIXELS pixels
+ * ahead, which the other misses in pixels wider than 128 bytes (see WINDOW_CACHED_WIDTH in
+ * _kernels.pyx; from memory they ran 0.8-0.9x). */
 #define DW_WINDOW_AHEAD (128 / (ptrdiff_t)sizeof(DW_T))
 #define DW_WINDOW_AHEAD_PIXELS 2
 /* `ahead`: the element past `at` fetched for each row (0: none). */
@@ -520,7 +520,7 @@ DW_INLINE void DW_FN(window_pixel)(DW_VEC sum[DW_WINDOW_MAX][DW_WINDOW_MAX], DW_
 /* dot_window for one vector of lanes (lane c on) and a kh x kw window known at compile time: every
  * tap's sum (and the bias's) in a register across the rows, started from acc and stored back once.
  * The first pixel leaves out its first column of taps with DW_WINDOW_LEFT in `edges`, the last its
- * last with DW_WINDOW_RIGHT; DW_WINDOW_STRIDED prefetches the rows (and dy), as DW_WINDOW_CACHED says. */
+ * last with DW_WINDOW_RIGHT; DW_WINDOW_STRIDED prefetches the rows and dy (DW_WINDOW_CACHED: how). */
 DW_INLINE void DW_FN(dot_window_vector)(const DW_T *const *rows, const DW_T *const *dys, ptrdiff_t nrows,
                                         ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t src_tap, ptrdiff_t dy_pix,
                                         ptrdiff_t c, DW_T *acc, ptrdiff_t acc_tap, DW_T *bias_acc, ptrdiff_t npix,
@@ -573,10 +573,11 @@ DW_INLINE void DW_FN(dot_window_vector)(const DW_T *const *rows, const DW_T *con
  * with their sums loaded and stored, ran 1.08x slower). `edges` (DW_WINDOW_* flags): with LEFT,
  * pixel 0's taps b = 0 lie in the padding, with RIGHT, pixel npix - 1's taps b = kw - 1; those are
  * neither read nor added (so that rows can be read in place, with no padded copy). STRIDED: the
- * rows are strided by more channels than nc (the image's, read in place), and are prefetched, as
- * befits an image in the last-level cache with CACHED. 3-wide windows of 1 to 3 rows only (returns 0, nothing done, for others: the rows of a 3x3
- * kernel that lie in the image): a 5x5 window's sums still fit AVX-512's registers, but its 25
- * source pointers do not fit the general ones, and reloading them halved the rate. */
+ * rows are strided by more channels than nc (the image's, read in place), and are prefetched
+ * (CACHED: as suits an image in the last-level cache). 3-wide windows of 1 to 3 rows only (returns
+ * 0, nothing done, for others: the rows of a 3x3 kernel that lie in the image): a 5x5 window's sums
+ * still fit AVX-512's registers, but its 25 source pointers do not fit the general ones, and
+ * reloading them halved the rate. */
 static int DW_FN(dot_window)(const DW_T *const *rows, const DW_T *const *dys, ptrdiff_t nrows, ptrdiff_t off,
                              ptrdiff_t src_pix, ptrdiff_t src_tap, ptrdiff_t dy_pix, DW_T *acc, ptrdiff_t acc_tap,
                              DW_T *bias_acc, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t npix, ptrdiff_t nc, int edges)
