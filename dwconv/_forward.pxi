@@ -106,14 +106,7 @@ cdef enum:
     # 10x10x576 1.1x, 7x7x960 1.03x but 0.88x at batch 1).
     IN_PLACE_EDGE_SHARE = 5
     IN_PLACE_MAX_TAPS = 9  # (at stride 1: see plan_init)
-    # Where a vector is half a cache line (AVX2), NHWC rows of this many channels or more go through
-    # the ring at stride 1, and at stride 2 when x is larger than the last-level cache: each source
-    # row copied as one stream, which the prefetchers follow, then read by the tiles from L1 and L2,
-    # beat the tiles' half lines read in place (2 vCPUs of an AVX2 AMD EPYC, 2 threads, against in
-    # place: batch 16, mnv2-112x96-s2 1.35-1.4x faster, -56x144 1.13-1.4x, its input gradient 1.27x,
-    # -28x192 1.22x, -7x960 1.0-1.17x, -14x576 the same; batch 1, -28x192 1.3x, -56x144 1.08x;
-    # -112x32, 32 channels, 1.36x slower at batch 1, the same at 16; -112x96-s2 at batch 1 0.94x)
-    HALF_LINE_RING_CHANNELS = 64
+    HALF_LINE_RING_WIDTH = 28  # (see HALF_LINE_RING_CHANNELS)
     # NHWC rows read in place from memory ask for the next output row's new source rows a piece of
     # about this many bytes at a time, each before a piece of the row's pixels (of this many pixels
     # or more: smaller calls' tiles cost more than the requests save).
@@ -362,10 +355,29 @@ def set_streaming_bytes(Py_ssize_t nbytes):
     return old
 
 
+# Where a vector is half a cache line (AVX2), NHWC rows of this many channels or more and at least
+# HALF_LINE_RING_WIDTH output pixels go through the ring at stride 1, and at stride 2 when x is
+# larger than the last-level cache: each source row copied as one stream, which the prefetchers
+# follow, then read by the tiles from L1 and L2, beat the tiles' half lines read in place (2 vCPUs
+# of an AVX2 AMD EPYC, 2 threads, against in place: batch 16, mnv2-112x96-s2 1.35-1.7x faster,
+# -56x144 1.13-1.4x, its input gradient 1.27x, -28x192 1.22x; batch 1, -28x192 1.3x, -56x144
+# 1.08x. Not -112x32, 32 channels: 1.36x slower at batch 1, the same at 16; nor -112x96-s2 at
+# batch 1, 0.94x; nor narrower rows: -14x576's input gradient at batch 16 0.75x, -7x960 1.0x.)
+cdef Py_ssize_t HALF_LINE_RING_CHANNELS = 64
+
+
 def set_prefetch_bytes(Py_ssize_t nbytes):
     """Ask for the next rows of inputs larger than `nbytes` from now on (tests); returns the old limit."""
     global PREFETCH_BYTES
     old, PREFETCH_BYTES = PREFETCH_BYTES, nbytes
+    return old
+
+
+def set_half_line_ring_channels(Py_ssize_t channels):
+    """Take NHWC rows of `channels` or more through the ring where a vector is half a cache line
+    from now on (tests); returns the old count."""
+    global HALF_LINE_RING_CHANNELS
+    old, HALF_LINE_RING_CHANNELS = HALF_LINE_RING_CHANNELS, channels
     return old
 
 
@@ -621,6 +633,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
                      and ring_pixel(C, sizeof(floating)) == C
                      and inner_pixels(d, &o_lo, &o_hi) and d.OW >= IN_PLACE_EDGE_SHARE * (d.OW - (o_hi - o_lo))
                      and not (dw_vector_bytes() < RING_ALIGN and C >= HALF_LINE_RING_CHANNELS
+                              and d.OW >= HALF_LINE_RING_WIDTH
                               and (d.sw == 1 or d.N * d.H * d.W * C * <Py_ssize_t> sizeof(floating) > PREFETCH_BYTES)))
     wanted = 1 if n_threads == 1 else ceil_div(ITEMS_PER_THREAD * n_threads, d.N)  # items per image
     # (a filter that differs by channel too, where the plane-rows tiles take its lanes: see

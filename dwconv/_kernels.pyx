@@ -228,10 +228,10 @@ cdef enum:
     WINDOW_PIXELS = 896
     # ... and where x lies in the last-level cache and its output rows are this wide, fetches the
     # lanes at hand some pixels ahead instead (DW_WINDOW_CACHED; 2 vCPUs of an AVX2 AMD EPYC, 2
-    # threads: batch 1, mnv2-56x144 1.2-1.4x faster, -112x96-s2 1.15x, -28x192 and -14x576 1.1x;
-    # batch 16, -28x192 and -14x576 (L3) the same; -7x960's 7-pixel rows 0.93x, so they keep the
-    # other)
-    WINDOW_CACHED_WIDTH = 14
+    # threads: batch 1, mnv2-56x144 1.2-1.4x faster, -112x96-s2 1.15x, -28x192 1.1x; batch 16,
+    # -28x192 (L3) the same; narrower rows keep the other: -14x576 at batch 16 0.8x, at batch 1
+    # 1.1x, -7x960 at batch 16 0.93x)
+    WINDOW_CACHED_WIDTH = 28
     # NCHW work items cover at most this many rows of a plane that share their taps, in this many
     # planes: enough work per micro-kernel call even for the 7x7 planes of late network layers.
     ROW_PIECE = 8

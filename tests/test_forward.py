@@ -681,7 +681,8 @@ def test_ring_paths(isa_level, data_format, H, W, C, M, streaming):
 # pixels have no tap inside at all (padding wider than the kernel's reach: pixel by pixel
 # throughout), one-sided and asymmetric padding, dilation, stride 2 with 3x3 and 5x5 kernels.
 # Inputs too large for the cache ask for each next row a piece at a time, the row's pixels run in as
-# many pieces (forced on for these small inputs: up to 5 pieces a row).
+# many pieces (forced on for these small inputs: up to 5 pieces a row). (Rows of many channels read
+# in place at every level here: where a vector is half a cache line they would take the ring.)
 EDGE_PADDINGS = ["SAME", ((1, 1), (2, 0)), ((0, 2), (0, 2)), ((2, 1), (4, 3))]
 
 
@@ -693,6 +694,7 @@ def test_in_place_edge_pixels(isa_level, W, C, streaming, prefetching):
     x = make_x(rng, 2, 6, W, C, "NHWC", np.float32)
     before = dwconv._kernels.set_streaming_bytes(0 if streaming else 1 << 60)
     prefetch_before = dwconv._kernels.set_prefetch_bytes(0 if prefetching else 1 << 60)
+    ring_before = dwconv._kernels.set_half_line_ring_channels(1 << 30)
     try:
         for (k, s, dil), padding in itertools.product([(3, 1, 1), (3, 1, 2), (3, 2, 1), (5, 2, 1)], EDGE_PADDINGS):
             w = rng.standard_normal((k, k, C, 1)).astype(np.float32)
@@ -703,6 +705,7 @@ def test_in_place_edge_pixels(isa_level, W, C, streaming, prefetching):
     finally:
         dwconv._kernels.set_streaming_bytes(before)
         dwconv._kernels.set_prefetch_bytes(prefetch_before)
+        dwconv._kernels.set_half_line_ring_channels(ring_before)
 
 
 # Ring pixels a multiple of 2 KB (512 float32 channels, 256 float64, or as many lanes of C*M)
