@@ -348,6 +348,11 @@ cdef inline bint whole_lines(Py_ssize_t plane, Py_ssize_t band, size_t elsize) n
 cdef Py_ssize_t PREFETCH_BYTES = LAST_LEVEL_CACHE_BYTES
 
 
+cdef inline bint x_from_memory(const Dims *d, size_t float_size) noexcept nogil:
+    """Whether x is larger than PREFETCH_BYTES: read from memory rather than the last-level cache."""
+    return d.N * d.H * d.W * d.C * element_size(d.x_type, float_size) > PREFETCH_BYTES
+
+
 def set_streaming_bytes(Py_ssize_t nbytes):
     """Stream results larger than `nbytes` from now on (tests and benchmarks); returns the old limit."""
     global STREAMING_BYTES
@@ -634,7 +639,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
                      and inner_pixels(d, &o_lo, &o_hi) and d.OW >= IN_PLACE_EDGE_SHARE * (d.OW - (o_hi - o_lo))
                      and not (dw_vector_bytes() < RING_ALIGN and C >= HALF_LINE_RING_CHANNELS
                               and d.OW >= HALF_LINE_RING_WIDTH
-                              and (d.sw == 1 or d.N * d.H * d.W * C * <Py_ssize_t> sizeof(floating) > PREFETCH_BYTES)))
+                              and (d.sw == 1 or x_from_memory(d, sizeof(floating)))))
     wanted = 1 if n_threads == 1 else ceil_div(ITEMS_PER_THREAD * n_threads, d.N)  # items per image
     # (a filter that differs by channel too, where the plane-rows tiles take its lanes: see
     # SHARED_MAX_CHANNELS)
@@ -727,7 +732,7 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
             plan.n_bands = min(plan.n_bands, d.OH // DW_SPECTRAL_ROWS)
     plan.max_block = max(plan.block, C - (plan.n_blocks - 1) * plan.block)
     plan.prefetch = (((plan.in_place or plan.interleaved) and plan.n_blocks == 1 or plan.kind == RING_PACKED)
-                     and d.N * d.H * d.W * C * element_size(d.x_type, sizeof(floating)) > PREFETCH_BYTES)
+                     and x_from_memory(d, sizeof(floating)))
     # (a row's new source rows asked for at once queued most of them behind the first: 2 vCPUs of
     # an AVX-512 AMD EPYC, batch 16, a piece of PREFETCH_PIECE_BYTES a few pixels each against one:
     # mnv2-112x96-s2 1.45x faster, -112x32 1.3x, -56x144 1.6x)

@@ -1202,8 +1202,7 @@ cdef void reduce_ring(const floating *x, const floating *dy, floating *partial, 
         off, src_pix, src_tap = c0 - d.pl * d.C, d.sw * d.C, d.C
         edges = (DW_WINDOW_STRIDED | (DW_WINDOW_LEFT if d.pl == 1 else 0)
                  | (DW_WINDOW_RIGHT if right_padding(d) == 1 else 0)
-                 | (DW_WINDOW_CACHED if d.OW >= WINDOW_CACHED_WIDTH
-                    and d.N * d.H * d.W * d.C * <Py_ssize_t> sizeof(floating) <= PREFETCH_BYTES else 0))
+                 | (DW_WINDOW_CACHED if d.OW >= WINDOW_CACHED_WIDTH and not x_from_memory(d, sizeof(floating)) else 0))
     for unit in range(row0, row1):
         n, q = unit // d.OH, unit % d.OH
         if n != prev_n and not in_place:
