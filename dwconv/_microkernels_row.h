@@ -21,6 +21,8 @@
  * (two FMA pipes of 4-5 cycles' latency want 8 or more) to keep the FMA pipes busy. */
 #define DW_ROW_TILE (DW_VBYTES == 64 ? 12 : 8)
 #define DW_ROW_MAX_KW 7     /* widest kernel row with a register-resident tile of its own */
+#define DW_LINE_TILE 4
+#define DW_LINE_MAX_KW 3
 #define DW_ROW_MAX_STRIDE 2 /* widest stride whose tile loads each source pixel once */
 #define DW_PLANE_TILE 8     /* vectors per register tile on the plane and stream paths (8 sums in flight) */
 #define DW_PLANE_VECS 2     /* vectors per row of the plane-rows tile (x DW_PLANE_ROWS rows: 8 sums) */
@@ -110,6 +112,41 @@ DW_INLINE void DW_FN(row_tile_dense)(const DW_T *const *rows, ptrdiff_t off, ptr
     for (int t = 0; t < tile; t++) DW_FN(store_out)(dst + t * dst_pix, acc[t], nt);
 }
 
+/* row_tile_dense over two vectors of channels, a cache line at AVX2: each output pixel's line
+ * written whole by consecutive stores, which streaming stores need (a tile of single vectors leaves
+ * each of its pixels' lines half-written until the next tile). */
+DW_INLINE void DW_FN(row_tile_lines)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t pix, const DW_T *w,
+                                     ptrdiff_t w_tap, const DW_VEC *start, DW_T *dst, ptrdiff_t dst_pix, int nt,
+                                     const int kw, const int tile)
+{
+    DW_VEC acc[DW_LINE_TILE][2], wv[DW_LINE_MAX_KW][2];
+    DW_ROW_UNROLL
+    for (int t = 0; t < tile; t++) acc[t][0] = start[0], acc[t][1] = start[1];
+    DW_ROW_UNROLL
+    for (int a = 0; a < kw; a++) {
+        const DW_T *s = rows[a] + off;
+        DW_ROW_UNROLL
+        for (int b = 0; b < kw; b++)
+            wv[b][0] = DW_FN(load)(w + (a * kw + b) * w_tap), wv[b][1] = DW_FN(load)(w + (a * kw + b) * w_tap + DW_VLEN);
+        DW_ROW_UNROLL
+        for (int u = 0; u < tile - 1 + kw; u++, s += pix) {
+            DW_STEPPED(s);
+            DW_ROW_UNROLL
+            for (int v = 0; v < 2; v++) {
+                const DW_VEC x = DW_FN(load)(s + v * DW_VLEN);
+                DW_ROW_UNROLL
+                for (int b = 0; b < kw; b++)
+                    if (u >= b && u - b < tile) acc[u - b][v] += wv[b][v] * x;
+            }
+        }
+    }
+    DW_ROW_UNROLL
+    for (int t = 0; t < tile; t++) {
+        DW_FN(store_out)(dst + t * dst_pix, acc[t][0], nt);
+        DW_FN(store_out)(dst + t * dst_pix + DW_VLEN, acc[t][1], nt);
+    }
+}
+
 /* channels, kernels wider than the dense tiles (dilation 1, stride sw known at compile time): each
  * kernel row in pieces of DW_ROW_MAX_KW taps run as the dense tile runs its rows (each source
  * vector loaded once per piece), the taps past the last whole piece one load per tap and pixel. */
@@ -193,6 +230,21 @@ DW_INLINE void DW_FN(row_channels)(const DW_T *const *rows, ptrdiff_t off, ptrdi
                                    DW_T *dst, ptrdiff_t dst_pix, ptrdiff_t npix, ptrdiff_t nc, int nt, const int kw,
                                    const int sw)
 {
+#if DW_VBYTES == 32 && DW_ROW_DENSE_TILES
+    if (kw == DW_LINE_MAX_KW && sw == 1 && nt && nc % (2 * DW_VLEN) == 0 && npix >= DW_LINE_TILE) {
+        for (ptrdiff_t o = 0;; o += DW_LINE_TILE) {
+            if (o + DW_LINE_TILE > npix) o = npix - DW_LINE_TILE;
+            for (ptrdiff_t c = 0; c < nc; c += 2 * DW_VLEN) {
+                const DW_VEC start[2] = {bias ? DW_FN(load)(bias + c) : DW_FN(broadcast)(0),
+                                         bias ? DW_FN(load)(bias + c + DW_VLEN) : DW_FN(broadcast)(0)};
+                DW_FN(row_tile_lines)(rows, off + o * src_pix + c, src_tap, w + c, w_tap, start, dst + o * dst_pix + c,
+                                      dst_pix, nt, DW_LINE_MAX_KW, DW_LINE_TILE);
+            }
+            if (o + DW_LINE_TILE >= npix) break;
+        }
+        return;
+    }
+#endif
     const ptrdiff_t n_tiles = (npix + DW_ROW_TILE - 1) / DW_ROW_TILE;
     const int tile = (int)((npix + n_tiles - 1) / n_tiles);
     for (ptrdiff_t o = 0;; o += tile) {

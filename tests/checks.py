@@ -138,6 +138,15 @@ AWKWARD = ["strided_view", "strided_last_axis", "fortran", "negative_strides",
            "negative_last_axis", "byteswapped", "readonly", "transposed_view", "list"]
 
 
+def cache_line_empty(shape, dtype):
+    """An empty C-contiguous array whose data starts on a 64-byte cache line, as dwconv's own larger
+    results do (smaller ones start where NumPy puts them): results that must stream whole lines."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.empty(nbytes + 64, np.uint8)
+    start = -raw.ctypes.data % 64
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
 def snapshot(a):
     """A copy of ``a`` to compare it with later: of an array or a list; other values as they are."""
     if isinstance(a, list):

@@ -21,8 +21,8 @@ from reference import (
     output_hw,
     resolve_padding,
 )
-from checks import (AWKWARD, assert_close, awkward, reference_forward, reference_gradients, snapshot,
-                    unchanged)
+from checks import (AWKWARD, assert_close, awkward, cache_line_empty, reference_forward, reference_gradients,
+                    snapshot, unchanged)
 from seeds import (IVY_A, IVY_B, IVY_LAPLACE, IVY_SEED_EXAMPLES, IVY_X, TF_EXPLICIT_PADDING, TF_EXPLICIT_Y, TF_KERNEL,
                    TF_VALID_Y, TF_X)
 from sweep import (DILATIONS, DTYPES, FORMATS, KERNELS, PADDINGS, STRIDES, SWEEP,
@@ -653,6 +653,8 @@ RING_CASES = [  # (data_format, H, W, C, M)
     ("NHWC", 5, 64, 3, 1),  # RGB and RGBA taken apart into planes; rows of whole cache lines stream
     ("NHWC", 6, 48, 4, 1),
     ("NCHW", 8, 16, 19, 2),  # packed planes of whole cache lines: their results stream when forced
+    ("NHWC", 6, 30, 32, 1),  # pixels of whole lines: where a vector is half a line, 3x3 tiles of
+    ("NHWC", 5, 9, 16, 2),   # line pairs (row_tile_lines) when streaming, the last overlapping
 ]
 
 
@@ -666,7 +668,9 @@ def test_ring_paths(isa_level, data_format, H, W, C, M, streaming):
         for k, s in itertools.product(range(1, 9), (1, 2)):
             w = rng.standard_normal((k, k, C, M)).astype(np.float32)
             b = rng.standard_normal(C * M).astype(np.float32)
-            got = dwconv.depthwise_conv2d(x, w, s, "SAME", data_format=data_format, bias=b, num_threads=1)
+            out = cache_line_empty(dwconv.output_shape(x.shape, w.shape, s, "SAME", data_format=data_format),
+                                   np.float32)
+            got = dwconv.depthwise_conv2d(x, w, s, "SAME", data_format=data_format, bias=b, num_threads=1, out=out)
             pad = resolve_padding("SAME", (H, W), (k, k), (s, s), (1, 1))
             assert_conv_close(got, x, w, (s, s), pad, data_format, (1, 1), bias=b)
     finally:
@@ -699,7 +703,8 @@ def test_in_place_edge_pixels(isa_level, W, C, streaming, prefetching):
         for (k, s, dil), padding in itertools.product([(3, 1, 1), (3, 1, 2), (3, 2, 1), (5, 2, 1)], EDGE_PADDINGS):
             w = rng.standard_normal((k, k, C, 1)).astype(np.float32)
             b = rng.standard_normal(C).astype(np.float32)
-            got = dwconv.depthwise_conv2d(x, w, s, padding, dilations=dil, bias=b, num_threads=1 + s % 2)
+            out = cache_line_empty(dwconv.output_shape(x.shape, w.shape, s, padding, dilations=dil), np.float32)
+            got = dwconv.depthwise_conv2d(x, w, s, padding, dilations=dil, bias=b, num_threads=1 + s % 2, out=out)
             pad = resolve_padding(padding, (6, W), (k, k), (s, s), (dil, dil))
             assert_conv_close(got, x, w, (s, s), pad, "NHWC", (dil, dil), bias=b)
     finally:
