@@ -113,6 +113,7 @@ cdef extern from "_microkernels.h" nogil:
     bint dw_has_near_groups()
     int dw_narrow_lanes()
     int dw_vector_bytes()
+    bint dw_row_lines(Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sw, Py_ssize_t dil_w, Py_ssize_t nc, Py_ssize_t npix)
     bint dw_has_rolling()
     bint dw_narrow_rows_within(Py_ssize_t width, Py_ssize_t pl, Py_ssize_t OW, Py_ssize_t lanes)
     bint dw_narrow_s2_pairs(Py_ssize_t width, Py_ssize_t pl, Py_ssize_t OW)

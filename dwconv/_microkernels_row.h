@@ -21,8 +21,12 @@
  * (two FMA pipes of 4-5 cycles' latency want 8 or more) to keep the FMA pipes busy. */
 #define DW_ROW_TILE (DW_VBYTES == 64 ? 12 : 8)
 #define DW_ROW_MAX_KW 7     /* widest kernel row with a register-resident tile of its own */
+/* Tiles of line pairs (row_tile_lines), where a vector is half a line: accumulators and kw <= 3
+ * weights of two vectors each fit AVX2's 16 registers with a source vector. */
+#define DW_ROW_LINE_TILES (DW_VBYTES == 32 && DW_ROW_FLOAT)
 #define DW_LINE_TILE 4
 #define DW_LINE_MAX_KW 3
+_Static_assert(DW_LINE_TILE * 2 + DW_LINE_MAX_KW * 2 + 1 <= 16, "a line tile's vectors fit the registers");
 #define DW_ROW_MAX_STRIDE 2 /* widest stride whose tile loads each source pixel once */
 #define DW_PLANE_TILE 8     /* vectors per register tile on the plane and stream paths (8 sums in flight) */
 #define DW_PLANE_VECS 2     /* vectors per row of the plane-rows tile (x DW_PLANE_ROWS rows: 8 sums) */
@@ -77,6 +81,29 @@ _Static_assert(DW_ROW_MAX_KW == 7 && DW_ROW_MAX_STRIDE == 2, "DW_DENSE_SHAPES li
                                    DW_DENSE_ENTRY(fn, 4, 1) DW_DENSE_ENTRY(fn, 5, 1) NULL, k7_1},           \
                                   {DW_DENSE_ENTRY(fn, 1, 2) DW_DENSE_ENTRY(fn, 2, 2) DW_DENSE_ENTRY(fn, 3, 2) \
                                    DW_DENSE_ENTRY(fn, 4, 2) DW_DENSE_ENTRY(fn, 5, 2) NULL, NULL}}
+#ifndef DW_ROW_TILE_KW_DEFINED
+#define DW_ROW_TILE_KW_DEFINED
+/* The tile the channel path runs a row of kh x kw taps at stride sw, dilation dil_w with, at levels
+ * with dense tiles: kw itself (a dense tile), -1 (the pieces of wider kernels) or 0 (the general tile). */
+static inline int dw_row_tile_kw(ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sw, ptrdiff_t dil_w)
+{
+#define DW_IS_DENSE(k, s) || (kw == k && sw == s)
+    if (kh == kw && dil_w == 1 && (0 DW_DENSE_SHAPES(DW_IS_DENSE))) return (int)kw;
+#undef DW_IS_DENSE
+    if (dil_w == 1 && kw >= DW_ROW_MAX_KW && sw <= DW_ROW_MAX_STRIDE) return -1;
+    return 0;
+}
+
+/* Whether streamed rows of that geometry, npix output pixels of nc float channels, run in tiles of
+ * line pairs (row_tile_lines) where a vector is half a line (AVX2: two vectors of 8 floats). The
+ * planner streams such results only where every row does. */
+static inline int dw_row_lines(ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sw, ptrdiff_t dil_w, ptrdiff_t nc, ptrdiff_t npix)
+{
+    const int tile_kw = dw_row_tile_kw(kh, kw, sw, dil_w);
+    return tile_kw >= 0 && tile_kw <= DW_LINE_MAX_KW && nc % 16 == 0 && npix >= DW_LINE_TILE;
+}
+#endif
+
 #if defined(__clang__)
 #define DW_ROW_UNROLL _Pragma("unroll")
 #else
@@ -112,36 +139,51 @@ DW_INLINE void DW_FN(row_tile_dense)(const DW_T *const *rows, ptrdiff_t off, ptr
     for (int t = 0; t < tile; t++) DW_FN(store_out)(dst + t * dst_pix, acc[t], nt);
 }
 
-/* row_tile_dense over two vectors of channels, a cache line at AVX2: each output pixel's line
- * written whole by consecutive stores, which streaming stores need (a tile of single vectors leaves
- * each of its pixels' lines half-written until the next tile). */
-DW_INLINE void DW_FN(row_tile_lines)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t pix, const DW_T *w,
-                                     ptrdiff_t w_tap, const DW_VEC *start, DW_T *dst, ptrdiff_t dst_pix, int nt,
-                                     const int kw, const int tile)
+/* row_tile_dense (kw > 0, stride sw) or row_tile_any (kw 0) over two vectors of channels, a cache
+ * line at AVX2: each output pixel's line written whole by consecutive stores, which streaming
+ * stores need (a tile of single vectors leaves each of its pixels' lines half-written until the
+ * next tile). */
+DW_INLINE void DW_FN(row_tile_lines)(const DW_T *const *rows, ptrdiff_t off, ptrdiff_t src_pix, ptrdiff_t src_tap,
+                                     ptrdiff_t kh, ptrdiff_t nkw, const DW_T *w, ptrdiff_t w_tap, const DW_VEC *start,
+                                     DW_T *dst, ptrdiff_t dst_pix, int nt, const int kw, const int sw)
 {
     DW_VEC acc[DW_LINE_TILE][2], wv[DW_LINE_MAX_KW][2];
     DW_ROW_UNROLL
-    for (int t = 0; t < tile; t++) acc[t][0] = start[0], acc[t][1] = start[1];
-    DW_ROW_UNROLL
-    for (int a = 0; a < kw; a++) {
-        const DW_T *s = rows[a] + off;
+    for (int t = 0; t < DW_LINE_TILE; t++) acc[t][0] = start[0], acc[t][1] = start[1];
+    if (kw > 0) { /* (each source vector loaded once per kernel row) */
         DW_ROW_UNROLL
-        for (int b = 0; b < kw; b++)
-            wv[b][0] = DW_FN(load)(w + (a * kw + b) * w_tap), wv[b][1] = DW_FN(load)(w + (a * kw + b) * w_tap + DW_VLEN);
-        DW_ROW_UNROLL
-        for (int u = 0; u < tile - 1 + kw; u++, s += pix) {
-            DW_STEPPED(s);
+        for (int a = 0; a < kw; a++) {
+            const DW_T *s = rows[a] + off;
             DW_ROW_UNROLL
-            for (int v = 0; v < 2; v++) {
-                const DW_VEC x = DW_FN(load)(s + v * DW_VLEN);
+            for (int b = 0; b < kw; b++)
+                for (int v = 0; v < 2; v++) wv[b][v] = DW_FN(load)(w + (a * kw + b) * w_tap + v * DW_VLEN);
+            DW_ROW_UNROLL
+            for (int u = 0; u < (DW_LINE_TILE - 1) * sw + kw; u++, s += src_tap) {
+                DW_STEPPED(s);
                 DW_ROW_UNROLL
-                for (int b = 0; b < kw; b++)
-                    if (u >= b && u - b < tile) acc[u - b][v] += wv[b][v] * x;
+                for (int v = 0; v < 2; v++) {
+                    const DW_VEC x = DW_FN(load)(s + v * DW_VLEN);
+                    DW_ROW_UNROLL
+                    for (int b = 0; b < kw; b++)
+                        if (u >= b && (u - b) % sw == 0 && (u - b) / sw < DW_LINE_TILE)
+                            acc[(u - b) / sw][v] += wv[b][v] * x;
+                }
             }
         }
+    } else {
+        for (ptrdiff_t a = 0; a < kh; a++)
+            for (ptrdiff_t b = 0; b < nkw; b++) {
+                const DW_T *s = rows[a] + off + b * src_tap, *wt = w + (a * nkw + b) * w_tap;
+                DW_ROW_UNROLL
+                for (int v = 0; v < 2; v++) {
+                    const DW_VEC wb = DW_FN(load)(wt + v * DW_VLEN);
+                    DW_ROW_UNROLL
+                    for (int t = 0; t < DW_LINE_TILE; t++) acc[t][v] += wb * DW_FN(load)(s + t * src_pix + v * DW_VLEN);
+                }
+            }
     }
     DW_ROW_UNROLL
-    for (int t = 0; t < tile; t++) {
+    for (int t = 0; t < DW_LINE_TILE; t++) {
         DW_FN(store_out)(dst + t * dst_pix, acc[t][0], nt);
         DW_FN(store_out)(dst + t * dst_pix + DW_VLEN, acc[t][1], nt);
     }
@@ -230,15 +272,15 @@ DW_INLINE void DW_FN(row_channels)(const DW_T *const *rows, ptrdiff_t off, ptrdi
                                    DW_T *dst, ptrdiff_t dst_pix, ptrdiff_t npix, ptrdiff_t nc, int nt, const int kw,
                                    const int sw)
 {
-#if DW_VBYTES == 32 && DW_ROW_DENSE_TILES
-    if (kw == DW_LINE_MAX_KW && sw == 1 && nt && nc % (2 * DW_VLEN) == 0 && npix >= DW_LINE_TILE) {
+#if DW_ROW_LINE_TILES
+    if (nt && kw >= 0 && kw <= DW_LINE_MAX_KW && nc % (2 * DW_VLEN) == 0 && npix >= DW_LINE_TILE) {
         for (ptrdiff_t o = 0;; o += DW_LINE_TILE) {
             if (o + DW_LINE_TILE > npix) o = npix - DW_LINE_TILE;
             for (ptrdiff_t c = 0; c < nc; c += 2 * DW_VLEN) {
                 const DW_VEC start[2] = {bias ? DW_FN(load)(bias + c) : DW_FN(broadcast)(0),
                                          bias ? DW_FN(load)(bias + c + DW_VLEN) : DW_FN(broadcast)(0)};
-                DW_FN(row_tile_lines)(rows, off + o * src_pix + c, src_tap, w + c, w_tap, start, dst + o * dst_pix + c,
-                                      dst_pix, nt, DW_LINE_MAX_KW, DW_LINE_TILE);
+                DW_FN(row_tile_lines)(rows, off + o * src_pix + c, src_pix, src_tap, kh, nkw, w + c, w_tap, start,
+                                      dst + o * dst_pix + c, dst_pix, nt, kw, sw);
             }
             if (o + DW_LINE_TILE >= npix) break;
         }
@@ -306,9 +348,9 @@ static DW_FN(row_channels_fn) DW_FN(row_channels_for)(ptrdiff_t kh, ptrdiff_t kw
 {
 #if DW_ROW_DENSE_TILES
     static const DW_FN(row_channels_fn) dense[DW_ROW_MAX_STRIDE][DW_ROW_MAX_KW] = DW_DENSE_TABLE(row_channels, DW_FN(row_channels_7_1));
-    if (kh == kw && dil_w == 1 && kw <= DW_ROW_MAX_KW && sw <= DW_ROW_MAX_STRIDE && dense[sw - 1][kw - 1])
-        return dense[sw - 1][kw - 1];
-    if (dil_w == 1 && kw >= DW_ROW_MAX_KW && sw <= DW_ROW_MAX_STRIDE) /* (and 7x7 at stride 2) */
+    const int tile_kw = dw_row_tile_kw(kh, kw, sw, dil_w);
+    if (tile_kw > 0) return dense[sw - 1][kw - 1];
+    if (tile_kw < 0) /* (and 7x7 at stride 2) */
         return sw == 1 ? DW_FN(row_channels_wide_1) : DW_FN(row_channels_wide_2);
 #else
     (void)kh, (void)kw, (void)sw, (void)dil_w;
