@@ -703,37 +703,46 @@ DW_INLINE void DW_FN(rolling_strip)(const DW_T *s, ptrdiff_t width, ptrdiff_t he
     }
 }
 
+/* One plane of flat_rolling's, strip by strip; `first` and `last`: whether it is the call's first
+ * plane and last (whose first and last element rolling_source loads under masks). */
+DW_INLINE void DW_FN(rolling_plane)(const DW_T *s, ptrdiff_t width, ptrdiff_t height, const DW_VEC *wt, DW_VEC start,
+                                    DW_T *d, ptrdiff_t dst_plane, int first, int last, int nt)
+{
+    const ptrdiff_t n_vectors = (width + DW_VLEN - 1) / DW_VLEN;
+    for (ptrdiff_t v = 0; v < n_vectors; v += 2) {
+        /* (a strip's vectors: two, or the row's last alone; the last at width - DW_VLEN) */
+        const ptrdiff_t col[2] = {v + 1 < n_vectors || width < DW_VLEN ? v * DW_VLEN : width - DW_VLEN,
+                                  v + 2 < n_vectors ? (v + 1) * DW_VLEN : width - DW_VLEN};
+        if (width < DW_VLEN) /* (its lanes past the row write the next row's first pixels, before that row) */
+            DW_FN(rolling_strip)(s, width, height, col, wt, start, d, dst_plane, first, last, 0, 1, 1, 1, 1);
+        else if (n_vectors == 1)
+            DW_FN(rolling_strip)(s, width, height, col, wt, start, d, dst_plane, first, last, nt, 1, 1, 1, 0);
+        else if (n_vectors == 2)
+            DW_FN(rolling_strip)(s, width, height, col, wt, start, d, dst_plane, first, last, nt, 2, 1, 1, 0);
+        else if (v == 0)
+            DW_FN(rolling_strip)(s, width, height, col, wt, start, d, dst_plane, first, last, nt, 2, 1, 0, 0);
+        else if (v + 2 < n_vectors)
+            DW_FN(rolling_strip)(s, width, height, col, wt, start, d, dst_plane, first, last, nt, 2, 0, 0, 0);
+        else if (v + 2 == n_vectors)
+            DW_FN(rolling_strip)(s, width, height, col, wt, start, d, dst_plane, first, last, nt, 2, 0, 1, 0);
+        else
+            DW_FN(rolling_strip)(s, width, height, col, wt, start, d, dst_plane, first, last, nt, 1, 0, 1, 0);
+    }
+}
+
 static void DW_FN(flat_rolling)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t height, ptrdiff_t width, const DW_T *w,
                                 ptrdiff_t w_plane, ptrdiff_t w_tap, const DW_T *bias, ptrdiff_t bias_plane, DW_T *dst,
                                 ptrdiff_t dst_plane, ptrdiff_t np, int nt)
 {
-    const ptrdiff_t n_vectors = (width + DW_VLEN - 1) / DW_VLEN;
     for (ptrdiff_t p = 0; p < np; p++) {
         DW_VEC wt[9];
         for (int t = 0; t < 9; t++) wt[t] = DW_FN(broadcast)(w[p * w_plane + t * w_tap]);
         const DW_VEC start = DW_FN(broadcast)(bias ? bias[p * bias_plane] : 0);
-        const DW_T *s = src + p * src_plane;
-        DW_T *d = dst + p * dst_plane;
-        const int first = p == 0, last = p == np - 1;
-        for (ptrdiff_t v = 0; v < n_vectors; v += 2) {
-            /* (a strip's vectors: two, or the row's last alone; the last at width - DW_VLEN) */
-            const ptrdiff_t col[2] = {v + 1 < n_vectors || width < DW_VLEN ? v * DW_VLEN : width - DW_VLEN,
-                                      v + 2 < n_vectors ? (v + 1) * DW_VLEN : width - DW_VLEN};
-            if (width < DW_VLEN) /* (its lanes past the row write the next row's first pixels, before that row) */
-                DW_FN(rolling_strip)(s, width, height, col, wt, start, d, dst_plane, first, last, 0, 1, 1, 1, 1);
-            else if (n_vectors == 1)
-                DW_FN(rolling_strip)(s, width, height, col, wt, start, d, dst_plane, first, last, nt, 1, 1, 1, 0);
-            else if (n_vectors == 2)
-                DW_FN(rolling_strip)(s, width, height, col, wt, start, d, dst_plane, first, last, nt, 2, 1, 1, 0);
-            else if (v == 0)
-                DW_FN(rolling_strip)(s, width, height, col, wt, start, d, dst_plane, first, last, nt, 2, 1, 0, 0);
-            else if (v + 2 < n_vectors)
-                DW_FN(rolling_strip)(s, width, height, col, wt, start, d, dst_plane, first, last, nt, 2, 0, 0, 0);
-            else if (v + 2 == n_vectors)
-                DW_FN(rolling_strip)(s, width, height, col, wt, start, d, dst_plane, first, last, nt, 2, 0, 1, 0);
-            else
-                DW_FN(rolling_strip)(s, width, height, col, wt, start, d, dst_plane, first, last, nt, 1, 0, 1, 0);
-        }
+        if (p == 0 || p == np - 1)
+            DW_FN(rolling_plane)(src + p * src_plane, width, height, wt, start, dst + p * dst_plane, dst_plane, p == 0,
+                                 p == np - 1, nt);
+        else /* (the planes between: no masked first or last element, no test for one per row) */
+            DW_FN(rolling_plane)(src + p * src_plane, width, height, wt, start, dst + p * dst_plane, dst_plane, 0, 0, nt);
     }
 #ifdef DW_X86
     if (nt) _mm_sfence(); /* streamed results reach memory before any later store */
@@ -842,8 +851,12 @@ static void DW_FN(flat_dot_rolling)(const DW_T *src, ptrdiff_t src_plane, ptrdif
             for (int t = 0; t < 10; t++) sums[p - p0][t] = DW_FN(broadcast)(0);
         for (ptrdiff_t n = 0; n < n_images; n++)
             for (ptrdiff_t p = p0; p < p1; p++)
-                DW_FN(rolling_dot_plane)(src + n * src_image + p * src_plane, dy + n * dy_image + p * dy_plane, width,
-                                         height, sums[p - p0], p == 0, p == np - 1);
+                if (p == 0 || p == np - 1)
+                    DW_FN(rolling_dot_plane)(src + n * src_image + p * src_plane, dy + n * dy_image + p * dy_plane, width,
+                                             height, sums[p - p0], p == 0, p == np - 1);
+                else /* (the planes between: no masked first or last element, no test for one per row) */
+                    DW_FN(rolling_dot_plane)(src + n * src_image + p * src_plane, dy + n * dy_image + p * dy_plane, width,
+                                             height, sums[p - p0], 0, 0);
         for (ptrdiff_t p = p0; p < p1; p++) {
             for (int t = 0; t < 9; t++) acc[t * acc_tap + p] = DW_FN(horizontal_sum)(sums[p - p0][t]);
             if (bias_acc) bias_acc[p] = DW_FN(horizontal_sum)(sums[p - p0][9]);
