@@ -326,7 +326,8 @@ cdef inline bint tiles_streamed() noexcept nogil:
     4.6; filter2d of 1080p RGBA images, 5 runs of 5 each, 3x3 3.6 against 2.7 ms, 5x5 8.1 against
     6.3, 7x7 14.7 against 10.2; 1080p and 4K RGB 1.0-1.1x); plain stores never ran far from their
     best. (Rows of fewer channels than a vector that run as one stream, and NCHW row tiles, stream
-    along the rows, a line filled by consecutive tiles.)"""
+    along the rows, a line filled by consecutive tiles; NHWC channel tiles of two vectors a pixel
+    stream at AVX2 too: line_tiles.)"""
     return dw_vector_bytes() >= RING_ALIGN
 
 
@@ -1356,7 +1357,8 @@ cdef bint phase_input_grad(const floating[::1] dy, const floating[::1] w, floati
     cdef const floating **rows
     cdef Py_ssize_t item, span = phase_taps(d.kh, d.sh, 0)
     cdef bint streaming = (d.C * sizeof(floating) % RING_ALIGN == 0 and dx.shape[0] * sizeof(floating) > STREAMING_BYTES
-                           and (tiles_streamed() or phase_lines(d, sizeof(floating)) and <size_t> &dx[0] % RING_ALIGN == 0))
+                           and (tiles_streamed()
+                                or phase_lines(d, sizeof(floating)) and <size_t> &dx[0] % RING_ALIGN == 0))
     if not (phases_fit(d) and d.N * d.H * d.W * d.C and d.OH > 0 and d.OW > 0):
         return False
     n_threads = threads_for(d, n_threads)
