@@ -6,7 +6,8 @@
  * A ring row holds every column its taps read, the padding already filled in, so no tap is ever
  * clipped: every output pixel of a row runs the same code, and the last tile of a row overlaps
  * the one before instead of shrinking. Three vector paths:
- *   channels -- nc >= one vector: a vector of lanes x a tile of pixels;
+ *   channels -- nc >= one vector: a vector of lanes x a tile of pixels (at AVX2, where results
+ *               stream, two vectors, a cache line, of each pixel: row_tile_lines);
  *   plane    -- nc == 1 (an NCHW plane): a tile of vectors of neighbouring pixels (stride 1 or 2);
  *   stream   -- 1 < nc < one vector, stride 1: the row as one flat stream, each lane's channel
  *               (and so its weight) known from its offset.
@@ -26,7 +27,6 @@
 #define DW_ROW_LINE_TILES (DW_VBYTES == 32 && DW_ROW_FLOAT)
 #define DW_LINE_TILE 4
 #define DW_LINE_MAX_KW 3
-_Static_assert(DW_LINE_TILE * 2 + DW_LINE_MAX_KW * 2 + 1 <= 16, "a line tile's vectors fit the registers");
 #define DW_ROW_MAX_STRIDE 2 /* widest stride whose tile loads each source pixel once */
 #define DW_PLANE_TILE 8     /* vectors per register tile on the plane and stream paths (8 sums in flight) */
 #define DW_PLANE_VECS 2     /* vectors per row of the plane-rows tile (x DW_PLANE_ROWS rows: 8 sums) */
@@ -58,6 +58,9 @@ _Static_assert(DW_STREAM_TILE_3 % 3 == 0, "a stream tile of period 3 holds whole
 _Static_assert((DW_ROW_TILE - 1) * DW_ROW_MAX_STRIDE + DW_ROW_MAX_KW <= DW_ROW_UNROLL_LIMIT,
                "the dense tile's source loop must unroll completely");
 _Static_assert(DW_ROW_TILE <= DW_ROW_UNROLL_LIMIT, "the pixel loops must unroll completely");
+_Static_assert(DW_LINE_TILE * 2 + DW_LINE_MAX_KW * 2 + 1 <= 16, "a line tile's vectors fit AVX2's registers");
+_Static_assert((DW_LINE_TILE - 1) * DW_ROW_MAX_STRIDE + DW_LINE_MAX_KW <= DW_ROW_UNROLL_LIMIT,
+               "the line tile's source loop must unroll completely");
 _Static_assert(DW_STREAM_TILE_1 <= DW_STREAM_MAX_TILE && DW_STREAM_TILE_3 <= DW_STREAM_MAX_TILE &&
                    DW_PLANE_TILE <= DW_STREAM_MAX_TILE && DW_STREAM_MAX_TILE <= DW_ROW_UNROLL_LIMIT,
                "the stream tiles fit their arrays and unroll completely");
