@@ -97,13 +97,19 @@ static inline int dw_row_tile_kw(ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sw, ptrdi
     return 0;
 }
 
-/* Whether streamed rows of that geometry, npix output pixels of nc float channels, run in tiles of
- * line pairs (row_tile_lines) where a vector is half a line (AVX2: two vectors of 8 floats). The
- * planner streams such results only where every row does. */
+/* Whether a streamed row of npix output pixels of nc float channels, run by the tile dw_row_tile_kw
+ * names, runs in tiles of line pairs (row_tile_lines) where a vector is half a line (AVX2: two
+ * vectors of 8 floats): row_channels' test, and through dw_row_lines the planner's. */
+static inline int dw_line_tiles_fit(int tile_kw, ptrdiff_t nc, ptrdiff_t npix)
+{
+    return tile_kw >= 0 && tile_kw <= DW_LINE_MAX_KW && nc % 16 == 0 && npix >= DW_LINE_TILE;
+}
+
+/* dw_line_tiles_fit for rows of that geometry: the planner streams such results only where every
+ * row runs in line pairs. */
 static inline int dw_row_lines(ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sw, ptrdiff_t dil_w, ptrdiff_t nc, ptrdiff_t npix)
 {
-    const int tile_kw = dw_row_tile_kw(kh, kw, sw, dil_w);
-    return tile_kw >= 0 && tile_kw <= DW_LINE_MAX_KW && nc % 16 == 0 && npix >= DW_LINE_TILE;
+    return dw_line_tiles_fit(dw_row_tile_kw(kh, kw, sw, dil_w), nc, npix);
 }
 #endif
 
@@ -276,7 +282,8 @@ DW_INLINE void DW_FN(row_channels)(const DW_T *const *rows, ptrdiff_t off, ptrdi
                                    const int sw)
 {
 #if DW_ROW_LINE_TILES
-    if (nt && kw >= 0 && kw <= DW_LINE_MAX_KW && nc % (2 * DW_VLEN) == 0 && npix >= DW_LINE_TILE) {
+    _Static_assert(2 * DW_VLEN == 16, "dw_line_tiles_fit counts two vectors of 8 floats");
+    if (nt && dw_line_tiles_fit(kw, nc, npix)) {
         for (ptrdiff_t o = 0;; o += DW_LINE_TILE) {
             if (o + DW_LINE_TILE > npix) o = npix - DW_LINE_TILE;
             for (ptrdiff_t c = 0; c < nc; c += 2 * DW_VLEN) {
