@@ -647,6 +647,15 @@ DW_INLINE void DW_FN(rolling_lanes)(ptrdiff_t width, const int narrow, unsigned 
     for (int b = 0; b < 3; b++) keep[b] = _mm256_castsi256_ps(DW_FN(lane_mask)(lanes_read[b]));
 }
 
+/* The rows ahead whose lines the first strip of a plane asks for: planes of more than a strip's
+ * columns read each row's lines strip by strip, which the prefetchers, seeing a line or two a row,
+ * fetch late (2 vCPUs of an AVX2 AMD EPYC, batch 16: the filter gradient of 112x112x32 and 56x56x144
+ * 1.5x faster; the forward and input gradient of 112x112x32 2.3-2.7x, where the rows are more than
+ * DW_ROLLING_WIDE_ROW bytes; on narrower rows, which the prefetchers follow, the forward gained
+ * nothing and lost up to 1.2x on 28x28x192). */
+#define DW_ROLLING_AHEAD 2
+#define DW_ROLLING_WIDE_ROW 256
+
 /* 3x3 kernels at stride 1 on planes more than half a vector wide with a pixel of zeros around them
  * (AVX2; rolling_fits): each plane in strips of two vectors' columns (the last vector at column
  * width - DW_VLEN, overlapping the one before), each strip from top to bottom: each source row's
@@ -666,6 +675,7 @@ DW_INLINE void DW_FN(rolling_strip)(const DW_T *s, ptrdiff_t width, ptrdiff_t he
                                     const DW_VEC *wt, DW_VEC start, DW_T *d, ptrdiff_t dst_plane, int first, int last,
                                     int nt, const int nv, const int left, const int right, const int narrow)
 {
+    const int prefetch = left && !right && width * (ptrdiff_t)sizeof(DW_T) > DW_ROLLING_WIDE_ROW;
     unsigned lanes_read[3];
     __m256 keep[3];
     DW_FN(rolling_lanes)(width, narrow, lanes_read, keep);
@@ -674,6 +684,8 @@ DW_INLINE void DW_FN(rolling_strip)(const DW_T *s, ptrdiff_t width, ptrdiff_t he
     for (int v = 0; v < nv; v++) above[v] = here[v] = start;
     for (ptrdiff_t r = 0; r < height; r++) {
         const DW_T *row = s + r * width;
+        if (prefetch && r + DW_ROLLING_AHEAD < height) /* (the rows the strips after this one read) */
+            dw_prefetch(s + (r + DW_ROLLING_AHEAD) * width, width * (ptrdiff_t)sizeof(DW_T));
         DW_FLAT_UNROLL
         for (int v = 0; v < nv; v++) {
             const int at_left = left && v == 0, at_right = right && v == nv - 1;
@@ -761,11 +773,6 @@ static void DW_FN(flat_rolling)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t 
  * and, on 7-pixel rows, flat_dot_narrow: one thread, 14x14x576 at batch 4 2.4x faster, 28x28x192
  * 2x, 56x56x144 2.5x, 112x112x32 2.3x, 7x7x960 1.0x; two threads at batch 16, 14x14x576 2.3x,
  * 28x28x192 2.3x, 7x7x960 1.4x.) */
-/* The rows ahead whose lines the first strip of a plane's filter gradient asks for: planes of more
- * than a strip's columns read each row's lines strip by strip, which the prefetchers, seeing a line
- * a row, fetch late (2 vCPUs of an AVX2 AMD EPYC, batch 16: 112x112x32 and 56x56x144 1.5x faster;
- * the forward's strips, two vectors wide, no faster with it). */
-#define DW_ROLLING_AHEAD 2
 /* Planes whose sums stay in memory while the filter gradient goes through them image by image: a
  * plane at a time through every image jumped an image's planes at each step, and a small plane (a
  * few lines) was read before the prefetchers saw it (2 vCPUs of an AVX2 AMD EPYC, one thread,
