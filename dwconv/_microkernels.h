@@ -107,6 +107,13 @@ static inline uint16_t dw_float_to_half(float f)
 #define DW_FLAT_ROWS_NARROW_S2 7
 #define DW_FLAT_ROWS_MAX 7 /* the most of any tile above */
 #define DW_WIDE_ROW_PIXELS 56
+/* How results are streamed (flat_rows' `nt`): rows of whole cache lines in place; others through a
+ * buffer of DW_STAGED_BYTES, where a plane (flat_rolling) or a band of rows (the row tiles) fits it,
+ * then stream_lines: stored in place, tiles and strips write a vector or two to each row, and the
+ * lines that rows share would be left half-written (2 vCPUs of an AVX2 AMD EPYC, batch 16,
+ * 56x56x144 forward and input gradient, 112x112x96 at stride 2). */
+enum { DW_STREAM_IN_PLACE = 1, DW_STREAM_STAGED = 2 };
+#define DW_STAGED_BYTES 16384
 /* Plane groups (flat_groups): planes of up to this many pixels and kernels of up to this many
  * taps. */
 #define DW_FLAT_GROUP_PIXELS 256

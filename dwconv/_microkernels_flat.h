@@ -99,6 +99,23 @@ DW_INLINE void DW_FN(store_first)(DW_T *p, DW_VEC v, ptrdiff_t n, int nt)
 #endif
 }
 
+#define DW_STAGED_ELEMENTS (DW_STAGED_BYTES / (ptrdiff_t)sizeof(DW_T))
+
+/* dst[0 .. n) = src[0 .. n): dst's whole cache lines written with streaming stores, the parts of
+ * lines before and after them with plain ones. */
+DW_INLINE void DW_FN(stream_lines)(DW_T *dst, const DW_T *src, ptrdiff_t n)
+{
+    const ptrdiff_t line = 64 / (ptrdiff_t)sizeof(DW_T);
+    ptrdiff_t i = (ptrdiff_t)((64 - (uintptr_t)dst % 64) % 64) / (ptrdiff_t)sizeof(DW_T);
+    i = i < n ? i : n;
+    for (ptrdiff_t j = 0; j < i; j++) dst[j] = src[j];
+    for (; i + line <= n; i += line) {
+        DW_FLAT_UNROLL
+        for (ptrdiff_t v = 0; v < line; v += DW_VLEN) DW_FN(store_out)(dst + i + v, DW_FN(load)(src + i + v), 1);
+    }
+    for (; i < n; i++) dst[i] = src[i];
+}
+
 #if DW_VBYTES == 32
 /* AVX2's lane mask of `bits`: lane i all ones where bit i is set, else zeros. */
 DW_INLINE __m256i DW_FN(lane_mask)(unsigned bits)
@@ -746,15 +763,20 @@ static void DW_FN(flat_rolling)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t 
                                 ptrdiff_t w_plane, ptrdiff_t w_tap, const DW_T *bias, ptrdiff_t bias_plane, DW_T *dst,
                                 ptrdiff_t dst_plane, ptrdiff_t np, int nt)
 {
+    DW_T staged[DW_STAGED_ELEMENTS] __attribute__((aligned(64)));
+    const int staging = nt == DW_STREAM_STAGED;
     for (ptrdiff_t p = 0; p < np; p++) {
         DW_VEC wt[9];
         for (int t = 0; t < 9; t++) wt[t] = DW_FN(broadcast)(w[p * w_plane + t * w_tap]);
         const DW_VEC start = DW_FN(broadcast)(bias ? bias[p * bias_plane] : 0);
+        DW_T *d = staging ? staged : dst + p * dst_plane;
         if (p == 0 || p == np - 1)
-            DW_FN(rolling_plane)(src + p * src_plane, width, height, wt, start, dst + p * dst_plane, dst_plane, p == 0,
-                                 p == np - 1, nt);
+            DW_FN(rolling_plane)(src + p * src_plane, width, height, wt, start, d, dst_plane, p == 0, p == np - 1,
+                                 nt == DW_STREAM_IN_PLACE);
         else /* (the planes between: no masked first or last element, no test for one per row) */
-            DW_FN(rolling_plane)(src + p * src_plane, width, height, wt, start, dst + p * dst_plane, dst_plane, 0, 0, nt);
+            DW_FN(rolling_plane)(src + p * src_plane, width, height, wt, start, d, dst_plane, 0, 0,
+                                 nt == DW_STREAM_IN_PLACE);
+        if (staging) DW_FN(stream_lines)(dst + p * dst_plane, staged, width * height);
     }
 #ifdef DW_X86
     if (nt) _mm_sfence(); /* streamed results reach memory before any later store */
@@ -904,6 +926,8 @@ DW_INLINE void DW_FN(flat_rows_at_stride)(const DW_T *src, ptrdiff_t src_plane, 
         return;
     }
 #endif
+    DW_T staged[DW_STAGED_ELEMENTS] __attribute__((aligned(64)));
+    const int staging = nt == DW_STREAM_STAGED, tile_nt = nt == DW_STREAM_IN_PLACE;
     for (ptrdiff_t p = 0; p < np; p++) {
         DW_T wk[DW_FLAT_ROW_MAX_K * DW_FLAT_ROW_MAX_K];
         DW_VEC wt[9];
@@ -914,6 +938,7 @@ DW_INLINE void DW_FN(flat_rows_at_stride)(const DW_T *src, ptrdiff_t src_plane, 
         DW_T *d = dst + p * dst_plane;
         for (ptrdiff_t y = 0; y < OH; y += n_rows) {
             const ptrdiff_t y0 = y + n_rows <= OH ? y : OH - n_rows, row0 = y0 * sw - pt;
+            DW_T *band = staging ? staged : d + y0 * OW; /* (the tiles' output rows) */
             DW_FN(prefetch_band)(s, width, height, row0 + band_rows, n_rows * sw);
             const int masked_rows = row0 < 0 || row0 + band_rows > height;
             for (ptrdiff_t x = 0; x < OW;) {
@@ -927,7 +952,7 @@ DW_INLINE void DW_FN(flat_rows_at_stride)(const DW_T *src, ptrdiff_t src_plane, 
 /* (n_out: the lanes stored, DW_VLEN but on narrow rows, a constant where it is, which keeps the
  * stores' test out of the code: 28x28x192 at batch 16 ran 1.06x slower with it there) */
 #define DW_FLAT_ROWS_TILE(n, m, st, rows, n_out)                                                                     \
-    DW_FN(flat_rows_tile)(s, width, height, row0, col0, vstep, wt, wk, start, d + y0 * OW + x0, OW, n_out, nt, k, n, \
+    DW_FN(flat_rows_tile)(s, width, height, row0, col0, vstep, wt, wk, start, band + x0, OW, n_out, tile_nt, k, n, \
                           m, st, rows)
 #define DW_FLAT_ROWS_TILES(st)                                                                                \
     switch ((nv == DW_FLAT_ROW_VECS) * 3 + masked) {                                                          \
@@ -948,6 +973,7 @@ DW_INLINE void DW_FN(flat_rows_at_stride)(const DW_T *src, ptrdiff_t src_plane, 
 #undef DW_FLAT_ROWS_TILE
                 x = x0 + tile_width;
             }
+            if (staging) DW_FN(stream_lines)(d + y0 * OW, staged, n_rows * OW);
         }
     }
 }
@@ -1147,8 +1173,12 @@ static void DW_FN(flat_rows)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t hei
                              ptrdiff_t w_tap, const DW_T *bias, ptrdiff_t bias_plane, DW_T *dst, ptrdiff_t dst_plane,
                              ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t np, int nt)
 {
-    /* (an overlapping tile, or a line shared by two rows, would mix streamed and plain stores) */
-    nt = nt && OW * (ptrdiff_t)sizeof(DW_T) % 64 == 0;
+    /* (in place, an overlapping tile, or a line shared by two rows, would mix streamed and plain stores) */
+    const int rolling = DW_VBYTES == 32 && DW_FLAT_FLOAT && k == 3 && sw == 1
+                        && dw_rolling_fits(height, width, pt, pl, OH, OW, DW_VLEN);
+    nt = !nt ? 0
+         : OW * (ptrdiff_t)sizeof(DW_T) % 64 == 0 ? DW_STREAM_IN_PLACE
+         : OW >= DW_VLEN && (rolling ? OH * OW : DW_FLAT_ROWS_MAX * OW) <= DW_STAGED_ELEMENTS ? DW_STREAM_STAGED : 0;
 #define DW_FLAT_ROWS_K(k) \
     DW_FN(flat_rows_##k)(src, src_plane, height, width, pt, pl, sw, w, w_plane, w_tap, bias, bias_plane, dst, \
                          dst_plane, OH, OW, np, nt)
@@ -1781,6 +1811,7 @@ static void DW_FN(flat_dot)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_
 #undef DW_NARROW_ROWS
 #undef DW_FLAT_ROW_LOADS
 #undef DW_S2_IN_HALVES
+#undef DW_STAGED_ELEMENTS
 #undef DW_HALVES_LANE
 #undef DW_IN_ORDER_LANE
 #undef DW_FLAT_ROW_MAX_K

@@ -860,9 +860,12 @@ def test_flat_planes(isa_level, H, W, C, streaming):
 # rows): 28x28 (14 pixels, 14 rows), 18 wide (9), 15 high (7 rows: one 3x3 tile), 30x22
 # (overlapping tiles); and for 3x3 planes whose rows with their left padding fit 16 lanes, output
 # rows of 5 to 8 pixels, two planes to a vector: 14x14 (7x7 out), 13x13 of 17 channels (the last
-# plane alone), 10x10 (5x5), 16x16 (8x8 where the left padding is 0, else another path).
+# plane alone), 10x10 (5x5), 16x16 (8x8 where the left padding is 0, else another path). Output
+# planes of whole cache lines whose rows are not (18 pixels: 16x36, its bands not on lines; 24:
+# 20x48, the last band overlapping the one before) stream each band of rows through a buffer.
 ROW_TILE_PLANES = [(8, 32, 16), (9, 66, 16), (13, 100, 17), (16, 64, 16), (6, 40, 16), (28, 28, 16), (15, 18, 16),
-                   (30, 22, 17), (16, 16, 16), (14, 56, 16), (14, 14, 16), (13, 13, 17), (10, 10, 16)]  # (H, W, C)
+                   (30, 22, 17), (16, 16, 16), (14, 56, 16), (14, 14, 16), (13, 13, 17), (10, 10, 16),
+                   (16, 36, 16), (20, 48, 16)]  # (H, W, C)
 ROW_TILE_PADDINGS = ["SAME", ((1, 1), (1, 1)), "VALID", ((2, 0), (0, 2)), ((0, 2), (2, 1))]
 
 
@@ -906,14 +909,16 @@ def test_flat_row_tiles_5x5_and_7x7(isa_level, k, H, W, C, streaming):
 # the last vector overlapping the one before: rows narrower than a vector and more than half (5, 7: their
 # lanes past the row written into the next row's first pixels before it is, the block's last plane
 # under a mask), of a vector (8) and a lane (9), two overlapping vectors (14, 15), two (16), two and
-# one alone (17, 24), four (32), 33 (two strips and one), 56 (three strips and one); heights 4 to 14,
+# one alone (17, 24), four (32), 33 (two strips and one), 56 (three strips and one); planes of whole
+# cache lines whose rows are not (4x8, 8x24, 12x40: streamed through a buffer); heights 4 to 14,
 # 16 to 33 channels (the first plane's first element and the last plane's last, in every item of 1 to
 # 3 threads, are loaded under masks: checked by the debug build's bounds too). The input gradient at
 # stride 1 is a forward pass over dy: it runs them as well; the filter and bias gradients reduce
 # over them a plane at a time (flat_dot_rolling: lanes summed twice by overlapping vectors, or past
 # narrow rows, cleared).
 ROLLING_PLANES = [(14, 14, 16), (7, 7, 16), (6, 7, 17), (5, 5, 16), (4, 8, 16), (4, 9, 16), (5, 15, 17),
-                  (4, 16, 16), (6, 17, 32), (5, 24, 16), (7, 32, 33), (6, 33, 16), (9, 56, 16)]  # (H, W, C)
+                  (4, 16, 16), (6, 17, 32), (5, 24, 16), (7, 32, 33), (6, 33, 16), (9, 56, 16), (8, 24, 16),
+                  (12, 40, 16)]  # (H, W, C)
 
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
