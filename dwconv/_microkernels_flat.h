@@ -894,6 +894,14 @@ static void DW_FN(flat_dot_rolling)(const DW_T *src, ptrdiff_t src_plane, ptrdif
 }
 #endif
 
+/* Whether flat_rows runs these planes a plane at a time (flat_rolling) rather than in row tiles. */
+DW_INLINE int DW_FN(runs_rolling)(ptrdiff_t height, ptrdiff_t width, ptrdiff_t pt, ptrdiff_t pl, ptrdiff_t OH,
+                                  ptrdiff_t OW, ptrdiff_t k, ptrdiff_t sw)
+{
+    return DW_VBYTES == 32 && DW_FLAT_FLOAT && k == 3 && sw == 1
+           && dw_rolling_fits(height, width, pt, pl, OH, OW, DW_VLEN);
+}
+
 /* flat_rows for one kernel size k and stride sw (known at compile time). */
 DW_INLINE void DW_FN(flat_rows_at_stride)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t height, ptrdiff_t width,
                                           ptrdiff_t pt, ptrdiff_t pl, const DW_T *w, ptrdiff_t w_plane,
@@ -909,7 +917,7 @@ DW_INLINE void DW_FN(flat_rows_at_stride)(const DW_T *src, ptrdiff_t src_plane, 
     _Static_assert(DW_FLAT_ROW_VECS <= 2, "two overlapping vectors fill a row");
     const ptrdiff_t vstep = sw == 1 && OW < 2 * DW_VLEN ? OW - DW_VLEN : DW_VLEN;
 #if DW_VBYTES == 32 && DW_FLAT_FLOAT
-    if (k == 3 && sw == 1 && dw_rolling_fits(height, width, pt, pl, OH, OW, DW_VLEN)) {
+    if (DW_FN(runs_rolling)(height, width, pt, pl, OH, OW, k, sw)) {
         DW_FN(flat_rolling)(src, src_plane, height, width, w, w_plane, w_tap, bias, bias_plane, dst, dst_plane, np, nt);
         return;
     }
@@ -1166,19 +1174,21 @@ static __attribute__((noinline)) void DW_FN(flat_rows_7)(const DW_T *src, ptrdif
  * for the output rows it serves (3x3 at stride 1: 3 loads per row and vector where `flat` has 9),
  * and the borders' lanes follow from the tile's place. Each band of rows runs in tiles of
  * DW_FLAT_ROW_VECS vectors, the last overlapping the one before where the row is not whole tiles;
- * the last band overlaps the one before likewise. With `nt`, output rows of whole cache lines are
- * written with streaming stores. */
+ * the last band overlaps the one before likewise. With `nt`, results are streamed (DW_STREAM_*):
+ * output rows of whole cache lines in place, others a plane (flat_rolling) or a band of rows at a
+ * time through a buffer. */
 static void DW_FN(flat_rows)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t height, ptrdiff_t width, ptrdiff_t pt,
                              ptrdiff_t pl, ptrdiff_t k, ptrdiff_t sw, const DW_T *w, ptrdiff_t w_plane,
                              ptrdiff_t w_tap, const DW_T *bias, ptrdiff_t bias_plane, DW_T *dst, ptrdiff_t dst_plane,
                              ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t np, int nt)
 {
     /* (in place, an overlapping tile, or a line shared by two rows, would mix streamed and plain stores) */
-    const int rolling = DW_VBYTES == 32 && DW_FLAT_FLOAT && k == 3 && sw == 1
-                        && dw_rolling_fits(height, width, pt, pl, OH, OW, DW_VLEN);
+    /* (the elements staged at a time: a plane, or a band of rows) */
+    const ptrdiff_t staged = DW_FN(runs_rolling)(height, width, pt, pl, OH, OW, k, sw) ? OH * OW
+                                                                                       : DW_FLAT_ROWS_MAX * OW;
     nt = !nt ? 0
          : OW * (ptrdiff_t)sizeof(DW_T) % 64 == 0 ? DW_STREAM_IN_PLACE
-         : OW >= DW_VLEN && (rolling ? OH * OW : DW_FLAT_ROWS_MAX * OW) <= DW_STAGED_ELEMENTS ? DW_STREAM_STAGED : 0;
+         : OW >= DW_VLEN && staged <= DW_STAGED_ELEMENTS ? DW_STREAM_STAGED : 0;
 #define DW_FLAT_ROWS_K(k) \
     DW_FN(flat_rows_##k)(src, src_plane, height, width, pt, pl, sw, w, w_plane, w_tap, bias, bias_plane, dst, \
                          dst_plane, OH, OW, np, nt)
