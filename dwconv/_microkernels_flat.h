@@ -1182,10 +1182,10 @@ static void DW_FN(flat_rows)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t hei
                              ptrdiff_t w_tap, const DW_T *bias, ptrdiff_t bias_plane, DW_T *dst, ptrdiff_t dst_plane,
                              ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t np, int nt)
 {
-    /* (in place, an overlapping tile, or a line shared by two rows, would mix streamed and plain stores) */
     /* (the elements staged at a time: a plane, or a band of rows) */
     const ptrdiff_t staged = DW_FN(runs_rolling)(height, width, pt, pl, OH, OW, k, sw) ? OH * OW
                                                                                        : DW_FLAT_ROWS_MAX * OW;
+    /* (in place, an overlapping tile, or a line shared by two rows, would mix streamed and plain stores) */
     nt = !nt ? 0
          : OW * (ptrdiff_t)sizeof(DW_T) % 64 == 0 ? DW_STREAM_IN_PLACE
          : OW >= DW_VLEN && staged <= DW_STAGED_ELEMENTS ? DW_STREAM_STAGED : 0;
