@@ -915,10 +915,10 @@ def test_flat_row_tiles_5x5_and_7x7(isa_level, k, H, W, C, streaming):
 # 3 threads, are loaded under masks: checked by the debug build's bounds too). The input gradient at
 # stride 1 is a forward pass over dy: it runs them as well; the filter and bias gradients reduce
 # over them a plane at a time (flat_dot_rolling: lanes summed twice by overlapping vectors, or past
-# narrow rows, cleared).
+# narrow rows, cleared; planes of 8 KB or more, 45x46, asking for the next plane's lines as they go).
 ROLLING_PLANES = [(14, 14, 16), (7, 7, 16), (6, 7, 17), (5, 5, 16), (4, 8, 16), (4, 9, 16), (5, 15, 17),
                   (4, 16, 16), (6, 17, 32), (5, 24, 16), (7, 32, 33), (6, 33, 16), (9, 56, 16), (8, 24, 16),
-                  (12, 40, 16)]  # (H, W, C)
+                  (12, 40, 16), (45, 46, 17)]  # (H, W, C)
 
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["plain", "streaming"])
