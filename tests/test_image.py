@@ -77,6 +77,32 @@ def test_filter2d_per_channel_kernels_anchor_and_delta(dtype):
     np.testing.assert_array_equal(dwconv.filter2d(image, kernel, anchor=(-1, -1)), dwconv.filter2d(image, kernel))
 
 
+@pytest.mark.parametrize("shape, ksize", [((19, 23, 3), (3, 5)), ((19, 23, 3), (3, 5, 3)), ((21, 17), (5, 3))],
+                         ids=str)
+def test_filter2d_repeated_calls(shape, ksize):
+    """filter2d keeps what its checks concluded for a call's signature: a call again with arrays of the
+    same shapes and dtypes (other values in them) filters with its own, and a call that differs in
+    an argument's type alone is checked anew (True is neither a border nor a delta, though it
+    equals 1, cv2.BORDER_REPLICATE)."""
+    rng = np.random.default_rng([len(shape), *ksize])
+    kh, kw = ksize[:2]
+    padding = ((kh // 2, kh - 1 - kh // 2), (kw // 2, kw - 1 - kw // 2))
+    for _ in range(3):
+        image = _image(shape, np.float32, rng)
+        kernel = rng.standard_normal(ksize).astype(np.float32)
+        _assert_result(dwconv.filter2d(image, kernel, 1, delta=1), _expected(image, kernel, "replicate", padding, 1),
+                       np.float32)
+        _assert_result(dwconv.filter2d(image, kernel, "zeros", dtype=np.uint8),
+                       _expected(image, kernel, "zeros", padding), np.uint8)
+    with pytest.raises(TypeError, match="`delta` must be a number, got True"):
+        dwconv.filter2d(image, kernel, 1, delta=True)
+    with pytest.raises(ValueError, match="`border` must be .*got True"):
+        dwconv.filter2d(image, kernel, True, delta=1)
+    image = _image(shape, np.float64, rng)  # (a dtype of its own)
+    _assert_result(dwconv.filter2d(image, kernel, 1, delta=1), _expected(image, kernel, "replicate", padding, 1),
+                   np.float64)
+
+
 def test_filter2d_result_dtype_and_out():
     rng = np.random.default_rng(2)
     image = _image((16, 20, 3), np.uint8, rng)
