@@ -865,9 +865,11 @@ DW_INLINE void DW_FN(rolling_dot_plane)(const DW_T *s, const DW_T *d, ptrdiff_t 
     const ptrdiff_t n_vectors = (width + DW_VLEN - 1) / DW_VLEN, plane_bytes = width * height * (ptrdiff_t)sizeof(DW_T);
     /* (next_s, next_d: the next plane, NULL for none; each strip's rows ask for next_row bytes of it
      * each, whole lines, the strips one after another) */
-    const ptrdiff_t steps = n_vectors * height, next_row = next_s ? (plane_bytes + 64 * steps - 1) / (64 * steps) * 64 : 0;
+    const ptrdiff_t steps = n_vectors * height;
+    const ptrdiff_t next_row = next_s ? (plane_bytes + 64 * steps - 1) / (64 * steps) * 64 : 0;
     for (ptrdiff_t v = 0; v < n_vectors; v++) {
-        const char *ns = (const char *)next_s + v * height * next_row, *nd = (const char *)next_d + v * height * next_row;
+        const char *ns = next_row ? (const char *)next_s + v * height * next_row : NULL;
+        const char *nd = next_row ? (const char *)next_d + v * height * next_row : NULL;
         const ptrdiff_t next_left = next_row ? plane_bytes - v * height * next_row : 0; /* (of the plane, from ns) */
         const ptrdiff_t col = v + 1 < n_vectors || width < DW_VLEN ? v * DW_VLEN : width - DW_VLEN;
         /* (the output gradients' lanes of this strip alone: past a narrow row, or summed before) */
