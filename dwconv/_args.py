@@ -276,6 +276,15 @@ _UNCACHED = object()
 _DTYPE = object()
 
 
+def keep(cache, key, value, limit):
+    """cache[key] = value, the cache emptied first when it holds `limit` entries (its keys are call
+    signatures: a program's few repeat, and a program that makes ever new ones gains nothing from
+    any of them)."""
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
+
+
 def _frozen(value):
     """`value` as a hashable key when it is built of _PLAIN values in lists and tuples (as paddings
     are), or is a NumPy dtype or scalar type (as `dtype` may be), else _UNCACHED."""
@@ -322,9 +331,7 @@ def geometry(input_shape, filter_shape, strides, padding, data_format=None, dila
     g = _GEOMETRIES.get(key)
     if g is None:
         g = _geometry(*arguments)
-        if len(_GEOMETRIES) >= _MAX_GEOMETRIES:
-            _GEOMETRIES.clear()
-        _GEOMETRIES[key] = g
+        keep(_GEOMETRIES, key, g, _MAX_GEOMETRIES)
     return g
 
 
@@ -592,9 +599,7 @@ def _known(key, x=None, filters=None, grad_output=None, bias=None, activation=No
 def _remember(key, call):
     """`call`, its conclusions kept under `key` (None: not kept)."""
     if key is not None:
-        if len(_CALLS) >= _MAX_CALLS:
-            _CALLS.clear()
-        _CALLS[key] = (call.g, call.shape, call.dtype, call.compute, call.filter_format)
+        keep(_CALLS, key, (call.g, call.shape, call.dtype, call.compute, call.filter_format), _MAX_CALLS)
     return call
 
 

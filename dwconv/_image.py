@@ -101,25 +101,11 @@ def _delta(delta, channels):
     return None if delta == 0 else [float(delta)] * channels
 
 
-# What filter2d's checks concluded for a call whose result it allocates, by signature (the image's and
-# the kernel's shapes and dtypes, the border, delta and dtype, each with its type: True is no border
-# though it equals 1): a pipeline filtering images of one size skips them, 6-8 of the 25-30 us of a
-# call on a small image (cv2.filter2D's is 5 us).
+# What filter2d's checks concluded for a call whose result it allocates (the image's NHWC shape, the
+# padding, mode, bias and dtype depthwise_conv2d is given), by the call's signature (_args'): a
+# pipeline filtering images of one size skips them, 6-8 of the 25-30 us of a call on a small image
+# (cv2.filter2D's is 5 us).
 _FILTER_CALLS, _MAX_FILTER_CALLS = {}, 256
-
-
-def _filter_signature(image, kernel, border, delta, anchor, dtype):
-    """The key of _FILTER_CALLS for these arguments, or None for a call the checks run for (an anchor
-    given, arrays not NumPy's, arguments that are not plain)."""
-    if anchor is not None or type(image) is not np.ndarray or type(kernel) is not np.ndarray:
-        return None
-    key = (image.shape, image.dtype, kernel.shape, kernel.dtype, border, type(border), delta, type(delta), dtype,
-           type(dtype))
-    try:
-        hash(key)
-    except TypeError:
-        return None
-    return key
 
 
 def filter2d(image, kernel, border="reflect", *, delta=0, anchor=None, dtype=None, out=None, num_threads=None,
@@ -158,15 +144,14 @@ def filter2d(image, kernel, border="reflect", *, delta=0, anchor=None, dtype=Non
     -------
     An array of the image's shape.
     """
-    key = None if out is not None or separable else _filter_signature(image, kernel, border, delta, anchor, dtype)
+    key = None if out is not None or separable else _args._signature(np, (image, kernel),
+                                                                     ("filter2d", border, delta, anchor, dtype))
     known = _FILTER_CALLS.get(key) if key is not None else None
     if known is not None:
-        x_shape, kernel_shape, padding, mode, bias, plain_dtype = known
-        y = depthwise_conv2d(image.reshape(x_shape), kernel.reshape(kernel_shape) if kernel_shape else
-                             _per_channel(kernel, "kernel", 2, x_shape[3], "(kh, kw)"), 1, padding, padding_mode=mode,
-                             bias=bias, dtype=plain_dtype, num_threads=num_threads)
+        x_shape, padding, mode, bias, plain_dtype = known
+        y = depthwise_conv2d(image.reshape(x_shape), _per_channel(kernel, "kernel", 2, x_shape[3], "(kh, kw)"), 1,
+                             padding, padding_mode=mode, bias=bias, dtype=plain_dtype, num_threads=num_threads)
         return y.reshape(image.shape)
-    kernel_ndim = getattr(kernel, "ndim", None)
     image, x = _image(image)
     channels = x.shape[3]
     kernel = _per_channel(kernel, "kernel", 2, channels, "(kh, kw)")
@@ -187,11 +172,7 @@ def filter2d(image, kernel, border="reflect", *, delta=0, anchor=None, dtype=Non
     y = depthwise_conv2d(x, kernel, 1, padding, padding_mode=mode, bias=bias, dtype=plain_dtype, out=nhwc_out,
                          num_threads=num_threads)
     if key is not None:  # (checked: depthwise_conv2d took them)
-        if len(_FILTER_CALLS) >= _MAX_FILTER_CALLS:
-            _FILTER_CALLS.clear()
-        # (a kernel for every channel of several is repeated per channel, not reshaped: kernel_shape None)
-        kernel_shape = kernel.shape if kernel_ndim == 3 or channels == 1 else None
-        _FILTER_CALLS[key] = (x.shape, kernel_shape, padding, mode, bias, plain_dtype)
+        _args.keep(_FILTER_CALLS, key, (x.shape, padding, mode, bias, plain_dtype), _MAX_FILTER_CALLS)
     return y.reshape(image.shape) if out is None else out
 
 
