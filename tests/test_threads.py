@@ -104,7 +104,7 @@ def test_gil_released_during_kernels():
     the kernels do not hold the GIL. (Robust on any machine: with the GIL held the other thread
     would be frozen for the whole call.)"""
     w = np.ones((7, 7, 16), np.float32)
-    for height in (512, 1024, 2048, 4096):  # an image large enough for a call to be timed reliably
+    for height in (512, 1024, 2048, 4096, 8192):  # an image large enough for a call to be timed reliably
         x = np.random.default_rng(0).standard_normal((1, height, 512, 16)).astype(np.float32)
         dwconv.depthwise_conv2d(x, w, num_threads=1)  # warm
         start = time.perf_counter()
