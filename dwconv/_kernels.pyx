@@ -115,6 +115,7 @@ cdef extern from "_microkernels.h" nogil:
     int dw_vector_bytes()
     bint dw_row_lines(Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sw, Py_ssize_t dil_w, Py_ssize_t nc, Py_ssize_t npix)
     bint dw_has_rolling()
+    bint dw_has_rolling_dot()
     bint dw_narrow_rows_within(Py_ssize_t width, Py_ssize_t pl, Py_ssize_t OW, Py_ssize_t lanes)
     bint dw_narrow_s2_pairs(Py_ssize_t width, Py_ssize_t pl, Py_ssize_t OW)
     bint dw_rolling_fits(Py_ssize_t height, Py_ssize_t width, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t OH,

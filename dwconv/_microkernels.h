@@ -376,7 +376,7 @@ typedef struct {
     dw_flat_input_grad_s2_f32_fn flat_input_grad_s2_f32; /* (float only) */
     dw_flat_dot_rows_f32_fn flat_dot_s2_f32; /* (float only) */
     dw_flat_dot_rows_f32_fn flat_dot_narrow_f32; /* (float only) */
-    dw_flat_dot_rows_f32_fn flat_dot_rolling_f32; /* (float only; AVX2's, NULL elsewhere) */
+    dw_flat_dot_rows_f32_fn flat_dot_rolling_f32; /* (float only) */
     dw_copy_f32_fn copy_f32;
     dw_copy_f64_fn copy_f64;
     dw_clamp_f32_fn clamp_f32;
@@ -396,9 +396,8 @@ typedef struct {
     dw_spectral_filter_grad_f32_fn spectral_filter_grad_f32;
 } dw_isa;
 
-/* A level's table entry; after the level, its flat-plane micro-kernels, DW_FLAT_OF(level, its
- * flat_dot_rolling or NULL) or DW_FLAT_NONE (variadic: DW_ISA_ENTRY passes them on expanded, as
- * eleven entries). */
+/* A level's table entry; after the level, its flat-plane micro-kernels, DW_FLAT_OF(level) or
+ * DW_FLAT_NONE (variadic: DW_ISA_ENTRY passes them on expanded, as eleven entries). */
 #define DW_ISA_ENTRY(isa, ...) DW_ISA_ENTRY_NAMED(#isa, isa, __VA_ARGS__)
 /* The same, with the name `name` (a string) in the table. */
 #define DW_ISA_ENTRY_NAMED(name, isa, ...)                                                               \
@@ -410,17 +409,17 @@ typedef struct {
      sep_columns_##isa##_f32, sep_columns_##isa##_f64, sep_columns_pair_##isa##_f32, sep_columns_pair_##isa##_f64, \
      sep_rows_##isa##_f32, sep_rows_##isa##_f64, spectral_filter_##isa##_f32, spectral_source_##isa##_f32,      \
      spectral_rows_##isa##_f32, spectral_correlate_##isa##_f32, spectral_filter_grad_##isa##_f32}
-#define DW_FLAT_OF(isa, rolling) \
+#define DW_FLAT_OF(isa) \
     flat_##isa##_f32, flat_##isa##_f64, flat_rows_##isa##_f32, flat_group_masks_##isa##_f32, flat_groups_##isa##_f32, \
         flat_dot_##isa##_f32, flat_dot_##isa##_f64, flat_input_grad_s2_##isa##_f32, flat_dot_s2_##isa##_f32, \
-        flat_dot_narrow_##isa##_f32, rolling
+        flat_dot_narrow_##isa##_f32, flat_dot_rolling_##isa##_f32
 #define DW_FLAT_NONE NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 
 static const dw_isa dw_isas[] = {
     DW_ISA_ENTRY_NAMED(DW_BASELINE_NAME, baseline, DW_FLAT_NONE),
 #ifdef DW_X86
-    DW_ISA_ENTRY(avx2, DW_FLAT_OF(avx2, flat_dot_rolling_avx2_f32)),
-    DW_ISA_ENTRY(avx512, DW_FLAT_OF(avx512, NULL)),
+    DW_ISA_ENTRY(avx2, DW_FLAT_OF(avx2)),
+    DW_ISA_ENTRY(avx512, DW_FLAT_OF(avx512)),
 #endif
 };
 static const int dw_isa_count = (int)(sizeof dw_isas / sizeof dw_isas[0]);
@@ -461,10 +460,12 @@ static void dw_set_isa(int i) { dw_active = &dw_isas[i]; }
 #define dw_flat_dot_rolling_float(...) dw_active->flat_dot_rolling_f32(__VA_ARGS__)
 /* Whether the active level has the flat-plane micro-kernels. */
 static int dw_has_flat(void) { return dw_active->flat_f32 != NULL; }
-/* Whether the active level runs flat planes a plane at a time from top to bottom (flat_rolling,
- * flat_dot_rolling: AVX2's). */
-static int dw_has_rolling(void) { return dw_active->flat_dot_rolling_f32 != NULL; }
+/* Whether the active level's filter gradient runs flat planes a plane at a time from top to bottom
+ * (flat_dot_rolling). */
+static int dw_has_rolling_dot(void) { return dw_active->flat_dot_rolling_f32 != NULL; }
 #ifdef DW_X86
+/* Whether its forward does too (flat_rolling: AVX2's; AVX-512 runs them in row tiles). */
+static int dw_has_rolling(void) { return dw_active->flat_rows_f32 == flat_rows_avx2_f32; }
 /* Whether the flat planes' row tiles take 5x5 and 7x7 kernels at the active level (AVX-512's only). */
 static int dw_has_wide_row_tiles(void) { return dw_active->flat_rows_f32 == flat_rows_avx512_f32; }
 /* Whether the plane groups pick the taps near a pixel from aligned vectors (flat_group_near: AVX-512's). */
@@ -480,6 +481,7 @@ static int dw_vector_bytes(void)
     return dw_active->row_f32 == row_avx512_f32 ? 64 : dw_active->row_f32 == row_avx2_f32 ? 32 : 16;
 }
 #else
+static int dw_has_rolling(void) { return 0; }
 static int dw_has_wide_row_tiles(void) { return 0; }
 static int dw_has_near_groups(void) { return 0; }
 static int dw_narrow_lanes(void) { return 0; }

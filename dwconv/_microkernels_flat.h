@@ -634,34 +634,52 @@ static void DW_FN(flat_narrow_s2)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_
 }
 #endif
 
-#if DW_VBYTES == 32 && DW_FLAT_FLOAT
+#if DW_FLAT_FLOAT
+/* A mask of a vector's lanes, and a vector with the lanes outside it cleared (the rolling planes'
+ * padding and summed-twice lanes): AVX2 ANDs a vector of lane masks, AVX-512 moves under a mask. */
+#define DW_ALL_LANES ((1u << DW_VLEN) - 1)
+#if DW_VBYTES == 64
+typedef __mmask16 DW_FN(keep);
+DW_INLINE DW_FN(keep) DW_FN(keep_of)(unsigned lanes) { return (__mmask16)lanes; }
+DW_INLINE DW_VEC DW_FN(kept)(DW_VEC x, DW_FN(keep) lanes) { return (DW_VEC)_mm512_maskz_mov_ps(lanes, (__m512)x); }
+#else
+typedef __m256 DW_FN(keep);
+DW_INLINE DW_FN(keep) DW_FN(keep_of)(unsigned lanes) { return _mm256_castsi256_ps(DW_FN(lane_mask)(lanes)); }
+DW_INLINE DW_VEC DW_FN(kept)(DW_VEC x, DW_FN(keep) lanes) { return (DW_VEC)_mm256_and_ps((__m256)x, lanes); }
+#endif
+
 /* Source vector b (0 to 2: from column col - 1 to col + 1) of the row at `at` (its column col) of
  * the planes flat_rolling and flat_dot_rolling run, zeros in its lanes of padding (left: col is 0;
  * right: col is width - DW_VLEN) and, on rows narrower than a vector (narrow), past the row too:
  * lanes_read and keep give, for each b, a narrow row's lanes (and the lanes read in the block's
  * first row or last: nothing before or past the block is read). */
 DW_INLINE DW_VEC DW_FN(rolling_source)(const DW_T *at, const int b, int first_row, int last_row,
-                                       const unsigned *lanes_read, const __m256 *keep, const int left, const int right,
-                                       const int narrow)
+                                       const unsigned *lanes_read, const DW_FN(keep) *keep, const int left,
+                                       const int right, const int narrow)
 {
     const int edge = narrow ? (b == 0 && first_row) || last_row
                             : (b == 0 && left && first_row) || (b == 2 && right && last_row);
     const DW_VEC x = edge ? DW_FN(load_masked)(at + b - 1, lanes_read[b]) : DW_FN(load)(at + b - 1);
-    if (narrow) return (DW_VEC)_mm256_and_ps((__m256)x, keep[b]);
+    if (narrow) return DW_FN(kept)(x, keep[b]);
+#if DW_VBYTES == 64
+    if (b == 0 && left) return DW_FN(kept)(x, DW_ALL_LANES - 1);
+    if (b == 2 && right) return DW_FN(kept)(x, DW_ALL_LANES >> 1);
+#else
     if (b == 0 && left) return (DW_VEC)_mm256_blend_ps((__m256)x, _mm256_setzero_ps(), 0x01);
     if (b == 2 && right) return (DW_VEC)_mm256_blend_ps((__m256)x, _mm256_setzero_ps(), 0x80);
+#endif
     return x;
 }
 
-/* The lanes rolling_source reads of narrow rows of `width` (or, 0xff, of others at the block's first
+/* The lanes rolling_source reads of narrow rows of `width` (or, all, of others at the block's first
  * and last element), and the masks that keep them. */
-DW_INLINE void DW_FN(rolling_lanes)(ptrdiff_t width, const int narrow, unsigned *lanes_read, __m256 *keep)
+DW_INLINE void DW_FN(rolling_lanes)(ptrdiff_t width, const int narrow, unsigned *lanes_read, DW_FN(keep) *keep)
 {
-    const unsigned inside = narrow ? (1u << width) - 1 : 0xff;
-    lanes_read[0] = narrow ? (inside << 1) & 0xff : 0xfe;
+    const unsigned inside = narrow ? (1u << width) - 1 : DW_ALL_LANES;
+    lanes_read[0] = narrow ? (inside << 1) & DW_ALL_LANES : DW_ALL_LANES - 1;
     lanes_read[1] = inside;
-    lanes_read[2] = narrow ? inside >> 1 : 0x7f;
-    for (int b = 0; b < 3; b++) keep[b] = _mm256_castsi256_ps(DW_FN(lane_mask)(lanes_read[b]));
+    lanes_read[2] = narrow ? inside >> 1 : DW_ALL_LANES >> 1;
+    for (int b = 0; b < 3; b++) keep[b] = DW_FN(keep_of)(lanes_read[b]);
 }
 
 /* The rows ahead whose lines the first strip of a plane asks for: planes of more than a strip's
@@ -673,6 +691,7 @@ DW_INLINE void DW_FN(rolling_lanes)(ptrdiff_t width, const int narrow, unsigned 
 #define DW_ROLLING_AHEAD 2
 #define DW_ROLLING_WIDE_ROW 256
 
+#if DW_VBYTES == 32
 /* 3x3 kernels at stride 1 on planes more than half a vector wide with a pixel of zeros around them
  * (AVX2; rolling_fits): each plane in strips of two vectors' columns (the last vector at column
  * width - DW_VLEN, overlapping the one before), each strip from top to bottom: each source row's
@@ -694,7 +713,7 @@ DW_INLINE void DW_FN(rolling_strip)(const DW_T *s, ptrdiff_t width, ptrdiff_t he
 {
     const int prefetch = left && !right && width * (ptrdiff_t)sizeof(DW_T) > DW_ROLLING_WIDE_ROW;
     unsigned lanes_read[3];
-    __m256 keep[3];
+    DW_FN(keep) keep[3];
     DW_FN(rolling_lanes)(width, narrow, lanes_read, keep);
     DW_VEC above[2], here[2], below[2]; /* output rows r - 1, r, r + 1 */
     DW_FLAT_UNROLL
@@ -783,6 +802,8 @@ static void DW_FN(flat_rolling)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t 
 #endif
 }
 
+#endif
+
 /* The filter and bias gradients of flat_rolling's planes (same geometry; the table's flat_dot_rows
  * signature): each plane of each image in strips of a vector's columns (the last at width -
  * DW_VLEN), each strip from top to bottom, each source row's vector and its neighbours a column
@@ -794,7 +815,9 @@ static void DW_FN(flat_rolling)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t 
  * geometry (images, strips, rows). (2 vCPUs of an AVX2 AMD EPYC, against flat_dot's masked loads
  * and, on 7-pixel rows, flat_dot_narrow: one thread, 14x14x576 at batch 4 2.4x faster, 28x28x192
  * 2x, 56x56x144 2.5x, 112x112x32 2.3x, 7x7x960 1.0x; two threads at batch 16, 14x14x576 2.3x,
- * 28x28x192 2.3x, 7x7x960 1.4x.) */
+ * 28x28x192 2.3x, 7x7x960 1.4x. 2 vCPUs of an AVX-512 AMD EPYC (Zen 5), two threads, against
+ * flat_dot: batch 16, 112x112x32 1.8x, 56x56x144 1.9x, 28x28x192 1.6x; batch 1 1.3-1.4x; its rows
+ * narrower than a vector keep flat_dot_narrow.) */
 /* Planes whose sums stay in memory while the filter gradient goes through them image by image: a
  * plane at a time through every image jumped an image's planes at each step, and a small plane (a
  * few lines) was read before the prefetchers saw it (2 vCPUs of an AVX2 AMD EPYC, one thread,
@@ -812,16 +835,17 @@ DW_INLINE void DW_FN(rolling_dot_strip)(const DW_T *s, const DW_T *dy, ptrdiff_t
                                         int prefetch, const char *next_s, const char *next_dy, ptrdiff_t next_row,
                                         ptrdiff_t next_left, const int left, const int right, const int narrow)
 {
-    const __m256 zero = _mm256_setzero_ps(), keep_dy = _mm256_castsi256_ps(DW_FN(lane_mask)(dy_lanes));
+    const DW_VEC zero = DW_FN(broadcast)(0);
+    const DW_FN(keep) keep_dy = DW_FN(keep_of)(dy_lanes);
     unsigned lanes_read[3];
-    __m256 keep[3];
+    DW_FN(keep) keep[3];
     DW_FN(rolling_lanes)(width, narrow, lanes_read, keep);
-    DW_VEC dy_above = (DW_VEC)zero, dy_here, dy_below; /* output rows r - 1, r, r + 1 */
+    DW_VEC dy_above = zero, dy_here, dy_below; /* output rows r - 1, r, r + 1 */
     DW_VEC tap[9], dy_sum = sum[9];
     DW_FLAT_UNROLL
     for (int t = 0; t < 9; t++) tap[t] = sum[t];
-    dy_here = (DW_VEC)_mm256_and_ps((__m256)(height == 1 && last ? DW_FN(load_masked)(dy + col, dy_lanes)
-                                                                  : DW_FN(load)(dy + col)), keep_dy);
+    dy_here = DW_FN(kept)(height == 1 && last ? DW_FN(load_masked)(dy + col, dy_lanes) : DW_FN(load)(dy + col),
+                          keep_dy);
     for (ptrdiff_t r = 0; r < height; r++) {
         const DW_T *row = s + r * width + col;
         if (prefetch && r + DW_ROLLING_AHEAD < height) { /* (the rows the strips after this one read) */
@@ -834,11 +858,11 @@ DW_INLINE void DW_FN(rolling_dot_strip)(const DW_T *s, const DW_T *dy, ptrdiff_t
             dw_prefetch(next_dy + r * next_row, n);
         }
         if (r + 1 < height)
-            dy_below = (DW_VEC)_mm256_and_ps((__m256)(r + 2 == height && last
-                                                          ? DW_FN(load_masked)(dy + (r + 1) * width + col, dy_lanes)
-                                                          : DW_FN(load)(dy + (r + 1) * width + col)), keep_dy);
+            dy_below = DW_FN(kept)(r + 2 == height && last ? DW_FN(load_masked)(dy + (r + 1) * width + col, dy_lanes)
+                                                           : DW_FN(load)(dy + (r + 1) * width + col),
+                                   keep_dy);
         else
-            dy_below = (DW_VEC)zero;
+            dy_below = zero;
         dy_sum += dy_here;
         DW_FLAT_UNROLL
         for (int b = 0; b < 3; b++) {
@@ -873,7 +897,7 @@ DW_INLINE void DW_FN(rolling_dot_plane)(const DW_T *s, const DW_T *d, ptrdiff_t 
         const ptrdiff_t next_left = next_row ? plane_bytes - v * height * next_row : 0; /* (of the plane, from ns) */
         const ptrdiff_t col = v + 1 < n_vectors || width < DW_VLEN ? v * DW_VLEN : width - DW_VLEN;
         /* (the output gradients' lanes of this strip alone: past a narrow row, or summed before) */
-        const unsigned dy_lanes = width < DW_VLEN ? (1u << width) - 1 : (0xffu << (v * DW_VLEN - col)) & 0xff;
+        const unsigned dy_lanes = width < DW_VLEN ? (1u << width) - 1 : (DW_ALL_LANES << (v * DW_VLEN - col)) & DW_ALL_LANES;
         const int prefetch = v == 0 && n_vectors > 1;
         if (width < DW_VLEN)
             DW_FN(rolling_dot_strip)(s, d, width, height, col, dy_lanes, sum, first, last, prefetch, ns, nd, next_row,
@@ -1612,7 +1636,10 @@ DW_INLINE void DW_FN(s2_dot_vector)(const DW_T *const *rows, ptrdiff_t col, ptrd
  * acc[t*acc_tap + p] = sum_{n < n_images, y < OH, x < OW} dy[n*dy_image + p*dy_plane + y*OW + x] * src[n*src_image + p*src_plane + (2y + a - pt)*width + 2x + b - pl],
  * over the source pixels inside the `height` x `width` plane, and bias_acc[p] the sum of dy (unless
  * NULL). Each output-gradient vector is loaded once for the 9 taps; each sum runs in an order fixed
- * by the geometry (n, y, then x in vectors). */
+ * by the geometry (n, y, then x in vectors). Planes of DW_NEXT_PLANE_BYTES or more ask, row by row,
+ * for the lines of the plane read after them (the next image's, an image's planes apart: pages the
+ * prefetchers do not follow; 2 vCPUs of an AVX-512 AMD EPYC (Zen 5), batch 16: 112x112x96 4.7x
+ * faster, 56x56x144 4.2x; batch 1 the same). */
 static void DW_FN(flat_dot_s2)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_image, ptrdiff_t height,
                                ptrdiff_t width, ptrdiff_t pt, ptrdiff_t pl, const DW_T *dy, ptrdiff_t dy_plane,
                                ptrdiff_t dy_image, ptrdiff_t OH, ptrdiff_t OW, DW_T *acc, ptrdiff_t acc_tap,
@@ -1624,7 +1651,19 @@ static void DW_FN(flat_dot_s2)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t s
         for (int t = 0; t < 9; t++) sum[t] = dy_sum;
         for (ptrdiff_t n = 0; n < n_images; n++) {
             const DW_T *s = src + n * src_image + p * src_plane, *d = dy + n * dy_image + p * dy_plane;
+            /* (the next plane: the next image's, or the next plane's first image; its rows a row of
+             * dy asks for, `ahead` of them) */
+            const int fetch = height * width * (ptrdiff_t)sizeof(DW_T) >= DW_NEXT_PLANE_BYTES
+                              && (n + 1 < n_images || p + 1 < np);
+            const DW_T *next_s = n + 1 < n_images ? s + src_image : src + (p + 1) * src_plane;
+            const DW_T *next_d = n + 1 < n_images ? d + dy_image : dy + (p + 1) * dy_plane;
+            const ptrdiff_t ahead = (height + OH - 1) / OH;
             for (ptrdiff_t y = 0; y < OH; y++, d += OW) {
+                if (fetch) {
+                    const ptrdiff_t rows_left = height - y * ahead < ahead ? height - y * ahead : ahead;
+                    if (rows_left > 0) dw_prefetch(next_s + y * ahead * width, rows_left * width * (ptrdiff_t)sizeof(DW_T));
+                    dw_prefetch(next_d + y * OW, OW * (ptrdiff_t)sizeof(DW_T));
+                }
                 const DW_T *rows[3];
                 DW_FLAT_UNROLL
                 for (int a = 0; a < 3; a++) {
@@ -1880,4 +1919,5 @@ static void DW_FN(flat_dot)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_
 #undef DW_NARROW_PAIR_CASES
 #undef DW_NARROW_GROUPS
 #undef DW_FLAT_UNROLL
+#undef DW_ALL_LANES
 #endif

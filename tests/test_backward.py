@@ -335,11 +335,12 @@ def test_flat_plane_gradients(isa_level, H, W, C):
 # stored; the filter gradient a vector of dy at a time, the last masked). Widths of one tile, of
 # tiles and an overlap, odd and even, of less than a tile at AVX-512 (16, 28, 21); padding on the
 # left odd and even, wider than the kernel, VALID (rows and columns no output reads); dx in every
-# padding mode (the padding's share added after); the same bits for any number of threads.
+# padding mode (the padding's share added after); the same bits for any number of threads. Planes
+# of 8 KB or more (45x46) ask for the next plane's lines as the filter gradient reads them.
 # (N, H, W, C, padding)
 STRIDED_PLANES = [(2, 9, 32, 5, "SAME"), (1, 12, 47, 3, 1), (2, 7, 64, 2, "VALID"), (1, 10, 70, 4, ((0, 1), (1, 0))),
                   (1, 6, 34, 2, ((3, 2), (4, 3))), (3, 5, 33, 17, ((1, 2), (2, 1))), (2, 28, 28, 5, "SAME"),
-                  (1, 9, 16, 3, 1), (2, 8, 21, 4, ((2, 1), (0, 3)))]
+                  (1, 9, 16, 3, 1), (2, 8, 21, 4, ((2, 1), (0, 3))), (3, 45, 46, 2, "SAME")]
 
 
 @pytest.mark.parametrize("N, H, W, C, padding", STRIDED_PLANES)
