@@ -3,11 +3,14 @@ Python, as it is no hot path; compiled, it cost the extension 25 KB)."""
 import glob
 import os
 
-# A core's share of a server's last-level cache is at most about this many bytes (1.4-1.9 MB per
-# core on Intel Xeons, 4 MB on AMD EPYC): a VM sees the whole L3 of its host listed, shared by its
-# few vCPUs, yet other tenants fill most of it (on 2 vCPUs listed as sharing 105 MB, copies ran at
-# DRAM speed from 12-16 MB up).
-CACHE_PER_CPU = 4 << 20
+# A VM's vCPU can count on at most about this many bytes of the last-level cache: a VM sees the
+# whole L3 of its host listed, shared by its few vCPUs, yet other tenants fill most of it (on 2
+# vCPUs of a Xeon listed as sharing 105 MB, copies ran at DRAM speed from 12-16 MB up; on 2 of an
+# AMD EPYC (Zen 5) listed as sharing 32 MB, at L3 speed to 8 MB copied into 8 MB, 0.7x of it from
+# 12 MB). Results larger than half of it stream (STREAMING_BYTES): at 4 MB per vCPU, 4.8-6.4 MB
+# results streamed there ran 1.15-1.75x slower than stored in the cache (the NHWC input gradient of
+# 112x112x96 at stride 2, 16x28x28x192 and 4x112x112x32 forwards).
+CACHE_PER_CPU = 8 << 20
 
 
 def count_cpus(cpu_list):
