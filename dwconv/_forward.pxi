@@ -67,13 +67,12 @@ cdef enum:
     # wider planes, 0.9x).
     FLAT_MAX_TAPS = 9
     FLAT_WIDE_CHANNELS = 32
-    # The filter gradient reads flat planes in place for kernels of up to this many taps (flat_dot,
-    # 9 taps a pass), where the packed path transposes x's and dy's planes (a third of its time)
+    # The filter gradient reads flat planes in place for kernels of up to DW_FLAT_DOT_MAX_TAPS taps
+    # (25: flat_dot, 9 taps a pass), where the packed path transposes x's and dy's planes (a third of its time)
     # and wider planes have only the row-by-row reduction (2 vCPUs of an AVX-512 AMD EPYC, batch 16,
     # 5x5 against those paths: 28x28x240 (effnet) 1.1-1.35x faster, 14x14x480 1.6x, 7x7x960 1.3-2x,
     # 32x32x128 1.9x; 80x80x64 3.6x, 112x112x32 2.5-3x, 224x224x32 at batch 4 2.5x; 48- to
     # 60-pixel planes 0.9-1.1x. 7x7 kernels 0.55-0.9x: they keep the packed path.)
-    FLAT_DOT_MAX_TAPS = 25
     # At AVX2 (8 lanes, masked loads that cost more), kernels past 3x3 read flat planes in place for
     # their filter gradient only on rows this wide or wider (2 vCPUs of an AVX2 AMD EPYC, one thread,
     # 5x5 in place against the other paths: 14x14x480 0.85x, 28x28x240 0.8x, 56x56x64 0.7x, 7x7x960
@@ -405,7 +404,7 @@ def set_half_line_ring_channels(Py_ssize_t channels):
 cdef inline bint flat_fits(const Dims *d, Py_ssize_t max_taps=FLAT_MAX_TAPS) noexcept nogil:
     """Whether NCHW geometry d reads its planes in place (flat planes): stride 1, output planes as
     wide as the input's, zeros padding, kernels of at most `max_taps` taps (the forward's, or the
-    filter gradient's FLAT_DOT_MAX_TAPS), and where measured faster than packing or plane rows."""
+    filter gradient's DW_FLAT_DOT_MAX_TAPS), and where measured faster than packing or plane rows."""
     return (not d.nhwc and dw_has_flat() and d.sh == 1 and d.sw == 1 and d.OW == d.W and d.mode == ZEROS
             and d.kh * d.kw <= max_taps
             and (d.C >= FLAT_WIDE_CHANNELS
@@ -414,9 +413,9 @@ cdef inline bint flat_fits(const Dims *d, Py_ssize_t max_taps=FLAT_MAX_TAPS) noe
 
 cdef inline bint flat_dot_fits(const Dims *d) noexcept nogil:
     """Whether the filter gradient of NCHW geometry d reads its planes in place, 9 taps a pass
-    (flat_dot): flat_fits to FLAT_DOT_MAX_TAPS taps, at AVX2 past 3x3 on rows of FLAT_DOT_AVX2_WIDTH
+    (flat_dot): flat_fits to DW_FLAT_DOT_MAX_TAPS taps, at AVX2 past 3x3 on rows of FLAT_DOT_AVX2_WIDTH
     or more only."""
-    return (flat_fits(d, FLAT_DOT_MAX_TAPS)
+    return (flat_fits(d, DW_FLAT_DOT_MAX_TAPS)
             and (d.kh * d.kw <= FLAT_MAX_TAPS or dw_vector_bytes() != 32 or d.OW >= FLAT_DOT_AVX2_WIDTH))
 
 

@@ -46,7 +46,7 @@ cdef extern from "_microkernels.h" nogil:
     const dw_isa dw_isas[]
     const int dw_isa_count
     enum: DW_PLANE_ROWS
-    enum: DW_FLAT_ROWS, DW_FLAT_ROWS_5, DW_FLAT_ROWS_NARROW_S2
+    enum: DW_FLAT_ROWS, DW_FLAT_ROWS_5, DW_FLAT_ROWS_NARROW_S2, DW_FLAT_DOT_MAX_TAPS
     enum: DW_WIDE_ROW_PIXELS
     enum: DW_DOT_MAX_TAPS
     enum: DW_FLAT_GROUP_NEAR

@@ -100,6 +100,9 @@ static inline uint16_t dw_float_to_half(float f)
  * 0.99x, where 8 rows ran 1.1x, but 28-pixel ones 0.97x, and 6 rows 1.0x). */
 #define DW_FLAT_ROWS 4
 #define DW_FLAT_ROWS_5 7
+/* The filter gradient reads flat planes in place for kernels of up to this many taps (flat_dot, its
+ * sums in registers 9 taps a pass; the planner's flat_dot_fits: measured there). */
+#define DW_FLAT_DOT_MAX_TAPS 25
 /* Output rows per row tile of 3x3 kernels at stride 2 on rows narrower than a vector (AVX-512's:
  * rows_fit), one vector wide: 2 vCPUs of an AVX-512 AMD EPYC, one thread, 28x28x192 at batch 16,
  * 1.19x faster than 4 rows (8 rows 1.03x). Wide planes' stride-2 tiles keep 4 rows: 112x112x96 at

@@ -307,12 +307,14 @@ def test_nchw_plane_widths(W, C, M, strides, dilations):
 # The gradients of NCHW planes at stride 1 with one filter per channel, where the forward reads
 # such planes in place (kernels of up to 9 taps; 16 channels or more, or planes narrower than 16):
 # the input gradient runs as that forward over dy with the filter turned, the filter and bias
-# gradients as masked dot products over the same planes. Planes smaller than a vector and ending
-# mid-vector, every remainder of the 4-plane tile, dilated and asymmetric padding, padding wider
-# than the kernel, and the same bits for any number of threads.
+# gradients as masked dot products over the same planes (to 5x5 kernels: 9 taps a pass over each
+# plane). Planes smaller than a vector and ending mid-vector, every remainder of the 4-plane tile,
+# dilated and asymmetric padding, padding wider than the kernel, and the same bits for any number
+# of threads.
 FLAT_PLANES = [(1, 1, 16), (2, 3, 17), (7, 7, 18), (5, 13, 19), (3, 140, 32), (4, 9, 3)]  # (H, W, C)
 FLAT_KERNELS = [((3, 3), (1, 1), "SAME"), ((3, 1), (2, 1), "SAME"), ((1, 3), (1, 1), ((0, 0), (2, 0))),
-                ((2, 2), (1, 2), ((1, 0), (2, 0))), ((3, 3), (1, 1), ((3, 1), (0, 2)))]
+                ((2, 2), (1, 2), ((1, 0), (2, 0))), ((3, 3), (1, 1), ((3, 1), (0, 2))),
+                ((5, 5), (1, 1), ((2, 2), (3, 1))), ((4, 5), (1, 1), "SAME")]
 
 
 @pytest.mark.parametrize("H, W, C", FLAT_PLANES)
