@@ -713,6 +713,25 @@ def test_in_place_edge_pixels(isa_level, W, C, streaming, prefetching):
         dwconv._kernels.set_half_line_ring_channels(ring_before)
 
 
+# Rows whose edge pixels are more than a fifth of them (7 output pixels, 2 at the edges) are read
+# in place in batches of 8 images or more, copied whole into the ring in fewer: the forward and
+# the input gradient (which runs through it) of both against the reference.
+@pytest.mark.parametrize("n_images", [2, 8])
+def test_in_place_rows_of_batches(isa_level, n_images):
+    rng = np.random.default_rng(n_images)
+    x = make_x(rng, n_images, 7, 7, 33, "NHWC", np.float32)
+    for padding in ("SAME", ((1, 1), (2, 0))):
+        w = rng.standard_normal((3, 3, 33, 1)).astype(np.float32)
+        b = rng.standard_normal(33).astype(np.float32)
+        got = dwconv.depthwise_conv2d(x, w, 1, padding, bias=b, num_threads=2)
+        pad = resolve_padding(padding, (7, 7), (3, 3), (1, 1), (1, 1))
+        assert_conv_close(got, x, w, (1, 1), pad, "NHWC", (1, 1), bias=b)
+        dy = rng.standard_normal(got.shape).astype(np.float32)
+        dx = dwconv.depthwise_conv2d_backprop_input(x.shape, w, dy, 1, padding, num_threads=2)
+        ref = reference_gradients(x, w, dy, (1, 1), pad, "NHWC", (1, 1))
+        assert_close(dx, *ref["input"], np.float32, 9, "input gradient")
+
+
 # Ring pixels a multiple of 2 KB (512 float32 channels, 256 float64, or as many lanes of C*M)
 # take a cache line more in the rings (ring_pixel), and NHWC rows of such pixels go through the
 # ring rather than in place: the rows copied whole or (other padding modes) their padding columns
