@@ -789,13 +789,13 @@ cdef bint plan_init(Plan *plan, const floating *w, const floating *bias, const D
     if plan.kind == FLAT_PLANES:
         # (a group of planes is whole vectors, whatever the planes' size. Row tiles whose rows are
         # not whole lines stream through a buffer, whose copy costs about what streaming saves on
-        # results the cache could hold: only those larger than it stream so (2 vCPUs of a Zen 5
-        # EPYC, batch 16, through the buffer against plain stores: 28x28x192 forward, 9.6 MB,
-        # 0.88-0.94x, its input gradient 0.89-0.99x; 28x28x240 5x5, 12 MB, 0.91x, 0.94x; 56x56x144, 29
-        # MB, 1.43x))
+        # results the cache could hold: they stream from twice STREAMING_BYTES, the whole cache, on
+        # (2 vCPUs of a Zen 5 EPYC, batch 16, through the buffer against plain stores: 28x28x192
+        # forward, 9.6 MB, 0.88-0.94x, its input gradient 0.89-0.99x; 28x28x240 5x5, 12 MB, 0.91x,
+        # 0.94x; 56x56x144, 29 MB, 1.43x))
         plan.streaming = (plan.streaming and (plan.flat_groups or d.OH * d.OW * sizeof(floating) % RING_ALIGN == 0)
                           and (not plan.flat_rows or d.OW * sizeof(floating) % RING_ALIGN == 0
-                               or d.N * d.OH * d.OW * d.C * d.M * sizeof(floating) > LAST_LEVEL_CACHE_BYTES))
+                               or d.N * d.OH * d.OW * d.C * d.M * sizeof(floating) > 2 * STREAMING_BYTES))
         return plan.flat_rows or plan.flat_groups or flat_masks_init(&plan.flat, d)
     if (plan.kind == RING_PLANE and d.OW * sizeof(floating) % RING_ALIGN
             or plan.interleaved and (d.OW * C * sizeof(floating) % RING_ALIGN or not tiles_streamed())
