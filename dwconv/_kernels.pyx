@@ -232,7 +232,9 @@ cdef enum:
     # lanes at hand some pixels ahead instead (DW_WINDOW_CACHED; 2 vCPUs of an AVX2 AMD EPYC, 2
     # threads: batch 1, mnv2-56x144 1.2-1.4x faster, -112x96-s2 1.15x, -28x192 1.1x; batch 16,
     # -28x192 (L3) the same; narrower rows keep the other: -14x576 at batch 16 0.8x, at batch 1
-    # 1.1x, -7x960 at batch 16 0.93x)
+    # 1.1x, -7x960 at batch 16 0.93x). "In the cache": x and dy together, which the reduction reads
+    # side by side (2 vCPUs of a Zen 5 EPYC, 16x28x28x192, 19 MB of them against a cache counted
+    # at 16 MB: the other 1.12x faster)
     WINDOW_CACHED_WIDTH = 28
     # NCHW work items cover at most this many rows of a plane that share their taps, in this many
     # planes: enough work per micro-kernel call even for the 7x7 planes of late network layers.
@@ -1210,7 +1212,8 @@ cdef void reduce_ring(const floating *x, const floating *dy, floating *partial, 
         off, src_pix, src_tap = c0 - d.pl * d.C, d.sw * d.C, d.C
         edges = (DW_WINDOW_STRIDED | (DW_WINDOW_LEFT if d.pl == 1 else 0)
                  | (DW_WINDOW_RIGHT if right_padding(d) == 1 else 0)
-                 | (DW_WINDOW_CACHED if d.OW >= WINDOW_CACHED_WIDTH and not x_from_memory(d, sizeof(floating)) else 0))
+                 | (DW_WINDOW_CACHED if d.OW >= WINDOW_CACHED_WIDTH
+                    and d.N * (d.H * d.W + d.OH * d.OW) * d.C * sizeof(floating) <= PREFETCH_BYTES else 0))
     for unit in range(row0, row1):
         n, q = unit // d.OH, unit % d.OH
         if n != prev_n and not in_place:
