@@ -804,7 +804,7 @@ static void DW_FN(flat_rolling)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t 
 
 #endif
 
-/* The filter and bias gradients of flat_rolling's planes (same geometry; the table's flat_dot_rows
+/* The filter and bias gradients of the rolling planes (flat_rolling's at AVX2; the table's flat_dot_rows
  * signature): each plane of each image in strips of a vector's columns (the last at width -
  * DW_VLEN), each strip from top to bottom, each source row's vector and its neighbours a column
  * either side loaded once (their padding lanes cleared as flat_rolling's) and multiplied by the
@@ -897,7 +897,8 @@ DW_INLINE void DW_FN(rolling_dot_plane)(const DW_T *s, const DW_T *d, ptrdiff_t 
         const ptrdiff_t next_left = next_row ? plane_bytes - v * height * next_row : 0; /* (of the plane, from ns) */
         const ptrdiff_t col = v + 1 < n_vectors || width < DW_VLEN ? v * DW_VLEN : width - DW_VLEN;
         /* (the output gradients' lanes of this strip alone: past a narrow row, or summed before) */
-        const unsigned dy_lanes = width < DW_VLEN ? (1u << width) - 1 : (DW_ALL_LANES << (v * DW_VLEN - col)) & DW_ALL_LANES;
+        const unsigned dy_lanes = width < DW_VLEN ? (1u << width) - 1
+                                                  : (DW_ALL_LANES << (v * DW_VLEN - col)) & DW_ALL_LANES;
         const int prefetch = v == 0 && n_vectors > 1;
         if (width < DW_VLEN)
             DW_FN(rolling_dot_strip)(s, d, width, height, col, dy_lanes, sum, first, last, prefetch, ns, nd, next_row,
