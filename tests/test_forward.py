@@ -713,6 +713,22 @@ def test_in_place_edge_pixels(isa_level, W, C, streaming, prefetching):
         dwconv._kernels.set_half_line_ring_channels(ring_before)
 
 
+# NHWC rows of a vector of channels or more run the channel path: a row's pixels in tiles as equal as
+# the registers allow (up to 14 pixels at AVX-512, 8 at AVX2), none overlapping another, each over
+# every vector of channels (the last overlapping the one before). Rows of one tile, of one and a
+# pixel, of two tiles and three, at strides 1 and 2, 3x3 to 7x7 kernels, against the reference.
+@pytest.mark.parametrize("k", [3, 5, 7])
+def test_channel_path_tiles(isa_level, k):
+    rng = np.random.default_rng(k)
+    for W, s in itertools.product([8, 9, 13, 14, 15, 16, 27, 28, 29, 43, 56], (1, 2)):
+        x = make_x(rng, 1, k + 2, W, 33, "NHWC", np.float32)
+        w = rng.standard_normal((k, k, 33, 1)).astype(np.float32)
+        b = rng.standard_normal(33).astype(np.float32)
+        got = dwconv.depthwise_conv2d(x, w, s, "SAME", bias=b, num_threads=1)
+        pad = resolve_padding("SAME", (k + 2, W), (k, k), (s, s), (1, 1))
+        assert_conv_close(got, x, w, (s, s), pad, "NHWC", (1, 1), bias=b)
+
+
 # Rows whose edge pixels are more than a fifth of them (7 output pixels, 2 at the edges) are read
 # in place in batches of 8 images or more, copied whole into the ring in fewer: the forward and
 # the input gradient (which runs through it) of both against the reference.
