@@ -68,11 +68,11 @@ cdef enum:
     FLAT_MAX_TAPS = 9
     FLAT_WIDE_CHANNELS = 32
     # The filter gradient reads flat planes in place for kernels of up to DW_FLAT_DOT_MAX_TAPS taps
-    # (25: flat_dot, 9 taps a pass), where the packed path transposes x's and dy's planes (a third of its time)
-    # and wider planes have only the row-by-row reduction (2 vCPUs of an AVX-512 AMD EPYC, batch 16,
-    # 5x5 against those paths: 28x28x240 (effnet) 1.1-1.35x faster, 14x14x480 1.6x, 7x7x960 1.3-2x,
-    # 32x32x128 1.9x; 80x80x64 3.6x, 112x112x32 2.5-3x, 224x224x32 at batch 4 2.5x; 48- to
-    # 60-pixel planes 0.9-1.1x. 7x7 kernels 0.55-0.9x: they keep the packed path.)
+    # (25: flat_dot, 9 taps a pass), where the packed path transposes x's and dy's planes (a third
+    # of its time) and wider planes have only the row-by-row reduction (2 vCPUs of an AVX-512 AMD
+    # EPYC, batch 16, 5x5 against those paths: 28x28x240 (effnet) 1.1-1.35x faster, 14x14x480 1.6x,
+    # 7x7x960 1.3-2x, 32x32x128 1.9x; 80x80x64 3.6x, 112x112x32 2.5-3x, 224x224x32 at batch 4 2.5x;
+    # 48- to 60-pixel planes 0.9-1.1x. 7x7 kernels 0.55-0.9x: they keep the packed path.)
     # At AVX2 (8 lanes, masked loads that cost more), kernels past 3x3 read flat planes in place for
     # their filter gradient only on rows this wide or wider (2 vCPUs of an AVX2 AMD EPYC, one thread,
     # 5x5 in place against the other paths: 14x14x480 0.85x, 28x28x240 0.8x, 56x56x64 0.7x, 7x7x960

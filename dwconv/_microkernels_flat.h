@@ -1662,8 +1662,7 @@ static void DW_FN(flat_dot_s2)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t s
             const ptrdiff_t ahead = (height + OH - 1) / OH;
             for (ptrdiff_t y = 0; y < OH; y++, d += OW) {
                 if (fetch) {
-                    const ptrdiff_t rows_left = height - y * ahead < ahead ? height - y * ahead : ahead;
-                    if (rows_left > 0) dw_prefetch(next_s + y * ahead * width, rows_left * width * (ptrdiff_t)sizeof(DW_T));
+                    DW_FN(prefetch_band)(next_s, width, height, y * ahead, ahead);
                     dw_prefetch(next_d + y * OW, OW * (ptrdiff_t)sizeof(DW_T));
                 }
                 const DW_T *rows[3];
