@@ -262,10 +262,27 @@ DW_INLINE DW_VEC DW_FN(in_order)(DW_VEC v)
 }
 #endif
 
+/* At AVX-512, stride 1's tap columns are a row's vectors shifted in registers (elements_from), each
+ * source vector loaded once for all the tap columns and output vectors it serves: a 5x5 tile two
+ * vectors wide loads 3 vectors and shifts 8 per row where a load per tap column and vector took 10,
+ * most of them masked (2 vCPUs of an AVX-512 AMD EPYC, Zen 5: effnet-28x240 1.3-1.4x faster at
+ * batch 1 and 16, 3x3 planes of 28 to 112 pixels 1.25-1.3x). AVX2's shifts, within 128-bit halves,
+ * would take two operations each. */
+#define DW_ROW_SHIFTS (DW_VBYTES == 64 && DW_FLAT_FLOAT)
+#if DW_ROW_SHIFTS
+/* The DW_VLEN elements from element b of lo, hi (0 <= b < DW_VLEN, known at compile time). */
+DW_INLINE DW_VEC DW_FN(elements_from)(DW_VEC lo, DW_VEC hi, const int b)
+{
+    return b == 0 ? lo : (DW_VEC)_mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512((__m512)hi),
+                                                                           _mm512_castps_si512((__m512)lo), b));
+}
+#endif
+
 /* A row tile's source vectors of one row, relative to its first tap column: at stride 1, vector
  * k*v + b is tap column b's for output vector v (k x k kernels), output vectors vstep pixels
- * apart; at stride 2, vectors 2v and 2v + 1 hold tap columns 0 and 1 of output vector v as their
- * even and odd elements, and tap columns 2, 3 and 4 are columns 0, 1 and 2 shifted by a lane, their
+ * apart, or with DW_ROW_SHIFTS vector v the row's from element v*DW_VLEN (vstep DW_VLEN, nv + 1
+ * vectors, the last read at its first k - 1 lanes); at stride 2, vectors 2v and 2v + 1 hold tap
+ * columns 0 and 1 of output vector v as their even and odd elements, and tap columns 2, 3 and 4 are columns 0, 1 and 2 shifted by a lane, their
  * last lanes lanes 0, 1 and 2 of vector 2v + 2 (3x3 reads lane 0 alone at v = nv - 1); at stride 2
  * and AVX2 (DW_S2_IN_HALVES), vectors 4v..4v + 3 start at elements 0, DW_VLEN, 2 and DW_VLEN + 1
  * of output vector v's. */
@@ -278,7 +295,7 @@ _Static_assert(DW_FLAT_ROW_LOADS >= DW_FLAT_ROW_MAX_K * DW_FLAT_ROW_VECS, "a row
     ((k) == 5 && (sw) == 1 ? DW_FLAT_ROWS_5 : (k) == 3 && (narrow) ? DW_FLAT_ROWS_NARROW_S2 : DW_FLAT_ROWS)
 DW_INLINE ptrdiff_t DW_FN(flat_rows_at)(int i, const int k, const int sw, ptrdiff_t vstep)
 {
-    return sw == 1 ? i % k + i / k * vstep
+    return sw == 1 ? (DW_ROW_SHIFTS ? i * DW_VLEN : i % k + i / k * vstep)
            : DW_S2_IN_HALVES && k == 3 ? i / 4 * 2 * DW_VLEN + (i & 1) * DW_VLEN + (i & 2) / 2 * (2 - (i & 1))
            : i * DW_VLEN;
 }
@@ -290,7 +307,7 @@ DW_INLINE ptrdiff_t DW_FN(flat_rows_at)(int i, const int k, const int sw, ptrdif
  * output row it serves. The taps come as vectors wt (3x3: kept in registers for the whole plane)
  * or as scalars wk (5x5: too many for the registers next to the sums and source vectors). Lanes
  * whose source element falls outside the plane (`masked` 1: columns, 2: rows too) are neither
- * read nor added, the same for every output row. */
+ * read nor added, the same for every output row. The last vector stores its first n_out lanes. */
 DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t height, ptrdiff_t row0,
                                      ptrdiff_t col0, ptrdiff_t vstep, const DW_VEC *wt, const DW_T *wk, DW_VEC start,
                                      DW_T *dst, ptrdiff_t dst_row, ptrdiff_t n_out, int nt, const int k, const int nv,
@@ -299,7 +316,8 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
     DW_VEC acc[DW_FLAT_ROWS_MAX][DW_FLAT_ROW_VECS];
     unsigned inside_lanes[DW_FLAT_ROW_LOADS];
     const int halves = DW_S2_IN_HALVES && sw == 2 && k == 3;
-    const int n_loads = sw == 1 ? k * nv : halves ? 4 * nv : 2 * nv + 1;
+    const int shifts = DW_ROW_SHIFTS && sw == 1;
+    const int n_loads = shifts ? nv + 1 : sw == 1 ? k * nv : halves ? 4 * nv : 2 * nv + 1;
     DW_FLAT_UNROLL
     for (int r = 0; r < n_rows; r++) {
         DW_FLAT_UNROLL
@@ -308,8 +326,10 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
     DW_FLAT_UNROLL
     for (int i = 0; i < n_loads; i++) {
         const ptrdiff_t col = col0 + DW_FN(flat_rows_at)(i, k, sw, vstep);
-        inside_lanes[i] = masked ? DW_FN(lane_range)(-col, width - col) : 0;
+        inside_lanes[i] = masked ? DW_FN(lane_range)(-col, width - col) : ~0u;
     }
+    /* (the shifts' last vector: the last k - 1 columns' lanes alone, the rest maybe past the array) */
+    if (shifts) inside_lanes[nv] &= (1u << (k - 1)) - 1;
     const int stepped = masked < 2;
     const DW_T *row = src + (stepped ? row0 * width + col0 : 0);
     DW_FLAT_UNROLL
@@ -321,6 +341,10 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
             row += width;
             DW_STEPPED(row);
         }
+        /* (5x5's taps broadcast anew for each source row: left to itself, GCC keeps all 25 in
+         * registers across the tile's rows and spills its sums) */
+        const DW_T *wk_row = wk;
+        __asm__ volatile("" : "+r"(wk_row));
         DW_VEC x[DW_FLAT_ROW_MAX_K][DW_FLAT_ROW_VECS], loaded[DW_FLAT_ROW_LOADS];
         DW_FLAT_UNROLL
         for (int j = 0; j < n_loads; j++) {
@@ -328,7 +352,8 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
             if (sw == 2 && j == 2 * nv && k == 3 && !halves) /* (one element) */
                 loaded[j] = DW_FN(broadcast)(!masked || (inside && (inside_lanes[j] & 1)) ? *at : 0);
             else
-                loaded[j] = !masked ? DW_FN(load)(at) : DW_FN(load_masked)(at, inside ? inside_lanes[j] : 0);
+                loaded[j] = !masked && !(shifts && j == nv) ? DW_FN(load)(at)
+                            : DW_FN(load_masked)(at, inside ? inside_lanes[j] : 0);
             DW_IN_REGISTER(loaded[j]);
         }
         DW_FLAT_UNROLL
@@ -340,21 +365,26 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
                     x[b][v] = DW_FN(s2_taps)(loaded[4 * v + b / 2 * 2], loaded[4 * v + b / 2 * 2 + 1], b);
                 else
 #endif
+#if DW_ROW_SHIFTS
+                if (shifts)
+                    x[b][v] = DW_FN(elements_from)(loaded[v], loaded[v + 1], b);
+                else
+#endif
                 x[b][v] = sw == 1 ? loaded[k * v + b]
                           : b < 2 ? DW_FN(alternate)(loaded[2 * v], loaded[2 * v + 1], b)
                                   : DW_FN(shift_in)(x[b - 2][v], loaded[2 * v + 2], b - 2);
         }
         DW_FLAT_UNROLL
-        for (int r = 0; r < n_rows; r++)
-            if (i - r * sw >= 0 && i - r * sw < k) {
-                DW_FLAT_UNROLL
-                for (int b = 0; b < k; b++) {
+        for (int b = 0; b < k; b++) {
+            DW_FLAT_UNROLL
+            for (int r = 0; r < n_rows; r++)
+                if (i - r * sw >= 0 && i - r * sw < k) {
                     const int t = (i - r * sw) * k + b;
                     DW_FLAT_UNROLL
                     for (int v = 0; v < nv; v++)
-                        acc[r][v] += (k == 3 ? wt[t] : DW_FN(broadcast)(wk[t])) * x[b][v];
+                        acc[r][v] += (k == 3 ? wt[t] : DW_FN(broadcast)(wk_row[t])) * x[b][v];
                 }
-            }
+        }
     }
     DW_FLAT_UNROLL
     for (int r = 0; r < n_rows; r++) {
@@ -363,7 +393,7 @@ DW_INLINE void DW_FN(flat_rows_tile)(const DW_T *src, ptrdiff_t width, ptrdiff_t
 #if DW_S2_IN_HALVES
             if (halves) acc[r][v] = DW_FN(in_order)(acc[r][v]);
 #endif
-            DW_FN(store_first)(dst + r * dst_row + v * vstep, acc[r][v], n_out, nt);
+            DW_FN(store_first)(dst + r * dst_row + v * vstep, acc[r][v], v == nv - 1 ? n_out : DW_VLEN, nt);
         }
     }
 }
@@ -981,11 +1011,11 @@ DW_INLINE void DW_FN(flat_rows_at_stride)(const DW_T *src, ptrdiff_t src_plane, 
 {
     const int narrow = sw == 2 && OW < DW_VLEN, n_rows = DW_TILE_ROWS(k, sw, narrow);
     const ptrdiff_t band_rows = (n_rows - 1) * sw + k; /* the source rows a band reads */
-    /* A tile's vectors a vector apart; at stride 1 on planes less than two vectors wide, two
-     * overlapping vectors fill the row in one tile (8 sums in flight where 4 would wait on the FMA
-     * latency) */
-    _Static_assert(DW_FLAT_ROW_VECS <= 2, "two overlapping vectors fill a row");
-    const ptrdiff_t vstep = sw == 1 && OW < 2 * DW_VLEN ? OW - DW_VLEN : DW_VLEN;
+    /* A tile's vectors a vector apart; at stride 1 on planes less than two vectors wide, two vectors
+     * fill the row in one tile (8 sums in flight where 4 would wait on the FMA latency): overlapping,
+     * or with DW_ROW_SHIFTS, whose vectors are a vector apart, the second's first lanes stored */
+    _Static_assert(DW_FLAT_ROW_VECS <= 2, "two vectors fill a row");
+    const ptrdiff_t vstep = sw == 1 && OW < 2 * DW_VLEN && !DW_ROW_SHIFTS ? OW - DW_VLEN : DW_VLEN;
 #if DW_VBYTES == 32 && DW_FLAT_FLOAT
     if (DW_FN(runs_rolling)(height, width, pt, pl, OH, OW, k, sw)) {
         DW_FN(flat_rolling)(src, src_plane, height, width, w, w_plane, w_tap, bias, bias_plane, dst, dst_plane, np, nt);
@@ -1022,13 +1052,15 @@ DW_INLINE void DW_FN(flat_rows_at_stride)(const DW_T *src, ptrdiff_t src_plane, 
             for (ptrdiff_t x = 0; x < OW;) {
                 const int nv = OW - x > DW_VLEN && (sw == 1 || OW >= DW_FLAT_ROW_VECS * DW_VLEN) ? DW_FLAT_ROW_VECS : 1;
                 const ptrdiff_t tile_width = (nv - 1) * vstep + DW_VLEN;
-                const ptrdiff_t x0 = x + tile_width <= OW || narrow ? x : OW - tile_width, col0 = x0 * sw - pl;
+                const int partial = tile_width > OW; /* (its last vector's first n_last lanes stored) */
+                const ptrdiff_t x0 = x + tile_width <= OW || partial ? x : OW - tile_width, col0 = x0 * sw - pl;
+                const ptrdiff_t n_last = partial ? OW - (nv - 1) * DW_VLEN : DW_VLEN;
                 /* (the columns the tile reads) */
                 const ptrdiff_t span = sw == 1 ? tile_width + k - 1 : 2 * nv * DW_VLEN + k - 2;
                 /* (5x5: tiles inside the plane masked as at its columns, for the code's size) */
-                const int masked = masked_rows ? 2 : col0 < 0 || col0 + span > width || k > 3;
-/* (n_out: the lanes stored, DW_VLEN but on narrow rows, a constant where it is, which keeps the
- * stores' test out of the code: 28x28x192 at batch 16 ran 1.06x slower with it there) */
+                const int masked = masked_rows ? 2 : col0 < 0 || col0 + span > width || k > 3 || partial;
+/* (n_out: the last vector's lanes stored, a constant where the tile is never partial, which keeps
+ * the stores' test out of the code: 28x28x192 at batch 16 ran 1.06x slower with it there) */
 #define DW_FLAT_ROWS_TILE(n, m, st, rows, n_out)                                                                     \
     DW_FN(flat_rows_tile)(s, width, height, row0, col0, vstep, wt, wk, start, band + x0, OW, n_out, tile_nt, k, n, \
                           m, st, rows)
@@ -1038,13 +1070,13 @@ DW_INLINE void DW_FN(flat_rows_at_stride)(const DW_T *src, ptrdiff_t src_plane, 
         case 1: DW_FLAT_ROWS_TILE(1, 1, st, DW_TILE_ROWS(k, st, 0), DW_VLEN); break;                            \
         case 2: DW_FLAT_ROWS_TILE(1, 2, st, DW_TILE_ROWS(k, st, 0), DW_VLEN); break;                            \
         case 3: if (k == 3) DW_FLAT_ROWS_TILE(DW_FLAT_ROW_VECS, 0, st, DW_TILE_ROWS(k, st, 0), DW_VLEN); break; \
-        case 4: DW_FLAT_ROWS_TILE(DW_FLAT_ROW_VECS, 1, st, DW_TILE_ROWS(k, st, 0), DW_VLEN); break;             \
-        case 5: DW_FLAT_ROWS_TILE(DW_FLAT_ROW_VECS, 2, st, DW_TILE_ROWS(k, st, 0), DW_VLEN); break;             \
+        case 4: DW_FLAT_ROWS_TILE(DW_FLAT_ROW_VECS, 1, st, DW_TILE_ROWS(k, st, 0), n_last); break;              \
+        case 5: DW_FLAT_ROWS_TILE(DW_FLAT_ROW_VECS, 2, st, DW_TILE_ROWS(k, st, 0), n_last); break;              \
     }
                 if (sw == 1)
                     DW_FLAT_ROWS_TILES(1)
                 else if (narrow) /* (one vector, its first lanes reaching past the row: masked) */
-                    DW_FLAT_ROWS_TILE(1, masked_rows ? 2 : 1, 2, DW_TILE_ROWS(k, 2, 1), OW);
+                    DW_FLAT_ROWS_TILE(1, masked_rows ? 2 : 1, 2, DW_TILE_ROWS(k, 2, 1), n_last);
                 else
                     DW_FLAT_ROWS_TILES(2)
 #undef DW_FLAT_ROWS_TILES
@@ -1122,13 +1154,6 @@ DW_FLAT_ROWS_OF(5)
 _Static_assert(DW_WIDE_ROW_PIXELS == DW_WIDE_ROW_VECS * DW_VLEN + DW_VLEN / 2 && DW_WIDE_ROW_K - 1 <= DW_VLEN / 2
                && DW_WIDE_ROW_VECS + 1 <= 7 && DW_FLAT_ROWS - 1 + DW_WIDE_ROW_K <= 16,
                "3.5 vectors; the half vector's taps lie in the last vector loaded; masks in k registers");
-
-/* The DW_VLEN elements from element b of lo, hi (0 <= b < DW_VLEN, known at compile time). */
-DW_INLINE DW_VEC DW_FN(elements_from)(DW_VEC lo, DW_VEC hi, const int b)
-{
-    return b == 0 ? lo : (DW_VEC)_mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512((__m512)hi),
-                                                                           _mm512_castps_si512((__m512)lo), b));
-}
 
 /* acc + w * x in the low halves of the vectors (256-bit, the high half cleared). (In assembly: the
  * same in C, with 256-bit vector types or casts, had GCC 12 keep those sums on the stack. In
@@ -1243,7 +1268,8 @@ static __attribute__((noinline)) void DW_FN(flat_rows_7)(const DW_T *src, ptrdif
  * a vector each, 3x3 rows that pair (dw_narrow_s2_pairs) two planes to one. Each source vector is loaded once
  * for the output rows it serves (3x3 at stride 1: 3 loads per row and vector where `flat` has 9),
  * and the borders' lanes follow from the tile's place. Each band of rows runs in tiles of
- * DW_FLAT_ROW_VECS vectors, the last overlapping the one before where the row is not whole tiles;
+ * DW_FLAT_ROW_VECS vectors, the last overlapping the one before where the row is not whole tiles
+ * (at stride 1 and DW_ROW_SHIFTS, rows narrower than a tile: its last vector's first lanes stored);
  * the last band overlaps the one before likewise. With `nt`, results are streamed (DW_STREAM_*):
  * output rows of whole cache lines in place, others a plane (flat_rolling) or a band of rows at a
  * time through a buffer. */

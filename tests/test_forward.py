@@ -839,7 +839,7 @@ def test_streaming_threshold_counts_the_cpus_sharing_the_cache():
 # input's), multipliers, float64 (8 lanes), results streamed or not, and a wide plane of 32 channels.
 # float32 3x3 kernels on planes a vector wide or more run in tiles of 4 rows: rows of whole tiles, of tiles
 # and a vector, and of overlapping tiles (40, 17 and 24 pixels: 2.5, 1.06 and 1.5 float vectors at
-# AVX-512), heights that are not a multiple of 4, padding of 2 on one side, and output rows more or
+# AVX-512, where 17 and 24 are one tile whose second vector stores its first 1 and 8 lanes), heights that are not a multiple of 4, padding of 2 on one side, and output rows more or
 # fewer than the input's; planes more than half a vector wide in narrow tiles, each vector a row and
 # the next's start (13, 14 and 9 pixels; the last band's rows past the plane computed, not stored).
 FLAT_PLANES = [(1, 1, 16), (2, 3, 17), (7, 7, 18), (5, 13, 19), (16, 16, 16), (4, 9, 3), (3, 140, 32),
@@ -917,7 +917,8 @@ def test_flat_row_tiles_at_stride_2(isa_level, k, H, W, C, streaming):
 
 # float32 5x5 and 7x7 kernels at stride 1 on NCHW planes of 16 channels or more whose row tiles fill
 # their lanes run in row tiles too. 5x5 (7/8 of the lanes): one vector (16 pixels at AVX-512), two
-# overlapping to fill a row (28), whole tiles (32), tiles and a vector (48), overlapping tiles (56).
+# whose second stores its first 12 lanes (28; VALID's 24, each row's last vector read at its first
+# 4 lanes), whole tiles (32), tiles and a vector (48), overlapping tiles (56).
 # 7x7 (6/7 of the 56-pixel tiles, 3.5 vectors at AVX-512): one tile (56 pixels; 48, a half vector
 # short; VALID's 50), whole tiles (112), and a last tile of 38 pixels (150). Heights not a multiple
 # of the tiles' rows (4; 7 for 5x5), one 5x5 tile high (7) and four (28), planes too low for those
@@ -937,6 +938,39 @@ ROW_TILE_WIDE_PADDINGS = {
 @pytest.mark.parametrize("k, H, W, C", [(k, *plane) for k, planes in ROW_TILE_WIDE_PLANES.items() for plane in planes])
 def test_flat_row_tiles_5x5_and_7x7(isa_level, k, H, W, C, streaming):
     check_planes(H, W, C, streaming, 1, [(k, k, (1, 1), padding) for padding in ROW_TILE_WIDE_PADDINGS[k]])
+
+
+def at_page_end(shape):
+    """A float32 array of `shape` whose last byte is the last before a page that cannot be read: a
+    kernel reading past the array (a whole vector past a row's end, where a mask should stop it)
+    faults there, where other memory past an array reads without a sign."""
+    import ctypes
+    import mmap
+    n = int(np.prod(shape)) * 4
+    size = (n + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE + mmap.PAGESIZE
+    pages = np.frombuffer(mmap.mmap(-1, size), dtype=np.uint8)
+    libc = ctypes.CDLL(None)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    assert libc.mprotect(pages.ctypes.data + size - mmap.PAGESIZE, mmap.PAGESIZE, 0) == 0  # PROT_NONE
+    return pages[size - mmap.PAGESIZE - n:size - mmap.PAGESIZE].view(np.float32).reshape(shape)
+
+
+# Inputs that end where memory does: the row tiles' last vectors past a row (the shifted tap columns'
+# at AVX-512, read at their first k - 1 lanes), the rings' and the channel path's reads, at rows of a
+# vector, a lane past, a partial second vector and whole tiles, in both layouts.
+@pytest.mark.skipif(not pathlib.Path("/proc/self/maps").exists(), reason="Linux's mprotect")
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_inputs_ending_at_unreadable_memory(isa_level, data_format):
+    rng = np.random.default_rng(7)
+    for W, k, stride, padding in itertools.product((16, 17, 24, 28, 30, 33, 62, 64), (3, 5, 7), (1, 2),
+                                                   ("SAME", "VALID")):
+        shape = (1, 16, 10, W) if data_format == "NCHW" else (1, 10, W, 16)
+        x = at_page_end(shape)
+        x[...] = rng.standard_normal(shape)
+        w = rng.standard_normal((k, k, 16, 1)).astype(np.float32)
+        got = dwconv.depthwise_conv2d(x, w, stride, padding, data_format=data_format)
+        pad = resolve_padding(padding, (10, W), (k, k), (stride, stride), (1, 1))
+        assert_conv_close(got, x, w, (stride, stride), pad, data_format, (1, 1))
 
 
 # float32 3x3 kernels at stride 1 with a pixel of zeros around NCHW planes more than half a vector wide
