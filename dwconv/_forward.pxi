@@ -423,6 +423,12 @@ cdef inline bint flat_dot_fits(const Dims *d) noexcept nogil:
             and (d.kh * d.kw <= FLAT_MAX_TAPS or dw_vector_bytes() != 32 or d.OW >= FLAT_DOT_AVX2_WIDTH))
 
 
+cdef inline bint dot_5_fits(const Dims *d) noexcept nogil:
+    """Whether the float32 filter gradient of NCHW geometry d runs its planes along the rows, 5x5
+    kernels of dilation 1 read in place (AVX-512's flat_dot_5; flat_dot_fits)."""
+    return dw_has_dot_5() and flat_dot_fits(d) and d.kh == 5 and d.kw == 5 and d.dil_h == 1 and d.dil_w == 1
+
+
 cdef inline bint rows_fit(const Dims *d, size_t elsize) noexcept nogil:
     """Whether NCHW geometry d runs its planes in place in row tiles (flat_rows): float32, square
     kernels of dilation 1, zeros padding, output planes as high as a tile or more and a vector wide
@@ -1227,6 +1233,13 @@ def reads_narrow_planes(g):
     return narrow_fits(&d, sizeof(float))
 
 
+def reads_5x5_rows(g):
+    """Whether the float32 filter gradient of geometry g reads its 5x5 planes along the rows
+    (dot_5_fits): for the tests, which check that their cases do."""
+    cdef Dims d = dims_of(g)
+    return dot_5_fits(&d)
+
+
 def reads_strided_planes(g):
     """Whether the float32 gradients of geometry g read its planes in place at stride 2
     (strided_fits): for the tests, which check that their cases do."""
@@ -1418,6 +1431,7 @@ cdef bint flat_filter_grad(const floating[::1] x, const floating[::1] dy, floati
     # on 14x14x576 at batch 16; AVX2's 5-7 pixel rows roll, 1.4x faster on 7x7x960)
     cdef bint rolling = (floating is float and dw_has_rolling_dot() and rolling_geometry(d, sizeof(floating))
                          and flat_dot_fits(d) and not (narrow and dw_vector_bytes() == 64))
+    cdef bint rows_5 = floating is float and dot_5_fits(d)
     narrow = narrow and not rolling
     if (d.M != 1 or d.N == 0 or d.C == 0 or d.OH == 0
             or not (flat_dot_fits(d) or strided or narrow or rolling)):
@@ -1427,7 +1441,7 @@ cdef bint flat_filter_grad(const floating[::1] x, const floating[::1] dy, floati
     n_blocks = ceil_div(d.C, block)
     f.off, f.bits = NULL, NULL
     try:
-        if not (strided or narrow or rolling) and not flat_masks_init(&f, d):
+        if not (strided or narrow or rolling or rows_5) and not flat_masks_init(&f, d):
             raise MemoryError()
         with nogil:
             watch(True, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, &dfilters[0], dfilters.shape[0])
@@ -1446,6 +1460,11 @@ cdef bint flat_filter_grad(const floating[::1] x, const floating[::1] dy, floati
                                               d.W, d.pt, d.pl, <const float *> &dy[0] + c0 * d.OH * d.OW, d.OH * d.OW,
                                               d.C * d.OH * d.OW, d.OH, d.OW, <float *> &dfilters[0] + c0, d.C,
                                               <float *> dbias_block, min(block, d.C - c0), d.N)
+                elif rows_5:
+                    dw_flat_dot_5_float(<const float *> &x[0] + c0 * d.H * d.W, d.H * d.W, d.C * d.H * d.W, d.H, d.W,
+                                        d.pt, d.pl, <const float *> &dy[0] + c0 * d.OH * d.OW, d.OH * d.OW,
+                                        d.C * d.OH * d.OW, d.OH, d.OW, <float *> &dfilters[0] + c0, d.C,
+                                        <float *> dbias_block, min(block, d.C - c0), d.N)
                 elif narrow:
                     dw_flat_dot_narrow_float(<const float *> &x[0] + c0 * d.H * d.W, d.H * d.W, d.C * d.H * d.W, d.H,
                                              d.W, d.pt, d.pl, <const float *> &dy[0] + c0 * d.OH * d.OW, d.OH * d.OW,

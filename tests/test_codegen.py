@@ -28,9 +28,10 @@ MAX_SPILL_RATIO = 0.08
 # (every square kernel up to 7x7 but 6x6, and 7x7 at stride 2, which the wider kernels' pieces of 7
 # taps, "wide", run: _microkernels_row.h)
 # NCHW planes' 5x5 row tiles (AVX-512's), whose 25 taps GCC once kept in registers across the tile's
-# rows, spilling its sums (10% of its multiply-adds, 1.07x slower)
+# rows, spilling its sums (10% of its multiply-adds, 1.07x slower), and their filter gradient's strips
 DENSE_TILES = [f"row_channels_{k}_{s}_{isa}_f32" for isa in ("avx2", "avx512") for s in (1, 2)
-               for k in (1, 2, 3, 4, 5, 7, "wide") if (k, s) != (7, 2)] + ["flat_rows_5_avx512_f32"]
+               for k in (1, 2, 3, 4, 5, 7, "wide") if (k, s) != (7, 2)] + ["flat_rows_5_avx512_f32",
+                                                                          "flat_dot_5_avx512_f32"]
 
 
 @pytest.fixture(scope="module")
