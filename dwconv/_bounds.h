@@ -307,8 +307,8 @@ static void dw_checked_flat_input_grad_s2_f32(const float *dy, ptrdiff_t dy_plan
 }
 
 /* The checked filter gradients along the rows (dw_flat_dot_rows_f32_fn: flat_dot_s2, flat_dot_narrow,
- * flat_dot_rolling, flat_dot_5), each around its table entry `name`, of kernels of `taps` taps. */
-#define DW_CHECKED_FLAT_DOT_ROWS(name, taps)                                                                      \
+ * flat_dot_rolling), each around its table entry `name`, of 3x3 kernels. */
+#define DW_CHECKED_FLAT_DOT_ROWS(name)                                                                              \
     static void dw_checked_##name##_f32(const float *src, ptrdiff_t src_plane, ptrdiff_t src_image,             \
                                         ptrdiff_t height, ptrdiff_t width, ptrdiff_t pt, ptrdiff_t pl,         \
                                         const float *dy, ptrdiff_t dy_plane, ptrdiff_t dy_image, ptrdiff_t OH, \
@@ -317,16 +317,29 @@ static void dw_checked_flat_input_grad_s2_f32(const float *dy, ptrdiff_t dy_plan
     {                                                                                                         \
         DW_CHECK(#name ": src", src, float, 0, n_images, np, height * width, src_image, src_plane, 1);        \
         DW_CHECK(#name ": dy", dy, float, 0, n_images, np, OH * OW, dy_image, dy_plane, 1);                  \
-        DW_CHECK(#name ": acc", acc, float, 1, taps, np, acc_tap, 1);                                        \
+        DW_CHECK(#name ": acc", acc, float, 1, 9, np, acc_tap, 1);                                           \
         if (bias_acc) DW_CHECK(#name ": bias_acc", bias_acc, float, 1, np, 1);                               \
         dw_active->name##_f32(src, src_plane, src_image, height, width, pt, pl, dy, dy_plane, dy_image, OH, OW, \
                               acc, acc_tap, bias_acc, np, n_images);                                          \
     }
-DW_CHECKED_FLAT_DOT_ROWS(flat_dot_s2, 9)
-DW_CHECKED_FLAT_DOT_ROWS(flat_dot_narrow, 9)
-DW_CHECKED_FLAT_DOT_ROWS(flat_dot_rolling, 9)
-DW_CHECKED_FLAT_DOT_ROWS(flat_dot_5, 25)
+DW_CHECKED_FLAT_DOT_ROWS(flat_dot_s2)
+DW_CHECKED_FLAT_DOT_ROWS(flat_dot_narrow)
+DW_CHECKED_FLAT_DOT_ROWS(flat_dot_rolling)
 #undef DW_CHECKED_FLAT_DOT_ROWS
+
+static void dw_checked_flat_dot_shifted_f32(const float *src, ptrdiff_t src_plane, ptrdiff_t src_image,
+                                            ptrdiff_t height, ptrdiff_t width, ptrdiff_t pt, ptrdiff_t pl,
+                                            const float *dy, ptrdiff_t dy_plane, ptrdiff_t dy_image, ptrdiff_t OH,
+                                            ptrdiff_t OW, float *acc, ptrdiff_t acc_tap, float *bias_acc,
+                                            ptrdiff_t np, ptrdiff_t n_images, ptrdiff_t k)
+{
+    DW_CHECK("flat_dot_shifted: src", src, float, 0, n_images, np, height * width, src_image, src_plane, 1);
+    DW_CHECK("flat_dot_shifted: dy", dy, float, 0, n_images, np, OH * OW, dy_image, dy_plane, 1);
+    DW_CHECK("flat_dot_shifted: acc", acc, float, 1, k * k, np, acc_tap, 1);
+    if (bias_acc) DW_CHECK("flat_dot_shifted: bias_acc", bias_acc, float, 1, np, 1);
+    dw_active->flat_dot_shifted_f32(src, src_plane, src_image, height, width, pt, pl, dy, dy_plane, dy_image, OH, OW,
+                                    acc, acc_tap, bias_acc, np, n_images, k);
+}
 
 /* The integer pixels' conversions (_microkernels_convert.h): elements of 1 or 2 bytes. */
 static size_t dw_elem_size(int type) { return type == DW_ELEM_U8 ? 1 : 2; }
@@ -468,7 +481,7 @@ static void dw_checked_spectral_rows_f32(const void *const *sources, const void 
 #undef dw_flat_dot_s2_float
 #undef dw_flat_dot_narrow_float
 #undef dw_flat_dot_rolling_float
-#undef dw_flat_dot_5_float
+#undef dw_flat_dot_shifted_float
 #undef dw_sep_columns_float
 #undef dw_sep_columns_double
 #undef dw_sep_columns_pair_float
@@ -497,7 +510,7 @@ static void dw_checked_spectral_rows_f32(const void *const *sources, const void 
 #define dw_flat_dot_s2_float dw_checked_flat_dot_s2_f32
 #define dw_flat_dot_narrow_float dw_checked_flat_dot_narrow_f32
 #define dw_flat_dot_rolling_float dw_checked_flat_dot_rolling_f32
-#define dw_flat_dot_5_float dw_checked_flat_dot_5_f32
+#define dw_flat_dot_shifted_float dw_checked_flat_dot_shifted_f32
 #define dw_flat_float dw_checked_flat_f32
 #define dw_flat_double dw_checked_flat_f64
 #define dw_flat_rows_float dw_checked_flat_rows_f32

@@ -72,7 +72,8 @@ cdef enum:
     # of its time) and wider planes have only the row-by-row reduction (2 vCPUs of an AVX-512 AMD
     # EPYC, batch 16, 5x5 against those paths: 28x28x240 (effnet) 1.1-1.35x faster, 14x14x480 1.6x,
     # 7x7x960 1.3-2x, 32x32x128 1.9x; 80x80x64 3.6x, 112x112x32 2.5-3x, 224x224x32 at batch 4 2.5x;
-    # 48- to 60-pixel planes 0.9-1.1x. 7x7 kernels 0.55-0.9x: they keep the packed path.)
+    # 48- to 60-pixel planes 0.9-1.1x. 7x7 kernels 0.55-0.9x: they keep the packed path. At AVX-512,
+    # 5x5 and 7x7 run along the rows instead: dot_shifted_fits.)
     # At AVX2 (8 lanes, masked loads that cost more), kernels past 3x3 read flat planes in place for
     # their filter gradient only on rows this wide or wider (2 vCPUs of an AVX2 AMD EPYC, one thread,
     # 5x5 in place against the other paths: 14x14x480 0.85x, 28x28x240 0.8x, 56x56x64 0.7x, 7x7x960
@@ -423,10 +424,13 @@ cdef inline bint flat_dot_fits(const Dims *d) noexcept nogil:
             and (d.kh * d.kw <= FLAT_MAX_TAPS or dw_vector_bytes() != 32 or d.OW >= FLAT_DOT_AVX2_WIDTH))
 
 
-cdef inline bint dot_5_fits(const Dims *d) noexcept nogil:
+cdef inline bint dot_shifted_fits(const Dims *d) noexcept nogil:
     """Whether the float32 filter gradient of NCHW geometry d runs its planes along the rows, 5x5
-    kernels of dilation 1 read in place (AVX-512's flat_dot_5; flat_dot_fits)."""
-    return dw_has_dot_5() and flat_dot_fits(d) and d.kh == 5 and d.kw == 5 and d.dil_h == 1 and d.dil_w == 1
+    kernels and 7x7 on rows more than half a vector wide, of dilation 1, read in place (AVX-512's
+    flat_dot_shifted; flat_fits). (7x7 on 7x7x768 at batch 16, a strip's lanes half idle: 0.96x
+    the packed path.)"""
+    return (dw_has_dot_shifted() and flat_fits(d, 49) and d.kh == d.kw and d.dil_h == 1 and d.dil_w == 1
+            and (d.kh == 5 or d.kh == 7 and 2 * d.OW * sizeof(float) > <size_t> dw_vector_bytes()))
 
 
 cdef inline bint rows_fit(const Dims *d, size_t elsize) noexcept nogil:
@@ -1233,11 +1237,11 @@ def reads_narrow_planes(g):
     return narrow_fits(&d, sizeof(float))
 
 
-def reads_5x5_rows(g):
-    """Whether the float32 filter gradient of geometry g reads its 5x5 planes along the rows
-    (dot_5_fits): for the tests, which check that their cases do."""
+def reads_shifted_rows(g):
+    """Whether the float32 filter gradient of geometry g reads its 5x5 or 7x7 planes along the rows
+    (dot_shifted_fits): for the tests, which check that their cases do."""
     cdef Dims d = dims_of(g)
-    return dot_5_fits(&d)
+    return dot_shifted_fits(&d)
 
 
 def reads_strided_planes(g):
@@ -1415,12 +1419,13 @@ cdef bint phase_input_grad(const floating[::1] dy, const floating[::1] w, floati
 
 cdef bint flat_filter_grad(const floating[::1] x, const floating[::1] dy, floating[::1] dfilters, floating[::1] dbias,
                            const Dims *d, int n_threads) except -1:
-    """filter_grad where its planes are read in place (flat_dot_fits: to 5x5 kernels, M 1), or its
-    gradients do at stride 2 (strided_fits, zeros padding), or its rows fit a vector each
-    (narrow_fits), or it runs a plane at a time (rolling_fits); True when done. Each item sums the
-    planes of a block of channels over every image, from the forward's lane masks (flat_dot) or
-    along the rows (flat_dot_s2, flat_dot_narrow, flat_dot_rolling); every sum runs in an order
-    fixed by the geometry, so the result does not depend on the number of threads."""
+    """filter_grad where its planes are read in place (flat_dot_fits: to 5x5 kernels, M 1;
+    dot_shifted_fits: 5x5 and 7x7 at AVX-512), or its gradients do at stride 2 (strided_fits, zeros
+    padding), or its rows fit a vector each (narrow_fits), or it runs a plane at a time
+    (rolling_fits); True when done. Each item sums the planes of a block of channels over every
+    image, from the forward's lane masks (flat_dot) or along the rows (flat_dot_s2, flat_dot_narrow,
+    flat_dot_rolling, flat_dot_shifted); every sum runs in an order fixed by the geometry, so the
+    result does not depend on the number of threads."""
     cdef FlatMasks f
     cdef Py_ssize_t n_blocks, block, item, c0
     cdef floating *dbias_data = NULL if dbias is None else &dbias[0]
@@ -1431,17 +1436,17 @@ cdef bint flat_filter_grad(const floating[::1] x, const floating[::1] dy, floati
     # on 14x14x576 at batch 16; AVX2's 5-7 pixel rows roll, 1.4x faster on 7x7x960)
     cdef bint rolling = (floating is float and dw_has_rolling_dot() and rolling_geometry(d, sizeof(floating))
                          and flat_dot_fits(d) and not (narrow and dw_vector_bytes() == 64))
-    cdef bint rows_5 = floating is float and dot_5_fits(d)
+    cdef bint shifted = floating is float and dot_shifted_fits(d)
     narrow = narrow and not rolling
     if (d.M != 1 or d.N == 0 or d.C == 0 or d.OH == 0
-            or not (flat_dot_fits(d) or strided or narrow or rolling)):
+            or not (flat_dot_fits(d) or strided or narrow or rolling or shifted)):
         return False
     n_threads = threads_for(d, n_threads)
     block = ceil_div(d.C, min(d.C, ITEMS_PER_THREAD * n_threads))
     n_blocks = ceil_div(d.C, block)
     f.off, f.bits = NULL, NULL
     try:
-        if not (strided or narrow or rolling or rows_5) and not flat_masks_init(&f, d):
+        if not (strided or narrow or rolling or shifted) and not flat_masks_init(&f, d):
             raise MemoryError()
         with nogil:
             watch(True, &x[0], x.shape[0], &dy[0], dy.shape[0], NULL, 0, &dfilters[0], dfilters.shape[0])
@@ -1460,11 +1465,11 @@ cdef bint flat_filter_grad(const floating[::1] x, const floating[::1] dy, floati
                                               d.W, d.pt, d.pl, <const float *> &dy[0] + c0 * d.OH * d.OW, d.OH * d.OW,
                                               d.C * d.OH * d.OW, d.OH, d.OW, <float *> &dfilters[0] + c0, d.C,
                                               <float *> dbias_block, min(block, d.C - c0), d.N)
-                elif rows_5:
-                    dw_flat_dot_5_float(<const float *> &x[0] + c0 * d.H * d.W, d.H * d.W, d.C * d.H * d.W, d.H, d.W,
-                                        d.pt, d.pl, <const float *> &dy[0] + c0 * d.OH * d.OW, d.OH * d.OW,
-                                        d.C * d.OH * d.OW, d.OH, d.OW, <float *> &dfilters[0] + c0, d.C,
-                                        <float *> dbias_block, min(block, d.C - c0), d.N)
+                elif shifted:
+                    dw_flat_dot_shifted_float(<const float *> &x[0] + c0 * d.H * d.W, d.H * d.W, d.C * d.H * d.W, d.H,
+                                              d.W, d.pt, d.pl, <const float *> &dy[0] + c0 * d.OH * d.OW, d.OH * d.OW,
+                                              d.C * d.OH * d.OW, d.OH, d.OW, <float *> &dfilters[0] + c0, d.C,
+                                              <float *> dbias_block, min(block, d.C - c0), d.N, d.kh)
                 elif narrow:
                     dw_flat_dot_narrow_float(<const float *> &x[0] + c0 * d.H * d.W, d.H * d.W, d.C * d.H * d.W, d.H,
                                              d.W, d.pt, d.pl, <const float *> &dy[0] + c0 * d.OH * d.OW, d.OH * d.OW,

@@ -116,7 +116,7 @@ cdef extern from "_microkernels.h" nogil:
     bint dw_row_lines(Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sw, Py_ssize_t dil_w, Py_ssize_t nc, Py_ssize_t npix)
     bint dw_has_rolling()
     bint dw_has_rolling_dot()
-    bint dw_has_dot_5()
+    bint dw_has_dot_shifted()
     bint dw_narrow_rows_within(Py_ssize_t width, Py_ssize_t pl, Py_ssize_t OW, Py_ssize_t lanes)
     bint dw_narrow_s2_pairs(Py_ssize_t width, Py_ssize_t pl, Py_ssize_t OW)
     bint dw_rolling_fits(Py_ssize_t height, Py_ssize_t width, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t OH,
@@ -161,10 +161,10 @@ cdef extern from "_microkernels.h" nogil:
                                    Py_ssize_t width, Py_ssize_t pt, Py_ssize_t pl, const float *dy, Py_ssize_t dy_plane,
                                    Py_ssize_t dy_image, Py_ssize_t OH, Py_ssize_t OW, float *acc, Py_ssize_t acc_tap,
                                    float *bias_acc, Py_ssize_t np, Py_ssize_t n_images)
-    void dw_flat_dot_5_float(const float *src, Py_ssize_t src_plane, Py_ssize_t src_image, Py_ssize_t height,
-                             Py_ssize_t width, Py_ssize_t pt, Py_ssize_t pl, const float *dy, Py_ssize_t dy_plane,
-                             Py_ssize_t dy_image, Py_ssize_t OH, Py_ssize_t OW, float *acc, Py_ssize_t acc_tap,
-                             float *bias_acc, Py_ssize_t np, Py_ssize_t n_images)
+    void dw_flat_dot_shifted_float(const float *src, Py_ssize_t src_plane, Py_ssize_t src_image, Py_ssize_t height,
+                                   Py_ssize_t width, Py_ssize_t pt, Py_ssize_t pl, const float *dy, Py_ssize_t dy_plane,
+                                   Py_ssize_t dy_image, Py_ssize_t OH, Py_ssize_t OW, float *acc, Py_ssize_t acc_tap,
+                                   float *bias_acc, Py_ssize_t np, Py_ssize_t n_images, Py_ssize_t k)
     void dw_row_float(const float *const *rows, Py_ssize_t off, Py_ssize_t src_pix, Py_ssize_t kh, Py_ssize_t kw,
                       Py_ssize_t sw, Py_ssize_t dil_w, const float *w, Py_ssize_t w_tap, const float *bias, float *dst,
                       Py_ssize_t dst_pix, Py_ssize_t npix, Py_ssize_t nc, bint streaming)

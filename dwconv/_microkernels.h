@@ -314,6 +314,10 @@ typedef void (*dw_flat_input_grad_s2_f32_fn)(const float *, ptrdiff_t, ptrdiff_t
 typedef void (*dw_flat_dot_rows_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                                         const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, float *, ptrdiff_t,
                                         float *, ptrdiff_t, ptrdiff_t);
+/* (flat_dot_shifted: 5x5 and 7x7 kernels' along the rows; the same, and the kernel's size) */
+typedef void (*dw_flat_dot_shifted_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                                           ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, float *,
+                                           ptrdiff_t, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
 
 typedef void (*dw_copy_f32_fn)(float *, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
 typedef void (*dw_copy_f64_fn)(double *, ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
@@ -380,7 +384,7 @@ typedef struct {
     dw_flat_dot_rows_f32_fn flat_dot_s2_f32; /* (float only) */
     dw_flat_dot_rows_f32_fn flat_dot_narrow_f32; /* (float only) */
     dw_flat_dot_rows_f32_fn flat_dot_rolling_f32; /* (float only) */
-    dw_flat_dot_rows_f32_fn flat_dot_5_f32; /* (float only; NULL but at AVX-512) */
+    dw_flat_dot_shifted_f32_fn flat_dot_shifted_f32; /* (float only; NULL but at AVX-512) */
     dw_copy_f32_fn copy_f32;
     dw_copy_f64_fn copy_f64;
     dw_clamp_f32_fn clamp_f32;
@@ -413,17 +417,17 @@ typedef struct {
      sep_columns_##isa##_f32, sep_columns_##isa##_f64, sep_columns_pair_##isa##_f32, sep_columns_pair_##isa##_f64, \
      sep_rows_##isa##_f32, sep_rows_##isa##_f64, spectral_filter_##isa##_f32, spectral_source_##isa##_f32,      \
      spectral_rows_##isa##_f32, spectral_correlate_##isa##_f32, spectral_filter_grad_##isa##_f32}
-#define DW_FLAT_OF(isa, dot_5) \
+#define DW_FLAT_OF(isa, dot_shifted) \
     flat_##isa##_f32, flat_##isa##_f64, flat_rows_##isa##_f32, flat_group_masks_##isa##_f32, flat_groups_##isa##_f32, \
         flat_dot_##isa##_f32, flat_dot_##isa##_f64, flat_input_grad_s2_##isa##_f32, flat_dot_s2_##isa##_f32, \
-        flat_dot_narrow_##isa##_f32, flat_dot_rolling_##isa##_f32, dot_5
+        flat_dot_narrow_##isa##_f32, flat_dot_rolling_##isa##_f32, dot_shifted
 #define DW_FLAT_NONE NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 
 static const dw_isa dw_isas[] = {
     DW_ISA_ENTRY_NAMED(DW_BASELINE_NAME, baseline, DW_FLAT_NONE),
 #ifdef DW_X86
     DW_ISA_ENTRY(avx2, DW_FLAT_OF(avx2, NULL)),
-    DW_ISA_ENTRY(avx512, DW_FLAT_OF(avx512, flat_dot_5_avx512_f32)),
+    DW_ISA_ENTRY(avx512, DW_FLAT_OF(avx512, flat_dot_shifted_avx512_f32)),
 #endif
 };
 static const int dw_isa_count = (int)(sizeof dw_isas / sizeof dw_isas[0]);
@@ -462,14 +466,14 @@ static void dw_set_isa(int i) { dw_active = &dw_isas[i]; }
 #define dw_flat_dot_s2_float(...) dw_active->flat_dot_s2_f32(__VA_ARGS__)
 #define dw_flat_dot_narrow_float(...) dw_active->flat_dot_narrow_f32(__VA_ARGS__)
 #define dw_flat_dot_rolling_float(...) dw_active->flat_dot_rolling_f32(__VA_ARGS__)
-#define dw_flat_dot_5_float(...) dw_active->flat_dot_5_f32(__VA_ARGS__)
+#define dw_flat_dot_shifted_float(...) dw_active->flat_dot_shifted_f32(__VA_ARGS__)
 /* Whether the active level has the flat-plane micro-kernels. */
 static int dw_has_flat(void) { return dw_active->flat_f32 != NULL; }
 /* Whether the active level's filter gradient runs flat planes a plane at a time from top to bottom
  * (flat_dot_rolling). */
 static int dw_has_rolling_dot(void) { return dw_active->flat_dot_rolling_f32 != NULL; }
-/* Whether it runs 5x5 kernels' along the rows (flat_dot_5: AVX-512's). */
-static int dw_has_dot_5(void) { return dw_active->flat_dot_5_f32 != NULL; }
+/* Whether it runs 5x5 and 7x7 kernels' along the rows (flat_dot_shifted: AVX-512's). */
+static int dw_has_dot_shifted(void) { return dw_active->flat_dot_shifted_f32 != NULL; }
 #ifdef DW_X86
 /* Whether its forward does too (flat_rolling: AVX2's; AVX-512 runs them in row tiles). */
 static int dw_has_rolling(void) { return dw_active->flat_rows_f32 == flat_rows_avx2_f32; }

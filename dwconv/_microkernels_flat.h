@@ -995,80 +995,87 @@ static void DW_FN(flat_dot_rolling)(const DW_T *src, ptrdiff_t src_plane, ptrdif
 #endif
 
 #if DW_ROW_SHIFTS
-/* The filter and bias gradients of 5x5 kernels at stride 1 and dilation 1 on flat planes (the
- * table's flat_dot_rows signature, at AVX-512): each plane of each image in strips of a vector's
- * output columns (the last at OW - DW_VLEN, its output-gradient lanes the one before covered
- * cleared), each strip from top to bottom in passes of up to DW_DOT_5_PASS tap rows. A pass loads
- * each source row once, as two vectors whose lanes outside the plane are zeros, shifts its five tap
- * columns out of them in registers (elements_from) and multiplies each by the output-gradient rows
- * it serves (row i + pt - a for tap row a), kept in registers as the pass goes down the rows; its
- * taps' sums (a pass's 15 beside 3 output-gradient rows and the source: 25 would not leave room)
+/* The filter and bias gradients of k x k kernels (k 5 or 7, known at compile time) at stride 1 and
+ * dilation 1 on flat planes (AVX-512's flat_dot_shifted): each plane of each image in strips of a
+ * vector's output columns (the last at OW - DW_VLEN, its output-gradient lanes the one before
+ * covered cleared), each strip from top to bottom in passes of 2 or 3 tap rows. A pass loads each
+ * source row once, as two vectors whose lanes outside the plane are zeros, shifts its k tap columns
+ * out of them in registers (elements_from) and multiplies each by the output-gradient rows it
+ * serves (row i + pt - a for tap row a), kept in registers as the pass goes down the rows; its
+ * taps' sums (3 rows of 7 beside 3 output-gradient rows and the source: all 25 or 49 would not fit)
  * stay in registers down the strip. Where flat_dot loads each tap's source vector under a mask for
- * each output-gradient vector, 25 loads, this loads 4 vectors and shifts 8 per source row and strip
- * (2 vCPUs of an AVX-512 AMD EPYC, Zen 5, two threads, against flat_dot: 28x28x240 2.1x faster at
- * batch 1 and 2.4x at batch 16, 14x14x480 2.5x, 56x56x64 2.4x, 7x7x960 1.4x, 4x112x112x32 2.8x).
- * The sums run in an order fixed by the geometry (planes, images, strips, passes, rows). */
-#define DW_DOT_5_PASS 3
+ * each output-gradient vector, 25 loads for 5x5, this loads 4 vectors and shifts 8 per source row
+ * and strip (2 vCPUs of an AVX-512 AMD EPYC, Zen 5, two threads, 5x5 against flat_dot: 28x28x240
+ * 2.1x faster at batch 1 and 2.4x at batch 16, 14x14x480 2.5x, 56x56x64 2.4x, 7x7x960 1.4x,
+ * 4x112x112x32 2.8x; 7x7 against the packed path: 56x56x96 1.45x at batch 1 and 1.55x at batch
+ * 16, 14x14x384 1.9x). The sums run in an order fixed by the geometry (planes, images, strips,
+ * passes, rows). */
+#define DW_DOT_SHIFTED_ROWS 3 /* tap rows a pass, at most */
+#define DW_DOT_SHIFTED_MAX_K 7
 /* Planes of up to this many bytes ask, as they start, for the same plane of the next image (which
  * the block's planes reach an image later, in pages the prefetchers do not follow). */
-#define DW_DOT_5_FETCH 16384
+#define DW_DOT_SHIFTED_FETCH 16384
+_Static_assert(DW_DOT_SHIFTED_ROWS * DW_DOT_SHIFTED_MAX_K + DW_DOT_SHIFTED_ROWS + 3 <= 32
+               && DW_DOT_SHIFTED_MAX_K - 1 <= DW_VLEN,
+               "a pass's sums, output-gradient rows and source vectors in registers; tap columns in two vectors");
 
 /* Output-gradient row y of a strip (its lanes `lanes`), zeros outside the plane's OH rows. */
-DW_INLINE DW_VEC DW_FN(dot_5_dy)(const DW_T *d, ptrdiff_t y, ptrdiff_t OH, ptrdiff_t OW, unsigned lanes)
+DW_INLINE DW_VEC DW_FN(shifted_dy)(const DW_T *d, ptrdiff_t y, ptrdiff_t OH, ptrdiff_t OW, unsigned lanes)
 {
     return y >= 0 && y < OH ? DW_FN(load_masked)(d + y * OW, lanes) : DW_FN(broadcast)(0);
 }
 
-/* Tap rows a0 .. a0 + na - 1 of a strip into `sum` (a plane's 25 taps' vectors): s, the plane's
+/* Tap rows a0 .. a0 + na - 1 of a strip into `sum` (a plane's k*k taps' vectors): s, the plane's
  * column of the strip's first tap; d, the output gradient's of its first pixel; lanes0 and lanes1,
- * the lanes of the two source vectors inside the plane (the second's first 4 alone). */
-DW_INLINE void DW_FN(dot_5_pass)(const DW_T *s, const DW_T *d, ptrdiff_t width, ptrdiff_t height, ptrdiff_t pt,
-                                 ptrdiff_t OH, ptrdiff_t OW, unsigned dy_lanes, unsigned lanes0, unsigned lanes1,
-                                 DW_VEC *sum, const int a0, const int na)
+ * the lanes of the two source vectors inside the plane (the second's first k - 1 alone). */
+DW_INLINE void DW_FN(shifted_dot_pass)(const DW_T *s, const DW_T *d, ptrdiff_t width, ptrdiff_t height, ptrdiff_t pt,
+                                       ptrdiff_t OH, ptrdiff_t OW, unsigned dy_lanes, unsigned lanes0,
+                                       unsigned lanes1, DW_VEC *sum, const int k, const int a0, const int na)
 {
-    DW_VEC tap[DW_DOT_5_PASS][5], dy_rows[DW_DOT_5_PASS]; /* (dy_rows[j]: row i + pt - a0 - j) */
+    DW_VEC tap[DW_DOT_SHIFTED_ROWS][DW_DOT_SHIFTED_MAX_K], dy_rows[DW_DOT_SHIFTED_ROWS]; /* (j: row i + pt - a0 - j) */
     DW_FLAT_UNROLL
     for (int j = 0; j < na; j++) {
         DW_FLAT_UNROLL
-        for (int b = 0; b < 5; b++) tap[j][b] = sum[(a0 + j) * 5 + b];
-        dy_rows[j] = DW_FN(dot_5_dy)(d, pt - a0 - j, OH, OW, dy_lanes);
+        for (int b = 0; b < k; b++) tap[j][b] = sum[(a0 + j) * k + b];
+        dy_rows[j] = DW_FN(shifted_dy)(d, pt - a0 - j, OH, OW, dy_lanes);
     }
     for (ptrdiff_t i = 0; i < height; i++) {
         const DW_T *row = s + i * width;
         const DW_VEC lo = DW_FN(load_masked)(row, lanes0), hi = DW_FN(load_masked)(row + DW_VLEN, lanes1);
         DW_FLAT_UNROLL
-        for (int b = 0; b < 5; b++) {
+        for (int b = 0; b < k; b++) {
             const DW_VEC x = DW_FN(elements_from)(lo, hi, b);
             DW_FLAT_UNROLL
             for (int j = 0; j < na; j++) tap[j][b] += dy_rows[j] * x;
         }
         DW_FLAT_UNROLL
         for (int j = na - 1; j > 0; j--) dy_rows[j] = dy_rows[j - 1];
-        dy_rows[0] = DW_FN(dot_5_dy)(d, i + 1 + pt - a0, OH, OW, dy_lanes);
+        dy_rows[0] = DW_FN(shifted_dy)(d, i + 1 + pt - a0, OH, OW, dy_lanes);
     }
     DW_FLAT_UNROLL
     for (int j = 0; j < na; j++) {
         DW_FLAT_UNROLL
-        for (int b = 0; b < 5; b++) sum[(a0 + j) * 5 + b] = tap[j][b];
+        for (int b = 0; b < k; b++) sum[(a0 + j) * k + b] = tap[j][b];
     }
 }
 
-static void DW_FN(flat_dot_5)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_image, ptrdiff_t height,
-                              ptrdiff_t width, ptrdiff_t pt, ptrdiff_t pl, const DW_T *dy, ptrdiff_t dy_plane,
-                              ptrdiff_t dy_image, ptrdiff_t OH, ptrdiff_t OW, DW_T *acc, ptrdiff_t acc_tap,
-                              DW_T *bias_acc, ptrdiff_t np, ptrdiff_t n_images)
+/* flat_dot_shifted for one kernel size k (known at compile time). */
+DW_INLINE void DW_FN(flat_dot_shifted_k)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_image, ptrdiff_t height,
+                                         ptrdiff_t width, ptrdiff_t pt, ptrdiff_t pl, const DW_T *dy,
+                                         ptrdiff_t dy_plane, ptrdiff_t dy_image, ptrdiff_t OH, ptrdiff_t OW, DW_T *acc,
+                                         ptrdiff_t acc_tap, DW_T *bias_acc, ptrdiff_t np, ptrdiff_t n_images,
+                                         const int k)
 {
-    _Static_assert(DW_DOT_5_PASS * 5 + DW_DOT_5_PASS + 3 <= 32 && 5 - DW_DOT_5_PASS <= DW_DOT_5_PASS,
-                   "a pass's sums, output-gradient rows and source vectors in registers; two passes");
-    DW_VEC sums[DW_FLAT_DOT_PLANES][26]; /* (a plane's taps, then its bias) */
+    const int n_passes = (k + DW_DOT_SHIFTED_ROWS - 1) / DW_DOT_SHIFTED_ROWS, taps = k * k;
+    DW_VEC sums[DW_FLAT_DOT_PLANES][DW_DOT_SHIFTED_MAX_K * DW_DOT_SHIFTED_MAX_K + 1]; /* (taps, then bias) */
     for (ptrdiff_t p0 = 0; p0 < np; p0 += DW_FLAT_DOT_PLANES) {
         const ptrdiff_t planes = np - p0 < DW_FLAT_DOT_PLANES ? np - p0 : DW_FLAT_DOT_PLANES;
         for (ptrdiff_t p = 0; p < planes; p++)
-            for (int t = 0; t < 26; t++) sums[p][t] = DW_FN(broadcast)(0);
+            for (int t = 0; t <= taps; t++) sums[p][t] = DW_FN(broadcast)(0);
         for (ptrdiff_t n = 0; n < n_images; n++)
             for (ptrdiff_t p = 0; p < planes; p++) {
                 const DW_T *s = src + n * src_image + (p0 + p) * src_plane, *d = dy + n * dy_image + (p0 + p) * dy_plane;
-                if (n + 1 < n_images && height * width * (ptrdiff_t)sizeof(DW_T) <= DW_DOT_5_FETCH) {
+                if (n + 1 < n_images && height * width * (ptrdiff_t)sizeof(DW_T) <= DW_DOT_SHIFTED_FETCH) {
                     dw_prefetch(s + src_image, height * width * (ptrdiff_t)sizeof(DW_T));
                     dw_prefetch(d + dy_image, OH * OW * (ptrdiff_t)sizeof(DW_T));
                 }
@@ -1076,21 +1083,36 @@ static void DW_FN(flat_dot_5)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t sr
                     const ptrdiff_t x0 = x + DW_VLEN <= OW || OW < DW_VLEN ? x : OW - DW_VLEN, col = x0 - pl;
                     const unsigned dy_lanes = OW < DW_VLEN ? (1u << OW) - 1 : (DW_ALL_LANES << (x - x0)) & DW_ALL_LANES;
                     const unsigned lanes0 = DW_FN(lane_range)(-col, width - col);
-                    const unsigned lanes1 = DW_FN(lane_range)(-col - DW_VLEN, width - col - DW_VLEN) & 15u;
-                    DW_FN(dot_5_pass)(s + col, d + x0, width, height, pt, OH, OW, dy_lanes, lanes0, lanes1, sums[p],
-                                      0, DW_DOT_5_PASS);
-                    DW_FN(dot_5_pass)(s + col, d + x0, width, height, pt, OH, OW, dy_lanes, lanes0, lanes1, sums[p],
-                                      DW_DOT_5_PASS, 5 - DW_DOT_5_PASS);
-                    DW_VEC bias = sums[p][25];
+                    const unsigned lanes1 = DW_FN(lane_range)(-col - DW_VLEN, width - col - DW_VLEN) & ((1u << (k - 1)) - 1);
+                    /* (passes of tap rows as even as they go: 5 rows in 2 and 3, 7 in 2, 2 and 3) */
+                    DW_FLAT_UNROLL
+                    for (int q = 0; q < n_passes; q++)
+                        DW_FN(shifted_dot_pass)(s + col, d + x0, width, height, pt, OH, OW, dy_lanes, lanes0, lanes1,
+                                                sums[p], k, q * k / n_passes, (q + 1) * k / n_passes - q * k / n_passes);
+                    DW_VEC bias = sums[p][taps];
                     for (ptrdiff_t y = 0; y < OH; y++) bias += DW_FN(load_masked)(d + y * OW + x0, dy_lanes);
-                    sums[p][25] = bias;
+                    sums[p][taps] = bias;
                 }
             }
         for (ptrdiff_t p = 0; p < planes; p++) {
-            for (int t = 0; t < 25; t++) acc[t * acc_tap + p0 + p] = DW_FN(horizontal_sum)(sums[p][t]);
-            if (bias_acc) bias_acc[p0 + p] = DW_FN(horizontal_sum)(sums[p][25]);
+            for (int t = 0; t < taps; t++) acc[t * acc_tap + p0 + p] = DW_FN(horizontal_sum)(sums[p][t]);
+            if (bias_acc) bias_acc[p0 + p] = DW_FN(horizontal_sum)(sums[p][taps]);
         }
     }
+}
+
+static void DW_FN(flat_dot_shifted)(const DW_T *src, ptrdiff_t src_plane, ptrdiff_t src_image, ptrdiff_t height,
+                                    ptrdiff_t width, ptrdiff_t pt, ptrdiff_t pl, const DW_T *dy, ptrdiff_t dy_plane,
+                                    ptrdiff_t dy_image, ptrdiff_t OH, ptrdiff_t OW, DW_T *acc, ptrdiff_t acc_tap,
+                                    DW_T *bias_acc, ptrdiff_t np, ptrdiff_t n_images, ptrdiff_t k)
+{
+    _Static_assert(DW_DOT_SHIFTED_MAX_K == 7, "the cases below list every kernel size");
+    if (k == 5)
+        DW_FN(flat_dot_shifted_k)(src, src_plane, src_image, height, width, pt, pl, dy, dy_plane, dy_image, OH, OW, acc,
+                                  acc_tap, bias_acc, np, n_images, 5);
+    else
+        DW_FN(flat_dot_shifted_k)(src, src_plane, src_image, height, width, pt, pl, dy, dy_plane, dy_image, OH, OW, acc,
+                                  acc_tap, bias_acc, np, n_images, 7);
 }
 #endif
 

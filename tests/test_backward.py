@@ -331,25 +331,29 @@ def test_flat_plane_gradients(isa_level, H, W, C):
                 assert np.array_equal(got, want)
 
 
-# NCHW 5x5 kernels at stride 1 (dilation 1, planes read in place): at AVX-512 the filter gradient
-# runs each plane in strips of a vector's columns down the rows, its tap columns shifted out of two
-# source vectors (flat_dot_5): rows narrower than a vector (14), of one (16), a lane past (17: a
-# second strip overlapping the first, its lanes summed once), of two overlapping strips (28) and of
-# three (33); padding of 4 on either side or split unevenly (rows and columns whose taps lie partly
-# past the plane) and VALID; heights of 5 to 12; 17 channels (a block of 16 planes and one), three
-# images, each plane's next image fetched ahead; the same bits for any number of threads.
-ROWS_5_PLANES = [(6, 14, 17), (5, 16, 17), (7, 17, 17), (12, 28, 17), (9, 33, 17), (8, 45, 17)]  # (H, W, C)
-ROWS_5_PADDINGS = ["SAME", "VALID", ((4, 0), (0, 4)), ((0, 4), (4, 0)), ((1, 3), (3, 1))]
+# NCHW 5x5 and 7x7 kernels at stride 1 (dilation 1, planes read in place): at AVX-512 the filter
+# gradient runs each plane in strips of a vector's columns down the rows, its tap columns shifted out
+# of two source vectors, its tap rows in passes of 2 and 3 (flat_dot_shifted): rows narrower than a
+# vector (14; 7x7 on rows of 8 at most keep the packed path), of one (16), a lane past (17: a second
+# strip overlapping the first, its lanes summed once), of two overlapping strips (28) and of three
+# (33, 45); padding of k - 1 on either side or split unevenly (rows and columns whose taps lie
+# partly past the plane) and VALID; heights of 5 to 12; 17 channels (a block of 16 planes and one),
+# three images, each plane's next image fetched ahead; the same bits for any number of threads.
+SHIFTED_ROWS_PLANES = [(6, 14, 17), (5, 16, 17), (7, 17, 17), (12, 28, 17), (9, 33, 17), (8, 45, 17),
+                       (7, 8, 17)]  # (H, W, C)
 
 
-@pytest.mark.parametrize("H, W, C", ROWS_5_PLANES)
-def test_5x5_plane_gradients_along_rows(isa_level, H, W, C):
+@pytest.mark.parametrize("H, W, C", SHIFTED_ROWS_PLANES)
+@pytest.mark.parametrize("k", [5, 7])
+def test_plane_gradients_along_rows(isa_level, k, H, W, C):
     from dwconv import _args, _kernels
-    rng = np.random.default_rng(H * W + C)
-    for padding in ROWS_5_PADDINGS:
-        g = _args.geometry((3, C, H, W), (5, 5, C, 1), 1, padding, "NCHW", 1)
-        assert _kernels.reads_5x5_rows(g) == (isa_level == "avx512" and g.OW == W), padding
-        x, w, dy = random_case(rng, "NCHW", 3, H, W, C, 1, 5, 5, 1, padding, (1, 1), np.float32)
+    rng = np.random.default_rng(H * W + C + k)
+    for padding in ["SAME", "VALID", ((k - 1, 0), (0, k - 1)), ((0, k - 1), (k - 1, 0)), ((1, k - 2), (k - 2, 1))]:
+        if padding == "VALID" and H < k:
+            continue
+        g = _args.geometry((3, C, H, W), (k, k, C, 1), 1, padding, "NCHW", 1)
+        assert _kernels.reads_shifted_rows(g) == (isa_level == "avx512" and g.OW == W and (k == 5 or W > 8)), padding
+        x, w, dy = random_case(rng, "NCHW", 3, H, W, C, 1, k, k, 1, padding, (1, 1), np.float32)
         check_gradients(x, w, dy, 1, padding, "NCHW", (1, 1))
         one = dwconv.depthwise_conv2d_grad(x, w, dy, 1, padding, data_format="NCHW", num_threads=1)
         for n_threads in (2, 3):

@@ -31,7 +31,7 @@ MAX_SPILL_RATIO = 0.08
 # rows, spilling its sums (10% of its multiply-adds, 1.07x slower), and their filter gradient's strips
 DENSE_TILES = [f"row_channels_{k}_{s}_{isa}_f32" for isa in ("avx2", "avx512") for s in (1, 2)
                for k in (1, 2, 3, 4, 5, 7, "wide") if (k, s) != (7, 2)] + ["flat_rows_5_avx512_f32",
-                                                                          "flat_dot_5_avx512_f32"]
+                                                                          "flat_dot_shifted_avx512_f32"]
 
 
 @pytest.fixture(scope="module")
