@@ -282,10 +282,10 @@ DW_INLINE DW_VEC DW_FN(elements_from)(DW_VEC lo, DW_VEC hi, const int b)
  * k*v + b is tap column b's for output vector v (k x k kernels), output vectors vstep pixels
  * apart, or with DW_ROW_SHIFTS vector v the row's from element v*DW_VLEN (vstep DW_VLEN, nv + 1
  * vectors, the last read at its first k - 1 lanes); at stride 2, vectors 2v and 2v + 1 hold tap
- * columns 0 and 1 of output vector v as their even and odd elements, and tap columns 2, 3 and 4 are columns 0, 1 and 2 shifted by a lane, their
- * last lanes lanes 0, 1 and 2 of vector 2v + 2 (3x3 reads lane 0 alone at v = nv - 1); at stride 2
- * and AVX2 (DW_S2_IN_HALVES), vectors 4v..4v + 3 start at elements 0, DW_VLEN, 2 and DW_VLEN + 1
- * of output vector v's. */
+ * columns 0 and 1 of output vector v as their even and odd elements, and tap columns 2, 3 and 4
+ * are columns 0, 1 and 2 shifted by a lane, their last lanes lanes 0, 1 and 2 of vector 2v + 2
+ * (3x3 reads lane 0 alone at v = nv - 1); at stride 2 and AVX2 (DW_S2_IN_HALVES), vectors
+ * 4v..4v + 3 start at elements 0, DW_VLEN, 2 and DW_VLEN + 1 of output vector v's. */
 #define DW_FLAT_ROW_LOADS (DW_S2_IN_HALVES ? 4 * DW_FLAT_ROW_VECS : DW_FLAT_ROW_MAX_K * DW_FLAT_ROW_VECS)
 _Static_assert(DW_FLAT_ROW_LOADS >= DW_FLAT_ROW_MAX_K * DW_FLAT_ROW_VECS, "a row tile's loads fit loaded[]");
 /* The output rows of a row tile of a k x k kernel at stride sw, on rows narrower than a vector
@@ -1083,7 +1083,8 @@ DW_INLINE void DW_FN(flat_dot_shifted_k)(const DW_T *src, ptrdiff_t src_plane, p
                     const ptrdiff_t x0 = x + DW_VLEN <= OW || OW < DW_VLEN ? x : OW - DW_VLEN, col = x0 - pl;
                     const unsigned dy_lanes = OW < DW_VLEN ? (1u << OW) - 1 : (DW_ALL_LANES << (x - x0)) & DW_ALL_LANES;
                     const unsigned lanes0 = DW_FN(lane_range)(-col, width - col);
-                    const unsigned lanes1 = DW_FN(lane_range)(-col - DW_VLEN, width - col - DW_VLEN) & ((1u << (k - 1)) - 1);
+                    const unsigned lanes1 = DW_FN(lane_range)(-col - DW_VLEN, width - col - DW_VLEN)
+                                            & ((1u << (k - 1)) - 1);
                     /* (passes of tap rows as even as they go: 5 rows in 2 and 3, 7 in 2, 2 and 3) */
                     DW_FLAT_UNROLL
                     for (int q = 0; q < n_passes; q++)

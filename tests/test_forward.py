@@ -839,8 +839,9 @@ def test_streaming_threshold_counts_the_cpus_sharing_the_cache():
 # input's), multipliers, float64 (8 lanes), results streamed or not, and a wide plane of 32 channels.
 # float32 3x3 kernels on planes a vector wide or more run in tiles of 4 rows: rows of whole tiles, of tiles
 # and a vector, and of overlapping tiles (40, 17 and 24 pixels: 2.5, 1.06 and 1.5 float vectors at
-# AVX-512, where 17 and 24 are one tile whose second vector stores its first 1 and 8 lanes), heights that are not a multiple of 4, padding of 2 on one side, and output rows more or
-# fewer than the input's; planes more than half a vector wide in narrow tiles, each vector a row and
+# AVX-512, where 17 and 24 are one tile whose second vector stores its first 1 and 8 lanes),
+# heights that are not a multiple of 4, padding of 2 on one side, and output rows more or fewer
+# than the input's; planes more than half a vector wide in narrow tiles, each vector a row and
 # the next's start (13, 14 and 9 pixels; the last band's rows past the plane computed, not stored).
 FLAT_PLANES = [(1, 1, 16), (2, 3, 17), (7, 7, 18), (5, 13, 19), (16, 16, 16), (4, 9, 3), (3, 140, 32),
                (6, 40, 16), (9, 17, 16), (10, 64, 16), (5, 24, 16), (14, 14, 16), (9, 9, 16)]  # (H, W, C)
