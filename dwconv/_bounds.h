@@ -306,19 +306,24 @@ static void dw_checked_flat_input_grad_s2_f32(const float *dy, ptrdiff_t dy_plan
     dw_active->flat_input_grad_s2_f32(dy, dy_plane, OH, OW, pt, pl, w, w_plane, w_tap, dx, dx_plane, height, width, np);
 }
 
+/* The checks of a filter gradient along the rows (the arguments of dw_flat_dot_rows_f32_fn) named
+ * `name`, of kernels of `taps` taps. */
+#define DW_CHECK_FLAT_DOT_ROWS(name, taps)                                                               \
+    DW_CHECK(name ": src", src, float, 0, n_images, np, height * width, src_image, src_plane, 1);        \
+    DW_CHECK(name ": dy", dy, float, 0, n_images, np, OH * OW, dy_image, dy_plane, 1);                  \
+    DW_CHECK(name ": acc", acc, float, 1, taps, np, acc_tap, 1);                                        \
+    if (bias_acc) DW_CHECK(name ": bias_acc", bias_acc, float, 1, np, 1)
+
 /* The checked filter gradients along the rows (dw_flat_dot_rows_f32_fn: flat_dot_s2, flat_dot_narrow,
  * flat_dot_rolling), each around its table entry `name`, of 3x3 kernels. */
-#define DW_CHECKED_FLAT_DOT_ROWS(name)                                                                              \
+#define DW_CHECKED_FLAT_DOT_ROWS(name)                                                                        \
     static void dw_checked_##name##_f32(const float *src, ptrdiff_t src_plane, ptrdiff_t src_image,             \
                                         ptrdiff_t height, ptrdiff_t width, ptrdiff_t pt, ptrdiff_t pl,         \
                                         const float *dy, ptrdiff_t dy_plane, ptrdiff_t dy_image, ptrdiff_t OH, \
                                         ptrdiff_t OW, float *acc, ptrdiff_t acc_tap, float *bias_acc,          \
                                         ptrdiff_t np, ptrdiff_t n_images)                                      \
     {                                                                                                         \
-        DW_CHECK(#name ": src", src, float, 0, n_images, np, height * width, src_image, src_plane, 1);        \
-        DW_CHECK(#name ": dy", dy, float, 0, n_images, np, OH * OW, dy_image, dy_plane, 1);                  \
-        DW_CHECK(#name ": acc", acc, float, 1, 9, np, acc_tap, 1);                                           \
-        if (bias_acc) DW_CHECK(#name ": bias_acc", bias_acc, float, 1, np, 1);                               \
+        DW_CHECK_FLAT_DOT_ROWS(#name, 9);                                                                      \
         dw_active->name##_f32(src, src_plane, src_image, height, width, pt, pl, dy, dy_plane, dy_image, OH, OW, \
                               acc, acc_tap, bias_acc, np, n_images);                                          \
     }
@@ -327,19 +332,18 @@ DW_CHECKED_FLAT_DOT_ROWS(flat_dot_narrow)
 DW_CHECKED_FLAT_DOT_ROWS(flat_dot_rolling)
 #undef DW_CHECKED_FLAT_DOT_ROWS
 
+/* flat_dot_shifted's: the same, and the kernel's size k. */
 static void dw_checked_flat_dot_shifted_f32(const float *src, ptrdiff_t src_plane, ptrdiff_t src_image,
                                             ptrdiff_t height, ptrdiff_t width, ptrdiff_t pt, ptrdiff_t pl,
                                             const float *dy, ptrdiff_t dy_plane, ptrdiff_t dy_image, ptrdiff_t OH,
                                             ptrdiff_t OW, float *acc, ptrdiff_t acc_tap, float *bias_acc,
                                             ptrdiff_t np, ptrdiff_t n_images, ptrdiff_t k)
 {
-    DW_CHECK("flat_dot_shifted: src", src, float, 0, n_images, np, height * width, src_image, src_plane, 1);
-    DW_CHECK("flat_dot_shifted: dy", dy, float, 0, n_images, np, OH * OW, dy_image, dy_plane, 1);
-    DW_CHECK("flat_dot_shifted: acc", acc, float, 1, k * k, np, acc_tap, 1);
-    if (bias_acc) DW_CHECK("flat_dot_shifted: bias_acc", bias_acc, float, 1, np, 1);
+    DW_CHECK_FLAT_DOT_ROWS("flat_dot_shifted", k * k);
     dw_active->flat_dot_shifted_f32(src, src_plane, src_image, height, width, pt, pl, dy, dy_plane, dy_image, OH, OW,
                                     acc, acc_tap, bias_acc, np, n_images, k);
 }
+#undef DW_CHECK_FLAT_DOT_ROWS
 
 /* The integer pixels' conversions (_microkernels_convert.h): elements of 1 or 2 bytes. */
 static size_t dw_elem_size(int type) { return type == DW_ELEM_U8 ? 1 : 2; }

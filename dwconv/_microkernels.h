@@ -168,6 +168,24 @@ static inline void dw_prefetch(const void *p, ptrdiff_t nbytes)
     for (ptrdiff_t i = 0; i < nbytes; i += 64) __builtin_prefetch((const char *)p + i, 0, 2);
 }
 
+/* The bytes each of `steps` steps asks for (whole lines) of a plane of `nbytes` fetched evenly over
+ * them (the filter gradients' next planes: dw_prefetch_piece). */
+static inline ptrdiff_t dw_piece_bytes(ptrdiff_t nbytes, ptrdiff_t steps)
+{
+    return (nbytes + 64 * steps - 1) / (64 * steps) * 64;
+}
+
+/* Step i's piece (`piece` bytes) of the two planes at a and b, of which `left` bytes remain from a
+ * and b on: nothing past them. */
+static inline void dw_prefetch_piece(const char *a, const char *b, ptrdiff_t i, ptrdiff_t piece, ptrdiff_t left)
+{
+    if (i * piece < left) {
+        const ptrdiff_t n = left - i * piece < piece ? left - i * piece : piece;
+        dw_prefetch(a + i * piece, n);
+        dw_prefetch(b + i * piece, n);
+    }
+}
+
 /* Whether 3x3 rows of `width` elements with left padding pl, and output rows of OW, fit `lanes`
  * lanes a row, so that rotating a row's lanes by up to two moves only the zeros past it across the
  * lanes' edges (narrow planes: the planner's narrow_fits and narrow_slot, the kernels' narrow_pairs). */

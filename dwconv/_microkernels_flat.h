@@ -882,11 +882,7 @@ DW_INLINE void DW_FN(rolling_dot_strip)(const DW_T *s, const DW_T *dy, ptrdiff_t
             dw_prefetch(s + (r + DW_ROLLING_AHEAD) * width, width * (ptrdiff_t)sizeof(DW_T));
             dw_prefetch(dy + (r + DW_ROLLING_AHEAD) * width, width * (ptrdiff_t)sizeof(DW_T));
         }
-        if (r * next_row < next_left) {
-            const ptrdiff_t n = next_left - r * next_row < next_row ? next_left - r * next_row : next_row;
-            dw_prefetch(next_s + r * next_row, n);
-            dw_prefetch(next_dy + r * next_row, n);
-        }
+        dw_prefetch_piece(next_s, next_dy, r, next_row, next_left);
         if (r + 1 < height)
             dy_below = DW_FN(kept)(r + 2 == height && last ? DW_FN(load_masked)(dy + (r + 1) * width + col, dy_lanes)
                                                            : DW_FN(load)(dy + (r + 1) * width + col),
@@ -920,7 +916,7 @@ DW_INLINE void DW_FN(rolling_dot_plane)(const DW_T *s, const DW_T *d, ptrdiff_t 
     /* (next_s, next_d: the next plane, NULL for none; each strip's rows ask for next_row bytes of it
      * each, whole lines, the strips one after another) */
     const ptrdiff_t steps = n_vectors * height;
-    const ptrdiff_t next_row = next_s ? (plane_bytes + 64 * steps - 1) / (64 * steps) * 64 : 0;
+    const ptrdiff_t next_row = next_s ? dw_piece_bytes(plane_bytes, steps) : 0;
     for (ptrdiff_t v = 0; v < n_vectors; v++) {
         const char *ns = next_row ? (const char *)next_s + v * height * next_row : NULL;
         const char *nd = next_row ? (const char *)next_d + v * height * next_row : NULL;
@@ -1032,7 +1028,9 @@ DW_INLINE DW_VEC DW_FN(shifted_dy)(const DW_T *d, ptrdiff_t y, ptrdiff_t OH, ptr
 
 /* Tap rows a0 .. a0 + na - 1 of a strip into `sum` (a plane's k*k taps' vectors): s, the plane's
  * column of the strip's first tap; d, the output gradient's of its first pixel; lanes0 and lanes1,
- * the lanes of the two source vectors inside the plane (the second's first k - 1 alone). */
+ * the lanes of the two source vectors inside the plane (the second's first k - 1 alone). With
+ * `fetch` (known at compile time: the test in the loop of every pass cost 4x112x112x32 1.2x), row i
+ * asks for piece i of next_s and next_d (dw_prefetch_piece). */
 DW_INLINE void DW_FN(shifted_dot_pass)(const DW_T *s, const DW_T *d, ptrdiff_t width, ptrdiff_t height, ptrdiff_t pt,
                                        ptrdiff_t OH, ptrdiff_t OW, unsigned dy_lanes, unsigned lanes0,
                                        unsigned lanes1, DW_VEC *sum, const char *next_s, const char *next_d,
@@ -1048,11 +1046,7 @@ DW_INLINE void DW_FN(shifted_dot_pass)(const DW_T *s, const DW_T *d, ptrdiff_t w
     }
     for (ptrdiff_t i = 0; i < height; i++) {
         const DW_T *row = s + i * width;
-        if (fetch && i * next_row < next_left) {
-            const ptrdiff_t n = next_left - i * next_row < next_row ? next_left - i * next_row : next_row;
-            dw_prefetch(next_s + i * next_row, n);
-            dw_prefetch(next_d + i * next_row, n);
-        }
+        if (fetch) dw_prefetch_piece(next_s, next_d, i, next_row, next_left);
         const DW_VEC lo = DW_FN(load_masked)(row, lanes0), hi = DW_FN(load_masked)(row + DW_VLEN, lanes1);
         DW_FLAT_UNROLL
         for (int b = 0; b < k; b++) {
@@ -1092,8 +1086,8 @@ DW_INLINE void DW_FN(flat_dot_shifted_k)(const DW_T *src, ptrdiff_t src_plane, p
                 const ptrdiff_t plane_bytes = height * width * (ptrdiff_t)sizeof(DW_T);
                 const ptrdiff_t steps = (OW + DW_VLEN - 1) / DW_VLEN * n_passes * height;
                 const int fetch = n + 1 < n_images && plane_bytes <= DW_DOT_SHIFTED_SPREAD;
-                const ptrdiff_t next_row = fetch && plane_bytes > DW_DOT_SHIFTED_AT_ONCE
-                                           ? (plane_bytes + 64 * steps - 1) / (64 * steps) * 64 : 0;
+                const ptrdiff_t next_row =
+                    fetch && plane_bytes > DW_DOT_SHIFTED_AT_ONCE ? dw_piece_bytes(plane_bytes, steps) : 0;
                 ptrdiff_t fetched = 0;
                 if (fetch && !next_row) {
                     dw_prefetch(s + src_image, plane_bytes);
